@@ -1,0 +1,18 @@
+"""The one exception type for bad user input.
+
+Every reader raises :class:`InputError` with a one-line message that names the file and the
+problem; the CLI prints it and exits with status 2, having written nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """Bad input: missing columns, unsorted timestamps, NaN, wrong units, mismatched sizes..."""
+
+    def __init__(self, source: str | Path | None, problem: str) -> None:
+        self.source = None if source is None else str(source)
+        self.problem = problem
+        super().__init__(problem if source is None else f"{source}: {problem}")

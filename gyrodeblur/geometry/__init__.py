@@ -1,0 +1,1 @@
+"""Geometry: gyro logs, camera models and rotations (the lowest layer)."""

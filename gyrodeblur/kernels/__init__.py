@@ -1,0 +1,1 @@
+"""Per-pixel blur kernels from rotations and optical flow."""
