@@ -1,12 +1,15 @@
-"""Atomic file output: write to a temporary name beside the target, then rename."""
+"""Atomic file output: write to a temporary name beside the target, then rename it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -30,8 +33,64 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
                                 dir=target.parent)
     os.close(fd)
     tmp = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private
     try:
         yield tmp
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class NpzWriter:
+    """Write a large ``.npz`` frame by frame in bounded memory, atomically.
+
+    Arrays declared with :meth:`array` are memory-mapped ``.npy`` files in a temporary
+    folder beside the target; :meth:`close` stores them uncompressed into the zip (so
+    ``np.load`` reads it like any ``np.savez`` file) and renames it into place. Leaving the
+    ``with`` block by an exception removes everything.
+
+    Example:
+        >>> import tempfile, pathlib, numpy as np
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "k.npz"
+        >>> with NpzWriter(out) as npz:
+        ...     a = npz.array("rot", (2, 3), np.float32)
+        ...     a[0] = 1.0; a[1] = 2.0
+        ...     npz.put("meta", np.array('{"T": 9}'))
+        >>> np.load(out)["rot"].sum()
+        np.float32(9.0)
+    """
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = Path(target)
+        self._stack = contextlib.ExitStack()
+        self._arrays: dict[str, Path] = {}
+
+    def __enter__(self) -> NpzWriter:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(
+            prefix=f".{self.target.name}.", dir=self.target.parent)))
+        return self
+
+    def array(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A zero-filled writable memory map that becomes array ``name`` of the npz."""
+        path = self._dir / f"{name}.npy"
+        self._arrays[name] = path
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+    def put(self, name: str, value: np.ndarray) -> None:
+        """Store a small array as is."""
+        path = self._dir / f"{name}.npy"
+        np.save(path, value)
+        self._arrays[name] = path
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                with atomic_path(self.target) as tmp:
+                    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                        for name, path in self._arrays.items():
+                            zf.write(path, f"{name}.npy")
+        finally:
+            self._stack.close()

@@ -1,0 +1,170 @@
+"""The ``gyrodeblur`` command line.
+
+Bad input ends with one line ``error: FILE: problem`` on stderr, exit status 2, and no
+output file (every output is written atomically).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from gyrodeblur.errors import InputError
+
+app = typer.Typer(help="Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def main() -> None:
+    """Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames."""
+
+
+def reports_input_errors(command):
+    """Turn :class:`InputError` into a one-line message and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InputError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; nothing was written")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"960x540"`` -> ``(960, 540)``."""
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(None, f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 960x540") from None
+    if w < 2 or h < 2:
+        raise InputError(None, f"--size {text!r}: width and height must be at least 2")
+    return w, h
+
+
+def parse_vector(text: str, option: str) -> np.ndarray:
+    """``"0.01,-0.002,0"`` -> a 3-vector."""
+    try:
+        vector = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        vector = np.empty(0)
+    if vector.shape != (3,):
+        raise InputError(None, f"{option} {text!r}: expected three numbers X,Y,Z")
+    return vector
+
+
+def parse_range(text: str | None) -> tuple[int | None, int | None]:
+    """``"10:20"`` -> ``(10, 20)``; either side may be empty."""
+    if not text:
+        return None, None
+    try:
+        first, last = text.split(":")
+        return (int(first) if first else None), (int(last) if last else None)
+    except ValueError:
+        raise InputError(None, f"--range {text!r}: expected FIRST:LAST, e.g. 1:10") from None
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=False)
+
+
+@app.command()
+@reports_input_errors
+def kernels(
+    frames: Annotated[Path | None, typer.Argument(
+        help="Video file or folder of images (optional with --no-translation and --size).")] = None,
+    gyro: Annotated[Path, typer.Option(help="Gyro log: CSV t,wx,wy,wz, Gyroflow .gcsv, GyroVD "
+                                            "meta_info folder, or a camera file.")] = ...,
+    camera: Annotated[Path, typer.Option(help="Camera JSON, Gyroflow lens profile, or GyroVD "
+                                              "cam_metainfo.csv.")] = ...,
+    frames_csv: Annotated[Path | None, typer.Option(
+        help="Frame timing CSV: frame,t_start,exposure (s, frame clock).")] = None,
+    samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
+    translation: Annotated[bool, typer.Option(
+        help="Add translation from optical flow minus gyro rotation.")] = True,
+    size: Annotated[str | None, typer.Option(help="Compute at WxH (camera K rescaled).")] = None,
+    readout_time: Annotated[float | None, typer.Option(help="Override readout time (s).")] = None,
+    time_offset: Annotated[float | None, typer.Option(
+        help="Override time offset (s): t_gyro = t_frame + offset.")] = None,
+    frame_range: Annotated[str | None, typer.Option(
+        "--range", help="Frames FIRST:LAST (1-based, inclusive).")] = None,
+    gyro_unit: Annotated[str, typer.Option(help="auto, rad or deg.")] = "auto",
+    bias: Annotated[str | None, typer.Option(
+        help="Remove gyro bias: 'auto' (estimated on still parts) or WX,WY,WZ in rad/s.")] = None,
+    lowpass: Annotated[float | None, typer.Option(help="Low-pass the gyro at HZ.")] = None,
+    flow: Annotated[str, typer.Option(
+        help="Optical flow backend: dis, dis-fast, farneback.")] = "dis",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .npz.")] = ...,
+    plot: Annotated[Path | None, typer.Option(help="Folder for kernel pictures (PNG).")] = None,
+) -> None:
+    """Per-pixel blur kernels of every frame from the gyro (and optical flow)."""
+    from gyrodeblur.footage import Footage, read_frames_csv
+    from gyrodeblur.geometry.camera import load_camera
+    from gyrodeblur.geometry.gyro import lowpass as lowpass_log
+    from gyrodeblur.geometry.gyro import read_gyro, remove_bias
+    from gyrodeblur.kernels.flow import FLOW_BACKENDS
+    from gyrodeblur.pipelines.kernels import KernelJob, compute_kernels
+
+    if flow not in FLOW_BACKENDS:
+        raise InputError(None, f"--flow {flow!r}: choose one of {', '.join(FLOW_BACKENDS)}")
+    if gyro_unit not in ("auto", "rad", "deg"):
+        raise InputError(None, f"--gyro-unit {gyro_unit!r}: choose auto, rad or deg")
+    wanted_size = parse_size(size)
+    footage = Footage(frames) if frames is not None else None
+    if footage is None and (translation or wanted_size is None):
+        raise InputError(None, "without FRAMES give --no-translation and --size WxH")
+    log = read_gyro(gyro, unit=gyro_unit)
+    if bias:
+        log = remove_bias(log, None if bias == "auto" else parse_vector(bias, "--bias"))
+    if lowpass:
+        log = lowpass_log(log, lowpass)
+    cam = load_camera(camera)
+    if log.imu_to_camera is not None and np.allclose(cam.R_imu_to_camera, np.eye(3)):
+        cam = cam.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
+    if log.readout_time is not None and cam.readout_time == 0:
+        cam = cam.replace(readout_time=log.readout_time)
+    if readout_time is not None:
+        cam = cam.replace(readout_time=readout_time)
+    if time_offset is not None:
+        cam = cam.replace(time_offset=time_offset)
+    if footage is not None:
+        cam = cam.rescaled(*footage.size)  # calibration resolution -> footage resolution
+    if wanted_size is not None:
+        cam = cam.rescaled(*wanted_size)
+
+    if frames_csv is not None:
+        timing = read_frames_csv(frames_csv)
+    elif footage is not None and footage.timing is not None:
+        timing = footage.timing
+    else:
+        raise InputError(frames, "no frame timing: give --frames-csv")
+    selected = timing.select(*parse_range(frame_range))
+    if footage is not None and selected.frame[-1] > footage.count:
+        raise InputError(frames_csv or frames, f"times for frame {selected.frame[-1]} but the "
+                                               f"footage has {footage.count} frames")
+    job = KernelJob(camera=cam, log=log, timing=timing, frames=selected.frame, samples=samples,
+                    footage=footage, translation=translation, flow=flow,
+                    settings={"size": [cam.width, cam.height], "gyro_unit": gyro_unit,
+                              "bias_removed": bias, "lowpass_hz": lowpass,
+                              "footage": None if frames is None else str(frames)})
+    with progress_bar() as bar:
+        task = bar.add_task("kernels", total=len(selected))
+        compute_kernels(job, output, plot, progress=lambda n: bar.update(task, completed=n))
+    err_console.print(f"wrote {output} ({len(selected)} frames, {cam.width}x{cam.height}, "
+                      f"T={samples})" + (f" and pictures in {plot}/" if plot else ""))

@@ -1,0 +1,220 @@
+"""Footage input: frames from a video or a folder of images, and per-frame exposure timing.
+
+Frames are streamed one at a time (never the whole video in memory) as float32 RGB in
+``[0, 1]``. Timing comes from a frames CSV (``frame,t_start,exposure``, seconds on the frame
+clock) or, for the GyroVD layout, from the frame file names.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from gyrodeblur.errors import InputError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp"}
+# GyroVD: NNNNNN_<exp_start_first>_<exp_start_last>_<exp_end>_..., times in ns, gyro clock.
+_GYROVD_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)_(\d+)_")
+
+# Column names accepted for each field; the first is the documented one.
+_START_COLUMNS = ("t_start", "t_sof")
+_EXPOSURE_COLUMNS = {"exposure": 1.0, "exposure_s": 1.0, "exposure_ns": 1e-9}
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Exposure timing of frames.
+
+    Attributes:
+        frame: ``(F,)`` int frame numbers, 1-based positions in the footage.
+        t_start: ``(F,)`` float64 exposure start of the first-read row, frame clock (s).
+        exposure: ``(F,)`` float64 exposure time (s).
+        source: where the timing came from (for messages).
+    """
+
+    frame: np.ndarray
+    t_start: np.ndarray
+    exposure: np.ndarray
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def select(self, first: int | None, last: int | None) -> FrameTiming:
+        """The frames numbered ``first..last`` (inclusive; ``None`` leaves a side open)."""
+        keep = np.ones(len(self), bool)
+        if first is not None:
+            keep &= self.frame >= first
+        if last is not None:
+            keep &= self.frame <= last
+        if not keep.any():
+            raise InputError(self.source, f"no frame numbered {first}..{last} "
+                                          f"(frames {self.frame[0]}..{self.frame[-1]})")
+        return FrameTiming(self.frame[keep], self.t_start[keep], self.exposure[keep], self.source)
+
+
+def read_frames_csv(path: str | Path) -> FrameTiming:
+    """Read a frames CSV: ``frame,t_start,exposure`` (seconds, frame clock), one row a frame.
+
+    Also accepted: ``t_sof`` for ``t_start``; ``exposure_s``, ``exposure_ns`` or a ``t_end``
+    column for the exposure. Frame numbers are 1-based positions in the footage (a file
+    numbering from 0 is shifted by one).
+
+    Raises:
+        InputError: missing columns, NaN, non-positive exposure, unsorted or duplicated frames.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(path, f"cannot read frames CSV ({e})") from None
+    if not rows:
+        raise InputError(path, "no frames in the CSV")
+    columns = set(rows[0])
+    start_col = next((c for c in _START_COLUMNS if c in columns), None)
+    exp_col = next((c for c in _EXPOSURE_COLUMNS if c in columns), None)
+    missing = [name for name, col in (("frame", "frame" if "frame" in columns else None),
+                                      ("t_start", start_col),
+                                      ("exposure", exp_col or ("t_end" if "t_end" in columns
+                                                               else None))) if col is None]
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(missing)}; "
+                               f"expected frame,t_start,exposure (found {','.join(rows[0])})")
+
+    def column(name: str) -> np.ndarray:
+        try:
+            return np.array([float(r[name]) for r in rows])
+        except (TypeError, ValueError) as e:
+            raise InputError(path, f"column {name}: {e}") from None
+
+    frame, t_start = column("frame"), column(start_col)
+    exposure = (column(exp_col) * _EXPOSURE_COLUMNS[exp_col] if exp_col
+                else column("t_end") - t_start)
+    for name, values in (("frame", frame), (start_col, t_start), ("exposure", exposure)):
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise InputError(path, f"NaN or infinite {name} at row {bad[0] + 2}")
+    if np.any(frame != np.round(frame)):
+        raise InputError(path, "frame numbers must be integers")
+    if np.any(exposure <= 0):
+        raise InputError(path, f"non-positive exposure at row {np.argmax(exposure <= 0) + 2}")
+    for name, values in (("frame numbers", frame), ("t_start", t_start)):
+        steps = np.diff(values)
+        if np.any(steps == 0):
+            raise InputError(path, f"duplicated {name} at row {np.argmax(steps == 0) + 3}")
+        if np.any(steps < 0):
+            raise InputError(path, f"{name} not increasing at row {np.argmax(steps < 0) + 3}")
+    frame = frame.astype(np.int64)
+    if frame[0] == 0:
+        frame = frame + 1
+    return FrameTiming(frame, t_start, exposure, str(path))
+
+
+def gyrovd_frames(folder: Path) -> tuple[list[Path], FrameTiming] | None:
+    """Frames and timing of a GyroVD sequence folder (``blur/`` with times in the names)."""
+    blur = folder / "blur"
+    if not blur.is_dir():
+        return None
+    files = sorted(p for p in blur.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    matches = [_GYROVD_NAME.match(p.name) for p in files]
+    if not files or not all(matches):
+        return None
+    ns = np.array([[int(g) for g in m.groups()] for m in matches], dtype=np.int64)
+    timing = FrameTiming(np.arange(1, len(files) + 1), ns[:, 1] * 1e-9,
+                         (ns[:, 3] - ns[:, 2]) * 1e-9, str(blur))
+    return files, timing
+
+
+class Footage:
+    """Frames of a video file (anything PyAV opens) or a folder of images, streamed.
+
+    A GyroVD sequence folder (with ``blur/`` frames named by their times) also carries its
+    own :attr:`timing`.
+
+    Raises:
+        InputError: the path is missing, holds no images, or is not a readable video.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.timing: FrameTiming | None = None
+        self._files: list[Path] | None = None
+        if not self.path.exists():
+            raise InputError(self.path, "no such file or folder")
+        if self.path.is_dir():
+            gyrovd = gyrovd_frames(self.path)
+            if gyrovd:
+                self._files, self.timing = gyrovd
+            else:
+                self._files = sorted(p for p in self.path.iterdir()
+                                     if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self._files:
+                raise InputError(self.path, "folder holds no images")
+            first = self._read_image(self._files[0])
+            self.size = (first.shape[1], first.shape[0])
+            self.count = len(self._files)
+        else:
+            self.count, self.size, self.fps = self._probe_video()
+
+    def _probe_video(self) -> tuple[int, tuple[int, int], float]:
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                if not container.streams.video:
+                    raise InputError(self.path, "no video stream")
+                stream = container.streams.video[0]
+                count = stream.frames or sum(1 for _ in container.decode(stream))
+                return count, (stream.codec_context.width, stream.codec_context.height), float(
+                    stream.average_rate or 0)
+        except av.FFmpegError as e:
+            raise InputError(self.path, f"corrupt or unreadable video ({e})") from None
+
+    def _read_image(self, path: Path) -> np.ndarray:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(path, "corrupt or unreadable image")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+
+    def frames(self, numbers: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(number, image)`` for the 1-based frame numbers asked for, in order.
+
+        Images are ``(H, W, 3)`` float32 RGB in ``[0, 1]``; a frame of another size than the
+        first is an error.
+        """
+        wanted = sorted(int(n) for n in numbers)
+        if wanted and (wanted[0] < 1 or wanted[-1] > self.count):
+            raise InputError(self.path, f"frames {wanted[0]}..{wanted[-1]} asked for but the "
+                                        f"footage has {self.count}")
+        for number, image in self._stream(wanted):
+            if (image.shape[1], image.shape[0]) != self.size:
+                raise InputError(self.path, f"frame {number} is {image.shape[1]}x"
+                                            f"{image.shape[0]}, not {self.size[0]}x{self.size[1]}")
+            yield number, image
+
+    def _stream(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        if self._files is not None:
+            for n in wanted:
+                yield n, self._read_image(self._files[n - 1])
+            return
+        import av
+
+        todo = set(wanted)
+        number = 0
+        try:
+            with av.open(str(self.path)) as container:
+                for number, frame in enumerate(container.decode(video=0), start=1):
+                    if number in todo:
+                        yield number, frame.to_ndarray(format="rgb24").astype(np.float32) / 255
+                        todo.discard(number)
+                    if not todo:
+                        return
+        except av.FFmpegError as e:
+            raise InputError(self.path, f"corrupt video at frame {number + 1} ({e})") from None

@@ -1,0 +1,602 @@
+"""Camera model: pinhole intrinsics, lens distortion, rolling shutter and IMU alignment.
+
+Pixel coordinates follow CONVENTIONS.md: the centre of the top-left pixel is ``(0, 0)``.
+Normalized coordinates are undistorted rays ``(X/Z, Y/Z)`` in the OpenCV camera frame.
+
+Three file forms are read by :func:`load_camera`: our JSON (see :meth:`Camera.to_dict`), a
+Gyroflow lens profile, and the ``cam_metainfo.csv`` of the GyroVD (GyroDVD) dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.fileio import atomic_path
+
+DistortionModel = Literal["none", "opencv", "fisheye"]
+ReadoutDirection = Literal["top_to_bottom", "bottom_to_top"]
+
+IDENTITY3: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0),
+                                                     (0.0, 0.0, 1.0))
+# Valid coefficient counts per model, in cv2's order (opencv: k1,k2,p1,p2[,k3[,k4,k5,k6]]).
+_N_COEFFS: dict[str, tuple[int, ...]] = {"none": (0,), "opencv": (4, 5, 8), "fisheye": (4,)}
+_REQUIRED = ("width", "height", "fx", "fy", "cx", "cy")
+_OPTIONAL = ("distortion_model", "distortion", "readout_time", "readout_direction",
+             "imu_to_camera", "time_offset")
+_ROTATION_TOL = 1e-3
+_NEWTON_ITERS = 30
+_NEWTON_STEP_TOL = 1e-15
+_RESIDUAL_TOL = 1e-10  # normalized units; a converged Newton solve sits near 1e-16
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A calibrated camera for one frame size; immutable and hashable.
+
+    Args:
+        width, height: frame size in pixels.
+        fx, fy, cx, cy: pinhole intrinsics in pixels of this frame size.
+        distortion_model: ``"none"``, ``"opencv"`` (cv2 standard) or ``"fisheye"`` (cv2.fisheye,
+            Kannala-Brandt).
+        distortion: opencv ``k1,k2,p1,p2[,k3[,k4,k5,k6]]``; fisheye ``k1..k4``; both act on
+            normalized coordinates, so they do not change with the frame size.
+        readout_time: rolling-shutter time from the first to the last row's start, seconds.
+        readout_direction: which row is read first.
+        imu_to_camera: 3x3 rotation taking gyro axes to camera axes.
+        time_offset: seconds, ``t_gyro = t_frame + time_offset``.
+
+    Example:
+        >>> cam = Camera(640, 480, fx=500.0, fy=500.0, cx=319.5, cy=239.5)
+        >>> cam.K[0]
+        array([500. ,   0. , 319.5])
+        >>> cam.rescaled(320, 240).cx
+        159.5
+    """
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    distortion_model: DistortionModel = "none"
+    distortion: tuple[float, ...] = ()
+    readout_time: float = 0.0
+    readout_direction: ReadoutDirection = "top_to_bottom"
+    imu_to_camera: tuple[tuple[float, float, float], ...] = IDENTITY3
+    time_offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Normalise lists and numpy scalars to plain tuples/floats so that the camera hashes
+        # (pixel_rays is cached on it) and compares by value.
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        put("width", _as_int(self.width, "width"))
+        put("height", _as_int(self.height, "height"))
+        for name in ("fx", "fy", "cx", "cy", "readout_time", "time_offset"):
+            put(name, _as_float(getattr(self, name), name))
+        put("distortion", tuple(_as_float(v, "distortion") for v in _as_seq(self.distortion,
+                                                                            "distortion")))
+        rows = _as_seq(self.imu_to_camera, "imu_to_camera")
+        put("imu_to_camera", tuple(tuple(_as_float(v, "imu_to_camera") for v in
+                                         _as_seq(r, "imu_to_camera")) for r in rows))
+        _validate(self)
+
+    @property
+    def K(self) -> np.ndarray:
+        """Intrinsic matrix, (3, 3) float64."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def K_inv(self) -> np.ndarray:
+        """Inverse of :attr:`K`, written in closed form (exact for a skew-free K)."""
+        return np.array([[1.0 / self.fx, 0.0, -self.cx / self.fx],
+                         [0.0, 1.0 / self.fy, -self.cy / self.fy], [0.0, 0.0, 1.0]])
+
+    @property
+    def R_imu_to_camera(self) -> np.ndarray:
+        """:attr:`imu_to_camera` as a (3, 3) float64 array."""
+        return np.array(self.imu_to_camera, dtype=np.float64)
+
+    def replace(self, **changes: Any) -> Camera:
+        """A copy with some fields changed, validated like a new camera.
+
+        Example:
+            >>> Camera(4, 3, 2.0, 2.0, 1.5, 1.0).replace(readout_time=0.01).readout_time
+            0.01
+        """
+        return dataclasses.replace(self, **changes)
+
+    def rescaled(self, width: int, height: int) -> Camera:
+        """The same camera for the image resized to ``width x height``.
+
+        Pixel centres map as ``x' = (x + 0.5) * s - 0.5``, so ``cx`` moves by that rule and
+        ``fx`` scales by ``s``. Distortion acts on normalized coordinates and the rows are read
+        in the same time, so both are kept. A different aspect ratio (beyond 1 %) is a crop,
+        not a resize, and is refused.
+
+        Example:
+            >>> cam = Camera(4000, 3000, 3000.0, 3000.0, 1999.5, 1499.5).rescaled(2000, 1500)
+            >>> cam.fx, cam.cx
+            (1500.0, 999.5)
+        """
+        if width <= 0 or height <= 0 or abs(width * self.height / (height * self.width) - 1) > 0.01:
+            raise InputError(None, f"cannot rescale {self.width}x{self.height} camera to "
+                                   f"{width}x{height}: aspect ratio differs")
+        sx, sy = width / self.width, height / self.height
+        return self.replace(width=width, height=height, fx=self.fx * sx, fy=self.fy * sy,
+                            cx=(self.cx + 0.5) * sx - 0.5, cy=(self.cy + 0.5) * sy - 0.5)
+
+    def distort_points(self, xn: np.ndarray) -> np.ndarray:
+        """Project normalized undistorted coordinates to distorted pixels (closed form).
+
+        Args:
+            xn: (..., 2) normalized coordinates ``(X/Z, Y/Z)``.
+
+        Returns:
+            (..., 2) float64 pixel coordinates.
+
+        Example:
+            >>> cam = Camera(640, 480, 500.0, 500.0, 319.5, 239.5)
+            >>> cam.distort_points(np.array([0.1, -0.2]))
+            array([369.5, 139.5])
+        """
+        xn = np.asarray(xn, dtype=np.float64)
+        xd = _distort_normalized(xn, self.distortion_model, self.distortion)
+        return np.stack([self.fx * xd[..., 0] + self.cx, self.fy * xd[..., 1] + self.cy], -1)
+
+    def undistort_points(self, pts: np.ndarray) -> np.ndarray:
+        """Back-project distorted pixels to normalized undistorted coordinates ``(X/Z, Y/Z)``.
+
+        The distortion is inverted by Newton's method to machine precision (cv2's default
+        stops after 5 fixed-point steps, which leaves pixel-size errors at strongly distorted
+        corners). Points outside the model's invertible range (the distortion curve folds
+        back, or a fisheye ray at or past 90 degrees) come back as NaN.
+
+        Args:
+            pts: (..., 2) pixel coordinates.
+
+        Returns:
+            (..., 2) float64 normalized coordinates.
+
+        Example:
+            >>> cam = Camera(640, 480, 500.0, 500.0, 319.5, 239.5, "fisheye", (0.1, 0.01, 0, 0))
+            >>> p = cam.distort_points(np.array([0.3, 0.4]))
+            >>> np.allclose(cam.undistort_points(p), [0.3, 0.4], rtol=0, atol=1e-12)
+            True
+        """
+        pts = np.asarray(pts, dtype=np.float64)
+        xd = np.stack([(pts[..., 0] - self.cx) / self.fx, (pts[..., 1] - self.cy) / self.fy], -1)
+        if self.distortion_model == "fisheye":
+            return _undistort_fisheye(xd, self.distortion)
+        if self.distortion_model == "opencv":
+            return _undistort_opencv(xd, _opencv8(self.distortion))
+        return xd
+
+    def pixel_rays(self) -> np.ndarray:
+        """Normalized undistorted coordinates of every pixel centre, (H, W, 2) float64.
+
+        Cached per camera and returned read-only, since every frame of a clip needs the same
+        rays.
+
+        Example:
+            >>> Camera(3, 2, 1.0, 1.0, 1.0, 0.5).pixel_rays()[1, 2]
+            array([1. , 0.5])
+        """
+        return _pixel_rays(self)
+
+    def row_start_times(self, t_start: float) -> np.ndarray:
+        """Exposure start of each row on the frame clock, (H,) float64.
+
+        Row ``y`` starts at ``t_start + (y / (H - 1)) * readout_time`` for top-to-bottom
+        readout, mirrored for bottom-to-top; ``t_start`` is the start of the first row read.
+
+        Example:
+            >>> Camera(4, 3, 2.0, 2.0, 1.5, 1.0, readout_time=0.02).row_start_times(1.0)
+            array([1.  , 1.01, 1.02])
+        """
+        frac = np.arange(self.height, dtype=np.float64) / max(self.height - 1, 1)
+        if self.readout_direction == "bottom_to_top" and self.height > 1:
+            frac = 1.0 - frac
+        return t_start + frac * self.readout_time
+
+    def to_dict(self) -> dict[str, Any]:
+        """Our camera JSON form (plain lists and numbers); :func:`camera_from_dict` reads it.
+
+        Example:
+            >>> d = Camera(4, 3, 2.0, 2.0, 1.5, 1.0).to_dict()
+            >>> camera_from_dict(d) == Camera(4, 3, 2.0, 2.0, 1.5, 1.0)
+            True
+        """
+        return {"width": self.width, "height": self.height, "fx": self.fx, "fy": self.fy,
+                "cx": self.cx, "cy": self.cy, "distortion_model": self.distortion_model,
+                "distortion": list(self.distortion), "readout_time": self.readout_time,
+                "readout_direction": self.readout_direction,
+                "imu_to_camera": [list(r) for r in self.imu_to_camera],
+                "time_offset": self.time_offset}
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _as_int(v: Any, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
+            or not math.isfinite(v) or v != int(v):
+        raise InputError(None, f"{name} must be an integer, got {v!r}")
+    return int(v)
+
+
+def _as_float(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+        raise InputError(None, f"{name} must be a number, got {v!r}")
+    if not math.isfinite(v):
+        raise InputError(None, f"{name} must be finite, got {v!r}")
+    return float(v)
+
+
+def _as_seq(v: Any, name: str) -> tuple[Any, ...]:
+    if isinstance(v, str | bytes | dict) or not hasattr(v, "__iter__"):
+        raise InputError(None, f"{name} must be a list, got {v!r}")
+    return tuple(v)
+
+
+def _validate(cam: Camera) -> None:
+    if cam.width <= 0 or cam.height <= 0:
+        raise InputError(None, f"frame size must be positive, got {cam.width}x{cam.height}")
+    if cam.fx <= 0 or cam.fy <= 0:
+        raise InputError(None, f"focal lengths must be positive, got fx={cam.fx}, fy={cam.fy}")
+    if not isinstance(cam.distortion_model, str) or cam.distortion_model not in _N_COEFFS:
+        raise InputError(None, f"unknown distortion_model {cam.distortion_model!r}; "
+                               f"expected one of {', '.join(_N_COEFFS)}")
+    counts = _N_COEFFS[cam.distortion_model]
+    if len(cam.distortion) not in counts:
+        raise InputError(None, f"distortion_model {cam.distortion_model!r} takes "
+                               f"{' or '.join(map(str, counts))} coefficients, "
+                               f"got {len(cam.distortion)}")
+    if cam.readout_time < 0:
+        raise InputError(None, f"readout_time must be >= 0 s, got {cam.readout_time}")
+    if not isinstance(cam.readout_direction, str) \
+            or cam.readout_direction not in get_args(ReadoutDirection):
+        raise InputError(None, f"unknown readout_direction {cam.readout_direction!r}; "
+                               "expected top_to_bottom or bottom_to_top")
+    if len(cam.imu_to_camera) != 3 or any(len(row) != 3 for row in cam.imu_to_camera):
+        raise InputError(None, "imu_to_camera must be 3x3, got rows of length "
+                               f"{[len(row) for row in cam.imu_to_camera]}")
+    r = cam.R_imu_to_camera
+    ortho_err = float(np.abs(r @ r.T - np.eye(3)).max())
+    if ortho_err > _ROTATION_TOL or abs(np.linalg.det(r) - 1.0) > _ROTATION_TOL:
+        raise InputError(None, "imu_to_camera is not a rotation (needs orthonormal rows and "
+                               f"det +1; |R R^T - I| = {ortho_err:.3g}, "
+                               f"det = {np.linalg.det(r):.4g})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Distortion models (normalized coordinates)
+
+
+def _opencv8(k: tuple[float, ...]) -> np.ndarray:
+    """Pad k1,k2,p1,p2[,k3[,k4,k5,k6]] with zeros to all eight."""
+    return np.pad(np.asarray(k, dtype=np.float64), (0, 8 - len(k)))
+
+
+def _distort_normalized(xn: np.ndarray, model: str, k: tuple[float, ...]) -> np.ndarray:
+    if model == "opencv":
+        return _distort_opencv(xn, _opencv8(k))[0]
+    if model == "fisheye":
+        x, y = xn[..., 0], xn[..., 1]
+        r = np.hypot(x, y)
+        theta = np.arctan(r)
+        t2 = theta * theta
+        theta_d = theta * (1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[2] + t2 * k[3]))))
+        # theta_d / r -> 1 as r -> 0; guard the 0/0 at the centre.
+        scale = np.divide(theta_d, r, out=np.ones_like(r), where=r > 1e-15)
+        return np.stack([x * scale, y * scale], -1)
+    return xn.copy()
+
+
+def _distort_opencv(xn: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cv2 standard model; returns the distorted points and the 2x2 Jacobian, (..., 2, 2)."""
+    k1, k2, p1, p2, k3, k4, k5, k6 = k
+    x, y = xn[..., 0], xn[..., 1]
+    r2 = x * x + y * y
+    num = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    den = 1 + r2 * (k4 + r2 * (k5 + r2 * k6))
+    radial = num / den
+    d_radial = ((k1 + r2 * (2 * k2 + 3 * k3 * r2)) * den
+                - (k4 + r2 * (2 * k5 + 3 * k6 * r2)) * num) / (den * den)  # d radial / d r2
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    off = 2 * x * y * d_radial + 2 * p1 * x + 2 * p2 * y
+    jac = np.stack([np.stack([radial + 2 * x * x * d_radial + 2 * p1 * y + 6 * p2 * x, off], -1),
+                    np.stack([off, radial + 2 * y * y * d_radial + 6 * p1 * y + 2 * p2 * x], -1)],
+                   -2)
+    return np.stack([xd, yd], -1), jac
+
+
+def _undistort_opencv(xd: np.ndarray, k: np.ndarray) -> np.ndarray:
+    # 2D Newton from the distorted point itself; converges quadratically where the model is
+    # locally invertible, which covers any calibrated field of view.
+    x = xd.copy()
+    for _ in range(_NEWTON_ITERS):
+        f, jac = _distort_opencv(x, k)
+        r = f - xd
+        det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
+        with np.errstate(all="ignore"):  # a singular Jacobian gives NaN, rejected below
+            step = np.stack([jac[..., 1, 1] * r[..., 0] - jac[..., 0, 1] * r[..., 1],
+                             jac[..., 0, 0] * r[..., 1] - jac[..., 1, 0] * r[..., 0]], -1)
+            step /= det[..., None]
+        x = x - step
+        if _max_finite(step) <= _NEWTON_STEP_TOL:
+            break
+    f, jac = _distort_opencv(x, k)
+    det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
+    with np.errstate(invalid="ignore"):
+        ok = (np.abs(f - xd).max(-1) < _RESIDUAL_TOL) & (det > 0)
+    return np.where(ok[..., None], x, np.nan)
+
+
+def _max_finite(a: np.ndarray) -> float:
+    a = np.abs(a)
+    return float(a[np.isfinite(a)].max(initial=0.0))
+
+
+def _undistort_fisheye(xd: np.ndarray, k: tuple[float, ...]) -> np.ndarray:
+    # Solve theta_d(theta) = r_d for theta by 1D Newton, then r = tan(theta).
+    k1, k2, k3, k4 = k
+    rd = np.hypot(xd[..., 0], xd[..., 1])
+    theta = rd.copy()
+    for _ in range(_NEWTON_ITERS):
+        t2 = theta * theta
+        g = theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4)))) - rd
+        dg = 1 + t2 * (3 * k1 + t2 * (5 * k2 + t2 * (7 * k3 + t2 * 9 * k4)))
+        with np.errstate(all="ignore"):
+            step = g / dg
+        theta = theta - step
+        if _max_finite(step) <= _NEWTON_STEP_TOL:
+            break
+    t2 = theta * theta
+    residual = theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4)))) - rd
+    dg = 1 + t2 * (3 * k1 + t2 * (5 * k2 + t2 * (7 * k3 + t2 * 9 * k4)))
+    with np.errstate(all="ignore"):
+        ok = (np.abs(residual) < _RESIDUAL_TOL) & (dg > 0) & (theta >= 0) & (theta < np.pi / 2)
+        scale = np.where(rd > 1e-15, np.tan(theta) / rd, 1.0)
+    return np.where(ok[..., None], xd * scale[..., None], np.nan)
+
+
+@functools.lru_cache(maxsize=4)  # a full-HD ray map is 33 MB: keep only a few cameras
+def _pixel_rays(cam: Camera) -> np.ndarray:
+    ys, xs = np.mgrid[0:cam.height, 0:cam.width].astype(np.float64)
+    rays = cam.undistort_points(np.stack([xs, ys], -1))
+    rays.flags.writeable = False
+    return rays
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def camera_from_dict(d: dict[str, Any], source: str | Path = "") -> Camera:
+    """Build a camera from our JSON form, refusing anything malformed.
+
+    Raises:
+        InputError: naming ``source``, for a missing or unknown key, a non-positive size or
+            focal length, an unknown model, a wrong number of coefficients, or an
+            ``imu_to_camera`` that is not a rotation.
+
+    Example:
+        >>> camera_from_dict({"width": 4, "height": 3, "fx": 2, "fy": 2, "cx": 1.5, "cy": 1}).K[1]
+        array([0., 2., 1.])
+    """
+    src = source or None
+    if not isinstance(d, dict):
+        raise InputError(src, f"camera must be a JSON object, got {type(d).__name__}")
+    missing = [k for k in _REQUIRED if k not in d]
+    if missing:
+        raise InputError(src, f"camera is missing key(s) {', '.join(missing)}")
+    # Unknown keys are refused: a misspelt optional key would silently fall back to its default.
+    unknown = sorted(set(d) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise InputError(src, f"unknown camera key(s) {', '.join(unknown)}")
+    try:
+        return Camera(**d)
+    except InputError as e:
+        raise InputError(src, e.problem) from None
+
+
+def save_camera(camera: Camera, path: str | Path) -> None:
+    """Write ``camera`` as our JSON, atomically.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "cam.json"
+        >>> save_camera(Camera(4, 3, 2.0, 2.0, 1.5, 1.0), p)
+        >>> load_camera(p).fx
+        2.0
+    """
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(camera.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def load_camera(path: str | Path) -> Camera:
+    """Read a camera from our JSON, a Gyroflow lens profile, or GyroVD ``cam_metainfo.csv``.
+
+    ``path`` may also be a folder holding ``cam_metainfo.csv`` (a GyroVD ``meta_info``
+    folder) or holding ``meta_info/cam_metainfo.csv`` (a GyroVD sequence folder). JSON is told
+    apart by its keys: ours has ``fx``; a Gyroflow profile has ``calib_dimension`` or
+    ``fisheye_params`` (a Gyroflow project's ``calibration_data`` is read the same way).
+
+    Raises:
+        InputError: naming the file, for anything unreadable or malformed.
+    """
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "cam_metainfo.csv", path / "meta_info" / "cam_metainfo.csv"):
+            if candidate.is_file():
+                return _camera_from_gyrovd(candidate)
+        raise InputError(path, "folder has no cam_metainfo.csv (nor meta_info/cam_metainfo.csv)")
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    if path.suffix.lower() == ".csv":
+        return _camera_from_gyrovd(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(path, f"not a camera JSON file ({e})") from None
+    if not isinstance(d, dict):
+        raise InputError(path, f"not a camera file: expected a JSON object, got {type(d).__name__}")
+    if isinstance(d.get("calibration_data"), dict):
+        d = d["calibration_data"]
+    if "calib_dimension" in d or "fisheye_params" in d:
+        return _camera_from_gyroflow(d, path)
+    if "fx" in d or "width" in d:
+        return camera_from_dict(d, path)
+    raise InputError(path, "not a camera file: expected our camera JSON (with fx, fy, cx, cy) "
+                           "or a Gyroflow lens profile (with calib_dimension, fisheye_params)")
+
+
+def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
+    """Gyroflow lens profile (gyroflow/gyroflow ``src/core/lens_profile.rs``).
+
+    Every Gyroflow model keeps its intrinsics in ``fisheye_params`` (``camera_matrix`` in pixels
+    of ``calib_dimension``, ``distortion_coeffs``); ``distortion_model`` defaults to
+    ``opencv_fisheye``. Mapped: ``opencv_fisheye`` (k1..k4) and ``opencv_standard`` (k1, k2, p1,
+    p2, k3, k4, k5, k6, s1..s4; thin-prism terms must be zero; no coefficients = pinhole).
+    Like Gyroflow, a profile that is not ``asymmetrical`` has its principal point at the image
+    centre, here ``(w - 1) / 2`` in our pixel-centre convention (Gyroflow writes ``w / 2``), and
+    ``crop`` divides the focal lengths. ``frame_readout_time`` is the full-frame readout in ms
+    over ``h`` rows; ours runs from the first to the last row, hence ``* (h - 1) / h``. Gyroflow
+    uses only its magnitude and carries the direction in ``frame_readout_direction``
+    (``TopToBottom``/``BottomToTop``; the other two are columns, refused); without that key a
+    negative value is taken as bottom-to-top (an assumption: Gyroflow inverts by sign inside).
+    """
+    def fail(problem: str) -> InputError:
+        return InputError(source, f"Gyroflow lens profile: {problem}")
+
+    model = d.get("distortion_model") or "opencv_fisheye"
+    if model not in ("opencv_fisheye", "opencv_standard"):
+        raise fail(f"distortion model {model!r} is not supported "
+                   "(only opencv_fisheye and opencv_standard)")
+    if d.get("digital_lens"):
+        raise fail(f"digital lens {d['digital_lens']!r} is not supported")
+    for key in ("input_horizontal_stretch", "input_vertical_stretch"):
+        stretch = d.get(key)
+        # Gyroflow treats values <= 0.01 as unset.
+        if isinstance(stretch, int | float) and stretch > 0.01 and abs(stretch - 1.0) > 1e-9:
+            raise fail(f"anamorphic {key}={stretch} is not supported")
+    try:
+        w, h = int(d["calib_dimension"]["w"]), int(d["calib_dimension"]["h"])
+        k = np.asarray(d["fisheye_params"]["camera_matrix"], dtype=np.float64)
+        coeffs = [float(c) for c in d["fisheye_params"].get("distortion_coeffs") or []]
+    except (KeyError, TypeError, ValueError) as e:
+        raise fail(f"missing or malformed calib_dimension/fisheye_params ({e!r})") from None
+    if k.shape != (3, 3):
+        raise fail(f"camera_matrix must be 3x3, got shape {k.shape}")
+    fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
+    if not d.get("asymmetrical", False):
+        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    crop = d.get("crop")
+    if crop is not None:
+        if isinstance(crop, bool) or not isinstance(crop, int | float) or crop <= 0:
+            raise fail(f"crop must be a positive number, got {crop!r}")
+        fx, fy = fx / crop, fy / crop
+
+    if model == "opencv_fisheye":
+        if len(coeffs) < 4 or any(coeffs[4:]):
+            raise fail(f"opencv_fisheye needs 4 coefficients k1..k4, got {coeffs}")
+        cam_model, dist = "fisheye", tuple(coeffs[:4])
+    else:
+        if any(coeffs[8:]):
+            raise fail("opencv_standard thin-prism coefficients s1..s4 are not supported")
+        # Gyroflow pads with zeros; keep the shortest cv2 layout holding every non-zero.
+        used = max((i + 1 for i, c in enumerate(coeffs[:8]) if c), default=0)
+        n = next(n for n in _N_COEFFS["opencv"] if n >= used)
+        cam_model, dist = ("opencv", tuple(coeffs[:n]) + (0.0,) * (n - len(coeffs[:n]))) \
+            if used else ("none", ())
+
+    readout_ms = d.get("frame_readout_time") or 0.0
+    if isinstance(readout_ms, bool) or not isinstance(readout_ms, int | float):
+        raise fail(f"frame_readout_time must be a number of ms, got {readout_ms!r}")
+    direction = "bottom_to_top" if readout_ms < 0 else "top_to_bottom"
+    gf_direction = d.get("frame_readout_direction")
+    if gf_direction is not None:
+        names = {"TopToBottom": "top_to_bottom", "BottomToTop": "bottom_to_top", 0: "top_to_bottom",
+                 1: "bottom_to_top"}
+        if not isinstance(gf_direction, str | int) or gf_direction not in names:
+            raise fail(f"frame_readout_direction {gf_direction!r} is not supported "
+                       "(only TopToBottom and BottomToTop)")
+        direction = names[gf_direction]
+    try:
+        return Camera(w, h, fx, fy, cx, cy, cam_model, dist,
+                      readout_time=abs(readout_ms) / 1000.0 * (h - 1) / h,
+                      readout_direction=direction)
+    except InputError as e:
+        raise fail(e.problem) from None
+
+
+# GyroVD (github.com/rimchang/GyroDVD): inference_GyroVDReal.py works on the 4080x3072 landscape
+# sensor turned portrait (3072 wide, 4080 high), centre-cropped to 9:16 and resized to 1080x1920.
+_GYROVD_SENSOR_W, _GYROVD_SENSOR_H = 3072, 4080
+_GYROVD_OUT_W, _GYROVD_OUT_H = 1080, 1920
+_GYROVD_COLUMNS = 22
+
+
+def _camera_from_gyrovd(path: Path) -> Camera:
+    """Camera of the 1080x1920 portrait frames of a GyroVD-Real clip, built as the official code.
+
+    The last five columns are Android ``LENS_INTRINSIC_CALIBRATION`` ``[f_x, f_y, c_x, c_y, s]``
+    of the landscape sensor. The official ``constructIntrinsic`` uses ``fx = fy = col[-4]``,
+    ``cx = col[-2]``, ``cy = col[-3]`` (portrait), subtracts the crop offset and multiplies by the
+    resize factor without the half-pixel shift of :meth:`Camera.rescaled`; that is reproduced
+    exactly here so that results match the official ones. Pure pinhole (the code has no
+    distortion), global shutter (it has no readout), ``time_offset`` 0 (frame timestamps are
+    already on the gyro clock), ``imu_to_camera = diag(1, -1, -1)`` (``R_imu_cam``). The
+    intrinsics are locked for a clip; should rows differ, the first row is used (with a
+    warning).
+    """
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"not a text CSV ({e})") from None
+    if not lines:
+        raise InputError(path, "cam_metainfo.csv is empty")
+    rows = []
+    for i, line in enumerate(lines, 1):
+        cells = line.split(",")
+        if len(cells) != _GYROVD_COLUMNS:
+            raise InputError(path, f"row {i}: expected {_GYROVD_COLUMNS} comma-separated columns "
+                                   f"(GyroVD-Real cam_metainfo), found {len(cells)}")
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            raise InputError(path, f"row {i}: not a number in {line.strip()!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise InputError(path, f"row {i}: NaN or infinite value")
+        rows.append(values[-5:])
+    intrinsics = np.array(rows)
+    if np.any(intrinsics != intrinsics[0]):
+        warnings.warn(f"{path}: lens intrinsics change between rows; using the first row",
+                      stacklevel=3)
+    # Landscape (f_x, f_y, c_x, c_y) -> portrait f = f_y, cx = c_y, cy = c_x.
+    f, cx_portrait, cy_portrait = intrinsics[0, 1], intrinsics[0, 3], intrinsics[0, 2]
+    if f <= 0 or not (0 <= cx_portrait < _GYROVD_SENSOR_W and 0 <= cy_portrait < _GYROVD_SENSOR_H):
+        raise InputError(path, f"implausible lens intrinsics f={f}, principal point "
+                               f"({cx_portrait}, {cy_portrait}) on the portrait "
+                               f"{_GYROVD_SENSOR_W}x{_GYROVD_SENSOR_H} sensor")
+    crop_w = round(_GYROVD_SENSOR_H * 9 / 16)
+    off_x = (_GYROVD_SENSOR_W - crop_w) / 2.0
+    sx, sy = _GYROVD_OUT_W / crop_w, _GYROVD_OUT_H / _GYROVD_SENSOR_H
+    return Camera(_GYROVD_OUT_W, _GYROVD_OUT_H, fx=f * sx, fy=f * sy, cx=(cx_portrait - off_x) * sx,
+                  cy=cy_portrait * sy, imu_to_camera=((1.0, 0.0, 0.0), (0.0, -1.0, 0.0),
+                                                    (0.0, 0.0, -1.0)))

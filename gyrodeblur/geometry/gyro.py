@@ -1,0 +1,520 @@
+"""Gyroscope logs: read, validate, clean up and write angular-velocity traces.
+
+A :class:`GyroLog` holds timestamps in seconds on the gyro clock and angular velocity in rad/s
+in the axes it was recorded in. Readers understand four sources, chosen by what the path is:
+
+* a folder in the GyroVD ``meta_info`` layout (``gyro.csv``: ``wx,wy,wz,t_ns``, no header),
+* a Gyroflow ``.gcsv`` IMU log (scaled integer or float rows, orientation string, readout time),
+* a plain ``.csv`` with a ``t,wx,wy,wz`` header (seconds, rad/s; other columns ignored),
+* any camera file (``.mp4``, ``.mov``, ``.insv``, ``.bbl``...) through the optional
+  ``telemetry_parser`` package.
+
+Every reader ends in the same validation, which raises :class:`~gyrodeblur.errors.InputError`
+with a one-line message naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.fileio import atomic_path
+
+__all__ = [
+    "GyroLog",
+    "check_covers",
+    "estimate_bias",
+    "gyroflow_imu_to_camera",
+    "lowpass",
+    "read_gyro",
+    "remove_bias",
+    "resample",
+    "shifted",
+    "to_camera_frame",
+    "write_csv",
+]
+
+# Gyroflow's camera axes are x right, y up, z out of the back of the camera (OpenGL-like);
+# OpenCV's are x right, y down, z forward: the same x, y and z flipped (a proper rotation).
+_GYROFLOW_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
+
+# No hand-held or vehicle camera turns faster than ~30 rad/s (5 turns per second) for long, so
+# a trace whose typical |w| is above that is deg/s.
+_MAX_PLAUSIBLE_RAD_S = 30.0
+
+_UNITS = ("auto", "rad", "deg")
+
+
+@dataclass(frozen=True, eq=False)
+class GyroLog:
+    """An angular-velocity trace.
+
+    Attributes:
+        t: ``(N,)`` float64 timestamps in seconds on the gyro clock, strictly increasing.
+        w: ``(N, 3)`` float64 angular velocity in rad/s, in the axes of ``imu_to_camera``'s
+            domain (the IMU axes as recorded, until :func:`to_camera_frame` is applied).
+        source: the file it came from, used in error messages.
+        readout_time: rolling-shutter frame readout time in seconds when the file says
+            (gcsv ``frame_readout_time``); negative means bottom-to-top readout.
+        imu_to_camera: ``3x3`` matrix taking ``w``'s axes to OpenCV camera axes (x right,
+            y down, z forward) when the file says, else ``None``. A rotation, or for a log
+            with left-handed axes (a Gyroflow orientation with one inverted axis) a reflection.
+
+    Example:
+        >>> log = GyroLog(np.array([0.0, 0.01]), np.zeros((2, 3)))
+        >>> log.w.shape, log.t.dtype
+        ((2, 3), dtype('float64'))
+    """
+
+    t: np.ndarray
+    w: np.ndarray
+    source: str = ""
+    readout_time: float | None = None
+    imu_to_camera: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        t = np.asarray(self.t, dtype=np.float64)
+        w = np.asarray(self.w, dtype=np.float64)
+        if t.ndim != 1 or w.shape != (t.shape[0], 3):
+            raise ValueError(f"GyroLog needs t (N,) and w (N, 3); got {t.shape} and {w.shape}")
+        object.__setattr__(self, "t", t)
+        object.__setattr__(self, "w", w)
+        if self.imu_to_camera is not None:
+            object.__setattr__(self, "imu_to_camera", _as_orthogonal(self.imu_to_camera))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
+    """Read a gyro log, choosing the reader by what ``path`` is.
+
+    Args:
+        path: a GyroVD folder (``gyro.csv`` or ``meta_info/gyro.csv`` inside), a ``.gcsv``,
+            a plain ``.csv`` (``t,wx,wy,wz`` header), or a camera file read by
+            ``telemetry_parser`` (``pip install 'gyrodeblur[telemetry]'``).
+        unit: ``"rad"`` or ``"deg"`` for the angular velocity after the format's own scaling
+            (gcsv ``gscale`` and telemetry-parser are rad/s by definition; ``"deg"`` corrects a
+            file that is wrong). ``"auto"`` accepts rad/s and refuses data that can only be
+            deg/s (99th percentile of ``|w|`` above 30).
+
+    Raises:
+        InputError: unreadable file, missing columns, fewer than 2 samples, NaN/inf,
+            unsorted or duplicated timestamps, deg/s-looking data with ``unit="auto"``.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "g.csv"
+        >>> _ = p.write_text("t,wx,wy,wz\\n0,0.1,0,0\\n0.01,0.2,0,0\\n")
+        >>> read_gyro(p).w[:, 0]
+        array([0.1, 0.2])
+    """
+    path = Path(path)
+    if unit not in _UNITS:
+        raise InputError(path, f"unknown gyro unit {unit!r}; use 'auto', 'rad' or 'deg'")
+    if not path.exists():
+        raise InputError(path, "gyro file not found")
+    if path.is_dir():
+        t, w, lines, extra = *_read_gyrovd(path), {}
+        path = _gyrovd_file(path)
+    elif path.suffix.lower() == ".gcsv":
+        t, w, lines, extra = _read_gcsv(path)
+    elif path.suffix.lower() == ".csv":
+        t, w, lines, extra = *_read_plain_csv(path), {}
+    else:
+        t, w, lines, extra = *_read_telemetry(path), {"imu_to_camera": _GYROFLOW_TO_OPENCV}
+    t, w = _validated(path, t, w, unit, lines)
+    return GyroLog(t, w, source=str(path), **extra)
+
+
+def gyroflow_imu_to_camera(orientation: str) -> np.ndarray:
+    """Signed permutation from gyro axes to OpenCV camera axes for a Gyroflow orientation.
+
+    Gyroflow's rule (docs "IMU orientation"; telemetry-parser ``Vector3::orient``): letter
+    ``i`` names the recorded axis that becomes Gyroflow camera axis ``i``, lower case meaning
+    inverted, so ``YxZ`` gives ``(y, -x, z)``. Gyroflow's camera axes are x right, y up,
+    z backwards (OpenGL-like); its renderer conjugates every rotation by ``diag(1, -1, -1)``
+    before applying ``K`` (``frame_transform.rs``), so OpenCV axes (x right, y down,
+    z forward) are ``diag(1, -1, -1)`` times Gyroflow's, and the result is that times the
+    signed permutation.
+
+    Example:
+        >>> gyroflow_imu_to_camera("YxZ") @ np.array([1.0, 2.0, 3.0])
+        array([ 2.,  1., -3.])
+    """
+    letters = orientation.strip()
+    if len(letters) != 3 or sorted(letters.lower()) != ["x", "y", "z"]:
+        raise ValueError(f"orientation {orientation!r} is not a permutation of x, y, z")
+    perm = np.zeros((3, 3))
+    for row, letter in enumerate(letters):
+        perm[row, "xyz".index(letter.lower())] = 1.0 if letter.isupper() else -1.0
+    return _GYROFLOW_TO_OPENCV @ perm
+
+
+def _gyrovd_file(folder: Path) -> Path:
+    for candidate in (folder / "gyro.csv", folder / "meta_info" / "gyro.csv"):
+        if candidate.is_file():
+            return candidate
+    raise InputError(folder, "no gyro.csv in this folder or in its meta_info/ (GyroVD layout)")
+
+
+def _read_gyrovd(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GyroVD ``gyro.csv``: ``wx,wy,wz,t_ns`` rows, no header (Android rad/s, ns clock)."""
+    path = _gyrovd_file(folder)
+    rows, lines = _numeric_rows(path, _text_lines(path), start=0, ncols=4)
+    # float64 holds integer ns exactly below 2**53 ns (104 days of uptime); one division
+    # then rounds to well under a nanosecond.
+    data = _floats(path, [r[:4] for r in rows], lines, width=4)
+    return data[:, 3] / 1e9, data[:, :3], lines
+
+
+def _read_plain_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    text = _text_lines(path)
+    if not text:
+        raise InputError(path, "file is empty (expected a header t,wx,wy,wz)")
+    names = [n.strip() for n in text[0].split(",")]
+    missing = [n for n in ("t", "wx", "wy", "wz") if n not in names]
+    if missing:
+        raise InputError(
+            path, f"missing column(s) {', '.join(missing)} (header has: {', '.join(names)})"
+        )
+    cols = [names.index(n) for n in ("t", "wx", "wy", "wz")]
+    rows, lines = _numeric_rows(path, text, start=1, ncols=len(names))
+    data = _floats(path, [[r[c] for c in cols] for r in rows], lines, width=4)
+    return data[:, 0], data[:, 1:], lines
+
+
+def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Gyroflow gcsv (docs.gyroflow.xyz, "GCSV format", version 1.3)."""
+    text = _text_lines(path)
+    if not text or text[0].strip() not in ("GYROFLOW IMU LOG", "CAMERA IMU LOG"):
+        raise InputError(path, "not a Gyroflow IMU log (first line must be 'GYROFLOW IMU LOG')")
+    header: dict[str, str] = {}
+    for i, line in enumerate(text[1:], start=1):
+        key, _, value = line.partition(",")
+        if key.strip() in ("t", "time"):
+            names, first_row = [n.strip() for n in line.split(",")], i + 1
+            break
+        if key.strip():
+            header[key.strip()] = value.strip()
+    else:
+        raise InputError(path, "no column header line starting with 't,' (e.g. t,gx,gy,gz)")
+    missing = [n for n in ("gx", "gy", "gz") if n not in names]
+    if missing:
+        raise InputError(
+            path, f"missing column(s) {', '.join(missing)} (header has: {', '.join(names)})"
+        )
+    cols = [0] + [names.index(n) for n in ("gx", "gy", "gz")]
+    # Defaults are telemetry-parser's (the reference reader): ms timestamps, unscaled rates.
+    tscale = _header_float(path, header, "tscale", 0.001)
+    gscale = _header_float(path, header, "gscale", 1.0)
+    rows, lines = _numeric_rows(path, text, start=first_row, ncols=len(names))
+    data = _floats(path, [[r[c] for c in cols] for r in rows], lines, width=4)
+
+    extra: dict = {}
+    if "orientation" in header:
+        try:
+            extra["imu_to_camera"] = gyroflow_imu_to_camera(header["orientation"])
+        except ValueError as e:
+            raise InputError(path, f"bad orientation line: {e}") from None
+    if "frame_readout_time" in header:
+        readout = _header_float(path, header, "frame_readout_time", 0.0) / 1000.0  # ms -> s
+        direction = header.get("frame_readout_direction", "0")
+        if direction not in ("0", "1"):
+            raise InputError(
+                path, f"frame_readout_direction {direction} (left/right) is not supported"
+            )
+        extra["readout_time"] = -readout if direction == "1" else readout
+    return data[:, 0] * tscale, data[:, 1:] * gscale, lines, extra
+
+
+def _read_telemetry(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
+    """Camera files through telemetry-parser's ``Parser(path).normalized_imu()``.
+
+    It returns dicts ``{"timestamp_ms", "gyro", "accl", "magn"}`` with ``gyro`` in deg/s,
+    already turned into Gyroflow's camera axes by the camera's orientation string, and
+    timestamps in ms (relative to the first sample for formats without an absolute clock).
+    """
+    try:
+        import telemetry_parser
+    except ImportError:
+        raise InputError(
+            path,
+            "reading gyro from camera files needs the optional telemetry-parser package: "
+            "pip install 'gyrodeblur[telemetry]'",
+        ) from None
+    problem = "telemetry-parser cannot read gyro data from it"
+    try:
+        imu = telemetry_parser.Parser(str(path)).normalized_imu()
+    except Exception as e:
+        raise InputError(path, f"{problem} ({e})") from None
+    except BaseException as e:  # a Rust panic arrives as pyo3's PanicException(BaseException)
+        if type(e).__name__ != "PanicException":
+            raise
+        raise InputError(path, f"{problem} (parser crashed: {e})") from None
+    samples = [s for s in imu if s.get("gyro") is not None]
+    if not samples:
+        raise InputError(path, "no gyroscope samples in this file")
+    t = np.array([s["timestamp_ms"] for s in samples], dtype=np.float64) / 1000.0
+    w = np.deg2rad(np.array([s["gyro"] for s in samples], dtype=np.float64))
+    return t, w, None
+
+
+def _text_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"cannot read it as text ({e})") from None
+
+
+def _numeric_rows(
+    path: Path, text: list[str], start: int, ncols: int
+) -> tuple[list[list[str]], np.ndarray]:
+    """Split data lines into fields; blank lines skipped, field counts checked."""
+    rows, lines = [], []
+    for i in range(start, len(text)):
+        if not text[i].strip():
+            continue
+        fields = text[i].split(",")
+        if len(fields) < ncols:
+            raise InputError(path, f"line {i + 1} has {len(fields)} fields, expected {ncols}")
+        rows.append(fields)
+        lines.append(i + 1)
+    return rows, np.array(lines, dtype=np.int64)
+
+
+def _floats(path: Path, rows: list[list[str]], lines: np.ndarray, width: int) -> np.ndarray:
+    try:
+        return np.array(rows, dtype=np.float64).reshape(len(rows), width)
+    except ValueError:
+        pass
+    for row, line in zip(rows, lines, strict=True):  # slow path only to name the bad cell
+        for field in row:
+            try:
+                float(field)
+            except ValueError:
+                raise InputError(path, f"line {line}: {field.strip()!r} is not a number") from None
+    raise AssertionError("unreachable")
+
+
+def _header_float(path: Path, header: dict[str, str], key: str, default: float) -> float:
+    try:
+        value = float(header.get(key, default))
+    except ValueError:
+        raise InputError(path, f"header {key},{header[key]} is not a number") from None
+    if not math.isfinite(value):
+        raise InputError(path, f"header {key},{header[key]} is not a finite number")
+    return value
+
+
+def _validated(
+    source: Path, t: np.ndarray, w: np.ndarray, unit: str, lines: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The checks shared by every reader; returns ``(t, w)`` with ``w`` in rad/s."""
+
+    def where(i: int) -> str:
+        return f"line {lines[i]}" if lines is not None else f"sample {i}"
+
+    n = len(t)
+    if n < 2:
+        raise InputError(source, f"only {n} gyro sample(s); need at least 2")
+    bad = ~np.isfinite(t) | ~np.isfinite(w).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(source, f"NaN or inf at {where(i)} (t={t[i]}, w={w[i].tolist()})")
+    dt = np.diff(t)
+    if (dt <= 0).any():
+        i = int(np.argmax(dt <= 0)) + 1
+        if dt[i - 1] == 0:
+            raise InputError(source, f"duplicated timestamp at {where(i)} (t={t[i]:.9g})")
+        raise InputError(
+            source,
+            f"timestamps not strictly increasing at {where(i)} "
+            f"(t={t[i]:.9g} after {t[i - 1]:.9g})",
+        )
+    if unit == "deg":
+        return t, np.deg2rad(w)
+    if unit == "auto":
+        p99 = float(np.percentile(np.linalg.norm(w, axis=1), 99))
+        if p99 > _MAX_PLAUSIBLE_RAD_S:
+            raise InputError(
+                source,
+                f"angular velocity looks like deg/s (99th percentile |w| = {p99:.0f}); "
+                "pass unit='deg' (CLI: --gyro-unit deg)",
+            )
+    return t, w
+
+
+# --------------------------------------------------------------------------------------------
+# Processing
+# --------------------------------------------------------------------------------------------
+
+
+def estimate_bias(
+    log: GyroLog, window: float = 0.5, still_threshold: float = 0.02, max_bias: float = 0.1
+) -> np.ndarray:
+    """Gyro bias (rad/s, ``(3,)``) as the mean rate over the still parts of the log.
+
+    Rule: slide windows of ``window`` seconds by half a window; a window's spread is
+    ``sqrt(sum of per-axis variances)`` of ``w``. A window is still when its spread is in the
+    lowest decile of all windows, at most ``still_threshold`` rad/s, and its mean rate is at
+    most ``max_bias`` rad/s (a steady pan has no spread either but a large mean; MEMS biases
+    are well below 0.1 rad/s). The bias is the mean of every sample in a still window.
+
+    Raises:
+        InputError: no still window (the camera never rests long enough).
+
+    Example:
+        >>> t = np.arange(1000) / 200.0
+        >>> w = np.tile([0.01, -0.02, 0.005], (1000, 1))
+        >>> estimate_bias(GyroLog(t, w)).round(6)
+        array([ 0.01 , -0.02 ,  0.005])
+    """
+    n_win = max(3, round(window * _median_rate(log)))
+    n = len(log.t)
+    if n < n_win:
+        raise InputError(log.source, f"log is shorter than one {window} s bias window")
+    starts = np.arange(0, n - n_win + 1, max(1, n_win // 2))
+    c1 = np.vstack([np.zeros(3), np.cumsum(log.w, axis=0)])
+    c2 = np.vstack([np.zeros(3), np.cumsum(log.w**2, axis=0)])
+    mean = (c1[starts + n_win] - c1[starts]) / n_win
+    var = (c2[starts + n_win] - c2[starts]) / n_win - mean**2
+    spread = np.sqrt(np.clip(var, 0.0, None).sum(axis=1))
+    limit = min(float(np.quantile(spread, 0.1)), still_threshold)
+    still = (spread <= limit) & (np.linalg.norm(mean, axis=1) <= max_bias)
+    if not still.any():
+        raise InputError(
+            log.source,
+            f"no still segment to estimate the gyro bias (quietest {window} s window has rate "
+            f"spread {spread.min():.3g} rad/s, limit {still_threshold}); record the camera at "
+            "rest for a moment or give the bias explicitly",
+        )
+    mask = np.zeros(n, dtype=bool)
+    for s in starts[still]:
+        mask[s : s + n_win] = True
+    return log.w[mask].mean(axis=0)
+
+
+def remove_bias(log: GyroLog, bias: np.ndarray | None = None) -> GyroLog:
+    """Subtract ``bias`` (default: :func:`estimate_bias`) from every sample.
+
+    Example:
+        >>> log = GyroLog(np.array([0.0, 1.0]), np.ones((2, 3)))
+        >>> remove_bias(log, np.array([1.0, 1.0, 0.0])).w[0]
+        array([0., 0., 1.])
+    """
+    b = estimate_bias(log) if bias is None else np.asarray(bias, dtype=np.float64)
+    return replace(log, w=log.w - b)
+
+
+def lowpass(log: GyroLog, cutoff_hz: float, order: int = 2) -> GyroLog:
+    """Zero-phase Butterworth low-pass (``sosfiltfilt``) at the log's median sample rate.
+
+    Filtering forward and backward doubles the attenuation (in dB) and cancels the delay, so
+    the filtered rates stay aligned with the frames.
+
+    Example:
+        >>> t = np.arange(2000) / 1000.0
+        >>> w = np.stack([np.sin(2 * np.pi * 200 * t)] * 3, axis=1)
+        >>> float(np.abs(lowpass(GyroLog(t, w), 10.0).w[500:1500]).max()) < 1e-3
+        True
+    """
+    from scipy.signal import butter, sosfiltfilt  # 1.5 s to import; only this function needs it
+
+    fs = _median_rate(log)
+    if not 0 < cutoff_hz < fs / 2:
+        raise InputError(
+            log.source, f"low-pass cutoff {cutoff_hz} Hz must be between 0 and {fs / 2:.4g} Hz"
+        )
+    sos = butter(order, cutoff_hz, btype="low", fs=fs, output="sos")
+    padlen = min(3 * (2 * len(sos) + 1), len(log.t) - 1)
+    return replace(log, w=sosfiltfilt(sos, log.w, axis=0, padlen=padlen))
+
+
+def resample(log: GyroLog, rate_hz: float) -> GyroLog:
+    """Linear interpolation onto a uniform grid ``t0 + k / rate_hz`` over the log's span.
+
+    Example:
+        >>> log = GyroLog(np.array([0.0, 1.0]), np.array([[0.0, 0, 0], [1.0, 0, 0]]))
+        >>> resample(log, 4.0).w[:, 0]
+        array([0.  , 0.25, 0.5 , 0.75, 1.  ])
+    """
+    if not rate_hz > 0:
+        raise ValueError(f"rate_hz must be positive, got {rate_hz}")
+    span = log.t[-1] - log.t[0]
+    k = np.arange(math.floor(span * rate_hz * (1 + 1e-12)) + 1)
+    t = log.t[0] + k / rate_hz
+    w = np.stack([np.interp(t, log.t, log.w[:, a]) for a in range(3)], axis=1)
+    return replace(log, t=t, w=w)
+
+
+def shifted(log: GyroLog, dt: float) -> GyroLog:
+    """The log with every timestamp moved by ``dt`` seconds (a sensor delay).
+
+    Example:
+        >>> shifted(GyroLog(np.array([0.0, 1.0]), np.zeros((2, 3))), 0.25).t
+        array([0.25, 1.25])
+    """
+    return replace(log, t=log.t + dt)
+
+
+def to_camera_frame(log: GyroLog, imu_to_camera: np.ndarray) -> GyroLog:
+    """Rotate every sample into camera axes: ``w' = R w``.
+
+    The result's ``imu_to_camera`` is the identity: its axes already are the camera's.
+
+    Example:
+        >>> swap = np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, -1]])
+        >>> to_camera_frame(GyroLog(np.array([0.0, 1.0]), [[1, 2, 3]] * 2), swap).w[0]
+        array([ 2.,  1., -3.])
+    """
+    r = _as_orthogonal(imu_to_camera)
+    return replace(log, w=log.w @ r.T, imu_to_camera=np.eye(3))
+
+
+def check_covers(log: GyroLog, t_first: float, t_last: float) -> None:
+    """Raise :class:`InputError` unless ``[t_first, t_last]`` lies inside the log's span.
+
+    Example:
+        >>> check_covers(GyroLog(np.array([0.0, 2.0]), np.zeros((2, 3))), 0.5, 1.5)
+    """
+    t0, t1 = float(log.t[0]), float(log.t[-1])
+    if t_first < t0 or t_last > t1:
+        raise InputError(
+            log.source,
+            f"gyro covers {t0:.3f}-{t1:.3f} s but the frames need {t_first:.3f}-{t_last:.3f} s "
+            "(check --time-offset and the frames CSV clock)",
+        )
+
+
+def write_csv(log: GyroLog, path: str | Path) -> None:
+    """Write the plain ``t,wx,wy,wz`` CSV with round-trip-exact floats, atomically.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "out.csv"
+        >>> write_csv(GyroLog(np.array([0.0, 0.1]), np.full((2, 3), 1 / 3)), p)
+        >>> p.read_text().splitlines()[:2]
+        ['t,wx,wy,wz', '0,0.33333333333333331,0.33333333333333331,0.33333333333333331']
+    """
+    data = np.column_stack([log.t, log.w])
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, data, fmt="%.17g", delimiter=",", header="t,wx,wy,wz", comments="")
+
+
+def _median_rate(log: GyroLog) -> float:
+    return 1.0 / float(np.median(np.diff(log.t)))
+
+
+def _as_orthogonal(r: np.ndarray) -> np.ndarray:
+    # det -1 is allowed: a log whose axes are left-handed (one sign inverted) needs a reflection.
+    r = np.asarray(r, dtype=np.float64)
+    if r.shape != (3, 3) or not np.allclose(r @ r.T, np.eye(3), atol=1e-6):
+        raise ValueError(f"imu_to_camera must be an orthogonal 3x3 matrix, got {r.tolist()}")
+    return r

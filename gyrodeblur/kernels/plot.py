@@ -1,0 +1,63 @@
+"""Pictures of blur kernels for humans: each kernel drawn as a streak over the frame."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
+                 spacing: int | None = None, gain: float | None = None) -> np.ndarray:
+    """Draw the trajectory of a grid of pixels as streaks over a dimmed frame.
+
+    Each streak joins ``p + gain * traj[i](p)`` for ``i = 0..T-1``, blue at the start of the
+    exposure to yellow at its end, with a white dot at ``p``. Kernels of a few pixels are
+    invisible at full size, so ``gain`` defaults to what makes the longest streak about 80%
+    of the grid spacing (never below 1); it is printed in the corner.
+
+    Args:
+        traj: ``(T, 2, H, W)`` trajectory.
+        image: ``(H, W, 3)`` float RGB in ``[0, 1]`` or uint8 background; grey when ``None``.
+        spacing: grid step in pixels (default: 1/24 of the longer side, at least 16).
+        gain: streak magnification (default: automatic, see above).
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB picture.
+
+    Example:
+        >>> pic = draw_kernels(np.zeros((5, 2, 64, 96), np.float32))
+        >>> pic.shape, pic.dtype
+        ((64, 96, 3), dtype('uint8'))
+    """
+    T, _, height, width = traj.shape
+    if image is None:
+        canvas = np.full((height, width, 3), 60, np.uint8)
+    else:
+        base = image if image.dtype == np.uint8 else np.clip(image * 255 + 0.5, 0, 255)
+        canvas = (base.astype(np.float32) * 0.45).astype(np.uint8)
+    canvas = np.ascontiguousarray(canvas)
+    step = spacing or max(16, max(height, width) // 24)
+    ys = np.arange(step // 2, height, step)
+    xs = np.arange(step // 2, width, step)
+    streaks = traj[:, :, ys[:, None], xs[None, :]]  # (T, 2, ny, nx)
+    longest = float(np.abs(streaks).max(initial=0.0)) * 2
+    if gain is None:
+        gain = max(1.0, 0.8 * step / longest) if longest > 0 else 1.0
+    colours = [(int(40 + 215 * s), int(120 + 100 * s), int(255 * (1 - s)))
+               for s in np.linspace(0, 1, max(T - 1, 1))]
+    shift = 4  # sub-pixel drawing: coordinates in 1/16 px
+    for iy, y in enumerate(ys):
+        for ix, x in enumerate(xs):
+            pts = np.stack([x + gain * streaks[:, 0, iy, ix], y + gain * streaks[:, 1, iy, ix]], 1)
+            pts = np.round(pts * (1 << shift)).astype(np.int32)
+            for i in range(T - 1):
+                cv2.line(canvas, tuple(pts[i]), tuple(pts[i + 1]), colours[i], 2, cv2.LINE_AA,
+                         shift)
+            cv2.circle(canvas, (int(x), int(y)), 1, (255, 255, 255), -1, cv2.LINE_AA)
+    label = f"max blur {float(np.hypot(*(traj[-1] - traj[0])).max()):.1f} px, streaks x{gain:.1f}"
+    scale = max(0.4, height / 1400)
+    (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    cv2.rectangle(canvas, (4, height - th - 16), (tw + 12, height - 4), (0, 0, 0), -1)
+    cv2.putText(canvas, label, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas

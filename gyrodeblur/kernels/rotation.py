@@ -1,0 +1,70 @@
+"""Rotational blur trajectories ``traj_rot`` of a frame (CONVENTIONS, Blur kernels).
+
+``p + traj_rot[i](p) = pi(K R(t_ref)^T R(t_i) K^-1 [p, 1])`` with per-row times
+``t_i(y) = start(y) + t_e i / (T - 1)`` and ``t_ref(y) = start(y) + t_e / 2``, on undistorted
+rays mapped back to the distorted image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.rotation import Orientation
+from gyrodeblur.kernels.warp import warp_displacements
+
+
+def sample_times(camera: Camera, t_start: float, exposure: float,
+                 samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row sample times and reference times of one frame, on the gyro clock.
+
+    Args:
+        camera: gives the rows, the rolling-shutter readout and the ``time_offset``.
+        t_start: exposure start of the first-read row, seconds on the frame clock.
+        exposure: exposure time ``t_e`` of each row, seconds.
+        samples: ``T``, at least 2.
+
+    Returns:
+        ``times (T, H)`` and ``t_ref (H,)``, float64 seconds on the gyro clock.
+
+    Example:
+        >>> cam = Camera(width=2, height=3, fx=1, fy=1, cx=0.5, cy=1, readout_time=0.02)
+        >>> times, t_ref = sample_times(cam, 1.0, 0.01, 3)
+        >>> times[:, 2].round(6).tolist(), round(float(t_ref[0]), 6)
+        ([1.02, 1.025, 1.03], 1.005)
+    """
+    if samples < 2:
+        raise ValueError(f"need at least 2 samples per exposure, got {samples}")
+    start = camera.row_start_times(t_start) + camera.time_offset
+    frac = np.arange(samples) / (samples - 1)
+    times = start[None, :] + exposure * frac[:, None]
+    return times, start + exposure / 2.0
+
+
+def rotation_trajectories(orientation: Orientation, camera: Camera, t_start: float,
+                          exposure: float, samples: int = 9,
+                          out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rotational blur trajectory of one frame.
+
+    Args:
+        orientation: camera orientation integrated from gyro already in camera axes.
+        camera: camera at the resolution of the output.
+        t_start: exposure start of the first-read row, seconds on the frame clock.
+        exposure: exposure time, seconds.
+        samples: ``T``, samples per exposure.
+        out: optional preallocated ``(T, 2, H, W)`` float32 array.
+
+    Returns:
+        ``traj (T, 2, H, W)`` float32 and the sample ``times (T, H)`` on the gyro clock.
+
+    Example:
+        >>> from gyrodeblur.geometry.rotation import integrate
+        >>> yaw = integrate(np.array([0.0, 1.0]), np.array([[0.0, 0.1, 0.0]] * 2))
+        >>> cam = Camera(width=5, height=3, fx=100.0, fy=100.0, cx=2.0, cy=1.0)
+        >>> traj, times = rotation_trajectories(yaw, cam, 0.4, 0.2, samples=3)
+        >>> round(float(traj[2, 0, 1, 2]), 4)  # fx * tan(0.1 rad/s * 0.1 s)
+        1.0
+    """
+    times, t_ref = sample_times(camera, t_start, exposure, samples)
+    R_rows = orientation.relative(t_ref[None, :], times)
+    return warp_displacements(R_rows, camera, out=out), times

@@ -1,0 +1,114 @@
+"""Translational image velocity ``tau`` and ``traj_tran`` (CONVENTIONS, Translation).
+
+A gyro sees rotation only. What it cannot see is measured as optical flow between
+neighbouring frames minus the flow that the gyro rotation predicts, divided by their time
+difference: ``tau(p)`` in px/s. Pixels where forward and backward flow disagree (occlusions,
+moving objects the flow got wrong, frame borders) are masked and filled from the nearest
+valid pixel. ``traj_tran[i](p) = (t_i - t_ref) * tau(p)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.rotation import Orientation
+from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, consistent, pixel_grid
+from gyrodeblur.kernels.warp import warp_displacements
+
+
+def rotation_flow(orientation: Orientation, camera: Camera, t_a: np.ndarray,
+                  t_b: np.ndarray) -> np.ndarray:
+    """Gyro-predicted flow from an image seen at per-row times ``t_a`` to one at ``t_b``.
+
+    Returns ``(H, W, 2)`` float32: pixel ``p`` of row ``y`` moves to
+    ``H(t_b(y) <- t_a(y)) p``. The row of the target is taken equal to the source row, an
+    approximation of the rolling shutter that errs by ``|w| t_r |flow_y| / H`` radians.
+    """
+    R_rows = orientation.relative(np.asarray(t_b)[None], np.asarray(t_a)[None])
+    return np.moveaxis(warp_displacements(R_rows, camera)[0], 0, -1)
+
+
+@dataclass(frozen=True)
+class PairVelocity:
+    """Translational velocities measured from one pair of neighbouring frames ``a, b``.
+
+    Attributes:
+        tau_a, tau_b: ``(H, W, 2)`` float32 px/s at the pixels of ``a`` and of ``b``.
+        valid_a, valid_b: ``(H, W)`` bool forward-backward consistency of each.
+    """
+
+    tau_a: np.ndarray
+    valid_a: np.ndarray
+    tau_b: np.ndarray
+    valid_b: np.ndarray
+
+
+def pair_velocity(gray_a: np.ndarray, gray_b: np.ndarray, orientation: Orientation,
+                  camera: Camera, t_a: np.ndarray, t_b: np.ndarray,
+                  flow: FlowBackend = FLOW_BACKENDS["dis"]) -> PairVelocity:
+    """``tau`` at both frames of a pair from their flows in both directions.
+
+    Args:
+        gray_a, gray_b: uint8 gray frames at the camera's resolution.
+        orientation: camera orientation (gyro in camera axes).
+        camera: camera at the frames' resolution.
+        t_a, t_b: ``(H,)`` per-row reference (mid-exposure) times on the gyro clock.
+        flow: optical flow backend.
+    """
+    grid = pixel_grid(camera.height, camera.width)
+    forward, backward = flow(gray_a, gray_b), flow(gray_b, gray_a)
+    dt = (np.asarray(t_b) - np.asarray(t_a))[:, None, None]
+    tau_a = (forward - rotation_flow(orientation, camera, t_a, t_b)) / dt
+    tau_b = (backward - rotation_flow(orientation, camera, t_b, t_a)) / -dt
+    return PairVelocity(tau_a.astype(np.float32), consistent(forward, backward, grid),
+                        tau_b.astype(np.float32), consistent(backward, forward, grid))
+
+
+def fill_nearest(field: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Replace invalid pixels of ``field (H, W, C)`` by the nearest valid pixel's value.
+
+    With no valid pixel at all the field is zero (no measurable translation).
+
+    Example:
+        >>> f = np.array([[[1.0], [9.0], [3.0]]]); v = np.array([[True, False, True]])
+        >>> fill_nearest(f, v)[0, :, 0].tolist() in ([1.0, 1.0, 3.0], [1.0, 3.0, 3.0])
+        True
+    """
+    if valid.all():
+        return field
+    if not valid.any():
+        return np.zeros_like(field)
+    iy, ix = ndimage.distance_transform_edt(~valid, return_distances=False,
+                                            return_indices=True)
+    return field[iy, ix]
+
+
+def combine_velocities(taus: list[np.ndarray],
+                       valids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Average a frame's ``tau`` measured against each neighbour where valid, then fill.
+
+    Returns ``tau (H, W, 2)`` float32 (filled) and the mask of measured pixels ``(H, W)``.
+    """
+    weights = np.stack(valids).astype(np.float32)[..., None]
+    total = weights.sum(axis=0)
+    mean = (np.stack(taus) * weights).sum(axis=0) / np.maximum(total, 1.0)
+    mask = total[..., 0] > 0
+    return fill_nearest(mean.astype(np.float32), mask), mask
+
+
+def translation_trajectories(tau: np.ndarray, exposure: float, samples: int) -> np.ndarray:
+    """``traj_tran (T, 2, H, W)`` float32 from ``tau (H, W, 2)`` in px/s.
+
+    ``t_i - t_ref = t_e (i / (T - 1) - 1/2)`` is the same for every row.
+
+    Example:
+        >>> tr = translation_trajectories(np.full((1, 1, 2), 100.0, np.float32), 0.02, 3)
+        >>> tr[:, 0, 0, 0].tolist()
+        [-1.0, 0.0, 1.0]
+    """
+    offsets = exposure * (np.arange(samples) / (samples - 1) - 0.5)
+    return (offsets[:, None, None, None] * np.moveaxis(tau, -1, 0)[None]).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Pipelines: whole jobs built from the lower layers (kernels of a clip, ...)."""

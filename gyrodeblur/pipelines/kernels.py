@@ -1,0 +1,170 @@
+"""Kernels of every frame of a clip, streamed to an ``.npz``: what ``gyrodeblur kernels`` runs.
+
+The npz holds ``rot (F, T, 2, H, W)`` float32, ``tran`` (same, when translation is on),
+``mask (F, H, W)`` bool (pixels whose translation was measured, not filled), ``times
+(F, T, H)`` float64 (per-row sample times, gyro clock), ``frames (F,)`` the frame numbers,
+and ``meta`` (JSON text: camera and settings used).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from gyrodeblur import __version__
+from gyrodeblur.errors import InputError
+from gyrodeblur.fileio import NpzWriter, atomic_path
+from gyrodeblur.footage import Footage, FrameTiming
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.gyro import GyroLog, check_covers, to_camera_frame
+from gyrodeblur.geometry.rotation import Orientation, integrate
+from gyrodeblur.kernels.flow import FLOW_BACKENDS, to_gray_u8
+from gyrodeblur.kernels.plot import draw_kernels
+from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
+from gyrodeblur.kernels.translation import (
+    combine_velocities,
+    pair_velocity,
+    translation_trajectories,
+)
+
+
+def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
+    """Rotate the gyro into camera axes (``imu_to_camera``) and integrate it."""
+    cam_log = to_camera_frame(log, camera.R_imu_to_camera)
+    return integrate(cam_log.t, cam_log.w)
+
+
+@dataclass
+class KernelJob:
+    """Everything that decides the kernels of a clip.
+
+    Attributes:
+        camera: camera at the computing resolution (overrides already applied).
+        log: the gyro log as read (imu axes).
+        timing: frames to compute (and their neighbours, for translation).
+        frames: numbers of the frames to compute, a subset of ``timing.frame``.
+        samples: ``T``.
+        footage: the frames' pixels; required for translation and used as plot background.
+        flow: name of the flow backend in ``FLOW_BACKENDS``.
+        settings: extra entries recorded in ``meta``.
+    """
+
+    camera: Camera
+    log: GyroLog
+    timing: FrameTiming
+    frames: np.ndarray
+    samples: int = 9
+    footage: Footage | None = None
+    translation: bool = True
+    flow: str = "dis"
+    settings: dict = field(default_factory=dict)
+
+    def needed(self) -> np.ndarray:
+        """Frame numbers to read: the frames, plus their neighbours for translation."""
+        if not self.translation:
+            return self.frames
+        near = np.concatenate([self.frames - 1, self.frames, self.frames + 1])
+        return np.intersect1d(near, self.timing.frame)
+
+    def check(self) -> None:
+        """Refuse inputs that cannot work, before anything is written."""
+        if self.translation and self.footage is None:
+            raise InputError(None, "translation needs the frames; give FRAMES or "
+                                   "--no-translation")
+        rows = self.timing.frame.searchsorted(self.needed())
+        t0 = self.timing.t_start[rows].min() + self.camera.time_offset
+        t1 = (self.timing.t_start[rows] + self.timing.exposure[rows]).max() \
+            + self.camera.readout_time + self.camera.time_offset
+        check_covers(self.log, t0, t1)
+
+
+def _ref_times(job: KernelJob, number: int) -> np.ndarray:
+    row = job.timing.frame.searchsorted(number)
+    return sample_times(job.camera, job.timing.t_start[row], job.timing.exposure[row], 2)[1]
+
+
+def _resize(image: np.ndarray, camera: Camera) -> np.ndarray:
+    if image.shape[:2] == (camera.height, camera.width):
+        return image
+    return cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
+
+
+def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None = None,
+                    progress: Callable[[int], None] | None = None) -> None:
+    """Compute the kernels of ``job.frames`` and write them to ``out`` (npz), atomically.
+
+    Frames are streamed: at any time only a frame, its neighbours' gray images and one
+    frame's kernels are in memory besides the memory-mapped output.
+
+    Args:
+        job: what to compute.
+        out: the ``.npz`` to write.
+        plot_dir: when given, one PNG per frame with the kernels drawn as streaks.
+        progress: called with the number of frames done after each frame.
+    """
+    job.check()
+    cam, T = job.camera, job.samples
+    orientation = camera_orientation(job.log, cam)
+    flow = FLOW_BACKENDS[job.flow]
+    F, H, W = len(job.frames), cam.height, cam.width
+    index = {int(n): i for i, n in enumerate(job.frames)}
+    meta = {"gyrodeblur": __version__, "camera": cam.to_dict(), "samples": T,
+            "translation": job.translation, "flow": job.flow if job.translation else None,
+            "frames": [int(n) for n in job.frames], "frames_source": job.timing.source,
+            "gyro": job.log.source, **job.settings}
+    with NpzWriter(out) as npz:
+        rot = npz.array("rot", (F, T, 2, H, W), np.float32)
+        tran = npz.array("tran", (F, T, 2, H, W), np.float32) if job.translation else None
+        mask = npz.array("mask", (F, H, W), bool)
+        times = npz.array("times", (F, T, H), np.float64)
+        npz.put("frames", np.asarray(job.frames, np.int64))
+        npz.put("meta", np.array(json.dumps(meta)))
+
+        pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        images: dict[int, np.ndarray] = {}
+        previous: tuple[int, np.ndarray, np.ndarray] | None = None
+
+        def finish(number: int) -> None:
+            i = index[number]
+            row = job.timing.frame.searchsorted(number)
+            t_start, exposure = job.timing.t_start[row], job.timing.exposure[row]
+            _, times[i] = rotation_trajectories(orientation, cam, t_start, exposure, T, rot[i])
+            if tran is not None:
+                measured = pending.pop(number, [])
+                if measured:
+                    tau, mask[i] = combine_velocities(*zip(*measured, strict=True))
+                    tran[i] = translation_trajectories(tau, exposure, T)
+            if plot_dir is not None:
+                total = rot[i] + tran[i] if tran is not None else rot[i]
+                picture = draw_kernels(total, images.pop(number, None))
+                target = Path(plot_dir) / f"kernels_{number:06d}.png"
+                with atomic_path(target) as tmp:
+                    cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+            if progress:
+                progress(i + 1)
+
+        unfinished = deque(int(n) for n in job.frames)
+        # Without translation a frame is complete when read; with it, once the next is read.
+        lag = 1 if job.translation else 0
+        for number, image in job.footage.frames(job.needed()) if job.footage else ():
+            image = _resize(image, cam)
+            if number in index and plot_dir is not None:
+                images[number] = image
+            if job.translation:
+                gray, t_ref = to_gray_u8(image), _ref_times(job, number)
+                if previous is not None and previous[0] == number - 1:
+                    pv = pair_velocity(previous[1], gray, orientation, cam, previous[2], t_ref,
+                                       flow)
+                    pending.setdefault(number - 1, []).append((pv.tau_a, pv.valid_a))
+                    pending.setdefault(number, []).append((pv.tau_b, pv.valid_b))
+                previous = (number, gray, t_ref)
+            while unfinished and unfinished[0] <= number - lag:
+                finish(unfinished.popleft())
+        while unfinished:
+            finish(unfinished.popleft())

@@ -1,0 +1,389 @@
+"""Tests of gyrodeblur.geometry.camera: distortion models, rescaling, rolling shutter, files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.geometry.camera import Camera, camera_from_dict, load_camera, save_camera
+
+# A strongly distorted wide-angle lens with all eight cv2 coefficients (rational model).
+OPENCV = Camera(1920, 1080, 1400.0, 1395.0, 961.3, 538.2, "opencv",
+                (-0.31, 0.12, 0.0012, -0.0007, -0.021, 0.01, -0.004, 0.002))
+OPENCV5 = Camera(1920, 1080, 1400.0, 1395.0, 961.3, 538.2, "opencv",
+                 (-0.28, 0.09, 0.001, -0.0005, -0.012))
+FISHEYE = Camera(1920, 1080, 1000.0, 1002.0, 958.1, 541.6, "fisheye",
+                 (0.05, 0.01, -0.003, 0.0005))
+# The real Gyroflow profile below (AKASO V50x, 2.7k).
+AKASO = Camera(2716, 1524, 1521.8556549213351, 1517.3353528760497, 1398.7223429856729,
+               629.1053659679567, "fisheye",
+               (0.13409177590858662, -0.33639498801548057, 0.3274956873988361,
+                -0.1478470585818954))
+DISTORTED = [OPENCV, OPENCV5, FISHEYE]
+
+GYROVD_CSV = Path("/work/shared/data/gyro/original/GyroDVD/demo/GyroVD_Real/1029_GP/"
+                  "VID_20251029_020848/meta_info/cam_metainfo.csv")
+
+# Trimmed from gyroflow/lens_profiles AKASO/AKASO_v50x___2.7k_16by9_2716x1524-30.00fps.json
+# (commit f9e749bc), with the keys a newer Gyroflow adds (distortion_model, asymmetrical).
+GYROFLOW_PROFILE = {
+    "name": "AKASO_v50x___2.7k_16by9_2716x1524-30.00fps",
+    "calibrated_by": "Robert Niewiarowski",
+    "camera_brand": "AKASO",
+    "camera_model": "V50x",
+    "calib_dimension": {"w": 2716, "h": 1524},
+    "orig_dimension": {"w": 2716, "h": 1524},
+    "output_dimension": {"w": 2716, "h": 1524},
+    "frame_readout_time": None,
+    "gyro_lpf": None,
+    "input_horizontal_stretch": 1.0,
+    "num_images": 6,
+    "fps": 29.999979,
+    "official": False,
+    "asymmetrical": True,
+    "use_opencv_fisheye": True,
+    "fisheye_params": {
+        "RMS_error": 0.920755232738085,
+        "camera_matrix": [[1521.8556549213351, 0.0, 1398.7223429856729],
+                          [0.0, 1517.3353528760497, 629.1053659679567],
+                          [0.0, 0.0, 1.0]],
+        "distortion_coeffs": [0.13409177590858662, -0.33639498801548057, 0.3274956873988361,
+                              -0.1478470585818954],
+        "radial_distortion_limit": None,
+    },
+    "use_opencv_standard": False,
+    "calib_params": {"RMS_error": 0.0, "camera_matrix": [], "distortion_coeffs": [],
+                     "radial_distortion_limit": None},
+    "distortion_model": "opencv_fisheye",
+    "identifier": "",
+    "calibrator_version": "1.0.0-rc4",
+    "date": "2022-02-27",
+    "compatible_settings": [],
+}
+
+
+def pixel_grid(cam: Camera, n: int = 25) -> np.ndarray:
+    """(n*n, 2) pixels spanning the frame, corners included, plus half a pixel outside."""
+    xs = np.linspace(-0.5, cam.width - 0.5, n)
+    ys = np.linspace(-0.5, cam.height - 0.5, n)
+    return np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+
+
+def write_json(path: Path, d: dict) -> Path:
+    path.write_text(json.dumps(d))
+    return path
+
+
+# ---- distortion ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cam", DISTORTED, ids=["opencv8", "opencv5", "fisheye"])
+def test_undistort_inverts_distort_over_the_frame(cam: Camera) -> None:
+    xn = cam.undistort_points(pixel_grid(cam))
+    assert np.isfinite(xn).all()
+    # Normalized points from the centre out past the corners.
+    np.testing.assert_allclose(cam.undistort_points(cam.distort_points(xn)), xn,
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(cam.distort_points(xn), pixel_grid(cam), rtol=0, atol=1e-7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(u=st.floats(-0.5, 1919.5), v=st.floats(-0.5, 1079.5), which=st.sampled_from([0, 1]))
+def test_undistort_roundtrip_random_pixels(u: float, v: float, which: int) -> None:
+    cam = [OPENCV, FISHEYE][which]
+    p = np.array([u, v])
+    xn = cam.undistort_points(p)
+    np.testing.assert_allclose(cam.distort_points(xn), p, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(cam.undistort_points(cam.distort_points(xn)), xn, rtol=0,
+                               atol=1e-9)
+
+
+@pytest.mark.parametrize("cam", [OPENCV, OPENCV5], ids=["opencv8", "opencv5"])
+def test_distort_matches_cv2_project_points(cam: Camera) -> None:
+    xn = cam.undistort_points(pixel_grid(cam))
+    obj = np.concatenate([xn, np.ones((len(xn), 1))], 1)
+    ref, _ = cv2.projectPoints(obj, np.zeros(3), np.zeros(3), cam.K, np.array(cam.distortion))
+    np.testing.assert_allclose(cam.distort_points(xn), ref[:, 0], rtol=0, atol=1e-6)
+
+
+def test_distort_matches_cv2_fisheye() -> None:
+    xn = FISHEYE.undistort_points(pixel_grid(FISHEYE))
+    ref = cv2.fisheye.distortPoints(xn[None], FISHEYE.K, np.array(FISHEYE.distortion))
+    np.testing.assert_allclose(FISHEYE.distort_points(xn), ref[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cam", DISTORTED, ids=["opencv8", "opencv5", "fisheye"])
+def test_undistort_matches_cv2_iterated_to_convergence(cam: Camera) -> None:
+    p = pixel_grid(cam)[:, None]
+    k, d, eye = cam.K, np.array(cam.distortion), np.eye(3)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 1000, 1e-15)
+    if cam.distortion_model == "fisheye":
+        ref = cv2.fisheye.undistortPoints(p, k, d, R=eye, P=eye, criteria=criteria)
+    elif hasattr(cv2, "undistortPointsIter"):  # OpenCV 4
+        ref = cv2.undistortPointsIter(p, k, d, eye, eye, criteria)
+    else:
+        ref = cv2.undistortPoints(p, k, d, R=eye, P=eye, criteria=criteria)
+    np.testing.assert_allclose(cam.undistort_points(p[:, 0]), ref[:, 0], rtol=0, atol=1e-9)
+
+
+def test_pinhole_is_k_inverse() -> None:
+    cam = Camera(640, 480, 500.0, 510.0, 320.2, 241.7)
+    p = pixel_grid(cam)
+    ph = np.concatenate([p, np.ones((len(p), 1))], 1)
+    np.testing.assert_allclose(cam.undistort_points(p), (ph @ cam.K_inv.T)[:, :2], atol=1e-15)
+    np.testing.assert_allclose(cam.K_inv @ cam.K, np.eye(3), atol=1e-15)
+
+
+def test_unreachable_points_are_nan_not_garbage() -> None:
+    # The real AKASO calibration folds: theta_d(theta) peaks at about 1.026 near theta = 1.1,
+    # and the bottom-right corner (r_d = 1.047) has no preimage.
+    corners = np.array([[-0.5, -0.5], [2715.5, -0.5], [2715.5, 1523.5], [AKASO.cx, AKASO.cy]])
+    xn = AKASO.undistort_points(corners)
+    assert np.isfinite(xn[:2]).all() and np.isnan(xn[2]).all()
+    np.testing.assert_allclose(xn[3], 0.0, atol=1e-15)
+    np.testing.assert_allclose(AKASO.distort_points(xn[:2]), corners[:2], rtol=0, atol=1e-8)
+
+
+def test_points_keep_leading_shape() -> None:
+    p = np.zeros((2, 3, 4, 2))
+    assert OPENCV.undistort_points(p).shape == p.shape
+    assert FISHEYE.distort_points(p).shape == p.shape
+
+
+def test_pixel_rays_are_cached_read_only_undistorted_centres() -> None:
+    cam = AKASO.rescaled(340, 191)
+    rays = cam.pixel_rays()
+    assert rays.shape == (191, 340, 2) and rays.dtype == np.float64
+    assert cam.pixel_rays() is rays and not rays.flags.writeable
+    np.testing.assert_array_equal(rays[7, 11], cam.undistort_points(np.array([11.0, 7.0])))
+
+
+# ---- rescaling -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cam", DISTORTED + [Camera(640, 480, 500.0, 500.0, 319.5, 239.5)],
+                         ids=["opencv8", "opencv5", "fisheye", "pinhole"])
+def test_halving_maps_pixel_centres(cam: Camera) -> None:
+    big = cam.rescaled(2 * (cam.width // 2), 2 * (cam.height // 2))
+    small = big.rescaled(big.width // 2, big.height // 2)
+    # Small pixel (0, 0) covers big pixels (0, 0)-(1, 1): the same ray as big (0.5, 0.5).
+    np.testing.assert_allclose(small.undistort_points(np.array([0.0, 0.0])),
+                               big.undistort_points(np.array([0.5, 0.5])), rtol=0, atol=1e-12)
+    p = pixel_grid(small, 9)
+    np.testing.assert_allclose(small.undistort_points(p), big.undistort_points(2 * p + 0.5),
+                               rtol=0, atol=1e-12)
+
+
+def test_rescale_keeps_rays_and_readout() -> None:
+    cam = OPENCV.replace(readout_time=0.02, readout_direction="bottom_to_top")
+    small = cam.rescaled(1280, 720)
+    s = 1280 / 1920
+    p = pixel_grid(small, 11)
+    np.testing.assert_allclose(small.undistort_points(p), cam.undistort_points((p + 0.5) / s - 0.5),
+                               rtol=0, atol=1e-12)
+    assert small.distortion == cam.distortion
+    assert (small.readout_time, small.readout_direction) == (0.02, "bottom_to_top")
+    np.testing.assert_allclose(small.rescaled(1920, 1080).K, cam.K, rtol=0, atol=1e-12)
+
+
+def test_rescale_refuses_other_aspect_ratio() -> None:
+    cam = Camera(4000, 3000, 3000.0, 3000.0, 1999.5, 1499.5)
+    with pytest.raises(InputError, match="cannot rescale 4000x3000 camera to 1920x1080: "
+                                         "aspect ratio differs"):
+        cam.rescaled(1920, 1080)
+    assert cam.rescaled(1920, 1441).height == 1441  # under 1 %: rounding of an odd size
+
+
+# ---- rolling shutter -----------------------------------------------------------------------
+
+
+def test_row_start_times_both_directions() -> None:
+    cam = Camera(8, 5, 4.0, 4.0, 3.5, 2.0, readout_time=0.04)
+    np.testing.assert_allclose(cam.row_start_times(10.0), [10.0, 10.01, 10.02, 10.03, 10.04])
+    rev = cam.replace(readout_direction="bottom_to_top").row_start_times(10.0)
+    np.testing.assert_allclose(rev, [10.04, 10.03, 10.02, 10.01, 10.0])
+    one_row = Camera(8, 1, 4.0, 4.0, 3.5, 0.0, readout_time=0.04)
+    assert one_row.row_start_times(2.0).tolist() == [2.0]
+    assert one_row.replace(readout_direction="bottom_to_top").row_start_times(2.0).tolist() == [2.0]
+    assert Camera(8, 5, 4.0, 4.0, 3.5, 2.0).row_start_times(1.5).tolist() == [1.5] * 5
+
+
+# ---- our JSON ------------------------------------------------------------------------------
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    c, s = np.cos(0.3), np.sin(0.3)
+    cam = OPENCV.replace(readout_time=0.0163, readout_direction="bottom_to_top",
+                         imu_to_camera=((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0)),
+                         time_offset=-0.0125)
+    save_camera(cam, tmp_path / "cam.json")
+    assert load_camera(tmp_path / "cam.json") == cam
+    assert camera_from_dict(json.loads((tmp_path / "cam.json").read_text())) == cam
+    assert hash(load_camera(tmp_path / "cam.json")) == hash(cam)
+    assert [p.name for p in tmp_path.iterdir()] == ["cam.json"]  # no temporary left behind
+
+
+def test_json_defaults() -> None:
+    cam = camera_from_dict({"width": 4, "height": 3, "fx": 2, "fy": 2, "cx": 1.5, "cy": 1})
+    assert cam.distortion_model == "none" and cam.distortion == ()
+    assert cam.readout_time == 0.0 and cam.readout_direction == "top_to_bottom"
+    np.testing.assert_array_equal(cam.R_imu_to_camera, np.eye(3))
+    assert cam.time_offset == 0.0
+
+
+GOOD = {"width": 640, "height": 480, "fx": 500.0, "fy": 500.0, "cx": 319.5, "cy": 239.5}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"fx": None}, "missing key"),
+    ({"fx": -500.0}, "focal lengths must be positive"),
+    ({"width": 0}, "frame size must be positive"),
+    ({"width": 640.5}, "width must be an integer"),
+    ({"distortion_model": "kannala"}, "unknown distortion_model 'kannala'"),
+    ({"distortion_model": "opencv", "distortion": [0.1, 0.01, 0.0]}, "takes 4 or 5 or 8"),
+    ({"distortion_model": "fisheye", "distortion": [0.1, 0.0, 0.0, 0.0, 0.0]}, "takes 4"),
+    ({"distortion": [0.1]}, "takes 0"),
+    ({"imu_to_camera": [[1, 0, 0], [0, 1, 0], [0, 0, -1]]}, "not a rotation"),
+    ({"imu_to_camera": [[1.1, 0, 0], [0, 1, 0], [0, 0, 1]]}, "not a rotation"),
+    ({"imu_to_camera": [[1, 0, 0], [0, 1, 0]]}, "must be 3x3"),
+    ({"imu_to_camera": [[1, 0, 0], [0, 1], [0, 0, 1]]}, "must be 3x3"),
+    ({"readout_time": -0.01}, "readout_time must be >= 0"),
+    ({"readout_direction": "left_to_right"}, "unknown readout_direction"),
+    ({"fy": "500"}, "fy must be a number"),
+    ({"fx": float("nan")}, "fx must be finite"),
+    ({"readout": 0.01}, "unknown camera key"),
+])
+def test_bad_json_names_the_file(tmp_path: Path, change: dict, message: str) -> None:
+    d = {**GOOD, **change}
+    d = {k: v for k, v in d.items() if v is not None}
+    path = write_json(tmp_path / "bad.json", d)
+    with pytest.raises(InputError, match=message) as err:
+        load_camera(path)
+    assert str(err.value).startswith(f"{path}: ")
+    assert "\n" not in str(err.value)
+
+
+def test_small_rotation_error_is_tolerated() -> None:
+    cam = camera_from_dict({**GOOD, "imu_to_camera": [[1, 2e-4, 0], [-2e-4, 1, 0], [0, 0, 1]]})
+    assert cam.imu_to_camera[0][1] == 2e-4
+
+
+def test_replace_validates() -> None:
+    with pytest.raises(InputError, match="focal lengths"):
+        OPENCV.replace(fx=0.0)
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        load_camera(tmp_path / "missing.json")
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(InputError, match="junk.json: not a camera JSON"):
+        load_camera(tmp_path / "junk.json")
+    with pytest.raises(InputError, match="not a camera file"):
+        load_camera(write_json(tmp_path / "other.json", {"w": 3}))
+
+
+# ---- Gyroflow lens profiles ----------------------------------------------------------------
+
+
+def test_gyroflow_profile(tmp_path: Path) -> None:
+    cam = load_camera(write_json(tmp_path / "akaso.json", GYROFLOW_PROFILE))
+    assert cam == AKASO
+
+
+def test_gyroflow_symmetric_profile_centres_principal_point(tmp_path: Path) -> None:
+    d = {**GYROFLOW_PROFILE, "frame_readout_time": 15.5}
+    del d["asymmetrical"], d["distortion_model"]  # older profiles: defaults apply
+    cam = load_camera(write_json(tmp_path / "p.json", d))
+    assert cam.distortion_model == "fisheye"
+    assert (cam.cx, cam.cy) == (2715 / 2, 1523 / 2)
+    assert cam.fx == AKASO.fx and cam.distortion == AKASO.distortion
+    assert cam.readout_time == pytest.approx(0.0155 * 1523 / 1524)
+    assert cam.readout_direction == "top_to_bottom"
+    d["frame_readout_direction"] = "BottomToTop"
+    assert load_camera(write_json(tmp_path / "p.json", d)).readout_direction == "bottom_to_top"
+
+
+def test_gyroflow_opencv_standard_and_project_file(tmp_path: Path) -> None:
+    params = {"camera_matrix": [[1600.0, 0.0, 960.0], [0.0, 1600.0, 540.0], [0.0, 0.0, 1.0]],
+              "distortion_coeffs": [-0.1, 0.02, 0.0, 0.0, 0.001, 0, 0, 0, 0, 0, 0, 0]}
+    lens = {"calib_dimension": {"w": 1920, "h": 1080}, "distortion_model": "opencv_standard",
+            "asymmetrical": True, "fisheye_params": params, "frame_readout_time": -10.0,
+            "crop": 1.25}
+    cam = load_camera(write_json(tmp_path / "p.gyroflow", {"calibration_data": lens}))
+    assert cam.distortion_model == "opencv" and cam.distortion == (-0.1, 0.02, 0.0, 0.0, 0.001)
+    assert (cam.fx, cam.cx, cam.cy) == (1280.0, 960.0, 540.0)
+    assert cam.readout_direction == "bottom_to_top"
+    assert cam.readout_time == pytest.approx(0.01 * 1079 / 1080)
+    pinhole = {**lens, "fisheye_params": {**params, "distortion_coeffs": []}}
+    assert load_camera(write_json(tmp_path / "q.json", pinhole)).distortion_model == "none"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"distortion_model": "poly3"}, "distortion model 'poly3' is not supported"),
+    ({"digital_lens": "gopro_superview"}, "digital lens 'gopro_superview'"),
+    ({"input_horizontal_stretch": 1.33}, "anamorphic"),
+    ({"fisheye_params": {"camera_matrix": [[1.0, 0.0, 1.0]], "distortion_coeffs": []}},
+     "camera_matrix must be 3x3"),
+    ({"fisheye_params": {**GYROFLOW_PROFILE["fisheye_params"], "distortion_coeffs": [0.1]}},
+     "needs 4 coefficients"),
+    ({"calib_dimension": {"w": 2716}}, "malformed calib_dimension"),
+    ({"frame_readout_direction": "LeftToRight"}, "frame_readout_direction 'LeftToRight'"),
+])
+def test_gyroflow_refusals(tmp_path: Path, change: dict, message: str) -> None:
+    path = write_json(tmp_path / "lens.json", {**GYROFLOW_PROFILE, **change})
+    with pytest.raises(InputError, match=message) as err:
+        load_camera(path)
+    assert str(err.value).startswith(f"{path}: Gyroflow lens profile: ")
+
+
+# ---- GyroVD cam_metainfo.csv ---------------------------------------------------------------
+
+
+@pytest.mark.skipif(not GYROVD_CSV.is_file(), reason="shared GyroVD data not present")
+def test_gyrovd_real_file() -> None:
+    for source in (GYROVD_CSV, GYROVD_CSV.parent, GYROVD_CSV.parent.parent):
+        cam = load_camera(source)
+        assert (cam.width, cam.height) == (1080, 1920)
+        assert cam.fx == pytest.approx(2801.0205 * 1080 / 2295, rel=1e-12)
+        assert cam.fy == pytest.approx(2801.0205 * 1920 / 4080, rel=1e-12)
+        assert cam.cx == pytest.approx((1541.4434 - 388.5) * 1080 / 2295, rel=1e-12)
+        assert cam.cy == pytest.approx(2021.0679 * 1920 / 4080, rel=1e-12)
+        assert cam.distortion_model == "none" and cam.readout_time == 0.0
+        assert cam.time_offset == 0.0
+        np.testing.assert_array_equal(cam.R_imu_to_camera, np.diag([1.0, -1.0, -1.0]))
+
+
+def gyrovd_row(*, intrinsics: str = "2797.2017,2801.0205,2021.0679,1541.4434,0") -> str:
+    return "16006,0,170,99777679,1.31,1,1,2.76," + "0.1," * 9 + intrinsics
+
+
+def test_gyrovd_synthetic_and_malformed(tmp_path: Path) -> None:
+    good = tmp_path / "cam_metainfo.csv"
+    good.write_text(gyrovd_row() + "\n" + gyrovd_row() + "\n")
+    assert load_camera(tmp_path).fx == pytest.approx(2801.0205 * 1080 / 2295)
+
+    other = gyrovd_row(intrinsics="2797.2017,2900.0,2021.0679,1541.4434,0")
+    good.write_text(gyrovd_row() + "\n" + other + "\n")
+    with pytest.warns(UserWarning, match="using the first row"):
+        assert load_camera(good).fx == pytest.approx(2801.0205 * 1080 / 2295)
+
+    cases = {"short.csv": (gyrovd_row()[:-2], r"expected 22 comma-separated columns .*found 21"),
+             "nan.csv": (gyrovd_row(intrinsics="2797.2,nan,2021.0,1541.4,0"), "NaN"),
+             "text.csv": (gyrovd_row(intrinsics="a,b,c,d,e"), "not a number"),
+             "empty.csv": ("", "empty")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InputError, match=message) as err:
+            load_camera(tmp_path / name)
+        assert str(err.value).startswith(str(tmp_path / name))
+    (tmp_path / "nowhere").mkdir()
+    with pytest.raises(InputError, match="no cam_metainfo.csv"):
+        load_camera(tmp_path / "nowhere")

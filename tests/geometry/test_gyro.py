@@ -1,0 +1,315 @@
+"""Tests for gyrodeblur.geometry.gyro: readers, validation and processing."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.geometry.gyro import (
+    GyroLog,
+    check_covers,
+    estimate_bias,
+    gyroflow_imu_to_camera,
+    lowpass,
+    read_gyro,
+    remove_bias,
+    resample,
+    shifted,
+    to_camera_frame,
+    write_csv,
+)
+
+REAL = Path("/work/shared/data/gyro")
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------- readers
+
+
+def test_csv_round_trip_is_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.cumsum(rng.uniform(1e-3, 3e-3, 500)) + 12345.678901234
+    w = rng.normal(0, 1.0, (500, 3)) / 3.0  # values with long decimal expansions
+    write_csv(GyroLog(t, w), tmp_path / "g.csv")
+    log = read_gyro(tmp_path / "g.csv")
+    assert np.array_equal(log.t, t) and np.array_equal(log.w, w)
+    assert (tmp_path / "g.csv").read_text().splitlines()[0] == "t,wx,wy,wz"
+    assert [p.name for p in tmp_path.iterdir()] == ["g.csv"]  # no temporary left behind
+
+
+def test_csv_columns_found_by_name_and_extra_ignored(tmp_path):
+    p = _csv(tmp_path / "g.csv", "wz,extra,t,wy,wx\n3,9,0.0,2,1\n6,9,0.5,5,4\n")
+    log = read_gyro(p)
+    np.testing.assert_array_equal(log.t, [0.0, 0.5])
+    np.testing.assert_array_equal(log.w, [[1, 2, 3], [4, 5, 6]])
+    assert log.imu_to_camera is None and log.readout_time is None
+
+
+def test_gcsv_integer_rows(tmp_path):
+    p = _csv(
+        tmp_path / "cam.gcsv",
+        "GYROFLOW IMU LOG\nversion,1.3\nid,test_logger\norientation,YxZ\n"
+        "frame_readout_time,15.23\nframe_readout_direction,0\n"
+        "tscale,0.001\ngscale,0.0005\nascale,0.00048828125\n"
+        "t,gx,gy,gz,ax,ay,az\n"
+        "1000,2000,-4000,1000,1,2,3\n1002,0,0,-2000,1,2,3\n1005,10,20,30,1,2,3\n",
+    )
+    log = read_gyro(p)
+    np.testing.assert_allclose(log.t, [1.0, 1.002, 1.005], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(log.w, [[1.0, -2.0, 0.5], [0, 0, -1.0], [0.005, 0.01, 0.015]])
+    assert log.readout_time == pytest.approx(0.01523)
+    # YxZ: Gyroflow axes (y, -x, z); Gyroflow -> OpenCV flips y and z.
+    expected = np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, -1]])
+    np.testing.assert_array_equal(log.imu_to_camera, expected)
+    # A rotation about the recorded y axis is, for YxZ, a rotation about camera x.
+    np.testing.assert_array_equal(log.imu_to_camera @ [0, 1, 0], [1, 0, 0])
+
+
+def test_gcsv_bottom_to_top_readout_is_negative(tmp_path):
+    p = _csv(
+        tmp_path / "b.gcsv",
+        "CAMERA IMU LOG\nversion,1.3\nid,x\norientation,XYZ\nframe_readout_time,20\n"
+        "frame_readout_direction,1\ntscale,1e-6\ngscale,1\nt,gx,gy,gz\n0,0.1,0.2,0.3\n"
+        "1000,0.1,0.2,0.3\n",
+    )
+    log = read_gyro(p)
+    assert log.readout_time == pytest.approx(-0.020)
+    np.testing.assert_allclose(log.t, [0.0, 0.001])
+    np.testing.assert_array_equal(log.imu_to_camera, np.diag([1.0, -1, -1]))
+
+
+def test_gyroflow_orientations():
+    # Each letter names the recorded axis feeding Gyroflow axis i; lower case inverts it.
+    v = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(gyroflow_imu_to_camera("XYZ") @ v, [1, -2, -3])
+    np.testing.assert_array_equal(gyroflow_imu_to_camera("zxY") @ v, [-3, 1, -2])
+    with pytest.raises(ValueError):
+        gyroflow_imu_to_camera("XXZ")
+
+
+def test_gyrovd_folder_ns_timestamps(tmp_path):
+    meta = tmp_path / "VID" / "meta_info"
+    meta.mkdir(parents=True)
+    _csv(meta / "gyro.csv", "0.5,-0.25,1.0,590984740505455\n0.1,0.2,0.3,590984742901913\n")
+    log = read_gyro(tmp_path / "VID")
+    np.testing.assert_allclose(log.t, [590984.740505455, 590984.742901913], rtol=0, atol=1e-9)
+    # 2396458 ns apart; float64 seconds near 6e5 s resolve ~0.1 ns.
+    assert log.t[1] - log.t[0] == pytest.approx(2.396458e-3, abs=2e-10)
+    np.testing.assert_array_equal(log.w, [[0.5, -0.25, 1.0], [0.1, 0.2, 0.3]])
+    assert log.source.endswith("gyro.csv")
+
+
+def test_gyrovd_folder_without_gyro_csv(tmp_path):
+    with pytest.raises(InputError, match="no gyro.csv"):
+        read_gyro(tmp_path)
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="shared gyro data not available")
+def test_real_gyrodvd_trace():
+    log = read_gyro(REAL / "gyrodvd_real_VID_20251029_020848.csv")
+    assert len(log.t) == 6286
+    assert log.t[-1] == pytest.approx(15.096514, abs=1e-6)
+    assert np.abs(log.w).max(axis=0) == pytest.approx([1.33703, 1.099862, 0.80344], abs=1e-6)
+
+
+def test_telemetry_reader_missing_package(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_telemetry(name, *args, **kwargs):
+        if name == "telemetry_parser":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_telemetry)
+    p = _csv(tmp_path / "clip.mp4", "not a video")
+    with pytest.raises(InputError, match=r"clip\.mp4: .*pip install 'gyrodeblur\[telemetry\]'"):
+        read_gyro(p)
+
+
+def test_telemetry_reader_units(tmp_path):
+    pytest.importorskip("telemetry_parser")
+    # telemetry-parser reads a .gcsv as well: a real file through its real API.
+    gcsv = (
+        "GYROFLOW IMU LOG\nversion,1.3\nid,t\norientation,YxZ\ntscale,0.001\ngscale,0.01\n"
+        "t,gx,gy,gz\n1000,100,0,0\n1010,0,200,0\n1020,0,0,300\n"
+    )
+    src = _csv(tmp_path / "a.gcsv", gcsv)
+    clip = tmp_path / "clip.bin"
+    clip.write_bytes(src.read_bytes())
+    log = read_gyro(clip)
+    # Timestamps relative to the first sample, in s; rates back in rad/s, in Gyroflow axes.
+    np.testing.assert_allclose(log.t, [0.0, 0.01, 0.02], atol=1e-9)
+    np.testing.assert_allclose(log.w, [[0, -1, 0], [2, 0, 0], [0, 0, 3]], atol=1e-12)
+    np.testing.assert_array_equal(log.imu_to_camera, np.diag([1.0, -1, -1]))
+    # Same camera-frame rates as our own gcsv reader.
+    direct = read_gyro(src)
+    np.testing.assert_allclose(log.w @ log.imu_to_camera.T, direct.w @ direct.imu_to_camera.T,
+                               atol=1e-12)
+
+
+def test_telemetry_reader_unreadable(tmp_path):
+    pytest.importorskip("telemetry_parser")
+    p = _csv(tmp_path / "junk.mov", "hello")
+    with pytest.raises(InputError, match=r"junk\.mov: telemetry-parser cannot read"):
+        read_gyro(p)
+
+
+# ---------------------------------------------------------------- validation
+
+HEADER = "t,wx,wy,wz\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("t,wx,wy\n0,1,2\n1,1,2\n", "missing column(s) wz"),
+        (HEADER + "0,0,0,0\n", "only 1 gyro sample(s); need at least 2"),
+        (HEADER, "only 0 gyro sample(s)"),
+        (HEADER + "0,0,0,0\n0.1,nan,0,0\n", "NaN or inf at line 3"),
+        (HEADER + "0,0,0,0\n0.1,0,inf,0\n", "NaN or inf at line 3"),
+        (HEADER + "0,0,0,0\n0.2,0,0,0\n0.1,0,0,0\n",
+         "timestamps not strictly increasing at line 4 (t=0.1 after 0.2)"),
+        (HEADER + "0,0,0,0\n0.1,0,0,0\n0.1,0,0,0\n", "duplicated timestamp at line 4 (t=0.1)"),
+        (HEADER + "0,0,0,0\n0.1,abc,0,0\n", "line 3: 'abc' is not a number"),
+        (HEADER + "0,0,0,0\n0.1,0\n", "line 3 has 2 fields, expected 4"),
+    ],
+)
+def test_bad_input_names_file_and_problem(tmp_path, body, problem):
+    p = _csv(tmp_path / "bad_gyro.csv", body)
+    with pytest.raises(InputError) as err:
+        read_gyro(p)
+    assert str(err.value).startswith(f"{p}: ")
+    assert problem in str(err.value)
+
+
+def _deg_trace(tmp_path: Path) -> Path:
+    t = np.arange(200) / 100.0
+    w_deg = np.stack([200 * np.sin(2 * np.pi * t), 50 * np.cos(t), 10 * t], axis=1)
+    write_csv(GyroLog(t, w_deg), tmp_path / "deg.csv")
+    return tmp_path / "deg.csv"
+
+
+def test_deg_looking_data_refused(tmp_path):
+    p = _deg_trace(tmp_path)
+    expected = (
+        r"deg\.csv: angular velocity looks like deg/s \(99th percentile \|w\| = \d+\); "
+        r"pass unit='deg' \(CLI: --gyro-unit deg\)"
+    )
+    with pytest.raises(InputError, match=expected):
+        read_gyro(p)
+
+
+def test_unit_deg_converts(tmp_path):
+    p = _deg_trace(tmp_path)
+    raw = read_gyro(p, unit="rad")
+    log = read_gyro(p, unit="deg")
+    np.testing.assert_allclose(log.w, raw.w * math.pi / 180, rtol=1e-15)
+    np.testing.assert_array_equal(log.t, raw.t)
+
+
+def test_missing_file_and_bad_unit(tmp_path):
+    with pytest.raises(InputError, match="nope.csv: gyro file not found"):
+        read_gyro(tmp_path / "nope.csv")
+    with pytest.raises(InputError, match="unknown gyro unit"):
+        read_gyro(_deg_trace(tmp_path), unit="grad")
+
+
+def test_gcsv_problems(tmp_path):
+    base = "GYROFLOW IMU LOG\nversion,1.3\nid,x\norientation,{o}\ntscale,0.001\ngscale,1\n{cols}\n"
+    p = _csv(tmp_path / "a.gcsv", base.format(o="XYZ", cols="t,gx,gy") + "0,1,2\n1,1,2\n")
+    with pytest.raises(InputError, match=r"a\.gcsv: missing column\(s\) gz"):
+        read_gyro(p)
+    p = _csv(tmp_path / "b.gcsv", base.format(o="XQZ", cols="t,gx,gy,gz") + "0,1,2,3\n1,1,2,3\n")
+    with pytest.raises(InputError, match=r"b\.gcsv: bad orientation"):
+        read_gyro(p)
+    p = _csv(tmp_path / "c.gcsv", "id,x\nt,gx,gy,gz\n0,1,2,3\n")
+    with pytest.raises(InputError, match=r"c\.gcsv: not a Gyroflow IMU log"):
+        read_gyro(p)
+
+
+# ---------------------------------------------------------------- processing
+
+
+def test_bias_recovered_from_still_segments():
+    rng = np.random.default_rng(1)
+    t = np.arange(0, 6.0, 1 / 400)
+    moving = (t > 1.0) & (t < 5.0)
+    motion = np.stack([np.sin(7 * t), 0.8 * np.cos(3 * t), 0.5 * np.sin(11 * t)], axis=1)
+    bias = np.array([0.012, -0.021, 0.0075])
+    w = bias + rng.normal(0, 0.003, (len(t), 3)) + moving[:, None] * motion
+    est = estimate_bias(GyroLog(t, w))
+    np.testing.assert_allclose(est, bias, atol=1e-3)
+    np.testing.assert_allclose(remove_bias(GyroLog(t, w), est).w, w - est)
+
+
+def test_bias_refused_without_still_segment_and_for_steady_pan():
+    t = np.arange(0, 4.0, 1 / 200)
+    shaky = GyroLog(t, np.stack([np.sin(9 * t), np.cos(5 * t), np.sin(3 * t)], axis=1))
+    with pytest.raises(InputError, match="no still segment"):
+        estimate_bias(shaky)
+    pan = GyroLog(t, np.tile([0.0, 0.5, 0.0], (len(t), 1)))  # steady, but not a bias
+    with pytest.raises(InputError, match="no still segment"):
+        estimate_bias(pan)
+
+
+def test_lowpass_attenuates_and_keeps():
+    fs = 1000.0
+    t = np.arange(0, 4.0, 1 / fs)
+    fast = np.sin(2 * np.pi * 100 * t)
+    slow = np.sin(2 * np.pi * 1 * t)
+    out = lowpass(GyroLog(t, np.stack([fast, slow, fast + slow], axis=1)), 10.0).w
+    mid = slice(1000, 3000)  # away from the padded ends
+    gain_db = 20 * np.log10(np.sqrt(np.mean(out[mid, 0] ** 2)) / np.sqrt(np.mean(fast[mid] ** 2)))
+    assert gain_db < -20
+    assert np.abs(out[mid, 1] - slow[mid]).max() < 0.01
+    assert np.abs(out[mid, 2] - slow[mid]).max() < 0.01
+    with pytest.raises(InputError, match="cutoff"):
+        lowpass(GyroLog(t, out), 600.0)
+
+
+def test_resample_linear_signal_exact():
+    rng = np.random.default_rng(2)
+    t = np.sort(rng.uniform(0.0, 2.0, 300))
+    t = np.concatenate([[0.0], t, [2.0]])
+    a, b = np.array([0.5, -1.0, 2.0]), np.array([0.1, 0.2, -0.3])
+    out = resample(GyroLog(t, a * t[:, None] + b), 250.0)
+    np.testing.assert_allclose(np.diff(out.t), 1 / 250, rtol=0, atol=1e-12)
+    assert out.t[0] == 0.0 and out.t[-1] == pytest.approx(2.0) and len(out.t) == 501
+    np.testing.assert_allclose(out.w, a * out.t[:, None] + b, rtol=0, atol=1e-12)
+
+
+def test_shifted_and_check_covers():
+    log = GyroLog(np.linspace(0.0, 15.097, 100), np.zeros((100, 3)), source="g.csv")
+    check_covers(log, 0.0, 15.097)
+    check_covers(log, 1.0, 2.0)
+    with pytest.raises(InputError) as err:
+        check_covers(log, 14.9, 16.2)
+    assert str(err.value) == (
+        "g.csv: gyro covers 0.000-15.097 s but the frames need 14.900-16.200 s "
+        "(check --time-offset and the frames CSV clock)"
+    )
+    moved = shifted(log, 1.5)
+    np.testing.assert_allclose(moved.t, log.t + 1.5)
+    check_covers(moved, 14.9, 16.2)
+    with pytest.raises(InputError):
+        check_covers(moved, 1.0, 2.0)
+
+
+def test_to_camera_frame_permutation():
+    perm = np.array([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]])  # cyclic: x'=z, y'=x, z'=y
+    w = np.array([[1.0, 2, 3], [4, 5, 6]])
+    out = to_camera_frame(GyroLog(np.array([0.0, 1.0]), w), perm)
+    np.testing.assert_array_equal(out.w, [[3, 1, 2], [6, 4, 5]])
+    np.testing.assert_array_equal(out.imu_to_camera, np.eye(3))
+    with pytest.raises(ValueError):
+        to_camera_frame(out, np.ones((3, 3)))

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.integrate import solve_ivp
+from scipy.spatial.transform import Rotation
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.geometry.rotation import exp_so3, hat, integrate, log_so3
+
+vectors = st.lists(st.floats(-3.0, 3.0), min_size=3, max_size=3).map(np.array)
+
+
+@given(vectors)
+@settings(max_examples=200, deadline=None)
+def test_exp_matches_scipy_and_log_inverts(phi):
+    R = exp_so3(phi)
+    np.testing.assert_allclose(R, Rotation.from_rotvec(phi).as_matrix(), atol=1e-12)
+    if np.linalg.norm(phi) < np.pi - 1e-6:
+        np.testing.assert_allclose(log_so3(R), phi, atol=1e-9)
+
+
+def test_log_near_pi_and_tiny_angles():
+    for phi in ([np.pi - 1e-7, 0, 0], [0, 2.0, 2.0 - 1e-9], [1e-9, -2e-9, 3e-9]):
+        phi = np.array(phi)
+        phi = phi if np.linalg.norm(phi) < np.pi else phi / np.linalg.norm(phi) * (np.pi - 1e-6)
+        np.testing.assert_allclose(exp_so3(log_so3(exp_so3(phi))), exp_so3(phi), atol=1e-9)
+
+
+def test_hat_is_cross_product():
+    a, b = np.array([0.3, -1.0, 2.0]), np.array([1.5, 0.2, -0.7])
+    np.testing.assert_allclose(hat(a) @ b, np.cross(a, b))
+
+
+def test_constant_rate_closed_form():
+    w = np.array([0.4, -1.1, 2.3])
+    t = np.sort(np.random.default_rng(0).uniform(0, 2, 300))
+    orientation = integrate(t, np.tile(w, (len(t), 1)))
+    q = np.linspace(t[0], t[-1], 1000)
+    np.testing.assert_allclose(orientation.at(q), exp_so3(w * (q - t[0])[:, None]), atol=1e-10)
+
+
+def test_matches_ode_integration_of_varying_rate():
+    # dR/dt = R [w(t)]x with w(t) the interval means: solved by an adaptive ODE solver.
+    rng = np.random.default_rng(1)
+    t = np.cumsum(rng.uniform(0.002, 0.004, 200))
+    w = np.cumsum(rng.normal(0, 0.5, (200, 3)), axis=0)
+    orientation = integrate(t, w)
+    w_mid = (w[1:] + w[:-1]) / 2
+
+    def rhs(time, r):
+        k = min(np.searchsorted(t, time, side="right") - 1, len(w_mid) - 1)
+        return (r.reshape(3, 3) @ hat(w_mid[k])).ravel()
+
+    sol = solve_ivp(rhs, (t[0], t[-1]), np.eye(3).ravel(), rtol=1e-11, atol=1e-12,
+                    t_eval=[t[50], t[-1]], max_step=5e-4)
+    np.testing.assert_allclose(orientation.at(np.array(t[50])), sol.y[:, 0].reshape(3, 3),
+                               atol=1e-7)
+    np.testing.assert_allclose(orientation.at(np.array(t[-1])), sol.y[:, 1].reshape(3, 3),
+                               atol=1e-7)
+
+
+def test_relative_rotation_composes_and_inverts():
+    rng = np.random.default_rng(2)
+    t = np.linspace(0, 1, 400)
+    orientation = integrate(t, rng.normal(0, 1, (400, 3)))
+    a, b, c = 0.13, 0.57, 0.91
+    rel = orientation.relative
+    np.testing.assert_allclose(rel(c, b) @ rel(b, a), rel(c, a), atol=1e-12)
+    np.testing.assert_allclose(rel(a, b) @ rel(b, a), np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(rel(a, a), np.eye(3), atol=1e-15)
+
+
+def test_vectorised_queries_keep_shape_and_stay_rotations():
+    t = np.linspace(0, 10, 4001)
+    orientation = integrate(t, np.random.default_rng(3).normal(0, 2, (4001, 3)))
+    R = orientation.at(np.random.default_rng(4).uniform(0, 10, (9, 1080)))
+    assert R.shape == (9, 1080, 3, 3)
+    np.testing.assert_allclose(R @ np.swapaxes(R, -1, -2), np.broadcast_to(np.eye(3), R.shape),
+                               atol=1e-9)
+
+
+def test_query_outside_log_is_refused():
+    orientation = integrate(np.array([0.0, 1.0]), np.zeros((2, 3)))
+    with pytest.raises(InputError, match="gyro covers"):
+        orientation.at(np.array([0.5, 1.5]))

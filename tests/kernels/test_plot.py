@@ -1,0 +1,21 @@
+import numpy as np
+
+from gyrodeblur.kernels.plot import draw_kernels
+
+
+def test_streaks_are_drawn_where_the_trajectory_goes():
+    T, H, W = 5, 96, 96
+    traj = np.zeros((T, 2, H, W), np.float32)
+    traj[:, 0] = np.linspace(-10, 10, T)[:, None, None]  # horizontal streaks of 20 px
+    pic = draw_kernels(traj, spacing=48, gain=1.0)
+    background = pic[2, 2].copy()
+    y, x = 24, 24  # first grid point
+    assert (pic[y, x + 8] != background).any() and (pic[y, x - 8] != background).any()
+    assert (pic[y + 8, x] == background).all()  # nothing drawn across the streak
+
+
+def test_picture_keeps_frame_visible_and_size():
+    frame = np.random.default_rng(0).random((120, 160, 3)).astype(np.float32)
+    pic = draw_kernels(np.zeros((3, 2, 120, 160), np.float32), frame)
+    assert pic.shape == (120, 160, 3) and pic.dtype == np.uint8
+    assert np.corrcoef(pic[..., 0].ravel(), frame[..., 0].ravel())[0, 1] > 0.5

@@ -1,0 +1,105 @@
+import cv2
+import numpy as np
+import pytest
+
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.rotation import exp_so3, integrate
+from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
+from gyrodeblur.kernels.warp import warp_displacements
+
+PINHOLE = Camera(width=64, height=48, fx=80.0, fy=82.0, cx=31.0, cy=24.5)
+OPENCV = PINHOLE.replace(distortion_model="opencv",
+                         distortion=(-0.28, 0.09, 0.001, -0.0015, -0.01))
+FISHEYE = PINHOLE.replace(distortion_model="fisheye", distortion=(0.05, -0.02, 0.004, -0.001))
+
+
+def constant_rate(w, duration=2.0, n=400):
+    return integrate(np.linspace(0.0, duration, n), np.tile(w, (n, 1)))
+
+
+@pytest.mark.parametrize("rate", [0.3, -1.7])
+def test_constant_yaw_moves_principal_point_by_fx_tan(rate):
+    cam = PINHOLE.replace(cx=32.0, cy=24.0, readout_time=0.03)
+    traj, times = rotation_trajectories(constant_rate([0.0, rate, 0.0]), cam, 0.5, 0.04, 9)
+    dt = times[:, 24] - (times[0, 24] + 0.02)
+    np.testing.assert_allclose(traj[:, 0, 24, 32], cam.fx * np.tan(rate * dt), atol=2e-4)
+    np.testing.assert_allclose(traj[:, 1, 24, 32], 0.0, atol=2e-4)
+
+
+def test_constant_roll_rotates_about_principal_point():
+    cam = PINHOLE.replace(fy=80.0, cx=32.0, cy=24.0)
+    traj, _ = rotation_trajectories(constant_rate([0.0, 0.0, 2.0]), cam, 0.5, 0.02, 3)
+    angle = 2.0 * 0.01  # end sample is t_e / 2 after the reference
+    p = np.array([50.0, 10.0]) - [32.0, 24.0]
+    expected = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ p
+    np.testing.assert_allclose(traj[2, :, 10, 50], expected - p, atol=1e-3)
+
+
+@pytest.mark.parametrize("cam", [PINHOLE, OPENCV, FISHEYE])
+def test_zero_gyro_gives_zero_kernels(cam):
+    traj, _ = rotation_trajectories(constant_rate([0.0, 0.0, 0.0]), cam, 0.3, 0.05, 5)
+    assert traj.shape == (5, 2, 48, 64) and traj.dtype == np.float32
+    assert np.abs(traj).max() < 1e-3
+
+
+def test_reference_sample_is_zero_and_times_follow_conventions():
+    cam = PINHOLE.replace(readout_time=0.02, time_offset=0.1)
+    traj, times = rotation_trajectories(constant_rate([0.5, -0.7, 0.2]), cam, 0.5, 0.04, 5)
+    np.testing.assert_allclose(traj[2], 0.0, atol=1e-4)  # t_2 is mid-exposure: the reference
+    row_start = 0.5 + 0.1 + np.arange(48) / 47 * 0.02
+    np.testing.assert_allclose(times, row_start + 0.04 * np.arange(5)[:, None] / 4)
+
+
+def test_pinhole_matches_opencv_perspective_transform():
+    rotations = exp_so3(np.random.default_rng(0).normal(0, 0.05, (3, 48, 3)))
+    out = warp_displacements(rotations, PINHOLE)
+    ys, xs = np.mgrid[0:48, 0:64].astype(np.float64)
+    for i in range(3):
+        for y in (0, 17, 47):
+            H = PINHOLE.K @ rotations[i, y] @ PINHOLE.K_inv
+            pts = np.stack([xs[y], ys[y]], -1)[None]
+            moved = cv2.perspectiveTransform(pts, H)[0]
+            np.testing.assert_allclose(out[i, :, y].T, moved - pts[0], atol=1e-3)
+
+
+@pytest.mark.parametrize("cam", [OPENCV, FISHEYE])
+def test_distorted_warp_matches_camera_model_reference(cam):
+    rotations = exp_so3(np.random.default_rng(1).normal(0, 0.03, (2, 48, 3)))
+    out = warp_displacements(rotations, cam)
+    ys, xs = np.mgrid[0:48, 0:64].astype(np.float64)
+    rays = cam.undistort_points(np.stack([xs, ys], -1))
+    homogeneous = np.concatenate([rays, np.ones_like(xs)[..., None]], -1)
+    for i in range(2):
+        v = np.einsum("yij,yxj->yxi", rotations[i], homogeneous)
+        moved = cam.distort_points(v[..., :2] / v[..., 2:])
+        np.testing.assert_allclose(np.moveaxis(out[i], 0, -1), moved - np.stack([xs, ys], -1),
+                                   atol=2e-3)
+
+
+def test_homography_round_trip():
+    Q = exp_so3(np.array([0.02, -0.03, 0.05]))
+    forward = warp_displacements(np.tile(Q, (1, 48, 1, 1)), PINHOLE)[0]
+    ys, xs = np.mgrid[0:48, 0:64].astype(np.float64)
+    moved = np.stack([xs, ys], -1) + np.moveaxis(forward, 0, -1)
+    back = cv2.perspectiveTransform(moved.reshape(1, -1, 2), PINHOLE.K @ Q.T @ PINHOLE.K_inv)
+    np.testing.assert_allclose(back.reshape(48, 64, 2), np.stack([xs, ys], -1), atol=1e-3)
+
+
+@pytest.mark.parametrize("direction", ["top_to_bottom", "bottom_to_top"])
+def test_rolling_shutter_row_equals_global_shutter_started_later(direction):
+    # A rate that changes in time makes every row's kernel different.
+    t = np.linspace(0, 2, 2001)
+    w = np.stack([np.sin(7 * t), 0.5 * np.cos(5 * t), 0.3 * t], -1)
+    orientation = integrate(t, w)
+    rs = PINHOLE.replace(readout_time=0.03, readout_direction=direction)
+    traj_rs, _ = rotation_trajectories(orientation, rs, 0.8, 0.02, 7)
+    for y in (0, 20, 47):
+        delay = (y if direction == "top_to_bottom" else 47 - y) / 47 * 0.03
+        traj_gs, _ = rotation_trajectories(orientation, PINHOLE, 0.8 + delay, 0.02, 7)
+        np.testing.assert_allclose(traj_rs[:, :, y], traj_gs[:, :, y], atol=1e-4)
+    assert np.abs(traj_rs[:, :, 0] - traj_rs[:, :, 47]).max() > 0.05
+
+
+def test_sample_times_rejects_one_sample():
+    with pytest.raises(ValueError):
+        sample_times(PINHOLE, 0.0, 0.01, 1)

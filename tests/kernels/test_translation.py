@@ -1,0 +1,125 @@
+import cv2
+import numpy as np
+import pytest
+
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.rotation import integrate
+from gyrodeblur.kernels.flow import FLOW_BACKENDS, consistent, pixel_grid, sample_field
+from gyrodeblur.kernels.translation import (
+    combine_velocities,
+    fill_nearest,
+    pair_velocity,
+    rotation_flow,
+    translation_trajectories,
+)
+
+CAM = Camera(width=240, height=160, fx=260.0, fy=260.0, cx=119.5, cy=79.5)
+
+
+def texture(height, width, seed=0):
+    """Multi-scale smooth noise: a scene with texture at every scale for the flow."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width), np.float32)
+    for sigma in (1.5, 4, 10):
+        img += cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), sigma)
+    img = (img - img.min()) / (img.max() - img.min())
+    return (img * 255).astype(np.uint8)
+
+
+def scene_pair(w, shift=(0.0, 0.0), dt=0.05):
+    """Frame a, and frame b rendered dt later under rotation rate w plus an image shift."""
+    orientation = integrate(np.linspace(0, 1, 200), np.tile(w, (200, 1)))
+    t_a, t_b = np.full(CAM.height, 0.4), np.full(CAM.height, 0.4 + dt)
+    H = CAM.K @ orientation.relative(0.4 + dt, 0.4) @ CAM.K_inv
+    H = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]]) @ H
+    big = texture(CAM.height * 2, CAM.width * 2)
+    crop = np.array([[1, 0, CAM.width / 2], [0, 1, CAM.height / 2], [0, 0, 1]])
+    a = cv2.warpPerspective(big, np.linalg.inv(crop), (CAM.width, CAM.height),
+                            flags=cv2.INTER_CUBIC)
+    b = cv2.warpPerspective(big, H @ np.linalg.inv(crop), (CAM.width, CAM.height),
+                            flags=cv2.INTER_CUBIC)
+    return a, b, orientation, t_a, t_b
+
+
+def interior(field, margin=24):
+    return field[margin:-margin, margin:-margin]
+
+
+def test_dis_flow_agrees_with_gyro_predicted_flow():
+    a, b, orientation, t_a, t_b = scene_pair([0.15, -0.25, 0.3])
+    gyro = rotation_flow(orientation, CAM, t_a, t_b)
+    assert np.abs(gyro).max() > 3  # a real motion, not a trivially small one
+    flow = FLOW_BACKENDS["dis"](a, b)
+    err = np.linalg.norm(interior(flow - gyro), axis=-1)
+    assert np.median(err) < 0.15 and np.percentile(err, 90) < 0.5
+
+
+def test_pure_rotation_gives_no_translation():
+    a, b, orientation, t_a, t_b = scene_pair([0.15, -0.25, 0.3])
+    pv = pair_velocity(a, b, orientation, CAM, t_a, t_b)
+    assert interior(pv.valid_a).mean() > 0.9
+    assert np.median(np.linalg.norm(interior(pv.tau_a), axis=-1)) * 0.05 < 0.15
+
+
+@pytest.mark.parametrize("shift", [(3.0, -1.5), (-2.0, 2.5)])
+def test_image_shift_becomes_velocity_on_both_frames(shift):
+    a, b, orientation, t_a, t_b = scene_pair([0.1, 0.2, -0.1], shift=shift)
+    pv = pair_velocity(a, b, orientation, CAM, t_a, t_b)
+    expected = np.array(shift) / 0.05  # px/s
+    med_a = np.median(interior(pv.tau_a)[interior(pv.valid_a)], axis=0)
+    med_b = np.median(interior(pv.tau_b)[interior(pv.valid_b)], axis=0)
+    np.testing.assert_allclose(med_a, expected, atol=0.15 / 0.05)
+    np.testing.assert_allclose(med_b, expected, atol=0.15 / 0.05)
+
+
+def test_consistency_mask_flags_occlusion():
+    g = pixel_grid(20, 30)
+    forward = np.zeros((20, 30, 2), np.float32)
+    backward = np.zeros((20, 30, 2), np.float32)
+    backward[5:10, 5:10] = 4.0  # disagrees with forward inside the square only
+    valid = consistent(forward, backward, g)
+    assert not valid[5:10, 5:10].any() and valid.sum() == 20 * 30 - 25
+
+
+def test_consistency_mask_flags_flow_leaving_the_image():
+    forward = np.zeros((10, 10, 2), np.float32)
+    forward[:, :, 0] = 3.0
+    valid = consistent(forward, -forward, pixel_grid(10, 10))
+    assert valid[:, :7].all() and not valid[:, 7:].any()
+
+
+def test_fill_nearest_matches_brute_force():
+    rng = np.random.default_rng(0)
+    field = rng.normal(size=(15, 17, 2)).astype(np.float32)
+    valid = rng.random((15, 17)) > 0.7
+    filled = fill_nearest(field, valid)
+    vy, vx = np.nonzero(valid)
+    for y, x in zip(*np.nonzero(~valid), strict=True):
+        d2 = (vy - y) ** 2 + (vx - x) ** 2
+        candidates = {(vy[k], vx[k]) for k in np.flatnonzero(d2 == d2.min())}
+        assert any(np.array_equal(filled[y, x], field[c]) for c in candidates)
+    np.testing.assert_array_equal(filled[valid], field[valid])
+
+
+def test_combine_averages_where_both_valid():
+    t1, t2 = np.full((2, 3, 2), 1.0, np.float32), np.full((2, 3, 2), 3.0, np.float32)
+    v1 = np.array([[True, True, False], [False, False, False]])
+    v2 = np.array([[True, False, True], [False, False, False]])
+    tau, mask = combine_velocities([t1, t2], [v1, v2])
+    np.testing.assert_array_equal(mask, v1 | v2)
+    assert tau[0, 0, 0] == 2.0 and tau[0, 1, 0] == 1.0 and tau[0, 2, 0] == 3.0
+    assert set(np.unique(tau[1])) <= {1.0, 2.0, 3.0}
+
+
+def test_translation_trajectory_is_linear_in_time():
+    tau = np.random.default_rng(0).normal(size=(4, 5, 2)).astype(np.float32) * 100
+    traj = translation_trajectories(tau, 0.03, 7)
+    offsets = 0.03 * (np.arange(7) / 6 - 0.5)
+    np.testing.assert_allclose(traj, offsets[:, None, None, None] * np.moveaxis(tau, -1, 0),
+                               rtol=1e-6)
+
+
+def test_sample_field_bilinear():
+    f = np.arange(12, dtype=np.float32).reshape(3, 4, 1)
+    at = np.array([[[1.25, 0.5]]], np.float32)
+    assert sample_field(f, at)[0, 0, 0] == pytest.approx(0.5 * (1.25 + 5.25), abs=1e-3)
