@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import Orientation
-from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, consistent, pixel_grid
+from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, consistent
 from gyrodeblur.kernels.warp import warp_displacements
 
 
@@ -59,13 +59,11 @@ def pair_velocity(gray_a: np.ndarray, gray_b: np.ndarray, orientation: Orientati
         t_a, t_b: ``(H,)`` per-row reference (mid-exposure) times on the gyro clock.
         flow: optical flow backend.
     """
-    grid = pixel_grid(camera.height, camera.width)
     forward, backward = flow(gray_a, gray_b), flow(gray_b, gray_a)
-    dt = (np.asarray(t_b) - np.asarray(t_a))[:, None, None]
+    dt = (np.asarray(t_b) - np.asarray(t_a)).astype(np.float32)[:, None, None]
     tau_a = (forward - rotation_flow(orientation, camera, t_a, t_b)) / dt
     tau_b = (backward - rotation_flow(orientation, camera, t_b, t_a)) / -dt
-    return PairVelocity(tau_a.astype(np.float32), consistent(forward, backward, grid),
-                        tau_b.astype(np.float32), consistent(backward, forward, grid))
+    return PairVelocity(tau_a, consistent(forward, backward), tau_b, consistent(backward, forward))
 
 
 def fill_nearest(field: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -93,6 +91,8 @@ def combine_velocities(taus: list[np.ndarray],
 
     Returns ``tau (H, W, 2)`` float32 (filled) and the mask of measured pixels ``(H, W)``.
     """
+    if len(taus) == 1:
+        return fill_nearest(taus[0], valids[0]), valids[0]
     weights = np.stack(valids).astype(np.float32)[..., None]
     total = weights.sum(axis=0)
     mean = (np.stack(taus) * weights).sum(axis=0) / np.maximum(total, 1.0)
