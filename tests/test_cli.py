@@ -1,0 +1,197 @@
+import json
+
+import av
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gyrodeblur.cli import app
+from gyrodeblur.geometry.camera import Camera, save_camera
+from gyrodeblur.geometry.gyro import GyroLog, write_csv
+from gyrodeblur.geometry.rotation import integrate
+
+W, H, FX = 160, 120, 150.0
+CAM = Camera(width=W, height=H, fx=FX, fy=FX, cx=79.5, cy=59.5)
+YAW = 0.4  # rad/s about the camera y axis
+FPS, EXPOSURE = 10.0, 0.04
+SHIFT = (3.0, -2.0)  # px per frame of image translation the gyro cannot see
+
+runner = CliRunner()
+
+
+def write_frames_csv(path, n, header="frame,t_start,exposure"):
+    rows = [f"{i + 1},{0.5 + i / FPS:.6f},{EXPOSURE}" for i in range(n)]
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+
+
+def texture(seed=0):
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 1, (3 * H, 3 * W)).astype(np.float32)
+    img = sum(cv2.GaussianBlur(noise, (0, 0), s) for s in (1.5, 4.0, 9.0))
+    return cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+
+
+def frame_warps(n):
+    """Warps from the big texture to each frame: the constant yaw plus a shift per frame."""
+    orientation = integrate(np.array([0.0, 3.0]), np.array([[0.0, YAW, 0.0]] * 2))
+    to_big = np.array([[1, 0, W], [0, 1, H], [0, 0, 1.0]])
+    t_mid = [0.5 + i / FPS + EXPOSURE / 2 for i in range(n)]
+    warps = []
+    for i in range(n):
+        Hrot = CAM.K @ orientation.relative(t_mid[i], t_mid[0]) @ CAM.K_inv
+        shift = np.array([[1, 0, SHIFT[0] * i], [0, 1, SHIFT[1] * i], [0, 0, 1]])
+        warps.append(shift @ Hrot @ np.linalg.inv(to_big))
+    return warps, orientation, t_mid
+
+
+def render_frames(n):
+    big = texture()
+    return [cv2.cvtColor(cv2.warpPerspective(big, M, (W, H), flags=cv2.INTER_CUBIC),
+                         cv2.COLOR_GRAY2RGB) for M in frame_warps(n)[0]]
+
+
+def true_tau(f, n):
+    """Exact px/s of frame f: true flow to each neighbour minus the gyro flow, averaged."""
+    warps, orientation, t_mid = frame_warps(n)
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
+    p = np.stack([xs, ys], -1).reshape(1, -1, 2)
+    taus = []
+    for g in (f - 1, f + 1):
+        if 0 <= g < n:
+            true = cv2.perspectiveTransform(p, warps[g] @ np.linalg.inv(warps[f]))
+            gyro = cv2.perspectiveTransform(
+                p, CAM.K @ orientation.relative(t_mid[g], t_mid[f]) @ CAM.K_inv)
+            taus.append((true - gyro).reshape(H, W, 2) / (t_mid[g] - t_mid[f]))
+    return np.mean(taus, axis=0)
+
+
+@pytest.fixture
+def clip(tmp_path):
+    """Camera, gyro, frames CSV and a folder of 4 frames."""
+    save_camera(CAM, tmp_path / "camera.json")
+    t = np.arange(0.0, 2.0, 0.005)
+    write_csv(GyroLog(t, np.tile([0.0, YAW, 0.0], (len(t), 1))), tmp_path / "gyro.csv")
+    write_frames_csv(tmp_path / "frames.csv", 4)
+    (tmp_path / "frames").mkdir()
+    for i, frame in enumerate(render_frames(4)):
+        cv2.imwrite(str(tmp_path / "frames" / f"{i:04d}.png"), frame)
+    return tmp_path
+
+
+def kernels(clip, *extra, frames="frames", gyro="gyro.csv", frames_csv="frames.csv"):
+    args = ["kernels"] + ([str(clip / frames)] if frames else [])
+    args += ["--gyro", str(clip / gyro), "--camera", str(clip / "camera.json"),
+             "--frames-csv", str(clip / frames_csv), "-o", str(clip / "out.npz"), *extra]
+    return runner.invoke(app, args)
+
+
+def test_rotation_only_matches_closed_form(clip):
+    result = kernels(clip, "--no-translation", "--size", "80x60", "--samples", "5", frames=None)
+    assert result.exit_code == 0, result.output
+    npz = np.load(clip / "out.npz")
+    assert npz["rot"].shape == (4, 5, 2, 60, 80) and npz["rot"].dtype == np.float32
+    assert npz["times"].shape == (4, 5, 60) and npz["times"].dtype == np.float64
+    assert npz["mask"].shape == (4, 60, 80) and npz["mask"].dtype == bool
+    assert "tran" not in npz.files
+    meta = json.loads(str(npz["meta"]))
+    assert meta["camera"]["width"] == 80 and meta["samples"] == 5
+    fx = meta["camera"]["fx"]
+    assert fx == pytest.approx(FX / 2)
+    dt = EXPOSURE * (np.arange(5) / 4 - 0.5)
+    # The half-size principal point is (39.5, 29.5): pixel (40, 30) lies 0.5 px right of it, at
+    # angle a = atan(0.5 / fx), and the yaw moves it by fx tan(a + w dt) - 0.5.
+    assert (meta["camera"]["cx"], meta["camera"]["cy"]) == (39.5, 29.5)
+    expected = fx * np.tan(np.arctan(0.5 / fx) + YAW * dt) - 0.5
+    np.testing.assert_allclose(npz["rot"][2, :, 0, 30, 40], expected, atol=2e-3)
+
+
+def test_translation_from_frames_recovers_the_image_shift(clip):
+    result = kernels(clip, "--samples", "3", "--plot", str(clip / "plots"))
+    assert result.exit_code == 0, result.output
+    npz = np.load(clip / "out.npz")
+    tran, mask = npz["tran"], npz["mask"]
+    assert tran.shape == npz["rot"].shape == (4, 3, 2, H, W)
+    # traj_tran[T-1] - traj_tran[0] = exposure * tau (about SHIFT * FPS px/s).
+    inner = (slice(20, -20), slice(20, -20))
+    for f in range(4):
+        extent = np.moveaxis(tran[f, -1] - tran[f, 0], 0, -1)[inner]
+        expected = EXPOSURE * true_tau(f, 4)[inner]
+        ok = mask[f][inner]
+        assert ok.mean() > 0.8
+        assert np.abs(np.median(expected[..., 0]) - EXPOSURE * SHIFT[0] * FPS) < 0.05
+        error = np.linalg.norm(extent - expected, axis=-1)[ok]
+        # 0.025 px of extent is 0.06 px of flow over a frame interval: DIS accuracy here.
+        assert np.median(error) < 0.025, np.median(error)
+    assert sorted(p.name for p in (clip / "plots").iterdir()) == [
+        f"kernels_{i:06d}.png" for i in range(1, 5)]
+
+
+def test_video_input_and_frame_range(clip):
+    with av.open(str(clip / "clip.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"crf": "0"}
+        for frame in render_frames(4):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    result = kernels(clip, "--range", "2:3", "--samples", "3", frames="clip.mp4")
+    assert result.exit_code == 0, result.output
+    npz = np.load(clip / "out.npz")
+    assert npz["frames"].tolist() == [2, 3] and npz["tran"].shape[0] == 2
+    extent = np.moveaxis(npz["tran"][0, -1] - npz["tran"][0, 0], 0, -1)[20:-20, 20:-20]
+    expected = EXPOSURE * true_tau(1, 4)[20:-20, 20:-20]
+    assert np.median(np.linalg.norm(extent - expected, axis=-1)) < 0.03
+
+
+def bad_gyro(text):
+    return lambda clip: (clip / "gyro.csv").write_text(text)
+
+
+BAD_INPUTS = {
+    "gyro NaN": (bad_gyro("t,wx,wy,wz\n0,0,0,0\n1,nan,0,0\n2,0,0,0\n"), "gyro.csv", "NaN"),
+    "gyro unsorted": (bad_gyro("t,wx,wy,wz\n0,0,0,0\n2,0,0,0\n1,0,0,0\n3,0,0,0\n"),
+                      "gyro.csv", "increasing"),
+    "gyro duplicated": (bad_gyro("t,wx,wy,wz\n0,0,0,0\n1,0,0,0\n1,0,0,0\n3,0,0,0\n"),
+                        "gyro.csv", "duplicate"),
+    "gyro missing column": (bad_gyro("t,wx,wy\n0,0,0\n1,0,0\n"), "gyro.csv", "wz"),
+    "gyro in deg/s": (bad_gyro("t,wx,wy,wz\n" + "".join(f"{i / 100},90,-120,60\n"
+                                                        for i in range(300))),
+                      "gyro.csv", "deg/s"),
+    "gyro not covering frames": (bad_gyro("t,wx,wy,wz\n0,0,0,0\n0.6,0,0,0\n"), "gyro.csv",
+                                 "cover"),
+    "frames CSV missing column": (lambda c: (c / "frames.csv").write_text("frame,t\n1,0.5\n"),
+                                  "frames.csv", "t_start"),
+    "frame of another size": (lambda c: cv2.imwrite(str(c / "frames" / "0003.png"),
+                                                    np.zeros((H, W + 2, 3), np.uint8)),
+                              "frames", "not 160x120"),
+    "camera of another aspect": (lambda c: save_camera(CAM.replace(width=W, height=W),
+                                                       c / "camera.json"),
+                                 "aspect"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_bad_input_gives_one_line_error_and_no_output(clip, name):
+    spoil, *expected = BAD_INPUTS[name]
+    spoil(clip)
+    result = kernels(clip)
+    assert result.exit_code == 2
+    message = result.output.strip().splitlines()[-1]  # after the progress bar, if it started
+    assert message.startswith("error:"), result.output
+    for text in expected:
+        assert text in message, message
+    assert not (clip / "out.npz").exists()
+    assert not [p for p in clip.iterdir() if p.name.startswith(".out.npz")]
+
+
+def test_corrupt_video_is_refused(clip):
+    (clip / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    result = kernels(clip, frames="broken.mp4")
+    assert result.exit_code == 2 and "broken.mp4" in result.output
+    assert "corrupt" in result.output and not (clip / "out.npz").exists()
+
+
+def test_missing_frames_need_size_and_no_translation(clip):
+    result = kernels(clip, frames=None)
+    assert result.exit_code == 2 and "--no-translation" in result.output
