@@ -119,7 +119,7 @@ def kernels(
     from gyrodeblur.geometry.gyro import lowpass as lowpass_log
     from gyrodeblur.geometry.gyro import read_gyro, remove_bias
     from gyrodeblur.kernels.flow import FLOW_BACKENDS
-    from gyrodeblur.pipelines.kernels import KernelJob, compute_kernels
+    from gyrodeblur.pipelines.kernels import KernelJob, complete_camera, compute_kernels
 
     if flow not in FLOW_BACKENDS:
         raise InputError(None, f"--flow {flow!r}: choose one of {', '.join(FLOW_BACKENDS)}")
@@ -134,11 +134,7 @@ def kernels(
         log = remove_bias(log, None if bias == "auto" else parse_vector(bias, "--bias"))
     if lowpass:
         log = lowpass_log(log, lowpass)
-    cam = load_camera(camera)
-    if log.imu_to_camera is not None and np.allclose(cam.R_imu_to_camera, np.eye(3)):
-        cam = cam.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
-    if log.readout_time is not None and cam.readout_time == 0:
-        cam = cam.replace(readout_time=log.readout_time)
+    cam = complete_camera(load_camera(camera), log)
     if readout_time is not None:
         cam = cam.replace(readout_time=readout_time)
     if time_offset is not None:
@@ -163,6 +159,7 @@ def kernels(
                     settings={"size": [cam.width, cam.height], "gyro_unit": gyro_unit,
                               "bias_removed": bias, "lowpass_hz": lowpass,
                               "footage": None if frames is None else str(frames)})
+    job.check()
     with progress_bar() as bar:
         task = bar.add_task("kernels", total=len(selected))
         compute_kernels(job, output, plot, progress=lambda n: bar.update(task, completed=n))

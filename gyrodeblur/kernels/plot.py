@@ -13,7 +13,8 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
     Each streak joins ``p + gain * traj[i](p)`` for ``i = 0..T-1``, blue at the start of the
     exposure to yellow at its end, with a white dot at ``p``. Kernels of a few pixels are
     invisible at full size, so ``gain`` defaults to what makes the longest streak about 80%
-    of the grid spacing (never below 1); it is printed in the corner.
+    of the grid spacing (shrinking long streaks so that they do not overlap); it is printed in
+    the corner.
 
     Args:
         traj: ``(T, 2, H, W)`` trajectory.
@@ -42,7 +43,7 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
     streaks = traj[:, :, ys[:, None], xs[None, :]]  # (T, 2, ny, nx)
     longest = float(np.abs(streaks).max(initial=0.0)) * 2
     if gain is None:
-        gain = max(1.0, 0.8 * step / longest) if longest > 0 else 1.0
+        gain = float(np.clip(0.8 * step / longest, 0.02, 50.0)) if longest > 0 else 1.0
     colours = [(int(40 + 215 * s), int(120 + 100 * s), int(255 * (1 - s)))
                for s in np.linspace(0, 1, max(T - 1, 1))]
     shift = 4  # sub-pixel drawing: coordinates in 1/16 px
@@ -54,7 +55,7 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
                 cv2.line(canvas, tuple(pts[i]), tuple(pts[i + 1]), colours[i], 2, cv2.LINE_AA,
                          shift)
             cv2.circle(canvas, (int(x), int(y)), 1, (255, 255, 255), -1, cv2.LINE_AA)
-    label = f"max blur {float(np.hypot(*(traj[-1] - traj[0])).max()):.1f} px, streaks x{gain:.1f}"
+    label = f"max blur {float(np.hypot(*(traj[-1] - traj[0])).max()):.1f} px, streaks x{gain:.2g}"
     scale = max(0.4, height / 1400)
     (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.rectangle(canvas, (4, height - th - 16), (tw + 12, height - 4), (0, 0, 0), -1)

@@ -34,6 +34,21 @@ from gyrodeblur.kernels.translation import (
 )
 
 
+def complete_camera(camera: Camera, log: GyroLog) -> Camera:
+    """Take what the gyro file knows (Gyroflow gcsv) where the camera file is silent.
+
+    The log's ``imu_to_camera`` is used when the camera's is the identity, and its readout
+    time (negative: bottom-to-top) when the camera's is zero.
+    """
+    if log.imu_to_camera is not None and np.allclose(camera.R_imu_to_camera, np.eye(3)):
+        camera = camera.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
+    if log.readout_time and camera.readout_time == 0:
+        camera = camera.replace(
+            readout_time=abs(log.readout_time),
+            readout_direction="bottom_to_top" if log.readout_time < 0 else "top_to_bottom")
+    return camera
+
+
 def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
     """Rotate the gyro into camera axes (``imu_to_camera``) and integrate it."""
     cam_log = to_camera_frame(log, camera.R_imu_to_camera)
