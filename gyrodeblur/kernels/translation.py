@@ -9,6 +9,7 @@ valid pixel. ``traj_tran[i](p) = (t_i - t_ref) * tau(p)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,45 @@ def combine_velocities(taus: list[np.ndarray],
     mean = (np.stack(taus) * weights).sum(axis=0) / np.maximum(total, 1.0)
     mask = total[..., 0] > 0
     return fill_nearest(mean.astype(np.float32), mask), mask
+
+
+def stream_velocities(frames: Iterable[tuple[int, np.ndarray, np.ndarray]],
+                      orientation: Orientation, camera: Camera,
+                      flow: FlowBackend = FLOW_BACKENDS["dis"],
+                      ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``tau`` of every frame of a stream, measured against its neighbours ``n - 1, n + 1``.
+
+    Each pair of consecutive frames is measured once (flows both ways) and serves both. A
+    frame is yielded as soon as its next frame has been seen, so only two frames are held.
+
+    Args:
+        frames: ``(number, gray uint8, t_ref (H,))`` in increasing frame number.
+        orientation, camera, flow: as :func:`pair_velocity`.
+
+    Yields:
+        ``(number, tau (H, W, 2), mask (H, W))`` as :func:`combine_velocities` returns them;
+        a frame without a neighbour has zero ``tau`` and an all-false mask.
+    """
+    measured: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    previous = None
+    for number, gray, t_ref in frames:
+        measured[number] = []
+        if previous is not None and previous[0] == number - 1:
+            pv = pair_velocity(previous[1], gray, orientation, camera, previous[2], t_ref, flow)
+            measured[number - 1].append((pv.tau_a, pv.valid_a))
+            measured[number].append((pv.tau_b, pv.valid_b))
+        if previous is not None:
+            yield previous[0], *_combined(measured.pop(previous[0]), gray.shape)
+        previous = (number, gray, t_ref)
+    if previous is not None:
+        yield previous[0], *_combined(measured.pop(previous[0]), previous[1].shape)
+
+
+def _combined(measured: list[tuple[np.ndarray, np.ndarray]],
+              shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    if not measured:
+        return np.zeros(shape + (2,), np.float32), np.zeros(shape, bool)
+    return combine_velocities(*zip(*measured, strict=True))
 
 
 def translation_trajectories(tau: np.ndarray, exposure: float, samples: int) -> np.ndarray:

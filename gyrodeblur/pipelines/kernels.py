@@ -9,7 +9,6 @@ and ``meta`` (JSON text: camera and settings used).
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,7 @@ from gyrodeblur.geometry.rotation import Orientation, integrate
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, to_gray_u8
 from gyrodeblur.kernels.plot import draw_kernels
 from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
-from gyrodeblur.kernels.translation import (
-    combine_velocities,
-    pair_velocity,
-    translation_trajectories,
-)
+from gyrodeblur.kernels.translation import stream_velocities, translation_trajectories
 
 
 def complete_camera(camera: Camera, log: GyroLog) -> Camera:
@@ -141,20 +136,17 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         npz.put("frames", np.asarray(job.frames, np.int64))
         npz.put("meta", np.array(json.dumps(meta)))
 
-        pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         images: dict[int, np.ndarray] = {}
-        previous: tuple[int, np.ndarray, np.ndarray] | None = None
 
-        def finish(number: int) -> None:
+        def finish(number: int, tau: np.ndarray | None = None,
+                   measured: np.ndarray | None = None) -> None:
             i = index[number]
             row = job.timing.frame.searchsorted(number)
             t_start, exposure = job.timing.t_start[row], job.timing.exposure[row]
             _, times[i] = rotation_trajectories(orientation, cam, t_start, exposure, T, rot[i])
             if tran is not None:
-                measured = pending.pop(number, [])
-                if measured:
-                    tau, mask[i] = combine_velocities(*zip(*measured, strict=True))
-                    tran[i] = translation_trajectories(tau, exposure, T)
+                mask[i] = measured
+                tran[i] = translation_trajectories(tau, exposure, T)
             if plot_dir is not None:
                 total = rot[i] + tran[i] if tran is not None else rot[i]
                 picture = draw_kernels(total, images.pop(number, None))
@@ -164,22 +156,23 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
             if progress:
                 progress(i + 1)
 
-        unfinished = deque(int(n) for n in job.frames)
-        # Without translation a frame is complete when read; with it, once the next is read.
-        lag = 1 if job.translation else 0
-        for number, image in job.footage.frames(job.needed()) if job.footage else ():
-            image = _resize(image, cam)
-            if number in index and plot_dir is not None:
-                images[number] = image
-            if job.translation:
-                gray, t_ref = to_gray_u8(image), _ref_times(job, number)
-                if previous is not None and previous[0] == number - 1:
-                    pv = pair_velocity(previous[1], gray, orientation, cam, previous[2], t_ref,
-                                       flow)
-                    pending.setdefault(number - 1, []).append((pv.tau_a, pv.valid_a))
-                    pending.setdefault(number, []).append((pv.tau_b, pv.valid_b))
-                previous = (number, gray, t_ref)
-            while unfinished and unfinished[0] <= number - lag:
-                finish(unfinished.popleft())
-        while unfinished:
-            finish(unfinished.popleft())
+        if not job.translation:
+            if plot_dir is not None and job.footage is not None:  # frames only as background
+                for number, image in job.footage.frames(job.frames):
+                    images[number] = _resize(image, cam)
+                    finish(number)
+            else:
+                for number in job.frames:
+                    finish(int(number))
+            return
+
+        def grays():
+            for number, image in job.footage.frames(job.needed()):
+                image = _resize(image, cam)
+                if number in index and plot_dir is not None:
+                    images[number] = image
+                yield number, to_gray_u8(image), _ref_times(job, number)
+
+        for number, tau, measured in stream_velocities(grays(), orientation, cam, flow):
+            if number in index:
+                finish(number, tau, measured)
