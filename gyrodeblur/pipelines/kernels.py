@@ -23,10 +23,8 @@ from gyrodeblur.footage import Footage, FrameTiming
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers, to_camera_frame
 from gyrodeblur.geometry.rotation import Orientation, integrate
-from gyrodeblur.kernels.flow import FLOW_BACKENDS, to_gray_u8
+from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.plot import draw_kernels
-from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
-from gyrodeblur.kernels.translation import stream_velocities, translation_trajectories
 
 
 def complete_camera(camera: Camera, log: GyroLog) -> Camera:
@@ -94,17 +92,6 @@ class KernelJob:
         check_covers(self.log, t0, t1)
 
 
-def _ref_times(job: KernelJob, number: int) -> np.ndarray:
-    row = job.timing.frame.searchsorted(number)
-    return sample_times(job.camera, job.timing.t_start[row], job.timing.exposure[row], 2)[1]
-
-
-def _resize(image: np.ndarray, camera: Camera) -> np.ndarray:
-    if image.shape[:2] == (camera.height, camera.width):
-        return image
-    return cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
-
-
 def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None = None,
                     progress: Callable[[int], None] | None = None) -> None:
     """Compute the kernels of ``job.frames`` and write them to ``out`` (npz), atomically.
@@ -121,9 +108,7 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
     job.check()
     cam, T = job.camera, job.samples
     orientation = camera_orientation(job.log, cam)
-    flow = FLOW_BACKENDS[job.flow]
     F, H, W = len(job.frames), cam.height, cam.width
-    index = {int(n): i for i, n in enumerate(job.frames)}
     meta = {"gyrodeblur": __version__, "camera": cam.to_dict(), "samples": T,
             "translation": job.translation, "flow": job.flow if job.translation else None,
             "frames": [int(n) for n in job.frames], "frames_source": job.timing.source,
@@ -136,43 +121,20 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         npz.put("frames", np.asarray(job.frames, np.int64))
         npz.put("meta", np.array(json.dumps(meta)))
 
-        images: dict[int, np.ndarray] = {}
-
-        def finish(number: int, tau: np.ndarray | None = None,
-                   measured: np.ndarray | None = None) -> None:
-            i = index[number]
-            row = job.timing.frame.searchsorted(number)
-            t_start, exposure = job.timing.t_start[row], job.timing.exposure[row]
-            _, times[i] = rotation_trajectories(orientation, cam, t_start, exposure, T, rot[i])
+        frames = None  # without translation, frames are read only as the plots' background
+        if job.footage is not None and (job.translation or plot_dir is not None):
+            frames = job.footage.frames(job.needed())
+        for i, k in enumerate(iter_frame_kernels(orientation, cam, job.timing, job.frames, T,
+                                                 frames, job.translation, job.flow)):
+            rot[i], times[i], mask[i] = k.rot, k.times, k.mask
+            total = k.rot
             if tran is not None:
-                mask[i] = measured
-                tran[i] = translation_trajectories(tau, exposure, T)
+                tran[i] = k.tran
+                total = k.rot + k.tran
             if plot_dir is not None:
-                total = rot[i] + tran[i] if tran is not None else rot[i]
-                picture = draw_kernels(total, images.pop(number, None))
-                target = Path(plot_dir) / f"kernels_{number:06d}.png"
+                target = Path(plot_dir) / f"kernels_{k.number:06d}.png"
                 with atomic_path(target) as tmp:
-                    cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+                    cv2.imwrite(str(tmp), cv2.cvtColor(draw_kernels(total, k.image),
+                                                       cv2.COLOR_RGB2BGR))
             if progress:
                 progress(i + 1)
-
-        if not job.translation:
-            if plot_dir is not None and job.footage is not None:  # frames only as background
-                for number, image in job.footage.frames(job.frames):
-                    images[number] = _resize(image, cam)
-                    finish(number)
-            else:
-                for number in job.frames:
-                    finish(int(number))
-            return
-
-        def grays():
-            for number, image in job.footage.frames(job.needed()):
-                image = _resize(image, cam)
-                if number in index and plot_dir is not None:
-                    images[number] = image
-                yield number, to_gray_u8(image), _ref_times(job, number)
-
-        for number, tau, measured in stream_velocities(grays(), orientation, cam, flow):
-            if number in index:
-                finish(number, tau, measured)

@@ -1,0 +1,104 @@
+"""Kernels of the frames of a clip, one frame at a time.
+
+The one loop behind ``gyrodeblur kernels`` (which writes them to disk) and the datasets (which
+keep them in memory): rotation from the gyro for every frame, translation from the optical
+flow against the neighbouring frames when frames are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from gyrodeblur.footage import FrameTiming
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.rotation import Orientation
+from gyrodeblur.kernels.flow import FLOW_BACKENDS, to_gray_u8
+from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
+from gyrodeblur.kernels.translation import stream_velocities, translation_trajectories
+
+
+@dataclass
+class FrameKernels:
+    """Kernels of one frame.
+
+    Attributes:
+        number: frame number.
+        rot: ``(T, 2, H, W)`` float32; ``tran``: same, or ``None`` without translation.
+        mask: ``(H, W)`` bool, translation measured (not filled); all false without it.
+        times: ``(T, H)`` float64 sample times on the gyro clock.
+        image: the frame at the camera's resolution, when frames were given.
+    """
+
+    number: int
+    rot: np.ndarray
+    tran: np.ndarray | None
+    mask: np.ndarray
+    times: np.ndarray
+    image: np.ndarray | None = None
+
+
+def fit_to_camera(image: np.ndarray, camera: Camera) -> np.ndarray:
+    """Resize a frame to the camera's resolution (area averaging) when it differs."""
+    if image.shape[:2] == (camera.height, camera.width):
+        return image
+    return cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
+
+
+def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTiming,
+                       numbers: np.ndarray, samples: int = 9,
+                       frames: Iterable[tuple[int, np.ndarray]] | None = None,
+                       translation: bool = True, flow: str = "dis") -> Iterator[FrameKernels]:
+    """Yield the kernels of the frames ``numbers``, in order.
+
+    Args:
+        orientation: camera orientation from the gyro in camera axes.
+        camera: camera at the computing resolution.
+        timing: frame timing (frame clock); must contain ``numbers`` and, for translation,
+            whichever neighbours ``frames`` delivers.
+        numbers: frame numbers to yield.
+        samples: ``T``.
+        frames: ``(number, image)`` in increasing order, covering ``numbers`` (and their
+            neighbours, for translation); ``None``: rotation only, no images.
+        translation: measure translation from the frames' optical flow.
+        flow: name of a backend in ``FLOW_BACKENDS``.
+    """
+    wanted = {int(n) for n in numbers}
+
+    def rotation(number: int) -> tuple[np.ndarray, np.ndarray, float]:
+        row = timing.frame.searchsorted(number)
+        exposure = timing.exposure[row]
+        rot, times = rotation_trajectories(orientation, camera, timing.t_start[row], exposure,
+                                           samples)
+        return rot, times, exposure
+
+    empty = np.zeros((camera.height, camera.width), bool)
+    if frames is None or not translation:
+        pairs = frames if frames is not None else ((n, None) for n in sorted(wanted))
+        for number, image in pairs:
+            if number in wanted:
+                rot, times, _ = rotation(number)
+                image = None if image is None else fit_to_camera(image, camera)
+                yield FrameKernels(number, rot, None, empty, times, image)
+        return
+
+    images: dict[int, np.ndarray] = {}
+
+    def grays() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        for number, image in frames:
+            image = fit_to_camera(image, camera)
+            if number in wanted:
+                images[number] = image
+            row = timing.frame.searchsorted(number)
+            t_ref = sample_times(camera, timing.t_start[row], timing.exposure[row], 2)[1]
+            yield number, to_gray_u8(image), t_ref
+
+    for number, tau, mask in stream_velocities(grays(), orientation, camera,
+                                               FLOW_BACKENDS[flow]):
+        if number in wanted:
+            rot, times, exposure = rotation(number)
+            yield FrameKernels(number, rot, translation_trajectories(tau, exposure, samples),
+                               mask, times, images.pop(number))
