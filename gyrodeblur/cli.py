@@ -165,3 +165,79 @@ def kernels(
         compute_kernels(job, output, plot, progress=lambda n: bar.update(task, completed=n))
     err_console.print(f"wrote {output} ({len(selected)} frames, {cam.width}x{cam.height}, "
                       f"T={samples})" + (f" and pictures in {plot}/" if plot else ""))
+
+
+synth_app = typer.Typer(help="Blurred images and clips with their kernels, from real motion.",
+                        no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
+
+
+@synth_app.command("image")
+@reports_input_errors
+def synth_image(
+    image: Annotated[Path, typer.Argument(help="Sharp image (PNG, JPEG, TIFF...).")],
+    gyro: Annotated[Path, typer.Option(help="Gyro log (as for `kernels`).")] = ...,
+    camera: Annotated[Path, typer.Option(help="Camera file (as for `kernels`).")] = ...,
+    start: Annotated[float, typer.Option(help="Exposure start of the first row (s, frame "
+                                              "clock).")] = ...,
+    exposure: Annotated[float, typer.Option(min=1e-6, help="Exposure time (s).")] = ...,
+    samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
+    noise: Annotated[float, typer.Option(min=0.0, help="Noise level (0: none).")] = 0.0,
+    saturation: Annotated[float | None, typer.Option(
+        min=1.0, help="Highlight gain: clipped lights streak (off by default).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+    gyro_unit: Annotated[str, typer.Option(help="auto, rad or deg.")] = "auto",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Blurred image.")] = ...,
+    kernels: Annotated[Path | None, typer.Option(help="Kernels .npz (format of `kernels`).")]
+    = None,
+) -> None:
+    """Blur one sharp image along the camera rotation a gyro log recorded."""
+    from gyrodeblur.geometry.camera import load_camera
+    from gyrodeblur.geometry.gyro import read_gyro
+    from gyrodeblur.pipelines.kernels import complete_camera
+    from gyrodeblur.pipelines.synth import synth_image as run
+    from gyrodeblur.synthesis.images import read_image
+
+    sharp = read_image(image)
+    log = read_gyro(gyro, unit=gyro_unit)
+    cam = complete_camera(load_camera(camera), log).rescaled(sharp.shape[1], sharp.shape[0])
+    run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed)
+    err_console.print(f"wrote {output}" + (f" and {kernels}" if kernels else ""))
+
+
+@synth_app.command("clips")
+@reports_input_errors
+def synth_clips(
+    count: Annotated[int, typer.Option("-n", min=1, help="Number of clips.")] = ...,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = ...,
+    images: Annotated[Path | None, typer.Option(
+        help="Folder of sharp images (default: embedded images).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: clip i depends on (seed, i) only.")] = 0,
+    frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 7,
+    size: Annotated[str, typer.Option(help="Frame size WxH.")] = "320x192",
+    samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
+) -> None:
+    """Random blurred clips in the footage folder layout; re-running resumes."""
+    import json
+
+    from gyrodeblur.fileio import atomic_path
+    from gyrodeblur.pipelines.synth import synth_clips as run
+    from gyrodeblur.synthesis.images import ImageBank
+    from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
+
+    width, height = parse_size(size)
+    settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples)
+    recipe = {"seed": seed, "images": None if images is None else str(images.resolve()),
+              "settings": repr(settings)}
+    recipe_path = output / "synth.json"
+    if recipe_path.exists() and json.loads(recipe_path.read_text()) != recipe:
+        raise InputError(recipe_path, "this folder was made with other settings; use another "
+                                      "--output or the same options to resume")
+    output.mkdir(parents=True, exist_ok=True)
+    with atomic_path(recipe_path) as tmp:
+        tmp.write_text(json.dumps(recipe, indent=2))
+    sampler = ClipSampler(ImageBank(images), settings, seed)
+    with progress_bar() as bar:
+        task = bar.add_task("clips", total=count)
+        written = run(sampler, count, output, progress=lambda n: bar.update(task, completed=n))
+    err_console.print(f"{written} new clips in {output}/ ({count - written} already there)")

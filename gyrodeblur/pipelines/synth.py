@@ -1,0 +1,77 @@
+"""Synthesis jobs behind ``gyrodeblur synth``: one image from a gyro log, or many random clips."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from gyrodeblur import __version__
+from gyrodeblur.fileio import NpzWriter, atomic_path
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.gyro import GyroLog, check_covers
+from gyrodeblur.kernels.rotation import rotation_trajectories
+from gyrodeblur.pipelines.kernels import camera_orientation
+from gyrodeblur.synthesis.blur import blur_image
+from gyrodeblur.synthesis.clips import export_clip
+from gyrodeblur.synthesis.images import write_image
+from gyrodeblur.synthesis.noise import add_noise_image
+from gyrodeblur.synthesis.sampler import ClipSampler
+
+
+def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
+                exposure: float, out_image: str | Path, out_kernels: str | Path | None = None,
+                samples: int = 9, noise: float = 0.0, saturation: float | None = None,
+                seed: int = 0) -> None:
+    """Blur one sharp image along the rotation a gyro log recorded during its exposure.
+
+    The sharp image is the reference (each row at its mid-exposure time, CONVENTIONS); the
+    kernels go to ``out_kernels`` in the ``gyrodeblur kernels`` npz format.
+
+    Args:
+        sharp: ``(H, W, 3)`` sRGB; ``camera`` must already be at its resolution.
+        log: gyro log (imu axes; ``camera.imu_to_camera`` applies).
+        start, exposure: exposure start of the first-read row (frame clock) and time, s.
+    """
+    check_covers(log, start + camera.time_offset,
+                 start + camera.time_offset + exposure + camera.readout_time)
+    traj, times = rotation_trajectories(camera_orientation(log, camera), camera, start,
+                                        exposure, samples)
+    blurred = blur_image(sharp, traj, saturation=saturation)
+    if noise:
+        blurred = add_noise_image(blurred, noise, np.random.default_rng(seed))
+    if out_kernels is not None:
+        meta = {"gyrodeblur": __version__, "camera": camera.to_dict(), "samples": samples,
+                "translation": False, "frames": [1], "gyro": log.source, "start": start,
+                "exposure": exposure, "noise": noise, "saturation": saturation, "seed": seed}
+        with NpzWriter(out_kernels) as npz:
+            npz.put("rot", traj[None])
+            npz.put("mask", np.zeros((1, camera.height, camera.width), bool))
+            npz.put("times", times[None])
+            npz.put("frames", np.array([1]))
+            npz.put("meta", np.array(json.dumps(meta)))
+    with atomic_path(out_image) as tmp:
+        write_image(tmp, blurred)
+
+
+def synth_clips(sampler: ClipSampler, count: int, out: str | Path,
+                progress: Callable[[int], None] | None = None) -> int:
+    """Export clips ``0..count-1`` of ``sampler`` as ``out/clip_000000`` ...; resumable.
+
+    Each clip is written atomically, so clips already present are complete and skipped.
+
+    Returns:
+        The number of clips written by this call.
+    """
+    out = Path(out)
+    written = 0
+    for index in range(count):
+        folder = out / f"clip_{index:06d}"
+        if not folder.exists():
+            export_clip(sampler.sample(index), folder)
+            written += 1
+        if progress:
+            progress(index + 1)
+    return written

@@ -1,0 +1,1 @@
+"""Synthetic blurred (and noisy) images from sharp images and blur trajectories."""

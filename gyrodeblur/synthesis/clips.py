@@ -1,0 +1,197 @@
+"""Blurred clips from a sharp image and a camera path, with their kernels and the device's files.
+
+One continuous camera path (a gyro log for the rotation, constant velocity through a planar
+scene for the translation) is rendered over ``F`` frames at a frame rate and exposure: the
+sharp reference of each frame (each row at its mid-exposure time, so rolling-shutter geometry
+stays), its kernels (``rot`` from the gyro, ``tran`` from the scene), and the blurred frame
+formed from them exactly as CONVENTIONS defines (gather form, linear light). A single image is
+a clip of one frame.
+
+:func:`export_clip` writes the clip in the folder layout that real footage uses, so
+``gyrodeblur kernels`` and the datasets read synthetic and real data alike::
+
+    CLIP/blurred/000001.png ...   frames as the camera recorded them (1-based names)
+    CLIP/sharp/000001.png ...     sharp references (synthetic data only)
+    CLIP/gyro.csv                 gyro as the device wrote it (sensor errors included)
+    CLIP/frames.csv               frame,t_start,exposure on the frame clock
+    CLIP/camera.json              the camera as the device believes it is
+    CLIP/kernels.npz              the true kernels (format of ``gyrodeblur kernels``)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gyrodeblur import __version__
+from gyrodeblur.fileio import NpzWriter, atomic_path
+from gyrodeblur.footage import FrameTiming
+from gyrodeblur.geometry.camera import Camera, save_camera
+from gyrodeblur.geometry.gyro import GyroLog, write_csv
+from gyrodeblur.geometry.rotation import integrate
+from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
+from gyrodeblur.kernels.translation import translation_trajectories
+from gyrodeblur.synthesis.blur import blur_image
+from gyrodeblur.synthesis.images import write_image
+from gyrodeblur.synthesis.noise import add_noise_image
+from gyrodeblur.synthesis.scene import Scene, render, translational_velocity
+from gyrodeblur.synthesis.sensor_errors import SensorErrors
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """Timing and rendering of a clip.
+
+    Attributes:
+        frames: number of frames ``F``.
+        fps: frame rate.
+        exposure: exposure time (s), at most ``1 / fps``.
+        samples: ``T`` trajectory samples per exposure.
+        start: exposure start of the first frame on the gyro clock (s).
+        saturation: highlight gain for clipped lights (``None``: off).
+        noise: noise level (see :func:`gyrodeblur.synthesis.noise.noise_params`; 0: none).
+        jpeg: JPEG quality of the blurred frames (``None``: lossless).
+    """
+
+    frames: int = 5
+    fps: float = 30.0
+    exposure: float = 1 / 60
+    samples: int = 9
+    start: float = 0.0
+    saturation: float | None = None
+    noise: float = 0.0
+    jpeg: int | None = None
+
+
+@dataclass
+class Clip:
+    """A synthetic clip: truth and what the device recorded.
+
+    Attributes:
+        sharp, blurred: ``(F, H, W, 3)`` float32 sRGB.
+        rot, tran: ``(F, T, 2, H, W)`` float32 true kernels.
+        times: ``(F, T, H)`` float64 sample times on the gyro clock.
+        timing: frame timing on the frame clock.
+        camera: the true camera; ``log``: the true gyro (camera axes).
+        recorded_camera, recorded_log: what the device wrote (sensor errors applied).
+        meta: how the clip was made.
+    """
+
+    sharp: np.ndarray
+    blurred: np.ndarray
+    rot: np.ndarray
+    tran: np.ndarray
+    times: np.ndarray
+    timing: FrameTiming
+    camera: Camera
+    log: GyroLog
+    recorded_camera: Camera
+    recorded_log: GyroLog
+    meta: dict = field(default_factory=dict)
+
+
+def source_camera(image: np.ndarray, view: Camera) -> Camera:
+    """The pinhole camera of a source image seen with the view's focal length, centred."""
+    height, width = image.shape[:2]
+    return Camera(width=width, height=height, fx=view.fx, fy=view.fy, cx=(width - 1) / 2,
+                  cy=(height - 1) / 2)
+
+
+def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scene,
+                    settings: ClipSettings, rng: np.random.Generator,
+                    errors: SensorErrors | None = None) -> Clip:
+    """Render a blurred clip of ``image`` under a camera path.
+
+    The world frame is the camera at the middle of the clip looking at the source image, so
+    the motion stays centred on it.
+
+    Args:
+        image: sharp source image ``(Hs, Ws, 3)`` sRGB, larger than the view so that the
+            moving view stays inside it.
+        camera: the view camera (rolling shutter, time offset: ``t_gyro = t_frame + offset``).
+        log: true angular velocity in camera axes, covering the clip.
+        scene: planes and constant velocity of the camera.
+        settings: frames, timing, noise.
+        rng: randomness of noise and of the sensor errors.
+        errors: sensor errors of the recorded gyro and camera (default: none).
+    """
+    F, T = settings.frames, settings.samples
+    orientation = integrate(log.t, log.w)
+    starts = settings.start + np.arange(F) / settings.fps
+    t_mid = starts[F // 2] + settings.exposure / 2 + camera.readout_time / 2
+    src = source_camera(image, camera)
+    H, W = camera.height, camera.width
+    sharp = np.empty((F, H, W, 3), np.float32)
+    blurred = np.empty_like(sharp)
+    rot = np.empty((F, T, 2, H, W), np.float32)
+    tran = np.empty_like(rot)
+    times = np.empty((F, T, H))
+    frame_clock = camera.replace(time_offset=0.0)  # starts are given on the gyro clock here
+    for f, start in enumerate(starts):
+        _, t_ref = sample_times(frame_clock, start, settings.exposure, 2)
+        R_rows = orientation.relative(t_mid, t_ref)  # camera-to-world, world = camera at t_mid
+        sharp[f] = render(image, camera, src, scene, R_rows, scene.position(t_ref - t_mid))
+        _, times[f] = rotation_trajectories(orientation, frame_clock, start, settings.exposure,
+                                            T, out=rot[f])
+        tau = translational_velocity(camera, scene, R_rows, t_ref - t_mid)
+        tran[f] = translation_trajectories(tau, settings.exposure, T)
+        frame = blur_image(sharp[f], rot[f] + tran[f], saturation=settings.saturation)
+        blurred[f] = add_noise_image(frame, settings.noise, rng) if settings.noise else frame
+    if settings.jpeg is not None:
+        from gyrodeblur.synthesis.noise import jpeg_image
+
+        blurred = np.stack([jpeg_image(b, settings.jpeg) for b in blurred])
+    errors = errors or SensorErrors.none()
+    recorded_log, recorded_camera = errors.apply(log, camera, rng)
+    timing = FrameTiming(np.arange(1, F + 1), starts - camera.time_offset,
+                         np.full(F, settings.exposure), "synthetic")
+    meta = {"gyrodeblur": __version__, "settings": settings.__dict__,
+            "scene": {"planes": [p.__dict__ for p in scene.planes],
+                      "velocity": list(scene.velocity)},
+            "sensor_errors": errors.describe(), "camera": camera.to_dict()}
+    return Clip(sharp, blurred, rot, tran, times, timing, camera, log, recorded_camera,
+                recorded_log, meta)
+
+
+def export_clip(clip: Clip, folder: str | Path) -> None:
+    """Write a clip in the footage folder layout (see the module docstring), atomically.
+
+    The clip is assembled in a temporary folder beside ``folder`` and renamed into place, so
+    an interrupted export leaves no half-written clip.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / "blurred").mkdir(parents=True)
+        (tmp / "sharp").mkdir()
+        for f in range(len(clip.blurred)):
+            write_image(tmp / "blurred" / f"{f + 1:06d}.png", clip.blurred[f])
+            write_image(tmp / "sharp" / f"{f + 1:06d}.png", clip.sharp[f])
+        log = clip.recorded_log
+        imu = GyroLog(log.t, log.w @ clip.recorded_camera.R_imu_to_camera, "gyro.csv")
+        write_csv(imu, tmp / "gyro.csv")  # in IMU axes, as the device wrote it
+        with atomic_path(tmp / "frames.csv") as path:
+            rows = [f"{n},{s:.9f},{e:.9f}" for n, s, e in
+                    zip(clip.timing.frame, clip.timing.t_start, clip.timing.exposure,
+                        strict=True)]
+            path.write_text("frame,t_start,exposure\n" + "\n".join(rows) + "\n")
+        save_camera(clip.recorded_camera, tmp / "camera.json")
+        F, T, _, H, W = clip.rot.shape
+        with NpzWriter(tmp / "kernels.npz") as npz:
+            npz.put("rot", clip.rot)
+            npz.put("tran", clip.tran)
+            npz.put("mask", np.ones((F, H, W), bool))
+            npz.put("times", clip.times)
+            npz.put("frames", clip.timing.frame)
+            npz.put("meta", np.array(json.dumps(clip.meta | {"truth": True})))
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,147 @@
+"""PyTorch datasets: synthetic samples made on the fly, and clip folders on disk.
+
+Both give the same samples, so real and synthetic data go through one loader. A sample is a
+dict of tensors; for clips of ``F`` frames:
+
+- ``blurred``, ``sharp``: ``(F, 3, H, W)`` float32 sRGB (``sharp`` absent for real footage
+  without references);
+- ``rot``, ``tran``: ``(F, T, 2, H, W)`` the kernels a deblurring network sees: rotation from
+  the *recorded* gyro and camera (sensor errors included), translation from optical flow on
+  the blurred frames (zero for single images), exactly as ``gyrodeblur kernels`` computes
+  them on real footage;
+- ``mask``: ``(F, H, W)`` where translation was measured;
+- ``rot_true``, ``tran_true``: the kernels that made the blur (synthetic data only).
+
+With ``frames == 1`` (images) the ``F`` axis is dropped.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.footage import Footage, FrameTiming, read_frames_csv
+from gyrodeblur.geometry.camera import Camera, load_camera
+from gyrodeblur.geometry.gyro import GyroLog, read_gyro, to_camera_frame
+from gyrodeblur.geometry.rotation import integrate
+from gyrodeblur.kernels.clip import iter_frame_kernels
+from gyrodeblur.synthesis.sampler import ClipSampler
+
+
+def observed_kernels(frames: np.ndarray, log: GyroLog, camera: Camera, timing: FrameTiming,
+                     samples: int, flow: str = "dis") -> dict[str, np.ndarray]:
+    """Kernels of in-memory frames ``(F, H, W, 3)`` from a gyro log in camera axes.
+
+    Translation is measured only when there are at least two frames.
+    """
+    orientation = integrate(log.t, log.w)
+    translation = len(frames) > 1
+    ks = list(iter_frame_kernels(orientation, camera, timing, timing.frame, samples,
+                                 zip(timing.frame, frames, strict=True), translation, flow))
+    rot = np.stack([k.rot for k in ks])
+    tran = np.stack([k.tran for k in ks]) if translation else np.zeros_like(rot)
+    return {"rot": rot, "tran": tran, "mask": np.stack([k.mask for k in ks])}
+
+
+def _to_sample(arrays: dict[str, np.ndarray], single: bool) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, value in arrays.items():
+        if name in ("blurred", "sharp"):
+            value = np.moveaxis(value, -1, 1)  # (F, H, W, 3) -> (F, 3, H, W)
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        out[name] = tensor[0] if single else tensor
+    return out
+
+
+class SyntheticDataset(Dataset):
+    """Samples drawn by a :class:`ClipSampler`; sample ``i`` is a function of ``(seed, i)``.
+
+    Example:
+        >>> from gyrodeblur.synthesis.images import ImageBank
+        >>> from gyrodeblur.synthesis.sampler import SamplerSettings
+        >>> ds = SyntheticDataset(ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=64),
+        ...                                   SamplerSettings(width=32, height=24)), length=4)
+        >>> sample = ds[1]
+        >>> sample["blurred"].shape, sample["rot"].shape
+        (torch.Size([3, 24, 32]), torch.Size([9, 2, 24, 32]))
+    """
+
+    def __init__(self, sampler: ClipSampler, length: int, flow: str = "dis") -> None:
+        self.sampler, self.length, self.flow = sampler, length, flow
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        clip = self.sampler.sample(index)
+        seen = observed_kernels(clip.blurred, clip.recorded_log, clip.recorded_camera,
+                                clip.timing, clip.rot.shape[1], self.flow)
+        arrays = {"blurred": clip.blurred, "sharp": clip.sharp, **seen,
+                  "rot_true": clip.rot, "tran_true": clip.tran}
+        return _to_sample(arrays, single=len(clip.blurred) == 1)
+
+
+class ClipFolder:
+    """One clip in the footage folder layout (see :mod:`gyrodeblur.synthesis.clips`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        for name in ("blurred", "gyro.csv", "frames.csv", "camera.json"):
+            if not (self.path / name).exists():
+                raise InputError(self.path, f"not a clip folder: {name} is missing")
+        self.timing = read_frames_csv(self.path / "frames.csv")
+        self.footage = Footage(self.path / "blurred")
+        if self.footage.count < self.timing.frame[-1]:
+            raise InputError(self.path / "frames.csv", f"times for frame "
+                             f"{self.timing.frame[-1]} but blurred/ has {self.footage.count}")
+
+    @cached_property
+    def log_and_camera(self) -> tuple[GyroLog, Camera]:
+        camera = load_camera(self.path / "camera.json").rescaled(*self.footage.size)
+        return to_camera_frame(read_gyro(self.path / "gyro.csv"), camera.R_imu_to_camera), camera
+
+    def window(self, first: int, count: int, samples: int = 9) -> dict[str, np.ndarray]:
+        """Frames ``first .. first + count - 1`` with their observed kernels."""
+        numbers = np.arange(first, first + count)
+        timing = self.timing.select(first, first + count - 1)
+        blurred = np.stack([image for _, image in self.footage.frames(numbers)])
+        log, camera = self.log_and_camera
+        arrays = {"blurred": blurred,
+                  **observed_kernels(blurred, log, camera, timing, samples)}
+        if (self.path / "sharp").is_dir():
+            arrays["sharp"] = np.stack([image for _, image in
+                                        Footage(self.path / "sharp").frames(numbers)])
+        return arrays
+
+
+class ClipFolderDataset(Dataset):
+    """Windows of ``frames`` consecutive frames from clip folders under ``root``.
+
+    Synthetic exports and real footage arranged in the same layout load alike; kernels are
+    computed from each folder's gyro, camera and frames as ``gyrodeblur kernels`` would.
+    """
+
+    def __init__(self, root: str | Path, frames: int = 1, samples: int = 9) -> None:
+        root = Path(root)
+        folders = sorted(p.parent for p in root.glob("**/frames.csv"))
+        if not folders:
+            raise InputError(root, "no clip folders (with frames.csv) found")
+        self.clips = [ClipFolder(p) for p in folders]
+        self.frames, self.samples = frames, samples
+        self.index = [(c, int(n)) for c, clip in enumerate(self.clips)
+                      for n in clip.timing.frame[: len(clip.timing) - frames + 1]]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        c, first = self.index[index]
+        window = self.clips[c].window(first, self.frames, self.samples)
+        return _to_sample(window, single=self.frames == 1)

@@ -1,0 +1,154 @@
+"""Random training clips: every choice drawn from documented ranges, reproducible per index.
+
+Sample ``i`` of a sampler with seed ``s`` depends only on ``(s, i)``, never on the order of
+calls or on the data-loader worker that draws it, so datasets are deterministic and
+worker-safe without any seeding protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import cv2
+import numpy as np
+
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.gyro import GyroLog
+from gyrodeblur.synthesis.clips import Clip, ClipSettings, synthesize_clip
+from gyrodeblur.synthesis.images import ImageBank
+from gyrodeblur.synthesis.motion import bundled_traces, load_shake_model, random_segment
+from gyrodeblur.synthesis.scene import Plane, Scene
+from gyrodeblur.synthesis.sensor_errors import SensorErrorRanges, SensorErrors
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Ranges of everything a random clip is drawn from (uniform unless said).
+
+    Attributes:
+        width, height: size of the frames.
+        frames: frames per clip (1 for single images).
+        samples: ``T``.
+        fps: frame rate range.
+        exposure: exposure range as a fraction of the frame interval.
+        hfov_deg: horizontal field of view range (degrees).
+        readout: rolling-shutter readout time range (s).
+        real_motion: probability that the rotation is a segment of a real gyro trace
+            (otherwise the hand-shake model).
+        real_gain: gain range applied to real segments, for blur as long as training needs.
+        shake_scale: amplitude range of the hand-shake model (1: the traces' average RMS).
+        speed: camera speed range (m/s), in a random direction.
+        depth: plane distance range (m).
+        planes: maximum number of planes (at least one).
+        noise: noise level range (0 included: clean).
+        saturation: probability and gain range of streaking highlights.
+        margin: the source image is this much larger than the view, for the motion.
+        errors: sensor error ranges of the recorded gyro.
+    """
+
+    width: int = 256
+    height: int = 256
+    frames: int = 1
+    samples: int = 9
+    fps: tuple[float, float] = (10.0, 60.0)
+    exposure: tuple[float, float] = (0.3, 1.0)
+    hfov_deg: tuple[float, float] = (55.0, 80.0)
+    readout: tuple[float, float] = (0.0, 0.03)
+    real_motion: float = 0.5
+    real_gain: tuple[float, float] = (1.0, 2.5)
+    shake_scale: tuple[float, float] = (1.0, 6.0)
+    speed: tuple[float, float] = (0.0, 0.6)
+    depth: tuple[float, float] = (0.8, 8.0)
+    planes: int = 3
+    noise: tuple[float, float] = (0.0, 0.02)
+    saturation: tuple[float, float, float] = (0.2, 2.0, 8.0)
+    margin: float = 1.6
+    errors: SensorErrorRanges = field(default_factory=SensorErrorRanges)
+
+
+class ClipSampler:
+    """Draws random clips from an image bank and the bundled motion sources.
+
+    Example:
+        >>> s = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=64),
+        ...                 SamplerSettings(width=32, height=24), seed=3)
+        >>> a, b = s.sample(5), s.sample(5)
+        >>> a.blurred.shape, bool((a.blurred == b.blurred).all())
+        ((1, 24, 32, 3), True)
+    """
+
+    def __init__(self, bank: ImageBank, settings: SamplerSettings | None = None,
+                 seed: int = 0) -> None:
+        self.bank = bank
+        self.settings = settings or SamplerSettings()
+        self.seed = seed
+        self._traces = bundled_traces()
+        self._shake = load_shake_model()
+
+    def sample(self, index: int) -> Clip:
+        """Clip ``index``: a function of ``(seed, index)`` only."""
+        s = self.settings
+        rng = np.random.default_rng([self.seed, index])
+        fps = rng.uniform(*s.fps)
+        exposure = rng.uniform(*s.exposure) / fps
+        readout = rng.uniform(*s.readout)
+        fx = s.width / 2 / np.tan(np.radians(rng.uniform(*s.hfov_deg)) / 2)
+        camera = Camera(width=s.width, height=s.height, fx=fx, fy=fx, cx=(s.width - 1) / 2,
+                        cy=(s.height - 1) / 2, readout_time=readout)
+        duration = s.frames / fps + readout + 0.2
+        log = self._motion(rng, duration)
+        clip_settings = ClipSettings(
+            frames=s.frames, fps=fps, exposure=exposure, samples=s.samples,
+            start=float(rng.uniform(0.05, duration - s.frames / fps - readout - 0.05)),
+            saturation=(rng.uniform(*s.saturation[1:]) if rng.random() < s.saturation[0]
+                        else None),
+            noise=float(rng.uniform(*s.noise)))
+        name, image = self._source_image(rng)
+        errors = SensorErrors.sample(s.errors, rng)
+        clip = synthesize_clip(image, camera, log, self._scene(rng), clip_settings, rng, errors)
+        clip.meta["image"] = name
+        return clip
+
+    def _motion(self, rng: np.random.Generator, duration: float) -> GyroLog:
+        if rng.random() < self.settings.real_motion:
+            trace = self._traces[rng.integers(len(self._traces))]
+            segment = random_segment(trace, duration, rng)
+            return replace(segment, w=segment.w * rng.uniform(*self.settings.real_gain))
+        scale = rng.uniform(*self.settings.shake_scale)
+        return self._shake.sample(duration, 400.0, rng, scale=scale)
+
+    def _scene(self, rng: np.random.Generator) -> Scene:
+        s = self.settings
+        planes = []
+        for k in range(rng.integers(1, s.planes + 1)):
+            # The first plane faces the camera; others are tilted up to 60 degrees.
+            tilt = 0.0 if k == 0 else rng.uniform(0, np.radians(60))
+            azimuth = rng.uniform(0, 2 * np.pi)
+            normal = (np.sin(tilt) * np.cos(azimuth), np.sin(tilt) * np.sin(azimuth),
+                      np.cos(tilt))
+            planes.append(Plane(tuple(float(v) for v in normal), float(rng.uniform(*s.depth))))
+        direction = rng.normal(size=3)
+        velocity = direction / np.linalg.norm(direction) * rng.uniform(*s.speed)
+        return Scene(tuple(planes), tuple(float(v) for v in velocity))
+
+    def _source_image(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+        """A random crop of a bank image (zoom, flips, colour gain) with margin for motion."""
+        s = self.settings
+        index = int(rng.integers(len(self.bank)))
+        image = self.bank.image(index)
+        need_w, need_h = int(s.width * s.margin), int(s.height * s.margin)
+        height, width = image.shape[:2]
+        scale = max(need_w / width, need_h / height) * rng.uniform(1.0, 1.5)
+        size = (max(need_w, round(width * scale)), max(need_h, round(height * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1
+                           else cv2.INTER_CUBIC)
+        y0 = rng.integers(0, image.shape[0] - need_h + 1)
+        x0 = rng.integers(0, image.shape[1] - need_w + 1)
+        crop = image[y0:y0 + need_h, x0:x0 + need_w]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        if rng.random() < 0.5:
+            crop = crop[::-1]
+        gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)
+        crop = np.ascontiguousarray(np.clip(crop * gain, 0, 1), dtype=np.float32)
+        return self.bank.name(index), crop

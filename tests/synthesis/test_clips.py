@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gyrodeblur.cli import app
+from gyrodeblur.synthesis.clips import export_clip
+from gyrodeblur.synthesis.images import ImageBank
+from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
+from gyrodeblur.synthesis.sensor_errors import SensorErrorRanges
+
+NO_ERRORS = SensorErrorRanges(delay=0.0, bias=0.0, scale=0.0, noise=0.0, readout=0.0)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Two clean clips with strong parallax, exported, then re-read by `gyrodeblur kernels`."""
+    settings = SamplerSettings(width=192, height=128, frames=5, noise=(0.0, 0.0),
+                               saturation=(0.0, 1.0, 1.0), errors=NO_ERRORS,
+                               speed=(0.8, 1.2), depth=(1.0, 2.0))
+    sampler = ClipSampler(ImageBank(dead_leaves=0), settings, seed=5)
+    root = tmp_path_factory.mktemp("clips")
+    pairs = []
+    for i in (0, 2):
+        clip = root / f"clip{i}"
+        export_clip(sampler.sample(i), clip)
+        out = root / f"kernels{i}.npz"
+        result = CliRunner().invoke(app, [
+            "kernels", str(clip / "blurred"), "--gyro", str(clip / "gyro.csv"),
+            "--camera", str(clip / "camera.json"), "--frames-csv", str(clip / "frames.csv"),
+            "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        pairs.append((np.load(clip / "kernels.npz"), np.load(out)))
+    return pairs
+
+
+def test_rotation_kernels_come_back_exactly(exported):
+    for truth, measured in exported:
+        assert np.abs(truth["rot"]).max() > 0.3  # a real motion
+        np.testing.assert_allclose(measured["rot"], truth["rot"], atol=1e-5)
+        np.testing.assert_allclose(measured["times"], truth["times"], atol=1e-9)
+
+
+def test_translation_kernels_come_back_within_tolerance(exported):
+    # Stated tolerance: where the flow is consistent, the error of the translation extent
+    # traj_tran[T-1] - traj_tran[0] has median < 0.15 px and 90th percentile < 0.35 px, and it
+    # is far below the extent itself (so a zero estimate would fail).
+    for truth, measured in exported:
+        extent = truth["tran"][:, -1] - truth["tran"][:, 0]
+        error = np.linalg.norm(measured["tran"][:, -1] - measured["tran"][:, 0] - extent, axis=1)
+        valid = measured["mask"]
+        assert valid.mean() > 0.9
+        assert np.median(error[valid]) < 0.15 and np.percentile(error[valid], 90) < 0.35
+        assert np.median(error[valid]) < 0.5 * np.median(np.linalg.norm(extent, axis=1))
+
+
+def test_exported_layout_and_frames_csv(tmp_path):
+    sampler = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=96),
+                          SamplerSettings(width=48, height=32, frames=3), seed=1)
+    export_clip(sampler.sample(0), tmp_path / "c")
+    names = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert names == ["blurred", "camera.json", "frames.csv", "gyro.csv", "kernels.npz", "sharp"]
+    assert len(list((tmp_path / "c" / "blurred").iterdir())) == 3
+    assert (tmp_path / "c" / "frames.csv").read_text().startswith("frame,t_start,exposure\n1,")
+    assert not list(tmp_path.glob(".*"))  # no temporary folder left

@@ -1,0 +1,67 @@
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from gyrodeblur.synthesis.clips import export_clip
+from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset
+from gyrodeblur.synthesis.images import ImageBank
+from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
+from gyrodeblur.synthesis.sensor_errors import SensorErrorRanges
+
+BANK = ImageBank(dead_leaves=2, dead_leaves_size=96)
+NO_ERRORS = SensorErrorRanges(delay=0.0, bias=0.0, scale=0.0, noise=0.0, readout=0.0)
+
+
+def dataset(frames=1, seed=0, errors=None):
+    settings = SamplerSettings(width=40, height=32, frames=frames, samples=5,
+                               errors=errors or SensorErrorRanges())
+    return SyntheticDataset(ClipSampler(BANK, settings, seed), length=6)
+
+
+def test_image_samples_have_documented_shapes():
+    sample = dataset()[0]
+    assert sample["blurred"].shape == sample["sharp"].shape == (3, 32, 40)
+    assert sample["rot"].shape == sample["rot_true"].shape == (5, 2, 32, 40)
+    assert sample["blurred"].dtype == torch.float32
+    assert float(sample["tran"].abs().max()) == 0.0  # no flow for a single image
+
+
+def test_deterministic_per_seed_and_index_and_worker_safe():
+    ds = dataset(frames=2)
+    direct = [ds[i]["blurred"] for i in range(4)]
+    assert torch.equal(ds[2]["blurred"], direct[2])
+    assert not torch.equal(dataset(frames=2, seed=1)[2]["blurred"], direct[2])
+    loader = DataLoader(torch.utils.data.Subset(ds, range(4)), batch_size=1, num_workers=2)
+    for i, batch in enumerate(loader):
+        assert torch.equal(batch["blurred"][0], direct[i])
+
+
+def test_without_sensor_errors_the_observed_rotation_is_the_truth():
+    sample = dataset(frames=3, errors=NO_ERRORS)[1]
+    torch.testing.assert_close(sample["rot"], sample["rot_true"], atol=1e-5, rtol=0)
+
+
+def test_sensor_errors_change_what_the_network_sees_not_the_blur():
+    clean, noisy = dataset(errors=NO_ERRORS)[3], dataset()[3]
+    assert torch.equal(clean["blurred"], noisy["blurred"])
+    assert not torch.allclose(clean["rot"], noisy["rot"], atol=1e-4)
+
+
+def test_clip_folders_load_like_synthetic_samples(tmp_path):
+    ds = dataset(frames=3, errors=NO_ERRORS)
+    export_clip(ds.sampler.sample(0), tmp_path / "clip")
+    folder = ClipFolderDataset(tmp_path, frames=3, samples=5)
+    assert len(folder) == 1
+    sample, synthetic = folder[0], ds[0]
+    # PNG stores 8 bits: equal to the synthetic sample to quantisation.
+    torch.testing.assert_close(sample["blurred"], synthetic["blurred"], atol=0.5 / 255 + 1e-6,
+                               rtol=0)
+    torch.testing.assert_close(sample["rot"], synthetic["rot"], atol=1e-4, rtol=0)
+    assert sample["sharp"].shape == sample["blurred"].shape == (3, 3, 32, 40)
+
+
+def test_dead_leaves_cover_the_image_with_many_sizes():
+    image = BANK.image(len(BANK) - 1)
+    assert image.shape == (96, 96, 3)
+    colours = np.unique(image.reshape(-1, 3).round(1), axis=0)
+    assert len(colours) > 30

@@ -1,0 +1,95 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gyrodeblur.synthesis.blur import linear_to_srgb, srgb_to_linear
+from gyrodeblur.synthesis.noise import (
+    MID_GREY,
+    add_noise_image,
+    jpeg,
+    noise_params,
+    poisson_gaussian,
+)
+
+LEVELS = (0.05, 0.18, 0.4)  # linear values of the flat patches
+
+
+def flat_patches(size=192):
+    """One flat sRGB image per linear level, (len(LEVELS), 3, size, size)."""
+    lin = torch.tensor(LEVELS).view(-1, 1, 1, 1).expand(-1, 3, size, size)
+    return linear_to_srgb(lin.contiguous())
+
+
+@pytest.mark.parametrize(("shot", "read"), [(1e-3, 0.0), (0.0, 0.01), (4e-4, 5e-3)])
+def test_variance_of_flat_patches_is_shot_x_plus_read_squared(shot, read):
+    g = torch.Generator().manual_seed(0)
+    noisy = srgb_to_linear(poisson_gaussian(flat_patches(), shot=shot, read=read, generator=g))
+    for k, x in enumerate(LEVELS):
+        patch = noisy[k].double()
+        assert abs(float(patch.mean()) - x) < 0.01 * x
+        assert float(patch.var()) == pytest.approx(shot * x + read**2, rel=0.03)
+
+
+def test_noise_is_deterministic_with_a_generator():
+    img = flat_patches(32)
+
+    def noisy(seed):
+        return poisson_gaussian(img, shot=1e-3, read=2e-3,
+                                generator=torch.Generator().manual_seed(seed))
+
+    assert torch.equal(noisy(1), noisy(1))
+    assert not torch.equal(noisy(1), noisy(2))
+
+
+def test_noise_output_is_clipped_srgb():
+    img = torch.tensor([0.0, 1.0]).view(2, 1, 1, 1).expand(2, 3, 16, 16).contiguous()
+    out = poisson_gaussian(img, shot=0.01, read=0.05, generator=torch.Generator().manual_seed(3))
+    assert out.min() >= 0 and out.max() <= 1 and out.shape == img.shape
+    assert (out[0] > 0).any() and (out[1] < 1).any()
+
+
+@pytest.mark.parametrize("level", [0.003, 0.01, 0.02, 0.05])
+def test_noise_params_give_the_level_at_mid_grey(level):
+    shot, read = noise_params(level)
+    assert shot > 0 and read > 0
+    assert math.sqrt(shot * MID_GREY + read**2) == pytest.approx(level, rel=1e-9)
+    # The phone-sensor relation of Brooks et al.: log(read^2) = 2.18 log(shot) + 1.20.
+    assert math.log(read**2) == pytest.approx(2.18 * math.log(shot) + 1.20, rel=1e-9)
+
+
+def test_noise_params_zero_and_monotone():
+    assert noise_params(0) == (0.0, 0.0)
+    shots, reads = zip(*(noise_params(s) for s in (0.005, 0.01, 0.03, 0.1)), strict=True)
+    assert list(shots) == sorted(shots) and list(reads) == sorted(reads)
+    with pytest.raises(ValueError):
+        noise_params(-0.1)
+
+
+def test_add_noise_image_has_the_level_and_is_reproducible():
+    level = 0.02
+    img = np.full((192, 192, 3), float(linear_to_srgb(np.float32(MID_GREY))), np.float32)
+    out = add_noise_image(img, level, np.random.default_rng(0))
+    assert out.shape == img.shape and out.dtype == np.float32
+    assert float(srgb_to_linear(out.astype(np.float64)).std()) == pytest.approx(level, rel=0.03)
+    np.testing.assert_array_equal(add_noise_image(img, level, 5), add_noise_image(img, level, 5))
+    assert not np.array_equal(add_noise_image(img, level, 5), add_noise_image(img, level, 6))
+    np.testing.assert_array_equal(add_noise_image(img, 0.0, 1), img)
+
+
+def psnr(a, b):
+    return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
+
+
+def test_jpeg_changes_the_image_but_keeps_quality():
+    y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 96), indexing="ij")
+    img = torch.stack([0.2 + 0.6 * x, 0.5 + 0.3 * torch.sin(6 * y), 0.8 - 0.5 * x * y])[None]
+    img = img.expand(2, 3, 64, 96).contiguous()
+    out = jpeg(img, 95)
+    assert out.shape == img.shape and out.dtype == torch.float32
+    assert not torch.equal(out, img)
+    assert psnr(out, img) > 30
+    assert psnr(jpeg(img, 5), img) < psnr(out, img)
+    with pytest.raises(ValueError):
+        jpeg(img, 0)

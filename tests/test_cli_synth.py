@@ -1,0 +1,84 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gyrodeblur.cli import app
+from gyrodeblur.geometry.camera import Camera, save_camera
+from gyrodeblur.geometry.gyro import GyroLog, write_csv
+from gyrodeblur.synthesis.blur import blur_image
+from gyrodeblur.synthesis.images import dead_leaves, read_image, write_image
+
+runner = CliRunner()
+CAM = Camera(width=96, height=64, fx=80.0, fy=80.0, cx=47.5, cy=31.5, readout_time=0.01)
+
+
+@pytest.fixture
+def files(tmp_path):
+    write_image(tmp_path / "sharp.png", dead_leaves(96, np.random.default_rng(0))[:64])
+    save_camera(CAM, tmp_path / "camera.json")
+    t = np.arange(0.0, 1.0, 0.0025)
+    write_csv(GyroLog(t, np.tile([0.0, 1.5, 0.0], (len(t), 1))), tmp_path / "yaw.csv")
+    write_csv(GyroLog(t, np.zeros((len(t), 3))), tmp_path / "still.csv")
+    return tmp_path
+
+
+def synth(files, gyro, *extra, out="blurred.png"):
+    return runner.invoke(app, ["synth", "image", str(files / "sharp.png"), "--gyro",
+                               str(files / gyro), "--camera", str(files / "camera.json"),
+                               "--start", "0.4", "--exposure", "0.03", "-o", str(files / out),
+                               *extra])
+
+
+def test_still_camera_gives_the_sharp_image(files):
+    assert synth(files, "still.csv").exit_code == 0
+    np.testing.assert_allclose(read_image(files / "blurred.png"), read_image(files / "sharp.png"),
+                               atol=1 / 255 + 1e-6)
+
+
+def test_yaw_blur_matches_its_kernels_and_closed_form(files):
+    result = synth(files, "yaw.csv", "--kernels", str(files / "k.npz"), "--samples", "7")
+    assert result.exit_code == 0, result.output
+    npz = np.load(files / "k.npz")
+    rot = npz["rot"][0]
+    assert rot.shape == (7, 2, 64, 96) and json.loads(str(npz["meta"]))["samples"] == 7
+    # Principal point (47.5, 31.5) is between pixels; pixel (48, 32) sits at atan(0.5/fx).
+    dt = 0.03 * (np.arange(7) / 6 - 0.5)
+    expected = 80 * np.tan(np.arctan(0.5 / 80) + 1.5 * dt) - 0.5
+    np.testing.assert_allclose(rot[:, 0, 32, 48], expected, atol=2e-3)
+    blurred = read_image(files / "blurred.png")
+    np.testing.assert_allclose(blurred, blur_image(read_image(files / "sharp.png"), rot),
+                               atol=1 / 255 + 1e-6)
+    assert np.abs(blurred - read_image(files / "sharp.png")).mean() > 0.02  # visibly blurred
+
+
+def test_noise_only_when_asked_and_reproducible(files):
+    synth(files, "yaw.csv", out="a.png")
+    synth(files, "yaw.csv", out="b.png")
+    synth(files, "yaw.csv", "--noise", "0.05", "--seed", "3", out="c.png")
+    synth(files, "yaw.csv", "--noise", "0.05", "--seed", "3", out="d.png")
+    a, b, c, d = (read_image(files / n) for n in ("a.png", "b.png", "c.png", "d.png"))
+    assert np.array_equal(a, b) and np.array_equal(c, d)
+    assert 0.01 < np.std(c - a) < 0.2
+
+
+def test_gyro_not_covering_the_exposure_is_refused(files):
+    result = runner.invoke(app, ["synth", "image", str(files / "sharp.png"), "--gyro",
+                                 str(files / "yaw.csv"), "--camera", str(files / "camera.json"),
+                                 "--start", "0.99", "--exposure", "0.03", "-o",
+                                 str(files / "x.png")])
+    assert result.exit_code == 2 and "yaw.csv" in result.output and "cover" in result.output
+    assert not (files / "x.png").exists()
+
+
+def test_clips_resume_and_refuse_other_settings(tmp_path):
+    args = ["synth", "clips", "-o", str(tmp_path), "--size", "48x32", "--frames", "2"]
+    first = runner.invoke(app, [*args, "-n", "2"])
+    assert first.exit_code == 0, first.output
+    stamp = (tmp_path / "clip_000000" / "gyro.csv").stat().st_mtime_ns
+    second = runner.invoke(app, [*args, "-n", "3"])
+    assert second.exit_code == 0 and "1 new clips" in second.output
+    assert (tmp_path / "clip_000000" / "gyro.csv").stat().st_mtime_ns == stamp
+    other = runner.invoke(app, [*args, "-n", "3", "--seed", "9"])
+    assert other.exit_code == 2 and "other settings" in other.output
