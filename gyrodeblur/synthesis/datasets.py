@@ -10,7 +10,10 @@ dict of tensors; for clips of ``F`` frames:
   the blurred frames (zero for single images), exactly as ``gyrodeblur kernels`` computes
   them on real footage;
 - ``mask``: ``(F, H, W)`` where translation was measured;
-- ``rot_true``, ``tran_true``: the kernels that made the blur (synthetic data only).
+- ``rot_true``, ``tran_true``: the kernels that made the blur (synthetic data only);
+- ``flow`` (on request, clips only): the kernel optical flow alone gives, without the gyro
+  (``tran`` computed with a still gyro: the whole measured motion, rotation included), for
+  the flow-guidance ablation.
 
 With ``frames == 1`` (images) the ``F`` axis is dropped.
 """
@@ -71,8 +74,10 @@ class SyntheticDataset(Dataset):
         (torch.Size([3, 24, 32]), torch.Size([9, 2, 24, 32]))
     """
 
-    def __init__(self, sampler: ClipSampler, length: int, flow: str = "dis") -> None:
+    def __init__(self, sampler: ClipSampler, length: int, flow: str = "dis",
+                 crop: int | None = None, flow_kernel: bool = False) -> None:
         self.sampler, self.length, self.flow = sampler, length, flow
+        self.crop, self.flow_kernel = crop, flow_kernel
 
     def __len__(self) -> int:
         return self.length
@@ -81,11 +86,33 @@ class SyntheticDataset(Dataset):
         if not 0 <= index < self.length:
             raise IndexError(index)
         clip = self.sampler.sample(index)
+        T = clip.rot.shape[1]
         seen = observed_kernels(clip.blurred, clip.recorded_log, clip.recorded_camera,
-                                clip.timing, clip.rot.shape[1], self.flow)
+                                clip.timing, T, self.flow)
         arrays = {"blurred": clip.blurred, "sharp": clip.sharp, **seen,
                   "rot_true": clip.rot, "tran_true": clip.tran}
+        if self.flow_kernel and len(clip.blurred) > 1:
+            still = GyroLog(clip.recorded_log.t, np.zeros_like(clip.recorded_log.w))
+            arrays["flow"] = observed_kernels(clip.blurred, still, clip.recorded_camera,
+                                              clip.timing, T, self.flow)["tran"]
+        if self.crop:
+            arrays = _crop(arrays, self.crop, np.random.default_rng([self.sampler.seed, index, 1]))
         return _to_sample(arrays, single=len(clip.blurred) == 1)
+
+
+def _crop(arrays: dict[str, np.ndarray], size: int,
+          rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The same random ``size x size`` window of every frame, image and kernel.
+
+    Kernels stay valid in a crop: they are displacements in pixels.
+    """
+    height, width = arrays["blurred"].shape[1:3]
+    if size > min(height, width):
+        raise ValueError(f"crop {size} is larger than the frames ({width}x{height})")
+    y0, x0 = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
+    window = (slice(y0, y0 + size), slice(x0, x0 + size))
+    return {name: (value[:, window[0], window[1]] if name in ("blurred", "sharp")
+                   else value[..., window[0], window[1]]) for name, value in arrays.items()}
 
 
 class ClipFolder:

@@ -110,6 +110,7 @@ class ImageBank:
         folder: a folder of images (searched recursively); ``None`` for the embedded default.
         dead_leaves: number of procedural dead-leaves images added to the embedded default.
         dead_leaves_size: their size in pixels.
+        cache_size: images kept in memory once read or generated.
 
     Example:
         >>> bank = ImageBank(dead_leaves=2, dead_leaves_size=96)
@@ -121,7 +122,9 @@ class ImageBank:
     folder: Path | None = None
     dead_leaves: int = 16
     dead_leaves_size: int = 768
+    cache_size: int = 32
     _items: list[str | Path] = field(init=False, repr=False)
+    _cache: dict[int, np.ndarray] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.folder is None:
@@ -144,7 +147,17 @@ class ImageBank:
         return item if isinstance(item, str) else str(Path(item).relative_to(self.folder))
 
     def image(self, index: int) -> np.ndarray:
-        """Image ``index`` as ``(H, W, 3)`` float32 sRGB in ``[0, 1]``."""
+        """Image ``index`` as ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (kept after a first read).
+
+        The returned array is shared: do not modify it in place.
+        """
+        if index not in self._cache:
+            if len(self._cache) >= self.cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[index] = self._load(index)
+        return self._cache[index]
+
+    def _load(self, index: int) -> np.ndarray:
         item = self._items[index]
         if isinstance(item, Path):
             return read_image(item)

@@ -75,7 +75,7 @@ def source_coordinates(camera: Camera, source: Camera, scene: Scene, R_rows: np.
         R_rows: ``(H, 3, 3)`` camera-to-world orientation at each row's time.
         c_rows: ``(H, 3)`` camera centre at each row's time.
     """
-    world = np.einsum("yij,yxj->yxi", R_rows, _rays(camera))
+    world = _rays(camera) @ np.swapaxes(R_rows, -1, -2)  # R @ ray, batched over rows
     s = scene.intersect(c_rows[:, None, :], world)
     hit = np.isfinite(s)
     # At infinity only the direction matters; elsewhere the point on the plane.
@@ -116,7 +116,7 @@ def translational_velocity(camera: Camera, scene: Scene, R_rows: np.ndarray, t_r
         -25.0
     """
     c_rows = scene.position(t_rows)
-    world = np.einsum("yij,yxj->yxi", R_rows, _rays(camera))
+    world = _rays(camera) @ np.swapaxes(R_rows, -1, -2)
     s = scene.intersect(c_rows[:, None, :], world)
     hit = np.isfinite(s)
     X = c_rows[:, None, :] + np.where(hit, s, 0)[..., None] * world
@@ -124,7 +124,7 @@ def translational_velocity(camera: Camera, scene: Scene, R_rows: np.ndarray, t_r
     projected = []
     for sign in (1.0, -1.0):
         centre = c_rows + sign * step * v
-        local = np.einsum("yji,yxj->yxi", R_rows, X - centre[:, None, :])  # R^T (X - c)
+        local = (X - centre[:, None, :]) @ R_rows  # R^T (X - c), batched over rows
         with np.errstate(divide="ignore", invalid="ignore"):  # rays that hit no plane
             projected.append(camera.distort_points(local[..., :2] / local[..., 2:]))
     tau = (projected[0] - projected[1]) / (2 * step)
