@@ -7,6 +7,7 @@ output file (every output is written atomically).
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -241,3 +242,151 @@ def synth_clips(
         task = bar.add_task("clips", total=count)
         written = run(sampler, count, output, progress=lambda n: bar.update(task, completed=n))
     err_console.print(f"{written} new clips in {output}/ ({count - written} already there)")
+
+
+@app.command()
+@reports_input_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="Training config (YAML).")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Run folder (default: runs/NAME); a checkpoint there resumes.")]
+    = None,
+    stop_after: Annotated[int | None, typer.Option(
+        help="Stop after this many steps (checkpointed), to resume later.")] = None,
+) -> None:
+    """Train a model (resumes from the run folder's checkpoint). Use torchrun for DDP."""
+    import json
+
+    from gyrodeblur.pipelines.train import load_config
+    from gyrodeblur.pipelines.train import train as run
+
+    cfg = load_config(config)
+    out = output or Path("runs") / cfg.name
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        run(cfg, out, stop_after=stop_after)
+        return
+    with progress_bar() as bar:
+        task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps)
+
+        def show(step: int, steps: int, loss: float) -> None:
+            bar.update(task, completed=step, description=f"train {cfg.name} L1 {loss:.4f}")
+
+        metrics = run(cfg, out, progress=show, stop_after=stop_after)
+    err_console.print(json.dumps(metrics))
+
+
+@app.command("eval")
+@reports_input_errors
+def evaluate(
+    model: Annotated[list[str], typer.Option(
+        "--model", "-m", help="Shipped model name or weights file (repeatable).")] = (),
+    frames: Annotated[int, typer.Option(min=1, help="Frames per benchmark clip (1: images).")]
+    = 1,
+    count: Annotated[int, typer.Option(min=1, help="Synthetic benchmark samples.")] = 24,
+    size: Annotated[str, typer.Option(help="Synthetic benchmark frame size WxH.")] = "256x192",
+    images: Annotated[Path | None, typer.Option(
+        help="Sharp images of the synthetic benchmark (default: embedded).")] = None,
+    folder: Annotated[Path | None, typer.Option(
+        help="Clip folders with sharp/ references instead of the synthetic benchmark.")] = None,
+    features: Annotated[Path | None, typer.Option(
+        help="Oxford sequences folder: run DeepGyro's SIFT feature test too.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Results JSON.")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Results as a Markdown table.")] = None,
+) -> None:
+    """PSNR/SSIM of models (and of the blurred input) on a benchmark; SIFT feature test."""
+    import json
+
+    import torch
+
+    from gyrodeblur.fileio import atomic_path
+    from gyrodeblur.models import load_model, predict
+    from gyrodeblur.pipelines.evaluate import (
+        BenchmarkSpec,
+        feature_test,
+        folder_benchmark,
+        markdown_table,
+        oxford_pairs,
+        synthetic_benchmark,
+    )
+    from gyrodeblur.pipelines.evaluate import (
+        evaluate as run,
+    )
+
+    models = {name: load_model(name) for name in model}
+    flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
+    if folder is not None:
+        samples = folder_benchmark(folder, frames)
+        source = str(folder)
+    else:
+        width, height = parse_size(size)
+        spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height,
+                             images=None if images is None else str(images))
+        with err_console.status("drawing the benchmark"):
+            samples = synthetic_benchmark(spec, flow_kernel)
+        source = f"synthetic {spec}"
+    results = {"blurred input": run(lambda b: b["blurred"], samples)}
+    for name, (net, _) in models.items():
+        results[name] = run(lambda b, net=net: predict(net, b), samples)
+    report: dict = {"benchmark": source, "results": results}
+    if features is not None:
+        pairs = oxford_pairs(features)
+        single = {n: m for n, (m, cfg) in models.items() if cfg.get("arch") == "deepgyro"}
+        report["features"] = {"no restoration": feature_test(pairs)}
+        for name, net in single.items():
+            def restore(image, rot, net=net):
+                x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+                with torch.no_grad():
+                    y = net(x, torch.from_numpy(rot)[None])
+                return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+            report["features"][name] = feature_test(pairs, restore)
+    table = markdown_table(results)
+    print(table)
+    if "features" in report:
+        for name, r in report["features"].items():
+            for version, scores in r["mean"].items():
+                print(f"features {name} / {version}: repeatability "
+                      f"{scores['repeatability']:.3f}, matching score "
+                      f"{scores['matching_score']:.3f}")
+    if output is not None:
+        with atomic_path(output) as tmp:
+            tmp.write_text(json.dumps(report, indent=2))
+    if markdown is not None:
+        with atomic_path(markdown) as tmp:
+            tmp.write_text(table)
+
+
+@app.command()
+def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output.")] = False
+           ) -> None:
+    """Architectures, variants with parameter counts, and shipped weights with scores."""
+    import json
+
+    from rich.table import Table
+
+    from gyrodeblur.models import VARIANTS, WEIGHTS, build_model, shipped_weights
+
+    variants = [{"variant": name, "arch": arch,
+                 "parameters": sum(p.numel() for p in build_model({"variant": name})
+                                   .parameters())}
+                for name, (arch, _) in VARIANTS.items()]
+    scores_file = WEIGHTS / "scores.json"
+    scores = json.loads(scores_file.read_text()) if scores_file.is_file() else {}
+    shipped = [{"name": name, "file": str(path), **scores.get(name, {})}
+               for name, path in shipped_weights().items()]
+    if json_output:
+        print(json.dumps({"variants": variants, "shipped": shipped}, indent=2))
+        return
+    table = Table(title="architectures and variants")
+    for column in ("variant", "arch", "parameters"):
+        table.add_column(column)
+    for v in variants:
+        table.add_row(v["variant"], v["arch"], f"{v['parameters']:,}")
+    Console().print(table)
+    table = Table(title="shipped weights (benchmark scores)")
+    for column in ("name", "benchmark", "PSNR", "SSIM"):
+        table.add_column(column)
+    for s in shipped:
+        table.add_row(s["name"], s.get("benchmark", "-"), str(s.get("psnr", "-")),
+                      str(s.get("ssim", "-")))
+    Console().print(table)

@@ -1,0 +1,286 @@
+"""Training: ``gyrodeblur train CONFIG.yaml``.
+
+AdamW, cosine schedule down to ``lr_min`` (1e-7), L1 loss. The batch of step ``s`` is a
+function of ``(seed, s)`` and samples are functions of their index, so a run killed and resumed
+from its last checkpoint continues the same loss curve. Checkpoints every
+``checkpoint_every`` steps (atomic), TensorBoard logs, metrics as JSON, mixed precision on
+GPU, and data-parallel training with ``torchrun`` (DDP; gloo on CPU, NCCL on GPU): each
+process takes its share of every global batch.
+
+A config (YAML)::
+
+    name: deepgyro-s
+    model: {arch: deepgyro, variant: deepgyro-s}      # or explicit keyword arguments
+    data: {frames: 1, width: 192, height: 128, crop: 64, samples: 9, count: 3000, seed: 0}
+    train: {steps: 6000, batch: 16, lr: 1.0e-3}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from safetensors.torch import load_file, save_file
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.fileio import atomic_path
+from gyrodeblur.models import build_model, predict
+
+
+@dataclass
+class DataConfig:
+    """Where training samples come from.
+
+    ``source: synthetic`` draws ``count`` samples (seed ``seed``) once and caches them as
+    safetensors at ``cache`` (default: in the run folder), so that several runs train on the
+    same data; ``source: folder`` reads clip folders under ``folder`` (real or exported pairs).
+    """
+
+    source: str = "synthetic"
+    frames: int = 1
+    width: int = 192
+    height: int = 128
+    crop: int | None = 64
+    samples: int = 9
+    count: int = 2000
+    seed: int = 0
+    images: str | None = None
+    folder: str | None = None
+    cache: str | None = None
+    flow_kernel: bool = False
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 1000
+    batch: int = 8
+    lr: float = 1e-3
+    lr_min: float = 1e-7
+    weight_decay: float = 1e-4
+    checkpoint_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+    amp: bool = True
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    model: dict
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+
+def _section(cls, values: dict, source: Path):
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise InputError(source, f"unknown key(s) {', '.join(sorted(unknown))} in "
+                                 f"{cls.__name__} (known: {', '.join(sorted(known))})")
+    return cls(**values)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and check a training config."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(path, f"cannot read config ({e})") from None
+    if not isinstance(raw, dict) or "model" not in raw:
+        raise InputError(path, "a config needs at least `model:` (and usually data/train)")
+    unknown = set(raw) - {"name", "model", "data", "train"}
+    if unknown:
+        raise InputError(path, f"unknown section(s) {', '.join(sorted(unknown))}")
+    return TrainConfig(name=raw.get("name", path.stem), model=raw["model"],
+                       data=_section(DataConfig, raw.get("data") or {}, path),
+                       train=_section(TrainSettings, raw.get("train") or {}, path))
+
+
+KEYS = ("blurred", "sharp", "rot", "tran", "flow")
+
+
+def build_cache(data: DataConfig, path: Path,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
+    """Draw the synthetic samples once and store them (kernels in float16) at ``path``."""
+    from gyrodeblur.synthesis.datasets import SyntheticDataset
+    from gyrodeblur.synthesis.images import ImageBank
+    from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
+
+    if path.exists():
+        return load_file(path)
+    settings = SamplerSettings(width=data.width, height=data.height, frames=data.frames,
+                               samples=data.samples)
+    sampler = ClipSampler(ImageBank(None if data.images is None else Path(data.images)),
+                          settings, data.seed)
+    dataset = SyntheticDataset(sampler, data.count, crop=data.crop,
+                               flow_kernel=data.flow_kernel)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None,
+                                         num_workers=min(2, os.cpu_count() or 1))
+    stacks: dict[str, list[torch.Tensor]] = {}
+    for i, sample in enumerate(loader):
+        for key in KEYS:
+            if key in sample:
+                stacks.setdefault(key, []).append(sample[key].to(torch.float16))
+        if progress:
+            progress(i + 1, data.count)
+    tensors = {k: torch.stack(v).contiguous() for k, v in stacks.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+    return tensors
+
+
+def batch_indices(count: int, batch: int, step: int, seed: int) -> np.ndarray:
+    """The sample indices of global batch ``step``: epochs are seeded permutations."""
+    per_epoch = count // batch
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(count)
+    return order[position * batch:(position + 1) * batch]
+
+
+def cosine_lr(settings: TrainSettings, step: int) -> float:
+    """Cosine decay from ``lr`` at step 0 to ``lr_min`` at the last step."""
+    progress = min(step / max(settings.steps - 1, 1), 1.0)
+    span = settings.lr - settings.lr_min
+    return settings.lr_min + 0.5 * span * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class Run:
+    """A training run's folder: config, checkpoint, weights, metrics, TensorBoard logs."""
+
+    out: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    @property
+    def weights(self) -> Path:
+        return self.out / "model.safetensors"
+
+    @property
+    def metrics(self) -> Path:
+        return self.out / "metrics.json"
+
+
+def _distributed() -> tuple[int, int]:
+    """``(rank, world_size)``, initialising the process group under ``torchrun``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world
+
+
+def train(config: TrainConfig, out: str | Path,
+          progress: Callable[[int, int, float], None] | None = None,
+          stop_after: int | None = None) -> dict:
+    """Train (or resume) a run in ``out``; returns the metrics written to ``metrics.json``.
+
+    Args:
+        config: the run's configuration.
+        out: run folder; a checkpoint there is resumed.
+        progress: called on rank 0 as ``progress(step, steps, loss)``.
+        stop_after: stop (with a checkpoint) after this many steps of this call, as a kill
+            would; for tests and time-boxed sessions.
+    """
+    run = Run(Path(out))
+    rank, world = _distributed()
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+                          if torch.cuda.is_available() else "cpu")
+    t = config.train
+    if t.batch % world:
+        raise InputError(None, f"batch {t.batch} does not split over {world} processes")
+    if rank == 0:
+        run.out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(run.out / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump({"name": config.name, "model": config.model,
+                                           "data": asdict(config.data),
+                                           "train": asdict(t)}, sort_keys=False))
+    cache_path = Path(config.data.cache) if config.data.cache else run.out / "data.safetensors"
+    if rank == 0:
+        data = build_cache(config.data, cache_path)
+    if world > 1:
+        dist.barrier()
+    if rank != 0:
+        data = load_file(cache_path)
+    count = len(data["blurred"])
+    if count < t.batch:
+        raise InputError(cache_path, f"{count} samples are fewer than one batch ({t.batch})")
+
+    torch.manual_seed(t.seed)
+    model = build_model(config.model).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    step, history = 0, []
+    if run.checkpoint.exists():
+        state = torch.load(run.checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, history = state["step"], state["history"]
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    writer = None
+    if rank == 0:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run.out / "tensorboard"))
+    amp = t.amp and device.type == "cuda"
+    share = t.batch // world
+    started, first = time.perf_counter(), step
+    while step < t.steps and (stop_after is None or step - first < stop_after):
+        indices = batch_indices(count, t.batch, step, t.seed)[rank * share:(rank + 1) * share]
+        batch = {k: v[indices].to(device, torch.float32) for k, v in data.items()}
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(t, step)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = torch.nn.functional.l1_loss(predict(net, batch).float(), batch["sharp"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss = loss.detach()
+        if world > 1:  # report the global batch's loss (gloo has no AVG)
+            dist.all_reduce(loss)
+            loss = loss / world
+        step += 1
+        history.append(float(loss))
+        if rank == 0:
+            if step % t.log_every == 0 or step == t.steps:
+                writer.add_scalar("loss/l1", float(loss), step)
+                writer.add_scalar("lr", cosine_lr(t, step - 1), step)
+            if progress:
+                progress(step, t.steps, float(loss))
+            if step % t.checkpoint_every == 0 or step == t.steps:
+                _save(run, model, optimizer, step, history, config)
+    if rank == 0:
+        _save(run, model, optimizer, step, history, config)
+        writer.close()
+    seconds = time.perf_counter() - started
+    metrics = {"name": config.name, "steps": step, "finished": step >= t.steps,
+               "loss_first": history[0] if history else None,
+               "loss_last_100": float(np.mean(history[-100:])) if history else None,
+               "seconds_this_call": round(seconds, 1), "processes": world,
+               "device": device.type, "samples": count,
+               "parameters": sum(p.numel() for p in model.parameters())}
+    if rank == 0:
+        with atomic_path(run.metrics) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _save(run: Run, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+          history: list[float], config: TrainConfig) -> None:
+    with atomic_path(run.checkpoint) as tmp:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "step": step, "history": history}, tmp)
+    with atomic_path(run.weights) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                  metadata={"model": json.dumps(config.model), "steps": str(step),
+                            "name": config.name})

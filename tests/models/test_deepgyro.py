@@ -1,0 +1,174 @@
+"""Tests of the NAFNet blocks and the DeepGyro / DeepBlind networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gyrodeblur.kernels.blur_field import blur_field as blur_field_np
+from gyrodeblur.models.blocks import NAFBlock, crop_to, pad_to_multiple, parameter_count
+from gyrodeblur.models.deepgyro import DEEPGYRO_VARIANTS, KERNEL_SCALE, DeepGyro, blur_field
+
+TINY = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), samples=5)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: extra threads only add contention (10x slower on a busy 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _randomise_residual_scales(net: torch.nn.Module) -> None:
+    """NAFBlocks start as the identity (beta = gamma = 0); make them do something."""
+    for name, p in net.named_parameters():
+        if name.endswith(("beta", "gamma")):
+            torch.nn.init.normal_(p, std=0.5)
+
+
+def test_blur_field_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    rot = rng.normal(size=(3, 7, 2, 5, 6)).astype(np.float32)
+    rot[1, -1, 0] = rot[1, 0, 0]  # U == 0 exactly: V decides the sign
+    got = blur_field(torch.from_numpy(rot)).numpy()
+    want = np.stack([blur_field_np(r) for r in rot])
+    np.testing.assert_array_equal(got, want)
+    assert (got[:, 0] >= 0).all()
+
+
+@pytest.mark.parametrize("guidance", ["field", "trajectory", "none"])
+def test_odd_size_keeps_shape(guidance: str) -> None:
+    net = DeepGyro(**{**TINY, "guidance": guidance}).eval()
+    x = torch.rand(2, 3, 37, 53)
+    rot = torch.randn(2, 5, 2, 37, 53)
+    with torch.no_grad():
+        y = net(x, None if guidance == "none" else rot)
+    assert y.shape == x.shape and y.dtype == torch.float32 and y.is_contiguous()
+
+
+def test_zero_last_conv_is_identity() -> None:
+    torch.manual_seed(0)
+    net = DeepGyro(**TINY).eval()
+    _randomise_residual_scales(net)
+    torch.nn.init.zeros_(net.ending.weight)
+    torch.nn.init.zeros_(net.ending.bias)
+    x = torch.rand(1, 3, 19, 23)
+    with torch.no_grad():
+        y = net(x, torch.randn(1, 5, 2, 19, 23) * 10)
+    assert torch.equal(y, x)
+
+
+def test_residual_is_ending_conv_output() -> None:
+    """restored - blurred is exactly what the last conv produces (cropped)."""
+    torch.manual_seed(1)
+    net = DeepGyro(**TINY).eval()
+    _randomise_residual_scales(net)
+    seen = {}
+    net.ending.register_forward_hook(lambda m, i, o: seen.setdefault("r", o))
+    x = torch.rand(1, 3, 13, 21)
+    with torch.no_grad():
+        y = net(x, torch.randn(1, 5, 2, 13, 21))
+    r = seen["r"]
+    assert r.shape[-2:] == (16, 24)  # padded to a multiple of 2 ** 2 levels
+    torch.testing.assert_close(y - x, r[..., :13, :21], rtol=0, atol=1e-6)
+    assert (y - x).abs().max() > 1e-3
+
+
+def test_none_ignores_rot_and_field_uses_it() -> None:
+    torch.manual_seed(2)
+    x = torch.rand(1, 3, 16, 16)
+    rot_a, rot_b = torch.randn(2, 1, 5, 2, 16, 16) * 8
+    blind = DeepGyro(**{**TINY, "guidance": "none"}).eval()
+    gyro = DeepGyro(**{**TINY, "guidance": "field"}).eval()
+    for net in (blind, gyro):
+        _randomise_residual_scales(net)
+    with torch.no_grad():
+        assert torch.equal(blind(x, rot_a), blind(x, rot_b))
+        assert torch.equal(blind(x, rot_a), blind(x))
+        assert (gyro(x, rot_a) - gyro(x, rot_b)).abs().max() > 1e-4
+        # Only the end-to-start difference matters for the field; reversing time flips it back.
+        assert torch.allclose(gyro(x, rot_a), gyro(x, rot_a.flip(1)), atol=1e-6)
+
+
+def test_kernel_input_is_scaled() -> None:
+    net = DeepGyro(**{**TINY, "guidance": "trajectory"})
+    rot = torch.randn(2, 5, 2, 4, 4)
+    k = net.kernel_input(rot)
+    assert k.shape == (2, 10, 4, 4)
+    torch.testing.assert_close(k[:, 2:4] * KERNEL_SCALE, rot[:, 1])
+    with pytest.raises(ValueError, match="samples"):
+        net.kernel_input(torch.randn(1, 3, 2, 4, 4))
+    with pytest.raises(ValueError, match="needs rot"):
+        DeepGyro(**TINY)(torch.rand(1, 3, 8, 8))
+
+
+def test_parameter_count_by_hand() -> None:
+    c = 12
+    # conv1 c->2c, dw 3x3 on 2c, conv3 c->c, sca c->c, conv4 c->2c, conv5 c->c (weights + bias),
+    # two LayerNorms (weight + bias), beta and gamma.
+    by_hand = (
+        (c * 2 * c + 2 * c)
+        + (2 * c * 9 + 2 * c)
+        + (c * c + c)
+        + (c * c + c)
+        + (c * 2 * c + 2 * c)
+        + (c * c + c)
+        + 2 * 2 * c
+        + 2 * c
+    )
+    assert by_hand == 7 * c * c + 33 * c
+    assert parameter_count(NAFBlock(c)) == by_hand
+    # A one-level net: intro (3+2 -> w, 3x3), block, down (w -> 2w, 2x2 s2), middle block at 2w,
+    # up (2w -> 4w, 1x1, no bias), block, ending (w -> 3, 3x3).
+    w = 4
+    net = DeepGyro(width=w, enc_blocks=(1,), middle_blocks=1, dec_blocks=(1,))
+    want = (
+        (5 * 9 * w + w)
+        + 2 * (7 * w * w + 33 * w)
+        + (w * 2 * w * 4 + 2 * w)
+        + (7 * (2 * w) ** 2 + 33 * 2 * w)
+        + 2 * w * 4 * w
+        + (w * 3 * 9 + 3)
+    )
+    assert parameter_count(net) == want
+
+
+def test_pad_and_crop_roundtrip() -> None:
+    x = torch.rand(1, 2, 5, 3)
+    p = pad_to_multiple(x, 8)  # pad larger than the side: falls back to replicate
+    assert p.shape == (1, 2, 8, 8)
+    assert torch.equal(crop_to(p, 5, 3), x)
+    assert torch.equal(p[..., 7, :3], x[..., 4, :])
+    q = pad_to_multiple(torch.rand(1, 1, 6, 7), 4)
+    assert q.shape == (1, 1, 8, 8) and torch.equal(q[..., 6, :7], q[..., 4, :7])  # reflect
+    assert pad_to_multiple(x, 1) is x
+
+
+def test_variants_build() -> None:
+    assert {"deepgyro-s", "deepblind-s", "deepgyro-m", "deepblind-m"} <= set(DEEPGYRO_VARIANTS)
+    for name in ("deepgyro-s", "deepblind-s"):
+        net = DeepGyro(**DEEPGYRO_VARIANTS[name]).eval()
+        with torch.no_grad():
+            assert net(torch.rand(1, 3, 9, 11), torch.randn(1, 9, 2, 9, 11)).shape == (1, 3, 9, 11)
+
+
+def test_overfits_one_sample() -> None:
+    torch.manual_seed(0)
+    sharp = F.interpolate(torch.rand(1, 3, 8, 8), size=32, mode="nearest")  # 4x4 px patches
+    rot = torch.zeros(1, 5, 2, 32, 32)
+    rot[:, :, 0] = torch.linspace(-2, 2, 5)[None, :, None, None]  # horizontal blur
+    blurred = F.avg_pool2d(F.pad(sharp, (2, 2, 0, 0), mode="replicate"), (1, 5), stride=1)
+    net = DeepGyro(**{**TINY, "width": 16})
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(200):
+        loss = F.l1_loss(net(blurred, rot), sharp)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])

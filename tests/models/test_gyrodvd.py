@@ -1,0 +1,201 @@
+"""GyroDVD: paper sizes, DCNv2 and KGS against their plain counterparts, ablations, overfitting."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gyrodeblur.models.deform import ModulatedDeformConv2d, deform_conv2d
+from gyrodeblur.models.gyrodvd import (
+    GYRODVD_VARIANTS,
+    GyroDVD,
+    KGSBlock,
+    build_gyrodvd,
+    group_warp,
+    parameter_count,
+)
+
+TINY = {"width": 16, "width0": 4, "blocks": (1, 1), "samples": 3}
+
+
+def _tiny(**kw) -> GyroDVD:
+    """A tiny net whose zero-initialised parts (residual scales, offset heads) are made random,
+    so that every input, kernels included, reaches the output."""
+    torch.manual_seed(0)
+    net = GyroDVD(**TINY, **kw)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if "beta" in name or "offsets" in name:
+                p.normal_(0.0, 0.1)
+    return net
+
+
+def _clip(b: int = 1, f: int = 3, h: int = 8, w: int = 8, t: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(b, f, 3, h, w, generator=g), torch.randn(b, f, t, 2, h, w, generator=g),
+            torch.randn(b, f, t, 2, h, w, generator=g))
+
+
+@pytest.mark.parametrize(("name", "millions"), [("gyrodvd-64", 5.04), ("gyrodvd-128", 17.15)])
+def test_paper_parameter_counts(name: str, millions: float) -> None:
+    count = parameter_count(build_gyrodvd(name))
+    assert abs(count / 1e6 - millions) <= 0.1 * millions, count
+
+
+def test_variants_are_plain_dicts() -> None:
+    assert {"gyrodvd-64", "gyrodvd-128", "gyrodvd-s"} <= set(GYRODVD_VARIANTS)
+    assert all(isinstance(v, dict) for v in GYRODVD_VARIANTS.values())
+
+
+def test_deform_conv_zero_offsets_unit_masks_is_conv() -> None:
+    torch.manual_seed(0)
+    dcn = ModulatedDeformConv2d(8, 8, 3, padding=2, dilation=2, groups=4)
+    x = torch.randn(2, 8, 9, 7)
+    y = dcn(x, torch.zeros(2, 2 * 4 * 9, 9, 7), torch.ones(2, 4 * 9, 9, 7))
+    ref = F.conv2d(x, dcn.weight, dcn.bias, padding=2, dilation=2, groups=4)
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=0)
+
+
+def test_deform_conv_integer_offset_is_shifted_conv() -> None:
+    # Every tap sampling one pixel to the right = the conv of the left-shifted, zero-filled input.
+    torch.manual_seed(1)
+    x, w = torch.randn(1, 4, 6, 8), torch.randn(5, 4, 3, 3)
+    off = torch.zeros(1, 2 * 9, 6, 8)
+    off[:, 1::2] = 1.0  # (dy, dx) pairs: dx = 1
+    shifted = F.pad(x[..., 1:], (0, 1))
+    # Column 0 differs: its left taps read x[..., 0] there but the conv's zero padding here.
+    torch.testing.assert_close(deform_conv2d(x, off, w, padding=1)[..., 1:],
+                               F.conv2d(shifted, w, padding=1)[..., 1:], atol=1e-5, rtol=0)
+
+
+def test_deform_conv_matches_kornia_reference() -> None:
+    aliked = pytest.importorskip("kornia.feature.aliked")
+    torch.manual_seed(2)
+    x, w, b = torch.randn(2, 8, 9, 11), torch.randn(8, 2, 3, 3), torch.randn(8)
+    off, mask = 3 * torch.randn(2, 2 * 4 * 9, 9, 11), torch.rand(2, 4 * 9, 9, 11)
+    ref = aliked.deform_conv2d(x, off, w, b, padding=(2, 2), dilation=(2, 2), mask=mask)
+    torch.testing.assert_close(deform_conv2d(x, off, w, b, 2, 2, mask), ref, atol=1e-4, rtol=0)
+
+
+def test_group_warp_moves_each_group_by_its_own_shift() -> None:
+    x = torch.randn(2, 16, 5, 7)
+    off = torch.zeros(2, 16, 5, 7)
+    off[:, 2 * 3] = -1.0  # group 3 samples one pixel to the left
+    y = group_warp(x, off)
+    torch.testing.assert_close(y[:, 6:8, :, 1:], x[:, 6:8, :, :-1])
+    torch.testing.assert_close(y[:, :6], x[:, :6])
+
+
+def _random_kgs(decoder: str = "kgs") -> KGSBlock:
+    torch.manual_seed(3)
+    blk = KGSBlock(16, decoder)
+    with torch.no_grad():  # random everything, residual scales included: no identity shortcut
+        for p in blk.parameters():
+            p.copy_(0.3 * torch.randn_like(p))
+    return blk
+
+
+def test_kgs_with_zero_shifts_is_the_plain_grouped_path() -> None:
+    blk = _random_kgs()
+    with torch.no_grad():
+        blk.offsets[-1].weight.zero_()
+        blk.offsets[-1].bias.zero_()
+    x, g = torch.randn(6, 16, 7, 9), torch.randn(6, 16, 7, 9)
+    warped, _ = blk(x, g, frames=3)
+    blk.warp = False
+    plain, _ = blk(x, g, frames=3)
+    torch.testing.assert_close(warped, plain, atol=1e-5, rtol=1e-5)
+    blk.warp = True
+    with torch.no_grad():
+        blk.offsets[-1].bias.fill_(0.7)
+    assert (blk(x, g, frames=3)[0] - plain).abs().max() > 1e-3  # a shift does change it
+
+
+def test_kgs_mixes_frames_within_a_clip_only() -> None:
+    blk = _random_kgs()
+    x, g = torch.randn(6, 16, 6, 6), torch.randn(6, 16, 6, 6)  # 2 clips of 3 frames
+    y, _ = blk(x, g, frames=3)
+    x2 = x.clone()
+    x2[2] += 1.0  # last frame of clip 0
+    y2, _ = blk(x2, g, frames=3)
+    assert (y2[0] - y[0]).abs().max() > 1e-4  # reaches frame 0 through the shifts
+    torch.testing.assert_close(y2[3:], y[3:])  # clip 1 untouched
+
+
+@pytest.mark.parametrize(("h", "w", "f"), [(13, 11, 4), (9, 7, 1)])
+def test_output_shape_odd_sizes(h: int, w: int, f: int) -> None:
+    net = _tiny()
+    x, rot, tran = _clip(2, f, h, w)
+    y = net(x, rot, tran)
+    assert y.shape == (2, f, 3, h, w)
+    y.mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("kernel", ["rot+tran", "rot", "flow", "none"])
+@pytest.mark.parametrize("decoder", ["kgs", "shift", "concat"])
+def test_ablations_construct_and_run(kernel: str, decoder: str) -> None:
+    x, rot, tran = _clip()
+    for fusion in ["feature", "pixel"] if kernel == "rot+tran" else ["feature"]:
+        net = _tiny(kernel=kernel, fusion=fusion, decoder=decoder)
+        y = net(x, rot, tran)
+        assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_feature_and_pixel_fusion_have_two_and_one_kernel_encoders() -> None:
+    assert set(GyroDVD(**TINY).kernel_stems) == {"rot", "tran"}
+    assert set(GyroDVD(**TINY, fusion="pixel").kernel_stems) == {"rot+tran"}
+    assert len(GyroDVD(**TINY, kernel="none").kernel_stems) == 0
+
+
+@pytest.mark.parametrize(("kernel", "ignored"), [("none", "rot"), ("none", "tran"),
+                                                 ("rot", "tran"), ("flow", "rot")])
+def test_ignored_kernel_inputs(kernel: str, ignored: str) -> None:
+    net = _tiny(kernel=kernel).eval()
+    x, rot, tran = _clip()
+    ref = net(x, rot, tran)
+    args = {"rot": rot, "tran": tran, ignored: None}
+    torch.testing.assert_close(net(x, **args), ref)
+    args[ignored] = torch.randn_like(rot)
+    torch.testing.assert_close(net(x, **args), ref)
+
+
+def test_kernels_are_used_and_checked() -> None:
+    net = _tiny().eval()
+    x, rot, tran = _clip()
+    assert (net(x, rot, tran) - net(x, rot, 2 * tran)).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="tran"):
+        net(x, rot, None)
+    with pytest.raises(ValueError, match="rot"):
+        net(x, rot[:, :, :2], tran)  # T = 2, built for 3
+    with pytest.raises(ValueError, match="decoder"):
+        GyroDVD(**TINY, decoder="warp")
+
+
+def test_tiny_variant_overfits_one_clip() -> None:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    sharp = F.interpolate(torch.rand(3, 3, 8, 8, generator=g), size=(24, 24), mode="bilinear")
+    blurred = F.avg_pool2d(F.pad(sharp, (2, 2, 0, 0), mode="replicate"), (1, 5), stride=1)
+    sharp, blurred = sharp[None], blurred[None]
+    rot = torch.zeros(1, 3, 3, 2, 24, 24)
+    rot[:, :, :, 0] = torch.tensor([-2.0, 0.0, 2.0]).view(3, 1, 1)  # the 5-px horizontal blur
+    net = GyroDVD(width=16, width0=8, blocks=(1, 1), samples=3)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # these tensors are tiny: threading only adds overhead
+    start = time.perf_counter()
+    try:
+        losses = []
+        for _ in range(60):
+            loss = (net(blurred, rot, torch.zeros_like(rot)) - sharp).abs().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    finally:
+        torch.set_num_threads(threads)
+    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1], time.perf_counter() - start)

@@ -1,0 +1,104 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.models import load_model
+from gyrodeblur.pipelines.train import (
+    DataConfig,
+    TrainConfig,
+    TrainSettings,
+    batch_indices,
+    build_cache,
+    cosine_lr,
+    load_config,
+    train,
+)
+
+TINY_MODEL = {"arch": "deepgyro", "width": 4, "enc_blocks": [1], "middle_blocks": 1,
+              "dec_blocks": [1], "guidance": "field", "samples": 5}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "tiny.safetensors"
+    build_cache(DataConfig(frames=1, width=48, height=32, crop=24, samples=5, count=8), path)
+    return path
+
+
+def config(cache, steps=6, batch=4):
+    return TrainConfig(name="tiny", model=TINY_MODEL,
+                       data=DataConfig(frames=1, samples=5, count=8, cache=str(cache)),
+                       train=TrainSettings(steps=steps, batch=batch, lr=2e-3, checkpoint_every=2,
+                                           log_every=1))
+
+
+def test_cosine_schedule_ends_at_lr_min_and_batches_cover_epochs():
+    s = TrainSettings(steps=101, lr=1e-3, lr_min=1e-7)
+    assert cosine_lr(s, 0) == pytest.approx(1e-3) and cosine_lr(s, 100) == pytest.approx(1e-7)
+    assert cosine_lr(s, 50) == pytest.approx((1e-3 + 1e-7) / 2)
+    epoch = sorted(i for step in range(4) for i in batch_indices(8, 2, step, seed=3))
+    assert epoch == list(range(8))
+
+
+def test_training_writes_everything_and_resume_continues_the_same_curve(cache, tmp_path):
+    straight = train(config(cache), tmp_path / "a")
+    assert straight["finished"] and straight["steps"] == 6
+    history = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["history"]
+    first = train(config(cache), tmp_path / "b", stop_after=3)
+    assert not first["finished"] and first["steps"] == 3
+    train(config(cache), tmp_path / "b")  # resumed after a "kill" at step 3
+    resumed = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["history"]
+    assert resumed == history  # exactly the same losses, step for step
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["parameters"] > 0
+    assert list((tmp_path / "a" / "tensorboard").iterdir())
+    model, cfg = load_model(tmp_path / "a" / "model.safetensors")
+    assert cfg["width"] == 4 and not model.training
+    saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert saved["train"]["steps"] == 6
+
+
+def test_bad_config_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {arch: deepgyro}\ntrain: {stepz: 3}\n")
+    with pytest.raises(InputError, match="stepz"):
+        load_config(path)
+
+
+def test_two_process_ddp_step_equals_one_process_on_the_whole_batch(cache, tmp_path):
+    cfg = config(cache, steps=1, batch=4)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"name": "tiny", "model": TINY_MODEL,
+                                    "data": {"frames": 1, "samples": 5, "count": 8,
+                                             "cache": str(cache)},
+                                    "train": {"steps": 1, "batch": 4, "lr": 2e-3}}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", "-m", "gyrodeblur", "train", str(path),
+                           "-o", str(tmp_path / "ddp")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["processes"] == 2
+    train(cfg, tmp_path / "single")
+    ddp = load_model(tmp_path / "ddp" / "model.safetensors")[0].state_dict()
+    single = load_model(tmp_path / "single" / "model.safetensors")[0].state_dict()
+    assert ddp.keys() == single.keys()
+    before = load_model_untrained(cfg)
+    moved = 0
+    for name, value in single.items():
+        torch.testing.assert_close(ddp[name], value, atol=1e-6, rtol=1e-5)
+        moved += int(not torch.equal(value, before[name]))
+    assert moved > 0  # the step did change weights
+
+
+def load_model_untrained(cfg):
+    from gyrodeblur.models import build_model
+
+    torch.manual_seed(cfg.train.seed)
+    return build_model(cfg.model).state_dict()
