@@ -29,7 +29,7 @@ def _tiny(**kw) -> GyroDVD:
     with torch.no_grad():
         for name, p in net.named_parameters():
             if "beta" in name or "offsets" in name:
-                p.normal_(0.0, 0.1)
+                p.normal_(0.0, 0.5)
     return net
 
 

@@ -1,0 +1,32 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from gyrodeblur.pipelines.evaluate import evaluate, markdown_table, sift_scores
+from gyrodeblur.synthesis.images import dead_leaves
+
+
+def test_evaluate_reports_the_psnr_of_a_known_error():
+    rng = np.random.default_rng(0)
+    samples = [{"blurred": torch.rand(3, 32, 40), "sharp": torch.rand(3, 32, 40) * 0.9}
+               for _ in range(2)]
+    clip = {"blurred": torch.rand(2, 3, 32, 40), "sharp": torch.from_numpy(
+        rng.random((2, 3, 32, 40), dtype=np.float32) * 0.9)}
+    result = evaluate(lambda b: b["sharp"] + 0.01, samples + [clip])  # MSE 1e-4 everywhere
+    assert result["psnr"] == pytest.approx(40.0, abs=1e-3)
+    assert len(result["per_sample"]) == 3 and 0.99 < result["ssim"] <= 1.0
+    assert "| blurred |" in markdown_table({"blurred": result})
+
+
+def test_sift_scores_follow_the_homography_and_drop_with_blur():
+    image = dead_leaves(320, np.random.default_rng(1))
+    H = np.array([[0.95, 0.08, 10.0], [-0.05, 1.02, 6.0], [1e-5, 2e-5, 1.0]])
+    warped = cv2.warpPerspective(image, H, (320, 320), flags=cv2.INTER_CUBIC)
+    sharp = sift_scores(image, warped, H)
+    assert sharp["repeatability"] > 0.5 and sharp["matching_score"] > 0.3
+    wrong = sift_scores(image, warped, np.array([[1, 0, 40.0], [0, 1, 0], [0, 0, 1]]))
+    assert wrong["matching_score"] < 0.1 * sharp["matching_score"]
+    kernel = np.full((1, 15), 1 / 15)
+    blurred = sift_scores(cv2.filter2D(image, -1, kernel), cv2.filter2D(warped, -1, kernel), H)
+    assert blurred["matching_score"] < sharp["matching_score"]
