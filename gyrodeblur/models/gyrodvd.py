@@ -127,6 +127,11 @@ def _conv(cin: int, cout: int, k: int, bias: bool = False, stride: int = 1,
     return nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=bias)
 
 
+def _up(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                         _conv(cin, cout, 1))
+
+
 class ConvAttnBlock(nn.Module):
     """``x + CA(conv(PReLU(conv(x))))``, CA a full-width channel attention (MPRNet's CAB).
 
@@ -213,11 +218,6 @@ class ThreeLevelUNet(nn.Module):
         return self.dec[0](self.up[0](d2) + self.skip[0](e1))
 
 
-def _up(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                         _conv(cin, cout, 1))
-
-
 class Stem(nn.Module):
     """``conv3x3`` head, residual ``ThreeLevelUNet``, ``conv3x3`` tail; returns all three.
 
@@ -228,8 +228,8 @@ class Stem(nn.Module):
 
     def __init__(self, cin: int, c: int) -> None:
         super().__init__()
-        self.head, self.unet, self.tail = _conv(cin, c, 3, True), ThreeLevelUNet(c), _conv(
-            c, c, 3, True)
+        self.head, self.tail = _conv(cin, c, 3, True), _conv(c, c, 3, True)
+        self.unet = ThreeLevelUNet(c)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x0 = self.head(x)

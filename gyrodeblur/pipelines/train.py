@@ -43,6 +43,8 @@ class DataConfig:
     ``source: synthetic`` draws ``count`` samples (seed ``seed``) once and caches them as
     safetensors at ``cache`` (default: in the run folder), so that several runs train on the
     same data; ``source: folder`` reads clip folders under ``folder`` (real or exported pairs).
+    ``sampler`` overrides fields of :class:`~gyrodeblur.synthesis.sampler.SamplerSettings`
+    (e.g. ``hfov_deg: [30, 50]`` for longer blur in pixels).
     """
 
     source: str = "synthetic"
@@ -57,6 +59,7 @@ class DataConfig:
     folder: str | None = None
     cache: str | None = None
     flow_kernel: bool = False
+    sampler: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -112,18 +115,30 @@ KEYS = ("blurred", "sharp", "rot", "tran", "flow")
 def build_cache(data: DataConfig, path: Path,
                 progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
     """Draw the synthetic samples once and store them (kernels in float16) at ``path``."""
-    from gyrodeblur.synthesis.datasets import SyntheticDataset
+    from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset
     from gyrodeblur.synthesis.images import ImageBank
     from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
 
     if path.exists():
         return load_file(path)
-    settings = SamplerSettings(width=data.width, height=data.height, frames=data.frames,
-                               samples=data.samples)
-    sampler = ClipSampler(ImageBank(None if data.images is None else Path(data.images)),
-                          settings, data.seed)
-    dataset = SyntheticDataset(sampler, data.count, crop=data.crop,
-                               flow_kernel=data.flow_kernel)
+    if data.source == "folder":
+        if data.folder is None:
+            raise InputError(None, "data.source folder needs data.folder")
+        dataset = ClipFolderDataset(data.folder, frames=data.frames, samples=data.samples,
+                                    crop=data.crop)
+    elif data.source == "synthetic":
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in data.sampler.items()}
+        try:
+            settings = SamplerSettings(width=data.width, height=data.height, frames=data.frames,
+                                       samples=data.samples, **overrides)
+        except TypeError as e:
+            raise InputError(None, f"data.sampler: {e}") from None
+        sampler = ClipSampler(ImageBank(None if data.images is None else Path(data.images)),
+                              settings, data.seed)
+        dataset = SyntheticDataset(sampler, data.count, crop=data.crop,
+                                   flow_kernel=data.flow_kernel)
+    else:
+        raise InputError(None, f"data.source {data.source!r}: synthetic or folder")
     loader = torch.utils.data.DataLoader(dataset, batch_size=None,
                                          num_workers=min(2, os.cpu_count() or 1))
     stacks: dict[str, list[torch.Tensor]] = {}
@@ -132,7 +147,7 @@ def build_cache(data: DataConfig, path: Path,
             if key in sample:
                 stacks.setdefault(key, []).append(sample[key].to(torch.float16))
         if progress:
-            progress(i + 1, data.count)
+            progress(i + 1, len(dataset))
     tensors = {k: torch.stack(v).contiguous() for k, v in stacks.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp))

@@ -153,15 +153,17 @@ class ClipFolderDataset(Dataset):
 
     Synthetic exports and real footage arranged in the same layout load alike; kernels are
     computed from each folder's gyro, camera and frames as ``gyrodeblur kernels`` would.
+    ``crop`` takes a random (per index, reproducible) window of that size.
     """
 
-    def __init__(self, root: str | Path, frames: int = 1, samples: int = 9) -> None:
+    def __init__(self, root: str | Path, frames: int = 1, samples: int = 9,
+                 crop: int | None = None) -> None:
         root = Path(root)
         folders = sorted(p.parent for p in root.glob("**/frames.csv"))
         if not folders:
             raise InputError(root, "no clip folders (with frames.csv) found")
         self.clips = [ClipFolder(p) for p in folders]
-        self.frames, self.samples = frames, samples
+        self.frames, self.samples, self.crop = frames, samples, crop
         self.index = [(c, int(n)) for c, clip in enumerate(self.clips)
                       for n in clip.timing.frame[: len(clip.timing) - frames + 1]]
 
@@ -171,4 +173,6 @@ class ClipFolderDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         c, first = self.index[index]
         window = self.clips[c].window(first, self.frames, self.samples)
+        if self.crop:
+            window = _crop(window, self.crop, np.random.default_rng([index, 1]))
         return _to_sample(window, single=self.frames == 1)

@@ -18,6 +18,17 @@ from gyrodeblur.models.gyrodvd import (
     parameter_count,
 )
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tensors are tiny: on a shared 2-core machine intra-op threads only wait on each
+    other (a tiny forward goes from 0.1 s to 10 s under load), so run single-threaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TINY = {"width": 16, "width0": 4, "blocks": (1, 1), "samples": 3}
 
 
@@ -185,17 +196,12 @@ def test_tiny_variant_overfits_one_clip() -> None:
     rot[:, :, :, 0] = torch.tensor([-2.0, 0.0, 2.0]).view(3, 1, 1)  # the 5-px horizontal blur
     net = GyroDVD(width=16, width0=8, blocks=(1, 1), samples=3)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # these tensors are tiny: threading only adds overhead
     start = time.perf_counter()
-    try:
-        losses = []
-        for _ in range(60):
-            loss = (net(blurred, rot, torch.zeros_like(rot)) - sharp).abs().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-    finally:
-        torch.set_num_threads(threads)
+    losses = []
+    for _ in range(60):
+        loss = (net(blurred, rot, torch.zeros_like(rot)) - sharp).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1], time.perf_counter() - start)
