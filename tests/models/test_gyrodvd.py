@@ -190,15 +190,15 @@ def test_tiny_variant_overfits_one_clip() -> None:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     sharp = F.interpolate(torch.rand(3, 3, 8, 8, generator=g), size=(24, 24), mode="bilinear")
-    blurred = F.avg_pool2d(F.pad(sharp, (2, 2, 0, 0), mode="replicate"), (1, 5), stride=1)
+    blurred = F.avg_pool2d(F.pad(sharp, (1, 1, 0, 0), mode="replicate"), (1, 3), stride=1)
     sharp, blurred = sharp[None], blurred[None]
     rot = torch.zeros(1, 3, 3, 2, 24, 24)
-    rot[:, :, :, 0] = torch.tensor([-2.0, 0.0, 2.0]).view(3, 1, 1)  # the 5-px horizontal blur
+    rot[:, :, :, 0] = torch.tensor([-1.0, 0.0, 1.0]).view(3, 1, 1)  # the 3-px horizontal blur
     net = GyroDVD(width=16, width0=8, blocks=(1, 1), samples=3)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     start = time.perf_counter()
     losses = []
-    for _ in range(60):
+    for _ in range(70):
         loss = (net(blurred, rot, torch.zeros_like(rot)) - sharp).abs().mean()
         opt.zero_grad()
         loss.backward()
