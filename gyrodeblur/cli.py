@@ -299,7 +299,7 @@ def evaluate(
     import torch
 
     from gyrodeblur.fileio import atomic_path
-    from gyrodeblur.models import load_model, predict
+    from gyrodeblur.models import DeepGyro, load_model, predict
     from gyrodeblur.pipelines.evaluate import (
         BenchmarkSpec,
         feature_test,
@@ -330,7 +330,7 @@ def evaluate(
     report: dict = {"benchmark": source, "results": results}
     if features is not None:
         pairs = oxford_pairs(features)
-        single = {n: m for n, (m, cfg) in models.items() if cfg.get("arch") == "deepgyro"}
+        single = {n: m for n, (m, _) in models.items() if isinstance(m, DeepGyro)}
         report["features"] = {"no restoration": feature_test(pairs)}
         for name, net in single.items():
             def restore(image, rot, net=net):

@@ -72,6 +72,10 @@ def load_model(name_or_path: str | Path) -> tuple[nn.Module, dict]:
     return model.eval(), config
 
 
+__all__ = ["ARCHITECTURES", "VARIANTS", "DeepGyro", "GyroDVD", "build_model", "load_model",
+           "predict", "shipped_weights"]
+
+
 def predict(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Run a model on a batch of samples (see :mod:`gyrodeblur.synthesis.datasets`).
 
