@@ -286,6 +286,9 @@ def evaluate(
     size: Annotated[str, typer.Option(help="Synthetic benchmark frame size WxH.")] = "256x192",
     images: Annotated[Path | None, typer.Option(
         help="Sharp images of the synthetic benchmark (default: embedded).")] = None,
+    preset: Annotated[str, typer.Option(
+        help="Synthetic benchmark motion: default, or strong (the training distribution).")]
+    = "default",
     folder: Annotated[Path | None, typer.Option(
         help="Clip folders with sharp/ references instead of the synthetic benchmark.")] = None,
     features: Annotated[Path | None, typer.Option(
@@ -301,6 +304,7 @@ def evaluate(
     from gyrodeblur.fileio import atomic_path
     from gyrodeblur.models import DeepGyro, load_model, predict
     from gyrodeblur.pipelines.evaluate import (
+        PRESETS,
         BenchmarkSpec,
         feature_test,
         folder_benchmark,
@@ -319,8 +323,10 @@ def evaluate(
         source = str(folder)
     else:
         width, height = parse_size(size)
+        if preset not in PRESETS:
+            raise InputError(None, f"--preset {preset!r}: choose {', '.join(PRESETS)}")
         spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height,
-                             images=None if images is None else str(images))
+                             images=None if images is None else str(images), preset=preset)
         with err_console.status("drawing the benchmark"):
             samples = synthetic_benchmark(spec, flow_kernel)
         source = f"synthetic {spec}"

@@ -27,6 +27,15 @@ BENCHMARK_SEED = 1_000_003
 Restorer = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 
+# Sampler overrides of the benchmark presets. "strong" is the distribution the shipped models
+# were trained on: narrow fields of view and strong shake, blur of up to ~40 px at 256 px.
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "strong": {"hfov_deg": (30.0, 50.0), "shake_scale": (2.0, 8.0), "real_gain": (1.5, 3.0),
+               "noise": (0.0, 0.01)},
+}
+
+
 @dataclass(frozen=True)
 class BenchmarkSpec:
     """A synthetic benchmark: ``count`` samples of ``frames`` frames at ``width x height``."""
@@ -38,6 +47,7 @@ class BenchmarkSpec:
     samples: int = 9
     seed: int = BENCHMARK_SEED
     images: str | None = None
+    preset: str = "default"
 
 
 def synthetic_benchmark(spec: BenchmarkSpec, flow_kernel: bool = False
@@ -48,7 +58,7 @@ def synthetic_benchmark(spec: BenchmarkSpec, flow_kernel: bool = False
     from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
 
     settings = SamplerSettings(width=spec.width, height=spec.height, frames=spec.frames,
-                               samples=spec.samples)
+                               samples=spec.samples, **PRESETS[spec.preset])
     bank = ImageBank(None if spec.images is None else Path(spec.images))
     dataset = SyntheticDataset(ClipSampler(bank, settings, spec.seed), spec.count,
                                flow_kernel=flow_kernel)
