@@ -284,6 +284,8 @@ def evaluate(
     = 1,
     count: Annotated[int, typer.Option(min=1, help="Synthetic benchmark samples.")] = 24,
     size: Annotated[str, typer.Option(help="Synthetic benchmark frame size WxH.")] = "256x192",
+    samples: Annotated[int | None, typer.Option(
+        min=2, help="Kernel samples T (default: the models' own, else 9).")] = None,
     images: Annotated[Path | None, typer.Option(
         help="Sharp images of the synthetic benchmark (default: embedded).")] = None,
     preset: Annotated[str, typer.Option(
@@ -325,7 +327,11 @@ def evaluate(
         width, height = parse_size(size)
         if preset not in PRESETS:
             raise InputError(None, f"--preset {preset!r}: choose {', '.join(PRESETS)}")
-        spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height,
+        wanted = {cfg.get("samples", 9) for _, cfg in models.values()}
+        if samples is None and len(wanted) > 1:
+            raise InputError(None, f"the models take different --samples {sorted(wanted)}")
+        T = samples or (wanted.pop() if wanted else 9)
+        spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height, samples=T,
                              images=None if images is None else str(images), preset=preset)
         with err_console.status("drawing the benchmark"):
             samples = synthetic_benchmark(spec, flow_kernel)

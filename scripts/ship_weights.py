@@ -1,6 +1,6 @@
 """Copy trained weights into the package and record their benchmark scores.
 
-    python scripts/ship_weights.py EVAL.json runs/deepgyro-s runs/deepblind-s ...
+    python scripts/ship_weights.py EVAL.json "BENCHMARK LABEL" runs/deepgyro-s runs/deepblind-s ...
 
 ``EVAL.json`` is what ``gyrodeblur eval -o`` wrote for those runs' weights (``-m
 runs/NAME/model.safetensors``); each run's weights become ``gyrodeblur/weights/NAME.safetensors``
@@ -22,11 +22,12 @@ def main() -> None:
     WEIGHTS.mkdir(exist_ok=True)
     scores_path = WEIGHTS / "scores.json"
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
-    for run in map(Path, sys.argv[2:]):
+    label = sys.argv[2]
+    for run in map(Path, sys.argv[3:]):
         key = str(run / "model.safetensors")
         result = report["results"][key]
         shutil.copyfile(run / "model.safetensors", WEIGHTS / f"{run.name}.safetensors")
-        scores[run.name] = {"benchmark": report["benchmark"], "psnr": round(result["psnr"], 2),
+        scores[run.name] = {"benchmark": label, "psnr": round(result["psnr"], 2),
                             "ssim": round(result["ssim"], 4),
                             "input_psnr": round(report["results"]["blurred input"]["psnr"], 2),
                             "seconds_per_frame": round(result["seconds_per_frame"], 4)}
