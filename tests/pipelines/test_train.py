@@ -102,3 +102,18 @@ def load_model_untrained(cfg):
 
     torch.manual_seed(cfg.train.seed)
     return build_model(cfg.model).state_dict()
+
+
+def test_cache_from_a_folder_of_clip_pairs(tmp_path):
+    from gyrodeblur.synthesis.clips import export_clip
+    from gyrodeblur.synthesis.images import ImageBank
+    from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
+
+    sampler = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=96),
+                          SamplerSettings(width=48, height=32, frames=3, samples=5), seed=2)
+    export_clip(sampler.sample(0), tmp_path / "pairs" / "clip")
+    data = DataConfig(source="folder", folder=str(tmp_path / "pairs"), frames=2, crop=24,
+                      samples=5)
+    tensors = build_cache(data, tmp_path / "cache.safetensors")
+    assert tensors["blurred"].shape == (2, 2, 3, 24, 24)  # two windows of 2 frames
+    assert tensors["rot"].shape == (2, 2, 5, 2, 24, 24) and "sharp" in tensors
