@@ -26,13 +26,13 @@ def measure(name: str, size: str, device: str, repeat: int) -> dict:
     """One measurement (run in a child process)."""
     import torch
 
-    from gyrodeblur.models import load_model, predict
+    from gyrodeblur.models import GyroDVD, load_model, predict
 
     torch.set_num_threads(2)
     model, config = load_model(name)
     model = model.to(device)
     height, width = SIZES[size]
-    video = config.get("arch") == "gyrodvd"
+    video = isinstance(model, GyroDVD)
     frames = FRAMES if video else 1
     T = config.get("samples", 9)
     shape = (1, frames) if video else (1,)
