@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from timing import best_ms  # bench/ is on sys.path when run as a script
 
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import read_gyro
@@ -27,17 +27,6 @@ from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
 from gyrodeblur.kernels.translation import combine_velocities, pair_velocity
 
 SAMPLE = Path(__file__).resolve().parents[1] / "gyrodeblur" / "data" / "gyrovd_real"
-
-
-def best_ms(fn, repeat: int) -> float:
-    """Median wall time of ``repeat`` calls after one warm-up call, in ms."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
 
 
 def numpy_rotation(orientation, camera: Camera, t_start: float, exposure: float, T: int):

@@ -13,25 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
-import numpy as np
 import torch
+from timing import best_ms  # bench/ is on sys.path when run as a script
 
 from gyrodeblur.synthesis.blur import _blur_grid_sample, blur
-
-
-def best_ms(fn, repeat: int, sync=lambda: None) -> float:
-    """Median wall time of ``repeat`` calls after one warm-up call, in ms."""
-    fn()
-    sync()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
 
 
 def scene(T: int, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:

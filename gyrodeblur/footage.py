@@ -132,6 +132,21 @@ def gyrovd_frames(folder: Path) -> tuple[list[Path], FrameTiming] | None:
     return files, timing
 
 
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (8 or 16 bit)."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InputError(path, "corrupt or unreadable image")
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image.astype(np.float32) / scale
+
+
 class Footage:
     """Frames of a video file (anything PyAV opens) or a folder of images, streamed.
 
@@ -157,7 +172,7 @@ class Footage:
                                      if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self._files:
                 raise InputError(self.path, "folder holds no images")
-            first = self._read_image(self._files[0])
+            first = read_image(self._files[0])
             self.size = (first.shape[1], first.shape[0])
             self.count = len(self._files)
         else:
@@ -176,12 +191,6 @@ class Footage:
                     stream.average_rate or 0)
         except av.FFmpegError as e:
             raise InputError(self.path, f"corrupt or unreadable video ({e})") from None
-
-    def _read_image(self, path: Path) -> np.ndarray:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InputError(path, "corrupt or unreadable image")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
     def frames(self, numbers: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(number, image)`` for the 1-based frame numbers asked for, in order.
@@ -202,7 +211,7 @@ class Footage:
     def _stream(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         if self._files is not None:
             for n in wanted:
-                yield n, self._read_image(self._files[n - 1])
+                yield n, read_image(self._files[n - 1])
             return
         import av
 

@@ -15,27 +15,12 @@ import cv2
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.footage import IMAGE_SUFFIXES
+from gyrodeblur.footage import IMAGE_SUFFIXES, read_image
 
 # Natural photographs bundled in the scikit-image wheel (no pooch download needed).
 SKIMAGE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
                   "immunohistochemistry", "retina", "camera", "coins", "brick", "grass",
                   "gravel", "moon", "page", "text")
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (8 or 16 bit)."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(path, "corrupt or unreadable image")
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image.astype(np.float32) / scale
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
