@@ -1,8 +1,9 @@
-"""Footage input: frames from a video or a folder of images, and per-frame exposure timing.
+"""Footage: frames from a video or a folder of images, their exposure timing, video output.
 
 Frames are streamed one at a time (never the whole video in memory) as float32 RGB in
 ``[0, 1]``. Timing comes from a frames CSV (``frame,t_start,exposure``, seconds on the frame
-clock) or, for the GyroVD layout, from the frame file names.
+clock), for the GyroVD layout from the frame file names, or for a video from its frame
+timestamps and a given exposure time. :class:`VideoWriter` encodes H.264 through PyAV.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -147,6 +149,13 @@ def read_image(path: str | Path) -> np.ndarray:
     return image.astype(np.float32) / scale
 
 
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write ``(H, W, 3)`` float sRGB in ``[0, 1]`` as an 8-bit file (format from the suffix)."""
+    rgb8 = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGR)):
+        raise InputError(path, "cannot write image")
+
+
 class Footage:
     """Frames of a video file (anything PyAV opens) or a folder of images, streamed.
 
@@ -227,3 +236,118 @@ class Footage:
                         return
         except av.FFmpegError as e:
             raise InputError(self.path, f"corrupt video at frame {number + 1} ({e})") from None
+
+
+def video_timing(path: str | Path, exposure: float) -> FrameTiming:
+    """Timing of a video's frames from their presentation timestamps (the frame clock) and an
+    exposure time common to all frames, when no frames CSV is at hand.
+
+    Raises:
+        InputError: unreadable video, no timestamps, or duplicated timestamps.
+    """
+    import av
+
+    path = Path(path)
+    if not exposure > 0:
+        raise InputError(path, f"exposure must be positive, got {exposure}")
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            pts = [p.pts for p in container.demux(stream) if p.pts is not None]
+            time_base = stream.time_base
+    except (av.FFmpegError, IndexError) as e:
+        raise InputError(path, f"corrupt or unreadable video ({e})") from None
+    if not pts:
+        raise InputError(path, "the video has no frame timestamps; give --frames-csv")
+    t = np.sort(np.array(pts, np.float64)) * float(time_base)
+    if np.any(np.diff(t) <= 0):
+        raise InputError(path, "duplicated frame timestamps; give --frames-csv")
+    return FrameTiming(np.arange(1, len(t) + 1), t - t[0], np.full(len(t), exposure),
+                       f"{path} (timestamps, exposure {exposure} s)")
+
+
+def frame_rate(footage: Footage, timing: FrameTiming | None) -> Fraction:
+    """Frame rate for an output video: the input video's, else from the frame timing."""
+    if getattr(footage, "fps", 0):
+        return Fraction(footage.fps).limit_denominator(1001)
+    if timing is not None and len(timing) > 1:
+        return Fraction(1 / np.median(np.diff(timing.t_start))).limit_denominator(1001)
+    return Fraction(30)
+
+
+class VideoWriter:
+    """H.264 (libx264, yuv420p) writer for float32 RGB frames, optionally with the audio of
+    another video copied in, interleaved as the frames come. Use as a context manager; odd
+    sizes are padded by one pixel.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.mp4"
+        >>> with VideoWriter(out, 25) as video:
+        ...     for _ in range(3):
+        ...         video.write(np.zeros((17, 32, 3), np.float32))
+        >>> Footage(out).count
+        3
+    """
+
+    def __init__(self, path: str | Path, fps: Fraction | float,
+                 audio_from: str | Path | None = None, crf: int = 18) -> None:
+        self.path, self.fps, self.audio_from, self.crf = Path(path), Fraction(fps), audio_from, crf
+        self._frames = 0
+
+    def __enter__(self) -> VideoWriter:
+        import av
+
+        self._container = av.open(str(self.path), "w", format="mp4")
+        self._video = None
+        self._source = self._audio = self._packets = None
+        if self.audio_from is not None:
+            self._source = av.open(str(self.audio_from))
+            if self._source.streams.audio:
+                source_audio = self._source.streams.audio[0]
+                try:
+                    self._audio = self._container.add_stream_from_template(source_audio)
+                    self._packets = (p for p in self._source.demux(source_audio)
+                                     if p.dts is not None)
+                except (av.FFmpegError, ValueError):
+                    self._audio = None  # a codec mp4 cannot hold: write the video alone
+        return self
+
+    def _mux_audio(self, until: float | None) -> None:
+        """Copy audio packets up to ``until`` seconds (``None``: all that are left)."""
+        if self._packets is None:
+            return
+        for packet in self._packets:
+            packet.stream = self._audio
+            self._container.mux(packet)
+            if until is not None and packet.pts * packet.time_base >= until:
+                return
+
+    def write(self, image: np.ndarray) -> None:
+        """Append one ``(H, W, 3)`` float32 RGB frame in ``[0, 1]``."""
+        import av
+
+        h, w = image.shape[:2]
+        if self._video is None:
+            self._video = self._container.add_stream("libx264", rate=self.fps)
+            self._video.width, self._video.height = w + w % 2, h + h % 2
+            self._video.pix_fmt = "yuv420p"
+            self._video.options = {"crf": str(self.crf)}
+        rgb = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+        if w % 2 or h % 2:
+            rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        self._container.mux(self._video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        self._frames += 1
+        self._mux_audio(self._frames / self.fps)
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is None:
+                if self._video is None:
+                    raise InputError(self.path, "no frames to write")
+                self._container.mux(self._video.encode(None))
+                self._mux_audio(None)
+        finally:
+            self._container.close()
+            if self._source is not None:
+                self._source.close()

@@ -5,10 +5,11 @@ import pytest
 from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
+from gyrodeblur.footage import write_image
 from gyrodeblur.geometry.camera import Camera, save_camera
 from gyrodeblur.geometry.gyro import GyroLog, write_csv
 from gyrodeblur.synthesis.blur import blur_image
-from gyrodeblur.synthesis.images import dead_leaves, read_image, write_image
+from gyrodeblur.synthesis.images import dead_leaves, read_image
 
 runner = CliRunner()
 CAM = Camera(width=96, height=64, fx=80.0, fy=80.0, cx=47.5, cy=31.5, readout_time=0.01)

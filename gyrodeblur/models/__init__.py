@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from gyrodeblur.errors import InputError
+from gyrodeblur.models.blocks import localize_attention, pool_levels
 from gyrodeblur.models.deepgyro import DEEPGYRO_VARIANTS, DeepGyro
 from gyrodeblur.models.gyrodvd import GYRODVD_VARIANTS, GyroDVD
 
@@ -24,6 +25,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     **{name: ("gyrodvd", kwargs) for name, kwargs in GYRODVD_VARIANTS.items()},
 }
 WEIGHTS = resources.files("gyrodeblur") / "weights"
+#: Channel-attention window of a loaded (inference) model, in input pixels: about the size of
+#: the training crops, so large images see the statistics the net was trained on (TLC).
+INFERENCE_POOL_RADIUS = 64
 
 
 def build_model(config: dict) -> nn.Module:
@@ -53,8 +57,37 @@ def shipped_weights() -> dict[str, Path]:
             if p.name.endswith(".safetensors")}
 
 
-def load_model(name_or_path: str | Path) -> tuple[nn.Module, dict]:
-    """A trained model (eval mode) and its config, from a shipped name or a weights file."""
+def example_inputs(net: nn.Module, size: int = 64) -> tuple[torch.Tensor, ...]:
+    """Zero inputs of the right shapes for ``net`` (one image or one-frame clip, square)."""
+    image = torch.zeros(1, 3, size, size)
+    if isinstance(net, DeepGyro):
+        return image, torch.zeros(1, net.samples, 2, size, size)
+    kernel = torch.zeros(1, 1, net.samples, 2, size, size)
+    return image[:, None], kernel, kernel
+
+
+def set_pool_radius(net: nn.Module, radius: int | None = INFERENCE_POOL_RADIUS) -> nn.Module:
+    """Switch ``net``'s channel attention to windows of ``radius`` input pixels (``None``:
+    whole-image pooling, as in training) and return it.
+
+    With a window the net's receptive field is finite (``receptive_radius``), so tiled
+    inference reproduces whole-image inference.
+
+    Example:
+        >>> net = set_pool_radius(build_model({"variant": "deepgyro-s"}), 16)
+        >>> sorted({m.radius for m in net.modules() if hasattr(m, "radius")})
+        [2, 4, 8]
+    """
+    localize_attention(net, radius, pool_levels(net, *example_inputs(net)))
+    return net
+
+
+def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POOL_RADIUS
+               ) -> tuple[nn.Module, dict]:
+    """A trained model (eval mode) and its config, from a shipped name or a weights file.
+
+    The model's channel attention pools over ``pool_radius`` pixels (``set_pool_radius``).
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -69,11 +102,12 @@ def load_model(name_or_path: str | Path) -> tuple[nn.Module, dict]:
     config = json.loads(metadata["model"])
     model = build_model(config)
     model.load_state_dict(load_file(str(path)))
-    return model.eval(), config
+    return set_pool_radius(model.eval(), pool_radius), config
 
 
-__all__ = ["ARCHITECTURES", "VARIANTS", "DeepGyro", "GyroDVD", "build_model", "load_model",
-           "predict", "shipped_weights"]
+__all__ = ["ARCHITECTURES", "INFERENCE_POOL_RADIUS", "VARIANTS", "DeepGyro", "GyroDVD",
+           "build_model", "example_inputs", "load_model", "predict", "set_pool_radius",
+           "shipped_weights"]
 
 
 def predict(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

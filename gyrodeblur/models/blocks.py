@@ -41,7 +41,7 @@ class LayerNorm2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # F.layer_norm on a channels-last view: one fused kernel, several times faster on CPU
         # than spelling out mean/var; the result comes back channels-last, which convs accept.
-        y = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps)
+        y = F.layer_norm(x.permute(0, 2, 3, 1), self.weight.shape, self.weight, self.bias, self.eps)
         return y.permute(0, 3, 1, 2)
 
 
@@ -56,6 +56,105 @@ class SimpleGate(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         a, b = x.chunk(2, dim=1)
         return a * b
+
+
+def box_mean(x: Tensor, radius: int) -> Tensor:
+    """Mean of ``(B, C, H, W)`` over the ``(2r+1)^2`` window around each pixel, cut at the
+    borders (the mean of the pixels inside), by summed-area tables.
+
+    Example:
+        >>> box_mean(torch.arange(4.0).view(1, 1, 1, 4), 1).flatten().tolist()
+        [0.5, 1.0, 2.0, 2.5]
+    """
+
+    def along(v: Tensor, dim: int) -> Tensor:
+        n = v.shape[dim]
+        table = F.pad(v.cumsum(dim), (1, 0) if dim == -1 else (0, 0, 1, 0))
+        i = torch.arange(n, device=v.device)
+        hi, lo = (i + radius + 1).clamp(max=n), (i - radius).clamp(min=0)
+        count = (hi - lo).to(v.dtype)
+        diff = table.index_select(dim, hi) - table.index_select(dim, lo)
+        return diff / (count if dim == -1 else count[:, None])
+
+    return along(along(x, -1), -2)
+
+
+def local_mean(x: Tensor, radius: int) -> Tensor:
+    """``box_mean`` of radius about ``radius`` computed on a grid ``q = radius // 4`` times
+    coarser (``q x q`` block means, 9x9 blocks, bilinear back): the same statistic at a
+    fraction of the memory traffic. Inputs whose origin is a multiple of ``q`` see the same
+    blocks, which keeps tiled inference exact.
+
+    Example:
+        >>> x = torch.randn(1, 2, 40, 48)
+        >>> bool((local_mean(x, 4) - box_mean(x, 4)).abs().max() < 1e-6)  # q = 1: exact
+        True
+    """
+    q = max(1, radius // 4)
+    if q == 1:
+        return box_mean(x, radius)
+    blocks = F.avg_pool2d(x, q, q, ceil_mode=True)
+    return F.interpolate(box_mean(blocks, radius // q), size=x.shape[-2:], mode="bilinear",
+                         align_corners=False)
+
+
+class ChannelPool(nn.Module):
+    """Per-channel mean for channel attention: over the whole map (``radius = None``, as in
+    training) or over a window of ``radius`` pixels around each pixel (``box_mean``).
+
+    A local window is TLC's test-time local converter (Chu et al., ECCV 2022): it keeps the
+    statistics of the training crops on large inputs and gives the net a finite receptive
+    field, so tiled inference equals whole-image inference (tiles at multiples of the pooling
+    blocks, see ``local_mean``). :func:`localize_attention` sets the radii of a whole net.
+
+    Example:
+        >>> pool = ChannelPool()
+        >>> pool(torch.ones(1, 2, 3, 3)).shape
+        torch.Size([1, 2, 1, 1])
+        >>> pool.radius = 1
+        >>> pool(torch.ones(1, 2, 3, 3)).shape
+        torch.Size([1, 2, 3, 3])
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.radius: int | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.radius is None:
+            return x.mean((-2, -1), keepdim=True)
+        return local_mean(x, self.radius)
+
+
+def localize_attention(net: nn.Module, radius: int | None, levels: dict[str, int]) -> None:
+    """Give every ``ChannelPool`` of ``net`` a window of ``radius`` input pixels (``None``:
+    global pooling again); ``levels`` maps a pool's module name to its downsampling level
+    (the window shrinks by 2 per level, at least 1 pixel).
+    """
+    for name, module in net.named_modules():
+        if isinstance(module, ChannelPool):
+            module.radius = None if radius is None else max(1, radius >> levels[name])
+
+
+def pool_levels(net: nn.Module, *example: Tensor) -> dict[str, int]:
+    """Downsampling level of every ``ChannelPool`` of ``net``, found by one forward pass on
+    ``example`` inputs whose last axis is the image width (a power of 2 at least 2^levels).
+    """
+    width = example[0].shape[-1]
+    levels: dict[str, int] = {}
+
+    def record(name: str, x: Tensor) -> None:
+        levels.setdefault(name, (width // x.shape[-1]).bit_length() - 1)
+
+    hooks = [m.register_forward_pre_hook(lambda m, args, name=name: record(name, args[0]))
+             for name, m in net.named_modules() if isinstance(m, ChannelPool)]
+    try:
+        with torch.no_grad():
+            net(*example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return levels
 
 
 class NAFBlock(nn.Module):
@@ -74,8 +173,8 @@ class NAFBlock(nn.Module):
         self.conv1 = nn.Conv2d(c, dw, 1)
         self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
         self.sg = SimpleGate()
-        # Simplified channel attention: global pool -> 1x1, no nonlinearity.
-        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
+        # Simplified channel attention: pool -> 1x1, no nonlinearity.
+        self.sca = nn.Sequential(ChannelPool(), nn.Conv2d(dw // 2, dw // 2, 1))
         self.conv3 = nn.Conv2d(dw // 2, c, 1)
         self.norm2 = LayerNorm2d(c)
         self.conv4 = nn.Conv2d(c, ffn, 1)

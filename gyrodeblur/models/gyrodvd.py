@@ -6,7 +6,7 @@ Data flow (``N = B*F`` frames side by side; the clip axis is only used by the sh
     k_rot  --stem_rot--+
                        +--> K = f_rot(k_rot) + f_tran(k_tran)      (feature-domain fusion)
     k_tran --stem_tran-+
-    (s0, K) --GuidedUNet--> d      3 levels: DCNv2 blocks whose offsets/masks come from K,
+    (s0 + K, K) --GuidedUNet--> d  3 levels: DCNv2 blocks whose offsets/masks come from K,
                                    then kernel-guided shift (KGS) blocks at 1/4 and 1/2 scale
     [x0, r0, d] --conv, UNet, 5x5 conv--> residual added to the blurred frames
 
@@ -22,7 +22,10 @@ Differences from the authors' code: every frame is restored (theirs drops the fi
 frame of the window; a training loop may do the same), the batch axis is kept (theirs takes
 ``B = 1``), inputs may have any size (padded to a multiple of 4), kernels are divided by a fixed
 ``kernel_scale`` (theirs takes raw pixels), ``T`` is a constructor argument (theirs is 8), offset
-heads start at zero (a plain conv / an unwarped shift), and the ablations below are added.
+heads start at zero (a plain conv / an unwarped shift), ``K`` is also added to the image features
+entering the body (with zero-initialised heads, the authors' net sends the kernel encoders no
+gradient at the first step, and small nets on short budgets learned to ignore ``K``), and the
+ablations below are added.
 
 Ablations (constructor arguments, as a YAML config passes them):
 
@@ -47,7 +50,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gyrodeblur.models.blocks import LayerNorm2d, crop_to, pad_to_multiple, parameter_count
+from gyrodeblur.models.blocks import (
+    ChannelPool,
+    LayerNorm2d,
+    crop_to,
+    pad_to_multiple,
+    parameter_count,
+)
 from gyrodeblur.models.deform import ModulatedDeformConv2d
 
 __all__ = ["GYRODVD_VARIANTS", "GyroDVD", "KGSBlock", "build_gyrodvd", "group_warp",
@@ -95,9 +104,11 @@ def temporal_shift(x: Tensor, frames: int, step: int) -> Tensor:
         >>> temporal_shift(torch.arange(3.0).view(3, 1, 1, 1), 3, 1).flatten().tolist()
         [1.0, 2.0, 2.0]
     """
-    v = x.unflatten(0, (-1, frames))
+    # reshape, not unflatten/flatten: the ONNX exporter loses the batch size of the latter and
+    # bakes the traced one into later reshapes.
+    v = x.reshape(-1, frames, *x.shape[1:])
     v = torch.cat((v[:, 1:], v[:, -1:]), 1) if step > 0 else torch.cat((v[:, :1], v[:, :-1]), 1)
-    return v.flatten(0, 1)
+    return v.reshape(x.shape)
 
 
 def group_warp(x: Tensor, offset: Tensor, groups: int = SHIFT_GROUPS) -> Tensor:
@@ -145,7 +156,7 @@ class ConvAttnBlock(nn.Module):
     def __init__(self, c: int, k: int = 3) -> None:
         super().__init__()
         self.body = nn.Sequential(_conv(c, c, k), nn.PReLU(), _conv(c, c, k))
-        self.att = nn.Sequential(nn.AdaptiveAvgPool2d(1), _conv(c, c, 1), nn.ReLU(),
+        self.att = nn.Sequential(ChannelPool(), _conv(c, c, 1), nn.ReLU(),
                                  _conv(c, c, 1), nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
@@ -176,7 +187,7 @@ class GatedBlock(nn.Module):
         self.dw_k = _conv(c, c, k, bias, groups=c)
         self.dw_3 = _conv(c, c, 3, bias, groups=c)
         self.gate = _conv(c, 2 * c, 1, bias)
-        self.att = nn.Sequential(nn.AdaptiveAvgPool2d(1), _conv(c, c, 1, bias), nn.ReLU(),
+        self.att = nn.Sequential(ChannelPool(), _conv(c, c, 1, bias), nn.ReLU(),
                                  _conv(c, c, 1, bias), nn.Sigmoid())
         self.project = _conv(c, c, 1, bias)
         self.beta = nn.Parameter(torch.zeros(1, self.c, 1, 1))
@@ -436,7 +447,7 @@ class GyroDVD(nn.Module):
         x = pad_to_multiple(blurred.reshape(b * f, 3, h, w), 4)
         x0, r0, s0 = self.stem(x)
         if self.kernel == "none":
-            guide = s0
+            d = self.body(s0, s0, f)
         else:
             parts = {"rot": rot, "tran": tran}
             if "rot+tran" in self.kernel_stems:  # pixel-domain fusion: one full trajectory
@@ -444,7 +455,7 @@ class GyroDVD(nn.Module):
             feats = [stem(self._kernel(parts[name], name, b * f, h, w))[2]
                      for name, stem in self.kernel_stems.items()]
             guide = torch.stack(feats).sum(0) if len(feats) > 1 else feats[0]
-        d = self.body(s0, guide, f)
+            d = self.body(s0 + guide, guide, f)
         y = self.refine_in(torch.cat((x0, r0, d), 1))
         y = self.to_rgb(y + self.refine(y))
         return crop_to(x + y, h, w).reshape(b, f, 3, h, w)

@@ -29,14 +29,13 @@ import numpy as np
 
 from gyrodeblur import __version__
 from gyrodeblur.fileio import NpzWriter, atomic_path
-from gyrodeblur.footage import FrameTiming
+from gyrodeblur.footage import FrameTiming, write_image
 from gyrodeblur.geometry.camera import Camera, save_camera
 from gyrodeblur.geometry.gyro import GyroLog, write_csv
 from gyrodeblur.geometry.rotation import integrate
 from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
 from gyrodeblur.kernels.translation import translation_trajectories
 from gyrodeblur.synthesis.blur import blur_image
-from gyrodeblur.synthesis.images import write_image
 from gyrodeblur.synthesis.noise import add_noise_image
 from gyrodeblur.synthesis.scene import Scene, render, translational_velocity
 from gyrodeblur.synthesis.sensor_errors import SensorErrors

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from gyrodeblur.errors import InputError
@@ -21,13 +20,6 @@ from gyrodeblur.footage import IMAGE_SUFFIXES, read_image
 SKIMAGE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
                   "immunohistochemistry", "retina", "camera", "coins", "brick", "grass",
                   "gravel", "moon", "page", "text")
-
-
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write ``(H, W, 3)`` float sRGB in ``[0, 1]`` as an 8-bit file (format from the suffix)."""
-    rgb8 = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGR)):
-        raise InputError(path, "cannot write image")
 
 
 def skimage_image(name: str) -> np.ndarray:
