@@ -14,6 +14,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gyrodeblur.errors import InputError
@@ -36,7 +37,9 @@ def reports_input_errors(command):
         try:
             return command(*args, **kwargs)
         except InputError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            # Escaped: file names and hints such as "gyrodeblur[onnx]" are not markup.
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; nothing was written")
@@ -80,56 +83,42 @@ def parse_range(text: str | None) -> tuple[int | None, int | None]:
         raise InputError(None, f"--range {text!r}: expected FIRST:LAST, e.g. 1:10") from None
 
 
-def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=False)
+GYRO_HELP = "Gyro log: CSV t,wx,wy,wz, Gyroflow .gcsv, GyroVD meta_info folder, or a camera file."
+CAMERA_HELP = "Camera JSON, Gyroflow lens profile, or GyroVD cam_metainfo.csv."
+GyroOption = Annotated[Path, typer.Option(help=GYRO_HELP)]
+CameraOption = Annotated[Path, typer.Option(help=CAMERA_HELP)]
+FramesCsvOption = Annotated[Path | None, typer.Option(
+    help="Frame timing CSV: frame,t_start,exposure (s, frame clock).")]
+ReadoutOption = Annotated[float | None, typer.Option(help="Override readout time (s).")]
+OffsetOption = Annotated[float | None, typer.Option(
+    help="Override time offset (s): t_gyro = t_frame + offset.")]
+RangeOption = Annotated[str | None, typer.Option(
+    "--range", help="Frames FIRST:LAST (1-based, inclusive).")]
+UnitOption = Annotated[str, typer.Option(help="Gyro unit: auto, rad or deg.")]
+BiasOption = Annotated[str | None, typer.Option(
+    help="Remove gyro bias: 'auto' (estimated on still parts) or WX,WY,WZ in rad/s.")]
+LowpassOption = Annotated[float | None, typer.Option(help="Low-pass the gyro at HZ.")]
+FlowOption = Annotated[str, typer.Option(help="Optical flow backend: dis, dis-fast, farneback.")]
 
 
-@app.command()
-@reports_input_errors
-def kernels(
-    frames: Annotated[Path | None, typer.Argument(
-        help="Video file or folder of images (optional with --no-translation and --size).")] = None,
-    gyro: Annotated[Path, typer.Option(help="Gyro log: CSV t,wx,wy,wz, Gyroflow .gcsv, GyroVD "
-                                            "meta_info folder, or a camera file.")] = ...,
-    camera: Annotated[Path, typer.Option(help="Camera JSON, Gyroflow lens profile, or GyroVD "
-                                              "cam_metainfo.csv.")] = ...,
-    frames_csv: Annotated[Path | None, typer.Option(
-        help="Frame timing CSV: frame,t_start,exposure (s, frame clock).")] = None,
-    samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
-    translation: Annotated[bool, typer.Option(
-        help="Add translation from optical flow minus gyro rotation.")] = True,
-    size: Annotated[str | None, typer.Option(help="Compute at WxH (camera K rescaled).")] = None,
-    readout_time: Annotated[float | None, typer.Option(help="Override readout time (s).")] = None,
-    time_offset: Annotated[float | None, typer.Option(
-        help="Override time offset (s): t_gyro = t_frame + offset.")] = None,
-    frame_range: Annotated[str | None, typer.Option(
-        "--range", help="Frames FIRST:LAST (1-based, inclusive).")] = None,
-    gyro_unit: Annotated[str, typer.Option(help="auto, rad or deg.")] = "auto",
-    bias: Annotated[str | None, typer.Option(
-        help="Remove gyro bias: 'auto' (estimated on still parts) or WX,WY,WZ in rad/s.")] = None,
-    lowpass: Annotated[float | None, typer.Option(help="Low-pass the gyro at HZ.")] = None,
-    flow: Annotated[str, typer.Option(
-        help="Optical flow backend: dis, dis-fast, farneback.")] = "dis",
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output .npz.")] = ...,
-    plot: Annotated[Path | None, typer.Option(help="Folder for kernel pictures (PNG).")] = None,
-) -> None:
-    """Per-pixel blur kernels of every frame from the gyro (and optical flow)."""
-    from gyrodeblur.footage import Footage, read_frames_csv
-    from gyrodeblur.geometry.camera import load_camera
-    from gyrodeblur.geometry.gyro import lowpass as lowpass_log
-    from gyrodeblur.geometry.gyro import read_gyro, remove_bias
+def check_flow(flow: str) -> None:
     from gyrodeblur.kernels.flow import FLOW_BACKENDS
-    from gyrodeblur.pipelines.kernels import KernelJob, complete_camera, compute_kernels
 
     if flow not in FLOW_BACKENDS:
         raise InputError(None, f"--flow {flow!r}: choose one of {', '.join(FLOW_BACKENDS)}")
+
+
+def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | None = None,
+                lowpass: float | None = None, readout_time: float | None = None,
+                time_offset: float | None = None):
+    """The gyro log and the camera (completed from the gyro file, overrides applied)."""
+    from gyrodeblur.geometry.camera import load_camera
+    from gyrodeblur.geometry.gyro import lowpass as lowpass_log
+    from gyrodeblur.geometry.gyro import read_gyro, remove_bias
+    from gyrodeblur.pipelines.kernels import complete_camera
+
     if gyro_unit not in ("auto", "rad", "deg"):
         raise InputError(None, f"--gyro-unit {gyro_unit!r}: choose auto, rad or deg")
-    wanted_size = parse_size(size)
-    footage = Footage(frames) if frames is not None else None
-    if footage is None and (translation or wanted_size is None):
-        raise InputError(None, "without FRAMES give --no-translation and --size WxH")
     log = read_gyro(gyro, unit=gyro_unit)
     if bias:
         log = remove_bias(log, None if bias == "auto" else parse_vector(bias, "--bias"))
@@ -140,21 +129,86 @@ def kernels(
         cam = cam.replace(readout_time=readout_time)
     if time_offset is not None:
         cam = cam.replace(time_offset=time_offset)
-    if footage is not None:
-        cam = cam.rescaled(*footage.size)  # calibration resolution -> footage resolution
-    if wanted_size is not None:
-        cam = cam.rescaled(*wanted_size)
+    return log, cam
+
+
+def fit_camera(cam, source: Path, width: int, height: int):
+    """``cam`` rescaled to ``width x height``; a size of another aspect ratio names the file."""
+    try:
+        return cam.rescaled(width, height)
+    except InputError as e:
+        raise InputError(source, f"mismatched sizes: {e.problem}") from None
+
+
+def load_timing(footage, frames_csv: Path | None, exposure: float | None = None):
+    """Frame timing from ``--frames-csv``, the footage itself (GyroVD), or a video's
+    timestamps and ``--exposure``."""
+    from gyrodeblur.footage import read_frames_csv, video_timing
 
     if frames_csv is not None:
-        timing = read_frames_csv(frames_csv)
-    elif footage is not None and footage.timing is not None:
-        timing = footage.timing
-    else:
-        raise InputError(frames, "no frame timing: give --frames-csv")
+        return read_frames_csv(frames_csv)
+    if footage is not None and footage.timing is not None:
+        return footage.timing
+    if footage is not None and exposure is not None and footage.path.is_file():
+        return video_timing(footage.path, exposure)
+    raise InputError(None if footage is None else footage.path,
+                     "no frame timing: give --frames-csv" +
+                     (" or --exposure" if exposure is None and footage is not None
+                      and footage.path.is_file() else ""))
+
+
+def select_frames(timing, footage, frame_range: str | None):
+    """The frames of ``--range`` in ``timing``, checked against the footage's length."""
     selected = timing.select(*parse_range(frame_range))
     if footage is not None and selected.frame[-1] > footage.count:
-        raise InputError(frames_csv or frames, f"times for frame {selected.frame[-1]} but the "
-                                               f"footage has {footage.count} frames")
+        raise InputError(timing.source, f"times for frame {selected.frame[-1]} but the "
+                                        f"footage has {footage.count} frames")
+    return selected
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=False)
+
+
+@app.command()
+@reports_input_errors
+def kernels(
+    frames: Annotated[Path | None, typer.Argument(
+        help="Video file or folder of images (optional with --no-translation and --size).")] = None,
+    gyro: GyroOption = ...,
+    camera: CameraOption = ...,
+    frames_csv: FramesCsvOption = None,
+    samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
+    translation: Annotated[bool, typer.Option(
+        help="Add translation from optical flow minus gyro rotation.")] = True,
+    size: Annotated[str | None, typer.Option(help="Compute at WxH (camera K rescaled).")] = None,
+    readout_time: ReadoutOption = None,
+    time_offset: OffsetOption = None,
+    frame_range: RangeOption = None,
+    gyro_unit: UnitOption = "auto",
+    bias: BiasOption = None,
+    lowpass: LowpassOption = None,
+    flow: FlowOption = "dis",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .npz.")] = ...,
+    plot: Annotated[Path | None, typer.Option(help="Folder for kernel pictures (PNG).")] = None,
+) -> None:
+    """Per-pixel blur kernels of every frame from the gyro (and optical flow)."""
+    from gyrodeblur.footage import Footage
+    from gyrodeblur.pipelines.kernels import KernelJob, compute_kernels
+
+    check_flow(flow)
+    wanted_size = parse_size(size)
+    footage = Footage(frames) if frames is not None else None
+    if footage is None and (translation or wanted_size is None):
+        raise InputError(None, "without FRAMES give --no-translation and --size WxH")
+    log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset)
+    if footage is not None:
+        cam = fit_camera(cam, camera, *footage.size)  # calibration -> footage resolution
+    if wanted_size is not None:
+        cam = fit_camera(cam, camera, *wanted_size)
+    timing = load_timing(footage, frames_csv)
+    selected = select_frames(timing, footage, frame_range)
     job = KernelJob(camera=cam, log=log, timing=timing, frames=selected.frame, samples=samples,
                     footage=footage, translation=translation, flow=flow,
                     settings={"size": [cam.width, cam.height], "gyro_unit": gyro_unit,
@@ -166,6 +220,59 @@ def kernels(
         compute_kernels(job, output, plot, progress=lambda n: bar.update(task, completed=n))
     err_console.print(f"wrote {output} ({len(selected)} frames, {cam.width}x{cam.height}, "
                       f"T={samples})" + (f" and pictures in {plot}/" if plot else ""))
+
+
+@app.command()
+@reports_input_errors
+def sync(
+    frames: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    gyro: GyroOption = ...,
+    camera: CameraOption = ...,
+    frames_csv: FramesCsvOption = None,
+    exposure: Annotated[float | None, typer.Option(
+        help="Exposure time (s) of every frame, for a video without --frames-csv.")] = None,
+    search: Annotated[float, typer.Option(
+        min=0.001, help="Search +-S seconds around the camera's time offset.")] = 0.2,
+    readout: Annotated[bool, typer.Option(
+        help="Also estimate the rolling-shutter readout time.")] = False,
+    readout_time: ReadoutOption = None,
+    time_offset: Annotated[float | None, typer.Option(
+        help="Centre of the search instead of the camera's time offset (s).")] = None,
+    frame_range: RangeOption = None,
+    gyro_unit: UnitOption = "auto",
+    max_pairs: Annotated[int, typer.Option(
+        min=3, help="At most this many frame pairs, evenly spread.")] = 60,
+    width: Annotated[int, typer.Option(min=64, help="Processing width (px).")] = 480,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help='Print one JSON object: {"time_offset": s, "confidence": c}.')] = False,
+) -> None:
+    """Estimate the camera's time offset (t_gyro = t_frame + offset) from the video's motion."""
+    import json
+
+    from gyrodeblur.footage import Footage
+    from gyrodeblur.kernels.synchronization import estimate_sync
+
+    footage = Footage(frames)
+    log, cam = load_motion(gyro, camera, gyro_unit, readout_time=readout_time,
+                           time_offset=time_offset)
+    cam = fit_camera(cam, camera, *footage.size)
+    timing = select_frames(load_timing(footage, frames_csv, exposure), footage, frame_range)
+    with err_console.status("synchronising"):
+        result = estimate_sync(footage.frames, timing, log, cam, search=search,
+                               estimate_readout=readout, max_pairs=max_pairs, width=width)
+    if json_output:
+        out = {"time_offset": result.time_offset, "confidence": result.confidence}
+        if result.readout_time is not None:
+            out["readout_time"] = result.readout_time
+        print(json.dumps(out))
+        return
+    line = f"time_offset {result.time_offset:.6f} s, confidence {result.confidence:.2f}"
+    if result.readout_time is not None:
+        line += f", readout_time {result.readout_time:.6f} s"
+    print(line + f" ({result.pairs_used} frame pairs)")
+    if result.confidence < 0.3:
+        err_console.print("low confidence: too little or ambiguous motion, or the offset lies "
+                          "outside --search")
 
 
 synth_app = typer.Typer(help="Blurred images and clips with their kernels, from real motion.",
@@ -368,6 +475,37 @@ def evaluate(
             tmp.write_text(table)
 
 
+@app.command("export")
+@reports_input_errors
+def export_onnx(
+    names: Annotated[list[str] | None, typer.Argument(
+        metavar="NAME|PATH", help="Shipped models or weights files (default: every "
+                                       "shipped model).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for NAME.onnx.")] = ...,
+    opset: Annotated[int, typer.Option(help="ONNX opset, 16 to 20.")] = 17,
+    check: Annotated[bool, typer.Option(
+        help="Compare onnxruntime with PyTorch on random inputs of another size; write "
+             "nothing if they differ by 1e-3 or more.")] = True,
+) -> None:
+    """Models to ONNX (dynamic batch, frames, height and width), checked with onnxruntime."""
+    from gyrodeblur.models import shipped_weights
+    from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model
+
+    names = names or sorted(shipped_weights())
+    stems = [Path(name).stem for name in names]
+    if len(set(stems)) < len(stems):
+        raise InputError(None, f"two models would both be written to {output}/NAME.onnx: "
+                               f"{', '.join(names)}")
+    for name in names:
+        with err_console.status(f"exporting {name}"):
+            result = export_model(name, output, opset, check)
+        line = f"{name}: wrote {result.path}"
+        if result.max_abs_diff is not None:
+            line += (f"; onnxruntime vs PyTorch on random {CHECK_SHAPE.width}x"
+                     f"{CHECK_SHAPE.height} inputs: max abs difference {result.max_abs_diff:.1e}")
+        print(line)
+
+
 @app.command()
 def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output.")] = False
            ) -> None:
@@ -402,3 +540,142 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
         table.add_row(s["name"], s.get("benchmark", "-"), str(s.get("psnr", "-")),
                       str(s.get("ssim", "-")))
     Console().print(table)
+
+
+deblur_app = typer.Typer(help="Deblur images and videos with their gyro (network or classical).",
+                         no_args_is_help=True)
+app.add_typer(deblur_app, name="deblur")
+
+MethodOption = Annotated[str, typer.Option(
+    help="net (a trained network) or classic (deconvolution with the gyro kernels, no weights).")]
+ModelOption = Annotated[str | None, typer.Option(
+    help="Shipped model name or .safetensors file (default: deepgyro-s for images, gyrodvd-xs "
+         "for videos).")]
+TileOption = Annotated[int, typer.Option(min=64, help="Tile size (pixels) for bounded memory.")]
+KernelWidthOption = Annotated[int, typer.Option(
+    min=64, help="Compute kernels at most this wide (then upsampled).")]
+
+
+def _restorer(method: str, model: str | None, video: bool, tile: int,
+              samples: int | None = None):
+    from gyrodeblur.pipelines.deblur import make_restorer
+
+    return make_restorer(method, model, video, tile=tile, samples=samples)
+
+
+@deblur_app.command("image")
+@reports_input_errors
+def deblur_image_command(
+    image: Annotated[Path, typer.Argument(help="Blurred image (PNG, JPEG, TIFF...).")],
+    gyro: Annotated[Path | None, typer.Option(help=GYRO_HELP)] = None,
+    camera: Annotated[Path | None, typer.Option(help=CAMERA_HELP)] = None,
+    frame_time: Annotated[float | None, typer.Option(
+        help="Exposure start of the first row (s, frame clock).")] = None,
+    exposure: Annotated[float | None, typer.Option(help="Exposure time (s).")] = None,
+    kernels_file: Annotated[Path | None, typer.Option(
+        "--kernels", help="Kernels .npz (the `gyrodeblur kernels` format) instead of gyro and "
+                          "camera.")] = None,
+    frame: Annotated[int, typer.Option(help="Frame of --kernels to use (1-based position).")] = 1,
+    method: MethodOption = "net",
+    model: ModelOption = None,
+    samples: Annotated[int | None, typer.Option(
+        min=2, help="Kernel samples T for --method classic (default 9).")] = None,
+    readout_time: ReadoutOption = None,
+    time_offset: OffsetOption = None,
+    gyro_unit: UnitOption = "auto",
+    bias: BiasOption = None,
+    tile: TileOption = 1024,
+    kernel_width: KernelWidthOption = 1280,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output image.")] = ...,
+) -> None:
+    """Deblur one image, with kernels from its gyro log and camera, or from a kernels file."""
+    from gyrodeblur.fileio import atomic_path
+    from gyrodeblur.footage import read_image, write_image
+    from gyrodeblur.pipelines.deblur import deblur_image, image_kernels, read_kernels
+
+    if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
+        raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
+    blurred = read_image(image)
+    restorer = _restorer(method, model, False, tile, samples)
+    if kernels_file is not None:
+        if gyro is not None or camera is not None:
+            raise InputError(None, "give either --kernels or --gyro and --camera, not both")
+        rot, tran = read_kernels(kernels_file, frame, blurred.shape[:2])
+    else:
+        missing = [name for name, v in (("--gyro", gyro), ("--camera", camera),
+                                        ("--frame-time", frame_time), ("--exposure", exposure))
+                   if v is None]
+        if missing:
+            raise InputError(None, f"missing {', '.join(missing)} (or give --kernels)")
+        log, cam = load_motion(gyro, camera, gyro_unit, bias, None, readout_time, time_offset)
+        cam = fit_camera(cam, camera, blurred.shape[1], blurred.shape[0])
+        rot = image_kernels(log, cam, frame_time, exposure, restorer.samples, kernel_width)
+        tran = None
+    with err_console.status(f"deblurring with {restorer.name}"):
+        restored = deblur_image(blurred, rot, tran, restorer)
+    with atomic_path(output) as tmp:
+        write_image(tmp, restored)
+    err_console.print(f"wrote {output} ({restorer.name})")
+
+
+@deblur_app.command("video")
+@reports_input_errors
+def deblur_video_command(
+    frames: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    gyro: GyroOption = ...,
+    camera: CameraOption = ...,
+    frames_csv: FramesCsvOption = None,
+    exposure: Annotated[float | None, typer.Option(
+        help="Exposure time (s) of every frame, for a video without --frames-csv.")] = None,
+    method: MethodOption = "net",
+    model: ModelOption = None,
+    sync: Annotated[str, typer.Option(
+        help="'auto': estimate the time offset from the video first; 'off': use the camera's.")
+    ] = "off",
+    readout_time: ReadoutOption = None,
+    time_offset: OffsetOption = None,
+    frame_range: RangeOption = None,
+    gyro_unit: UnitOption = "auto",
+    bias: BiasOption = None,
+    lowpass: LowpassOption = None,
+    flow: FlowOption = "dis",
+    size: Annotated[str | None, typer.Option(help="Deblur (and write) at WxH.")] = None,
+    side_by_side: Annotated[bool, typer.Option(help="Input on the left, output right.")] = False,
+    tile: TileOption = 1024,
+    kernel_width: KernelWidthOption = 1280,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Output .mp4 (H.264) or folder (one PNG per frame; resumes).")
+    ] = ...,
+) -> None:
+    """Deblur a video or a folder of frames with the gyro, frame by frame, in bounded memory."""
+    from gyrodeblur.footage import Footage
+    from gyrodeblur.pipelines.deblur import VideoJob, deblur_video
+
+    check_flow(flow)
+    if sync not in ("auto", "off"):
+        raise InputError(None, f"--sync {sync!r}: choose auto or off")
+    if output.suffix and output.suffix.lower() != ".mp4":
+        raise InputError(output, "output must be an .mp4 file or a folder")
+    footage = Footage(frames)
+    log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset)
+    cam = fit_camera(cam, camera, *footage.size)
+    wanted_size = parse_size(size)
+    if wanted_size is not None:
+        cam = fit_camera(cam, camera, *wanted_size)
+    timing = load_timing(footage, frames_csv, exposure)
+    selected = select_frames(timing, footage, frame_range)
+    restorer = _restorer(method, model, True, tile)
+    if sync == "auto":
+        cam = cam.replace(time_offset=0.0)  # TODO sync
+    settings = {"footage": str(frames), "gyro": str(gyro), "camera": cam.to_dict(),
+                "method": method, "model": restorer.name, "frames": [int(n) for n in
+                                                                     selected.frame]}
+    job = VideoJob(footage, timing, selected.frame, log, cam, restorer, kernel_width, flow,
+                   settings)
+    job.check()
+    with progress_bar() as bar:
+        task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))
+        deblur_video(job, output, side_by_side, audio=frame_range is None,
+                     progress=lambda n: bar.update(task, completed=n))
+    err_console.print(f"wrote {output} ({len(selected)} frames, {cam.width}x{cam.height}, "
+                      f"{restorer.name})")

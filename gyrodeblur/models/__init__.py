@@ -25,9 +25,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     **{name: ("gyrodvd", kwargs) for name, kwargs in GYRODVD_VARIANTS.items()},
 }
 WEIGHTS = resources.files("gyrodeblur") / "weights"
-#: Channel-attention window of a loaded (inference) model, in input pixels: about the size of
-#: the training crops, so large images see the statistics the net was trained on (TLC).
-INFERENCE_POOL_RADIUS = 64
+#: Channel-attention window radius of a loaded (inference) model, in input pixels: a window of
+#: about the training crops (64 px), so large images see the statistics the net was trained on
+#: (TLC). Each pooled block reaches this far, so tiles need a halo of a few radii.
+INFERENCE_POOL_RADIUS = 32
 
 
 def build_model(config: dict) -> nn.Module:

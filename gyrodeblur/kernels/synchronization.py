@@ -1,0 +1,450 @@
+"""Gyro-video synchronisation: the camera's ``time_offset`` (and readout time) from the video.
+
+The video's own motion is matched with the motion the gyro predicts. For pairs of consecutive
+frames, optical flow on downscaled gray frames gives where a grid of points went; their
+undistorted rays give, per horizontal band of rows, the rotation between the two frames
+(weighted Kabsch with iteratively reweighted Cauchy weights, so moving objects and
+translation parallax do not bias it). Each band has its own time in each frame: its rows'
+start (rolling shutter) plus half the exposure, since blurred content sits at mid-exposure.
+For a candidate offset ``d`` (``t_gyro = t_frame + d``, CONVENTIONS) the gyro gives the
+relative rotation ``R(t_b)^T R(t_a)`` between the matching times; the cost is a robust
+(Cauchy) sum of the squared angles between measured and gyro rotations, after removing a
+constant rate bias (gyro bias, and the rotation-like part of a steady translation). The cost
+is evaluated on a coarse grid over the search range, then refined by golden-section search
+to well below a millisecond; the readout time can be refined the same way as a second
+parameter. The confidence says how deep and how unique the minimum is.
+
+Frames are streamed: only the two frames of the current pair are held.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.footage import FrameTiming
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.gyro import GyroLog, to_camera_frame
+from gyrodeblur.geometry.rotation import Orientation, integrate, log_so3
+from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, to_gray_u8
+
+__all__ = ["BandRotations", "SyncResult", "estimate_sync", "fit_sync", "measure_rotations"]
+
+FrameSource = Callable[[np.ndarray], Iterable[tuple[int, np.ndarray]]]
+"""Yields ``(number, image)`` for the asked 1-based frame numbers in increasing order, images
+``(H, W, 3)`` float RGB in ``[0, 1]`` (or uint8) at the camera's resolution; e.g.
+:meth:`gyrodeblur.footage.Footage.frames`."""
+
+_GRID_STEP_PX = 12  # grid spacing at the processing width
+_BORDER_PX = 6  # flow is least reliable at the image border
+_MIN_BAND_POINTS = 12
+_IRLS_STEPS = 6
+_CAUCHY_C = 2.385  # 95 % efficiency of the Cauchy weight for Gaussian noise
+_FLOOR_PX = 0.05  # residual scales below this (flow precision) are not trusted
+_MIN_PAIRS = 3
+_NO_MOTION_PX = 0.2  # a camera rotating less than this between frames cannot be synchronised
+_CHUNK = 200_000  # rotations evaluated at once (memory bound of the cost)
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+@dataclass(frozen=True)
+class BandRotations:
+    """Rotations measured from the video, one per band of rows of a frame pair ``a, b``.
+
+    ``ray_b = R @ ray_a`` for a scene point seen on ray ``a`` in frame ``a`` and ``b`` in frame
+    ``b`` (so the gyro predicts ``R = R(t_b)^T R(t_a)``). A band's time in a frame is
+    ``start + offset + frac * readout_time + exposure / 2``.
+
+    Attributes:
+        R: ``(K, 3, 3)`` measured rotations.
+        start_a, start_b: ``(K,)`` exposure start of the first-read row of each frame, seconds
+            on the frame clock.
+        exposure_a, exposure_b: ``(K,)`` exposure times (s).
+        frac_a, frac_b: ``(K,)`` mean readout fraction (0 first-read row, 1 last) of the
+            band's points in each frame.
+        pairs: number of frame pairs the bands come from.
+        focal: focal length (px) at the processing resolution, to express angles in pixels.
+    """
+
+    R: np.ndarray
+    start_a: np.ndarray
+    start_b: np.ndarray
+    exposure_a: np.ndarray
+    exposure_b: np.ndarray
+    frac_a: np.ndarray
+    frac_b: np.ndarray
+    pairs: int
+    focal: float
+
+    def times(self, offset: np.ndarray, readout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gyro-clock times ``(..., K)`` of every band in frames ``a`` and ``b``.
+
+        ``offset`` and ``readout`` broadcast against each other; a trailing axis is added.
+        """
+        offset = np.asarray(offset, np.float64)[..., None]
+        readout = np.asarray(readout, np.float64)[..., None]
+        return (self.start_a + self.exposure_a / 2 + offset + self.frac_a * readout,
+                self.start_b + self.exposure_b / 2 + offset + self.frac_b * readout)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """Outcome of :func:`estimate_sync`.
+
+    Attributes:
+        time_offset: seconds, ``t_gyro = t_frame + time_offset`` (CONVENTIONS).
+        confidence: in ``[0, 1]``: near 1 for a deep, unique minimum; near 0 for a flat or
+            ambiguous cost (too little motion, periodic motion, wrong data) or a minimum at
+            the edge of the search range.
+        readout_time: the estimated readout time (s), ``None`` when it was not estimated.
+        pairs_used: frame pairs that gave measurements.
+        offsets, costs: ``(C,)`` the coarse cost curve (at the final readout time).
+    """
+
+    time_offset: float
+    confidence: float
+    readout_time: float | None
+    pairs_used: int
+    offsets: np.ndarray
+    costs: np.ndarray
+
+
+def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera: Camera,
+                  search: float = 0.2, estimate_readout: bool = False, max_pairs: int = 60,
+                  width: int = 480, step: float = 0.002, bands: int = 8,
+                  flow: FlowBackend = FLOW_BACKENDS["dis"]) -> SyncResult:
+    """Estimate the camera's ``time_offset`` by matching video motion with gyro motion.
+
+    Args:
+        frames: the footage (see :data:`FrameSource`), e.g. ``Footage(path).frames``.
+        timing: exposure timing of the frames (frame clock).
+        log: the gyro log as read (IMU axes; ``camera.imu_to_camera`` turns it).
+        camera: the camera at the frames' resolution; its ``time_offset`` is the centre of the
+            search and its ``readout_time`` is used (or the start of the readout refinement).
+        search: half-width of the searched offsets (s).
+        estimate_readout: also estimate the readout time, in ``[0, frame interval]``.
+        max_pairs: at most this many pairs of consecutive frames, evenly spread.
+        width: processing width (px); frames are downscaled to it, never upscaled.
+        step: coarse grid step (s).
+        bands: bands of rows per frame, each with its own rolling-shutter time.
+        flow: optical flow backend.
+
+    Raises:
+        InputError: fewer than 3 usable frame pairs, the gyro not covering the frames over the
+            search range, or a gyro that shows no rotation.
+
+    Example:
+        >>> from gyrodeblur.synthesis.motion import load_shake_model
+        >>> rng = np.random.default_rng(0)
+        >>> log = load_shake_model().sample(2.0, 400.0, rng, scale=3.0)
+        >>> cam = Camera(64, 48, 60.0, 60.0, 31.5, 23.5)
+        >>> timing = FrameTiming(np.arange(1, 13), 0.6 + np.arange(12) / 30, np.full(12, 0.01))
+        >>> big = cv2.GaussianBlur(rng.random((480, 640)).astype(np.float32), (0, 0), 2.0)
+        >>> o, world = integrate(log.t, log.w), Camera(640, 480, 60.0, 60.0, 319.5, 239.5)
+        >>> def render(numbers):  # a distant scene seen with a gyro 25 ms ahead of the frames
+        ...     for n in numbers:
+        ...         t = timing.t_start[n - 1] + 0.005 + 0.025  # mid-exposure, gyro clock
+        ...         M = world.K @ o.relative(1.0, t) @ cam.K_inv  # view pixel -> world pixel
+        ...         view = cv2.warpPerspective(big, M, (64, 48), flags=cv2.INTER_CUBIC
+        ...                                    | cv2.WARP_INVERSE_MAP)
+        ...         yield n, np.repeat(view[..., None], 3, axis=2)
+        >>> result = estimate_sync(render, timing, log, cam, search=0.1, bands=1)
+        >>> round(result.time_offset, 3), result.confidence > 0.5
+        (0.025, True)
+    """
+    if search <= 0 or step <= 0 or max_pairs < 1 or bands < 1:
+        raise ValueError("search, step, max_pairs and bands must be positive")
+    readout_max = float(np.median(np.diff(timing.t_start))) if len(timing) > 1 else 0.0
+    reach = max(camera.readout_time, readout_max if estimate_readout else 0.0)
+    pairs = _usable_pairs(timing, log, camera.time_offset, search, reach)
+    if len(pairs) > max_pairs:
+        pairs = pairs[np.round(np.linspace(0, len(pairs) - 1, max_pairs)).astype(int)]
+    # Only the searched span of the log is integrated: relative rotations do not depend on
+    # where the integration starts, and a long log would cost seconds.
+    rows = timing.frame.searchsorted(pairs)
+    t0 = timing.t_start[rows].min() + camera.time_offset - search
+    t1 = (timing.t_start[rows + 1] + timing.exposure[rows + 1]).max() + reach \
+        + camera.time_offset + search
+    keep = slice(max(int(log.t.searchsorted(t0)) - 1, 0), int(log.t.searchsorted(t1)) + 1)
+    cam_log = to_camera_frame(log, camera.R_imu_to_camera)
+    orientation = integrate(cam_log.t[keep], cam_log.w[keep])
+    _check_motion(orientation, camera, float(np.median(timing.t_start[rows + 1]
+                                                       - timing.t_start[rows])))
+    measured = measure_rotations(frames, timing, camera, pairs, width, bands, flow)
+    if measured.pairs < _MIN_PAIRS:
+        raise InputError(timing.source or None, f"only {measured.pairs} frame pair(s) gave "
+                                                f"usable optical flow; need {_MIN_PAIRS}")
+    return fit_sync(measured, orientation, camera, search, step,
+                    readout_max if estimate_readout else None)
+
+
+def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: float,
+                  reach: float) -> np.ndarray:
+    """First frame numbers of the consecutive pairs whose times the log covers at any offset."""
+    consecutive = np.flatnonzero(np.diff(timing.frame) == 1)
+    if len(consecutive) < _MIN_PAIRS:
+        raise InputError(timing.source or None, f"{len(timing)} frame(s) with "
+                                                f"{len(consecutive)} consecutive pair(s); "
+                                                f"synchronisation needs {_MIN_PAIRS} pairs")
+    first = timing.t_start[consecutive] + offset - search
+    last = timing.t_start[consecutive + 1] + timing.exposure[consecutive + 1] + reach \
+        + offset + search
+    covered = (first >= log.t[0]) & (last <= log.t[-1])
+    if covered.sum() < _MIN_PAIRS:
+        raise InputError(log.source or None,
+                         f"gyro covers {log.t[0]:.3f}-{log.t[-1]:.3f} s but the frames, searched "
+                         f"over +-{search:g} s, need {first.min():.3f}-{last.max():.3f} s "
+                         f"({covered.sum()} covered pair(s), {_MIN_PAIRS} needed; check the "
+                         "time offset and the frames CSV clock)")
+    return timing.frame[consecutive[covered]]
+
+
+def _check_motion(orientation: Orientation, camera: Camera, interval: float) -> None:
+    """Refuse a gyro that never turns the camera by a measurable amount between frames."""
+    turned = np.linalg.norm(orientation.w, axis=1) * interval
+    if turned.max() * max(camera.fx, camera.fy) < _NO_MOTION_PX:
+        raise InputError(None, "the gyro shows no camera rotation over these frames: there is "
+                               "no motion to synchronise on")
+
+
+def measure_rotations(frames: FrameSource, timing: FrameTiming, camera: Camera,
+                      pairs: np.ndarray, width: int = 480, bands: int = 8,
+                      flow: FlowBackend = FLOW_BACKENDS["dis"]) -> BandRotations:
+    """Per-band rotations between frames ``n`` and ``n + 1`` for each ``n`` in ``pairs``.
+
+    Frames are streamed through ``frames`` (two held at a time), turned gray and downscaled to
+    ``width``; the flow of a point grid is turned into ray pairs and each band's rotation is
+    fitted robustly. Bands with too few points are left out.
+
+    Args:
+        frames, timing, camera, width, bands, flow: as :func:`estimate_sync`.
+        pairs: first frame numbers of the pairs, increasing.
+    """
+    proc_w = min(width, camera.width)
+    proc = camera.rescaled(proc_w, max(round(camera.height * proc_w / camera.width), 2))
+    first = set(int(n) for n in pairs)
+    rows = {int(n): i for i, n in enumerate(timing.frame)}
+    columns: list[list[np.ndarray]] = [[] for _ in range(7)]
+    used = 0
+    previous: tuple[int, np.ndarray] | None = None
+    for number, image in _checked(frames(np.union1d(pairs, pairs + 1)), camera):
+        gray = cv2.resize(to_gray_u8(image), (proc.width, proc.height),
+                          interpolation=cv2.INTER_AREA)
+        if previous is not None and previous[0] == number - 1 and previous[0] in first:
+            R, frac_a, frac_b = _pair_rotations(previous[1], gray, proc, bands, flow)
+            a, b = rows[number - 1], rows[number]
+            k = len(R)
+            used += k > 0
+            for column, values in zip(columns, (
+                    R, np.full(k, timing.t_start[a]), np.full(k, timing.t_start[b]),
+                    np.full(k, timing.exposure[a]), np.full(k, timing.exposure[b]), frac_a,
+                    frac_b), strict=True):
+                column.append(values)
+        previous = (number, gray)
+    if not used:
+        columns = [[np.empty((0, 3, 3))]] + [[np.empty(0)]] * 6
+    return BandRotations(*(np.concatenate(c) for c in columns), pairs=used, focal=proc.fx)
+
+
+def _pair_rotations(gray_a: np.ndarray, gray_b: np.ndarray, camera: Camera, bands: int,
+                    flow: FlowBackend) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rotation ``(K, 3, 3)`` of each band with enough points, and its mean readout fractions
+    ``(K,)`` in ``a`` and in ``b``."""
+    h, w = gray_a.shape
+    gy, gx = np.mgrid[_BORDER_PX:h - _BORDER_PX:_GRID_STEP_PX,
+                      _BORDER_PX:w - _BORDER_PX:_GRID_STEP_PX]
+    gx, gy = gx.ravel(), gy.ravel()
+    p = np.stack([gx, gy], -1).astype(np.float64)
+    q = p + flow(gray_a, gray_b)[gy, gx].astype(np.float64)
+    ray_a, ray_b = _unit_rays(camera, p), _unit_rays(camera, q)
+    valid = (q[:, 0] >= 0) & (q[:, 0] <= w - 1) & (q[:, 1] >= 0) & (q[:, 1] <= h - 1) \
+        & np.isfinite(ray_a).all(1) & np.isfinite(ray_b).all(1)
+    bands = max(min(bands, len(np.unique(gy)) // 2), 1)  # two grid rows per band at least
+    member = (np.minimum(gy * bands // h, bands - 1) == np.arange(bands)[:, None]) & valid
+    ok = member.sum(1) >= _MIN_BAND_POINTS
+    R, weight = _band_rotations(ray_a, ray_b, member[ok], _FLOOR_PX / camera.fx)
+    total = weight.sum(1)
+    return (R, weight @ _readout_fraction(p[:, 1], camera) / total,
+            weight @ _readout_fraction(q[:, 1], camera) / total)
+
+
+def _checked(frames: Iterable[tuple[int, np.ndarray]],
+             camera: Camera) -> Iterator[tuple[int, np.ndarray]]:
+    for number, image in frames:
+        if (image.shape[1], image.shape[0]) != (camera.width, camera.height):
+            raise InputError(None, f"frame {number} is {image.shape[1]}x{image.shape[0]} but "
+                                   f"the camera is {camera.width}x{camera.height}")
+        yield number, image
+
+
+def _unit_rays(camera: Camera, pts: np.ndarray) -> np.ndarray:
+    xn = camera.undistort_points(pts)
+    rays = np.concatenate([xn, np.ones(xn.shape[:-1] + (1,))], -1)
+    return rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+
+
+def _readout_fraction(y: np.ndarray, camera: Camera) -> np.ndarray:
+    frac = y / max(camera.height - 1, 1)
+    return 1.0 - frac if camera.readout_direction == "bottom_to_top" else frac
+
+
+def _kabsch(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Rotations ``(B, 3, 3)`` minimising ``sum_n w[k, n] |R_k a_n - b_n|^2`` for each ``k``."""
+    u, _, vt = np.linalg.svd(np.swapaxes(w[:, :, None] * b, 1, 2) @ a)
+    u[:, :, 2] *= np.where(np.linalg.det(u @ vt) < 0, -1.0, 1.0)[:, None]
+    return u @ vt
+
+
+def _band_rotations(ray_a: np.ndarray, ray_b: np.ndarray, member: np.ndarray,
+                    floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """IRLS-Kabsch rotation ``(B, 3, 3)`` of each band, its points given by ``member (B, N)``,
+    and the final weights ``(B, N)`` of its points."""
+    a, b = np.nan_to_num(ray_a), np.nan_to_num(ray_b)  # NaN rays are no member's
+    weight = member.astype(np.float64)
+    count, band = member.sum(1), np.arange(len(member))
+    for _ in range(_IRLS_STEPS):
+        R = _kabsch(a, b, weight)
+        err = np.linalg.norm(np.cross(a @ np.swapaxes(R, 1, 2), b), axis=-1)  # (B, N)
+        ranked = np.sort(np.where(member, err, np.inf), axis=1)
+        median = (ranked[band, (count - 1) // 2] + ranked[band, count // 2]) / 2
+        scale = np.maximum(1.4826 * median, floor)[:, None]
+        weight = member / (1.0 + (err / (_CAUCHY_C * scale)) ** 2)
+    return _kabsch(a, b, weight), weight
+
+
+def _residuals(m: BandRotations, orientation: Orientation, offset: np.ndarray,
+               readout: np.ndarray) -> np.ndarray:
+    """Angle-axis differences ``(..., K, 3)`` between gyro and measured rotations.
+
+    A constant rate bias (gyro bias, or a steady translation's rotation-like flow) is fitted
+    per candidate as the median of ``residual / (t_b - t_a)`` and removed.
+    """
+    t_a, t_b = m.times(offset, readout)
+    gyro = orientation.relative(t_b, t_a)
+    r = log_so3(np.swapaxes(gyro, -1, -2) @ m.R)
+    dt = (t_b - t_a)[..., None]
+    return r - np.median(r / dt, axis=-2, keepdims=True) * dt
+
+
+def _costs(m: BandRotations, orientation: Orientation, offsets: np.ndarray, readout: float,
+           scale: float) -> np.ndarray:
+    """Mean Cauchy cost ``log(1 + |r|^2 / scale^2)`` at each offset, ``(C,)``."""
+    out = np.empty(len(offsets))
+    chunk = max(_CHUNK // max(len(m.R), 1), 1)
+    for i in range(0, len(offsets), chunk):
+        r = _residuals(m, orientation, offsets[i:i + chunk], np.asarray(readout))
+        out[i:i + chunk] = np.log1p(np.einsum("...i,...i->...", r, r) / scale**2).mean(-1)
+    return out
+
+
+def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
+             search: float = 0.2, step: float = 0.002,
+             readout_max: float | None = None) -> SyncResult:
+    """Fit the time offset (and readout time) to measured band rotations.
+
+    Args:
+        measured: rotations from the video (:func:`measure_rotations`).
+        orientation: the gyro orientation in camera axes.
+        camera: its ``time_offset`` centres the search; its ``readout_time`` is used, or starts
+            the readout refinement.
+        search, step: half-width and step of the coarse grid (s).
+        readout_max: also estimate the readout time in ``[0, readout_max]``; ``None``: keep
+            the camera's.
+
+    Example:
+        >>> from gyrodeblur.synthesis.motion import load_shake_model
+        >>> log = load_shake_model().sample(2.0, 400.0, np.random.default_rng(1), scale=3.0)
+        >>> o = integrate(log.t, log.w)
+        >>> start = 0.6 + np.arange(20) / 30.0
+        >>> truth = o.relative(start[1:] + 0.013, start[:-1] + 0.013)  # offset 13 ms
+        >>> zero = np.zeros(19)
+        >>> m = BandRotations(truth, start[:-1], start[1:], zero, zero, zero, zero, 19, 500.0)
+        >>> round(fit_sync(m, o, Camera(64, 48, 500.0, 500.0, 31.5, 23.5)).time_offset, 4)
+        0.013
+    """
+    lo, hi = camera.time_offset - search, camera.time_offset + search
+    offsets = np.linspace(lo, hi, 2 * math.ceil(search / step - 1e-9) + 1)
+    floor = _FLOOR_PX / measured.focal
+
+    def scale(offset: np.ndarray, readout: float) -> float:
+        """Robust spread of the residual angles at ``offset`` (one or several)."""
+        r = _residuals(measured, orientation, np.asarray(offset), np.asarray(readout))
+        return max(1.4826 * float(np.median(np.linalg.norm(r, axis=-1))), floor)
+
+    def search_offset(readout: float) -> tuple[float, float, np.ndarray]:
+        # A first pass with the typical residual over all offsets as scale finds the basin;
+        # the second uses the residual level at that minimum, which makes the minimum sharp.
+        first = offsets[np.argmin(_costs(measured, orientation, offsets, readout,
+                                         scale(offsets[::4], readout)))]
+        s = scale(first, readout)
+        costs = _costs(measured, orientation, offsets, readout, s)
+        best = offsets[np.argmin(costs)]
+        fine = _golden(lambda d: cost(d, readout, s), max(best - step, lo), min(best + step, hi))
+        return fine, s, costs
+
+    def cost(offset: float, readout: float, s: float) -> float:
+        offset = min(max(offset, lo), hi)  # the gyro is known to cover this range only
+        return float(_costs(measured, orientation, np.array([offset]), readout, s)[0])
+
+    readout = camera.readout_time
+    offset, s, costs = search_offset(readout)
+    if readout_max is not None:
+        # Refine around the middle row's offset, which the readout time barely moves, so
+        # that the two parameters are nearly independent for coordinate descent.
+        middle = offset + readout / 2
+        for _ in range(3):
+            readout = _golden(lambda t, c=middle: cost(c - t / 2, t, s), 0.0, readout_max)
+            middle = _golden(lambda c, t=readout: cost(c - t / 2, t, s), middle - step,
+                             middle + step)
+        offset, s, costs = search_offset(readout)
+    return SyncResult(time_offset=float(offset), confidence=_confidence(costs),
+                      readout_time=None if readout_max is None else float(readout),
+                      pairs_used=measured.pairs, offsets=offsets, costs=costs)
+
+
+def _golden(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-5) -> float:
+    """Minimum of a unimodal ``f`` on ``[lo, hi]`` by golden-section search."""
+    c, d = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
+    fc, fd = f(c), f(d)
+    while hi - lo > tol:
+        if fc < fd:
+            hi, d, fd = d, c, fc
+            c = hi - _GOLDEN * (hi - lo)
+            fc = f(c)
+        else:
+            lo, c, fc = c, d, fd
+            d = lo + _GOLDEN * (hi - lo)
+            fd = f(d)
+    return (lo + hi) / 2
+
+
+def _confidence(costs: np.ndarray) -> float:
+    """How deep and unique the minimum of a cost curve is, in ``[0, 1]``.
+
+    Depth: ``1 - best / median``. Uniqueness: ``1 - best / second``, ``second`` the lowest
+    local minimum outside the main basin (the connected run around the best below half-way
+    to the median), or the median when there is none. A minimum at either end of the curve
+    may lie beyond the searched range: confidence 0.
+    """
+    i = int(np.argmin(costs))
+    best, median = float(costs[i]), float(np.median(costs))
+    if i in (0, len(costs) - 1) or median <= 0:
+        return 0.0
+    inside = costs < best + 0.5 * (median - best)
+    left, right = i, i
+    while left > 0 and inside[left - 1]:
+        left -= 1
+    while right < len(costs) - 1 and inside[right + 1]:
+        right += 1
+    padded = np.concatenate([[np.inf], costs, [np.inf]])
+    local = (costs <= padded[:-2]) & (costs <= padded[2:])
+    local[left:right + 1] = False
+    second = float(costs[local].min()) if local.any() else median
+    depth = 1.0 - best / median
+    unique = 1.0 - best / max(second, best) if second > 0 else 0.0
+    return float(np.clip(depth * unique, 0.0, 1.0))

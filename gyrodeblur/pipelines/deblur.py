@@ -1,0 +1,352 @@
+"""Deblur images and videos of any size and length: what ``gyrodeblur deblur`` runs.
+
+Kernels are computed at a kernel resolution (at most ``kernel_width`` pixels wide; the blur
+trajectories are smooth, and optical flow is the costly part) and brought to the frame's
+resolution tile by tile. Frames are restored in spatial tiles (:mod:`.tiling`) and, for a
+video network, in sliding temporal windows centred on each frame; frames are streamed, so
+memory is bounded by a few frames whatever the length of the video.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.fileio import atomic_path
+from gyrodeblur.footage import Footage, FrameTiming, VideoWriter, frame_rate, write_image
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.gyro import GyroLog, check_covers
+from gyrodeblur.kernels.clip import iter_frame_kernels
+from gyrodeblur.kernels.rotation import rotation_trajectories
+from gyrodeblur.models import DeepGyro, GyroDVD, load_model
+from gyrodeblur.models.classic import deconvolve
+from gyrodeblur.pipelines.kernels import camera_orientation
+from gyrodeblur.pipelines.tiling import Tile, run_tiled
+
+METHODS = ("net", "classic")
+#: Shipped model used by ``--method net`` when none is named.
+DEFAULT_MODELS = {"image": "deepgyro-s", "video": "gyrodvd-xs"}
+
+
+@dataclass
+class Restorer:
+    """A restoration method and how it is applied.
+
+    Attributes:
+        name: the model's name (``classic`` for the classical method).
+        net: the network, or ``None`` for the classical deconvolution.
+        samples: ``T`` of the kernels it takes.
+        window: frames it sees at once (odd; the centre one is restored).
+        translation: whether it uses the translational kernel.
+        tile: core size of the spatial tiles (pixels).
+        halo: context around each tile (pixels), above the method's receptive field.
+    """
+
+    name: str
+    net: torch.nn.Module | None
+    samples: int
+    window: int
+    translation: bool
+    tile: int = 1024
+    halo: int = 128
+
+    def __call__(self, clip: list[np.ndarray], rot: list[np.ndarray],
+                 tran: list[np.ndarray] | None) -> np.ndarray:
+        """Restore the centre of ``window`` frames ``(h, w, 3)`` given their kernels."""
+        c = len(clip) // 2
+        if self.net is None:
+            traj = rot[c] if tran is None else rot[c] + tran[c]
+            return deconvolve(clip[c], traj)
+        with torch.no_grad():
+            x = torch.from_numpy(np.stack(clip)).permute(0, 3, 1, 2)[None]
+            r = torch.from_numpy(np.stack(rot))[None]
+            if isinstance(self.net, DeepGyro):
+                y = self.net(x[:, c], r[:, c])
+            else:
+                t = torch.zeros_like(r) if tran is None else torch.from_numpy(np.stack(tran))[None]
+                y = self.net(x, r, t)[:, c]
+        return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def make_restorer(method: str, model: str | Path | None, video: bool, tile: int = 1024,
+                  halo: int = 128, samples: int | None = None) -> Restorer:
+    """The restorer for ``--method`` and ``--model`` (a shipped name or a weights file).
+
+    A video network restores a window of 3 frames; the classical method and single-image
+    networks one frame. ``samples`` overrides ``T`` where the method allows it.
+    """
+    if method not in METHODS:
+        raise InputError(None, f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    if method == "classic":
+        return Restorer("classic", None, samples or 9, 1, video, tile, halo)
+    name = model or DEFAULT_MODELS["video" if video else "image"]
+    net, config = load_model(name)
+    if isinstance(net, DeepGyro):
+        # The blur field takes only the end points of the trajectory: T = 2 is exact.
+        T = 2 if net.guidance == "field" else net.samples
+        return Restorer(str(name), net, T, 1, False, tile, halo)
+    assert isinstance(net, GyroDVD)
+    if net.kernel == "flow":
+        raise InputError(name, "the flow-guided ablation cannot deblur footage; use a gyro model")
+    return Restorer(str(name), net, net.samples, 3 if video else 1,
+                    video and net.kernel == "rot+tran", tile, halo)
+
+
+@dataclass
+class FrameData:
+    """A frame at full resolution and its kernels at the kernel resolution."""
+
+    number: int
+    image: np.ndarray
+    rot: np.ndarray
+    tran: np.ndarray | None
+
+    def kernels(self, t: Tile) -> tuple[np.ndarray, np.ndarray | None]:
+        """``rot`` and ``tran`` of the window of ``t``, at the image's resolution."""
+        size = self.image.shape[:2]
+        return (upsample_kernels(self.rot, size, t),
+                None if self.tran is None else upsample_kernels(self.tran, size, t))
+
+
+def upsample_kernels(traj: np.ndarray, size: tuple[int, int], t: Tile | None = None
+                     ) -> np.ndarray:
+    """Trajectories ``(T, 2, h, w)`` of a smaller image of the same view, at ``size = (H, W)``
+    (displacements scaled, bilinear in between), cropped to the window of ``t``.
+
+    Example:
+        >>> traj = np.ones((2, 2, 3, 4), np.float32)
+        >>> upsample_kernels(traj, (6, 8))[0, :, 0, 0].tolist()
+        [2.0, 2.0]
+    """
+    T, _, h, w = traj.shape
+    H, W = size
+    y0, y1, x0, x1 = (0, H, 0, W) if t is None else (t.y0, t.y1, t.x0, t.x1)
+    if (h, w) == (H, W):
+        return np.ascontiguousarray(traj[..., y0:y1, x0:x1])
+    sx, sy = W / w, H / h
+    # Pixel centres: x_small = (x + 0.5) / s - 0.5.
+    mx = ((np.arange(x0, x1, dtype=np.float32) + 0.5) / sx - 0.5)[None, :]
+    my = ((np.arange(y0, y1, dtype=np.float32) + 0.5) / sy - 0.5)[:, None]
+    mx, my = np.broadcast_to(mx, (y1 - y0, x1 - x0)), np.broadcast_to(my, (y1 - y0, x1 - x0))
+    out = np.empty((T, 2, y1 - y0, x1 - x0), np.float32)
+    for i in range(T):
+        both = cv2.remap(np.ascontiguousarray(traj[i].transpose(1, 2, 0)), mx, my,
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[i, 0], out[i, 1] = both[..., 0] * sx, both[..., 1] * sy
+    return out
+
+
+def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
+    """Restore the centre frame of ``clip`` (``restorer.window`` frames), tile by tile."""
+    H, W = clip[0].image.shape[:2]
+
+    def tile(t: Tile) -> np.ndarray:
+        parts = [f.kernels(t) for f in clip]
+        tran = [p[1] for p in parts] if restorer.translation and parts[0][1] is not None else None
+        return restorer([f.image[t.y0:t.y1, t.x0:t.x1] for f in clip], [p[0] for p in parts],
+                        tran)
+
+    return run_tiled(tile, H, W, restorer.tile, restorer.halo)
+
+
+def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
+                 restorer: Restorer) -> np.ndarray:
+    """Deblur one ``(H, W, 3)`` image whose kernels (any resolution of the same view) are
+    ``rot`` and ``tran`` ``(T, 2, h, w)``."""
+    return restore_frame(restorer, [FrameData(0, image, rot, tran)])
+
+
+def windows(frames: Iterator[FrameData], size: int) -> Iterator[list[FrameData]]:
+    """Sliding windows of ``size`` (odd) frames centred on each frame, ends repeated; at
+    most ``size`` frames are held.
+
+    Example:
+        >>> data = (FrameData(n, None, None, None) for n in range(3))
+        >>> [[f.number for f in w] for w in windows(data, 3)]
+        [[0, 0, 1], [0, 1, 2], [1, 2, 2]]
+    """
+    r = size // 2
+    held: list[FrameData] = []
+    first = count = centre = 0  # index of held[0], frames received, next centre
+
+    def window() -> list[FrameData]:
+        return [held[min(max(centre + k, 0), count - 1) - first] for k in range(-r, r + 1)]
+
+    for frame in frames:
+        held.append(frame)
+        count += 1
+        if count - 1 - centre >= r:
+            yield window()
+            centre += 1
+            while centre - first > r:
+                held.pop(0)
+                first += 1
+    while centre < count:
+        yield window()
+        centre += 1
+
+
+def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
+                  samples: int, kernel_width: int = 1280) -> np.ndarray:
+    """Rotation kernels ``(T, 2, h, w)`` of one image, at most ``kernel_width`` wide."""
+    check_covers(log, t_start + camera.time_offset,
+                 t_start + exposure + camera.readout_time + camera.time_offset)
+    kcam = kernel_camera(camera, kernel_width)
+    return rotation_trajectories(camera_orientation(log, kcam), kcam, t_start, exposure,
+                                 samples)[0]
+
+
+def read_kernels(path: str | Path, frame: int, size: tuple[int, int]
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``rot`` and ``tran`` (or ``None``) of one frame of a kernels ``.npz``, for an image of
+    ``size = (H, W)`` (the kernels may be at another resolution of the same view).
+    """
+    try:
+        npz = np.load(path)
+        rot = npz["rot"]
+        numbers = npz["frames"] if "frames" in npz else np.arange(1, len(rot) + 1)
+        tran = npz["tran"] if "tran" in npz else None
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(path, f"not a kernels file with 'rot' (F, T, 2, H, W) ({e})") from None
+    if rot.ndim != 5 or rot.shape[2] != 2:
+        raise InputError(path, f"'rot' has shape {rot.shape}, expected (F, T, 2, H, W)")
+    if frame not in numbers:
+        raise InputError(path, f"no frame {frame} (frames {numbers[0]}..{numbers[-1]})")
+    i = int(np.flatnonzero(numbers == frame)[0])
+    h, w = rot.shape[-2:]
+    H, W = size
+    if abs(W * h / (H * w) - 1) > 0.01:
+        raise InputError(path, f"mismatched sizes: kernels are {w}x{h}, the image is {W}x{H}")
+    return rot[i], None if tran is None else tran[i]
+
+
+def kernel_camera(camera: Camera, kernel_width: int) -> Camera:
+    """``camera`` rescaled to at most ``kernel_width`` pixels wide."""
+    if camera.width <= kernel_width:
+        return camera
+    return camera.rescaled(kernel_width, max(2, round(camera.height * kernel_width
+                                                      / camera.width)))
+
+
+@dataclass
+class VideoJob:
+    """Everything that decides the deblurring of a clip.
+
+    Attributes:
+        footage: the frames.
+        timing: their exposure timing (frame clock).
+        frames: numbers of the frames to deblur, in order.
+        log: the gyro log (imu axes).
+        camera: the camera at the processing resolution (= output resolution).
+        restorer: the method.
+        kernel_width: kernels are computed at most this wide (camera rescaled).
+        flow: optical flow backend for the translation.
+        settings: recorded next to folder outputs, to resume only identical runs.
+    """
+
+    footage: Footage
+    timing: FrameTiming
+    frames: np.ndarray
+    log: GyroLog
+    camera: Camera
+    restorer: Restorer
+    kernel_width: int = 1280
+    flow: str = "dis"
+    settings: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Refuse what cannot work before anything is written."""
+        rows = self.timing.frame.searchsorted(self.frames)
+        t0 = self.timing.t_start[rows].min() + self.camera.time_offset
+        t1 = (self.timing.t_start[rows] + self.timing.exposure[rows]).max() \
+            + self.camera.readout_time + self.camera.time_offset
+        check_covers(self.log, t0, t1)
+
+    def stream(self) -> Iterator[FrameData]:
+        """Frames at the processing resolution with their kernels, in order."""
+        cam, kcam = self.camera, kernel_camera(self.camera, self.kernel_width)
+        full: dict[int, np.ndarray] = {}
+
+        def source() -> Iterator[tuple[int, np.ndarray]]:
+            for number, image in self.footage.frames(self.frames):
+                if image.shape[:2] != (cam.height, cam.width):
+                    image = cv2.resize(image, (cam.width, cam.height),
+                                       interpolation=cv2.INTER_AREA)
+                full[number] = image
+                yield number, image
+
+        orientation = camera_orientation(self.log, kcam)
+        for k in iter_frame_kernels(orientation, kcam, self.timing, self.frames,
+                                    self.restorer.samples, source(),
+                                    self.restorer.translation and len(self.frames) > 1,
+                                    self.flow):
+            yield FrameData(k.number, full.pop(k.number), k.rot, k.tran)
+
+
+class FolderOutput:
+    """One PNG per frame (``frame_000001.png``...), each written atomically; a folder of an
+    interrupted run with the same settings is resumed (frames present are kept)."""
+
+    def __init__(self, folder: Path, settings: dict) -> None:
+        self.folder = folder
+        manifest = folder / "deblur.json"
+        if manifest.is_file() and json.loads(manifest.read_text()) != settings:
+            raise InputError(folder, "holds frames of a run with other settings; "
+                                     "choose another folder or empty it")
+        if not manifest.is_file() and folder.is_dir() and any(folder.iterdir()):
+            raise InputError(folder, "is not empty and not a deblur output; choose another")
+        with atomic_path(manifest) as tmp:
+            tmp.write_text(json.dumps(settings, indent=2))
+
+    def path(self, number: int) -> Path:
+        return self.folder / f"frame_{number:06d}.png"
+
+    def done(self, number: int) -> bool:
+        return self.path(number).is_file()
+
+    def write(self, number: int, image: np.ndarray) -> None:
+        with atomic_path(self.path(number)) as tmp:
+            write_image(tmp, image)
+
+
+def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
+                 audio: bool = True, progress: Callable[[int], None] | None = None) -> None:
+    """Deblur ``job.frames`` into ``output``: an ``.mp4`` (H.264, the input's frame rate and,
+    with ``audio``, its audio track) or a folder of PNGs (resumable). Written atomically.
+
+    ``side_by_side`` puts the input on the left of each output frame.
+    """
+    output = Path(output)
+    job.check()
+
+    def compose(frame: FrameData, restored: np.ndarray) -> np.ndarray:
+        return np.concatenate([frame.image, restored], 1) if side_by_side else restored
+
+    done = 0
+    if output.suffix.lower() == ".mp4":
+        fps = frame_rate(job.footage, job.timing)
+        source_audio = job.footage.path if audio and job.footage.path.is_file() else None
+        with atomic_path(output) as tmp, VideoWriter(tmp, fps, source_audio) as video:
+            for clip in windows(job.stream(), job.restorer.window):
+                video.write(compose(clip[len(clip) // 2], restore_frame(job.restorer, clip)))
+                done += 1
+                if progress:
+                    progress(done)
+        return
+    if output.suffix:
+        raise InputError(output, "output must be an .mp4 file or a folder")
+    folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side})
+    for clip in windows(job.stream(), job.restorer.window):
+        centre = clip[len(clip) // 2]
+        if not folder.done(centre.number):
+            folder.write(centre.number, compose(centre, restore_frame(job.restorer, clip)))
+        done += 1
+        if progress:
+            progress(done)

@@ -1,0 +1,177 @@
+"""Restoration models to ONNX, checked against PyTorch with onnxruntime.
+
+Inputs and output are named as in the PyTorch ``forward`` and have dynamic batch, height and
+width axes (and clip length for GyroDVD): ``blurred (B, 3, H, W)`` and ``rot (B, T, 2, H, W)``
+for DeepGyro (``blurred`` only for DeepBlind); ``blurred (B, F, 3, H, W)``, ``rot`` and
+``tran (B, F, T, 2, H, W)`` for GyroDVD, or those of them its ``kernel`` ablation reads
+(``tran`` is the flow kernel of ``kernel="flow"``); the output is ``restored``, shaped like
+``blurred``. Trajectories are in pixels, as for the PyTorch models, and the channel attention
+pools as ``load_model`` sets it.
+
+The TorchScript exporter (``dynamo=False``) is used: it exports these nets with dynamic shapes
+in seconds, where the ``torch.export``-based one (which also needs ``onnxscript``) took over
+ten times longer for DeepGyro-s. Tracing freezes Python branches, so the trace size pads in
+both axes (the padded path then serves every size, a zero pad included) and the check runs at
+another batch, clip length and size. One branch stays frozen: ``pad_to_multiple`` replicates instead
+of reflecting when a side is at most half the padding multiple (4 pixels for DeepGyro-s, 2 for
+GyroDVD); the exported graph always reflects, and onnxruntime refuses such tiny inputs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.fileio import atomic_path
+from gyrodeblur.models import DeepGyro, GyroDVD, load_model
+
+OPSET = 17
+"""Default opset: GridSample needs 16, 17 has LayerNormalization as one op."""
+MAX_OPSET = 20
+"""The TorchScript exporter's newest opset."""
+TOLERANCE = 1e-3
+"""Largest accepted difference between onnxruntime and PyTorch outputs (images in [0, 1])."""
+OUTPUT = "restored"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Batch, clip length (GyroDVD only), height and width of example inputs."""
+
+    batch: int
+    frames: int
+    height: int
+    width: int
+
+
+TRACE_SHAPE = Shape(batch=2, frames=3, height=21, width=27)
+"""Sides that are not multiples of 4 or 8, so every net's padding is traced."""
+CHECK_SHAPE = Shape(batch=1, frames=2, height=30, width=45)
+"""Differs from ``TRACE_SHAPE`` in every dynamic axis."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    """An exported model: its file and, if checked, the max abs difference to PyTorch."""
+
+    path: Path
+    max_abs_diff: float | None
+
+
+def require(module: str) -> None:
+    """Raise a one-line :class:`InputError` if ``module`` of the ``onnx`` extra is missing."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise InputError(None, f"ONNX export needs {module}: pip install 'gyrodeblur[onnx]'"
+                         ) from None
+
+
+def check_opset(opset: int) -> None:
+    if not 16 <= opset <= MAX_OPSET:
+        raise InputError(None, f"--opset {opset}: choose 16 (GridSample) to {MAX_OPSET}")
+
+
+def input_names(net: nn.Module) -> tuple[str, ...]:
+    """The ``forward`` arguments ``net`` reads, in order."""
+    if isinstance(net, DeepGyro):
+        return ("blurred",) if net.guidance == "none" else ("blurred", "rot")
+    return {"rot+tran": ("blurred", "rot", "tran"), "rot": ("blurred", "rot"),
+            "flow": ("blurred", "tran"), "none": ("blurred",)}[net.kernel]
+
+
+def random_inputs(net: nn.Module, shape: Shape, seed: int = 0) -> dict[str, Tensor]:
+    """Random ``forward`` arguments: images in [0, 1], trajectories of a few pixels."""
+    g = torch.Generator().manual_seed(seed)
+    lead = (shape.batch, shape.frames) if isinstance(net, GyroDVD) else (shape.batch,)
+    size = (shape.height, shape.width)
+    inputs = {"blurred": torch.rand(*lead, 3, *size, generator=g)}
+    for name in input_names(net)[1:]:
+        inputs[name] = 4 * torch.randn(*lead, net.samples, 2, *size, generator=g)
+    return inputs
+
+
+def dynamic_axes(net: nn.Module) -> dict[str, dict[int, str]]:
+    """Named dynamic axes of every input and of the output."""
+    lead = {0: "batch", 1: "frames"} if isinstance(net, GyroDVD) else {0: "batch"}
+    n = len(lead)
+    image = {**lead, n + 1: "height", n + 2: "width"}
+    kernel = {**lead, n + 2: "height", n + 3: "width"}
+    return {name: image if name in ("blurred", OUTPUT) else kernel
+            for name in (*input_names(net), OUTPUT)}
+
+
+class _Positional(nn.Module):
+    """``net`` called with keyword arguments, so that e.g. ``tran`` can go without ``rot``."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.names = net, input_names(net)
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return self.net(**dict(zip(self.names, inputs, strict=True)))
+
+
+def to_onnx(net: nn.Module, path: str | Path, opset: int = OPSET) -> None:
+    """Export ``net`` (eval mode) to ``path`` and validate the file with ``onnx.checker``."""
+    require("onnx")
+    import onnx
+
+    check_opset(opset)
+    example = tuple(random_inputs(net, TRACE_SHAPE).values())
+    with warnings.catch_warnings(), torch.no_grad():
+        # The legacy exporter is deprecated, and tracing warns about each frozen branch; the
+        # onnxruntime check at another size is what tells whether the graph is right.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX")
+        warnings.filterwarnings("ignore", "Constant folding - Only steps=1")
+        warnings.filterwarnings("ignore", "The feature will be removed")
+        torch.onnx.export(_Positional(net), example, str(path), input_names=list(input_names(net)),
+                          output_names=[OUTPUT], dynamic_axes=dynamic_axes(net),
+                          opset_version=opset, dynamo=False)
+    onnx.checker.check_model(str(path))
+
+
+def max_difference(net: nn.Module, path: str | Path, shape: Shape = CHECK_SHAPE,
+                   seed: int = 0) -> float:
+    """Max abs difference between onnxruntime running ``path`` and ``net`` on random inputs."""
+    require("onnxruntime")
+    import onnxruntime
+
+    inputs = random_inputs(net, shape, seed)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {name: x.numpy() for name, x in inputs.items()})
+    with torch.no_grad():
+        want = net(**inputs).numpy()
+    if got.shape != want.shape:
+        raise InputError(path, f"onnxruntime output {got.shape}, PyTorch {want.shape}")
+    return float(np.abs(got - want).max())
+
+
+def export_model(name_or_path: str | Path, output_dir: str | Path, opset: int = OPSET,
+                 check: bool = True) -> Exported:
+    """Export a shipped model or weights file to ``output_dir/NAME.onnx`` (atomically).
+
+    With ``check`` the file is only written if onnxruntime agrees with PyTorch within
+    ``TOLERANCE`` at ``CHECK_SHAPE``.
+    """
+    require("onnx")
+    if check:
+        require("onnxruntime")
+    check_opset(opset)
+    net, _ = load_model(name_or_path)
+    target = Path(output_dir) / f"{Path(name_or_path).stem}.onnx"
+    with atomic_path(target) as tmp:
+        to_onnx(net, tmp, opset)
+        diff = max_difference(net, tmp) if check else None
+        if diff is not None and not diff < TOLERANCE:
+            raise InputError(name_or_path, f"onnxruntime differs from PyTorch by {diff:.2e} "
+                                           f"(more than {TOLERANCE:g}); nothing written")
+    return Exported(target, diff)

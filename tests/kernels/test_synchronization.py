@@ -1,0 +1,122 @@
+import json
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gyrodeblur.cli import app
+from gyrodeblur.errors import InputError
+from gyrodeblur.footage import FrameTiming
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.gyro import GyroLog
+from gyrodeblur.kernels.synchronization import estimate_sync
+from gyrodeblur.synthesis.clips import ClipSettings, export_clip, synthesize_clip
+from gyrodeblur.synthesis.images import dead_leaves
+from gyrodeblur.synthesis.motion import load_shake_model
+from gyrodeblur.synthesis.scene import Plane, Scene
+
+W, H, FRAMES, FPS = 192, 108, 16, 30.0
+MARGIN = 0.3  # gyro before the first and after the last frame: covers a +-0.2 s search
+OFFSET = 0.0437  # the true time_offset
+
+
+def make_clip(seed, readout=0.01, direction="top_to_bottom"):
+    """A blurred clip under hand shake whose device believes time_offset 0 (truth OFFSET)."""
+    rng = np.random.default_rng(seed)
+    fx = W / 2 / np.tan(np.radians(65) / 2)
+    camera = Camera(W, H, fx, fx, (W - 1) / 2, (H - 1) / 2, readout_time=readout,
+                    readout_direction=direction, time_offset=OFFSET)
+    log = load_shake_model().sample(2 * MARGIN + FRAMES / FPS + readout, 400.0, rng, scale=3.0)
+    image = cv2.resize(dead_leaves(int(1.6 * W), rng), (int(1.6 * W), int(1.6 * H)))
+    scene = Scene((Plane((0.0, 0.0, 1.0), 3.0),), (0.2, 0.0, 0.05))
+    settings = ClipSettings(frames=FRAMES, fps=FPS, exposure=0.5 / FPS, samples=5, start=MARGIN)
+    return synthesize_clip(image, camera, log, scene, settings, rng)
+
+
+def source(images):
+    return lambda numbers: ((int(n), images[int(n) - 1]) for n in numbers)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return make_clip(0)
+
+
+def believed(clip, **changes):
+    return clip.recorded_camera.replace(**({"time_offset": 0.0} | changes))
+
+
+def test_recovers_a_known_offset(clip):
+    result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip))
+    assert abs(result.time_offset - OFFSET) < 1e-3, result.time_offset
+    assert result.confidence > 0.5 and result.readout_time is None
+    assert result.pairs_used == FRAMES - 1
+    assert result.offsets.shape == result.costs.shape and result.offsets[0] == pytest.approx(-0.2)
+
+
+def test_recovers_it_from_downscaled_frames_and_a_shifted_search(clip):
+    # The search is centred on the camera's offset: start it 120 ms off, process at 128 px.
+    result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log,
+                           believed(clip, time_offset=OFFSET + 0.12), width=128, max_pairs=10)
+    assert abs(result.time_offset - OFFSET) < 1e-3 and result.pairs_used == 10
+
+
+def test_imu_axes_are_turned_into_camera_axes(clip):
+    # A gyro mounted with its axes permuted: the camera's imu_to_camera undoes it.
+    swap = np.array([[0.0, 1, 0], [0, 0, 1], [1, 0, 0]])
+    log = GyroLog(clip.recorded_log.t, clip.recorded_log.w @ swap)  # w_imu = swap^T w_cam
+    camera = believed(clip, imu_to_camera=tuple(map(tuple, swap)))
+    result = estimate_sync(source(clip.blurred), clip.timing, log, camera, max_pairs=8)
+    assert abs(result.time_offset - OFFSET) < 1e-3
+
+
+def test_readout_time_is_estimated_with_bottom_to_top_readout():
+    clip = make_clip(1, readout=0.025, direction="bottom_to_top")
+    result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log,
+                           believed(clip, readout_time=0.0), estimate_readout=True)
+    assert abs(result.readout_time - 0.025) < 2e-3, result.readout_time
+    assert abs(result.time_offset - OFFSET) < 1e-3, result.time_offset
+
+
+def test_a_still_video_gives_low_confidence(clip):
+    still = source([clip.blurred[0]] * FRAMES)
+    result = estimate_sync(still, clip.timing, clip.recorded_log, believed(clip))
+    assert result.confidence < 0.3
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda c: {"log": replace(c.recorded_log, w=0 * c.recorded_log.w)}, "no camera rotation"),
+    (lambda c: {"log": GyroLog(c.recorded_log.t[:200], c.recorded_log.w[:200])}, "gyro covers"),
+    (lambda c: {"timing": FrameTiming(c.timing.frame[:3], c.timing.t_start[:3],
+                                      c.timing.exposure[:3])}, "synchronisation needs 3"),
+    (lambda c: {"camera": believed(c).rescaled(W // 2, H // 2)}, "but the camera is"),
+])
+def test_bad_input_is_refused(clip, spoil, message):
+    args = {"timing": clip.timing, "log": clip.recorded_log, "camera": believed(clip)}
+    args |= spoil(clip)
+    with pytest.raises(InputError, match=message):
+        estimate_sync(source(clip.blurred), **args)
+
+
+def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
+    export_clip(replace(clip, recorded_camera=believed(clip)), tmp_path / "clip")
+    folder = tmp_path / "clip"
+    # Frame times written 30 ms later on the frame clock: the offset becomes 30 ms smaller.
+    rows = (folder / "frames.csv").read_text().splitlines()
+    shifted = [rows[0]] + [f"{n},{float(t) + 0.03:.9f},{e}" for n, t, e in
+                           (row.split(",") for row in rows[1:])]
+    (folder / "frames.csv").write_text("\n".join(shifted) + "\n")
+    args = ["sync", str(folder / "blurred"), "--gyro", str(folder / "gyro.csv"), "--camera",
+            str(folder / "camera.json"), "--frames-csv", str(folder / "frames.csv")]
+    result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) == {"time_offset", "confidence"}
+    assert abs(out["time_offset"] - (OFFSET - 0.03)) < 1e-3 and out["confidence"] > 0.5
+
+    result = CliRunner().invoke(app, args + ["--search", "0.5"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith("error:")
+    assert "gyro covers" in result.output and "+-0.5 s" in result.output

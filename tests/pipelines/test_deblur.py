@@ -1,0 +1,209 @@
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gyrodeblur.cli import app
+from gyrodeblur.footage import Footage, read_image
+from gyrodeblur.geometry.camera import load_camera
+from gyrodeblur.geometry.gyro import read_gyro
+from gyrodeblur.kernels.rotation import rotation_trajectories
+from gyrodeblur.metrics import psnr
+from gyrodeblur.models import load_model
+from gyrodeblur.pipelines import deblur as deblur_module
+from gyrodeblur.pipelines.deblur import (
+    FrameData,
+    Restorer,
+    deblur_image,
+    kernel_camera,
+    restore_frame,
+    upsample_kernels,
+)
+from gyrodeblur.pipelines.kernels import camera_orientation
+from gyrodeblur.pipelines.tiling import tile_grid
+
+runner = CliRunner()
+FPS = Fraction(30)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A synthetic clip (7 frames, 320x192) with its gyro, camera and frames CSV, and the
+    same frames as an H.264 video with an audio track."""
+    root = tmp_path_factory.mktemp("clips")
+    result = runner.invoke(app, ["synth", "clips", "-n", "1", "--seed", "5", "-o", str(root)])
+    assert result.exit_code == 0, result.output
+    folder = root / "clip_000000"
+    frames = [read_image(p) for p in sorted((folder / "blurred").iterdir())]
+    with av.open(str(folder / "video.mp4"), "w") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = 320, 192, "yuv420p"
+        audio = out.add_stream("aac", rate=48000)
+        for f in frames:
+            image = (f * 255).round().astype(np.uint8)
+            out.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(video.encode(None))
+        samples = np.sin(np.arange(48000 * len(frames) // 30) / 20).astype(np.float32)
+        for i in range(0, len(samples) - 1024, 1024):
+            chunk = av.AudioFrame.from_ndarray(samples[None, i:i + 1024], format="fltp",
+                                               layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, i
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))
+    return folder
+
+
+def motion_args(folder):
+    return ["--gyro", str(folder / "gyro.csv"), "--camera", str(folder / "camera.json"),
+            "--frames-csv", str(folder / "frames.csv")]
+
+
+def deblur_video(*args):
+    return runner.invoke(app, ["deblur", "video", *map(str, args)])
+
+
+def test_tiled_network_equals_whole_image():
+    torch.manual_seed(0)
+    net, _ = load_model("deepgyro-s")
+    restorer = Restorer("deepgyro-s", net, 2, 1, False)
+    image = torch.rand(1, 3, 40, 60).numpy()
+    image = np.kron(image[0].transpose(1, 2, 0), np.ones((5, 6, 1))).astype(np.float32)
+    rot = np.zeros((2, 2, *image.shape[:2]), np.float32)
+    rot[1, 0] = np.linspace(2, 12, image.shape[1])[None]  # blur growing to the right
+    whole = deblur_image(image, rot, None, restorer)
+    restorer.tile, restorer.halo = 96, 160
+    assert len(tile_grid(*image.shape[:2], 96, 160)) == 12
+    tiled = deblur_image(image, rot, None, restorer)
+    assert np.abs(tiled - whole).max() < 1e-3
+
+
+def test_tiled_video_network_equals_whole_frames():
+    net, _ = load_model("gyrodvd-xs")
+    rng = np.random.default_rng(1)
+    frames = [FrameData(n, rng.random((120, 200, 3), dtype=np.float32),
+                        rng.normal(0, 2, (5, 2, 120, 200)).astype(np.float32),
+                        rng.normal(0, 1, (5, 2, 120, 200)).astype(np.float32)) for n in range(3)]
+    restorer = Restorer("gyrodvd-xs", net, 5, 3, True)
+    whole = restore_frame(restorer, frames)
+    restorer.tile, restorer.halo = 64, 128
+    assert np.abs(restore_frame(restorer, frames) - whole).max() < 1e-3
+
+
+def test_upsampled_kernels_match_full_resolution(clip):
+    camera = load_camera(clip / "camera.json")
+    orientation = camera_orientation(read_gyro(clip / "gyro.csv"), camera)
+    full, _ = rotation_trajectories(orientation, camera, 0.2, 0.02, 5)
+    small_cam = kernel_camera(camera, 160)
+    small, _ = rotation_trajectories(orientation, small_cam, 0.2, 0.02, 5)
+    up = upsample_kernels(small, (camera.height, camera.width))
+    assert up.shape == full.shape
+    # The half-resolution camera has whole rows read at half the row spacing: same times.
+    assert np.abs(up - full)[..., 2:-2, 2:-2].max() < 0.05 * max(1.0, np.abs(full).max())
+
+
+def test_deblur_video_to_mp4_keeps_rate_audio_and_frames(clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = deblur_video(clip / "video.mp4", *motion_args(clip), "--model", "deepgyro-s",
+                          "--side-by-side", "-o", out)
+    assert result.exit_code == 0, result.output
+    footage = Footage(out)
+    assert footage.count == 7 and footage.size == (640, 192) and footage.fps == FPS
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_deblur_video_classic_to_folder_raises_psnr_and_resumes(clip, tmp_path, monkeypatch):
+    out = tmp_path / "frames"
+    result = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
+                          "-o", out)
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["deblur.json"] + [f"frame_{n:06d}.png" for n in range(1, 8)]
+    gains = [psnr(read_image(out / f"frame_{n:06d}.png"),
+                  read_image(clip / "sharp" / f"{n:06d}.png"))
+             - psnr(read_image(clip / "blurred" / f"{n:06d}.png"),
+                    read_image(clip / "sharp" / f"{n:06d}.png")) for n in range(1, 8)]
+    assert np.mean(gains) > 1.0
+
+    # A rerun with the same settings restores nothing: every frame is there.
+    calls = []
+    monkeypatch.setattr(deblur_module, "restore_frame", lambda *a: calls.append(1))
+    assert deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
+                        "-o", out).exit_code == 0
+    assert calls == []
+    other = deblur_video(clip / "blurred", *motion_args(clip), "-o", out)
+    assert other.exit_code == 2 and "other settings" in other.output
+
+
+def test_interrupted_video_leaves_no_file(clip, tmp_path, monkeypatch):
+    def interrupted(restorer, window):
+        if window[1].number == 3:
+            raise KeyboardInterrupt
+        return window[1].image
+
+    monkeypatch.setattr(deblur_module, "restore_frame", interrupted)
+    result = deblur_video(clip / "video.mp4", *motion_args(clip), "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 130
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_video_is_an_error(clip, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    result = deblur_video(bad, *motion_args(clip), "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 2 and "bad.mp4" in result.output and "corrupt" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4"]
+
+
+def test_gyro_not_covering_the_frames_is_an_error(clip, tmp_path):
+    result = deblur_video(clip / "blurred", *motion_args(clip), "--time-offset", "5",
+                          "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 2 and "gyro covers" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mismatched_sizes_are_an_error(clip, tmp_path):
+    camera = json.loads((clip / "camera.json").read_text())
+    camera["width"] = 400
+    (tmp_path / "wide.json").write_text(json.dumps(camera))
+    result = deblur_video(clip / "blurred", "--gyro", clip / "gyro.csv", "--camera",
+                          tmp_path / "wide.json", "--frames-csv", clip / "frames.csv",
+                          "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 2 and "wide.json" in result.output and "mismatched" in result.output
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_deblur_image_from_gyro_and_from_kernels(clip, tmp_path):
+    frames = clip / "frames.csv"
+    _, t_start, exposure = frames.read_text().splitlines()[3].split(",")  # frame 3
+    image = clip / "blurred" / "000003.png"
+    by_gyro = runner.invoke(app, ["deblur", "image", str(image), "--gyro", str(clip / "gyro.csv"),
+                                  "--camera", str(clip / "camera.json"), "--frame-time", t_start,
+                                  "--exposure", exposure, "--method", "classic",
+                                  "-o", str(tmp_path / "gyro.png")])
+    assert by_gyro.exit_code == 0, by_gyro.output
+    by_kernels = runner.invoke(app, ["deblur", "image", str(image), "--kernels",
+                                     str(clip / "kernels.npz"), "--frame", "3", "--method",
+                                     "classic", "-o", str(tmp_path / "kernels.png")])
+    assert by_kernels.exit_code == 0, by_kernels.output
+    sharp, blurred = read_image(clip / "sharp" / "000003.png"), read_image(image)
+    # The gyro alone misses the clip's translation, which the kernels file has.
+    gyro_only = psnr(read_image(tmp_path / "gyro.png"), sharp)
+    assert psnr(blurred, sharp) + 0.1 < gyro_only < psnr(read_image(tmp_path / "kernels.png"),
+                                                         sharp) - 0.05
+
+
+def test_deblur_image_refuses_kernels_of_another_shape(clip, tmp_path):
+    npz = dict(np.load(clip / "kernels.npz"))
+    npz["rot"] = npz["rot"][..., :100]
+    np.savez(tmp_path / "k.npz", **npz)
+    result = runner.invoke(app, ["deblur", "image", str(clip / "blurred" / "000001.png"),
+                                 "--kernels", str(tmp_path / "k.npz"), "-o",
+                                 str(tmp_path / "out.png")])
+    assert result.exit_code == 2 and "mismatched sizes" in result.output
+    assert not (tmp_path / "out.png").exists()

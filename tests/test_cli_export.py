@@ -1,0 +1,45 @@
+import re
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gyrodeblur.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: on a shared 2-core machine intra-op threads only wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_export_writes_the_model_and_reports_the_difference(tmp_path):
+    result = CliRunner().invoke(app, ["export", "deepblind-s", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"deepblind-s: wrote {tmp_path / 'deepblind-s.onnx'}" in result.stdout
+    diff = float(re.search(r"max abs difference (\S+)", result.stdout).group(1))
+    assert diff < 1e-4
+    assert [p.name for p in tmp_path.iterdir()] == ["deepblind-s.onnx"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["no-such-model"], "no such weights file or shipped model"),
+    (["deepblind-s", "--opset", "13"], "--opset 13"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
+    result = CliRunner().invoke(app, ["export", *args, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_extra_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    result = CliRunner().invoke(app, ["export", "deepblind-s", "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "pip install 'gyrodeblur[onnx]'" in result.output
+    assert list(tmp_path.iterdir()) == []
