@@ -507,6 +507,21 @@ def export_onnx(
 
 
 @app.command()
+@reports_input_errors
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path(
+        "demo-output"),
+) -> None:
+    """The whole chain on bundled data: synthesise a blurred clip from a real gyro segment,
+    sync, deblur (shipped network and classical method), compare against the truth."""
+    from gyrodeblur.pipelines.demo import run_demo
+
+    run_demo(output, say=lambda text: err_console.print(text, highlight=False))
+    err_console.print(f"wrote {output}/: side_by_side.mp4, comparison.png, results.md, "
+                      "results.json (and the clip, frames per method)")
+
+
+@app.command()
 def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output.")] = False
            ) -> None:
     """Architectures, variants with parameter counts, and shipped weights with scores."""
@@ -666,7 +681,17 @@ def deblur_video_command(
     selected = select_frames(timing, footage, frame_range)
     restorer = _restorer(method, model, True, tile)
     if sync == "auto":
-        cam = cam.replace(time_offset=0.0)  # TODO sync
+        from gyrodeblur.kernels.synchronization import estimate_sync
+
+        with err_console.status("synchronising gyro and video"):
+            found = estimate_sync(footage.frames, selected, log, cam)
+        err_console.print(f"sync: time_offset {found.time_offset:.4f} s "
+                          f"(confidence {found.confidence:.2f})")
+        if found.confidence < 0.3:
+            err_console.print("low sync confidence; keeping the camera's time offset "
+                              f"{cam.time_offset:.4f} s")
+        else:
+            cam = cam.replace(time_offset=found.time_offset)
     settings = {"footage": str(frames), "gyro": str(gyro), "camera": cam.to_dict(),
                 "method": method, "model": restorer.name, "frames": [int(n) for n in
                                                                      selected.frame]}

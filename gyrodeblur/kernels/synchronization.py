@@ -229,8 +229,7 @@ def measure_rotations(frames: FrameSource, timing: FrameTiming, camera: Camera,
     proc = camera.rescaled(proc_w, max(round(camera.height * proc_w / camera.width), 2))
     first = set(int(n) for n in pairs)
     rows = {int(n): i for i, n in enumerate(timing.frame)}
-    columns: list[list[np.ndarray]] = [[] for _ in range(7)]
-    used = 0
+    parts: list[tuple[np.ndarray, ...]] = []
     previous: tuple[int, np.ndarray] | None = None
     for number, image in _checked(frames(np.union1d(pairs, pairs + 1)), camera):
         gray = cv2.resize(to_gray_u8(image), (proc.width, proc.height),
@@ -238,17 +237,16 @@ def measure_rotations(frames: FrameSource, timing: FrameTiming, camera: Camera,
         if previous is not None and previous[0] == number - 1 and previous[0] in first:
             R, frac_a, frac_b = _pair_rotations(previous[1], gray, proc, bands, flow)
             a, b = rows[number - 1], rows[number]
-            k = len(R)
-            used += k > 0
-            for column, values in zip(columns, (
-                    R, np.full(k, timing.t_start[a]), np.full(k, timing.t_start[b]),
-                    np.full(k, timing.exposure[a]), np.full(k, timing.exposure[b]), frac_a,
-                    frac_b), strict=True):
-                column.append(values)
+            if len(R):
+                parts.append((R, *(np.full(len(R), v) for v in (
+                    timing.t_start[a], timing.t_start[b], timing.exposure[a],
+                    timing.exposure[b])), frac_a, frac_b))
         previous = (number, gray)
-    if not used:
-        columns = [[np.empty((0, 3, 3))]] + [[np.empty(0)]] * 6
-    return BandRotations(*(np.concatenate(c) for c in columns), pairs=used, focal=proc.fx)
+    used = len(parts)
+    if not parts:
+        parts = [(np.empty((0, 3, 3)),) + (np.empty(0),) * 6]
+    return BandRotations(*(np.concatenate(c) for c in zip(*parts, strict=True)), pairs=used,
+                         focal=proc.fx)
 
 
 def _pair_rotations(gray_a: np.ndarray, gray_b: np.ndarray, camera: Camera, bands: int,
@@ -349,7 +347,8 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
 
     Args:
         measured: rotations from the video (:func:`measure_rotations`).
-        orientation: the gyro orientation in camera axes.
+        orientation: the gyro orientation in camera axes, covering every band time at the
+            searched offsets and readout times.
         camera: its ``time_offset`` centres the search; its ``readout_time`` is used, or starts
             the readout refinement.
         search, step: half-width and step of the coarse grid (s).

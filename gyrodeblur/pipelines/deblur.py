@@ -26,7 +26,7 @@ from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.rotation import rotation_trajectories
 from gyrodeblur.models import DeepGyro, GyroDVD, load_model
-from gyrodeblur.models.classic import deconvolve
+from gyrodeblur.models.classic import auto_tv_weight, deconvolve
 from gyrodeblur.pipelines.kernels import camera_orientation
 from gyrodeblur.pipelines.tiling import Tile, run_tiled
 
@@ -58,12 +58,13 @@ class Restorer:
     halo: int = 128
 
     def __call__(self, clip: list[np.ndarray], rot: list[np.ndarray],
-                 tran: list[np.ndarray] | None) -> np.ndarray:
-        """Restore the centre of ``window`` frames ``(h, w, 3)`` given their kernels."""
+                 tran: list[np.ndarray] | None, tv_weight: float | None = None) -> np.ndarray:
+        """Restore the centre of ``window`` frames ``(h, w, 3)`` given their kernels;
+        ``tv_weight`` is the classical method's regularisation (default: from the noise)."""
         c = len(clip) // 2
         if self.net is None:
             traj = rot[c] if tran is None else rot[c] + tran[c]
-            return deconvolve(clip[c], traj)
+            return deconvolve(clip[c], traj, tv_weight=tv_weight)
         with torch.no_grad():
             x = torch.from_numpy(np.stack(clip)).permute(0, 3, 1, 2)[None]
             r = torch.from_numpy(np.stack(rot))[None]
@@ -146,12 +147,14 @@ def upsample_kernels(traj: np.ndarray, size: tuple[int, int], t: Tile | None = N
 def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     """Restore the centre frame of ``clip`` (``restorer.window`` frames), tile by tile."""
     H, W = clip[0].image.shape[:2]
+    # One regularisation for the whole frame, so that tiles agree.
+    tv = auto_tv_weight(clip[len(clip) // 2].image) if restorer.net is None else None
 
     def tile(t: Tile) -> np.ndarray:
         parts = [f.kernels(t) for f in clip]
         tran = [p[1] for p in parts] if restorer.translation and parts[0][1] is not None else None
         return restorer([f.image[t.y0:t.y1, t.x0:t.x1] for f in clip], [p[0] for p in parts],
-                        tran)
+                        tran, tv)
 
     return run_tiled(tile, H, W, restorer.tile, restorer.halo)
 

@@ -84,27 +84,6 @@ def _linearize(sharp: np.ndarray, gain: float, out: np.ndarray) -> None:
                 out[b, y, x, c] = lin * gain32 if v >= np.float32(SATURATION_THRESHOLD) else lin
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
-def bilinear_tap(tx: np.float32, ty: np.float32, W: int, H: int) -> tuple:
-    """The bilinear sample of an ``(H, W, 4)`` buffer at ``(tx, ty)``, clamped to the image.
-
-    Returns the flat offsets of the four neighbours ``o00, o01, o10, o11`` (row, column) and
-    their weights ``w00, w01, w10, w11``. Shared by the blur gather and its adjoint scatter
-    (``gyrodeblur.models.classic``), so both see exactly the same operator.
-    """
-    zero, one = np.float32(0.0), np.float32(1.0)
-    u1, u4, uW = np.uint64(1), np.uint64(4), np.uint64(W)
-    tx = min(max(tx, zero), np.float32(W - 1))
-    ty = min(max(ty, zero), np.float32(H - 1))
-    x0, y0 = np.uint64(tx), np.uint64(ty)
-    x1, y1 = min(x0 + u1, np.uint64(W - 1)), min(y0 + u1, np.uint64(H - 1))
-    ax, ay = tx - np.float32(x0), ty - np.float32(y0)
-    o00, o01 = (y0 * uW + x0) * u4, (y0 * uW + x1) * u4
-    o10, o11 = (y1 * uW + x0) * u4, (y1 * uW + x1) * u4
-    return (o00, o01, o10, o11,
-            (one - ax) * (one - ay), ax * (one - ay), (one - ax) * ay, ax * ay)
-
-
 def _njit_scalar_loops(signature: str):
     """``numba.njit`` with LLVM's loop vectoriser off for this one function.
 
@@ -122,41 +101,39 @@ def _njit_scalar_loops(signature: str):
     return compile_
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
-def gather_row(s: np.ndarray, traj: np.ndarray, y: int, acc: np.ndarray) -> None:
-    """``acc[4 x + c] += sum_i bilinear(s, (x, y) + traj[i, :, y, x])`` for one row ``y``.
-
-    ``s`` is an ``(H, W, 4)`` buffer flattened, ``traj`` a ``(T, 2, H, W)`` trajectory and
-    ``acc`` a ``W * 4`` row. Shared by the synthesis blur and the deconvolution's forward
-    operator (``gyrodeblur.models.classic``). Indices are unsigned so numba emits no
-    negative-index wraparound code.
-    """
-    T, _, H, W = traj.shape
-    u4 = np.uint64(4)
-    for i in range(T):
-        tdx, tdy = traj[i, 0, y], traj[i, 1, y]
-        for xi in range(W):
-            x = np.uint64(xi)
-            o00, o01, o10, o11, w00, w01, w10, w11 = bilinear_tap(
-                np.float32(xi) + tdx[x], np.float32(y) + tdy[x], W, H)
-            a = u4 * x
-            for k in range(3):
-                c = np.uint64(k)
-                acc[a + c] += (w00 * s[o00 + c] + w01 * s[o01 + c]
-                               + w10 * s[o10 + c] + w11 * s[o11 + c])
-
-
 @_njit_scalar_loops("void(f4[:, :, :, ::1], f4[:, :, :, :, ::1], b1, f4[:, :, :, ::1])")
 def _gather_mean_encode(src: np.ndarray, traj: np.ndarray, clip: bool, out: np.ndarray) -> None:
     """``out[b, :, y, x] = encode(mean_i bilinear(src[b], (x, y) + traj[b, i, :, y, x]))``,
-    clipped to 1 first when ``clip``."""
+    clipped to 1 first when ``clip``. Indices are unsigned so numba emits no negative-index
+    wraparound code."""
     B, T, _, H, W = traj.shape
-    one = np.float32(1.0)
+    xmax, ymax = np.float32(W - 1), np.float32(H - 1)
+    zero, one = np.float32(0.0), np.float32(1.0)
+    u1, u4, uW = np.uint64(1), np.uint64(4), np.uint64(W)
+    last_x, last_y = np.uint64(W - 1), np.uint64(H - 1)
     scale = np.float32(1.0 / T)
     for r in numba.prange(B * H):
         b, y = r // H, r % H
+        s = src[b].reshape(H * W * 4)
         acc = np.zeros(W * 4, np.float32)
-        gather_row(src[b].reshape(H * W * 4), traj[b], y, acc)
+        for i in range(T):
+            tdx, tdy = traj[b, i, 0, y], traj[b, i, 1, y]
+            for xi in range(W):
+                x = np.uint64(xi)
+                tx = min(max(np.float32(xi) + tdx[x], zero), xmax)
+                ty = min(max(np.float32(y) + tdy[x], zero), ymax)
+                x0, y0 = np.uint64(tx), np.uint64(ty)
+                x1, y1 = min(x0 + u1, last_x), min(y0 + u1, last_y)
+                ax, ay = tx - np.float32(x0), ty - np.float32(y0)
+                o00, o01 = (y0 * uW + x0) * u4, (y0 * uW + x1) * u4
+                o10, o11 = (y1 * uW + x0) * u4, (y1 * uW + x1) * u4
+                w00, w01 = (one - ax) * (one - ay), ax * (one - ay)
+                w10, w11 = (one - ax) * ay, ax * ay
+                a = u4 * x
+                for k in range(3):
+                    c = np.uint64(k)
+                    acc[a + c] += (w00 * s[o00 + c] + w01 * s[o01 + c]
+                                   + w10 * s[o10 + c] + w11 * s[o11 + c])
         for c in range(3):
             for x in range(W):
                 m = acc[4 * x + c] * scale

@@ -1,0 +1,99 @@
+import numba
+import numpy as np
+import pytest
+
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.rotation import integrate
+from gyrodeblur.kernels.rotation import rotation_trajectories
+from gyrodeblur.metrics import psnr
+from gyrodeblur.models.classic import auto_tv_weight, blur_adjoint, blur_linear, deconvolve
+from gyrodeblur.synthesis.blur import blur_image, srgb_to_linear
+from gyrodeblur.synthesis.images import skimage_image
+from gyrodeblur.synthesis.motion import bundled_traces, random_segment
+from gyrodeblur.synthesis.noise import add_noise_image
+
+
+def random_traj(T, H, W, amp, seed):
+    """Independent random displacements: many taps fall outside the image and get clamped."""
+    return (amp * np.random.default_rng(seed).normal(size=(T, 2, H, W))).astype(np.float32)
+
+
+def gyro_case(size=192, seed=3):
+    """Half-size astronaut crop blurred along a real gyro segment (~8 px), 8-bit-like noise."""
+    sharp = skimage_image("astronaut")[::2, ::2][16:16 + size, 48:48 + size].copy()
+    log = random_segment(bundled_traces()[0], 0.2, np.random.default_rng(seed))
+    c = (size - 1) / 2
+    cam = Camera(size, size, fx=300.0, fy=300.0, cx=c, cy=c, readout_time=0.01)
+    traj, _ = rotation_trajectories(integrate(log.t, log.w), cam, 0.05, 0.04, samples=9)
+    blurred = add_noise_image(blur_image(sharp, traj), 0.005, 1)
+    return sharp, blurred, traj
+
+
+@pytest.mark.parametrize(("H", "W", "T", "amp"),
+                         [(8, 8, 1, 2.0), (13, 29, 4, 6.0), (40, 24, 9, 25.0), (64, 64, 9, 0.7)])
+def test_adjoint(H, W, T, amp):
+    rng = np.random.default_rng(H * W)
+    traj = random_traj(T, H, W, amp, seed=T)
+    x = rng.random((H, W, 3), dtype=np.float32)
+    y = rng.random((H, W, 3), dtype=np.float32)
+    lhs = np.vdot(blur_linear(x, traj).astype(np.float64), y)
+    rhs = np.vdot(x.astype(np.float64), blur_adjoint(y, traj))
+    assert abs(lhs - rhs) <= 1e-5 * abs(lhs)
+
+
+def test_forward_operator_is_the_synthesis_blur():
+    rng = np.random.default_rng(0)
+    sharp = rng.random((21, 34, 3), dtype=np.float32)
+    traj = random_traj(5, 21, 34, 8.0, seed=1)
+    expected = srgb_to_linear(blur_image(sharp, traj))
+    np.testing.assert_allclose(blur_linear(srgb_to_linear(sharp), traj), expected, atol=1e-6)
+
+
+def test_adjoint_does_not_depend_on_the_thread_count():
+    y = np.random.default_rng(2).random((50, 37, 3), dtype=np.float32)
+    traj = random_traj(6, 50, 37, 3.0, seed=3)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        serial = blur_adjoint(y, traj)
+    finally:
+        numba.set_num_threads(threads)
+    assert np.array_equal(serial, blur_adjoint(y, traj))
+
+
+def test_deconvolve_raises_psnr_on_real_gyro_blur():
+    sharp, blurred, traj = gyro_case()
+    restored = deconvolve(blurred, traj)
+    # Measured: 20.62 dB blurred -> 26.29 dB restored (+5.7 dB).
+    assert psnr(restored, sharp) > psnr(blurred, sharp) + 4.0
+    assert restored.dtype == np.float32 and restored.min() >= 0 and restored.max() <= 1
+    assert np.array_equal(restored, deconvolve(blurred, traj))
+
+
+def test_zero_trajectory_returns_the_input():
+    image = np.random.default_rng(4).random((9, 12, 3), dtype=np.float32)
+    np.testing.assert_array_equal(deconvolve(image, np.zeros((5, 2, 9, 12), np.float32)), image)
+
+
+def test_small_tile_with_blur_beyond_its_borders():
+    image = np.random.default_rng(5).random((8, 8, 3), dtype=np.float32)
+    out = deconvolve(image, random_traj(9, 8, 8, 20.0, seed=6), iterations=10)
+    assert out.shape == (8, 8, 3) and np.isfinite(out).all()
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_auto_tv_weight_grows_with_noise():
+    _, blurred, _ = gyro_case(96)
+    rng = np.random.default_rng(7)
+    weights = [auto_tv_weight(blurred + rng.normal(0, s, blurred.shape)) for s in (0.0, 0.01, 0.03)]
+    assert weights[0] < weights[1] < weights[2] == 0.03
+
+
+def test_rejects_bad_arguments():
+    image = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(ValueError, match="traj must be"):
+        deconvolve(image, np.zeros((3, 2, 8, 9), np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        deconvolve(image, np.full((3, 2, 8, 8), np.nan, np.float32))
+    with pytest.raises(ValueError, match="tv_weight"):
+        deconvolve(image, np.ones((3, 2, 8, 8), np.float32), tv_weight=0.3)
