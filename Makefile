@@ -1,10 +1,9 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
-#   make demo   creates .venv/, installs gyrodeblur, runs the main job on bundled data
+#   make demo   creates .venv/, installs gyrodeblur, runs `gyrodeblur demo` (bundled data)
 #   make test   creates .venv/ if needed, runs ruff and the tests (what .ci/run calls)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SAMPLE := gyrodeblur/data/gyrovd_real
 
 .PHONY: demo test bench clean
 
@@ -15,10 +14,7 @@ $(BIN)/gyrodeblur: pyproject.toml
 	touch $@
 
 demo: $(BIN)/gyrodeblur
-	$(BIN)/gyrodeblur kernels --gyro $(SAMPLE)/gyro.csv --camera $(SAMPLE)/camera.json \
-		--frames-csv $(SAMPLE)/frames.csv --range 40:42 --size 540x960 --no-translation \
-		-o demo-output/kernels.npz --plot demo-output
-	@echo "kernel pictures: demo-output/kernels_*.png"
+	$(BIN)/gyrodeblur demo -o demo-output
 
 test: $(BIN)/gyrodeblur
 	$(BIN)/ruff check gyrodeblur tests bench
@@ -26,6 +22,10 @@ test: $(BIN)/gyrodeblur
 
 bench: $(BIN)/gyrodeblur
 	$(BIN)/python bench/kernels.py
+	$(BIN)/python bench/synth.py
+	$(BIN)/python bench/models.py
+	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/deblur.py
 
 clean:
 	rm -rf $(VENV) demo-output

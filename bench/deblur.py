@@ -1,0 +1,128 @@
+"""End-to-end deblurring speed and memory on this machine (``gyrodeblur deblur video``).
+
+Prints a table; with ``--json`` one JSON object. Each figure is one run of the whole pipeline
+(decode, kernels with optical flow, tiled restoration, PNG output) in a fresh process on
+synthetic footage written as H.264:
+
+- ``s_per_frame_720p_<method>``: seconds per 1280x720 frame for the classical method and each
+  shipped model (CPU, 2 threads);
+- ``peak_rss_mb_4k_<method>_<frames>f``: peak resident memory of the process deblurring a
+  3840x2160 clip of that many frames; two lengths for the default video model show that it
+  does not grow with the length.
+
+Target: peak resident memory at most 3 GB for 4K input of any length on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIZES = {"720p": (1280, 720), "4k": (3840, 2160)}
+
+
+def write_footage(folder: Path, size: str, frames: int) -> None:
+    """A textured clip panning under a known rotation: video, gyro CSV, camera, frames CSV."""
+    import cv2
+    import numpy as np
+
+    from gyrodeblur.footage import VideoWriter
+    from gyrodeblur.geometry.camera import Camera, save_camera
+    from gyrodeblur.geometry.gyro import GyroLog, write_csv
+    from gyrodeblur.synthesis.images import skimage_image
+
+    width, height = SIZES[size]
+    fps, exposure = 30.0, 1 / 60
+    fx = width / 2 / np.tan(np.radians(35))
+    save_camera(Camera(width=width, height=height, fx=fx, fy=fx, cx=(width - 1) / 2,
+                       cy=(height - 1) / 2, readout_time=0.02), folder / "camera.json")
+    t = np.arange(0, frames / fps + 0.5, 1 / 400)
+    w = np.stack([0.05 * np.sin(7 * t), 0.3 + 0.1 * np.sin(5 * t), 0.02 * np.cos(3 * t)], 1)
+    write_csv(GyroLog(t, w), folder / "gyro.csv")
+    rows = [f"{n + 1},{0.1 + n / fps:.6f},{exposure:.6f}" for n in range(frames)]
+    (folder / "frames.csv").write_text("frame,t_start,exposure\n" + "\n".join(rows) + "\n")
+    big = cv2.resize(skimage_image("astronaut"), (width + 40 * frames, height),
+                     interpolation=cv2.INTER_CUBIC)
+    with VideoWriter(folder / "clip.mp4", fps) as video:
+        for n in range(frames):
+            video.write(big[:, 40 * n:40 * n + width])
+
+
+def measure(method: str, size: str, frames: int) -> dict:
+    """One run (in a child process): seconds per frame and peak resident memory."""
+    import torch
+
+    from gyrodeblur.footage import Footage, read_frames_csv
+    from gyrodeblur.geometry.camera import load_camera
+    from gyrodeblur.geometry.gyro import read_gyro
+    from gyrodeblur.pipelines.deblur import VideoJob, deblur_video, make_restorer
+
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_footage(folder, size, frames)
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        restorer = (make_restorer("classic", None, True) if method == "classic"
+                    else make_restorer("net", method, True))
+        timing = read_frames_csv(folder / "frames.csv")
+        job = VideoJob(Footage(folder / "clip.mp4"), timing, timing.frame,
+                       read_gyro(folder / "gyro.csv"), load_camera(folder / "camera.json"),
+                       restorer)
+        start = time.perf_counter()
+        deblur_video(job, folder / "out")
+        seconds = (time.perf_counter() - start) / frames
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"s_per_frame": round(seconds, 2), "peak_rss_mb": round(peak / 1024),
+            "footage_rss_mb": round(base / 1024)}
+
+
+def child(method: str, size: str, frames: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", method, size, str(frames)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--frames", type=int, default=4, help="frames of the 720p clips")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        method, size, frames = args.child
+        print(json.dumps(measure(method, size, int(frames))))
+        return
+
+    from gyrodeblur.models import shipped_weights
+    from gyrodeblur.pipelines.deblur import DEFAULT_MODELS
+
+    figures: dict[str, float] = {}
+    rows = []
+    for method in ["classic", *sorted(shipped_weights())]:
+        r = child(method, "720p", args.frames)
+        figures[f"s_per_frame_720p_{method}"] = r["s_per_frame"]
+        rows.append((method, "1280x720", args.frames, r["s_per_frame"], r["peak_rss_mb"]))
+    video = DEFAULT_MODELS["video"]
+    for method, frames in ((video, 3), (video, 6), (DEFAULT_MODELS["image"], 3),
+                           ("classic", 2)):
+        r = child(method, "4k", frames)
+        figures[f"peak_rss_mb_4k_{method}_{frames}f"] = r["peak_rss_mb"]
+        rows.append((method, "3840x2160", frames, r["s_per_frame"], r["peak_rss_mb"]))
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print("| method | size | frames | s / frame | peak RSS (MB) |")
+    print("|---|---|---:|---:|---:|")
+    for method, size, frames, seconds, rss in rows:
+        print(f"| {method} | {size} | {frames} | {seconds:.2f} | {rss} |")
+    print("target: peak resident memory at most 3072 MB for 4K input of any length")
+
+
+if __name__ == "__main__":
+    main()
