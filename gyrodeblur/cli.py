@@ -386,7 +386,8 @@ def train(
 @reports_input_errors
 def evaluate(
     model: Annotated[list[str], typer.Option(
-        "--model", "-m", help="Shipped model name or weights file (repeatable).")] = (),
+        "--model", "-m", help="Shipped model name, weights file, or 'classic' (the classical "
+                              "deconvolution; repeatable).")] = (),
     frames: Annotated[int, typer.Option(min=1, help="Frames per benchmark clip (1: images).")]
     = 1,
     count: Annotated[int, typer.Option(min=1, help="Synthetic benchmark samples.")] = 24,
@@ -415,6 +416,7 @@ def evaluate(
     from gyrodeblur.pipelines.evaluate import (
         PRESETS,
         BenchmarkSpec,
+        classic_restore,
         feature_test,
         folder_benchmark,
         markdown_table,
@@ -425,7 +427,7 @@ def evaluate(
         evaluate as run,
     )
 
-    models = {name: load_model(name) for name in model}
+    models = {name: load_model(name) for name in model if name != "classic"}
     flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
     if folder is not None:
         samples = folder_benchmark(folder, frames)
@@ -446,6 +448,8 @@ def evaluate(
     results = {"blurred input": run(lambda b: b["blurred"], samples)}
     for name, (net, _) in models.items():
         results[name] = run(lambda b, net=net: predict(net, b), samples)
+    if "classic" in model:
+        results["classic"] = run(classic_restore, samples)
     report: dict = {"benchmark": source, "results": results}
     if features is not None:
         pairs = oxford_pairs(features)

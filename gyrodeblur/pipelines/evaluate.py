@@ -79,6 +79,22 @@ def _frames(image: torch.Tensor) -> list[np.ndarray]:
     return [f.clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float64) for f in stack]
 
 
+def classic_restore(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The classical deconvolution as a ``Restorer``: single images with their gyro kernel
+    ``rot`` (as ``deblur image``), clips with ``rot + tran`` (as ``deblur video``)."""
+    from gyrodeblur.models.classic import deconvolve
+
+    video = batch["blurred"].dim() == 5
+    blurred = batch["blurred"] if video else batch["blurred"][:, None]
+    traj = batch["rot"] + batch["tran"] if video else batch["rot"][:, None]
+    out = torch.empty_like(blurred)
+    for b in range(blurred.shape[0]):
+        for f in range(blurred.shape[1]):
+            restored = deconvolve(blurred[b, f].permute(1, 2, 0).numpy(), traj[b, f].numpy())
+            out[b, f] = torch.from_numpy(restored).permute(2, 0, 1)
+    return out if video else out[:, 0]
+
+
 def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]]) -> dict:
     """PSNR/SSIM of ``restore`` on each sample (mean over its frames) and overall.
 

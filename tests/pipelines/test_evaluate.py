@@ -3,7 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from gyrodeblur.pipelines.evaluate import evaluate, markdown_table, sift_scores
+from gyrodeblur.pipelines.evaluate import (
+    BenchmarkSpec,
+    classic_restore,
+    evaluate,
+    markdown_table,
+    sift_scores,
+    synthetic_benchmark,
+)
 from gyrodeblur.synthesis.images import dead_leaves
 
 
@@ -17,6 +24,14 @@ def test_evaluate_reports_the_psnr_of_a_known_error():
     assert result["psnr"] == pytest.approx(40.0, abs=1e-3)
     assert len(result["per_sample"]) == 3 and 0.99 < result["ssim"] <= 1.0
     assert "| blurred |" in markdown_table({"blurred": result})
+
+
+@pytest.mark.parametrize("frames", [1, 2])
+def test_classic_method_beats_the_blurred_input_on_the_benchmark(frames):
+    spec = BenchmarkSpec(frames=frames, count=2, width=96, height=64, preset="strong")
+    samples = synthetic_benchmark(spec)
+    blurred = evaluate(lambda b: b["blurred"], samples)
+    assert evaluate(classic_restore, samples)["psnr"] > blurred["psnr"] + 1.0
 
 
 def test_sift_scores_follow_the_homography_and_drop_with_blur():
