@@ -651,6 +651,9 @@ def deblur_video_command(
     sync: Annotated[str, typer.Option(
         help="'auto': estimate the time offset from the video first; 'off': use the camera's.")
     ] = "off",
+    sync_search: Annotated[float, typer.Option(
+        min=0.001, help="With --sync auto: search +-S seconds around the camera's offset.")
+    ] = 0.2,
     readout_time: ReadoutOption = None,
     time_offset: OffsetOption = None,
     frame_range: RangeOption = None,
@@ -688,7 +691,7 @@ def deblur_video_command(
         from gyrodeblur.kernels.synchronization import estimate_sync
 
         with err_console.status("synchronising gyro and video"):
-            found = estimate_sync(footage.frames, selected, log, cam)
+            found = estimate_sync(footage.frames, selected, log, cam, search=sync_search)
         err_console.print(f"sync: time_offset {found.time_offset:.4f} s "
                           f"(confidence {found.confidence:.2f})")
         if found.confidence < 0.3:

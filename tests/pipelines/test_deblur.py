@@ -207,3 +207,20 @@ def test_deblur_image_refuses_kernels_of_another_shape(clip, tmp_path):
                                  str(tmp_path / "out.png")])
     assert result.exit_code == 2 and "mismatched sizes" in result.output
     assert not (tmp_path / "out.png").exists()
+
+
+def test_sync_auto_finds_the_offset_before_deblurring(clip, tmp_path):
+    # Move the frame clock 30 ms back: t_gyro = t_frame + 0.03 (plus the clip's own delay).
+    rows = (clip / "frames.csv").read_text().splitlines()
+    shifted = [rows[0]] + [f"{n},{float(t) - 0.03:.9f},{e}" for n, t, e in
+                           (r.split(",") for r in rows[1:])]
+    (tmp_path / "frames.csv").write_text("\n".join(shifted) + "\n")
+    truth = 0.03 + json.loads(str(np.load(clip / "kernels.npz")["meta"]))["sensor_errors"][
+        "delay"]
+    result = deblur_video(clip / "blurred", "--gyro", clip / "gyro.csv", "--camera",
+                          clip / "camera.json", "--frames-csv", tmp_path / "frames.csv",
+                          "--sync", "auto", "--sync-search", "0.05", "--model", "deepgyro-s",
+                          "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    found = float(result.output.split("sync: time_offset ")[1].split(" s")[0])
+    assert abs(found - truth) < 0.002
