@@ -516,8 +516,11 @@ def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path(
         "demo-output"),
 ) -> None:
-    """The whole chain on bundled data: synthesise a blurred clip from a real gyro segment,
-    sync, deblur (shipped network and classical method), compare against the truth."""
+    """The whole chain on bundled data: blur along a real gyro trace, sync, deblur, score.
+
+    A bundled photograph is filmed along a real gyro segment; the clip is synchronised,
+    deblurred with the shipped network and the classical method, and scored against the truth.
+    """
     from gyrodeblur.pipelines.demo import run_demo
 
     run_demo(output, say=lambda text: err_console.print(text, highlight=False))
