@@ -97,6 +97,9 @@ RangeOption = Annotated[str | None, typer.Option(
 UnitOption = Annotated[str, typer.Option(help="Gyro unit: auto, rad or deg.")]
 BiasOption = Annotated[str | None, typer.Option(
     help="Remove gyro bias: 'auto' (estimated on still parts) or WX,WY,WZ in rad/s.")]
+FramesArgument = Annotated[Path, typer.Argument(help="Video file or folder of frames.")]
+ExposureOption = Annotated[float | None, typer.Option(
+    help="Exposure time (s) of every frame, for a video without --frames-csv.")]
 LowpassOption = Annotated[float | None, typer.Option(help="Low-pass the gyro at HZ.")]
 FlowOption = Annotated[str, typer.Option(help="Optical flow backend: dis, dis-fast, farneback.")]
 
@@ -225,12 +228,11 @@ def kernels(
 @app.command()
 @reports_input_errors
 def sync(
-    frames: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    frames: FramesArgument,
     gyro: GyroOption = ...,
     camera: CameraOption = ...,
     frames_csv: FramesCsvOption = None,
-    exposure: Annotated[float | None, typer.Option(
-        help="Exposure time (s) of every frame, for a video without --frames-csv.")] = None,
+    exposure: ExposureOption = None,
     search: Annotated[float, typer.Option(
         min=0.001, help="Search +-S seconds around the camera's time offset.")] = 0.2,
     readout: Annotated[bool, typer.Option(
@@ -643,12 +645,11 @@ def deblur_image_command(
 @deblur_app.command("video")
 @reports_input_errors
 def deblur_video_command(
-    frames: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    frames: FramesArgument,
     gyro: GyroOption = ...,
     camera: CameraOption = ...,
     frames_csv: FramesCsvOption = None,
-    exposure: Annotated[float | None, typer.Option(
-        help="Exposure time (s) of every frame, for a video without --frames-csv.")] = None,
+    exposure: ExposureOption = None,
     method: MethodOption = "net",
     model: ModelOption = None,
     sync: Annotated[str, typer.Option(

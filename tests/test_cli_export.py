@@ -2,19 +2,11 @@ import re
 import sys
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: on a shared 2-core machine intra-op threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_export_writes_the_model_and_reports_the_difference(tmp_path):

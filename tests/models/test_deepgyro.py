@@ -14,13 +14,7 @@ from gyrodeblur.models.deepgyro import DEEPGYRO_VARIANTS, KERNEL_SCALE, DeepGyro
 TINY = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), samples=5)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: extra threads only add contention (10x slower on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomise_residual_scales(net: torch.nn.Module) -> None:

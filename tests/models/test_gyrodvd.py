@@ -19,14 +19,7 @@ from gyrodeblur.models.gyrodvd import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: on a shared 2-core machine intra-op threads only wait on each
-    other (a tiny forward goes from 0.1 s to 10 s under load), so run single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = {"width": 16, "width0": 4, "blocks": (1, 1), "samples": 3}

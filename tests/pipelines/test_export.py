@@ -21,13 +21,7 @@ from gyrodeblur.pipelines.export import (
 OTHER = Shape(batch=3, frames=4, height=19, width=34)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: on a shared 2-core machine intra-op threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _dims(model: onnx.ModelProto) -> dict[str, list[str | int]]:
