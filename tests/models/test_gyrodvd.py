@@ -18,7 +18,6 @@ from gyrodeblur.models.gyrodvd import (
     parameter_count,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
