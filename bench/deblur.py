@@ -7,8 +7,8 @@ synthetic footage written as H.264:
 - ``s_per_frame_720p_<method>``: seconds per 1280x720 frame for the classical method and each
   shipped model (CPU, 2 threads);
 - ``peak_rss_mb_4k_<method>_<frames>f``: peak resident memory of the process deblurring a
-  3840x2160 clip of that many frames; two lengths for the default video model show that it
-  does not grow with the length.
+  3840x2160 clip of that many frames; two lengths show that it does not grow with the
+  length.
 
 Target: peak resident memory at most 3 GB for 4K input of any length on CPU.
 """
@@ -54,8 +54,9 @@ def write_footage(folder: Path, size: str, frames: int) -> None:
             video.write(big[:, 40 * n:40 * n + width])
 
 
-def measure(method: str, size: str, frames: int) -> dict:
-    """One run (in a child process): seconds per frame and peak resident memory."""
+def measure(method: str, folder: Path) -> dict:
+    """One run (in a child process) on the footage in ``folder``: seconds per frame and peak
+    resident memory of the process."""
     import torch
 
     from gyrodeblur.footage import Footage, read_frames_csv
@@ -64,64 +65,63 @@ def measure(method: str, size: str, frames: int) -> dict:
     from gyrodeblur.pipelines.deblur import VideoJob, deblur_video, make_restorer
 
     torch.set_num_threads(2)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        write_footage(folder, size, frames)
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        restorer = (make_restorer("classic", None, True) if method == "classic"
-                    else make_restorer("net", method, True))
-        timing = read_frames_csv(folder / "frames.csv")
-        job = VideoJob(Footage(folder / "clip.mp4"), timing, timing.frame,
-                       read_gyro(folder / "gyro.csv"), load_camera(folder / "camera.json"),
-                       restorer)
+    restorer = (make_restorer("classic", None, True) if method == "classic"
+                else make_restorer("net", method, True))
+    timing = read_frames_csv(folder / "frames.csv")
+    job = VideoJob(Footage(folder / "clip.mp4"), timing, timing.frame,
+                   read_gyro(folder / "gyro.csv"), load_camera(folder / "camera.json"), restorer)
+    with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        deblur_video(job, folder / "out")
-        seconds = (time.perf_counter() - start) / frames
+        deblur_video(job, Path(out) / "frames")
+        seconds = (time.perf_counter() - start) / len(timing)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"s_per_frame": round(seconds, 2), "peak_rss_mb": round(peak / 1024),
-            "footage_rss_mb": round(base / 1024)}
+    return {"s_per_frame": round(seconds, 2), "peak_rss_mb": round(peak / 1024)}
 
 
 def child(method: str, size: str, frames: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", method, size, str(frames)],
-                         capture_output=True, text=True, check=True)
+    """Write the footage here, deblur it in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_footage(Path(tmp), size, frames)
+        out = subprocess.run([sys.executable, __file__, "--child", method, tmp],
+                             capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--frames", type=int, default=4, help="frames of the 720p clips")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--frames", type=int, default=3, help="frames of the 720p clips")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        method, size, frames = args.child
-        print(json.dumps(measure(method, size, int(frames))))
+        print(json.dumps(measure(args.child[0], Path(args.child[1]))))
         return
 
     from gyrodeblur.models import shipped_weights
     from gyrodeblur.pipelines.deblur import DEFAULT_MODELS
 
     figures: dict[str, float] = {}
-    rows = []
-    for method in ["classic", *sorted(shipped_weights())]:
-        r = child(method, "720p", args.frames)
-        figures[f"s_per_frame_720p_{method}"] = r["s_per_frame"]
-        rows.append((method, "1280x720", args.frames, r["s_per_frame"], r["peak_rss_mb"]))
-    video = DEFAULT_MODELS["video"]
-    for method, frames in ((video, 3), (video, 6), (DEFAULT_MODELS["image"], 3),
-                           ("classic", 2)):
-        r = child(method, "4k", frames)
-        figures[f"peak_rss_mb_4k_{method}_{frames}f"] = r["peak_rss_mb"]
-        rows.append((method, "3840x2160", frames, r["s_per_frame"], r["peak_rss_mb"]))
+    if not args.json:
+        print("| method | size | frames | s / frame | peak RSS (MB) |")
+        print("|---|---|---:|---:|---:|", flush=True)
+    runs = [(m, "720p", args.frames) for m in ["classic", *sorted(shipped_weights())]]
+    # Two lengths for the single-image net show that memory does not grow with the clip.
+    image, video = DEFAULT_MODELS["image"], DEFAULT_MODELS["video"]
+    runs += [(image, "4k", 2), (image, "4k", 4), (video, "4k", 2), ("classic", "4k", 1)]
+    for method, size, frames in runs:
+        r = child(method, size, frames)
+        if size == "720p":
+            figures[f"s_per_frame_720p_{method}"] = r["s_per_frame"]
+        else:
+            figures[f"peak_rss_mb_4k_{method}_{frames}f"] = r["peak_rss_mb"]
+        if not args.json:
+            width, height = SIZES[size]
+            print(f"| {method} | {width}x{height} | {frames} | {r['s_per_frame']:.2f} | "
+                  f"{r['peak_rss_mb']} |", flush=True)
     if args.json:
         print(json.dumps(figures))
-        return
-    print("| method | size | frames | s / frame | peak RSS (MB) |")
-    print("|---|---|---:|---:|---:|")
-    for method, size, frames, seconds, rss in rows:
-        print(f"| {method} | {size} | {frames} | {seconds:.2f} | {rss} |")
-    print("target: peak resident memory at most 3072 MB for 4K input of any length")
+    else:
+        print("target: peak resident memory at most 3072 MB for 4K input of any length")
 
 
 if __name__ == "__main__":

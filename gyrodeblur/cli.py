@@ -575,12 +575,13 @@ MethodOption = Annotated[str, typer.Option(
 ModelOption = Annotated[str | None, typer.Option(
     help="Shipped model name or .safetensors file (default: deepgyro-s for images, gyrodvd-xs "
          "for videos).")]
-TileOption = Annotated[int, typer.Option(min=64, help="Tile size (pixels) for bounded memory.")]
+TileOption = Annotated[int | None, typer.Option(
+    min=64, help="Tile size (pixels) for bounded memory (default: 1024, 512 for video nets).")]
 KernelWidthOption = Annotated[int, typer.Option(
     min=64, help="Compute kernels at most this wide (then upsampled).")]
 
 
-def _restorer(method: str, model: str | None, video: bool, tile: int,
+def _restorer(method: str, model: str | None, video: bool, tile: int | None,
               samples: int | None = None):
     from gyrodeblur.pipelines.deblur import make_restorer
 
@@ -608,7 +609,7 @@ def deblur_image_command(
     time_offset: OffsetOption = None,
     gyro_unit: UnitOption = "auto",
     bias: BiasOption = None,
-    tile: TileOption = 1024,
+    tile: TileOption = None,
     kernel_width: KernelWidthOption = 1280,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image.")] = ...,
 ) -> None:
@@ -667,7 +668,7 @@ def deblur_video_command(
     flow: FlowOption = "dis",
     size: Annotated[str | None, typer.Option(help="Deblur (and write) at WxH.")] = None,
     side_by_side: Annotated[bool, typer.Option(help="Input on the left, output right.")] = False,
-    tile: TileOption = 1024,
+    tile: TileOption = None,
     kernel_width: KernelWidthOption = 1280,
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Output .mp4 (H.264) or folder (one PNG per frame; resumes).")

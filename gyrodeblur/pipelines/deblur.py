@@ -33,6 +33,11 @@ from gyrodeblur.pipelines.tiling import Tile, run_tiled
 METHODS = ("net", "classic")
 #: Shipped model used by ``--method net`` when none is named.
 DEFAULT_MODELS = {"image": "deepgyro-s", "video": "gyrodvd-xs"}
+#: Tile cores (px) per method: a GyroDVD window holds 3 frames and about 1.3 kB of activations
+#: per frame pixel, so its tiles (512 + 2 x 64 halo) keep a 4K clip under 3 GB; the others
+#: need far less. Halos: above each method's receptive field (DeepGyro-s about 100 px, GyroDVD-xs
+#: about 50 px with the inference pooling).
+TILES = {"classic": 1024, "deepgyro": 1024, "gyrodvd": 512}
 
 
 @dataclass
@@ -45,7 +50,7 @@ class Restorer:
         samples: ``T`` of the kernels it takes.
         window: frames it sees at once (odd; the centre one is restored).
         translation: whether it uses the translational kernel.
-        tile: core size of the spatial tiles (pixels).
+        tile: core size of the spatial tiles (pixels; ``TILES``).
         halo: context around each tile (pixels), above the method's receptive field.
     """
 
@@ -76,28 +81,29 @@ class Restorer:
         return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
 
-def make_restorer(method: str, model: str | Path | None, video: bool, tile: int = 1024,
-                  halo: int = 128, samples: int | None = None) -> Restorer:
+def make_restorer(method: str, model: str | Path | None, video: bool, tile: int | None = None,
+                  samples: int | None = None) -> Restorer:
     """The restorer for ``--method`` and ``--model`` (a shipped name or a weights file).
 
     A video network restores a window of 3 frames; the classical method and single-image
-    networks one frame. ``samples`` overrides ``T`` where the method allows it.
+    networks one frame. ``tile`` overrides the method's tile size (``TILES``); ``samples``
+    overrides ``T`` where the method allows it.
     """
     if method not in METHODS:
         raise InputError(None, f"--method {method!r}: choose one of {', '.join(METHODS)}")
     if method == "classic":
-        return Restorer("classic", None, samples or 9, 1, video, tile, halo)
+        return Restorer("classic", None, samples or 9, 1, video, tile or TILES["classic"], 128)
     name = model or DEFAULT_MODELS["video" if video else "image"]
     net, config = load_model(name)
     if isinstance(net, DeepGyro):
         # The blur field takes only the end points of the trajectory: T = 2 is exact.
         T = 2 if net.guidance == "field" else net.samples
-        return Restorer(str(name), net, T, 1, False, tile, halo)
+        return Restorer(str(name), net, T, 1, False, tile or TILES["deepgyro"], 128)
     assert isinstance(net, GyroDVD)
     if net.kernel == "flow":
         raise InputError(name, "the flow-guided ablation cannot deblur footage; use a gyro model")
     return Restorer(str(name), net, net.samples, 3 if video else 1,
-                    video and net.kernel == "rot+tran", tile, halo)
+                    video and net.kernel == "rot+tran", tile or TILES["gyrodvd"], 64)
 
 
 @dataclass
