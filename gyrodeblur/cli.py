@@ -576,7 +576,7 @@ ModelOption = Annotated[str | None, typer.Option(
     help="Shipped model name or .safetensors file (default: deepgyro-s for images, gyrodvd-xs "
          "for videos).")]
 TileOption = Annotated[int | None, typer.Option(
-    min=64, help="Tile size (pixels) for bounded memory (default: 1024, 512 for video nets).")]
+    min=64, help="Tile size (pixels) for bounded memory (default: 1024, 384 for video nets).")]
 KernelWidthOption = Annotated[int, typer.Option(
     min=64, help="Compute kernels at most this wide (then upsampled).")]
 
