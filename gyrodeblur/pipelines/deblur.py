@@ -9,6 +9,8 @@ memory is bounded by a few frames whatever the length of the video.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -150,6 +152,16 @@ def upsample_kernels(traj: np.ndarray, size: tuple[int, int], t: Tile | None = N
     return out
 
 
+def _release_memory() -> None:
+    """Hand freed heap back to the system (glibc): without it, tiles of changing sizes leave
+    the resident size creeping up frame after frame."""
+    libc = ctypes.util.find_library("c")
+    if libc:
+        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+
+
 def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     """Restore the centre frame of ``clip`` (``restorer.window`` frames), tile by tile."""
     H, W = clip[0].image.shape[:2]
@@ -159,8 +171,10 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     def tile(t: Tile) -> np.ndarray:
         parts = [f.kernels(t) for f in clip]
         tran = [p[1] for p in parts] if restorer.translation and parts[0][1] is not None else None
-        return restorer([f.image[t.y0:t.y1, t.x0:t.x1] for f in clip], [p[0] for p in parts],
-                        tran, tv)
+        out = restorer([f.image[t.y0:t.y1, t.x0:t.x1] for f in clip], [p[0] for p in parts],
+                       tran, tv)
+        _release_memory()
+        return out
 
     return run_tiled(tile, H, W, restorer.tile, restorer.halo)
 

@@ -34,7 +34,7 @@ from gyrodeblur.synthesis.scene import Plane, Scene
 #: The demo's clip: what the virtual device films.
 IMAGE = "astronaut"
 WIDTH, HEIGHT, HFOV_DEG = 384, 256, 50.0
-FRAMES, FPS, EXPOSURE, READOUT = 16, 30.0, 1 / 30, 0.015
+FRAMES, FPS, EXPOSURE, READOUT = 12, 30.0, 1 / 30, 0.015
 #: Where in the bundled trace the motion is taken from (s) and its gain.
 SEGMENT_START, MOTION_GAIN = 2.8, 3.0
 #: The device's clock offset that sync must find: ``t_gyro = t_frame + TRUE_OFFSET``.
