@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -152,14 +153,18 @@ def upsample_kernels(traj: np.ndarray, size: tuple[int, int], t: Tile | None = N
     return out
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    libc = ctypes.util.find_library("c")  # runs ldconfig: look it up once
+    return getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+
+
 def _release_memory() -> None:
     """Hand freed heap back to the system (glibc): without it, tiles of changing sizes leave
     the resident size creeping up frame after frame."""
-    libc = ctypes.util.find_library("c")
-    if libc:
-        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None)
-        if trim is not None:
-            trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
