@@ -30,7 +30,7 @@ from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.rotation import rotation_trajectories
 from gyrodeblur.models import DeepGyro, GyroDVD, load_model
 from gyrodeblur.models.classic import auto_tv_weight, deconvolve
-from gyrodeblur.pipelines.kernels import camera_orientation
+from gyrodeblur.pipelines.kernels import camera_orientation, check_frames_covered
 from gyrodeblur.pipelines.tiling import Tile, run_tiled
 
 METHODS = ("net", "classic")
@@ -118,12 +118,6 @@ class FrameData:
     rot: np.ndarray
     tran: np.ndarray | None
 
-    def kernels(self, t: Tile) -> tuple[np.ndarray, np.ndarray | None]:
-        """``rot`` and ``tran`` of the window of ``t``, at the image's resolution."""
-        size = self.image.shape[:2]
-        return (upsample_kernels(self.rot, size, t),
-                None if self.tran is None else upsample_kernels(self.tran, size, t))
-
 
 def upsample_kernels(traj: np.ndarray, size: tuple[int, int], t: Tile | None = None
                      ) -> np.ndarray:
@@ -173,11 +167,18 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     # One regularisation for the whole frame, so that tiles agree.
     tv = auto_tv_weight(clip[len(clip) // 2].image) if restorer.net is None else None
 
+    use_tran = restorer.translation and clip[0].tran is not None
+
     def tile(t: Tile) -> np.ndarray:
-        parts = [f.kernels(t) for f in clip]
-        tran = [p[1] for p in parts] if restorer.translation and parts[0][1] is not None else None
+        # Windows repeat their end frames: bring each frame's kernels to the tile once.
+        kernels: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        for f in clip:
+            if id(f) not in kernels:
+                kernels[id(f)] = (upsample_kernels(f.rot, (H, W), t),
+                                  upsample_kernels(f.tran, (H, W), t) if use_tran else None)
+        parts = [kernels[id(f)] for f in clip]
         out = restorer([f.image[t.y0:t.y1, t.x0:t.x1] for f in clip], [p[0] for p in parts],
-                       tran, tv)
+                       [p[1] for p in parts] if use_tran else None, tv)
         _release_memory()
         return out
 
@@ -291,11 +292,7 @@ class VideoJob:
 
     def check(self) -> None:
         """Refuse what cannot work before anything is written."""
-        rows = self.timing.frame.searchsorted(self.frames)
-        t0 = self.timing.t_start[rows].min() + self.camera.time_offset
-        t1 = (self.timing.t_start[rows] + self.timing.exposure[rows]).max() \
-            + self.camera.readout_time + self.camera.time_offset
-        check_covers(self.log, t0, t1)
+        check_frames_covered(self.log, self.camera, self.timing, self.frames)
 
     def stream(self) -> Iterator[FrameData]:
         """Frames at the processing resolution with their kernels, in order."""

@@ -42,6 +42,15 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
     return camera
 
 
+def check_frames_covered(log: GyroLog, camera: Camera, timing: FrameTiming,
+                         frames: np.ndarray) -> None:
+    """Raise :class:`InputError` unless the gyro covers every row's exposure of ``frames``."""
+    rows = timing.frame.searchsorted(frames)
+    first = timing.t_start[rows].min() + camera.time_offset
+    last = (timing.t_start[rows] + timing.exposure[rows]).max() + camera.readout_time
+    check_covers(log, first, last + camera.time_offset)
+
+
 def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
     """Rotate the gyro into camera axes (``imu_to_camera``) and integrate it."""
     cam_log = to_camera_frame(log, camera.R_imu_to_camera)
@@ -85,11 +94,7 @@ class KernelJob:
         if self.translation and self.footage is None:
             raise InputError(None, "translation needs the frames; give FRAMES or "
                                    "--no-translation")
-        rows = self.timing.frame.searchsorted(self.needed())
-        t0 = self.timing.t_start[rows].min() + self.camera.time_offset
-        t1 = (self.timing.t_start[rows] + self.timing.exposure[rows]).max() \
-            + self.camera.readout_time + self.camera.time_offset
-        check_covers(self.log, t0, t1)
+        check_frames_covered(self.log, self.camera, self.timing, self.needed())
 
 
 def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None = None,
