@@ -375,12 +375,17 @@ def train(
         run(cfg, out, stop_after=stop_after)
         return
     with progress_bar() as bar:
+        drawing = bar.add_task("data cache", total=None, visible=False)
         task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps)
+
+        def show_cache(done: int, count: int) -> None:
+            bar.update(drawing, completed=done, total=count, visible=True)
 
         def show(step: int, steps: int, loss: float) -> None:
             bar.update(task, completed=step, description=f"train {cfg.name} L1 {loss:.4f}")
 
-        metrics = run(cfg, out, progress=show, stop_after=stop_after)
+        metrics = run(cfg, out, progress=show, stop_after=stop_after,
+                      cache_progress=show_cache)
     err_console.print(json.dumps(metrics))
 
 

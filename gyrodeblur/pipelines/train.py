@@ -40,9 +40,12 @@ from gyrodeblur.models import build_model, predict
 class DataConfig:
     """Where training samples come from.
 
-    ``source: synthetic`` draws ``count`` samples (seed ``seed``) once and caches them as
-    safetensors at ``cache`` (default: in the run folder), so that several runs train on the
-    same data; ``source: folder`` reads clip folders under ``folder`` (real or exported pairs).
+    ``source: synthetic`` draws ``count`` samples (seed ``seed``) once and caches them, whole
+    frames, as safetensors at ``cache`` (default: in the run folder), so that several runs
+    train on the same data; ``source: folder`` reads clip folders under ``folder`` (real or
+    exported pairs). Each step takes a fresh random ``crop x crop`` window of every sample
+    (seeded by the step: resumes and DDP see the same windows). ``cache_crop`` stores one random
+    window per sample instead of whole frames (for large real footage).
     ``sampler`` overrides fields of :class:`~gyrodeblur.synthesis.sampler.SamplerSettings`
     (e.g. ``hfov_deg: [30, 50]`` for longer blur in pixels).
     """
@@ -52,6 +55,7 @@ class DataConfig:
     width: int = 192
     height: int = 128
     crop: int | None = 64
+    cache_crop: int | None = None
     samples: int = 9
     count: int = 2000
     seed: int = 0
@@ -125,7 +129,7 @@ def build_cache(data: DataConfig, path: Path,
         if data.folder is None:
             raise InputError(None, "data.source folder needs data.folder")
         dataset = ClipFolderDataset(data.folder, frames=data.frames, samples=data.samples,
-                                    crop=data.crop)
+                                    crop=data.cache_crop)
     elif data.source == "synthetic":
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in data.sampler.items()}
         try:
@@ -135,7 +139,7 @@ def build_cache(data: DataConfig, path: Path,
             raise InputError(None, f"data.sampler: {e}") from None
         sampler = ClipSampler(ImageBank(None if data.images is None else Path(data.images)),
                               settings, data.seed)
-        dataset = SyntheticDataset(sampler, data.count, crop=data.crop,
+        dataset = SyntheticDataset(sampler, data.count, crop=data.cache_crop,
                                    flow_kernel=data.flow_kernel)
     else:
         raise InputError(None, f"data.source {data.source!r}: synthetic or folder")
@@ -160,6 +164,27 @@ def batch_indices(count: int, batch: int, step: int, seed: int) -> np.ndarray:
     epoch, position = divmod(step, per_epoch)
     order = np.random.default_rng([seed, epoch]).permutation(count)
     return order[position * batch:(position + 1) * batch]
+
+
+def random_crops(batch: dict[str, torch.Tensor], size: int | None,
+                 rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """One random ``size x size`` window per sample, the same for its frames and kernels
+    (kernels are displacements in pixels: they stay valid in a window).
+
+    Example:
+        >>> b = {"blurred": torch.rand(2, 3, 8, 8), "rot": torch.rand(2, 5, 2, 8, 8)}
+        >>> {k: tuple(v.shape) for k, v in random_crops(b, 4, np.random.default_rng(0)).items()}
+        {'blurred': (2, 3, 4, 4), 'rot': (2, 5, 2, 4, 4)}
+    """
+    height, width = batch["blurred"].shape[-2:]
+    n = len(batch["blurred"])
+    if size is None or (size >= height and size >= width):
+        return batch
+    if size > min(height, width):
+        raise InputError(None, f"data.crop {size} is larger than the samples ({width}x{height})")
+    ys, xs = rng.integers(0, height - size + 1, n), rng.integers(0, width - size + 1, n)
+    return {k: torch.stack([v[i, ..., y:y + size, x:x + size] for i, (y, x) in
+                            enumerate(zip(ys, xs, strict=True))]) for k, v in batch.items()}
 
 
 def cosine_lr(settings: TrainSettings, step: int) -> float:
@@ -198,7 +223,8 @@ def _distributed() -> tuple[int, int]:
 
 def train(config: TrainConfig, out: str | Path,
           progress: Callable[[int, int, float], None] | None = None,
-          stop_after: int | None = None) -> dict:
+          stop_after: int | None = None,
+          cache_progress: Callable[[int, int], None] | None = None) -> dict:
     """Train (or resume) a run in ``out``; returns the metrics written to ``metrics.json``.
 
     Args:
@@ -207,6 +233,8 @@ def train(config: TrainConfig, out: str | Path,
         progress: called on rank 0 as ``progress(step, steps, loss)``.
         stop_after: stop (with a checkpoint) after this many steps of this call, as a kill
             would; for tests and time-boxed sessions.
+        cache_progress: called on rank 0 as ``cache_progress(done, count)`` while the data
+            cache is drawn.
     """
     run = Run(Path(out))
     rank, world = _distributed()
@@ -223,7 +251,7 @@ def train(config: TrainConfig, out: str | Path,
                                            "train": asdict(t)}, sort_keys=False))
     cache_path = Path(config.data.cache) if config.data.cache else run.out / "data.safetensors"
     if rank == 0:
-        data = build_cache(config.data, cache_path)
+        data = build_cache(config.data, cache_path, cache_progress)
     if world > 1:
         dist.barrier()
     if rank != 0:
@@ -251,8 +279,11 @@ def train(config: TrainConfig, out: str | Path,
     share = t.batch // world
     started, first = time.perf_counter(), step
     while step < t.steps and (stop_after is None or step - first < stop_after):
-        indices = batch_indices(count, t.batch, step, t.seed)[rank * share:(rank + 1) * share]
-        batch = {k: v[indices].to(device, torch.float32) for k, v in data.items()}
+        mine = slice(rank * share, (rank + 1) * share)
+        batch = random_crops({k: v[batch_indices(count, t.batch, step, t.seed)]
+                              for k, v in data.items()},
+                             config.data.crop, np.random.default_rng([t.seed, step]))
+        batch = {k: v[mine].to(device, torch.float32) for k, v in batch.items()}
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(t, step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):

@@ -27,13 +27,14 @@ TINY_MODEL = {"arch": "deepgyro", "width": 4, "enc_blocks": [1], "middle_blocks"
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "tiny.safetensors"
-    build_cache(DataConfig(frames=1, width=48, height=32, crop=24, samples=5, count=8), path)
+    build_cache(DataConfig(frames=1, width=48, height=32, samples=5, count=8), path)
     return path
 
 
 def config(cache, steps=6, batch=4):
     return TrainConfig(name="tiny", model=TINY_MODEL,
-                       data=DataConfig(frames=1, samples=5, count=8, cache=str(cache)),
+                       data=DataConfig(frames=1, samples=5, count=8, crop=24,
+                                       cache=str(cache)),
                        train=TrainSettings(steps=steps, batch=batch, lr=2e-3, checkpoint_every=2,
                                            log_every=1))
 
@@ -64,6 +65,25 @@ def test_training_writes_everything_and_resume_continues_the_same_curve(cache, t
     assert saved["train"]["steps"] == 6
 
 
+def test_random_crops_cut_the_same_window_from_frames_and_kernels():
+    import numpy as np
+
+    from gyrodeblur.pipelines.train import random_crops
+
+    # Every pixel holds its own coordinates: a window's content tells where it was cut.
+    ys, xs = torch.meshgrid(torch.arange(12.0), torch.arange(16.0), indexing="ij")
+    image = torch.stack((ys, xs, ys + xs)).expand(3, 2, 3, 12, 16)  # (B, F, 3, H, W)
+    kernel = torch.stack((xs, ys)).expand(3, 2, 5, 2, 12, 16)
+    out = random_crops({"blurred": image, "rot": kernel}, 8, np.random.default_rng(1))
+    assert out["blurred"].shape == (3, 2, 3, 8, 8) and out["rot"].shape == (3, 2, 5, 2, 8, 8)
+    for b in range(3):
+        y0, x0 = int(out["blurred"][b, 0, 0, 0, 0]), int(out["blurred"][b, 0, 1, 0, 0])
+        torch.testing.assert_close(out["blurred"][b], image[b, ..., y0:y0 + 8, x0:x0 + 8])
+        torch.testing.assert_close(out["rot"][b], kernel[b, ..., y0:y0 + 8, x0:x0 + 8])
+    with pytest.raises(InputError, match="crop 13"):
+        random_crops({"blurred": image}, 13, np.random.default_rng(1))
+
+
 def test_bad_config_is_refused(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model: {arch: deepgyro}\ntrain: {stepz: 3}\n")
@@ -76,7 +96,7 @@ def test_two_process_ddp_step_equals_one_process_on_the_whole_batch(cache, tmp_p
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump({"name": "tiny", "model": TINY_MODEL,
                                     "data": {"frames": 1, "samples": 5, "count": 8,
-                                             "cache": str(cache)},
+                                             "crop": 24, "cache": str(cache)},
                                     "train": {"steps": 1, "batch": 4, "lr": 2e-3}}))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -112,7 +132,7 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     sampler = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=96),
                           SamplerSettings(width=48, height=32, frames=3, samples=5), seed=2)
     export_clip(sampler.sample(0), tmp_path / "pairs" / "clip")
-    data = DataConfig(source="folder", folder=str(tmp_path / "pairs"), frames=2, crop=24,
+    data = DataConfig(source="folder", folder=str(tmp_path / "pairs"), frames=2, cache_crop=24,
                       samples=5)
     tensors = build_cache(data, tmp_path / "cache.safetensors")
     assert tensors["blurred"].shape == (2, 2, 3, 24, 24)  # two windows of 2 frames
