@@ -470,6 +470,11 @@ def evaluate(
                 return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
             report["features"][name] = feature_test(pairs, restore)
+        if "classic" in model:
+            from gyrodeblur.models.classic import deconvolve
+
+            report["features"]["classic"] = feature_test(
+                pairs, lambda image, rot: deconvolve(image.astype(np.float32), rot))
     table = markdown_table(results)
     print(table)
     if "features" in report:
