@@ -36,6 +36,12 @@ Ablations (constructor arguments, as a YAML config passes them):
   offsets and KGS shifts are predicted from the blurred frames, as in a plain deformable net).
 - ``fusion``: ``"feature"`` (``f_rot(k_rot) + f_tran(k_tran)``) or ``"pixel"``
   (``f(k_rot + k_tran)``, one encoder on the full trajectory); only ``"rot+tran"`` has two parts.
+- ``path_samples`` (ours, off in the paper's nets): the image encoder also sees each blurred
+  frame sampled along its own kernel, ``y(p + k_t(p)) - y(p)`` for the ``T`` trajectory
+  samples (``k = k_rot + k_tran``, ``k_rot``, or the flow kernel, as ``kernel`` says). Their
+  mean is the frame blurred once more by its kernel, so a first deconvolution step
+  (Van Cittert: ``2y - Ay``) is one linear layer away; small nets on CPU budgets did not learn
+  to use the kernel from its trajectory alone.
 - ``decoder``: ``"kgs"`` (the paper), ``"shift"`` (the same grouped spatial-temporal shift with
   fixed, unguided shifts of ``FIXED_SHIFT_PX`` in the 8 compass directions; no kernel in the
   decoder), ``"concat"`` (temporal shift without warps; a 1x1 projection of the kernel features
@@ -132,6 +138,28 @@ def group_warp(x: Tensor, offset: Tensor, groups: int = SHIFT_GROUPS) -> Tensor:
     out = F.grid_sample(x.reshape(n * groups, c // groups, h, w), grid, mode="bilinear",
                         padding_mode="zeros", align_corners=False)
     return out.view(n, c, h, w)
+
+
+def along_path(frames: Tensor, traj: Tensor) -> Tensor:
+    """Each frame sampled along its trajectory: ``(N, 3, H, W)``, ``(N, T, 2, H, W)`` pixels ->
+    ``(N, 3T, H, W)`` of ``y(p + traj_t(p)) - y(p)``; bilinear, borders extended.
+
+    Example:
+        >>> y = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 3, 1, 4)
+        >>> traj = torch.zeros(1, 2, 2, 1, 4); traj[0, 1, 0] = 1.0  # second sample: 1 px right
+        >>> along_path(y, traj)[0, :, 0].tolist()[2:4]
+        [[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]]
+    """
+    n, c, h, w = frames.shape
+    T = traj.shape[1]
+    xs = torch.arange(w, device=frames.device, dtype=frames.dtype)
+    ys = torch.arange(h, device=frames.device, dtype=frames.dtype)[:, None]
+    off = traj.reshape(n * T, 2, h, w)
+    grid = torch.stack(((2 * (xs + off[:, 0]) + 1) / w - 1, (2 * (ys + off[:, 1]) + 1) / h - 1),
+                       -1)
+    moved = F.grid_sample(frames.repeat_interleave(T, 0), grid, mode="bilinear",
+                          padding_mode="border", align_corners=False)
+    return (moved.view(n, T, c, h, w) - frames[:, None]).reshape(n, T * c, h, w)
 
 
 def _conv(cin: int, cout: int, k: int, bias: bool = False, stride: int = 1,
@@ -398,6 +426,8 @@ class GyroDVD(nn.Module):
         samples: ``T``, trajectory samples per exposure (the first conv takes ``2T`` channels).
         kernel, fusion, decoder: the ablations of the module docstring.
         kernel_scale: trajectories (pixels) are divided by it (``KERNEL_SCALE``).
+        path_samples: the image encoder also sees the frames sampled along their kernel (see
+            the module docstring); needs a kernel.
 
     ``forward(blurred (B, F, 3, H, W), rot (B, F, T, 2, H, W), tran (B, F, T, 2, H, W))``
     returns the deblurred ``(B, F, 3, H, W)``; any ``H, W`` (padded to multiples of 4 inside).
@@ -412,7 +442,7 @@ class GyroDVD(nn.Module):
     def __init__(self, width: int = 64, width0: int = 24, blocks: tuple[int, int] = (6, 6),
                  samples: int = 9, kernel: KernelMode = "rot+tran",
                  fusion: FusionMode = "feature", decoder: DecoderMode = "kgs",
-                 kernel_scale: float = KERNEL_SCALE) -> None:
+                 kernel_scale: float = KERNEL_SCALE, path_samples: bool = False) -> None:
         super().__init__()
         for name, value, mode in (("kernel", kernel, KernelMode), ("fusion", fusion, FusionMode),
                                   ("decoder", decoder, DecoderMode)):
@@ -421,9 +451,11 @@ class GyroDVD(nn.Module):
         if width < 16 or width % 8 or width0 % 2:
             raise ValueError(f"need width >= 16, a multiple of 8, and an even width0; "
                              f"got width={width}, width0={width0}")
+        if path_samples and kernel == "none":
+            raise ValueError("path_samples needs a kernel")
         self.samples, self.kernel, self.fusion, self.decoder = samples, kernel, fusion, decoder
-        self.kernel_scale = kernel_scale
-        self.stem = Stem(3, width0)
+        self.kernel_scale, self.path_samples = kernel_scale, path_samples
+        self.stem = Stem(3 + 3 * samples if path_samples else 3, width0)
         # Which kernel input each encoder reads; their outputs are summed (feature fusion).
         inputs = {"rot+tran": ["rot", "tran"] if fusion == "feature" else ["rot+tran"],
                   "rot": ["rot"], "flow": ["tran"], "none": []}[kernel]
@@ -434,28 +466,42 @@ class GyroDVD(nn.Module):
         self.to_rgb = _conv(width0, 3, 5)
 
     def _kernel(self, k: Tensor | None, name: str, n: int, h: int, w: int) -> Tensor:
+        """``k`` checked and flattened to ``(n, T, 2, h, w)`` pixels."""
         if k is None or k.shape[-4:] != (self.samples, 2, h, w) or k.shape[:-4].numel() != n:
             shape = None if k is None else tuple(k.shape)
             raise ValueError(f"kernel={self.kernel!r} needs {name} of shape (B, F, "
                              f"{self.samples}, 2, {h}, {w}), got {shape}")
-        k = k.reshape(n, 2 * self.samples, h, w) / self.kernel_scale
-        return pad_to_multiple(k, 4, mode="replicate")
+        return k.reshape(n, self.samples, 2, h, w)
+
+    def _encoded(self, k: Tensor) -> Tensor:
+        """Kernel encoder input: ``(n, 2T, H, W)`` scaled, padded like the frames."""
+        return pad_to_multiple(k.flatten(1, 2) / self.kernel_scale, 4, mode="replicate")
 
     def forward(self, blurred: Tensor, rot: Tensor | None = None,
                 tran: Tensor | None = None) -> Tensor:
         b, f, _, h, w = blurred.shape
-        x = pad_to_multiple(blurred.reshape(b * f, 3, h, w), 4)
-        x0, r0, s0 = self.stem(x)
+        n = b * f
+        frames = blurred.reshape(n, 3, h, w)
+        x = pad_to_multiple(frames, 4)
         if self.kernel == "none":
+            x0, r0, s0 = self.stem(x)
             d = self.body(s0, s0, f)
         else:
-            parts = {"rot": rot, "tran": tran}
-            if "rot+tran" in self.kernel_stems:  # pixel-domain fusion: one full trajectory
-                parts["rot+tran"] = None if rot is None or tran is None else rot + tran
-            feats = [stem(self._kernel(parts[name], name, b * f, h, w))[2]
+            # The inputs this ablation reads, checked, then the full trajectory where used.
+            reads = {"rot+tran": ("rot", "tran"), "rot": ("rot",), "flow": ("tran",)}
+            given = {"rot": rot, "tran": tran}
+            kernels = {name: self._kernel(given[name], name, n, h, w)
+                       for name in reads[self.kernel]}
+            if self.kernel == "rot+tran":
+                kernels["rot+tran"] = kernels["rot"] + kernels["tran"]
+            path = {"rot+tran": "rot+tran", "rot": "rot", "flow": "tran"}[self.kernel]
+            if self.path_samples:
+                x = torch.cat((x, pad_to_multiple(along_path(frames, kernels[path]), 4)), 1)
+            x0, r0, s0 = self.stem(x)
+            feats = [stem(self._encoded(kernels[name]))[2]
                      for name, stem in self.kernel_stems.items()]
             guide = torch.stack(feats).sum(0) if len(feats) > 1 else feats[0]
             d = self.body(s0 + guide, guide, f)
         y = self.refine_in(torch.cat((x0, r0, d), 1))
         y = self.to_rgb(y + self.refine(y))
-        return crop_to(x + y, h, w).reshape(b, f, 3, h, w)
+        return crop_to(x[:, :3] + y, h, w).reshape(b, f, 3, h, w)

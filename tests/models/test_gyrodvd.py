@@ -13,6 +13,7 @@ from gyrodeblur.models.gyrodvd import (
     GYRODVD_VARIANTS,
     GyroDVD,
     KGSBlock,
+    along_path,
     build_gyrodvd,
     group_warp,
     parameter_count,
@@ -197,3 +198,23 @@ def test_tiny_variant_overfits_one_clip() -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1], time.perf_counter() - start)
+
+
+def test_samples_along_a_constant_velocity_path_average_to_a_box_blur() -> None:
+    # Trajectory x = -2..2 px: the mean of the frame sampled along it is a 5-tap box filter.
+    y = torch.rand(2, 3, 9, 16, dtype=torch.float64)
+    traj = torch.zeros(2, 5, 2, 9, 16, dtype=torch.float64)
+    traj[:, :, 0] = torch.arange(-2.0, 3.0).view(1, 5, 1, 1)
+    samples = along_path(y, traj).view(2, 5, 3, 9, 16)
+    box = F.avg_pool2d(F.pad(y, (2, 2, 0, 0), mode="replicate"), (1, 5), stride=1)
+    torch.testing.assert_close(y + samples.mean(1), box)
+    torch.testing.assert_close(samples[:, 2], torch.zeros_like(y))  # the sample at 0 px
+
+
+def test_path_samples_feed_the_image_encoder_only_with_a_kernel() -> None:
+    net = _tiny(path_samples=True).eval()
+    x, rot, tran = _clip()
+    assert net.stem.head.in_channels == 3 + 3 * 3
+    assert (net(x, rot, tran) - net(x, rot, 2 * tran)).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="path_samples"):
+        GyroDVD(**TINY, kernel="none", path_samples=True)
