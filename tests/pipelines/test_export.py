@@ -43,11 +43,13 @@ def test_shipped_image_model_matches_pytorch(tmp_path):
 
 
 def test_video_model_matches_pytorch_with_other_batch_frames_and_size(tmp_path):
-    # The shipped gyrodvd-xs takes ~30 s to export here; a smaller net has the same layers
-    # (DCN, KGS shifts and warps, both kernel inputs). Its zero-initialised residual scales and
-    # offset heads are made random so that warps and kernels reach the output.
+    # The shipped video net takes ~30 s to export here; a smaller net has the same layers
+    # (DCN, KGS shifts and warps, both kernel inputs, path samples). Its zero-initialised
+    # residual scales and offset heads are made random so that warps and kernels reach the
+    # output.
     torch.manual_seed(0)
-    net = GyroDVD(width=16, width0=4, blocks=(1, 0), samples=2, fusion="pixel").eval()
+    net = GyroDVD(width=16, width0=4, blocks=(1, 0), samples=2, fusion="pixel",
+                  path_samples=True).eval()
     with torch.no_grad():
         for name, p in net.named_parameters():
             if "beta" in name or "offsets" in name:
