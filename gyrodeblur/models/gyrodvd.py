@@ -130,14 +130,21 @@ def group_warp(x: Tensor, offset: Tensor, groups: int = SHIFT_GROUPS) -> Tensor:
         [[1.0, 2.0, 3.0], [0.0, 1.0, 2.0]]
     """
     n, c, h, w = x.shape
-    off = offset.expand(n, -1, h, w).reshape(n * groups, 2, h, w)
-    xs = torch.arange(w, device=x.device, dtype=x.dtype)
-    ys = torch.arange(h, device=x.device, dtype=x.dtype)[:, None]
-    # Pixel centres -> grid_sample's [-1, 1] with align_corners=False (exact, any size).
-    grid = torch.stack(((2 * (xs + off[:, 0]) + 1) / w - 1, (2 * (ys + off[:, 1]) + 1) / h - 1), -1)
+    grid = _sampling_grid(offset.expand(n, -1, h, w).reshape(n * groups, 2, h, w))
     out = F.grid_sample(x.reshape(n * groups, c // groups, h, w), grid, mode="bilinear",
                         padding_mode="zeros", align_corners=False)
     return out.view(n, c, h, w)
+
+
+def _sampling_grid(offset: Tensor) -> Tensor:
+    """``grid_sample``'s grid for ``out(p) = x(p + offset(p))``, ``offset`` ``(N, 2, H, W)``
+    in pixels: pixel centres mapped to ``[-1, 1]`` with ``align_corners=False`` (exact, any
+    size)."""
+    h, w = offset.shape[-2:]
+    xs = torch.arange(w, device=offset.device, dtype=offset.dtype)
+    ys = torch.arange(h, device=offset.device, dtype=offset.dtype)[:, None]
+    return torch.stack(((2 * (xs + offset[:, 0]) + 1) / w - 1,
+                        (2 * (ys + offset[:, 1]) + 1) / h - 1), -1)
 
 
 def along_path(frames: Tensor, traj: Tensor) -> Tensor:
@@ -152,11 +159,7 @@ def along_path(frames: Tensor, traj: Tensor) -> Tensor:
     """
     n, c, h, w = frames.shape
     T = traj.shape[1]
-    xs = torch.arange(w, device=frames.device, dtype=frames.dtype)
-    ys = torch.arange(h, device=frames.device, dtype=frames.dtype)[:, None]
-    off = traj.reshape(n * T, 2, h, w)
-    grid = torch.stack(((2 * (xs + off[:, 0]) + 1) / w - 1, (2 * (ys + off[:, 1]) + 1) / h - 1),
-                       -1)
+    grid = _sampling_grid(traj.reshape(n * T, 2, h, w))
     moved = F.grid_sample(frames.repeat_interleave(T, 0), grid, mode="bilinear",
                           padding_mode="border", align_corners=False)
     return (moved.view(n, T, c, h, w) - frames[:, None]).reshape(n, T * c, h, w)
