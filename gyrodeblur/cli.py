@@ -548,7 +548,7 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
 
     from rich.table import Table
 
-    from gyrodeblur.models import VARIANTS, WEIGHTS, build_model, shipped_weights
+    from gyrodeblur.models import VARIANTS, WEIGHTS, build_model, load_model, shipped_weights
 
     variants = [{"variant": name, "arch": arch,
                  "parameters": sum(p.numel() for p in build_model({"variant": name})
@@ -556,7 +556,9 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
                 for name, (arch, _) in VARIANTS.items()]
     scores_file = WEIGHTS / "scores.json"
     scores = json.loads(scores_file.read_text()) if scores_file.is_file() else {}
-    shipped = [{"name": name, "file": str(path), **scores.get(name, {})}
+    shipped = [{"name": name, "file": str(path), "model": (loaded := load_model(path))[1],
+                "parameters": sum(p.numel() for p in loaded[0].parameters()),
+                **scores.get(name, {})}
                for name, path in shipped_weights().items()]
     if json_output:
         print(json.dumps({"variants": variants, "shipped": shipped}, indent=2))
@@ -568,11 +570,12 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
         table.add_row(v["variant"], v["arch"], f"{v['parameters']:,}")
     Console().print(table)
     table = Table(title="shipped weights (benchmark scores)")
-    for column in ("name", "benchmark", "PSNR", "SSIM"):
+    for column in ("name", "parameters", "benchmark", "PSNR", "SSIM", "input PSNR"):
         table.add_column(column)
     for s in shipped:
-        table.add_row(s["name"], s.get("benchmark", "-"), str(s.get("psnr", "-")),
-                      str(s.get("ssim", "-")))
+        table.add_row(s["name"], f"{s['parameters']:,}", s.get("benchmark", "-"),
+                      str(s.get("psnr", "-")), str(s.get("ssim", "-")),
+                      str(s.get("input_psnr", "-")))
     Console().print(table)
 
 
@@ -583,7 +586,7 @@ app.add_typer(deblur_app, name="deblur")
 MethodOption = Annotated[str, typer.Option(
     help="net (a trained network) or classic (deconvolution with the gyro kernels, no weights).")]
 ModelOption = Annotated[str | None, typer.Option(
-    help="Shipped model name or .safetensors file (default: deepgyro-s for images, gyrodvd-xs "
+    help="Shipped model name or .safetensors file (default: deepgyro-s for images, gyrodvd-s "
          "for videos).")]
 TileOption = Annotated[int | None, typer.Option(
     min=64, help="Tile size (pixels) for bounded memory (default: 1024, 384 for video nets).")]

@@ -18,3 +18,6 @@ def test_models_lists_every_variant_with_its_parameter_count():
     assert abs(counts["gyrodvd-64"] - 5.04e6) / 5.04e6 < 0.1
     assert abs(counts["gyrodvd-128"] - 17.15e6) / 17.15e6 < 0.1
     assert sorted(s["name"] for s in listing["shipped"]) == sorted(shipped_weights())
+    for entry in listing["shipped"]:
+        net = build_model(entry["model"])
+        assert entry["parameters"] == sum(p.numel() for p in net.parameters())

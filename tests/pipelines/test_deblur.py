@@ -82,12 +82,12 @@ def test_tiled_network_equals_whole_image():
 
 
 def test_tiled_video_network_equals_whole_frames():
-    net, _ = load_model("gyrodvd-xs")
+    net, _ = load_model("gyrodvd-s")
     rng = np.random.default_rng(1)
     frames = [FrameData(n, rng.random((120, 200, 3), dtype=np.float32),
                         rng.normal(0, 2, (5, 2, 120, 200)).astype(np.float32),
                         rng.normal(0, 1, (5, 2, 120, 200)).astype(np.float32)) for n in range(3)]
-    restorer = Restorer("gyrodvd-xs", net, 5, 3, True)
+    restorer = Restorer("gyrodvd-s", net, 5, 3, True)
     whole = restore_frame(restorer, frames)
     restorer.tile, restorer.halo = 64, 128
     assert np.abs(restore_frame(restorer, frames) - whole).max() < 1e-3
