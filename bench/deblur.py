@@ -91,6 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--frames", type=int, default=3, help="frames of the 720p clips")
+    parser.add_argument("--methods", nargs="+", metavar="NAME",
+                        help="only these methods (classic or shipped model names)")
+    parser.add_argument("--sizes", nargs="+", choices=SIZES, help="only these sizes")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -108,6 +111,8 @@ def main() -> None:
     # Two lengths for the single-image net show that memory does not grow with the clip.
     image, video = DEFAULT_MODELS["image"], DEFAULT_MODELS["video"]
     runs += [(image, "4k", 2), (image, "4k", 4), (video, "4k", 2), ("classic", "4k", 1)]
+    runs = [(m, s, f) for m, s, f in runs
+            if (not args.methods or m in args.methods) and (not args.sizes or s in args.sizes)]
     for method, size, frames in runs:
         r = child(method, size, frames)
         if size == "720p":

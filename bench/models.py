@@ -64,6 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--models", nargs="+", metavar="NAME",
+                        help="shipped models to measure (default: all)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -76,7 +78,7 @@ def main() -> None:
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     figures: dict[str, dict] = {}
-    for name in sorted(shipped_weights()):
+    for name in args.models or sorted(shipped_weights()):
         for device in devices:
             for size in SIZES:
                 out = subprocess.run([sys.executable, __file__, "--child", name, size, device,
