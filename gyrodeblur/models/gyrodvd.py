@@ -2,7 +2,7 @@
 
 Data flow (``N = B*F`` frames side by side; the clip axis is only used by the shifts)::
 
-    frames --stem--> x0, r0, s0                      (width0, full resolution)
+    frames [+ path samples] --stem--> x0, r0, s0     (width0, full resolution)
     k_rot  --stem_rot--+
                        +--> K = f_rot(k_rot) + f_tran(k_tran)      (feature-domain fusion)
     k_tran --stem_tran-+
