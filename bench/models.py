@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--models", nargs="+", metavar="NAME",
                         help="shipped models to measure (default: all)")
+    parser.add_argument("--sizes", nargs="+", choices=SIZES, help="only these sizes")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -80,7 +81,7 @@ def main() -> None:
     figures: dict[str, dict] = {}
     for name in args.models or sorted(shipped_weights()):
         for device in devices:
-            for size in SIZES:
+            for size in args.sizes or SIZES:
                 out = subprocess.run([sys.executable, __file__, "--child", name, size, device,
                                       "--repeat", str(args.repeat)], capture_output=True,
                                      text=True, check=True)
