@@ -79,6 +79,10 @@ KERNEL_SCALE = 16.0
 FIXED_SHIFT_PX = 2.0
 #: Spatial-shift groups of a KGS block (the authors' 8).
 SHIFT_GROUPS = 8
+#: The forward's kernel inputs each ``kernel`` mode reads, and the one that is (or, for
+#: ``"rot+tran"``, whose sum is) the full trajectory of the blur.
+KERNEL_INPUTS = {"rot+tran": ("rot", "tran"), "rot": ("rot",), "flow": ("tran",), "none": ()}
+FULL_KERNEL = {"rot+tran": "rot+tran", "rot": "rot", "flow": "tran"}
 
 GYRODVD_VARIANTS: dict[str, dict[str, Any]] = {
     # The paper's sizes: decoder width 64 / 128, full-resolution width 24, 6 + 6 KGS blocks.
@@ -460,8 +464,8 @@ class GyroDVD(nn.Module):
         self.kernel_scale, self.path_samples = kernel_scale, path_samples
         self.stem = Stem(3 + 3 * samples if path_samples else 3, width0)
         # Which kernel input each encoder reads; their outputs are summed (feature fusion).
-        inputs = {"rot+tran": ["rot", "tran"] if fusion == "feature" else ["rot+tran"],
-                  "rot": ["rot"], "flow": ["tran"], "none": []}[kernel]
+        inputs = (KERNEL_INPUTS[kernel] if kernel != "rot+tran" or fusion == "feature"
+                  else ("rot+tran",))
         self.kernel_stems = nn.ModuleDict({k: Stem(2 * samples, width0) for k in inputs})
         self.body = GuidedUNet(width0, width, tuple(blocks), decoder)
         self.refine_in = _conv(3 * width0, width0, 3, True)
@@ -490,16 +494,14 @@ class GyroDVD(nn.Module):
             x0, r0, s0 = self.stem(x)
             d = self.body(s0, s0, f)
         else:
-            # The inputs this ablation reads, checked, then the full trajectory where used.
-            reads = {"rot+tran": ("rot", "tran"), "rot": ("rot",), "flow": ("tran",)}
             given = {"rot": rot, "tran": tran}
             kernels = {name: self._kernel(given[name], name, n, h, w)
-                       for name in reads[self.kernel]}
+                       for name in KERNEL_INPUTS[self.kernel]}
             if self.kernel == "rot+tran":
                 kernels["rot+tran"] = kernels["rot"] + kernels["tran"]
-            path = {"rot+tran": "rot+tran", "rot": "rot", "flow": "tran"}[self.kernel]
             if self.path_samples:
-                x = torch.cat((x, pad_to_multiple(along_path(frames, kernels[path]), 4)), 1)
+                full = kernels[FULL_KERNEL[self.kernel]]
+                x = torch.cat((x, pad_to_multiple(along_path(frames, full), 4)), 1)
             x0, r0, s0 = self.stem(x)
             feats = [stem(self._encoded(kernels[name]))[2]
                      for name, stem in self.kernel_stems.items()]
