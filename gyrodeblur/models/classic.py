@@ -22,7 +22,12 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from gyrodeblur.synthesis.blur import _njit_scalar_loops, linear_to_srgb, srgb_to_linear
+from gyrodeblur.synthesis.blur import (
+    _bilinear_weights,
+    _njit_scalar_loops,
+    linear_to_srgb,
+    srgb_to_linear,
+)
 
 __all__ = ["auto_tv_weight", "blur_adjoint", "blur_linear", "deconvolve"]
 
@@ -63,13 +68,22 @@ def _taps(traj: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray) ->
 _TAPS_SIGNATURE = "f4[:, :, ::1], i4[:, :, ::1], f4[:, :, ::1], f4[:, :, ::1]"
 
 
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _corners(base: np.int32, W: int) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:
+    """Offsets in an ``(H, W, 4)`` buffer of a tap's four corners, its top-left pixel being
+    ``base`` (``y0 * W + x0``; the taps tables keep ``x0 + 1`` and ``y0 + 1`` inside)."""
+    o00 = np.uint64(base) * np.uint64(4)
+    o10 = o00 + np.uint64(4 * W)
+    return o00, o00 + np.uint64(4), o10, o10 + np.uint64(4)
+
+
 @_njit_scalar_loops(f"void({_TAPS_SIGNATURE}, f4[:, :, ::1])")
 def _gather(src: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray,
             out: np.ndarray) -> None:
     """``out = A src`` on ``(H, W, 4)`` buffers (padding channel left untouched)."""
     T, H, W = base.shape
-    one, scale = np.float32(1.0), np.float32(1.0 / T)
-    u4, uW4 = np.uint64(4), np.uint64(4 * W)
+    scale = np.float32(1.0 / T)
+    u4 = np.uint64(4)
     s = src.reshape(H * W * 4)
     for y in numba.prange(H):
         acc = np.zeros(W * 4, np.float32)
@@ -77,12 +91,8 @@ def _gather(src: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray,
             b, fx, fy = base[i, y], ax[i, y], ay[i, y]
             for xi in range(W):
                 x = np.uint64(xi)
-                o00 = np.uint64(b[x]) * u4
-                o01, o10 = o00 + u4, o00 + uW4
-                o11 = o10 + u4
-                wx, wy = fx[x], fy[x]
-                w00, w01 = (one - wx) * (one - wy), wx * (one - wy)
-                w10, w11 = (one - wx) * wy, wx * wy
+                o00, o01, o10, o11 = _corners(b[x], W)
+                w00, w01, w10, w11 = _bilinear_weights(fx[x], fy[x])
                 a = u4 * x
                 for k in range(3):
                     c = np.uint64(k)
@@ -105,8 +115,7 @@ def _scatter(src: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray, 
     deterministic.
     """
     T, H, W = base.shape
-    one, scale = np.float32(1.0), np.float32(1.0 / T)
-    u4, uW4 = np.uint64(4), np.uint64(4 * W)
+    scale = np.float32(1.0 / T)
     o = out.reshape(H * W * 4)
     blocks = max(H // (2 * reach), 1)
     for parity in range(2):
@@ -116,13 +125,8 @@ def _scatter(src: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray, 
                 for i in range(T):
                     b, fx, fy = base[i, y], ax[i, y], ay[i, y]
                     for xi in range(W):
-                        x = np.uint64(xi)
-                        o00 = np.uint64(b[x]) * u4
-                        o01, o10 = o00 + u4, o00 + uW4
-                        o11 = o10 + u4
-                        wx, wy = fx[x], fy[x]
-                        w00, w01 = (one - wx) * (one - wy), wx * (one - wy)
-                        w10, w11 = (one - wx) * wy, wx * wy
+                        o00, o01, o10, o11 = _corners(b[xi], W)
+                        w00, w01, w10, w11 = _bilinear_weights(fx[xi], fy[xi])
                         for k in range(3):
                             c = np.uint64(k)
                             v = src[y, xi, k] * scale

@@ -66,6 +66,14 @@ def _encode(v: np.float32) -> np.float32:
     return np.float32(1.055) * v ** np.float32(1 / 2.4) - np.float32(0.055)
 
 
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _bilinear_weights(ax: np.float32, ay: np.float32
+                      ) -> tuple[np.float32, np.float32, np.float32, np.float32]:
+    """Weights of the taps ``(x0, y0), (x1, y0), (x0, y1), (x1, y1)`` at fractions ``ax, ay``."""
+    one = np.float32(1.0)
+    return (one - ax) * (one - ay), ax * (one - ay), (one - ax) * ay, ax * ay
+
+
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def _linearize(sharp: np.ndarray, gain: float, out: np.ndarray) -> None:
     """Planar sRGB ``(B, 3, H, W)`` -> linear ``(B, H, W, 4)``, clipped values times ``gain``.
@@ -127,8 +135,7 @@ def _gather_mean_encode(src: np.ndarray, traj: np.ndarray, clip: bool, out: np.n
                 ax, ay = tx - np.float32(x0), ty - np.float32(y0)
                 o00, o01 = (y0 * uW + x0) * u4, (y0 * uW + x1) * u4
                 o10, o11 = (y1 * uW + x0) * u4, (y1 * uW + x1) * u4
-                w00, w01 = (one - ax) * (one - ay), ax * (one - ay)
-                w10, w11 = (one - ax) * ay, ax * ay
+                w00, w01, w10, w11 = _bilinear_weights(ax, ay)
                 a = u4 * x
                 for k in range(3):
                     c = np.uint64(k)
