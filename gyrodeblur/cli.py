@@ -556,10 +556,12 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
                 for name, (arch, _) in VARIANTS.items()]
     scores_file = WEIGHTS / "scores.json"
     scores = json.loads(scores_file.read_text()) if scores_file.is_file() else {}
-    shipped = [{"name": name, "file": str(path), "model": (loaded := load_model(path))[1],
-                "parameters": sum(p.numel() for p in loaded[0].parameters()),
-                **scores.get(name, {})}
-               for name, path in shipped_weights().items()]
+    shipped = []
+    for name, path in shipped_weights().items():
+        net, config = load_model(path, fuse=False)  # the parameters as trained
+        shipped.append({"name": name, "file": str(path), "model": config,
+                        "parameters": sum(p.numel() for p in net.parameters()),
+                        **scores.get(name, {})})
     if json_output:
         print(json.dumps({"variants": variants, "shipped": shipped}, indent=2))
         return

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.models.blocks import localize_attention, pool_levels
+from gyrodeblur.models.blocks import fuse_for_inference, localize_attention, pool_levels
 from gyrodeblur.models.deepgyro import DEEPGYRO_VARIANTS, DeepGyro
 from gyrodeblur.models.gyrodvd import GYRODVD_VARIANTS, GyroDVD
 
@@ -83,11 +83,13 @@ def set_pool_radius(net: nn.Module, radius: int | None = INFERENCE_POOL_RADIUS) 
     return net
 
 
-def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POOL_RADIUS
-               ) -> tuple[nn.Module, dict]:
+def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POOL_RADIUS,
+               fuse: bool = True) -> tuple[nn.Module, dict]:
     """A trained model (eval mode) and its config, from a shipped name or a weights file.
 
-    The model's channel attention pools over ``pool_radius`` pixels (``set_pool_radius``).
+    The model's channel attention pools over ``pool_radius`` pixels (``set_pool_radius``);
+    with ``fuse`` it is rewritten into its faster inference form (``fuse_for_inference``:
+    same outputs, not the training parameters).
     """
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -103,7 +105,8 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
     config = json.loads(metadata["model"])
     model = build_model(config)
     model.load_state_dict(load_file(str(path)))
-    return set_pool_radius(model.eval(), pool_radius), config
+    set_pool_radius(model.eval(), pool_radius)
+    return (fuse_for_inference(model) if fuse else model), config
 
 
 __all__ = ["ARCHITECTURES", "INFERENCE_POOL_RADIUS", "VARIANTS", "DeepGyro", "GyroDVD",

@@ -93,7 +93,8 @@ class DeepGyro(nn.Module):
             c *= 2
         self.middle = nn.Sequential(*(NAFBlock(c) for _ in range(middle_blocks)))
         for n in dec_blocks:
-            # 1x1 then pixel shuffle: 2c channels -> c channels at twice the resolution.
+            # 1x1 then pixel shuffle: 2c channels -> c channels at twice the resolution
+            # (NAFNet's form; fuse_for_inference makes it one transposed conv).
             self.ups.append(nn.Sequential(nn.Conv2d(c, 2 * c, 1, bias=False), nn.PixelShuffle(2)))
             c //= 2
             self.decoders.append(nn.Sequential(*(NAFBlock(c) for _ in range(n))))

@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from gyrodeblur.kernels.blur_field import blur_field as blur_field_np
-from gyrodeblur.models.blocks import NAFBlock, crop_to, pad_to_multiple, parameter_count
+from gyrodeblur.models.blocks import (
+    NAFBlock,
+    crop_to,
+    fuse_for_inference,
+    pad_to_multiple,
+    parameter_count,
+)
 from gyrodeblur.models.deepgyro import DEEPGYRO_VARIANTS, KERNEL_SCALE, DeepGyro, blur_field
 
 TINY = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), samples=5)
@@ -129,6 +135,24 @@ def test_parameter_count_by_hand() -> None:
         + (w * 3 * 9 + 3)
     )
     assert parameter_count(net) == want
+
+
+@pytest.mark.parametrize("radius", [None, 8])
+def test_fused_net_computes_the_same_function(radius: int | None) -> None:
+    from gyrodeblur.models import set_pool_radius
+
+    torch.manual_seed(0)
+    net = set_pool_radius(DeepGyro(**TINY).eval(), radius)
+    _randomise_residual_scales(net)
+    x, rot = torch.rand(1, 3, 24, 40), torch.randn(1, 5, 2, 24, 40)
+    with torch.no_grad():
+        want = net(x, rot)
+        fused = fuse_for_inference(net)
+        got = fused(x, rot)
+    assert not any(isinstance(m, torch.nn.PixelShuffle) for m in fused.modules())
+    assert all(m.beta is None and m.gamma is None for m in fused.modules()
+               if isinstance(m, NAFBlock))
+    assert (got - want).abs().max() < 1e-5
 
 
 def test_pad_and_crop_roundtrip() -> None:
