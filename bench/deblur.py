@@ -62,9 +62,11 @@ def measure(method: str, folder: Path) -> dict:
     from gyrodeblur.footage import Footage, read_frames_csv
     from gyrodeblur.geometry.camera import load_camera
     from gyrodeblur.geometry.gyro import read_gyro
+    from gyrodeblur.heap import keep_freed_memory
     from gyrodeblur.pipelines.deblur import VideoJob, deblur_video, make_restorer
 
     torch.set_num_threads(2)
+    keep_freed_memory()  # as the command line runs
     restorer = (make_restorer("classic", None, True) if method == "classic"
                 else make_restorer("net", method, True))
     timing = read_frames_csv(folder / "frames.csv")

@@ -1,9 +1,10 @@
 """Inference speed and peak memory of the shipped models on this machine.
 
 Prints a table; with ``--json`` one JSON object. For each shipped model: milliseconds per frame
-and frames per second at 480x270 and 1280x720 on the CPU (2 threads, float32, no_grad), and
-peak resident memory of the whole process for that run (each measurement runs in a fresh
-process, so the figures do not leak into each other); on CUDA too when a GPU is there.
+and frames per second at 480x270 and 1280x720 on the CPU (2 threads, float32, no_grad; the
+models' fused inference form and the command line's heap policy), and peak resident memory of
+the whole process for that run (each measurement runs in a fresh process, so the figures do not
+leak into each other); on CUDA too when a GPU is there.
 Video models see clips of 5 frames and the time is divided by 5.
 
 Target: the shipped single-image model at least 10 frames/s at 480x270 on 2 cores.
@@ -26,9 +27,11 @@ def measure(name: str, size: str, device: str, repeat: int) -> dict:
     """One measurement (run in a child process)."""
     import torch
 
+    from gyrodeblur.heap import keep_freed_memory
     from gyrodeblur.models import GyroDVD, load_model, predict
 
     torch.set_num_threads(2)
+    keep_freed_memory()  # as the command line runs
     model, config = load_model(name)
     model = model.to(device)
     height, width = SIZES[size]

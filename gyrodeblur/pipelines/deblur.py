@@ -9,9 +9,6 @@ memory is bounded by a few frames whatever the length of the video.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +23,7 @@ from gyrodeblur.fileio import atomic_path
 from gyrodeblur.footage import Footage, FrameTiming, VideoWriter, frame_rate, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
+from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.rotation import rotation_trajectories
 from gyrodeblur.models import DeepGyro, GyroDVD, load_model
@@ -147,20 +145,6 @@ def upsample_kernels(traj: np.ndarray, size: tuple[int, int], t: Tile | None = N
     return out
 
 
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    libc = ctypes.util.find_library("c")  # runs ldconfig: look it up once
-    return getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
-
-
-def _release_memory() -> None:
-    """Hand freed heap back to the system (glibc): without it, tiles of changing sizes leave
-    the resident size creeping up frame after frame."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
 def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     """Restore the centre frame of ``clip`` (``restorer.window`` frames), tile by tile."""
     H, W = clip[0].image.shape[:2]
@@ -179,7 +163,7 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
         parts = [kernels[id(f)] for f in clip]
         out = restorer([f.image[t.y0:t.y1, t.x0:t.x1] for f in clip], [p[0] for p in parts],
                        [p[1] for p in parts] if use_tran else None, tv)
-        _release_memory()
+        release_memory()  # tiles of changing sizes would leave the heap creeping up
         return out
 
     return run_tiled(tile, H, W, restorer.tile, restorer.halo)
