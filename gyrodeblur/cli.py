@@ -29,7 +29,7 @@ def main() -> None:
     """Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames."""
     from gyrodeblur.heap import keep_freed_memory
 
-    keep_freed_memory()  # every command runs nets or large arrays: 1.3x for deepgyro-s
+    keep_freed_memory()  # every command runs nets or large arrays: 1.3-1.5x for deepgyro-s
 
 
 def reports_input_errors(command):

@@ -3,8 +3,8 @@
 PyTorch frees and reallocates its multi-megabyte activations on every forward pass. By default
 glibc hands such buffers back to the system when they are freed (as mmap chunks, or by
 trimming the top of the heap), so the next pass faults every page back in, zero-filled:
-``deepgyro-s`` on a 480x270 frame took 23 k page faults (90 MB) per frame and ran 1.3x slower
-than with the freed buffers kept. :func:`keep_freed_memory` keeps them for reuse;
+``deepgyro-s`` on a 480x270 frame took 23 k page faults (90 MB) per frame and ran 1.3-1.5x
+slower than with the freed buffers kept. :func:`keep_freed_memory` keeps them for reuse;
 :func:`release_memory` hands them back where the resident size matters more (between the tiles
 of a large frame, whose changing sizes otherwise leave the heap creeping up).
 """
