@@ -12,7 +12,6 @@ of a large frame, whose changing sizes otherwise leave the heap creeping up).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
@@ -23,9 +22,8 @@ _TRIM_THRESHOLD = 1 << 30
 
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")  # runs ldconfig: look it up once
-    libc = ctypes.CDLL(name) if name else None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") else None  # glibc only
+    process = ctypes.CDLL(None)  # the symbols already loaded, the C library's among them
+    return process if hasattr(process, "malloc_trim") else None  # glibc only
 
 
 def keep_freed_memory() -> bool:
