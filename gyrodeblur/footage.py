@@ -134,19 +134,33 @@ def gyrovd_frames(folder: Path) -> tuple[list[Path], FrameTiming] | None:
     return files, timing
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (8 or 16 bit)."""
+def to_float(image: np.ndarray) -> np.ndarray:
+    """An image as float32 in ``[0, 1]``: uint8 and uint16 scaled, float32 as it is.
+
+    Example:
+        >>> to_float(np.array([0, 255], np.uint8)).tolist()
+        [0.0, 1.0]
+    """
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535
+    return image.astype(np.float32, copy=False)
+
+
+def read_image(path: str | Path, native: bool = False) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (8 or 16 bit), or with
+    ``native`` as stored (uint8 or uint16: a quarter or half the memory)."""
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(path, "corrupt or unreadable image")
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    if image is None or image.dtype not in (np.uint8, np.uint16):
+        raise InputError(path, "corrupt or unreadable image (8 or 16 bit expected)")
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     elif image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     else:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image.astype(np.float32) / scale
+    return image if native else to_float(image)
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
@@ -181,7 +195,7 @@ class Footage:
                                      if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self._files:
                 raise InputError(self.path, "folder holds no images")
-            first = read_image(self._files[0])
+            first = read_image(self._files[0], native=True)
             self.size = (first.shape[1], first.shape[0])
             self.count = len(self._files)
         else:
@@ -201,17 +215,20 @@ class Footage:
         except av.FFmpegError as e:
             raise InputError(self.path, f"corrupt or unreadable video ({e})") from None
 
-    def frames(self, numbers: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    def frames(self, numbers: np.ndarray, native: bool = False
+               ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(number, image)`` for the 1-based frame numbers asked for, in order.
 
-        Images are ``(H, W, 3)`` float32 RGB in ``[0, 1]``; a frame of another size than the
-        first is an error.
+        Images are ``(H, W, 3)`` float32 RGB in ``[0, 1]``, or with ``native`` as decoded
+        (uint8, or uint16 from 16-bit files; :func:`to_float` converts); a frame of another
+        size than the first is an error.
         """
         wanted = sorted(int(n) for n in numbers)
         if wanted and (wanted[0] < 1 or wanted[-1] > self.count):
             raise InputError(self.path, f"frames {wanted[0]}..{wanted[-1]} asked for but the "
                                         f"footage has {self.count}")
         for number, image in self._stream(wanted):
+            image = image if native else to_float(image)
             if (image.shape[1], image.shape[0]) != self.size:
                 raise InputError(self.path, f"frame {number} is {image.shape[1]}x"
                                             f"{image.shape[0]}, not {self.size[0]}x{self.size[1]}")
@@ -220,7 +237,7 @@ class Footage:
     def _stream(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         if self._files is not None:
             for n in wanted:
-                yield n, read_image(self._files[n - 1])
+                yield n, read_image(self._files[n - 1], native=True)
             return
         import av
 
@@ -230,7 +247,7 @@ class Footage:
             with av.open(str(self.path)) as container:
                 for number, frame in enumerate(container.decode(video=0), start=1):
                     if number in todo:
-                        yield number, frame.to_ndarray(format="rgb24").astype(np.float32) / 255
+                        yield number, frame.to_ndarray(format="rgb24")
                         todo.discard(number)
                     if not todo:
                         return

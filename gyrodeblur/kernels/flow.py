@@ -14,6 +14,8 @@ import cv2
 import numba
 import numpy as np
 
+from gyrodeblur.footage import to_float
+
 FlowBackend = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -39,9 +41,14 @@ FLOW_BACKENDS: dict[str, FlowBackend] = {
 
 
 def to_gray_u8(image: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` float RGB in ``[0, 1]`` (or uint8) to a uint8 gray image for flow."""
+    """``(H, W, 3)`` float RGB in ``[0, 1]`` (or uint8, uint16) to a uint8 gray image for flow.
+
+    Example:
+        >>> to_gray_u8(np.full((1, 1, 3), 65535, np.uint16)).tolist()
+        [[255]]
+    """
     if image.dtype != np.uint8:
-        image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        image = np.clip(to_float(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
 
 

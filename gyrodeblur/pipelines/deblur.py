@@ -4,7 +4,8 @@ Kernels are computed at a kernel resolution (at most ``kernel_width`` pixels wid
 trajectories are smooth, and optical flow is the costly part) and brought to the frame's
 resolution tile by tile. Frames are restored in spatial tiles (:mod:`.tiling`) and, for a
 video network, in sliding temporal windows centred on each frame; frames are streamed, so
-memory is bounded by a few frames whatever the length of the video.
+memory is bounded by a few frames whatever the length of the video. Frames are held as decoded
+(8-bit frames take a quarter of the memory of float32) and converted tile by tile.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import atomic_path
-from gyrodeblur.footage import Footage, FrameTiming, VideoWriter, frame_rate, write_image
+from gyrodeblur.footage import Footage, FrameTiming, VideoWriter, frame_rate, to_float, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.heap import release_memory
@@ -109,7 +110,8 @@ def make_restorer(method: str, model: str | Path | None, video: bool, tile: int 
 
 @dataclass
 class FrameData:
-    """A frame at full resolution and its kernels at the kernel resolution."""
+    """A frame at full resolution (as decoded: uint8, uint16 or float32 in ``[0, 1]``) and its
+    kernels at the kernel resolution."""
 
     number: int
     image: np.ndarray
@@ -149,7 +151,7 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     """Restore the centre frame of ``clip`` (``restorer.window`` frames), tile by tile."""
     H, W = clip[0].image.shape[:2]
     # One regularisation for the whole frame, so that tiles agree.
-    tv = auto_tv_weight(clip[len(clip) // 2].image) if restorer.net is None else None
+    tv = auto_tv_weight(to_float(clip[len(clip) // 2].image)) if restorer.net is None else None
 
     use_tran = restorer.translation and clip[0].tran is not None
 
@@ -161,7 +163,8 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
                 kernels[id(f)] = (upsample_kernels(f.rot, (H, W), t),
                                   upsample_kernels(f.tran, (H, W), t) if use_tran else None)
         parts = [kernels[id(f)] for f in clip]
-        out = restorer([f.image[t.y0:t.y1, t.x0:t.x1] for f in clip], [p[0] for p in parts],
+        images = [to_float(f.image[t.y0:t.y1, t.x0:t.x1]) for f in clip]
+        out = restorer(images, [p[0] for p in parts],
                        [p[1] for p in parts] if use_tran else None, tv)
         release_memory()  # tiles of changing sizes would leave the heap creeping up
         return out
@@ -284,7 +287,7 @@ class VideoJob:
         full: dict[int, np.ndarray] = {}
 
         def source() -> Iterator[tuple[int, np.ndarray]]:
-            for number, image in self.footage.frames(self.frames):
+            for number, image in self.footage.frames(self.frames, native=True):
                 if image.shape[:2] != (cam.height, cam.width):
                     image = cv2.resize(image, (cam.width, cam.height),
                                        interpolation=cv2.INTER_AREA)
@@ -336,7 +339,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
     job.check()
 
     def compose(frame: FrameData, restored: np.ndarray) -> np.ndarray:
-        return np.concatenate([frame.image, restored], 1) if side_by_side else restored
+        return np.concatenate([to_float(frame.image), restored], 1) if side_by_side else restored
 
     done = 0
     if output.suffix.lower() == ".mp4":
