@@ -2,9 +2,10 @@
 
 ``torchvision.ops.deform_conv2d`` is not available here (no CPU build) and kornia's pure-PyTorch
 copy lives inside its ALIKED feature module rather than its public API (and kornia < 0.9 lacks
-it), so this file carries its own: every one of the ``k*k`` taps is gathered with one batched
-``F.grid_sample`` (bilinear, zeros outside the image, exactly like the torchvision kernel), scaled
-by its mask, and the stacked taps are reduced with a grouped 1x1 convolution, i.e. im2col.
+it), so this file carries its own: each of the ``k*k`` taps is gathered with ``F.grid_sample``
+(bilinear, zeros outside the image, exactly like the torchvision kernel), scaled by its mask,
+and reduced with the tap's weights as a grouped 1x1 convolution into the output: im2col one
+tap at a time, so that memory stays at a few times the input's rather than ``k*k`` times.
 
 Layouts follow torchvision, so weights and offset heads are interchangeable with it:
 ``offset (B, 2*G*k*k, H, W)`` ordered ``(group, tap, (dy, dx))``, ``mask (B, G*k*k, H, W)``
@@ -42,25 +43,30 @@ def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None
     w_out = w + 2 * padding - dilation * (k - 1)
     g = offset.shape[1] // (2 * taps)
     off = offset.view(b, g, taps, 2, h_out, w_out)
-    # Sampling position of tap (i, j) at output pixel (y, x), before the learned offset.
-    tap = torch.arange(k, device=x.device, dtype=x.dtype) * dilation - padding
-    ty, tx = torch.meshgrid(tap, tap, indexing="ij")
-    ys = torch.arange(h_out, device=x.device, dtype=x.dtype)
-    xs = torch.arange(w_out, device=x.device, dtype=x.dtype)
-    py = ys.view(1, 1, 1, h_out, 1) + ty.reshape(1, 1, taps, 1, 1) + off[:, :, :, 0]
-    px = xs.view(1, 1, 1, 1, w_out) + tx.reshape(1, 1, taps, 1, 1) + off[:, :, :, 1]
-    # Pixel centres -> grid_sample's [-1, 1] (align_corners=False works for sides of 1 too).
-    grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1)
-    grid = grid.reshape(b * g, taps * h_out, w_out, 2)
-    cols = F.grid_sample(x.reshape(b * g, c // g, h, w), grid, mode="bilinear",
-                         padding_mode="zeros", align_corners=False)
-    cols = cols.view(b, g, c // g, taps, h_out, w_out)
-    if mask is not None:
-        cols = cols * mask.view(b, g, 1, taps, h_out, w_out)
-    # Channel order (c, tap) matches weight.view(C_out, C_in/groups * k*k): a grouped 1x1 conv.
-    cols = cols.reshape(b, c * taps, h_out, w_out)
-    return F.conv2d(cols, weight.reshape(c_out, c_in_g * taps, 1, 1), bias,
-                    groups=c // c_in_g)
+    masks = None if mask is None else mask.view(b, g, 1, taps, h_out, w_out)
+    ys = torch.arange(h_out, device=x.device, dtype=x.dtype).view(1, 1, h_out, 1)
+    xs = torch.arange(w_out, device=x.device, dtype=x.dtype).view(1, 1, 1, w_out)
+    source = x.reshape(b * g, c // g, h, w)
+    out = None
+    # One tap at a time: the im2col stack of all taps would be k*k times the input's size.
+    for n in range(taps):
+        i, j = divmod(n, k)
+        # Sampling position of tap (i, j) at output pixel (y, x), plus the learned offset.
+        py = ys + (i * dilation - padding) + off[:, :, n, 0]
+        px = xs + (j * dilation - padding) + off[:, :, n, 1]
+        # Pixel centres -> grid_sample's [-1, 1] (align_corners=False works for sides of 1 too).
+        grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1)
+        col = F.grid_sample(source, grid.view(b * g, h_out, w_out, 2), mode="bilinear",
+                            padding_mode="zeros", align_corners=False)
+        col = col.view(b, g, c // g, h_out, w_out)
+        if masks is not None:
+            col = col * masks[:, :, :, n]
+        # The tap's weights as a grouped 1x1 convolution (input channels in x's order).
+        y = F.conv2d(col.view(b, c, h_out, w_out), weight[:, :, i:i + 1, j:j + 1],
+                     groups=c // c_in_g)
+        out = y if out is None else out.add_(y)
+    assert out is not None
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
 class ModulatedDeformConv2d(nn.Module):
