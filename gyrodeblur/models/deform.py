@@ -44,16 +44,19 @@ def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None
     g = offset.shape[1] // (2 * taps)
     off = offset.view(b, g, taps, 2, h_out, w_out)
     masks = None if mask is None else mask.view(b, g, 1, taps, h_out, w_out)
+    # Sampling position of tap n at output pixel (y, x) before the learned offset: (y, x) +
+    # (ty[n], tx[n]); taps in row-major order. Tensors, not ints: ONNX export traces shapes.
+    tap = torch.arange(k, device=x.device, dtype=x.dtype) * dilation - padding
+    ty, tx = (t.reshape(-1) for t in torch.meshgrid(tap, tap, indexing="ij"))
     ys = torch.arange(h_out, device=x.device, dtype=x.dtype).view(1, 1, h_out, 1)
     xs = torch.arange(w_out, device=x.device, dtype=x.dtype).view(1, 1, 1, w_out)
+    tap_weights = weight.permute(2, 3, 0, 1).reshape(taps, c_out, c_in_g, 1, 1)
     source = x.reshape(b * g, c // g, h, w)
     out = None
     # One tap at a time: the im2col stack of all taps would be k*k times the input's size.
     for n in range(taps):
-        i, j = divmod(n, k)
-        # Sampling position of tap (i, j) at output pixel (y, x), plus the learned offset.
-        py = ys + (i * dilation - padding) + off[:, :, n, 0]
-        px = xs + (j * dilation - padding) + off[:, :, n, 1]
+        py = ys + ty[n] + off[:, :, n, 0]
+        px = xs + tx[n] + off[:, :, n, 1]
         # Pixel centres -> grid_sample's [-1, 1] (align_corners=False works for sides of 1 too).
         grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1)
         col = F.grid_sample(source, grid.view(b * g, h_out, w_out, 2), mode="bilinear",
@@ -62,8 +65,7 @@ def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None
         if masks is not None:
             col = col * masks[:, :, :, n]
         # The tap's weights as a grouped 1x1 convolution (input channels in x's order).
-        y = F.conv2d(col.view(b, c, h_out, w_out), weight[:, :, i:i + 1, j:j + 1],
-                     groups=c // c_in_g)
+        y = F.conv2d(col.view(b, c, h_out, w_out), tap_weights[n], groups=c // c_in_g)
         out = y if out is None else out.add_(y)
     assert out is not None
     return out if bias is None else out + bias.view(1, -1, 1, 1)
