@@ -89,7 +89,7 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
 
     The model's channel attention pools over ``pool_radius`` pixels (``set_pool_radius``);
     with ``fuse`` it is rewritten into its faster inference form (``fuse_for_inference``:
-    same outputs, not the training parameters).
+    same outputs, not the training parameters; GyroDVD's weights also channels-last).
     """
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -106,7 +106,13 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
     model = build_model(config)
     model.load_state_dict(load_file(str(path)))
     set_pool_radius(model.eval(), pool_radius)
-    return (fuse_for_inference(model) if fuse else model), config
+    if not fuse:
+        return model, config
+    fuse_for_inference(model)
+    if isinstance(model, GyroDVD):
+        # oneDNN runs its many narrow convolutions 1.2x faster channels-last (DeepGyro: not).
+        model.to(memory_format=torch.channels_last)
+    return model, config
 
 
 __all__ = ["ARCHITECTURES", "INFERENCE_POOL_RADIUS", "VARIANTS", "DeepGyro", "GyroDVD",

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gyrodeblur.models import load_model
 from gyrodeblur.models.deform import ModulatedDeformConv2d, deform_conv2d
 from gyrodeblur.models.gyrodvd import (
     GYRODVD_VARIANTS,
@@ -218,3 +219,15 @@ def test_path_samples_feed_the_image_encoder_only_with_a_kernel() -> None:
     assert (net(x, rot, tran) - net(x, rot, 2 * tran)).abs().max() > 1e-4
     with pytest.raises(ValueError, match="path_samples"):
         GyroDVD(**TINY, kernel="none", path_samples=True)
+
+
+def test_shipped_net_in_its_inference_form_computes_the_same_function() -> None:
+    trained, _ = load_model("gyrodvd-s", fuse=False)
+    fast, _ = load_model("gyrodvd-s")
+    assert fast.stem.head.weight.is_contiguous(memory_format=torch.channels_last)
+    g = torch.Generator().manual_seed(0)
+    T = trained.samples
+    x = torch.rand(1, 3, 3, 40, 52, generator=g)
+    rot, tran = (3 * torch.randn(1, 3, T, 2, 40, 52, generator=g) for _ in range(2))
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x, rot, tran), trained(x, rot, tran), atol=1e-5, rtol=0)
