@@ -156,16 +156,15 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     use_tran = restorer.translation and clip[0].tran is not None
 
     def tile(t: Tile) -> np.ndarray:
-        # Windows repeat their end frames: bring each frame's kernels to the tile once.
-        kernels: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        # Windows repeat their end frames: bring each frame and its kernels to the tile once.
+        parts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
         for f in clip:
-            if id(f) not in kernels:
-                kernels[id(f)] = (upsample_kernels(f.rot, (H, W), t),
-                                  upsample_kernels(f.tran, (H, W), t) if use_tran else None)
-        parts = [kernels[id(f)] for f in clip]
-        images = [to_float(f.image[t.y0:t.y1, t.x0:t.x1]) for f in clip]
-        out = restorer(images, [p[0] for p in parts],
-                       [p[1] for p in parts] if use_tran else None, tv)
+            if id(f) not in parts:
+                parts[id(f)] = (to_float(f.image[t.y0:t.y1, t.x0:t.x1]),
+                                upsample_kernels(f.rot, (H, W), t),
+                                upsample_kernels(f.tran, (H, W), t) if use_tran else None)
+        images, rot, tran = zip(*(parts[id(f)] for f in clip), strict=True)
+        out = restorer(list(images), list(rot), list(tran) if use_tran else None, tv)
         release_memory()  # tiles of changing sizes would leave the heap creeping up
         return out
 
