@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numba
 import numpy as np
-from scipy import ndimage
 
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import Orientation
@@ -67,6 +67,61 @@ def pair_velocity(gray_a: np.ndarray, gray_b: np.ndarray, orientation: Orientati
     return PairVelocity(tau_a, consistent(forward, backward), tau_b, consistent(backward, forward))
 
 
+@numba.njit(cache=True)
+def _nearest_valid_row(valid: np.ndarray, row: np.ndarray) -> None:
+    """``row[y, x]``: the row of the valid pixel of column ``x`` nearest to ``y``, or -1.
+
+    Row-major sweeps down and up, so memory is read in order."""
+    height, width = valid.shape
+    last = np.full(width, -1, np.int32)
+    for y in range(height):
+        for x in range(width):
+            if valid[y, x]:
+                last[x] = y
+            row[y, x] = last[x]
+    last[:] = -1
+    for y in range(height - 1, -1, -1):
+        for x in range(width):
+            if valid[y, x]:
+                last[x] = y
+            below = last[x]
+            if below >= 0 and (row[y, x] < 0 or below - y < y - row[y, x]):
+                row[y, x] = below
+
+
+@numba.njit(parallel=True, cache=True)
+def _fill_from_nearest(field: np.ndarray, row: np.ndarray, out: np.ndarray) -> None:
+    """``out[y, x] = field[row[y, q], q]`` for the column ``q`` minimising
+    ``(x - q)^2 + (y - row[y, q])^2``: the exact Euclidean nearest valid pixel.
+
+    The lower envelope of one parabola per column (Felzenszwalb and Huttenlocher, 2012);
+    some column has a valid pixel."""
+    height, width = row.shape
+    for y in numba.prange(height):
+        apex = np.empty(width, np.int64)  # the columns whose parabolas make the envelope
+        start = np.empty(width, np.float64)  # where each starts to be the lowest
+        k = -1
+        for q in range(width):
+            if row[y, q] < 0:
+                continue
+            f_q = float((y - row[y, q]) ** 2 + q * q)
+            s = -np.inf
+            while k >= 0:
+                v = apex[k]
+                s = (f_q - float((y - row[y, v]) ** 2 + v * v)) / (2.0 * (q - v))
+                if s > start[k]:
+                    break
+                k -= 1
+            k += 1
+            apex[k] = q
+            start[k] = s
+        j = 0
+        for x in range(width):
+            while j < k and start[j + 1] <= x:
+                j += 1
+            out[y, x] = field[row[y, apex[j]], apex[j]]
+
+
 def fill_nearest(field: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Replace invalid pixels of ``field (H, W, C)`` by the nearest valid pixel's value.
 
@@ -81,9 +136,11 @@ def fill_nearest(field: np.ndarray, valid: np.ndarray) -> np.ndarray:
         return field
     if not valid.any():
         return np.zeros_like(field)
-    iy, ix = ndimage.distance_transform_edt(~valid, return_distances=False,
-                                            return_indices=True)
-    return field[iy, ix]
+    row = np.empty(valid.shape, np.int32)
+    _nearest_valid_row(np.ascontiguousarray(valid), row)
+    out = np.empty_like(field)
+    _fill_from_nearest(field, row, out)
+    return out
 
 
 def combine_velocities(taus: list[np.ndarray],

@@ -87,11 +87,11 @@ def test_consistency_mask_flags_flow_leaving_the_image():
     assert valid[:, :7].all() and not valid[:, 7:].any()
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fill_nearest_matches_brute_force(seed):
+@pytest.mark.parametrize(("seed", "invalid"), [(0, 0.9), (1, 0.9), (2, 0.5), (3, 0.03)])
+def test_fill_nearest_matches_brute_force(seed, invalid):
     rng = np.random.default_rng(seed)
     field = rng.normal(size=(31, 37, 2)).astype(np.float32)
-    valid = rng.random((31, 37)) > 0.9
+    valid = rng.random((31, 37)) > invalid
     valid[5:25, 8:30] = False  # a large hole, where approximate distances would go wrong
     filled = fill_nearest(field, valid)
     vy, vx = np.nonzero(valid)
@@ -100,6 +100,14 @@ def test_fill_nearest_matches_brute_force(seed):
         candidates = {(vy[k], vx[k]) for k in np.flatnonzero(d2 == d2.min())}
         assert any(np.array_equal(filled[y, x], field[c]) for c in candidates)
     np.testing.assert_array_equal(filled[valid], field[valid])
+
+
+def test_fill_nearest_reaches_across_the_image():
+    field = np.arange(12.0).reshape(3, 4, 1)
+    valid = np.zeros((3, 4), bool)
+    valid[2, 0] = True  # the only valid pixel, in a corner
+    assert (fill_nearest(field, valid) == 8.0).all()
+    assert (fill_nearest(field, np.zeros((3, 4), bool)) == 0.0).all()
 
 
 def test_combine_averages_where_both_valid():
