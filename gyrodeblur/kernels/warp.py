@@ -39,7 +39,14 @@ def _distort(x: float, y: float, model: int, d: np.ndarray) -> tuple[float, floa
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def _warp_homography(H: np.ndarray, out: np.ndarray) -> None:
-    """Pinhole case: each row is one homography ``H[i, y]`` in pixel coordinates."""
+    """Pinhole case: each row is one homography ``H[i, y]`` in pixel coordinates.
+
+    The displacement is written as ``((h00 - bz - h20 x) x + bx) / (h20 x + bz)`` (and its
+    ``y`` twin) with per-row constants folded in float64: every per-pixel term is then of the
+    order of the displacement, so float32 vector arithmetic keeps the output's own float32
+    precision and runs at about the speed of the writes, 3-4x faster than float64 positions
+    minus ``x``.
+    """
     T, _, rows, cols = out.shape
     for y in numba.prange(rows):
         for i in range(T):
@@ -47,10 +54,14 @@ def _warp_homography(H: np.ndarray, out: np.ndarray) -> None:
             bx = h[0, 1] * y + h[0, 2]
             by = h[1, 1] * y + h[1, 2]
             bz = h[2, 1] * y + h[2, 2]
+            gx, gz = np.float32(h[2, 0]), np.float32(bz)
+            ax, cx = np.float32(h[0, 0] - bz), np.float32(bx)
+            ay, cy = np.float32(h[1, 0] - y * h[2, 0]), np.float32(by - y * bz)
             for x in range(cols):
-                inv = 1.0 / (h[2, 0] * x + bz)
-                out[i, 0, y, x] = (h[0, 0] * x + bx) * inv - x
-                out[i, 1, y, x] = (h[1, 0] * x + by) * inv - y
+                fx = np.float32(x)
+                inv = np.float32(1.0) / (gx * fx + gz)
+                out[i, 0, y, x] = ((ax - gx * fx) * fx + cx) * inv
+                out[i, 1, y, x] = (ay * fx + cy) * inv
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)

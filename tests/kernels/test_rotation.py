@@ -62,6 +62,23 @@ def test_pinhole_matches_opencv_perspective_transform():
             np.testing.assert_allclose(out[i, :, y].T, moved - pts[0], atol=1e-3)
 
 
+def test_pinhole_displacements_keep_float32_precision_at_4k():
+    # Large rotations (up to ~200 px of motion) far from the centre: the float32 kernel must
+    # agree with float64 positions minus pixel coordinates to float32 rounding of the output.
+    cam = Camera(width=3840, height=2160, fx=2900.0, fy=2900.0, cx=1919.5, cy=1079.5)
+    rotations = exp_so3(np.random.default_rng(2).normal(0, 0.03, (2, 2160, 3)))
+    out = warp_displacements(rotations, cam)
+    xs = np.arange(3840.0)
+    for i in range(2):
+        for y in (0, 1000, 2159):
+            H = cam.K @ rotations[i, y] @ cam.K_inv
+            den = H[2, 0] * xs + H[2, 1] * y + H[2, 2]
+            dx = (H[0, 0] * xs + H[0, 1] * y + H[0, 2]) / den - xs
+            dy = (H[1, 0] * xs + H[1, 1] * y + H[1, 2]) / den - y
+            np.testing.assert_allclose(out[i, 0, y], dx, rtol=1e-6, atol=1e-5)
+            np.testing.assert_allclose(out[i, 1, y], dy, rtol=1e-6, atol=1e-5)
+
+
 @pytest.mark.parametrize("cam", [OPENCV, FISHEYE])
 def test_distorted_warp_matches_camera_model_reference(cam):
     rotations = exp_so3(np.random.default_rng(1).normal(0, 0.03, (2, 48, 3)))
