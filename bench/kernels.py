@@ -6,9 +6,11 @@ pipeline writes them) and ``tran_540p_ms`` (the translation step of one 960x540 
 flow both ways, gyro flow, consistency, fill), plus the other figures of the table.
 
 Targets on the 2-core machines: rotation <= 60 ms per 1080p frame, translation <= 250 ms per
-960x540 pair. The numpy column is the straightforward vectorised implementation the compiled
-kernel replaced, timed in the same run, for the speed-up ratio; likewise scipy's exact
-distance transform for the nearest-valid fill of the translation step.
+960x540 pair. The write-only figure is the bound of the rotation kernel: its 150 MB output
+written once on all cores, nothing computed. The numpy column is the straightforward
+vectorised implementation the compiled kernel replaced, timed in the same run, for the
+speed-up ratio; likewise scipy's exact distance transform for the nearest-valid fill of the
+translation step.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numba
 import numpy as np
 from scipy import ndimage
 from timing import best_ms  # bench/ is on sys.path when run as a script
@@ -46,6 +49,17 @@ def numpy_rotation(orientation, camera: Camera, t_start: float, exposure: float,
     return out
 
 
+@numba.njit(parallel=True)
+def write_only(out: np.ndarray) -> None:
+    """The bound: every output value written once, in the kernel's order, on all cores."""
+    T, _, rows, cols = out.shape
+    for y in numba.prange(rows):
+        for i in range(T):
+            for x in range(cols):
+                out[i, 0, y, x] = x
+                out[i, 1, y, x] = y
+
+
 def scipy_fill(field: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Reference: the nearest-valid fill by scipy's exact Euclidean distance transform."""
     iy, ix = ndimage.distance_transform_edt(~valid, return_distances=False,
@@ -69,6 +83,7 @@ def main() -> None:
     figures = {
         "rot_1080p_t9_ms": best_ms(
             lambda: rotation_trajectories(orientation, cam, t0, 0.03, 9, out=out), args.repeat),
+        "rot_1080p_t9_write_only_ms": best_ms(lambda: write_only(out), args.repeat),
         "rot_1080p_t9_alloc_ms": best_ms(
             lambda: rotation_trajectories(orientation, cam, t0, 0.03, 9), args.repeat),
         "rot_1080p_t9_fisheye_ms": best_ms(
@@ -113,6 +128,7 @@ def main() -> None:
         ("  same, allocating a fresh output", "rot_1080p_t9_alloc_ms", ""),
         ("  same, fisheye distortion", "rot_1080p_t9_fisheye_ms", ""),
         ("  same, numpy broadcasting (before)", "rot_1080p_t9_numpy_ms", ""),
+        ("  writing the output only (the bound)", "rot_1080p_t9_write_only_ms", ""),
         ("translation step, 960x540 pair (DIS both ways)", "tran_540p_ms", "<= 250"),
         ("  its nearest-valid fill, 4% holes", "fill_540p_ms", ""),
         ("  same, scipy distance transform (before)", "fill_540p_scipy_ms", ""),

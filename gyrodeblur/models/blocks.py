@@ -4,6 +4,9 @@ A ``NAFBlock`` is LayerNorm -> 1x1 -> 3x3 depthwise -> SimpleGate -> simplified 
 attention -> 1x1, added back with a learned per-channel scale ``beta``; then an FFN half
 (LayerNorm -> 1x1 -> SimpleGate -> 1x1) added with ``gamma``. Both scales start at zero, so a
 freshly built block is the identity.
+
+Also here: sampling an image along per-pixel trajectories (``along_path``), which both
+networks use to see the blurred input moved along its own kernel.
 """
 
 from __future__ import annotations
@@ -240,6 +243,35 @@ def fuse_for_inference(net: nn.Module) -> nn.Module:
             net.set_submodule(name, shuffle_as_transposed_conv(module[0],
                                                                module[1].upscale_factor))
     return net
+
+
+def sampling_grid(offset: Tensor) -> Tensor:
+    """``grid_sample``'s grid for ``out(p) = x(p + offset(p))``, ``offset`` ``(N, 2, H, W)``
+    in pixels: pixel centres mapped to ``[-1, 1]`` with ``align_corners=False`` (exact, any
+    size)."""
+    h, w = offset.shape[-2:]
+    xs = torch.arange(w, device=offset.device, dtype=offset.dtype)
+    ys = torch.arange(h, device=offset.device, dtype=offset.dtype)[:, None]
+    return torch.stack(((2 * (xs + offset[:, 0]) + 1) / w - 1,
+                        (2 * (ys + offset[:, 1]) + 1) / h - 1), -1)
+
+
+def along_path(frames: Tensor, traj: Tensor) -> Tensor:
+    """Each frame sampled along its trajectory: ``(N, 3, H, W)``, ``(N, T, 2, H, W)`` pixels ->
+    ``(N, 3T, H, W)`` of ``y(p + traj_t(p)) - y(p)``; bilinear, borders extended.
+
+    Example:
+        >>> y = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 3, 1, 4)
+        >>> traj = torch.zeros(1, 2, 2, 1, 4); traj[0, 1, 0] = 1.0  # second sample: 1 px right
+        >>> along_path(y, traj)[0, :, 0].tolist()[2:4]
+        [[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]]
+    """
+    n, c, h, w = frames.shape
+    T = traj.shape[1]
+    grid = sampling_grid(traj.reshape(n * T, 2, h, w))
+    moved = F.grid_sample(frames.repeat_interleave(T, 0), grid, mode="bilinear",
+                          padding_mode="border", align_corners=False)
+    return (moved.view(n, T, c, h, w) - frames[:, None]).reshape(n, T * c, h, w)
 
 
 def pad_to_multiple(x: Tensor, multiple: int, mode: str = "reflect") -> Tensor:

@@ -5,6 +5,11 @@ NAFNet-style U-Net that predicts a residual: ``restored = blurred + net(blurred,
 The kernel description (``guidance``) is one of
 
 - ``"field"``: DeepGyro's 2-channel blur field ``(U, V)`` (``blur_field``);
+- ``"path"`` (ours): the blur field plus the blurred image sampled at four points of its own
+  trajectory, ``y(p + k_t(p)) - y(p)`` at a quarter, and three quarters of the exposure and
+  its ends (``path_indices``). Each is the image moved by part of its blur, so a first
+  deconvolution step is a linear layer away; the same idea gave the small GyroDVD its use of
+  the kernel (``docs/models.md``);
 - ``"trajectory"``: all ``2T`` channels of the per-pixel rotation trajectory;
 - ``"none"``: no gyro input (DeepBlind, the blind baseline with the same body).
 
@@ -18,12 +23,24 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gyrodeblur.models.blocks import NAFBlock, crop_to, pad_to_multiple
+from gyrodeblur.models.blocks import NAFBlock, along_path, crop_to, pad_to_multiple
 
 KERNEL_SCALE = 16.0
 """Pixels per unit of the kernel input: blurs of a few to tens of pixels become O(1)."""
 
-GUIDANCES = ("field", "trajectory", "none")
+GUIDANCES = ("field", "path", "trajectory", "none")
+
+
+def path_indices(T: int) -> list[int]:
+    """The trajectory samples that ``"path"`` guidance uses: the exposure's ends and quarter
+    points (the middle one, the reference, does not move). ``T = 5`` holds exactly these.
+
+    Example:
+        >>> path_indices(9), path_indices(5)
+        ([0, 2, 6, 8], [0, 1, 3, 4])
+    """
+    points = torch.linspace(0, T - 1, 5).round().long().tolist()
+    return points[:2] + points[3:]
 
 
 def blur_field(rot: Tensor) -> Tensor:
@@ -54,7 +71,8 @@ class DeepGyro(nn.Module):
         dec_blocks: NAFBlocks per decoder level in decoder order, i.e. deepest first and full
             resolution last (NAFNet's convention); same length as ``enc_blocks``.
         guidance: ``"field"``, ``"trajectory"`` or ``"none"`` (see the module docstring).
-        samples: trajectory samples ``T`` (used by ``"trajectory"`` only).
+        samples: trajectory samples ``T`` (``"trajectory"`` needs exactly ``T``; the others
+            take any ``T``, ``"path"`` at least 5 for distinct quarter points).
 
     Example:
         >>> net = DeepGyro(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), samples=3)
@@ -79,7 +97,7 @@ class DeepGyro(nn.Module):
         self.guidance = guidance
         self.samples = samples
         self.multiple = 2 ** len(enc_blocks)
-        extra = {"field": 2, "trajectory": 2 * samples, "none": 0}[guidance]
+        extra = {"field": 2, "path": 2 + 3 * 4, "trajectory": 2 * samples, "none": 0}[guidance]
 
         self.intro = nn.Conv2d(3 + extra, width, 3, padding=1)
         self.encoders = nn.ModuleList()
@@ -100,14 +118,19 @@ class DeepGyro(nn.Module):
             self.decoders.append(nn.Sequential(*(NAFBlock(c) for _ in range(n))))
         self.ending = nn.Conv2d(width, 3, 3, padding=1)
 
-    def kernel_input(self, rot: Tensor | None) -> Tensor | None:
-        """The scaled gyro channels for ``rot`` ``(B, T, 2, H, W)`` in pixels (None for none)."""
+    def kernel_input(self, blurred: Tensor, rot: Tensor | None) -> Tensor | None:
+        """The gyro channels for ``blurred`` ``(B, 3, H, W)`` and ``rot`` ``(B, T, 2, H, W)``
+        in pixels (None for no guidance); kernels divided by ``KERNEL_SCALE``."""
         if self.guidance == "none":
             return None
         if rot is None:
             raise ValueError(f"guidance={self.guidance!r} needs rot (B, T, 2, H, W)")
         if self.guidance == "field":
             return blur_field(rot) / KERNEL_SCALE
+        if self.guidance == "path":
+            rot = rot.to(blurred.dtype)
+            return torch.cat((blur_field(rot) / KERNEL_SCALE,
+                              along_path(blurred, rot[:, path_indices(rot.shape[1])])), 1)
         if rot.shape[1] != self.samples:
             raise ValueError(f"rot has T={rot.shape[1]} samples, the net expects {self.samples}")
         return rot.flatten(1, 2) / KERNEL_SCALE
@@ -118,7 +141,7 @@ class DeepGyro(nn.Module):
         Returns ``blurred`` plus the predicted residual (not clamped), ``(B, 3, H, W)``.
         """
         h, w = blurred.shape[-2:]
-        k = self.kernel_input(rot)
+        k = self.kernel_input(blurred, rot)
         x = blurred if k is None else torch.cat([blurred, k.to(blurred.dtype)], dim=1)
         # Channels-last: about 1.4x faster on CPU (mkldnn 1x1 convs, LayerNorm without copies).
         x = pad_to_multiple(x, self.multiple).contiguous(memory_format=torch.channels_last)
@@ -148,6 +171,7 @@ _SIZES = {
 
 DEEPGYRO_VARIANTS: dict[str, dict[str, Any]] = {
     **{f"deepgyro-{k}": {**v, "guidance": "field"} for k, v in _SIZES.items()},
+    **{f"deepgyro-path-{k}": {**v, "guidance": "path"} for k, v in _SIZES.items()},
     **{f"deepgyro-traj-{k}": {**v, "guidance": "trajectory"} for k, v in _SIZES.items()},
     **{f"deepblind-{k}": {**v, "guidance": "none"} for k, v in _SIZES.items()},
 }

@@ -59,14 +59,16 @@ from torch import Tensor, nn
 from gyrodeblur.models.blocks import (
     ChannelPool,
     LayerNorm2d,
+    along_path,
     crop_to,
     pad_to_multiple,
     parameter_count,
+    sampling_grid,
 )
 from gyrodeblur.models.deform import ModulatedDeformConv2d
 
-__all__ = ["GYRODVD_VARIANTS", "GyroDVD", "KGSBlock", "build_gyrodvd", "group_warp",
-           "parameter_count", "temporal_shift"]
+__all__ = ["GYRODVD_VARIANTS", "GyroDVD", "KGSBlock", "along_path", "build_gyrodvd",
+           "group_warp", "parameter_count", "temporal_shift"]
 
 KernelMode = Literal["rot+tran", "rot", "flow", "none"]
 FusionMode = Literal["feature", "pixel"]
@@ -134,39 +136,10 @@ def group_warp(x: Tensor, offset: Tensor, groups: int = SHIFT_GROUPS) -> Tensor:
         [[1.0, 2.0, 3.0], [0.0, 1.0, 2.0]]
     """
     n, c, h, w = x.shape
-    grid = _sampling_grid(offset.expand(n, -1, h, w).reshape(n * groups, 2, h, w))
+    grid = sampling_grid(offset.expand(n, -1, h, w).reshape(n * groups, 2, h, w))
     out = F.grid_sample(x.reshape(n * groups, c // groups, h, w), grid, mode="bilinear",
                         padding_mode="zeros", align_corners=False)
     return out.view(n, c, h, w)
-
-
-def _sampling_grid(offset: Tensor) -> Tensor:
-    """``grid_sample``'s grid for ``out(p) = x(p + offset(p))``, ``offset`` ``(N, 2, H, W)``
-    in pixels: pixel centres mapped to ``[-1, 1]`` with ``align_corners=False`` (exact, any
-    size)."""
-    h, w = offset.shape[-2:]
-    xs = torch.arange(w, device=offset.device, dtype=offset.dtype)
-    ys = torch.arange(h, device=offset.device, dtype=offset.dtype)[:, None]
-    return torch.stack(((2 * (xs + offset[:, 0]) + 1) / w - 1,
-                        (2 * (ys + offset[:, 1]) + 1) / h - 1), -1)
-
-
-def along_path(frames: Tensor, traj: Tensor) -> Tensor:
-    """Each frame sampled along its trajectory: ``(N, 3, H, W)``, ``(N, T, 2, H, W)`` pixels ->
-    ``(N, 3T, H, W)`` of ``y(p + traj_t(p)) - y(p)``; bilinear, borders extended.
-
-    Example:
-        >>> y = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 3, 1, 4)
-        >>> traj = torch.zeros(1, 2, 2, 1, 4); traj[0, 1, 0] = 1.0  # second sample: 1 px right
-        >>> along_path(y, traj)[0, :, 0].tolist()[2:4]
-        [[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]]
-    """
-    n, c, h, w = frames.shape
-    T = traj.shape[1]
-    grid = _sampling_grid(traj.reshape(n * T, 2, h, w))
-    moved = F.grid_sample(frames.repeat_interleave(T, 0), grid, mode="bilinear",
-                          padding_mode="border", align_corners=False)
-    return (moved.view(n, T, c, h, w) - frames[:, None]).reshape(n, T * c, h, w)
 
 
 def _conv(cin: int, cout: int, k: int, bias: bool = False, stride: int = 1,

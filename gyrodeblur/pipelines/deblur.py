@@ -98,8 +98,9 @@ def make_restorer(method: str, model: str | Path | None, video: bool, tile: int 
     name = model or DEFAULT_MODELS["video" if video else "image"]
     net, config = load_model(name)
     if isinstance(net, DeepGyro):
-        # The blur field takes only the end points of the trajectory: T = 2 is exact.
-        T = 2 if net.guidance == "field" else net.samples
+        # The blur field takes only the end points of the trajectory (T = 2 is exact), path
+        # guidance its ends and quarter points (T = 5).
+        T = {"field": 2, "path": 5}.get(net.guidance, net.samples)
         return Restorer(str(name), net, T, 1, False, tile or TILES["deepgyro"], 128)
     assert isinstance(net, GyroDVD)
     if net.kernel == "flow":

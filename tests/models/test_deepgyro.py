@@ -15,7 +15,13 @@ from gyrodeblur.models.blocks import (
     pad_to_multiple,
     parameter_count,
 )
-from gyrodeblur.models.deepgyro import DEEPGYRO_VARIANTS, KERNEL_SCALE, DeepGyro, blur_field
+from gyrodeblur.models.deepgyro import (
+    DEEPGYRO_VARIANTS,
+    KERNEL_SCALE,
+    DeepGyro,
+    blur_field,
+    path_indices,
+)
 
 TINY = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), samples=5)
 
@@ -40,7 +46,7 @@ def test_blur_field_matches_numpy() -> None:
     assert (got[:, 0] >= 0).all()
 
 
-@pytest.mark.parametrize("guidance", ["field", "trajectory", "none"])
+@pytest.mark.parametrize("guidance", ["field", "path", "trajectory", "none"])
 def test_odd_size_keeps_shape(guidance: str) -> None:
     net = DeepGyro(**{**TINY, "guidance": guidance}).eval()
     x = torch.rand(2, 3, 37, 53)
@@ -97,13 +103,31 @@ def test_none_ignores_rot_and_field_uses_it() -> None:
 def test_kernel_input_is_scaled() -> None:
     net = DeepGyro(**{**TINY, "guidance": "trajectory"})
     rot = torch.randn(2, 5, 2, 4, 4)
-    k = net.kernel_input(rot)
+    k = net.kernel_input(torch.rand(2, 3, 4, 4), rot)
     assert k.shape == (2, 10, 4, 4)
     torch.testing.assert_close(k[:, 2:4] * KERNEL_SCALE, rot[:, 1])
     with pytest.raises(ValueError, match="samples"):
-        net.kernel_input(torch.randn(1, 3, 2, 4, 4))
+        net.kernel_input(torch.rand(1, 3, 4, 4), torch.randn(1, 3, 2, 4, 4))
     with pytest.raises(ValueError, match="needs rot"):
         DeepGyro(**TINY)(torch.rand(1, 3, 8, 8))
+
+
+def test_path_input_is_the_image_moved_along_its_quarter_points() -> None:
+    net = DeepGyro(**{**TINY, "guidance": "path"})
+    x = torch.rand(1, 3, 6, 10)
+    # Constant motion to the right, 4 px over the exposure, sampled at T = 9: the quarter
+    # points are whole-pixel shifts -2, -1, 1, 2.
+    rot = torch.zeros(1, 9, 2, 6, 10)
+    rot[:, :, 0] = torch.linspace(-2, 2, 9)[:, None, None]
+    k = net.kernel_input(x, rot)
+    assert k.shape == (1, 2 + 12, 6, 10)
+    torch.testing.assert_close(k[:, :2] * KERNEL_SCALE, blur_field(rot))
+    for j, shift in enumerate((-2, -1, 1, 2)):
+        moved = x[..., (torch.arange(10) + shift).clamp(0, 9)]  # borders extended
+        torch.testing.assert_close(k[:, 2 + 3 * j: 5 + 3 * j], moved - x)
+    # T = 5 holds exactly the quarter points: the same input.
+    torch.testing.assert_close(net.kernel_input(x, rot[:, path_indices(9)[:2] + [4]
+                                                       + path_indices(9)[2:]]), k)
 
 
 def test_parameter_count_by_hand() -> None:
