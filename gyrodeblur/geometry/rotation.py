@@ -50,8 +50,11 @@ def exp_so3(phi: np.ndarray) -> np.ndarray:
     a = np.where(small, 1.0 - theta2 / 6.0 + theta2**2 / 120.0, np.sin(safe) / safe)
     b = np.where(small, 0.5 - theta2 / 24.0 + theta2**2 / 720.0,
                  (1.0 - np.cos(safe)) / (safe * safe))
-    K = hat(phi)
-    return np.eye(3) + a[..., None, None] * K + b[..., None, None] * (K @ K)
+    # I + a K + b K^2 with K^2 = phi phi^T - theta^2 I: elementwise, no stacked matmul.
+    R = b[..., None, None] * (phi[..., :, None] * phi[..., None, :]) + a[..., None, None] * hat(phi)
+    diagonal = np.einsum("...ii->...i", R)  # a writable view
+    diagonal += (1.0 - b * theta2)[..., None]
+    return R
 
 
 def log_so3(R: np.ndarray) -> np.ndarray:
@@ -125,7 +128,8 @@ class Orientation:
 
         ``H(b <- a) = K @ relative(b, a) @ K^-1`` (CONVENTIONS). ``a`` and ``b`` broadcast.
         """
-        a, b = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64))
+        # Each time is looked up once; the product broadcasts (rows' reference times against
+        # all samples of each row, say).
         return np.swapaxes(self.at(b), -1, -2) @ self.at(a)
 
 
