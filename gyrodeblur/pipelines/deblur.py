@@ -34,7 +34,7 @@ from gyrodeblur.pipelines.tiling import Tile, run_tiled
 
 METHODS = ("net", "classic")
 #: Shipped model used by ``--method net`` when none is named.
-DEFAULT_MODELS = {"image": "deepgyro-s", "video": "gyrodvd-s"}
+DEFAULT_MODELS = {"image": "deepgyro-path-s", "video": "gyrodvd-s"}
 #: Tile cores (px) per method: a GyroDVD-s window holds 3 frames and about 1.2 kB of activations
 #: per frame pixel, so its tiles (384 + 2 x 64 halo, 1 GB at peak) keep a 4K clip under 3 GB;
 #: the others need far less. Halos: above each method's receptive field (DeepGyro-s about

@@ -66,14 +66,18 @@ def deblur_video(*args):
     return runner.invoke(app, ["deblur", "video", *map(str, args)])
 
 
-def test_tiled_network_equals_whole_image():
+@pytest.mark.parametrize(("model", "samples"), [("deepgyro-s", 2), ("deepgyro-path-s", 5)])
+def test_tiled_network_equals_whole_image(model, samples):
     torch.manual_seed(0)
-    net, _ = load_model("deepgyro-s")
-    restorer = Restorer("deepgyro-s", net, 2, 1, False)
+    net, _ = load_model(model)
+    restorer = Restorer(model, net, samples, 1, False)
     image = torch.rand(1, 3, 40, 60).numpy()
     image = np.kron(image[0].transpose(1, 2, 0), np.ones((5, 6, 1))).astype(np.float32)
-    rot = np.zeros((2, 2, *image.shape[:2]), np.float32)
-    rot[1, 0] = np.linspace(2, 12, image.shape[1])[None]  # blur growing to the right
+    rot = np.zeros((samples, 2, *image.shape[:2]), np.float32)
+    # Blur growing to the right, from -1 to 5 px at the left edge and -6 to 6 px at the right.
+    reach = np.linspace(1, 6, image.shape[1])[None]
+    for i in range(samples):
+        rot[i, 0] = (2 * i / (samples - 1) - 1) * reach
     whole = deblur_image(image, rot, None, restorer)
     restorer.tile, restorer.halo = 96, 160
     assert len(tile_grid(*image.shape[:2], 96, 160)) == 12

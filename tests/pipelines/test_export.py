@@ -30,16 +30,17 @@ def _dims(model: onnx.ModelProto) -> dict[str, list[str | int]]:
 
 
 def test_shipped_image_model_matches_pytorch(tmp_path):
-    result = export_model("deepgyro-s", tmp_path)
-    assert result.path == tmp_path / "deepgyro-s.onnx"
+    # The default image model: blur field and path samples (grid_sample) in the graph.
+    result = export_model("deepgyro-path-s", tmp_path)
+    assert result.path == tmp_path / "deepgyro-path-s.onnx"
     assert result.max_abs_diff < 1e-4
-    net, _ = load_model("deepgyro-s")
+    net, _ = load_model("deepgyro-path-s")
     assert max_difference(net, result.path, OTHER, seed=1) < 1e-4
     assert _dims(onnx.load(result.path)) == {
         "blurred": ["batch", 3, "height", "width"],
         "rot": ["batch", net.samples, 2, "height", "width"],
         "restored": ["batch", 3, "height", "width"]}
-    assert [p.name for p in tmp_path.iterdir()] == ["deepgyro-s.onnx"]  # no temporary left
+    assert [p.name for p in tmp_path.iterdir()] == ["deepgyro-path-s.onnx"]  # no temporary
 
 
 def test_video_model_matches_pytorch_with_other_batch_frames_and_size(tmp_path):
