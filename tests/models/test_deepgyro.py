@@ -130,6 +130,29 @@ def test_path_input_is_the_image_moved_along_its_quarter_points() -> None:
                                                        + path_indices(9)[2:]]), k)
 
 
+@pytest.mark.parametrize(("h", "w"), [(37, 53), (40, 48), (9, 30)])
+def test_compiled_path_input_equals_the_tensor_code(h: int, w: int) -> None:
+    torch.manual_seed(3)
+    net = DeepGyro(**{**TINY, "guidance": "path"}).eval()
+    x = torch.rand(2, 3, h, w)
+    rot = torch.randn(2, 9, 2, h, w) * 4
+    rot[:, :, 0, :, :3] += 100.0  # samples far outside the image: borders extended
+    assert net._compiled_input_applies(x, rot)
+    compiled = net._compiled_path_input(x, rot)
+    reference = pad_to_multiple(torch.cat([x, net.kernel_input(x, rot)], 1), net.multiple)
+    assert compiled.shape == reference.shape
+    assert compiled.is_contiguous(memory_format=torch.channels_last)
+    # grid_sample's normalised coordinates round differently: 1e-5 of a pixel at most.
+    torch.testing.assert_close(compiled, reference, rtol=0, atol=1e-5)
+    # Gradients and ONNX tracing take the tensor code; the outputs agree.
+    _randomise_residual_scales(net)
+    with torch.no_grad():
+        fast = net(x, rot)
+    slow = net(x.requires_grad_(), rot)
+    assert not net._compiled_input_applies(x, rot)
+    torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-4)
+
+
 def test_parameter_count_by_hand() -> None:
     c = 12
     # conv1 c->2c, dw 3x3 on 2c, conv3 c->c, sca c->c, conv4 c->2c, conv5 c->c (weights + bias),
