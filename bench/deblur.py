@@ -103,7 +103,7 @@ def main() -> None:
         return
 
     from gyrodeblur.models import shipped_weights
-    from gyrodeblur.pipelines.deblur import DEFAULT_MODELS
+    from gyrodeblur.pipelines.deblur import DEFAULT_MODEL
 
     figures: dict[str, float] = {}
     if not args.json:
@@ -111,8 +111,8 @@ def main() -> None:
         print("|---|---|---:|---:|---:|", flush=True)
     runs = [(m, "720p", args.frames) for m in ["classic", *sorted(shipped_weights())]]
     # Two lengths for the single-image net show that memory does not grow with the clip.
-    image, video = DEFAULT_MODELS["image"], DEFAULT_MODELS["video"]
-    runs += [(image, "4k", 2), (image, "4k", 4), (video, "4k", 2), ("classic", "4k", 1)]
+    runs += [(DEFAULT_MODEL, "4k", 2), (DEFAULT_MODEL, "4k", 4), ("gyrodvd-s", "4k", 2),
+             ("classic", "4k", 1)]
     runs = [(m, s, f) for m, s, f in runs
             if (not args.methods or m in args.methods) and (not args.sizes or s in args.sizes)]
     for method, size, frames in runs:

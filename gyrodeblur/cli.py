@@ -591,8 +591,8 @@ app.add_typer(deblur_app, name="deblur")
 MethodOption = Annotated[str, typer.Option(
     help="net (a trained network) or classic (deconvolution with the gyro kernels, no weights).")]
 ModelOption = Annotated[str | None, typer.Option(
-    help="Shipped model name or .safetensors file (default: deepgyro-path-s for images, gyrodvd-s "
-         "for videos).")]
+    help="Shipped model name or .safetensors file (default: deepgyro-path-s, frame by frame; "
+         "gyrodvd-s is the video network).")]
 TileOption = Annotated[int | None, typer.Option(
     min=64, help="Tile size (pixels) for bounded memory (default: 1024, 384 for video nets).")]
 KernelWidthOption = Annotated[int, typer.Option(

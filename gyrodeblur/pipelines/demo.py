@@ -3,8 +3,8 @@
 A bundled sharp photograph is filmed by a virtual camera moving along a segment of a real gyro
 trace (with parallax from a tilted plane and a small camera translation); the device's files
 (frames, gyro CSV, frames CSV, camera JSON) are written with an unknown time offset, which is
-then found by synchronisation. The clip is deblurred with the shipped video network and with
-the classical method, and scored against the truth.
+then found by synchronisation. The clip is deblurred with the default shipped network (what
+``gyrodeblur deblur`` uses) and with the classical method, and scored against the truth.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gyrodeblur.kernels.blur_field import blur_field as blur_field_np
+from gyrodeblur.models import predict
 from gyrodeblur.models.blocks import (
     NAFBlock,
     crop_to,
@@ -151,6 +152,18 @@ def test_compiled_path_input_equals_the_tensor_code(h: int, w: int) -> None:
     slow = net(x.requires_grad_(), rot)
     assert not net._compiled_input_applies(x, rot)
     torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-4)
+
+
+def test_predict_restores_the_frames_of_clips_one_by_one() -> None:
+    torch.manual_seed(4)
+    net = DeepGyro(**{**TINY, "guidance": "path"}).eval()
+    _randomise_residual_scales(net)
+    clip = {"blurred": torch.rand(2, 3, 3, 12, 16), "rot": torch.randn(2, 3, 5, 2, 12, 16)}
+    with torch.no_grad():
+        out = predict(net, clip)
+        assert out.shape == (2, 3, 3, 12, 16)
+        for f in range(3):
+            torch.testing.assert_close(out[:, f], net(clip["blurred"][:, f], clip["rot"][:, f]))
 
 
 def test_parameter_count_by_hand() -> None:
