@@ -61,9 +61,12 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
     """``image`` (float RGB or uint8) with ``text`` in its corner, as float RGB."""
     out = image if image.dtype == np.uint8 else np.clip(image * 255 + 0.5, 0, 255)
     out = np.ascontiguousarray(out, dtype=np.uint8)
-    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, thickness,
-                    cv2.LINE_AA)
+    # White on a dark box: a thick dark copy of the text as outline would not line up, since
+    # OpenCV's glyph advance grows with the stroke thickness.
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    cv2.rectangle(out, (2, 16 - height), (10 + width, 20 + baseline), (0, 0, 0), cv2.FILLED)
+    cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                cv2.LINE_AA)
     return out.astype(np.float32) / 255
 
 
