@@ -6,8 +6,8 @@ The kernel description (``guidance``) is one of
 
 - ``"field"``: DeepGyro's 2-channel blur field ``(U, V)`` (``blur_field``);
 - ``"path"`` (ours): the blur field plus the blurred image sampled at four points of its own
-  trajectory, ``y(p + k_t(p)) - y(p)`` at a quarter, and three quarters of the exposure and
-  its ends (``path_indices``). Each is the image moved by part of its blur, so a first
+  trajectory, ``y(p + k_t(p)) - y(p)`` at the exposure's ends and at a quarter and three
+  quarters of it (``path_indices``). Each is the image moved by part of its blur, so a first
   deconvolution step is a linear layer away; the same idea gave the small GyroDVD its use of
   the kernel (``docs/models.md``);
 - ``"trajectory"``: all ``2T`` channels of the per-pixel rotation trajectory;
@@ -119,7 +119,8 @@ class DeepGyro(nn.Module):
         middle_blocks: NAFBlocks at the bottom.
         dec_blocks: NAFBlocks per decoder level in decoder order, i.e. deepest first and full
             resolution last (NAFNet's convention); same length as ``enc_blocks``.
-        guidance: ``"field"``, ``"trajectory"`` or ``"none"`` (see the module docstring).
+        guidance: ``"field"``, ``"path"``, ``"trajectory"`` or ``"none"`` (see the module
+            docstring).
         samples: trajectory samples ``T`` (``"trajectory"`` needs exactly ``T``; the others
             take any ``T``, ``"path"`` at least 5 for distinct quarter points).
 
@@ -196,7 +197,7 @@ class DeepGyro(nn.Module):
                 and -h % self.multiple < h and -w % self.multiple < w)
 
     def _compiled_path_input(self, blurred: Tensor, rot: Tensor) -> Tensor:
-        b, c, h, w = blurred.shape
+        b, _, h, w = blurred.shape
         points = np.array(path_indices(rot.shape[1]), np.int64)
         out = torch.empty(b, h + -h % self.multiple, w + -w % self.multiple,
                           self.intro.in_channels)

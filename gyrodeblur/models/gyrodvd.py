@@ -67,8 +67,8 @@ from gyrodeblur.models.blocks import (
 )
 from gyrodeblur.models.deform import ModulatedDeformConv2d
 
-__all__ = ["GYRODVD_VARIANTS", "GyroDVD", "KGSBlock", "along_path", "build_gyrodvd",
-           "group_warp", "parameter_count", "temporal_shift"]
+__all__ = ["GYRODVD_VARIANTS", "GyroDVD", "KGSBlock", "build_gyrodvd", "group_warp",
+           "parameter_count", "temporal_shift"]
 
 KernelMode = Literal["rot+tran", "rot", "flow", "none"]
 FusionMode = Literal["feature", "pixel"]

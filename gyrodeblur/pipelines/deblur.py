@@ -56,6 +56,9 @@ class Restorer:
         translation: whether it uses the translational kernel.
         tile: core size of the spatial tiles (pixels; ``TILES``).
         halo: context around each tile (pixels), above the method's receptive field.
+        along_path: whether the net samples its input along the kernels, which widens its
+            receptive field by their reach: each frame's tiles then get that much more halo,
+            up to twice ``halo`` (``tile_halo``).
     """
 
     name: str
@@ -65,6 +68,7 @@ class Restorer:
     translation: bool
     tile: int = 1024
     halo: int = 128
+    along_path: bool = False
 
     def __call__(self, clip: list[np.ndarray], rot: list[np.ndarray],
                  tran: list[np.ndarray] | None, tv_weight: float | None = None) -> np.ndarray:
@@ -103,10 +107,13 @@ def make_restorer(method: str, model: str | Path | None, video: bool, tile: int 
         # The blur field takes only the end points of the trajectory (T = 2 is exact), path
         # guidance its ends and quarter points (T = 5).
         T = {"field": 2, "path": 5}.get(net.guidance, net.samples)
-        return Restorer(str(name), net, T, 1, False, tile or TILES["deepgyro"], 128)
+        return Restorer(str(name), net, T, 1, False, tile or TILES["deepgyro"], 128,
+                        net.guidance == "path")
     assert isinstance(net, GyroDVD)
     if net.kernel == "flow":
         raise InputError(name, "the flow-guided ablation cannot deblur footage; use a gyro model")
+    # Its path samples widen its receptive field too, but a wider halo than 64 px would take
+    # a 4K clip past 3 GB with large blur; the seams are blended.
     return Restorer(str(name), net, net.samples, 3 if video else 1,
                     video and net.kernel == "rot+tran", tile or TILES["gyrodvd"], 64)
 
@@ -150,6 +157,26 @@ def upsample_kernels(traj: np.ndarray, size: tuple[int, int], t: Tile | None = N
     return out
 
 
+def tile_halo(restorer: Restorer, clip: list[FrameData], size: tuple[int, int]) -> int:
+    """The halo of ``clip``'s tiles at frame ``size = (H, W)``: the restorer's, plus the
+    longest displacement of the window's rotation kernels (rounded up, full-resolution pixels)
+    for a net that samples along them, at most twice the restorer's.
+
+    Example:
+        >>> rot = np.zeros((2, 2, 10, 20), np.float32); rot[1, 0, 3, 4] = -2.5
+        >>> net = Restorer("n", None, 2, 1, False, halo=64, along_path=True)
+        >>> tile_halo(net, [FrameData(0, None, rot, None)], (20, 40))  # kernels at half size
+        69
+    """
+    if not restorer.along_path:
+        return restorer.halo
+    H, W = size
+    h, w = clip[0].rot.shape[-2:]
+    reach = max(max(float(np.abs(f.rot[:, 0]).max()) * W / w,
+                    float(np.abs(f.rot[:, 1]).max()) * H / h) for f in clip)
+    return min(restorer.halo + int(np.ceil(reach)), 2 * restorer.halo)
+
+
 def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     """Restore the centre frame of ``clip`` (``restorer.window`` frames), tile by tile."""
     H, W = clip[0].image.shape[:2]
@@ -171,7 +198,7 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
         release_memory()  # tiles of changing sizes would leave the heap creeping up
         return out
 
-    return run_tiled(tile, H, W, restorer.tile, restorer.halo)
+    return run_tiled(tile, H, W, restorer.tile, tile_halo(restorer, clip, (H, W)))
 
 
 def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,

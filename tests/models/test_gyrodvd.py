@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from gyrodeblur.models import load_model
+from gyrodeblur.models.blocks import along_path
 from gyrodeblur.models.deform import ModulatedDeformConv2d, deform_conv2d
 from gyrodeblur.models.gyrodvd import (
     GYRODVD_VARIANTS,
     GyroDVD,
     KGSBlock,
-    along_path,
     build_gyrodvd,
     group_warp,
     parameter_count,

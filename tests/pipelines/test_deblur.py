@@ -21,6 +21,7 @@ from gyrodeblur.pipelines.deblur import (
     deblur_image,
     kernel_camera,
     restore_frame,
+    tile_halo,
     upsample_kernels,
 )
 from gyrodeblur.pipelines.kernels import camera_orientation
@@ -83,6 +84,26 @@ def test_tiled_network_equals_whole_image(model, samples):
     assert len(tile_grid(*image.shape[:2], 96, 160)) == 12
     tiled = deblur_image(image, rot, None, restorer)
     assert np.abs(tiled - whole).max() < 1e-3
+
+
+def test_path_model_tiles_get_the_kernels_reach_as_extra_halo():
+    # deepgyro-path-s samples its input up to the kernels' reach (here 40 px) away: a halo
+    # of 48 px covers its receptive field only when that reach is added.
+    torch.manual_seed(0)
+    net, _ = load_model("deepgyro-path-s")
+    image = torch.rand(1, 3, 40, 60).numpy()
+    image = np.kron(image[0].transpose(1, 2, 0), np.ones((5, 6, 1))).astype(np.float32)
+    rot = np.zeros((5, 2, *image.shape[:2]), np.float32)
+    for i in range(5):
+        rot[i, 0], rot[i, 1] = (i / 2 - 1) * 40, (i / 2 - 1) * 15
+    whole = deblur_image(image, rot, None, Restorer("p", net, 5, 1, False))
+    errors = {}
+    for along_path in (False, True):
+        restorer = Restorer("p", net, 5, 1, False, tile=96, halo=48, along_path=along_path)
+        assert tile_halo(restorer, [FrameData(0, image, rot, None)], image.shape[:2]) == (
+            88 if along_path else 48)
+        errors[along_path] = np.abs(deblur_image(image, rot, None, restorer) - whole).max()
+    assert errors[True] < 1e-3 < 1e-2 < errors[False], errors
 
 
 def test_tiled_video_network_equals_whole_frames():
