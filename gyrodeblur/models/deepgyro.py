@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from gyrodeblur.models.blocks import NAFBlock, along_path, crop_to, pad_to_multiple
+from gyrodeblur.synthesis.blur import _bilinear_weights
 
 KERNEL_SCALE = 16.0
 """Pixels per unit of the kernel input: blurs of a few to tens of pixels become O(1)."""
@@ -78,7 +79,7 @@ def _path_input(blurred: np.ndarray, rot: np.ndarray, points: np.ndarray,
     _, Hp, Wp, _ = out.shape
     T = rot.shape[1]
     xmax, ymax = np.float32(W - 1), np.float32(H - 1)
-    zero, one = np.float32(0.0), np.float32(1.0)
+    zero = np.float32(0.0)
     u1, last_x, last_y = np.uint64(1), np.uint64(W - 1), np.uint64(H - 1)
     scale = np.float32(1.0 / KERNEL_SCALE)
     for r in numba.prange(B * Hp):
@@ -103,11 +104,11 @@ def _path_input(blurred: np.ndarray, rot: np.ndarray, points: np.ndarray,
                 ty = min(max(np.float32(sy) + dy[sx], zero), ymax)
                 x0, y0 = np.uint64(tx), np.uint64(ty)
                 x1, y1 = min(x0 + u1, last_x), min(y0 + u1, last_y)
-                ax, ay = tx - np.float32(x0), ty - np.float32(y0)
+                w00, w01, w10, w11 = _bilinear_weights(tx - np.float32(x0), ty - np.float32(y0))
                 for c in range(3):
-                    top = (one - ax) * image[c, y0, x0] + ax * image[c, y0, x1]
-                    bottom = (one - ax) * image[c, y1, x0] + ax * image[c, y1, x1]
-                    row[x, 5 + 3 * j + c] = (one - ay) * top + ay * bottom - image[c, sy, sx]
+                    row[x, 5 + 3 * j + c] = (w00 * image[c, y0, x0] + w01 * image[c, y0, x1]
+                                             + w10 * image[c, y1, x0] + w11 * image[c, y1, x1]
+                                             - image[c, sy, sx])
 
 
 class DeepGyro(nn.Module):
