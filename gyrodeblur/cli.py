@@ -305,16 +305,17 @@ def synth_image(
     = None,
 ) -> None:
     """Blur one sharp image along the camera rotation a gyro log recorded."""
+    from gyrodeblur.footage import read_image_and_format
     from gyrodeblur.geometry.camera import load_camera
     from gyrodeblur.geometry.gyro import read_gyro
     from gyrodeblur.pipelines.kernels import complete_camera
     from gyrodeblur.pipelines.synth import synth_image as run
-    from gyrodeblur.synthesis.images import read_image
 
-    sharp = read_image(image)
+    sharp, stored = read_image_and_format(image)
     log = read_gyro(gyro, unit=gyro_unit)
     cam = complete_camera(load_camera(camera), log).rescaled(sharp.shape[1], sharp.shape[0])
-    run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed)
+    run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed,
+        stored)
     err_console.print(f"wrote {output}" + (f" and {kernels}" if kernels else ""))
 
 
@@ -634,12 +635,12 @@ def deblur_image_command(
 ) -> None:
     """Deblur one image, with kernels from its gyro log and camera, or from a kernels file."""
     from gyrodeblur.fileio import atomic_path
-    from gyrodeblur.footage import read_image, write_image
+    from gyrodeblur.footage import read_image_and_format, write_image
     from gyrodeblur.pipelines.deblur import deblur_image, image_kernels, read_kernels
 
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
         raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
-    blurred = read_image(image)
+    blurred, stored = read_image_and_format(image)
     restorer = _restorer(method, model, False, tile, samples)
     if kernels_file is not None:
         if gyro is not None or camera is not None:
@@ -658,7 +659,7 @@ def deblur_image_command(
     with err_console.status(f"deblurring with {restorer.name}"):
         restored = deblur_image(blurred, rot, tran, restorer)
     with atomic_path(output) as tmp:
-        write_image(tmp, restored)
+        write_image(tmp, restored, stored)
     err_console.print(f"wrote {output} ({restorer.name})")
 
 

@@ -148,25 +148,76 @@ def to_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32, copy=False)
 
 
+@dataclass(frozen=True)
+class StoredFormat:
+    """How an image file stores its pixels, so that an output can be stored the same way.
+
+    Attributes:
+        dtype: ``np.uint8`` or ``np.uint16``.
+        gray: one channel (the output is written as the mean of its RGB channels).
+        alpha: the ``(H, W)`` alpha channel as stored, or None; written back unchanged.
+    """
+
+    dtype: type = np.uint8
+    gray: bool = False
+    alpha: np.ndarray | None = None
+
+
+def _decode_file(path: str | Path) -> np.ndarray:
+    """The pixels of an 8- or 16-bit image file as stored (BGR order)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    # imdecode of the bytes: unlike imread, no OpenCV warning on stderr for a bad file.
+    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.dtype not in (np.uint8, np.uint16):
+        raise InputError(path, "corrupt or unreadable image (8 or 16 bit expected)")
+    return image
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def read_image(path: str | Path, native: bool = False) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (8 or 16 bit), or with
     ``native`` as stored (uint8 or uint16: a quarter or half the memory)."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None or image.dtype not in (np.uint8, np.uint16):
-        raise InputError(path, "corrupt or unreadable image (8 or 16 bit expected)")
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image = _to_rgb(_decode_file(path))
     return image if native else to_float(image)
 
 
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write ``(H, W, 3)`` float sRGB in ``[0, 1]`` as an 8-bit file (format from the suffix)."""
-    rgb8 = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGR)):
+def read_image_and_format(path: str | Path) -> tuple[np.ndarray, StoredFormat]:
+    """:func:`read_image` plus the file's :class:`StoredFormat` (bit depth, gray, alpha)."""
+    image = _decode_file(path)
+    alpha = image[..., 3] if image.ndim == 3 and image.shape[2] == 4 else None
+    return to_float(_to_rgb(image)), StoredFormat(image.dtype.type, image.ndim == 2, alpha)
+
+
+# Formats whose OpenCV writers keep 16 bits and an alpha channel.
+_DEEP_SUFFIXES = {".png", ".tif", ".tiff"}
+
+
+def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None = None
+                ) -> None:
+    """Write ``(H, W, 3)`` float sRGB in ``[0, 1]`` (format from the suffix).
+
+    8-bit RGB unless ``stored`` (from :func:`read_image_and_format`) asks for gray, 16 bits
+    or an alpha channel; 16 bits and alpha only where the file format has them (PNG, TIFF).
+    """
+    stored = stored or StoredFormat()
+    deep = Path(path).suffix.lower() in _DEEP_SUFFIXES
+    dtype = stored.dtype if deep else np.uint8
+    top = float(np.iinfo(dtype).max)
+    pixels = image.mean(2) if stored.gray else image[..., ::-1]
+    pixels = np.clip(pixels * top + 0.5, 0, top).astype(dtype)
+    if stored.alpha is not None and deep and not stored.gray:
+        alpha = stored.alpha.astype(np.float64) * (top / np.iinfo(stored.alpha.dtype).max)
+        pixels = np.dstack((pixels, np.round(alpha).astype(dtype)))
+    if not cv2.imwrite(str(path), np.ascontiguousarray(pixels)):
         raise InputError(path, "cannot write image")
 
 
@@ -195,11 +246,14 @@ class Footage:
                                      if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self._files:
                 raise InputError(self.path, "folder holds no images")
-            first = read_image(self._files[0], native=True)
+            first = _decode_file(self._files[0])
             self.size = (first.shape[1], first.shape[0])
             self.count = len(self._files)
+            # Frames written back as files keep the bit depth and grayness of the input.
+            self.stored = StoredFormat(first.dtype.type, first.ndim == 2)
         else:
             self.count, self.size, self.fps = self._probe_video()
+            self.stored = StoredFormat()
 
     def _probe_video(self) -> tuple[int, tuple[int, int], float]:
         import av

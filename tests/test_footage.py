@@ -3,7 +3,14 @@ import numpy as np
 import pytest
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.footage import Footage, VideoWriter, read_image, to_float
+from gyrodeblur.footage import (
+    Footage,
+    VideoWriter,
+    read_image,
+    read_image_and_format,
+    to_float,
+    write_image,
+)
 
 
 def test_sixteen_bit_frames_keep_their_precision(tmp_path):
@@ -36,3 +43,40 @@ def test_float_image_files_are_refused(tmp_path):
     cv2.imwrite(str(tmp_path / "linear.tiff"), np.ones((4, 4, 3), np.float32))
     with pytest.raises(InputError, match="linear.tiff.*8 or 16 bit"):
         read_image(tmp_path / "linear.tiff")
+
+
+def test_missing_and_corrupt_image_files_say_which(tmp_path):
+    with pytest.raises(InputError, match="absent.png: no such file"):
+        read_image(tmp_path / "absent.png")
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(InputError, match="text.png: corrupt or unreadable"):
+        read_image(tmp_path / "text.png")
+
+
+@pytest.mark.parametrize(("name", "stored"), [
+    ("rgb16.png", np.uint16), ("rgb8.png", np.uint8), ("rgb16.tif", np.uint16)])
+def test_an_image_written_as_read_is_the_same_file_content(tmp_path, name, stored):
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, np.iinfo(stored).max + 1, (5, 7, 3), dtype=stored)
+    cv2.imwrite(str(tmp_path / name), pixels)
+    image, fmt = read_image_and_format(tmp_path / name)
+    write_image(tmp_path / f"copy_{name}", image, fmt)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / f"copy_{name}"), -1), pixels)
+
+
+def test_gray_and_alpha_survive_and_jpeg_falls_back_to_8_bit_rgb(tmp_path):
+    rng = np.random.default_rng(3)
+    gray = rng.integers(0, 65536, (6, 4), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    image, fmt = read_image_and_format(tmp_path / "gray.png")
+    write_image(tmp_path / "gray_out.png", image, fmt)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "gray_out.png"), -1), gray)
+
+    bgra = rng.integers(0, 256, (6, 4, 4), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "rgba.png"), bgra)
+    image, fmt = read_image_and_format(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(fmt.alpha, bgra[..., 3])
+    write_image(tmp_path / "rgba_out.png", image, fmt)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "rgba_out.png"), -1), bgra)
+    write_image(tmp_path / "rgba_out.jpg", image, fmt)
+    assert cv2.imread(str(tmp_path / "rgba_out.jpg"), -1).shape == (6, 4, 3)

@@ -21,7 +21,15 @@ import torch
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import atomic_path
-from gyrodeblur.footage import Footage, FrameTiming, VideoWriter, frame_rate, to_float, write_image
+from gyrodeblur.footage import (
+    Footage,
+    FrameTiming,
+    StoredFormat,
+    VideoWriter,
+    frame_rate,
+    to_float,
+    write_image,
+)
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.heap import release_memory
@@ -334,11 +342,12 @@ class VideoJob:
 
 
 class FolderOutput:
-    """One PNG per frame (``frame_000001.png``...), each written atomically; a folder of an
-    interrupted run with the same settings is resumed (frames present are kept)."""
+    """One PNG per frame (``frame_000001.png``...) stored as ``stored`` says, each written
+    atomically; a folder of an interrupted run with the same settings is resumed (frames
+    present are kept)."""
 
-    def __init__(self, folder: Path, settings: dict) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, settings: dict, stored: StoredFormat) -> None:
+        self.folder, self.stored = folder, stored
         manifest = folder / "deblur.json"
         if manifest.is_file() and json.loads(manifest.read_text()) != settings:
             raise InputError(folder, "holds frames of a run with other settings; "
@@ -356,7 +365,7 @@ class FolderOutput:
 
     def write(self, number: int, image: np.ndarray) -> None:
         with atomic_path(self.path(number)) as tmp:
-            write_image(tmp, image)
+            write_image(tmp, image, self.stored)
 
 
 def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
@@ -385,7 +394,8 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
         return
     if output.suffix:
         raise InputError(output, "output must be an .mp4 file or a folder")
-    folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side})
+    folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
+                          job.footage.stored)
     for clip in windows(job.stream(), job.restorer.window):
         centre = clip[len(clip) // 2]
         if not folder.done(centre.number):

@@ -10,7 +10,7 @@ import numpy as np
 
 from gyrodeblur import __version__
 from gyrodeblur.fileio import NpzWriter, atomic_path
-from gyrodeblur.footage import write_image
+from gyrodeblur.footage import StoredFormat, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.rotation import rotation_trajectories
@@ -24,7 +24,7 @@ from gyrodeblur.synthesis.sampler import ClipSampler
 def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
                 exposure: float, out_image: str | Path, out_kernels: str | Path | None = None,
                 samples: int = 9, noise: float = 0.0, saturation: float | None = None,
-                seed: int = 0) -> None:
+                seed: int = 0, stored: StoredFormat | None = None) -> None:
     """Blur one sharp image along the rotation a gyro log recorded during its exposure.
 
     The sharp image is the reference (each row at its mid-exposure time, CONVENTIONS); the
@@ -34,6 +34,8 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
         sharp: ``(H, W, 3)`` sRGB; ``camera`` must already be at its resolution.
         log: gyro log (imu axes; ``camera.imu_to_camera`` applies).
         start, exposure: exposure start of the first-read row (frame clock) and time, s.
+        stored: how to store the blurred image (the sharp file's bit depth...); 8-bit RGB
+            when None.
     """
     check_covers(log, start + camera.time_offset,
                  start + camera.time_offset + exposure + camera.readout_time)
@@ -53,7 +55,7 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
             npz.put("frames", np.array([1]))
             npz.put("meta", np.array(json.dumps(meta)))
     with atomic_path(out_image) as tmp:
-        write_image(tmp, blurred)
+        write_image(tmp, blurred, stored)
 
 
 def synth_clips(sampler: ClipSampler, count: int, out: str | Path,
