@@ -601,11 +601,16 @@ KernelWidthOption = Annotated[int, typer.Option(
     min=64, help="Compute kernels at most this wide (then upsampled).")]
 
 
+IterationsOption = Annotated[int | None, typer.Option(
+    min=1, help="RL steps of --method classic (default: 4 per pixel of the blur's median "
+                "path length, 8 to 30).")]
+
+
 def _restorer(method: str, model: str | None, video: bool, tile: int | None,
-              samples: int | None = None):
+              samples: int | None = None, iterations: int | None = None):
     from gyrodeblur.pipelines.deblur import make_restorer
 
-    return make_restorer(method, model, video, tile=tile, samples=samples)
+    return make_restorer(method, model, video, tile, samples, iterations)
 
 
 @deblur_app.command("image")
@@ -625,6 +630,7 @@ def deblur_image_command(
     model: ModelOption = None,
     samples: Annotated[int | None, typer.Option(
         min=2, help="Kernel samples T for --method classic (default 9).")] = None,
+    iterations: IterationsOption = None,
     readout_time: ReadoutOption = None,
     time_offset: OffsetOption = None,
     gyro_unit: UnitOption = "auto",
@@ -641,7 +647,7 @@ def deblur_image_command(
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
         raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
     blurred, stored = read_image_and_format(image)
-    restorer = _restorer(method, model, False, tile, samples)
+    restorer = _restorer(method, model, False, tile, samples, iterations)
     if kernels_file is not None:
         if gyro is not None or camera is not None:
             raise InputError(None, "give either --kernels or --gyro and --camera, not both")
@@ -673,6 +679,7 @@ def deblur_video_command(
     exposure: ExposureOption = None,
     method: MethodOption = "net",
     model: ModelOption = None,
+    iterations: IterationsOption = None,
     sync: Annotated[str, typer.Option(
         help="'auto': estimate the time offset from the video first; 'off': use the camera's.")
     ] = "off",
@@ -711,7 +718,7 @@ def deblur_video_command(
         cam = fit_camera(cam, camera, *wanted_size)
     timing = load_timing(footage, frames_csv, exposure)
     selected = select_frames(timing, footage, frame_range)
-    restorer = _restorer(method, model, True, tile)
+    restorer = _restorer(method, model, True, tile, iterations=iterations)
     if sync == "auto":
         from gyrodeblur.kernels.synchronization import estimate_sync
 
@@ -725,8 +732,8 @@ def deblur_video_command(
         else:
             cam = cam.replace(time_offset=found.time_offset)
     settings = {"footage": str(frames), "gyro": str(gyro), "camera": cam.to_dict(),
-                "method": method, "model": restorer.name, "frames": [int(n) for n in
-                                                                     selected.frame]}
+                "method": method, "model": restorer.name, "iterations": iterations,
+                "frames": [int(n) for n in selected.frame]}
     job = VideoJob(footage, timing, selected.frame, log, cam, restorer, kernel_width, flow,
                    settings)
     job.check()

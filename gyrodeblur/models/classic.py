@@ -29,7 +29,7 @@ from gyrodeblur.synthesis.blur import (
     srgb_to_linear,
 )
 
-__all__ = ["auto_tv_weight", "blur_adjoint", "blur_linear", "deconvolve"]
+__all__ = ["auto_iterations", "auto_tv_weight", "blur_adjoint", "blur_linear", "deconvolve"]
 
 # Floor of the predicted blur A x in the RL ratio y / A x (linear light): far below 8-bit
 # quantisation, it only keeps black regions from dividing by zero.
@@ -42,6 +42,13 @@ _TV_EPS = 0.003
 # noise levels 0-0.02, 8-bit): within 0.15 dB on average of the best of 7 fixed weights per
 # case at 30 iterations, against 1.0 dB for the best single fixed weight.
 _TV_AT_1PC, _TV_EXPONENT, _TV_MAX = 0.0064, 2.5, 0.03
+# auto_iterations: RL steps per pixel of the kernels' median path length, and their range.
+# Short blur needs few steps; more only amplify noise and kernel errors. Chosen on 256
+# synthetic cases (embedded photos and CBSD68; 256x192 and 384x256; default and strong
+# motion; kernels of the true and of the recorded, erroneous gyro): +0.14 dB over a fixed 30
+# steps with 17 on average, no subset more than 0.06 dB below; on 144 further cases (seed 11,
+# McMaster too) +0.39 to +0.65 dB with 12-18 steps.
+_STEPS_PER_PIXEL, _MIN_STEPS, _MAX_STEPS = 4.0, 8, 30
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
@@ -323,7 +330,27 @@ def auto_tv_weight(blurred: np.ndarray) -> float:
     return min(_TV_AT_1PC * (sigma / 0.01) ** _TV_EXPONENT, _TV_MAX)
 
 
-def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int = 30,
+def auto_iterations(traj: np.ndarray) -> int:
+    """The RL steps :func:`deconvolve` runs by default: 4 per pixel of the median length of
+    the kernels' paths, from 8 to 30.
+
+    A tiled caller computes it once on the whole frame and passes it to every tile.
+
+    Args:
+        traj: ``(T, 2, H, W)`` trajectories in pixels (a subsampled grid of pixels will do).
+
+    Example:
+        >>> traj = np.zeros((5, 2, 4, 4), np.float32)
+        >>> traj[:, 0] = np.linspace(-2, 2, 5)[:, None, None]  # 4 px horizontal path
+        >>> auto_iterations(traj), auto_iterations(traj / 8), auto_iterations(traj * 8)
+        (16, 8, 30)
+    """
+    steps = np.diff(np.asarray(traj, np.float32), axis=0)
+    length = float(np.median(np.sqrt((steps ** 2).sum(1)).sum(0))) if len(steps) else 0.0
+    return int(np.clip(round(_STEPS_PER_PIXEL * length), _MIN_STEPS, _MAX_STEPS))
+
+
+def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = None,
                tv_weight: float | None = None) -> np.ndarray:
     """Deblur an sRGB image with its per-pixel gyro kernels by RL-TV (Dey et al. 2006).
 
@@ -338,7 +365,8 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int = 30,
         blurred: ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (values outside are clipped).
         traj: ``(T, 2, H, W)`` float32 trajectories of ``blurred`` in pixels (CONVENTIONS;
             ``traj_rot + traj_tran`` for the full kernel).
-        iterations: RL steps; more sharpen further and amplify noise more.
+        iterations: RL steps; more sharpen further and amplify noise (and kernel errors)
+            more. None: :func:`auto_iterations` of ``traj``, from the blur's length.
         tv_weight: weight of the TV term, in ``[0, 0.25)``; 0 is plain Richardson-Lucy.
             None: :func:`auto_tv_weight` of ``blurred``, from its noise.
 
@@ -355,7 +383,7 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int = 30,
         >>> bool(np.abs(sharp - img).mean() < np.abs(blurred - img).mean() / 2)
         True
     """
-    if iterations < 0:
+    if iterations is not None and iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     if tv_weight is not None and not 0 <= tv_weight < 0.25:
         raise ValueError(f"tv_weight must be in [0, 0.25), got {tv_weight}")
@@ -363,6 +391,8 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int = 30,
     blurred = np.clip(blurred, 0.0, 1.0)
     if iterations == 0 or not traj.any():
         return blurred
+    if iterations is None:
+        iterations = auto_iterations(traj)
     if tv_weight is None:
         tv_weight = auto_tv_weight(blurred)
     A = _Operator.of(traj)

@@ -36,7 +36,7 @@ from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.rotation import rotation_trajectories
 from gyrodeblur.models import DeepGyro, GyroDVD, load_model
-from gyrodeblur.models.classic import auto_tv_weight, deconvolve
+from gyrodeblur.models.classic import auto_iterations, auto_tv_weight, deconvolve
 from gyrodeblur.pipelines.kernels import camera_orientation, check_frames_covered
 from gyrodeblur.pipelines.tiling import Tile, run_tiled
 
@@ -69,6 +69,8 @@ class Restorer:
         along_path: whether the net samples its input along the kernels, which widens its
             receptive field by their reach: each frame's tiles then get that much more halo,
             up to twice ``halo`` (``tile_halo``).
+        iterations: the classical method's RL steps; None: from each frame's blur
+            (:func:`~gyrodeblur.models.classic.auto_iterations`).
     """
 
     name: str
@@ -79,15 +81,18 @@ class Restorer:
     tile: int = 1024
     halo: int = 128
     along_path: bool = False
+    iterations: int | None = None
 
     def __call__(self, clip: list[np.ndarray], rot: list[np.ndarray],
-                 tran: list[np.ndarray] | None, tv_weight: float | None = None) -> np.ndarray:
+                 tran: list[np.ndarray] | None, tv_weight: float | None = None,
+                 iterations: int | None = None) -> np.ndarray:
         """Restore the centre of ``window`` frames ``(h, w, 3)`` given their kernels;
-        ``tv_weight`` is the classical method's regularisation (default: from the noise)."""
+        ``tv_weight`` and ``iterations`` set the classical method (default: from the noise
+        and the blur of these pixels)."""
         c = len(clip) // 2
         if self.net is None:
             traj = rot[c] if tran is None else rot[c] + tran[c]
-            return deconvolve(clip[c], traj, tv_weight=tv_weight)
+            return deconvolve(clip[c], traj, iterations, tv_weight)
         with torch.no_grad():
             x = torch.from_numpy(np.stack(clip)).permute(0, 3, 1, 2)[None]
             r = torch.from_numpy(np.stack(rot))[None]
@@ -100,17 +105,23 @@ class Restorer:
 
 
 def make_restorer(method: str, model: str | Path | None, video: bool, tile: int | None = None,
-                  samples: int | None = None) -> Restorer:
+                  samples: int | None = None, iterations: int | None = None) -> Restorer:
     """The restorer for ``--method`` and ``--model`` (a shipped name or a weights file).
 
     A video network restores a window of 3 frames; the classical method and single-image
     networks one frame. ``tile`` overrides the method's tile size (``TILES``); ``samples``
-    overrides ``T`` where the method allows it.
+    overrides ``T`` where the method allows it; ``iterations`` sets the classical method's
+    steps.
     """
     if method not in METHODS:
         raise InputError(None, f"--method {method!r}: choose one of {', '.join(METHODS)}")
     if method == "classic":
-        return Restorer("classic", None, samples or 9, 1, video, tile or TILES["classic"], 128)
+        # The whole kernel, rotation plus translation, wherever the translation is known: flow
+        # in videos, a kernels file for an image.
+        return Restorer("classic", None, samples or 9, 1, True, tile or TILES["classic"], 128,
+                        iterations=iterations)
+    if iterations is not None:
+        raise InputError(None, "--iterations applies to --method classic only")
     name = model or DEFAULT_MODEL
     net, config = load_model(name)
     if isinstance(net, DeepGyro):
@@ -187,13 +198,29 @@ def tile_halo(restorer: Restorer, clip: list[FrameData], size: tuple[int, int]) 
     return min(restorer.halo + int(np.ceil(reach)), 2 * restorer.halo)
 
 
+def frame_kernel_in_pixels(frame: FrameData, size: tuple[int, int], tran: bool,
+                           step: int = 4) -> np.ndarray:
+    """The kernel of ``frame`` in pixels of the ``size`` frame (rot, plus tran with
+    ``tran``), on every ``step``-th row and column of the kernel grid."""
+    H, W = size
+    traj = frame.rot[..., ::step, ::step]
+    if tran:
+        traj = traj + frame.tran[..., ::step, ::step]
+    h, w = frame.rot.shape[-2:]
+    return traj * np.array([W / w, H / h], np.float32)[:, None, None]
+
+
 def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     """Restore the centre frame of ``clip`` (``restorer.window`` frames), tile by tile."""
     H, W = clip[0].image.shape[:2]
-    # One regularisation for the whole frame, so that tiles agree.
-    tv = auto_tv_weight(to_float(clip[len(clip) // 2].image)) if restorer.net is None else None
-
     use_tran = restorer.translation and clip[0].tran is not None
+    # One regularisation and one step count for the whole frame, so that tiles agree.
+    tv = steps = None
+    if restorer.net is None:
+        centre = clip[len(clip) // 2]
+        tv = auto_tv_weight(to_float(centre.image))
+        steps = restorer.iterations or auto_iterations(
+            frame_kernel_in_pixels(centre, (H, W), use_tran))
 
     def tile(t: Tile) -> np.ndarray:
         # Windows repeat their end frames: bring each frame and its kernels to the tile once.
@@ -204,7 +231,7 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
                                 upsample_kernels(f.rot, (H, W), t),
                                 upsample_kernels(f.tran, (H, W), t) if use_tran else None)
         images, rot, tran = zip(*(parts[id(f)] for f in clip), strict=True)
-        out = restorer(list(images), list(rot), list(tran) if use_tran else None, tv)
+        out = restorer(list(images), list(rot), list(tran) if use_tran else None, tv, steps)
         release_memory()  # tiles of changing sizes would leave the heap creeping up
         return out
 

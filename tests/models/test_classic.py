@@ -6,7 +6,13 @@ from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import integrate
 from gyrodeblur.kernels.rotation import rotation_trajectories
 from gyrodeblur.metrics import psnr
-from gyrodeblur.models.classic import auto_tv_weight, blur_adjoint, blur_linear, deconvolve
+from gyrodeblur.models.classic import (
+    auto_iterations,
+    auto_tv_weight,
+    blur_adjoint,
+    blur_linear,
+    deconvolve,
+)
 from gyrodeblur.synthesis.blur import blur_image, srgb_to_linear
 from gyrodeblur.synthesis.images import skimage_image
 from gyrodeblur.synthesis.motion import bundled_traces, random_segment
@@ -97,3 +103,15 @@ def test_rejects_bad_arguments():
         deconvolve(image, np.full((3, 2, 8, 8), np.nan, np.float32))
     with pytest.raises(ValueError, match="tv_weight"):
         deconvolve(image, np.ones((3, 2, 8, 8), np.float32), tv_weight=0.3)
+
+
+def test_auto_iterations_are_four_per_pixel_of_the_median_path_within_8_to_30():
+    traj = np.zeros((9, 2, 6, 8), np.float32)
+    # A diagonal path of length 5 px (3-4-5 triangle) on all but one column, 40 px there.
+    traj[:, 0] = np.linspace(0, 3, 9)[:, None, None]
+    traj[:, 1] = np.linspace(0, 4, 9)[:, None, None]
+    traj[..., 0] *= 8
+    assert auto_iterations(traj) == 20
+    assert auto_iterations(traj * 0.1) == 8
+    assert auto_iterations(traj * 3) == 30
+    assert auto_iterations(np.zeros((1, 2, 4, 4), np.float32)) == 8

@@ -14,6 +14,7 @@ from gyrodeblur.geometry.gyro import read_gyro
 from gyrodeblur.kernels.rotation import rotation_trajectories
 from gyrodeblur.metrics import psnr
 from gyrodeblur.models import load_model
+from gyrodeblur.models.classic import deconvolve
 from gyrodeblur.pipelines import deblur as deblur_module
 from gyrodeblur.pipelines.deblur import (
     FrameData,
@@ -236,6 +237,20 @@ def test_deblur_image_from_gyro_and_from_kernels(clip, tmp_path):
     gyro_only = psnr(read_image(tmp_path / "gyro.png"), sharp)
     assert psnr(blurred, sharp) + 0.1 < gyro_only < psnr(read_image(tmp_path / "kernels.png"),
                                                          sharp) - 0.05
+
+
+def test_classic_iterations_option_runs_that_many_steps(clip, tmp_path):
+    image = clip / "blurred" / "000003.png"
+    args = ["deblur", "image", str(image), "--kernels", str(clip / "kernels.npz"), "--frame",
+            "3", "--method", "classic", "--iterations", "7", "-o", str(tmp_path / "out.png")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with np.load(clip / "kernels.npz") as k:
+        traj = k["rot"][2] + k["tran"][2]
+    expected = deconvolve(read_image(image), traj, iterations=7)
+    assert np.abs(read_image(tmp_path / "out.png") - expected).max() <= 0.5 / 255 + 1e-6
+    with_net = runner.invoke(app, [*args, "--method", "net"])
+    assert with_net.exit_code == 2 and "--iterations applies to --method classic" in with_net.output
 
 
 def test_deblur_image_refuses_kernels_of_another_shape(clip, tmp_path):
