@@ -21,10 +21,12 @@ from gyrodeblur.pipelines.deblur import (
     Restorer,
     deblur_image,
     kernel_camera,
+    make_restorer,
     restore_frame,
     tile_halo,
     upsample_kernels,
 )
+from gyrodeblur.pipelines.evaluate import BenchmarkSpec, synthetic_benchmark
 from gyrodeblur.pipelines.kernels import camera_orientation
 from gyrodeblur.pipelines.tiling import tile_grid
 
@@ -85,6 +87,20 @@ def test_tiled_network_equals_whole_image(model, samples):
     assert len(tile_grid(*image.shape[:2], 96, 160)) == 12
     tiled = deblur_image(image, rot, None, restorer)
     assert np.abs(tiled - whole).max() < 1e-3
+
+
+def test_classic_tiles_agree_with_the_whole_frame():
+    # Deconvolution is global, so tiles only approximate it; with the halo (blur of 4 px
+    # here, halo 128 px) and one TV weight and step count for the frame they agree closely.
+    sample = synthetic_benchmark(BenchmarkSpec(count=1, width=320, height=256, preset="strong",
+                                               seed=5))[0]
+    frame = FrameData(1, sample["blurred"].permute(1, 2, 0).numpy(), sample["rot"].numpy(), None)
+    restorer = make_restorer("classic", None, False)
+    whole = restore_frame(restorer, [frame])
+    restorer.tile = 128
+    assert len(tile_grid(256, 320, 128, 128)) == 6
+    tiled = restore_frame(restorer, [frame])
+    assert np.abs(tiled - whole).mean() < 1e-5 and np.abs(tiled - whole).max() < 0.02
 
 
 def test_path_model_tiles_get_the_kernels_reach_as_extra_halo():
