@@ -225,7 +225,9 @@ class Footage:
     """Frames of a video file (anything PyAV opens) or a folder of images, streamed.
 
     A GyroVD sequence folder (with ``blur/`` frames named by their times) also carries its
-    own :attr:`timing`.
+    own :attr:`timing`. Frames are as stored: a video's display rotation (``rotation``,
+    degrees counter-clockwise; 0 for folders) is not applied, since the camera calibration
+    and the gyro axes belong to the sensor's pixel grid.
 
     Raises:
         InputError: the path is missing, holds no images, or is not a readable video.
@@ -251,21 +253,26 @@ class Footage:
             self.count = len(self._files)
             # Frames written back as files keep the bit depth and grayness of the input.
             self.stored = StoredFormat(first.dtype.type, first.ndim == 2)
+            self.rotation = 0
         else:
-            self.count, self.size, self.fps = self._probe_video()
+            self.count, self.size, self.fps, self.rotation = self._probe_video()
             self.stored = StoredFormat()
 
-    def _probe_video(self) -> tuple[int, tuple[int, int], float]:
+    def _probe_video(self) -> tuple[int, tuple[int, int], float, int]:
         import av
 
         try:
             with av.open(str(self.path)) as container:
                 if not container.streams.video:
                     raise InputError(self.path, "no video stream")
+                # A phone's display rotation, from the side data of its frames.
+                first = next(container.decode(video=0), None)
+            with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
                 count = stream.frames or sum(1 for _ in container.decode(stream))
-                return count, (stream.codec_context.width, stream.codec_context.height), float(
-                    stream.average_rate or 0)
+                return (count, (stream.codec_context.width, stream.codec_context.height),
+                        float(stream.average_rate or 0),
+                        0 if first is None else round(first.rotation))
         except av.FFmpegError as e:
             raise InputError(self.path, f"corrupt or unreadable video ({e})") from None
 
@@ -349,7 +356,9 @@ def frame_rate(footage: Footage, timing: FrameTiming | None) -> Fraction:
 class VideoWriter:
     """H.264 (libx264, yuv420p) writer for float32 RGB frames, optionally with the audio of
     another video copied in, interleaved as the frames come. Use as a context manager; odd
-    sizes are padded by one pixel.
+    sizes are padded by one pixel. ``rotation`` (degrees counter-clockwise, as
+    :attr:`Footage.rotation`) is stored as the display rotation, so a phone's portrait clip
+    plays upright as its source did.
 
     Example:
         >>> import tempfile, pathlib
@@ -362,8 +371,9 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | Path, fps: Fraction | float,
-                 audio_from: str | Path | None = None, crf: int = 18) -> None:
+                 audio_from: str | Path | None = None, crf: int = 18, rotation: int = 0) -> None:
         self.path, self.fps, self.audio_from, self.crf = Path(path), Fraction(fps), audio_from, crf
+        self.rotation = rotation
         self._frames = 0
 
     def __enter__(self) -> VideoWriter:
@@ -404,6 +414,8 @@ class VideoWriter:
             self._video.width, self._video.height = w + w % 2, h + h % 2
             self._video.pix_fmt = "yuv420p"
             self._video.options = {"crf": str(self.crf)}
+            if self.rotation:
+                self._video.set_display_rotation(self.rotation)
         rgb = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
         if w % 2 or h % 2:
             rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")

@@ -80,3 +80,11 @@ def test_gray_and_alpha_survive_and_jpeg_falls_back_to_8_bit_rgb(tmp_path):
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "rgba_out.png"), -1), bgra)
     write_image(tmp_path / "rgba_out.jpg", image, fmt)
     assert cv2.imread(str(tmp_path / "rgba_out.jpg"), -1).shape == (6, 4, 3)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, -90, 180])
+def test_a_videos_display_rotation_round_trips(tmp_path, rotation):
+    with VideoWriter(tmp_path / "clip.mp4", 30.0, rotation=rotation) as video:
+        video.write(np.zeros((16, 24, 3), np.float32))
+    footage = Footage(tmp_path / "clip.mp4")
+    assert abs(footage.rotation) % 360 == abs(rotation) % 360 and footage.size == (24, 16)

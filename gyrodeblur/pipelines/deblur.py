@@ -412,7 +412,8 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
     if output.suffix.lower() == ".mp4":
         fps = frame_rate(job.footage, job.timing)
         source_audio = job.footage.path if audio and job.footage.path.is_file() else None
-        with atomic_path(output) as tmp, VideoWriter(tmp, fps, source_audio) as video:
+        with (atomic_path(output) as tmp,
+              VideoWriter(tmp, fps, source_audio, rotation=job.footage.rotation) as video):
             for clip in windows(job.stream(), job.restorer.window):
                 video.write(compose(clip[len(clip) // 2], restore_frame(job.restorer, clip)))
                 done += 1

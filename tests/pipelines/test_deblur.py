@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
-from gyrodeblur.footage import Footage, read_image
+from gyrodeblur.footage import Footage, VideoWriter, read_image
 from gyrodeblur.geometry.camera import load_camera
 from gyrodeblur.geometry.gyro import read_gyro
 from gyrodeblur.kernels.rotation import rotation_trajectories
@@ -156,6 +156,18 @@ def test_deblur_video_to_mp4_keeps_rate_audio_and_frames(clip, tmp_path):
     with av.open(str(out)) as container:
         assert len(container.streams.audio) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_deblur_video_keeps_a_phones_display_rotation(clip, tmp_path):
+    portrait = tmp_path / "portrait.mp4"
+    with VideoWriter(portrait, 30, rotation=-90) as video:
+        for _, frame in Footage(clip / "video.mp4").frames(np.arange(1, 4)):
+            video.write(frame)
+    out = tmp_path / "out.mp4"
+    result = deblur_video(portrait, *motion_args(clip), "--range", "1:3", "-o", out)
+    assert result.exit_code == 0, result.output
+    footage = Footage(out)
+    assert (footage.rotation, footage.size, footage.count) == (-90, (320, 192), 3)
 
 
 def test_deblur_video_with_the_video_network(clip, tmp_path):
