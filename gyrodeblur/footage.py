@@ -156,23 +156,30 @@ class StoredFormat:
         dtype: ``np.uint8`` or ``np.uint16``.
         gray: one channel (the output is written as the mean of its RGB channels).
         alpha: the ``(H, W)`` alpha channel as stored, or None; written back unchanged.
+        exif: the file's EXIF block (camera, time, orientation...), or None; written back
+            unchanged into JPEG and PNG outputs.
     """
 
     dtype: type = np.uint8
     gray: bool = False
     alpha: np.ndarray | None = None
+    exif: np.ndarray | None = None
 
 
-def _decode_file(path: str | Path) -> np.ndarray:
-    """The pixels of an 8- or 16-bit image file as stored (BGR order)."""
+def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The pixels of an 8- or 16-bit image file as stored (BGR order; an EXIF orientation is
+    not applied) and its EXIF block, if any."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
-    # imdecode of the bytes: unlike imread, no OpenCV warning on stderr for a bad file.
-    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.dtype not in (np.uint8, np.uint16):
+    # Decoding the bytes: unlike imread, no OpenCV warning on stderr for a bad file.
+    image, kinds, chunks = cv2.imdecodeWithMetadata(np.fromfile(path, np.uint8),
+                                                    cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0 or image.dtype not in (np.uint8, np.uint16):
         raise InputError(path, "corrupt or unreadable image (8 or 16 bit expected)")
-    return image
+    exif = next((np.asarray(c, np.uint8).ravel() for k, c in zip(kinds, chunks, strict=True)
+                 if k == cv2.IMAGE_METADATA_EXIF), None)
+    return image, exif
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
@@ -186,19 +193,22 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
 def read_image(path: str | Path, native: bool = False) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (8 or 16 bit), or with
     ``native`` as stored (uint8 or uint16: a quarter or half the memory)."""
-    image = _to_rgb(_decode_file(path))
+    image = _to_rgb(_decode_file(path)[0])
     return image if native else to_float(image)
 
 
 def read_image_and_format(path: str | Path) -> tuple[np.ndarray, StoredFormat]:
-    """:func:`read_image` plus the file's :class:`StoredFormat` (bit depth, gray, alpha)."""
-    image = _decode_file(path)
+    """:func:`read_image` plus the file's :class:`StoredFormat` (bit depth, gray, alpha,
+    EXIF)."""
+    image, exif = _decode_file(path)
     alpha = image[..., 3] if image.ndim == 3 and image.shape[2] == 4 else None
-    return to_float(_to_rgb(image)), StoredFormat(image.dtype.type, image.ndim == 2, alpha)
+    return to_float(_to_rgb(image)), StoredFormat(image.dtype.type, image.ndim == 2, alpha,
+                                                  exif)
 
 
-# Formats whose OpenCV writers keep 16 bits and an alpha channel.
+# Formats whose OpenCV writers keep 16 bits and an alpha channel, and those that take EXIF.
 _DEEP_SUFFIXES = {".png", ".tif", ".tiff"}
+_EXIF_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None = None
@@ -206,10 +216,12 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
     """Write ``(H, W, 3)`` float sRGB in ``[0, 1]`` (format from the suffix).
 
     8-bit RGB unless ``stored`` (from :func:`read_image_and_format`) asks for gray, 16 bits
-    or an alpha channel; 16 bits and alpha only where the file format has them (PNG, TIFF).
+    or an alpha channel; 16 bits and alpha only where the file format has them (PNG, TIFF),
+    EXIF in JPEG and PNG.
     """
     stored = stored or StoredFormat()
-    deep = Path(path).suffix.lower() in _DEEP_SUFFIXES
+    suffix = Path(path).suffix.lower()
+    deep = suffix in _DEEP_SUFFIXES
     dtype = stored.dtype if deep else np.uint8
     top = float(np.iinfo(dtype).max)
     pixels = image.mean(2) if stored.gray else image[..., ::-1]
@@ -217,7 +229,13 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
     if stored.alpha is not None and deep and not stored.gray:
         alpha = stored.alpha.astype(np.float64) * (top / np.iinfo(stored.alpha.dtype).max)
         pixels = np.dstack((pixels, np.round(alpha).astype(dtype)))
-    if not cv2.imwrite(str(path), np.ascontiguousarray(pixels)):
+    pixels = np.ascontiguousarray(pixels)
+    if stored.exif is not None and suffix in _EXIF_SUFFIXES:
+        written = cv2.imwriteWithMetadata(str(path), pixels, [cv2.IMAGE_METADATA_EXIF],
+                                          [stored.exif])
+    else:
+        written = cv2.imwrite(str(path), pixels)
+    if not written:
         raise InputError(path, "cannot write image")
 
 
@@ -248,7 +266,7 @@ class Footage:
                                      if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self._files:
                 raise InputError(self.path, "folder holds no images")
-            first = _decode_file(self._files[0])
+            first, _ = _decode_file(self._files[0])
             self.size = (first.shape[1], first.shape[0])
             self.count = len(self._files)
             # Frames written back as files keep the bit depth and grayness of the input.

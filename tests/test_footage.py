@@ -88,3 +88,21 @@ def test_a_videos_display_rotation_round_trips(tmp_path, rotation):
         video.write(np.zeros((16, 24, 3), np.float32))
     footage = Footage(tmp_path / "clip.mp4")
     assert abs(footage.rotation) % 360 == abs(rotation) % 360 and footage.size == (24, 16)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_exif_is_copied_and_its_orientation_not_applied(tmp_path, suffix):
+    from PIL import Image
+
+    pixels = np.zeros((6, 10, 3), np.uint8)
+    pixels[:, :5] = 255
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112], exif[0x010F] = 6, "TestCam"  # orientation: rotate 90 degrees to display
+    image.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    read, stored = read_image_and_format(tmp_path / "phone.jpg")
+    assert read.shape == (6, 10, 3)  # the sensor's grid, as the calibration is
+    write_image(tmp_path / f"out{suffix}", read, stored)
+    copied = Image.open(tmp_path / f"out{suffix}").getexif()
+    assert (copied.get(0x0112), copied.get(0x010F)) == (6, "TestCam")
+    assert Image.open(tmp_path / f"out{suffix}").size == (10, 6)
