@@ -595,8 +595,8 @@ ModelOption = Annotated[str | None, typer.Option(
     help="Shipped model name or .safetensors file (default: deepgyro-path-s, frame by frame; "
          "gyrodvd-s is the video network).")]
 TileOption = Annotated[int | None, typer.Option(
-    min=64, help="Tile size (pixels) for bounded memory (default: 1280 for single-image nets, "
-                 "1024 classic, 384 video nets).")]
+    min=64, help="Tile size (pixels) for bounded memory (default: 1280 for single-image nets "
+                 "and classic, 384 video nets).")]
 KernelWidthOption = Annotated[int, typer.Option(
     min=64, help="Compute kernels at most this wide (then upsampled).")]
 

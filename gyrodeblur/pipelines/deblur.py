@@ -47,11 +47,12 @@ METHODS = ("net", "classic")
 DEFAULT_MODEL = "deepgyro-path-s"
 #: Tile cores (px) per method: a GyroDVD-s window holds 3 frames and about 1.2 kB of activations
 #: per frame pixel, so its tiles (384 + 2 x 64 halo, 1 GB at peak) keep a 4K clip under 3 GB;
-#: the others need far less. DeepGyro's 1280 px hold a 720p frame whole and a 1080p or 4K
-#: frame in half the tiles of 1024 px, and their halos: 1.2x faster at 720p and at 4K, for
-#: 1.85 GB at 4K (``docs/benchmarks.md``). Halos: above each method's receptive field
-#: (DeepGyro-s about 100 px, GyroDVD-s about 50 px with the inference pooling).
-TILES = {"classic": 1024, "deepgyro": 1280, "gyrodvd": 384}
+#: the others need far less. 1280 px hold a 720p frame whole and a 1080p or 4K frame in half
+#: the tiles of 1024 px, and their halos: DeepGyro 1.2x faster at 720p and at 4K, for 1.85 GB
+#: at 4K; classic 1.2x at 720p and 1.4x at 4K, for 1.3 GB (``docs/benchmarks.md``). Halos:
+#: above each method's receptive field (DeepGyro-s about 100 px, GyroDVD-s about 50 px with
+#: the inference pooling).
+TILES = {"classic": 1280, "deepgyro": 1280, "gyrodvd": 384}
 
 
 @dataclass
