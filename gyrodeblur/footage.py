@@ -269,12 +269,17 @@ class Footage:
             first, _ = _decode_file(self._files[0])
             self.size = (first.shape[1], first.shape[0])
             self.count = len(self._files)
-            # Frames written back as files keep the bit depth and grayness of the input.
-            self.stored = StoredFormat(first.dtype.type, first.ndim == 2)
             self.rotation = 0
         else:
             self.count, self.size, self.fps, self.rotation = self._probe_video()
-            self.stored = StoredFormat()
+
+    def stored_format(self, number: int) -> StoredFormat:
+        """How frame ``number`` (1-based) is stored: bit depth, grayness and EXIF of its file
+        (a video's frames: 8-bit RGB), so that an output frame can be stored alike."""
+        if self._files is None:
+            return StoredFormat()
+        image, exif = _decode_file(self._files[number - 1])
+        return StoredFormat(image.dtype.type, image.ndim == 2, None, exif)
 
     def _probe_video(self) -> tuple[int, tuple[int, int], float, int]:
         import av

@@ -370,11 +370,12 @@ class VideoJob:
 
 
 class FolderOutput:
-    """One PNG per frame (``frame_000001.png``...) stored as ``stored`` says, each written
-    atomically; a folder of an interrupted run with the same settings is resumed (frames
-    present are kept)."""
+    """One PNG per frame (``frame_000001.png``...) stored as ``stored(number)`` says (the input
+    frame's bit depth, grayness, EXIF), each written atomically; a folder of an interrupted
+    run with the same settings is resumed (frames present are kept)."""
 
-    def __init__(self, folder: Path, settings: dict, stored: StoredFormat) -> None:
+    def __init__(self, folder: Path, settings: dict,
+                 stored: Callable[[int], StoredFormat]) -> None:
         self.folder, self.stored = folder, stored
         manifest = folder / "deblur.json"
         if manifest.is_file() and json.loads(manifest.read_text()) != settings:
@@ -393,7 +394,7 @@ class FolderOutput:
 
     def write(self, number: int, image: np.ndarray) -> None:
         with atomic_path(self.path(number)) as tmp:
-            write_image(tmp, image, self.stored)
+            write_image(tmp, image, self.stored(number))
 
 
 def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
@@ -424,7 +425,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
     if output.suffix:
         raise InputError(output, "output must be an .mp4 file or a folder")
     folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
-                          job.footage.stored)
+                          job.footage.stored_format)
     for clip in windows(job.stream(), job.restorer.window):
         centre = clip[len(clip) // 2]
         if not folder.done(centre.number):

@@ -8,7 +8,14 @@ import torch
 from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
-from gyrodeblur.footage import Footage, VideoWriter, read_image
+from gyrodeblur.footage import (
+    Footage,
+    StoredFormat,
+    VideoWriter,
+    read_image,
+    read_image_and_format,
+    write_image,
+)
 from gyrodeblur.geometry.camera import load_camera
 from gyrodeblur.geometry.gyro import read_gyro
 from gyrodeblur.kernels.rotation import rotation_trajectories
@@ -168,6 +175,27 @@ def test_deblur_video_keeps_a_phones_display_rotation(clip, tmp_path):
     assert result.exit_code == 0, result.output
     footage = Footage(out)
     assert (footage.rotation, footage.size, footage.count) == (-90, (320, 192), 3)
+
+
+def test_frames_out_of_a_folder_keep_each_input_frames_depth_and_exif(clip, tmp_path):
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for n in range(1, 4):
+        exif = Image.Exif()
+        exif[0x010E] = f"frame {n}"  # ImageDescription
+        Image.new("RGB", (4, 4)).save(tmp_path / "tag.jpg", exif=exif.tobytes())
+        _, tag = read_image_and_format(tmp_path / "tag.jpg")
+        image = read_image(clip / "blurred" / f"{n:06d}.png")
+        write_image(frames / f"{n:06d}.png", image, StoredFormat(np.uint16, exif=tag.exif))
+    out = tmp_path / "out"
+    result = deblur_video(frames, *motion_args(clip), "--range", "1:3", "-o", out)
+    assert result.exit_code == 0, result.output
+    for n in range(1, 4):
+        restored = Image.open(out / f"frame_{n:06d}.png")
+        assert restored.getexif().get(0x010E) == f"frame {n}"
+        assert read_image_and_format(out / f"frame_{n:06d}.png")[1].dtype == np.uint16
 
 
 def test_deblur_video_with_the_video_network(clip, tmp_path):
