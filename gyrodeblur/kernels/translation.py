@@ -4,7 +4,10 @@ A gyro sees rotation only. What it cannot see is measured as optical flow betwee
 neighbouring frames minus the flow that the gyro rotation predicts, divided by their time
 difference: ``tau(p)`` in px/s. Pixels where forward and backward flow disagree (occlusions,
 moving objects the flow got wrong, frame borders) are masked and filled from the nearest
-valid pixel. ``traj_tran[i](p) = (t_i - t_ref) * tau(p)``.
+valid pixel. ``traj_tran[i](p) = (t_ref - t_i) * tau(p)``: the scene point seen at ``p`` at
+``t_i`` lay there at ``t_ref``, as ``traj_rot`` is defined (docs/conventions.md: the shared
+page writes ``(t_i - t_ref)``, which with ``tau`` the image velocity contradicts its own
+definition of a trajectory and would double a gyro error instead of cancelling it).
 """
 
 from __future__ import annotations
@@ -200,12 +203,13 @@ def _combined(measured: list[tuple[np.ndarray, np.ndarray]],
 def translation_trajectories(tau: np.ndarray, exposure: float, samples: int) -> np.ndarray:
     """``traj_tran (T, 2, H, W)`` float32 from ``tau (H, W, 2)`` in px/s.
 
-    ``t_i - t_ref = t_e (i / (T - 1) - 1/2)`` is the same for every row.
+    ``t_ref - t_i = t_e (1/2 - i / (T - 1))`` is the same for every row: a point moving right
+    was left of ``p`` at ``t_ref`` when seen at ``p`` after it.
 
     Example:
         >>> tr = translation_trajectories(np.full((1, 1, 2), 100.0, np.float32), 0.02, 3)
         >>> tr[:, 0, 0, 0].tolist()
-        [-1.0, 0.0, 1.0]
+        [1.0, 0.0, -1.0]
     """
-    offsets = exposure * (np.arange(samples) / (samples - 1) - 0.5)
+    offsets = exposure * (0.5 - np.arange(samples) / (samples - 1))
     return (offsets[:, None, None, None] * np.moveaxis(tau, -1, 0)[None]).astype(np.float32)

@@ -5,6 +5,7 @@ import pytest
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import integrate
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, consistent
+from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
 from gyrodeblur.kernels.translation import (
     combine_velocities,
     fill_nearest,
@@ -123,6 +124,22 @@ def test_combine_averages_where_both_valid():
 def test_translation_trajectory_is_linear_in_time():
     tau = np.random.default_rng(0).normal(size=(4, 5, 2)).astype(np.float32) * 100
     traj = translation_trajectories(tau, 0.03, 7)
-    offsets = 0.03 * (np.arange(7) / 6 - 0.5)
-    np.testing.assert_allclose(traj, offsets[:, None, None, None] * np.moveaxis(tau, -1, 0),
-                               rtol=1e-6)
+    t_ref_minus_t_i = 0.03 * (0.5 - np.arange(7) / 6)
+    np.testing.assert_allclose(
+        traj, t_ref_minus_t_i[:, None, None, None] * np.moveaxis(tau, -1, 0), rtol=1e-6)
+
+
+def test_translation_cancels_the_rotation_of_a_gyro_the_frames_contradict():
+    # Identical frames while the gyro reports a yaw: the flow sees no motion, so tau is minus
+    # the gyro's rotational velocity and the full kernel rot + tran must vanish (to second
+    # order), not double.
+    orientation = integrate(np.linspace(0, 1, 200), np.tile([0.0, 0.3, 0.05], (200, 1)))
+    frame = texture(CAM.height, CAM.width)
+    exposure, samples = 0.04, 5
+    rot, _ = rotation_trajectories(orientation, CAM, 0.4, exposure, samples)
+    t_a = sample_times(CAM, 0.4, exposure, 2)[1]
+    pv = pair_velocity(frame, frame, orientation, CAM, t_a, t_a + 0.05)
+    tran = translation_trajectories(pv.tau_a, exposure, samples)
+    assert np.median(np.abs(interior(rot[-1, 0]))) > 1.0
+    residual = np.linalg.norm(rot + tran, axis=1)[:, 24:-24, 24:-24]
+    assert np.median(residual) < 0.05 * np.median(np.abs(interior(rot[-1, 0])))

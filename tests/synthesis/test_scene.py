@@ -4,6 +4,7 @@ import pytest
 
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import exp_so3
+from gyrodeblur.kernels.translation import translation_trajectories
 from gyrodeblur.synthesis.clips import source_camera
 from gyrodeblur.synthesis.scene import Plane, Scene, render, translational_velocity
 
@@ -56,3 +57,27 @@ def test_render_identity_is_the_centre_crop_and_rotation_is_a_homography():
     expected = cv2.warpPerspective(source, H, (40, 30), flags=flags)
     np.testing.assert_allclose(rotated[3:-3, 3:-3], np.clip(expected, 0, 1)[3:-3, 3:-3],
                                atol=2e-3)
+
+
+def test_translation_trajectory_points_where_the_scene_was_at_mid_exposure():
+    # CONVENTIONS: traj[i](p) is where the point seen at p at t_i lies in the reference
+    # (mid-exposure) image. Render the translating camera's view at t_i and at t_ref and
+    # check view_ti(p) = view_ref(p + traj_tran[i](p)).
+    rng = np.random.default_rng(1)
+    source = cv2.GaussianBlur(rng.random((60, 80, 3)).astype(np.float32), (0, 0), 3.0)
+    src = source_camera(source, CAM)
+    scene = Scene(planes=(Plane(distance=2.5),), velocity=(0.3, -0.2, 0.0))
+    exposure, t_ref = 0.5, 0.25
+
+    def view(t):
+        return render(source, CAM, src, scene, IDENTITY, scene.position(np.full(30, t)))
+
+    tau = translational_velocity(CAM, scene, IDENTITY, np.full(30, t_ref))
+    traj = translation_trajectories(tau, exposure, 3)
+    assert abs(traj[-1, 0]).max() > 1.0  # 1.5 px: a real displacement
+    xs, ys = grid()
+    reference = view(t_ref)
+    for i, t in enumerate((0.0, t_ref, exposure)):
+        seen = cv2.remap(reference, (xs + traj[i, 0]).astype(np.float32),
+                         (ys + traj[i, 1]).astype(np.float32), cv2.INTER_CUBIC)
+        np.testing.assert_allclose(seen[4:-4, 4:-4], view(t)[4:-4, 4:-4], atol=2e-3)
