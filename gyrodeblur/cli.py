@@ -18,9 +18,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gyrodeblur.errors import InputError
+from gyrodeblur.fileio import check_output
 
 app = typer.Typer(help="Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 err_console = Console(stderr=True)
 
 
@@ -128,7 +129,7 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
     log = read_gyro(gyro, unit=gyro_unit)
     if bias:
         log = remove_bias(log, None if bias == "auto" else parse_vector(bias, "--bias"))
-    if lowpass:
+    if lowpass is not None:
         log = lowpass_log(log, lowpass)
     cam = complete_camera(load_camera(camera), log)
     if readout_time is not None:
@@ -146,21 +147,24 @@ def fit_camera(cam, source: Path, width: int, height: int):
         raise InputError(source, f"mismatched sizes: {e.problem}") from None
 
 
-def load_timing(footage, frames_csv: Path | None, exposure: float | None = None):
+def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, camera: Path):
     """Frame timing from ``--frames-csv``, the footage itself (GyroVD), or a video's
-    timestamps and ``--exposure``."""
-    from gyrodeblur.footage import read_frames_csv, video_timing
+    timestamps and ``--exposure``; its exposure and the camera's readout checked for units."""
+    from gyrodeblur.footage import check_timing_units, read_frames_csv, video_timing
 
     if frames_csv is not None:
-        return read_frames_csv(frames_csv)
-    if footage is not None and footage.timing is not None:
-        return footage.timing
-    if footage is not None and exposure is not None and footage.path.is_file():
-        return video_timing(footage.path, exposure)
-    raise InputError(None if footage is None else footage.path,
-                     "no frame timing: give --frames-csv" +
-                     (" or --exposure" if exposure is None and footage is not None
-                      and footage.path.is_file() else ""))
+        timing = read_frames_csv(frames_csv)
+    elif footage is not None and footage.timing is not None:
+        timing = footage.timing
+    elif footage is not None and exposure is not None and footage.path.is_file():
+        timing = video_timing(footage.path, exposure)
+    else:
+        raise InputError(None if footage is None else footage.path,
+                         "no frame timing: give --frames-csv" +
+                         (" or --exposure" if footage is not None and footage.path.is_file()
+                          else ""))
+    check_timing_units(timing, cam.readout_time, camera)
+    return timing
 
 
 def select_frames(timing, footage, frame_range: str | None):
@@ -185,6 +189,7 @@ def kernels(
     gyro: GyroOption = ...,
     camera: CameraOption = ...,
     frames_csv: FramesCsvOption = None,
+    exposure: ExposureOption = None,
     samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
     translation: Annotated[bool, typer.Option(
         help="Add translation from optical flow minus gyro rotation.")] = True,
@@ -199,11 +204,17 @@ def kernels(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .npz.")] = ...,
     plot: Annotated[Path | None, typer.Option(help="Folder for kernel pictures (PNG).")] = None,
 ) -> None:
-    """Per-pixel blur kernels of every frame from the gyro (and optical flow)."""
+    """Per-pixel blur kernels from the gyro (and optical flow).
+
+    Every frame's rotation trajectories from the gyro and, with frames, translation measured as
+    optical flow minus the gyro's rotation; written to one npz."""
     from gyrodeblur.footage import Footage
     from gyrodeblur.pipelines.kernels import KernelJob, compute_kernels
 
     check_flow(flow)
+    check_output(output)
+    if plot is not None:
+        check_output(plot, folder=True)
     wanted_size = parse_size(size)
     footage = Footage(frames) if frames is not None else None
     if footage is None and (translation or wanted_size is None):
@@ -213,7 +224,7 @@ def kernels(
         cam = fit_camera(cam, camera, *footage.size)  # calibration -> footage resolution
     if wanted_size is not None:
         cam = fit_camera(cam, camera, *wanted_size)
-    timing = load_timing(footage, frames_csv)
+    timing = load_timing(footage, frames_csv, exposure, cam, camera)
     selected = select_frames(timing, footage, frame_range)
     job = KernelJob(camera=cam, log=log, timing=timing, frames=selected.frame, samples=samples,
                     footage=footage, translation=translation, flow=flow,
@@ -251,7 +262,10 @@ def sync(
     json_output: Annotated[bool, typer.Option(
         "--json", help='Print one JSON object: {"time_offset": s, "confidence": c}.')] = False,
 ) -> None:
-    """Estimate the camera's time offset (t_gyro = t_frame + offset) from the video's motion."""
+    """Estimate the camera's time offset from the video's motion.
+
+    Matches the video's optical-flow rotation with the gyro's; the offset is
+    t_gyro = t_frame + offset."""
     import json
 
     from gyrodeblur.footage import Footage
@@ -261,7 +275,8 @@ def sync(
     log, cam = load_motion(gyro, camera, gyro_unit, readout_time=readout_time,
                            time_offset=time_offset)
     cam = fit_camera(cam, camera, *footage.size)
-    timing = select_frames(load_timing(footage, frames_csv, exposure), footage, frame_range)
+    timing = select_frames(load_timing(footage, frames_csv, exposure, cam, camera), footage,
+                           frame_range)
     with err_console.status("synchronising"):
         result = estimate_sync(footage.frames, timing, log, cam, search=search,
                                estimate_readout=readout, max_pairs=max_pairs, width=width)
@@ -311,6 +326,9 @@ def synth_image(
     from gyrodeblur.pipelines.kernels import complete_camera
     from gyrodeblur.pipelines.synth import synth_image as run
 
+    for path in (output, kernels):
+        if path is not None:
+            check_output(path)
     sharp, stored = read_image_and_format(image)
     log = read_gyro(gyro, unit=gyro_unit)
     cam = complete_camera(load_camera(camera), log).rescaled(sharp.shape[1], sharp.shape[0])
@@ -331,7 +349,7 @@ def synth_clips(
     size: Annotated[str, typer.Option(help="Frame size WxH.")] = "320x192",
     samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
 ) -> None:
-    """Random blurred clips in the footage folder layout; re-running resumes."""
+    """Random blurred clips in the footage folder layout; resumes."""
     import json
 
     from gyrodeblur.fileio import atomic_path
@@ -339,6 +357,7 @@ def synth_clips(
     from gyrodeblur.synthesis.images import ImageBank
     from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
 
+    check_output(output, folder=True)
     width, height = parse_size(size)
     settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples)
     recipe = {"seed": seed, "images": None if images is None else str(images.resolve()),
@@ -375,6 +394,7 @@ def train(
 
     cfg = load_config(config)
     out = output or Path("runs") / cfg.name
+    check_output(out, folder=True)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         run(cfg, out, stop_after=stop_after)
         return
@@ -417,7 +437,9 @@ def evaluate(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Results JSON.")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Results as a Markdown table.")] = None,
 ) -> None:
-    """PSNR/SSIM of models (and of the blurred input) on a benchmark; SIFT feature test."""
+    """PSNR/SSIM of models on a benchmark; SIFT feature test.
+
+    The blurred input is scored too; results as JSON and a Markdown table."""
     import json
 
     import torch
@@ -438,6 +460,9 @@ def evaluate(
         evaluate as run,
     )
 
+    for path in (output, markdown):
+        if path is not None:
+            check_output(path)
     models = {name: load_model(name) for name in model if name != "classic"}
     flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
     if folder is not None:
@@ -507,10 +532,13 @@ def export_onnx(
         help="Compare onnxruntime with PyTorch on random inputs of another size; write "
              "nothing if they differ by 1e-3 or more.")] = True,
 ) -> None:
-    """Models to ONNX (dynamic batch, frames, height and width), checked with onnxruntime."""
+    """Models to ONNX, checked against PyTorch with onnxruntime.
+
+    Dynamic batch, frames, height and width."""
     from gyrodeblur.models import shipped_weights
     from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model
 
+    check_output(output, folder=True)
     names = names or sorted(shipped_weights())
     stems = [Path(name).stem for name in names]
     if len(set(stems)) < len(stems):
@@ -532,13 +560,16 @@ def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path(
         "demo-output"),
 ) -> None:
-    """The whole chain on bundled data: blur along a real gyro trace, sync, deblur, score.
+    """The whole chain on bundled data, into ./demo-output/.
+
+    Blur along a real gyro trace, sync, deblur, score.
 
     A bundled photograph is filmed along a real gyro segment; the clip is synchronised,
     deblurred with the shipped network and the classical method, and scored against the truth.
     """
     from gyrodeblur.pipelines.demo import run_demo
 
+    check_output(output, folder=True)
     run_demo(output, say=lambda text: err_console.print(text, highlight=False))
     err_console.print(f"wrote {output}/: side_by_side.mp4, comparison.png, results.md, "
                       "results.json (and the clip, frames per method)")
@@ -547,7 +578,7 @@ def demo(
 @app.command()
 def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output.")] = False
            ) -> None:
-    """Architectures, variants with parameter counts, and shipped weights with scores."""
+    """Architectures, variants and shipped weights with their scores."""
     import json
 
     from rich.table import Table
@@ -639,13 +670,14 @@ def deblur_image_command(
     kernel_width: KernelWidthOption = 1280,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image.")] = ...,
 ) -> None:
-    """Deblur one image, with kernels from its gyro log and camera, or from a kernels file."""
+    """Deblur one image, with kernels from its gyro or a kernels file."""
     from gyrodeblur.fileio import atomic_path
     from gyrodeblur.footage import read_image_and_format, write_image
     from gyrodeblur.pipelines.deblur import deblur_image, image_kernels, read_kernels
 
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
         raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
+    check_output(output)
     blurred, stored = read_image_and_format(image)
     restorer = _restorer(method, model, False, tile, samples, iterations)
     if kernels_file is not None:
@@ -701,7 +733,9 @@ def deblur_video_command(
         "--output", "-o", help="Output .mp4 (H.264) or folder (one PNG per frame; resumes).")
     ] = ...,
 ) -> None:
-    """Deblur a video or a folder of frames with the gyro, frame by frame, in bounded memory."""
+    """Deblur a video or a folder of frames with the gyro.
+
+    Frame by frame (or in sliding windows), in tiles, streamed: bounded memory."""
     from gyrodeblur.footage import Footage
     from gyrodeblur.pipelines.deblur import VideoJob, deblur_video
 
@@ -710,13 +744,14 @@ def deblur_video_command(
         raise InputError(None, f"--sync {sync!r}: choose auto or off")
     if output.suffix and output.suffix.lower() != ".mp4":
         raise InputError(output, "output must be an .mp4 file or a folder")
+    check_output(output, folder=not output.suffix)
     footage = Footage(frames)
     log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset)
     cam = fit_camera(cam, camera, *footage.size)
     wanted_size = parse_size(size)
     if wanted_size is not None:
         cam = fit_camera(cam, camera, *wanted_size)
-    timing = load_timing(footage, frames_csv, exposure)
+    timing = load_timing(footage, frames_csv, exposure, cam, camera)
     selected = select_frames(timing, footage, frame_range)
     restorer = _restorer(method, model, True, tile, iterations=iterations)
     if sync == "auto":

@@ -11,6 +11,37 @@ from pathlib import Path
 
 import numpy as np
 
+from gyrodeblur.errors import InputError
+
+
+def check_output(path: str | Path, folder: bool = False) -> None:
+    """Refuse, before any work is done, an output that could not be written.
+
+    A file must not be an existing folder (a folder output not an existing file), and the
+    nearest existing ancestor must be a writable folder.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> check_output(d / "new" / "out.npz")
+        >>> check_output(d)
+        Traceback (most recent call last):
+        ...
+        gyrodeblur.errors.InputError: ... is a folder, not a file
+    """
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise InputError(path, "is a folder, not a file")
+    if folder and path.exists() and not path.is_dir():
+        raise InputError(path, "exists and is not a folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(path, f"cannot be created: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(path, f"cannot be written: no permission in {parent}")
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:

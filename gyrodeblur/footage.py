@@ -73,13 +73,19 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
     """
     path = Path(path)
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            table = [row for row in csv.reader(f, skipinitialspace=True) if any(row)]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(path, f"cannot read frames CSV ({e})") from None
-    if not rows:
+    if len(table) < 2:
         raise InputError(path, "no frames in the CSV")
-    columns = set(rows[0])
+    header = [name.strip() for name in table[0]]
+    for i, row in enumerate(table[1:]):
+        if len(row) != len(header):
+            raise InputError(path, f"row {i + 2} has {len(row)} fields, the header "
+                                   f"{len(header)} ({','.join(header)})")
+    rows = [dict(zip(header, row, strict=True)) for row in table[1:]]
+    columns = set(header)
     start_col = next((c for c in _START_COLUMNS if c in columns), None)
     exp_col = next((c for c in _EXPOSURE_COLUMNS if c in columns), None)
     missing = [name for name, col in (("frame", "frame" if "frame" in columns else None),
@@ -116,7 +122,28 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
     frame = frame.astype(np.int64)
     if frame[0] == 0:
         frame = frame + 1
+    if frame[0] < 1:
+        raise InputError(path, f"negative frame number {frame[0]}: frames are numbered from 1 "
+                               "(or 0) in footage order")
+    check_timing_units(FrameTiming(frame, t_start, exposure, str(path)))
     return FrameTiming(frame, t_start, exposure, str(path))
+
+
+def check_timing_units(timing: FrameTiming, readout_time: float = 0.0,
+                       camera_source: str | Path | None = None) -> None:
+    """Refuse an exposure or readout longer than the frame interval: a unit error (ms, ns).
+
+    A video frame's exposure and its sensor readout both fit in the time between frame
+    starts; the median interval is used, so dropped frames do not hide a unit error.
+    """
+    if len(timing.frame) < 2:
+        return
+    interval = float(np.median(np.diff(timing.t_start) / np.diff(timing.frame)))
+    for name, value, source in (("exposure", float(timing.exposure.max()), timing.source),
+                                ("readout time", readout_time, camera_source)):
+        if value > 1.05 * interval:
+            raise InputError(source, f"{name} {value:.6g} s is longer than the frame interval "
+                                     f"{interval:.6g} s of {timing.source}: is it in seconds?")
 
 
 def gyrovd_frames(folder: Path) -> tuple[list[Path], FrameTiming] | None:

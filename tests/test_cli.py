@@ -112,10 +112,11 @@ def test_translation_from_frames_recovers_the_image_shift(clip):
     npz = np.load(clip / "out.npz")
     tran, mask = npz["tran"], npz["mask"]
     assert tran.shape == npz["rot"].shape == (4, 3, 2, H, W)
-    # traj_tran[T-1] - traj_tran[0] = exposure * tau (about SHIFT * FPS px/s).
+    # traj_tran[0] - traj_tran[T-1] = exposure * tau (about SHIFT * FPS px/s): the point seen
+    # at p at the end of the exposure was behind it, against the motion, at mid-exposure.
     inner = (slice(20, -20), slice(20, -20))
     for f in range(4):
-        extent = np.moveaxis(tran[f, -1] - tran[f, 0], 0, -1)[inner]
+        extent = np.moveaxis(tran[f, 0] - tran[f, -1], 0, -1)[inner]
         expected = EXPOSURE * true_tau(f, 4)[inner]
         ok = mask[f][inner]
         assert ok.mean() > 0.8
@@ -139,7 +140,7 @@ def test_video_input_and_frame_range(clip):
     assert result.exit_code == 0, result.output
     npz = np.load(clip / "out.npz")
     assert npz["frames"].tolist() == [2, 3] and npz["tran"].shape[0] == 2
-    extent = np.moveaxis(npz["tran"][0, -1] - npz["tran"][0, 0], 0, -1)[20:-20, 20:-20]
+    extent = np.moveaxis(npz["tran"][0, 0] - npz["tran"][0, -1], 0, -1)[20:-20, 20:-20]
     expected = EXPOSURE * true_tau(1, 4)[20:-20, 20:-20]
     assert np.median(np.linalg.norm(extent - expected, axis=-1)) < 0.03
 
@@ -158,8 +159,8 @@ BAD_INPUTS = {
     "gyro in deg/s": (bad_gyro("t,wx,wy,wz\n" + "".join(f"{i / 100},90,-120,60\n"
                                                         for i in range(300))),
                       "gyro.csv", "deg/s"),
-    "gyro not covering frames": (bad_gyro("t,wx,wy,wz\n0,0,0,0\n0.6,0,0,0\n"), "gyro.csv",
-                                 "cover"),
+    "gyro not covering frames": (bad_gyro("t,wx,wy,wz\n" + "".join(
+        f"{i / 100},0,0,0\n" for i in range(61))), "gyro.csv", "cover"),
     "frames CSV missing column": (lambda c: (c / "frames.csv").write_text("frame,t\n1,0.5\n"),
                                   "frames.csv", "t_start"),
     "frame of another size": (lambda c: cv2.imwrite(str(c / "frames" / "0003.png"),
@@ -168,6 +169,20 @@ BAD_INPUTS = {
     "camera of another aspect": (lambda c: save_camera(CAM.replace(width=W, height=W),
                                                        c / "camera.json"),
                                  "aspect"),
+    "exposure in ms": (lambda c: (c / "frames.csv").write_text(
+        "frame,t_start,exposure\n1,0.5,40\n2,0.6,40\n3,0.7,40\n4,0.8,40\n"),
+        "frames.csv", "exposure 40 s is longer than the frame interval 0.1 s"),
+    "readout in ms": (lambda c: (c / "camera.json").write_text(json.dumps(
+        {**json.loads((c / "camera.json").read_text()), "readout_time": 33})),
+        "camera.json", "readout_time 33"),
+    "readout longer than a frame": (lambda c: save_camera(CAM.replace(readout_time=0.2),
+                                                          c / "camera.json"),
+                                    "camera.json", "readout time 0.2 s is longer"),
+    "negative frame numbers": (lambda c: (c / "frames.csv").write_text(
+        "frame,t_start,exposure\n-1,0.5,0.04\n0,0.6,0.04\n1,0.7,0.04\n2,0.8,0.04\n"),
+        "frames.csv", "negative frame number -1"),
+    "frames CSV short row": (lambda c: (c / "frames.csv").write_text(
+        "frame,t_start,exposure\n1,0.5,0.04\n2,0.6\n"), "frames.csv", "row 3 has 2 fields"),
 }
 
 
@@ -183,6 +198,61 @@ def test_bad_input_gives_one_line_error_and_no_output(clip, name):
         assert text in message, message
     assert not (clip / "out.npz").exists()
     assert not [p for p in clip.iterdir() if p.name.startswith(".out.npz")]
+
+
+def test_failed_run_leaves_no_pictures(clip):
+    cv2.imwrite(str(clip / "frames" / "0003.png"), np.zeros((H, W + 2, 3), np.uint8))
+    result = kernels(clip, "--plot", str(clip / "plots"))
+    assert result.exit_code == 2 and "not 160x120" in result.output
+    assert not list((clip / "plots").glob("*.png"))
+
+
+@pytest.mark.parametrize(("option", "target", "make", "problem"), [
+    ("-o", "out.npz", lambda c: (c / "out.npz").mkdir(), "is a folder, not a file"),
+    ("--plot", "plots", lambda c: (c / "plots").write_text("x"), "exists and is not a folder"),
+    ("-o", "file/out.npz", lambda c: (c / "file").write_text("x"), "file is not a folder")])
+def test_unwritable_outputs_are_refused_before_work(clip, option, target, make, problem):
+    make(clip)
+    result = kernels(clip, option, str(clip / target))
+    assert result.exit_code == 2 and problem in result.output, result.output
+    assert "kernels" not in result.output  # refused before the progress bar started
+
+
+def test_frames_csv_with_bom_and_spaces(clip):
+    (clip / "frames.csv").write_text("\ufeffframe, t_start, exposure\n" + "".join(
+        f"{i + 1}, {0.5 + i / FPS:.6f}, {EXPOSURE}\n" for i in range(4)), encoding="utf-8")
+    assert kernels(clip, "--no-translation", "--size", "80x60", frames=None).exit_code == 0
+
+
+def test_neighbours_the_gyro_misses_are_left_out(clip):
+    t = np.arange(0.55, 2.0, 0.005)  # frame 1 (0.50-0.54 s) lies before the gyro
+    write_csv(GyroLog(t, np.tile([0.0, YAW, 0.0], (len(t), 1))), clip / "gyro.csv")
+    result = kernels(clip, "--range", "2:3", "--samples", "3")
+    assert result.exit_code == 0, result.output
+    npz = np.load(clip / "out.npz")
+    assert npz["frames"].tolist() == [2, 3] and npz["mask"][0].mean() > 0.8  # measured on 3
+
+
+def test_video_timestamps_and_exposure_give_the_frames_csv_kernels(clip):
+    with av.open(str(clip / "clip.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for frame in render_frames(4):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    args = ["kernels", str(clip / "clip.mp4"), "--gyro", str(clip / "gyro.csv"), "--camera",
+            str(clip / "camera.json"), "--no-translation", "--samples", "3"]
+    result = runner.invoke(app, [*args, "--exposure", str(EXPOSURE), "--time-offset", "0.5",
+                                 "-o", str(clip / "a.npz")])
+    assert result.exit_code == 0, result.output
+    write_frames_csv(clip / "frames.csv", 4)  # starts 0.5 + i / FPS, the same gyro times
+    result = runner.invoke(app, [*args, "--frames-csv", str(clip / "frames.csv"),
+                                 "-o", str(clip / "b.npz")])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(np.load(clip / "a.npz")["times"], np.load(clip / "b.npz")["times"],
+                               atol=1e-9)
+    np.testing.assert_allclose(np.load(clip / "a.npz")["rot"], np.load(clip / "b.npz")["rot"],
+                               atol=1e-4)
 
 
 def test_corrupt_video_is_refused(clip):

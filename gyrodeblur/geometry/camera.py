@@ -267,6 +267,9 @@ def _validate(cam: Camera) -> None:
                                f"got {len(cam.distortion)}")
     if cam.readout_time < 0:
         raise InputError(None, f"readout_time must be >= 0 s, got {cam.readout_time}")
+    if cam.readout_time >= 1.0:  # sensors read out in milliseconds
+        raise InputError(None, f"readout_time {cam.readout_time:g} s is not a sensor readout; "
+                               "it is in seconds (33 ms is 0.033)")
     if not isinstance(cam.readout_direction, str) \
             or cam.readout_direction not in get_args(ReadoutDirection):
         raise InputError(None, f"unknown readout_direction {cam.readout_direction!r}; "
@@ -451,7 +454,7 @@ def load_camera(path: str | Path) -> Camera:
     if path.suffix.lower() == ".csv":
         return _camera_from_gyrovd(path)
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
+        d = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(path, f"not a camera JSON file ({e})") from None
     if not isinstance(d, dict):
@@ -480,6 +483,7 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
     uses only its magnitude and carries the direction in ``frame_readout_direction``
     (``TopToBottom``/``BottomToTop``; the other two are columns, refused); without that key a
     negative value is taken as bottom-to-top (an assumption: Gyroflow inverts by sign inside).
+    ``global_shutter: true`` means no readout, whatever ``frame_readout_time`` says.
     """
     def fail(problem: str) -> InputError:
         return InputError(source, f"Gyroflow lens profile: {problem}")
@@ -528,6 +532,8 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
     readout_ms = d.get("frame_readout_time") or 0.0
     if isinstance(readout_ms, bool) or not isinstance(readout_ms, int | float):
         raise fail(f"frame_readout_time must be a number of ms, got {readout_ms!r}")
+    if d.get("global_shutter"):
+        readout_ms = 0.0
     direction = "bottom_to_top" if readout_ms < 0 else "top_to_bottom"
     gf_direction = d.get("frame_readout_direction")
     if gf_direction is not None:
@@ -566,7 +572,7 @@ def _camera_from_gyrovd(path: Path) -> Camera:
     warning).
     """
     try:
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        lines = [ln for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
     except UnicodeDecodeError as e:
         raise InputError(path, f"not a text CSV ({e})") from None
     if not lines:

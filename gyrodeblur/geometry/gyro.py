@@ -42,9 +42,12 @@ __all__ = [
 # OpenCV's are x right, y down, z forward: the same x, y and z flipped (a proper rotation).
 _GYROFLOW_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 
-# No hand-held or vehicle camera turns faster than ~30 rad/s (5 turns per second) for long, so
-# a trace whose typical |w| is above that is deg/s.
+# No hand-held or vehicle camera turns faster than ~30 rad/s (5 turns per second) for long, nor
+# spins at 10 rad/s half the time, so a trace beyond either is deg/s.
 _MAX_PLAUSIBLE_RAD_S = 30.0
+_MAX_PLAUSIBLE_MEDIAN_RAD_S = 10.0
+# Gyros sample at 100 Hz or more; a trace sampled below 20 Hz has its timestamps in ms or ns.
+_MAX_SAMPLE_INTERVAL = 0.05
 
 _UNITS = ("auto", "rad", "deg")
 
@@ -102,7 +105,7 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
         unit: ``"rad"`` or ``"deg"`` for the angular velocity after the format's own scaling
             (gcsv ``gscale`` and telemetry-parser are rad/s by definition; ``"deg"`` corrects a
             file that is wrong). ``"auto"`` accepts rad/s and refuses data that can only be
-            deg/s (99th percentile of ``|w|`` above 30).
+            deg/s (99th percentile of ``|w|`` above 30 or median above 10).
 
     Raises:
         InputError: unreadable file, missing columns, fewer than 2 samples, NaN/inf,
@@ -190,6 +193,10 @@ def _read_plain_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return data[:, 0], data[:, 1:], lines
 
 
+# telemetry-parser's names of the vertical readout directions.
+_GCSV_READOUT_DOWN, _GCSV_READOUT_UP = ("0", "TopToBottom"), ("1", "180", "BottomToTop")
+
+
 def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Gyroflow gcsv (docs.gyroflow.xyz, "GCSV format", version 1.3)."""
     text = _text_lines(path)
@@ -214,23 +221,26 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     # Defaults are telemetry-parser's (the reference reader): ms timestamps, unscaled rates.
     tscale = _header_float(path, header, "tscale", 0.001)
     gscale = _header_float(path, header, "gscale", 1.0)
+    for key, value in (("tscale", tscale), ("gscale", gscale)):
+        if value <= 0:
+            raise InputError(path, f"header {key},{header[key]}: must be positive")
     rows, lines = _numeric_rows(path, text, start=first_row, ncols=len(names))
     data = _floats(path, [[r[c] for c in cols] for r in rows], lines, width=4)
 
     extra: dict = {}
-    if "orientation" in header:
-        try:
-            extra["imu_to_camera"] = gyroflow_imu_to_camera(header["orientation"])
-        except ValueError as e:
-            raise InputError(path, f"bad orientation line: {e}") from None
+    try:  # telemetry-parser's default orientation
+        extra["imu_to_camera"] = gyroflow_imu_to_camera(header.get("orientation", "xzY"))
+    except ValueError as e:
+        raise InputError(path, f"bad orientation line: {e}") from None
     if "frame_readout_time" in header:
         readout = _header_float(path, header, "frame_readout_time", 0.0) / 1000.0  # ms -> s
         direction = header.get("frame_readout_direction", "0")
-        if direction not in ("0", "1"):
+        if direction not in _GCSV_READOUT_DOWN + _GCSV_READOUT_UP:
             raise InputError(
-                path, f"frame_readout_direction {direction} (left/right) is not supported"
+                path, f"frame_readout_direction {direction}: only top-to-bottom (0) and "
+                "bottom-to-top (1) readouts are supported"
             )
-        extra["readout_time"] = -readout if direction == "1" else readout
+        extra["readout_time"] = -readout if direction in _GCSV_READOUT_UP else readout
     return data[:, 0] * tscale, data[:, 1:] * gscale, lines, extra
 
 
@@ -338,15 +348,21 @@ def _validated(
             f"timestamps not strictly increasing at {where(i)} "
             f"(t={t[i]:.9g} after {t[i - 1]:.9g})",
         )
+    interval = float(np.median(np.diff(t)))
+    if interval > _MAX_SAMPLE_INTERVAL:
+        raise InputError(source, f"median sample interval {interval:.6g} s ({1 / interval:.3g} Hz) "
+                                 "is no gyro's: timestamps must be in seconds (ms or ns?)")
     if unit == "deg":
         return t, np.deg2rad(w)
     if unit == "auto":
-        p99 = float(np.percentile(np.linalg.norm(w, axis=1), 99))
-        if p99 > _MAX_PLAUSIBLE_RAD_S:
+        speed = np.linalg.norm(w, axis=1)
+        p99, median = float(np.percentile(speed, 99)), float(np.median(speed))
+        if p99 > _MAX_PLAUSIBLE_RAD_S or median > _MAX_PLAUSIBLE_MEDIAN_RAD_S:
             raise InputError(
                 source,
-                f"angular velocity looks like deg/s (99th percentile |w| = {p99:.0f}); "
-                "pass unit='deg' (CLI: --gyro-unit deg)",
+                f"angular velocity looks like deg/s (|w| median {median:.3g}, 99th percentile "
+                f"{p99:.3g}); pass unit='deg' (CLI: --gyro-unit deg), or unit='rad' if it "
+                "really is rad/s",
             )
     return t, w
 
@@ -488,7 +504,8 @@ def check_covers(log: GyroLog, t_first: float, t_last: float) -> None:
     if t_first < t0 or t_last > t1:
         raise InputError(
             log.source,
-            f"gyro covers {t0:.3f}-{t1:.3f} s but the frames need {t_first:.3f}-{t_last:.3f} s "
+            f"gyro covers {t0:.6f} to {t1:.6f} s but the frames need {t_first:.6f} to "
+            f"{t_last:.6f} s "
             "(check --time-offset and the frames CSV clock)",
         )
 

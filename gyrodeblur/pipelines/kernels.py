@@ -83,11 +83,19 @@ class KernelJob:
     settings: dict = field(default_factory=dict)
 
     def needed(self) -> np.ndarray:
-        """Frame numbers to read: the frames, plus their neighbours for translation."""
+        """Frame numbers to read: the frames, plus, for translation, those of their
+        neighbours that the timing, the footage and the gyro all cover."""
         if not self.translation:
             return self.frames
-        near = np.concatenate([self.frames - 1, self.frames, self.frames + 1])
-        return np.intersect1d(near, self.timing.frame)
+        near = np.intersect1d(np.concatenate([self.frames - 1, self.frames + 1]),
+                              self.timing.frame)
+        if self.footage is not None:
+            near = near[near <= self.footage.count]
+        rows = self.timing.frame.searchsorted(near)
+        first = self.timing.t_start[rows] + self.camera.time_offset
+        last = first + self.timing.exposure[rows] + self.camera.readout_time
+        covered = (first >= self.log.t[0]) & (last <= self.log.t[-1])
+        return np.union1d(self.frames, near[covered])
 
     def check(self) -> None:
         """Refuse inputs that cannot work, before anything is written."""
@@ -129,17 +137,23 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         frames = None  # without translation, frames are read only as the plots' background
         if job.footage is not None and (job.translation or plot_dir is not None):
             frames = job.footage.frames(job.needed())
-        for i, k in enumerate(iter_frame_kernels(orientation, cam, job.timing, job.frames, T,
-                                                 frames, job.translation, job.flow)):
-            rot[i], times[i], mask[i] = k.rot, k.times, k.mask
-            total = k.rot
-            if tran is not None:
-                tran[i] = k.tran
-                total = k.rot + k.tran
-            if plot_dir is not None:
-                target = Path(plot_dir) / f"kernels_{k.number:06d}.png"
-                with atomic_path(target) as tmp:
-                    cv2.imwrite(str(tmp), cv2.cvtColor(draw_kernels(total, k.image),
-                                                       cv2.COLOR_RGB2BGR))
-            if progress:
-                progress(i + 1)
+        pictures: list[Path] = []
+        try:
+            for i, k in enumerate(iter_frame_kernels(orientation, cam, job.timing, job.frames,
+                                                     T, frames, job.translation, job.flow)):
+                rot[i], times[i], mask[i] = k.rot, k.times, k.mask
+                total = k.rot
+                if tran is not None:
+                    tran[i] = k.tran
+                    total = k.rot + k.tran
+                if plot_dir is not None:
+                    pictures.append(Path(plot_dir) / f"kernels_{k.number:06d}.png")
+                    with atomic_path(pictures[-1]) as tmp:
+                        cv2.imwrite(str(tmp), cv2.cvtColor(draw_kernels(total, k.image),
+                                                           cv2.COLOR_RGB2BGR))
+                if progress:
+                    progress(i + 1)
+        except BaseException:  # a failed run leaves no pictures, as it leaves no npz
+            for picture in pictures:
+                picture.unlink(missing_ok=True)
+            raise

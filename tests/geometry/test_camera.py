@@ -255,6 +255,7 @@ GOOD = {"width": 640, "height": 480, "fx": 500.0, "fy": 500.0, "cx": 319.5, "cy"
     ({"imu_to_camera": [[1, 0, 0], [0, 1, 0]]}, "must be 3x3"),
     ({"imu_to_camera": [[1, 0, 0], [0, 1], [0, 0, 1]]}, "must be 3x3"),
     ({"readout_time": -0.01}, "readout_time must be >= 0"),
+    ({"readout_time": 33}, r"readout_time 33 s is not a sensor readout; .* \(33 ms is 0.033\)"),
     ({"readout_direction": "left_to_right"}, "unknown readout_direction"),
     ({"fy": "500"}, "fy must be a number"),
     ({"fx": float("nan")}, "fx must be finite"),
@@ -309,6 +310,14 @@ def test_gyroflow_symmetric_profile_centres_principal_point(tmp_path: Path) -> N
     assert cam.readout_direction == "top_to_bottom"
     d["frame_readout_direction"] = "BottomToTop"
     assert load_camera(write_json(tmp_path / "p.json", d)).readout_direction == "bottom_to_top"
+    d["global_shutter"] = True
+    assert load_camera(write_json(tmp_path / "p.json", d)).readout_time == 0.0
+
+
+def test_json_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_text("\ufeff" + json.dumps(GOOD), encoding="utf-8")
+    assert load_camera(path).fx == 500.0
 
 
 def test_gyroflow_opencv_standard_and_project_file(tmp_path: Path) -> None:

@@ -46,9 +46,9 @@ def test_csv_round_trip_is_exact(tmp_path):
 
 
 def test_csv_columns_found_by_name_and_extra_ignored(tmp_path):
-    p = _csv(tmp_path / "g.csv", "wz,extra,t,wy,wx\n3,9,0.0,2,1\n6,9,0.5,5,4\n")
+    p = _csv(tmp_path / "g.csv", "wz,extra,t,wy,wx\n3,9,0.0,2,1\n6,9,0.01,5,4\n")
     log = read_gyro(p)
-    np.testing.assert_array_equal(log.t, [0.0, 0.5])
+    np.testing.assert_array_equal(log.t, [0.0, 0.01])
     np.testing.assert_array_equal(log.w, [[1, 2, 3], [4, 5, 6]])
     assert log.imu_to_camera is None and log.readout_time is None
 
@@ -157,6 +157,18 @@ def test_telemetry_reader_units(tmp_path):
                                atol=1e-12)
 
 
+def test_gcsv_without_orientation_reads_as_telemetry_parser_does(tmp_path):
+    pytest.importorskip("telemetry_parser")
+    src = _csv(tmp_path / "a.gcsv", "GYROFLOW IMU LOG\nversion,1.3\nid,t\ntscale,0.001\n"
+               "gscale,0.01\nt,gx,gy,gz\n1000,100,0,0\n1010,0,200,0\n1020,0,0,300\n")
+    clip = tmp_path / "clip.bin"
+    clip.write_bytes(src.read_bytes())
+    reference, direct = read_gyro(clip), read_gyro(src)
+    np.testing.assert_allclose(direct.w @ direct.imu_to_camera.T,
+                               reference.w @ reference.imu_to_camera.T, atol=1e-12)
+    assert not np.allclose(direct.imu_to_camera, np.eye(3))  # xzY, not the identity
+
+
 def test_telemetry_reader_unreadable(tmp_path):
     pytest.importorskip("telemetry_parser")
     p = _csv(tmp_path / "junk.mov", "hello")
@@ -202,11 +214,27 @@ def _deg_trace(tmp_path: Path) -> Path:
 def test_deg_looking_data_refused(tmp_path):
     p = _deg_trace(tmp_path)
     expected = (
-        r"deg\.csv: angular velocity looks like deg/s \(99th percentile \|w\| = \d+\); "
-        r"pass unit='deg' \(CLI: --gyro-unit deg\)"
+        r"deg\.csv: angular velocity looks like deg/s \(\|w\| median [\d.]+, 99th percentile "
+        r"[\d.]+\); pass unit='deg' \(CLI: --gyro-unit deg\)"
     )
     with pytest.raises(InputError, match=expected):
         read_gyro(p)
+
+
+def test_steady_deg_per_second_rotation_refused(tmp_path):
+    # 0.5 rad/s for 3 s written in deg/s: 28.6, under the 30 rad/s peak test, but no camera
+    # spins at 10 rad/s half of the time.
+    rows = "".join(f"{i / 200},0,28.6,0\n" for i in range(600))
+    with pytest.raises(InputError, match="looks like deg/s"):
+        read_gyro(_csv(tmp_path / "steady.csv", "t,wx,wy,wz\n" + rows))
+    assert read_gyro(_csv(tmp_path / "steady.csv", "t,wx,wy,wz\n" + rows), unit="deg").w[
+        0, 1] == pytest.approx(np.deg2rad(28.6))
+
+
+def test_millisecond_timestamps_refused(tmp_path):
+    rows = "".join(f"{i * 5},0,0.1,0\n" for i in range(100))  # 200 Hz in ms
+    with pytest.raises(InputError, match=r"ms\.csv: median sample interval 5 s .*seconds"):
+        read_gyro(_csv(tmp_path / "ms.csv", "t,wx,wy,wz\n" + rows))
 
 
 def test_unit_deg_converts(tmp_path):
@@ -235,6 +263,23 @@ def test_gcsv_problems(tmp_path):
     p = _csv(tmp_path / "c.gcsv", "id,x\nt,gx,gy,gz\n0,1,2,3\n")
     with pytest.raises(InputError, match=r"c\.gcsv: not a Gyroflow IMU log"):
         read_gyro(p)
+    p = _csv(tmp_path / "d.gcsv", base.replace("gscale,1", "gscale,0").format(
+        o="XYZ", cols="t,gx,gy,gz") + "0,1,2,3\n1,1,2,3\n")
+    with pytest.raises(InputError, match=r"d\.gcsv: header gscale,0: must be positive"):
+        read_gyro(p)
+    p = _csv(tmp_path / "e.gcsv", base.format(o="XYZ", cols="t,gx,gy,gz").replace(
+        "tscale", "frame_readout_time,10\nframe_readout_direction,LeftToRight\ntscale")
+        + "0,1,2,3\n1,1,2,3\n")
+    with pytest.raises(InputError, match=r"e\.gcsv: frame_readout_direction LeftToRight"):
+        read_gyro(p)
+
+
+@pytest.mark.parametrize(("direction", "sign"), [("TopToBottom", 1), ("BottomToTop", -1),
+                                                 ("180", -1), ("0", 1)])
+def test_gcsv_readout_direction_names(tmp_path, direction, sign):
+    p = _csv(tmp_path / "r.gcsv", "GYROFLOW IMU LOG\norientation,XYZ\nframe_readout_time,12\n"
+             f"frame_readout_direction,{direction}\nt,gx,gy,gz\n0,0,0,0\n10,0,0,0\n")
+    assert read_gyro(p).readout_time == pytest.approx(sign * 0.012)
 
 
 # ---------------------------------------------------------------- processing
@@ -295,7 +340,8 @@ def test_shifted_and_check_covers():
     with pytest.raises(InputError) as err:
         check_covers(log, 14.9, 16.2)
     assert str(err.value) == (
-        "g.csv: gyro covers 0.000-15.097 s but the frames need 14.900-16.200 s "
+        "g.csv: gyro covers 0.000000 to 15.097000 s but the frames need 14.900000 to "
+        "16.200000 s "
         "(check --time-offset and the frames CSV clock)"
     )
     moved = shifted(log, 1.5)
