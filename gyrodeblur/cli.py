@@ -46,7 +46,9 @@ def reports_input_errors(command):
                               soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted; nothing was written")
+            err_console.print("interrupted; " + ("the run resumes from its last checkpoint"
+                                                 if command.__name__ == "train"
+                                                 else "no output was left half-written"))
             raise typer.Exit(130) from None
 
     return wrapper
@@ -463,19 +465,27 @@ def evaluate(
     for path in (output, markdown):
         if path is not None:
             check_output(path)
+    if features is not None and not features.is_dir():
+        raise InputError(features, "no such folder of Oxford sequences")
+    pairs = oxford_pairs(features) if features is not None else None
     models = {name: load_model(name) for name in model if name != "classic"}
     flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
+    video = [name for name, (net, _) in models.items() if not isinstance(net, DeepGyro)]
+    if video and frames < 2:
+        raise InputError(None, f"{video[0]} is a video model: give --frames 2 or more")
+    wanted = {cfg.get("samples", 9) for _, cfg in models.values()}
+    if samples is None and len(wanted) > 1:
+        raise InputError(None, f"the models take different --samples {sorted(wanted)}")
+    T = samples or (wanted.pop() if wanted else 9)
     if folder is not None:
-        samples = folder_benchmark(folder, frames)
+        if flow_kernel:
+            raise InputError(folder, "flow-guided models need the synthetic benchmark")
+        samples = folder_benchmark(folder, frames, T)
         source = str(folder)
     else:
         width, height = parse_size(size)
         if preset not in PRESETS:
             raise InputError(None, f"--preset {preset!r}: choose {', '.join(PRESETS)}")
-        wanted = {cfg.get("samples", 9) for _, cfg in models.values()}
-        if samples is None and len(wanted) > 1:
-            raise InputError(None, f"the models take different --samples {sorted(wanted)}")
-        T = samples or (wanted.pop() if wanted else 9)
         spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height, samples=T,
                              images=None if images is None else str(images), preset=preset)
         with err_console.status("drawing the benchmark"):
@@ -487,9 +497,10 @@ def evaluate(
     if "classic" in model:
         results["classic"] = run(classic_restore, samples)
     report: dict = {"benchmark": source, "results": results}
-    if features is not None:
-        pairs = oxford_pairs(features)
+    if pairs is not None:
         single = {n: m for n, (m, _) in models.items() if isinstance(m, DeepGyro)}
+        if video:
+            err_console.print(f"feature test: single images; {', '.join(video)} left out")
         report["features"] = {"no restoration": feature_test(pairs)}
         for name, net in single.items():
             def restore(image, rot, net=net):
@@ -536,11 +547,11 @@ def export_onnx(
 
     Dynamic batch, frames, height and width."""
     from gyrodeblur.models import shipped_weights
-    from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model
+    from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model, onnx_name
 
     check_output(output, folder=True)
     names = names or sorted(shipped_weights())
-    stems = [Path(name).stem for name in names]
+    stems = [onnx_name(name) for name in names]
     if len(set(stems)) < len(stems):
         raise InputError(None, f"two models would both be written to {output}/NAME.onnx: "
                                f"{', '.join(names)}")

@@ -66,9 +66,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private
     try:
         yield tmp
+        # After writing: mkstemp's 0600, or a writer that recreates the file, would make
+        # outputs private.
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -275,8 +275,8 @@ def _validate(cam: Camera) -> None:
         raise InputError(None, f"unknown readout_direction {cam.readout_direction!r}; "
                                "expected top_to_bottom or bottom_to_top")
     if len(cam.imu_to_camera) != 3 or any(len(row) != 3 for row in cam.imu_to_camera):
-        raise InputError(None, "imu_to_camera must be 3x3, got rows of length "
-                               f"{[len(row) for row in cam.imu_to_camera]}")
+        raise InputError(None, f"imu_to_camera must be 3x3, got {len(cam.imu_to_camera)} rows "
+                               f"of lengths {[len(row) for row in cam.imu_to_camera]}")
     r = cam.R_imu_to_camera
     ortho_err = float(np.abs(r @ r.T - np.eye(3)).max())
     if ortho_err > _ROTATION_TOL or abs(np.linalg.det(r) - 1.0) > _ROTATION_TOL:

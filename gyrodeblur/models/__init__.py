@@ -46,7 +46,7 @@ def build_model(config: dict) -> nn.Module:
         raise InputError(None, f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
     try:
         return ARCHITECTURES[arch](**config)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise InputError(None, f"bad arguments for {arch}: {e}") from None
 
 

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from gyrodeblur.errors import InputError
 from gyrodeblur.metrics import CONVENTION, psnr, ssim
 
 # Benchmark samples come from seeds far from any training seed.
@@ -65,11 +66,13 @@ def synthetic_benchmark(spec: BenchmarkSpec, flow_kernel: bool = False
     return [dataset[i] for i in range(spec.count)]
 
 
-def folder_benchmark(root: str | Path, frames: int = 1) -> list[dict[str, torch.Tensor]]:
-    """Samples of clip folders with ``sharp/`` references (real or exported pairs)."""
+def folder_benchmark(root: str | Path, frames: int = 1,
+                     samples: int = 9) -> list[dict[str, torch.Tensor]]:
+    """Samples of clip folders with ``sharp/`` references (real or exported pairs), their
+    kernels of ``samples`` samples."""
     from gyrodeblur.synthesis.datasets import ClipFolderDataset
 
-    dataset = ClipFolderDataset(root, frames=frames)
+    dataset = ClipFolderDataset(root, frames=frames, samples=samples, paired=True)
     return [dataset[i] for i in range(len(dataset))]
 
 
@@ -183,6 +186,8 @@ def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
         for n in targets:
             H = np.loadtxt(folder / f"H1to{n}p")
             pairs.append((f"{folder.name} 1-{n}", first, read_image(folder / f"img{n}.ppm"), H))
+    if not pairs:
+        raise InputError(root, "no Oxford sequence folders (img1.ppm, H1to2p...) in it")
     return pairs
 
 

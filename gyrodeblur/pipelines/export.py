@@ -155,6 +155,20 @@ def max_difference(net: nn.Module, path: str | Path, shape: Shape = CHECK_SHAPE,
     return float(np.abs(got - want).max())
 
 
+def onnx_name(name_or_path: str | Path) -> str:
+    """The exported file's name: a shipped model's name, or a weights file's run name (as
+    training records it), else its stem."""
+    path = Path(name_or_path)
+    if path.suffix == ".safetensors" and path.is_file():
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as f:
+            name = (f.metadata() or {}).get("name")
+        if name:
+            return name
+    return path.stem
+
+
 def export_model(name_or_path: str | Path, output_dir: str | Path, opset: int = OPSET,
                  check: bool = True) -> Exported:
     """Export a shipped model or weights file to ``output_dir/NAME.onnx`` (atomically).
@@ -167,7 +181,7 @@ def export_model(name_or_path: str | Path, output_dir: str | Path, opset: int = 
         require("onnxruntime")
     check_opset(opset)
     net, _ = load_model(name_or_path)
-    target = Path(output_dir) / f"{Path(name_or_path).stem}.onnx"
+    target = Path(output_dir) / f"{onnx_name(name_or_path)}.onnx"
     with atomic_path(target) as tmp:
         to_onnx(net, tmp, opset)
         diff = max_difference(net, tmp) if check else None

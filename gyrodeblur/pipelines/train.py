@@ -17,6 +17,7 @@ A config (YAML)::
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from gyrodeblur.errors import InputError
@@ -97,23 +99,106 @@ def _section(cls, values: dict, source: Path):
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """Read and check a training config."""
+    """Read a training config and check it (:func:`check_config`) before any data is drawn."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
-        raise InputError(path, f"cannot read config ({e})") from None
+        raise InputError(path, f"cannot read config ({' '.join(str(e).split())})") from None
     if not isinstance(raw, dict) or "model" not in raw:
         raise InputError(path, "a config needs at least `model:` (and usually data/train)")
     unknown = set(raw) - {"name", "model", "data", "train"}
     if unknown:
         raise InputError(path, f"unknown section(s) {', '.join(sorted(unknown))}")
-    return TrainConfig(name=raw.get("name", path.stem), model=raw["model"],
-                       data=_section(DataConfig, raw.get("data") or {}, path),
-                       train=_section(TrainSettings, raw.get("train") or {}, path))
+    config = TrainConfig(name=str(raw.get("name", path.stem)), model=raw["model"],
+                         data=_section(DataConfig, raw.get("data") or {}, path),
+                         train=_section(TrainSettings, raw.get("train") or {}, path))
+    check_config(config, path)
+    return config
+
+
+_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "dict": dict,
+          "None": type(None)}
+_POSITIVE = {"frames", "width", "height", "crop", "cache_crop", "count", "steps", "batch",
+             "lr", "checkpoint_every", "log_every"}
+
+
+def check_config(config: TrainConfig, source: Path) -> None:
+    """Refuse a config that cannot train, before any data is drawn: wrong types or values,
+    an unknown model, or a model that does not fit the data (a dry run on a dummy batch)."""
+    for section in (config.data, config.train):
+        for f in fields(section):
+            value = getattr(section, f.name)
+            allowed = tuple(_TYPES[name.strip()] for name in str(f.type).split("|"))
+            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+                raise InputError(source, f"{f.name}: {value!r} is not of type {f.type}")
+            if f.name in _POSITIVE and value is not None and value <= 0:
+                raise InputError(source, f"{f.name} must be positive, got {value}")
+    d = config.data
+    if d.source not in ("synthetic", "folder"):
+        raise InputError(source, f"data.source {d.source!r}: synthetic or folder")
+    if d.source == "folder" and d.folder is None:
+        raise InputError(source, "data.source folder needs data.folder")
+    if d.source == "folder" and d.flow_kernel:
+        raise InputError(source, "data.flow_kernel needs synthetic data (source: synthetic)")
+    try:
+        sampler_settings(d)
+    except InputError as e:
+        raise InputError(source, e.problem) from None
+    if d.samples < 2:
+        raise InputError(source, f"data.samples must be at least 2, got {d.samples}")
+    if (d.source == "synthetic" and d.crop is not None and d.crop > min(d.width, d.height)
+            and d.crop < max(d.width, d.height)):  # a crop as large as both is the whole frame
+        raise InputError(source, f"data.crop {d.crop} is larger than the samples "
+                                 f"({d.width}x{d.height})")
+    if not isinstance(config.model, dict):
+        raise InputError(source, f"model: {config.model!r} is not a mapping such as "
+                                 "{variant: deepgyro-s}")
+    try:
+        model = build_model(config.model)
+    except InputError as e:
+        raise InputError(source, f"model: {e.problem}") from None
+    size = 32  # a dummy batch shaped as the data, small enough for any net to run at once
+    lead = (1,) + ((d.frames,) if d.frames > 1 else ())
+    kernel = lead + (d.samples, 2, size, size)
+    batch = {"blurred": torch.zeros(lead + (3, size, size)), "rot": torch.zeros(kernel),
+             "tran": torch.zeros(kernel)}
+    if d.flow_kernel and d.frames > 1:
+        batch["flow"] = torch.zeros(kernel)
+    try:
+        with torch.no_grad():
+            predict(model, batch)
+    except (ValueError, RuntimeError) as e:
+        raise InputError(source, f"the model does not fit the data (frames {d.frames}, "
+                                 f"samples {d.samples}, flow_kernel {d.flow_kernel}): "
+                                 f"{str(e).splitlines()[0]}") from None
+
+
+def sampler_settings(data: DataConfig):
+    """The synthesis settings of ``data``: its size, frames and samples, and ``data.sampler``'s
+    overrides (lists become ranges, ``errors`` a mapping of sensor error ranges)."""
+    from gyrodeblur.synthesis.sampler import SamplerSettings
+    from gyrodeblur.synthesis.sensor_errors import SensorErrorRanges
+
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in data.sampler.items()}
+    try:
+        if isinstance(overrides.get("errors"), dict):
+            overrides["errors"] = SensorErrorRanges(**overrides["errors"])
+        return SamplerSettings(width=data.width, height=data.height, frames=data.frames,
+                               samples=data.samples, **overrides)
+    except TypeError as e:
+        raise InputError(None, f"data.sampler: {e}") from None
 
 
 KEYS = ("blurred", "sharp", "rot", "tran", "flow")
+# Version of the drawn data: 2 since traj_tran has the sign of its definition.
+CACHE_FORMAT = 2
+
+
+def cache_recipe(data: DataConfig) -> str:
+    """What decides a cache's content: every data setting but the training windows."""
+    recipe = {k: v for k, v in asdict(data).items() if k not in ("crop", "cache")}
+    return json.dumps({"format": CACHE_FORMAT, **recipe}, sort_keys=True)
 
 
 def build_cache(data: DataConfig, path: Path,
@@ -121,24 +206,23 @@ def build_cache(data: DataConfig, path: Path,
     """Draw the synthetic samples once and store them (kernels in float16) at ``path``."""
     from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset
     from gyrodeblur.synthesis.images import ImageBank
-    from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
+    from gyrodeblur.synthesis.sampler import ClipSampler
 
     if path.exists():
+        with safe_open(path, "pt") as f:
+            recipe = (f.metadata() or {}).get("recipe")
+        if recipe != cache_recipe(data):
+            raise InputError(path, "this data cache was drawn with other data settings (or by "
+                                   "an older gyrodeblur); delete it or set data.cache elsewhere")
         return load_file(path)
     if data.source == "folder":
         if data.folder is None:
             raise InputError(None, "data.source folder needs data.folder")
         dataset = ClipFolderDataset(data.folder, frames=data.frames, samples=data.samples,
-                                    crop=data.cache_crop)
+                                    crop=data.cache_crop, paired=True)
     elif data.source == "synthetic":
-        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in data.sampler.items()}
-        try:
-            settings = SamplerSettings(width=data.width, height=data.height, frames=data.frames,
-                                       samples=data.samples, **overrides)
-        except TypeError as e:
-            raise InputError(None, f"data.sampler: {e}") from None
         sampler = ClipSampler(ImageBank(None if data.images is None else Path(data.images)),
-                              settings, data.seed)
+                              sampler_settings(data), data.seed)
         dataset = SyntheticDataset(sampler, data.count, crop=data.cache_crop,
                                    flow_kernel=data.flow_kernel)
     else:
@@ -152,9 +236,16 @@ def build_cache(data: DataConfig, path: Path,
                 stacks.setdefault(key, []).append(sample[key].to(torch.float16))
         if progress:
             progress(i + 1, len(dataset))
-    tensors = {k: torch.stack(v).contiguous() for k, v in stacks.items()}
+    if not stacks:
+        raise InputError(data.folder, f"no training samples (clips of at least {data.frames} "
+                                      "frames with sharp references)")
+    try:
+        tensors = {k: torch.stack(v).contiguous() for k, v in stacks.items()}
+    except RuntimeError:
+        raise InputError(data.folder, "clips of different sizes: set data.cache_crop to store "
+                                      "a window of each") from None
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp))
+        save_file(tensors, str(tmp), metadata={"recipe": cache_recipe(data)})
     return tensors
 
 
@@ -217,7 +308,9 @@ def _distributed() -> tuple[int, int]:
     """``(rank, world_size)``, initialising the process group under ``torchrun``."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Rank 0 may draw the data cache for hours while the others wait at a barrier.
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
+                                timeout=datetime.timedelta(hours=12))
     return (dist.get_rank() if world > 1 else 0), world
 
 
@@ -244,8 +337,15 @@ def train(config: TrainConfig, out: str | Path,
     if t.batch % world:
         raise InputError(None, f"batch {t.batch} does not split over {world} processes")
     if rank == 0:
+        saved = run.out / "config.yaml"
+        if run.checkpoint.exists() and saved.exists():
+            before = yaml.safe_load(saved.read_text())
+            if before.get("model") != config.model or before.get("data") != asdict(config.data):
+                raise InputError(run.out, "this run folder holds a run of another model or "
+                                          f"data; resume it with its {saved.name} or use "
+                                          "another --output")
         run.out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(run.out / "config.yaml") as tmp:
+        with atomic_path(saved) as tmp:
             tmp.write_text(yaml.safe_dump({"name": config.name, "model": config.model,
                                            "data": asdict(config.data),
                                            "train": asdict(t)}, sort_keys=False))
@@ -274,7 +374,7 @@ def train(config: TrainConfig, out: str | Path,
     if rank == 0:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(run.out / "tensorboard"))
+        writer = SummaryWriter(str(run.out / "tensorboard"), purge_step=step + 1)
     amp = t.amp and device.type == "cuda"
     share = t.batch // world
     started, first = time.perf_counter(), step

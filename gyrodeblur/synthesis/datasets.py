@@ -153,19 +153,25 @@ class ClipFolderDataset(Dataset):
 
     Synthetic exports and real footage arranged in the same layout load alike; kernels are
     computed from each folder's gyro, camera and frames as ``gyrodeblur kernels`` would.
-    ``crop`` takes a random (per index, reproducible) window of that size.
+    ``crop`` takes a random (per index, reproducible) window of that size. ``paired``
+    (training, benchmarks) refuses folders without ``sharp/`` references.
     """
 
     def __init__(self, root: str | Path, frames: int = 1, samples: int = 9,
-                 crop: int | None = None) -> None:
+                 crop: int | None = None, paired: bool = False) -> None:
         root = Path(root)
         folders = sorted(p.parent for p in root.glob("**/frames.csv"))
         if not folders:
             raise InputError(root, "no clip folders (with frames.csv) found")
         self.clips = [ClipFolder(p) for p in folders]
+        unpaired = [clip.path for clip in self.clips if not (clip.path / "sharp").is_dir()]
+        if paired and unpaired:
+            raise InputError(unpaired[0], "no sharp/ references beside blurred/")
         self.frames, self.samples, self.crop = frames, samples, crop
         self.index = [(c, int(n)) for c, clip in enumerate(self.clips)
-                      for n in clip.timing.frame[: len(clip.timing) - frames + 1]]
+                      for n in clip.timing.frame[: max(len(clip.timing) - frames + 1, 0)]]
+        if not self.index:
+            raise InputError(root, f"no clip has {frames} frames")
 
     def __len__(self) -> int:
         return len(self.index)

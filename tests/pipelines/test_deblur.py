@@ -289,10 +289,12 @@ def test_deblur_image_from_gyro_and_from_kernels(clip, tmp_path):
                                      "classic", "-o", str(tmp_path / "kernels.png")])
     assert by_kernels.exit_code == 0, by_kernels.output
     sharp, blurred = read_image(clip / "sharp" / "000003.png"), read_image(image)
-    # The gyro alone misses the clip's translation, which the kernels file has.
-    gyro_only = psnr(read_image(tmp_path / "gyro.png"), sharp)
-    assert psnr(blurred, sharp) + 0.1 < gyro_only < psnr(read_image(tmp_path / "kernels.png"),
-                                                         sharp) - 0.05
+    # The gyro alone misses the clip's translation, which the kernels file has; here the
+    # translation undoes most of the rotation's blur (0.7 px left of 2.3), so only the whole
+    # kernel restores the frame.
+    whole = psnr(read_image(tmp_path / "kernels.png"), sharp)
+    assert whole > psnr(blurred, sharp) + 1.0
+    assert whole > psnr(read_image(tmp_path / "gyro.png"), sharp) + 1.0
 
 
 def test_classic_iterations_option_runs_that_many_steps(clip, tmp_path):

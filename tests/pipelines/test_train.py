@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -33,8 +34,8 @@ def cache(tmp_path_factory):
 
 def config(cache, steps=6, batch=4):
     return TrainConfig(name="tiny", model=TINY_MODEL,
-                       data=DataConfig(frames=1, samples=5, count=8, crop=24,
-                                       cache=str(cache)),
+                       data=DataConfig(frames=1, width=48, height=32, samples=5, count=8,
+                                       crop=24, cache=str(cache)),
                        train=TrainSettings(steps=steps, batch=batch, lr=2e-3, checkpoint_every=2,
                                            log_every=1))
 
@@ -95,8 +96,9 @@ def test_two_process_ddp_step_equals_one_process_on_the_whole_batch(cache, tmp_p
     cfg = config(cache, steps=1, batch=4)
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump({"name": "tiny", "model": TINY_MODEL,
-                                    "data": {"frames": 1, "samples": 5, "count": 8,
-                                             "crop": 24, "cache": str(cache)},
+                                    "data": {"frames": 1, "width": 48, "height": 32,
+                                             "samples": 5, "count": 8, "crop": 24,
+                                             "cache": str(cache)},
                                     "train": {"steps": 1, "batch": 4, "lr": 2e-3}}))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -137,3 +139,41 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     tensors = build_cache(data, tmp_path / "cache.safetensors")
     assert tensors["blurred"].shape == (2, 2, 3, 24, 24)  # two windows of 2 frames
     assert tensors["rot"].shape == (2, 2, 5, 2, 24, 24) and "sharp" in tensors
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"train": {"steps": "three"}}, "steps: 'three' is not of type int"),
+    ({"train": {"batch": 0}}, "batch must be positive"),
+    ({"data": {"width": "64"}}, "width: '64' is not of type int"),
+    ({"model": "deepgyro-s"}, "is not a mapping"),
+    ({"model": {"variant": "deepgyro-xxl"}}, "unknown model variant"),
+    ({"model": {"variant": "gyrodvd-xs", "kernel": "rot+trans"}}, "kernel='rot+trans'"),
+    ({"model": {"variant": "gyrodvd-xs"}}, "does not fit the data (frames 1"),
+    ({"model": {"variant": "deepgyro-traj-s"}, "data": {"samples": 5}}, "net expects 9"),
+    ({"data": {"sampler": {"hfov": 3}}}, "unexpected keyword argument 'hfov'"),
+    ({"data": {"source": "folders"}}, "synthetic or folder"),
+])
+def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, message):
+    raw = {"model": TINY_MODEL, "data": {"samples": 5}, "train": {"steps": 2}}
+    raw.update(change)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(InputError, match=re.escape(message)) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_a_cache_of_other_settings_is_refused(cache, tmp_path):
+    cfg = config(cache)
+    cfg.data.count = 16  # the cache holds 8 samples
+    with pytest.raises(InputError, match="drawn with other data settings"):
+        train(cfg, tmp_path / "run")
+
+
+def test_a_run_folder_of_another_model_is_refused(cache, tmp_path):
+    train(config(cache, steps=2), tmp_path / "run")
+    other = config(cache, steps=2)
+    other.model = {**TINY_MODEL, "width": 8}
+    with pytest.raises(InputError, match="holds a run of another model"):
+        train(other, tmp_path / "run")
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model"] == TINY_MODEL
