@@ -123,13 +123,15 @@ __all__ = ["ARCHITECTURES", "INFERENCE_POOL_RADIUS", "VARIANTS", "DeepGyro", "Gy
 def predict(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Run a model on a batch of samples (see :mod:`gyrodeblur.synthesis.datasets`).
 
-    Single-image nets get ``blurred`` and ``rot`` (the frames of clips one by one); GyroDVD
-    gets the clip, ``rot`` and the translation kernel, or for its flow-guidance ablation the
-    flow-only kernel.
+    Single-image nets get ``blurred`` and the whole kernel ``rot + tran`` (the frames of clips
+    one by one; a single image's ``tran`` is zero); GyroDVD gets the clip, ``rot`` and the
+    translation kernel, or for its flow-guidance ablation the flow-only kernel.
     """
     model = getattr(net, "module", net)  # DistributedDataParallel wraps the model
     if isinstance(model, DeepGyro):
         blurred, rot = batch["blurred"], batch.get("rot")
+        if rot is not None and batch.get("tran") is not None:
+            rot = rot + batch["tran"]
         if blurred.ndim == 5:  # (B, F, 3, H, W) clips
             out = net(blurred.flatten(0, 1), None if rot is None else rot.flatten(0, 1))
             return out.view(blurred.shape)

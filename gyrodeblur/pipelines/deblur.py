@@ -43,7 +43,7 @@ from gyrodeblur.pipelines.tiling import Tile, run_tiled
 METHODS = ("net", "classic")
 #: Shipped model used by ``--method net`` when none is named, for images and videos alike: on
 #: the synthetic clip benchmark it restores frame by frame better than the small video network
-#: (32.40 against 31.67 dB for ``gyrodvd-s``) in a tenth of the time (``docs/models.md``).
+#: (``docs/models.md``) in a fraction of the time.
 DEFAULT_MODEL = "deepgyro-path-s"
 #: Tile cores (px) per method: a GyroDVD-s window holds 3 frames and about 1.2 kB of activations
 #: per frame pixel, so its tiles (384 + 2 x 64 halo, 1 GB at peak) keep a 4K clip under 3 GB;
@@ -97,10 +97,10 @@ class Restorer:
         with torch.no_grad():
             x = torch.from_numpy(np.stack(clip)).permute(0, 3, 1, 2)[None]
             r = torch.from_numpy(np.stack(rot))[None]
-            if isinstance(self.net, DeepGyro):
-                y = self.net(x[:, c], r[:, c])
+            t = torch.zeros_like(r) if tran is None else torch.from_numpy(np.stack(tran))[None]
+            if isinstance(self.net, DeepGyro):  # the whole kernel
+                y = self.net(x[:, c], r[:, c] + t[:, c])
             else:
-                t = torch.zeros_like(r) if tran is None else torch.from_numpy(np.stack(tran))[None]
                 y = self.net(x, r, t)[:, c]
         return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
@@ -129,7 +129,9 @@ def make_restorer(method: str, model: str | Path | None, video: bool, tile: int 
         # The blur field takes only the end points of the trajectory (T = 2 is exact), path
         # guidance its ends and quarter points (T = 5).
         T = {"field": 2, "path": 5}.get(net.guidance, net.samples)
-        return Restorer(str(name), net, T, 1, False, tile or TILES["deepgyro"], 128,
+        # The whole kernel where the translation is known (flow in videos, a kernels file):
+        # the flow's translation also cancels the gyro's errors.
+        return Restorer(str(name), net, T, 1, True, tile or TILES["deepgyro"], 128,
                         net.guidance == "path")
     assert isinstance(net, GyroDVD)
     if net.kernel == "flow":

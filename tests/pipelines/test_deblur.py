@@ -337,3 +337,16 @@ def test_sync_auto_finds_the_offset_before_deblurring(clip, tmp_path):
     assert result.exit_code == 0, result.output
     found = float(result.output.split("sync: time_offset ")[1].split(" s")[0])
     assert abs(found - truth) < 0.002
+
+
+def test_single_image_net_sees_the_whole_kernel():
+    # rot + tran is what the net takes: a translation that cancels the rotation leaves the
+    # net the output of no blur at all.
+    restorer = make_restorer("net", None, video=True)
+    rng = np.random.default_rng(0)
+    image = rng.random((48, 64, 3)).astype(np.float32)
+    rot = rng.normal(0, 2, (restorer.samples, 2, 48, 64)).astype(np.float32)
+    zero = np.zeros_like(rot)
+    np.testing.assert_allclose(restorer([image], [rot], [-rot]), restorer([image], [zero], None),
+                               atol=1e-6)
+    assert restorer.translation  # videos compute the flow's translation for it
