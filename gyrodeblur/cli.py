@@ -7,6 +7,7 @@ output file (every output is written atomically).
 from __future__ import annotations
 
 import functools
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -110,6 +111,9 @@ LowpassOption = Annotated[float | None, typer.Option(help="Low-pass the gyro at 
 FlowOption = Annotated[str, typer.Option(help="Optical flow backend: dis, dis-fast, farneback.")]
 
 
+IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
 def check_flow(flow: str) -> None:
     from gyrodeblur.kernels.flow import FLOW_BACKENDS
 
@@ -154,6 +158,9 @@ def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, c
     timestamps and ``--exposure``; its exposure and the camera's readout checked for units."""
     from gyrodeblur.footage import check_timing_units, read_frames_csv, video_timing
 
+    if frames_csv is not None and exposure is not None:
+        raise InputError(None, "--exposure is for a video without --frames-csv (the CSV has "
+                               "each frame's exposure)")
     if frames_csv is not None:
         timing = read_frames_csv(frames_csv)
     elif footage is not None and footage.timing is not None:
@@ -328,12 +335,17 @@ def synth_image(
     from gyrodeblur.pipelines.kernels import complete_camera
     from gyrodeblur.pipelines.synth import synth_image as run
 
+    if output.suffix.lower() not in IMAGE_OUTPUTS:
+        raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
+    if not math.isfinite(start):
+        raise InputError(None, f"--start {start} is not a time")
     for path in (output, kernels):
         if path is not None:
             check_output(path)
     sharp, stored = read_image_and_format(image)
     log = read_gyro(gyro, unit=gyro_unit)
-    cam = complete_camera(load_camera(camera), log).rescaled(sharp.shape[1], sharp.shape[0])
+    cam = fit_camera(complete_camera(load_camera(camera), log), camera, sharp.shape[1],
+                     sharp.shape[0])
     run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed,
         stored)
     err_console.print(f"wrote {output}" + (f" and {kernels}" if kernels else ""))
@@ -364,14 +376,20 @@ def synth_clips(
     settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples)
     recipe = {"seed": seed, "images": None if images is None else str(images.resolve()),
               "settings": repr(settings)}
+    bank = ImageBank(images)  # checks the folder before anything is written
     recipe_path = output / "synth.json"
-    if recipe_path.exists() and json.loads(recipe_path.read_text()) != recipe:
-        raise InputError(recipe_path, "this folder was made with other settings; use another "
-                                      "--output or the same options to resume")
+    if recipe_path.exists():
+        try:
+            before = json.loads(recipe_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(recipe_path, f"unreadable recipe of this folder ({e})") from None
+        if before != recipe:
+            raise InputError(recipe_path, "this folder was made with other settings; use "
+                                          "another --output or the same options to resume")
     output.mkdir(parents=True, exist_ok=True)
     with atomic_path(recipe_path) as tmp:
         tmp.write_text(json.dumps(recipe, indent=2))
-    sampler = ClipSampler(ImageBank(images), settings, seed)
+    sampler = ClipSampler(bank, settings, seed)
     with progress_bar() as bar:
         task = bar.add_task("clips", total=count)
         written = run(sampler, count, output, progress=lambda n: bar.update(task, completed=n))
@@ -652,6 +670,10 @@ def _restorer(method: str, model: str | None, video: bool, tile: int | None,
               samples: int | None = None, iterations: int | None = None):
     from gyrodeblur.pipelines.deblur import make_restorer
 
+    if method == "classic" and model is not None:
+        raise InputError(None, "--model applies to --method net only")
+    if method == "net" and samples is not None:
+        raise InputError(None, "--samples applies to --method classic only (a net takes its own)")
     return make_restorer(method, model, video, tile, samples, iterations)
 
 
@@ -686,14 +708,15 @@ def deblur_image_command(
     from gyrodeblur.footage import read_image_and_format, write_image
     from gyrodeblur.pipelines.deblur import deblur_image, image_kernels, read_kernels
 
-    if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
+    if output.suffix.lower() not in IMAGE_OUTPUTS:
         raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
     check_output(output)
     blurred, stored = read_image_and_format(image)
     restorer = _restorer(method, model, False, tile, samples, iterations)
     if kernels_file is not None:
-        if gyro is not None or camera is not None:
-            raise InputError(None, "give either --kernels or --gyro and --camera, not both")
+        if any(v is not None for v in (gyro, camera, frame_time, exposure)):
+            raise InputError(None, "give either --kernels, or --gyro, --camera, --frame-time "
+                                   "and --exposure")
         rot, tran = read_kernels(kernels_file, frame, blurred.shape[:2])
     else:
         missing = [name for name, v in (("--gyro", gyro), ("--camera", camera),
@@ -701,6 +724,10 @@ def deblur_image_command(
                    if v is None]
         if missing:
             raise InputError(None, f"missing {', '.join(missing)} (or give --kernels)")
+        if not math.isfinite(frame_time):
+            raise InputError(None, f"--frame-time {frame_time} is not a time")
+        if not (math.isfinite(exposure) and 0 < exposure < 1):
+            raise InputError(None, f"--exposure {exposure}: seconds, more than 0, less than 1")
         log, cam = load_motion(gyro, camera, gyro_unit, bias, None, readout_time, time_offset)
         cam = fit_camera(cam, camera, blurred.shape[1], blurred.shape[0])
         rot = image_kernels(log, cam, frame_time, exposure, restorer.samples, kernel_width)
@@ -777,15 +804,27 @@ def deblur_video_command(
                               f"{cam.time_offset:.4f} s")
         else:
             cam = cam.replace(time_offset=found.time_offset)
+    rows = timing.frame.searchsorted(selected.frame)  # all that decides a resumed frame
     settings = {"footage": str(frames), "gyro": str(gyro), "camera": cam.to_dict(),
+                "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,
-                "frames": [int(n) for n in selected.frame]}
+                "tile": restorer.tile, "kernel_width": kernel_width, "flow": flow,
+                "side_by_side": side_by_side, "frames": [int(n) for n in selected.frame],
+                "t_start": timing.t_start[rows].tolist(),
+                "exposure": timing.exposure[rows].tolist()}
     job = VideoJob(footage, timing, selected.frame, log, cam, restorer, kernel_width, flow,
                    settings)
     job.check()
+    # The audio fits the output only when every frame of the footage is written.
+    whole = np.array_equal(selected.frame, np.arange(1, footage.count + 1))
     with progress_bar() as bar:
         task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))
-        deblur_video(job, output, side_by_side, audio=frame_range is None,
-                     progress=lambda n: bar.update(task, completed=n))
-    err_console.print(f"wrote {output} ({len(selected)} frames, {cam.width}x{cam.height}, "
-                      f"{restorer.name})")
+        note = deblur_video(job, output, side_by_side, audio=whole,
+                            progress=lambda n: bar.update(task, completed=n))
+    if output.suffix and footage.path.is_file() and not whole:
+        note = f"any audio left out: frames {selected.frame[0]}..{selected.frame[-1]} of " \
+               f"{footage.count} are written"
+    if note:
+        err_console.print(note)
+    err_console.print(f"wrote {output} ({len(selected)} frame{'s' * (len(selected) != 1)}, "
+                      f"{cam.width}x{cam.height}, {restorer.name})")

@@ -143,7 +143,17 @@ def check_timing_units(timing: FrameTiming, readout_time: float = 0.0,
                                 ("readout time", readout_time, camera_source)):
         if value > 1.05 * interval:
             raise InputError(source, f"{name} {value:.6g} s is longer than the frame interval "
-                                     f"{interval:.6g} s of {timing.source}: is it in seconds?")
+                                     f"{interval:.6g} s: is it in seconds?")
+
+
+def natural_order(path: Path) -> list:
+    """Sort key of file names with their numbers compared as numbers: ``f2`` before ``f10``.
+
+    Example:
+        >>> [p.name for p in sorted(map(Path, ["f10.png", "f2.png", "f1.png"]), key=natural_order)]
+        ['f1.png', 'f2.png', 'f10.png']
+    """
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 def gyrovd_frames(folder: Path) -> tuple[list[Path], FrameTiming] | None:
@@ -289,8 +299,8 @@ class Footage:
             if gyrovd:
                 self._files, self.timing = gyrovd
             else:
-                self._files = sorted(p for p in self.path.iterdir()
-                                     if p.suffix.lower() in IMAGE_SUFFIXES)
+                self._files = sorted((p for p in self.path.iterdir()
+                                      if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_order)
             if not self._files:
                 raise InputError(self.path, "folder holds no images")
             first, _ = _decode_file(self._files[0])
@@ -364,6 +374,9 @@ class Footage:
                         return
         except av.FFmpegError as e:
             raise InputError(self.path, f"corrupt video at frame {number + 1} ({e})") from None
+        if todo:  # a truncated file whose header promised more frames
+            raise InputError(self.path, f"the video ends at frame {number}, but frame "
+                                        f"{min(todo)} was asked for")
 
 
 def video_timing(path: str | Path, exposure: float) -> FrameTiming:
@@ -403,6 +416,10 @@ def frame_rate(footage: Footage, timing: FrameTiming | None) -> Fraction:
     return Fraction(30)
 
 
+# Audio codecs an MP4 holds as they are (copied packet for packet).
+MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}
+
+
 class VideoWriter:
     """H.264 (libx264, yuv420p) writer for float32 RGB frames, optionally with the audio of
     another video copied in, interleaved as the frames come. Use as a context manager; odd
@@ -425,6 +442,7 @@ class VideoWriter:
         self.path, self.fps, self.audio_from, self.crf = Path(path), Fraction(fps), audio_from, crf
         self.rotation = rotation
         self._frames = 0
+        self.audio_note: str | None = None  # why the input's audio was not copied
 
     def __enter__(self) -> VideoWriter:
         import av
@@ -436,12 +454,17 @@ class VideoWriter:
             self._source = av.open(str(self.audio_from))
             if self._source.streams.audio:
                 source_audio = self._source.streams.audio[0]
+                codec = source_audio.codec_context.name
+                if codec not in MP4_AUDIO:
+                    self.audio_note = f"audio ({codec}) left out: MP4 cannot hold it"
+                    return self
                 try:
                     self._audio = self._container.add_stream_from_template(source_audio)
                     self._packets = (p for p in self._source.demux(source_audio)
                                      if p.dts is not None)
-                except (av.FFmpegError, ValueError):
-                    self._audio = None  # a codec mp4 cannot hold: write the video alone
+                except (av.FFmpegError, ValueError) as e:
+                    self._audio = None
+                    self.audio_note = f"audio ({codec}) left out: {e}"
         return self
 
     def _mux_audio(self, until: float | None) -> None:

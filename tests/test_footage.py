@@ -106,3 +106,11 @@ def test_exif_is_copied_and_its_orientation_not_applied(tmp_path, suffix):
     copied = Image.open(tmp_path / f"out{suffix}").getexif()
     assert (copied.get(0x0112), copied.get(0x010F)) == (6, "TestCam")
     assert Image.open(tmp_path / f"out{suffix}").size == (10, 6)
+
+
+def test_folder_frames_are_in_the_numeric_order_of_their_names(tmp_path):
+    for n in (1, 2, 10, 11):  # plain string order would put 10 and 11 before 2
+        cv2.imwrite(str(tmp_path / f"frame_{n}.png"), np.full((4, 6, 3), n, np.uint8))
+    values = [int(image[0, 0, 0]) for _, image in
+              Footage(tmp_path).frames(np.arange(1, 5), native=True)]
+    assert values == [1, 2, 10, 11]

@@ -124,14 +124,15 @@ class Camera:
         Pixel centres map as ``x' = (x + 0.5) * s - 0.5``, so ``cx`` moves by that rule and
         ``fx`` scales by ``s``. Distortion acts on normalized coordinates and the rows are read
         in the same time, so both are kept. A different aspect ratio (beyond 1 %) is a crop,
-        not a resize, and is refused.
+        not a resize, and is refused (beyond 1 % plus the rounding of a pixel at small sizes).
 
         Example:
             >>> cam = Camera(4000, 3000, 3000.0, 3000.0, 1999.5, 1499.5).rescaled(2000, 1500)
             >>> cam.fx, cam.cx
             (1500.0, 999.5)
         """
-        if width <= 0 or height <= 0 or abs(width * self.height / (height * self.width) - 1) > 0.01:
+        if width <= 0 or height <= 0 or abs(width * self.height / (height * self.width) - 1) \
+                > 0.01 + 1 / min(width, height):
             raise InputError(None, f"cannot rescale {self.width}x{self.height} camera to "
                                    f"{width}x{height}: aspect ratio differs")
         sx, sy = width / self.width, height / self.height

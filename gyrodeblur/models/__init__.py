@@ -98,13 +98,24 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
     if not path.is_file():
         raise InputError(path, f"no such weights file or shipped model (shipped: "
                                f"{', '.join(shipped_weights()) or 'none'})")
-    with safe_open(str(path), "pt") as f:
-        metadata = f.metadata() or {}
-    if "model" not in metadata:
-        raise InputError(path, "weights carry no model config (metadata 'model')")
-    config = json.loads(metadata["model"])
-    model = build_model(config)
-    model.load_state_dict(load_file(str(path)))
+    try:
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+        if "model" not in metadata:
+            raise InputError(path, "weights carry no model config (metadata 'model')")
+        config = json.loads(metadata["model"])
+        if not isinstance(config, dict):
+            raise ValueError(f"model config {config!r} is not a mapping")
+        try:
+            model = build_model(config)
+        except InputError as e:
+            raise ValueError(e.problem) from None
+        model.load_state_dict(load_file(str(path)))
+    except InputError:
+        raise
+    except Exception as e:  # safetensors, JSON and state-dict errors alike
+        problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(path, f"not gyrodeblur weights ({problem})") from None
     set_pool_radius(model.eval(), pool_radius)
     if not fuse:
         return model, config

@@ -294,22 +294,30 @@ def read_kernels(path: str | Path, frame: int, size: tuple[int, int]
     ``size = (H, W)`` (the kernels may be at another resolution of the same view).
     """
     try:
-        npz = np.load(path)
+        npz = np.load(path)  # no pickles: a kernels file holds arrays only
         rot = npz["rot"]
         numbers = npz["frames"] if "frames" in npz else np.arange(1, len(rot) + 1)
         tran = npz["tran"] if "tran" in npz else None
-    except (OSError, ValueError, KeyError) as e:
-        raise InputError(path, f"not a kernels file with 'rot' (F, T, 2, H, W) ({e})") from None
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        problem = "not an npz" if "pickle" in str(e) else str(e)
+        raise InputError(path, f"not a kernels file with 'rot' (F, T, 2, H, W) ({problem})"
+                         ) from None
     if rot.ndim != 5 or rot.shape[2] != 2:
         raise InputError(path, f"'rot' has shape {rot.shape}, expected (F, T, 2, H, W)")
+    if tran is not None and tran.shape != rot.shape:
+        raise InputError(path, f"'tran' has shape {tran.shape}, 'rot' {rot.shape}")
     if frame not in numbers:
-        raise InputError(path, f"no frame {frame} (frames {numbers[0]}..{numbers[-1]})")
+        span = f"frames {numbers[0]}..{numbers[-1]}" if len(numbers) else "no frames"
+        raise InputError(path, f"no frame {frame} ({span})")
     i = int(np.flatnonzero(numbers == frame)[0])
     h, w = rot.shape[-2:]
     H, W = size
     if abs(W * h / (H * w) - 1) > 0.01:
         raise InputError(path, f"mismatched sizes: kernels are {w}x{h}, the image is {W}x{H}")
-    return rot[i], None if tran is None else tran[i]
+    kernels = rot[i], None if tran is None else tran[i]
+    if not all(np.isfinite(k).all() for k in kernels if k is not None):
+        raise InputError(path, f"NaN or infinite kernels in frame {frame}")
+    return kernels
 
 
 def kernel_camera(camera: Camera, kernel_width: int) -> Camera:
@@ -400,11 +408,13 @@ class FolderOutput:
 
 
 def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
-                 audio: bool = True, progress: Callable[[int], None] | None = None) -> None:
+                 audio: bool = True, progress: Callable[[int], None] | None = None
+                 ) -> str | None:
     """Deblur ``job.frames`` into ``output``: an ``.mp4`` (H.264, the input's frame rate and,
     with ``audio``, its audio track) or a folder of PNGs (resumable). Written atomically.
 
-    ``side_by_side`` puts the input on the left of each output frame.
+    ``side_by_side`` puts the input on the left of each output frame. Returns why the audio
+    was left out, if it was.
     """
     output = Path(output)
     job.check()
@@ -423,7 +433,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                 done += 1
                 if progress:
                     progress(done)
-        return
+        return video.audio_note
     if output.suffix:
         raise InputError(output, "output must be an .mp4 file or a folder")
     folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
@@ -435,3 +445,4 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
         done += 1
         if progress:
             progress(done)
+    return None

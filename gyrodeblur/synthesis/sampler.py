@@ -32,7 +32,7 @@ class SamplerSettings:
         fps: frame rate range.
         exposure: exposure range as a fraction of the frame interval.
         hfov_deg: horizontal field of view range (degrees).
-        readout: rolling-shutter readout time range (s).
+        readout: rolling-shutter readout time range (s), at most the frame interval.
         real_motion: probability that the rotation is a segment of a real gyro trace
             (otherwise the hand-shake model).
         real_gain: gain range applied to real segments, for blur as long as training needs.
@@ -91,7 +91,7 @@ class ClipSampler:
         rng = np.random.default_rng([self.seed, index])
         fps = rng.uniform(*s.fps)
         exposure = rng.uniform(*s.exposure) / fps
-        readout = rng.uniform(*s.readout)
+        readout = min(rng.uniform(*s.readout), 1 / fps)  # a sensor reads out within a frame
         fx = s.width / 2 / np.tan(np.radians(rng.uniform(*s.hfov_deg)) / 2)
         camera = Camera(width=s.width, height=s.height, fx=fx, fy=fx, cx=(s.width - 1) / 2,
                         cy=(s.height - 1) / 2, readout_time=readout)

@@ -234,6 +234,9 @@ def test_deblur_video_classic_to_folder_raises_psnr_and_resumes(clip, tmp_path, 
     assert calls == []
     other = deblur_video(clip / "blurred", *motion_args(clip), "-o", out)
     assert other.exit_code == 2 and "other settings" in other.output
+    offset = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
+                          "--time-offset", "0.001", "-o", out)
+    assert offset.exit_code == 2 and "other settings" in offset.output
 
 
 def test_interrupted_video_leaves_no_file(clip, tmp_path, monkeypatch):
@@ -350,3 +353,11 @@ def test_single_image_net_sees_the_whole_kernel():
     np.testing.assert_allclose(restorer([image], [rot], [-rot]), restorer([image], [zero], None),
                                atol=1e-6)
     assert restorer.translation  # videos compute the flow's translation for it
+
+
+def test_a_file_that_is_not_weights_is_refused(clip, tmp_path):
+    result = runner.invoke(app, ["deblur", "image", str(clip / "blurred" / "000001.png"),
+                                 "--kernels", str(clip / "kernels.npz"), "--model",
+                                 str(clip / "gyro.csv"), "-o", str(tmp_path / "out.png")])
+    assert result.exit_code == 2 and "gyro.csv: not gyrodeblur weights" in result.output
+    assert not (tmp_path / "out.png").exists()

@@ -62,3 +62,13 @@ def test_exported_layout_and_frames_csv(tmp_path):
     assert len(list((tmp_path / "c" / "blurred").iterdir())) == 3
     assert (tmp_path / "c" / "frames.csv").read_text().startswith("frame,t_start,exposure\n1,")
     assert not list(tmp_path.glob(".*"))  # no temporary folder left
+
+
+def test_readout_stays_within_the_frame_interval():
+    settings = SamplerSettings(width=32, height=24, frames=2, fps=(50.0, 60.0),
+                               readout=(0.02, 0.03))
+    sampler = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=96), settings, seed=3)
+    for i in range(4):
+        clip = sampler.sample(i)
+        interval = float(np.diff(clip.timing.t_start)[0])
+        assert 0.016 < clip.camera.readout_time <= interval + 1e-12
