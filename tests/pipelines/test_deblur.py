@@ -317,6 +317,7 @@ def test_classic_iterations_option_runs_that_many_steps(clip, tmp_path):
 def test_deblur_image_refuses_kernels_of_another_shape(clip, tmp_path):
     npz = dict(np.load(clip / "kernels.npz"))
     npz["rot"] = npz["rot"][..., :100]
+    npz["tran"] = npz["tran"][..., :100]
     np.savez(tmp_path / "k.npz", **npz)
     result = runner.invoke(app, ["deblur", "image", str(clip / "blurred" / "000001.png"),
                                  "--kernels", str(tmp_path / "k.npz"), "-o",
