@@ -191,7 +191,8 @@ def sampler_settings(data: DataConfig):
 
 
 KEYS = ("blurred", "sharp", "rot", "tran", "flow")
-# Version of the drawn data: 2 since traj_tran has the sign of its definition.
+# Version of the drawn data: 2 since traj_tran has the sign of its definition and the readout
+# fits in the frame interval.
 CACHE_FORMAT = 2
 
 
