@@ -42,13 +42,19 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
     return camera
 
 
+def exposure_spans(camera: Camera, timing: FrameTiming,
+                   frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last instants (gyro clock) that any row of each of ``frames`` is exposed."""
+    rows = timing.frame.searchsorted(frames)
+    first = timing.t_start[rows] + camera.time_offset
+    return first, first + timing.exposure[rows] + camera.readout_time
+
+
 def check_frames_covered(log: GyroLog, camera: Camera, timing: FrameTiming,
                          frames: np.ndarray) -> None:
     """Raise :class:`InputError` unless the gyro covers every row's exposure of ``frames``."""
-    rows = timing.frame.searchsorted(frames)
-    first = timing.t_start[rows].min() + camera.time_offset
-    last = (timing.t_start[rows] + timing.exposure[rows]).max() + camera.readout_time
-    check_covers(log, first, last + camera.time_offset)
+    first, last = exposure_spans(camera, timing, frames)
+    check_covers(log, first.min(), last.max())
 
 
 def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
@@ -91,9 +97,7 @@ class KernelJob:
                               self.timing.frame)
         if self.footage is not None:
             near = near[near <= self.footage.count]
-        rows = self.timing.frame.searchsorted(near)
-        first = self.timing.t_start[rows] + self.camera.time_offset
-        last = first + self.timing.exposure[rows] + self.camera.readout_time
+        first, last = exposure_spans(self.camera, self.timing, near)
         covered = (first >= self.log.t[0]) & (last <= self.log.t[-1])
         return np.union1d(self.frames, near[covered])
 
