@@ -804,14 +804,13 @@ def deblur_video_command(
                               f"{cam.time_offset:.4f} s")
         else:
             cam = cam.replace(time_offset=found.time_offset)
-    rows = timing.frame.searchsorted(selected.frame)  # all that decides a resumed frame
-    settings = {"footage": str(frames), "gyro": str(gyro), "camera": cam.to_dict(),
+    settings = {  # all that decides a resumed frame
+                "footage": str(frames), "gyro": str(gyro), "camera": cam.to_dict(),
                 "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,
                 "tile": restorer.tile, "kernel_width": kernel_width, "flow": flow,
-                "side_by_side": side_by_side, "frames": [int(n) for n in selected.frame],
-                "t_start": timing.t_start[rows].tolist(),
-                "exposure": timing.exposure[rows].tolist()}
+                "frames": [int(n) for n in selected.frame],
+                "t_start": selected.t_start.tolist(), "exposure": selected.exposure.tolist()}
     job = VideoJob(footage, timing, selected.frame, log, cam, restorer, kernel_width, flow,
                    settings)
     job.check()

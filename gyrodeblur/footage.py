@@ -125,8 +125,9 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
     if frame[0] < 1:
         raise InputError(path, f"negative frame number {frame[0]}: frames are numbered from 1 "
                                "(or 0) in footage order")
-    check_timing_units(FrameTiming(frame, t_start, exposure, str(path)))
-    return FrameTiming(frame, t_start, exposure, str(path))
+    timing = FrameTiming(frame, t_start, exposure, str(path))
+    check_timing_units(timing)
+    return timing
 
 
 def check_timing_units(timing: FrameTiming, readout_time: float = 0.0,

@@ -123,8 +123,8 @@ class Camera:
 
         Pixel centres map as ``x' = (x + 0.5) * s - 0.5``, so ``cx`` moves by that rule and
         ``fx`` scales by ``s``. Distortion acts on normalized coordinates and the rows are read
-        in the same time, so both are kept. A different aspect ratio (beyond 1 %) is a crop,
-        not a resize, and is refused (beyond 1 % plus the rounding of a pixel at small sizes).
+        in the same time, so both are kept. A different aspect ratio (beyond 1 %, plus the
+        rounding of a pixel at small sizes) is a crop, not a resize, and is refused.
 
         Example:
             >>> cam = Camera(4000, 3000, 3000.0, 3000.0, 1999.5, 1499.5).rescaled(2000, 1500)

@@ -102,19 +102,15 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
         with safe_open(str(path), "pt") as f:
             metadata = f.metadata() or {}
         if "model" not in metadata:
-            raise InputError(path, "weights carry no model config (metadata 'model')")
+            raise ValueError("no model config in their metadata ('model')")
         config = json.loads(metadata["model"])
         if not isinstance(config, dict):
             raise ValueError(f"model config {config!r} is not a mapping")
-        try:
-            model = build_model(config)
-        except InputError as e:
-            raise ValueError(e.problem) from None
+        model = build_model(config)
         model.load_state_dict(load_file(str(path)))
-    except InputError:
-        raise
-    except Exception as e:  # safetensors, JSON and state-dict errors alike
-        problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+    except Exception as e:  # safetensors, JSON, config and state-dict errors alike
+        problem = e.problem if isinstance(e, InputError) else (str(e).splitlines()
+                                                                or [type(e).__name__])[0]
         raise InputError(path, f"not gyrodeblur weights ({problem})") from None
     set_pool_radius(model.eval(), pool_radius)
     if not fuse:
