@@ -326,11 +326,12 @@ class Footage:
             with av.open(str(self.path)) as container:
                 if not container.streams.video:
                     raise InputError(self.path, "no video stream")
-                # A phone's display rotation, from the side data of its frames.
-                first = next(container.decode(video=0), None)
-            with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
-                count = stream.frames or sum(1 for _ in container.decode(stream))
+                frames = container.decode(stream)
+                # A phone's display rotation, from the side data of its frames.
+                first = next(frames, None)
+                # Headers without a frame count: count by decoding on.
+                count = stream.frames or (first is not None) + sum(1 for _ in frames)
                 return (count, (stream.codec_context.width, stream.codec_context.height),
                         float(stream.average_rate or 0),
                         0 if first is None else round(first.rotation))

@@ -407,20 +407,39 @@ class FolderOutput:
             write_image(tmp, image, self.stored(number))
 
 
+def side_by_side_frame(left: np.ndarray, right: np.ndarray, rotation: int = 0) -> np.ndarray:
+    """``left`` and ``right`` joined so that ``left`` is on the left once the frame is shown
+    turned by its display ``rotation`` (degrees counter-clockwise, as
+    :attr:`~gyrodeblur.footage.Footage.rotation`): a phone's portrait clip stays side by side.
+
+    Example:
+        >>> a, b = np.zeros((2, 3)), np.ones((2, 3))
+        >>> side_by_side_frame(a, b).shape, side_by_side_frame(a, b, 90).shape
+        ((2, 6), (4, 3))
+        >>> np.rot90(side_by_side_frame(a, b, -90), -1)[0].tolist()  # shown turned clockwise
+        [0.0, 0.0, 1.0, 1.0]
+    """
+    # Turning counter-clockwise brings the stored top to the left, the stored right to the top.
+    quarter = round(rotation / 90) % 4
+    first, axis = quarter < 2, 1 - quarter % 2
+    return np.concatenate([left, right] if first else [right, left], axis)
+
+
 def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                  audio: bool = True, progress: Callable[[int], None] | None = None
                  ) -> str | None:
     """Deblur ``job.frames`` into ``output``: an ``.mp4`` (H.264, the input's frame rate and,
     with ``audio``, its audio track) or a folder of PNGs (resumable). Written atomically.
 
-    ``side_by_side`` puts the input on the left of each output frame. Returns why the audio
-    was left out, if it was.
+    ``side_by_side`` puts the input on the left of each output frame as it is shown (its
+    display rotation considered). Returns why the audio was left out, if it was.
     """
     output = Path(output)
     job.check()
 
     def compose(frame: FrameData, restored: np.ndarray) -> np.ndarray:
-        return np.concatenate([to_float(frame.image), restored], 1) if side_by_side else restored
+        return side_by_side_frame(to_float(frame.image), restored, job.footage.rotation) \
+            if side_by_side else restored
 
     done = 0
     if output.suffix.lower() == ".mp4":

@@ -30,6 +30,7 @@ from gyrodeblur.pipelines.deblur import (
     kernel_camera,
     make_restorer,
     restore_frame,
+    side_by_side_frame,
     tile_halo,
     upsample_kernels,
 )
@@ -175,6 +176,15 @@ def test_deblur_video_keeps_a_phones_display_rotation(clip, tmp_path):
     assert result.exit_code == 0, result.output
     footage = Footage(out)
     assert (footage.rotation, footage.size, footage.count) == (-90, (320, 192), 3)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, -90])
+def test_side_by_side_puts_the_input_left_as_shown(rotation):
+    blurred, restored = np.zeros((4, 6, 3)), np.ones((4, 6, 3))
+    shown = np.rot90(side_by_side_frame(blurred, restored, rotation), rotation // 90)
+    assert shown.shape == ((4, 12, 3) if rotation % 180 == 0 else (6, 8, 3))
+    half = shown.shape[1] // 2
+    assert (shown[:, :half] == 0).all() and (shown[:, half:] == 1).all()
 
 
 def test_frames_out_of_a_folder_keep_each_input_frames_depth_and_exif(clip, tmp_path):
