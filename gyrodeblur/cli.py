@@ -178,7 +178,11 @@ def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, c
 
 def select_frames(timing, footage, frame_range: str | None):
     """The frames of ``--range`` in ``timing``, checked against the footage's length."""
-    selected = timing.select(*parse_range(frame_range))
+    first, last = parse_range(frame_range)
+    count = footage.count if footage is not None else int(timing.frame[-1])
+    if (first is not None and first < 1) or (last is not None and last > count):
+        raise InputError(None, f"--range {frame_range}: the frames are numbered 1..{count}")
+    selected = timing.select(first, last)
     if footage is not None and selected.frame[-1] > footage.count:
         raise InputError(timing.source, f"times for frame {selected.frame[-1]} but the "
                                         f"footage has {footage.count} frames")
@@ -257,7 +261,8 @@ def sync(
     frames_csv: FramesCsvOption = None,
     exposure: ExposureOption = None,
     search: Annotated[float, typer.Option(
-        min=0.001, help="Search +-S seconds around the camera's time offset.")] = 0.2,
+        min=0.001, help="Search +-S seconds around the camera's time offset (the gyro must "
+                        "cover every frame pair used at all searched offsets).")] = 0.2,
     readout: Annotated[bool, typer.Option(
         help="Also estimate the rolling-shutter readout time.")] = False,
     readout_time: ReadoutOption = None,
@@ -269,12 +274,15 @@ def sync(
         min=3, help="At most this many frame pairs, evenly spread.")] = 60,
     width: Annotated[int, typer.Option(min=64, help="Processing width (px).")] = 480,
     json_output: Annotated[bool, typer.Option(
-        "--json", help='Print one JSON object: {"time_offset": s, "confidence": c}.')] = False,
+        "--json", help='Print one JSON object: {"time_offset": s, "confidence": c, "pairs": n, '
+                       '"reliable": bool}, and "readout_time": s with --readout.')] = False,
 ) -> None:
     """Estimate the camera's time offset from the video's motion.
 
     Matches the video's optical-flow rotation with the gyro's; the offset is
-    t_gyro = t_frame + offset."""
+    t_gyro = t_frame + offset. The confidence is in [0, 1]; below 0.3 (too little or
+    ambiguous motion, or the offset outside --search) the estimate is not reliable and the
+    exit status is 1."""
     import json
 
     from gyrodeblur.footage import Footage
@@ -290,18 +298,20 @@ def sync(
         result = estimate_sync(footage.frames, timing, log, cam, search=search,
                                estimate_readout=readout, max_pairs=max_pairs, width=width)
     if json_output:
-        out = {"time_offset": result.time_offset, "confidence": result.confidence}
+        out = {"time_offset": result.time_offset, "confidence": result.confidence,
+               "pairs": result.pairs_used, "reliable": result.reliable}
         if result.readout_time is not None:
             out["readout_time"] = result.readout_time
         print(json.dumps(out))
-        return
-    line = f"time_offset {result.time_offset:.6f} s, confidence {result.confidence:.2f}"
-    if result.readout_time is not None:
-        line += f", readout_time {result.readout_time:.6f} s"
-    print(line + f" ({result.pairs_used} frame pairs)")
-    if result.confidence < 0.3:
+    else:
+        line = f"time_offset {result.time_offset:.6f} s, confidence {result.confidence:.2f}"
+        if result.readout_time is not None:
+            line += f", readout_time {result.readout_time:.6f} s"
+        print(line + f" ({result.pairs_used} frame pairs)")
+    if not result.reliable:
         err_console.print("low confidence: too little or ambiguous motion, or the offset lies "
-                          "outside --search")
+                          "outside --search; not reliable")
+        raise typer.Exit(1)
 
 
 synth_app = typer.Typer(help="Blurred images and clips with their kernels, from real motion.",
@@ -751,7 +761,8 @@ def deblur_video_command(
     model: ModelOption = None,
     iterations: IterationsOption = None,
     sync: Annotated[str, typer.Option(
-        help="'auto': estimate the time offset from the video first; 'off': use the camera's.")
+        help="'auto': estimate the time offset from the video first (as `sync`; kept only "
+             "when reliable, confidence >= 0.3); 'off': use the camera's.")
     ] = "off",
     sync_search: Annotated[float, typer.Option(
         min=0.001, help="With --sync auto: search +-S seconds around the camera's offset.")
@@ -799,11 +810,11 @@ def deblur_video_command(
             found = estimate_sync(footage.frames, selected, log, cam, search=sync_search)
         err_console.print(f"sync: time_offset {found.time_offset:.4f} s "
                           f"(confidence {found.confidence:.2f})")
-        if found.confidence < 0.3:
+        if found.reliable:
+            cam = cam.replace(time_offset=found.time_offset)
+        else:
             err_console.print("low sync confidence; keeping the camera's time offset "
                               f"{cam.time_offset:.4f} s")
-        else:
-            cam = cam.replace(time_offset=found.time_offset)
     settings = {  # all that decides a resumed frame
                 "footage": str(frames), "gyro": str(gyro), "camera": cam.to_dict(),
                 "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,
@@ -811,6 +822,9 @@ def deblur_video_command(
                 "tile": restorer.tile, "kernel_width": kernel_width, "flow": flow,
                 "frames": [int(n) for n in selected.frame],
                 "t_start": selected.t_start.tolist(), "exposure": selected.exposure.tolist()}
+    if sync == "auto":
+        settings["sync"] = {"time_offset": found.time_offset, "confidence": found.confidence,
+                            "applied": found.reliable}
     job = VideoJob(footage, timing, selected.frame, log, cam, restorer, kernel_width, flow,
                    settings)
     job.check()

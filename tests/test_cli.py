@@ -140,6 +140,8 @@ def test_video_input_and_frame_range(clip):
     assert result.exit_code == 0, result.output
     npz = np.load(clip / "out.npz")
     assert npz["frames"].tolist() == [2, 3] and npz["tran"].shape[0] == 2
+    beyond = kernels(clip, "--range", "2:9", "-o", str(clip / "beyond.npz"), frames="clip.mp4")
+    assert beyond.exit_code == 2 and "numbered 1..4" in beyond.output, beyond.output
     extent = np.moveaxis(npz["tran"][0, 0] - npz["tran"][0, -1], 0, -1)[20:-20, 20:-20]
     expected = EXPOSURE * true_tau(1, 4)[20:-20, 20:-20]
     assert np.median(np.linalg.norm(extent - expected, axis=-1)) < 0.03

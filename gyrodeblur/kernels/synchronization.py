@@ -4,10 +4,13 @@ The video's own motion is matched with the motion the gyro predicts. For pairs o
 frames, optical flow on downscaled gray frames gives where a grid of points went; their
 undistorted rays give, per horizontal band of rows, the rotation between the two frames
 (weighted Kabsch with iteratively reweighted Cauchy weights, so moving objects and
-translation parallax do not bias it). Each band has its own time in each frame: its rows'
-start (rolling shutter) plus half the exposure, since blurred content sits at mid-exposure.
+translation parallax do not bias it). Each band has its own times in each frame: its rows'
+start (rolling shutter) plus instants spread over the exposure. A blurred frame shows the
+scene at the camera's mean pose over its exposure, which is the mid-exposure pose only while
+the rate is steady (a long exposure under changing motion would bias the offset by
+milliseconds), so each band's pose is the chordal mean of the gyro's poses at those instants.
 For a candidate offset ``d`` (``t_gyro = t_frame + d``, CONVENTIONS) the gyro gives the
-relative rotation ``R(t_b)^T R(t_a)`` between the matching times; the cost is a robust
+relative rotation ``mean_b^T mean_a`` between the matching mean poses; the cost is a robust
 (Cauchy) sum of the squared angles between measured and gyro rotations, after removing a
 constant rate bias (gyro bias, and the rotation-like part of a steady translation). The cost
 is evaluated on a coarse grid over the search range, then refined by golden-section search
@@ -33,7 +36,8 @@ from gyrodeblur.geometry.gyro import GyroLog, to_camera_frame
 from gyrodeblur.geometry.rotation import Orientation, integrate, log_so3
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, to_gray_u8
 
-__all__ = ["BandRotations", "SyncResult", "estimate_sync", "fit_sync", "measure_rotations"]
+__all__ = ["RELIABLE_CONFIDENCE", "BandRotations", "SyncResult", "estimate_sync", "fit_sync",
+           "measure_rotations"]
 
 FrameSource = Callable[[np.ndarray], Iterable[tuple[int, np.ndarray]]]
 """Yields ``(number, image)`` for the asked 1-based frame numbers in increasing order, images
@@ -49,7 +53,10 @@ _FLOOR_PX = 0.05  # residual scales below this (flow precision) are not trusted
 _MIN_PAIRS = 3
 _NO_MOTION_PX = 0.2  # a camera rotating less than this between frames cannot be synchronised
 _CHUNK = 200_000  # rotations evaluated at once (memory bound of the cost)
+_EXPOSURE_SAMPLES = 5  # poses averaged over each exposure
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+RELIABLE_CONFIDENCE = 0.3
+"""Below this confidence an estimate is not to be trusted (:attr:`SyncResult.reliable`)."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,9 @@ class BandRotations:
     """Rotations measured from the video, one per band of rows of a frame pair ``a, b``.
 
     ``ray_b = R @ ray_a`` for a scene point seen on ray ``a`` in frame ``a`` and ``b`` in frame
-    ``b`` (so the gyro predicts ``R = R(t_b)^T R(t_a)``). A band's time in a frame is
-    ``start + offset + frac * readout_time + exposure / 2``.
+    ``b`` (so the gyro predicts ``R = mean_b^T mean_a``, each the band's mean pose over its
+    exposure: the instants ``start + offset + frac * readout_time + u * exposure``, ``u``
+    spread over ``[0, 1]``).
 
     Attributes:
         R: ``(K, 3, 3)`` measured rotations.
@@ -81,15 +89,20 @@ class BandRotations:
     pairs: int
     focal: float
 
-    def times(self, offset: np.ndarray, readout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gyro-clock times ``(..., K)`` of every band in frames ``a`` and ``b``.
+    def times(self, offset: np.ndarray, readout: np.ndarray, samples: int = 1
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Gyro-clock instants ``(..., K, samples)`` of every band in frames ``a`` and ``b``:
+        the midpoints of ``samples`` equal parts of its exposure (one: mid-exposure).
 
-        ``offset`` and ``readout`` broadcast against each other; a trailing axis is added.
+        ``offset`` and ``readout`` broadcast against each other; two trailing axes are added.
         """
-        offset = np.asarray(offset, np.float64)[..., None]
-        readout = np.asarray(readout, np.float64)[..., None]
-        return (self.start_a + self.exposure_a / 2 + offset + self.frac_a * readout,
-                self.start_b + self.exposure_b / 2 + offset + self.frac_b * readout)
+        offset = np.asarray(offset, np.float64)[..., None, None]
+        readout = np.asarray(readout, np.float64)[..., None, None]
+        u = (np.arange(samples) + 0.5) / samples
+        return (self.start_a[:, None] + u * self.exposure_a[:, None] + offset
+                + self.frac_a[:, None] * readout,
+                self.start_b[:, None] + u * self.exposure_b[:, None] + offset
+                + self.frac_b[:, None] * readout)
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,11 @@ class SyncResult:
     pairs_used: int
     offsets: np.ndarray
     costs: np.ndarray
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the confidence reaches :data:`RELIABLE_CONFIDENCE`."""
+        return self.confidence >= RELIABLE_CONFIDENCE
 
 
 def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera: Camera,
@@ -174,7 +192,7 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
     cam_log = to_camera_frame(log, camera.R_imu_to_camera)
     orientation = integrate(cam_log.t[keep], cam_log.w[keep])
     _check_motion(orientation, camera, float(np.median(timing.t_start[rows + 1]
-                                                       - timing.t_start[rows])))
+                                                       - timing.t_start[rows])), log.source)
     measured = measure_rotations(frames, timing, camera, pairs, width, bands, flow)
     if measured.pairs < _MIN_PAIRS:
         raise InputError(timing.source or None, f"only {measured.pairs} frame pair(s) gave "
@@ -199,17 +217,18 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
         raise InputError(log.source or None,
                          f"gyro covers {log.t[0]:.3f}-{log.t[-1]:.3f} s but the frames, searched "
                          f"over +-{search:g} s, need {first.min():.3f}-{last.max():.3f} s "
-                         f"({covered.sum()} covered pair(s), {_MIN_PAIRS} needed; check the "
-                         "time offset and the frames CSV clock)")
+                         f"({covered.sum()} covered pair(s), {_MIN_PAIRS} needed; the search "
+                         "is centred on the camera's time offset: set a rough one)")
     return timing.frame[consecutive[covered]]
 
 
-def _check_motion(orientation: Orientation, camera: Camera, interval: float) -> None:
+def _check_motion(orientation: Orientation, camera: Camera, interval: float,
+                  source: str | None) -> None:
     """Refuse a gyro that never turns the camera by a measurable amount between frames."""
     turned = np.linalg.norm(orientation.w, axis=1) * interval
     if turned.max() * max(camera.fx, camera.fy) < _NO_MOTION_PX:
-        raise InputError(None, "the gyro shows no camera rotation over these frames: there is "
-                               "no motion to synchronise on")
+        raise InputError(source or None, "shows no camera rotation over these frames: there "
+                                         "is no motion to synchronise on")
 
 
 def measure_rotations(frames: FrameSource, timing: FrameTiming, camera: Camera,
@@ -322,22 +341,52 @@ def _residuals(m: BandRotations, orientation: Orientation, offset: np.ndarray,
     A constant rate bias (gyro bias, or a steady translation's rotation-like flow) is fitted
     per candidate as the median of ``residual / (t_b - t_a)`` and removed.
     """
-    t_a, t_b = m.times(offset, readout)
-    gyro = orientation.relative(t_b, t_a)
+    samples = _EXPOSURE_SAMPLES if max(m.exposure_a.max(initial=0.0),
+                                        m.exposure_b.max(initial=0.0)) > 0 else 1
+    t_a, t_b = m.times(offset, readout, samples)
+    gyro = np.swapaxes(_mean_rotation(orientation.at(t_b)), -1, -2) \
+        @ _mean_rotation(orientation.at(t_a))
     r = log_so3(np.swapaxes(gyro, -1, -2) @ m.R)
-    dt = (t_b - t_a)[..., None]
+    dt = (t_b - t_a).mean(-1)[..., None]
     return r - np.median(r / dt, axis=-2, keepdims=True) * dt
 
 
-def _costs(m: BandRotations, orientation: Orientation, offsets: np.ndarray, readout: float,
-           scale: float) -> np.ndarray:
-    """Mean Cauchy cost ``log(1 + |r|^2 / scale^2)`` at each offset, ``(C,)``."""
-    out = np.empty(len(offsets))
-    chunk = max(_CHUNK // max(len(m.R), 1), 1)
+def _mean_rotation(R: np.ndarray) -> np.ndarray:
+    """Chordal mean ``(..., 3, 3)`` of nearby rotations ``(..., S, 3, 3)``: the rotation
+    nearest to their mean matrix (its polar factor, by Newton's iteration
+    ``M <- (M + M^-T) / 2``, which squares the distance to a rotation each step: a tenth of
+    the time of an SVD).
+
+    Example:
+        >>> from gyrodeblur.geometry.rotation import exp_so3
+        >>> R = exp_so3(np.array([[0.0, 0.0, 0.1], [0.0, 0.0, 0.3]]))
+        >>> np.round(log_so3(_mean_rotation(R)), 12)
+        array([0. , 0. , 0.2])
+    """
+    if R.shape[-3] == 1:
+        return R[..., 0, :, :]
+    m = R.mean(-3)
+    for _ in range(3):
+        cof = np.cross(m[..., [1, 2, 0], :], m[..., [2, 0, 1], :])  # det(M) M^-T, by rows
+        det = np.einsum("...i,...i->...", m[..., 0, :], cof[..., 0, :])
+        m = (m + cof / det[..., None, None]) / 2
+    return m
+
+
+def _squared_angles(m: BandRotations, orientation: Orientation, offsets: np.ndarray,
+                    readout: float) -> np.ndarray:
+    """Squared residual angles ``|r|^2`` of every band at each offset, ``(C, K)``."""
+    out = np.empty((len(offsets), len(m.R)))
+    chunk = max(_CHUNK // max(len(m.R) * _EXPOSURE_SAMPLES, 1), 1)
     for i in range(0, len(offsets), chunk):
         r = _residuals(m, orientation, offsets[i:i + chunk], np.asarray(readout))
-        out[i:i + chunk] = np.log1p(np.einsum("...i,...i->...", r, r) / scale**2).mean(-1)
+        out[i:i + chunk] = np.einsum("...i,...i->...", r, r)
     return out
+
+
+def _cauchy(squared: np.ndarray, scale: float) -> np.ndarray:
+    """Mean Cauchy cost ``log(1 + |r|^2 / scale^2)`` over the last axis."""
+    return np.log1p(squared / scale**2).mean(-1)
 
 
 def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
@@ -370,25 +419,25 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
     offsets = np.linspace(lo, hi, 2 * math.ceil(search / step - 1e-9) + 1)
     floor = _FLOOR_PX / measured.focal
 
-    def scale(offset: np.ndarray, readout: float) -> float:
-        """Robust spread of the residual angles at ``offset`` (one or several)."""
-        r = _residuals(measured, orientation, np.asarray(offset), np.asarray(readout))
-        return max(1.4826 * float(np.median(np.linalg.norm(r, axis=-1))), floor)
+    def scale(squared: np.ndarray) -> float:
+        """Robust spread of the residual angles (of one offset or several)."""
+        return max(1.4826 * float(np.median(np.sqrt(squared))), floor)
 
     def search_offset(readout: float) -> tuple[float, float, np.ndarray]:
         # A first pass with the typical residual over all offsets as scale finds the basin;
         # the second uses the residual level at that minimum, which makes the minimum sharp.
-        first = offsets[np.argmin(_costs(measured, orientation, offsets, readout,
-                                         scale(offsets[::4], readout)))]
-        s = scale(first, readout)
-        costs = _costs(measured, orientation, offsets, readout, s)
+        squared = _squared_angles(measured, orientation, offsets, readout)
+        first = np.argmin(_cauchy(squared, scale(squared[::4])))
+        s = scale(squared[first])
+        costs = _cauchy(squared, s)
         best = offsets[np.argmin(costs)]
         fine = _golden(lambda d: cost(d, readout, s), max(best - step, lo), min(best + step, hi))
         return fine, s, costs
 
     def cost(offset: float, readout: float, s: float) -> float:
         offset = min(max(offset, lo), hi)  # the gyro is known to cover this range only
-        return float(_costs(measured, orientation, np.array([offset]), readout, s)[0])
+        return float(_cauchy(_squared_angles(measured, orientation, np.array([offset]),
+                                             readout), s)[0])
 
     readout = camera.readout_time
     offset, s, costs = search_offset(readout)

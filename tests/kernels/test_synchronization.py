@@ -22,16 +22,19 @@ MARGIN = 0.3  # gyro before the first and after the last frame: covers a +-0.2 s
 OFFSET = 0.0437  # the true time_offset
 
 
-def make_clip(seed, readout=0.01, direction="top_to_bottom"):
-    """A blurred clip under hand shake whose device believes time_offset 0 (truth OFFSET)."""
+def make_clip(seed, readout=0.01, direction="top_to_bottom", fps=FPS, exposure=0.5,
+              shake=3.0, samples=5):
+    """A blurred clip under hand shake whose device believes time_offset 0 (truth OFFSET);
+    ``exposure`` is a fraction of the frame interval."""
     rng = np.random.default_rng(seed)
     fx = W / 2 / np.tan(np.radians(65) / 2)
     camera = Camera(W, H, fx, fx, (W - 1) / 2, (H - 1) / 2, readout_time=readout,
                     readout_direction=direction, time_offset=OFFSET)
-    log = load_shake_model().sample(2 * MARGIN + FRAMES / FPS + readout, 400.0, rng, scale=3.0)
+    log = load_shake_model().sample(2 * MARGIN + FRAMES / fps + readout, 400.0, rng, scale=shake)
     image = cv2.resize(dead_leaves(int(1.6 * W), rng), (int(1.6 * W), int(1.6 * H)))
     scene = Scene((Plane((0.0, 0.0, 1.0), 3.0),), (0.2, 0.0, 0.05))
-    settings = ClipSettings(frames=FRAMES, fps=FPS, exposure=0.5 / FPS, samples=5, start=MARGIN)
+    settings = ClipSettings(frames=FRAMES, fps=fps, exposure=exposure / fps, samples=samples,
+                            start=MARGIN)
     return synthesize_clip(image, camera, log, scene, settings, rng)
 
 
@@ -72,6 +75,14 @@ def test_imu_axes_are_turned_into_camera_axes(clip):
     assert abs(result.time_offset - OFFSET) < 1e-3
 
 
+def test_long_exposures_are_matched_at_the_mean_pose():
+    # 95 ms exposures at 10 fps under changing motion: the blurred frames show the mean pose
+    # over each exposure, which here lies 4.5 ms of motion away from the mid-exposure pose.
+    clip = make_clip(1, fps=10.0, exposure=0.95, shake=1.0, samples=17)
+    result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip))
+    assert abs(result.time_offset - OFFSET) < 1e-3, result.time_offset
+
+
 def test_readout_time_is_estimated_with_bottom_to_top_readout():
     clip = make_clip(1, readout=0.025, direction="bottom_to_top")
     result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log,
@@ -83,7 +94,7 @@ def test_readout_time_is_estimated_with_bottom_to_top_readout():
 def test_a_still_video_gives_low_confidence(clip):
     still = source([clip.blurred[0]] * FRAMES)
     result = estimate_sync(still, clip.timing, clip.recorded_log, believed(clip))
-    assert result.confidence < 0.3
+    assert result.confidence < 0.3 and not result.reliable
 
 
 @pytest.mark.parametrize("spoil, message", [
@@ -113,10 +124,18 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert set(out) == {"time_offset", "confidence"}
+    assert set(out) == {"time_offset", "confidence", "pairs", "reliable"}
     assert abs(out["time_offset"] - (OFFSET - 0.03)) < 1e-3 and out["confidence"] > 0.5
+    assert out["pairs"] == 8 and out["reliable"]
 
     result = CliRunner().invoke(app, args + ["--search", "0.5"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].startswith("error:")
     assert "gyro covers" in result.output and "+-0.5 s" in result.output
+
+    # A still video under a turning gyro: an answer, marked unreliable, exit status 1.
+    first = (folder / "blurred" / "000001.png").read_bytes()
+    for frame in (folder / "blurred").iterdir():
+        frame.write_bytes(first)
+    result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8"])
+    assert result.exit_code == 1 and json.loads(result.stdout)["reliable"] is False

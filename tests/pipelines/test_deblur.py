@@ -351,6 +351,9 @@ def test_sync_auto_finds_the_offset_before_deblurring(clip, tmp_path):
     assert result.exit_code == 0, result.output
     found = float(result.output.split("sync: time_offset ")[1].split(" s")[0])
     assert abs(found - truth) < 0.002
+    record = json.loads((tmp_path / "out" / "deblur.json").read_text())
+    assert record["sync"]["applied"] and record["sync"]["confidence"] >= 0.3
+    assert record["camera"]["time_offset"] == record["sync"]["time_offset"]
 
 
 def test_single_image_net_sees_the_whole_kernel():
