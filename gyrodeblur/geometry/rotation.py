@@ -117,8 +117,8 @@ class Orientation:
         """
         times = np.asarray(times, dtype=np.float64)
         if times.size and (times.min() < self.t[0] or times.max() > self.t[-1]):
-            raise InputError(None, f"gyro covers {self.t[0]:.6f}-{self.t[-1]:.6f} s but times "
-                                   f"{times.min():.6f}-{times.max():.6f} s were asked for")
+            raise InputError(None, f"gyro covers {self.t[0]:.6f} to {self.t[-1]:.6f} s but times "
+                                   f"{times.min():.6f} to {times.max():.6f} s were asked for")
         k = np.clip(np.searchsorted(self.t, times, side="right") - 1, 0, len(self.w) - 1)
         dt = times - self.t[k]
         return self.R[k] @ exp_so3(self.w[k] * dt[..., None])

@@ -215,8 +215,9 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
     covered = (first >= log.t[0]) & (last <= log.t[-1])
     if covered.sum() < _MIN_PAIRS:
         raise InputError(log.source or None,
-                         f"gyro covers {log.t[0]:.3f}-{log.t[-1]:.3f} s but the frames, searched "
-                         f"over +-{search:g} s, need {first.min():.3f}-{last.max():.3f} s "
+                         f"gyro covers {log.t[0]:.3f} to {log.t[-1]:.3f} s but the frames, "
+                         f"searched over +-{search:g} s, need {first.min():.3f} to "
+                         f"{last.max():.3f} s "
                          f"({covered.sum()} covered pair(s), {_MIN_PAIRS} needed; the search "
                          "is centred on the camera's time offset: set a rough one)")
     return timing.frame[consecutive[covered]]
