@@ -276,6 +276,9 @@ def sync(
     json_output: Annotated[bool, typer.Option(
         "--json", help='Print one JSON object: {"time_offset": s, "confidence": c, "pairs": n, '
                        '"reliable": bool}, and "readout_time": s with --readout.')] = False,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the camera JSON with the estimated offset (and readout "
+                               "time), for `kernels` and `deblur`; only when reliable.")] = None,
 ) -> None:
     """Estimate the camera's time offset from the video's motion.
 
@@ -286,8 +289,11 @@ def sync(
     import json
 
     from gyrodeblur.footage import Footage
+    from gyrodeblur.geometry.camera import save_camera
     from gyrodeblur.kernels.synchronization import estimate_sync
 
+    if output is not None:
+        check_output(output)
     footage = Footage(frames)
     log, cam = load_motion(gyro, camera, gyro_unit, readout_time=readout_time,
                            time_offset=time_offset)
@@ -310,8 +316,14 @@ def sync(
         print(line + f" ({result.pairs_used} frame pairs)")
     if not result.reliable:
         err_console.print("low confidence: too little or ambiguous motion, or the offset lies "
-                          "outside --search; not reliable")
+                          "outside --search; not reliable" + ", nothing written" * bool(output))
         raise typer.Exit(1)
+    if output is not None:
+        found = {"time_offset": result.time_offset}
+        if result.readout_time is not None:
+            found["readout_time"] = result.readout_time
+        save_camera(cam.replace(**found), output)
+        err_console.print(f"wrote {output}")
 
 
 synth_app = typer.Typer(help="Blurred images and clips with their kernels, from real motion.",

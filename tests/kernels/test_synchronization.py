@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from gyrodeblur.cli import app
 from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming
-from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog
 from gyrodeblur.kernels.synchronization import estimate_sync
 from gyrodeblur.synthesis.clips import ClipSettings, export_clip, synthesize_clip
@@ -121,9 +121,11 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     (folder / "frames.csv").write_text("\n".join(shifted) + "\n")
     args = ["sync", str(folder / "blurred"), "--gyro", str(folder / "gyro.csv"), "--camera",
             str(folder / "camera.json"), "--frames-csv", str(folder / "frames.csv")]
-    result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8"])
+    synced = tmp_path / "synced.json"
+    result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8", "-o", synced])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
+    assert load_camera(synced) == believed(clip, time_offset=out["time_offset"])
     assert set(out) == {"time_offset", "confidence", "pairs", "reliable"}
     assert abs(out["time_offset"] - (OFFSET - 0.03)) < 1e-3 and out["confidence"] > 0.5
     assert out["pairs"] == 8 and out["reliable"]
@@ -137,5 +139,6 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     first = (folder / "blurred" / "000001.png").read_bytes()
     for frame in (folder / "blurred").iterdir():
         frame.write_bytes(first)
-    result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8"])
+    result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8", "-o", tmp_path / "x"])
     assert result.exit_code == 1 and json.loads(result.stdout)["reliable"] is False
+    assert not (tmp_path / "x").exists()
