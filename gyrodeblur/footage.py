@@ -45,6 +45,20 @@ class FrameTiming:
     exposure: np.ndarray
     source: str = ""
 
+    def __post_init__(self) -> None:
+        for name, dtype in (("frame", np.int64), ("t_start", np.float64),
+                            ("exposure", np.float64)):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype))
+        if not (self.frame.ndim == 1 and self.frame.shape == self.t_start.shape
+                == self.exposure.shape and len(self.frame)):
+            raise ValueError(f"frame, t_start and exposure must be 1-D of one length >= 1, got "
+                             f"{self.frame.shape}, {self.t_start.shape}, {self.exposure.shape}")
+        if np.any(np.diff(self.frame) <= 0) or self.frame[0] < 1:
+            raise ValueError("frame numbers must be increasing from 1 or more")
+        if not (np.isfinite(self.t_start).all() and np.isfinite(self.exposure).all()
+                and (self.exposure > 0).all()):
+            raise ValueError("t_start must be finite and exposure positive")
+
     def __len__(self) -> int:
         return len(self.frame)
 

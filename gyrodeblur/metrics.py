@@ -1,9 +1,9 @@
 """Image quality metrics with the restoration convention of CONVENTIONS.
 
-RGB, data range 1.0, no border crop; SSIM with an 11x11 Gaussian window (sigma 1.5),
-``K1 = 0.01``, ``K2 = 0.03``, computed per channel on the valid (unpadded) window positions
-and averaged, as scikit-image's ``structural_similarity(..., gaussian_weights=True,
-use_sample_covariance=False)`` and the usual restoration code do.
+RGB, data range 1.0 (255 for 8-bit images), no border crop; SSIM with an 11x11 Gaussian
+window (sigma 1.5), ``K1 = 0.01``, ``K2 = 0.03``, computed per channel on the valid
+(unpadded) window positions and averaged, as scikit-image's ``structural_similarity(...,
+gaussian_weights=True, use_sample_covariance=False)`` and the usual restoration code do.
 """
 
 from __future__ import annotations
@@ -15,15 +15,34 @@ CONVENTION = ("RGB, data range 1.0, no border crop; SSIM: 11x11 Gaussian window 
               "per channel then averaged")
 
 
+def _unit_range(restored: np.ndarray, reference: np.ndarray,
+                min_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as float64 ``(H, W, C)`` in ``[0, 1]``: integer images are divided by
+    their type's maximum (255 for 8 bits), so that scores keep the data range of 1.0."""
+    images = []
+    for image in (restored, reference):
+        image = np.asarray(image)
+        scale = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0
+        image = image.astype(np.float64) / scale
+        images.append(image[..., None] if image.ndim == 2 else image)
+    x, y = images
+    if x.shape != y.shape or x.ndim != 3 or min(x.shape[:2]) < min_size:
+        raise ValueError(f"need two images of one shape (H, W[, C]), at least {min_size} px "
+                         f"high and wide, got {np.shape(restored)} and {np.shape(reference)}")
+    return x, y
+
+
 def psnr(restored: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR in dB of ``(H, W, 3)`` images in ``[0, 1]``.
+    """PSNR in dB of two ``(H, W, 3)`` (or ``(H, W)``) images: floats in ``[0, 1]``, or
+    integers (8 bits: data range 255).
 
     Example:
         >>> a = np.zeros((4, 4, 3)); b = np.full((4, 4, 3), 0.1)
-        >>> round(psnr(a, b), 6)
-        20.0
+        >>> round(psnr(a, b), 6), round(psnr(np.uint8(255 * a), np.uint8(255 * b)), 2)
+        (20.0, 20.17)
     """
-    mse = float(np.mean((np.asarray(restored, np.float64) - reference) ** 2))
+    x, y = _unit_range(restored, reference)
+    mse = float(np.mean((x - y) ** 2))
     return float("inf") if mse == 0 else float(10.0 * np.log10(1.0 / mse))
 
 
@@ -33,15 +52,15 @@ def _window_mean(v: np.ndarray) -> np.ndarray:
 
 
 def ssim(restored: np.ndarray, reference: np.ndarray) -> float:
-    """SSIM of ``(H, W, 3)`` images in ``[0, 1]`` (see the module docstring).
+    """SSIM of two ``(H, W, 3)`` (or ``(H, W)``) images, at least 11x11, as :func:`psnr`
+    takes them (see the module docstring).
 
     Example:
         >>> rng = np.random.default_rng(0); a = rng.random((32, 32, 3))
         >>> round(ssim(a, a), 6)
         1.0
     """
-    x = np.asarray(restored, np.float64)
-    y = np.asarray(reference, np.float64)
+    x, y = _unit_range(restored, reference, min_size=11)
     c1, c2 = 0.01**2, 0.03**2
     values = []
     for c in range(x.shape[2]):

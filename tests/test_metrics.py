@@ -14,3 +14,22 @@ def test_metrics_match_scikit_image_reference(noise):
     expected = structural_similarity(a, b, channel_axis=2, data_range=1.0, gaussian_weights=True,
                                      sigma=1.5, use_sample_covariance=False)
     assert ssim(b, a) == pytest.approx(expected, abs=1e-9)
+
+
+def test_eight_bit_images_have_data_range_255():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (24, 30, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    assert psnr(b, a) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255))
+    assert ssim(b, a) == pytest.approx(ssim(b / 255.0, a / 255.0))
+
+
+@pytest.mark.parametrize(("shape_a", "shape_b"), [
+    ((20, 20, 3), (20, 20, 1)),  # would broadcast
+    ((20, 20, 3), (20, 21, 3)),
+    ((3, 8, 8), (3, 8, 8)),  # CHW: too small a window for SSIM
+])
+def test_mismatched_or_too_small_images_are_refused(shape_a, shape_b):
+    with pytest.raises(ValueError, match="need two images of one shape"):
+        psnr(np.zeros(shape_a), np.zeros(shape_b)) if shape_a != shape_b else \
+            ssim(np.zeros(shape_a), np.zeros(shape_b))

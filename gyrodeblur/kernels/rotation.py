@@ -35,6 +35,8 @@ def sample_times(camera: Camera, t_start: float, exposure: float,
     """
     if samples < 2:
         raise ValueError(f"need at least 2 samples per exposure, got {samples}")
+    if not (np.isfinite(t_start) and exposure >= 0):
+        raise ValueError(f"t_start {t_start} s and exposure {exposure} s: finite, exposure >= 0")
     start = camera.row_start_times(t_start) + camera.time_offset
     frac = np.arange(samples) / (samples - 1)
     times = start[None, :] + exposure * frac[:, None]

@@ -251,7 +251,8 @@ def measure_rotations(frames: FrameSource, timing: FrameTiming, camera: Camera,
     rows = {int(n): i for i, n in enumerate(timing.frame)}
     parts: list[tuple[np.ndarray, ...]] = []
     previous: tuple[int, np.ndarray] | None = None
-    for number, image in _checked(frames(np.union1d(pairs, pairs + 1)), camera):
+    wanted = np.union1d(pairs, pairs + 1)
+    for number, image in _checked(frames(wanted), wanted, camera):
         gray = cv2.resize(to_gray_u8(image), (proc.width, proc.height),
                           interpolation=cv2.INTER_AREA)
         if previous is not None and previous[0] == number - 1 and previous[0] in first:
@@ -291,13 +292,24 @@ def _pair_rotations(gray_a: np.ndarray, gray_b: np.ndarray, camera: Camera, band
             weight @ _readout_fraction(q[:, 1], camera) / total)
 
 
-def _checked(frames: Iterable[tuple[int, np.ndarray]],
+def _checked(frames: Iterable[tuple[int, np.ndarray]], wanted: np.ndarray,
              camera: Camera) -> Iterator[tuple[int, np.ndarray]]:
-    for number, image in frames:
+    """The frames of the source, refused unless they are the ones asked for, in order, at
+    the camera's size and in the value range of images."""
+    count = 0
+    for count, (number, image) in enumerate(frames, start=1):
+        if count > len(wanted) or number != wanted[count - 1]:
+            raise ValueError(f"the frame source yielded frame {number} as its frame {count}; "
+                             f"asked for {wanted[0]}..{wanted[-1]} ({len(wanted)} frames)")
         if (image.shape[1], image.shape[0]) != (camera.width, camera.height):
             raise InputError(None, f"frame {number} is {image.shape[1]}x{image.shape[0]} but "
                                    f"the camera is {camera.width}x{camera.height}")
+        if image.dtype.kind == "f" and image.max() > 2.0:  # a 0-255 scale, not [0, 1]
+            raise ValueError(f"frame {number} holds values up to {image.max():g}: float "
+                             "frames are in [0, 1]")
         yield number, image
+    if count < len(wanted):
+        raise ValueError(f"the frame source ended after {count} of {len(wanted)} frames")
 
 
 def _unit_rays(camera: Camera, pts: np.ndarray) -> np.ndarray:

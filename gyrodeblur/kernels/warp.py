@@ -109,8 +109,12 @@ def warp_displacements(R_rows: np.ndarray, camera: Camera,
     T, rows = R_rows.shape[:2]
     if rows != camera.height:
         raise ValueError(f"R_rows has {rows} rows but the camera {camera.height}")
+    shape = (T, 2, camera.height, camera.width)
     if out is None:
-        out = np.empty((T, 2, camera.height, camera.width), np.float32)
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array {shape}, got {out.shape} "
+                         f"{out.dtype}")
     R_rows = np.ascontiguousarray(R_rows, dtype=np.float64)
     if camera.distortion_model == "none":
         H = camera.K @ R_rows @ camera.K_inv

@@ -231,6 +231,8 @@ class _Operator(NamedTuple):
 
 def _check(image: np.ndarray, traj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validated float32 contiguous ``(H, W, 3)`` image and ``(T, 2, H, W)`` trajectory."""
+    if not np.issubdtype(np.asarray(image).dtype, np.floating):
+        raise ValueError(f"image must be float sRGB in [0, 1], got {np.asarray(image).dtype}")
     image = np.ascontiguousarray(image, np.float32)
     traj = np.ascontiguousarray(traj, np.float32)
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 2:
@@ -238,8 +240,8 @@ def _check(image: np.ndarray, traj: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     H, W = image.shape[:2]
     if traj.ndim != 4 or traj.shape[1] != 2 or traj.shape[2:] != (H, W) or traj.shape[0] < 1:
         raise ValueError(f"traj must be (T, 2, H, W) = (T, 2, {H}, {W}), got {traj.shape}")
-    if not np.isfinite(traj).all():
-        raise ValueError("traj has non-finite values")
+    if not (np.isfinite(traj).all() and np.isfinite(image).all()):
+        raise ValueError("image or traj has non-finite values")
     return image, traj
 
 

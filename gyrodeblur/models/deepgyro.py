@@ -186,6 +186,18 @@ class DeepGyro(nn.Module):
             raise ValueError(f"rot has T={rot.shape[1]} samples, the net expects {self.samples}")
         return rot.flatten(1, 2) / KERNEL_SCALE
 
+    def _check(self, blurred: Tensor, rot: Tensor | None) -> None:
+        dtype = self.intro.weight.dtype
+        if blurred.ndim != 4 or blurred.shape[1] != 3 or blurred.dtype != dtype:
+            raise ValueError(f"blurred must be (B, 3, H, W) {dtype}, got {tuple(blurred.shape)} "
+                             f"{blurred.dtype}")
+        b, _, h, w = blurred.shape
+        if self.guidance != "none" and rot is not None and (
+                rot.ndim != 5 or rot.shape[0] != b or rot.shape[2:] != (2, h, w)
+                or rot.shape[1] < 2 or not rot.is_floating_point()):
+            raise ValueError(f"rot must be (B, T, 2, H, W) = ({b}, T, 2, {h}, {w}) floats, "
+                             f"T >= 2, got {tuple(rot.shape)} {rot.dtype}")
+
     def _compiled_input_applies(self, blurred: Tensor, rot: Tensor | None) -> bool:
         """Path input on CPU outside autograd and tracing (the ONNX export), padded by
         reflection: ``_path_input`` builds it in one pass (1.1x for the whole net at
@@ -210,7 +222,12 @@ class DeepGyro(nn.Module):
         """Restore ``blurred`` ``(B, 3, H, W)``; ``rot`` ``(B, T, 2, H, W)`` in pixels.
 
         Returns ``blurred`` plus the predicted residual (not clamped), ``(B, 3, H, W)``.
+
+        Raises:
+            ValueError: inputs of other shapes than these, or of another dtype than the net's.
         """
+        if not torch.jit.is_tracing():
+            self._check(blurred, rot)
         h, w = blurred.shape[-2:]
         if self._compiled_input_applies(blurred, rot):
             x = self._compiled_path_input(blurred, rot)

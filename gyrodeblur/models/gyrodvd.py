@@ -459,6 +459,16 @@ class GyroDVD(nn.Module):
 
     def forward(self, blurred: Tensor, rot: Tensor | None = None,
                 tran: Tensor | None = None) -> Tensor:
+        """Restore every frame of ``blurred`` ``(B, F, 3, H, W)`` (sRGB in ``[0, 1]``).
+
+        ``rot`` and ``tran``: ``(B, F, T, 2, H, W)`` trajectories in pixels, ``T`` the net's
+        ``samples``, those that its ``kernel`` reads (``tran`` is the flow-only kernel for
+        ``kernel="flow"``; none for ``"none"``). Returns ``(B, F, 3, H, W)``, not clamped.
+        """
+        dtype = self.to_rgb.weight.dtype
+        if blurred.ndim != 5 or blurred.shape[2] != 3 or blurred.dtype != dtype:
+            raise ValueError(f"blurred must be (B, F, 3, H, W) {dtype}, got "
+                             f"{tuple(blurred.shape)} {blurred.dtype}")
         b, f, _, h, w = blurred.shape
         n = b * f
         frames = blurred.reshape(n, 3, h, w)

@@ -244,7 +244,26 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
 def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
                  restorer: Restorer) -> np.ndarray:
     """Deblur one ``(H, W, 3)`` image whose kernels (any resolution of the same view) are
-    ``rot`` and ``tran`` ``(T, 2, h, w)``."""
+    ``rot`` and ``tran`` ``(T, 2, h, w)``.
+
+    Raises:
+        ValueError: an image that is not ``(H, W, 3)``, kernels of another shape or aspect
+            ratio, or non-finite kernels.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3), got {image.shape}")
+    H, W = image.shape[:2]
+    for kernel in (rot, tran):
+        if kernel is None:
+            continue
+        if kernel.ndim != 4 or kernel.shape[1] != 2 or kernel.shape != rot.shape:
+            raise ValueError(f"rot and tran must be (T, 2, h, w), got {rot.shape} and "
+                             f"{kernel.shape}")
+        h, w = kernel.shape[2:]
+        if abs(W * h / (H * w) - 1) > 0.01:
+            raise ValueError(f"kernels of {w}x{h} are not of the view of a {W}x{H} image")
+        if not np.isfinite(kernel).all():
+            raise ValueError("non-finite kernels")
     return restore_frame(restorer, [FrameData(0, image, rot, tran)])
 
 

@@ -227,6 +227,13 @@ def blur_image(sharp_hwc: np.ndarray, traj: np.ndarray, **kw) -> np.ndarray:
         >>> out.shape, bool(np.allclose(out, 0.25))
         ((2, 3, 3), True)
     """
+    sharp_hwc, traj = np.asarray(sharp_hwc), np.asarray(traj, np.float32)
+    if sharp_hwc.ndim != 3 or sharp_hwc.shape[2] != 3 or \
+            not np.issubdtype(sharp_hwc.dtype, np.floating):
+        raise ValueError(f"sharp must be (H, W, 3) float sRGB in [0, 1], got {sharp_hwc.shape} "
+                         f"{sharp_hwc.dtype}")
+    if not np.isfinite(traj).all():
+        raise ValueError("traj has non-finite values")
     sharp = torch.from_numpy(np.ascontiguousarray(sharp_hwc, np.float32)).permute(2, 0, 1)
-    out = blur(sharp[None], torch.from_numpy(np.asarray(traj, np.float32))[None], **kw)
+    out = blur(sharp[None], torch.from_numpy(traj)[None], **kw)
     return out[0].permute(1, 2, 0).numpy()

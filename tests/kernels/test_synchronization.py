@@ -1,4 +1,5 @@
 import json
+import re
 from dataclasses import replace
 
 import cv2
@@ -109,6 +110,16 @@ def test_bad_input_is_refused(clip, spoil, message):
     args |= spoil(clip)
     with pytest.raises(InputError, match=message):
         estimate_sync(source(clip.blurred), **args)
+
+
+@pytest.mark.parametrize(("frames", "message"), [
+    (lambda c: lambda ns: ((int(n) + 1, c.blurred[int(n) - 1]) for n in ns), "as its frame 1"),
+    (lambda c: lambda ns: ((int(n), 255 * c.blurred[int(n) - 1]) for n in ns), "in [0, 1]"),
+    (lambda c: lambda ns: ((int(n), c.blurred[int(n) - 1]) for n in ns[:5]), "ended after 5"),
+])
+def test_a_frame_source_that_is_not_what_was_asked_is_refused(clip, frames, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        estimate_sync(frames(clip), clip.timing, clip.recorded_log, believed(clip))
 
 
 def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):

@@ -103,6 +103,10 @@ def test_rejects_bad_arguments():
         deconvolve(image, np.full((3, 2, 8, 8), np.nan, np.float32))
     with pytest.raises(ValueError, match="tv_weight"):
         deconvolve(image, np.ones((3, 2, 8, 8), np.float32), tv_weight=0.3)
+    with pytest.raises(ValueError, match="float sRGB in"):
+        deconvolve(np.zeros((8, 8, 3), np.uint8), np.ones((3, 2, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        deconvolve(np.full((8, 8, 3), np.nan, np.float32), np.ones((3, 2, 8, 8), np.float32))
 
 
 def test_auto_iterations_are_four_per_pixel_of_the_median_path_within_8_to_30():

@@ -57,6 +57,20 @@ def test_odd_size_keeps_shape(guidance: str) -> None:
     assert y.shape == x.shape and y.dtype == torch.float32 and y.is_contiguous()
 
 
+@pytest.mark.parametrize(("blurred", "rot", "message"), [
+    ((3, 3, 24, 32), (1, 5, 2, 24, 32), "rot must be"),  # batch
+    ((1, 3, 24, 32), (1, 5, 2, 12, 16), "rot must be"),  # size: would read out of bounds
+    ((1, 3, 24, 32), (1, 2, 5, 24, 32), "rot must be"),  # (B, 2, T, H, W) layout
+    ((1, 24, 32, 3), (1, 5, 2, 24, 32), "blurred must be"),  # channels last
+])
+def test_mismatched_inputs_are_refused(blurred, rot, message) -> None:
+    net = DeepGyro(**{**TINY, "guidance": "path"}).eval()
+    with pytest.raises(ValueError, match=message), torch.no_grad():
+        net(torch.rand(blurred), torch.zeros(rot))
+    with pytest.raises(ValueError, match="float32"), torch.no_grad():
+        net(torch.rand(1, 3, 24, 32, dtype=torch.float64), torch.zeros(1, 5, 2, 24, 32))
+
+
 def test_zero_last_conv_is_identity() -> None:
     torch.manual_seed(0)
     net = DeepGyro(**TINY).eval()

@@ -356,6 +356,16 @@ def test_sync_auto_finds_the_offset_before_deblurring(clip, tmp_path):
     assert record["camera"]["time_offset"] == record["sync"]["time_offset"]
 
 
+def test_deblur_image_refuses_kernels_of_another_view():
+    restorer = make_restorer("classic", None, video=False)
+    image = np.zeros((60, 80, 3), np.float32)
+    with pytest.raises(ValueError, match="not of the view"):
+        deblur_image(image, np.zeros((5, 2, 40, 40), np.float32), None, restorer)
+    with pytest.raises(ValueError, match="must be"):
+        deblur_image(image, np.zeros((5, 2, 30, 40), np.float32),
+                     np.zeros((5, 2, 60, 80), np.float32), restorer)
+
+
 def test_single_image_net_sees_the_whole_kernel():
     # rot + tran is what the net takes: a translation that cancels the rotation leaves the
     # net the output of no blur at all.

@@ -165,6 +165,10 @@ def test_bad_shapes_and_gain_are_refused():
         blur(sharp[:, :2], torch.zeros(1, 3, 2, 4, 5))
     with pytest.raises(ValueError, match="saturation"):
         blur(sharp, torch.zeros(1, 3, 2, 4, 5), saturation=0.5)
+    with pytest.raises(ValueError, match="float sRGB"):
+        blur_image(np.zeros((4, 5, 3), np.uint8), np.zeros((3, 2, 4, 5), np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        blur_image(np.zeros((4, 5, 3), np.float32), np.full((3, 2, 4, 5), np.nan, np.float32))
 
 
 def test_srgb_curves_invert_each_other_and_match_known_values():
