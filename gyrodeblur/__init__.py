@@ -1,7 +1,11 @@
 """gyrodeblur: camera motion from gyroscopes to per-pixel blur kernels and sharp pictures.
 
-Layers, lowest first: ``geometry`` (gyro logs, camera, rotations) -> ``kernels`` (per-pixel
-blur trajectories) -> ``cli``. Lower layers never import higher ones.
+Layers, lowest first: ``geometry`` (gyro logs, camera, rotations) and ``footage`` (frames,
+timing, video) -> ``kernels`` (per-pixel blur trajectories, optical flow, gyro-video sync) ->
+``synthesis`` (blur, motion, sensor errors, clips, datasets) -> ``models`` (networks,
+classical deconvolution) -> ``pipelines`` (kernels, synth, train, evaluate, deblur, export,
+demo) -> ``cli``. Lower layers never import higher ones; import the modules themselves, e.g.
+``from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories``.
 """
 
 __version__ = "0.1.0"

@@ -10,8 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 from gyrodeblur.geometry.camera import Camera
-from gyrodeblur.geometry.rotation import Orientation
+from gyrodeblur.geometry.gyro import GyroLog, to_camera_frame
+from gyrodeblur.geometry.rotation import Orientation, integrate
 from gyrodeblur.kernels.warp import warp_displacements
+
+
+def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
+    """The camera's orientation over the log: the gyro rotated into camera axes
+    (``camera.imu_to_camera``) and integrated.
+
+    Example:
+        >>> from gyrodeblur.geometry.rotation import log_so3
+        >>> log = GyroLog(np.array([0.0, 1.0]), np.array([[0.0, 0.0, 0.5]] * 2))
+        >>> turned = Camera(4, 3, 2.0, 2.0, 1.5, 1.0, imu_to_camera=((0, 0, 1), (0, 1, 0),
+        ...                                                          (-1, 0, 0)))
+        >>> np.round(log_so3(camera_orientation(log, turned).at(np.array(1.0))), 12)
+        array([0.5, 0. , 0. ])
+    """
+    cam_log = to_camera_frame(log, camera.R_imu_to_camera)
+    return integrate(cam_log.t, cam_log.w)
 
 
 def sample_times(camera: Camera, t_start: float, exposure: float,

@@ -23,9 +23,9 @@ import numba
 import numpy as np
 
 from gyrodeblur.synthesis.blur import (
-    _bilinear_weights,
-    _njit_scalar_loops,
+    bilinear_weights,
     linear_to_srgb,
+    njit_scalar_loops,
     srgb_to_linear,
 )
 
@@ -86,7 +86,7 @@ def _corners(base: np.int32, W: int) -> tuple[np.uint64, np.uint64, np.uint64, n
     return o00, o00 + np.uint64(4), o10, o10 + np.uint64(4)
 
 
-@_njit_scalar_loops(f"void({_TAPS_SIGNATURE}, f4[:, :, ::1])")
+@njit_scalar_loops(f"void({_TAPS_SIGNATURE}, f4[:, :, ::1])")
 def _gather(src: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray,
             out: np.ndarray) -> None:
     """``out = A src`` on ``(H, W, 4)`` buffers (padding channel left untouched)."""
@@ -101,7 +101,7 @@ def _gather(src: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray,
             for xi in range(W):
                 x = np.uint64(xi)
                 o00, o01, o10, o11 = _corners(b[x], W)
-                w00, w01, w10, w11 = _bilinear_weights(fx[x], fy[x])
+                w00, w01, w10, w11 = bilinear_weights(fx[x], fy[x])
                 a = u4 * x
                 for k in range(3):
                     c = np.uint64(k)
@@ -112,7 +112,7 @@ def _gather(src: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray,
                 out[y, x, c] = acc[4 * x + c] * scale
 
 
-@_njit_scalar_loops(f"void({_TAPS_SIGNATURE}, i8, f4[:, :, ::1])")
+@njit_scalar_loops(f"void({_TAPS_SIGNATURE}, i8, f4[:, :, ::1])")
 def _scatter(src: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray, reach: int,
              out: np.ndarray) -> None:
     """``out = A^T src`` on ``(H, W, 4)`` buffers; ``out`` must be zero on entry.
@@ -135,7 +135,7 @@ def _scatter(src: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray, 
                     b, fx, fy = base[i, y], ax[i, y], ay[i, y]
                     for xi in range(W):
                         o00, o01, o10, o11 = _corners(b[xi], W)
-                        w00, w01, w10, w11 = _bilinear_weights(fx[xi], fy[xi])
+                        w00, w01, w10, w11 = bilinear_weights(fx[xi], fy[xi])
                         for k in range(3):
                             c = np.uint64(k)
                             v = src[y, xi, k] * scale

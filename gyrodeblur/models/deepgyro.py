@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from gyrodeblur.models.blocks import NAFBlock, along_path, crop_to, pad_to_multiple
-from gyrodeblur.synthesis.blur import _bilinear_weights
+from gyrodeblur.synthesis.blur import bilinear_weights
 
 KERNEL_SCALE = 16.0
 """Pixels per unit of the kernel input: blurs of a few to tens of pixels become O(1)."""
@@ -104,7 +104,7 @@ def _path_input(blurred: np.ndarray, rot: np.ndarray, points: np.ndarray,
                 ty = min(max(np.float32(sy) + dy[sx], zero), ymax)
                 x0, y0 = np.uint64(tx), np.uint64(ty)
                 x1, y1 = min(x0 + u1, last_x), min(y0 + u1, last_y)
-                w00, w01, w10, w11 = _bilinear_weights(tx - np.float32(x0), ty - np.float32(y0))
+                w00, w01, w10, w11 = bilinear_weights(tx - np.float32(x0), ty - np.float32(y0))
                 for c in range(3):
                     row[x, 5 + 3 * j + c] = (w00 * image[c, y0, x0] + w01 * image[c, y0, x1]
                                              + w10 * image[c, y1, x0] + w11 * image[c, y1, x1]

@@ -34,10 +34,10 @@ from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels
-from gyrodeblur.kernels.rotation import rotation_trajectories
+from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.models import DeepGyro, GyroDVD, load_model
 from gyrodeblur.models.classic import auto_iterations, auto_tv_weight, deconvolve
-from gyrodeblur.pipelines.kernels import camera_orientation, check_frames_covered
+from gyrodeblur.pipelines.kernels import check_frames_covered
 from gyrodeblur.pipelines.tiling import Tile, run_tiled
 
 METHODS = ("net", "classic")

@@ -21,10 +21,10 @@ from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import NpzWriter, atomic_path
 from gyrodeblur.footage import Footage, FrameTiming
 from gyrodeblur.geometry.camera import Camera
-from gyrodeblur.geometry.gyro import GyroLog, check_covers, to_camera_frame
-from gyrodeblur.geometry.rotation import Orientation, integrate
+from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.plot import draw_kernels
+from gyrodeblur.kernels.rotation import camera_orientation
 
 
 def complete_camera(camera: Camera, log: GyroLog) -> Camera:
@@ -55,12 +55,6 @@ def check_frames_covered(log: GyroLog, camera: Camera, timing: FrameTiming,
     """Raise :class:`InputError` unless the gyro covers every row's exposure of ``frames``."""
     first, last = exposure_spans(camera, timing, frames)
     check_covers(log, first.min(), last.max())
-
-
-def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
-    """Rotate the gyro into camera axes (``imu_to_camera``) and integrate it."""
-    cam_log = to_camera_frame(log, camera.R_imu_to_camera)
-    return integrate(cam_log.t, cam_log.w)
 
 
 @dataclass

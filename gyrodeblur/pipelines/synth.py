@@ -13,8 +13,7 @@ from gyrodeblur.fileio import NpzWriter, atomic_path
 from gyrodeblur.footage import StoredFormat, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
-from gyrodeblur.kernels.rotation import rotation_trajectories
-from gyrodeblur.pipelines.kernels import camera_orientation
+from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.synthesis.blur import blur_image
 from gyrodeblur.synthesis.clips import export_clip
 from gyrodeblur.synthesis.noise import add_noise_image

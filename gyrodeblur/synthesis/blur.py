@@ -67,7 +67,7 @@ def _encode(v: np.float32) -> np.float32:
 
 
 @numba.njit(cache=True, fastmath=True, inline="always")
-def _bilinear_weights(ax: np.float32, ay: np.float32
+def bilinear_weights(ax: np.float32, ay: np.float32
                       ) -> tuple[np.float32, np.float32, np.float32, np.float32]:
     """Weights of the taps ``(x0, y0), (x1, y0), (x0, y1), (x1, y1)`` at fractions ``ax, ay``."""
     one = np.float32(1.0)
@@ -92,7 +92,7 @@ def _linearize(sharp: np.ndarray, gain: float, out: np.ndarray) -> None:
                 out[b, y, x, c] = lin * gain32 if v >= np.float32(SATURATION_THRESHOLD) else lin
 
 
-def _njit_scalar_loops(signature: str):
+def njit_scalar_loops(signature: str):
     """``numba.njit`` with LLVM's loop vectoriser off for this one function.
 
     On AVX-512 it turns the gather loop into vector gathers that run slower than scalar code
@@ -109,7 +109,7 @@ def _njit_scalar_loops(signature: str):
     return compile_
 
 
-@_njit_scalar_loops("void(f4[:, :, :, ::1], f4[:, :, :, :, ::1], b1, f4[:, :, :, ::1])")
+@njit_scalar_loops("void(f4[:, :, :, ::1], f4[:, :, :, :, ::1], b1, f4[:, :, :, ::1])")
 def _gather_mean_encode(src: np.ndarray, traj: np.ndarray, clip: bool, out: np.ndarray) -> None:
     """``out[b, :, y, x] = encode(mean_i bilinear(src[b], (x, y) + traj[b, i, :, y, x]))``,
     clipped to 1 first when ``clip``. Indices are unsigned so numba emits no negative-index
@@ -135,7 +135,7 @@ def _gather_mean_encode(src: np.ndarray, traj: np.ndarray, clip: bool, out: np.n
                 ax, ay = tx - np.float32(x0), ty - np.float32(y0)
                 o00, o01 = (y0 * uW + x0) * u4, (y0 * uW + x1) * u4
                 o10, o11 = (y1 * uW + x0) * u4, (y1 * uW + x1) * u4
-                w00, w01, w10, w11 = _bilinear_weights(ax, ay)
+                w00, w01, w10, w11 = bilinear_weights(ax, ay)
                 a = u4 * x
                 for k in range(3):
                     c = np.uint64(k)

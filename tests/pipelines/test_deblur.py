@@ -18,7 +18,7 @@ from gyrodeblur.footage import (
 )
 from gyrodeblur.geometry.camera import load_camera
 from gyrodeblur.geometry.gyro import read_gyro
-from gyrodeblur.kernels.rotation import rotation_trajectories
+from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.metrics import psnr
 from gyrodeblur.models import load_model
 from gyrodeblur.models.classic import deconvolve
@@ -35,7 +35,6 @@ from gyrodeblur.pipelines.deblur import (
     upsample_kernels,
 )
 from gyrodeblur.pipelines.evaluate import BenchmarkSpec, synthetic_benchmark
-from gyrodeblur.pipelines.kernels import camera_orientation
 from gyrodeblur.pipelines.tiling import tile_grid
 
 runner = CliRunner()
