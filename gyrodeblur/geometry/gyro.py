@@ -84,6 +84,8 @@ class GyroLog:
         w = np.asarray(self.w, dtype=np.float64)
         if t.ndim != 1 or w.shape != (t.shape[0], 3):
             raise ValueError(f"GyroLog needs t (N,) and w (N, 3); got {t.shape} and {w.shape}")
+        if not (np.isfinite(t).all() and np.isfinite(w).all()) or np.any(np.diff(t) <= 0):
+            raise ValueError("GyroLog needs finite values and strictly increasing t")
         object.__setattr__(self, "t", t)
         object.__setattr__(self, "w", w)
         if self.imu_to_camera is not None:

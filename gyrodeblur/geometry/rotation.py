@@ -150,6 +150,8 @@ def integrate(t: np.ndarray, w: np.ndarray) -> Orientation:
     w = np.asarray(w, dtype=np.float64)
     if t.ndim != 1 or w.shape != (len(t), 3) or len(t) < 2:
         raise ValueError(f"need t (N,) and w (N, 3) with N >= 2, got {t.shape} and {w.shape}")
+    if not (np.isfinite(t).all() and np.isfinite(w).all()) or np.any(np.diff(t) <= 0):
+        raise ValueError("need finite values and strictly increasing t")
     w_mid = 0.5 * (w[1:] + w[:-1])
     steps = exp_so3(w_mid * np.diff(t)[:, None])
     R = np.empty((len(t), 3, 3))

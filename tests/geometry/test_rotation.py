@@ -6,6 +6,7 @@ from scipy.integrate import solve_ivp
 from scipy.spatial.transform import Rotation
 
 from gyrodeblur.errors import InputError
+from gyrodeblur.geometry.gyro import GyroLog
 from gyrodeblur.geometry.rotation import exp_so3, hat, integrate, log_so3
 
 vectors = st.lists(st.floats(-3.0, 3.0), min_size=3, max_size=3).map(np.array)
@@ -84,3 +85,16 @@ def test_query_outside_log_is_refused():
     orientation = integrate(np.array([0.0, 1.0]), np.zeros((2, 3)))
     with pytest.raises(InputError, match="gyro covers"):
         orientation.at(np.array([0.5, 1.5]))
+
+
+@pytest.mark.parametrize("spoil", ["nan", "unsorted"])
+def test_integrate_refuses_nan_and_unsorted_times(spoil):
+    t, w = np.linspace(0.0, 1.0, 5), np.zeros((5, 3))
+    if spoil == "nan":
+        w[2, 1] = np.nan
+    else:
+        t[[1, 2]] = t[[2, 1]]
+    with pytest.raises(ValueError, match="strictly increasing"):
+        integrate(t, w)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        GyroLog(t, w)
