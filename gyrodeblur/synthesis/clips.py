@@ -76,7 +76,9 @@ class Clip:
         times: ``(F, T, H)`` float64 sample times on the gyro clock.
         timing: frame timing on the frame clock.
         camera: the true camera; ``log``: the true gyro (camera axes).
-        recorded_camera, recorded_log: what the device wrote (sensor errors applied).
+        recorded_camera, recorded_log: what the device wrote (sensor errors applied). The
+            true ``time_offset`` of the recorded files is ``camera.time_offset`` plus the
+            recorded gyro's delay, ``meta["sensor_errors"]["delay"]``: what sync should find.
         meta: how the clip was made.
     """
 
