@@ -18,6 +18,7 @@ A config (YAML)::
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -181,8 +182,26 @@ def sampler_settings(data: DataConfig):
     from gyrodeblur.synthesis.sensor_errors import SensorErrorRanges
 
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in data.sampler.items()}
+    defaults = SamplerSettings()
+    for key, value in overrides.items():
+        default = getattr(defaults, key, None)
+        if isinstance(default, tuple) and not (
+                isinstance(value, tuple) and len(value) == len(default)
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                and value[-2] <= value[-1]):
+            raise InputError(None, f"data.sampler.{key}: {value!r} is not a range like "
+                                   f"{list(default)} (low <= high)")
+        if isinstance(default, (int, float)) and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise InputError(None, f"data.sampler.{key}: {value!r} is not a number like "
+                                   f"{default}")
+        if key == "errors" and not (isinstance(value, dict) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                for v in value.values())):
+            raise InputError(None, f"data.sampler.errors: {value!r} is not a mapping of "
+                                   "non-negative numbers such as {delay: 0.01, bias: 0.02}")
     try:
-        if isinstance(overrides.get("errors"), dict):
+        if "errors" in overrides:
             overrides["errors"] = SensorErrorRanges(**overrides["errors"])
         return SamplerSettings(width=data.width, height=data.height, frames=data.frames,
                                samples=data.samples, **overrides)
@@ -196,9 +215,23 @@ KEYS = ("blurred", "sharp", "rot", "tran", "flow")
 CACHE_FORMAT = 2
 
 
+_FOLDER_KEYS = ("source", "frames", "samples", "cache_crop", "folder")
+
+
 def cache_recipe(data: DataConfig) -> str:
-    """What decides a cache's content: every data setting but the training windows."""
-    recipe = {k: v for k, v in asdict(data).items() if k not in ("crop", "cache")}
+    """What decides a cache's content: the synthesis settings (all but the training windows),
+    or for a folder the settings it reads and every file's name, size and time, so that
+    footage added or changed makes the cache stale."""
+    if data.source == "folder":
+        recipe = {k: getattr(data, k) for k in _FOLDER_KEYS}
+        # Caches (and their temporary files) may sit among the clips: not footage.
+        files = sorted(p for p in Path(data.folder).rglob("*")
+                       if p.is_file() and ".safetensors" not in p.name)
+        listing = "\n".join(f"{p.relative_to(data.folder)} {p.stat().st_size} "
+                             f"{p.stat().st_mtime_ns}" for p in files)
+        recipe["files"] = hashlib.sha256(listing.encode()).hexdigest()
+    else:
+        recipe = {k: v for k, v in asdict(data).items() if k not in ("crop", "cache", "folder")}
     return json.dumps({"format": CACHE_FORMAT, **recipe}, sort_keys=True)
 
 
@@ -213,8 +246,9 @@ def build_cache(data: DataConfig, path: Path,
         with safe_open(path, "pt") as f:
             recipe = (f.metadata() or {}).get("recipe")
         if recipe != cache_recipe(data):
-            raise InputError(path, "this data cache was drawn with other data settings (or by "
-                                   "an older gyrodeblur); delete it or set data.cache elsewhere")
+            raise InputError(path, "this data cache was drawn with other data settings, from "
+                                   "other footage or by an older gyrodeblur; delete it or set "
+                                   "data.cache elsewhere")
         return load_file(path)
     if data.source == "folder":
         if data.folder is None:

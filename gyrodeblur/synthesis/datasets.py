@@ -167,6 +167,10 @@ class ClipFolderDataset(Dataset):
         unpaired = [clip.path for clip in self.clips if not (clip.path / "sharp").is_dir()]
         if paired and unpaired:
             raise InputError(unpaired[0], "no sharp/ references beside blurred/")
+        for clip in self.clips:
+            if crop and crop > min(clip.footage.size):
+                raise InputError(clip.path, f"a crop of {crop} px is larger than its frames "
+                                            f"({clip.footage.size[0]}x{clip.footage.size[1]})")
         self.frames, self.samples, self.crop = frames, samples, crop
         self.index = [(c, int(n)) for c, clip in enumerate(self.clips)
                       for n in clip.timing.frame[: max(len(clip.timing) - frames + 1, 0)]]

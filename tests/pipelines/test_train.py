@@ -139,6 +139,13 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     tensors = build_cache(data, tmp_path / "cache.safetensors")
     assert tensors["blurred"].shape == (2, 2, 3, 24, 24)  # two windows of 2 frames
     assert tensors["rot"].shape == (2, 2, 5, 2, 24, 24) and "sharp" in tensors
+    # Footage added to the folder makes the cache stale.
+    export_clip(sampler.sample(1), tmp_path / "pairs" / "clip2")
+    with pytest.raises(InputError, match="from other footage"):
+        build_cache(data, tmp_path / "cache.safetensors")
+    data.cache_crop = 40
+    with pytest.raises(InputError, match="larger than its frames"):
+        build_cache(data, tmp_path / "other.safetensors")
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -151,6 +158,10 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"model": {"variant": "gyrodvd-xs"}}, "does not fit the data (frames 1"),
     ({"model": {"variant": "deepgyro-traj-s"}, "data": {"samples": 5}}, "net expects 9"),
     ({"data": {"sampler": {"hfov": 3}}}, "unexpected keyword argument 'hfov'"),
+    ({"data": {"sampler": {"noise": 0.0}}}, "data.sampler.noise: 0.0 is not a range"),
+    ({"data": {"sampler": {"hfov_deg": [50, 30]}}}, "(low <= high)"),
+    ({"data": {"sampler": {"planes": "two"}}}, "data.sampler.planes: 'two' is not a number"),
+    ({"data": {"sampler": {"errors": 0.1}}}, "data.sampler.errors: 0.1 is not a mapping"),
     ({"data": {"source": "folders"}}, "synthetic or folder"),
 ])
 def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, message):
