@@ -231,7 +231,7 @@ def cache_recipe(data: DataConfig) -> str:
                              f"{p.stat().st_mtime_ns}" for p in files)
         recipe["files"] = hashlib.sha256(listing.encode()).hexdigest()
     else:
-        recipe = {k: v for k, v in asdict(data).items() if k not in ("crop", "cache", "folder")}
+        recipe = {k: v for k, v in asdict(data).items() if k not in ("crop", "cache")}
     return json.dumps({"format": CACHE_FORMAT, **recipe}, sort_keys=True)
 
 
