@@ -32,9 +32,10 @@ import numpy as np
 from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming
 from gyrodeblur.geometry.camera import Camera
-from gyrodeblur.geometry.gyro import GyroLog, to_camera_frame
-from gyrodeblur.geometry.rotation import Orientation, integrate, log_so3
+from gyrodeblur.geometry.gyro import GyroLog
+from gyrodeblur.geometry.rotation import Orientation, log_so3
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, to_gray_u8
+from gyrodeblur.kernels.rotation import camera_orientation
 
 __all__ = ["RELIABLE_CONFIDENCE", "BandRotations", "SyncResult", "estimate_sync", "fit_sync",
            "measure_rotations"]
@@ -157,6 +158,7 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
             search range, or a gyro that shows no rotation.
 
     Example:
+        >>> from gyrodeblur.geometry.rotation import integrate
         >>> from gyrodeblur.synthesis.motion import load_shake_model
         >>> rng = np.random.default_rng(0)
         >>> log = load_shake_model().sample(2.0, 400.0, rng, scale=3.0)
@@ -189,8 +191,7 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
     t1 = (timing.t_start[rows + 1] + timing.exposure[rows + 1]).max() + reach \
         + camera.time_offset + search
     keep = slice(max(int(log.t.searchsorted(t0)) - 1, 0), int(log.t.searchsorted(t1)) + 1)
-    cam_log = to_camera_frame(log, camera.R_imu_to_camera)
-    orientation = integrate(cam_log.t[keep], cam_log.w[keep])
+    orientation = camera_orientation(GyroLog(log.t[keep], log.w[keep], log.source), camera)
     _check_motion(orientation, camera, float(np.median(timing.t_start[rows + 1]
                                                        - timing.t_start[rows])), log.source)
     measured = measure_rotations(frames, timing, camera, pairs, width, bands, flow)
@@ -418,6 +419,7 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
             the camera's.
 
     Example:
+        >>> from gyrodeblur.geometry.rotation import integrate
         >>> from gyrodeblur.synthesis.motion import load_shake_model
         >>> log = load_shake_model().sample(2.0, 400.0, np.random.default_rng(1), scale=3.0)
         >>> o = integrate(log.t, log.w)
