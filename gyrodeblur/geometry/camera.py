@@ -39,6 +39,18 @@ _NEWTON_STEP_TOL = 1e-15
 _RESIDUAL_TOL = 1e-10  # normalized units; a converged Newton solve sits near 1e-16
 
 
+def same_view(width: int, height: int, other_width: int, other_height: int) -> bool:
+    """Whether two image sizes are resizes of one view: aspect ratios equal within 1 %, plus
+    the rounding of a pixel at small sizes (a different ratio is a crop).
+
+    Example:
+        >>> same_view(1920, 1080, 480, 270), same_view(1920, 1080, 1440, 1080)
+        (True, False)
+    """
+    return abs(width * other_height / (height * other_width) - 1) \
+        <= 0.01 + 1 / min(width, height, other_width, other_height)
+
+
 @dataclass(frozen=True)
 class Camera:
     """A calibrated camera for one frame size; immutable and hashable.
@@ -123,16 +135,15 @@ class Camera:
 
         Pixel centres map as ``x' = (x + 0.5) * s - 0.5``, so ``cx`` moves by that rule and
         ``fx`` scales by ``s``. Distortion acts on normalized coordinates and the rows are read
-        in the same time, so both are kept. A different aspect ratio (beyond 1 %, plus the
-        rounding of a pixel at small sizes) is a crop, not a resize, and is refused.
+        in the same time, so both are kept. A size that is not :func:`same_view` is a crop, not a
+        resize, and is refused.
 
         Example:
             >>> cam = Camera(4000, 3000, 3000.0, 3000.0, 1999.5, 1499.5).rescaled(2000, 1500)
             >>> cam.fx, cam.cx
             (1500.0, 999.5)
         """
-        if width <= 0 or height <= 0 or abs(width * self.height / (height * self.width) - 1) \
-                > 0.01 + 1 / min(width, height):
+        if width <= 0 or height <= 0 or not same_view(self.width, self.height, width, height):
             raise InputError(None, f"cannot rescale {self.width}x{self.height} camera to "
                                    f"{width}x{height}: aspect ratio differs")
         sx, sy = width / self.width, height / self.height

@@ -30,7 +30,7 @@ from gyrodeblur.footage import (
     to_float,
     write_image,
 )
-from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.camera import Camera, same_view
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels
@@ -260,7 +260,7 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
             raise ValueError(f"rot and tran must be (T, 2, h, w), got {rot.shape} and "
                              f"{kernel.shape}")
         h, w = kernel.shape[2:]
-        if abs(W * h / (H * w) - 1) > 0.01:
+        if not same_view(W, H, w, h):
             raise ValueError(f"kernels of {w}x{h} are not of the view of a {W}x{H} image")
         if not np.isfinite(kernel).all():
             raise ValueError("non-finite kernels")
