@@ -487,7 +487,7 @@ def evaluate(
     import torch
 
     from gyrodeblur.fileio import atomic_path
-    from gyrodeblur.models import DeepGyro, load_model, predict
+    from gyrodeblur.models import DeepGyro, load_model
     from gyrodeblur.pipelines.evaluate import (
         PRESETS,
         BenchmarkSpec,
@@ -495,6 +495,7 @@ def evaluate(
         feature_test,
         folder_benchmark,
         markdown_table,
+        net_restore,
         oxford_pairs,
         synthetic_benchmark,
     )
@@ -533,7 +534,7 @@ def evaluate(
         source = f"synthetic {spec}"
     results = {"blurred input": run(lambda b: b["blurred"], samples)}
     for name, (net, _) in models.items():
-        results[name] = run(lambda b, net=net: predict(net, b), samples)
+        results[name] = run(net_restore(net), samples)
     if "classic" in model:
         results["classic"] = run(classic_restore, samples)
     report: dict = {"benchmark": source, "results": results}
@@ -545,8 +546,9 @@ def evaluate(
         for name, net in single.items():
             def restore(image, rot, net=net):
                 x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+                batch = {"blurred": x, "rot": torch.from_numpy(rot)[None]}
                 with torch.no_grad():
-                    y = net(x, torch.from_numpy(rot)[None])
+                    y = net_restore(net)(batch)
                 return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
             report["features"][name] = feature_test(pairs, restore)

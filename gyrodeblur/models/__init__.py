@@ -62,7 +62,7 @@ def example_inputs(net: nn.Module, size: int = 64) -> tuple[torch.Tensor, ...]:
     """Zero inputs of the right shapes for ``net`` (one image or one-frame clip, square)."""
     image = torch.zeros(1, 3, size, size)
     if isinstance(net, DeepGyro):
-        return image, torch.zeros(1, net.samples, 2, size, size)
+        return (image, torch.zeros(1, net.samples, 2, size, size)) + (image,) * net.refine
     kernel = torch.zeros(1, 1, net.samples, 2, size, size)
     return image[:, None], kernel, kernel
 
@@ -131,17 +131,19 @@ def predict(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Run a model on a batch of samples (see :mod:`gyrodeblur.synthesis.datasets`).
 
     Single-image nets get ``blurred`` and the whole kernel ``rot + tran`` (the frames of clips
-    one by one; a single image's ``tran`` is zero); GyroDVD gets the clip, ``rot`` and the
-    translation kernel, or for its flow-guidance ablation the flow-only kernel.
+    one by one; a single image's ``tran`` is zero), and a refining net the ``estimate``;
+    GyroDVD gets the clip, ``rot`` and the translation kernel, or for its flow-guidance
+    ablation the flow-only kernel.
     """
     model = getattr(net, "module", net)  # DistributedDataParallel wraps the model
     if isinstance(model, DeepGyro):
         blurred, rot = batch["blurred"], batch.get("rot")
+        estimate = batch.get("estimate") if model.refine else None
         if rot is not None and batch.get("tran") is not None:
             rot = rot + batch["tran"]
         if blurred.ndim == 5:  # (B, F, 3, H, W) clips
-            out = net(blurred.flatten(0, 1), None if rot is None else rot.flatten(0, 1))
+            out = net(*(None if x is None else x.flatten(0, 1) for x in (blurred, rot, estimate)))
             return out.view(blurred.shape)
-        return net(blurred, rot)
+        return net(blurred, rot, estimate)
     tran = batch.get("flow") if model.kernel == "flow" else batch.get("tran")
     return net(batch["blurred"], batch.get("rot"), tran)

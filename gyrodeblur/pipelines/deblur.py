@@ -70,7 +70,8 @@ class Restorer:
         along_path: whether the net samples its input along the kernels, which widens its
             receptive field by their reach: each frame's tiles then get that much more halo,
             up to twice ``halo`` (``tile_halo``).
-        iterations: the classical method's RL steps; None: from each frame's blur
+        iterations: the classical method's RL steps (also for a net that refines its
+            restoration); None: from each frame's blur
             (:func:`~gyrodeblur.models.classic.auto_iterations`).
     """
 
@@ -84,6 +85,11 @@ class Restorer:
     along_path: bool = False
     iterations: int | None = None
 
+    @property
+    def uses_classic(self) -> bool:
+        """Whether it runs the classical method: alone, or as the first estimate of a net."""
+        return self.net is None or getattr(self.net, "refine", False)
+
     def __call__(self, clip: list[np.ndarray], rot: list[np.ndarray],
                  tran: list[np.ndarray] | None, tv_weight: float | None = None,
                  iterations: int | None = None) -> np.ndarray:
@@ -91,15 +97,19 @@ class Restorer:
         ``tv_weight`` and ``iterations`` set the classical method (default: from the noise
         and the blur of these pixels)."""
         c = len(clip) // 2
+        estimate = None
+        if self.uses_classic:
+            estimate = deconvolve(clip[c], rot[c] if tran is None else rot[c] + tran[c],
+                                  iterations, tv_weight)
         if self.net is None:
-            traj = rot[c] if tran is None else rot[c] + tran[c]
-            return deconvolve(clip[c], traj, iterations, tv_weight)
+            return estimate
         with torch.no_grad():
             x = torch.from_numpy(np.stack(clip)).permute(0, 3, 1, 2)[None]
             r = torch.from_numpy(np.stack(rot))[None]
             t = torch.zeros_like(r) if tran is None else torch.from_numpy(np.stack(tran))[None]
             if isinstance(self.net, DeepGyro):  # the whole kernel
-                y = self.net(x[:, c], r[:, c] + t[:, c])
+                first = None if estimate is None else torch.from_numpy(estimate).permute(2, 0, 1)
+                y = self.net(x[:, c], r[:, c] + t[:, c], None if first is None else first[None])
             else:
                 y = self.net(x, r, t)[:, c]
         return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
@@ -121,18 +131,19 @@ def make_restorer(method: str, model: str | Path | None, video: bool, tile: int 
         # in videos, a kernels file for an image.
         return Restorer("classic", None, samples or 9, 1, True, tile or TILES["classic"], 128,
                         iterations=iterations)
-    if iterations is not None:
-        raise InputError(None, "--iterations applies to --method classic only")
     name = model or DEFAULT_MODEL
     net, config = load_model(name)
+    if iterations is not None and not getattr(net, "refine", False):
+        raise InputError(None, "--iterations applies to --method classic (or a net that refines "
+                               "it) only")
     if isinstance(net, DeepGyro):
         # The blur field takes only the end points of the trajectory (T = 2 is exact), path
-        # guidance its ends and quarter points (T = 5).
-        T = {"field": 2, "path": 5}.get(net.guidance, net.samples)
+        # guidance its ends and quarter points (T = 5); the classical method the whole path.
+        T = net.samples if net.refine else {"field": 2, "path": 5}.get(net.guidance, net.samples)
         # The whole kernel where the translation is known (flow in videos, a kernels file):
         # the flow's translation also cancels the gyro's errors.
         return Restorer(str(name), net, T, 1, True, tile or TILES["deepgyro"], 128,
-                        net.guidance == "path")
+                        net.guidance == "path", iterations)
     assert isinstance(net, GyroDVD)
     if net.kernel == "flow":
         raise InputError(name, "the flow-guided ablation cannot deblur footage; use a gyro model")
@@ -219,7 +230,7 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     use_tran = restorer.translation and clip[0].tran is not None
     # One regularisation and one step count for the whole frame, so that tiles agree.
     tv = steps = None
-    if restorer.net is None:
+    if restorer.uses_classic:
         centre = clip[len(clip) // 2]
         tv = auto_tv_weight(to_float(centre.image))
         steps = restorer.iterations or auto_iterations(

@@ -98,6 +98,16 @@ def classic_restore(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return out if video else out[:, 0]
 
 
+def net_restore(net: torch.nn.Module) -> Restorer:
+    """A network as a ``Restorer``; a net that refines the classical method's restoration
+    gets it first (and is timed with it)."""
+    from gyrodeblur.models import predict
+
+    if getattr(net, "refine", False):
+        return lambda batch: predict(net, {**batch, "estimate": classic_restore(batch)})
+    return lambda batch: predict(net, batch)
+
+
 def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]]) -> dict:
     """PSNR/SSIM of ``restore`` on each sample (mean over its frames) and overall.
 

@@ -2,7 +2,8 @@
 
 Inputs and output are named as in the PyTorch ``forward`` and have dynamic batch, height and
 width axes (and clip length for GyroDVD): ``blurred (B, 3, H, W)`` and ``rot (B, T, 2, H, W)``
-for DeepGyro (``blurred`` only for DeepBlind); ``blurred (B, F, 3, H, W)``, ``rot`` and
+for DeepGyro (``blurred`` only for DeepBlind; a refining net also takes the classical
+method's restoration as ``estimate (B, 3, H, W)``); ``blurred (B, F, 3, H, W)``, ``rot`` and
 ``tran (B, F, T, 2, H, W)`` for GyroDVD, or those of them its ``kernel`` ablation reads
 (``tran`` is the flow kernel of ``kernel="flow"``); the output is ``restored``, shaped like
 ``blurred``. Trajectories are in pixels, as for the PyTorch models, and the channel attention
@@ -82,7 +83,8 @@ def check_opset(opset: int) -> None:
 def input_names(net: nn.Module) -> tuple[str, ...]:
     """The ``forward`` arguments ``net`` reads, in order."""
     if isinstance(net, DeepGyro):
-        return ("blurred",) if net.guidance == "none" else ("blurred", "rot")
+        kernels = () if net.guidance == "none" else ("rot",)
+        return ("blurred", *kernels) + ("estimate",) * net.refine
     return {"rot+tran": ("blurred", "rot", "tran"), "rot": ("blurred", "rot"),
             "flow": ("blurred", "tran"), "none": ("blurred",)}[net.kernel]
 
@@ -94,7 +96,8 @@ def random_inputs(net: nn.Module, shape: Shape, seed: int = 0) -> dict[str, Tens
     size = (shape.height, shape.width)
     inputs = {"blurred": torch.rand(*lead, 3, *size, generator=g)}
     for name in input_names(net)[1:]:
-        inputs[name] = 4 * torch.randn(*lead, net.samples, 2, *size, generator=g)
+        inputs[name] = (torch.rand(*lead, 3, *size, generator=g) if name == "estimate" else
+                        4 * torch.randn(*lead, net.samples, 2, *size, generator=g))
     return inputs
 
 
@@ -104,7 +107,7 @@ def dynamic_axes(net: nn.Module) -> dict[str, dict[int, str]]:
     n = len(lead)
     image = {**lead, n + 1: "height", n + 2: "width"}
     kernel = {**lead, n + 2: "height", n + 3: "width"}
-    return {name: image if name in ("blurred", OUTPUT) else kernel
+    return {name: image if name in ("blurred", "estimate", OUTPUT) else kernel
             for name in (*input_names(net), OUTPUT)}
 
 

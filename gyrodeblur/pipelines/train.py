@@ -50,7 +50,9 @@ class DataConfig:
     (seeded by the step: resumes and DDP see the same windows). ``cache_crop`` stores one random
     window per sample instead of whole frames (for large real footage).
     ``sampler`` overrides fields of :class:`~gyrodeblur.synthesis.sampler.SamplerSettings`
-    (e.g. ``hfov_deg: [30, 50]`` for longer blur in pixels).
+    (e.g. ``hfov_deg: [30, 50]`` for longer blur in pixels). ``classic`` also stores each
+    frame restored by the classical method, whole (before ``cache_crop``) as ``deblur``
+    restores it, for nets that refine it (``refine: true``).
     """
 
     source: str = "synthetic"
@@ -66,6 +68,7 @@ class DataConfig:
     folder: str | None = None
     cache: str | None = None
     flow_kernel: bool = False
+    classic: bool = False
     sampler: dict = field(default_factory=dict)
 
 
@@ -166,12 +169,15 @@ def check_config(config: TrainConfig, source: Path) -> None:
              "tran": torch.zeros(kernel)}
     if d.flow_kernel and d.frames > 1:
         batch["flow"] = torch.zeros(kernel)
+    if d.classic:
+        batch["estimate"] = torch.zeros_like(batch["blurred"])
     try:
         with torch.no_grad():
             predict(model, batch)
     except (ValueError, RuntimeError) as e:
         raise InputError(source, f"the model does not fit the data (frames {d.frames}, "
-                                 f"samples {d.samples}, flow_kernel {d.flow_kernel}): "
+                                 f"samples {d.samples}, flow_kernel {d.flow_kernel}, "
+                                 f"classic {d.classic}): "
                                  f"{str(e).splitlines()[0]}") from None
 
 
@@ -209,13 +215,13 @@ def sampler_settings(data: DataConfig):
         raise InputError(None, f"data.sampler: {e}") from None
 
 
-KEYS = ("blurred", "sharp", "rot", "tran", "flow")
+KEYS = ("blurred", "sharp", "rot", "tran", "flow", "estimate")
 # Version of the drawn data: 2 since traj_tran has the sign of its definition and the readout
 # fits in the frame interval.
 CACHE_FORMAT = 2
 
 
-_FOLDER_KEYS = ("source", "frames", "samples", "cache_crop", "folder")
+_FOLDER_KEYS = ("source", "frames", "samples", "cache_crop", "folder", "classic")
 
 
 def cache_recipe(data: DataConfig) -> str:
@@ -232,12 +238,15 @@ def cache_recipe(data: DataConfig) -> str:
         recipe["files"] = hashlib.sha256(listing.encode()).hexdigest()
     else:
         recipe = {k: v for k, v in asdict(data).items() if k not in ("crop", "cache")}
+    if not data.classic:  # caches drawn before the option stay valid
+        del recipe["classic"]
     return json.dumps({"format": CACHE_FORMAT, **recipe}, sort_keys=True)
 
 
 def build_cache(data: DataConfig, path: Path,
                 progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
     """Draw the synthetic samples once and store them (kernels in float16) at ``path``."""
+    from gyrodeblur.models.classic import deconvolve
     from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset
     from gyrodeblur.synthesis.images import ImageBank
     from gyrodeblur.synthesis.sampler import ClipSampler
@@ -250,16 +259,17 @@ def build_cache(data: DataConfig, path: Path,
                                    "other footage or by an older gyrodeblur; delete it or set "
                                    "data.cache elsewhere")
         return load_file(path)
+    estimate = deconvolve if data.classic else None
     if data.source == "folder":
         if data.folder is None:
             raise InputError(None, "data.source folder needs data.folder")
         dataset = ClipFolderDataset(data.folder, frames=data.frames, samples=data.samples,
-                                    crop=data.cache_crop, paired=True)
+                                    crop=data.cache_crop, paired=True, first_estimate=estimate)
     elif data.source == "synthetic":
         sampler = ClipSampler(ImageBank(None if data.images is None else Path(data.images)),
                               sampler_settings(data), data.seed)
         dataset = SyntheticDataset(sampler, data.count, crop=data.cache_crop,
-                                   flow_kernel=data.flow_kernel)
+                                   flow_kernel=data.flow_kernel, first_estimate=estimate)
     else:
         raise InputError(None, f"data.source {data.source!r}: synthetic or folder")
     loader = torch.utils.data.DataLoader(dataset, batch_size=None,

@@ -13,13 +13,17 @@ dict of tensors; for clips of ``F`` frames:
 - ``rot_true``, ``tran_true``: the kernels that made the blur (synthetic data only);
 - ``flow`` (on request, clips only): the kernel optical flow alone gives, without the gyro
   (``tran`` computed with a still gyro: the whole measured motion, rotation included), for
-  the flow-guidance ablation.
+  the flow-guidance ablation;
+- ``estimate`` (on request): each blurred frame restored by a given method from its whole
+  observed kernel ``rot + tran``, before any crop (as whole frames are restored), for nets
+  that refine a first estimate.
 
 With ``frames == 1`` (images) the ``F`` axis is dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
@@ -51,10 +55,24 @@ def observed_kernels(frames: np.ndarray, log: GyroLog, camera: Camera, timing: F
     return {"rot": rot, "tran": tran, "mask": np.stack([k.mask for k in ks])}
 
 
+Restore = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""A restoration method: ``(H, W, 3)`` blurred frame and ``(T, 2, H, W)`` kernel -> frame."""
+
+
+def _with_estimate(arrays: dict[str, np.ndarray], restore: Restore | None
+                   ) -> dict[str, np.ndarray]:
+    if restore is None:
+        return arrays
+    kernels = arrays["rot"] + arrays["tran"]
+    estimate = np.stack([restore(frame, kernel) for frame, kernel in
+                         zip(arrays["blurred"], kernels, strict=True)]).astype(np.float32)
+    return {**arrays, "estimate": estimate}
+
+
 def _to_sample(arrays: dict[str, np.ndarray], single: bool) -> dict[str, torch.Tensor]:
     out = {}
     for name, value in arrays.items():
-        if name in ("blurred", "sharp"):
+        if name in ("blurred", "sharp", "estimate"):
             value = np.moveaxis(value, -1, 1)  # (F, H, W, 3) -> (F, 3, H, W)
         tensor = torch.from_numpy(np.ascontiguousarray(value))
         out[name] = tensor[0] if single else tensor
@@ -75,9 +93,10 @@ class SyntheticDataset(Dataset):
     """
 
     def __init__(self, sampler: ClipSampler, length: int, flow: str = "dis",
-                 crop: int | None = None, flow_kernel: bool = False) -> None:
+                 crop: int | None = None, flow_kernel: bool = False,
+                 first_estimate: Restore | None = None) -> None:
         self.sampler, self.length, self.flow = sampler, length, flow
-        self.crop, self.flow_kernel = crop, flow_kernel
+        self.crop, self.flow_kernel, self.first_estimate = crop, flow_kernel, first_estimate
 
     def __len__(self) -> int:
         return self.length
@@ -95,6 +114,7 @@ class SyntheticDataset(Dataset):
             still = GyroLog(clip.recorded_log.t, np.zeros_like(clip.recorded_log.w))
             arrays["flow"] = observed_kernels(clip.blurred, still, clip.recorded_camera,
                                               clip.timing, T, self.flow)["tran"]
+        arrays = _with_estimate(arrays, self.first_estimate)
         if self.crop:
             arrays = _crop(arrays, self.crop, np.random.default_rng([self.sampler.seed, index, 1]))
         return _to_sample(arrays, single=len(clip.blurred) == 1)
@@ -111,7 +131,7 @@ def _crop(arrays: dict[str, np.ndarray], size: int,
         raise ValueError(f"crop {size} is larger than the frames ({width}x{height})")
     y0, x0 = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
     window = (slice(y0, y0 + size), slice(x0, x0 + size))
-    return {name: (value[:, window[0], window[1]] if name in ("blurred", "sharp")
+    return {name: (value[:, window[0], window[1]] if name in ("blurred", "sharp", "estimate")
                    else value[..., window[0], window[1]]) for name, value in arrays.items()}
 
 
@@ -154,11 +174,13 @@ class ClipFolderDataset(Dataset):
     Synthetic exports and real footage arranged in the same layout load alike; kernels are
     computed from each folder's gyro, camera and frames as ``gyrodeblur kernels`` would.
     ``crop`` takes a random (per index, reproducible) window of that size. ``paired``
-    (training, benchmarks) refuses folders without ``sharp/`` references.
+    (training, benchmarks) refuses folders without ``sharp/`` references. ``first_estimate``
+    adds each frame restored by that method (whole, before the crop) as ``estimate``.
     """
 
     def __init__(self, root: str | Path, frames: int = 1, samples: int = 9,
-                 crop: int | None = None, paired: bool = False) -> None:
+                 crop: int | None = None, paired: bool = False,
+                 first_estimate: Restore | None = None) -> None:
         root = Path(root)
         folders = sorted(p.parent for p in root.glob("**/frames.csv"))
         if not folders:
@@ -172,6 +194,7 @@ class ClipFolderDataset(Dataset):
                 raise InputError(clip.path, f"a crop of {crop} px is larger than its frames "
                                             f"({clip.footage.size[0]}x{clip.footage.size[1]})")
         self.frames, self.samples, self.crop = frames, samples, crop
+        self.first_estimate = first_estimate
         self.index = [(c, int(n)) for c, clip in enumerate(self.clips)
                       for n in clip.timing.frame[: max(len(clip.timing) - frames + 1, 0)]]
         if not self.index:
@@ -182,7 +205,8 @@ class ClipFolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         c, first = self.index[index]
-        window = self.clips[c].window(first, self.frames, self.samples)
+        window = _with_estimate(self.clips[c].window(first, self.frames, self.samples),
+                                self.first_estimate)
         if self.crop:
             window = _crop(window, self.crop, np.random.default_rng([index, 1]))
         return _to_sample(window, single=self.frames == 1)

@@ -99,6 +99,30 @@ def test_residual_is_ending_conv_output() -> None:
     assert (y - x).abs().max() > 1e-3
 
 
+def test_refining_net_adds_its_residual_to_the_estimate() -> None:
+    """restored - estimate is the last conv's output; the estimate and the blurred image
+    both reach it; no estimate, or one of another shape, is refused."""
+    torch.manual_seed(4)
+    net = DeepGyro(**{**TINY, "guidance": "path", "refine": True}).eval()
+    _randomise_residual_scales(net)
+    seen = {}
+    net.ending.register_forward_hook(lambda m, i, o: seen.__setitem__("r", o))
+    x, est = torch.rand(2, 1, 3, 13, 21)
+    rot = torch.randn(1, 5, 2, 13, 21)
+    with torch.no_grad():
+        y = net(x, rot, est)
+        torch.testing.assert_close(y - est, seen["r"][..., :13, :21], rtol=0, atol=1e-6)
+        assert (net(x, rot, est.flip(-1)) - y).abs().max() > 1e-4
+        assert (net(x.flip(-1), rot, est) - y).abs().max() > 1e-4
+    torch.nn.init.zeros_(net.ending.weight)
+    torch.nn.init.zeros_(net.ending.bias)
+    with torch.no_grad():
+        assert torch.equal(net(x, rot, est), est)
+        for bad in (None, est[..., :12, :]):
+            with pytest.raises(ValueError, match="needs estimate"):
+                net(x, rot, bad)
+
+
 def test_none_ignores_rot_and_field_uses_it() -> None:
     torch.manual_seed(2)
     x = torch.rand(1, 3, 16, 16)

@@ -20,7 +20,7 @@ from gyrodeblur.geometry.camera import load_camera
 from gyrodeblur.geometry.gyro import read_gyro
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.metrics import psnr
-from gyrodeblur.models import load_model
+from gyrodeblur.models import build_model, load_model
 from gyrodeblur.models.classic import deconvolve
 from gyrodeblur.pipelines import deblur as deblur_module
 from gyrodeblur.pipelines.deblur import (
@@ -376,6 +376,28 @@ def test_single_image_net_sees_the_whole_kernel():
     np.testing.assert_allclose(restorer([image], [rot], [-rot]), restorer([image], [zero], None),
                                atol=1e-6)
     assert restorer.translation  # videos compute the flow's translation for it
+
+
+def test_a_refining_net_starts_from_the_classical_restoration(tmp_path):
+    # With its last convolution zeroed the net adds nothing: what is left is the classical
+    # method's restoration, run on the whole kernel of T = 9 with the frame's TV weight and
+    # step count, as --method classic runs it.
+    from safetensors.torch import save_file
+
+    net = build_model({"variant": "deepgyro-refine-s"})
+    for p in (net.ending.weight, net.ending.bias):
+        torch.nn.init.zeros_(p)
+    weights = tmp_path / "refine.safetensors"
+    save_file(net.state_dict(), str(weights),
+              metadata={"model": json.dumps({"variant": "deepgyro-refine-s"})})
+    refine, classic = make_restorer("net", weights, False), make_restorer("classic", None, False)
+    assert refine.uses_classic and refine.samples == classic.samples == 9
+    sample = synthetic_benchmark(BenchmarkSpec(count=1, width=96, height=64, preset="strong",
+                                               seed=5))[0]
+    frame = FrameData(1, sample["blurred"].permute(1, 2, 0).numpy(), sample["rot"].numpy(), None)
+    expected = restore_frame(classic, [frame])
+    assert np.abs(expected - frame.image).max() > 0.05
+    np.testing.assert_allclose(restore_frame(refine, [frame]), expected, atol=1e-6)
 
 
 def test_a_file_that_is_not_weights_is_refused(clip, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.models import GyroDVD, load_model
+from gyrodeblur.models import DeepGyro, GyroDVD, load_model
 from gyrodeblur.pipelines.export import (
     TRACE_SHAPE,
     Shape,
@@ -60,6 +60,21 @@ def test_video_model_matches_pytorch_with_other_batch_frames_and_size(tmp_path):
     assert OTHER != TRACE_SHAPE
     assert max_difference(net, path, OTHER) < 1e-4
     assert _dims(onnx.load(path))["tran"] == ["batch", "frames", 2, 2, "height", "width"]
+
+
+def test_refining_net_takes_the_estimate_as_an_input(tmp_path):
+    torch.manual_seed(0)
+    net = DeepGyro(width=8, enc_blocks=(1,), dec_blocks=(1,), samples=5, guidance="path",
+                   refine=True).eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith(("beta", "gamma")):
+                p.normal_(0.0, 0.5)
+    assert input_names(net) == ("blurred", "rot", "estimate")
+    path = tmp_path / "refine.onnx"
+    to_onnx(net, path)
+    assert max_difference(net, path, OTHER) < 1e-4
+    assert _dims(onnx.load(path))["estimate"] == ["batch", 3, "height", "width"]
 
 
 def test_inputs_are_those_the_variant_reads():

@@ -16,6 +16,7 @@ from gyrodeblur.pipelines.train import (
     TrainSettings,
     batch_indices,
     build_cache,
+    cache_recipe,
     cosine_lr,
     load_config,
     train,
@@ -163,6 +164,7 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"data": {"sampler": {"planes": "two"}}}, "data.sampler.planes: 'two' is not a number"),
     ({"data": {"sampler": {"errors": 0.1}}}, "data.sampler.errors: 0.1 is not a mapping"),
     ({"data": {"source": "folders"}}, "synthetic or folder"),
+    ({"model": {"variant": "deepgyro-refine-s"}}, "classic False): a refining net needs estimate"),
 ])
 def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, message):
     raw = {"model": TINY_MODEL, "data": {"samples": 5}, "train": {"steps": 2}}
@@ -172,6 +174,23 @@ def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, mess
     with pytest.raises(InputError, match=re.escape(message)) as err:
         load_config(path)
     assert str(err.value).startswith(f"{path}: ")
+
+
+def test_a_classic_cache_holds_each_whole_frames_classical_restoration(tmp_path):
+    from gyrodeblur.models.classic import deconvolve
+
+    whole = DataConfig(frames=1, width=48, height=32, samples=5, count=2, classic=True)
+    tensors = build_cache(whole, tmp_path / "whole.safetensors")
+    for i in range(2):
+        want = deconvolve(tensors["blurred"][i].float().permute(1, 2, 0).numpy(),
+                          (tensors["rot"][i] + tensors["tran"][i]).float().numpy())
+        # float16 storage of the inputs and of the estimate
+        torch.testing.assert_close(tensors["estimate"][i].float(),
+                                   torch.from_numpy(want).permute(2, 0, 1), atol=4e-3, rtol=0)
+    cropped = DataConfig(**{**whole.__dict__, "cache_crop": 24})
+    assert build_cache(cropped, tmp_path / "c.safetensors")["estimate"].shape == (2, 3, 24, 24)
+    # Caches drawn before the option keep their recipe.
+    assert "classic" not in cache_recipe(DataConfig()) and "classic" in cache_recipe(whole)
 
 
 def test_a_cache_of_other_settings_is_refused(cache, tmp_path):

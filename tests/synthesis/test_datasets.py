@@ -65,3 +65,21 @@ def test_dead_leaves_cover_the_image_with_many_sizes():
     assert image.shape == (96, 96, 3)
     colours = np.unique(image.reshape(-1, 3).round(1), axis=0)
     assert len(colours) > 30
+
+
+def test_first_estimate_restores_whole_frames_before_the_crop():
+    seen = []
+
+    def mirror(frame, kernel):  # depends on the whole frame and on its kernel
+        seen.append((frame.shape, kernel.shape))
+        return frame[::-1, ::-1] + kernel.mean()
+
+    sampler = dataset().sampler
+    whole = SyntheticDataset(sampler, 6, first_estimate=mirror)[2]
+    cropped = SyntheticDataset(sampler, 6, crop=16, first_estimate=mirror)[2]
+    assert seen == [((32, 40, 3), (5, 2, 32, 40))] * 2
+    want = whole["blurred"].flip(1, 2) + (whole["rot"] + whole["tran"]).mean()
+    torch.testing.assert_close(whole["estimate"], want)
+    y, x = next((y, x) for y in range(17) for x in range(25)
+                if torch.equal(whole["blurred"][:, y:y + 16, x:x + 16], cropped["blurred"]))
+    assert torch.equal(cropped["estimate"], whole["estimate"][:, y:y + 16, x:x + 16])
