@@ -5,7 +5,8 @@ and frames per second at 480x270 and 1280x720 on the CPU (2 threads, float32, no
 models' fused inference form and the command line's heap policy), and peak resident memory of
 the whole process for that run (each measurement runs in a fresh process, so the figures do not
 leak into each other); on CUDA too when a GPU is there.
-Video models see clips of 5 frames and the time is divided by 5.
+Video models see clips of 5 frames and the time is divided by 5. A net that refines the
+classical restoration is timed without it (``bench/deblur.py`` times the two together).
 
 Target: the shipped single-image model at least 10 frames/s at 480x270 on 2 cores.
 """
@@ -43,6 +44,7 @@ def measure(name: str, size: str, device: str, repeat: int) -> dict:
              "rot": torch.randn(*shape, T, 2, height, width, device=device),
              "tran": torch.randn(*shape, T, 2, height, width, device=device)}
     batch["flow"] = batch["tran"]
+    batch["estimate"] = torch.rand_like(batch["blurred"])  # read by refining nets only
     times = []
     with torch.no_grad():
         for i in range(repeat + 1):

@@ -35,7 +35,8 @@ def main() -> None:
 
 
 def reports_input_errors(command):
-    """Turn :class:`InputError` into a one-line message and exit status 2."""
+    """Turn :class:`InputError` into a one-line message and exit status 2 (an
+    :class:`OSError`, such as a full disk, into one and status 1)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -46,6 +47,10 @@ def reports_input_errors(command):
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as e:  # the system refused a write: full disk, read-only, ...
+            err_console.print(f"[bold red]error:[/] {escape(e.filename or '')}: "
+                              f"{escape(e.strerror or str(e))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; " + ("the run resumes from its last checkpoint"
                                                  if command.__name__ == "train"

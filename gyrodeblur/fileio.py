@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -82,7 +84,10 @@ class NpzWriter:
     Arrays declared with :meth:`array` are memory-mapped ``.npy`` files in a temporary
     folder beside the target; :meth:`close` stores them uncompressed into the zip (so
     ``np.load`` reads it like any ``np.savez`` file) and renames it into place. Leaving the
-    ``with`` block by an exception removes everything.
+    ``with`` block by an exception removes everything. The maps' disk blocks are reserved
+    when declared, and the room for the zip is checked then, so that a disk too small is an
+    :class:`InputError` before any work (a memory map that meets a full disk would die of
+    SIGBUS).
 
     Example:
         >>> import tempfile, pathlib, numpy as np
@@ -101,16 +106,39 @@ class NpzWriter:
         self._arrays: dict[str, Path] = {}
 
     def __enter__(self) -> NpzWriter:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self._dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(
-            prefix=f".{self.target.name}.", dir=self.target.parent)))
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self._dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(
+                prefix=f".{self.target.name}.", dir=self.target.parent)))
+        except OSError as e:
+            raise InputError(self.target, f"cannot be written: {e.strerror}") from None
         return self
 
     def array(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A zero-filled writable memory map that becomes array ``name`` of the npz."""
         path = self._dir / f"{name}.npy"
         self._arrays[name] = path
-        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        self._reserve(path)
+        return out
+
+    def _reserve(self, path: Path) -> None:
+        """Allocate ``path``'s blocks and check that the zip of all arrays will fit too."""
+        size = path.stat().st_size
+        if hasattr(os, "posix_fallocate"):  # Linux; elsewhere the zip check alone
+            try:
+                with open(path, "r+b") as f:
+                    os.posix_fallocate(f.fileno(), 0, size)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    raise
+                raise InputError(self.target, f"cannot be written: {e.strerror} (the kernels "
+                                              f"take {size / 1e6:.0f} MB)") from None
+        need = sum(p.stat().st_size for p in self._arrays.values())
+        free = shutil.disk_usage(self._dir).free
+        if free < need:
+            raise InputError(self.target, f"cannot be written: {need / 1e6:.0f} MB needed "
+                                          f"beside it for the zip, {free / 1e6:.0f} MB free")
 
     def put(self, name: str, value: np.ndarray) -> None:
         """Store a small array as is."""
@@ -121,9 +149,12 @@ class NpzWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
-                with atomic_path(self.target) as tmp:
-                    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                try:
+                    with atomic_path(self.target) as tmp, zipfile.ZipFile(
+                            tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                         for name, path in self._arrays.items():
                             zf.write(path, f"{name}.npy")
+                except OSError as e:
+                    raise InputError(self.target, f"cannot be written: {e.strerror}") from None
         finally:
             self._stack.close()

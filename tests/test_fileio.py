@@ -1,0 +1,33 @@
+import shutil
+from collections import namedtuple
+
+import numpy as np
+import pytest
+
+from gyrodeblur import fileio
+from gyrodeblur.errors import InputError
+from gyrodeblur.fileio import NpzWriter
+
+
+def test_npz_round_trip_in_pieces(tmp_path):
+    rot = np.random.default_rng(0).normal(size=(3, 2, 4, 5)).astype(np.float32)
+    with NpzWriter(tmp_path / "k.npz") as npz:
+        out = npz.array("rot", rot.shape, np.float32)
+        for i, frame in enumerate(rot):
+            out[i] = frame
+        npz.put("meta", np.array("{}"))
+    with np.load(tmp_path / "k.npz") as f:
+        np.testing.assert_array_equal(f["rot"], rot)
+        assert str(f["meta"]) == "{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["k.npz"]
+
+
+def test_a_disk_without_room_for_the_zip_is_refused_before_any_work(tmp_path, monkeypatch):
+    Usage = namedtuple("Usage", "total used free")
+    real = shutil.disk_usage(tmp_path)
+    # Room for the memory maps (already reserved) but not for the zip of them.
+    monkeypatch.setattr(fileio.shutil, "disk_usage", lambda p: Usage(real.total, 0, 1000))
+    with pytest.raises(InputError, match=r"k.npz: cannot be written: 4 MB needed beside it for the zip, 0 MB free"):
+        with NpzWriter(tmp_path / "k.npz") as npz:
+            npz.array("rot", (1000, 1000), np.float32)
+    assert list(tmp_path.iterdir()) == []
