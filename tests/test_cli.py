@@ -163,6 +163,12 @@ BAD_INPUTS = {
                       "gyro.csv", "deg/s"),
     "gyro not covering frames": (bad_gyro("t,wx,wy,wz\n" + "".join(
         f"{i / 100},0,0,0\n" for i in range(61))), "gyro.csv", "cover"),
+    "gyro with a hole in the frames": (bad_gyro("t,wx,wy,wz\n" + "".join(
+        f"{i / 100},0,0,0\n" for i in range(300) if not 60 <= i < 70)),
+        "gyro.csv", "no samples from 0.590000 to 0.700000 s (110 ms)"),
+    "gcsv mirroring the axes": (bad_gyro(
+        "GYROFLOW IMU LOG\nversion,1.3\nid,x\ntscale,0.01\ngscale,1\nt,gx,gy,gz\n" + "".join(
+            f"{i},0,0,0\n" for i in range(300))), "gyro.csv", "mirrors the axes"),
     "frames CSV missing column": (lambda c: (c / "frames.csv").write_text("frame,t\n1,0.5\n"),
                                   "frames.csv", "t_start"),
     "frame of another size": (lambda c: cv2.imwrite(str(c / "frames" / "0003.png"),

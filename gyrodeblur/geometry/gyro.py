@@ -101,9 +101,10 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
     """Read a gyro log, choosing the reader by what ``path`` is.
 
     Args:
-        path: a GyroVD folder (``gyro.csv`` or ``meta_info/gyro.csv`` inside), a ``.gcsv``,
-            a plain ``.csv`` (``t,wx,wy,wz`` header), or a camera file read by
-            ``telemetry_parser`` (``pip install 'gyrodeblur[telemetry]'``).
+        path: a GyroVD folder (``gyro.csv`` or ``meta_info/gyro.csv`` inside, raw or a plain
+            CSV), a ``.gcsv`` (or a ``.csv``/``.txt`` that starts as one), a plain ``.csv``
+            (``t,wx,wy,wz`` header), or a camera file read by ``telemetry_parser``
+            (``pip install 'gyrodeblur[telemetry]'``).
         unit: ``"rad"`` or ``"deg"`` for the angular velocity after the format's own scaling
             (gcsv ``gscale`` and telemetry-parser are rad/s by definition; ``"deg"`` corrects a
             file that is wrong). ``"auto"`` accepts rad/s and refuses data that can only be
@@ -126,9 +127,14 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
     if not path.exists():
         raise InputError(path, "gyro file not found")
     if path.is_dir():
-        t, w, lines, extra = *_read_gyrovd(path), {}
-        path = _gyrovd_file(path)
-    elif path.suffix.lower() == ".gcsv":
+        file = _gyrovd_file(path)
+        if _opening(file).startswith("t,"):  # a plain CSV in the layout, as synthesis writes
+            t, w, lines, extra = *_read_plain_csv(file), {}
+        else:
+            t, w, lines, extra = *_read_gyrovd(path), {}
+        path = file
+    elif path.suffix.lower() == ".gcsv" or (path.suffix.lower() in (".csv", ".txt") and
+                                            _opening(path).startswith(_GCSV_FIRST_LINES)):
         t, w, lines, extra = _read_gcsv(path)
     elif path.suffix.lower() == ".csv":
         t, w, lines, extra = *_read_plain_csv(path), {}
@@ -136,6 +142,15 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
         t, w, lines, extra = *_read_telemetry(path), {"imu_to_camera": _GYROFLOW_TO_OPENCV}
     t, w = _validated(path, t, w, unit, lines)
     return GyroLog(t, w, source=str(path), **extra)
+
+
+_GCSV_FIRST_LINES = ("GYROFLOW IMU LOG", "CAMERA IMU LOG")
+
+
+def _opening(path: Path) -> str:
+    """The first bytes of a file as text (gcsv logs named ``.csv`` are read as gcsv)."""
+    with open(path, "rb") as f:
+        return f.read(32).decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
 
 
 def gyroflow_imu_to_camera(orientation: str) -> np.ndarray:
@@ -496,8 +511,14 @@ def to_camera_frame(log: GyroLog, imu_to_camera: np.ndarray) -> GyroLog:
     return replace(log, w=log.w @ r.T, imu_to_camera=np.eye(3))
 
 
+GAP_SAMPLES = 10
+"""Longest interval between gyro samples, in typical intervals, that frames may span."""
+
+
 def check_covers(log: GyroLog, t_first: float, t_last: float) -> None:
-    """Raise :class:`InputError` unless ``[t_first, t_last]`` lies inside the log's span.
+    """Raise :class:`InputError` unless ``[t_first, t_last]`` lies inside the log's span
+    without a hole: no interval between samples there longer than ``GAP_SAMPLES`` typical
+    intervals (and 20 ms), across which the motion would be guessed.
 
     Example:
         >>> check_covers(GyroLog(np.array([0.0, 2.0]), np.zeros((2, 3))), 0.5, 1.5)
@@ -510,6 +531,16 @@ def check_covers(log: GyroLog, t_first: float, t_last: float) -> None:
             f"{t_last:.6f} s "
             "(check --time-offset and the frames CSV clock)",
         )
+    dt = np.diff(log.t)
+    first = max(int(np.searchsorted(log.t, t_first, "right")) - 1, 0)
+    last = int(np.searchsorted(log.t, t_last, "left"))
+    if last <= first:
+        return
+    k = first + int(np.argmax(dt[first:last]))
+    if dt[k] > max(GAP_SAMPLES * float(np.median(dt)), 0.02):
+        raise InputError(log.source, f"gyro has no samples from {log.t[k]:.6f} to "
+                                     f"{log.t[k + 1]:.6f} s ({dt[k] * 1e3:.0f} ms), within "
+                                     f"the {t_first:.6f} to {t_last:.6f} s the frames need")
 
 
 def write_csv(log: GyroLog, path: str | Path) -> None:

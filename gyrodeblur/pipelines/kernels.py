@@ -31,9 +31,16 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
     """Take what the gyro file knows (Gyroflow gcsv) where the camera file is silent.
 
     The log's ``imu_to_camera`` is used when the camera's is the identity, and its readout
-    time (negative: bottom-to-top) when the camera's is zero.
+    time (negative: bottom-to-top) when the camera's is zero. A log whose axes map to the
+    camera's by a reflection is refused then: no mounting of a gyro does that.
     """
     if log.imu_to_camera is not None and np.allclose(camera.R_imu_to_camera, np.eye(3)):
+        if np.linalg.det(log.imu_to_camera) < 0:
+            raise InputError(log.source, "its Gyroflow orientation (xzY, telemetry-parser's "
+                                         "default, when the file has none) mirrors the axes, "
+                                         "which no mounting of a gyro does: set the file's "
+                                         "orientation line (e.g. YxZ) or imu_to_camera in the "
+                                         "camera JSON")
         camera = camera.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
     if log.readout_time and camera.readout_time == 0:
         camera = camera.replace(

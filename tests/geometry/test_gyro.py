@@ -359,3 +359,17 @@ def test_to_camera_frame_permutation():
     np.testing.assert_array_equal(out.imu_to_camera, np.eye(3))
     with pytest.raises(ValueError):
         to_camera_frame(out, np.ones((3, 3)))
+
+
+def test_layout_folders_and_gcsv_logs_are_read_by_their_content(tmp_path):
+    # A GyroVD-layout folder holding a plain t,wx,wy,wz gyro.csv (as the bundled sample and
+    # synthesis write it) reads as that CSV; a gcsv named .csv reads as gcsv.
+    (tmp_path / "clip").mkdir()
+    plain = _csv(tmp_path / "clip" / "gyro.csv", "t,wx,wy,wz\n0,0.1,0,0\n0.01,0.2,0,0\n")
+    np.testing.assert_array_equal(read_gyro(tmp_path / "clip").w, read_gyro(plain).w)
+    gcsv = _csv(tmp_path / "log.csv", "GYROFLOW IMU LOG\nversion,1.3\nid,x\norientation,YxZ\n"
+                "tscale,0.001\ngscale,0.01\nt,gx,gy,gz\n0,10,0,0\n10,20,0,0\n")
+    log = read_gyro(gcsv)
+    np.testing.assert_allclose(log.w[:, 0], [0.1, 0.2])
+    np.testing.assert_allclose(log.t, [0.0, 0.01])
+    assert log.imu_to_camera is not None
