@@ -52,7 +52,7 @@ def reports_input_errors(command):
                               f"{escape(e.strerror or str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted; " + ("the run resumes from its last checkpoint"
+            err_console.print("interrupted; " + ("checkpointed, the run resumes from there"
                                                  if command.__name__ == "train"
                                                  else "no output was left half-written"))
             raise typer.Exit(130) from None
@@ -431,7 +431,7 @@ def train(
         "--output", "-o", help="Run folder (default: runs/NAME); a checkpoint there resumes.")]
     = None,
     stop_after: Annotated[int | None, typer.Option(
-        help="Stop after this many steps (checkpointed), to resume later.")] = None,
+        min=1, help="Stop after this many steps (checkpointed), to resume later.")] = None,
 ) -> None:
     """Train a model (resumes from the run folder's checkpoint). Use torchrun for DDP."""
     import json

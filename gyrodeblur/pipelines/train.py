@@ -3,9 +3,9 @@
 AdamW, cosine schedule down to ``lr_min`` (1e-7), L1 loss. The batch of step ``s`` is a
 function of ``(seed, s)`` and samples are functions of their index, so a run killed and resumed
 from its last checkpoint continues the same loss curve. Checkpoints every
-``checkpoint_every`` steps (atomic), TensorBoard logs, metrics as JSON, mixed precision on
-GPU, and data-parallel training with ``torchrun`` (DDP; gloo on CPU, NCCL on GPU): each
-process takes its share of every global batch.
+``checkpoint_every`` steps and on Ctrl-C (after the step in progress; atomic), TensorBoard
+logs, metrics as JSON, mixed precision on GPU, and data-parallel training with ``torchrun``
+(DDP; gloo on CPU, NCCL on GPU): each process takes its share of every global batch.
 
 A config (YAML)::
 
@@ -22,6 +22,8 @@ import hashlib
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -189,6 +191,11 @@ def sampler_settings(data: DataConfig):
 
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in data.sampler.items()}
     defaults = SamplerSettings()
+    known = {f.name for f in fields(SamplerSettings)} - {"width", "height", "frames", "samples"}
+    unknown = set(overrides) - known
+    if unknown:
+        raise InputError(None, f"unknown key(s) {', '.join(sorted(unknown))} in data.sampler "
+                               f"(known: {', '.join(sorted(known))})")
     for key, value in overrides.items():
         default = getattr(defaults, key, None)
         if isinstance(default, tuple) and not (
@@ -408,12 +415,13 @@ def train(config: TrainConfig, out: str | Path,
     torch.manual_seed(t.seed)
     model = build_model(config.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    step, history = 0, []
+    step, history, seconds_before = 0, [], 0.0
     if run.checkpoint.exists():
         state = torch.load(run.checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]
+        seconds_before = state.get("seconds", 0.0)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     writer = None
     if rank == 0:
@@ -423,54 +431,67 @@ def train(config: TrainConfig, out: str | Path,
     amp = t.amp and device.type == "cuda"
     share = t.batch // world
     started, first = time.perf_counter(), step
-    while step < t.steps and (stop_after is None or step - first < stop_after):
-        mine = slice(rank * share, (rank + 1) * share)
-        batch = random_crops({k: v[batch_indices(count, t.batch, step, t.seed)]
-                              for k, v in data.items()},
-                             config.data.crop, np.random.default_rng([t.seed, step]))
-        batch = {k: v[mine].to(device, torch.float32) for k, v in batch.items()}
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(t, step)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = torch.nn.functional.l1_loss(predict(net, batch).float(), batch["sharp"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss = loss.detach()
-        if world > 1:  # report the global batch's loss (gloo has no AVG)
-            dist.all_reduce(loss)
-            loss = loss / world
-        step += 1
-        history.append(float(loss))
-        if rank == 0:
-            if step % t.log_every == 0 or step == t.steps:
-                writer.add_scalar("loss/l1", float(loss), step)
-                writer.add_scalar("lr", cosine_lr(t, step - 1), step)
-            if progress:
-                progress(step, t.steps, float(loss))
-            if step % t.checkpoint_every == 0 or step == t.steps:
-                _save(run, model, optimizer, step, history, config)
-    if rank == 0:
-        _save(run, model, optimizer, step, history, config)
-        writer.close()
+    interrupted: list[int] = []  # Ctrl-C ends the loop after the step in progress
+    handler = None
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.signal(signal.SIGINT, lambda number, frame: interrupted.append(number))
+    try:
+        while (step < t.steps and (stop_after is None or step - first < stop_after)
+               and not interrupted):
+            mine = slice(rank * share, (rank + 1) * share)
+            batch = random_crops({k: v[batch_indices(count, t.batch, step, t.seed)]
+                                  for k, v in data.items()},
+                                 config.data.crop, np.random.default_rng([t.seed, step]))
+            batch = {k: v[mine].to(device, torch.float32) for k, v in batch.items()}
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(t, step)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = torch.nn.functional.l1_loss(predict(net, batch).float(), batch["sharp"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss = loss.detach()
+            if world > 1:  # report the global batch's loss (gloo has no AVG)
+                dist.all_reduce(loss)
+                loss = loss / world
+            step += 1
+            history.append(float(loss))
+            if rank == 0:
+                if step % t.log_every == 0 or step == t.steps:
+                    writer.add_scalar("loss/l1", float(loss), step)
+                    writer.add_scalar("lr", cosine_lr(t, step - 1), step)
+                if progress:
+                    progress(step, t.steps, float(loss))
+                if step % t.checkpoint_every == 0 or step == t.steps:
+                    _save(run, model, optimizer, step, history, config,
+                          seconds_before + time.perf_counter() - started)
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
     seconds = time.perf_counter() - started
+    if rank == 0:
+        _save(run, model, optimizer, step, history, config, seconds_before + seconds)
+        writer.close()
     metrics = {"name": config.name, "steps": step, "finished": step >= t.steps,
                "loss_first": history[0] if history else None,
                "loss_last_100": float(np.mean(history[-100:])) if history else None,
-               "seconds_this_call": round(seconds, 1), "processes": world,
+               "seconds_this_call": round(seconds, 1),
+               "seconds_total": round(seconds_before + seconds, 1), "processes": world,
                "device": device.type, "samples": count,
                "parameters": sum(p.numel() for p in model.parameters())}
     if rank == 0:
         with atomic_path(run.metrics) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2))
+    if interrupted:
+        raise KeyboardInterrupt
     return metrics
 
 
 def _save(run: Run, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-          history: list[float], config: TrainConfig) -> None:
+          history: list[float], config: TrainConfig, seconds: float) -> None:
     with atomic_path(run.checkpoint) as tmp:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step, "history": history}, tmp)
+                    "step": step, "history": history, "seconds": seconds}, tmp)
     with atomic_path(run.weights) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
                   metadata={"model": json.dumps(config.model), "steps": str(step),

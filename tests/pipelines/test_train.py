@@ -67,6 +67,29 @@ def test_training_writes_everything_and_resume_continues_the_same_curve(cache, t
     assert saved["train"]["steps"] == 6
 
 
+def test_ctrl_c_checkpoints_the_step_reached_and_resumes_the_same_curve(cache, tmp_path):
+    import signal
+
+    history = train(config(cache), tmp_path / "a") and torch.load(
+        tmp_path / "a" / "checkpoint.pt", weights_only=False)["history"]
+    cfg = config(cache)
+    cfg.train.checkpoint_every = 100  # only the interruption saves
+
+    def press_ctrl_c(step, steps, loss):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "b", progress=press_ctrl_c)
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 3 and state["history"] == history[:3]
+    assert not json.loads((tmp_path / "b" / "metrics.json").read_text())["finished"]
+    metrics = train(cfg, tmp_path / "b")
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["history"] == history
+    assert metrics["seconds_total"] >= metrics["seconds_this_call"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_random_crops_cut_the_same_window_from_frames_and_kernels():
     import numpy as np
 
@@ -158,7 +181,8 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"model": {"variant": "gyrodvd-xs", "kernel": "rot+trans"}}, "kernel='rot+trans'"),
     ({"model": {"variant": "gyrodvd-xs"}}, "does not fit the data (frames 1"),
     ({"model": {"variant": "deepgyro-traj-s"}, "data": {"samples": 5}}, "net expects 9"),
-    ({"data": {"sampler": {"hfov": 3}}}, "unexpected keyword argument 'hfov'"),
+    ({"data": {"sampler": {"hfov": 3}}}, "unknown key(s) hfov in data.sampler (known: "),
+    ({"data": {"sampler": {"width": 3}}}, "unknown key(s) width in data.sampler"),
     ({"data": {"sampler": {"noise": 0.0}}}, "data.sampler.noise: 0.0 is not a range"),
     ({"data": {"sampler": {"hfov_deg": [50, 30]}}}, "(low <= high)"),
     ({"data": {"sampler": {"planes": "two"}}}, "data.sampler.planes: 'two' is not a number"),
