@@ -478,7 +478,8 @@ def evaluate(
         help="Synthetic benchmark motion: default, or strong (the training distribution).")]
     = "default",
     folder: Annotated[Path | None, typer.Option(
-        help="Clip folders with sharp/ references instead of the synthetic benchmark.")] = None,
+        help="Folder of clip folders (blurred/, sharp/, gyro.csv, frames.csv, camera.json, as "
+             "`synth clips` writes them) instead of the synthetic benchmark.")] = None,
     features: Annotated[Path | None, typer.Option(
         help="Oxford sequences folder: run DeepGyro's SIFT feature test too.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Results JSON.")] = None,
@@ -488,16 +489,18 @@ def evaluate(
 
     The blurred input is scored too; results as JSON and a Markdown table."""
     import json
+    from dataclasses import asdict
 
     import torch
 
     from gyrodeblur.fileio import atomic_path
-    from gyrodeblur.models import DeepGyro, load_model
+    from gyrodeblur.models import DeepGyro, load_model, shipped_weights
     from gyrodeblur.pipelines.evaluate import (
         PRESETS,
         BenchmarkSpec,
         classic_restore,
         feature_test,
+        features_table,
         folder_benchmark,
         markdown_table,
         net_restore,
@@ -513,6 +516,8 @@ def evaluate(
             check_output(path)
     if features is not None and not features.is_dir():
         raise InputError(features, "no such folder of Oxford sequences")
+    if folder is not None and not folder.is_dir():
+        raise InputError(folder, "no such folder of clip folders")
     pairs = oxford_pairs(features) if features is not None else None
     models = {name: load_model(name) for name in model if name != "classic"}
     flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
@@ -527,7 +532,7 @@ def evaluate(
         if flow_kernel:
             raise InputError(folder, "flow-guided models need the synthetic benchmark")
         samples = folder_benchmark(folder, frames, T)
-        source = str(folder)
+        source = {"folder": str(folder), "frames": frames, "samples": T}
     else:
         width, height = parse_size(size)
         if preset not in PRESETS:
@@ -536,13 +541,16 @@ def evaluate(
                              images=None if images is None else str(images), preset=preset)
         with err_console.status("drawing the benchmark"):
             samples = synthetic_benchmark(spec, flow_kernel)
-        source = f"synthetic {spec}"
+        source = {"synthetic": asdict(spec)}
     results = {"blurred input": run(lambda b: b["blurred"], samples)}
     for name, (net, _) in models.items():
         results[name] = run(net_restore(net), samples)
     if "classic" in model:
         results["classic"] = run(classic_restore, samples)
-    report: dict = {"benchmark": source, "results": results}
+    files = shipped_weights()
+    report: dict = {"benchmark": source, "results": results,
+                    "models": {name: {"file": str(files.get(name, Path(name))), "config": config}
+                               for name, (_, config) in models.items()}}
     if pairs is not None:
         single = {n: m for n, (m, _) in models.items() if isinstance(m, DeepGyro)}
         if video:
@@ -563,13 +571,9 @@ def evaluate(
             report["features"]["classic"] = feature_test(
                 pairs, lambda image, rot: deconvolve(image.astype(np.float32), rot))
     table = markdown_table(results)
-    print(table)
     if "features" in report:
-        for name, r in report["features"].items():
-            for version, scores in r["mean"].items():
-                print(f"features {name} / {version}: repeatability "
-                      f"{scores['repeatability']:.3f}, matching score "
-                      f"{scores['matching_score']:.3f}")
+        table += "\n" + features_table(report["features"])
+    print(table)
     if output is not None:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(report, indent=2))

@@ -140,6 +140,31 @@ def markdown_table(results: dict[str, dict]) -> str:
     return "\n".join(lines) + f"\n\nPSNR/SSIM convention: {CONVENTION}.\n"
 
 
+def features_table(features: dict[str, dict]) -> str:
+    """A Markdown table of ``{method: feature_test(...)}``: mean SIFT scores of the sharp and
+    blurred pairs (the same for every method) and of each method's restored pairs.
+
+    Example:
+        >>> row = {"repeatability": 0.5, "matching_score": 0.25}
+        >>> print(features_table({"none": {"mean": {"sharp": row, "blurred": row}},
+        ...                       "m": {"mean": {"sharp": row, "blurred": row, "deblurred": row}}}))
+        | pairs | repeatability | matching score |
+        |---|---:|---:|
+        | sharp | 0.500 | 0.250 |
+        | blurred | 0.500 | 0.250 |
+        | deblurred by m | 0.500 | 0.250 |
+        <BLANKLINE>
+    """
+    first = next(iter(features.values()))["mean"]
+    rows = [("sharp", first["sharp"]), ("blurred", first["blurred"])]
+    rows += [(f"deblurred by {name}", r["mean"]["deblurred"]) for name, r in features.items()
+             if "deblurred" in r["mean"]]
+    lines = ["| pairs | repeatability | matching score |", "|---|---:|---:|"]
+    lines += [f"| {name} | {scores['repeatability']:.3f} | {scores['matching_score']:.3f} |"
+              for name, scores in rows]
+    return "\n".join(lines) + "\n"
+
+
 # --- DeepGyro's feature test -------------------------------------------------------------
 
 

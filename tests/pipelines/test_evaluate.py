@@ -45,3 +45,32 @@ def test_sift_scores_follow_the_homography_and_drop_with_blur():
     kernel = np.full((1, 15), 1 / 15)
     blurred = sift_scores(cv2.filter2D(image, -1, kernel), cv2.filter2D(warped, -1, kernel), H)
     assert blurred["matching_score"] < sharp["matching_score"]
+
+
+def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from gyrodeblur.cli import app
+
+    sequence = tmp_path / "oxford" / "leaves"
+    sequence.mkdir(parents=True)
+    image = (dead_leaves(160, np.random.default_rng(2)) * 255).astype(np.uint8)
+    cv2.imwrite(str(sequence / "img1.ppm"), image)
+    for n, shift in ((2, 6.0), (3, -9.0)):
+        H = np.array([[1.0, 0.0, shift], [0.0, 1.0, shift / 2], [0.0, 0.0, 1.0]])
+        cv2.imwrite(str(sequence / f"img{n}.ppm"), cv2.warpPerspective(image, H, (160, 160)))
+        np.savetxt(sequence / f"H1to{n}p", H)
+    result = CliRunner().invoke(app, [
+        "eval", "-m", "classic", "--count", "1", "--size", "64x48", "--features",
+        str(tmp_path / "oxford"), "-o", str(tmp_path / "e.json"), "--markdown",
+        str(tmp_path / "e.md")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["benchmark"]["synthetic"]["count"] == 1
+    means = report["features"]["classic"]["mean"]
+    assert means["sharp"]["repeatability"] > means["blurred"]["repeatability"]
+    assert "| deblurred by classic |" in (tmp_path / "e.md").read_text()
+    missing = CliRunner().invoke(app, ["eval", "-m", "classic", "--folder", str(tmp_path / "no")])
+    assert missing.exit_code == 2 and "no such folder of clip folders" in missing.output
