@@ -186,6 +186,17 @@ def gyrovd_frames(folder: Path) -> tuple[list[Path], FrameTiming] | None:
     return files, timing
 
 
+def _portrait_camera(folder: Path) -> bool:
+    """Whether a GyroVD sequence folder's ``meta_info`` camera is taller than wide."""
+    from gyrodeblur.geometry.camera import load_camera
+
+    try:
+        camera = load_camera(folder / "meta_info")
+    except InputError:
+        return False
+    return camera.height > camera.width
+
+
 def to_float(image: np.ndarray) -> np.ndarray:
     """An image as float32 in ``[0, 1]``: uint8 and uint16 scaled, float32 as it is.
 
@@ -295,9 +306,11 @@ class Footage:
     """Frames of a video file (anything PyAV opens) or a folder of images, streamed.
 
     A GyroVD sequence folder (with ``blur/`` frames named by their times) also carries its
-    own :attr:`timing`. Frames are as stored: a video's display rotation (``rotation``,
-    degrees counter-clockwise; 0 for folders) is not applied, since the camera calibration
-    and the gyro axes belong to the sensor's pixel grid.
+    own :attr:`timing`; its landscape frames are turned 90 degrees clockwise when its
+    ``meta_info`` camera is portrait, as the GyroVD code turns them (its gyro and intrinsics
+    are in portrait orientation). Frames are otherwise as stored: a video's display rotation
+    (``rotation``, degrees counter-clockwise; 0 for folders) is not applied, since the camera
+    calibration and the gyro axes belong to the sensor's pixel grid.
 
     Raises:
         InputError: the path is missing, holds no images, or is not a readable video.
@@ -307,6 +320,7 @@ class Footage:
         self.path = Path(path)
         self.timing: FrameTiming | None = None
         self._files: list[Path] | None = None
+        self._turn = False  # GyroVD landscape frames of a portrait camera
         if not self.path.exists():
             raise InputError(self.path, "no such file or folder")
         if self.path.is_dir():
@@ -320,6 +334,8 @@ class Footage:
                 raise InputError(self.path, "folder holds no images")
             first, _ = _decode_file(self._files[0])
             self.size = (first.shape[1], first.shape[0])
+            if gyrovd and self.size[0] > self.size[1] and _portrait_camera(self.path):
+                self._turn, self.size = True, self.size[::-1]
             self.count = len(self._files)
             self.rotation = 0
         else:
@@ -374,7 +390,8 @@ class Footage:
     def _stream(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         if self._files is not None:
             for n in wanted:
-                yield n, read_image(self._files[n - 1], native=True)
+                image = read_image(self._files[n - 1], native=True)
+                yield n, np.ascontiguousarray(np.rot90(image, -1)) if self._turn else image
             return
         import av
 

@@ -114,3 +114,26 @@ def test_folder_frames_are_in_the_numeric_order_of_their_names(tmp_path):
     values = [int(image[0, 0, 0]) for _, image in
               Footage(tmp_path).frames(np.arange(1, 5), native=True)]
     assert values == [1, 2, 10, 11]
+
+
+def test_gyrovd_landscape_frames_are_turned_to_the_portrait_camera(tmp_path):
+    # GyroVD-Real stores its frames landscape; its gyro and intrinsics are portrait, and its
+    # code turns each frame 90 degrees clockwise: so does Footage.
+    (tmp_path / "blur").mkdir()
+    (tmp_path / "meta_info").mkdir()
+    row = "16006,0,170,99777679,1.31,1,1,2.76," + "0.1," * 9 + "2797.2,2801.0,2021.1,1541.4,0"
+    (tmp_path / "meta_info" / "cam_metainfo.csv").write_text(row + "\n" + row + "\n")
+    rng = np.random.default_rng(3)
+    stored = rng.integers(0, 256, (2, 18, 32, 3), dtype=np.uint8)
+    for n, image in enumerate(stored):
+        start = 1_000_000_000 + n * 100_000_000
+        name = f"{n + 1:06d}_{start}_{start}_{start + 40_000_000}_blur.png"
+        cv2.imwrite(str(tmp_path / "blur" / name), image[..., ::-1])
+    footage = Footage(tmp_path)
+    assert footage.size == (18, 32) and footage.timing is not None
+    frames = [image for _, image in footage.frames(np.array([1, 2]), native=True)]
+    for image, original in zip(frames, stored, strict=True):
+        np.testing.assert_array_equal(image, cv2.rotate(original, cv2.ROTATE_90_CLOCKWISE))
+    # Without a portrait camera beside them, frames stay as stored.
+    (tmp_path / "meta_info" / "cam_metainfo.csv").unlink()
+    assert Footage(tmp_path).size == (32, 18)
