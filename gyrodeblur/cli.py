@@ -89,10 +89,12 @@ def parse_range(text: str | None) -> tuple[int | None, int | None]:
     if not text:
         return None, None
     try:
-        first, last = text.split(":")
-        return (int(first) if first else None), (int(last) if last else None)
+        first, last = ((int(v) if v else None) for v in text.split(":"))
     except ValueError:
         raise InputError(None, f"--range {text!r}: expected FIRST:LAST, e.g. 1:10") from None
+    if first is not None and last is not None and first > last:
+        raise InputError(None, f"--range {text}: the first frame is after the last")
+    return first, last
 
 
 GYRO_HELP = "Gyro log: CSV t,wx,wy,wz, Gyroflow .gcsv, GyroVD meta_info folder, or a camera file."

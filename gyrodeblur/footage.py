@@ -96,7 +96,7 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
     header = [name.strip() for name in table[0]]
     for i, row in enumerate(table[1:]):
         if len(row) != len(header):
-            raise InputError(path, f"row {i + 2} has {len(row)} fields, the header "
+            raise InputError(path, f"line {i + 2} has {len(row)} fields, the header "
                                    f"{len(header)} ({','.join(header)})")
     rows = [dict(zip(header, row, strict=True)) for row in table[1:]]
     columns = set(header)
@@ -122,17 +122,17 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
     for name, values in (("frame", frame), (start_col, t_start), ("exposure", exposure)):
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise InputError(path, f"NaN or infinite {name} at row {bad[0] + 2}")
+            raise InputError(path, f"NaN or infinite {name} at line {bad[0] + 2}")
     if np.any(frame != np.round(frame)):
         raise InputError(path, "frame numbers must be integers")
     if np.any(exposure <= 0):
-        raise InputError(path, f"non-positive exposure at row {np.argmax(exposure <= 0) + 2}")
+        raise InputError(path, f"non-positive exposure at line {np.argmax(exposure <= 0) + 2}")
     for name, values in (("frame numbers", frame), ("t_start", t_start)):
         steps = np.diff(values)
         if np.any(steps == 0):
-            raise InputError(path, f"duplicated {name} at row {np.argmax(steps == 0) + 3}")
+            raise InputError(path, f"duplicated {name} at line {np.argmax(steps == 0) + 3}")
         if np.any(steps < 0):
-            raise InputError(path, f"{name} not increasing at row {np.argmax(steps < 0) + 3}")
+            raise InputError(path, f"{name} not increasing at line {np.argmax(steps < 0) + 3}")
     frame = frame.astype(np.int64)
     if frame[0] == 0:
         frame = frame + 1

@@ -142,6 +142,8 @@ def test_video_input_and_frame_range(clip):
     assert npz["frames"].tolist() == [2, 3] and npz["tran"].shape[0] == 2
     beyond = kernels(clip, "--range", "2:9", "-o", str(clip / "beyond.npz"), frames="clip.mp4")
     assert beyond.exit_code == 2 and "numbered 1..4" in beyond.output, beyond.output
+    backwards = kernels(clip, "--range", "3:2", frames="clip.mp4")
+    assert backwards.exit_code == 2 and "first frame is after the last" in backwards.output
     extent = np.moveaxis(npz["tran"][0, 0] - npz["tran"][0, -1], 0, -1)[20:-20, 20:-20]
     expected = EXPOSURE * true_tau(1, 4)[20:-20, 20:-20]
     assert np.median(np.linalg.norm(extent - expected, axis=-1)) < 0.03
@@ -190,7 +192,7 @@ BAD_INPUTS = {
         "frame,t_start,exposure\n-1,0.5,0.04\n0,0.6,0.04\n1,0.7,0.04\n2,0.8,0.04\n"),
         "frames.csv", "negative frame number -1"),
     "frames CSV short row": (lambda c: (c / "frames.csv").write_text(
-        "frame,t_start,exposure\n1,0.5,0.04\n2,0.6\n"), "frames.csv", "row 3 has 2 fields"),
+        "frame,t_start,exposure\n1,0.5,0.04\n2,0.6\n"), "frames.csv", "line 3 has 2 fields"),
 }
 
 

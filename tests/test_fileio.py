@@ -27,7 +27,7 @@ def test_a_disk_without_room_for_the_zip_is_refused_before_any_work(tmp_path, mo
     real = shutil.disk_usage(tmp_path)
     # Room for the memory maps (already reserved) but not for the zip of them.
     monkeypatch.setattr(fileio.shutil, "disk_usage", lambda p: Usage(real.total, 0, 1000))
-    with pytest.raises(InputError, match=r"k.npz: cannot be written: 4 MB needed beside it for the zip, 0 MB free"):
-        with NpzWriter(tmp_path / "k.npz") as npz:
-            npz.array("rot", (1000, 1000), np.float32)
+    problem = r"k.npz: cannot be written: 4 MB needed beside it for the zip, 0 MB free"
+    with pytest.raises(InputError, match=problem), NpzWriter(tmp_path / "k.npz") as npz:
+        npz.array("rot", (1000, 1000), np.float32)
     assert list(tmp_path.iterdir()) == []
