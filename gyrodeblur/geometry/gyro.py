@@ -422,12 +422,15 @@ def estimate_bias(
     limit = min(float(np.quantile(spread, 0.1)), still_threshold)
     still = (spread <= limit) & (np.linalg.norm(mean, axis=1) <= max_bias)
     if not still.any():
-        raise InputError(
-            log.source,
-            f"no still segment to estimate the gyro bias (quietest {window} s window has rate "
-            f"spread {spread.min():.3g} rad/s, limit {still_threshold}); record the camera at "
-            "rest for a moment or give the bias explicitly",
-        )
+        quiet = spread <= limit  # steady enough, but turning: a pan, not a bias
+        why = (f"the quietest {window} s windows turn at "
+               f"{np.linalg.norm(mean[quiet], axis=1).min():.3g} rad/s or more, above a bias "
+               f"({max_bias})" if quiet.any() else
+               f"the quietest {window} s window has rate spread {spread.min():.3g} rad/s, "
+               f"limit {still_threshold}")
+        raise InputError(log.source, f"no still segment to estimate the gyro bias ({why}); "
+                                     "record the camera at rest for a moment or give the bias "
+                                     "explicitly")
     mask = np.zeros(n, dtype=bool)
     for s in starts[still]:
         mask[s : s + n_win] = True
