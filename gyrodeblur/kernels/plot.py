@@ -14,7 +14,7 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
     exposure to yellow at its end, with a white dot at ``p``. Kernels of a few pixels are
     invisible at full size, so ``gain`` defaults to what makes the longest streak about 80%
     of the grid spacing (shrinking long streaks so that they do not overlap); it is printed in
-    the corner.
+    the corner with the longest blur and the colours' meaning.
 
     Args:
         traj: ``(T, 2, H, W)`` trajectory.
@@ -55,7 +55,8 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
                 cv2.line(canvas, tuple(pts[i]), tuple(pts[i + 1]), colours[i], 2, cv2.LINE_AA,
                          shift)
             cv2.circle(canvas, (int(x), int(y)), 1, (255, 255, 255), -1, cv2.LINE_AA)
-    label = f"max blur {float(np.hypot(*(traj[-1] - traj[0])).max()):.1f} px, streaks x{gain:.2g}"
+    label = (f"max blur {float(np.hypot(*(traj[-1] - traj[0])).max()):.1f} px, streaks "
+             f"x{gain:.2g}, blue start to yellow end")
     scale = max(0.4, height / 1400)
     (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.rectangle(canvas, (4, height - th - 16), (tw + 12, height - 4), (0, 0, 0), -1)
