@@ -252,6 +252,10 @@ def kernels(
                               "bias_removed": bias, "lowpass_hz": lowpass,
                               "footage": None if frames is None else str(frames)})
     job.check()
+    alone = job.without_neighbours()
+    if len(alone):
+        err_console.print(f"no translation for frame(s) {', '.join(map(str, alone))}: no "
+                          "neighbouring frame with timing in the footage and the gyro")
     with progress_bar() as bar:
         task = bar.add_task("kernels", total=len(selected))
         compute_kernels(job, output, plot, progress=lambda n: bar.update(task, completed=n))

@@ -241,6 +241,18 @@ def test_neighbours_the_gyro_misses_are_left_out(clip):
     assert result.exit_code == 0, result.output
     npz = np.load(clip / "out.npz")
     assert npz["frames"].tolist() == [2, 3] and npz["mask"][0].mean() > 0.8  # measured on 3
+    assert "no translation" not in result.output
+
+
+def test_a_frame_without_timed_neighbours_is_named(clip):
+    write_frames_csv(clip / "frames.csv", 4)
+    rows = (clip / "frames.csv").read_text().splitlines()
+    (clip / "frames.csv").write_text("\n".join(rows[:3] + rows[4:]) + "\n")  # no frame 3
+    result = kernels(clip, "--samples", "3")
+    assert result.exit_code == 0, result.output
+    assert "no translation for frame(s) 4: no neighbouring frame" in result.output
+    npz = np.load(clip / "out.npz")
+    assert npz["frames"].tolist() == [1, 2, 4] and not npz["mask"][2].any()
 
 
 def test_video_timestamps_and_exposure_give_the_frames_csv_kernels(clip):

@@ -102,6 +102,14 @@ class KernelJob:
         covered = (first >= self.log.t[0]) & (last <= self.log.t[-1])
         return np.union1d(self.frames, near[covered])
 
+    def without_neighbours(self) -> np.ndarray:
+        """Frames whose translation cannot be measured: no neighbour with timing, in the
+        footage and covered by the gyro (their ``tran`` is zero and ``mask`` false)."""
+        if not self.translation:
+            return np.array([], np.int64)
+        needed = self.needed()
+        return self.frames[~np.isin(self.frames - 1, needed) & ~np.isin(self.frames + 1, needed)]
+
     def check(self) -> None:
         """Refuse inputs that cannot work, before anything is written."""
         if self.translation and self.footage is None:
