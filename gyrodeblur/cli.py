@@ -192,7 +192,8 @@ def select_frames(timing, footage, frame_range: str | None):
     selected = timing.select(first, last)
     if footage is not None and selected.frame[-1] > footage.count:
         raise InputError(timing.source, f"times for frame {selected.frame[-1]} but the "
-                                        f"footage has {footage.count} frames")
+                                        f"footage has {footage.count} frames" +
+                         (" (is the video cut short?)" if footage.path.is_file() else ""))
     return selected
 
 

@@ -340,6 +340,8 @@ class Footage:
             self.rotation = 0
         else:
             self.count, self.size, self.fps, self.rotation = self._probe_video()
+            if self.count == 0:
+                raise InputError(self.path, "no decodable frame (corrupt or cut short)")
 
     def stored_format(self, number: int) -> StoredFormat:
         """How frame ``number`` (1-based) is stored: bit depth, grayness and EXIF of its file

@@ -137,3 +137,19 @@ def test_gyrovd_landscape_frames_are_turned_to_the_portrait_camera(tmp_path):
     # Without a portrait camera beside them, frames stay as stored.
     (tmp_path / "meta_info" / "cam_metainfo.csv").unlink()
     assert Footage(tmp_path).size == (32, 18)
+
+
+def test_a_video_without_a_decodable_frame_is_refused(tmp_path):
+    import av
+
+    path = tmp_path / "empty.mkv"
+    noise = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(noise, format="rgb24")))
+        container.mux(stream.encode(None))
+    whole = path.read_bytes()
+    path.write_bytes(whole[:len(whole) // 2])  # cut within its only (key)frame
+    with pytest.raises(InputError, match="empty.mkv: no decodable frame"):
+        Footage(path)
