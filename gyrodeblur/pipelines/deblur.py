@@ -108,8 +108,9 @@ class Restorer:
             r = torch.from_numpy(np.stack(rot))[None]
             t = torch.zeros_like(r) if tran is None else torch.from_numpy(np.stack(tran))[None]
             if isinstance(self.net, DeepGyro):  # the whole kernel
-                first = None if estimate is None else torch.from_numpy(estimate).permute(2, 0, 1)
-                y = self.net(x[:, c], r[:, c] + t[:, c], None if first is None else first[None])
+                first = (None if estimate is None
+                         else torch.from_numpy(estimate).permute(2, 0, 1)[None])
+                y = self.net(x[:, c], r[:, c] + t[:, c], first)
             else:
                 y = self.net(x, r, t)[:, c]
         return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
