@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -356,7 +357,7 @@ def synth_image(
     noise: Annotated[float, typer.Option(min=0.0, help="Noise level (0: none).")] = 0.0,
     saturation: Annotated[float | None, typer.Option(
         min=1.0, help="Highlight gain: clipped lights streak (off by default).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the noise.")] = 0,
     gyro_unit: Annotated[str, typer.Option(help="auto, rad or deg.")] = "auto",
     output: Annotated[Path, typer.Option("--output", "-o", help="Blurred image.")] = ...,
     kernels: Annotated[Path | None, typer.Option(help="Kernels .npz (format of `kernels`).")]
@@ -373,6 +374,12 @@ def synth_image(
         raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
     if not math.isfinite(start):
         raise InputError(None, f"--start {start} is not a time")
+    if saturation is not None and not math.isfinite(saturation):
+        raise InputError(None, f"--saturation {saturation}: give a finite gain")
+    if kernels is not None and kernels.suffix.lower() != ".npz":
+        raise InputError(kernels, "kernels are written as an .npz file")
+    if output.resolve() == image.resolve():
+        raise InputError(output, "would overwrite the sharp image")
     for path in (output, kernels):
         if path is not None:
             check_output(path)
@@ -392,7 +399,8 @@ def synth_clips(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = ...,
     images: Annotated[Path | None, typer.Option(
         help="Folder of sharp images (default: embedded images).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed: clip i depends on (seed, i) only.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed: clip i depends on (seed, i) only.")]
+    = 0,
     frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 7,
     size: Annotated[str, typer.Option(help="Frame size WxH.")] = "320x192",
     samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
@@ -420,13 +428,20 @@ def synth_clips(
         if before != recipe:
             raise InputError(recipe_path, "this folder was made with other settings; use "
                                           "another --output or the same options to resume")
+    created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     with atomic_path(recipe_path) as tmp:
         tmp.write_text(json.dumps(recipe, indent=2))
     sampler = ClipSampler(bank, settings, seed)
-    with progress_bar() as bar:
-        task = bar.add_task("clips", total=count)
-        written = run(sampler, count, output, progress=lambda n: bar.update(task, completed=n))
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("clips", total=count)
+            written = run(sampler, count, output,
+                          progress=lambda n: bar.update(task, completed=n))
+    except BaseException:
+        if created and not any(output.glob("clip_*")):  # a folder with nothing of use
+            shutil.rmtree(output)
+        raise
     err_console.print(f"{written} new clips in {output}/ ({count - written} already there)")
 
 

@@ -83,3 +83,38 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     assert (tmp_path / "clip_000000" / "gyro.csv").stat().st_mtime_ns == stamp
     other = runner.invoke(app, [*args, "-n", "3", "--seed", "9"])
     assert other.exit_code == 2 and "other settings" in other.output
+
+
+@pytest.mark.parametrize(("extra", "out", "message"), [
+    (["--seed", "-1"], "x.png", "Invalid value for '--seed'"),
+    (["--saturation", "inf"], "x.png", "give a finite gain"),
+    (["--kernels", "k.txt"], "x.png", "k.txt: kernels are written as an .npz file"),
+    ([], "sharp.png", "would overwrite the sharp image"),
+])
+def test_bad_options_are_refused_and_write_nothing(files, extra, out, message):
+    extra = [str(files / e) if e.endswith(".txt") else e for e in extra]
+    before = sorted(p.name for p in files.iterdir())
+    result = synth(files, "yaw.csv", *extra, out=out)
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert sorted(p.name for p in files.iterdir()) == before
+
+
+def test_kernels_are_not_left_when_the_image_cannot_be_written(files, monkeypatch):
+    from gyrodeblur.pipelines import synth as synth_module
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device", "blurred.png")
+
+    monkeypatch.setattr(synth_module, "write_image", fail)
+    result = synth(files, "yaw.csv", "--kernels", str(files / "k.npz"))
+    assert result.exit_code == 1 and "No space left on device" in result.output
+    assert not (files / "k.npz").exists() and not (files / "blurred.png").exists()
+
+
+def test_clips_from_an_unreadable_image_leave_no_folder(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(b"not a png")
+    result = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / "out"),
+                                 "--images", str(tmp_path / "images"), "--size", "48x32"])
+    assert result.exit_code == 2 and "a.png" in result.output
+    assert not (tmp_path / "out").exists()

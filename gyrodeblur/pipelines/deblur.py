@@ -116,24 +116,35 @@ class Restorer:
         return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
 
-def make_restorer(method: str, model: str | Path | None, video: bool, tile: int | None = None,
-                  samples: int | None = None, iterations: int | None = None) -> Restorer:
-    """The restorer for ``--method`` and ``--model`` (a shipped name or a weights file).
+def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | None = None,
+                  video: bool = False, tile: int | None = None, samples: int | None = None,
+                  iterations: int | None = None) -> Restorer:
+    """The restorer for ``--method`` and ``--model`` (a shipped name, a weights file, or a
+    network as :func:`~gyrodeblur.models.load_model` returns it).
 
     A video network restores a window of 3 frames; the classical method and single-image
     networks one frame. ``tile`` overrides the method's tile size (``TILES``); ``samples``
     overrides ``T`` where the method allows it; ``iterations`` sets the classical method's
     steps.
+
+    Example:
+        >>> make_restorer("classic").samples, make_restorer("net").name
+        (9, 'deepgyro-path-s')
     """
     if method not in METHODS:
         raise InputError(None, f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    if tile is not None and tile < 1:
+        raise InputError(None, f"tile {tile}: give at least 1 pixel")
     if method == "classic":
         # The whole kernel, rotation plus translation, wherever the translation is known: flow
         # in videos, a kernels file for an image.
         return Restorer("classic", None, samples or 9, 1, True, tile or TILES["classic"], 128,
                         iterations=iterations)
-    name = model or DEFAULT_MODEL
-    net, config = load_model(name)
+    if isinstance(model, torch.nn.Module):
+        net, name = model, type(model).__name__
+    else:
+        name = model or DEFAULT_MODEL
+        net, _ = load_model(name)
     if iterations is not None and not getattr(net, "refine", False):
         raise InputError(None, "--iterations applies to --method classic (or a net that refines "
                                "it) only")
@@ -256,7 +267,8 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
 def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
                  restorer: Restorer) -> np.ndarray:
     """Deblur one ``(H, W, 3)`` image whose kernels (any resolution of the same view) are
-    ``rot`` and ``tran`` ``(T, 2, h, w)``.
+    ``rot`` and ``tran`` ``(T, 2, h, w)``; a net that takes another ``T`` gets them resampled
+    (:func:`resample_samples`).
 
     Raises:
         ValueError: an image that is not ``(H, W, 3)``, kernels of another shape or aspect
@@ -276,7 +288,28 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
             raise ValueError(f"kernels of {w}x{h} are not of the view of a {W}x{H} image")
         if not np.isfinite(kernel).all():
             raise ValueError("non-finite kernels")
+    if restorer.net is not None and len(rot) != restorer.samples:
+        rot = resample_samples(rot, restorer.samples)
+        tran = None if tran is None else resample_samples(tran, restorer.samples)
     return restore_frame(restorer, [FrameData(0, image, rot, tran)])
+
+
+def resample_samples(traj: np.ndarray, samples: int) -> np.ndarray:
+    """Trajectories ``(T, 2, h, w)`` at ``samples`` instants spread evenly over the same
+    exposure, linear between the given ones (which are kept where the instants coincide).
+
+    Example:
+        >>> traj = np.arange(9, dtype=np.float32)[:, None, None, None] * np.ones((9, 2, 1, 1))
+        >>> resample_samples(traj, 5)[:, 0, 0, 0].tolist()
+        [0.0, 2.0, 4.0, 6.0, 8.0]
+    """
+    T = len(traj)
+    if T == samples:
+        return traj
+    position = np.linspace(0, T - 1, samples)
+    low = np.minimum(position.astype(int), T - 2)
+    frac = (position - low)[:, None, None, None]
+    return (traj[low] * (1 - frac) + traj[low + 1] * frac).astype(np.float32)
 
 
 def windows(frames: Iterator[FrameData], size: int) -> Iterator[list[FrameData]]:

@@ -43,18 +43,21 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
     blurred = blur_image(sharp, traj, saturation=saturation)
     if noise:
         blurred = add_noise_image(blurred, noise, np.random.default_rng(seed))
-    if out_kernels is not None:
-        meta = {"gyrodeblur": __version__, "camera": camera.to_dict(), "samples": samples,
-                "translation": False, "frames": [1], "gyro": log.source, "start": start,
-                "exposure": exposure, "noise": noise, "saturation": saturation, "seed": seed}
-        with NpzWriter(out_kernels) as npz:
-            npz.put("rot", traj[None])
-            npz.put("mask", np.zeros((1, camera.height, camera.width), bool))
-            npz.put("times", times[None])
-            npz.put("frames", np.array([1]))
-            npz.put("meta", np.array(json.dumps(meta)))
+    # The kernels are written while the image is still a temporary file: a failure of
+    # either leaves neither.
     with atomic_path(out_image) as tmp:
         write_image(tmp, blurred, stored)
+        if out_kernels is not None:
+            meta = {"gyrodeblur": __version__, "camera": camera.to_dict(), "samples": samples,
+                    "translation": False, "frames": [1], "gyro": log.source, "start": start,
+                    "exposure": exposure, "noise": noise, "saturation": saturation,
+                    "seed": seed}
+            with NpzWriter(out_kernels) as npz:
+                npz.put("rot", traj[None])
+                npz.put("mask", np.zeros((1, camera.height, camera.width), bool))
+                npz.put("times", times[None])
+                npz.put("frames", np.array([1]))
+                npz.put("meta", np.array(json.dumps(meta)))
 
 
 def synth_clips(sampler: ClipSampler, count: int, out: str | Path,

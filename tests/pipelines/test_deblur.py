@@ -400,6 +400,20 @@ def test_a_refining_net_starts_from_the_classical_restoration(tmp_path):
     np.testing.assert_allclose(restore_frame(refine, [frame]), expected, atol=1e-6)
 
 
+def test_a_loaded_net_gets_kernels_resampled_to_its_samples():
+    # gyrodvd-s takes T = 5; kernels of T = 9 along a linear path are resampled to the same
+    # five instants.
+    net, _ = load_model("gyrodvd-s")
+    restorer = make_restorer("net", net)
+    assert restorer.samples == 5 and restorer.window == 1
+    image = np.random.default_rng(0).random((40, 56, 3)).astype(np.float32)
+    reach = np.random.default_rng(1).normal(0, 3, (2, 40, 56)).astype(np.float32)
+    rot9, rot5 = (np.linspace(-0.5, 0.5, T, dtype=np.float32)[:, None, None, None] * reach
+                  for T in (9, 5))
+    np.testing.assert_allclose(deblur_image(image, rot9, None, restorer),
+                               deblur_image(image, rot5, None, restorer), atol=1e-5)
+
+
 def test_a_file_that_is_not_weights_is_refused(clip, tmp_path):
     result = runner.invoke(app, ["deblur", "image", str(clip / "blurred" / "000001.png"),
                                  "--kernels", str(clip / "kernels.npz"), "--model",
