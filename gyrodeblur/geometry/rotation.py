@@ -129,8 +129,9 @@ class Orientation:
         ``H(b <- a) = K @ relative(b, a) @ K^-1`` (CONVENTIONS). ``a`` and ``b`` broadcast.
         """
         # Each time is looked up once; the product broadcasts (rows' reference times against
-        # all samples of each row, say).
-        return np.swapaxes(self.at(b), -1, -2) @ self.at(a)
+        # all samples of each row, say). ``a`` first: the wider span, for the error message.
+        at_a = self.at(a)
+        return np.swapaxes(self.at(b), -1, -2) @ at_a
 
 
 def integrate(t: np.ndarray, w: np.ndarray) -> Orientation:
