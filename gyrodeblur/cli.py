@@ -553,7 +553,7 @@ def evaluate(
     if folder is not None:
         if flow_kernel:
             raise InputError(folder, "flow-guided models need the synthetic benchmark")
-        samples = folder_benchmark(folder, frames, T)
+        samples, names = folder_benchmark(folder, frames, T)
         source = {"folder": str(folder), "frames": frames, "samples": T}
     else:
         width, height = parse_size(size)
@@ -562,13 +562,13 @@ def evaluate(
         spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height, samples=T,
                              images=None if images is None else str(images), preset=preset)
         with err_console.status("drawing the benchmark"):
-            samples = synthetic_benchmark(spec, flow_kernel)
+            samples, names = synthetic_benchmark(spec, flow_kernel), None
         source = {"synthetic": asdict(spec)}
-    results = {"blurred input": run(lambda b: b["blurred"], samples)}
+    results = {"blurred input": run(lambda b: b["blurred"], samples, names)}
     for name, (net, _) in models.items():
-        results[name] = run(net_restore(net), samples)
+        results[name] = run(net_restore(net), samples, names)
     if "classic" in model:
-        results["classic"] = run(classic_restore, samples)
+        results["classic"] = run(classic_restore, samples, names)
     files = shipped_weights()
     report: dict = {"benchmark": source, "results": results,
                     "models": {name: {"file": str(files.get(name, Path(name))), "config": config}

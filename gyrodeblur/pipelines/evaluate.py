@@ -66,14 +66,16 @@ def synthetic_benchmark(spec: BenchmarkSpec, flow_kernel: bool = False
     return [dataset[i] for i in range(spec.count)]
 
 
-def folder_benchmark(root: str | Path, frames: int = 1,
-                     samples: int = 9) -> list[dict[str, torch.Tensor]]:
+def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9
+                     ) -> tuple[list[dict[str, torch.Tensor]], list[str]]:
     """Samples of clip folders with ``sharp/`` references (real or exported pairs), their
-    kernels of ``samples`` samples."""
+    kernels of ``samples`` samples, and their names (clip folder and frames)."""
     from gyrodeblur.synthesis.datasets import ClipFolderDataset
 
     dataset = ClipFolderDataset(root, frames=frames, samples=samples, paired=True)
-    return [dataset[i] for i in range(len(dataset))]
+    names = [f"{dataset.clips[c].path.relative_to(root)} frame{'s' * (frames > 1)} {first}"
+             + (f"-{first + frames - 1}" if frames > 1 else "") for c, first in dataset.index]
+    return [dataset[i] for i in range(len(dataset))], names
 
 
 def _frames(image: torch.Tensor) -> list[np.ndarray]:
@@ -108,10 +110,12 @@ def net_restore(net: torch.nn.Module) -> Restorer:
     return lambda batch: predict(net, batch)
 
 
-def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]]) -> dict:
+def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]],
+             names: list[str] | None = None) -> dict:
     """PSNR/SSIM of ``restore`` on each sample (mean over its frames) and overall.
 
-    ``restore`` gets a sample batched (leading axis of 1) and returns the restored frames.
+    ``restore`` gets a sample batched (leading axis of 1) and returns the restored frames;
+    ``names`` label the samples in ``per_sample``.
     """
     rows, seconds, frames = [], 0.0, 0
     for i, sample in enumerate(samples):
@@ -122,7 +126,7 @@ def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]]) -> dict:
         seconds += time.perf_counter() - start
         pairs = list(zip(_frames(out), _frames(sample["sharp"].float()), strict=True))
         frames += len(pairs)
-        rows.append({"sample": i,
+        rows.append({"sample": i if names is None else names[i],
                      "psnr": float(np.mean([psnr(a, b) for a, b in pairs])),
                      "ssim": float(np.mean([ssim(a, b) for a, b in pairs]))})
     return {"psnr": float(np.mean([r["psnr"] for r in rows])),

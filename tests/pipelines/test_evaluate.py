@@ -74,3 +74,25 @@ def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
     assert "| deblurred by classic |" in (tmp_path / "e.md").read_text()
     missing = CliRunner().invoke(app, ["eval", "-m", "classic", "--folder", str(tmp_path / "no")])
     assert missing.exit_code == 2 and "no such folder of clip folders" in missing.output
+
+
+def test_eval_on_clip_folders_names_each_sample(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from gyrodeblur.cli import app
+
+    runner = CliRunner()
+    made = runner.invoke(app, ["synth", "clips", "-n", "2", "-o", str(tmp_path / "pairs"),
+                               "--size", "64x48", "--frames", "2"])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(app, ["eval", "-m", "classic", "--folder", str(tmp_path / "pairs"),
+                                 "-o", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["benchmark"] == {"folder": str(tmp_path / "pairs"), "frames": 1, "samples": 9}
+    rows = report["results"]["classic"]["per_sample"]
+    assert [r["sample"] for r in rows] == ["clip_000000 frame 1", "clip_000000 frame 2",
+                                           "clip_000001 frame 1", "clip_000001 frame 2"]
+    assert report["results"]["classic"]["psnr"] > report["results"]["blurred input"]["psnr"]
