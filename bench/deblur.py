@@ -112,7 +112,7 @@ def main() -> None:
     runs = [(m, "720p", args.frames) for m in ["classic", *sorted(shipped_weights())]]
     # Two lengths for the single-image net show that memory does not grow with the clip.
     runs += [(DEFAULT_MODEL, "4k", 2), (DEFAULT_MODEL, "4k", 4), ("gyrodvd-s", "4k", 2),
-             ("classic", "4k", 1), ("deepgyro-refine-s", "4k", 1)]
+             ("classic", "4k", 1)]
     runs = [(m, s, f) for m, s, f in runs
             if (not args.methods or m in args.methods) and (not args.sizes or s in args.sizes)]
     for method, size, frames in runs:

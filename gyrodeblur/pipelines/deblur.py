@@ -41,10 +41,11 @@ from gyrodeblur.pipelines.kernels import check_frames_covered
 from gyrodeblur.pipelines.tiling import Tile, run_tiled
 
 METHODS = ("net", "classic")
-#: Shipped model used by ``--method net`` when none is named, for images and videos alike: on
-#: the synthetic clip benchmark it restores frame by frame better than the small video network
-#: (``docs/models.md``) in a fraction of the time.
-DEFAULT_MODEL = "deepgyro-path-s"
+#: Shipped model used by ``--method net`` when none is named, for images and videos alike: it
+#: refines the classical method's restoration and scores above it, and above every other
+#: shipped net, on the image and clip benchmarks (``docs/models.md``), at about 1.3 times the
+#: classical method's time; ``deepgyro-path-s`` is the fast choice.
+DEFAULT_MODEL = "deepgyro-refine-s"
 #: Tile cores (px) per method: a GyroDVD-s window holds 3 frames and about 1.2 kB of activations
 #: per frame pixel, so its tiles (384 + 2 x 64 halo, 1 GB at peak) keep a 4K clip under 3 GB;
 #: the others need far less. 1280 px hold a 720p frame whole and a 1080p or 4K frame in half
@@ -129,7 +130,7 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
 
     Example:
         >>> make_restorer("classic").samples, make_restorer("net").name
-        (9, 'deepgyro-path-s')
+        (9, 'deepgyro-refine-s')
     """
     if method not in METHODS:
         raise InputError(None, f"--method {method!r}: choose one of {', '.join(METHODS)}")
