@@ -50,7 +50,8 @@ DEFAULT_MODEL = "deepgyro-refine-s"
 #: per frame pixel, so its tiles (384 + 2 x 64 halo, 1 GB at peak) keep a 4K clip under 3 GB;
 #: the others need far less. 1280 px hold a 720p frame whole and a 1080p or 4K frame in half
 #: the tiles of 1024 px, and their halos: DeepGyro 1.2x faster at 720p and at 4K, for 1.85 GB
-#: at 4K; classic 1.2x at 720p and 1.4x at 4K, for 1.3 GB (``docs/benchmarks.md``). Halos:
+#: at 4K; classic 1.2x at 720p and 1.4x at 4K, for 1.3 GB; a DeepGyro that refines the
+#: classical restoration runs both on each tile, 2.6-2.8 GB at 4K (``docs/benchmarks.md``). Halos:
 #: above each method's receptive field (DeepGyro-s about 100 px, GyroDVD-s about 50 px with
 #: the inference pooling).
 TILES = {"classic": 1280, "deepgyro": 1280, "gyrodvd": 384}
