@@ -161,9 +161,11 @@ def fit_camera(cam, source: Path, width: int, height: int):
         raise InputError(source, f"mismatched sizes: {e.problem}") from None
 
 
-def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, camera: Path):
+def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, camera: Path,
+                readout_time: float | None = None):
     """Frame timing from ``--frames-csv``, the footage itself (GyroVD), or a video's
-    timestamps and ``--exposure``; its exposure and the camera's readout checked for units."""
+    timestamps and ``--exposure``; its exposure and the camera's readout checked for units
+    (a readout that is wrong blamed on ``--readout-time`` when it gave it)."""
     from gyrodeblur.footage import check_timing_units, read_frames_csv, video_timing
 
     if frames_csv is not None and exposure is not None:
@@ -180,7 +182,8 @@ def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, c
                          "no frame timing: give --frames-csv" +
                          (" or --exposure" if footage is not None and footage.path.is_file()
                           else ""))
-    check_timing_units(timing, cam.readout_time, camera)
+    check_timing_units(timing, cam.readout_time,
+                       camera if readout_time is None else "--readout-time")
     return timing
 
 
@@ -246,7 +249,7 @@ def kernels(
         cam = fit_camera(cam, camera, *footage.size)  # calibration -> footage resolution
     if wanted_size is not None:
         cam = fit_camera(cam, camera, *wanted_size)
-    timing = load_timing(footage, frames_csv, exposure, cam, camera)
+    timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time)
     selected = select_frames(timing, footage, frame_range)
     job = KernelJob(camera=cam, log=log, timing=timing, frames=selected.frame, samples=samples,
                     footage=footage, translation=translation, flow=flow,
@@ -311,8 +314,8 @@ def sync(
     log, cam = load_motion(gyro, camera, gyro_unit, readout_time=readout_time,
                            time_offset=time_offset)
     cam = fit_camera(cam, camera, *footage.size)
-    timing = select_frames(load_timing(footage, frames_csv, exposure, cam, camera), footage,
-                           frame_range)
+    timing = select_frames(load_timing(footage, frames_csv, exposure, cam, camera, readout_time),
+                           footage, frame_range)
     with err_console.status("synchronising"):
         result = estimate_sync(footage.frames, timing, log, cam, search=search,
                                estimate_readout=readout, max_pairs=max_pairs, width=width)
@@ -846,7 +849,7 @@ def deblur_video_command(
     wanted_size = parse_size(size)
     if wanted_size is not None:
         cam = fit_camera(cam, camera, *wanted_size)
-    timing = load_timing(footage, frames_csv, exposure, cam, camera)
+    timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time)
     selected = select_frames(timing, footage, frame_range)
     restorer = _restorer(method, model, True, tile, iterations=iterations)
     if sync == "auto":

@@ -142,6 +142,9 @@ def test_video_input_and_frame_range(clip):
     assert npz["frames"].tolist() == [2, 3] and npz["tran"].shape[0] == 2
     beyond = kernels(clip, "--range", "2:9", "-o", str(clip / "beyond.npz"), frames="clip.mp4")
     assert beyond.exit_code == 2 and "numbered 1..4" in beyond.output, beyond.output
+    long_readout = kernels(clip, "--readout-time", "0.5", frames="clip.mp4")
+    assert long_readout.exit_code == 2 and "error: --readout-time: readout time 0.5 s" in \
+        long_readout.output
     backwards = kernels(clip, "--range", "3:2", frames="clip.mp4")
     assert backwards.exit_code == 2 and "first frame is after the last" in backwards.output
     extent = np.moveaxis(npz["tran"][0, 0] - npz["tran"][0, -1], 0, -1)[20:-20, 20:-20]
