@@ -31,7 +31,8 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
     """Take what the gyro file knows (Gyroflow gcsv) where the camera file is silent.
 
     The log's ``imu_to_camera`` is used when the camera's is the identity, and its readout
-    time (negative: bottom-to-top) when the camera's is zero. A log whose axes map to the
+    time (negative: bottom-to-top; over the frame's ``h`` rows, so ``* (h - 1) / h`` from
+    the first row to the last) when the camera's is zero. A log whose axes map to the
     camera's by a reflection is refused then: no mounting of a gyro does that.
     """
     if log.imu_to_camera is not None and np.allclose(camera.R_imu_to_camera, np.eye(3)):
@@ -43,8 +44,10 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
                                          "camera JSON")
         camera = camera.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
     if log.readout_time and camera.readout_time == 0:
+        # Gyroflow's full-frame readout spans h rows; ours runs from the first to the last, as
+        # for a lens profile's (``load_camera``).
         camera = camera.replace(
-            readout_time=abs(log.readout_time),
+            readout_time=abs(log.readout_time) * (camera.height - 1) / camera.height,
             readout_direction="bottom_to_top" if log.readout_time < 0 else "top_to_bottom")
     return camera
 
