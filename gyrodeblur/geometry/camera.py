@@ -51,6 +51,17 @@ def same_view(width: int, height: int, other_width: int, other_height: int) -> b
         <= 0.01 + 1 / min(width, height, other_width, other_height)
 
 
+def gyroflow_readout(seconds: float, height: int) -> float:
+    """Our readout time (first row to last) from Gyroflow's ``frame_readout_time`` (lens
+    profiles and gcsv logs: the whole frame's ``height`` rows), in seconds; its sign dropped.
+
+    Example:
+        >>> round(gyroflow_readout(-0.02, 100), 12)
+        0.0198
+    """
+    return abs(seconds) * (height - 1) / height
+
+
 @dataclass(frozen=True)
 class Camera:
     """A calibrated camera for one frame size; immutable and hashable.
@@ -557,7 +568,7 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
         direction = names[gf_direction]
     try:
         return Camera(w, h, fx, fy, cx, cy, cam_model, dist,
-                      readout_time=abs(readout_ms) / 1000.0 * (h - 1) / h,
+                      readout_time=gyroflow_readout(readout_ms / 1000.0, h),
                       readout_direction=direction)
     except InputError as e:
         raise fail(e.problem) from None

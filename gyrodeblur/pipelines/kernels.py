@@ -20,7 +20,7 @@ from gyrodeblur import __version__
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import NpzWriter, atomic_path
 from gyrodeblur.footage import Footage, FrameTiming
-from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.camera import Camera, gyroflow_readout
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.plot import draw_kernels
@@ -44,10 +44,8 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
                                          "camera JSON")
         camera = camera.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
     if log.readout_time and camera.readout_time == 0:
-        # Gyroflow's full-frame readout spans h rows; ours runs from the first to the last, as
-        # for a lens profile's (``load_camera``).
         camera = camera.replace(
-            readout_time=abs(log.readout_time) * (camera.height - 1) / camera.height,
+            readout_time=gyroflow_readout(log.readout_time, camera.height),
             readout_direction="bottom_to_top" if log.readout_time < 0 else "top_to_bottom")
     return camera
 
