@@ -92,6 +92,12 @@ class Restorer:
         """Whether it runs the classical method: alone, or as the first estimate of a net."""
         return self.net is None or getattr(self.net, "refine", False)
 
+    @property
+    def whole_kernel(self) -> bool:
+        """Whether it takes only the whole kernel ``rot + tran`` (not its parts): the
+        classical method and the single-image nets."""
+        return not isinstance(self.net, GyroDVD)
+
     def __call__(self, clip: list[np.ndarray], rot: list[np.ndarray],
                  tran: list[np.ndarray] | None, tv_weight: float | None = None,
                  iterations: int | None = None) -> np.ndarray:
@@ -99,21 +105,23 @@ class Restorer:
         ``tv_weight`` and ``iterations`` set the classical method (default: from the noise
         and the blur of these pixels)."""
         c = len(clip) // 2
-        estimate = None
-        if self.uses_classic:
-            estimate = deconvolve(clip[c], rot[c] if tran is None else rot[c] + tran[c],
-                                  iterations, tv_weight)
-        if self.net is None:
-            return estimate
-        with torch.no_grad():
-            x = torch.from_numpy(np.stack(clip)).permute(0, 3, 1, 2)[None]
-            r = torch.from_numpy(np.stack(rot))[None]
-            t = torch.zeros_like(r) if tran is None else torch.from_numpy(np.stack(tran))[None]
-            if isinstance(self.net, DeepGyro):  # the whole kernel
-                first = (None if estimate is None
-                         else torch.from_numpy(estimate).permute(2, 0, 1)[None])
-                y = self.net(x[:, c], r[:, c] + t[:, c], first)
-            else:
+        if self.whole_kernel:
+            kernel = rot[c] if tran is None else rot[c] + tran[c]
+            estimate = (deconvolve(clip[c], kernel, iterations, tv_weight)
+                        if self.uses_classic else None)
+            if self.net is None:
+                return estimate
+            with torch.no_grad():
+                y = self.net(torch.from_numpy(clip[c]).permute(2, 0, 1)[None],
+                             torch.from_numpy(kernel)[None],
+                             None if estimate is None
+                             else torch.from_numpy(estimate).permute(2, 0, 1)[None])
+        else:
+            with torch.no_grad():
+                x = torch.from_numpy(np.stack(clip)).permute(0, 3, 1, 2)[None]
+                r = torch.from_numpy(np.stack(rot))[None]
+                t = (torch.zeros_like(r) if tran is None
+                     else torch.from_numpy(np.stack(tran))[None])
                 y = self.net(x, r, t)[:, c]
         return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
@@ -252,14 +260,22 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
 
     def tile(t: Tile) -> np.ndarray:
         # Windows repeat their end frames: bring each frame and its kernels to the tile once.
+        # A restorer of the whole kernel gets it summed before upsampling (both are linear):
+        # one kernel-sized array per tile instead of three.
         parts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
         for f in clip:
-            if id(f) not in parts:
-                parts[id(f)] = (to_float(f.image[t.y0:t.y1, t.x0:t.x1]),
-                                upsample_kernels(f.rot, (H, W), t),
+            if id(f) in parts:
+                continue
+            image = to_float(f.image[t.y0:t.y1, t.x0:t.x1])
+            if restorer.whole_kernel:
+                whole = f.rot + f.tran if use_tran else f.rot
+                parts[id(f)] = image, upsample_kernels(whole, (H, W), t), None
+            else:
+                parts[id(f)] = (image, upsample_kernels(f.rot, (H, W), t),
                                 upsample_kernels(f.tran, (H, W), t) if use_tran else None)
         images, rot, tran = zip(*(parts[id(f)] for f in clip), strict=True)
-        out = restorer(list(images), list(rot), list(tran) if use_tran else None, tv, steps)
+        out = restorer(list(images), list(rot), None if tran[0] is None else list(tran),
+                       tv, steps)
         release_memory()  # tiles of changing sizes would leave the heap creeping up
         return out
 
