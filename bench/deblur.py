@@ -110,9 +110,9 @@ def main() -> None:
         print("| method | size | frames | s / frame | peak RSS (MB) |")
         print("|---|---|---:|---:|---:|", flush=True)
     runs = [(m, "720p", args.frames) for m in ["classic", *sorted(shipped_weights())]]
-    # Two lengths for the single-image net show that memory does not grow with the clip.
-    runs += [(DEFAULT_MODEL, "4k", 2), (DEFAULT_MODEL, "4k", 4), ("gyrodvd-s", "4k", 2),
-             ("classic", "4k", 1)]
+    # Two lengths for the default net show that memory does not grow with the clip.
+    runs += [(DEFAULT_MODEL, "4k", 2), (DEFAULT_MODEL, "4k", 4), ("deepgyro-path-s", "4k", 2),
+             ("gyrodvd-s", "4k", 2), ("classic", "4k", 1)]
     runs = [(m, s, f) for m, s, f in runs
             if (not args.methods or m in args.methods) and (not args.sizes or s in args.sizes)]
     for method, size, frames in runs:

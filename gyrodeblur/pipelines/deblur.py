@@ -43,7 +43,7 @@ from gyrodeblur.pipelines.tiling import Tile, run_tiled
 METHODS = ("net", "classic")
 #: Shipped model used by ``--method net`` when none is named, for images and videos alike: it
 #: refines the classical method's restoration and scores above it, and above every other
-#: shipped net, on the image and clip benchmarks (``docs/models.md``), at about 1.3 times the
+#: shipped net, on the image and clip benchmarks (``docs/models.md``), at 1.1-1.3 times the
 #: classical method's time; ``deepgyro-path-s`` is the fast choice.
 DEFAULT_MODEL = "deepgyro-refine-s"
 #: Tile cores (px) per method: a GyroDVD-s window holds 3 frames and about 1.2 kB of activations
@@ -51,7 +51,7 @@ DEFAULT_MODEL = "deepgyro-refine-s"
 #: the others need far less. 1280 px hold a 720p frame whole and a 1080p or 4K frame in half
 #: the tiles of 1024 px, and their halos: DeepGyro 1.2x faster at 720p and at 4K, for 1.85 GB
 #: at 4K; classic 1.2x at 720p and 1.4x at 4K, for 1.3 GB; a DeepGyro that refines the
-#: classical restoration runs both on each tile, 2.6-2.8 GB at 4K (``docs/benchmarks.md``). Halos:
+#: classical restoration runs both on each tile, 2.3 GB at 4K (``docs/benchmarks.md``). Halos:
 #: above each method's receptive field (DeepGyro-s about 100 px, GyroDVD-s about 50 px with
 #: the inference pooling).
 TILES = {"classic": 1280, "deepgyro": 1280, "gyrodvd": 384}

@@ -21,7 +21,7 @@ from gyrodeblur.geometry.gyro import read_gyro
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.metrics import psnr
 from gyrodeblur.models import build_model, load_model
-from gyrodeblur.models.classic import deconvolve
+from gyrodeblur.models.classic import auto_tv_weight, deconvolve
 from gyrodeblur.pipelines import deblur as deblur_module
 from gyrodeblur.pipelines.deblur import (
     FrameData,
@@ -378,6 +378,22 @@ def test_single_image_net_sees_the_whole_kernel():
     np.testing.assert_allclose(restorer([image], [rot], [-rot]), restorer([image], [zero], None),
                                atol=1e-6)
     assert restorer.translation  # videos compute the flow's translation for it
+
+
+def test_a_frame_restored_from_its_summed_kernel_equals_its_parts_upsampled():
+    # restore_frame sums rot + tran at the kernels' resolution before upsampling them to the
+    # frame; upsampling is linear, so the restorer sees the sum of the upsampled parts.
+    rng = np.random.default_rng(3)
+    image = rng.random((64, 96, 3)).astype(np.float32)
+    rot = rng.normal(0, 1.5, (9, 2, 32, 48)).astype(np.float32)
+    tran = rng.normal(0, 0.5, (9, 2, 32, 48)).astype(np.float32)
+    restorer = make_restorer("classic", None, video=True, iterations=10)
+    assert restorer.whole_kernel
+    frame = FrameData(1, image, rot, tran)
+    parts = [upsample_kernels(k, (64, 96)) for k in (rot, tran)]
+    expected = restorer([image], [parts[0]], [parts[1]], auto_tv_weight(image), 10)
+    np.testing.assert_allclose(restore_frame(restorer, [frame]), expected, atol=1e-4)
+    assert np.abs(expected - image).max() > 0.05
 
 
 def test_a_refining_net_starts_from_the_classical_restoration(tmp_path):
