@@ -253,7 +253,9 @@ def kernels(
     selected = select_frames(timing, footage, frame_range)
     job = KernelJob(camera=cam, log=log, timing=timing, frames=selected.frame, samples=samples,
                     footage=footage, translation=translation, flow=flow,
-                    settings={"size": [cam.width, cam.height], "gyro_unit": gyro_unit,
+                    # "auto" reads only rad/s (it refuses deg/s-looking data).
+                    settings={"size": [cam.width, cam.height],
+                              "gyro_unit": "rad" if gyro_unit == "auto" else gyro_unit,
                               "bias_removed": bias, "lowpass_hz": lowpass,
                               "footage": None if frames is None else str(frames)})
     job.check()

@@ -95,7 +95,7 @@ def test_rotation_only_matches_closed_form(clip):
     assert npz["mask"].shape == (4, 60, 80) and npz["mask"].dtype == bool
     assert "tran" not in npz.files
     meta = json.loads(str(npz["meta"]))
-    assert meta["camera"]["width"] == 80 and meta["samples"] == 5
+    assert meta["camera"]["width"] == 80 and meta["samples"] == 5 and meta["gyro_unit"] == "rad"
     fx = meta["camera"]["fx"]
     assert fx == pytest.approx(FX / 2)
     dt = EXPOSURE * (np.arange(5) / 4 - 0.5)
