@@ -52,10 +52,11 @@ def reports_input_errors(command):
             err_console.print(f"[bold red]error:[/] {escape(e.filename or '')}: "
                               f"{escape(e.strerror or str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err_console.print("interrupted; " + ("checkpointed, the run resumes from there"
-                                                 if command.__name__ == "train"
-                                                 else "no output was left half-written"))
+        except KeyboardInterrupt as e:
+            note = str(e) or ("checkpointed, the run resumes from there"
+                              if command.__name__ == "train" else "no output was left "
+                                                                  "half-written")
+            err_console.print(f"interrupted; {note}")
             raise typer.Exit(130) from None
 
     return wrapper
@@ -484,7 +485,7 @@ def train(
 
         metrics = run(cfg, out, progress=show, stop_after=stop_after,
                       cache_progress=show_cache)
-    err_console.print(json.dumps(metrics))
+    print(json.dumps(metrics))
 
 
 @app.command("eval")
@@ -495,15 +496,17 @@ def evaluate(
                               "deconvolution; repeatable).")] = (),
     frames: Annotated[int, typer.Option(min=1, help="Frames per benchmark clip (1: images).")]
     = 1,
-    count: Annotated[int, typer.Option(min=1, help="Synthetic benchmark samples.")] = 24,
-    size: Annotated[str, typer.Option(help="Synthetic benchmark frame size WxH.")] = "256x192",
+    count: Annotated[int | None, typer.Option(
+        min=1, help="Synthetic benchmark samples (default 24).")] = None,
+    size: Annotated[str | None, typer.Option(
+        help="Synthetic benchmark frame size WxH (default 256x192).")] = None,
     samples: Annotated[int | None, typer.Option(
         min=2, help="Kernel samples T (default: the models' own, else 9).")] = None,
     images: Annotated[Path | None, typer.Option(
         help="Sharp images of the synthetic benchmark (default: embedded).")] = None,
-    preset: Annotated[str, typer.Option(
-        help="Synthetic benchmark motion: default, or strong (the training distribution).")]
-    = "default",
+    preset: Annotated[str | None, typer.Option(
+        help="Synthetic benchmark motion: default (the default), or strong (the training "
+             "distribution).")] = None,
     folder: Annotated[Path | None, typer.Option(
         help="Folder of clip folders (blurred/, sharp/, gyro.csv, frames.csv, camera.json, as "
              "`synth clips` writes them) instead of the synthetic benchmark.")] = None,
@@ -521,7 +524,7 @@ def evaluate(
     import torch
 
     from gyrodeblur.fileio import atomic_path
-    from gyrodeblur.models import DeepGyro, load_model, shipped_weights
+    from gyrodeblur.models import DeepGyro, dummy_batch, load_model, predict, shipped_weights
     from gyrodeblur.pipelines.evaluate import (
         PRESETS,
         BenchmarkSpec,
@@ -555,13 +558,28 @@ def evaluate(
     if samples is None and len(wanted) > 1:
         raise InputError(None, f"the models take different --samples {sorted(wanted)}")
     T = samples or (wanted.pop() if wanted else 9)
+    for name, (net, _) in models.items():  # a dry run, before any data is drawn
+        try:
+            with torch.no_grad():
+                predict(net, dummy_batch(frames, T, flow=flow_kernel, estimate=True))
+        except (ValueError, RuntimeError) as e:
+            raise InputError(name, f"does not take --frames {frames} --samples {T} "
+                                   f"({str(e).splitlines()[0]})") from None
+    synthetic_only = {"--count": count, "--size": size, "--preset": preset, "--images": images}
     if folder is not None:
+        given = [option for option, value in synthetic_only.items() if value is not None]
+        if given:
+            raise InputError(folder, f"{', '.join(given)} set the synthetic benchmark, not "
+                                     "--folder's")
         if flow_kernel:
             raise InputError(folder, "flow-guided models need the synthetic benchmark")
         samples, names = folder_benchmark(folder, frames, T)
         source = {"folder": str(folder), "frames": frames, "samples": T}
     else:
-        width, height = parse_size(size)
+        count, preset = count or 24, preset or "default"
+        width, height = parse_size(size or "256x192")
+        if min(width, height) < 11:
+            raise InputError(None, f"--size {size}: at least 11x11, SSIM's window")
         if preset not in PRESETS:
             raise InputError(None, f"--preset {preset!r}: choose {', '.join(PRESETS)}")
         spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height, samples=T,
@@ -624,15 +642,19 @@ def export_onnx(
     """Models to ONNX, checked against PyTorch with onnxruntime.
 
     Dynamic batch, frames, height and width."""
-    from gyrodeblur.models import shipped_weights
+    from gyrodeblur.models import load_model, shipped_weights
     from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model, onnx_name
 
     check_output(output, folder=True)
     names = names or sorted(shipped_weights())
     stems = [onnx_name(name) for name in names]
-    if len(set(stems)) < len(stems):
-        raise InputError(None, f"two models would both be written to {output}/NAME.onnx: "
-                               f"{', '.join(names)}")
+    for stem in stems:
+        if stems.count(stem) > 1:
+            same = [name for name, other in zip(names, stems, strict=True) if other == stem]
+            raise InputError(None, f"{' and '.join(same)} would both be written to "
+                                   f"{output / stem}.onnx")
+    for name in names:  # every model readable before anything is written
+        load_model(name, fuse=False)
     for name in names:
         with err_console.status(f"exporting {name}"):
             result = export_model(name, output, opset, check)
@@ -673,6 +695,7 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
     from rich.table import Table
 
     from gyrodeblur.models import VARIANTS, WEIGHTS, build_model, load_model, shipped_weights
+    from gyrodeblur.pipelines.deblur import DEFAULT_MODEL
 
     variants = [{"variant": name, "arch": arch,
                  "parameters": sum(p.numel() for p in build_model({"variant": name})
@@ -681,28 +704,33 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
     scores_file = WEIGHTS / "scores.json"
     scores = json.loads(scores_file.read_text()) if scores_file.is_file() else {}
     shipped = []
-    for name, path in shipped_weights().items():
+    for name, path in sorted(shipped_weights().items()):
         net, config = load_model(path, fuse=False)  # the parameters as trained
         shipped.append({"name": name, "file": str(path), "model": config,
                         "parameters": sum(p.numel() for p in net.parameters()),
-                        **scores.get(name, {})})
+                        "default": name == DEFAULT_MODEL, **scores.get(name, {})})
     if json_output:
         print(json.dumps({"variants": variants, "shipped": shipped}, indent=2))
         return
     table = Table(title="architectures and variants")
     for column in ("variant", "arch", "parameters"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "arch")
     for v in variants:
         table.add_row(v["variant"], v["arch"], f"{v['parameters']:,}")
     Console().print(table)
+    # Benchmarks are long descriptions: numbered in the table, spelled out below it.
+    benchmarks = list(dict.fromkeys(s["benchmark"] for s in shipped if "benchmark" in s))
     table = Table(title="shipped weights (benchmark scores)")
-    for column in ("name", "parameters", "benchmark", "PSNR", "SSIM", "input PSNR"):
-        table.add_column(column)
+    for column in ("name", "params", "bench.", "PSNR", "SSIM", "input PSNR"):
+        table.add_column(column, no_wrap=True)
     for s in shipped:
-        table.add_row(s["name"], f"{s['parameters']:,}", s.get("benchmark", "-"),
+        table.add_row(s["name"] + " *" * s["default"], f"{s['parameters']:,}",
+                      f"[{benchmarks.index(s['benchmark']) + 1}]" if "benchmark" in s else "-",
                       str(s.get("psnr", "-")), str(s.get("ssim", "-")),
                       str(s.get("input_psnr", "-")))
     Console().print(table)
+    print("* the default of `deblur --method net`\n" + "".join(
+        f"[{number}] {benchmark}\n" for number, benchmark in enumerate(benchmarks, 1)), end="")
 
 
 deblur_app = typer.Typer(help="Deblur images and videos with their gyro (network or classical).",
@@ -713,8 +741,8 @@ MethodOption = Annotated[str, typer.Option(
     help="net (a trained network) or classic (deconvolution with the gyro kernels, no weights).")]
 ModelOption = Annotated[str | None, typer.Option(
     help="Shipped model name or .safetensors file (default: deepgyro-refine-s, frame by frame, "
-         "refining the classical restoration; deepgyro-path-s is 4 times faster; gyrodvd-s is "
-         "the video network).")]
+         "refining the classical restoration; deepgyro-path-s is about 3.5 times faster; "
+         "gyrodvd-s is the video network).")]
 TileOption = Annotated[int | None, typer.Option(
     min=64, help="Tile size (pixels) for bounded memory (default: 1280 for single-image nets "
                  "and classic, 384 video nets).")]

@@ -21,6 +21,7 @@ def test_export_writes_the_model_and_reports_the_difference(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["no-such-model"], "no such weights file or shipped model"),
     (["deepblind-s", "--opset", "13"], "--opset 13"),
+    (["deepblind-s", "no-such-model"], "no such weights file or shipped model"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     result = CliRunner().invoke(app, ["export", *args, "-o", str(tmp_path / "out")])

@@ -4,6 +4,7 @@ from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
 from gyrodeblur.models import VARIANTS, build_model, shipped_weights
+from gyrodeblur.pipelines.deblur import DEFAULT_MODEL
 
 
 def test_models_lists_every_variant_with_its_parameter_count():
@@ -21,3 +22,4 @@ def test_models_lists_every_variant_with_its_parameter_count():
     for entry in listing["shipped"]:
         net = build_model(entry["model"])
         assert entry["parameters"] == sum(p.numel() for p in net.parameters())
+    assert [s["name"] for s in listing["shipped"] if s["default"]] == [DEFAULT_MODEL]

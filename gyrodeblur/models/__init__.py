@@ -67,6 +67,26 @@ def example_inputs(net: nn.Module, size: int = 64) -> tuple[torch.Tensor, ...]:
     return image[:, None], kernel, kernel
 
 
+def dummy_batch(frames: int = 1, samples: int = 9, size: int = 32, flow: bool = False,
+                estimate: bool = False) -> dict[str, torch.Tensor]:
+    """A zero batch of one sample shaped as the data (``frames > 1``: clips), with the
+    optical-flow kernel and the classical first estimate when asked: a dry run of
+    :func:`predict` on it tells whether a model takes such data.
+
+    Example:
+        >>> {k: tuple(v.shape) for k, v in dummy_batch(3, 5, 8).items()}
+        {'blurred': (1, 3, 3, 8, 8), 'rot': (1, 3, 5, 2, 8, 8), 'tran': (1, 3, 5, 2, 8, 8)}
+    """
+    lead = (1,) + ((frames,) if frames > 1 else ())
+    kernel = torch.zeros(lead + (samples, 2, size, size))
+    batch = {"blurred": torch.zeros(lead + (3, size, size)), "rot": kernel, "tran": kernel}
+    if flow:
+        batch["flow"] = kernel
+    if estimate:
+        batch["estimate"] = torch.zeros_like(batch["blurred"])
+    return batch
+
+
 def set_pool_radius(net: nn.Module, radius: int | None = INFERENCE_POOL_RADIUS) -> nn.Module:
     """Switch ``net``'s channel attention to windows of ``radius`` input pixels (``None``:
     whole-image pooling, as in training) and return it.
@@ -123,8 +143,8 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
 
 
 __all__ = ["ARCHITECTURES", "INFERENCE_POOL_RADIUS", "VARIANTS", "DeepGyro", "GyroDVD",
-           "build_model", "example_inputs", "load_model", "predict", "set_pool_radius",
-           "shipped_weights"]
+           "build_model", "dummy_batch", "example_inputs", "load_model", "predict",
+           "set_pool_radius", "shipped_weights"]
 
 
 def predict(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

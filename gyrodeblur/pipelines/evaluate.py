@@ -73,6 +73,10 @@ def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9
     from gyrodeblur.synthesis.datasets import ClipFolderDataset
 
     dataset = ClipFolderDataset(root, frames=frames, samples=samples, paired=True)
+    for clip in dataset.clips:
+        if min(clip.footage.size) < 11:
+            raise InputError(clip.path, "frames of {}x{} are smaller than SSIM's 11x11 window"
+                             .format(*clip.footage.size))
     names = [f"{dataset.clips[c].path.relative_to(root)} frame{'s' * (frames > 1)} {first}"
              + (f"-{first + frames - 1}" if frames > 1 else "") for c, first in dataset.index]
     return [dataset[i] for i in range(len(dataset))], names

@@ -38,7 +38,7 @@ from safetensors.torch import load_file, save_file
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import atomic_path
-from gyrodeblur.models import build_model, predict
+from gyrodeblur.models import build_model, dummy_batch, predict
 
 
 @dataclass
@@ -101,7 +101,18 @@ def _section(cls, values: dict, source: Path):
     if unknown:
         raise InputError(source, f"unknown key(s) {', '.join(sorted(unknown))} in "
                                  f"{cls.__name__} (known: {', '.join(sorted(known))})")
-    return cls(**values)
+    floats = {f.name for f in fields(cls) if str(f.type) == "float"}
+    return cls(**{k: _number(v) if k in floats else v for k, v in values.items()})
+
+
+def _number(value):
+    """A float written ``1e-3``, which YAML 1.1 (PyYAML) reads as a string, as a float."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -127,6 +138,7 @@ _TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "dict": d
           "None": type(None)}
 _POSITIVE = {"frames", "width", "height", "crop", "cache_crop", "count", "steps", "batch",
              "lr", "checkpoint_every", "log_every"}
+_NON_NEGATIVE = {"seed", "lr_min", "weight_decay"}
 
 
 def check_config(config: TrainConfig, source: Path) -> None:
@@ -140,11 +152,24 @@ def check_config(config: TrainConfig, source: Path) -> None:
                 raise InputError(source, f"{f.name}: {value!r} is not of type {f.type}")
             if f.name in _POSITIVE and value is not None and value <= 0:
                 raise InputError(source, f"{f.name} must be positive, got {value}")
-    d = config.data
+            if f.name in _NON_NEGATIVE and value < 0:
+                raise InputError(source, f"{f.name} must be at least 0, got {value}")
+    d, t = config.data, config.train
+    if t.lr_min > t.lr:
+        raise InputError(source, f"train.lr_min {t.lr_min} is above train.lr {t.lr}: the "
+                                 "schedule decays from lr to lr_min")
+    if d.cache_crop is not None and d.crop is not None and d.cache_crop < d.crop:
+        raise InputError(source, f"data.cache_crop {d.cache_crop} is smaller than data.crop "
+                                 f"{d.crop}: the training windows are cut from the cached ones")
+    if d.cache is not None and Path(d.cache).is_dir():
+        raise InputError(source, f"data.cache {d.cache} is a folder; name a .safetensors file")
     if d.source not in ("synthetic", "folder"):
         raise InputError(source, f"data.source {d.source!r}: synthetic or folder")
     if d.source == "folder" and d.folder is None:
         raise InputError(source, "data.source folder needs data.folder")
+    for key in ("folder", "images"):
+        if getattr(d, key) is not None and not Path(getattr(d, key)).is_dir():
+            raise InputError(source, f"data.{key} {getattr(d, key)}: no such folder")
     if d.source == "folder" and d.flow_kernel:
         raise InputError(source, "data.flow_kernel needs synthetic data (source: synthetic)")
     try:
@@ -164,15 +189,8 @@ def check_config(config: TrainConfig, source: Path) -> None:
         model = build_model(config.model)
     except InputError as e:
         raise InputError(source, f"model: {e.problem}") from None
-    size = 32  # a dummy batch shaped as the data, small enough for any net to run at once
-    lead = (1,) + ((d.frames,) if d.frames > 1 else ())
-    kernel = lead + (d.samples, 2, size, size)
-    batch = {"blurred": torch.zeros(lead + (3, size, size)), "rot": torch.zeros(kernel),
-             "tran": torch.zeros(kernel)}
-    if d.flow_kernel and d.frames > 1:
-        batch["flow"] = torch.zeros(kernel)
-    if d.classic:
-        batch["estimate"] = torch.zeros_like(batch["blurred"])
+    batch = dummy_batch(d.frames, d.samples, flow=d.flow_kernel and d.frames > 1,
+                        estimate=d.classic)
     try:
         with torch.no_grad():
             predict(model, batch)
@@ -233,13 +251,13 @@ _FOLDER_KEYS = ("source", "frames", "samples", "cache_crop", "folder", "classic"
 
 def cache_recipe(data: DataConfig) -> str:
     """What decides a cache's content: the synthesis settings (all but the training windows),
-    or for a folder the settings it reads and every file's name, size and time, so that
-    footage added or changed makes the cache stale."""
+    or for a folder the settings it reads and the name, size and time of every file that the
+    clips are read from, so that footage added or changed makes the cache stale (other files,
+    such as a clip's ``kernels.npz`` or notes, do not)."""
     if data.source == "folder":
         recipe = {k: getattr(data, k) for k in _FOLDER_KEYS}
-        # Caches (and their temporary files) may sit among the clips: not footage.
-        files = sorted(p for p in Path(data.folder).rglob("*")
-                       if p.is_file() and ".safetensors" not in p.name)
+        files = sorted(f for clip in Path(data.folder).glob("**/frames.csv")
+                       for f in _footage_files(clip.parent))
         listing = "\n".join(f"{p.relative_to(data.folder)} {p.stat().st_size} "
                              f"{p.stat().st_mtime_ns}" for p in files)
         recipe["files"] = hashlib.sha256(listing.encode()).hexdigest()
@@ -248,6 +266,15 @@ def cache_recipe(data: DataConfig) -> str:
     if not data.classic:  # caches drawn before the option stay valid
         del recipe["classic"]
     return json.dumps({"format": CACHE_FORMAT, **recipe}, sort_keys=True)
+
+
+def _footage_files(clip: Path) -> list[Path]:
+    """The files a clip folder is read from: its frames, sharp references, gyro, camera and
+    frame times."""
+    named = [clip / name for name in ("blurred", "sharp", "gyro.csv", "frames.csv",
+                                      "camera.json")]
+    frames = [f for folder in ("blurred", "sharp") for f in (clip / folder).glob("*")]
+    return [f for f in named + frames if f.is_file()]
 
 
 def build_cache(data: DataConfig, path: Path,
@@ -279,10 +306,12 @@ def build_cache(data: DataConfig, path: Path,
                                    flow_kernel=data.flow_kernel, first_estimate=estimate)
     else:
         raise InputError(None, f"data.source {data.source!r}: synthetic or folder")
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None,
+    loader = torch.utils.data.DataLoader(_ErrorsAsValues(dataset), batch_size=None,
                                          num_workers=min(2, os.cpu_count() or 1))
     stacks: dict[str, list[torch.Tensor]] = {}
     for i, sample in enumerate(loader):
+        if "input_error" in sample:
+            raise InputError(*sample["input_error"])
         for key in KEYS:
             if key in sample:
                 stacks.setdefault(key, []).append(sample[key].to(torch.float16))
@@ -299,6 +328,23 @@ def build_cache(data: DataConfig, path: Path,
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"recipe": cache_recipe(data)})
     return tensors
+
+
+class _ErrorsAsValues(torch.utils.data.Dataset):
+    """``dataset`` with its :class:`InputError` returned as a value: raised in a DataLoader
+    worker, it would reach the caller as a RuntimeError with the worker's traceback."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        try:
+            return self.dataset[index]
+        except InputError as e:
+            return {"input_error": (e.source, e.problem)}
 
 
 def batch_indices(count: int, batch: int, step: int, seed: int) -> np.ndarray:
@@ -388,40 +434,55 @@ def train(config: TrainConfig, out: str | Path,
     t = config.train
     if t.batch % world:
         raise InputError(None, f"batch {t.batch} does not split over {world} processes")
+    saved = run.out / "config.yaml"
+    if rank == 0 and run.checkpoint.exists() and saved.exists():
+        before = yaml.safe_load(saved.read_text())
+        if before.get("model") != config.model or before.get("data") != asdict(config.data):
+            raise InputError(run.out, "this run folder holds a run of another model or "
+                                      f"data; resume it with its {saved.name} or use "
+                                      "another --output")
+    cache_path = Path(config.data.cache) if config.data.cache else run.out / "data.safetensors"
+    created = not run.out.exists()
+    try:
+        if rank == 0:
+            try:
+                data = build_cache(config.data, cache_path, cache_progress)
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt("the data cache was not finished; the next run draws "
+                                        "it again") from None
+        if world > 1:
+            dist.barrier()
+        if rank != 0:
+            data = load_file(cache_path)
+        count, (height, width) = len(data["blurred"]), data["blurred"].shape[-2:]
+        if count < t.batch:
+            raise InputError(cache_path, f"{count} samples are fewer than one batch ({t.batch})")
+        crop = config.data.crop
+        if crop is not None and crop > min(height, width) and crop < max(height, width):
+            raise InputError(cache_path, f"data.crop {crop} is larger than its samples "
+                                         f"({width}x{height})")
+        torch.manual_seed(t.seed)
+        model = build_model(config.model).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        step, history, seconds_before = 0, [], 0.0
+        if run.checkpoint.exists():
+            state = torch.load(run.checkpoint, map_location=device, weights_only=False)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            step, history = state["step"], state["history"]
+            seconds_before = state.get("seconds", 0.0)
+        if step > t.steps:
+            raise InputError(run.out, f"the run is at step {step}, past train.steps "
+                                      f"{t.steps}; raise it to continue the run")
+    except BaseException:
+        if rank == 0 and created and run.out.is_dir() and not any(run.out.iterdir()):
+            run.out.rmdir()  # nothing of use was made
+        raise
     if rank == 0:
-        saved = run.out / "config.yaml"
-        if run.checkpoint.exists() and saved.exists():
-            before = yaml.safe_load(saved.read_text())
-            if before.get("model") != config.model or before.get("data") != asdict(config.data):
-                raise InputError(run.out, "this run folder holds a run of another model or "
-                                          f"data; resume it with its {saved.name} or use "
-                                          "another --output")
-        run.out.mkdir(parents=True, exist_ok=True)
         with atomic_path(saved) as tmp:
             tmp.write_text(yaml.safe_dump({"name": config.name, "model": config.model,
                                            "data": asdict(config.data),
                                            "train": asdict(t)}, sort_keys=False))
-    cache_path = Path(config.data.cache) if config.data.cache else run.out / "data.safetensors"
-    if rank == 0:
-        data = build_cache(config.data, cache_path, cache_progress)
-    if world > 1:
-        dist.barrier()
-    if rank != 0:
-        data = load_file(cache_path)
-    count = len(data["blurred"])
-    if count < t.batch:
-        raise InputError(cache_path, f"{count} samples are fewer than one batch ({t.batch})")
-
-    torch.manual_seed(t.seed)
-    model = build_model(config.model).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    step, history, seconds_before = 0, [], 0.0
-    if run.checkpoint.exists():
-        state = torch.load(run.checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, history = state["step"], state["history"]
-        seconds_before = state.get("seconds", 0.0)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     writer = None
     if rank == 0:

@@ -163,9 +163,24 @@ class ClipFolder:
         arrays = {"blurred": blurred,
                   **observed_kernels(blurred, log, camera, timing, samples)}
         if (self.path / "sharp").is_dir():
-            arrays["sharp"] = np.stack([image for _, image in
-                                        Footage(self.path / "sharp").frames(numbers)])
+            sharp = np.stack([image for _, image in
+                              Footage(self.path / "sharp").frames(numbers)])
+            _check_pair(self.path / "sharp", numbers, blurred, sharp)
+            arrays["sharp"] = sharp
         return arrays
+
+
+def _check_pair(folder: Path, numbers: np.ndarray, blurred: np.ndarray,
+                sharp: np.ndarray) -> None:
+    """Refuse sharp references that cannot be the blurred frames' truth: another size, or
+    gray (equal channels) beside colour frames."""
+    if sharp.shape != blurred.shape:
+        raise InputError(folder, f"frames are {sharp.shape[2]}x{sharp.shape[1]}, blurred/ "
+                                 f"{blurred.shape[2]}x{blurred.shape[1]}")
+    for n, b, s in zip(numbers, blurred, sharp, strict=True):
+        if (s[..., 0] == s[..., 1]).all() and (s[..., 1] == s[..., 2]).all() and \
+                not (b[..., 0] == b[..., 1]).all():
+            raise InputError(folder, f"frame {n} is gray, blurred/ is in colour")
 
 
 class ClipFolderDataset(Dataset):

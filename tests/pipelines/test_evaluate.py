@@ -96,3 +96,22 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
     assert [r["sample"] for r in rows] == ["clip_000000 frame 1", "clip_000000 frame 2",
                                            "clip_000001 frame 1", "clip_000001 frame 2"]
     assert report["results"]["classic"]["psnr"] > report["results"]["blurred input"]["psnr"]
+    ignored = runner.invoke(app, ["eval", "-m", "classic", "--folder", str(tmp_path / "pairs"),
+                                  "--count", "3", "--preset", "strong"])
+    assert ignored.exit_code == 2
+    assert "--count, --preset set the synthetic benchmark, not --folder's" in ignored.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-m", "gyrodvd-s", "--frames", "3", "--samples", "9"],
+     "gyrodvd-s: does not take --frames 3 --samples 9"),
+    (["-m", "classic", "--size", "8x8"], "--size 8x8: at least 11x11"),
+])
+def test_eval_refuses_what_cannot_be_scored_before_drawing(args, message):
+    from typer.testing import CliRunner
+
+    from gyrodeblur.cli import app
+
+    result = CliRunner().invoke(app, ["eval", *args])
+    assert result.exit_code == 2 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -189,6 +189,13 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"data": {"sampler": {"errors": 0.1}}}, "data.sampler.errors: 0.1 is not a mapping"),
     ({"data": {"source": "folders"}}, "synthetic or folder"),
     ({"model": {"variant": "deepgyro-refine-s"}}, "classic False): a refining net needs estimate"),
+    ({"train": {"weight_decay": -1}}, "weight_decay must be at least 0, got -1"),
+    ({"data": {"seed": -1}}, "seed must be at least 0"),
+    ({"train": {"lr": 1e-3, "lr_min": 0.1}}, "train.lr_min 0.1 is above train.lr 0.001"),
+    ({"data": {"crop": 48, "cache_crop": 32}}, "data.cache_crop 32 is smaller than data.crop 48"),
+    ({"data": {"source": "folder", "folder": "no/such/folder"}}, "data.folder no/such/folder: "
+                                                                 "no such folder"),
+    ({"data": {"images": "no/such/images"}}, "data.images no/such/images: no such folder"),
 ])
 def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, message):
     raw = {"model": TINY_MODEL, "data": {"samples": 5}, "train": {"steps": 2}}
@@ -231,3 +238,80 @@ def test_a_run_folder_of_another_model_is_refused(cache, tmp_path):
     with pytest.raises(InputError, match="holds a run of another model"):
         train(other, tmp_path / "run")
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model"] == TINY_MODEL
+
+
+def test_a_float_written_1e_minus_3_is_read_as_a_number(tmp_path):
+    # YAML 1.1 (PyYAML) reads 1e-3 as a string.
+    path = tmp_path / "lr.yaml"
+    path.write_text("model: {variant: deepgyro-s}\ntrain: {lr: 1e-3}\n")
+    assert load_config(path).train.lr == 0.001
+
+
+def test_a_data_cache_that_is_a_folder_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"model": TINY_MODEL, "data": {"samples": 5,
+                                                                  "cache": str(tmp_path)}}))
+    with pytest.raises(InputError, match="is a folder; name a .safetensors file"):
+        load_config(path)
+
+
+def test_a_failed_start_leaves_no_run_folder_and_a_run_is_not_rewound(cache, tmp_path):
+    cfg = config(cache, batch=16)  # the cache holds 8 samples
+    with pytest.raises(InputError, match="fewer than one batch"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    cfg.data.crop = 40  # samples are 48x32
+    cfg.train.batch = 4
+    with pytest.raises(InputError, match="data.crop 40 is larger than its samples"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    train(config(cache, steps=4), tmp_path / "run")
+    with pytest.raises(InputError, match="at step 4, past train.steps 2"):
+        train(config(cache, steps=2), tmp_path / "run")
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["steps"] == 4
+
+
+def _pairs(tmp_path):
+    from gyrodeblur.synthesis.clips import export_clip
+    from gyrodeblur.synthesis.images import ImageBank
+    from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
+
+    sampler = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=96),
+                          SamplerSettings(width=48, height=32, frames=2, samples=5), seed=2)
+    export_clip(sampler.sample(0), tmp_path / "pairs" / "clip")
+    return DataConfig(source="folder", folder=str(tmp_path / "pairs"), samples=5)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("size", "frames are 40x30, blurred/ 48x32"),
+    ("gray", "frame 1 is gray, blurred/ is in colour"),
+    ("missing", "frames 2..2 asked for but"),
+])
+def test_bad_pairs_in_a_folder_are_one_line_errors_from_the_cache_workers(tmp_path, change,
+                                                                          message):
+    import cv2
+
+    data = _pairs(tmp_path)
+    sharp = sorted((tmp_path / "pairs" / "clip" / "sharp").iterdir())
+    for path in sharp:
+        image = cv2.imread(str(path))
+        if change == "size":
+            cv2.imwrite(str(path), cv2.resize(image, (40, 30)))
+        elif change == "gray":
+            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    if change == "missing":
+        sharp[-1].unlink()
+    with pytest.raises(InputError, match=re.escape(message)):
+        build_cache(data, tmp_path / "cache.safetensors")
+    assert not (tmp_path / "cache.safetensors").exists()
+
+
+def test_a_folder_cache_ignores_files_the_clips_are_not_read_from(tmp_path):
+    data = _pairs(tmp_path)
+    recipe = cache_recipe(data)
+    (tmp_path / "pairs" / "README.txt").write_text("notes")
+    (tmp_path / "pairs" / "clip" / "kernels.npz").write_bytes(b"not read")
+    assert cache_recipe(data) == recipe
+    (tmp_path / "pairs" / "clip" / "frames.csv").write_text(
+        (tmp_path / "pairs" / "clip" / "frames.csv").read_text() + "\n")
+    assert cache_recipe(data) != recipe
