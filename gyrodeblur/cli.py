@@ -475,13 +475,15 @@ def train(
         return
     with progress_bar() as bar:
         drawing = bar.add_task("data cache", total=None, visible=False)
-        task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps)
+        # Shown from the first step on: a run that fails to start prints only its error.
+        task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps, visible=False)
 
         def show_cache(done: int, count: int) -> None:
             bar.update(drawing, completed=done, total=count, visible=True)
 
         def show(step: int, steps: int, loss: float) -> None:
-            bar.update(task, completed=step, description=f"train {cfg.name} L1 {loss:.4f}")
+            bar.update(task, completed=step, description=f"train {cfg.name} L1 {loss:.4f}",
+                       visible=True)
 
         metrics = run(cfg, out, progress=show, stop_after=stop_after,
                       cache_progress=show_cache)
