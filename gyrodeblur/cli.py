@@ -7,6 +7,7 @@ output file (every output is written atomically).
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 import shutil
@@ -903,6 +904,11 @@ def deblur_video_command(
                 "tile": restorer.tile, "kernel_width": kernel_width, "flow": flow,
                 "frames": [int(n) for n in selected.frame],
                 "t_start": selected.t_start.tolist(), "exposure": selected.exposure.tolist()}
+    if restorer.net is not None:  # retrained weights under the same name or path
+        from gyrodeblur.models import shipped_weights
+
+        weights = shipped_weights().get(restorer.name, Path(restorer.name))
+        settings["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     if sync == "auto":
         settings["sync"] = {"time_offset": found.time_offset, "confidence": found.confidence,
                             "applied": found.reliable}

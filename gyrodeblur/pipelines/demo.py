@@ -10,6 +10,7 @@ then found by synchronisation. The clip is deblurred with the default shipped ne
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -96,6 +97,8 @@ def run_demo(out: str | Path = "demo-output", say: Callable[[str], None] = print
         restorer = make_restorer(method, None, video=True)
         say(f"{step} deblurring with {restorer.name}")
         job = VideoJob(footage, timing, timing.frame, log, camera, restorer)
+        # Frames of an earlier demo (other code or weights) would be kept as resumed.
+        shutil.rmtree(out / restorer.name, ignore_errors=True)
         t0 = time.perf_counter()
         deblur_video(job, out / restorer.name)
         seconds[restorer.name] = (time.perf_counter() - t0) / FRAMES

@@ -248,6 +248,20 @@ def test_deblur_video_classic_to_folder_raises_psnr_and_resumes(clip, tmp_path, 
     assert offset.exit_code == 2 and "other settings" in offset.output
 
 
+def test_a_folder_of_other_weights_under_the_same_path_is_not_resumed(clip, tmp_path):
+    import shutil
+
+    from gyrodeblur.models import shipped_weights
+
+    weights, out = tmp_path / "mine.safetensors", tmp_path / "frames"
+    shutil.copyfile(shipped_weights()["deepgyro-path-s"], weights)
+    args = [*motion_args(clip), "--model", str(weights), "--range", "1:1", "-o", out]
+    assert deblur_video(clip / "blurred", *args).exit_code == 0
+    shutil.copyfile(shipped_weights()["deepgyro-s"], weights)  # retrained, same file name
+    again = deblur_video(clip / "blurred", *args)
+    assert again.exit_code == 2 and "other settings" in again.output
+
+
 def test_interrupted_video_leaves_no_file(clip, tmp_path, monkeypatch):
     def interrupted(restorer, window):
         frame = window[len(window) // 2]  # the frame restored: windows of 1 or 3 frames
