@@ -25,6 +25,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -483,6 +484,10 @@ def train(config: TrainConfig, out: str | Path,
             tmp.write_text(yaml.safe_dump({"name": config.name, "model": config.model,
                                            "data": asdict(config.data),
                                            "train": asdict(t)}, sort_keys=False))
+    if world > 1:
+        # The depthwise convolutions' weight grads differ from DDP's buckets only in the
+        # stride of a size-1 dimension, which is the same layout: PyTorch warns all the same.
+        warnings.filterwarnings("ignore", "Grad strides do not match bucket view strides")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     writer = None
     if rank == 0:
