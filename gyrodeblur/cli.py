@@ -744,7 +744,7 @@ MethodOption = Annotated[str, typer.Option(
     help="net (a trained network) or classic (deconvolution with the gyro kernels, no weights).")]
 ModelOption = Annotated[str | None, typer.Option(
     help="Shipped model name or .safetensors file (default: deepgyro-refine-s, frame by frame, "
-         "refining the classical restoration; deepgyro-path-s is about 3.5 times faster; "
+         "refining the classical restoration; deepgyro-path-s is about 3 times faster; "
          "gyrodvd-s is the video network).")]
 TileOption = Annotated[int | None, typer.Option(
     min=64, help="Tile size (pixels) for bounded memory (default: 1280 for single-image nets "

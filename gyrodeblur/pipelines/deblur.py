@@ -43,7 +43,7 @@ from gyrodeblur.pipelines.tiling import Tile, run_tiled
 METHODS = ("net", "classic")
 #: Shipped model used by ``--method net`` when none is named, for images and videos alike: it
 #: refines the classical method's restoration and scores above it, and above every other
-#: shipped net, on the image and clip benchmarks (``docs/models.md``), at 1.1-1.3 times the
+#: shipped net, on the image and clip benchmarks (``docs/models.md``), at 1.1-1.6 times the
 #: classical method's time; ``deepgyro-path-s`` is the fast choice.
 DEFAULT_MODEL = "deepgyro-refine-s"
 #: Tile cores (px) per method: a GyroDVD-s window holds 3 frames and about 1.2 kB of activations

@@ -37,8 +37,9 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
     """
     if log.imu_to_camera is not None and np.allclose(camera.R_imu_to_camera, np.eye(3)):
         if np.linalg.det(log.imu_to_camera) < 0:
-            raise InputError(log.source, "its Gyroflow orientation (xzY, telemetry-parser's "
-                                         "default, when the file has none) mirrors the axes, "
+            raise InputError(log.source, "its Gyroflow orientation (its orientation line, or "
+                                         "xzY, telemetry-parser's default, when it has none) "
+                                         "mirrors the axes, "
                                          "which no mounting of a gyro does: set the file's "
                                          "orientation line (e.g. YxZ) or imu_to_camera in the "
                                          "camera JSON")
