@@ -527,7 +527,7 @@ def evaluate(
     import torch
 
     from gyrodeblur.fileio import atomic_path
-    from gyrodeblur.models import DeepGyro, dummy_batch, load_model, predict, shipped_weights
+    from gyrodeblur.models import DeepGyro, dummy_batch, load_model, predict, weights_file
     from gyrodeblur.pipelines.evaluate import (
         PRESETS,
         BenchmarkSpec,
@@ -595,9 +595,8 @@ def evaluate(
         results[name] = run(net_restore(net), samples, names)
     if "classic" in model:
         results["classic"] = run(classic_restore, samples, names)
-    files = shipped_weights()
     report: dict = {"benchmark": source, "results": results,
-                    "models": {name: {"file": str(files.get(name, Path(name))), "config": config}
+                    "models": {name: {"file": str(weights_file(name)), "config": config}
                                for name, (_, config) in models.items()}}
     if pairs is not None:
         single = {n: m for n, (m, _) in models.items() if isinstance(m, DeepGyro)}
@@ -905,10 +904,10 @@ def deblur_video_command(
                 "frames": [int(n) for n in selected.frame],
                 "t_start": selected.t_start.tolist(), "exposure": selected.exposure.tolist()}
     if restorer.net is not None:  # retrained weights under the same name or path
-        from gyrodeblur.models import shipped_weights
+        from gyrodeblur.models import weights_file
 
-        weights = shipped_weights().get(restorer.name, Path(restorer.name))
-        settings["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        settings["weights_sha256"] = hashlib.sha256(
+            weights_file(restorer.name).read_bytes()).hexdigest()
     if sync == "auto":
         settings["sync"] = {"time_offset": found.time_offset, "confidence": found.confidence,
                             "applied": found.reliable}

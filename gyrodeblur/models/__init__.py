@@ -58,6 +58,16 @@ def shipped_weights() -> dict[str, Path]:
             if p.name.endswith(".safetensors")}
 
 
+def weights_file(name_or_path: str | Path) -> Path:
+    """The file of a shipped model's name, or ``name_or_path`` itself.
+
+    Example:
+        >>> weights_file("deepgyro-s").name, weights_file("runs/mine.safetensors").name
+        ('deepgyro-s.safetensors', 'mine.safetensors')
+    """
+    return shipped_weights().get(str(name_or_path), Path(name_or_path))
+
+
 def example_inputs(net: nn.Module, size: int = 64) -> tuple[torch.Tensor, ...]:
     """Zero inputs of the right shapes for ``net`` (one image or one-frame clip, square)."""
     image = torch.zeros(1, 3, size, size)
@@ -114,7 +124,7 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = shipped_weights().get(str(name_or_path), Path(name_or_path))
+    path = weights_file(name_or_path)
     if not path.is_file():
         raise InputError(path, f"no such weights file or shipped model (shipped: "
                                f"{', '.join(shipped_weights()) or 'none'})")
@@ -144,7 +154,7 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
 
 __all__ = ["ARCHITECTURES", "INFERENCE_POOL_RADIUS", "VARIANTS", "DeepGyro", "GyroDVD",
            "build_model", "dummy_batch", "example_inputs", "load_model", "predict",
-           "set_pool_radius", "shipped_weights"]
+           "set_pool_radius", "shipped_weights", "weights_file"]
 
 
 def predict(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -159,15 +159,13 @@ class ClipFolder:
         numbers = np.arange(first, first + count)
         timing = self.timing.select(first, first + count - 1)
         blurred = np.stack([image for _, image in self.footage.frames(numbers)])
+        arrays = {"blurred": blurred}
+        if (self.path / "sharp").is_dir():  # checked before the costly kernels
+            arrays["sharp"] = np.stack([image for _, image in
+                                        Footage(self.path / "sharp").frames(numbers)])
+            _check_pair(self.path / "sharp", numbers, blurred, arrays["sharp"])
         log, camera = self.log_and_camera
-        arrays = {"blurred": blurred,
-                  **observed_kernels(blurred, log, camera, timing, samples)}
-        if (self.path / "sharp").is_dir():
-            sharp = np.stack([image for _, image in
-                              Footage(self.path / "sharp").frames(numbers)])
-            _check_pair(self.path / "sharp", numbers, blurred, sharp)
-            arrays["sharp"] = sharp
-        return arrays
+        return arrays | observed_kernels(blurred, log, camera, timing, samples)
 
 
 def _check_pair(folder: Path, numbers: np.ndarray, blurred: np.ndarray,
