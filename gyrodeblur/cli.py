@@ -527,6 +527,7 @@ def evaluate(
     import torch
 
     from gyrodeblur.fileio import atomic_path
+    from gyrodeblur.metrics import SSIM_WINDOW
     from gyrodeblur.models import DeepGyro, dummy_batch, load_model, predict, weights_file
     from gyrodeblur.pipelines.evaluate import (
         PRESETS,
@@ -581,8 +582,9 @@ def evaluate(
     else:
         count, preset = count or 24, preset or "default"
         width, height = parse_size(size or "256x192")
-        if min(width, height) < 11:
-            raise InputError(None, f"--size {size}: at least 11x11, SSIM's window")
+        if min(width, height) < SSIM_WINDOW:
+            raise InputError(None, f"--size {size}: at least {SSIM_WINDOW}x{SSIM_WINDOW}, "
+                                   "SSIM's window")
         if preset not in PRESETS:
             raise InputError(None, f"--preset {preset!r}: choose {', '.join(PRESETS)}")
         spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height, samples=T,

@@ -15,6 +15,10 @@ CONVENTION = ("RGB, data range 1.0, no border crop; SSIM: 11x11 Gaussian window 
               "per channel then averaged")
 
 
+SSIM_WINDOW = 11
+"""Side of SSIM's Gaussian window (sigma 1.5), the smallest image it scores."""
+
+
 def _unit_range(restored: np.ndarray, reference: np.ndarray,
                 min_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Both images as float64 ``(H, W, C)`` in ``[0, 1]``: integer images are divided by
@@ -60,7 +64,7 @@ def ssim(restored: np.ndarray, reference: np.ndarray) -> float:
         >>> round(ssim(a, a), 6)
         1.0
     """
-    x, y = _unit_range(restored, reference, min_size=11)
+    x, y = _unit_range(restored, reference, min_size=SSIM_WINDOW)
     c1, c2 = 0.01**2, 0.03**2
     values = []
     for c in range(x.shape[2]):

@@ -58,6 +58,12 @@ def shipped_weights() -> dict[str, Path]:
             if p.name.endswith(".safetensors")}
 
 
+def refines_classic(net: nn.Module) -> bool:
+    """Whether ``net`` restores from the classical method's restoration (DeepGyro with
+    ``refine=True``), which it then takes as its first estimate."""
+    return isinstance(net, DeepGyro) and net.refine
+
+
 def weights_file(name_or_path: str | Path) -> Path:
     """The file of a shipped model's name, or ``name_or_path`` itself.
 
@@ -154,7 +160,7 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
 
 __all__ = ["ARCHITECTURES", "INFERENCE_POOL_RADIUS", "VARIANTS", "DeepGyro", "GyroDVD",
            "build_model", "dummy_batch", "example_inputs", "load_model", "predict",
-           "set_pool_radius", "shipped_weights", "weights_file"]
+           "refines_classic", "set_pool_radius", "shipped_weights", "weights_file"]
 
 
 def predict(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -35,7 +35,7 @@ from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
-from gyrodeblur.models import DeepGyro, GyroDVD, load_model
+from gyrodeblur.models import DeepGyro, GyroDVD, load_model, refines_classic
 from gyrodeblur.models.classic import auto_iterations, auto_tv_weight, deconvolve
 from gyrodeblur.pipelines.kernels import check_frames_covered
 from gyrodeblur.pipelines.tiling import Tile, run_tiled
@@ -90,7 +90,7 @@ class Restorer:
     @property
     def uses_classic(self) -> bool:
         """Whether it runs the classical method: alone, or as the first estimate of a net."""
-        return self.net is None or getattr(self.net, "refine", False)
+        return self.net is None or refines_classic(self.net)
 
     @property
     def whole_kernel(self) -> bool:
@@ -155,7 +155,7 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
     else:
         name = model or DEFAULT_MODEL
         net, _ = load_model(name)
-    if iterations is not None and not getattr(net, "refine", False):
+    if iterations is not None and not refines_classic(net):
         raise InputError(None, "--iterations applies to --method classic (or a net that refines "
                                "it) only")
     if isinstance(net, DeepGyro):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.metrics import CONVENTION, psnr, ssim
+from gyrodeblur.metrics import CONVENTION, SSIM_WINDOW, psnr, ssim
 
 # Benchmark samples come from seeds far from any training seed.
 BENCHMARK_SEED = 1_000_003
@@ -74,9 +74,9 @@ def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9
 
     dataset = ClipFolderDataset(root, frames=frames, samples=samples, paired=True)
     for clip in dataset.clips:
-        if min(clip.footage.size) < 11:
-            raise InputError(clip.path, "frames of {}x{} are smaller than SSIM's 11x11 window"
-                             .format(*clip.footage.size))
+        if min(clip.footage.size) < SSIM_WINDOW:
+            raise InputError(clip.path, "frames of {}x{} are smaller than SSIM's {}x{} window"
+                             .format(*clip.footage.size, SSIM_WINDOW, SSIM_WINDOW))
     names = [f"{dataset.clips[c].path.relative_to(root)} frame{'s' * (frames > 1)} {first}"
              + (f"-{first + frames - 1}" if frames > 1 else "") for c, first in dataset.index]
     return [dataset[i] for i in range(len(dataset))], names
@@ -107,9 +107,9 @@ def classic_restore(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def net_restore(net: torch.nn.Module) -> Restorer:
     """A network as a ``Restorer``; a net that refines the classical method's restoration
     gets it first (and is timed with it)."""
-    from gyrodeblur.models import predict
+    from gyrodeblur.models import predict, refines_classic
 
-    if getattr(net, "refine", False):
+    if refines_classic(net):
         return lambda batch: predict(net, {**batch, "estimate": classic_restore(batch)})
     return lambda batch: predict(net, batch)
 
