@@ -268,8 +268,9 @@ def kernels(
     with progress_bar() as bar:
         task = bar.add_task("kernels", total=len(selected))
         compute_kernels(job, output, plot, progress=lambda n: bar.update(task, completed=n))
-    err_console.print(f"wrote {output} ({len(selected)} frames, {cam.width}x{cam.height}, "
-                      f"T={samples})" + (f" and pictures in {plot}/" if plot else ""))
+    err_console.print(f"wrote {output} ({len(selected)} frame{'s' * (len(selected) != 1)}, "
+                      f"{cam.width}x{cam.height}, T={samples})"
+                      + (f" and pictures in {plot}/" if plot else ""))
 
 
 @app.command()

@@ -57,7 +57,9 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
             cv2.circle(canvas, (int(x), int(y)), 1, (255, 255, 255), -1, cv2.LINE_AA)
     label = (f"max blur {float(np.hypot(*(traj[-1] - traj[0])).max()):.1f} px, streaks "
              f"x{gain:.2g}, blue start to yellow end")
-    scale = max(0.4, height / 1400)
+    # Readable on large frames, and never wider than the picture (portrait frames).
+    (unit_width, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
+    scale = min(max(0.4, height / 1400), (width - 16) / unit_width)
     (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.rectangle(canvas, (4, height - th - 16), (tw + 12, height - 4), (0, 0, 0), -1)
     cv2.putText(canvas, label, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, scale,
