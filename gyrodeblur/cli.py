@@ -365,6 +365,9 @@ def synth_image(
     noise: Annotated[float, typer.Option(min=0.0, help="Noise level (0: none).")] = 0.0,
     saturation: Annotated[float | None, typer.Option(
         min=1.0, help="Highlight gain: clipped lights streak (off by default).")] = None,
+    jpeg: Annotated[int | None, typer.Option(
+        min=1, max=100, help="JPEG quality of a camera-like compression after the noise (off "
+                             "by default).")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the noise.")] = 0,
     gyro_unit: Annotated[str, typer.Option(help="auto, rad or deg.")] = "auto",
     output: Annotated[Path, typer.Option("--output", "-o", help="Blurred image.")] = ...,
@@ -386,17 +389,15 @@ def synth_image(
         raise InputError(None, f"--saturation {saturation}: give a finite gain")
     if kernels is not None and kernels.suffix.lower() != ".npz":
         raise InputError(kernels, "kernels are written as an .npz file")
-    if output.resolve() == image.resolve():
-        raise InputError(output, "would overwrite the sharp image")
     for path in (output, kernels):
         if path is not None:
-            check_output(path)
+            check_output(path, source=image)
     sharp, stored = read_image_and_format(image)
     log = read_gyro(gyro, unit=gyro_unit)
     cam = fit_camera(complete_camera(load_camera(camera), log), camera, sharp.shape[1],
                      sharp.shape[0])
     run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed,
-        stored)
+        stored, jpeg)
     err_console.print(f"wrote {output}" + (f" and {kernels}" if kernels else ""))
 
 
@@ -412,6 +413,8 @@ def synth_clips(
     frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 7,
     size: Annotated[str, typer.Option(help="Frame size WxH.")] = "320x192",
     samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
+    jpeg: Annotated[int | None, typer.Option(
+        min=1, max=100, help="JPEG quality of every blurred frame (off by default).")] = None,
 ) -> None:
     """Random blurred clips in the footage folder layout; resumes."""
     import json
@@ -423,7 +426,8 @@ def synth_clips(
 
     check_output(output, folder=True)
     width, height = parse_size(size)
-    settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples)
+    settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples,
+                               **({} if jpeg is None else {"jpeg": (1.0, jpeg, jpeg)}))
     recipe = {"seed": seed, "images": None if images is None else str(images.resolve()),
               "settings": repr(settings)}
     bank = ImageBank(images)  # checks the folder before anything is written
@@ -760,6 +764,14 @@ IterationsOption = Annotated[int | None, typer.Option(
                 "path length, 8 to 30).")]
 
 
+def check_deblur_size(path: Path | None, width: int, height: int) -> None:
+    from gyrodeblur.pipelines.deblur import MIN_SIDE
+
+    if min(width, height) < MIN_SIDE:
+        raise InputError(path, f"{width}x{height} is too small to deblur (at least "
+                               f"{MIN_SIDE}x{MIN_SIDE} pixels)")
+
+
 def _restorer(method: str, model: str | None, video: bool, tile: int | None,
               samples: int | None = None, iterations: int | None = None):
     from gyrodeblur.pipelines.deblur import make_restorer
@@ -804,8 +816,9 @@ def deblur_image_command(
 
     if output.suffix.lower() not in IMAGE_OUTPUTS:
         raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
-    check_output(output)
+    check_output(output, source=image)
     blurred, stored = read_image_and_format(image)
+    check_deblur_size(image, blurred.shape[1], blurred.shape[0])
     restorer = _restorer(method, model, False, tile, samples, iterations)
     if kernels_file is not None:
         if any(v is not None for v in (gyro, camera, frame_time, exposure)):
@@ -877,12 +890,14 @@ def deblur_video_command(
         raise InputError(None, f"--sync {sync!r}: choose auto or off")
     if output.suffix and output.suffix.lower() != ".mp4":
         raise InputError(output, "output must be an .mp4 file or a folder")
-    check_output(output, folder=not output.suffix)
+    check_output(output, folder=not output.suffix, source=frames)
     footage = Footage(frames)
+    check_deblur_size(frames, *footage.size)
     log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset)
     cam = fit_camera(cam, camera, *footage.size)
     wanted_size = parse_size(size)
     if wanted_size is not None:
+        check_deblur_size(None, *wanted_size)
         cam = fit_camera(cam, camera, *wanted_size)
     timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time)
     selected = select_frames(timing, footage, frame_range)
@@ -921,12 +936,12 @@ def deblur_video_command(
     whole = np.array_equal(selected.frame, np.arange(1, footage.count + 1))
     with progress_bar() as bar:
         task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))
-        note = deblur_video(job, output, side_by_side, audio=whole,
-                            progress=lambda n: bar.update(task, completed=n))
+        notes = deblur_video(job, output, side_by_side, audio=whole,
+                             progress=lambda n: bar.update(task, completed=n))
     if output.suffix and footage.path.is_file() and not whole:
-        note = f"any audio left out: frames {selected.frame[0]}..{selected.frame[-1]} of " \
-               f"{footage.count} are written"
-    if note:
+        notes.append(f"any audio left out: frames {selected.frame[0]}..{selected.frame[-1]} "
+                     f"of {footage.count} are written")
+    for note in notes:
         err_console.print(note)
     err_console.print(f"wrote {output} ({len(selected)} frame{'s' * (len(selected) != 1)}, "
                       f"{cam.width}x{cam.height}, {restorer.name})")

@@ -16,11 +16,12 @@ import numpy as np
 from gyrodeblur.errors import InputError
 
 
-def check_output(path: str | Path, folder: bool = False) -> None:
+def check_output(path: str | Path, folder: bool = False,
+                 source: str | Path | None = None) -> None:
     """Refuse, before any work is done, an output that could not be written.
 
-    A file must not be an existing folder (a folder output not an existing file), and the
-    nearest existing ancestor must be a writable folder.
+    A file must not be an existing folder (a folder output not an existing file), nor the
+    ``source`` it is made from, and the nearest existing ancestor must be a writable folder.
 
     Example:
         >>> import tempfile, pathlib
@@ -32,6 +33,8 @@ def check_output(path: str | Path, folder: bool = False) -> None:
         gyrodeblur.errors.InputError: ... is a folder, not a file
     """
     path = Path(path)
+    if source is not None and path.resolve() == Path(source).resolve():
+        raise InputError(path, "would overwrite the input; give another output")
     if not folder and path.is_dir():
         raise InputError(path, "is a folder, not a file")
     if folder and path.exists() and not path.is_dir():

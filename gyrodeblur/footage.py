@@ -171,12 +171,29 @@ def natural_order(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The images of ``folder`` in natural order; hidden files (``.name``: thumbnails, macOS
+    ``._`` resource forks) are not frames.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("f10.png", "f2.png", ".f1.png", "notes.txt"):
+        ...     _ = (folder / name).write_bytes(b"")
+        >>> [p.name for p in image_files(folder)]
+        ['f2.png', 'f10.png']
+    """
+    return sorted((p for p in folder.iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")),
+                  key=natural_order)
+
+
 def gyrovd_frames(folder: Path) -> tuple[list[Path], FrameTiming] | None:
     """Frames and timing of a GyroVD sequence folder (``blur/`` with times in the names)."""
     blur = folder / "blur"
     if not blur.is_dir():
         return None
-    files = sorted(p for p in blur.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(blur)
     matches = [_GYROVD_NAME.match(p.name) for p in files]
     if not files or not all(matches):
         return None
@@ -209,6 +226,37 @@ def to_float(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint16:
         return image.astype(np.float32) / 65535
     return image.astype(np.float32, copy=False)
+
+
+def float_image(image, what: str = "image") -> np.ndarray:
+    """An ``(H, W, 3)`` image given to the Python API (a NumPy array, a CPU tensor or nested
+    lists) as float32 sRGB in ``[0, 1]``: uint8 and uint16 scaled as :func:`to_float` does,
+    floats kept as they are.
+
+    Raises:
+        ValueError: not ``(H, W, 3)``, non-finite values, or float values far outside
+            ``[0, 1]`` (beyond ``[-0.5, 1.5]``: most likely an image of 0..255 given as
+            floats; slightly out-of-range values, as unclamped network outputs have, pass).
+
+    Example:
+        >>> float_image(np.full((1, 2, 3), 255, np.uint8)).max()
+        np.float32(1.0)
+        >>> float_image(np.full((1, 2, 3), 255.0))
+        Traceback (most recent call last):
+        ...
+        ValueError: image: float values must lie in [0, 1], got 255 to 255 (0..255 floats?)
+    """
+    image = to_float(np.asarray(image))
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{what}: must be (H, W, 3) RGB, got shape {image.shape}")
+    if not np.isfinite(image).all():
+        raise ValueError(f"{what}: has non-finite values")
+    low, high = float(image.min(initial=np.inf)), float(image.max(initial=-np.inf))
+    if low < -0.5 or high > 1.5:
+        hint = " (0..255 floats?)" if high > 1.5 else ""
+        raise ValueError(f"{what}: float values must lie in [0, 1], got {low:.4g} to "
+                         f"{high:.4g}{hint}")
+    return image
 
 
 @dataclass(frozen=True)
@@ -328,8 +376,7 @@ class Footage:
             if gyrovd:
                 self._files, self.timing = gyrovd
             else:
-                self._files = sorted((p for p in self.path.iterdir()
-                                      if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_order)
+                self._files = image_files(self.path)
             if not self._files:
                 raise InputError(self.path, "folder holds no images")
             first, _ = _decode_file(self._files[0])
@@ -477,7 +524,7 @@ class VideoWriter:
         self.path, self.fps, self.audio_from, self.crf = Path(path), Fraction(fps), audio_from, crf
         self.rotation = rotation
         self._frames = 0
-        self.audio_note: str | None = None  # why the input's audio was not copied
+        self.notes: list[str] = []  # how the video differs from its source: audio, padding
 
     def __enter__(self) -> VideoWriter:
         import av
@@ -491,7 +538,7 @@ class VideoWriter:
                 source_audio = self._source.streams.audio[0]
                 codec = source_audio.codec_context.name
                 if codec not in MP4_AUDIO:
-                    self.audio_note = f"audio ({codec}) left out: MP4 cannot hold it"
+                    self.notes.append(f"audio ({codec}) left out: MP4 cannot hold it")
                     return self
                 try:
                     self._audio = self._container.add_stream_from_template(source_audio)
@@ -499,7 +546,7 @@ class VideoWriter:
                                      if p.dts is not None)
                 except (av.FFmpegError, ValueError) as e:
                     self._audio = None
-                    self.audio_note = f"audio ({codec}) left out: {e}"
+                    self.notes.append(f"audio ({codec}) left out: {e}")
         return self
 
     def _mux_audio(self, until: float | None) -> None:
@@ -524,6 +571,9 @@ class VideoWriter:
             self._video.options = {"crf": str(self.crf)}
             if self.rotation:
                 self._video.set_display_rotation(self.rotation)
+            if w % 2 or h % 2:
+                self.notes.append(f"frames of {w}x{h} padded to {w + w % 2}x{h + h % 2} "
+                                  "(H.264 takes even sizes; the last row or column repeated)")
         rgb = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
         if w % 2 or h % 2:
             rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")

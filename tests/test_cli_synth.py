@@ -64,6 +64,17 @@ def test_noise_only_when_asked_and_reproducible(files):
     assert 0.01 < np.std(c - a) < 0.2
 
 
+def test_jpeg_only_when_asked(files):
+    synth(files, "yaw.csv", out="a.png")
+    assert synth(files, "yaw.csv", "--jpeg", "90", "--kernels", str(files / "k.npz"),
+                 out="j90.png").exit_code == 0
+    synth(files, "yaw.csv", "--jpeg", "20", out="j20.png")
+    a, j90, j20 = (read_image(files / n) for n in ("a.png", "j90.png", "j20.png"))
+    # Dead leaves are all edges, which 4:2:0 chroma subsampling smears at any quality.
+    assert 0.002 < np.abs(j90 - a).mean() < np.abs(j20 - a).mean() < 0.2
+    assert json.loads(str(np.load(files / "k.npz")["meta"]))["jpeg"] == 90
+
+
 def test_gyro_not_covering_the_exposure_is_refused(files):
     result = runner.invoke(app, ["synth", "image", str(files / "sharp.png"), "--gyro",
                                  str(files / "yaw.csv"), "--camera", str(files / "camera.json"),
@@ -89,7 +100,7 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     (["--seed", "-1"], "x.png", "Invalid value for '--seed'"),
     (["--saturation", "inf"], "x.png", "give a finite gain"),
     (["--kernels", "k.txt"], "x.png", "k.txt: kernels are written as an .npz file"),
-    ([], "sharp.png", "would overwrite the sharp image"),
+    ([], "sharp.png", "would overwrite the input"),
 ])
 def test_bad_options_are_refused_and_write_nothing(files, extra, out, message):
     extra = [str(files / e) if e.endswith(".txt") else e for e in extra]

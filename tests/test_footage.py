@@ -116,6 +116,25 @@ def test_folder_frames_are_in_the_numeric_order_of_their_names(tmp_path):
     assert values == [1, 2, 10, 11]
 
 
+def test_hidden_files_in_a_frames_folder_are_not_frames(tmp_path):
+    for n in (1, 2):
+        cv2.imwrite(str(tmp_path / f"frame_{n}.png"), np.full((4, 6, 3), n, np.uint8))
+    cv2.imwrite(str(tmp_path / ".thumb.png"), np.full((4, 6, 3), 9, np.uint8))
+    (tmp_path / "._frame_1.png").write_bytes(b"macOS resource fork")
+    footage = Footage(tmp_path)
+    assert footage.count == 2
+    assert [int(image[0, 0, 0]) for _, image in footage.frames(np.arange(1, 3), native=True)] \
+        == [1, 2]
+
+
+def test_odd_sizes_are_padded_with_a_note(tmp_path):
+    with VideoWriter(tmp_path / "odd.mp4", 30.0) as video:
+        video.write(np.zeros((5, 7, 3), np.float32))
+    assert Footage(tmp_path / "odd.mp4").size == (8, 6)
+    assert video.notes == ["frames of 7x5 padded to 8x6 (H.264 takes even sizes; the last row "
+                           "or column repeated)"]
+
+
 def test_gyrovd_landscape_frames_are_turned_to_the_portrait_camera(tmp_path):
     # GyroVD-Real stores its frames landscape; its gyro and intrinsics are portrait, and its
     # code turns each frame 90 degrees clockwise: so does Footage.

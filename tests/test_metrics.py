@@ -33,3 +33,10 @@ def test_mismatched_or_too_small_images_are_refused(shape_a, shape_b):
     with pytest.raises(ValueError, match="need two images of one shape"):
         psnr(np.zeros(shape_a), np.zeros(shape_b)) if shape_a != shape_b else \
             ssim(np.zeros(shape_a), np.zeros(shape_b))
+
+
+def test_floats_of_0_to_255_are_refused():
+    image = np.random.default_rng(0).random((16, 16, 3)) * 255
+    with pytest.raises(ValueError, match=r"0\.\.255 floats"):
+        psnr(image, image / 255)
+    assert psnr(np.clip(image / 255 + 0.01, 0, 1.01), image / 255) > 39  # slight overshoot ok

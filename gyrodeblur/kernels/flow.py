@@ -19,9 +19,20 @@ from gyrodeblur.footage import to_float
 FlowBackend = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+#: Smallest side DIS takes (its pyramid refuses frames under about 12 px).
+DIS_MIN_SIDE = 16
+
+
 def _dis(preset: int) -> FlowBackend:
     def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return cv2.DISOpticalFlow.create(preset).calc(a, b, None)
+        h, w = a.shape
+        if min(h, w) >= DIS_MIN_SIDE:
+            return cv2.DISOpticalFlow.create(preset).calc(a, b, None)
+        # Tiny frames (thumbnails, tests): edges repeated up to the smallest size DIS takes.
+        pad = ((0, max(0, DIS_MIN_SIDE - h)), (0, max(0, DIS_MIN_SIDE - w)))
+        big = cv2.DISOpticalFlow.create(preset).calc(np.pad(a, pad, mode="edge"),
+                                                     np.pad(b, pad, mode="edge"), None)
+        return np.ascontiguousarray(big[:h, :w])
 
     flow.__doc__ = "OpenCV DIS optical flow (Kroeger et al., ECCV 2016)."
     return flow

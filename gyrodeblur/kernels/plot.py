@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from gyrodeblur.footage import float_image
+
 
 def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
                  spacing: int | None = None, gain: float | None = None) -> np.ndarray:
@@ -18,7 +20,8 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
 
     Args:
         traj: ``(T, 2, H, W)`` trajectory.
-        image: ``(H, W, 3)`` float RGB in ``[0, 1]`` or uint8 background; grey when ``None``.
+        image: ``(H, W, 3)`` RGB background (float in ``[0, 1]``, or uint8 or uint16) of the
+            size of ``traj``; grey when ``None``.
         spacing: grid step in pixels (default: 1/24 of the longer side, at least 16).
         gain: streak magnification (default: automatic, see above).
 
@@ -30,12 +33,18 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
         >>> pic.shape, pic.dtype
         ((64, 96, 3), dtype('uint8'))
     """
+    traj = np.asarray(traj)
+    if traj.ndim != 4 or traj.shape[1] != 2:
+        raise ValueError(f"traj must be (T, 2, H, W), got shape {traj.shape}")
     T, _, height, width = traj.shape
     if image is None:
         canvas = np.full((height, width, 3), 60, np.uint8)
     else:
-        base = image if image.dtype == np.uint8 else np.clip(image * 255 + 0.5, 0, 255)
-        canvas = (base.astype(np.float32) * 0.45).astype(np.uint8)
+        image = float_image(image)
+        if image.shape[:2] != (height, width):
+            raise ValueError(f"image of {image.shape[1]}x{image.shape[0]} under kernels of "
+                             f"{width}x{height}: give them one size")
+        canvas = (np.clip(image * 255 + 0.5, 0, 255) * 0.45).astype(np.uint8)
     canvas = np.ascontiguousarray(canvas)
     step = spacing or max(16, max(height, width) // 24)
     ys = np.arange(step // 2, height, step)

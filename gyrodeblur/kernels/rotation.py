@@ -84,6 +84,9 @@ def rotation_trajectories(orientation: Orientation, camera: Camera, t_start: flo
         >>> round(float(traj[2, 0, 1, 2]), 4)  # fx * tan(0.1 rad/s * 0.1 s)
         1.0
     """
+    if not isinstance(orientation, Orientation):
+        raise TypeError(f"orientation must be an Orientation (camera_orientation(log, camera) "
+                        f"gives it), got {type(orientation).__name__}")
     times, t_ref = sample_times(camera, t_start, exposure, samples)
     R_rows = orientation.relative(t_ref[None, :], times)
     return warp_displacements(R_rows, camera, out=out), times

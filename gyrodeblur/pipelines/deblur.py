@@ -26,6 +26,7 @@ from gyrodeblur.footage import (
     FrameTiming,
     StoredFormat,
     VideoWriter,
+    float_image,
     frame_rate,
     to_float,
     write_image,
@@ -55,6 +56,8 @@ DEFAULT_MODEL = "deepgyro-refine-s"
 #: above each method's receptive field (DeepGyro-s about 100 px, GyroDVD-s about 50 px with
 #: the inference pooling).
 TILES = {"classic": 1280, "deepgyro": 1280, "gyrodvd": 384}
+#: Smallest side of a frame to deblur: the classical method's noise estimate takes 3x3 masks.
+MIN_SIDE = 3
 
 
 @dataclass
@@ -284,17 +287,24 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
 
 def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
                  restorer: Restorer) -> np.ndarray:
-    """Deblur one ``(H, W, 3)`` image whose kernels (any resolution of the same view) are
-    ``rot`` and ``tran`` ``(T, 2, h, w)``; a net that takes another ``T`` gets them resampled
-    (:func:`resample_samples`).
+    """Deblur one ``(H, W, 3)`` sRGB image (float in ``[0, 1]``, or uint8 or uint16) whose
+    kernels (any resolution of the same view) are ``rot`` and ``tran`` ``(T, 2, h, w)``; a
+    net that takes another ``T`` gets them resampled (:func:`resample_samples`).
+
+    Returns:
+        The ``(H, W, 3)`` float32 restored sRGB image.
 
     Raises:
-        ValueError: an image that is not ``(H, W, 3)``, kernels of another shape or aspect
-            ratio, or non-finite kernels.
+        ValueError: an image that is not ``(H, W, 3)`` or not in ``[0, 1]``
+            (:func:`~gyrodeblur.footage.float_image`) or smaller than ``MIN_SIDE``, kernels of
+            another shape or aspect ratio, or non-finite kernels.
     """
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be (H, W, 3), got {image.shape}")
+    image = float_image(image)
     H, W = image.shape[:2]
+    if min(H, W) < MIN_SIDE:
+        raise ValueError(f"a {W}x{H} image is too small to deblur (at least {MIN_SIDE}x{MIN_SIDE})")
+    rot = np.asarray(rot, np.float32)
+    tran = None if tran is None else np.asarray(tran, np.float32)
     for kernel in (rot, tran):
         if kernel is None:
             continue
@@ -509,19 +519,26 @@ def side_by_side_frame(left: np.ndarray, right: np.ndarray, rotation: int = 0) -
 
 def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                  audio: bool = True, progress: Callable[[int], None] | None = None
-                 ) -> str | None:
-    """Deblur ``job.frames`` into ``output``: an ``.mp4`` (H.264, the input's frame rate and,
-    with ``audio``, its audio track) or a folder of PNGs (resumable). Written atomically.
+                 ) -> list[str]:
+    """Deblur ``job.frames`` into ``output``: an ``.mp4`` (H.264, the input's frame rate, its
+    display rotation and, with ``audio``, its audio track) or a folder of PNGs (resumable;
+    turned upright, as the video is shown). Written atomically.
 
     ``side_by_side`` puts the input on the left of each output frame as it is shown (its
-    display rotation considered). Returns why the audio was left out, if it was.
+    display rotation considered). Returns notes for the user on how an ``.mp4`` differs from
+    its source (audio left out, odd sizes padded).
     """
     output = Path(output)
     job.check()
+    rotation = job.footage.rotation
 
-    def compose(frame: FrameData, restored: np.ndarray) -> np.ndarray:
-        return side_by_side_frame(to_float(frame.image), restored, job.footage.rotation) \
-            if side_by_side else restored
+    def compose(frame: FrameData, restored: np.ndarray, turns: int = 0) -> np.ndarray:
+        """The output frame, turned ``turns`` quarter turns counter-clockwise."""
+        restored = np.rot90(restored, turns)
+        if not side_by_side:
+            return np.ascontiguousarray(restored)
+        return side_by_side_frame(np.rot90(to_float(frame.image), turns), restored,
+                                  rotation - 90 * turns)
 
     done = 0
     if output.suffix.lower() == ".mp4":
@@ -534,16 +551,18 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                 done += 1
                 if progress:
                     progress(done)
-        return video.audio_note
+        return video.notes
     if output.suffix:
         raise InputError(output, "output must be an .mp4 file or a folder")
     folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
                           job.footage.stored_format)
+    upright = round(rotation / 90) % 4  # PNGs have no display rotation: turn their pixels
     for clip in windows(job.stream(), job.restorer.window):
         centre = clip[len(clip) // 2]
         if not folder.done(centre.number):
-            folder.write(centre.number, compose(centre, restore_frame(job.restorer, clip)))
+            folder.write(centre.number,
+                         compose(centre, restore_frame(job.restorer, clip), upright))
         done += 1
         if progress:
             progress(done)
-    return None
+    return []

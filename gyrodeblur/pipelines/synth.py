@@ -16,14 +16,15 @@ from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.synthesis.blur import blur_image
 from gyrodeblur.synthesis.clips import export_clip
-from gyrodeblur.synthesis.noise import add_noise_image
+from gyrodeblur.synthesis.noise import add_noise_image, jpeg_image
 from gyrodeblur.synthesis.sampler import ClipSampler
 
 
 def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
                 exposure: float, out_image: str | Path, out_kernels: str | Path | None = None,
                 samples: int = 9, noise: float = 0.0, saturation: float | None = None,
-                seed: int = 0, stored: StoredFormat | None = None) -> None:
+                seed: int = 0, stored: StoredFormat | None = None,
+                jpeg: int | None = None) -> None:
     """Blur one sharp image along the rotation a gyro log recorded during its exposure.
 
     The sharp image is the reference (each row at its mid-exposure time, CONVENTIONS); the
@@ -35,6 +36,8 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
         start, exposure: exposure start of the first-read row (frame clock) and time, s.
         stored: how to store the blurred image (the sharp file's bit depth...); 8-bit RGB
             when None.
+        jpeg: quality of a JPEG round trip after the noise, as a camera's compression
+            (None: none).
     """
     check_covers(log, start + camera.time_offset,
                  start + camera.time_offset + exposure + camera.readout_time)
@@ -43,6 +46,8 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
     blurred = blur_image(sharp, traj, saturation=saturation)
     if noise:
         blurred = add_noise_image(blurred, noise, np.random.default_rng(seed))
+    if jpeg is not None:
+        blurred = jpeg_image(blurred, jpeg)
     # The kernels are written while the image is still a temporary file: a failure of
     # either leaves neither.
     with atomic_path(out_image) as tmp:
@@ -51,7 +56,7 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
             meta = {"gyrodeblur": __version__, "camera": camera.to_dict(), "samples": samples,
                     "translation": False, "frames": [1], "gyro": log.source, "start": start,
                     "exposure": exposure, "noise": noise, "saturation": saturation,
-                    "seed": seed}
+                    "jpeg": jpeg, "seed": seed}
             with NpzWriter(out_kernels) as npz:
                 npz.put("rot", traj[None])
                 npz.put("mask", np.zeros((1, camera.height, camera.width), bool))

@@ -227,6 +227,9 @@ def sampler_settings(data: DataConfig):
                 isinstance(value, (int, float)) and not isinstance(value, bool)):
             raise InputError(None, f"data.sampler.{key}: {value!r} is not a number like "
                                    f"{default}")
+        if key == "jpeg" and not (0 <= value[0] <= 1 and 1 <= value[1] and value[2] <= 100):
+            raise InputError(None, f"data.sampler.jpeg: {list(value)} is not [probability, "
+                                   "lowest quality, highest quality] within [0..1, 1..100]")
         if key == "errors" and not (isinstance(value, dict) and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
                 for v in value.values())):

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gyrodeblur.footage import float_image
+
 Array = TypeVar("Array", torch.Tensor, np.ndarray)
 
 #: sRGB value at or above which a pixel counts as clipped for ``saturation``.
@@ -217,7 +219,8 @@ def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
 
 
 def blur_image(sharp_hwc: np.ndarray, traj: np.ndarray, **kw) -> np.ndarray:
-    """NumPy convenience for one image: ``(H, W, 3)`` sRGB and ``(T, 2, H, W)`` trajectory.
+    """NumPy convenience for one image: ``(H, W, 3)`` sRGB (float in ``[0, 1]``, or uint8 or
+    uint16) and ``(T, 2, H, W)`` trajectory.
 
     Keyword arguments go to ``blur``. Returns the ``(H, W, 3)`` float32 blurred sRGB image.
 
@@ -227,11 +230,11 @@ def blur_image(sharp_hwc: np.ndarray, traj: np.ndarray, **kw) -> np.ndarray:
         >>> out.shape, bool(np.allclose(out, 0.25))
         ((2, 3, 3), True)
     """
-    sharp_hwc, traj = np.asarray(sharp_hwc), np.asarray(traj, np.float32)
-    if sharp_hwc.ndim != 3 or sharp_hwc.shape[2] != 3 or \
-            not np.issubdtype(sharp_hwc.dtype, np.floating):
-        raise ValueError(f"sharp must be (H, W, 3) float sRGB in [0, 1], got {sharp_hwc.shape} "
-                         f"{sharp_hwc.dtype}")
+    sharp_hwc, traj = float_image(sharp_hwc, "sharp"), np.asarray(traj, np.float32)
+    H, W = sharp_hwc.shape[:2]
+    if traj.ndim != 4 or traj.shape[1] != 2 or traj.shape[2:] != (H, W):
+        raise ValueError(f"traj must be (T, 2, H, W) = (T, 2, {H}, {W}) for this image, got "
+                         f"{traj.shape}")
     if not np.isfinite(traj).all():
         raise ValueError("traj has non-finite values")
     sharp = torch.from_numpy(np.ascontiguousarray(sharp_hwc, np.float32)).permute(2, 0, 1)

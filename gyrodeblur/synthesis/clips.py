@@ -36,7 +36,7 @@ from gyrodeblur.geometry.rotation import integrate
 from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
 from gyrodeblur.kernels.translation import translation_trajectories
 from gyrodeblur.synthesis.blur import blur_image
-from gyrodeblur.synthesis.noise import add_noise_image
+from gyrodeblur.synthesis.noise import add_noise_image, jpeg_image
 from gyrodeblur.synthesis.scene import Scene, render, translational_velocity
 from gyrodeblur.synthesis.sensor_errors import SensorErrors
 
@@ -143,8 +143,6 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
         frame = blur_image(sharp[f], rot[f] + tran[f], saturation=settings.saturation)
         blurred[f] = add_noise_image(frame, settings.noise, rng) if settings.noise else frame
     if settings.jpeg is not None:
-        from gyrodeblur.synthesis.noise import jpeg_image
-
         blurred = np.stack([jpeg_image(b, settings.jpeg) for b in blurred])
     errors = errors or SensorErrors.none()
     recorded_log, recorded_camera = errors.apply(log, camera, rng)

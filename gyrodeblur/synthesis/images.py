@@ -111,8 +111,8 @@ class ImageBank:
         self.folder = Path(self.folder)
         if not self.folder.is_dir():
             raise InputError(self.folder, "no such folder of images")
-        self._items = sorted(p for p in self.folder.rglob("*")
-                             if p.suffix.lower() in IMAGE_SUFFIXES)
+        self._items = sorted(p for p in self.folder.rglob("*")  # hidden files: not images
+                             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
         if not self._items:
             raise InputError(self.folder, "folder holds no images")
 

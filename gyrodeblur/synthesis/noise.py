@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
+from gyrodeblur.footage import float_image
 from gyrodeblur.synthesis.blur import linear_to_srgb, srgb_to_linear
 
 #: Linear level at which ``noise_params`` defines its noise level (18 % mid-grey).
@@ -112,7 +113,7 @@ def add_noise_image(hwc: np.ndarray, level: float,
     """NumPy convenience: ``poisson_gaussian`` with ``noise_params(level)`` on one image.
 
     Args:
-        hwc: ``(H, W, 3)`` float32 sRGB in ``[0, 1]``.
+        hwc: ``(H, W, 3)`` sRGB: float in ``[0, 1]``, or uint8 or uint16.
         level: noise std at linear mid-grey (see ``noise_params``); 0 returns a copy.
         rng: a ``np.random.Generator`` or a seed, for reproducible noise.
 
@@ -127,9 +128,23 @@ def add_noise_image(hwc: np.ndarray, level: float,
     """
     shot, read = noise_params(level)
     rng = np.random.default_rng(rng)
-    x = np.clip(srgb_to_linear(np.asarray(hwc, np.float32)), 0.0, None)
+    x = np.clip(srgb_to_linear(float_image(hwc)), 0.0, None)
     if shot > 0:
         x = rng.poisson(x / shot).astype(np.float32) * np.float32(shot)
     if read > 0:
         x = x + rng.normal(0.0, read, x.shape).astype(np.float32)
     return linear_to_srgb(np.clip(x, 0.0, 1.0)).astype(np.float32)
+
+
+def jpeg_image(hwc: np.ndarray, quality: int) -> np.ndarray:
+    """NumPy convenience: :func:`jpeg` on one ``(H, W, 3)`` sRGB image (float in ``[0, 1]``,
+    or uint8 or uint16); returns float32 sRGB on the 8-bit grid.
+
+    Example:
+        >>> img = np.full((8, 8, 3), 0.5, np.float32)
+        >>> out = jpeg_image(img, 90)
+        >>> out.shape, out.dtype, bool(np.allclose(out, 128 / 255))
+        ((8, 8, 3), dtype('float32'), True)
+    """
+    image = torch.from_numpy(float_image(hwc)).permute(2, 0, 1)[None]
+    return jpeg(image, quality)[0].permute(1, 2, 0).numpy()

@@ -42,6 +42,8 @@ class SamplerSettings:
         planes: maximum number of planes (at least one).
         noise: noise level range (0 included: clean).
         saturation: probability and gain range of streaking highlights.
+        jpeg: probability and quality range (1..100) of a JPEG round trip of the blurred
+            frames, as cameras compress them (off by default).
         margin: the source image is this much larger than the view, for the motion.
         errors: sensor error ranges of the recorded gyro.
     """
@@ -62,6 +64,7 @@ class SamplerSettings:
     planes: int = 3
     noise: tuple[float, float] = (0.0, 0.02)
     saturation: tuple[float, float, float] = (0.2, 2.0, 8.0)
+    jpeg: tuple[float, float, float] = (0.0, 60.0, 95.0)
     margin: float = 1.6
     errors: SensorErrorRanges = field(default_factory=SensorErrorRanges)
 
@@ -105,7 +108,13 @@ class ClipSampler:
             noise=float(rng.uniform(*s.noise)))
         name, image = self._source_image(rng)
         errors = SensorErrors.sample(s.errors, rng)
-        clip = synthesize_clip(image, camera, log, self._scene(rng), clip_settings, rng, errors)
+        scene = self._scene(rng)
+        # Drawn after the content and only when enabled: settings without it give the clips
+        # they gave before it existed, and with it the same images, motion and scenes.
+        if s.jpeg[0] > 0 and rng.random() < s.jpeg[0]:
+            clip_settings = replace(clip_settings, jpeg=int(rng.integers(s.jpeg[1],
+                                                                         s.jpeg[2] + 1)))
+        clip = synthesize_clip(image, camera, log, scene, clip_settings, rng, errors)
         clip.meta["image"] = name
         return clip
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from gyrodeblur.kernels.blur_field import blur_field
 
@@ -18,3 +19,8 @@ def test_blur_field_of_symmetric_trajectory_is_twice_the_end():
     traj = np.zeros((3, 2, 1, 1), np.float32)
     traj[0, :, 0, 0], traj[2, :, 0, 0] = (1.0, -2.0), (-1.0, 2.0)
     np.testing.assert_array_equal(blur_field(traj)[:, 0, 0], [2.0, -4.0])
+
+
+def test_a_single_sample_is_not_a_trajectory():
+    with pytest.raises(ValueError, match=r"\(T, 2, H, W\)"):
+        blur_field(np.zeros((2, 4, 5), np.float32))

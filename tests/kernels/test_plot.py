@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from gyrodeblur.kernels.plot import draw_kernels
 
@@ -19,3 +20,11 @@ def test_picture_keeps_frame_visible_and_size():
     pic = draw_kernels(np.zeros((3, 2, 120, 160), np.float32), frame)
     assert pic.shape == (120, 160, 3) and pic.dtype == np.uint8
     assert np.corrcoef(pic[..., 0].ravel(), frame[..., 0].ravel())[0, 1] > 0.5
+
+
+def test_integer_background_is_its_unit_range_twin_and_sizes_must_agree():
+    frame = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    traj = np.zeros((3, 2, 40, 60), np.float32)
+    np.testing.assert_array_equal(draw_kernels(traj, frame), draw_kernels(traj, frame / 255.0))
+    with pytest.raises(ValueError, match="image of 60x20 under kernels of 60x40"):
+        draw_kernels(traj, frame[:20])

@@ -120,3 +120,12 @@ def test_rolling_shutter_row_equals_global_shutter_started_later(direction):
 def test_sample_times_rejects_one_sample():
     with pytest.raises(ValueError):
         sample_times(PINHOLE, 0.0, 0.01, 1)
+
+
+def test_a_gyro_log_in_place_of_its_orientation_is_refused():
+    from gyrodeblur.geometry.gyro import GyroLog
+
+    log = GyroLog(np.array([0.0, 1.0]), np.zeros((2, 3)))
+    cam = Camera(width=4, height=3, fx=10.0, fy=10.0, cx=1.5, cy=1.0)
+    with pytest.raises(TypeError, match="camera_orientation"):
+        rotation_trajectories(log, cam, 0.2, 0.1)

@@ -55,6 +55,14 @@ def test_dis_flow_agrees_with_gyro_predicted_flow():
     assert np.median(err) < 0.15 and np.percentile(err, 90) < 0.5
 
 
+@pytest.mark.parametrize("shape", [(5, 7), (1, 40), (40, 1), (12, 5)])
+def test_every_backend_takes_frames_smaller_than_dis_pyramids(shape):
+    image = (np.random.default_rng(0).random(shape) * 255).astype(np.uint8)
+    for backend in FLOW_BACKENDS.values():
+        flow = backend(image, image)
+        assert flow.shape == (*shape, 2) and np.abs(flow).max() < 0.5
+
+
 def test_pure_rotation_gives_no_translation():
     a, b, orientation, t_a, t_b = scene_pair([0.15, -0.25, 0.3])
     pv = pair_velocity(a, b, orientation, CAM, t_a, t_b)

@@ -177,6 +177,34 @@ def test_deblur_video_keeps_a_phones_display_rotation(clip, tmp_path):
     assert (footage.rotation, footage.size, footage.count) == (-90, (320, 192), 3)
 
 
+def test_frames_out_of_a_phones_video_are_written_upright(clip, tmp_path):
+    portrait = tmp_path / "portrait.mp4"
+    with VideoWriter(portrait, 30, rotation=90) as video:
+        for _, frame in Footage(clip / "video.mp4").frames(np.arange(1, 3)):
+            video.write(frame)
+    out = tmp_path / "out"
+    result = deblur_video(portrait, *motion_args(clip), "--range", "1:2", "--side-by-side",
+                          "--method", "classic", "-o", out)
+    assert result.exit_code == 0, result.output
+    first = read_image(out / "frame_000001.png")
+    assert first.shape == (320, 384, 3)  # 192x320 upright, input and output side by side
+    stored = next(Footage(portrait).frames(np.arange(1, 2)))[1]
+    np.testing.assert_allclose(first[:, :192], np.rot90(stored), atol=1 / 255 + 1e-6)
+
+
+def test_tiny_frames_and_an_output_over_the_input_are_refused(clip, tmp_path):
+    image = clip / "blurred" / "000001.png"
+    common = [*motion_args(clip)[:4], "--frame-time", "0.1", "--exposure", "0.01"]
+    over = runner.invoke(app, ["deblur", "image", str(image), *common, "-o", str(image)])
+    assert over.exit_code == 2 and "would overwrite the input" in over.output
+    thin = tmp_path / "thin.png"
+    write_image(thin, np.zeros((40, 1, 3), np.float32))
+    small = runner.invoke(app, ["deblur", "image", str(thin), *common, "-o",
+                                str(tmp_path / "out.png")])
+    assert small.exit_code == 2 and "1x40 is too small to deblur" in small.output
+    assert not (tmp_path / "out.png").exists()
+
+
 @pytest.mark.parametrize("rotation", [0, 90, 180, -90])
 def test_side_by_side_puts_the_input_left_as_shown(rotation):
     blurred, restored = np.zeros((4, 6, 3)), np.ones((4, 6, 3))
@@ -379,6 +407,20 @@ def test_deblur_image_refuses_kernels_of_another_view():
     with pytest.raises(ValueError, match="must be"):
         deblur_image(image, np.zeros((5, 2, 30, 40), np.float32),
                      np.zeros((5, 2, 60, 80), np.float32), restorer)
+
+
+def test_deblur_image_takes_integer_images_and_tensors_and_refuses_0_to_255_floats():
+    restorer = make_restorer("classic", None, video=False)
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    rot = rng.normal(0, 1, (5, 2, 24, 32)).astype(np.float32)
+    expected = deblur_image(image / np.float32(255), rot, None, restorer)
+    np.testing.assert_array_equal(deblur_image(image, rot, None, restorer), expected)
+    np.testing.assert_array_equal(
+        deblur_image(torch.from_numpy(image / np.float32(255)), torch.from_numpy(rot), None,
+                     restorer), expected)
+    with pytest.raises(ValueError, match=r"0\.\.255 floats"):
+        deblur_image(image.astype(np.float32), rot, None, restorer)
 
 
 def test_single_image_net_sees_the_whole_kernel():

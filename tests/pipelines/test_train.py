@@ -187,6 +187,7 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"data": {"sampler": {"hfov_deg": [50, 30]}}}, "(low <= high)"),
     ({"data": {"sampler": {"planes": "two"}}}, "data.sampler.planes: 'two' is not a number"),
     ({"data": {"sampler": {"errors": 0.1}}}, "data.sampler.errors: 0.1 is not a mapping"),
+    ({"data": {"sampler": {"jpeg": [0.5, 0, 90]}}}, "data.sampler.jpeg: [0.5, 0, 90] is not"),
     ({"data": {"source": "folders"}}, "synthetic or folder"),
     ({"model": {"variant": "deepgyro-refine-s"}}, "classic False): a refining net needs estimate"),
     ({"train": {"weight_decay": -1}}, "weight_decay must be at least 0, got -1"),

@@ -165,10 +165,19 @@ def test_bad_shapes_and_gain_are_refused():
         blur(sharp[:, :2], torch.zeros(1, 3, 2, 4, 5))
     with pytest.raises(ValueError, match="saturation"):
         blur(sharp, torch.zeros(1, 3, 2, 4, 5), saturation=0.5)
-    with pytest.raises(ValueError, match="float sRGB"):
-        blur_image(np.zeros((4, 5, 3), np.uint8), np.zeros((3, 2, 4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"0\.\.255 floats"):
+        blur_image(np.full((4, 5, 3), 200.0), np.zeros((3, 2, 4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"\(T, 2, 4, 5\)"):
+        blur_image(np.zeros((4, 5, 3)), np.zeros((3, 2, 5, 4), np.float32))
     with pytest.raises(ValueError, match="non-finite"):
         blur_image(np.zeros((4, 5, 3), np.float32), np.full((3, 2, 4, 5), np.nan, np.float32))
+
+
+def test_integer_images_are_scaled_to_unit_range():
+    traj = smooth_traj(4, 6, 7, amp=2.0)[0].numpy()
+    image = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    np.testing.assert_allclose(blur_image(image, traj), blur_image(image / 255.0, traj),
+                               atol=1e-6)
 
 
 def test_srgb_curves_invert_each_other_and_match_known_values():

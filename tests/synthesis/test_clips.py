@@ -72,3 +72,18 @@ def test_readout_stays_within_the_frame_interval():
         clip = sampler.sample(i)
         interval = float(np.diff(clip.timing.t_start)[0])
         assert 0.016 < clip.camera.readout_time <= interval + 1e-12
+
+
+def test_jpeg_compresses_only_the_blurred_frames():
+    def clip(jpeg):
+        settings = SamplerSettings(width=48, height=32, frames=2, noise=(0.0, 0.0), jpeg=jpeg)
+        return ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=96), settings,
+                           seed=4).sample(0)
+
+    lossless, coded = clip((0.0, 60.0, 95.0)), clip((1.0, 30.0, 30.0))
+    np.testing.assert_array_equal(coded.sharp, lossless.sharp)
+    np.testing.assert_array_equal(coded.rot, lossless.rot)
+    assert coded.meta["settings"]["jpeg"] == 30 and lossless.meta["settings"]["jpeg"] is None
+    error = np.abs(coded.blurred - lossless.blurred)
+    assert 0.002 < error.mean() < 0.05  # quality 30: visible, not destructive
+    np.testing.assert_allclose(coded.blurred * 255, np.round(coded.blurred * 255), atol=1e-4)

@@ -9,6 +9,7 @@ from gyrodeblur.synthesis.noise import (
     MID_GREY,
     add_noise_image,
     jpeg,
+    jpeg_image,
     noise_params,
     poisson_gaussian,
 )
@@ -93,3 +94,19 @@ def test_jpeg_changes_the_image_but_keeps_quality():
     assert psnr(jpeg(img, 5), img) < psnr(out, img)
     with pytest.raises(ValueError):
         jpeg(img, 0)
+
+
+def test_integer_images_get_the_noise_of_their_unit_range_twin():
+    img = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(add_noise_image(img, 0.02, 4),
+                                  add_noise_image(img / np.float32(255), 0.02, 4))
+    with pytest.raises(ValueError, match=r"0\.\.255 floats"):
+        add_noise_image(img.astype(np.float32), 0.02, 4)
+
+
+def test_jpeg_image_is_the_batched_jpeg_of_one_image():
+    img = np.random.default_rng(2).random((16, 24, 3)).astype(np.float32)
+    out = jpeg_image(img, 70)
+    batched = jpeg(torch.from_numpy(img).permute(2, 0, 1)[None], 70)[0].permute(1, 2, 0)
+    np.testing.assert_array_equal(out, batched.numpy())
+    np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-4)  # the 8-bit grid
