@@ -11,6 +11,8 @@ import hashlib
 import math
 import os
 import shutil
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +20,14 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import check_output
@@ -203,9 +212,38 @@ def select_frames(timing, footage, frame_range: str | None):
     return selected
 
 
-def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=False)
+class LoggedProgress(Progress):
+    """Rich progress bars that, where stderr is not a terminal (``nohup``, a batch job's log
+    file), print one plain line per task every ``LOG_EVERY_S`` seconds and when it ends: a
+    redrawn bar never reaches a log."""
+
+    LOG_EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        super().__init__(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                         TimeRemainingColumn(), console=err_console, transient=False)
+        self._logged: dict[TaskID, float] = {}
+
+    def update(self, task_id: TaskID, **changes) -> None:
+        super().update(task_id, **changes)
+        if self.console.is_terminal:
+            return
+        task = next(t for t in self.tasks if t.id == task_id)
+        now = time.monotonic()
+        if not task.visible or task.total is None or self._logged.get(task_id) == math.inf:
+            return
+        if task.finished:
+            self._logged[task_id] = math.inf  # its last line
+        elif now - self._logged.get(task_id, -math.inf) >= self.LOG_EVERY_S:
+            self._logged[task_id] = now
+        else:
+            return
+        left = task.time_remaining
+        self.console.print(
+            f"{task.description}: {task.completed:.0f}/{task.total:.0f} "
+            f"({task.percentage:.0f}%), {timedelta(seconds=round(task.elapsed or 0))} elapsed"
+            + ("" if task.finished or left is None
+               else f", {timedelta(seconds=round(left))} left"), highlight=False, markup=False)
 
 
 @app.command()
@@ -265,7 +303,7 @@ def kernels(
     if len(alone):
         err_console.print(f"no translation for frame(s) {', '.join(map(str, alone))}: no "
                           "neighbouring frame with timing in the footage and the gyro")
-    with progress_bar() as bar:
+    with LoggedProgress() as bar:
         task = bar.add_task("kernels", total=len(selected))
         compute_kernels(job, output, plot, progress=lambda n: bar.update(task, completed=n))
     err_console.print(f"wrote {output} ({len(selected)} frame{'s' * (len(selected) != 1)}, "
@@ -446,7 +484,7 @@ def synth_clips(
         tmp.write_text(json.dumps(recipe, indent=2))
     sampler = ClipSampler(bank, settings, seed)
     try:
-        with progress_bar() as bar:
+        with LoggedProgress() as bar:
             task = bar.add_task("clips", total=count)
             written = run(sampler, count, output,
                           progress=lambda n: bar.update(task, completed=n))
@@ -479,7 +517,7 @@ def train(
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         run(cfg, out, stop_after=stop_after)
         return
-    with progress_bar() as bar:
+    with LoggedProgress() as bar:
         drawing = bar.add_task("data cache", total=None, visible=False)
         # Shown from the first step on: a run that fails to start prints only its error.
         task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps, visible=False)
@@ -934,7 +972,7 @@ def deblur_video_command(
     job.check()
     # The audio fits the output only when every frame of the footage is written.
     whole = np.array_equal(selected.frame, np.arange(1, footage.count + 1))
-    with progress_bar() as bar:
+    with LoggedProgress() as bar:
         task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))
         notes = deblur_video(job, output, side_by_side, audio=whole,
                              progress=lambda n: bar.update(task, completed=n))

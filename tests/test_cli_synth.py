@@ -91,6 +91,8 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     stamp = (tmp_path / "clip_000000" / "gyro.csv").stat().st_mtime_ns
     second = runner.invoke(app, [*args, "-n", "3"])
     assert second.exit_code == 0 and "1 new clips" in second.output
+    # Not a terminal (a log file): plain progress lines, the first and the last.
+    assert "clips: 1/3 (33%)" in second.output and "clips: 3/3 (100%)" in second.output
     assert (tmp_path / "clip_000000" / "gyro.csv").stat().st_mtime_ns == stamp
     other = runner.invoke(app, [*args, "-n", "3", "--seed", "9"])
     assert other.exit_code == 2 and "other settings" in other.output
