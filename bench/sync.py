@@ -10,6 +10,11 @@ search is +-200 ms. Prints a table; with ``--json`` one JSON object with
 ``sync_median_error_ms``, ``sync_max_error_ms`` and ``sync_seconds_per_clip`` (estimation
 only, not the clip synthesis), plus the other figures of the table.
 
+``--controls`` also runs three negative controls per clip, which must not be found reliable:
+the first frame repeated (a still video under a moving gyro), the gyro's samples shuffled,
+and its x and y axes swapped (a wrong ``imu_to_camera``); ``--pairs N`` uses the first N + 1
+frames only (few pairs are where unrelated data can fit).
+
 Target: median error <= 1 ms.
 """
 
@@ -73,12 +78,17 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--readout", action="store_true", help="also estimate the readout time")
+    parser.add_argument("--controls", action="store_true",
+                        help="also count negative controls found reliable")
+    parser.add_argument("--pairs", type=int, default=FRAMES - 1,
+                        help="use the first PAIRS + 1 frames")
     args = parser.parse_args()
 
     bank = ImageBank(dead_leaves=4, dead_leaves_size=512)
-    rows, seconds = [], []
+    rows, seconds, reliable_controls = [], [], 0
     for seed in range(args.clips):
         clip, truth = draw_clip(seed, bank)
+        clip = replace(clip, timing=clip.timing.select(None, args.pairs + 1))
         # The device believes offset 0 and, when estimating it, knows no readout time.
         camera = clip.recorded_camera.replace(time_offset=0.0)
         if args.readout:
@@ -97,6 +107,18 @@ def main() -> None:
                      "readout_ms": clip.camera.readout_time * 1e3,
                      "readout_error_ms": None if result.readout_time is None else
                      (result.readout_time - clip.camera.readout_time) * 1e3})
+        if args.controls:
+            rng = np.random.default_rng(seed)
+            log = clip.recorded_log
+            controls = [
+                (lambda numbers, c=clip: ((int(n), c.blurred[0]) for n in numbers), log, camera),
+                (frames, replace(log, w=rng.permutation(log.w)), camera),
+                (frames, log, camera.replace(imu_to_camera=np.array([[0.0, 1.0, 0.0],
+                                                                      [-1.0, 0.0, 0.0],
+                                                                      [0.0, 0.0, 1.0]])))]
+            reliable_controls += sum(
+                estimate_sync(f, clip.timing, g, c, search=SEARCH,
+                              estimate_readout=args.readout).reliable for f, g, c in controls)
     errors = np.abs([r["error_ms"] for r in rows])
     figures = {"sync_median_error_ms": round(float(np.median(errors)), 3),
                "sync_max_error_ms": round(float(errors.max()), 3),
@@ -104,7 +126,9 @@ def main() -> None:
                "sync_within_1ms": round(float(np.mean(errors <= 1.0)), 3),
                "sync_median_confidence": round(float(np.median([r["confidence"] for r in rows])),
                                                3),
-               "clips": args.clips}
+               "clips": args.clips, "pairs": args.pairs}
+    if args.controls:
+        figures["sync_reliable_controls"] = f"{reliable_controls}/{3 * args.clips}"
     if args.readout:
         figures["readout_median_error_ms"] = round(float(np.median(np.abs(
             [r["readout_error_ms"] for r in rows]))), 3)

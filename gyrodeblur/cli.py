@@ -14,7 +14,7 @@ import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -31,6 +31,9 @@ from rich.progress import (
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import check_output
+
+if TYPE_CHECKING:  # the command modules are imported when a command runs
+    from gyrodeblur.kernels.synchronization import SyncResult
 
 app = typer.Typer(help="Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames.",
                   no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -311,6 +314,22 @@ def kernels(
                       + (f" and pictures in {plot}/" if plot else ""))
 
 
+def sync_doubt(result: SyncResult) -> str:
+    """Why a synchronisation is not reliable, in words."""
+    from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS
+
+    doubts = []
+    if result.explained < 0.5:
+        doubts.append(f"the gyro explains {result.explained:.0%} of the video's rotation (a "
+                      "still video, another recording's gyro, or wrong imu_to_camera axes?)")
+    if result.pairs_used < FULL_SUPPORT_PAIRS:
+        doubts.append(f"only {result.pairs_used} frame pairs ({FULL_SUPPORT_PAIRS} for full "
+                      "confidence: a longer clip, or a narrower --search where the gyro "
+                      "barely covers the frames)")
+    return "; ".join(doubts) or ("too little or ambiguous motion, or the offset lies outside "
+                                 "--search")
+
+
 @app.command()
 @reports_input_errors
 def sync(
@@ -364,7 +383,8 @@ def sync(
                                estimate_readout=readout, max_pairs=max_pairs, width=width)
     if json_output:
         out = {"time_offset": result.time_offset, "confidence": result.confidence,
-               "pairs": result.pairs_used, "reliable": result.reliable}
+               "pairs": result.pairs_used, "explained": result.explained,
+               "reliable": result.reliable}
         if result.readout_time is not None:
             out["readout_time"] = result.readout_time
         print(json.dumps(out))
@@ -372,10 +392,11 @@ def sync(
         line = f"time_offset {result.time_offset:.6f} s, confidence {result.confidence:.2f}"
         if result.readout_time is not None:
             line += f", readout_time {result.readout_time:.6f} s"
-        print(line + f" ({result.pairs_used} frame pairs)")
+        print(line + f" ({result.pairs_used} frame pairs, the gyro explains "
+                     f"{result.explained:.0%} of the video's rotation)")
     if not result.reliable:
-        err_console.print("low confidence: too little or ambiguous motion, or the offset lies "
-                          "outside --search; not reliable" + ", nothing written" * bool(output))
+        err_console.print(f"low confidence: {sync_doubt(result)}; not reliable"
+                          + ", nothing written" * bool(output))
         raise typer.Exit(1)
     if output is not None:
         found = {"time_offset": result.time_offset}
@@ -950,8 +971,8 @@ def deblur_video_command(
         if found.reliable:
             cam = cam.replace(time_offset=found.time_offset)
         else:
-            err_console.print("low sync confidence; keeping the camera's time offset "
-                              f"{cam.time_offset:.4f} s")
+            err_console.print(f"low sync confidence ({sync_doubt(found)}); keeping the "
+                              f"camera's time offset {cam.time_offset:.4f} s")
     settings = {  # all that decides a resumed frame
                 "footage": str(frames), "gyro": str(gyro), "camera": cam.to_dict(),
                 "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,

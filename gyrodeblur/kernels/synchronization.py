@@ -15,7 +15,10 @@ relative rotation ``mean_b^T mean_a`` between the matching mean poses; the cost 
 constant rate bias (gyro bias, and the rotation-like part of a steady translation). The cost
 is evaluated on a coarse grid over the search range, then refined by golden-section search
 to well below a millisecond; the readout time can be refined the same way as a second
-parameter. The confidence says how deep and how unique the minimum is.
+parameter. The confidence says how deep and how unique the minimum is, how much of the
+video's rotation the gyro explains there (a still video or an unrelated gyro can still show a
+sharp minimum: the bias removal absorbs much of a few pairs' motion), and how many pairs it
+rests on.
 
 Frames are streamed: only the two frames of the current pair are held.
 """
@@ -37,8 +40,8 @@ from gyrodeblur.geometry.rotation import Orientation, log_so3
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, to_gray_u8
 from gyrodeblur.kernels.rotation import camera_orientation
 
-__all__ = ["RELIABLE_CONFIDENCE", "BandRotations", "SyncResult", "estimate_sync", "fit_sync",
-           "measure_rotations"]
+__all__ = ["FULL_SUPPORT_PAIRS", "RELIABLE_CONFIDENCE", "BandRotations", "SyncResult",
+           "estimate_sync", "fit_sync", "measure_rotations"]
 
 FrameSource = Callable[[np.ndarray], Iterable[tuple[int, np.ndarray]]]
 """Yields ``(number, image)`` for the asked 1-based frame numbers in increasing order, images
@@ -58,6 +61,8 @@ _EXPOSURE_SAMPLES = 5  # poses averaged over each exposure
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 RELIABLE_CONFIDENCE = 0.3
 """Below this confidence an estimate is not to be trusted (:attr:`SyncResult.reliable`)."""
+FULL_SUPPORT_PAIRS = 8
+"""Frame pairs for full confidence; fewer scale it down (3 pairs fit unrelated gyros)."""
 
 
 @dataclass(frozen=True)
@@ -112,11 +117,15 @@ class SyncResult:
 
     Attributes:
         time_offset: seconds, ``t_gyro = t_frame + time_offset`` (CONVENTIONS).
-        confidence: in ``[0, 1]``: near 1 for a deep, unique minimum; near 0 for a flat or
-            ambiguous cost (too little motion, periodic motion, wrong data) or a minimum at
-            the edge of the search range.
+        confidence: in ``[0, 1]``: the shape of the cost curve (near 1 for a deep, unique
+            minimum; near 0 for a flat or ambiguous cost: too little motion, periodic motion,
+            wrong data; 0 for a minimum at the edge of the search range) times ``explained``
+            times ``min(1, pairs_used / FULL_SUPPORT_PAIRS)``.
         readout_time: the estimated readout time (s), ``None`` when it was not estimated.
         pairs_used: frame pairs that gave measurements.
+        explained: the share of the video's rotation that the gyro explains at the estimate,
+            ``1 - median residual angle / median measured angle`` clipped to ``[0, 1]``: near 1
+            when they agree, 0 for a still video under a moving gyro.
         offsets, costs: ``(C,)`` the coarse cost curve (at the final readout time).
     """
 
@@ -124,6 +133,7 @@ class SyncResult:
     confidence: float
     readout_time: float | None
     pairs_used: int
+    explained: float
     offsets: np.ndarray
     costs: np.ndarray
 
@@ -465,9 +475,16 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
             middle = _golden(lambda c, t=readout: cost(c - t / 2, t, s), middle - step,
                              middle + step)
         offset, s, costs = search_offset(readout)
-    return SyncResult(time_offset=float(offset), confidence=_confidence(costs),
+    residual = np.sqrt(_squared_angles(measured, orientation, np.array([offset]), readout)[0])
+    motion = float(np.median(np.linalg.norm(log_so3(measured.R), axis=-1)))
+    explained = float(np.clip(1.0 - np.median(residual) / motion, 0.0, 1.0)) if motion > 0 \
+        else 0.0
+    support = min(1.0, measured.pairs / FULL_SUPPORT_PAIRS)
+    return SyncResult(time_offset=float(offset),
+                      confidence=_confidence(costs) * explained * support,
                       readout_time=None if readout_max is None else float(readout),
-                      pairs_used=measured.pairs, offsets=offsets, costs=costs)
+                      pairs_used=measured.pairs, explained=explained, offsets=offsets,
+                      costs=costs)
 
 
 def _golden(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-5) -> float:

@@ -12,7 +12,7 @@ from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming
 from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog
-from gyrodeblur.kernels.synchronization import estimate_sync
+from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS, estimate_sync
 from gyrodeblur.synthesis.clips import ClipSettings, export_clip, synthesize_clip
 from gyrodeblur.synthesis.images import dead_leaves
 from gyrodeblur.synthesis.motion import load_shake_model
@@ -94,8 +94,28 @@ def test_readout_time_is_estimated_with_bottom_to_top_readout():
 
 def test_a_still_video_gives_low_confidence(clip):
     still = source([clip.blurred[0]] * FRAMES)
-    result = estimate_sync(still, clip.timing, clip.recorded_log, believed(clip))
-    assert result.confidence < 0.3 and not result.reliable
+    for frames in (FRAMES, 4):  # 3 pairs: the bias removal alone absorbs much of the gyro
+        timing = FrameTiming(clip.timing.frame[:frames], clip.timing.t_start[:frames],
+                             clip.timing.exposure[:frames])
+        result = estimate_sync(still, timing, clip.recorded_log, believed(clip))
+        assert result.explained == 0.0 and result.confidence == 0.0 and not result.reliable
+
+
+def test_an_unrelated_gyro_gives_low_confidence(clip):
+    rng = np.random.default_rng(0)
+    shuffled = replace(clip.recorded_log, w=rng.permutation(clip.recorded_log.w))
+    result = estimate_sync(source(clip.blurred), clip.timing, shuffled, believed(clip))
+    assert result.explained < 0.5 and not result.reliable
+
+
+def test_few_pairs_scale_the_confidence_down(clip):
+    full = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip))
+    few = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip),
+                        max_pairs=4)
+    assert full.pairs_used == FRAMES - 1 and few.pairs_used == 4
+    assert full.explained > 0.8 and few.explained > 0.8
+    assert few.confidence <= 4 / FULL_SUPPORT_PAIRS < full.confidence
+    assert abs(few.time_offset - OFFSET) < 1e-3
 
 
 @pytest.mark.parametrize("spoil, message", [
@@ -137,8 +157,9 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert load_camera(synced) == believed(clip, time_offset=out["time_offset"])
-    assert set(out) == {"time_offset", "confidence", "pairs", "reliable"}
+    assert set(out) == {"time_offset", "confidence", "pairs", "explained", "reliable"}
     assert abs(out["time_offset"] - (OFFSET - 0.03)) < 1e-3 and out["confidence"] > 0.5
+    assert out["explained"] > 0.8
     assert out["pairs"] == 8 and out["reliable"]
 
     result = CliRunner().invoke(app, args + ["--search", "0.5"])

@@ -379,7 +379,12 @@ def test_deblur_image_refuses_kernels_of_another_shape(clip, tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
-def test_sync_auto_finds_the_offset_before_deblurring(clip, tmp_path):
+def test_sync_auto_finds_the_offset_before_deblurring(tmp_path):
+    # A clip of 9 pairs: sync trusts fewer less (FULL_SUPPORT_PAIRS).
+    made = runner.invoke(app, ["synth", "clips", "-n", "1", "--seed", "5", "--frames", "10",
+                               "-o", str(tmp_path / "clips")])
+    assert made.exit_code == 0, made.output
+    clip = tmp_path / "clips" / "clip_000000"
     # Move the frame clock 30 ms back: t_gyro = t_frame + 0.03 (plus the clip's own delay).
     rows = (clip / "frames.csv").read_text().splitlines()
     shifted = [rows[0]] + [f"{n},{float(t) - 0.03:.9f},{e}" for n, t, e in
