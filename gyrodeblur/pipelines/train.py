@@ -251,6 +251,9 @@ CACHE_FORMAT = 2
 
 
 _FOLDER_KEYS = ("source", "frames", "samples", "cache_crop", "folder", "classic")
+# Version of the kernels read from folders: 2 since translation is measured against the
+# neighbours beyond each window too.
+_FOLDER_KERNELS = 2
 
 
 def cache_recipe(data: DataConfig) -> str:
@@ -265,6 +268,7 @@ def cache_recipe(data: DataConfig) -> str:
         listing = "\n".join(f"{p.relative_to(data.folder)} {p.stat().st_size} "
                              f"{p.stat().st_mtime_ns}" for p in files)
         recipe["files"] = hashlib.sha256(listing.encode()).hexdigest()
+        recipe["kernels"] = _FOLDER_KERNELS
     else:
         recipe = {k: v for k, v in asdict(data).items() if k not in ("crop", "cache")}
     if not data.classic:  # caches drawn before the option stay valid

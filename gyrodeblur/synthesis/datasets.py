@@ -155,17 +155,24 @@ class ClipFolder:
         return to_camera_frame(read_gyro(self.path / "gyro.csv"), camera.R_imu_to_camera), camera
 
     def window(self, first: int, count: int, samples: int = 9) -> dict[str, np.ndarray]:
-        """Frames ``first .. first + count - 1`` with their observed kernels."""
+        """Frames ``first .. first + count - 1`` with their observed kernels; the translation
+        of each is measured against its neighbours in the clip, as ``deblur video`` measures
+        it, also beyond the window (a single frame gets its translation too)."""
         numbers = np.arange(first, first + count)
-        timing = self.timing.select(first, first + count - 1)
-        blurred = np.stack([image for _, image in self.footage.frames(numbers)])
+        # One frame of context on each side, where the clip has it.
+        context = self.timing.select(first - 1, first + count).frame
+        inner = slice(int(first - context[0]), int(first - context[0]) + count)
+        frames = np.stack([image for _, image in self.footage.frames(context)])
+        blurred = frames[inner]
         arrays = {"blurred": blurred}
         if (self.path / "sharp").is_dir():  # checked before the costly kernels
             arrays["sharp"] = np.stack([image for _, image in
                                         Footage(self.path / "sharp").frames(numbers)])
             _check_pair(self.path / "sharp", numbers, blurred, arrays["sharp"])
         log, camera = self.log_and_camera
-        return arrays | observed_kernels(blurred, log, camera, timing, samples)
+        kernels = observed_kernels(frames, log, camera, self.timing.select(context[0],
+                                                                          context[-1]), samples)
+        return arrays | {name: value[inner] for name, value in kernels.items()}
 
 
 def _check_pair(folder: Path, numbers: np.ndarray, blurred: np.ndarray,
@@ -189,11 +196,15 @@ class ClipFolderDataset(Dataset):
     ``crop`` takes a random (per index, reproducible) window of that size. ``paired``
     (training, benchmarks) refuses folders without ``sharp/`` references. ``first_estimate``
     adds each frame restored by that method (whole, before the crop) as ``estimate``.
+    ``per_frame`` (benchmarks) gives one window per frame instead of every run of ``frames``:
+    centred on it, shifted inside the clip at its ends, with ``centre`` saying which of the
+    window's frames it is, so that each frame counts once, restored as ``deblur video``
+    restores it.
     """
 
     def __init__(self, root: str | Path, frames: int = 1, samples: int = 9,
                  crop: int | None = None, paired: bool = False,
-                 first_estimate: Restore | None = None) -> None:
+                 first_estimate: Restore | None = None, per_frame: bool = False) -> None:
         root = Path(root)
         folders = sorted(p.parent for p in root.glob("**/frames.csv"))
         if not folders:
@@ -208,8 +219,16 @@ class ClipFolderDataset(Dataset):
                                             f"({clip.footage.size[0]}x{clip.footage.size[1]})")
         self.frames, self.samples, self.crop = frames, samples, crop
         self.first_estimate = first_estimate
-        self.index = [(c, int(n)) for c, clip in enumerate(self.clips)
-                      for n in clip.timing.frame[: max(len(clip.timing) - frames + 1, 0)]]
+        # (clip, first frame of the window, position of the scored frame in it or None)
+        self.index: list[tuple[int, int, int | None]] = []
+        for c, clip in enumerate(self.clips):
+            numbers = clip.timing.frame
+            if not per_frame:
+                self.index += [(c, int(n), None) for n in numbers[:len(numbers) - frames + 1]]
+                continue
+            for k in range(len(numbers) if len(numbers) >= frames else 0):
+                start = min(max(k - frames // 2, 0), len(numbers) - frames)
+                self.index.append((c, int(numbers[start]), k - start))
         if not self.index:
             raise InputError(root, f"no clip has {frames} frames")
 
@@ -217,9 +236,10 @@ class ClipFolderDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        c, first = self.index[index]
+        c, first, centre = self.index[index]
         window = _with_estimate(self.clips[c].window(first, self.frames, self.samples),
                                 self.first_estimate)
         if self.crop:
             window = _crop(window, self.crop, np.random.default_rng([index, 1]))
-        return _to_sample(window, single=self.frames == 1)
+        sample = _to_sample(window, single=self.frames == 1)
+        return sample if centre is None else sample | {"centre": torch.tensor(centre)}

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import torch
 
+from gyrodeblur.footage import read_image
+from gyrodeblur.metrics import psnr
 from gyrodeblur.pipelines.evaluate import (
     BenchmarkSpec,
     classic_restore,
@@ -96,6 +98,16 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
     assert [r["sample"] for r in rows] == ["clip_000000 frame 1", "clip_000000 frame 2",
                                            "clip_000001 frame 1", "clip_000001 frame 2"]
     assert report["results"]["classic"]["psnr"] > report["results"]["blurred input"]["psnr"]
+    # Windows of 2 frames: still each frame once, scored against its own reference.
+    windows = runner.invoke(app, ["eval", "--folder", str(tmp_path / "pairs"), "--frames", "2",
+                                  "-o", str(tmp_path / "w.json")])
+    assert windows.exit_code == 0, windows.output
+    blurred = json.loads((tmp_path / "w.json").read_text())["results"]["blurred input"]
+    assert [r["sample"] for r in blurred["per_sample"]] == [r["sample"] for r in rows]
+    first = tmp_path / "pairs" / "clip_000000"
+    assert blurred["per_sample"][1]["psnr"] == pytest.approx(
+        psnr(read_image(first / "blurred" / "000002.png"),
+             read_image(first / "sharp" / "000002.png")), abs=1e-9)
     ignored = runner.invoke(app, ["eval", "-m", "classic", "--folder", str(tmp_path / "pairs"),
                                   "--count", "3", "--preset", "strong"])
     assert ignored.exit_code == 2

@@ -60,6 +60,18 @@ def test_clip_folders_load_like_synthetic_samples(tmp_path):
     assert sample["sharp"].shape == sample["blurred"].shape == (3, 3, 32, 40)
 
 
+def test_single_frames_of_clip_folders_get_the_translation_of_their_neighbours(tmp_path):
+    ds = dataset(frames=3, errors=NO_ERRORS)
+    export_clip(ds.sampler.sample(0), tmp_path / "clip")
+    frames = ClipFolderDataset(tmp_path, frames=1, samples=5)
+    window = ClipFolderDataset(tmp_path, frames=3, samples=5)[0]
+    assert len(frames) == 3
+    middle = frames[1]  # the same neighbours as the window's middle frame
+    assert middle["tran"].abs().max() > 0.01  # measured, not the zeros of a lone frame
+    torch.testing.assert_close(middle["tran"], window["tran"][1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(middle["blurred"], window["blurred"][1], atol=0, rtol=0)
+
+
 def test_dead_leaves_cover_the_image_with_many_sizes():
     image = BANK.image(len(BANK) - 1)
     assert image.shape == (96, 96, 3)
