@@ -92,12 +92,12 @@ def _frames(image: torch.Tensor) -> list[np.ndarray]:
 
 def classic_restore(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The classical deconvolution as a ``Restorer``, with the whole kernel ``rot + tran`` (as
-    ``deblur``; a synthetic single image's ``tran`` is zero, as ``deblur image`` has none)."""
+    ``deblur``; a synthetic single image has no ``tran``, as ``deblur image`` has none)."""
     from gyrodeblur.models.classic import deconvolve
 
     video = batch["blurred"].dim() == 5
     blurred = batch["blurred"] if video else batch["blurred"][:, None]
-    traj = batch["rot"] + batch["tran"]
+    traj = batch["rot"] + batch["tran"] if "tran" in batch else batch["rot"]
     traj = traj if video else traj[:, None]
     out = torch.empty_like(blurred)
     for b in range(blurred.shape[0]):

@@ -65,7 +65,8 @@ def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
         cv2.imwrite(str(sequence / f"img{n}.ppm"), cv2.warpPerspective(image, H, (160, 160)))
         np.savetxt(sequence / f"H1to{n}p", H)
     result = CliRunner().invoke(app, [
-        "eval", "-m", "classic", "--count", "1", "--size", "64x48", "--features",
+        "eval", "-m", "classic", "-m", "deepgyro-refine-s", "--count", "1", "--size", "64x48",
+        "--features",
         str(tmp_path / "oxford"), "-o", str(tmp_path / "e.json"), "--markdown",
         str(tmp_path / "e.md")])
     assert result.exit_code == 0, result.output
@@ -74,6 +75,7 @@ def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
     means = report["features"]["classic"]["mean"]
     assert means["sharp"]["repeatability"] > means["blurred"]["repeatability"]
     assert "| deblurred by classic |" in (tmp_path / "e.md").read_text()
+    assert "deepgyro-refine-s" in report["features"]  # a net refining the classical method
     missing = CliRunner().invoke(app, ["eval", "-m", "classic", "--folder", str(tmp_path / "no")])
     assert missing.exit_code == 2 and "no such folder of clip folders" in missing.output
 
