@@ -224,7 +224,8 @@ class ClipFolderDataset(Dataset):
         for c, clip in enumerate(self.clips):
             numbers = clip.timing.frame
             if not per_frame:
-                self.index += [(c, int(n), None) for n in numbers[:len(numbers) - frames + 1]]
+                self.index += [(c, int(n), None)
+                               for n in numbers[:max(len(numbers) - frames + 1, 0)]]
                 continue
             for k in range(len(numbers) if len(numbers) >= frames else 0):
                 start = min(max(k - frames // 2, 0), len(numbers) - frames)

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from gyrodeblur.errors import InputError
 from gyrodeblur.synthesis.clips import export_clip
 from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset
 from gyrodeblur.synthesis.images import ImageBank
@@ -70,6 +72,9 @@ def test_single_frames_of_clip_folders_get_the_translation_of_their_neighbours(t
     assert middle["tran"].abs().max() > 0.01  # measured, not the zeros of a lone frame
     torch.testing.assert_close(middle["tran"], window["tran"][1], atol=1e-6, rtol=0)
     torch.testing.assert_close(middle["blurred"], window["blurred"][1], atol=0, rtol=0)
+    for frames in (4, 5):  # longer than the clip
+        with pytest.raises(InputError, match=f"no clip has {frames} frames"):
+            ClipFolderDataset(tmp_path, frames=frames)
 
 
 def test_dead_leaves_cover_the_image_with_many_sizes():
