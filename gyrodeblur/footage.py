@@ -235,8 +235,7 @@ def float_image(image, what: str = "image") -> np.ndarray:
 
     Raises:
         ValueError: not ``(H, W, 3)``, non-finite values, or float values far outside
-            ``[0, 1]`` (beyond ``[-0.5, 1.5]``: most likely an image of 0..255 given as
-            floats; slightly out-of-range values, as unclamped network outputs have, pass).
+            ``[0, 1]`` (:func:`check_unit_range`).
 
     Example:
         >>> float_image(np.full((1, 2, 3), 255, np.uint8)).max()
@@ -251,12 +250,29 @@ def float_image(image, what: str = "image") -> np.ndarray:
         raise ValueError(f"{what}: must be (H, W, 3) RGB, got shape {image.shape}")
     if not np.isfinite(image).all():
         raise ValueError(f"{what}: has non-finite values")
-    low, high = float(image.min(initial=np.inf)), float(image.max(initial=-np.inf))
+    check_unit_range(image, what)
+    return image
+
+
+def check_unit_range(image: np.ndarray, what: str = "image") -> None:
+    """Refuse float values far outside ``[0, 1]`` (beyond ``[-0.5, 1.5]``: most likely an
+    image of 0..255 given as floats; slightly out-of-range values, as unclamped network
+    outputs have, pass). Integer images are not checked.
+
+    Example:
+        >>> check_unit_range(np.array([-0.01, 1.02]))
+        >>> check_unit_range(np.array([0.0, 200.0]), "frame 3")
+        Traceback (most recent call last):
+        ...
+        ValueError: frame 3: float values must lie in [0, 1], got 0 to 200 (0..255 floats?)
+    """
+    if image.dtype.kind != "f" or not image.size:
+        return
+    low, high = float(image.min()), float(image.max())
     if low < -0.5 or high > 1.5:
         hint = " (0..255 floats?)" if high > 1.5 else ""
         raise ValueError(f"{what}: float values must lie in [0, 1], got {low:.4g} to "
                          f"{high:.4g}{hint}")
-    return image
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from gyrodeblur.footage import check_unit_range
+
 CONVENTION = ("RGB, data range 1.0, no border crop; SSIM: 11x11 Gaussian window sigma 1.5, "
               "per channel then averaged")
 
@@ -30,11 +32,8 @@ def _unit_range(restored: np.ndarray, reference: np.ndarray,
         image = image.astype(np.float64) / scale
         images.append(image[..., None] if image.ndim == 2 else image)
     x, y = images
-    for image in images:
-        # Only a gross mismatch: unclamped restorations stray a little beyond [0, 1].
-        if image.size and (image.min() < -0.5 or image.max() > 1.5):
-            raise ValueError(f"float images must lie in [0, 1] (data range 1), got values "
-                             f"{image.min():.4g} to {image.max():.4g} (0..255 floats?)")
+    for image, name in zip(images, ("restored", "reference"), strict=True):
+        check_unit_range(image, name)
     if x.shape != y.shape or x.ndim != 3 or min(x.shape[:2]) < min_size:
         raise ValueError(f"need two images of one shape (H, W[, C]), at least {min_size} px "
                          f"high and wide, got {np.shape(restored)} and {np.shape(reference)}")

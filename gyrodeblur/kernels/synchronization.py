@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.footage import FrameTiming
+from gyrodeblur.footage import FrameTiming, check_unit_range
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog
 from gyrodeblur.geometry.rotation import Orientation, log_so3
@@ -315,9 +315,7 @@ def _checked(frames: Iterable[tuple[int, np.ndarray]], wanted: np.ndarray,
         if (image.shape[1], image.shape[0]) != (camera.width, camera.height):
             raise InputError(None, f"frame {number} is {image.shape[1]}x{image.shape[0]} but "
                                    f"the camera is {camera.width}x{camera.height}")
-        if image.dtype.kind == "f" and image.max() > 2.0:  # a 0-255 scale, not [0, 1]
-            raise ValueError(f"frame {number} holds values up to {image.max():g}: float "
-                             "frames are in [0, 1]")
+        check_unit_range(image, f"frame {number}")
         yield number, image
     if count < len(wanted):
         raise ValueError(f"the frame source ended after {count} of {len(wanted)} frames")

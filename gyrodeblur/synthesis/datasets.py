@@ -160,7 +160,8 @@ class ClipFolder:
         it, also beyond the window (a single frame gets its translation too)."""
         numbers = np.arange(first, first + count)
         # One frame of context on each side, where the clip has it.
-        context = self.timing.select(first - 1, first + count).frame
+        timing = self.timing.select(first - 1, first + count)
+        context = timing.frame
         inner = slice(int(first - context[0]), int(first - context[0]) + count)
         frames = np.stack([image for _, image in self.footage.frames(context)])
         blurred = frames[inner]
@@ -170,8 +171,7 @@ class ClipFolder:
                                         Footage(self.path / "sharp").frames(numbers)])
             _check_pair(self.path / "sharp", numbers, blurred, arrays["sharp"])
         log, camera = self.log_and_camera
-        kernels = observed_kernels(frames, log, camera, self.timing.select(context[0],
-                                                                          context[-1]), samples)
+        kernels = observed_kernels(frames, log, camera, timing, samples)
         return arrays | {name: value[inner] for name, value in kernels.items()}
 
 
