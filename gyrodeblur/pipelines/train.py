@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import atomic_path
+from gyrodeblur.footage import image_files
 from gyrodeblur.models import build_model, dummy_batch, predict
 
 
@@ -279,10 +280,10 @@ def cache_recipe(data: DataConfig) -> str:
 def _footage_files(clip: Path) -> list[Path]:
     """The files a clip folder is read from: its frames, sharp references, gyro, camera and
     frame times."""
-    named = [clip / name for name in ("blurred", "sharp", "gyro.csv", "frames.csv",
-                                      "camera.json")]
-    frames = [f for folder in ("blurred", "sharp") for f in (clip / folder).glob("*")]
-    return [f for f in named + frames if f.is_file()]
+    named = [clip / name for name in ("gyro.csv", "frames.csv", "camera.json")]
+    frames = [f for folder in ("blurred", "sharp") if (clip / folder).is_dir()
+              for f in image_files(clip / folder)]
+    return [f for f in named if f.is_file()] + frames
 
 
 def build_cache(data: DataConfig, path: Path,
