@@ -51,6 +51,25 @@ def same_view(width: int, height: int, other_width: int, other_height: int) -> b
         <= 0.01 + 1 / min(width, height, other_width, other_height)
 
 
+# Rolling shutters read a frame in about 1 ms (stacked sensors) to 40 ms; Gyroflow's files give
+# it in ms, so a readout under 0.1 ms was written in seconds.
+_MIN_GYROFLOW_READOUT_MS = 0.1
+
+
+def check_gyroflow_readout_ms(ms: float) -> None:
+    """Raise ``ValueError`` for a Gyroflow ``frame_readout_time`` (ms) that can only be seconds.
+
+    Example:
+        >>> check_gyroflow_readout_ms(0.015)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: frame_readout_time 0.015 ms is no rolling shutter's readout: ...
+    """
+    if 0 < abs(ms) < _MIN_GYROFLOW_READOUT_MS:
+        raise ValueError(f"frame_readout_time {ms:g} ms is no rolling shutter's readout: it is "
+                         "in ms (15 ms is 15, not 0.015)")
+
+
 def gyroflow_readout(seconds: float, height: int) -> float:
     """Our readout time (first row to last) from Gyroflow's ``frame_readout_time`` (lens
     profiles and gcsv logs: the whole frame's ``height`` rows), in seconds; its sign dropped.
@@ -497,8 +516,10 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
 
     Every Gyroflow model keeps its intrinsics in ``fisheye_params`` (``camera_matrix`` in pixels
     of ``calib_dimension``, ``distortion_coeffs``); ``distortion_model`` defaults to
-    ``opencv_fisheye``. Mapped: ``opencv_fisheye`` (k1..k4) and ``opencv_standard`` (k1, k2, p1,
-    p2, k3, k4, k5, k6, s1..s4; thin-prism terms must be zero; no coefficients = pinhole).
+    ``opencv_fisheye``. (Presets of the Python Gyroflow with ``use_opencv_standard`` and empty
+    ``fisheye_params`` hold a standard model in ``calib_params``.) Mapped: ``opencv_fisheye``
+    (k1..k4) and ``opencv_standard`` (k1, k2, p1, p2, k3, k4, k5, k6, s1..s4; thin-prism terms
+    must be zero; no coefficients = pinhole).
     Like Gyroflow, a profile that is not ``asymmetrical`` has its principal point at the image
     centre, here ``(w - 1) / 2`` in our pixel-centre convention (Gyroflow writes ``w / 2``), and
     ``crop`` divides the focal lengths. ``frame_readout_time`` is the full-frame readout in ms
@@ -522,12 +543,18 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
         # Gyroflow treats values <= 0.01 as unset.
         if isinstance(stretch, int | float) and stretch > 0.01 and abs(stretch - 1.0) > 1e-9:
             raise fail(f"anamorphic {key}={stretch} is not supported")
+    params_key = "fisheye_params"
+    if not (d.get("fisheye_params") or {}).get("camera_matrix") and d.get("use_opencv_standard"):
+        # The Python Gyroflow's presets could hold a standard-model calibration in calib_params.
+        params_key, model = "calib_params", "opencv_standard"
     try:
         w, h = int(d["calib_dimension"]["w"]), int(d["calib_dimension"]["h"])
-        k = np.asarray(d["fisheye_params"]["camera_matrix"], dtype=np.float64)
-        coeffs = [float(c) for c in d["fisheye_params"].get("distortion_coeffs") or []]
+        k = np.asarray(d[params_key]["camera_matrix"], dtype=np.float64)
+        coeffs = [float(c) for c in d[params_key].get("distortion_coeffs") or []]
     except (KeyError, TypeError, ValueError) as e:
-        raise fail(f"missing or malformed calib_dimension/fisheye_params ({e!r})") from None
+        raise fail(f"missing or malformed calib_dimension/{params_key} ({e!r})") from None
+    if w < 1 or h < 1:
+        raise fail(f"calib_dimension {w}x{h} is not a frame size")
     if k.shape != (3, 3):
         raise fail(f"camera_matrix must be 3x3, got shape {k.shape}")
     fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
@@ -557,6 +584,10 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
         raise fail(f"frame_readout_time must be a number of ms, got {readout_ms!r}")
     if d.get("global_shutter"):
         readout_ms = 0.0
+    try:
+        check_gyroflow_readout_ms(readout_ms)
+    except ValueError as e:
+        raise fail(str(e)) from None
     direction = "bottom_to_top" if readout_ms < 0 else "top_to_bottom"
     gf_direction = d.get("frame_readout_direction")
     if gf_direction is not None:

@@ -5,9 +5,11 @@ in the axes it was recorded in. Readers understand four sources, chosen by what 
 
 * a folder in the GyroVD ``meta_info`` layout (``gyro.csv``: ``wx,wy,wz,t_ns``, no header),
 * a Gyroflow ``.gcsv`` IMU log (scaled integer or float rows, orientation string, readout time),
-* a plain ``.csv`` with a ``t,wx,wy,wz`` header (seconds, rad/s; other columns ignored),
-* any camera file (``.mp4``, ``.mov``, ``.insv``, ``.bbl``...) through the optional
-  ``telemetry_parser`` package.
+* a plain ``.csv`` (or ``.txt``) with a ``t,wx,wy,wz`` header (seconds, rad/s; other columns
+  ignored),
+* any camera file (``.mp4``, ``.mov``, ``.insv``, ``.bbl``...): the ``.gcsv`` recorded beside
+  it (``clip.gcsv`` for ``clip.mp4``) when there is one, else its embedded gyro through the
+  optional ``telemetry_parser`` package.
 
 Every reader ends in the same validation, which raises :class:`~gyrodeblur.errors.InputError`
 with a one-line message naming the file and the problem.
@@ -23,6 +25,7 @@ import numpy as np
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import atomic_path
+from gyrodeblur.geometry.camera import check_gyroflow_readout_ms
 
 __all__ = [
     "GyroLog",
@@ -42,12 +45,17 @@ __all__ = [
 # OpenCV's are x right, y down, z forward: the same x, y and z flipped (a proper rotation).
 _GYROFLOW_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 
-# No hand-held or vehicle camera turns faster than ~30 rad/s (5 turns per second) for long, nor
-# spins at 10 rad/s half the time, so a trace beyond either is deg/s.
-_MAX_PLAUSIBLE_RAD_S = 30.0
-_MAX_PLAUSIBLE_MEDIAN_RAD_S = 10.0
-# Gyros sample at 100 Hz or more; a trace sampled below 20 Hz has its timestamps in ms or ns.
+# A hand-held, vehicle or drone camera turns at most a few rad/s for more than 1 % of a clip
+# (the real traces of ../shared/data/gyro: 99th percentile of |w| 0.4-3.9, median 0.05-3.3 in a
+# deliberately shaken 0.2 s sample) and FPV drones flip at up to ~17 rad/s, so a trace beyond
+# 20 rad/s at its 99th percentile, or 5 rad/s at its median, is deg/s. A slow log in deg/s
+# (under ~20 deg/s throughout) looks like plausible rad/s and cannot be told by its values.
+_MAX_PLAUSIBLE_RAD_S = 20.0
+_MAX_PLAUSIBLE_MEDIAN_RAD_S = 5.0
+# Gyros sample at 100 Hz to a few kHz; a trace sampled below 20 Hz has its timestamps in ms or
+# ns, one above 20 kHz in us (or a gcsv in seconds without its tscale line).
 _MAX_SAMPLE_INTERVAL = 0.05
+_MIN_SAMPLE_INTERVAL = 5e-5
 
 _UNITS = ("auto", "rad", "deg")
 
@@ -102,13 +110,15 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
 
     Args:
         path: a GyroVD folder (``gyro.csv`` or ``meta_info/gyro.csv`` inside, raw or a plain
-            CSV), a ``.gcsv`` (or a ``.csv``/``.txt`` that starts as one), a plain ``.csv``
-            (``t,wx,wy,wz`` header), or a camera file read by ``telemetry_parser``
+            CSV), a ``.gcsv`` (or a ``.csv``/``.txt`` that starts as one), a plain ``.csv`` or
+            ``.txt`` (``t,wx,wy,wz`` header), or a camera file: its ``.gcsv`` sidecar when it
+            has one, else read by ``telemetry_parser``
             (``pip install 'gyrodeblur[telemetry]'``).
         unit: ``"rad"`` or ``"deg"`` for the angular velocity after the format's own scaling
             (gcsv ``gscale`` and telemetry-parser are rad/s by definition; ``"deg"`` corrects a
             file that is wrong). ``"auto"`` accepts rad/s and refuses data that can only be
-            deg/s (99th percentile of ``|w|`` above 30 or median above 10).
+            deg/s (99th percentile of ``|w|`` above 20 or median above 5; a slow log in
+            deg/s passes for rad/s and needs ``"deg"``).
 
     Raises:
         InputError: unreadable file, missing columns, fewer than 2 samples, NaN/inf,
@@ -133,11 +143,15 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
         else:
             t, w, lines, extra = *_read_gyrovd(path), {}
         path = file
-    elif path.suffix.lower() == ".gcsv" or (path.suffix.lower() in (".csv", ".txt") and
+    elif path.suffix.lower() == ".gcsv" or (path.suffix.lower() in _TEXT_SUFFIXES and
                                             _opening(path).startswith(_GCSV_FIRST_LINES)):
         t, w, lines, extra = _read_gcsv(path)
-    elif path.suffix.lower() == ".csv":
+    elif path.suffix.lower() in _TEXT_SUFFIXES:
         t, w, lines, extra = *_read_plain_csv(path), {}
+    elif (sidecar := _gcsv_sidecar(path)) is not None:
+        # telemetry-parser would read it too, but drops its readout time and its orientation.
+        path = sidecar
+        t, w, lines, extra = _read_gcsv(path)
     else:
         t, w, lines, extra = *_read_telemetry(path), {"imu_to_camera": _GYROFLOW_TO_OPENCV}
     t, w = _validated(path, t, w, unit, lines)
@@ -145,6 +159,15 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
 
 
 _GCSV_FIRST_LINES = ("GYROFLOW IMU LOG", "CAMERA IMU LOG")
+_TEXT_SUFFIXES = (".csv", ".txt")
+
+
+def _gcsv_sidecar(video: Path) -> Path | None:
+    """The Gyroflow log recorded beside a video (``clip.gcsv`` for ``clip.mp4``), if any."""
+    for candidate in video.parent.glob(video.stem + ".*"):
+        if candidate.suffix.lower() == ".gcsv" and candidate.is_file():
+            return candidate
+    return None
 
 
 def _opening(path: Path) -> str:
@@ -241,7 +264,9 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     for key, value in (("tscale", tscale), ("gscale", gscale)):
         if value <= 0:
             raise InputError(path, f"header {key},{header[key]}: must be positive")
-    rows, lines = _numeric_rows(path, text, start=first_row, ncols=len(names))
+    # Rows may stop after the gyro columns (a logger writing accelerometer samples only
+    # every other row, as telemetry-parser accepts).
+    rows, lines = _numeric_rows(path, text, start=first_row, ncols=max(cols) + 1)
     data = _floats(path, [[r[c] for c in cols] for r in rows], lines, width=4)
 
     extra: dict = {}
@@ -250,13 +275,18 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     except ValueError as e:
         raise InputError(path, f"bad orientation line: {e}") from None
     if "frame_readout_time" in header:
-        readout = _header_float(path, header, "frame_readout_time", 0.0) / 1000.0  # ms -> s
+        readout_ms = _header_float(path, header, "frame_readout_time", 0.0)
+        try:
+            check_gyroflow_readout_ms(readout_ms)
+        except ValueError as e:
+            raise InputError(path, str(e)) from None
         direction = header.get("frame_readout_direction", "0")
         if direction not in _GCSV_READOUT_DOWN + _GCSV_READOUT_UP:
             raise InputError(
                 path, f"frame_readout_direction {direction}: only top-to-bottom (0) and "
                 "bottom-to-top (1) readouts are supported"
             )
+        readout = readout_ms / 1000.0
         extra["readout_time"] = -readout if direction in _GCSV_READOUT_UP else readout
     return data[:, 0] * tscale, data[:, 1:] * gscale, lines, extra
 
@@ -369,6 +399,10 @@ def _validated(
     if interval > _MAX_SAMPLE_INTERVAL:
         raise InputError(source, f"median sample interval {interval:.6g} s ({1 / interval:.3g} Hz) "
                                  "is no gyro's: timestamps must be in seconds (ms or ns?)")
+    if interval < _MIN_SAMPLE_INTERVAL:
+        raise InputError(source, f"median sample interval {interval:.6g} s ({1 / interval:.3g} Hz) "
+                                 "is no gyro's: timestamps must be in seconds (us? a gcsv "
+                                 "in seconds needs the line tscale,1)")
     if unit == "deg":
         return t, np.deg2rad(w)
     if unit == "auto":

@@ -335,6 +335,17 @@ def test_gyroflow_opencv_standard_and_project_file(tmp_path: Path) -> None:
     assert load_camera(write_json(tmp_path / "q.json", pinhole)).distortion_model == "none"
 
 
+def test_python_gyroflow_standard_preset(tmp_path: Path) -> None:
+    # The Python Gyroflow's presets kept a standard-model calibration in calib_params.
+    lens = {"calib_dimension": {"w": 1920, "h": 1080}, "use_opencv_fisheye": False,
+            "fisheye_params": {}, "use_opencv_standard": True,
+            "calib_params": {"camera_matrix": [[1500, 0, 960], [0, 1500, 540], [0, 0, 1]],
+                             "distortion_coeffs": [-0.1, 0.02, 0, 0, 0]}}
+    cam = load_camera(write_json(tmp_path / "preset.json", lens))
+    assert cam.distortion_model == "opencv" and cam.distortion == (-0.1, 0.02, 0.0, 0.0)
+    assert (cam.fx, cam.cx, cam.cy) == (1500.0, 959.5, 539.5)
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"distortion_model": "poly3"}, "distortion model 'poly3' is not supported"),
     ({"digital_lens": "gopro_superview"}, "digital lens 'gopro_superview'"),
@@ -345,6 +356,8 @@ def test_gyroflow_opencv_standard_and_project_file(tmp_path: Path) -> None:
      "needs 4 coefficients"),
     ({"calib_dimension": {"w": 2716}}, "malformed calib_dimension"),
     ({"frame_readout_direction": "LeftToRight"}, "frame_readout_direction 'LeftToRight'"),
+    ({"calib_dimension": {"w": 0, "h": 0}}, "calib_dimension 0x0 is not a frame size"),
+    ({"frame_readout_time": 0.02}, "frame_readout_time 0.02 ms is no rolling shutter's"),
 ])
 def test_gyroflow_refusals(tmp_path: Path, change: dict, message: str) -> None:
     path = write_json(tmp_path / "lens.json", {**GYROFLOW_PROFILE, **change})

@@ -46,10 +46,10 @@ def test_csv_round_trip_is_exact(tmp_path):
 
 
 def test_csv_columns_found_by_name_and_extra_ignored(tmp_path):
-    p = _csv(tmp_path / "g.csv", "wz,extra,t,wy,wx\n3,9,0.0,2,1\n6,9,0.01,5,4\n")
+    p = _csv(tmp_path / "g.csv", "wz,extra,t,wy,wx\n0.3,9,0.0,0.2,0.1\n0.6,9,0.01,0.5,0.4\n")
     log = read_gyro(p)
     np.testing.assert_array_equal(log.t, [0.0, 0.01])
-    np.testing.assert_array_equal(log.w, [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(log.w, [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])
     assert log.imu_to_camera is None and log.readout_time is None
 
 
@@ -222,19 +222,42 @@ def test_deg_looking_data_refused(tmp_path):
 
 
 def test_steady_deg_per_second_rotation_refused(tmp_path):
-    # 0.5 rad/s for 3 s written in deg/s: 28.6, under the 30 rad/s peak test, but no camera
-    # spins at 10 rad/s half of the time.
-    rows = "".join(f"{i / 200},0,28.6,0\n" for i in range(600))
+    # 0.15 rad/s for 3 s written in deg/s: 8.6, under the 20 rad/s peak test, but no camera
+    # spins at 5 rad/s half of the time.
+    rows = "".join(f"{i / 200},0,8.6,0\n" for i in range(600))
     with pytest.raises(InputError, match="looks like deg/s"):
         read_gyro(_csv(tmp_path / "steady.csv", "t,wx,wy,wz\n" + rows))
     assert read_gyro(_csv(tmp_path / "steady.csv", "t,wx,wy,wz\n" + rows), unit="deg").w[
-        0, 1] == pytest.approx(np.deg2rad(28.6))
+        0, 1] == pytest.approx(np.deg2rad(8.6))
+
+
+@pytest.mark.skipif(not (REAL / "gyrovidstab_20200109_145447.csv").is_file(),
+                    reason="shared gyro data not present")
+def test_gentle_real_trace_in_deg_per_second_refused(tmp_path):
+    # A phone walking slowly (|w| median 0.05 rad/s, 99th percentile 0.41): in deg/s its median
+    # is a plausible 2.9, its 99th percentile 23.6 is not.
+    log = read_gyro(REAL / "gyrovidstab_20200109_145447.csv")
+    write_csv(GyroLog(log.t, np.rad2deg(log.w)), tmp_path / "deg.csv")
+    with pytest.raises(InputError, match="looks like deg/s"):
+        read_gyro(tmp_path / "deg.csv")
+    np.testing.assert_allclose(read_gyro(tmp_path / "deg.csv", unit="deg").w, log.w, atol=1e-12)
 
 
 def test_millisecond_timestamps_refused(tmp_path):
     rows = "".join(f"{i * 5},0,0.1,0\n" for i in range(100))  # 200 Hz in ms
     with pytest.raises(InputError, match=r"ms\.csv: median sample interval 5 s .*seconds"):
         read_gyro(_csv(tmp_path / "ms.csv", "t,wx,wy,wz\n" + rows))
+
+
+def test_microsecond_timestamps_and_gcsv_seconds_without_tscale_refused(tmp_path):
+    rows = "".join(f"{i * 5e-6},0,0.1,0\n" for i in range(100))  # 200 Hz, scaled 1000x down
+    with pytest.raises(InputError, match=r"us\.csv: median sample interval 5e-06 s .*\(us\?"):
+        read_gyro(_csv(tmp_path / "us.csv", "t,wx,wy,wz\n" + rows))
+    # gcsv's default tscale is 0.001 (ms): a log in seconds without its tscale line.
+    body = "".join(f"{i / 200},0,0.1,0\n" for i in range(100))
+    p = _csv(tmp_path / "s.gcsv", "GYROFLOW IMU LOG\norientation,XYZ\nt,gx,gy,gz\n" + body)
+    with pytest.raises(InputError, match=r"s\.gcsv: .*needs the line tscale,1"):
+        read_gyro(p)
 
 
 def test_unit_deg_converts(tmp_path):
@@ -272,6 +295,39 @@ def test_gcsv_problems(tmp_path):
         + "0,1,2,3\n1,1,2,3\n")
     with pytest.raises(InputError, match=r"e\.gcsv: frame_readout_direction LeftToRight"):
         read_gyro(p)
+
+
+def test_gcsv_readout_in_seconds_refused(tmp_path):
+    p = _csv(tmp_path / "r.gcsv", "GYROFLOW IMU LOG\norientation,XYZ\nframe_readout_time,0.015\n"
+             "t,gx,gy,gz\n0,0,0,0\n10,0,0,0\n")
+    with pytest.raises(InputError, match=r"r\.gcsv: frame_readout_time 0.015 ms is no rolling"):
+        read_gyro(p)
+
+
+def test_gcsv_rows_may_end_after_the_gyro(tmp_path):
+    # Accelerometer samples on every other row only, as some loggers write (and
+    # telemetry-parser reads).
+    p = _csv(tmp_path / "m.gcsv", "GYROFLOW IMU LOG\norientation,XYZ\ngscale,0.5\n"
+             "t,gx,gy,gz,ax,ay,az\n0,1,2,3,0,0,1\n10,4,5,6\n20,7,8,9,0,0,1\n")
+    log = read_gyro(p)
+    np.testing.assert_allclose(log.w, 0.5 * np.arange(1, 10).reshape(3, 3))
+    np.testing.assert_allclose(log.t, [0, 0.01, 0.02])
+
+
+def test_plain_csv_named_txt(tmp_path):
+    log = read_gyro(_csv(tmp_path / "gyro.txt", "t,wx,wy,wz\n0,0.1,0,0\n0.01,0.2,0,0\n"))
+    np.testing.assert_array_equal(log.w[:, 0], [0.1, 0.2])
+
+
+def test_video_with_gcsv_sidecar_reads_the_sidecar(tmp_path):
+    # The log a Gyroflow-aware logger wrote beside the video, with its readout and orientation
+    # (telemetry-parser would read it too but drop both); no telemetry-parser needed.
+    (tmp_path / "clip.MP4").write_bytes(b"not parsed")
+    _csv(tmp_path / "clip.gcsv", "GYROFLOW IMU LOG\norientation,YxZ\nframe_readout_time,15\n"
+         "t,gx,gy,gz\n0,1,0,0\n10,1,0,0\n")
+    log = read_gyro(tmp_path / "clip.MP4")
+    assert log.source == str(tmp_path / "clip.gcsv") and log.readout_time == 0.015
+    np.testing.assert_array_equal(log.imu_to_camera, gyroflow_imu_to_camera("YxZ"))
 
 
 @pytest.mark.parametrize(("direction", "sign"), [("TopToBottom", 1), ("BottomToTop", -1),
