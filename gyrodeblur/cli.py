@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -215,6 +216,13 @@ def select_frames(timing, footage, frame_range: str | None):
     return selected
 
 
+def bar_steps(bar: Progress, description: str) -> Callable[[int, int], None]:
+    """A task of ``bar`` and its ``(done, total)`` callback, for loops that know their length
+    only once they run."""
+    task = bar.add_task(description, total=None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
+
+
 class LoggedProgress(Progress):
     """Rich progress bars that, where stderr is not a terminal (``nohup``, a batch job's log
     file), print one plain line per task every ``LOG_EVERY_S`` seconds and when it ends: a
@@ -224,7 +232,8 @@ class LoggedProgress(Progress):
 
     def __init__(self) -> None:
         super().__init__(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                         TimeRemainingColumn(), console=err_console, transient=False)
+                         TimeRemainingColumn(), console=err_console, transient=False,
+                         disable=not err_console.is_terminal)
         self._logged: dict[TaskID, float] = {}
 
     def update(self, task_id: TaskID, **changes) -> None:
@@ -641,7 +650,9 @@ def evaluate(
                                      "--folder's")
         if flow_kernel:
             raise InputError(folder, "flow-guided models need the synthetic benchmark")
-        samples, names = folder_benchmark(folder, frames, T)
+        with LoggedProgress() as bar:
+            samples, names = folder_benchmark(folder, frames, T,
+                                              progress=bar_steps(bar, "reading the folder"))
         source = {"folder": str(folder), "frames": frames, "samples": T}
     else:
         count, preset = count or 24, preset or "default"
@@ -653,14 +664,18 @@ def evaluate(
             raise InputError(None, f"--preset {preset!r}: choose {', '.join(PRESETS)}")
         spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height, samples=T,
                              images=None if images is None else str(images), preset=preset)
-        with err_console.status("drawing the benchmark"):
-            samples, names = synthetic_benchmark(spec, flow_kernel), None
+        with LoggedProgress() as bar:
+            samples = synthetic_benchmark(spec, flow_kernel,
+                                          progress=bar_steps(bar, "drawing the benchmark"))
+        names = None
         source = {"synthetic": asdict(spec)}
-    results = {"blurred input": run(lambda b: b["blurred"], samples, names)}
-    for name, (net, _) in models.items():
-        results[name] = run(net_restore(net), samples, names)
+    restorers = {"blurred input": lambda b: b["blurred"],
+                 **{name: net_restore(net) for name, (net, _) in models.items()}}
     if "classic" in model:
-        results["classic"] = run(classic_restore, samples, names)
+        restorers["classic"] = classic_restore
+    with LoggedProgress() as bar:
+        results = {name: run(restore, samples, names, progress=bar_steps(bar, name))
+                   for name, restore in restorers.items()}
     report: dict = {"benchmark": source, "results": results,
                     "models": {name: {"file": str(weights_file(name)), "config": config}
                                for name, (_, config) in models.items()}}
@@ -668,21 +683,27 @@ def evaluate(
         single = {n: m for n, (m, _) in models.items() if isinstance(m, DeepGyro)}
         if video:
             err_console.print(f"feature test: single images; {', '.join(video)} left out")
-        report["features"] = {"no restoration": feature_test(pairs)}
-        for name, net in single.items():
-            def restore(image, rot, net=net):
-                x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-                batch = {"blurred": x, "rot": torch.from_numpy(rot)[None]}
-                with torch.no_grad():
-                    y = net_restore(net)(batch)
-                return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
-            report["features"][name] = feature_test(pairs, restore)
+        def net_features(image, rot, net):
+            x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+            batch = {"blurred": x, "rot": torch.from_numpy(rot)[None]}
+            with torch.no_grad():
+                y = net_restore(net)(batch)
+            return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+        feature_restorers = {"no restoration": None,
+                             **{name: functools.partial(net_features, net=net)
+                                for name, net in single.items()}}
         if "classic" in model:
             from gyrodeblur.models.classic import deconvolve
 
-            report["features"]["classic"] = feature_test(
-                pairs, lambda image, rot: deconvolve(image.astype(np.float32), rot))
+            feature_restorers["classic"] = \
+                lambda image, rot: deconvolve(image.astype(np.float32), rot)
+        with LoggedProgress() as bar:
+            report["features"] = {
+                name: feature_test(pairs, restore,
+                                   progress=bar_steps(bar, f"feature test: {name}"))
+                for name, restore in feature_restorers.items()}
     table = markdown_table(results)
     if "features" in report:
         table += "\n" + features_table(report["features"])

@@ -26,6 +26,7 @@ from gyrodeblur.metrics import CONVENTION, SSIM_WINDOW, psnr, ssim
 BENCHMARK_SEED = 1_000_003
 
 Restorer = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+Progress = Callable[[int, int], None]  # told (items done, items in all)
 
 
 # Sampler overrides of the benchmark presets. "strong" is the distribution the shipped models
@@ -51,8 +52,8 @@ class BenchmarkSpec:
     preset: str = "default"
 
 
-def synthetic_benchmark(spec: BenchmarkSpec, flow_kernel: bool = False
-                        ) -> list[dict[str, torch.Tensor]]:
+def synthetic_benchmark(spec: BenchmarkSpec, flow_kernel: bool = False,
+                        progress: Progress | None = None) -> list[dict[str, torch.Tensor]]:
     """The benchmark's samples (deterministic: same spec, same samples)."""
     from gyrodeblur.synthesis.datasets import SyntheticDataset
     from gyrodeblur.synthesis.images import ImageBank
@@ -63,10 +64,21 @@ def synthetic_benchmark(spec: BenchmarkSpec, flow_kernel: bool = False
     bank = ImageBank(None if spec.images is None else Path(spec.images))
     dataset = SyntheticDataset(ClipSampler(bank, settings, spec.seed), spec.count,
                                flow_kernel=flow_kernel)
-    return [dataset[i] for i in range(spec.count)]
+    return _drawn(dataset, spec.count, progress)
 
 
-def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9
+def _drawn(dataset: torch.utils.data.Dataset, count: int, progress: Progress | None
+           ) -> list[dict[str, torch.Tensor]]:
+    samples = []
+    for i in range(count):
+        samples.append(dataset[i])
+        if progress is not None:
+            progress(i + 1, count)
+    return samples
+
+
+def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9,
+                     progress: Progress | None = None
                      ) -> tuple[list[dict[str, torch.Tensor]], list[str]]:
     """Samples of clip folders with ``sharp/`` references (real or exported pairs), their
     kernels of ``samples`` samples, and their names (clip folder and frame). Each frame is one
@@ -81,7 +93,7 @@ def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9
                              .format(*clip.footage.size, SSIM_WINDOW, SSIM_WINDOW))
     names = [f"{dataset.clips[c].path.relative_to(root)} frame {first + centre}"
              for c, first, centre in dataset.index]
-    return [dataset[i] for i in range(len(dataset))], names
+    return _drawn(dataset, len(dataset), progress), names
 
 
 def _frames(image: torch.Tensor) -> list[np.ndarray]:
@@ -118,12 +130,12 @@ def net_restore(net: torch.nn.Module) -> Restorer:
 
 
 def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]],
-             names: list[str] | None = None) -> dict:
+             names: list[str] | None = None, progress: Progress | None = None) -> dict:
     """PSNR/SSIM of ``restore`` on each sample (mean over its frames, or its ``centre`` frame
     only where it says one) and overall.
 
     ``restore`` gets a sample batched (leading axis of 1) and returns the restored frames;
-    ``names`` label the samples in ``per_sample``.
+    ``names`` label the samples in ``per_sample``; ``progress`` is told each sample done.
     """
     rows, seconds, frames = [], 0.0, 0
     for i, sample in enumerate(samples):
@@ -139,6 +151,8 @@ def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]],
         rows.append({"sample": i if names is None else names[i],
                      "psnr": float(np.mean([psnr(a, b) for a, b in pairs])),
                      "ssim": float(np.mean([ssim(a, b) for a, b in pairs]))})
+        if progress is not None:
+            progress(i + 1, len(samples))
     return {"psnr": float(np.mean([r["psnr"] for r in rows])),
             "ssim": float(np.mean([r["ssim"] for r in rows])),
             "seconds_per_frame": seconds / max(frames, 1), "per_sample": rows,
@@ -244,12 +258,14 @@ def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
 
 def feature_test(pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
                  restore: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                 exposure: float = 0.04, seed: int = BENCHMARK_SEED) -> dict:
+                 exposure: float = 0.04, seed: int = BENCHMARK_SEED,
+                 progress: Progress | None = None) -> dict:
     """SIFT scores of sharp, blurred and (with ``restore``) deblurred pairs.
 
     Each image is blurred along its own segment of a bundled real gyro trace (a 60-degree
     camera, 20 ms readout, ``exposure``); ``restore(blurred, rot)`` gets the blurred image and
-    its rotation kernels ``(T, 2, H, W)`` and returns the restored image.
+    its rotation kernels ``(T, 2, H, W)`` and returns the restored image; ``progress`` is told
+    each pair done.
     """
     from gyrodeblur.geometry.camera import Camera
     from gyrodeblur.geometry.rotation import integrate
@@ -279,6 +295,8 @@ def feature_test(pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
         for version, (a, b) in ((k, v) for k, v in versions.items() if v):
             row[version] = sift_scores(a, b, H)
         rows.append(row)
+        if progress is not None:
+            progress(len(rows), len(pairs))
     summary = {version: {metric: float(np.mean([r[version][metric] for r in rows]))
                          for metric in ("repeatability", "matching_score")}
                for version in rows[0] if version != "pair"}
