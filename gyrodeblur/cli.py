@@ -11,6 +11,8 @@ import hashlib
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -30,7 +32,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gyrodeblur.errors import InputError
+from gyrodeblur.errors import InputError, Terminated
 from gyrodeblur.fileio import check_output
 
 if TYPE_CHECKING:  # the command modules are imported when a command runs
@@ -49,12 +51,19 @@ def main() -> None:
     keep_freed_memory()  # every command runs nets or large arrays: 1.3-1.5x for deepgyro-s
 
 
+def _terminate(number: int, frame) -> None:
+    raise Terminated
+
+
 def reports_input_errors(command):
     """Turn :class:`InputError` into a one-line message and exit status 2 (an
-    :class:`OSError`, such as a full disk, into one and status 1)."""
+    :class:`OSError`, such as a full disk, into one and status 1); Ctrl-C and SIGTERM end
+    with a note and status 130 and 143, after the clean-up that leaves no broken output."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
         try:
             return command(*args, **kwargs)
         except InputError as e:
@@ -63,15 +72,21 @@ def reports_input_errors(command):
                               soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as e:  # the system refused a write: full disk, read-only, ...
-            err_console.print(f"[bold red]error:[/] {escape(e.filename or '')}: "
-                              f"{escape(e.strerror or str(e))}", highlight=False, soft_wrap=True)
+            where = f"{escape(str(e.filename))}: " if e.filename else ""
+            err_console.print(f"[bold red]error:[/] {where}{escape(e.strerror or str(e))}",
+                              highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt as e:
             note = str(e) or ("checkpointed, the run resumes from there"
                               if command.__name__ == "train" else "no output was left "
                                                                   "half-written")
-            err_console.print(f"interrupted; {note}")
-            raise typer.Exit(130) from None
+            if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets it
+                err_console.print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}"
+                                  f"; {note}")
+            raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -362,6 +377,7 @@ def sync(
     width: Annotated[int, typer.Option(min=64, help="Processing width (px).")] = 480,
     json_output: Annotated[bool, typer.Option(
         "--json", help='Print one JSON object: {"time_offset": s, "confidence": c, "pairs": n, '
+                       '"explained": share of the video\'s rotation the gyro explains, '
                        '"reliable": bool}, and "readout_time": s with --readout.')] = False,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the camera JSON with the estimated offset (and readout "
@@ -544,23 +560,28 @@ def train(
     cfg = load_config(config)
     out = output or Path("runs") / cfg.name
     check_output(out, folder=True)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
-        run(cfg, out, stop_after=stop_after)
-        return
-    with LoggedProgress() as bar:
-        drawing = bar.add_task("data cache", total=None, visible=False)
-        # Shown from the first step on: a run that fails to start prints only its error.
-        task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps, visible=False)
+    try:
+        if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+            run(cfg, out, stop_after=stop_after)
+            return
+        with LoggedProgress() as bar:
+            drawing = bar.add_task("data cache", total=None, visible=False)
+            # Shown from the first step on: a run that fails to start prints only its error.
+            task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps, visible=False)
 
-        def show_cache(done: int, count: int) -> None:
-            bar.update(drawing, completed=done, total=count, visible=True)
+            def show_cache(done: int, count: int) -> None:
+                bar.update(drawing, completed=done, total=count, visible=True)
 
-        def show(step: int, steps: int, loss: float) -> None:
-            bar.update(task, completed=step, description=f"train {cfg.name} L1 {loss:.4f}",
-                       visible=True)
+            def show(step: int, steps: int, loss: float) -> None:
+                bar.update(task, completed=step, description=f"train {cfg.name} L1 {loss:.4f}",
+                           visible=True)
 
-        metrics = run(cfg, out, progress=show, stop_after=stop_after,
-                      cache_progress=show_cache)
+            metrics = run(cfg, out, progress=show, stop_after=stop_after,
+                          cache_progress=show_cache)
+    except InputError as e:
+        if e.source is not None:
+            raise
+        raise InputError(config, e.problem) from None  # a setting of the config
     print(json.dumps(metrics))
 
 
@@ -707,13 +728,13 @@ def evaluate(
     table = markdown_table(results)
     if "features" in report:
         table += "\n" + features_table(report["features"])
-    print(table)
-    if output is not None:
+    if output is not None:  # files first: a closed stdout (`| head`) must not lose them
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(report, indent=2))
     if markdown is not None:
         with atomic_path(markdown) as tmp:
             tmp.write_text(table)
+    print(table)
 
 
 @app.command("export")

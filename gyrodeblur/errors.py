@@ -1,4 +1,4 @@
-"""The one exception type for bad user input.
+"""The exception types for bad user input and for termination.
 
 Every reader raises :class:`InputError` with a one-line message that names the file and the
 problem; the CLI prints it and exits with status 2, having written nothing.
@@ -16,3 +16,9 @@ class InputError(ValueError):
         self.source = None if source is None else str(source)
         self.problem = problem
         super().__init__(problem if source is None else f"{source}: {problem}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler's time limit), raised where Ctrl-C's
+    ``KeyboardInterrupt`` would be, so that the same clean-up runs (no half-written output; a
+    training run checkpoints)."""

@@ -7,6 +7,7 @@ architecture and keyword arguments. A model config is ``{"arch": ..., "variant":
 
 from __future__ import annotations
 
+import inspect
 import json
 from importlib import resources
 from pathlib import Path
@@ -44,10 +45,34 @@ def build_model(config: dict) -> nn.Module:
     arch = config.pop("arch", None)
     if arch not in ARCHITECTURES:
         raise InputError(None, f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
+    _check_arguments(arch, config)
     try:
         return ARCHITECTURES[arch](**config)
     except (TypeError, ValueError) as e:
         raise InputError(None, f"bad arguments for {arch}: {e}") from None
+
+
+def _check_arguments(arch: str, kwargs: dict) -> None:
+    """Refuse keyword arguments the architecture lacks or of another type than its default's
+    (a YAML ``"8"`` or ``8.5`` for a width fails deep inside the net otherwise)."""
+    parameters = inspect.signature(ARCHITECTURES[arch]).parameters
+    for key, value in kwargs.items():
+        if key not in parameters:
+            raise InputError(None, f"{arch} has no argument {key!r} (it has: "
+                                   f"{', '.join(parameters)})")
+        default = parameters[key].default
+        if isinstance(default, tuple):
+            fits = isinstance(value, list | tuple) and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value)
+        elif isinstance(default, bool | str):
+            fits = isinstance(value, type(default))
+        elif isinstance(default, int | float):
+            fits = isinstance(value, type(default) | int) and not isinstance(value, bool)
+        else:
+            fits = True
+        if not fits:
+            raise InputError(None, f"{arch} argument {key}: {value!r} is not of the type of "
+                                   f"its default {default!r}")
 
 
 def shipped_weights() -> dict[str, Path]:
@@ -134,6 +159,9 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
     if not path.is_file():
         raise InputError(path, f"no such weights file or shipped model (shipped: "
                                f"{', '.join(shipped_weights()) or 'none'})")
+    if path.suffix == ".pt":
+        raise InputError(path, "a training checkpoint, not weights: give the run's "
+                               "model.safetensors")
     try:
         with safe_open(str(path), "pt") as f:
             metadata = f.metadata() or {}
@@ -145,8 +173,10 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
         model = build_model(config)
         model.load_state_dict(load_file(str(path)))
     except Exception as e:  # safetensors, JSON, config and state-dict errors alike
-        problem = e.problem if isinstance(e, InputError) else (str(e).splitlines()
-                                                                or [type(e).__name__])[0]
+        # A state-dict error says what differs on its second line ("size mismatch for ...").
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        problem = e.problem if isinstance(e, InputError) else \
+            " ".join(lines[:2])[:300] or type(e).__name__
         raise InputError(path, f"not gyrodeblur weights ({problem})") from None
     set_pool_radius(model.eval(), pool_radius)
     if not fuse:

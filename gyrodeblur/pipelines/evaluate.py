@@ -1,8 +1,9 @@
 """Evaluation: ``gyrodeblur eval``.
 
 - **Restoration**: a synthetic benchmark drawn with fixed seeds (held apart from training
-  seeds), or clip folders of pairs; PSNR/SSIM per clip and their mean (CONVENTIONS, see
-  :mod:`gyrodeblur.metrics`), time per frame; JSON and a Markdown table.
+  seeds), or clip folders of pairs; PSNR/SSIM per sample (a synthetic image or clip, a
+  folder's frame) and their mean (CONVENTIONS, see :mod:`gyrodeblur.metrics`), time per
+  frame; JSON and a Markdown table.
 - **Features** (DeepGyro, WACV 2019, Table 1): SIFT repeatability and matching score before
   and after deblurring, on image pairs with a known homography, both images blurred along
   real gyro motion.

@@ -37,7 +37,7 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from gyrodeblur.errors import InputError
+from gyrodeblur.errors import InputError, Terminated
 from gyrodeblur.fileio import atomic_path
 from gyrodeblur.footage import image_files
 from gyrodeblur.models import build_model, dummy_batch, predict
@@ -117,6 +117,10 @@ def _number(value):
     return value
 
 
+_EXAMPLES = {"model": "{variant: deepgyro-s}", "data": "{count: 2000, crop: 64}",
+             "train": "{steps: 1000, batch: 8}"}
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Read a training config and check it (:func:`check_config`) before any data is drawn."""
     path = Path(path)
@@ -129,6 +133,12 @@ def load_config(path: str | Path) -> TrainConfig:
     unknown = set(raw) - {"name", "model", "data", "train"}
     if unknown:
         raise InputError(path, f"unknown section(s) {', '.join(sorted(unknown))}")
+    for section in ("model", "data", "train"):
+        if not isinstance(raw.get(section) or {}, dict):
+            raise InputError(path, f"{section}: {raw[section]!r} is not a mapping of settings "
+                                   f"such as {_EXAMPLES[section]}")
+    if isinstance(raw.get("name"), dict | list) or "/" in str(raw.get("name", "")):
+        raise InputError(path, f"name: {raw['name']!r} is not a run name (a run folder's name)")
     config = TrainConfig(name=str(raw.get("name", path.stem)), model=raw["model"],
                          data=_section(DataConfig, raw.get("data") or {}, path),
                          train=_section(TrainSettings, raw.get("train") or {}, path))
@@ -160,6 +170,10 @@ def check_config(config: TrainConfig, source: Path) -> None:
     if t.lr_min > t.lr:
         raise InputError(source, f"train.lr_min {t.lr_min} is above train.lr {t.lr}: the "
                                  "schedule decays from lr to lr_min")
+    if (d.source == "synthetic" and d.cache_crop is not None
+            and d.cache_crop > min(d.width, d.height)):
+        raise InputError(source, f"data.cache_crop {d.cache_crop} is larger than the samples "
+                                 f"({d.width}x{d.height})")
     if d.cache_crop is not None and d.crop is not None and d.cache_crop < d.crop:
         raise InputError(source, f"data.cache_crop {d.cache_crop} is smaller than data.crop "
                                  f"{d.crop}: the training windows are cut from the cached ones")
@@ -184,9 +198,9 @@ def check_config(config: TrainConfig, source: Path) -> None:
             and d.crop < max(d.width, d.height)):  # a crop as large as both is the whole frame
         raise InputError(source, f"data.crop {d.crop} is larger than the samples "
                                  f"({d.width}x{d.height})")
-    if not isinstance(config.model, dict):
+    if not isinstance(config.model, dict) or not config.model:
         raise InputError(source, f"model: {config.model!r} is not a mapping such as "
-                                 "{variant: deepgyro-s}")
+                                 f"{_EXAMPLES['model']}")
     try:
         model = build_model(config.model)
     except InputError as e:
@@ -209,7 +223,14 @@ def sampler_settings(data: DataConfig):
     from gyrodeblur.synthesis.sampler import SamplerSettings
     from gyrodeblur.synthesis.sensor_errors import SensorErrorRanges
 
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in data.sampler.items()}
+    def read(value):  # lists become ranges; 1e-2 is a number at every depth
+        if isinstance(value, list):
+            return tuple(map(_number, value))
+        if isinstance(value, dict):
+            return {k: _number(v) for k, v in value.items()}
+        return _number(value)
+
+    overrides = {k: read(v) for k, v in data.sampler.items()}
     defaults = SamplerSettings()
     known = {f.name for f in fields(SamplerSettings)} - {"width", "height", "frames", "samples"}
     unknown = set(overrides) - known
@@ -442,25 +463,33 @@ def train(config: TrainConfig, out: str | Path,
                           if torch.cuda.is_available() else "cpu")
     t = config.train
     if t.batch % world:
-        raise InputError(None, f"batch {t.batch} does not split over {world} processes")
+        raise InputError(None, f"train.batch {t.batch} does not split over {world} processes")
     saved = run.out / "config.yaml"
-    if rank == 0 and run.checkpoint.exists() and saved.exists():
-        before = yaml.safe_load(saved.read_text())
-        if before.get("model") != config.model or before.get("data") != asdict(config.data):
-            raise InputError(run.out, "this run folder holds a run of another model or "
-                                      f"data; resume it with its {saved.name} or use "
-                                      "another --output")
     cache_path = Path(config.data.cache) if config.data.cache else run.out / "data.safetensors"
     created = not run.out.exists()
     try:
-        if rank == 0:
+        failure = None
+        if rank == 0:  # checks the run and draws the data alone; the others wait for it
             try:
+                if run.checkpoint.exists() and saved.exists():
+                    changed = _changed_settings(yaml.safe_load(saved.read_text()) or {}, config)
+                    if changed:
+                        raise InputError(run.out, "this run folder holds a run of another "
+                                         f"model or data ({', '.join(changed)} differ); resume "
+                                         f"it with its {saved.name} or use another --output")
                 data = build_cache(config.data, cache_path, cache_progress)
-            except KeyboardInterrupt:
-                raise KeyboardInterrupt("the data cache was not finished; the next run draws "
-                                        "it again") from None
+            except KeyboardInterrupt as e:
+                failure = type(e)("the data cache was not finished; the next run draws it "
+                                  "again")
+            except BaseException as e:
+                failure = e
         if world > 1:
-            dist.barrier()
+            failed = [failure is not None]
+            dist.broadcast_object_list(failed, src=0)
+            if failed[0] and rank != 0:
+                raise SystemExit(2)  # rank 0 reports the problem
+        if failure is not None:
+            raise failure
         if rank != 0:
             data = load_file(cache_path)
         count, (height, width) = len(data["blurred"]), data["blurred"].shape[-2:]
@@ -475,10 +504,15 @@ def train(config: TrainConfig, out: str | Path,
         optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         step, history, seconds_before = 0, [], 0.0
         if run.checkpoint.exists():
-            state = torch.load(run.checkpoint, map_location=device, weights_only=False)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            step, history = state["step"], state["history"]
+            try:
+                state = torch.load(run.checkpoint, map_location=device, weights_only=False)
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                step, history = state["step"], state["history"]
+            except Exception as e:  # a damaged file, or one of another model
+                raise InputError(run.checkpoint, "cannot resume from it "
+                                 f"({str(e).strip().splitlines()[0][:200]}); delete it to "
+                                 "start the run again, or use another --output") from None
             seconds_before = state.get("seconds", 0.0)
         if step > t.steps:
             raise InputError(run.out, f"the run is at step {step}, past train.steps "
@@ -505,10 +539,11 @@ def train(config: TrainConfig, out: str | Path,
     amp = t.amp and device.type == "cuda"
     share = t.batch // world
     started, first = time.perf_counter(), step
-    interrupted: list[int] = []  # Ctrl-C ends the loop after the step in progress
-    handler = None
+    interrupted: list[int] = []  # Ctrl-C or SIGTERM ends the loop after the step in progress
+    handlers = {}
     if threading.current_thread() is threading.main_thread():
-        handler = signal.signal(signal.SIGINT, lambda number, frame: interrupted.append(number))
+        handlers = {number: signal.signal(number, lambda n, frame: interrupted.append(n))
+                    for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         while (step < t.steps and (stop_after is None or step - first < stop_after)
                and not interrupted):
@@ -540,8 +575,8 @@ def train(config: TrainConfig, out: str | Path,
                     _save(run, model, optimizer, step, history, config,
                           seconds_before + time.perf_counter() - started)
     finally:
-        if handler is not None:
-            signal.signal(signal.SIGINT, handler)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
     seconds = time.perf_counter() - started
     if rank == 0:
         _save(run, model, optimizer, step, history, config, seconds_before + seconds)
@@ -557,8 +592,24 @@ def train(config: TrainConfig, out: str | Path,
         with atomic_path(run.metrics) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2))
     if interrupted:
-        raise KeyboardInterrupt
+        raise Terminated if interrupted[0] == signal.SIGTERM else KeyboardInterrupt
     return metrics
+
+
+def _changed_settings(saved: dict, config: TrainConfig) -> list[str]:
+    """The settings of ``config`` that make other data or another model than the run saved
+    in ``saved`` (its ``config.yaml``): where the cache lies does not, nor how a folder is
+    spelt; keys the saved run predates count at their defaults."""
+    changed = ["model"] if saved.get("model") != config.model else []
+    before, now = saved.get("data") or {}, asdict(config.data)
+    defaults = asdict(DataConfig())
+    for key in now.keys() - {"cache"}:
+        old, new = before.get(key, defaults[key]), now[key]
+        if key in ("folder", "images") and old is not None and new is not None:
+            old, new = Path(old).resolve(), Path(new).resolve()
+        if old != new:
+            changed.append(f"data.{key}")
+    return sorted(changed)
 
 
 def _save(run: Run, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,

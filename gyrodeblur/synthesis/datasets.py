@@ -148,10 +148,22 @@ class ClipFolder:
         if self.footage.count < self.timing.frame[-1]:
             raise InputError(self.path / "frames.csv", f"times for frame "
                              f"{self.timing.frame[-1]} but blurred/ has {self.footage.count}")
+        if (self.path / "sharp").is_dir():  # pairs go by frame order: one file more shifts all
+            sharp = Footage(self.path / "sharp").count
+            if sharp != self.footage.count:
+                raise InputError(self.path / "sharp", f"{sharp} frames where blurred/ has "
+                                                      f"{self.footage.count} (pairs go by "
+                                                      "frame order)")
 
     @cached_property
     def log_and_camera(self) -> tuple[GyroLog, Camera]:
-        camera = load_camera(self.path / "camera.json").rescaled(*self.footage.size)
+        try:
+            camera = load_camera(self.path / "camera.json").rescaled(*self.footage.size)
+        except InputError as e:
+            if e.source is not None:
+                raise
+            raise InputError(self.path / "camera.json", f"does not fit blurred/: {e.problem}"
+                             ) from None
         return to_camera_frame(read_gyro(self.path / "gyro.csv"), camera.R_imu_to_camera), camera
 
     def window(self, first: int, count: int, samples: int = 9) -> dict[str, np.ndarray]:
@@ -171,7 +183,12 @@ class ClipFolder:
                                         Footage(self.path / "sharp").frames(numbers)])
             _check_pair(self.path / "sharp", numbers, blurred, arrays["sharp"])
         log, camera = self.log_and_camera
-        kernels = observed_kernels(frames, log, camera, timing, samples)
+        try:
+            kernels = observed_kernels(frames, log, camera, timing, samples)
+        except InputError as e:  # the gyro does not cover the frames...: name the clip
+            if e.source is not None:
+                raise
+            raise InputError(self.path, e.problem) from None
         return arrays | {name: value[inner] for name, value in kernels.items()}
 
 
@@ -227,7 +244,10 @@ class ClipFolderDataset(Dataset):
                 self.index += [(c, int(n), None)
                                for n in numbers[:max(len(numbers) - frames + 1, 0)]]
                 continue
-            for k in range(len(numbers) if len(numbers) >= frames else 0):
+            if len(numbers) < frames:  # leaving it out would make scores incomparable
+                raise InputError(clip.path, f"{len(numbers)} frames, fewer than the "
+                                            f"{frames} of a window")
+            for k in range(len(numbers)):
                 start = min(max(k - frames // 2, 0), len(numbers) - frames)
                 self.index.append((c, int(numbers[start]), k - start))
         if not self.index:

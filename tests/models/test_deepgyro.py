@@ -288,3 +288,23 @@ def test_overfits_one_sample() -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+def test_weights_of_another_shape_or_a_checkpoint_say_so(tmp_path) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
+    from gyrodeblur.errors import InputError
+    from gyrodeblur.models import build_model, load_model
+
+    config = {"arch": "deepgyro", "width": 8, "enc_blocks": [1], "dec_blocks": [1]}
+    narrow = build_model({**config, "width": 4}).state_dict()
+    path = tmp_path / "mine.safetensors"
+    save_file(narrow, str(path), metadata={"model": json.dumps(config)})
+    with pytest.raises(InputError, match=r"not gyrodeblur weights \(Error.* size mismatch for"):
+        load_model(path)
+    (tmp_path / "checkpoint.pt").write_bytes(b"torch zip")
+    with pytest.raises(InputError, match="a training checkpoint, not weights: give the run's "
+                                         "model.safetensors"):
+        load_model(tmp_path / "checkpoint.pt")

@@ -290,17 +290,22 @@ def test_a_folder_of_other_weights_under_the_same_path_is_not_resumed(clip, tmp_
     assert again.exit_code == 2 and "other settings" in again.output
 
 
-def test_interrupted_video_leaves_no_file(clip, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("signal_name", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupted_video_leaves_no_file(clip, tmp_path, monkeypatch, signal_name, status):
+    import os
+    import signal
+
     def interrupted(restorer, window):
         frame = window[len(window) // 2]  # the frame restored: windows of 1 or 3 frames
-        if frame.number == 3:
-            raise KeyboardInterrupt
+        if frame.number == 3:  # Ctrl-C, or kill / timeout / a batch scheduler
+            os.kill(os.getpid(), getattr(signal, signal_name))
         return frame.image
 
     monkeypatch.setattr(deblur_module, "restore_frame", interrupted)
     result = deblur_video(clip / "video.mp4", *motion_args(clip), "-o", tmp_path / "out.mp4")
-    assert result.exit_code == 130
+    assert result.exit_code == status
     assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_corrupt_video_is_an_error(clip, tmp_path):

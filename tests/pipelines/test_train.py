@@ -67,19 +67,22 @@ def test_training_writes_everything_and_resume_continues_the_same_curve(cache, t
     assert saved["train"]["steps"] == 6
 
 
-def test_ctrl_c_checkpoints_the_step_reached_and_resumes_the_same_curve(cache, tmp_path):
+@pytest.mark.parametrize("number", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_checkpoints_the_step_reached_and_resumes_the_same_curve(cache, tmp_path, number):
     import signal
+
+    from gyrodeblur.errors import Terminated
 
     history = train(config(cache), tmp_path / "a") and torch.load(
         tmp_path / "a" / "checkpoint.pt", weights_only=False)["history"]
     cfg = config(cache)
     cfg.train.checkpoint_every = 100  # only the interruption saves
 
-    def press_ctrl_c(step, steps, loss):
+    def press_ctrl_c(step, steps, loss):  # or a batch scheduler's SIGTERM
         if step == 3:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), getattr(signal, number))
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Terminated if number == "SIGTERM" else KeyboardInterrupt):
         train(cfg, tmp_path / "b", progress=press_ctrl_c)
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     assert state["step"] == 3 and state["history"] == history[:3]
@@ -88,6 +91,7 @@ def test_ctrl_c_checkpoints_the_step_reached_and_resumes_the_same_curve(cache, t
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["history"] == history
     assert metrics["seconds_total"] >= metrics["seconds_this_call"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_random_crops_cut_the_same_window_from_frames_and_kernels():
@@ -197,6 +201,14 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"data": {"source": "folder", "folder": "no/such/folder"}}, "data.folder no/such/folder: "
                                                                  "no such folder"),
     ({"data": {"images": "no/such/images"}}, "data.images no/such/images: no such folder"),
+    ({"train": 5}, "train: 5 is not a mapping of settings"),
+    ({"data": "folder"}, "data: 'folder' is not a mapping of settings"),
+    ({"name": ["a", "b"]}, "is not a run name"),
+    ({"model": {**TINY_MODEL, "width": "8"}}, "deepgyro argument width: '8' is not of the type"),
+    ({"model": {**TINY_MODEL, "width": 8.5}}, "deepgyro argument width: 8.5 is not of the type"),
+    ({"model": {**TINY_MODEL, "depth": 3}}, "deepgyro has no argument 'depth'"),
+    ({"data": {"samples": 5, "cache_crop": 160}},
+     "data.cache_crop 160 is larger than the samples (192x128)"),
 ])
 def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, message):
     raw = {"model": TINY_MODEL, "data": {"samples": 5}, "train": {"steps": 2}}
@@ -233,19 +245,42 @@ def test_a_cache_of_other_settings_is_refused(cache, tmp_path):
 
 
 def test_a_run_folder_of_another_model_is_refused(cache, tmp_path):
+    import shutil
+
     train(config(cache, steps=2), tmp_path / "run")
     other = config(cache, steps=2)
     other.model = {**TINY_MODEL, "width": 8}
-    with pytest.raises(InputError, match="holds a run of another model"):
+    with pytest.raises(InputError, match=r"holds a run of another model or data \(model differ"):
         train(other, tmp_path / "run")
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model"] == TINY_MODEL
+    other = config(cache, steps=2)
+    other.data.crop = 16
+    with pytest.raises(InputError, match=r"\(data.crop differ"):
+        train(other, tmp_path / "run")
+    moved = config(cache, steps=3)  # the same data, cached elsewhere, resumes
+    moved.data.cache = str(shutil.copy(cache, tmp_path / "copy.safetensors"))
+    assert train(moved, tmp_path / "run")["steps"] == 3
+
+
+def test_a_damaged_checkpoint_is_a_one_line_error(cache, tmp_path):
+    train(config(cache, steps=2), tmp_path / "run")
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(InputError, match=r"checkpoint\.pt: cannot resume from it \(.*delete it"):
+        train(config(cache, steps=4), tmp_path / "run")
 
 
 def test_a_float_written_1e_minus_3_is_read_as_a_number(tmp_path):
+    from gyrodeblur.pipelines.train import sampler_settings
+
     # YAML 1.1 (PyYAML) reads 1e-3 as a string.
     path = tmp_path / "lr.yaml"
-    path.write_text("model: {variant: deepgyro-s}\ntrain: {lr: 1e-3}\n")
-    assert load_config(path).train.lr == 0.001
+    path.write_text("model: {variant: deepgyro-s}\ntrain: {lr: 1e-3}\n"
+                    "data: {sampler: {noise: [0.0, 1e-2], errors: {bias: 2e-2}}}\n")
+    config = load_config(path)
+    assert config.train.lr == 0.001
+    settings = sampler_settings(config.data)
+    assert settings.noise == (0.0, 0.01) and settings.errors.bias == 0.02
 
 
 def test_a_data_cache_that_is_a_folder_is_refused(tmp_path):
@@ -286,7 +321,7 @@ def _pairs(tmp_path):
 @pytest.mark.parametrize(("change", "message"), [
     ("size", "frames are 40x30, blurred/ 48x32"),
     ("gray", "frame 1 is gray, blurred/ is in colour"),
-    ("missing", "frames 2..2 asked for but"),
+    ("missing", "sharp: 1 frames where blurred/ has 2 (pairs go by frame order)"),
 ])
 def test_bad_pairs_in_a_folder_are_one_line_errors_from_the_cache_workers(tmp_path, change,
                                                                           message):

@@ -100,3 +100,34 @@ def test_first_estimate_restores_whole_frames_before_the_crop():
     y, x = next((y, x) for y in range(17) for x in range(25)
                 if torch.equal(whole["blurred"][:, y:y + 16, x:x + 16], cropped["blurred"]))
     assert torch.equal(cropped["estimate"], whole["estimate"][:, y:y + 16, x:x + 16])
+
+
+def test_clip_folder_problems_name_the_clip_or_file(tmp_path):
+    import json
+    import shutil
+
+    ds = dataset(frames=3, errors=NO_ERRORS)
+    export_clip(ds.sampler.sample(0), tmp_path / "a" / "clip")
+    clip = tmp_path / "a" / "clip"
+    # A frame more in sharp/ would pair every frame with its neighbour's truth.
+    shutil.copy(clip / "sharp" / "000003.png", clip / "sharp" / "000004.png")
+    with pytest.raises(InputError, match=r"clip/sharp: 4 frames where blurred/ has 3"):
+        ClipFolderDataset(tmp_path / "a", frames=1, samples=5)
+    (clip / "sharp" / "000004.png").unlink()
+    # The camera of another aspect ratio, and a gyro that stops before the frames.
+    camera = json.loads((clip / "camera.json").read_text())
+    (clip / "camera.json").write_text(json.dumps({**camera, "width": 60}))
+    with pytest.raises(InputError, match=r"clip/camera\.json: does not fit blurred/: "):
+        ClipFolderDataset(tmp_path / "a", frames=1, samples=5)[0]
+    (clip / "camera.json").write_text(json.dumps(camera))
+    lines = (clip / "gyro.csv").read_text().splitlines()
+    (clip / "gyro.csv").write_text("\n".join(lines[:4]) + "\n")
+    with pytest.raises(InputError, match=r"clip: gyro covers"):
+        ClipFolderDataset(tmp_path / "a", frames=1, samples=5)[0]
+
+
+def test_scoring_every_frame_refuses_clips_shorter_than_the_window(tmp_path):
+    # Left out, the clip would make the score incomparable with other window lengths.
+    export_clip(dataset(frames=2, errors=NO_ERRORS).sampler.sample(0), tmp_path / "short")
+    with pytest.raises(InputError, match=r"short: 2 frames, fewer than the 3 of a window"):
+        ClipFolderDataset(tmp_path, frames=3, samples=5, per_frame=True)
