@@ -41,9 +41,12 @@ __all__ = [
     "write_csv",
 ]
 
-# Gyroflow's camera axes are x right, y up, z out of the back of the camera (OpenGL-like);
-# OpenCV's are x right, y down, z forward: the same x, y and z flipped (a proper rotation).
-_GYROFLOW_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
+# Gyroflow's IMU axes (what an orientation string makes of the recorded ones, and what
+# telemetry-parser's normalized_imu returns) are x up, y left, z out of the back of the camera:
+# its integrators take them to its camera axes, x right, y up, z back (OpenGL-like), as
+# (-y, x, z) (gyroflow src/core/imu_integration/mod.rs), and its renderer conjugates every
+# rotation by diag(1, -1, -1) into OpenCV's x right, y down, z forward (frame_transform.rs).
+_GYROFLOW_TO_OPENCV = np.diag([1.0, -1.0, -1.0]) @ np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
 
 # A hand-held, vehicle or drone camera turns at most a few rad/s for more than 1 % of a clip
 # (the real traces of ../shared/data/gyro: 99th percentile of |w| 0.4-3.9, median 0.05-3.3 in a
@@ -180,16 +183,18 @@ def gyroflow_imu_to_camera(orientation: str) -> np.ndarray:
     """Signed permutation from gyro axes to OpenCV camera axes for a Gyroflow orientation.
 
     Gyroflow's rule (docs "IMU orientation"; telemetry-parser ``Vector3::orient``): letter
-    ``i`` names the recorded axis that becomes Gyroflow camera axis ``i``, lower case meaning
-    inverted, so ``YxZ`` gives ``(y, -x, z)``. Gyroflow's camera axes are x right, y up,
-    z backwards (OpenGL-like); its renderer conjugates every rotation by ``diag(1, -1, -1)``
-    before applying ``K`` (``frame_transform.rs``), so OpenCV axes (x right, y down,
-    z forward) are ``diag(1, -1, -1)`` times Gyroflow's, and the result is that times the
-    signed permutation.
+    ``i`` names the recorded axis that becomes Gyroflow IMU axis ``i``, lower case meaning
+    inverted, so ``YxZ`` gives ``(y, -x, z)``. Gyroflow's IMU axes are x up, y left, z back:
+    its integrators use ``(-y, x, z)`` in camera axes x right, y up, z back, and its renderer
+    conjugates rotations by ``diag(1, -1, -1)`` into OpenCV axes (x right, y down,
+    z forward). So a gyro mounted along OpenCV's axes has the orientation ``yxz``, and
+    ``YxZ`` is the OpenGL-like camera's.
 
     Example:
-        >>> gyroflow_imu_to_camera("YxZ") @ np.array([1.0, 2.0, 3.0])
-        array([ 2.,  1., -3.])
+        >>> gyroflow_imu_to_camera("yxz")
+        array([[1., 0., 0.],
+               [0., 1., 0.],
+               [0., 0., 1.]])
     """
     letters = orientation.strip()
     if len(letters) != 3 or sorted(letters.lower()) != ["x", "y", "z"]:
@@ -295,7 +300,7 @@ def _read_telemetry(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
     """Camera files through telemetry-parser's ``Parser(path).normalized_imu()``.
 
     It returns dicts ``{"timestamp_ms", "gyro", "accl", "magn"}`` with ``gyro`` in deg/s,
-    already turned into Gyroflow's camera axes by the camera's orientation string, and
+    already turned into Gyroflow's IMU axes by the camera's orientation string, and
     timestamps in ms (relative to the first sample for formats without an absolute clock).
     """
     try:

@@ -66,11 +66,11 @@ def test_gcsv_integer_rows(tmp_path):
     np.testing.assert_allclose(log.t, [1.0, 1.002, 1.005], rtol=0, atol=1e-12)
     np.testing.assert_allclose(log.w, [[1.0, -2.0, 0.5], [0, 0, -1.0], [0.005, 0.01, 0.015]])
     assert log.readout_time == pytest.approx(0.01523)
-    # YxZ: Gyroflow axes (y, -x, z); Gyroflow -> OpenCV flips y and z.
-    expected = np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, -1]])
-    np.testing.assert_array_equal(log.imu_to_camera, expected)
-    # A rotation about the recorded y axis is, for YxZ, a rotation about camera x.
-    np.testing.assert_array_equal(log.imu_to_camera @ [0, 1, 0], [1, 0, 0])
+    # YxZ: Gyroflow IMU axes (up, left, back) = (y, -x, z); OpenCV's (right, down, forward)
+    # = (-left, -up, -back) = (x, -y, -z).
+    np.testing.assert_array_equal(log.imu_to_camera, np.diag([1.0, -1, -1]))
+    # A rotation about the recorded y axis (up) is, for YxZ, one about camera -y.
+    np.testing.assert_array_equal(log.imu_to_camera @ [0, 1, 0], [0, -1, 0])
 
 
 def test_gcsv_bottom_to_top_readout_is_negative(tmp_path):
@@ -83,14 +83,17 @@ def test_gcsv_bottom_to_top_readout_is_negative(tmp_path):
     log = read_gyro(p)
     assert log.readout_time == pytest.approx(-0.020)
     np.testing.assert_allclose(log.t, [0.0, 0.001])
-    np.testing.assert_array_equal(log.imu_to_camera, np.diag([1.0, -1, -1]))
+    np.testing.assert_array_equal(log.imu_to_camera, gyroflow_imu_to_camera("XYZ"))
 
 
 def test_gyroflow_orientations():
-    # Each letter names the recorded axis feeding Gyroflow axis i; lower case inverts it.
-    v = np.array([1.0, 2.0, 3.0])
-    np.testing.assert_array_equal(gyroflow_imu_to_camera("XYZ") @ v, [1, -2, -3])
-    np.testing.assert_array_equal(gyroflow_imu_to_camera("zxY") @ v, [-3, 1, -2])
+    # Each letter names the recorded axis feeding Gyroflow IMU axis i (x up, y left, z back);
+    # lower case inverts it. A gyro mounted along OpenCV's camera axes (x right, y down,
+    # z forward) is "yxz" in Gyroflow: up = -y, left = -x, back = -z.
+    np.testing.assert_array_equal(gyroflow_imu_to_camera("yxz"), np.eye(3))
+    v = np.array([1.0, 2.0, 3.0])  # (right, down, forward) = (-left, -up, -back)
+    np.testing.assert_array_equal(gyroflow_imu_to_camera("XYZ") @ v, [-2, -1, -3])
+    np.testing.assert_array_equal(gyroflow_imu_to_camera("zxY") @ v, [1, 3, -2])
     with pytest.raises(ValueError):
         gyroflow_imu_to_camera("XXZ")
 
@@ -150,7 +153,7 @@ def test_telemetry_reader_units(tmp_path):
     # Timestamps relative to the first sample, in s; rates back in rad/s, in Gyroflow axes.
     np.testing.assert_allclose(log.t, [0.0, 0.01, 0.02], atol=1e-9)
     np.testing.assert_allclose(log.w, [[0, -1, 0], [2, 0, 0], [0, 0, 3]], atol=1e-12)
-    np.testing.assert_array_equal(log.imu_to_camera, np.diag([1.0, -1, -1]))
+    np.testing.assert_array_equal(log.imu_to_camera, gyroflow_imu_to_camera("XYZ"))
     # Same camera-frame rates as our own gcsv reader.
     direct = read_gyro(src)
     np.testing.assert_allclose(log.w @ log.imu_to_camera.T, direct.w @ direct.imu_to_camera.T,
