@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # the command modules are imported when a command runs
 
 app = typer.Typer(help="Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames.",
                   no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # a message is one line, whatever its length
 
 
 @app.callback()
@@ -330,6 +330,11 @@ def kernels(
     if len(alone):
         err_console.print(f"no translation for frame(s) {', '.join(map(str, alone))}: no "
                           "neighbouring frame with timing in the footage and the gyro")
+    no_ray = float(np.isnan(cam.pixel_rays()[..., 0]).mean())
+    if no_ray:
+        err_console.print(f"{no_ray:.1%} of the pixels have no ray through the lens model (a "
+                          "fisheye beyond 180 degrees, a distortion that folds back): their "
+                          "kernels are NaN")
     with LoggedProgress() as bar:
         task = bar.add_task("kernels", total=len(selected))
         compute_kernels(job, output, plot, progress=lambda n: bar.update(task, completed=n))

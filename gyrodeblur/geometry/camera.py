@@ -387,8 +387,11 @@ def _undistort_opencv(xd: np.ndarray, k: np.ndarray) -> np.ndarray:
             break
     f, jac = _distort_opencv(x, k)
     det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
+    trace = jac[..., 0, 0] + jac[..., 1, 1]
     with np.errstate(invalid="ignore"):
-        ok = (np.abs(f - xd).max(-1) < _RESIDUAL_TOL) & (det > 0)
+        # A model that folds back has a second preimage past the fold where the map turns
+        # the plane through 180 degrees (det > 0 but trace < 0): a ray pointing away.
+        ok = (np.abs(f - xd).max(-1) < _RESIDUAL_TOL) & (det > 0) & (trace > 0)
     return np.where(ok[..., None], x, np.nan)
 
 

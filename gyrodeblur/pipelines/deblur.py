@@ -297,7 +297,8 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
     Raises:
         ValueError: an image that is not ``(H, W, 3)`` or not in ``[0, 1]``
             (:func:`~gyrodeblur.footage.float_image`) or smaller than ``MIN_SIDE``, kernels of
-            another shape or aspect ratio, or non-finite kernels.
+            another shape or aspect ratio, or infinite kernels (NaN, a pixel without a ray
+            through the lens, is left unblurred: :func:`still_where_no_ray`).
     """
     image = float_image(image)
     H, W = image.shape[:2]
@@ -314,8 +315,9 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
         h, w = kernel.shape[2:]
         if not same_view(W, H, w, h):
             raise ValueError(f"kernels of {w}x{h} are not of the view of a {W}x{H} image")
-        if not np.isfinite(kernel).all():
-            raise ValueError("non-finite kernels")
+        if np.isinf(kernel).any():
+            raise ValueError("infinite kernels")
+    rot, tran = (None if k is None else still_where_no_ray(k) for k in (rot, tran))
     if restorer.net is not None and len(rot) != restorer.samples:
         rot = resample_samples(rot, restorer.samples)
         tran = None if tran is None else resample_samples(tran, restorer.samples)
@@ -407,9 +409,21 @@ def read_kernels(path: str | Path, frame: int, size: tuple[int, int]
     if abs(W * h / (H * w) - 1) > 0.01:
         raise InputError(path, f"mismatched sizes: kernels are {w}x{h}, the image is {W}x{H}")
     kernels = rot[i], None if tran is None else tran[i]
-    if not all(np.isfinite(k).all() for k in kernels if k is not None):
-        raise InputError(path, f"NaN or infinite kernels in frame {frame}")
+    if any(np.isinf(k).any() for k in kernels if k is not None):
+        raise InputError(path, f"infinite kernels in frame {frame}")
     return kernels
+
+
+def still_where_no_ray(traj: np.ndarray) -> np.ndarray:
+    """``traj`` with zero where it is NaN: pixels without a ray through the lens model (the
+    corners of a fisheye wider than 180 degrees, a distortion that folds back) have no known
+    blur, so they are restored as unblurred.
+
+    Example:
+        >>> still_where_no_ray(np.array([1.5, np.nan], np.float32)).tolist()
+        [1.5, 0.0]
+    """
+    return np.nan_to_num(traj, nan=0.0, posinf=np.inf, neginf=-np.inf)
 
 
 def kernel_camera(camera: Camera, kernel_width: int) -> Camera:
@@ -468,7 +482,8 @@ class VideoJob:
                                     self.restorer.samples, source(),
                                     self.restorer.translation and len(self.frames) > 1,
                                     self.flow):
-            yield FrameData(k.number, full.pop(k.number), k.rot, k.tran)
+            yield FrameData(k.number, full.pop(k.number), still_where_no_ray(k.rot),
+                            None if k.tran is None else still_where_no_ray(k.tran))
 
 
 class FolderOutput:

@@ -151,6 +151,22 @@ def test_unreachable_points_are_nan_not_garbage() -> None:
     np.testing.assert_allclose(AKASO.distort_points(xn[:2]), corners[:2], rtol=0, atol=1e-8)
 
 
+def test_a_folding_opencv_model_has_no_ray_past_its_fold() -> None:
+    # r_d = r (1 - 0.45 r^2) peaks at r = 1/sqrt(1.35), r_d = 0.5738: farther pixels have no
+    # ray; nearer ones have one in their own direction (radial model, no tangential terms).
+    cam = Camera(160, 120, 100.0, 100.0, 79.5, 59.5, "opencv", (-0.45, 0.0, 0.0, 0.0))
+    ys, xs = np.mgrid[0:120, 0:160]
+    pixels = np.stack([xs, ys], -1).astype(np.float64)
+    xd = (pixels - [cam.cx, cam.cy]) / 100.0
+    rd = np.hypot(xd[..., 0], xd[..., 1])
+    rays = cam.undistort_points(pixels)
+    peak = 1 / np.sqrt(1.35) * (1 - 0.45 / 1.35)
+    assert np.isnan(rays[rd > peak + 1e-3]).all()
+    near = rd < peak - 1e-3
+    assert np.isfinite(rays[near]).all()
+    assert ((rays[near] * xd[near]).sum(-1) >= 0).all()
+
+
 def test_points_keep_leading_shape() -> None:
     p = np.zeros((2, 3, 4, 2))
     assert OPENCV.undistort_points(p).shape == p.shape

@@ -504,3 +504,41 @@ def test_a_file_that_is_not_weights_is_refused(clip, tmp_path):
                                  str(clip / "gyro.csv"), "-o", str(tmp_path / "out.png")])
     assert result.exit_code == 2 and "gyro.csv: not gyrodeblur weights" in result.output
     assert not (tmp_path / "out.png").exists()
+
+
+def test_pixels_without_a_ray_are_left_unblurred_and_a_wide_fisheye_video_deblurs(tmp_path):
+    import cv2
+
+    # A fisheye wider than 180 degrees: its corners have no ray, their kernels are NaN.
+    restorer = make_restorer("classic", None, video=False)
+    rng = np.random.default_rng(0)
+    image = rng.random((48, 64, 3)).astype(np.float32)
+    rot = np.zeros((5, 2, 48, 64), np.float32)
+    rot[:, 0] = np.linspace(-2, 2, 5)[:, None, None]
+    holes = rot.copy()
+    holes[:, :, :8, :8] = np.nan
+    still = rot.copy()
+    still[:, :, :8, :8] = 0.0
+    np.testing.assert_array_equal(deblur_image(image, holes, None, restorer),
+                                  deblur_image(image, still, None, restorer))
+    with pytest.raises(ValueError, match="infinite kernels"):
+        deblur_image(image, np.where(np.isnan(holes), np.inf, holes), None, restorer)
+
+    cam = {"width": 64, "height": 48, "fx": 14.0, "fy": 14.0, "cx": 31.5, "cy": 23.5,
+           "distortion_model": "fisheye", "distortion": [0.1, -0.05, 0.02, -0.003]}
+    (tmp_path / "camera.json").write_text(json.dumps(cam))
+    t = np.arange(0, 1, 0.005)
+    rows = "".join(f"{ti},0.5,1.0,-0.3\n" for ti in t)
+    (tmp_path / "gyro.csv").write_text("t,wx,wy,wz\n" + rows)
+    (tmp_path / "frames.csv").write_text("frame,t_start,exposure\n1,0.2,0.02\n2,0.3,0.02\n")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for n in (1, 2):
+        cv2.imwrite(str(frames / f"f{n}.png"), (image * 255).astype(np.uint8))
+    result = CliRunner().invoke(app, ["deblur", "video", str(frames), "--gyro",
+                                      str(tmp_path / "gyro.csv"), "--camera",
+                                      str(tmp_path / "camera.json"), "--frames-csv",
+                                      str(tmp_path / "frames.csv"), "--method", "classic",
+                                      "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "out").glob("frame_*.png"))) == 2
