@@ -271,7 +271,7 @@ def feature_test(pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
     from gyrodeblur.geometry.camera import Camera
     from gyrodeblur.geometry.rotation import integrate
     from gyrodeblur.kernels.rotation import rotation_trajectories
-    from gyrodeblur.synthesis.blur import blur_image
+    from gyrodeblur.synthesis.blur import blur_image, continuous_subsamples
     from gyrodeblur.synthesis.motion import bundled_traces, random_segment
 
     rng = np.random.default_rng(seed)
@@ -288,7 +288,7 @@ def feature_test(pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
             segment = random_segment(traces[rng.integers(len(traces))], 0.2, rng)
             rot, _ = rotation_trajectories(integrate(segment.t, segment.w), cam, 0.05,
                                            exposure, 9)
-            blurred = blur_image(image, rot)
+            blurred = blur_image(image, rot, subsamples=continuous_subsamples(rot))
             versions["blurred"].append(blurred)
             if restore is not None:
                 versions["deblurred"].append(restore(blurred, rot))

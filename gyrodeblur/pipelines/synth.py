@@ -14,7 +14,7 @@ from gyrodeblur.footage import StoredFormat, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
-from gyrodeblur.synthesis.blur import blur_image
+from gyrodeblur.synthesis.blur import blur_image, continuous_subsamples
 from gyrodeblur.synthesis.clips import export_clip
 from gyrodeblur.synthesis.noise import add_noise_image, jpeg_image
 from gyrodeblur.synthesis.sampler import ClipSampler
@@ -43,7 +43,8 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
                  start + camera.time_offset + exposure + camera.readout_time)
     traj, times = rotation_trajectories(camera_orientation(log, camera), camera, start,
                                         exposure, samples)
-    blurred = blur_image(sharp, traj, saturation=saturation)
+    blurred = blur_image(sharp, traj, saturation=saturation,
+                         subsamples=continuous_subsamples(traj))
     if noise:
         blurred = add_noise_image(blurred, noise, np.random.default_rng(seed))
     if jpeg is not None:

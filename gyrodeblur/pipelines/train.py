@@ -293,6 +293,7 @@ def cache_recipe(data: DataConfig) -> str:
         recipe["kernels"] = _FOLDER_KERNELS
     else:
         recipe = {k: v for k, v in asdict(data).items() if k not in ("crop", "cache")}
+        recipe["blur"] = "continuous"  # between the kernel's samples (earlier caches: copies)
     if not data.classic:  # caches drawn before the option stay valid
         del recipe["classic"]
     return json.dumps({"format": CACHE_FORMAT, **recipe}, sort_keys=True)
@@ -487,6 +488,7 @@ def train(config: TrainConfig, out: str | Path,
             failed = [failure is not None]
             dist.broadcast_object_list(failed, src=0)
             if failed[0] and rank != 0:
+                dist.destroy_process_group()
                 raise SystemExit(2)  # rank 0 reports the problem
         if failure is not None:
             raise failure
@@ -591,6 +593,9 @@ def train(config: TrainConfig, out: str | Path,
     if rank == 0:
         with atomic_path(run.metrics) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2))
+    if world > 1:  # no process leaves while another still talks to it (gloo aborts then)
+        dist.barrier()
+        dist.destroy_process_group()
     if interrupted:
         raise Terminated if interrupted[0] == signal.SIGTERM else KeyboardInterrupt
     return metrics

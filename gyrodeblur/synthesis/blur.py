@@ -12,6 +12,7 @@ re-encode; the 12 scalar loads of each bilinear sample bound the speed), about 5
 
 from __future__ import annotations
 
+import math
 from typing import TypeVar
 
 import numba
@@ -111,23 +112,34 @@ def njit_scalar_loops(signature: str):
     return compile_
 
 
-@njit_scalar_loops("void(f4[:, :, :, ::1], f4[:, :, :, :, ::1], b1, f4[:, :, :, ::1])")
-def _gather_mean_encode(src: np.ndarray, traj: np.ndarray, clip: bool, out: np.ndarray) -> None:
-    """``out[b, :, y, x] = encode(mean_i bilinear(src[b], (x, y) + traj[b, i, :, y, x]))``,
-    clipped to 1 first when ``clip``. Indices are unsigned so numba emits no negative-index
+@njit_scalar_loops("void(f4[:, :, :, ::1], f4[:, :, :, :, ::1], i8, b1, f4[:, :, :, ::1])")
+def _gather_mean_encode(src: np.ndarray, traj: np.ndarray, subsamples: int, clip: bool,
+                        out: np.ndarray) -> None:
+    """``out[b, :, y, x] = encode(mean_i bilinear(src[b], (x, y) + traj[b, i, :, y, x]))``
+    over the trajectory with ``subsamples - 1`` points interpolated in each interval, clipped
+    to 1 first when ``clip``. Indices are unsigned so numba emits no negative-index
     wraparound code."""
     B, T, _, H, W = traj.shape
+    points = (T - 1) * subsamples + 1
     xmax, ymax = np.float32(W - 1), np.float32(H - 1)
     zero, one = np.float32(0.0), np.float32(1.0)
     u1, u4, uW = np.uint64(1), np.uint64(4), np.uint64(W)
     last_x, last_y = np.uint64(W - 1), np.uint64(H - 1)
-    scale = np.float32(1.0 / T)
+    scale = np.float32(1.0 / points)
     for r in numba.prange(B * H):
         b, y = r // H, r % H
         s = src[b].reshape(H * W * 4)
         acc = np.zeros(W * 4, np.float32)
-        for i in range(T):
+        between_x, between_y = np.empty(W, np.float32), np.empty(W, np.float32)
+        for j in range(points):
+            i = j // subsamples  # the last point is the last sample, at fraction 0
+            frac = np.float32((j % subsamples) / subsamples)
             tdx, tdy = traj[b, i, 0, y], traj[b, i, 1, y]
+            if frac > zero:  # a point of this row between samples i and i + 1
+                for xi in range(W):
+                    between_x[xi] = tdx[xi] + frac * (traj[b, i + 1, 0, y, xi] - tdx[xi])
+                    between_y[xi] = tdy[xi] + frac * (traj[b, i + 1, 1, y, xi] - tdy[xi])
+                tdx, tdy = between_x, between_y
             for xi in range(W):
                 x = np.uint64(xi)
                 tx = min(max(np.float32(xi) + tdx[x], zero), xmax)
@@ -149,20 +161,54 @@ def _gather_mean_encode(src: np.ndarray, traj: np.ndarray, clip: bool, out: np.n
                 out[b, c, y, x] = _encode(min(m, one) if clip else m)
 
 
-def _blur_numba(sharp: torch.Tensor, traj: torch.Tensor, saturation: float | None
-                ) -> torch.Tensor:
+def _blur_numba(sharp: torch.Tensor, traj: torch.Tensor, saturation: float | None,
+                subsamples: int = 1) -> torch.Tensor:
     B, _, H, W = sharp.shape
     src = np.empty((B, H, W, 4), np.float32)
     _linearize(sharp.detach().float().contiguous().numpy(),
                1.0 if saturation is None else float(saturation), src)
     out = np.empty((B, 3, H, W), np.float32)
-    _gather_mean_encode(src, traj.detach().float().contiguous().numpy(), saturation is not None,
-                        out)
+    _gather_mean_encode(src, traj.detach().float().contiguous().numpy(), subsamples,
+                        saturation is not None, out)
     return torch.from_numpy(out)
 
 
-def _blur_grid_sample(sharp: torch.Tensor, traj: torch.Tensor, saturation: float | None
-                      ) -> torch.Tensor:
+def interpolate_samples(traj: torch.Tensor, subsamples: int) -> torch.Tensor:
+    """``(B, T, 2, H, W)`` trajectories with ``subsamples - 1`` points on the straight line
+    inside each interval: ``(B, (T - 1) * subsamples + 1, 2, H, W)``.
+
+    Example:
+        >>> traj = torch.tensor([0.0, 3.0]).view(1, 2, 1, 1, 1).expand(1, 2, 2, 1, 1)
+        >>> interpolate_samples(traj, 3)[0, :, 0, 0, 0].tolist()
+        [0.0, 1.0, 2.0, 3.0]
+    """
+    if subsamples == 1 or traj.shape[1] < 2:
+        return traj
+    frac = torch.arange(subsamples, dtype=traj.dtype, device=traj.device) / subsamples
+    start, step = traj[:, :-1, None], (traj[:, 1:] - traj[:, :-1])[:, :, None]
+    points = start + frac.view(1, 1, -1, 1, 1, 1) * step
+    return torch.cat([points.flatten(1, 2), traj[:, -1:]], 1)
+
+
+def continuous_subsamples(traj: np.ndarray | torch.Tensor, step: float = 0.5) -> int:
+    """The ``subsamples`` of :func:`blur` that bring consecutive points of ``traj`` (``T`` on
+    its third-last axis but one: ``(..., T, 2, H, W)``) within ``step`` pixels everywhere, so
+    that a blur longer than the samples' spacing integrates continuously, as a sensor does,
+    instead of adding ``T`` shifted copies.
+
+    Example:
+        >>> traj = np.zeros((9, 2, 1, 1), np.float32); traj[:, 0, 0, 0] = np.arange(9) * 5.7
+        >>> continuous_subsamples(traj)
+        12
+    """
+    traj = torch.as_tensor(traj)
+    gaps = (traj[..., 1:, :, :, :] - traj[..., :-1, :, :, :]).square().sum(-3).sqrt()
+    return max(1, math.ceil(float(gaps.max()) / step)) if gaps.numel() else 1
+
+
+def _blur_grid_sample(sharp: torch.Tensor, traj: torch.Tensor, saturation: float | None,
+                      subsamples: int = 1) -> torch.Tensor:
+    traj = interpolate_samples(traj, subsamples)
     B, T, _, H, W = traj.shape
     linear = srgb_to_linear(sharp.float())
     if saturation is not None:
@@ -181,16 +227,21 @@ def _blur_grid_sample(sharp: torch.Tensor, traj: torch.Tensor, saturation: float
 
 
 def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
-         saturation: float | None = None) -> torch.Tensor:
+         saturation: float | None = None, subsamples: int = 1) -> torch.Tensor:
     """Blur sharp sRGB images along per-pixel trajectories, averaging in linear light.
 
     Each pixel ``p`` becomes the mean of ``T`` bilinear samples ``S(p + traj[i](p))`` of the
     linearised sharp image (CONVENTIONS' blur formation); samples outside the image clamp to
-    the border. The mean is re-encoded to sRGB.
+    the border. The mean is re-encoded to sRGB. With ``subsamples`` ``s > 1`` the trajectory
+    is first given ``s - 1`` points on the straight line inside each interval
+    (:func:`interpolate_samples`, ``(T - 1) s + 1`` points in all): what the synthesis uses
+    (:func:`continuous_subsamples`) so that long blur is continuous, as a sensor integrates
+    it, not ``T`` copies.
 
     Args:
         sharp: ``(B, 3, H, W)`` float32 sRGB in ``[0, 1]``.
         traj: ``(B, T, 2, H, W)`` float32 trajectories in pixels, on the device of ``sharp``.
+        subsamples: points per interval between consecutive samples (1: the samples only).
         saturation: highlight gain ``g >= 1``, or None for none. Linear values of pixels at
             or above sRGB ``SATURATION_THRESHOLD`` (0.98: clipped in the source) are multiplied
             by ``g`` before averaging and the mean is clipped to 1, so clipped lights stay
@@ -213,9 +264,11 @@ def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
                          f"got {tuple(traj.shape)}")
     if saturation is not None and saturation < 1:
         raise ValueError(f"saturation is a gain >= 1, got {saturation}")
+    if isinstance(subsamples, bool) or not isinstance(subsamples, int) or subsamples < 1:
+        raise ValueError(f"subsamples must be an int >= 1, got {subsamples!r}")
     if sharp.device.type == "cpu":
-        return _blur_numba(sharp, traj, saturation)
-    return _blur_grid_sample(sharp, traj, saturation)
+        return _blur_numba(sharp, traj, saturation, subsamples)
+    return _blur_grid_sample(sharp, traj, saturation, subsamples)
 
 
 def blur_image(sharp_hwc: np.ndarray, traj: np.ndarray, **kw) -> np.ndarray:

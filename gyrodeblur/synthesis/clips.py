@@ -35,7 +35,7 @@ from gyrodeblur.geometry.gyro import GyroLog, write_csv
 from gyrodeblur.geometry.rotation import integrate
 from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
 from gyrodeblur.kernels.translation import translation_trajectories
-from gyrodeblur.synthesis.blur import blur_image
+from gyrodeblur.synthesis.blur import blur_image, continuous_subsamples
 from gyrodeblur.synthesis.noise import add_noise_image, jpeg_image
 from gyrodeblur.synthesis.scene import Scene, render, translational_velocity
 from gyrodeblur.synthesis.sensor_errors import SensorErrors
@@ -140,7 +140,9 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
                                             T, out=rot[f])
         tau = translational_velocity(camera, scene, R_rows, t_ref - t_mid)
         tran[f] = translation_trajectories(tau, settings.exposure, T)
-        frame = blur_image(sharp[f], rot[f] + tran[f], saturation=settings.saturation)
+        traj = rot[f] + tran[f]
+        frame = blur_image(sharp[f], traj, saturation=settings.saturation,
+                           subsamples=continuous_subsamples(traj))
         blurred[f] = add_noise_image(frame, settings.noise, rng) if settings.noise else frame
     if settings.jpeg is not None:
         blurred = np.stack([jpeg_image(b, settings.jpeg) for b in blurred])

@@ -138,6 +138,37 @@ def test_numba_and_grid_sample_agree(saturation):
     assert (a - b).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_subsamples_blur_the_piecewise_linear_trajectory(path):
+    # Reference: the points on each interval built by hand, blurred as plain samples.
+    g = torch.Generator().manual_seed(3)
+    sharp = torch.rand(1, 3, 21, 26, generator=g)
+    traj = 3 * torch.randn(1, 4, 2, 21, 26, generator=g)
+    dense = [traj[:, i] + (k / 3) * (traj[:, i + 1] - traj[:, i]) for i in range(3)
+             for k in range(3)] + [traj[:, 3]]
+    reference = _blur_numba(sharp, torch.stack(dense, 1), None)
+    assert (PATHS[path](sharp, traj, None, 3) - reference).abs().max() < EXACT[path] * 10
+
+
+def test_continuous_blur_of_a_long_uniform_motion_is_a_box_filter_not_copies():
+    # 9 samples of a 40 px horizontal motion: 5 px apart, 9 copies of a bright column; a
+    # sensor integrating continuously spreads it evenly over the 41 px it crosses.
+    from gyrodeblur.synthesis.blur import continuous_subsamples
+
+    sharp = torch.zeros(1, 3, 1, 101)
+    sharp[..., 50] = 1.0
+    traj = torch.zeros(1, 9, 2, 1, 101)
+    traj[:, :, 0] = torch.linspace(-20, 20, 9).view(1, 9, 1, 1)
+    subsamples = continuous_subsamples(traj[0])
+    assert subsamples == 10  # 0.5 px steps
+    linear = srgb_to_linear(blur(sharp, traj, subsamples=subsamples))[0, 0, 0]
+    inside = linear[31:70]
+    assert (inside.max() - inside.min()) / inside.mean() < 1e-5  # even, no comb of copies
+    assert float(linear.sum()) == pytest.approx(1.0, rel=1e-5)  # the light is kept
+    copies = srgb_to_linear(blur(sharp, traj))[0, 0, 0, 31:70]
+    assert copies.min() == 0.0  # the 9-sample blur leaves gaps
+
+
 def test_blur_uses_the_device_path_and_numpy_convenience_matches():
     sharp = smooth_image(16, 20)
     traj = smooth_traj(6, 16, 20, amp=2.5)
