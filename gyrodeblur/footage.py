@@ -518,6 +518,11 @@ def frame_rate(footage: Footage, timing: FrameTiming | None) -> Fraction:
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}
 
 
+# FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic code of BT.709 and
+# AVColorRange's limited ("tv", MPEG) range.
+_BT709, _TV_RANGE = 1, 1
+
+
 class VideoWriter:
     """H.264 (libx264, yuv420p) writer for float32 RGB frames, optionally with the audio of
     another video copied in, interleaved as the frames come. Use as a context manager; odd
@@ -585,6 +590,11 @@ class VideoWriter:
             self._video.width, self._video.height = w + w % 2, h + h % 2
             self._video.pix_fmt = "yuv420p"
             self._video.options = {"crf": str(self.crf)}
+            # BT.709 and tagged so (sRGB has its primaries): untagged, players take HD video
+            # for BT.709 and decode the encoder's default BT.601 several levels off.
+            codec = self._video.codec_context
+            codec.colorspace = codec.color_primaries = codec.color_trc = _BT709
+            codec.color_range = _TV_RANGE
             if self.rotation:
                 self._video.set_display_rotation(self.rotation)
             if w % 2 or h % 2:
@@ -593,7 +603,10 @@ class VideoWriter:
         rgb = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
         if w % 2 or h % 2:
             rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        self._container.mux(self._video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+            format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG",
+            dst_color_trc=_BT709, dst_color_primaries=_BT709)
+        self._container.mux(self._video.encode(frame))
         self._frames += 1
         self._mux_audio(self._frames / self.fps)
 

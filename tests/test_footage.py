@@ -39,6 +39,29 @@ def test_native_video_frames_are_the_float_frames_in_8_bit(tmp_path):
         np.testing.assert_array_equal(np.round(floats[n] * 255), native[n])
 
 
+def test_written_video_is_bt709_and_decodes_as_tagged(tmp_path):
+    # A player reading the tags (or assuming BT.709 for HD) sees the colours written.
+    import av
+
+    image = np.zeros((64, 96, 3), np.float32)
+    image[:, :32] = [1.0, 0.0, 0.0]
+    image[:, 32:64] = [0.0, 1.0, 0.0]
+    image[:, 64:] = [0.2, 0.4, 0.9]
+    with VideoWriter(tmp_path / "clip.mp4", 25.0, crf=0) as video:
+        video.write(image)
+    with av.open(str(tmp_path / "clip.mp4")) as container:
+        stream = container.streams.video[0]
+        codec = stream.codec_context
+        assert (codec.colorspace, codec.color_primaries, codec.color_trc, codec.color_range) \
+            == (1, 1, 1, 1)  # BT.709, limited range
+        frame = next(container.decode(stream))
+        as_709 = frame.reformat(format="rgb24", src_colorspace="ITU709",
+                                src_color_range="MPEG").to_ndarray()
+    inner = (slice(4, -4), np.r_[4:28, 36:60, 68:92])  # away from chroma-subsampled edges
+    assert np.abs(as_709[inner[0]][:, inner[1]] / 255 - image[inner[0]][:, inner[1]]).max() \
+        < 3 / 255
+
+
 def test_float_image_files_are_refused(tmp_path):
     cv2.imwrite(str(tmp_path / "linear.tiff"), np.ones((4, 4, 3), np.float32))
     with pytest.raises(InputError, match="linear.tiff.*8 or 16 bit"):
