@@ -191,10 +191,10 @@ def interpolate_samples(traj: torch.Tensor, subsamples: int) -> torch.Tensor:
 
 
 def continuous_subsamples(traj: np.ndarray | torch.Tensor, step: float = 0.5) -> int:
-    """The ``subsamples`` of :func:`blur` that bring consecutive points of ``traj`` (``T`` on
-    its third-last axis but one: ``(..., T, 2, H, W)``) within ``step`` pixels everywhere, so
-    that a blur longer than the samples' spacing integrates continuously, as a sensor does,
-    instead of adding ``T`` shifted copies.
+    """The ``subsamples`` of :func:`blur` that bring consecutive points of ``traj``
+    ``(..., T, 2, H, W)`` within ``step`` pixels everywhere, so that a blur longer than the
+    samples' spacing integrates continuously, as a sensor does, instead of adding ``T``
+    shifted copies.
 
     Example:
         >>> traj = np.zeros((9, 2, 1, 1), np.float32); traj[:, 0, 0, 0] = np.arange(9) * 5.7
