@@ -841,8 +841,8 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
     for s in shipped:
         table.add_row(s["name"] + " *" * s["default"], f"{s['parameters']:,}",
                       f"[{benchmarks.index(s['benchmark']) + 1}]" if "benchmark" in s else "-",
-                      str(s.get("psnr", "-")), str(s.get("ssim", "-")),
-                      str(s.get("input_psnr", "-")))
+                      *(f"{s[key]:.{digits}f}" if key in s else "-"
+                        for key, digits in (("psnr", 2), ("ssim", 4), ("input_psnr", 2))))
     Console().print(table)
     print("* the default of `deblur --method net`\n" + "".join(
         f"[{number}] {benchmark}\n" for number, benchmark in enumerate(benchmarks, 1)), end="")

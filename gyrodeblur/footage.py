@@ -524,11 +524,11 @@ _BT709, _TV_RANGE = 1, 1
 
 
 class VideoWriter:
-    """H.264 (libx264, yuv420p) writer for float32 RGB frames, optionally with the audio of
-    another video copied in, interleaved as the frames come. Use as a context manager; odd
-    sizes are padded by one pixel. ``rotation`` (degrees counter-clockwise, as
-    :attr:`Footage.rotation`) is stored as the display rotation, so a phone's portrait clip
-    plays upright as its source did.
+    """H.264 (libx264, yuv420p, BT.709 limited range, tagged so) writer for float32 RGB frames,
+    optionally with the audio of another video copied in, interleaved as the frames come. Use
+    as a context manager; odd sizes are padded by one pixel. ``rotation`` (degrees
+    counter-clockwise, as :attr:`Footage.rotation`) is stored as the display rotation, so a
+    phone's portrait clip plays upright as its source did.
 
     Example:
         >>> import tempfile, pathlib

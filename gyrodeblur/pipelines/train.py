@@ -3,9 +3,10 @@
 AdamW, cosine schedule down to ``lr_min`` (1e-7), L1 loss. The batch of step ``s`` is a
 function of ``(seed, s)`` and samples are functions of their index, so a run killed and resumed
 from its last checkpoint continues the same loss curve. Checkpoints every
-``checkpoint_every`` steps and on Ctrl-C (after the step in progress; atomic), TensorBoard
-logs, metrics as JSON, mixed precision on GPU, and data-parallel training with ``torchrun``
-(DDP; gloo on CPU, NCCL on GPU): each process takes its share of every global batch.
+``checkpoint_every`` steps and on Ctrl-C or SIGTERM (after the step in progress; atomic),
+TensorBoard logs, metrics as JSON, mixed precision on GPU, and data-parallel training with
+``torchrun`` (DDP; gloo on CPU, NCCL on GPU): each process takes its share of every global
+batch.
 
 A config (YAML)::
 
