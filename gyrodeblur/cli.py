@@ -584,9 +584,7 @@ def train(
             metrics = run(cfg, out, progress=show, stop_after=stop_after,
                           cache_progress=show_cache)
     except InputError as e:
-        if e.source is not None:
-            raise
-        raise InputError(config, e.problem) from None  # a setting of the config
+        raise e.located(config) from None  # a setting of the config
     print(json.dumps(metrics))
 
 

@@ -17,6 +17,16 @@ class InputError(ValueError):
         self.problem = problem
         super().__init__(problem if source is None else f"{source}: {problem}")
 
+    def located(self, source: str | Path) -> InputError:
+        """This error, or the same problem at ``source`` where it names no file: for a check
+        deep down whose caller knows which file the input came from.
+
+        Example:
+            >>> str(InputError(None, "NaN at line 3").located("gyro.csv"))
+            'gyro.csv: NaN at line 3'
+        """
+        return self if self.source is not None else InputError(source, self.problem)
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, a batch scheduler's time limit), raised where Ctrl-C's

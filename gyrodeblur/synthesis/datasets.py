@@ -157,11 +157,10 @@ class ClipFolder:
 
     @cached_property
     def log_and_camera(self) -> tuple[GyroLog, Camera]:
+        camera = load_camera(self.path / "camera.json")
         try:
-            camera = load_camera(self.path / "camera.json").rescaled(*self.footage.size)
+            camera = camera.rescaled(*self.footage.size)
         except InputError as e:
-            if e.source is not None:
-                raise
             raise InputError(self.path / "camera.json", f"does not fit blurred/: {e.problem}"
                              ) from None
         return to_camera_frame(read_gyro(self.path / "gyro.csv"), camera.R_imu_to_camera), camera
@@ -186,9 +185,7 @@ class ClipFolder:
         try:
             kernels = observed_kernels(frames, log, camera, timing, samples)
         except InputError as e:  # the gyro does not cover the frames...: name the clip
-            if e.source is not None:
-                raise
-            raise InputError(self.path, e.problem) from None
+            raise e.located(self.path) from None
         return arrays | {name: value[inner] for name, value in kernels.items()}
 
 
