@@ -348,7 +348,11 @@ def sync_doubt(result: SyncResult) -> str:
     from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS
 
     doubts = []
-    if result.explained < 0.5:
+    if not 2 / 3 <= result.gain <= 1.5:
+        doubts.append(f"the gyro turns the camera {result.gain:.3g} times as far as the video "
+                      "shows (57.3 for degrees logged as radians: --gyro-unit deg; a wrong "
+                      "gscale?)")
+    elif result.explained < 0.5:
         doubts.append(f"the gyro explains {result.explained:.0%} of the video's rotation (a "
                       "still video, another recording's gyro, or wrong imu_to_camera axes?)")
     if result.pairs_used < FULL_SUPPORT_PAIRS:
@@ -383,6 +387,7 @@ def sync(
     json_output: Annotated[bool, typer.Option(
         "--json", help='Print one JSON object: {"time_offset": s, "confidence": c, "pairs": n, '
                        '"explained": share of the video\'s rotation the gyro explains, '
+                       '"gain": how far the gyro turns for each unit the video turns, '
                        '"reliable": bool}, and "readout_time": s with --readout.')] = False,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the camera JSON with the estimated offset (and readout "
@@ -414,7 +419,7 @@ def sync(
     if json_output:
         out = {"time_offset": result.time_offset, "confidence": result.confidence,
                "pairs": result.pairs_used, "explained": result.explained,
-               "reliable": result.reliable}
+               "gain": result.gain, "reliable": result.reliable}
         if result.readout_time is not None:
             out["readout_time"] = result.readout_time
         print(json.dumps(out))

@@ -126,6 +126,10 @@ class SyncResult:
         explained: the share of the video's rotation that the gyro explains at the estimate,
             ``1 - median residual angle / median measured angle`` clipped to ``[0, 1]``: near 1
             when they agree, 0 for a still video under a moving gyro.
+        gain: how far the gyro turns the camera between frames for each unit the video turns,
+            the ratio of their median angles at the estimate: near 1 when they agree; far from
+            it for a gyro in other units than it claims (57.3 for degrees read as radians) or
+            a wrong ``gscale``.
         offsets, costs: ``(C,)`` the coarse cost curve (at the final readout time).
     """
 
@@ -134,6 +138,7 @@ class SyncResult:
     readout_time: float | None
     pairs_used: int
     explained: float
+    gain: float
     offsets: np.ndarray
     costs: np.ndarray
 
@@ -356,6 +361,18 @@ def _band_rotations(ray_a: np.ndarray, ray_b: np.ndarray, member: np.ndarray,
     return _kabsch(a, b, weight), weight
 
 
+def _gyro_rotations(m: BandRotations, orientation: Orientation, offset: np.ndarray,
+                    readout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gyro's rotations ``(..., K, 3, 3)`` between the mean poses of each band's exposure
+    in frames ``a`` and ``b``, with the band times ``(..., K, S)`` in each."""
+    samples = _EXPOSURE_SAMPLES if max(m.exposure_a.max(initial=0.0),
+                                        m.exposure_b.max(initial=0.0)) > 0 else 1
+    t_a, t_b = m.times(offset, readout, samples)
+    gyro = np.swapaxes(_mean_rotation(orientation.at(t_b)), -1, -2) \
+        @ _mean_rotation(orientation.at(t_a))
+    return gyro, t_a, t_b
+
+
 def _residuals(m: BandRotations, orientation: Orientation, offset: np.ndarray,
                readout: np.ndarray) -> np.ndarray:
     """Angle-axis differences ``(..., K, 3)`` between gyro and measured rotations.
@@ -363,11 +380,7 @@ def _residuals(m: BandRotations, orientation: Orientation, offset: np.ndarray,
     A constant rate bias (gyro bias, or a steady translation's rotation-like flow) is fitted
     per candidate as the median of ``residual / (t_b - t_a)`` and removed.
     """
-    samples = _EXPOSURE_SAMPLES if max(m.exposure_a.max(initial=0.0),
-                                        m.exposure_b.max(initial=0.0)) > 0 else 1
-    t_a, t_b = m.times(offset, readout, samples)
-    gyro = np.swapaxes(_mean_rotation(orientation.at(t_b)), -1, -2) \
-        @ _mean_rotation(orientation.at(t_a))
+    gyro, t_a, t_b = _gyro_rotations(m, orientation, offset, readout)
     r = log_so3(np.swapaxes(gyro, -1, -2) @ m.R)
     dt = (t_b - t_a).mean(-1)[..., None]
     return r - np.median(r / dt, axis=-2, keepdims=True) * dt
@@ -477,11 +490,15 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
     motion = float(np.median(np.linalg.norm(log_so3(measured.R), axis=-1)))
     explained = float(np.clip(1.0 - np.median(residual) / motion, 0.0, 1.0)) if motion > 0 \
         else 0.0
+    gyro = _gyro_rotations(measured, orientation, np.asarray(offset), np.asarray(readout))[0]
+    turned = float(np.median(np.linalg.norm(log_so3(gyro), axis=-1)))
+    gain = turned / motion if motion > 0 else math.inf
     support = min(1.0, measured.pairs / FULL_SUPPORT_PAIRS)
     return SyncResult(time_offset=float(offset),
                       confidence=_confidence(costs) * explained * support,
                       readout_time=None if readout_max is None else float(readout),
-                      pairs_used=measured.pairs, explained=explained, offsets=offsets,
+                      pairs_used=measured.pairs, explained=explained, gain=gain,
+                      offsets=offsets,
                       costs=costs)
 
 

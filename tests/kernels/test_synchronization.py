@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gyrodeblur.cli import app
+from gyrodeblur.cli import app, sync_doubt
 from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming
 from gyrodeblur.geometry.camera import Camera, load_camera
@@ -108,6 +108,18 @@ def test_an_unrelated_gyro_gives_low_confidence(clip):
     assert result.explained < 0.5 and not result.reliable
 
 
+def test_gain_finds_a_gyro_in_other_units_than_it_claims(clip):
+    right = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip),
+                          max_pairs=8)
+    # A log in degrees per second read as radians: 57.3 times the rotation.
+    degrees = replace(clip.recorded_log, w=np.degrees(clip.recorded_log.w))
+    wrong = estimate_sync(source(clip.blurred), clip.timing, degrees, believed(clip),
+                          max_pairs=8)
+    assert 0.9 < right.gain < 1.1, right.gain
+    assert 30 < wrong.gain < 60 and not wrong.reliable, wrong.gain
+    assert "57.3 for degrees" in sync_doubt(wrong)
+
+
 def test_few_pairs_scale_the_confidence_down(clip):
     full = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip))
     few = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip),
@@ -157,9 +169,9 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert load_camera(synced) == believed(clip, time_offset=out["time_offset"])
-    assert set(out) == {"time_offset", "confidence", "pairs", "explained", "reliable"}
+    assert set(out) == {"time_offset", "confidence", "pairs", "explained", "gain", "reliable"}
     assert abs(out["time_offset"] - (OFFSET - 0.03)) < 1e-3 and out["confidence"] > 0.5
-    assert out["explained"] > 0.8
+    assert out["explained"] > 0.8 and 0.9 < out["gain"] < 1.1
     assert out["pairs"] == 8 and out["reliable"]
 
     result = CliRunner().invoke(app, args + ["--search", "0.5"])
