@@ -348,10 +348,16 @@ def sync_doubt(result: SyncResult) -> str:
     from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS
 
     doubts = []
-    if not 2 / 3 <= result.gain <= 1.5:
-        doubts.append(f"the gyro turns the camera {result.gain:.3g} times as far as the video "
-                      "shows (57.3 for degrees logged as radians: --gyro-unit deg; a wrong "
-                      "gscale?)")
+    turns = f"the gyro turns the camera {result.gain:.3g} times as far as the video shows"
+    if math.isinf(result.gain):
+        doubts.append("the video shows no rotation where the gyro turns (a still video, or "
+                      "another recording's gyro?)")
+    elif result.gain > 1.5:
+        doubts.append(f"{turns} (a still video? a log in degrees read as radians gives 57.3: "
+                      "--gyro-unit deg; a wrong gscale?)")
+    elif result.gain < 2 / 3:
+        doubts.append(f"{turns} (a wrong gscale, or motion in the video that is not the "
+                      "camera's?)")
     elif result.explained < 0.5:
         doubts.append(f"the gyro explains {result.explained:.0%} of the video's rotation (a "
                       "still video, another recording's gyro, or wrong imu_to_camera axes?)")
@@ -387,7 +393,8 @@ def sync(
     json_output: Annotated[bool, typer.Option(
         "--json", help='Print one JSON object: {"time_offset": s, "confidence": c, "pairs": n, '
                        '"explained": share of the video\'s rotation the gyro explains, '
-                       '"gain": how far the gyro turns for each unit the video turns, '
+                       '"gain": how far the gyro turns for each unit the video turns (null for a '
+                       'still video), '
                        '"reliable": bool}, and "readout_time": s with --readout.')] = False,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the camera JSON with the estimated offset (and readout "
@@ -419,7 +426,8 @@ def sync(
     if json_output:
         out = {"time_offset": result.time_offset, "confidence": result.confidence,
                "pairs": result.pairs_used, "explained": result.explained,
-               "gain": result.gain, "reliable": result.reliable}
+               "gain": result.gain if math.isfinite(result.gain) else None,
+               "reliable": result.reliable}
         if result.readout_time is not None:
             out["readout_time"] = result.readout_time
         print(json.dumps(out))

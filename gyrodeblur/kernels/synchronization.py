@@ -129,7 +129,8 @@ class SyncResult:
         gain: how far the gyro turns the camera between frames for each unit the video turns,
             the ratio of their median angles at the estimate: near 1 when they agree; far from
             it for a gyro in other units than it claims (57.3 for degrees read as radians) or
-            a wrong ``gscale``.
+            a wrong ``gscale``; infinite where the video shows no rotation beyond the flow's
+            precision.
         offsets, costs: ``(C,)`` the coarse cost curve (at the final readout time).
     """
 
@@ -492,7 +493,7 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
         else 0.0
     gyro = _gyro_rotations(measured, orientation, np.asarray(offset), np.asarray(readout))[0]
     turned = float(np.median(np.linalg.norm(log_so3(gyro), axis=-1)))
-    gain = turned / motion if motion > 0 else math.inf
+    gain = turned / motion if motion > floor else math.inf  # a still video
     support = min(1.0, measured.pairs / FULL_SUPPORT_PAIRS)
     return SyncResult(time_offset=float(offset),
                       confidence=_confidence(costs) * explained * support,

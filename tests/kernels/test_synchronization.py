@@ -99,6 +99,7 @@ def test_a_still_video_gives_low_confidence(clip):
                              clip.timing.exposure[:frames])
         result = estimate_sync(still, timing, clip.recorded_log, believed(clip))
         assert result.explained == 0.0 and result.confidence == 0.0 and not result.reliable
+        assert result.gain == np.inf and "video shows no rotation" in sync_doubt(result)
 
 
 def test_an_unrelated_gyro_gives_low_confidence(clip):
@@ -117,7 +118,7 @@ def test_gain_finds_a_gyro_in_other_units_than_it_claims(clip):
                           max_pairs=8)
     assert 0.9 < right.gain < 1.1, right.gain
     assert 30 < wrong.gain < 60 and not wrong.reliable, wrong.gain
-    assert "57.3 for degrees" in sync_doubt(wrong)
+    assert "degrees read as radians gives 57.3" in sync_doubt(wrong)
 
 
 def test_few_pairs_scale_the_confidence_down(clip):
@@ -184,5 +185,6 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     for frame in (folder / "blurred").iterdir():
         frame.write_bytes(first)
     result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8", "-o", tmp_path / "x"])
-    assert result.exit_code == 1 and json.loads(result.stdout)["reliable"] is False
+    out = json.loads(result.stdout)
+    assert result.exit_code == 1 and out["reliable"] is False and out["gain"] is None
     assert not (tmp_path / "x").exists()
