@@ -376,12 +376,19 @@ def _gyro_rotations(m: BandRotations, orientation: Orientation, offset: np.ndarr
 
 def _residuals(m: BandRotations, orientation: Orientation, offset: np.ndarray,
                readout: np.ndarray) -> np.ndarray:
-    """Angle-axis differences ``(..., K, 3)`` between gyro and measured rotations.
+    """Angle-axis differences ``(..., K, 3)`` between gyro and measured rotations
+    (:func:`_debiased_residuals` of :func:`_gyro_rotations`)."""
+    return _debiased_residuals(m, *_gyro_rotations(m, orientation, offset, readout))
+
+
+def _debiased_residuals(m: BandRotations, gyro: np.ndarray, t_a: np.ndarray, t_b: np.ndarray
+                        ) -> np.ndarray:
+    """Angle-axis differences ``(..., K, 3)`` between the gyro rotations ``gyro`` (at band
+    times ``t_a``, ``t_b``) and the measured ones.
 
     A constant rate bias (gyro bias, or a steady translation's rotation-like flow) is fitted
     per candidate as the median of ``residual / (t_b - t_a)`` and removed.
     """
-    gyro, t_a, t_b = _gyro_rotations(m, orientation, offset, readout)
     r = log_so3(np.swapaxes(gyro, -1, -2) @ m.R)
     dt = (t_b - t_a).mean(-1)[..., None]
     return r - np.median(r / dt, axis=-2, keepdims=True) * dt
@@ -487,11 +494,13 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
             middle = _golden(lambda c, t=readout: cost(c - t / 2, t, s), middle - step,
                              middle + step)
         offset, s, costs = search_offset(readout)
-    residual = np.sqrt(_squared_angles(measured, orientation, np.array([offset]), readout)[0])
+    # Residuals and the gyro's own angles at the estimate, from one evaluation of the gyro.
+    gyro, t_a, t_b = _gyro_rotations(measured, orientation, np.asarray(offset),
+                                     np.asarray(readout))
+    residual = np.linalg.norm(_debiased_residuals(measured, gyro, t_a, t_b), axis=-1)
     motion = float(np.median(np.linalg.norm(log_so3(measured.R), axis=-1)))
     explained = float(np.clip(1.0 - np.median(residual) / motion, 0.0, 1.0)) if motion > 0 \
         else 0.0
-    gyro = _gyro_rotations(measured, orientation, np.asarray(offset), np.asarray(readout))[0]
     turned = float(np.median(np.linalg.norm(log_so3(gyro), axis=-1)))
     gain = turned / motion if motion > floor else math.inf  # a still video
     support = min(1.0, measured.pairs / FULL_SUPPORT_PAIRS)
