@@ -36,6 +36,7 @@ from gyrodeblur.errors import InputError, Terminated
 from gyrodeblur.fileio import check_output
 
 if TYPE_CHECKING:  # the command modules are imported when a command runs
+    from gyrodeblur.geometry.camera import Camera
     from gyrodeblur.kernels.synchronization import SyncResult
 
 app = typer.Typer(help="Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames.",
@@ -330,17 +331,22 @@ def kernels(
     if len(alone):
         err_console.print(f"no translation for frame(s) {', '.join(map(str, alone))}: no "
                           "neighbouring frame with timing in the footage and the gyro")
-    no_ray = float(np.isnan(cam.pixel_rays()[..., 0]).mean())
-    if no_ray:
-        err_console.print(f"{no_ray:.1%} of the pixels have no ray through the lens model (a "
-                          "fisheye beyond 180 degrees, a distortion that folds back): their "
-                          "kernels are NaN")
+    note_pixels_without_ray(cam)
     with LoggedProgress() as bar:
         task = bar.add_task("kernels", total=len(selected))
         compute_kernels(job, output, plot, progress=lambda n: bar.update(task, completed=n))
     err_console.print(f"wrote {output} ({len(selected)} frame{'s' * (len(selected) != 1)}, "
                       f"{cam.width}x{cam.height}, T={samples})"
                       + (f" and pictures in {plot}/" if plot else ""))
+
+
+def note_pixels_without_ray(cam: Camera) -> None:
+    """Say how much of the frame has no ray through the lens model: NaN kernels there."""
+    no_ray = float(np.isnan(cam.pixel_rays()[..., 0]).mean())
+    if no_ray:
+        err_console.print(f"{no_ray:.1%} of the pixels have no ray through the lens model (a "
+                          "fisheye beyond 180 degrees, a distortion that folds back): their "
+                          "kernels are NaN and they are taken as unblurred")
 
 
 def sync_doubt(result: SyncResult) -> str:
@@ -498,6 +504,7 @@ def synth_image(
     log = read_gyro(gyro, unit=gyro_unit)
     cam = fit_camera(complete_camera(load_camera(camera), log), camera, sharp.shape[1],
                      sharp.shape[0])
+    note_pixels_without_ray(cam)
     run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed,
         stored, jpeg)
     err_console.print(f"wrote {output}" + (f" and {kernels}" if kernels else ""))
@@ -976,7 +983,7 @@ def deblur_video_command(
     iterations: IterationsOption = None,
     sync: Annotated[str, typer.Option(
         help="'auto': estimate the time offset from the video first (as `sync`; kept only "
-             "when reliable, confidence >= 0.3); 'off': use the camera's.")
+             "when reliable, confidence >= 0.3, else the camera's); 'off': use the camera's.")
     ] = "off",
     sync_search: Annotated[float, typer.Option(
         min=0.001, help="With --sync auto: search +-S seconds around the camera's offset.")
@@ -1019,18 +1026,26 @@ def deblur_video_command(
     timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time)
     selected = select_frames(timing, footage, frame_range)
     restorer = _restorer(method, model, True, tile, iterations=iterations)
+    found = None
     if sync == "auto":
         from gyrodeblur.kernels.synchronization import estimate_sync
 
-        with err_console.status("synchronising gyro and video"):
-            found = estimate_sync(footage.frames, selected, log, cam, search=sync_search)
-        err_console.print(f"sync: time_offset {found.time_offset:.4f} s "
-                          f"(confidence {found.confidence:.2f})")
-        if found.reliable:
-            cam = cam.replace(time_offset=found.time_offset)
+        try:
+            with err_console.status("synchronising gyro and video"):
+                found = estimate_sync(footage.frames, selected, log, cam, search=sync_search)
+        except InputError as error:
+            # As for an unreliable estimate: the footage can still be deblurred (the checks
+            # below refuse what cannot).
+            err_console.print(f"no sync ({escape(str(error))}); keeping the camera's time "
+                              f"offset {cam.time_offset:.4f} s")
         else:
-            err_console.print(f"low sync confidence ({sync_doubt(found)}); keeping the "
-                              f"camera's time offset {cam.time_offset:.4f} s")
+            err_console.print(f"sync: time_offset {found.time_offset:.4f} s "
+                              f"(confidence {found.confidence:.2f})")
+            if found.reliable:
+                cam = cam.replace(time_offset=found.time_offset)
+            else:
+                err_console.print(f"low sync confidence ({sync_doubt(found)}); keeping the "
+                                  f"camera's time offset {cam.time_offset:.4f} s")
     settings = {  # all that decides a resumed frame
                 "footage": str(frames), "gyro": str(gyro), "camera": cam.to_dict(),
                 "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,
@@ -1043,7 +1058,7 @@ def deblur_video_command(
 
         settings["weights_sha256"] = hashlib.sha256(
             weights_file(restorer.name).read_bytes()).hexdigest()
-    if sync == "auto":
+    if found is not None:
         settings["sync"] = {"time_offset": found.time_offset, "confidence": found.confidence,
                             "applied": found.reliable}
     job = VideoJob(footage, timing, selected.frame, log, cam, restorer, kernel_width, flow,

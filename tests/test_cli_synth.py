@@ -133,3 +133,19 @@ def test_clips_from_an_unreadable_image_leave_no_folder(tmp_path):
                                  "--images", str(tmp_path / "images"), "--size", "48x32"])
     assert result.exit_code == 2 and "a.png" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_pixels_without_a_ray_stay_sharp_and_their_kernels_nan(files):
+    # fx 20 on 96 px: the corners lie past 90 degrees off axis, where a fisheye has no ray.
+    fisheye = Camera(width=96, height=64, fx=20.0, fy=20.0, cx=47.5, cy=31.5,
+                     distortion_model="fisheye", distortion=(0.0, 0.0, 0.0, 0.0))
+    save_camera(fisheye, files / "camera.json")
+    result = synth(files, "yaw.csv", "--kernels", str(files / "k.npz"))
+    assert result.exit_code == 0, result.output
+    assert "have no ray through the lens model" in result.output
+    rot = np.load(files / "k.npz")["rot"][0]
+    no_ray = np.isnan(rot).any(axis=(0, 1))
+    assert no_ray[0, 0] and not no_ray[32, 48]
+    blurred, sharp = read_image(files / "blurred.png"), read_image(files / "sharp.png")
+    # Away from the rays' edge (where blurred neighbours' taps reach in), the corner is as shot.
+    np.testing.assert_allclose(blurred[:3, :3], sharp[:3, :3], atol=1 / 255 + 1e-6)

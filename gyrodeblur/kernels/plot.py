@@ -50,7 +50,9 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
     ys = np.arange(step // 2, height, step)
     xs = np.arange(step // 2, width, step)
     streaks = traj[:, :, ys[:, None], xs[None, :]]  # (T, 2, ny, nx)
-    longest = float(np.abs(streaks).max(initial=0.0)) * 2
+    # Pixels without a ray through the lens model (NaN kernels) get no streak.
+    drawn = np.isfinite(streaks).all(axis=(0, 1))
+    longest = float(np.abs(streaks[..., drawn]).max(initial=0.0)) * 2
     if gain is None:
         gain = float(np.clip(0.8 * step / longest, 0.02, 50.0)) if longest > 0 else 1.0
     colours = [(int(40 + 215 * s), int(120 + 100 * s), int(255 * (1 - s)))
@@ -58,14 +60,16 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
     shift = 4  # sub-pixel drawing: coordinates in 1/16 px
     for iy, y in enumerate(ys):
         for ix, x in enumerate(xs):
+            if not drawn[iy, ix]:
+                continue
             pts = np.stack([x + gain * streaks[:, 0, iy, ix], y + gain * streaks[:, 1, iy, ix]], 1)
             pts = np.round(pts * (1 << shift)).astype(np.int32)
             for i in range(T - 1):
                 cv2.line(canvas, tuple(pts[i]), tuple(pts[i + 1]), colours[i], 2, cv2.LINE_AA,
                          shift)
             cv2.circle(canvas, (int(x), int(y)), 1, (255, 255, 255), -1, cv2.LINE_AA)
-    label = (f"max blur {float(np.hypot(*(traj[-1] - traj[0])).max()):.1f} px, streaks "
-             f"x{gain:.2g}, blue start to yellow end")
+    blur = float(np.nanmax(np.hypot(*(traj[-1] - traj[0])), initial=0.0))
+    label = f"max blur {blur:.1f} px, streaks x{gain:.2g}, blue start to yellow end"
     # Readable on large frames, and never wider than the picture (portrait frames).
     (unit_width, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
     scale = min(max(0.4, height / 1400), (width - 16) / unit_width)

@@ -90,3 +90,15 @@ def rotation_trajectories(orientation: Orientation, camera: Camera, t_start: flo
     times, t_ref = sample_times(camera, t_start, exposure, samples)
     R_rows = orientation.relative(t_ref[None, :], times)
     return warp_displacements(R_rows, camera, out=out), times
+
+
+def still_where_no_ray(traj: np.ndarray) -> np.ndarray:
+    """``traj`` with zero where it is NaN: pixels without a ray through the lens model (the
+    corners of a fisheye wider than 180 degrees, a distortion that folds back) have no known
+    blur, so they are restored as unblurred.
+
+    Example:
+        >>> still_where_no_ray(np.array([1.5, np.nan], np.float32)).tolist()
+        [1.5, 0.0]
+    """
+    return np.nan_to_num(traj, nan=0.0, posinf=np.inf, neginf=-np.inf)

@@ -42,7 +42,8 @@ class PairVelocity:
 
     Attributes:
         tau_a, tau_b: ``(H, W, 2)`` float32 px/s at the pixels of ``a`` and of ``b``.
-        valid_a, valid_b: ``(H, W)`` bool forward-backward consistency of each.
+        valid_a, valid_b: ``(H, W)`` bool: forward-backward consistent, with a ray through
+            the lens model.
     """
 
     tau_a: np.ndarray
@@ -67,7 +68,9 @@ def pair_velocity(gray_a: np.ndarray, gray_b: np.ndarray, orientation: Orientati
     dt = (np.asarray(t_b) - np.asarray(t_a)).astype(np.float32)[:, None, None]
     tau_a = (forward - rotation_flow(orientation, camera, t_a, t_b)) / dt
     tau_b = (backward - rotation_flow(orientation, camera, t_b, t_a)) / -dt
-    return PairVelocity(tau_a, consistent(forward, backward), tau_b, consistent(backward, forward))
+    # A pixel without a ray through the lens model has NaN rotational flow: nothing measured.
+    return PairVelocity(tau_a, consistent(forward, backward) & np.isfinite(tau_a).all(-1),
+                        tau_b, consistent(backward, forward) & np.isfinite(tau_b).all(-1))
 
 
 @numba.njit(cache=True)
@@ -156,7 +159,8 @@ def combine_velocities(taus: list[np.ndarray],
         return fill_nearest(taus[0], valids[0]), valids[0]
     weights = np.stack(valids).astype(np.float32)[..., None]
     total = weights.sum(axis=0)
-    mean = (np.stack(taus) * weights).sum(axis=0) / np.maximum(total, 1.0)
+    # Where a measure is not valid it may be NaN (no ray), which a zero weight would keep.
+    mean = np.where(weights > 0, np.stack(taus), 0).sum(axis=0) / np.maximum(total, 1.0)
     mask = total[..., 0] > 0
     return fill_nearest(mean.astype(np.float32), mask), mask
 

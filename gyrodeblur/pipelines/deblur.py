@@ -35,7 +35,11 @@ from gyrodeblur.geometry.camera import Camera, same_view
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels
-from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
+from gyrodeblur.kernels.rotation import (
+    camera_orientation,
+    rotation_trajectories,
+    still_where_no_ray,
+)
 from gyrodeblur.models import DeepGyro, GyroDVD, load_model, refines_classic
 from gyrodeblur.models.classic import auto_iterations, auto_tv_weight, deconvolve
 from gyrodeblur.pipelines.kernels import check_frames_covered
@@ -412,18 +416,6 @@ def read_kernels(path: str | Path, frame: int, size: tuple[int, int]
     if any(np.isinf(k).any() for k in kernels if k is not None):
         raise InputError(path, f"infinite kernels in frame {frame}")
     return kernels
-
-
-def still_where_no_ray(traj: np.ndarray) -> np.ndarray:
-    """``traj`` with zero where it is NaN: pixels without a ray through the lens model (the
-    corners of a fisheye wider than 180 degrees, a distortion that folds back) have no known
-    blur, so they are restored as unblurred.
-
-    Example:
-        >>> still_where_no_ray(np.array([1.5, np.nan], np.float32)).tolist()
-        [1.5, 0.0]
-    """
-    return np.nan_to_num(traj, nan=0.0, posinf=np.inf, neginf=-np.inf)
 
 
 def kernel_camera(camera: Camera, kernel_width: int) -> Camera:

@@ -13,7 +13,11 @@ from gyrodeblur.fileio import NpzWriter, atomic_path
 from gyrodeblur.footage import StoredFormat, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
-from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
+from gyrodeblur.kernels.rotation import (
+    camera_orientation,
+    rotation_trajectories,
+    still_where_no_ray,
+)
 from gyrodeblur.synthesis.blur import blur_image, continuous_subsamples
 from gyrodeblur.synthesis.clips import export_clip
 from gyrodeblur.synthesis.noise import add_noise_image, jpeg_image
@@ -43,8 +47,11 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
                  start + camera.time_offset + exposure + camera.readout_time)
     traj, times = rotation_trajectories(camera_orientation(log, camera), camera, start,
                                         exposure, samples)
-    blurred = blur_image(sharp, traj, saturation=saturation,
-                         subsamples=continuous_subsamples(traj))
+    # Pixels without a ray through the lens model stay sharp; their kernels are written NaN,
+    # as ``gyrodeblur kernels`` writes them.
+    still = still_where_no_ray(traj)
+    blurred = blur_image(sharp, still, saturation=saturation,
+                         subsamples=continuous_subsamples(still))
     if noise:
         blurred = add_noise_image(blurred, noise, np.random.default_rng(seed))
     if jpeg is not None:

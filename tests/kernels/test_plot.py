@@ -28,3 +28,15 @@ def test_integer_background_is_its_unit_range_twin_and_sizes_must_agree():
     np.testing.assert_array_equal(draw_kernels(traj, frame), draw_kernels(traj, frame / 255.0))
     with pytest.raises(ValueError, match="image of 60x20 under kernels of 60x40"):
         draw_kernels(traj, frame[:20])
+
+
+def test_kernels_without_a_ray_get_no_streak_and_leave_the_others_alone():
+    T, H, W = 5, 96, 96
+    traj = np.zeros((T, 2, H, W), np.float32)
+    traj[:, 0] = np.linspace(-10, 10, T)[:, None, None]
+    holed = traj.copy()
+    holed[:, :, 24, 24] = np.nan  # the first grid point
+    pic, holed_pic = draw_kernels(traj, spacing=48), draw_kernels(holed, spacing=48)
+    background = pic[2, 2].copy()
+    assert (holed_pic[14:35, 8:41] == background).all()  # nothing drawn there
+    np.testing.assert_array_equal(holed_pic[48:], pic[48:])  # the same gain elsewhere

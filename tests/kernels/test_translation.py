@@ -81,6 +81,23 @@ def test_image_shift_becomes_velocity_on_both_frames(shift):
     np.testing.assert_allclose(med_b, expected, atol=0.15 / 0.05)
 
 
+def test_pixels_without_a_ray_are_not_measured():
+    # A fisheye of fx 60 on 240x160: the corners lie past 90 degrees, without a ray.
+    fisheye = CAM.replace(fx=60.0, fy=60.0, distortion_model="fisheye",
+                          distortion=(0.0, 0.0, 0.0, 0.0))
+    a, b, orientation, t_a, t_b = scene_pair([0.1, 0.2, -0.1])
+    pv = pair_velocity(a, b, orientation, fisheye, t_a, t_b)
+    no_ray = np.isnan(fisheye.pixel_rays()[..., 0])
+    assert no_ray[0, 0] and not no_ray[80, 120]
+    assert not (pv.valid_a & no_ray).any() and not (pv.valid_b & no_ray).any()
+    assert np.isfinite(pv.tau_a[pv.valid_a]).all() and pv.valid_a[~no_ray].mean() > 0.5
+    # So the fill takes velocities from measured pixels only: finite wherever there is a ray.
+    for taus, valids in (([pv.tau_a], [pv.valid_a]),
+                         ([pv.tau_a, pv.tau_b], [pv.valid_a, pv.valid_b])):
+        tau, _ = combine_velocities(taus, valids)
+        assert np.isfinite(tau[~no_ray]).all()
+
+
 def test_consistency_mask_flags_occlusion():
     forward = np.zeros((20, 30, 2), np.float32)
     backward = np.zeros((20, 30, 2), np.float32)

@@ -409,6 +409,21 @@ def test_sync_auto_finds_the_offset_before_deblurring(tmp_path):
     assert record["camera"]["time_offset"] == record["sync"]["time_offset"]
 
 
+def test_sync_auto_that_cannot_run_keeps_the_cameras_offset(clip, tmp_path):
+    # Two frames: one pair, where sync needs three.
+    result = deblur_video(clip / "blurred", "--gyro", clip / "gyro.csv", "--camera",
+                          clip / "camera.json", "--frames-csv", clip / "frames.csv",
+                          "--range", "3:4", "--sync", "auto", "--method", "classic",
+                          "--iterations", "2", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "no sync (" in result.output and "synchronisation needs 3 pairs" in result.output
+    record = json.loads((tmp_path / "out" / "deblur.json").read_text())
+    camera = json.loads((clip / "camera.json").read_text())
+    assert "sync" not in record and record["camera"]["time_offset"] == camera["time_offset"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
+        "frame_000003.png", "frame_000004.png"]
+
+
 def test_deblur_image_refuses_kernels_of_another_view():
     restorer = make_restorer("classic", None, video=False)
     image = np.zeros((60, 80, 3), np.float32)
