@@ -348,19 +348,26 @@ def resample_samples(traj: np.ndarray, samples: int) -> np.ndarray:
 
 def windows(frames: Iterator[FrameData], size: int) -> Iterator[list[FrameData]]:
     """Sliding windows of ``size`` (odd) frames centred on each frame, ends repeated; at
-    most ``size`` frames are held.
+    most ``size`` frames are held. A gap in the frame numbers (frames that a frames CSV
+    leaves out) is an end too: a window holds only frames next to each other in the footage.
 
     Example:
-        >>> data = (FrameData(n, None, None, None) for n in range(3))
+        >>> data = (FrameData(n, None, None, None) for n in (1, 2, 3, 7, 8))
         >>> [[f.number for f in w] for w in windows(data, 3)]
-        [[0, 0, 1], [0, 1, 2], [1, 2, 2]]
+        [[1, 1, 2], [1, 2, 3], [2, 3, 3], [7, 7, 8], [7, 8, 8]]
     """
     r = size // 2
     held: list[FrameData] = []
     first = count = centre = 0  # index of held[0], frames received, next centre
 
     def window() -> list[FrameData]:
-        return [held[min(max(centre + k, 0), count - 1) - first] for k in range(-r, r + 1)]
+        out = []
+        for k in range(-r, r + 1):
+            j = min(max(centre + k, 0), count - 1)
+            while held[j - first].number - held[centre - first].number != j - centre:
+                j += 1 if j < centre else -1
+            out.append(held[j - first])
+        return out
 
     for frame in frames:
         held.append(frame)

@@ -236,17 +236,20 @@ class ClipFolderDataset(Dataset):
         # (clip, first frame of the window, position of the scored frame in it or None)
         self.index: list[tuple[int, int, int | None]] = []
         for c, clip in enumerate(self.clips):
+            # A window holds consecutive frames: a gap in the numbers (frames the frames CSV
+            # leaves out) splits the clip.
             numbers = clip.timing.frame
-            if not per_frame:
-                self.index += [(c, int(n), None)
-                               for n in numbers[:max(len(numbers) - frames + 1, 0)]]
-                continue
-            if len(numbers) < frames:  # leaving it out would make scores incomparable
-                raise InputError(clip.path, f"{len(numbers)} frames, fewer than the "
-                                            f"{frames} of a window")
-            for k in range(len(numbers)):
-                start = min(max(k - frames // 2, 0), len(numbers) - frames)
-                self.index.append((c, int(numbers[start]), k - start))
+            for run in np.split(numbers, np.flatnonzero(np.diff(numbers) != 1) + 1):
+                if not per_frame:
+                    self.index += [(c, int(n), None) for n in run[:max(len(run) - frames + 1, 0)]]
+                    continue
+                if len(run) < frames:  # leaving it out would make scores incomparable
+                    raise InputError(clip.path, f"{len(run)} consecutive frames "
+                                                f"({run[0]}..{run[-1]}), fewer than the "
+                                                f"{frames} of a window")
+                for k in range(len(run)):
+                    start = min(max(k - frames // 2, 0), len(run) - frames)
+                    self.index.append((c, int(run[start]), k - start))
         if not self.index:
             raise InputError(root, f"no clip has {frames} frames")
 

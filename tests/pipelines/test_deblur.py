@@ -33,6 +33,7 @@ from gyrodeblur.pipelines.deblur import (
     side_by_side_frame,
     tile_halo,
     upsample_kernels,
+    windows,
 )
 from gyrodeblur.pipelines.evaluate import BenchmarkSpec, synthetic_benchmark
 from gyrodeblur.pipelines.tiling import tile_grid
@@ -557,3 +558,26 @@ def test_pixels_without_a_ray_are_left_unblurred_and_a_wide_fisheye_video_deblur
                                       "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "out").glob("frame_*.png"))) == 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_windows_hold_neighbouring_frames_only(seed, size):
+    rng = np.random.default_rng(seed)
+    numbers = np.cumsum(rng.choice([1, 1, 1, 2, 5], 12)).tolist()
+    got = [[f.number for f in w]
+           for w in windows((FrameData(n, None, None, None) for n in numbers), size)]
+    # Brute force: each offset's frame if the footage has it and every frame between too,
+    # else the nearest one towards the centre that it has.
+    expected = []
+    for n in numbers:
+        window = []
+        for k in range(-(size // 2), size // 2 + 1):
+            step = 1 if k > 0 else -1
+            reach = 0
+            while reach != k and n + reach + step in numbers:
+                reach += step
+            window.append(n + reach)
+        expected.append(window)
+    assert got == expected
+

@@ -129,5 +129,19 @@ def test_clip_folder_problems_name_the_clip_or_file(tmp_path):
 def test_scoring_every_frame_refuses_clips_shorter_than_the_window(tmp_path):
     # Left out, the clip would make the score incomparable with other window lengths.
     export_clip(dataset(frames=2, errors=NO_ERRORS).sampler.sample(0), tmp_path / "short")
-    with pytest.raises(InputError, match=r"short: 2 frames, fewer than the 3 of a window"):
+    message = r"short: 2 consecutive frames \(1\.\.2\), fewer than the 3 of a window"
+    with pytest.raises(InputError, match=message):
         ClipFolderDataset(tmp_path, frames=3, samples=5, per_frame=True)
+
+
+def test_windows_of_clip_folders_hold_consecutive_frames(tmp_path):
+    export_clip(dataset(frames=5, errors=NO_ERRORS).sampler.sample(0), tmp_path / "clip")
+    rows = (tmp_path / "clip" / "frames.csv").read_text().splitlines()
+    # Frame 3 left out of the frames CSV: windows of 2 are 1-2 and 4-5, never 2-4.
+    (tmp_path / "clip" / "frames.csv").write_text("\n".join(rows[:3] + rows[4:]) + "\n")
+    assert ClipFolderDataset(tmp_path, frames=2, samples=5).index == [(0, 1, None), (0, 4, None)]
+    scored = ClipFolderDataset(tmp_path, frames=2, samples=5, per_frame=True).index
+    assert scored == [(0, 1, 0), (0, 1, 1), (0, 4, 0), (0, 4, 1)]
+    with pytest.raises(InputError, match=r"clip: 2 consecutive frames \(1\.\.2\), fewer than"):
+        ClipFolderDataset(tmp_path, frames=3, samples=5, per_frame=True)
+
