@@ -37,6 +37,7 @@ from gyrodeblur.fileio import check_output
 
 if TYPE_CHECKING:  # the command modules are imported when a command runs
     from gyrodeblur.geometry.camera import Camera
+    from gyrodeblur.geometry.gyro import GyroLog
     from gyrodeblur.kernels.synchronization import SyncResult
 
 app = typer.Typer(help="Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames.",
@@ -349,13 +350,25 @@ def note_pixels_without_ray(cam: Camera) -> None:
                           "kernels are NaN and they are taken as unblurred")
 
 
+def note_narrowed_search(result: SyncResult, search: float, log: GyroLog) -> None:
+    """Say when sync searched less than asked, the gyro covering too few frames that far."""
+    if result.search < search:
+        err_console.print(f"searched +-{result.search:.3f} s only: the gyro ({log.t[0]:.3f} to "
+                          f"{log.t[-1]:.3f} s) covers too few frame pairs over +-{search:g} s")
+
+
 def sync_doubt(result: SyncResult) -> str:
     """Why a synchronisation is not reliable, in words."""
     from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS
 
     doubts = []
     turns = f"the gyro turns the camera {result.gain:.3g} times as far as the video shows"
-    if math.isinf(result.gain):
+    if result.at_search_edge:
+        # The shares and gains below are those of a wrong offset then: not worth saying.
+        doubts.append(f"the best offset lies at the edge of the search (+-{result.search:.3g} s "
+                      "around the camera's time offset): widen --search or set a closer "
+                      "--time-offset")
+    elif math.isinf(result.gain):
         doubts.append("the video shows no rotation where the gyro turns (a still video, or "
                       "another recording's gyro?)")
     elif result.gain > 1.5:
@@ -385,7 +398,8 @@ def sync(
     exposure: ExposureOption = None,
     search: Annotated[float, typer.Option(
         min=0.001, help="Search +-S seconds around the camera's time offset (the gyro must "
-                        "cover every frame pair used at all searched offsets).")] = 0.2,
+                        "cover every frame pair used at all searched offsets; narrowed where "
+                        "it covers too few).")] = 0.2,
     readout: Annotated[bool, typer.Option(
         help="Also estimate the rolling-shutter readout time.")] = False,
     readout_time: ReadoutOption = None,
@@ -400,7 +414,8 @@ def sync(
         "--json", help='Print one JSON object: {"time_offset": s, "confidence": c, "pairs": n, '
                        '"explained": share of the video\'s rotation the gyro explains, '
                        '"gain": how far the gyro turns for each unit the video turns (null for a '
-                       'still video), '
+                       'still video), "search": the half-width searched (s; narrower than '
+                       '--search where the gyro covers too few frames), '
                        '"reliable": bool}, and "readout_time": s with --readout.')] = False,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the camera JSON with the estimated offset (and readout "
@@ -429,11 +444,12 @@ def sync(
     with err_console.status("synchronising"):
         result = estimate_sync(footage.frames, timing, log, cam, search=search,
                                estimate_readout=readout, max_pairs=max_pairs, width=width)
+    note_narrowed_search(result, search, log)
     if json_output:
         out = {"time_offset": result.time_offset, "confidence": result.confidence,
                "pairs": result.pairs_used, "explained": result.explained,
                "gain": result.gain if math.isfinite(result.gain) else None,
-               "reliable": result.reliable}
+               "search": result.search, "reliable": result.reliable}
         if result.readout_time is not None:
             out["readout_time"] = result.readout_time
         print(json.dumps(out))
@@ -1039,6 +1055,7 @@ def deblur_video_command(
             err_console.print(f"no sync ({escape(str(error))}); keeping the camera's time "
                               f"offset {cam.time_offset:.4f} s")
         else:
+            note_narrowed_search(found, sync_search, log)
             err_console.print(f"sync: time_offset {found.time_offset:.4f} s "
                               f"(confidence {found.confidence:.2f})")
             if found.reliable:

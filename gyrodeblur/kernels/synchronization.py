@@ -148,6 +148,18 @@ class SyncResult:
         """Whether the confidence reaches :data:`RELIABLE_CONFIDENCE`."""
         return self.confidence >= RELIABLE_CONFIDENCE
 
+    @property
+    def search(self) -> float:
+        """Half-width of the searched offsets (s): as asked, or narrower where the gyro
+        covers too few frame pairs that far."""
+        return float(self.offsets[-1] - self.offsets[0]) / 2
+
+    @property
+    def at_search_edge(self) -> bool:
+        """Whether the cost is lowest at an end of the searched offsets: the offset may lie
+        beyond them."""
+        return int(np.argmin(self.costs)) in (0, len(self.costs) - 1)
+
 
 def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera: Camera,
                   search: float = 0.2, estimate_readout: bool = False, max_pairs: int = 60,
@@ -161,7 +173,8 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
         log: the gyro log as read (IMU axes; ``camera.imu_to_camera`` turns it).
         camera: the camera at the frames' resolution; its ``time_offset`` is the centre of the
             search and its ``readout_time`` is used (or the start of the readout refinement).
-        search: half-width of the searched offsets (s).
+        search: half-width of the searched offsets (s); narrowed where the gyro covers
+            too few frame pairs that far (:attr:`SyncResult.search`).
         estimate_readout: also estimate the readout time, in ``[0, frame interval]``.
         max_pairs: at most this many pairs of consecutive frames, evenly spread.
         width: processing width (px); frames are downscaled to it, never upscaled.
@@ -170,8 +183,8 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
         flow: optical flow backend.
 
     Raises:
-        InputError: fewer than 3 usable frame pairs, the gyro not covering the frames over the
-            search range, or a gyro that shows no rotation.
+        InputError: fewer than 3 usable frame pairs, the gyro not covering 3 of them over
+            at least ``+-5 step``, or a gyro that shows no rotation.
 
     Example:
         >>> from gyrodeblur.geometry.rotation import integrate
@@ -197,7 +210,7 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
         raise ValueError("search, step, max_pairs and bands must be positive")
     readout_max = float(np.median(np.diff(timing.t_start))) if len(timing) > 1 else 0.0
     reach = max(camera.readout_time, readout_max if estimate_readout else 0.0)
-    pairs = _usable_pairs(timing, log, camera.time_offset, search, reach)
+    pairs, search = _usable_pairs(timing, log, camera.time_offset, search, reach, step)
     if len(pairs) > max_pairs:
         pairs = pairs[np.round(np.linspace(0, len(pairs) - 1, max_pairs)).astype(int)]
     # Only the searched span of the log is integrated: relative rotations do not depend on
@@ -219,25 +232,32 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
 
 
 def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: float,
-                  reach: float) -> np.ndarray:
-    """First frame numbers of the consecutive pairs whose times the log covers at any offset."""
+                  reach: float, step: float) -> tuple[np.ndarray, float]:
+    """First frame numbers of the consecutive pairs whose times the log covers at every
+    searched offset, and the search half-width: ``search``, or narrower where the log covers
+    too few pairs that far (a log that ends soon after the frames), down to ``5 step``."""
     consecutive = np.flatnonzero(np.diff(timing.frame) == 1)
     if len(consecutive) < _MIN_PAIRS:
         raise InputError(timing.source or None, f"{len(timing)} frame(s) with "
                                                 f"{len(consecutive)} consecutive pair(s); "
                                                 f"synchronisation needs {_MIN_PAIRS} pairs")
-    first = timing.t_start[consecutive] + offset - search
-    last = timing.t_start[consecutive + 1] + timing.exposure[consecutive + 1] + reach \
-        + offset + search
-    covered = (first >= log.t[0]) & (last <= log.t[-1])
-    if covered.sum() < _MIN_PAIRS:
-        raise InputError(log.source or None,
-                         f"gyro covers {log.t[0]:.3f} to {log.t[-1]:.3f} s but the frames, "
-                         f"searched over +-{search:g} s, need {first.min():.3f} to "
-                         f"{last.max():.3f} s "
-                         f"({covered.sum()} covered pair(s), {_MIN_PAIRS} needed; the search "
-                         "is centred on the camera's time offset: set a rough one)")
-    return timing.frame[consecutive[covered]]
+    first = timing.t_start[consecutive] + offset
+    last = timing.t_start[consecutive + 1] + timing.exposure[consecutive + 1] + reach + offset
+    # The widest search at which the log covers each pair.
+    margin = np.minimum(first - log.t[0], log.t[-1] - last)
+    if (margin >= search).sum() < _MIN_PAIRS:
+        # As wide as keeps the pairs of full confidence (or all there are) covered.
+        keep = min(FULL_SUPPORT_PAIRS, len(margin))
+        narrowed = float(np.sort(margin)[::-1][keep - 1])
+        if narrowed < 5 * step:
+            raise InputError(log.source or None,
+                             f"gyro covers {log.t[0]:.3f} to {log.t[-1]:.3f} s but the frames "
+                             f"need {first.min() - search:.3f} to {last.max() + search:.3f} s "
+                             f"searched over +-{search:g} s, and {first.min():.3f} to "
+                             f"{last.max():.3f} s at the camera's time offset: set a rough one "
+                             "where the clocks differ (a video's timestamps start at 0)")
+        search = narrowed
+    return timing.frame[consecutive[margin >= search]], search
 
 
 def _check_motion(orientation: Orientation, camera: Camera, interval: float,

@@ -121,6 +121,16 @@ def test_gain_finds_a_gyro_in_other_units_than_it_claims(clip):
     assert "degrees read as radians gives 57.3" in sync_doubt(wrong)
 
 
+def test_an_offset_beyond_the_search_is_named_as_the_doubt(clip):
+    # Searched over +-30 ms around a point 80 ms from the truth.
+    result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log,
+                           believed(clip, time_offset=OFFSET + 0.08), search=0.03)
+    assert result.at_search_edge and not result.reliable
+    assert abs(result.time_offset - (OFFSET + 0.05)) < 2e-3
+    assert result.search == pytest.approx(0.03)
+    assert sync_doubt(result).startswith("the best offset lies at the edge of the search")
+
+
 def test_few_pairs_scale_the_confidence_down(clip):
     full = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip))
     few = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip),
@@ -170,15 +180,24 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert load_camera(synced) == believed(clip, time_offset=out["time_offset"])
-    assert set(out) == {"time_offset", "confidence", "pairs", "explained", "gain", "reliable"}
+    assert set(out) == {"time_offset", "confidence", "pairs", "explained", "gain", "search",
+                        "reliable"}
+    assert out["search"] == 0.2
     assert abs(out["time_offset"] - (OFFSET - 0.03)) < 1e-3 and out["confidence"] > 0.5
     assert out["explained"] > 0.8 and 0.9 < out["gain"] < 1.1
     assert out["pairs"] == 8 and out["reliable"]
 
-    result = CliRunner().invoke(app, args + ["--search", "0.5"])
+    # A gyro that covers the frames over less than the search asked: narrowed, and said so.
+    result = CliRunner().invoke(app, args + ["--search", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert "covers too few frame pairs over +-0.5 s" in result.stderr
+    assert 0.01 < out["search"] < 0.5 and abs(out["time_offset"] - (OFFSET - 0.03)) < 1e-3
+    # Not even 3 pairs over +-5 steps: the frames far off the gyro's clock.
+    result = CliRunner().invoke(app, args + ["--time-offset", "5"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].startswith("error:")
-    assert "gyro covers" in result.output and "+-0.5 s" in result.output
+    assert "gyro covers" in result.output and "set a rough one" in result.output
 
     # A still video under a turning gyro: an answer, marked unreliable, exit status 1.
     first = (folder / "blurred" / "000001.png").read_bytes()
