@@ -935,7 +935,9 @@ def deblur_image_command(
     kernels_file: Annotated[Path | None, typer.Option(
         "--kernels", help="Kernels .npz (the `gyrodeblur kernels` format) instead of gyro and "
                           "camera.")] = None,
-    frame: Annotated[int, typer.Option(help="Frame of --kernels to use (1-based position).")] = 1,
+    frame: Annotated[int | None, typer.Option(
+        help="Frame number of --kernels to use (as its 'frames' numbers it; default: its "
+             "first).")] = None,
     method: MethodOption = "net",
     model: ModelOption = None,
     samples: Annotated[int | None, typer.Option(

@@ -393,10 +393,11 @@ def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
                                  samples)[0]
 
 
-def read_kernels(path: str | Path, frame: int, size: tuple[int, int]
+def read_kernels(path: str | Path, frame: int | None, size: tuple[int, int]
                  ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``rot`` and ``tran`` (or ``None``) of one frame of a kernels ``.npz``, for an image of
-    ``size = (H, W)`` (the kernels may be at another resolution of the same view).
+    """``rot`` and ``tran`` (or ``None``) of frame number ``frame`` (``None``: the first) of a
+    kernels ``.npz``, for an image of ``size = (H, W)`` (the kernels may be at another
+    resolution of the same view).
     """
     try:
         npz = np.load(path)  # no pickles: a kernels file holds arrays only
@@ -411,6 +412,8 @@ def read_kernels(path: str | Path, frame: int, size: tuple[int, int]
         raise InputError(path, f"'rot' has shape {rot.shape}, expected (F, T, 2, H, W)")
     if tran is not None and tran.shape != rot.shape:
         raise InputError(path, f"'tran' has shape {tran.shape}, 'rot' {rot.shape}")
+    if frame is None and len(numbers):
+        frame = int(numbers[0])
     if frame not in numbers:
         span = f"frames {numbers[0]}..{numbers[-1]}" if len(numbers) else "no frames"
         raise InputError(path, f"no frame {frame} ({span})")

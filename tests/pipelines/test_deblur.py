@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
+from gyrodeblur.errors import InputError
 from gyrodeblur.footage import (
     Footage,
     StoredFormat,
@@ -29,6 +30,7 @@ from gyrodeblur.pipelines.deblur import (
     deblur_image,
     kernel_camera,
     make_restorer,
+    read_kernels,
     restore_frame,
     side_by_side_frame,
     tile_halo,
@@ -355,6 +357,20 @@ def test_deblur_image_from_gyro_and_from_kernels(clip, tmp_path):
     whole = psnr(read_image(tmp_path / "kernels.png"), sharp)
     assert whole > psnr(blurred, sharp) + 1.0
     assert whole > psnr(read_image(tmp_path / "gyro.png"), sharp) + 1.0
+
+
+def test_kernels_file_frames_are_looked_up_by_number_first_by_default(clip, tmp_path):
+    npz = dict(np.load(clip / "kernels.npz"))
+    # The frames 2..4 of the clip, as `kernels --range 2:4` writes them.
+    np.savez(tmp_path / "k.npz", **npz | {"rot": npz["rot"][1:4], "tran": npz["tran"][1:4],
+                                          "frames": np.arange(2, 5)})
+    size = npz["rot"].shape[-2:]
+    for frame, index in ((None, 1), (2, 1), (4, 3)):
+        rot, tran = read_kernels(tmp_path / "k.npz", frame, size)
+        np.testing.assert_array_equal(rot, npz["rot"][index])
+        np.testing.assert_array_equal(tran, npz["tran"][index])
+    with pytest.raises(InputError, match=r"k\.npz: no frame 1 \(frames 2\.\.4\)"):
+        read_kernels(tmp_path / "k.npz", 1, size)
 
 
 def test_classic_iterations_option_runs_that_many_steps(clip, tmp_path):
