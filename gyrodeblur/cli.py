@@ -1085,10 +1085,16 @@ def deblur_video_command(
     job.check()
     # The audio fits the output only when every frame of the footage is written.
     whole = np.array_equal(selected.frame, np.arange(1, footage.count + 1))
-    with LoggedProgress() as bar:
-        task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))
-        notes = deblur_video(job, output, side_by_side, audio=whole,
-                             progress=lambda n: bar.update(task, completed=n))
+    try:
+        with LoggedProgress() as bar:
+            task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))
+            notes = deblur_video(job, output, side_by_side, audio=whole,
+                                 progress=lambda n: bar.update(task, completed=n))
+    except BaseException:
+        if not output.suffix and (output / "deblur.json").is_file():
+            err_console.print(f"{escape(str(output))}/ keeps the frames written so far "
+                              "(deblur.json: \"complete\": false); the same command resumes")
+        raise
     if output.suffix and footage.path.is_file() and not whole:
         notes.append(f"any audio left out: frames {selected.frame[0]}..{selected.frame[-1]} "
                      f"of {footage.count} are written")

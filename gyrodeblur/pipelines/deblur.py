@@ -491,19 +491,30 @@ class VideoJob:
 class FolderOutput:
     """One PNG per frame (``frame_000001.png``...) stored as ``stored(number)`` says (the input
     frame's bit depth, grayness, EXIF), each written atomically; a folder of an interrupted
-    run with the same settings is resumed (frames present are kept)."""
+    run with the same settings is resumed (frames present are kept). ``deblur.json`` holds the
+    settings and ``"complete"``, true once every frame is written."""
 
     def __init__(self, folder: Path, settings: dict,
                  stored: Callable[[int], StoredFormat]) -> None:
-        self.folder, self.stored = folder, stored
-        manifest = folder / "deblur.json"
-        if manifest.is_file() and json.loads(manifest.read_text()) != settings:
-            raise InputError(folder, "holds frames of a run with other settings; "
-                                     "choose another folder or empty it")
-        if not manifest.is_file() and folder.is_dir() and any(folder.iterdir()):
+        self.folder, self.stored, self.settings = folder, stored, settings
+        self.manifest = folder / "deblur.json"
+        if self.manifest.is_file():
+            earlier = json.loads(self.manifest.read_text())
+            earlier.pop("complete", None)
+            if earlier != settings:
+                raise InputError(folder, "holds frames of a run with other settings; "
+                                         "choose another folder or empty it")
+        elif folder.is_dir() and any(folder.iterdir()):
             raise InputError(folder, "is not empty and not a deblur output; choose another")
-        with atomic_path(manifest) as tmp:
-            tmp.write_text(json.dumps(settings, indent=2))
+        self._record(complete=False)
+
+    def _record(self, complete: bool) -> None:
+        with atomic_path(self.manifest) as tmp:
+            tmp.write_text(json.dumps(self.settings | {"complete": complete}, indent=2))
+
+    def finish(self) -> None:
+        """Mark the folder complete: every frame written."""
+        self._record(complete=True)
 
     def path(self, number: int) -> Path:
         return self.folder / f"frame_{number:06d}.png"
@@ -582,4 +593,5 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
         done += 1
         if progress:
             progress(done)
+    folder.finish()
     return []

@@ -311,6 +311,34 @@ def test_interrupted_video_leaves_no_file(clip, tmp_path, monkeypatch, signal_na
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+def test_interrupted_folder_says_so_and_resumes(clip, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    restore = deblur_module.restore_frame
+    restored, killed = [], []
+
+    def interrupted(restorer, window):
+        frame = window[len(window) // 2]
+        if frame.number == 3 and not killed:
+            killed.append(3)
+            os.kill(os.getpid(), signal.SIGINT)
+        restored.append(frame.number)
+        return restore(restorer, window)
+
+    monkeypatch.setattr(deblur_module, "restore_frame", interrupted)
+    args = [*motion_args(clip), "--method", "classic", "--iterations", "2", "-o", tmp_path / "o"]
+    result = deblur_video(clip / "blurred", *args)
+    assert result.exit_code == 130 and "o/ keeps the frames written so far" in result.output
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.png")) == [
+        "frame_000001.png", "frame_000002.png"]
+    assert json.loads((tmp_path / "o" / "deblur.json").read_text())["complete"] is False
+    restored.clear()
+    assert deblur_video(clip / "blurred", *args).exit_code == 0
+    assert restored == [3, 4, 5, 6, 7]  # the frames done are kept
+    assert json.loads((tmp_path / "o" / "deblur.json").read_text())["complete"] is True
+
+
 def test_corrupt_video_is_an_error(clip, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
