@@ -422,16 +422,40 @@ class Footage:
                 if not container.streams.video:
                     raise InputError(self.path, "no video stream")
                 stream = container.streams.video[0]
-                frames = container.decode(stream)
-                # A phone's display rotation, from the side data of its frames.
-                first = next(frames, None)
-                # Headers without a frame count: count by decoding on.
-                count = stream.frames or (first is not None) + sum(1 for _ in frames)
-                return (count, (stream.codec_context.width, stream.codec_context.height),
-                        float(stream.average_rate or 0),
+                fps = float(stream.average_rate or 0)
+                if stream.frames:
+                    # The display rotation of a phone's video, from its frames' side data.
+                    first = next(container.decode(stream), None)
+                    count = stream.frames
+                else:  # a header without a frame count (MKV, WebM): decode to the end
+                    first, count = self._count_whole(container, stream, fps)
+                return (count, (stream.codec_context.width, stream.codec_context.height), fps,
                         0 if first is None else round(first.rotation))
         except av.FFmpegError as e:
             raise InputError(self.path, f"corrupt or unreadable video ({e})") from None
+
+    def _count_whole(self, container, stream, fps: float):
+        """The first frame and the frame count of ``stream``, decoded to the end; a file cut
+        short, whose streams (audio too) stop well before the duration its header gives, is
+        refused (a cut MKV decodes without an error)."""
+        import av
+
+        first, count, end = None, 0, None
+        for packet in container.demux():
+            if packet.pts is not None:
+                packet_end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                end = packet_end if end is None else max(end, packet_end)
+            if packet.stream is stream:
+                for frame in packet.decode():
+                    first = frame if first is None else first
+                    count += 1
+        if container.duration and end is not None:
+            declared = container.duration / av.time_base
+            found = end - (container.start_time or 0) / av.time_base
+            if declared - found > max(2 / fps if fps else 0.1, 0.05 * declared):
+                raise InputError(self.path, f"truncated video: its streams end at {found:.2f} "
+                                            f"s, its header says {declared:.2f} s")
+        return first, count
 
     def frames(self, numbers: np.ndarray, native: bool = False
                ) -> Iterator[tuple[int, np.ndarray]]:

@@ -195,3 +195,39 @@ def test_a_video_without_a_decodable_frame_is_refused(tmp_path):
     path.write_bytes(whole[:len(whole) // 2])  # cut within its only (key)frame
     with pytest.raises(InputError, match="empty.mkv: no decodable frame"):
         Footage(path)
+
+
+def _mkv(path, frames, audio_seconds=0.0):
+    """An MKV (no frame count in its header) of ``frames`` noise frames at 30 fps, with an
+    audio track of ``audio_seconds``."""
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
+        if audio_seconds:
+            audio = container.add_stream("aac", rate=48000)
+            for i in range(int(audio_seconds * 48000 / 1024)):
+                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp",
+                                                   "mono")
+                frame.sample_rate, frame.pts = 48000, i * 1024
+                container.mux(audio.encode(frame))
+            container.mux(audio.encode(None))
+        for _ in range(frames):
+            image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode(None))
+
+
+def test_a_video_cut_short_is_refused_where_its_header_gives_no_frame_count(tmp_path):
+    _mkv(tmp_path / "whole.mkv", 12)
+    assert Footage(tmp_path / "whole.mkv").count == 12
+    whole = (tmp_path / "whole.mkv").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(InputError, match=r"cut\.mkv: truncated video: its streams end at "
+                                         r"0\.\d\d s, its header says 0\.40 s"):
+        Footage(tmp_path / "cut.mkv")
+    # Audio that runs on after the last frame is not a cut.
+    _mkv(tmp_path / "sound.mkv", 12, audio_seconds=1.0)
+    assert Footage(tmp_path / "sound.mkv").count == 12
