@@ -279,7 +279,8 @@ class LoggedProgress(Progress):
 @reports_input_errors
 def kernels(
     frames: Annotated[Path | None, typer.Argument(
-        help="Video file or folder of images (optional with --no-translation and --size).")] = None,
+        help="Video file or folder of images (optional with --no-translation: then at the "
+             "camera's size or --size).")] = None,
     gyro: GyroOption = ...,
     camera: CameraOption = ...,
     frames_csv: FramesCsvOption = None,
@@ -311,8 +312,9 @@ def kernels(
         check_output(plot, folder=True)
     wanted_size = parse_size(size)
     footage = Footage(frames) if frames is not None else None
-    if footage is None and (translation or wanted_size is None):
-        raise InputError(None, "without FRAMES give --no-translation and --size WxH")
+    if footage is None and translation:
+        raise InputError(None, "without FRAMES give --no-translation (translation is measured "
+                               "on the frames)")
     log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset)
     if footage is not None:
         cam = fit_camera(cam, camera, *footage.size)  # calibration -> footage resolution
@@ -375,11 +377,12 @@ def sync_doubt(result: SyncResult) -> str:
         doubts.append(f"{turns} (a still video? a log in degrees read as radians gives 57.3: "
                       "--gyro-unit deg; a wrong gscale?)")
     elif result.gain < 2 / 3:
-        doubts.append(f"{turns} (a wrong gscale, or motion in the video that is not the "
-                      "camera's?)")
+        doubts.append(f"{turns} (a wrong gscale, wrong axes: imu_to_camera or a .gcsv's "
+                      "orientation, or motion in the video that is not the camera's?)")
     elif result.explained < 0.5:
         doubts.append(f"the gyro explains {result.explained:.0%} of the video's rotation (a "
-                      "still video, another recording's gyro, or wrong imu_to_camera axes?)")
+                      "still video, another recording's gyro, or wrong axes: imu_to_camera "
+                      "or a .gcsv's orientation?)")
     if result.pairs_used < FULL_SUPPORT_PAIRS:
         doubts.append(f"only {result.pairs_used} frame pairs ({FULL_SUPPORT_PAIRS} for full "
                       "confidence: a longer clip, or a narrower --search where the gyro "

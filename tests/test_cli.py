@@ -287,6 +287,11 @@ def test_corrupt_video_is_refused(clip):
     assert "corrupt" in result.output and not (clip / "out.npz").exists()
 
 
-def test_missing_frames_need_size_and_no_translation(clip):
+def test_missing_frames_need_no_translation_and_default_to_the_cameras_size(clip):
     result = kernels(clip, frames=None)
     assert result.exit_code == 2 and "--no-translation" in result.output
+    assert not (clip / "out.npz").exists()
+    result = kernels(clip, "--no-translation", "--samples", "3", frames=None)
+    assert result.exit_code == 0, result.output
+    camera = json.loads((clip / "camera.json").read_text())
+    assert np.load(clip / "out.npz")["rot"].shape[-2:] == (camera["height"], camera["width"])

@@ -229,8 +229,12 @@ def _read_plain_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     names = [n.strip() for n in text[0].split(",")]
     missing = [n for n in ("t", "wx", "wy", "wz") if n not in names]
     if missing:
+        # GyroVD's headerless gyro.csv is read through its folder, with cam_metainfo.csv.
+        hint = (f"; a GyroVD log: give its folder, {path.parent}"
+                if (path.parent / "cam_metainfo.csv").is_file() else "")
         raise InputError(
             path, f"missing column(s) {', '.join(missing)} (header has: {', '.join(names)})"
+            + hint
         )
     cols = [names.index(n) for n in ("t", "wx", "wy", "wz")]
     rows, lines = _numeric_rows(path, text, start=1, ncols=len(names))
@@ -571,7 +575,8 @@ def check_covers(log: GyroLog, t_first: float, t_last: float) -> None:
             log.source,
             f"gyro covers {t0:.6f} to {t1:.6f} s but the frames need {t_first:.6f} to "
             f"{t_last:.6f} s "
-            "(check --time-offset and the frames CSV clock)",
+            "(check --time-offset and the frames' clock: a frames CSV's, or a video's own "
+            "timestamps, which start at 0)",
         )
     dt = np.diff(log.t)
     first = max(int(np.searchsorted(log.t, t_first, "right")) - 1, 0)

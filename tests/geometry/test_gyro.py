@@ -110,6 +110,16 @@ def test_gyrovd_folder_ns_timestamps(tmp_path):
     assert log.source.endswith("gyro.csv")
 
 
+def test_gyrovd_gyro_csv_given_alone_points_to_its_folder(tmp_path):
+    meta = tmp_path / "meta_info"
+    meta.mkdir()
+    _csv(meta / "gyro.csv", "0.5,-0.25,1.0,590984740505455\n0.1,0.2,0.3,590984742901913\n")
+    _csv(meta / "cam_metainfo.csv", "")
+    with pytest.raises(InputError, match=r"missing column.*; a GyroVD log: give its folder, "
+                                         r".*meta_info$"):
+        read_gyro(meta / "gyro.csv")
+
+
 def test_gyrovd_folder_without_gyro_csv(tmp_path):
     with pytest.raises(InputError, match="no gyro.csv"):
         read_gyro(tmp_path)
@@ -401,7 +411,8 @@ def test_shifted_and_check_covers():
     assert str(err.value) == (
         "g.csv: gyro covers 0.000000 to 15.097000 s but the frames need 14.900000 to "
         "16.200000 s "
-        "(check --time-offset and the frames CSV clock)"
+        "(check --time-offset and the frames' clock: a frames CSV's, or a video's own "
+        "timestamps, which start at 0)"
     )
     moved = shifted(log, 1.5)
     np.testing.assert_allclose(moved.t, log.t + 1.5)
