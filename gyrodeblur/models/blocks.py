@@ -89,8 +89,11 @@ def local_mean(x: Tensor, radius: int) -> Tensor:
     if q == 1:
         return box_mean(x, radius)
     blocks = F.avg_pool2d(x, q, q, ceil_mode=True)
-    return F.interpolate(box_mean(blocks, radius // q), size=x.shape[-2:], mode="bilinear",
-                         align_corners=False)
+    # Back by the factor q itself, then cut: resizing to a size that is not a multiple of q
+    # would stretch the grid (block k's centre is at q k + (q - 1) / 2 whatever the size).
+    height, width = x.shape[-2:]
+    return F.interpolate(box_mean(blocks, radius // q), scale_factor=q, mode="bilinear",
+                         align_corners=False)[..., :height, :width]
 
 
 class ChannelPool(nn.Module):

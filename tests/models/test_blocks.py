@@ -28,3 +28,13 @@ def test_local_mean_of_a_tile_at_a_block_multiple_equals_the_whole_image_inside(
     smooth = torch.linspace(0, 1, 128).expand(1, 1, 96, 128)
     error = local_mean(smooth, radius) - box_mean(smooth, radius)
     assert error[..., 24:-24, 24:-24].abs().max() < 0.01
+
+
+def test_local_mean_of_a_ramp_is_centred_at_any_size():
+    # A linear ramp's window mean is its value at the centre, whatever the width (q = 8 here;
+    # widths that are not multiples of q once stretched the block grid by up to 3.5 px).
+    for width in (112, 116, 148, 149):
+        ramp = torch.arange(width, dtype=torch.float64).expand(1, 1, 40, width)
+        mean = local_mean(ramp, 32)
+        inside = slice(48, width - 48)  # the window plus the bilinear reach of the blocks
+        torch.testing.assert_close(mean[0, 0, 20, inside], ramp[0, 0, 20, inside])
