@@ -438,6 +438,8 @@ def _distributed() -> tuple[int, int]:
     """``(rank, world_size)``, initialising the process group under ``torchrun``."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():  # NCCL's collectives run on the current device
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         # Rank 0 may draw the data cache for hours while the others wait at a barrier.
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
                                 timeout=datetime.timedelta(hours=12))
@@ -547,9 +549,19 @@ def train(config: TrainConfig, out: str | Path,
     if threading.current_thread() is threading.main_thread():
         handlers = {number: signal.signal(number, lambda n, frame: interrupted.append(n))
                     for number in (signal.SIGINT, signal.SIGTERM)}
+    def signalled() -> bool:
+        """Whether a signal came, to this process or (agreed on by all) to any: processes
+        that stopped at different steps would wait for each other forever."""
+        if world > 1:
+            number = torch.tensor([interrupted[0] if interrupted else 0], device=device)
+            dist.all_reduce(number, dist.ReduceOp.MAX)
+            if number.item() and not interrupted:
+                interrupted.append(int(number.item()))
+        return bool(interrupted)
+
     try:
         while (step < t.steps and (stop_after is None or step - first < stop_after)
-               and not interrupted):
+               and not signalled()):
             mine = slice(rank * share, (rank + 1) * share)
             batch = random_crops({k: v[batch_indices(count, t.batch, step, t.seed)]
                                   for k, v in data.items()},

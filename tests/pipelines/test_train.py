@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import re
@@ -145,6 +146,42 @@ def test_two_process_ddp_step_equals_one_process_on_the_whole_batch(cache, tmp_p
         torch.testing.assert_close(ddp[name], value, atol=1e-6, rtol=1e-5)
         moved += int(not torch.equal(value, before[name]))
     assert moved > 0  # the step did change weights
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_signal_to_one_ddp_process_stops_both_at_one_step(cache, tmp_path):
+    import signal
+    import time
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"name": "tiny", "model": TINY_MODEL,
+                                    "data": {"frames": 1, "width": 48, "height": 32,
+                                             "samples": 5, "count": 8, "crop": 24,
+                                             "cache": str(cache)},
+                                    "train": {"steps": 1000000, "batch": 4, "lr": 2e-3,
+                                              "checkpoint_every": 5}}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                            "--nproc_per_node", "2", "-m", "gyrodeblur", "train", str(path),
+                            "-o", str(tmp_path / "ddp")], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / "ddp" / "checkpoint.pt").exists():
+            assert run.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(run.pid)],
+                                                  capture_output=True, text=True).stdout.split()]
+        rank0 = next(p for p in workers
+                     if b"\0RANK=0\0" in b"\0" + open(f"/proc/{p}/environ", "rb").read())
+        os.kill(rank0, signal.SIGTERM)  # rank 1 hears nothing: the processes must agree
+        run.wait(timeout=120)  # once both waited for each other until a 12 h timeout
+    finally:  # no worker left behind, hung or not
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+    state = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert metrics["steps"] == state["step"] > 5 and not metrics["finished"]
 
 
 def load_model_untrained(cfg):
