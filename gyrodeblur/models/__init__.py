@@ -43,13 +43,16 @@ def build_model(config: dict) -> nn.Module:
         arch, kwargs = VARIANTS[variant]
         config = {"arch": arch, **kwargs, **config}
     arch = config.pop("arch", None)
+    if arch is None:
+        raise InputError(None, f"give `variant:` ({', '.join(VARIANTS)}) or `arch:` "
+                               f"({', '.join(ARCHITECTURES)})")
     if arch not in ARCHITECTURES:
         raise InputError(None, f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
     _check_arguments(arch, config)
     try:
         return ARCHITECTURES[arch](**config)
-    except (TypeError, ValueError) as e:
-        raise InputError(None, f"bad arguments for {arch}: {e}") from None
+    except (TypeError, ValueError, RuntimeError) as e:  # a width of -4: a negative dimension
+        raise InputError(None, f"bad arguments for {arch}: {str(e).splitlines()[0]}") from None
 
 
 def _check_arguments(arch: str, kwargs: dict) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from gyrodeblur.errors import InputError, Terminated
@@ -163,6 +163,8 @@ def check_config(config: TrainConfig, source: Path) -> None:
             allowed = tuple(_TYPES[name.strip()] for name in str(f.type).split("|"))
             if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
                 raise InputError(source, f"{f.name}: {value!r} is not of type {f.type}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InputError(source, f"{f.name} must be a finite number, got {value}")
             if f.name in _POSITIVE and value is not None and value <= 0:
                 raise InputError(source, f"{f.name} must be positive, got {value}")
             if f.name in _NON_NEGATIVE and value < 0:
@@ -218,6 +220,25 @@ def check_config(config: TrainConfig, source: Path) -> None:
                                  f"{str(e).splitlines()[0]}") from None
 
 
+# What each of data.sampler's values may be (ranges are checked low <= high besides).
+_SAMPLER_DOMAINS = {
+    "fps": (lambda r: r[0] > 0, "frames per second, above 0"),
+    "exposure": (lambda r: 0 < r[0] and r[1] <= 1, "a fraction of the frame interval, in (0, 1]"),
+    "hfov_deg": (lambda r: 0 < r[0] and r[1] < 180, "degrees, in (0, 180)"),
+    "readout": (lambda r: r[0] >= 0, "seconds, at least 0"),
+    "real_motion": (lambda p: 0 <= p <= 1, "a probability, in [0, 1]"),
+    "real_gain": (lambda r: r[0] >= 0, "a gain, at least 0"),
+    "shake_scale": (lambda r: r[0] >= 0, "an amplitude, at least 0"),
+    "speed": (lambda r: r[0] >= 0, "m/s, at least 0"),
+    "depth": (lambda r: r[0] > 0, "metres, above 0"),
+    "planes": (lambda n: n >= 1 and n == int(n), "a whole number of planes, at least 1"),
+    "noise": (lambda r: r[0] >= 0, "a noise level, at least 0"),
+    "saturation": (lambda r: 0 <= r[0] <= 1 and r[1] > 0,
+                   "[probability in [0, 1], gains above 0]"),
+    "margin": (lambda m: m >= 1, "the source's size over the view's, at least 1"),
+}
+
+
 def sampler_settings(data: DataConfig):
     """The synthesis settings of ``data``: its size, frames and samples, and ``data.sampler``'s
     overrides (lists become ranges, ``errors`` a mapping of sensor error ranges)."""
@@ -250,6 +271,10 @@ def sampler_settings(data: DataConfig):
                 isinstance(value, (int, float)) and not isinstance(value, bool)):
             raise InputError(None, f"data.sampler.{key}: {value!r} is not a number like "
                                    f"{default}")
+        if key in _SAMPLER_DOMAINS and not _SAMPLER_DOMAINS[key][0](value):
+            shown = list(value) if isinstance(value, tuple) else value
+            raise InputError(None, f"data.sampler.{key}: {shown} is out of range: "
+                                   f"{_SAMPLER_DOMAINS[key][1]}")
         if key == "jpeg" and not (0 <= value[0] <= 1 and 1 <= value[1] and value[2] <= 100):
             raise InputError(None, f"data.sampler.jpeg: {list(value)} is not [probability, "
                                    "lowest quality, highest quality] within [0..1, 1..100]")
@@ -309,6 +334,21 @@ def _footage_files(clip: Path) -> list[Path]:
     return [f for f in named if f.is_file()] + frames
 
 
+def _recipe_changes(saved: str | None, wanted: str) -> str:
+    """`` (data.count 40 there, 8000 here)``: the settings in which two cache recipes differ,
+    or nothing where the saved one cannot be read."""
+    try:
+        before, now = json.loads(saved), json.loads(wanted)
+    except (TypeError, ValueError):
+        return ""
+    changed = [f"data.{k} {before.get(k)!r} there, {now.get(k)!r} here"
+               for k in sorted(before.keys() | now.keys())
+               if before.get(k) != now.get(k) and k not in ("format", "blur", "files")]
+    if before.get("files") != now.get("files"):
+        changed.append("the clips' files changed")
+    return f" ({'; '.join(changed)})" if changed else ""
+
+
 def build_cache(data: DataConfig, path: Path,
                 progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
     """Draw the synthetic samples once and store them (kernels in float16) at ``path``."""
@@ -318,13 +358,18 @@ def build_cache(data: DataConfig, path: Path,
     from gyrodeblur.synthesis.sampler import ClipSampler
 
     if path.exists():
-        with safe_open(path, "pt") as f:
-            recipe = (f.metadata() or {}).get("recipe")
-        if recipe != cache_recipe(data):
-            raise InputError(path, "this data cache was drawn with other data settings, from "
-                                   "other footage or by an older gyrodeblur; delete it or set "
-                                   "data.cache elsewhere")
-        return load_file(path)
+        try:
+            with safe_open(path, "pt") as f:
+                recipe = (f.metadata() or {}).get("recipe")
+            if recipe == cache_recipe(data):
+                return load_file(path)
+        except (OSError, SafetensorError) as e:
+            raise InputError(path, f"not a readable data cache ({str(e).splitlines()[0]}); "
+                                   "delete it to draw it again") from None
+        raise InputError(path, "this data cache was drawn with other data settings"
+                               f"{_recipe_changes(recipe, cache_recipe(data))}, from other "
+                               "footage or by an older gyrodeblur; delete it or set data.cache "
+                               "elsewhere")
     estimate = deconvolve if data.classic else None
     if data.source == "folder":
         if data.folder is None:

@@ -229,6 +229,17 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"data": {"sampler": {"planes": "two"}}}, "data.sampler.planes: 'two' is not a number"),
     ({"data": {"sampler": {"errors": 0.1}}}, "data.sampler.errors: 0.1 is not a mapping"),
     ({"data": {"sampler": {"jpeg": [0.5, 0, 90]}}}, "data.sampler.jpeg: [0.5, 0, 90] is not"),
+    ({"data": {"sampler": {"noise": [-0.001, 0.01]}}},
+     "data.sampler.noise: [-0.001, 0.01] is out of range: a noise level, at least 0"),
+    ({"data": {"sampler": {"fps": [0, 0]}}}, "data.sampler.fps: [0, 0] is out of range"),
+    ({"data": {"sampler": {"planes": 0}}}, "data.sampler.planes: 0 is out of range"),
+    ({"data": {"sampler": {"real_motion": 5}}}, "data.sampler.real_motion: 5 is out of range"),
+    ({"data": {"sampler": {"exposure": [2, 3]}}}, "data.sampler.exposure: [2, 3] is out of"),
+    ({"data": {"sampler": {"hfov_deg": [-10, 200]}}}, "data.sampler.hfov_deg: [-10, 200] is"),
+    ({"train": {"lr": float("nan")}}, "lr must be a finite number, got nan"),
+    ({"train": {"lr": float("inf")}}, "lr must be a finite number, got inf"),
+    ({"model": {**TINY_MODEL, "width": -4}}, "bad arguments for deepgyro: "),
+    ({"model": {"width": 8}}, "model: give `variant:` ("),
     ({"data": {"source": "folders"}}, "synthetic or folder"),
     ({"model": {"variant": "deepgyro-refine-s"}}, "classic False): a refining net needs estimate"),
     ({"train": {"weight_decay": -1}}, "weight_decay must be at least 0, got -1"),
@@ -277,8 +288,21 @@ def test_a_classic_cache_holds_each_whole_frames_classical_restoration(tmp_path)
 def test_a_cache_of_other_settings_is_refused(cache, tmp_path):
     cfg = config(cache)
     cfg.data.count = 16  # the cache holds 8 samples
-    with pytest.raises(InputError, match="drawn with other data settings"):
+    with pytest.raises(InputError, match=r"drawn with other data settings \(data\.count 8 "
+                                         r"there, 16 here\)"):
         train(cfg, tmp_path / "run")
+
+
+@pytest.mark.parametrize("damage", [b"x", None])
+def test_a_damaged_data_cache_is_a_one_line_error(cache, tmp_path, damage):
+    broken = tmp_path / "broken.safetensors"
+    whole = cache.read_bytes()
+    broken.write_bytes(damage or whole[:len(whole) // 2])
+    cfg = config(cache)
+    cfg.data.cache = str(broken)
+    with pytest.raises(InputError, match=r"broken\.safetensors: not a readable data cache \("):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_folder_of_another_model_is_refused(cache, tmp_path):
