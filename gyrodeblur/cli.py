@@ -804,7 +804,8 @@ def export_onnx(
         if stems.count(stem) > 1:
             same = [name for name, other in zip(names, stems, strict=True) if other == stem]
             raise InputError(None, f"{' and '.join(same)} would both be written to "
-                                   f"{output / stem}.onnx")
+                                   f"{output / stem}.onnx (runs of one config share its "
+                                   "name): export them to different folders")
     for name in names:  # every model readable before anything is written
         load_model(name, fuse=False)
     for name in names:

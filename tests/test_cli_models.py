@@ -3,7 +3,7 @@ import json
 from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
-from gyrodeblur.models import VARIANTS, build_model, shipped_weights
+from gyrodeblur.models import VARIANTS, build_model, load_model, shipped_weights, weights_file
 from gyrodeblur.pipelines.deblur import DEFAULT_MODEL
 
 
@@ -23,3 +23,16 @@ def test_models_lists_every_variant_with_its_parameter_count():
         net = build_model(entry["model"])
         assert entry["parameters"] == sum(p.numel() for p in net.parameters())
     assert [s["name"] for s in listing["shipped"] if s["default"]] == [DEFAULT_MODEL]
+
+
+def test_a_training_runs_folder_stands_for_its_weights(tmp_path):
+    import shutil
+
+    from gyrodeblur.pipelines.export import onnx_name
+
+    shutil.copyfile(shipped_weights()["deepgyro-path-s"], tmp_path / "model.safetensors")
+    assert weights_file(tmp_path) == tmp_path / "model.safetensors"
+    assert load_model(tmp_path)[1] == load_model("deepgyro-path-s")[1]
+    assert onnx_name(tmp_path) == onnx_name("deepgyro-path-s") == "deepgyro-path-s"
+    (tmp_path / "model.safetensors").unlink()
+    assert weights_file(tmp_path) == tmp_path  # an empty folder: no weights there

@@ -93,13 +93,15 @@ def refines_classic(net: nn.Module) -> bool:
 
 
 def weights_file(name_or_path: str | Path) -> Path:
-    """The file of a shipped model's name, or ``name_or_path`` itself.
+    """The file of a shipped model's name, the ``model.safetensors`` of a training run's
+    folder, or ``name_or_path`` itself.
 
     Example:
         >>> weights_file("deepgyro-s").name, weights_file("runs/mine.safetensors").name
         ('deepgyro-s.safetensors', 'mine.safetensors')
     """
-    return shipped_weights().get(str(name_or_path), Path(name_or_path))
+    path = shipped_weights().get(str(name_or_path), Path(name_or_path))
+    return path / "model.safetensors" if (path / "model.safetensors").is_file() else path
 
 
 def example_inputs(net: nn.Module, size: int = 64) -> tuple[torch.Tensor, ...]:

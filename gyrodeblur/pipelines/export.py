@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import atomic_path
-from gyrodeblur.models import DeepGyro, GyroDVD, load_model
+from gyrodeblur.models import DeepGyro, GyroDVD, load_model, weights_file
 
 OPSET = 17
 """Default opset: GridSample needs 16, 17 has LayerNormalization as one op."""
@@ -161,7 +161,7 @@ def max_difference(net: nn.Module, path: str | Path, shape: Shape = CHECK_SHAPE,
 def onnx_name(name_or_path: str | Path) -> str:
     """The exported file's name: a shipped model's name, or a weights file's run name (as
     training records it), else its stem."""
-    path = Path(name_or_path)
+    path = weights_file(name_or_path)  # a run's folder: its model.safetensors
     if path.suffix == ".safetensors" and path.is_file():
         from safetensors import safe_open
 
