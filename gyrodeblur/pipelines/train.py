@@ -384,7 +384,8 @@ def build_cache(data: DataConfig, path: Path,
     else:
         raise InputError(None, f"data.source {data.source!r}: synthetic or folder")
     loader = torch.utils.data.DataLoader(_ErrorsAsValues(dataset), batch_size=None,
-                                         num_workers=min(2, os.cpu_count() or 1))
+                                         num_workers=min(2, os.cpu_count() or 1),
+                                         worker_init_fn=_leave_sigterm_to_the_parent)
     stacks: dict[str, list[torch.Tensor]] = {}
     for i, sample in enumerate(loader):
         if "input_error" in sample:
@@ -405,6 +406,13 @@ def build_cache(data: DataConfig, path: Path,
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"recipe": cache_recipe(data)})
     return tensors
+
+
+def _leave_sigterm_to_the_parent(worker: int) -> None:
+    """A SIGTERM to the process group (``timeout``, a batch scheduler) ends the parent, which
+    stops its workers; a worker killed by it first would make the parent's clean-up print
+    the DataLoader's tracebacks. (Workers already ignore SIGINT for the same reason.)"""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _ErrorsAsValues(torch.utils.data.Dataset):
