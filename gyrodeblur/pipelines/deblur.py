@@ -223,8 +223,9 @@ def upsample_kernels(traj: np.ndarray, size: tuple[int, int], t: Tile | None = N
 
 def tile_halo(restorer: Restorer, clip: list[FrameData], size: tuple[int, int]) -> int:
     """The halo of ``clip``'s tiles at frame ``size = (H, W)``: the restorer's, plus the
-    longest displacement of the window's rotation kernels (rounded up, full-resolution pixels)
-    for a net that samples along them, at most twice the restorer's.
+    longest displacement of the window's kernels (rotation, plus translation where the
+    restorer takes it; rounded up, full-resolution pixels) for a net that samples along
+    them, at most twice the restorer's.
 
     Example:
         >>> rot = np.zeros((2, 2, 10, 20), np.float32); rot[1, 0, 3, 4] = -2.5
@@ -236,8 +237,10 @@ def tile_halo(restorer: Restorer, clip: list[FrameData], size: tuple[int, int]) 
         return restorer.halo
     H, W = size
     h, w = clip[0].rot.shape[-2:]
-    reach = max(max(float(np.abs(f.rot[:, 0]).max()) * W / w,
-                    float(np.abs(f.rot[:, 1]).max()) * H / h) for f in clip)
+    kernels = [f.rot + f.tran if restorer.translation and f.tran is not None else f.rot
+               for f in clip]
+    reach = max(max(float(np.abs(k[:, 0]).max()) * W / w, float(np.abs(k[:, 1]).max()) * H / h)
+                for k in kernels)
     return min(restorer.halo + int(np.ceil(reach)), 2 * restorer.halo)
 
 

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from fractions import Fraction
 
 import av
@@ -131,6 +132,12 @@ def test_path_model_tiles_get_the_kernels_reach_as_extra_halo():
             88 if along_path else 48)
         errors[along_path] = np.abs(deblur_image(image, rot, None, restorer) - whole).max()
     assert errors[True] < 1e-3 < 1e-2 < errors[False], errors
+    # The whole kernel where the net takes the translation: its reach counts too.
+    still = np.zeros_like(rot)
+    restorer = Restorer("p", net, 5, 1, True, tile=96, halo=48, along_path=True)
+    assert tile_halo(restorer, [FrameData(0, image, still, rot)], image.shape[:2]) == 88
+    assert tile_halo(replace(restorer, translation=False),
+                     [FrameData(0, image, still, rot)], image.shape[:2]) == 48
 
 
 def test_tiled_video_network_equals_whole_frames():
