@@ -424,9 +424,16 @@ class Footage:
                 stream = container.streams.video[0]
                 fps = float(stream.average_rate or 0)
                 if stream.frames:
+                    count = stream.frames
+                    if fps and stream.duration and (
+                            count / fps - float(stream.duration * stream.time_base) > 1.5 / fps):
+                        # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows
+                        # fewer frames than it holds, and the decoder drops the others.
+                        count = sum(1 for p in container.demux(stream)
+                                    if p.pts is not None and not p.is_discard)
+                        container.seek(0)
                     # The display rotation of a phone's video, from its frames' side data.
                     first = next(container.decode(stream), None)
-                    count = stream.frames
                 else:  # a header without a frame count (MKV, WebM): decode to the end
                     first, count = self._count_whole(container, stream, fps)
                 return (count, (stream.codec_context.width, stream.codec_context.height), fps,
@@ -516,7 +523,9 @@ def video_timing(path: str | Path, exposure: float) -> FrameTiming:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            pts = [p.pts for p in container.demux(stream) if p.pts is not None]
+            # Packets an edit list discards (a trimmed MP4) are never shown.
+            pts = [p.pts for p in container.demux(stream) if p.pts is not None
+                   and not p.is_discard]
             time_base = stream.time_base
     except (av.FFmpegError, IndexError) as e:
         raise InputError(path, f"corrupt or unreadable video ({e})") from None

@@ -231,3 +231,36 @@ def test_a_video_cut_short_is_refused_where_its_header_gives_no_frame_count(tmp_
     # Audio that runs on after the last frame is not a cut.
     _mkv(tmp_path / "sound.mkv", 12, audio_seconds=1.0)
     assert Footage(tmp_path / "sound.mkv").count == 12
+
+
+def test_a_trimmed_mp4_has_the_frames_and_times_its_edit_list_shows(tmp_path):
+    import av
+
+    from gyrodeblur.footage import video_timing
+
+    rng = np.random.default_rng(0)
+    with av.open(str(tmp_path / "whole.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for _ in range(10):
+            image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    # Cut as `ffmpeg -ss -c copy` cuts: the first 3 frames before the start, kept for decoding
+    # and discarded by the edit list.
+    with av.open(str(tmp_path / "whole.mp4")) as source, \
+            av.open(str(tmp_path / "cut.mp4"), "w") as cut:
+        inside = source.streams.video[0]
+        outside = cut.add_stream_from_template(inside)
+        shift = round(3 / 30 / inside.time_base)
+        for packet in source.demux(inside):
+            if packet.dts is not None:
+                packet.pts, packet.dts, packet.stream = packet.pts - shift, packet.dts - shift, \
+                    outside
+                cut.mux(packet)
+    whole, cut = Footage(tmp_path / "whole.mp4"), Footage(tmp_path / "cut.mp4")
+    assert (whole.count, cut.count) == (10, 7)
+    frames = [image for _, image in cut.frames(np.arange(1, 8))]
+    np.testing.assert_array_equal(frames[0], next(whole.frames(np.array([4])))[1])
+    timing = video_timing(tmp_path / "cut.mp4", 0.01)
+    np.testing.assert_allclose(timing.t_start, np.arange(7) / 30, atol=1e-4)

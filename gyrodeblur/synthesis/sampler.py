@@ -36,7 +36,8 @@ class SamplerSettings:
         real_motion: probability that the rotation is a segment of a real gyro trace
             (otherwise the hand-shake model).
         real_gain: gain range applied to real segments, for blur as long as training needs.
-        shake_scale: amplitude range of the hand-shake model (1: the traces' average RMS).
+        shake_scale: amplitude range of the hand-shake model (1: the model as fitted to the
+            traces' log-averaged spectrum, RMS 0.18 / 0.15 / 0.12 rad/s in x / y / z).
         speed: camera speed range (m/s), in a random direction.
         depth: plane distance range (m).
         planes: maximum number of planes (at least one).
