@@ -631,8 +631,8 @@ def train(
 @reports_input_errors
 def evaluate(
     model: Annotated[list[str], typer.Option(
-        "--model", "-m", help="Shipped model name, weights file, or 'classic' (the classical "
-                              "deconvolution; repeatable).")] = (),
+        "--model", "-m", help="Shipped model name, weights file or training run folder, or "
+                              "'classic' (the classical deconvolution; repeatable).")] = (),
     frames: Annotated[int, typer.Option(min=1, help="Frames per benchmark clip (1: images).")]
     = 1,
     count: Annotated[int | None, typer.Option(
@@ -783,8 +783,8 @@ def evaluate(
 @reports_input_errors
 def export_onnx(
     names: Annotated[list[str] | None, typer.Argument(
-        metavar="NAME|PATH", help="Shipped models or weights files (default: every "
-                                       "shipped model).")] = None,
+        metavar="NAME|PATH", help="Shipped models, weights files or training run folders "
+                                  "(default: every shipped model).")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for NAME.onnx.")] = ...,
     opset: Annotated[int, typer.Option(help="ONNX opset, 16 to 20.")] = 17,
     check: Annotated[bool, typer.Option(
@@ -893,9 +893,9 @@ app.add_typer(deblur_app, name="deblur")
 MethodOption = Annotated[str, typer.Option(
     help="net (a trained network) or classic (deconvolution with the gyro kernels, no weights).")]
 ModelOption = Annotated[str | None, typer.Option(
-    help="Shipped model name or .safetensors file (default: deepgyro-refine-s, frame by frame, "
-         "refining the classical restoration; deepgyro-path-s is about 3 times faster; "
-         "gyrodvd-s is the video network).")]
+    help="Shipped model name, .safetensors file or training run folder (default: "
+         "deepgyro-refine-s, frame by frame, refining the classical restoration; "
+         "deepgyro-path-s is about 3 times faster; gyrodvd-s is the video network).")]
 TileOption = Annotated[int | None, typer.Option(
     min=64, help="Tile size (pixels) for bounded memory (default: 1280 for single-image nets "
                  "and classic, 384 video nets).")]
