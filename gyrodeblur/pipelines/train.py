@@ -605,12 +605,16 @@ def train(config: TrainConfig, out: str | Path,
     def signalled() -> bool:
         """Whether a signal came, to this process or (agreed on by all) to any: processes
         that stopped at different steps would wait for each other forever."""
-        if world > 1:
-            number = torch.tensor([interrupted[0] if interrupted else 0], device=device)
-            dist.all_reduce(number, dist.ReduceOp.MAX)
-            if number.item() and not interrupted:
-                interrupted.append(int(number.item()))
-        return bool(interrupted)
+        if world == 1:
+            return bool(interrupted)
+        number = torch.tensor([interrupted[0] if interrupted else 0], device=device)
+        dist.all_reduce(number, dist.ReduceOp.MAX)
+        # The agreed value decides: a signal caught after the tensor was made counts at the
+        # next step, on every process alike.
+        agreed = int(number.item())
+        if agreed and not interrupted:
+            interrupted.append(agreed)
+        return bool(agreed)
 
     try:
         while (step < t.steps and (stop_after is None or step - first < stop_after)
