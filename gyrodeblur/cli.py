@@ -714,8 +714,8 @@ def evaluate(
         if flow_kernel:
             raise InputError(folder, "flow-guided models need the synthetic benchmark")
         with LoggedProgress() as bar:
-            samples, names = folder_benchmark(folder, frames, T,
-                                              progress=bar_steps(bar, "reading the folder"))
+            samples, names, clips = folder_benchmark(
+                folder, frames, T, progress=bar_steps(bar, "reading the folder"))
         source = {"folder": str(folder), "frames": frames, "samples": T}
     else:
         count, preset = count or 24, preset or "default"
@@ -730,14 +730,14 @@ def evaluate(
         with LoggedProgress() as bar:
             samples = synthetic_benchmark(spec, flow_kernel,
                                           progress=bar_steps(bar, "drawing the benchmark"))
-        names = None
+        names = clips = None
         source = {"synthetic": asdict(spec)}
     restorers = {"blurred input": lambda b: b["blurred"],
                  **{name: net_restore(net) for name, (net, _) in models.items()}}
     if "classic" in model:
         restorers["classic"] = classic_restore
     with LoggedProgress() as bar:
-        results = {name: run(restore, samples, names, progress=bar_steps(bar, name))
+        results = {name: run(restore, samples, names, clips, progress=bar_steps(bar, name))
                    for name, restore in restorers.items()}
     report: dict = {"benchmark": source, "results": results,
                     "models": {name: {"file": str(weights_file(name)), "config": config}

@@ -383,35 +383,39 @@ class Footage:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.timing: FrameTiming | None = None
-        self._files: list[Path] | None = None
+        self.files: list[Path] | None = None  # a folder's images, in frame order
         self._turn = False  # GyroVD landscape frames of a portrait camera
         if not self.path.exists():
             raise InputError(self.path, "no such file or folder")
         if self.path.is_dir():
             gyrovd = gyrovd_frames(self.path)
             if gyrovd:
-                self._files, self.timing = gyrovd
+                self.files, self.timing = gyrovd
             else:
-                self._files = image_files(self.path)
-            if not self._files:
+                self.files = image_files(self.path)
+            if not self.files:
                 raise InputError(self.path, "folder holds no images")
-            first, _ = _decode_file(self._files[0])
+            first, _ = _decode_file(self.files[0])
             self.size = (first.shape[1], first.shape[0])
             if gyrovd and self.size[0] > self.size[1] and _portrait_camera(self.path):
                 self._turn, self.size = True, self.size[::-1]
-            self.count = len(self._files)
+            self.count = len(self.files)
             self.rotation = 0
         else:
             self.count, self.size, self.fps, self.rotation = self._probe_video()
             if self.count == 0:
                 raise InputError(self.path, "no decodable frame (corrupt or cut short)")
 
+    def source(self, number: int) -> Path:
+        """The file holding frame ``number`` (1-based): its image, or the video."""
+        return self.path if self.files is None else self.files[number - 1]
+
     def stored_format(self, number: int) -> StoredFormat:
         """How frame ``number`` (1-based) is stored: bit depth, grayness and EXIF of its file
         (a video's frames: 8-bit RGB), so that an output frame can be stored alike."""
-        if self._files is None:
+        if self.files is None:
             return StoredFormat()
-        image, exif = _decode_file(self._files[number - 1])
+        image, exif = _decode_file(self.files[number - 1])
         return StoredFormat(image.dtype.type, image.ndim == 2, None, exif)
 
     def _probe_video(self) -> tuple[int, tuple[int, int], float, int]:
@@ -479,14 +483,14 @@ class Footage:
         for number, image in self._stream(wanted):
             image = image if native else to_float(image)
             if (image.shape[1], image.shape[0]) != self.size:
-                raise InputError(self.path, f"frame {number} is {image.shape[1]}x"
-                                            f"{image.shape[0]}, not {self.size[0]}x{self.size[1]}")
+                raise InputError(self.source(number), f"frame {number} is {image.shape[1]}x"
+                                 f"{image.shape[0]}, not {self.size[0]}x{self.size[1]}")
             yield number, image
 
     def _stream(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-        if self._files is not None:
+        if self.files is not None:
             for n in wanted:
-                image = read_image(self._files[n - 1], native=True)
+                image = read_image(self.files[n - 1], native=True)
                 yield n, np.ascontiguousarray(np.rot90(image, -1)) if self._turn else image
             return
         import av

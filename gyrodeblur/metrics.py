@@ -13,8 +13,11 @@ from scipy import ndimage
 
 from gyrodeblur.footage import check_unit_range
 
-CONVENTION = ("RGB, data range 1.0, no border crop; SSIM: 11x11 Gaussian window sigma 1.5, "
-              "per channel then averaged")
+CONVENTION = ("RGB, data range 1.0, no border crop, PSNR at most 100 dB; SSIM: 11x11 "
+              "Gaussian window sigma 1.5, per channel then averaged")
+
+# Identical images would score infinity and take any mean with them.
+PSNR_CAP = 100.0
 
 
 SSIM_WINDOW = 11
@@ -42,16 +45,18 @@ def _unit_range(restored: np.ndarray, reference: np.ndarray,
 
 def psnr(restored: np.ndarray, reference: np.ndarray) -> float:
     """PSNR in dB of two ``(H, W, 3)`` (or ``(H, W)``) images: floats in ``[0, 1]``, or
-    integers (8 bits: data range 255).
+    integers (8 bits: data range 255); at most ``PSNR_CAP``, which identical images score.
 
     Example:
         >>> a = np.zeros((4, 4, 3)); b = np.full((4, 4, 3), 0.1)
         >>> round(psnr(a, b), 6), round(psnr(np.uint8(255 * a), np.uint8(255 * b)), 2)
         (20.0, 20.17)
+        >>> psnr(a, a)
+        100.0
     """
     x, y = _unit_range(restored, reference)
     mse = float(np.mean((x - y) ** 2))
-    return float("inf") if mse == 0 else float(10.0 * np.log10(1.0 / mse))
+    return PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else float(10.0 * np.log10(1.0 / mse))
 
 
 def _window_mean(v: np.ndarray) -> np.ndarray:

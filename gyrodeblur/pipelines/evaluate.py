@@ -80,10 +80,11 @@ def _drawn(dataset: torch.utils.data.Dataset, count: int, progress: Progress | N
 
 def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9,
                      progress: Progress | None = None
-                     ) -> tuple[list[dict[str, torch.Tensor]], list[str]]:
+                     ) -> tuple[list[dict[str, torch.Tensor]], list[str], list[str]]:
     """Samples of clip folders with ``sharp/`` references (real or exported pairs), their
-    kernels of ``samples`` samples, and their names (clip folder and frame). Each frame is one
-    sample, in the window of ``frames`` around it (``ClipFolderDataset``'s ``per_frame``)."""
+    kernels of ``samples`` samples, their names (clip folder and frame) and clips. Each frame
+    is one sample, in the window of ``frames`` around it (``ClipFolderDataset``'s
+    ``per_frame``)."""
     from gyrodeblur.synthesis.datasets import ClipFolderDataset
 
     dataset = ClipFolderDataset(root, frames=frames, samples=samples, paired=True,
@@ -92,9 +93,10 @@ def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9,
         if min(clip.footage.size) < SSIM_WINDOW:
             raise InputError(clip.path, "frames of {}x{} are smaller than SSIM's {}x{} window"
                              .format(*clip.footage.size, SSIM_WINDOW, SSIM_WINDOW))
-    names = [f"{dataset.clips[c].path.relative_to(root)} frame {first + centre}"
-             for c, first, centre in dataset.index]
-    return _drawn(dataset, len(dataset), progress), names
+    clips = [str(dataset.clips[c].path.relative_to(root)) for c, _, _ in dataset.index]
+    names = [f"{clip} frame {first + centre}"
+             for clip, (_, first, centre) in zip(clips, dataset.index, strict=True)]
+    return _drawn(dataset, len(dataset), progress), names, clips
 
 
 def _frames(image: torch.Tensor) -> list[np.ndarray]:
@@ -131,14 +133,23 @@ def net_restore(net: torch.nn.Module) -> Restorer:
 
 
 def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]],
-             names: list[str] | None = None, progress: Progress | None = None) -> dict:
+             names: list[str] | None = None, clips: list[str] | None = None,
+             progress: Progress | None = None) -> dict:
     """PSNR/SSIM of ``restore`` on each sample (mean over its frames, or its ``centre`` frame
-    only where it says one) and overall.
+    only where it says one), on each clip and overall.
 
     ``restore`` gets a sample batched (leading axis of 1) and returns the restored frames;
-    ``names`` label the samples in ``per_sample``; ``progress`` is told each sample done.
+    its time per frame leaves out reading the data and computing the kernels, and a first
+    warm-up call;
+    ``names`` label the samples in ``per_sample``; ``clips`` name the clip of each sample
+    where a clip spans several (a folder's frames): ``per_clip`` gives their means, and the
+    overall mean is over clips, so that a long clip counts as much as a short one (otherwise
+    each sample is a clip); ``progress`` is told each sample done.
     """
     rows, seconds, frames = [], 0.0, 0
+    if samples:  # untimed: the first call compiles (numba) and allocates
+        with torch.no_grad():
+            restore({k: v[None].float() for k, v in samples[0].items()})
     for i, sample in enumerate(samples):
         batch = {k: v[None].float() for k, v in sample.items()}
         start = time.perf_counter()
@@ -154,10 +165,18 @@ def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]],
                      "ssim": float(np.mean([ssim(a, b) for a, b in pairs]))})
         if progress is not None:
             progress(i + 1, len(samples))
+    results = {"seconds_per_frame": seconds / max(frames, 1), "per_sample": rows,
+               "convention": CONVENTION}
+    if clips is not None:
+        members: dict[str, list[dict]] = {}
+        for clip, row in zip(clips, rows, strict=True):
+            members.setdefault(clip, []).append(row)
+        rows = [{"clip": clip, **{m: float(np.mean([r[m] for r in clip_rows]))
+                                  for m in ("psnr", "ssim")}}
+                for clip, clip_rows in members.items()]
+        results["per_clip"] = rows
     return {"psnr": float(np.mean([r["psnr"] for r in rows])),
-            "ssim": float(np.mean([r["ssim"] for r in rows])),
-            "seconds_per_frame": seconds / max(frames, 1), "per_sample": rows,
-            "convention": CONVENTION}
+            "ssim": float(np.mean([r["ssim"] for r in rows])), **results}
 
 
 def markdown_table(results: dict[str, dict]) -> str:
@@ -166,7 +185,9 @@ def markdown_table(results: dict[str, dict]) -> str:
     for name, r in results.items():
         lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
                      f"{r['seconds_per_frame']:.4f} |")
-    return "\n".join(lines) + f"\n\nPSNR/SSIM convention: {CONVENTION}.\n"
+    return "\n".join(lines) + (f"\n\nPSNR/SSIM convention: {CONVENTION}. s/frame: the "
+                                "restoration alone (no reading, no kernels), after a "
+                                "warm-up call.\n")
 
 
 def features_table(features: dict[str, dict]) -> str:
@@ -241,6 +262,20 @@ def sift_scores(image1: np.ndarray, image2: np.ndarray, H: np.ndarray,
             "keypoints": int(n)}
 
 
+def _homography(path: Path) -> np.ndarray:
+    """The 3x3 matrix of an Oxford ``H1toNp`` file (whitespace-separated rows)."""
+    if not path.is_file():
+        raise InputError(path, "no such homography file")
+    try:
+        H = np.loadtxt(path, ndmin=2)
+    except ValueError as e:
+        raise InputError(path, f"not a 3x3 homography ({e})") from None
+    if H.shape != (3, 3) or not np.isfinite(H).all() or abs(np.linalg.det(H)) < 1e-12:
+        raise InputError(path, f"not an invertible 3x3 homography (read {H.shape[0]}x"
+                               f"{H.shape[1]} numbers)")
+    return H
+
+
 def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
                  ) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """``(name, img1, imgN, H1toN)`` of each Oxford sequence folder under ``root``."""
@@ -250,7 +285,7 @@ def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
     for folder in sorted(p for p in Path(root).iterdir() if (p / "img1.ppm").exists()):
         first = read_image(folder / "img1.ppm")
         for n in targets:
-            H = np.loadtxt(folder / f"H1to{n}p")
+            H = _homography(folder / f"H1to{n}p")
             pairs.append((f"{folder.name} 1-{n}", first, read_image(folder / f"img{n}.ppm"), H))
     if not pairs:
         raise InputError(root, "no Oxford sequence folders (img1.ppm, H1to2p...) in it")

@@ -148,12 +148,8 @@ class ClipFolder:
         if self.footage.count < self.timing.frame[-1]:
             raise InputError(self.path / "frames.csv", f"times for frame "
                              f"{self.timing.frame[-1]} but blurred/ has {self.footage.count}")
-        if (self.path / "sharp").is_dir():  # pairs go by frame order: one file more shifts all
-            sharp = Footage(self.path / "sharp").count
-            if sharp != self.footage.count:
-                raise InputError(self.path / "sharp", f"{sharp} frames where blurred/ has "
-                                                      f"{self.footage.count} (pairs go by "
-                                                      "frame order)")
+        if (self.path / "sharp").is_dir():
+            _check_partners(self.footage, Footage(self.path / "sharp"))
 
     @cached_property
     def log_and_camera(self) -> tuple[GyroLog, Camera]:
@@ -178,9 +174,9 @@ class ClipFolder:
         blurred = frames[inner]
         arrays = {"blurred": blurred}
         if (self.path / "sharp").is_dir():  # checked before the costly kernels
-            arrays["sharp"] = np.stack([image for _, image in
-                                        Footage(self.path / "sharp").frames(numbers)])
-            _check_pair(self.path / "sharp", numbers, blurred, arrays["sharp"])
+            sharp = Footage(self.path / "sharp")
+            arrays["sharp"] = np.stack([image for _, image in sharp.frames(numbers)])
+            _check_pair(sharp, numbers, blurred, arrays["sharp"])
         log, camera = self.log_and_camera
         try:
             kernels = observed_kernels(frames, log, camera, timing, samples)
@@ -189,17 +185,33 @@ class ClipFolder:
         return arrays | {name: value[inner] for name, value in kernels.items()}
 
 
-def _check_pair(folder: Path, numbers: np.ndarray, blurred: np.ndarray,
-                sharp: np.ndarray) -> None:
+def _check_partners(blurred: Footage, sharp: Footage) -> None:
+    """Refuse ``sharp/`` frames that do not pair one to one with ``blurred/``'s. Pairs go by
+    frame order; where the two folders name their files alike, a name without its partner is
+    named (one file more or less would shift every pair after it)."""
+    names = {p.stem for p in blurred.files}, {p.stem for p in sharp.files}
+    if not names[0].isdisjoint(names[1]):
+        for files, other, folder in ((sharp.files, names[0], "blurred"),
+                                     (blurred.files, names[1], "sharp")):
+            for path in files:
+                if path.stem not in other:
+                    raise InputError(path, f"no frame of that name in {folder}/")
+    if sharp.count != blurred.count:
+        raise InputError(sharp.path, f"{sharp.count} frames where blurred/ has "
+                                     f"{blurred.count} (pairs go by frame order)")
+
+
+def _check_pair(sharp: Footage, numbers: np.ndarray, blurred: np.ndarray,
+                sharp_frames: np.ndarray) -> None:
     """Refuse sharp references that cannot be the blurred frames' truth: another size, or
     gray (equal channels) beside colour frames."""
-    if sharp.shape != blurred.shape:
-        raise InputError(folder, f"frames are {sharp.shape[2]}x{sharp.shape[1]}, blurred/ "
-                                 f"{blurred.shape[2]}x{blurred.shape[1]}")
-    for n, b, s in zip(numbers, blurred, sharp, strict=True):
+    for n, b, s in zip(numbers, blurred, sharp_frames, strict=True):
+        if s.shape != b.shape:
+            raise InputError(sharp.source(n), f"{s.shape[1]}x{s.shape[0]}, its blurred frame "
+                                              f"{b.shape[1]}x{b.shape[0]}")
         if (s[..., 0] == s[..., 1]).all() and (s[..., 1] == s[..., 2]).all() and \
                 not (b[..., 0] == b[..., 1]).all():
-            raise InputError(folder, f"frame {n} is gray, blurred/ is in colour")
+            raise InputError(sharp.source(n), "gray, its blurred frame is in colour")
 
 
 class ClipFolderDataset(Dataset):

@@ -1,3 +1,5 @@
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -26,6 +28,18 @@ def test_evaluate_reports_the_psnr_of_a_known_error():
     assert result["psnr"] == pytest.approx(40.0, abs=1e-3)
     assert len(result["per_sample"]) == 3 and 0.99 < result["ssim"] <= 1.0
     assert "| blurred |" in markdown_table({"blurred": result})
+
+
+def test_a_clip_of_many_samples_counts_once_in_the_mean():
+    samples = [{"blurred": torch.zeros(3, 16, 16), "sharp": torch.full((3, 16, 16), 0.5),
+                "error": torch.tensor(e)} for e in (0.01, 0.1, 0.1, 0.1)]  # 40 dB, 20 dB x3
+    result = evaluate(lambda b: b["sharp"] + b["error"], samples, names=list("abcd"),
+                      clips=["short", "long", "long", "long"])
+    assert [r["clip"] for r in result["per_clip"]] == ["short", "long"]
+    assert [r["psnr"] for r in result["per_clip"]] == pytest.approx([40.0, 20.0])
+    assert result["psnr"] == pytest.approx(30.0) and len(result["per_sample"]) == 4
+    identical = evaluate(lambda b: b["sharp"], samples[:1])
+    assert identical["psnr"] == 100.0  # capped, not infinite: means and JSON stay numbers
 
 
 @pytest.mark.parametrize("frames", [1, 2])
@@ -80,6 +94,26 @@ def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
     assert missing.exit_code == 2 and "no such folder of clip folders" in missing.output
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("1 0 0\n0 1\n", "H1to2p: not a 3x3 homography"),
+    ("1 0 0\n0 1 0\n", "H1to2p: not an invertible 3x3 homography (read 2x3 numbers)"),
+    ("1 0 0\n0 1 0\n0 0 0\n", "H1to2p: not an invertible 3x3 homography"),
+    (None, "H1to2p: no such homography file"),
+])
+def test_a_bad_oxford_homography_is_a_one_line_error(tmp_path, text, message):
+    from gyrodeblur.errors import InputError
+    from gyrodeblur.pipelines.evaluate import oxford_pairs
+
+    (tmp_path / "seq").mkdir()
+    image = (dead_leaves(32, np.random.default_rng(2)) * 255).astype(np.uint8)
+    for n in (1, 2):
+        cv2.imwrite(str(tmp_path / "seq" / f"img{n}.ppm"), image)
+    if text is not None:
+        (tmp_path / "seq" / "H1to2p").write_text(text)
+    with pytest.raises(InputError, match=re.escape(message)):
+        oxford_pairs(tmp_path, targets=(2,))
+
+
 def test_eval_on_clip_folders_names_each_sample(tmp_path):
     import json
 
@@ -99,6 +133,9 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
     rows = report["results"]["classic"]["per_sample"]
     assert [r["sample"] for r in rows] == ["clip_000000 frame 1", "clip_000000 frame 2",
                                            "clip_000001 frame 1", "clip_000001 frame 2"]
+    clips = report["results"]["classic"]["per_clip"]
+    assert [c["clip"] for c in clips] == ["clip_000000", "clip_000001"]
+    assert clips[1]["psnr"] == pytest.approx((rows[2]["psnr"] + rows[3]["psnr"]) / 2)
     assert report["results"]["classic"]["psnr"] > report["results"]["blurred input"]["psnr"]
     # Windows of 2 frames: still each frame once, scored against its own reference.
     windows = runner.invoke(app, ["eval", "--folder", str(tmp_path / "pairs"), "--frames", "2",

@@ -384,9 +384,9 @@ def _pairs(tmp_path):
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ("size", "frames are 40x30, blurred/ 48x32"),
-    ("gray", "frame 1 is gray, blurred/ is in colour"),
-    ("missing", "sharp: 1 frames where blurred/ has 2 (pairs go by frame order)"),
+    ("size", "sharp/000001.png: 40x30, its blurred frame 48x32"),
+    ("gray", "sharp/000001.png: gray, its blurred frame is in colour"),
+    ("missing", "blurred/000002.png: no frame of that name in sharp/"),
 ])
 def test_bad_pairs_in_a_folder_are_one_line_errors_from_the_cache_workers(tmp_path, change,
                                                                           message):

@@ -109,11 +109,25 @@ def test_clip_folder_problems_name_the_clip_or_file(tmp_path):
     ds = dataset(frames=3, errors=NO_ERRORS)
     export_clip(ds.sampler.sample(0), tmp_path / "a" / "clip")
     clip = tmp_path / "a" / "clip"
-    # A frame more in sharp/ would pair every frame with its neighbour's truth.
+    # A frame more or less in sharp/ would pair every frame after it with another's truth.
+    # Named alike, the file without its partner is named, also where the counts agree.
     shutil.copy(clip / "sharp" / "000003.png", clip / "sharp" / "000004.png")
+    with pytest.raises(InputError, match=r"clip/sharp/000004\.png: no frame of that name in "
+                                         r"blurred/"):
+        ClipFolderDataset(tmp_path / "a", frames=1, samples=5)
+    (clip / "sharp" / "000002.png").rename(clip / "sharp" / "000009.png")
+    (clip / "sharp" / "000004.png").unlink()
+    with pytest.raises(InputError, match=r"clip/sharp/000009\.png: no frame of that name in "
+                                         r"blurred/"):
+        ClipFolderDataset(tmp_path / "a", frames=1, samples=5)
+    for n in (1, 3, 9):  # named otherwise: paired in frame order, so counted
+        (clip / "sharp" / f"{n:06d}.png").rename(clip / "sharp" / f"gt_{n}.png")
+    shutil.copy(clip / "sharp" / "gt_3.png", clip / "sharp" / "gt_4.png")
     with pytest.raises(InputError, match=r"clip/sharp: 4 frames where blurred/ has 3"):
         ClipFolderDataset(tmp_path / "a", frames=1, samples=5)
-    (clip / "sharp" / "000004.png").unlink()
+    (clip / "sharp" / "gt_4.png").unlink()
+    for n, old in ((1, 1), (2, 9), (3, 3)):
+        (clip / "sharp" / f"gt_{old}.png").rename(clip / "sharp" / f"{n:06d}.png")
     # The camera of another aspect ratio, and a gyro that stops before the frames.
     camera = json.loads((clip / "camera.json").read_text())
     (clip / "camera.json").write_text(json.dumps({**camera, "width": 60}))
