@@ -178,10 +178,13 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
     if lowpass is not None:
         log = lowpass_log(log, lowpass)
     cam = complete_camera(load_camera(camera), log)
-    if readout_time is not None:
-        cam = cam.replace(readout_time=readout_time)
-    if time_offset is not None:
-        cam = cam.replace(time_offset=time_offset)
+    for option, name, value in (("--readout-time", "readout_time", readout_time),
+                                ("--time-offset", "time_offset", time_offset)):
+        if value is not None:
+            try:
+                cam = cam.replace(**{name: value})
+            except InputError as e:
+                raise InputError(option, e.problem) from None
     return log, cam
 
 
@@ -194,10 +197,11 @@ def fit_camera(cam, source: Path, width: int, height: int):
 
 
 def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, camera: Path,
-                readout_time: float | None = None):
+                readout_time: float | None = None, log=None):
     """Frame timing from ``--frames-csv``, the footage itself (GyroVD), or a video's
     timestamps and ``--exposure``; its exposure and the camera's readout checked for units
-    (a readout that is wrong blamed on ``--readout-time`` when it gave it)."""
+    (a readout that is wrong blamed on where it came from: ``--readout-time``, the camera
+    file, or the gyro ``log``'s gcsv header)."""
     from gyrodeblur.footage import check_timing_units, read_frames_csv, video_timing
 
     if frames_csv is not None and exposure is not None:
@@ -214,8 +218,13 @@ def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, c
                          "no frame timing: give --frames-csv" +
                          (" or --exposure" if footage is not None and footage.path.is_file()
                           else ""))
-    check_timing_units(timing, cam.readout_time,
-                       camera if readout_time is None else "--readout-time")
+    source, hint = (camera if readout_time is None else "--readout-time"), "is it in seconds?"
+    if readout_time is None and log is not None and log.readout_time:
+        from gyrodeblur.geometry.camera import load_camera
+
+        if load_camera(camera).readout_time == 0:  # the gcsv header's, in ms
+            source, hint = log.source, "its frame_readout_time is in ms"
+    check_timing_units(timing, cam.readout_time, source, hint)
     return timing
 
 
@@ -320,7 +329,7 @@ def kernels(
         cam = fit_camera(cam, camera, *footage.size)  # calibration -> footage resolution
     if wanted_size is not None:
         cam = fit_camera(cam, camera, *wanted_size)
-    timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time)
+    timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time, log)
     selected = select_frames(timing, footage, frame_range)
     job = KernelJob(camera=cam, log=log, timing=timing, frames=selected.frame, samples=samples,
                     footage=footage, translation=translation, flow=flow,
@@ -442,8 +451,8 @@ def sync(
     log, cam = load_motion(gyro, camera, gyro_unit, readout_time=readout_time,
                            time_offset=time_offset)
     cam = fit_camera(cam, camera, *footage.size)
-    timing = select_frames(load_timing(footage, frames_csv, exposure, cam, camera, readout_time),
-                           footage, frame_range)
+    timing = select_frames(load_timing(footage, frames_csv, exposure, cam, camera, readout_time,
+                                       log), footage, frame_range)
     with err_console.status("synchronising"):
         result = estimate_sync(footage.frames, timing, log, cam, search=search,
                                estimate_readout=readout, max_pairs=max_pairs, width=width)
@@ -1045,7 +1054,7 @@ def deblur_video_command(
     if wanted_size is not None:
         check_deblur_size(None, *wanted_size)
         cam = fit_camera(cam, camera, *wanted_size)
-    timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time)
+    timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time, log)
     selected = select_frames(timing, footage, frame_range)
     restorer = _restorer(method, model, True, tile, iterations=iterations)
     found = None

@@ -75,6 +75,10 @@ class FrameTiming:
         return FrameTiming(self.frame[keep], self.t_start[keep], self.exposure[keep], self.source)
 
 
+# A day of 1000 fps video: larger frame numbers are misread columns, and overflow int64 casts.
+_MAX_FRAME = 10 ** 8
+
+
 def read_frames_csv(path: str | Path) -> FrameTiming:
     """Read a frames CSV: ``frame,t_start,exposure`` (seconds, frame clock), one row a frame.
 
@@ -88,15 +92,22 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            table = [row for row in csv.reader(f, skipinitialspace=True) if any(row)]
+            reader = csv.reader(f, skipinitialspace=True)
+            # Blank lines skipped, each row keeps its line number for the messages.
+            numbered = [(reader.line_num, row) for row in reader if any(row)]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(path, f"cannot read frames CSV ({e})") from None
-    if len(table) < 2:
+    if len(numbered) < 2:
         raise InputError(path, "no frames in the CSV")
-    header = [name.strip() for name in table[0]]
-    for i, row in enumerate(table[1:]):
+    header = [name.strip() for name in numbered[0][1]]
+    sep = next((sep for sep in ";\t" if len(header) == 1 and sep in header[0]), None)
+    if sep is not None:
+        raise InputError(path, f"fields separated by {sep!r}: separate them by commas")
+    line_of = np.array([line for line, _ in numbered[1:]])
+    table = [row for _, row in numbered]
+    for line, row in numbered[1:]:
         if len(row) != len(header):
-            raise InputError(path, f"line {i + 2} has {len(row)} fields, the header "
+            raise InputError(path, f"line {line} has {len(row)} fields, the header "
                                    f"{len(header)} ({','.join(header)})")
     rows = [dict(zip(header, row, strict=True)) for row in table[1:]]
     columns = set(header)
@@ -122,17 +133,22 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
     for name, values in (("frame", frame), (start_col, t_start), ("exposure", exposure)):
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise InputError(path, f"NaN or infinite {name} at line {bad[0] + 2}")
+            raise InputError(path, f"NaN or infinite {name} at line {line_of[bad[0]]}")
     if np.any(frame != np.round(frame)):
         raise InputError(path, "frame numbers must be integers")
+    if np.any(frame > _MAX_FRAME):
+        raise InputError(path, f"frame number {frame.max():.0f} at line "
+                               f"{line_of[np.argmax(frame > _MAX_FRAME)]} is beyond any footage")
     if np.any(exposure <= 0):
-        raise InputError(path, f"non-positive exposure at line {np.argmax(exposure <= 0) + 2}")
+        raise InputError(path, f"non-positive exposure at line {line_of[np.argmax(exposure <= 0)]}")
     for name, values in (("frame numbers", frame), ("t_start", t_start)):
         steps = np.diff(values)
         if np.any(steps == 0):
-            raise InputError(path, f"duplicated {name} at line {np.argmax(steps == 0) + 3}")
+            raise InputError(path, f"duplicated {name} at line "
+                                   f"{line_of[np.argmax(steps == 0) + 1]}")
         if np.any(steps < 0):
-            raise InputError(path, f"{name} not increasing at line {np.argmax(steps < 0) + 3}")
+            raise InputError(path, f"{name} not increasing at line "
+                                   f"{line_of[np.argmax(steps < 0) + 1]}")
     frame = frame.astype(np.int64)
     if frame[0] == 0:
         frame = frame + 1
@@ -145,20 +161,23 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
 
 
 def check_timing_units(timing: FrameTiming, readout_time: float = 0.0,
-                       camera_source: str | Path | None = None) -> None:
+                       camera_source: str | Path | None = None,
+                       readout_hint: str = "is it in seconds?") -> None:
     """Refuse an exposure or readout longer than the frame interval: a unit error (ms, ns).
 
     A video frame's exposure and its sensor readout both fit in the time between frame
-    starts; the median interval is used, so dropped frames do not hide a unit error.
+    starts; the median interval is used, so dropped frames do not hide a unit error. A wrong
+    readout is blamed on ``camera_source`` with ``readout_hint``.
     """
     if len(timing.frame) < 2:
         return
     interval = float(np.median(np.diff(timing.t_start) / np.diff(timing.frame)))
-    for name, value, source in (("exposure", float(timing.exposure.max()), timing.source),
-                                ("readout time", readout_time, camera_source)):
+    for name, value, source, hint in (
+            ("exposure", float(timing.exposure.max()), timing.source, "is it in seconds?"),
+            ("readout time", readout_time, camera_source, readout_hint)):
         if value > 1.05 * interval:
             raise InputError(source, f"{name} {value:.6g} s is longer than the frame interval "
-                                     f"{interval:.6g} s: is it in seconds?")
+                                     f"{interval:.6g} s: {hint}")
 
 
 def natural_order(path: Path) -> list:

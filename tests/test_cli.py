@@ -196,6 +196,20 @@ BAD_INPUTS = {
         "frames.csv", "negative frame number -1"),
     "frames CSV short row": (lambda c: (c / "frames.csv").write_text(
         "frame,t_start,exposure\n1,0.5,0.04\n2,0.6\n"), "frames.csv", "line 3 has 2 fields"),
+    "frames CSV zero exposure after blank lines": (lambda c: (c / "frames.csv").write_text(
+        "frame,t_start,exposure\n\n1,0.5,0.04\n\n2,0.6,0\n"), "frames.csv",
+        "non-positive exposure at line 5"),
+    "frames CSV separated by semicolons": (lambda c: (c / "frames.csv").write_text(
+        "frame;t_start;exposure\n1;0.5;0.04\n"), "frames.csv", "fields separated by ';'"),
+    "frame number of 20 digits": (lambda c: (c / "frames.csv").write_text(
+        "frame,t_start,exposure\n1,0.5,0.04\n99999999999999999999,0.6,0.04\n"),
+        "frames.csv", "frame number 100000000000000000000 at line 3 is beyond any footage"),
+    "gcsv readout longer than a frame": (lambda c: (
+        save_camera(CAM.replace(readout_time=0.0), c / "camera.json"),
+        bad_gyro("GYROFLOW IMU LOG\norientation,yxz\nframe_readout_time,200\ntscale,0.01\n"
+                 "t,gx,gy,gz\n" + "".join(f"{i},0,0,0\n" for i in range(300)))(c)),
+        "gyro.csv", "readout time 0.198333 s is longer than the frame interval 0.1 s: its "
+                    "frame_readout_time is in ms"),
 }
 
 

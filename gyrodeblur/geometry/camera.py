@@ -54,6 +54,9 @@ def same_view(width: int, height: int, other_width: int, other_height: int) -> b
 # Rolling shutters read a frame in about 1 ms (stacked sensors) to 40 ms; Gyroflow's files give
 # it in ms, so a readout under 0.1 ms was written in seconds.
 _MIN_GYROFLOW_READOUT_MS = 0.1
+# The widest lenses: a 180-degree fisheye has f ~ 0.32 of its frame's longer side, a
+# 160-degree rectilinear one 0.09; below that the intrinsics are not in pixels.
+_MIN_FOCAL_PER_SIDE = 0.05
 
 
 def check_gyroflow_readout_ms(ms: float) -> None:
@@ -68,6 +71,9 @@ def check_gyroflow_readout_ms(ms: float) -> None:
     if 0 < abs(ms) < _MIN_GYROFLOW_READOUT_MS:
         raise ValueError(f"frame_readout_time {ms:g} ms is no rolling shutter's readout: it is "
                          "in ms (15 ms is 15, not 0.015)")
+    if abs(ms) >= 1000:  # sensors read out in milliseconds
+        raise ValueError(f"frame_readout_time {ms:g} ms is no rolling shutter's readout: it is "
+                         "in ms (15 ms is 15)")
 
 
 def gyroflow_readout(seconds: float, height: int) -> float:
@@ -275,7 +281,7 @@ class Camera:
 
 def _as_int(v: Any, name: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
-            or not math.isfinite(v) or v != int(v):
+            or not math.isfinite(_as_float(v, name)) or v != int(v):
         raise InputError(None, f"{name} must be an integer, got {v!r}")
     return int(v)
 
@@ -283,9 +289,14 @@ def _as_int(v: Any, name: str) -> int:
 def _as_float(v: Any, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
         raise InputError(None, f"{name} must be a number, got {v!r}")
-    if not math.isfinite(v):
+    try:
+        value = float(v)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        raise InputError(None, f"{name} must be finite, got an integer of {len(str(v))} "
+                               "digits") from None
+    if not math.isfinite(value):
         raise InputError(None, f"{name} must be finite, got {v!r}")
-    return float(v)
+    return value
 
 
 def _as_seq(v: Any, name: str) -> tuple[Any, ...]:
@@ -299,6 +310,14 @@ def _validate(cam: Camera) -> None:
         raise InputError(None, f"frame size must be positive, got {cam.width}x{cam.height}")
     if cam.fx <= 0 or cam.fy <= 0:
         raise InputError(None, f"focal lengths must be positive, got fx={cam.fx}, fy={cam.fy}")
+    side = max(cam.width, cam.height)
+    if min(cam.fx, cam.fy) < _MIN_FOCAL_PER_SIDE * side:
+        raise InputError(None, f"fx={cam.fx:g}, fy={cam.fy:g} for a {cam.width}x{cam.height} "
+                               "frame: focal lengths are in pixels (normalised intrinsics? "
+                               "multiply fx and cx by the width, fy and cy by the height)")
+    if not (-cam.width <= cam.cx <= 2 * cam.width and -cam.height <= cam.cy <= 2 * cam.height):
+        raise InputError(None, f"principal point ({cam.cx:g}, {cam.cy:g}) is far outside the "
+                               f"{cam.width}x{cam.height} frame (cx, cy are in pixels)")
     if not isinstance(cam.distortion_model, str) or cam.distortion_model not in _N_COEFFS:
         raise InputError(None, f"unknown distortion_model {cam.distortion_model!r}; "
                                f"expected one of {', '.join(_N_COEFFS)}")
@@ -547,6 +566,9 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
         if isinstance(stretch, int | float) and stretch > 0.01 and abs(stretch - 1.0) > 1e-9:
             raise fail(f"anamorphic {key}={stretch} is not supported")
     params_key = "fisheye_params"
+    for key in ("calib_dimension", "fisheye_params", "calib_params"):
+        if d.get(key) is not None and not isinstance(d[key], dict):
+            raise fail(f"{key} must be an object, got {d[key]!r}")
     if not (d.get("fisheye_params") or {}).get("camera_matrix") and d.get("use_opencv_standard"):
         # The Python Gyroflow's presets could hold a standard-model calibration in calib_params.
         params_key, model = "calib_params", "opencv_standard"
@@ -554,7 +576,7 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
         w, h = int(d["calib_dimension"]["w"]), int(d["calib_dimension"]["h"])
         k = np.asarray(d[params_key]["camera_matrix"], dtype=np.float64)
         coeffs = [float(c) for c in d[params_key].get("distortion_coeffs") or []]
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
         raise fail(f"missing or malformed calib_dimension/{params_key} ({e!r})") from None
     if w < 1 or h < 1:
         raise fail(f"calib_dimension {w}x{h} is not a frame size")

@@ -166,9 +166,11 @@ _TEXT_SUFFIXES = (".csv", ".txt")
 
 
 def _gcsv_sidecar(video: Path) -> Path | None:
-    """The Gyroflow log recorded beside a video (``clip.gcsv`` for ``clip.mp4``), if any."""
-    for candidate in video.parent.glob(video.stem + ".*"):
-        if candidate.suffix.lower() == ".gcsv" and candidate.is_file():
+    """The Gyroflow log recorded beside a video (``clip.gcsv`` for ``clip.mp4``, any case of
+    the suffix), if any; ``clip.old.gcsv`` is another log."""
+    for candidate in sorted(video.parent.iterdir()):
+        if candidate.stem == video.stem and candidate.suffix.lower() == ".gcsv" \
+                and candidate.is_file():
             return candidate
     return None
 

@@ -41,8 +41,9 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
                                          "xzY, telemetry-parser's default, when it has none) "
                                          "mirrors the axes, "
                                          "which no mounting of a gyro does: set the file's "
-                                         "orientation line (e.g. YxZ) or imu_to_camera in the "
-                                         "camera JSON")
+                                         "orientation line (e.g. YxZ; yxz when the gyro axes "
+                                         "are OpenCV's camera axes) or a rotation other than "
+                                         "the identity as imu_to_camera in the camera JSON")
         camera = camera.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
     if log.readout_time and camera.readout_time == 0:
         camera = camera.replace(

@@ -276,6 +276,10 @@ GOOD = {"width": 640, "height": 480, "fx": 500.0, "fy": 500.0, "cx": 319.5, "cy"
     ({"fy": "500"}, "fy must be a number"),
     ({"fx": float("nan")}, "fx must be finite"),
     ({"readout": 0.01}, "unknown camera key"),
+    ({"width": 10 ** 340}, "width must be finite, got an integer of 341 digits"),
+    ({"fx": 10 ** 340}, "fx must be finite, got an integer of 341 digits"),
+    ({"fx": 0.78, "fy": 1.39, "cx": 0.5, "cy": 0.5}, r"focal lengths are in pixels \(normal"),
+    ({"cx": -5000.0}, r"principal point \(-5000, .*\) is far outside the 640x480 frame"),
 ])
 def test_bad_json_names_the_file(tmp_path: Path, change: dict, message: str) -> None:
     d = {**GOOD, **change}
@@ -374,6 +378,10 @@ def test_python_gyroflow_standard_preset(tmp_path: Path) -> None:
     ({"frame_readout_direction": "LeftToRight"}, "frame_readout_direction 'LeftToRight'"),
     ({"calib_dimension": {"w": 0, "h": 0}}, "calib_dimension 0x0 is not a frame size"),
     ({"frame_readout_time": 0.02}, "frame_readout_time 0.02 ms is no rolling shutter's"),
+    ({"frame_readout_time": 15000}, "frame_readout_time 15000 ms is no rolling shutter's"),
+    ({"fisheye_params": "none"}, "fisheye_params must be an object, got 'none'"),
+    ({"fisheye_params": [1, 2]}, r"fisheye_params must be an object, got \[1, 2\]"),
+    ({"calib_dimension": {"w": float("inf"), "h": 1080}}, "malformed calib_dimension"),
 ])
 def test_gyroflow_refusals(tmp_path: Path, change: dict, message: str) -> None:
     path = write_json(tmp_path / "lens.json", {**GYROFLOW_PROFILE, **change})

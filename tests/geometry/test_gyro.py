@@ -310,10 +310,12 @@ def test_gcsv_problems(tmp_path):
         read_gyro(p)
 
 
-def test_gcsv_readout_in_seconds_refused(tmp_path):
-    p = _csv(tmp_path / "r.gcsv", "GYROFLOW IMU LOG\norientation,XYZ\nframe_readout_time,0.015\n"
-             "t,gx,gy,gz\n0,0,0,0\n10,0,0,0\n")
-    with pytest.raises(InputError, match=r"r\.gcsv: frame_readout_time 0.015 ms is no rolling"):
+@pytest.mark.parametrize("readout", ["0.015", "15230"])
+def test_gcsv_readout_in_other_units_refused(tmp_path, readout):
+    p = _csv(tmp_path / "r.gcsv", "GYROFLOW IMU LOG\norientation,XYZ\nframe_readout_time,"
+             f"{readout}\nt,gx,gy,gz\n0,0,0,0\n10,0,0,0\n")
+    with pytest.raises(InputError, match=rf"r\.gcsv: frame_readout_time {readout} ms is no "
+                                         r"rolling shutter's readout: it is in ms"):
         read_gyro(p)
 
 
@@ -341,6 +343,17 @@ def test_video_with_gcsv_sidecar_reads_the_sidecar(tmp_path):
     log = read_gyro(tmp_path / "clip.MP4")
     assert log.source == str(tmp_path / "clip.gcsv") and log.readout_time == 0.015
     np.testing.assert_array_equal(log.imu_to_camera, gyroflow_imu_to_camera("YxZ"))
+
+
+def test_a_gcsv_sidecar_is_the_video_name_exactly(tmp_path):
+    # Brackets are no pattern, and another log beside it (clip.old.gcsv) is not the clip's.
+    (tmp_path / "clip[1].mp4").write_bytes(b"not parsed")
+    _csv(tmp_path / "clip[1].old.gcsv", "GYROFLOW IMU LOG\norientation,XYZ\n"
+         "frame_readout_time,20\nt,gx,gy,gz\n0,1,0,0\n10,1,0,0\n")
+    _csv(tmp_path / "clip[1].GCSV", "GYROFLOW IMU LOG\norientation,YxZ\nframe_readout_time,15\n"
+         "t,gx,gy,gz\n0,1,0,0\n10,1,0,0\n")
+    log = read_gyro(tmp_path / "clip[1].mp4")
+    assert log.source == str(tmp_path / "clip[1].GCSV") and log.readout_time == 0.015
 
 
 @pytest.mark.parametrize(("direction", "sign"), [("TopToBottom", 1), ("BottomToTop", -1),
