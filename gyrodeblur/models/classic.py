@@ -4,7 +4,8 @@ Richardson-Lucy with a total-variation regulariser (RL-TV, Dey et al. 2006) in l
 the FastGyro-style baseline and the fallback when no network fits. The forward operator ``A``
 is exactly CONVENTIONS' blur formation in gather form,
 ``(A x)(p) = (1/T) sum_i x(p + traj[i](p))``, bilinear, coordinates clamped to the image as
-:func:`gyrodeblur.synthesis.blur.blur` does; ``A^T`` is its exact adjoint, a bilinear
+:func:`gyrodeblur.synthesis.blur.blur` does (for long blur, with taps added between the
+samples, as the synthesis integrates it); ``A^T`` is its exact adjoint, a bilinear
 scatter-add.
 
 The loops follow the synthesis gather (``gyrodeblur.synthesis.blur``): images in
@@ -29,7 +30,8 @@ from gyrodeblur.synthesis.blur import (
     srgb_to_linear,
 )
 
-__all__ = ["auto_iterations", "auto_tv_weight", "blur_adjoint", "blur_linear", "deconvolve"]
+__all__ = ["auto_iterations", "auto_subsamples", "auto_tv_weight", "blur_adjoint", "blur_linear",
+           "deconvolve"]
 
 # Floor of the predicted blur A x in the RL ratio y / A x (linear light): far below 8-bit
 # quantisation, it only keeps black regions from dividing by zero.
@@ -51,12 +53,21 @@ _TV_AT_1PC, _TV_EXPONENT, _TV_MAX = 0.0064, 2.5, 0.03
 # steps with 17 on average, no subset more than 0.06 dB below; on 144 further cases (seed 11,
 # McMaster too) +0.39 to +0.65 dB with 12-18 steps.
 _STEPS_PER_PIXEL, _MIN_STEPS, _MAX_STEPS = 4.0, 8, 30
+# auto_subsamples: a sensor integrates a continuous streak, and T samples spread over a long
+# blur are T separate copies; taps are added on the straight line between the samples where
+# they lie over _TAP_GAP px apart (99th percentile of the pixels' largest gap), at most
+# _MAX_SUBSAMPLES per interval (each doubles the taps' time and memory). On 8 CBSD68 images
+# at 384x256 with 30-60 px blur: +0.8 dB with 2, +1.0 dB with 4, +1.1 dB with gaps of 0.5 px.
+_TAP_GAP, _MAX_SUBSAMPLES = 2.0, 2
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _taps(traj: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray) -> None:
-    """The bilinear taps of ``A``: sample ``i`` of pixel ``(x, y)`` reads the 2x2 pixels from
-    flat pixel index ``base[i, y, x]`` with fractions ``ax, ay``.
+def _taps(traj: np.ndarray, subsamples: int, base: np.ndarray, ax: np.ndarray,
+          ay: np.ndarray) -> None:
+    """The bilinear taps of ``A``: tap ``j`` of pixel ``(x, y)`` reads the 2x2 pixels from
+    flat pixel index ``base[j, y, x]`` with fractions ``ax, ay``. Tap ``j`` lies ``j %
+    subsamples / subsamples`` of the way from sample ``j // subsamples`` to the next, on the
+    straight line (``interpolate_samples``'s points, without storing them).
 
     Coordinates clamp to ``[0, W-1] x [0, H-1]`` as in the synthesis blur. On the last column
     (row) the block starts one pixel earlier with fraction 1, which samples the same value, so
@@ -65,13 +76,18 @@ def _taps(traj: np.ndarray, base: np.ndarray, ax: np.ndarray, ay: np.ndarray) ->
     T, _, H, W = traj.shape
     zero, xmax, ymax = np.float32(0.0), np.float32(W - 1), np.float32(H - 1)
     for y in numba.prange(H):
-        for i in range(T):
+        for j in range(base.shape[0]):
+            i, frac = min(j // subsamples, T - 2), np.float32(j % subsamples / subsamples)
+            if j == base.shape[0] - 1:  # the last sample itself
+                i, frac = T - 2, np.float32(1.0)
             for x in range(W):
-                tx = min(max(np.float32(x) + traj[i, 0, y, x], zero), xmax)
-                ty = min(max(np.float32(y) + traj[i, 1, y, x], zero), ymax)
+                dx = traj[i, 0, y, x] + frac * (traj[i + 1, 0, y, x] - traj[i, 0, y, x])
+                dy = traj[i, 1, y, x] + frac * (traj[i + 1, 1, y, x] - traj[i, 1, y, x])
+                tx = min(max(np.float32(x) + dx, zero), xmax)
+                ty = min(max(np.float32(y) + dy, zero), ymax)
                 x0, y0 = min(np.int32(tx), np.int32(W - 2)), min(np.int32(ty), np.int32(H - 2))
-                base[i, y, x] = y0 * W + x0
-                ax[i, y, x], ay[i, y, x] = tx - np.float32(x0), ty - np.float32(y0)
+                base[j, y, x] = y0 * W + x0
+                ax[j, y, x], ay[j, y, x] = tx - np.float32(x0), ty - np.float32(y0)
 
 
 _TAPS_SIGNATURE = "f4[:, :, ::1], i4[:, :, ::1], f4[:, :, ::1], f4[:, :, ::1]"
@@ -210,11 +226,14 @@ class _Operator(NamedTuple):
     reach: int
 
     @classmethod
-    def of(cls, traj: np.ndarray) -> _Operator:
+    def of(cls, traj: np.ndarray, subsamples: int = 1) -> _Operator:
         T, _, H, W = traj.shape
-        base = np.empty((T, H, W), np.int32)
-        ax, ay = np.empty((T, H, W), np.float32), np.empty((T, H, W), np.float32)
-        _taps(traj, base, ax, ay)
+        if T == 1:  # one sample: no interval to fill
+            traj, subsamples = np.concatenate([traj, traj]), 1
+        taps = (len(traj) - 1) * subsamples + 1
+        base = np.empty((taps, H, W), np.int32)
+        ax, ay = np.empty((taps, H, W), np.float32), np.empty((taps, H, W), np.float32)
+        _taps(traj, subsamples, base, ax, ay)
         # A clamped tap stays within max |dy| rows of its pixel; its 2x2 block adds one row.
         reach = min(math.ceil(float(np.abs(traj[:, 1]).max())) + 1, H)
         return cls(base, ax, ay, reach)
@@ -354,8 +373,30 @@ def auto_iterations(traj: np.ndarray) -> int:
     return int(np.clip(round(_STEPS_PER_PIXEL * length), _MIN_STEPS, _MAX_STEPS))
 
 
+def auto_subsamples(traj: np.ndarray) -> int:
+    """The taps per sample interval :func:`deconvolve` uses by default: 1, or 2 where the
+    samples lie more than 2 px apart (long blur), so that its blur is a streak, not copies.
+
+    A tiled caller computes it once on the whole frame and passes it to every tile.
+
+    Args:
+        traj: ``(T, 2, H, W)`` trajectories in pixels (a subsampled grid of pixels will do).
+
+    Example:
+        >>> traj = np.zeros((9, 2, 4, 4), np.float32)
+        >>> traj[:, 0] = np.linspace(-4, 4, 9)[:, None, None]  # 8 px: samples 1 px apart
+        >>> auto_subsamples(traj), auto_subsamples(traj * 4)
+        (1, 2)
+    """
+    steps = np.diff(np.asarray(traj, np.float32), axis=0)
+    if not len(steps):
+        return 1
+    gap = float(np.percentile(np.sqrt((steps ** 2).sum(1)).max(0), 99))
+    return int(np.clip(math.ceil(gap / _TAP_GAP), 1, _MAX_SUBSAMPLES))
+
+
 def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = None,
-               tv_weight: float | None = None) -> np.ndarray:
+               tv_weight: float | None = None, subsamples: int | None = None) -> np.ndarray:
     """Deblur an sRGB image with its per-pixel gyro kernels by RL-TV (Dey et al. 2006).
 
     Runs in linear light from the blurred image as the first estimate:
@@ -373,6 +414,8 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
             more. None: :func:`auto_iterations` of ``traj``, from the blur's length.
         tv_weight: weight of the TV term, in ``[0, 0.25)``; 0 is plain Richardson-Lucy.
             None: :func:`auto_tv_weight` of ``blurred``, from its noise.
+        subsamples: taps per sample interval of ``traj`` (on the straight line between the
+            samples). None: :func:`auto_subsamples` of ``traj``.
 
     Returns:
         ``(H, W, 3)`` float32 deblurred sRGB in ``[0, 1]``.
@@ -389,6 +432,8 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
     """
     if iterations is not None and iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
+    if subsamples is not None and subsamples < 1:
+        raise ValueError(f"subsamples must be >= 1, got {subsamples}")
     if tv_weight is not None and not 0 <= tv_weight < 0.25:
         raise ValueError(f"tv_weight must be in [0, 0.25), got {tv_weight}")
     blurred, traj = _check(blurred, traj)
@@ -399,7 +444,7 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
         iterations = auto_iterations(traj)
     if tv_weight is None:
         tv_weight = auto_tv_weight(blurred)
-    A = _Operator.of(traj)
+    A = _Operator.of(traj, subsamples or auto_subsamples(traj))
     observed = _padded(srgb_to_linear(blurred))
     norm = np.empty_like(observed)
     A.adjoint(np.ones_like(observed), norm)

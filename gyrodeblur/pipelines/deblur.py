@@ -41,7 +41,12 @@ from gyrodeblur.kernels.rotation import (
     still_where_no_ray,
 )
 from gyrodeblur.models import DeepGyro, GyroDVD, load_model, refines_classic
-from gyrodeblur.models.classic import auto_iterations, auto_tv_weight, deconvolve
+from gyrodeblur.models.classic import (
+    auto_iterations,
+    auto_subsamples,
+    auto_tv_weight,
+    deconvolve,
+)
 from gyrodeblur.pipelines.kernels import check_frames_covered
 from gyrodeblur.pipelines.tiling import Tile, run_tiled
 
@@ -76,9 +81,9 @@ class Restorer:
         translation: whether it uses the translational kernel.
         tile: core size of the spatial tiles (pixels; ``TILES``).
         halo: context around each tile (pixels), above the method's receptive field.
-        along_path: whether the net samples its input along the kernels, which widens its
-            receptive field by their reach: each frame's tiles then get that much more halo,
-            up to twice ``halo`` (``tile_halo``).
+        along_path: whether its reach grows with the kernels': a net that samples its input
+            along them, and the deconvolution (whose blur reads that far): each frame's tiles
+            then get that much more halo, up to twice ``halo`` (``tile_halo``).
         iterations: the classical method's RL steps (also for a net that refines its
             restoration); None: from each frame's blur
             (:func:`~gyrodeblur.models.classic.auto_iterations`).
@@ -107,14 +112,14 @@ class Restorer:
 
     def __call__(self, clip: list[np.ndarray], rot: list[np.ndarray],
                  tran: list[np.ndarray] | None, tv_weight: float | None = None,
-                 iterations: int | None = None) -> np.ndarray:
+                 iterations: int | None = None, subsamples: int | None = None) -> np.ndarray:
         """Restore the centre of ``window`` frames ``(h, w, 3)`` given their kernels;
-        ``tv_weight`` and ``iterations`` set the classical method (default: from the noise
-        and the blur of these pixels)."""
+        ``tv_weight``, ``iterations`` and ``subsamples`` set the classical method (default:
+        from the noise and the blur of these pixels)."""
         c = len(clip) // 2
         if self.whole_kernel:
             kernel = rot[c] if tran is None else rot[c] + tran[c]
-            estimate = (deconvolve(clip[c], kernel, iterations, tv_weight)
+            estimate = (deconvolve(clip[c], kernel, iterations, tv_weight, subsamples)
                         if self.uses_classic else None)
             if self.net is None:
                 return estimate
@@ -156,7 +161,7 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
         # The whole kernel, rotation plus translation, wherever the translation is known: flow
         # in videos, a kernels file for an image.
         return Restorer("classic", None, samples or 9, 1, True, tile or TILES["classic"], 128,
-                        iterations=iterations)
+                        True, iterations)
     if isinstance(model, torch.nn.Module):
         net, name = model, type(model).__name__
     else:
@@ -260,13 +265,14 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     """Restore the centre frame of ``clip`` (``restorer.window`` frames), tile by tile."""
     H, W = clip[0].image.shape[:2]
     use_tran = restorer.translation and clip[0].tran is not None
-    # One regularisation and one step count for the whole frame, so that tiles agree.
-    tv = steps = None
+    # One regularisation, step count and tap count for the whole frame, so that tiles agree.
+    tv = steps = subsamples = None
     if restorer.uses_classic:
         centre = clip[len(clip) // 2]
         tv = auto_tv_weight(to_float(centre.image))
-        steps = restorer.iterations or auto_iterations(
-            frame_kernel_in_pixels(centre, (H, W), use_tran))
+        kernel = frame_kernel_in_pixels(centre, (H, W), use_tran)
+        steps = restorer.iterations or auto_iterations(kernel)
+        subsamples = auto_subsamples(kernel)
 
     def tile(t: Tile) -> np.ndarray:
         # Windows repeat their end frames: bring each frame and its kernels to the tile once.
@@ -285,7 +291,7 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
                                 upsample_kernels(f.tran, (H, W), t) if use_tran else None)
         images, rot, tran = zip(*(parts[id(f)] for f in clip), strict=True)
         out = restorer(list(images), list(rot), None if tran[0] is None else list(tran),
-                       tv, steps)
+                       tv, steps, subsamples)
         release_memory()  # tiles of changing sizes would leave the heap creeping up
         return out
 

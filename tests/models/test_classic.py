@@ -1,6 +1,7 @@
 import numba
 import numpy as np
 import pytest
+import torch
 
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import integrate
@@ -8,12 +9,18 @@ from gyrodeblur.kernels.rotation import rotation_trajectories
 from gyrodeblur.metrics import psnr
 from gyrodeblur.models.classic import (
     auto_iterations,
+    auto_subsamples,
     auto_tv_weight,
     blur_adjoint,
     blur_linear,
     deconvolve,
 )
-from gyrodeblur.synthesis.blur import blur_image, srgb_to_linear
+from gyrodeblur.synthesis.blur import (
+    blur_image,
+    continuous_subsamples,
+    interpolate_samples,
+    srgb_to_linear,
+)
 from gyrodeblur.synthesis.images import skimage_image
 from gyrodeblur.synthesis.motion import bundled_traces, random_segment
 from gyrodeblur.synthesis.noise import add_noise_image
@@ -119,3 +126,22 @@ def test_auto_iterations_are_four_per_pixel_of_the_median_path_within_8_to_30():
     assert auto_iterations(traj * 0.1) == 8
     assert auto_iterations(traj * 3) == 30
     assert auto_iterations(np.zeros((1, 2, 4, 4), np.float32)) == 8
+
+
+def test_taps_between_the_samples_are_the_interpolated_trajectory():
+    _, blurred, traj = gyro_case(64)
+    traj = traj * 6  # samples up to ~8 px apart
+    dense = interpolate_samples(torch.from_numpy(traj)[None], 3)[0].numpy()
+    np.testing.assert_allclose(deconvolve(blurred, traj, 5, 0.01, subsamples=3),
+                               deconvolve(blurred, dense, 5, 0.01, subsamples=1), atol=1e-5)
+    assert auto_subsamples(traj) == 2 and auto_subsamples(traj / 6) == 1
+
+
+def test_long_blur_is_deconvolved_as_a_streak_not_copies():
+    # 60 px of blur, 7.5 px between samples: the synthesis integrates it continuously.
+    sharp = skimage_image("coffee")[::2, ::2][32:160, 64:256].astype(np.float32)
+    traj = np.zeros((9, 2, 128, 192), np.float32)
+    traj[:, 0] = np.linspace(-30, 30, 9)[:, None, None]
+    blurred = blur_image(sharp, traj, subsamples=continuous_subsamples(traj))
+    copies = psnr(deconvolve(blurred, traj, subsamples=1), sharp)
+    assert psnr(deconvolve(blurred, traj), sharp) > copies + 0.5  # 0.70 dB

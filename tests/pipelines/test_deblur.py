@@ -40,6 +40,8 @@ from gyrodeblur.pipelines.deblur import (
 )
 from gyrodeblur.pipelines.evaluate import BenchmarkSpec, synthetic_benchmark
 from gyrodeblur.pipelines.tiling import tile_grid
+from gyrodeblur.synthesis.blur import blur_image, continuous_subsamples
+from gyrodeblur.synthesis.images import skimage_image
 
 runner = CliRunner()
 FPS = Fraction(30)
@@ -112,6 +114,15 @@ def test_classic_tiles_agree_with_the_whole_frame():
     assert len(tile_grid(256, 320, 128, 128)) == 6
     tiled = restore_frame(restorer, [frame])
     assert np.abs(tiled - whole).mean() < 1e-5 and np.abs(tiled - whole).max() < 0.02
+    # Blur of 100 px: the halo grows by its reach (without, tiles differed by up to 0.06).
+    sharp = skimage_image("astronaut")[:256, :512].astype(np.float32)
+    traj = np.zeros((9, 2, 256, 512), np.float32)
+    traj[:, 0], traj[:, 1] = (np.linspace(-r, r, 9)[:, None, None] for r in (50, 8))
+    frame = FrameData(1, blur_image(sharp, traj, subsamples=continuous_subsamples(traj)), traj,
+                      None)
+    assert tile_halo(restorer, [frame], (256, 512)) == 128 + 50
+    whole = restore_frame(replace(restorer, tile=1280), [frame])
+    assert np.abs(restore_frame(restorer, [frame]) - whole).max() < 0.03
 
 
 def test_path_model_tiles_get_the_kernels_reach_as_extra_halo():
