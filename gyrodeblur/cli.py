@@ -48,9 +48,17 @@ err_console = Console(stderr=True, soft_wrap=True)  # a message is one line, wha
 @app.callback()
 def main() -> None:
     """Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames."""
+    import warnings
+
     from gyrodeblur.heap import keep_freed_memory
 
     keep_freed_memory()  # every command runs nets or large arrays: 1.3-1.5x for deepgyro-s
+    warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr, as the notes are: no source file and line of ours."""
+    err_console.print(f"warning: {message}", markup=False, highlight=False)
 
 
 def _terminate(number: int, frame) -> None:

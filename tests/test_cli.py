@@ -309,3 +309,17 @@ def test_missing_frames_need_no_translation_and_default_to_the_cameras_size(clip
     assert result.exit_code == 0, result.output
     camera = json.loads((clip / "camera.json").read_text())
     assert np.load(clip / "out.npz")["rot"].shape[-2:] == (camera["height"], camera["width"])
+
+
+def test_warnings_are_one_line_notes(capsys):
+    import warnings
+
+    from gyrodeblur.cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        main()  # the commands' callback
+        warnings.warn("meta_info/cam_metainfo.csv: lens intrinsics change between rows",
+                      stacklevel=1)
+    assert capsys.readouterr().err == ("warning: meta_info/cam_metainfo.csv: lens intrinsics "
+                                       "change between rows\n")
