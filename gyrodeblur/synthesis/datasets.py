@@ -148,8 +148,10 @@ class ClipFolder:
         if self.footage.count < self.timing.frame[-1]:
             raise InputError(self.path / "frames.csv", f"times for frame "
                              f"{self.timing.frame[-1]} but blurred/ has {self.footage.count}")
-        if (self.path / "sharp").is_dir():
-            _check_partners(self.footage, Footage(self.path / "sharp"))
+        # The references, listed once: every window reads from them.
+        self.sharp = Footage(self.path / "sharp") if (self.path / "sharp").is_dir() else None
+        if self.sharp is not None:
+            _check_partners(self.footage, self.sharp)
 
     @cached_property
     def log_and_camera(self) -> tuple[GyroLog, Camera]:
@@ -173,10 +175,9 @@ class ClipFolder:
         frames = np.stack([image for _, image in self.footage.frames(context)])
         blurred = frames[inner]
         arrays = {"blurred": blurred}
-        if (self.path / "sharp").is_dir():  # checked before the costly kernels
-            sharp = Footage(self.path / "sharp")
-            arrays["sharp"] = np.stack([image for _, image in sharp.frames(numbers)])
-            _check_pair(sharp, numbers, blurred, arrays["sharp"])
+        if self.sharp is not None:  # checked before the costly kernels
+            arrays["sharp"] = np.stack([image for _, image in self.sharp.frames(numbers)])
+            _check_pair(self.sharp, numbers, blurred, arrays["sharp"])
         log, camera = self.log_and_camera
         try:
             kernels = observed_kernels(frames, log, camera, timing, samples)
@@ -236,7 +237,7 @@ class ClipFolderDataset(Dataset):
         if not folders:
             raise InputError(root, "no clip folders (with frames.csv) found")
         self.clips = [ClipFolder(p) for p in folders]
-        unpaired = [clip.path for clip in self.clips if not (clip.path / "sharp").is_dir()]
+        unpaired = [clip.path for clip in self.clips if clip.sharp is None]
         if paired and unpaired:
             raise InputError(unpaired[0], "no sharp/ references beside blurred/")
         for clip in self.clips:
