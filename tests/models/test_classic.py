@@ -14,6 +14,7 @@ from gyrodeblur.models.classic import (
     blur_adjoint,
     blur_linear,
     deconvolve,
+    noise_sigma,
 )
 from gyrodeblur.synthesis.blur import (
     blur_image,
@@ -21,7 +22,7 @@ from gyrodeblur.synthesis.blur import (
     interpolate_samples,
     srgb_to_linear,
 )
-from gyrodeblur.synthesis.images import skimage_image
+from gyrodeblur.synthesis.images import dead_leaves, skimage_image
 from gyrodeblur.synthesis.motion import bundled_traces, random_segment
 from gyrodeblur.synthesis.noise import add_noise_image
 
@@ -100,6 +101,28 @@ def test_auto_tv_weight_grows_with_noise():
     rng = np.random.default_rng(7)
     weights = [auto_tv_weight(blurred + rng.normal(0, s, blurred.shape)) for s in (0.0, 0.01, 0.03)]
     assert weights[0] < weights[1] < weights[2] == 0.03
+
+
+def fine_texture(size=256):
+    """Stripes of 5-7 px periods, as blur leaves them sharp: no noise at all."""
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    return 0.5 + 0.3 * np.sin(1.3 * xx) * np.sin(0.9 * yy)
+
+
+@pytest.mark.parametrize("sigma", [0.003, 0.01, 0.03])
+def test_noise_sigma_finds_added_noise_under_fine_texture(sigma):
+    texture = np.repeat(fine_texture()[..., None], 3, axis=2)
+    noisy = texture + np.random.default_rng(1).normal(0, sigma, texture.shape)
+    assert noise_sigma(noisy) == pytest.approx(sigma, rel=0.1)
+
+
+def test_noise_sigma_of_noise_free_texture_and_clutter_is_near_zero():
+    # The patch PCA alone reads 0.09 on dead leaves, the filter alone 0.03 on the stripes.
+    clutter = dead_leaves(256, np.random.default_rng(0))
+    assert noise_sigma(fine_texture()) < 1e-3 and noise_sigma(clutter) < 2e-3
+    assert noise_sigma(np.full((3, 3), 0.5, np.float32)) == 0.0
+    with pytest.raises(ValueError, match="H, W >= 3"):
+        noise_sigma(np.zeros((2, 8, 3), np.float32))
 
 
 def test_rejects_bad_arguments():
