@@ -531,6 +531,8 @@ def synth_image(
         raise InputError(None, f"--start {start} is not a time")
     if saturation is not None and not math.isfinite(saturation):
         raise InputError(None, f"--saturation {saturation}: give a finite gain")
+    if not math.isfinite(noise):
+        raise InputError(None, f"--noise {noise}: give a finite level")
     if kernels is not None and kernels.suffix.lower() != ".npz":
         raise InputError(kernels, "kernels are written as an .npz file")
     for path in (output, kernels):
@@ -576,6 +578,9 @@ def synth_clips(
     recipe = {"seed": seed, "images": None if images is None else str(images.resolve()),
               "settings": repr(settings)}
     bank = ImageBank(images)  # checks the folder before anything is written
+    if images is not None and output.resolve().is_relative_to(images.resolve()):
+        raise InputError(output, "lies inside --images: its frames would become sharp "
+                                 "sources of later clips")
     recipe_path = output / "synth.json"
     if recipe_path.exists():
         try:

@@ -1,5 +1,6 @@
 import json
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -8,7 +9,12 @@ from gyrodeblur.cli import app
 from gyrodeblur.footage import write_image
 from gyrodeblur.geometry.camera import Camera, save_camera
 from gyrodeblur.geometry.gyro import GyroLog, write_csv
-from gyrodeblur.synthesis.blur import blur_image, continuous_subsamples
+from gyrodeblur.synthesis.blur import (
+    blur_image,
+    continuous_subsamples,
+    linear_to_srgb,
+    srgb_to_linear,
+)
 from gyrodeblur.synthesis.images import dead_leaves, read_image
 
 runner = CliRunner()
@@ -66,6 +72,30 @@ def test_noise_only_when_asked_and_reproducible(files):
     assert 0.01 < np.std(c - a) < 0.2
 
 
+def test_noise_of_a_gray_image_is_the_level_asked(files):
+    # Linear mid-grey 0.18, where the level is the noise std (noise_params), as a gray file.
+    grey = np.full((64, 96), round(float(linear_to_srgb(np.float32(0.18))) * 65535), np.uint16)
+    assert cv2.imwrite(str(files / "grey.png"), grey)
+    result = runner.invoke(app, ["synth", "image", str(files / "grey.png"), "--gyro",
+                                 str(files / "still.csv"), "--camera", str(files / "camera.json"),
+                                 "--start", "0.4", "--exposure", "0.03", "--noise", "0.05",
+                                 "-o", str(files / "noisy.png")])
+    assert result.exit_code == 0, result.output
+    stored = cv2.imread(str(files / "noisy.png"), cv2.IMREAD_UNCHANGED)
+    assert stored.shape == (64, 96) and stored.dtype == np.uint16
+    linear = srgb_to_linear(stored / 65535.0)
+    assert np.std(linear) == pytest.approx(0.05, rel=0.05)
+    assert np.mean(linear) == pytest.approx(0.18, abs=0.003)
+
+
+def test_clips_refuse_an_output_inside_their_images(tmp_path):
+    write_image(tmp_path / "a.png", dead_leaves(96, np.random.default_rng(0)))
+    result = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / "out"),
+                                 "--images", str(tmp_path), "--size", "48x32"])
+    assert result.exit_code == 2 and "lies inside --images" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_jpeg_only_when_asked(files):
     synth(files, "yaw.csv", out="a.png")
     assert synth(files, "yaw.csv", "--jpeg", "90", "--kernels", str(files / "k.npz"),
@@ -83,6 +113,7 @@ def test_gyro_not_covering_the_exposure_is_refused(files):
                                  "--start", "0.99", "--exposure", "0.03", "-o",
                                  str(files / "x.png")])
     assert result.exit_code == 2 and "yaw.csv" in result.output and "cover" in result.output
+    assert "check --start" in result.output
     assert not (files / "x.png").exists()
 
 
@@ -103,6 +134,7 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
 @pytest.mark.parametrize(("extra", "out", "message"), [
     (["--seed", "-1"], "x.png", "Invalid value for '--seed'"),
     (["--saturation", "inf"], "x.png", "give a finite gain"),
+    (["--noise", "inf"], "x.png", "--noise inf: give a finite level"),
     (["--kernels", "k.txt"], "x.png", "k.txt: kernels are written as an .npz file"),
     ([], "sharp.png", "would overwrite the input"),
 ])

@@ -563,10 +563,17 @@ GAP_SAMPLES = 10
 """Longest interval between gyro samples, in typical intervals, that frames may span."""
 
 
-def check_covers(log: GyroLog, t_first: float, t_last: float) -> None:
+# What to check when the gyro misses frames of footage (``check_covers``).
+_FOOTAGE_CLOCK_HINT = ("check --time-offset and the frames' clock: a frames CSV's, or a "
+                      "video's own timestamps, which start at 0")
+
+
+def check_covers(log: GyroLog, t_first: float, t_last: float,
+                 hint: str = _FOOTAGE_CLOCK_HINT) -> None:
     """Raise :class:`InputError` unless ``[t_first, t_last]`` lies inside the log's span
     without a hole: no interval between samples there longer than ``GAP_SAMPLES`` typical
-    intervals (and 20 ms), across which the motion would be guessed.
+    intervals (and 20 ms), across which the motion would be guessed. ``hint`` ends the
+    message: which options set the times.
 
     Example:
         >>> check_covers(GyroLog(np.array([0.0, 2.0]), np.zeros((2, 3))), 0.5, 1.5)
@@ -576,9 +583,7 @@ def check_covers(log: GyroLog, t_first: float, t_last: float) -> None:
         raise InputError(
             log.source,
             f"gyro covers {t0:.6f} to {t1:.6f} s but the frames need {t_first:.6f} to "
-            f"{t_last:.6f} s "
-            "(check --time-offset and the frames' clock: a frames CSV's, or a video's own "
-            "timestamps, which start at 0)",
+            f"{t_last:.6f} s ({hint})",
         )
     dt = np.diff(log.t)
     first = max(int(np.searchsorted(log.t, t_first, "right")) - 1, 0)

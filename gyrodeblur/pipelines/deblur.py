@@ -396,7 +396,8 @@ def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
                   samples: int, kernel_width: int = 1280) -> np.ndarray:
     """Rotation kernels ``(T, 2, h, w)`` of one image, at most ``kernel_width`` wide."""
     check_covers(log, t_start + camera.time_offset,
-                 t_start + exposure + camera.readout_time + camera.time_offset)
+                 t_start + exposure + camera.readout_time + camera.time_offset,
+                 "check --frame-time and --time-offset")
     kcam = kernel_camera(camera, kernel_width)
     return rotation_trajectories(camera_orientation(log, kcam), kcam, t_start, exposure,
                                  samples)[0]

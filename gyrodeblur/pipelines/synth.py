@@ -44,7 +44,8 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
             (None: none).
     """
     check_covers(log, start + camera.time_offset,
-                 start + camera.time_offset + exposure + camera.readout_time)
+                 start + camera.time_offset + exposure + camera.readout_time,
+                 "check --start and the camera's time_offset")
     traj, times = rotation_trajectories(camera_orientation(log, camera), camera, start,
                                         exposure, samples)
     # Pixels without a ray through the lens model stay sharp; their kernels are written NaN,
@@ -54,6 +55,10 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
                          subsamples=continuous_subsamples(still))
     if noise:
         blurred = add_noise_image(blurred, noise, np.random.default_rng(seed))
+        if stored is not None and stored.gray:
+            # A gray file holds one channel's noise: the mean of three would divide it by
+            # sqrt(3).
+            blurred = np.repeat(blurred[..., :1], 3, axis=2)
     if jpeg is not None:
         blurred = jpeg_image(blurred, jpeg)
     # The kernels are written while the image is still a temporary file: a failure of

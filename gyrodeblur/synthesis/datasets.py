@@ -233,7 +233,9 @@ class ClipFolderDataset(Dataset):
                  crop: int | None = None, paired: bool = False,
                  first_estimate: Restore | None = None, per_frame: bool = False) -> None:
         root = Path(root)
-        folders = sorted(p.parent for p in root.glob("**/frames.csv"))
+        # Hidden folders are not clips: `synth clips` writes each in .clip_*.part first.
+        folders = sorted(p.parent for p in root.glob("**/frames.csv")
+                         if not any(part.startswith(".") for part in p.relative_to(root).parts))
         if not folders:
             raise InputError(root, "no clip folders (with frames.csv) found")
         self.clips = [ClipFolder(p) for p in folders]

@@ -112,7 +112,9 @@ class ImageBank:
         if not self.folder.is_dir():
             raise InputError(self.folder, "no such folder of images")
         self._items = sorted(p for p in self.folder.rglob("*")  # hidden files: not images
-                             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+                             if p.suffix.lower() in IMAGE_SUFFIXES and not any(
+                                 part.startswith(".")
+                                 for part in p.relative_to(self.folder).parts))
         if not self._items:
             raise InputError(self.folder, "folder holds no images")
 

@@ -34,7 +34,7 @@ class SamplerSettings:
         hfov_deg: horizontal field of view range (degrees).
         readout: rolling-shutter readout time range (s), at most the frame interval.
         real_motion: probability that the rotation is a segment of a real gyro trace
-            (otherwise the hand-shake model).
+            (otherwise, and for clips longer than the drawn trace, the hand-shake model).
         real_gain: gain range applied to real segments, for blur as long as training needs.
         shake_scale: amplitude range of the hand-shake model (1: the model as fitted to the
             traces' log-averaged spectrum, RMS 0.18 / 0.15 / 0.12 rad/s in x / y / z).
@@ -122,8 +122,12 @@ class ClipSampler:
     def _motion(self, rng: np.random.Generator, duration: float) -> GyroLog:
         if rng.random() < self.settings.real_motion:
             trace = self._traces[rng.integers(len(self._traces))]
-            segment = random_segment(trace, duration, rng)
-            return replace(segment, w=segment.w * rng.uniform(*self.settings.real_gain))
+            try:
+                segment = random_segment(trace, duration, rng)
+            except ValueError:  # a clip longer than the trace: the model has no end
+                pass
+            else:
+                return replace(segment, w=segment.w * rng.uniform(*self.settings.real_gain))
         scale = rng.uniform(*self.settings.shake_scale)
         return self._shake.sample(duration, 400.0, rng, scale=scale)
 

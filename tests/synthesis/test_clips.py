@@ -64,6 +64,14 @@ def test_exported_layout_and_frames_csv(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary folder left
 
 
+def test_clips_longer_than_every_real_trace_take_the_hand_shake_model():
+    # 25.2 s of motion: both bundled traces (15 s, 24 s) are shorter.
+    settings = SamplerSettings(width=16, height=16, frames=250, fps=(10.0, 10.0), samples=2,
+                               real_motion=1.0)
+    clip = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=64), settings, seed=0).sample(0)
+    assert clip.blurred.shape[0] == 250 and clip.log.t[-1] - clip.log.t[0] >= 25.0
+
+
 def test_readout_stays_within_the_frame_interval():
     settings = SamplerSettings(width=32, height=24, frames=2, fps=(50.0, 60.0),
                                readout=(0.02, 0.03))

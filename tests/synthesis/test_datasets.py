@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -60,6 +62,16 @@ def test_clip_folders_load_like_synthetic_samples(tmp_path):
                                rtol=0)
     torch.testing.assert_close(sample["rot"], synthetic["rot"], atol=1e-4, rtol=0)
     assert sample["sharp"].shape == sample["blurred"].shape == (3, 3, 32, 40)
+
+
+def test_clip_folders_skip_hidden_unfinished_clips(tmp_path):
+    ds = dataset(frames=3, errors=NO_ERRORS)
+    export_clip(ds.sampler.sample(0), tmp_path / "clip_000000")
+    # What a killed `synth clips` leaves: a hidden partial copy, here without camera.json.
+    shutil.copytree(tmp_path / "clip_000000", tmp_path / ".clip_000001.part")
+    (tmp_path / ".clip_000001.part" / "camera.json").unlink()
+    folder = ClipFolderDataset(tmp_path, frames=3, samples=5)
+    assert [clip.path.name for clip in folder.clips] == ["clip_000000"]
 
 
 def test_single_frames_of_clip_folders_get_the_translation_of_their_neighbours(tmp_path):
