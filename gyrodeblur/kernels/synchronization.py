@@ -132,6 +132,8 @@ class SyncResult:
             a wrong ``gscale``; infinite where the video shows no rotation beyond the flow's
             precision.
         offsets, costs: ``(C,)`` the coarse cost curve (at the final readout time).
+        search: half-width of the searched offsets (s): as asked, or narrower where the
+            gyro covers too few frame pairs that far.
     """
 
     time_offset: float
@@ -142,17 +144,12 @@ class SyncResult:
     gain: float
     offsets: np.ndarray
     costs: np.ndarray
+    search: float
 
     @property
     def reliable(self) -> bool:
         """Whether the confidence reaches :data:`RELIABLE_CONFIDENCE`."""
         return self.confidence >= RELIABLE_CONFIDENCE
-
-    @property
-    def search(self) -> float:
-        """Half-width of the searched offsets (s): as asked, or narrower where the gyro
-        covers too few frame pairs that far."""
-        return float(self.offsets[-1] - self.offsets[0]) / 2
 
     @property
     def at_search_edge(self) -> bool:
@@ -235,7 +232,8 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
                   reach: float, step: float) -> tuple[np.ndarray, float]:
     """First frame numbers of the consecutive pairs whose times the log covers at every
     searched offset, and the search half-width: ``search``, or narrower where the log covers
-    too few pairs that far (a log that ends soon after the frames), down to ``5 step``."""
+    fewer pairs that far than full confidence takes (a log that starts or ends near the
+    frames), down to ``5 step``: fewer pairs could not make the estimate reliable."""
     consecutive = np.flatnonzero(np.diff(timing.frame) == 1)
     if len(consecutive) < _MIN_PAIRS:
         raise InputError(timing.source or None, f"{len(timing)} frame(s) with "
@@ -245,9 +243,9 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
     last = timing.t_start[consecutive + 1] + timing.exposure[consecutive + 1] + reach + offset
     # The widest search at which the log covers each pair.
     margin = np.minimum(first - log.t[0], log.t[-1] - last)
-    if (margin >= search).sum() < _MIN_PAIRS:
+    keep = min(FULL_SUPPORT_PAIRS, len(margin))
+    if (margin >= search).sum() < keep:
         # As wide as keeps the pairs of full confidence (or all there are) covered.
-        keep = min(FULL_SUPPORT_PAIRS, len(margin))
         narrowed = float(np.sort(margin)[::-1][keep - 1])
         if narrowed < 5 * step:
             raise InputError(log.source or None,
@@ -528,8 +526,7 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
                       confidence=_confidence(costs) * explained * support,
                       readout_time=None if readout_max is None else float(readout),
                       pairs_used=measured.pairs, explained=explained, gain=gain,
-                      offsets=offsets,
-                      costs=costs)
+                      offsets=offsets, costs=costs, search=search)
 
 
 def _golden(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-5) -> float:

@@ -131,6 +131,24 @@ def test_an_offset_beyond_the_search_is_named_as_the_doubt(clip):
     assert sync_doubt(result).startswith("the best offset lies at the edge of the search")
 
 
+def test_a_gyro_starting_near_the_frames_narrows_the_search_to_full_support(clip):
+    # From 0.45 s the gyro covers 3 of the 15 pairs over 0.02 +- 0.2 s (confidence at most
+    # 3/8): narrowed to keep 8 pairs, to +-0.06 s, which holds the truth.
+    log = clip.recorded_log
+    late = replace(log, t=log.t[log.t >= 0.45], w=log.w[log.t >= 0.45])
+    result = estimate_sync(source(clip.blurred), clip.timing, late,
+                           believed(clip, time_offset=0.02))
+    assert result.pairs_used == FULL_SUPPORT_PAIRS and result.confidence > 0.5
+    assert 0.05 < result.search < 0.07 and abs(result.time_offset - OFFSET) < 1e-3
+
+
+def test_the_search_reported_is_the_search_asked(clip):
+    # 0.0537 +- 0.03 in floats: the grid's ends lie 1e-17 closer than 0.06, no narrowing.
+    result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log,
+                           believed(clip, time_offset=OFFSET + 0.01), search=0.03, max_pairs=8)
+    assert result.search == 0.03 and abs(result.time_offset - OFFSET) < 1e-3
+
+
 def test_few_pairs_scale_the_confidence_down(clip):
     full = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip))
     few = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip),
