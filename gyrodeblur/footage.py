@@ -14,11 +14,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
+import numba
 import numpy as np
 
 from gyrodeblur.errors import InputError
+
+if TYPE_CHECKING:
+    import av
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp"}
 # GyroVD: NNNNNN_<exp_start_first>_<exp_start_last>_<exp_end>_..., times in ns, gyro clock.
@@ -520,7 +525,7 @@ class Footage:
             with av.open(str(self.path)) as container:
                 for number, frame in enumerate(container.decode(video=0), start=1):
                     if number in todo:
-                        yield number, frame.to_ndarray(format="rgb24")
+                        yield number, frame_to_rgb(frame)
                         todo.discard(number)
                     if not todo:
                         return
@@ -529,6 +534,65 @@ class Footage:
         if todo:  # a truncated file whose header promised more frames
             raise InputError(self.path, f"the video ends at frame {number}, but frame "
                                         f"{min(todo)} was asked for")
+
+
+# Kr, Kb of the Y'CbCr matrices, by the codes of FFmpeg's AVColorSpace: BT.709, FCC, BT.601
+# (BT.470BG, SMPTE 170M), SMPTE 240M, BT.2020.
+_LUMA_WEIGHTS = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114),
+                 7: (0.212, 0.087), 9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
+_FULL_RANGE = 2  # AVColorRange JPEG
+
+
+@numba.njit(parallel=True, cache=True)
+def _ycbcr420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, black: float,
+                     luma_range: float, chroma_range: float, kr: float, kb: float,
+                     out: np.ndarray) -> None:
+    h, w = y.shape
+    ch, cw = cb.shape
+    kg = 1.0 - kr - kb
+    for i in numba.prange(h):
+        # Chroma bilinear between samples centred on their 2x2 luma blocks.
+        sy = min(max(0.5 * i - 0.25, 0.0), ch - 1.0)
+        y0 = min(int(sy), ch - 2) if ch > 1 else 0
+        fy = sy - y0 if ch > 1 else 0.0
+        y1 = y0 + 1 if ch > 1 else 0
+        for j in range(w):
+            sx = min(max(0.5 * j - 0.25, 0.0), cw - 1.0)
+            x0 = min(int(sx), cw - 2) if cw > 1 else 0
+            fx = sx - x0 if cw > 1 else 0.0
+            x1 = x0 + 1 if cw > 1 else 0
+            u = ((1 - fy) * ((1 - fx) * cb[y0, x0] + fx * cb[y0, x1])
+                 + fy * ((1 - fx) * cb[y1, x0] + fx * cb[y1, x1]))
+            v = ((1 - fy) * ((1 - fx) * cr[y0, x0] + fx * cr[y0, x1])
+                 + fy * ((1 - fx) * cr[y1, x0] + fx * cr[y1, x1]))
+            luma = (y[i, j] - black) / luma_range
+            pb, pr = (u - 128.0) / chroma_range, (v - 128.0) / chroma_range
+            r = luma + 2.0 * (1.0 - kr) * pr
+            b = luma + 2.0 * (1.0 - kb) * pb
+            g = (luma - kr * r - kb * b) / kg
+            out[i, j, 0] = min(max(int(r * 255.0 + 0.5), 0), 255)
+            out[i, j, 1] = min(max(int(g * 255.0 + 0.5), 0), 255)
+            out[i, j, 2] = min(max(int(b * 255.0 + 0.5), 0), 255)
+
+
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded video frame as ``(H, W, 3)`` uint8 RGB.
+
+    8-bit 4:2:0 frames, nearly all camera video, are converted here, rounded, with the matrix
+    and range they are tagged with (untagged: BT.601 below 720 rows and BT.709 from 720, as
+    players take them; limited range); FFmpeg's own conversion reads them about one level
+    dark (1.5 in green). Other formats are converted by FFmpeg.
+    """
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        return frame.to_ndarray(format="rgb24")
+    y, cb, cr = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+                 for p in frame.planes)
+    kr, kb = _LUMA_WEIGHTS.get(frame.colorspace, _LUMA_WEIGHTS[1 if frame.height >= 720 else 5])
+    full = frame.format.name == "yuvj420p" or frame.color_range == _FULL_RANGE
+    black, luma_range, chroma_range = (0.0, 255.0, 255.0) if full else (16.0, 219.0, 224.0)
+    out = np.empty((*y.shape, 3), np.uint8)
+    _ycbcr420_to_rgb(y, cb, cr, black, luma_range, chroma_range, kr, kb, out)
+    return out
 
 
 def video_timing(path: str | Path, exposure: float) -> FrameTiming:

@@ -11,6 +11,7 @@ from gyrodeblur.footage import (
     to_float,
     write_image,
 )
+from gyrodeblur.synthesis.images import skimage_image
 
 
 def test_sixteen_bit_frames_keep_their_precision(tmp_path):
@@ -60,6 +61,54 @@ def test_written_video_is_bt709_and_decodes_as_tagged(tmp_path):
     inner = (slice(4, -4), np.r_[4:28, 36:60, 68:92])  # away from chroma-subsampled edges
     assert np.abs(as_709[inner[0]][:, inner[1]] / 255 - image[inner[0]][:, inner[1]]).max() \
         < 3 / 255
+
+
+@pytest.mark.parametrize(("colorspace", "color_range", "kr_kb", "full"), [
+    (1, 1, (0.2126, 0.0722), False),  # BT.709, limited: what phones and VideoWriter write
+    (5, 2, (0.299, 0.114), True),  # BT.601, full range
+    (2, 0, (0.299, 0.114), False),  # untagged below 720 rows: BT.601, limited
+])
+def test_video_frames_convert_with_their_tagged_matrix_and_range(tmp_path, colorspace,
+                                                                  color_range, kr_kb, full):
+    import av
+
+    # Lossless 4:2:0 with chroma constant over 8x8-pixel blocks: each block's inner pixels
+    # are the textbook Y'CbCr -> R'G'B' of its values.
+    rng = np.random.default_rng(colorspace)
+    luma = rng.integers(30, 220, (32, 48), dtype=np.uint8)
+    cb, cr = (np.kron(rng.integers(90, 166, (4, 6)), np.ones((4, 4))).astype(np.uint8)
+              for _ in range(2))
+    with av.open(str(tmp_path / "yuv.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.options = {"qp": "0"}
+        stream.codec_context.colorspace, stream.codec_context.color_range = colorspace, color_range
+        frame = av.VideoFrame(48, 32, "yuv420p")
+        for plane, values in zip(frame.planes, (luma, cb, cr), strict=True):
+            rows = np.zeros((plane.height, plane.line_size), np.uint8)
+            rows[:, :plane.width] = values
+            plane.update(rows.tobytes())
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    rgb = dict(Footage(tmp_path / "yuv.mp4").frames(np.array([1]), native=True))[1]
+    kr, kb = kr_kb
+    y = luma / 255 if full else (luma - 16.0) / 219
+    pb, pr = ((np.kron(c, np.ones((2, 2))) - 128.0) / (255 if full else 224) for c in (cb, cr))
+    r, b = y + 2 * (1 - kr) * pr, y + 2 * (1 - kb) * pb
+    expected = np.clip(np.stack([r, (y - kr * r - kb * b) / (1 - kr - kb), b], -1) * 255, 0, 255)
+    block = np.ix_(*((np.arange(n) % 8 > 1) & (np.arange(n) % 8 < 6) for n in (32, 48)))
+    assert np.abs(rgb[block] - expected[block]).max() <= 0.5 + 1e-6
+
+
+def test_video_written_and_read_back_keeps_its_levels(tmp_path):
+    # A photo through H.264 and back: compression errors nearly average out, levels stay
+    # (FFmpeg's own conversion reads this 0.8 / 1.3 / 0.5 levels dark in R / G / B).
+    image = cv2.resize(skimage_image("astronaut"), (192, 128), interpolation=cv2.INTER_AREA)
+    with VideoWriter(tmp_path / "clip.mp4", 30.0) as video:
+        video.write(image)
+    rgb = dict(Footage(tmp_path / "clip.mp4").frames(np.array([1]), native=True))[1]
+    bias = (rgb - np.round(image * 255)).mean(axis=(0, 1))
+    assert np.abs(bias).max() < 0.6, bias
 
 
 def test_float_image_files_are_refused(tmp_path):
