@@ -1051,14 +1051,16 @@ def deblur_video_command(
 
     Frame by frame (or in sliding windows), in tiles, streamed: bounded memory."""
     from gyrodeblur.footage import Footage
-    from gyrodeblur.pipelines.deblur import VideoJob, deblur_video
+    from gyrodeblur.pipelines.deblur import VideoJob, deblur_video, resumable, writes_folder
 
     check_flow(flow)
     if sync not in ("auto", "off"):
         raise InputError(None, f"--sync {sync!r}: choose auto or off")
-    if output.suffix and output.suffix.lower() != ".mp4":
-        raise InputError(output, "output must be an .mp4 file or a folder")
-    check_output(output, folder=not output.suffix, source=frames)
+    to_folder = writes_folder(output)
+    if not to_folder and output.suffix.lower() != ".mp4":
+        raise InputError(output, "output must be an .mp4 file or a folder (a new folder's "
+                                 "name without a suffix)")
+    check_output(output, folder=to_folder, source=frames)
     footage = Footage(frames)
     check_deblur_size(frames, *footage.size)
     log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset)
@@ -1092,7 +1094,8 @@ def deblur_video_command(
                 err_console.print(f"low sync confidence ({sync_doubt(found)}); keeping the "
                                   f"camera's time offset {cam.time_offset:.4f} s")
     settings = {  # all that decides a resumed frame
-                "footage": str(frames), "gyro": str(gyro), "camera": cam.to_dict(),
+                "footage": str(frames.resolve()), "gyro": str(gyro.resolve()),
+                "camera": cam.to_dict(),
                 "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,
                 "tile": restorer.tile, "kernel_width": kernel_width, "flow": flow,
@@ -1117,11 +1120,11 @@ def deblur_video_command(
             notes = deblur_video(job, output, side_by_side, audio=whole,
                                  progress=lambda n: bar.update(task, completed=n))
     except BaseException:
-        if not output.suffix and (output / "deblur.json").is_file():
+        if to_folder and resumable(output):
             err_console.print(f"{escape(str(output))}/ keeps the frames written so far "
                               "(deblur.json: \"complete\": false); the same command resumes")
         raise
-    if output.suffix and footage.path.is_file() and not whole:
+    if not to_folder and footage.path.is_file() and not whole:
         notes.append(f"any audio left out: frames {selected.frame[0]}..{selected.frame[-1]} "
                      f"of {footage.count} are written")
     for note in notes:

@@ -64,9 +64,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         'done'
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix,
-                                dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix,
+                                    dir=target.parent)
+    except OSError as e:  # named after the target, not the temporary file
+        raise InputError(target, f"cannot be written: {e.strerror}") from None
     os.close(fd)
     tmp = Path(name)
     umask = os.umask(0)

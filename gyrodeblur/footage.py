@@ -662,7 +662,9 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, fps: Fraction | float,
                  audio_from: str | Path | None = None, crf: int = 18, rotation: int = 0) -> None:
-        self.path, self.fps, self.audio_from, self.crf = Path(path), Fraction(fps), audio_from, crf
+        # A container's time base takes a small denominator (a float's exact one overflows it).
+        self.path, self.audio_from, self.crf = Path(path), audio_from, crf
+        self.fps = Fraction(fps).limit_denominator(1001)
         self.rotation = rotation
         self._frames = 0
         self.notes: list[str] = []  # how the video differs from its source: audio, padding

@@ -31,3 +31,11 @@ def test_a_disk_without_room_for_the_zip_is_refused_before_any_work(tmp_path, mo
     with pytest.raises(InputError, match=problem), NpzWriter(tmp_path / "k.npz") as npz:
         npz.array("rot", (1000, 1000), np.float32)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_cannot_be_created_is_named_not_its_temporary_file(tmp_path):
+    (tmp_path / "file").write_text("a file, not a folder")
+    with pytest.raises(InputError, match=r"file/out\.png: cannot be written"):
+        with fileio.atomic_path(tmp_path / "file" / "out.png"):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -111,6 +111,13 @@ def test_video_written_and_read_back_keeps_its_levels(tmp_path):
     assert np.abs(bias).max() < 0.6, bias
 
 
+def test_video_writer_takes_a_measured_float_frame_rate(tmp_path):
+    with VideoWriter(tmp_path / "clip.mp4", 10.0119047) as video:
+        for _ in range(2):
+            video.write(np.zeros((16, 16, 3), np.float32))
+    assert Footage(tmp_path / "clip.mp4").fps == pytest.approx(10.0119047, rel=1e-4)
+
+
 def test_float_image_files_are_refused(tmp_path):
     cv2.imwrite(str(tmp_path / "linear.tiff"), np.ones((4, 4, 3), np.float32))
     with pytest.raises(InputError, match="linear.tiff.*8 or 16 bit"):

@@ -498,6 +498,21 @@ class VideoJob:
                             None if k.tran is None else still_where_no_ray(k.tran))
 
 
+def writes_folder(output: Path) -> bool:
+    """Whether ``deblur_video`` writes ``output`` as a folder of PNGs: an existing folder
+    (its name may hold a dot), or a new name without a suffix."""
+    return output.is_dir() or not output.suffix
+
+
+def resumable(folder: Path) -> bool:
+    """Whether ``folder`` holds frames of an interrupted run: its ``deblur.json`` says
+    ``"complete": false``."""
+    try:
+        return json.loads((folder / "deblur.json").read_text()).get("complete") is False
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 class FolderOutput:
     """One PNG per frame (``frame_000001.png``...) stored as ``stored(number)`` says (the input
     frame's bit depth, grayness, EXIF), each written atomically; a folder of an interrupted
@@ -579,7 +594,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                                   rotation - 90 * turns)
 
     done = 0
-    if output.suffix.lower() == ".mp4":
+    if not writes_folder(output) and output.suffix.lower() == ".mp4":
         fps = frame_rate(job.footage, job.timing)
         source_audio = job.footage.path if audio and job.footage.path.is_file() else None
         with (atomic_path(output) as tmp,
@@ -590,8 +605,9 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                 if progress:
                     progress(done)
         return video.notes
-    if output.suffix:
-        raise InputError(output, "output must be an .mp4 file or a folder")
+    if not writes_folder(output):
+        raise InputError(output, "output must be an .mp4 file or a folder (a new folder's "
+                                 "name without a suffix)")
     folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
                           job.footage.stored_format)
     upright = round(rotation / 90) % 4  # PNGs have no display rotation: turn their pixels

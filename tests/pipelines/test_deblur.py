@@ -290,11 +290,28 @@ def test_deblur_video_classic_to_folder_raises_psnr_and_resumes(clip, tmp_path, 
     assert deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
                         "-o", out).exit_code == 0
     assert calls == []
+    # The same footage by another spelling of its path is the same run.
+    monkeypatch.chdir(clip)
+    assert deblur_video("blurred", *motion_args(clip), "--method", "classic",
+                        "-o", out).exit_code == 0
+    assert calls == []
     other = deblur_video(clip / "blurred", *motion_args(clip), "-o", out)
     assert other.exit_code == 2 and "other settings" in other.output
+    assert "keeps the frames" not in other.output  # a finished folder: no resume note
     offset = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
                           "--time-offset", "0.001", "-o", out)
     assert offset.exit_code == 2 and "other settings" in offset.output
+
+
+def test_an_existing_folder_with_a_dot_in_its_name_takes_the_frames(clip, tmp_path):
+    out = tmp_path / "restored.v2"
+    out.mkdir()
+    result = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
+                          "--range", "1:1", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["deblur.json", "frame_000001.png"]
+    new = deblur_video(clip / "blurred", *motion_args(clip), "-o", tmp_path / "new.v2")
+    assert new.exit_code == 2 and "a new folder's name without a suffix" in new.output
 
 
 def test_a_folder_of_other_weights_under_the_same_path_is_not_resumed(clip, tmp_path):
