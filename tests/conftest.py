@@ -1,5 +1,12 @@
+import signal
+
 import pytest
 import torch
+
+# A shell's background job (`nohup make test &`, some CI runners) starts Python with Ctrl-C
+# ignored; the tests of interrupted runs need it delivered as Python does by default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
