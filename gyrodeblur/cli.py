@@ -1057,9 +1057,6 @@ def deblur_video_command(
     if sync not in ("auto", "off"):
         raise InputError(None, f"--sync {sync!r}: choose auto or off")
     to_folder = writes_folder(output)
-    if not to_folder and output.suffix.lower() != ".mp4":
-        raise InputError(output, "output must be an .mp4 file or a folder (a new folder's "
-                                 "name without a suffix)")
     check_output(output, folder=to_folder, source=frames)
     footage = Footage(frames)
     check_deblur_size(frames, *footage.size)

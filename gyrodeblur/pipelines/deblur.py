@@ -499,9 +499,15 @@ class VideoJob:
 
 
 def writes_folder(output: Path) -> bool:
-    """Whether ``deblur_video`` writes ``output`` as a folder of PNGs: an existing folder
-    (its name may hold a dot), or a new name without a suffix."""
-    return output.is_dir() or not output.suffix
+    """Whether ``deblur_video`` writes ``output`` as a folder of PNGs (an existing folder,
+    its name may hold a dot, or a new name without a suffix) rather than an ``.mp4``; any
+    other output is an :class:`InputError`."""
+    if output.is_dir() or not output.suffix:
+        return True
+    if output.suffix.lower() != ".mp4":
+        raise InputError(output, "output must be an .mp4 file or a folder (a new folder's "
+                                 "name without a suffix)")
+    return False
 
 
 def resumable(folder: Path) -> bool:
@@ -594,7 +600,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                                   rotation - 90 * turns)
 
     done = 0
-    if not writes_folder(output) and output.suffix.lower() == ".mp4":
+    if not writes_folder(output):
         fps = frame_rate(job.footage, job.timing)
         source_audio = job.footage.path if audio and job.footage.path.is_file() else None
         with (atomic_path(output) as tmp,
@@ -605,9 +611,6 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                 if progress:
                     progress(done)
         return video.notes
-    if not writes_folder(output):
-        raise InputError(output, "output must be an .mp4 file or a folder (a new folder's "
-                                 "name without a suffix)")
     folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
                           job.footage.stored_format)
     upright = round(rotation / 90) % 4  # PNGs have no display rotation: turn their pixels
