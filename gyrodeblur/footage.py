@@ -212,6 +212,18 @@ def image_files(folder: Path) -> list[Path]:
                   key=natural_order)
 
 
+def hidden_under(path: Path, root: Path) -> bool:
+    """Whether ``path`` or a folder between ``root`` and it is hidden (a name starting with
+    a dot: a writer's unfinished ``.part``, a ``._`` resource fork), so not data.
+
+    Example:
+        >>> hidden_under(Path("d/.clip_1.part/frames.csv"), Path("d")), hidden_under(
+        ...     Path("d/clip_1/frames.csv"), Path("d"))
+        (True, False)
+    """
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def gyrovd_frames(folder: Path) -> tuple[list[Path], FrameTiming] | None:
     """Frames and timing of a GyroVD sequence folder (``blur/`` with times in the names)."""
     blur = folder / "blur"

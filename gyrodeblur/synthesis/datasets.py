@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.footage import Footage, FrameTiming, read_frames_csv
+from gyrodeblur.footage import Footage, FrameTiming, hidden_under, read_frames_csv
 from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro, to_camera_frame
 from gyrodeblur.geometry.rotation import integrate
@@ -235,7 +235,7 @@ class ClipFolderDataset(Dataset):
         root = Path(root)
         # Hidden folders are not clips: `synth clips` writes each in .clip_*.part first.
         folders = sorted(p.parent for p in root.glob("**/frames.csv")
-                         if not any(part.startswith(".") for part in p.relative_to(root).parts))
+                         if not hidden_under(p, root))
         if not folders:
             raise InputError(root, "no clip folders (with frames.csv) found")
         self.clips = [ClipFolder(p) for p in folders]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.footage import IMAGE_SUFFIXES, read_image
+from gyrodeblur.footage import IMAGE_SUFFIXES, hidden_under, read_image
 
 # Natural photographs bundled in the scikit-image wheel (no pooch download needed).
 SKIMAGE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
@@ -111,10 +111,9 @@ class ImageBank:
         self.folder = Path(self.folder)
         if not self.folder.is_dir():
             raise InputError(self.folder, "no such folder of images")
-        self._items = sorted(p for p in self.folder.rglob("*")  # hidden files: not images
-                             if p.suffix.lower() in IMAGE_SUFFIXES and not any(
-                                 part.startswith(".")
-                                 for part in p.relative_to(self.folder).parts))
+        self._items = sorted(p for p in self.folder.rglob("*")
+                             if p.suffix.lower() in IMAGE_SUFFIXES
+                             and not hidden_under(p, self.folder))
         if not self._items:
             raise InputError(self.folder, "folder holds no images")
 
