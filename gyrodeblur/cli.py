@@ -138,7 +138,8 @@ def parse_range(text: str | None) -> tuple[int | None, int | None]:
     return first, last
 
 
-GYRO_HELP = "Gyro log: CSV t,wx,wy,wz, Gyroflow .gcsv, GyroVD meta_info folder, or a camera file."
+GYRO_HELP = ("Gyro log: CSV t,wx,wy,wz, Gyroflow .gcsv, GyroVD meta_info folder, a camera file, "
+             "or another log telemetry-parser reads.")
 CAMERA_HELP = "Camera JSON, Gyroflow lens profile, or GyroVD cam_metainfo.csv."
 GyroOption = Annotated[Path, typer.Option(help=GYRO_HELP)]
 CameraOption = Annotated[Path, typer.Option(help=CAMERA_HELP)]

@@ -18,6 +18,11 @@ with a one-line message naming the file and the problem.
 from __future__ import annotations
 
 import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -113,9 +118,10 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
 
     Args:
         path: a GyroVD folder (``gyro.csv`` or ``meta_info/gyro.csv`` inside, raw or a plain
-            CSV), a ``.gcsv`` (or a ``.csv``/``.txt`` that starts as one), a plain ``.csv`` or
-            ``.txt`` (``t,wx,wy,wz`` header), or a camera file: its ``.gcsv`` sidecar when it
-            has one, else read by ``telemetry_parser``
+            CSV), a gcsv or a plain CSV (``t,wx,wy,wz`` header) whatever the file's name
+            (known by its first line), another ``.csv``/``.txt`` log that telemetry-parser
+            reads (Betaflight blackbox CSV, ...), or a camera file: its ``.gcsv`` sidecar
+            when it has one, else read by ``telemetry_parser``
             (``pip install 'gyrodeblur[telemetry]'``).
         unit: ``"rad"`` or ``"deg"`` for the angular velocity after the format's own scaling
             (gcsv ``gscale`` and telemetry-parser are rad/s by definition; ``"deg"`` corrects a
@@ -146,11 +152,13 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
         else:
             t, w, lines, extra = *_read_gyrovd(path), {}
         path = file
-    elif path.suffix.lower() == ".gcsv" or (path.suffix.lower() in _TEXT_SUFFIXES and
-                                            _opening(path).startswith(_GCSV_FIRST_LINES)):
+    # Our own formats by their first line, whatever the file's name (.log, .dat, ...).
+    elif path.suffix.lower() == ".gcsv" or _opening(path).startswith(_GCSV_FIRST_LINES):
         t, w, lines, extra = _read_gcsv(path)
-    elif path.suffix.lower() in _TEXT_SUFFIXES:
+    elif _has_plain_header(path):
         t, w, lines, extra = *_read_plain_csv(path), {}
+    elif path.suffix.lower() in _TEXT_SUFFIXES:
+        t, w, lines, extra = _read_other_text_log(path)
     elif (sidecar := _gcsv_sidecar(path)) is not None:
         # telemetry-parser would read it too, but drops its readout time and its orientation.
         path = sidecar
@@ -176,9 +184,33 @@ def _gcsv_sidecar(video: Path) -> Path | None:
 
 
 def _opening(path: Path) -> str:
-    """The first bytes of a file as text (gcsv logs named ``.csv`` are read as gcsv)."""
-    with open(path, "rb") as f:
-        return f.read(32).decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
+    """The first bytes of a file as text, where a log's first line tells its format."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(256).decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
+    except OSError as e:
+        raise InputError(path, f"cannot read it ({e.strerror})") from None
+
+
+def _has_plain_header(path: Path) -> bool:
+    """Whether the first line of ``path`` names the plain CSV's columns t, wx, wy, wz."""
+    names = {n.strip() for n in _opening(path).partition("\n")[0].split(",")}
+    return {"t", "wx", "wy", "wz"} <= names
+
+
+def _read_other_text_log(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+    """A ``.csv``/``.txt`` that is neither a plain CSV nor a gcsv: telemetry-parser's when it
+    reads it (Betaflight blackbox CSV, Runcam, WitMotion, phone-app logs), else the plain
+    CSV reader's message on what is missing, unless telemetry-parser knew the format."""
+    try:
+        return *_read_telemetry(path), {"imu_to_camera": _GYROFLOW_TO_OPENCV}
+    except InputError as telemetry:
+        try:
+            return *_read_plain_csv(path), {}
+        except InputError:
+            if "Unsupported file format" in telemetry.problem or not _has_telemetry_parser():
+                raise
+            raise telemetry from None
 
 
 def gyroflow_imu_to_camera(orientation: str) -> np.ndarray:
@@ -251,7 +283,7 @@ _GCSV_READOUT_DOWN, _GCSV_READOUT_UP = ("0", "TopToBottom"), ("1", "180", "Botto
 def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Gyroflow gcsv (docs.gyroflow.xyz, "GCSV format", version 1.3)."""
     text = _text_lines(path)
-    if not text or text[0].strip() not in ("GYROFLOW IMU LOG", "CAMERA IMU LOG"):
+    if not text or text[0].strip() not in _GCSV_FIRST_LINES:
         raise InputError(path, "not a Gyroflow IMU log (first line must be 'GYROFLOW IMU LOG')")
     header: dict[str, str] = {}
     for i, line in enumerate(text[1:], start=1):
@@ -302,6 +334,14 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     return data[:, 0] * tscale, data[:, 1:] * gscale, lines, extra
 
 
+def _has_telemetry_parser() -> bool:
+    try:
+        import telemetry_parser  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _read_telemetry(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
     """Camera files through telemetry-parser's ``Parser(path).normalized_imu()``.
 
@@ -309,17 +349,17 @@ def _read_telemetry(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
     already turned into Gyroflow's IMU axes by the camera's orientation string, and
     timestamps in ms (relative to the first sample for formats without an absolute clock).
     """
-    try:
-        import telemetry_parser
-    except ImportError:
+    if not _has_telemetry_parser():
         raise InputError(
             path,
             "reading gyro from camera files needs the optional telemetry-parser package: "
             "pip install 'gyrodeblur[telemetry]'",
-        ) from None
+        )
+    import telemetry_parser
     problem = "telemetry-parser cannot read gyro data from it"
     try:
-        imu = telemetry_parser.Parser(str(path)).normalized_imu()
+        with _native_stderr_held():
+            imu = telemetry_parser.Parser(str(path)).normalized_imu()
     except Exception as e:
         raise InputError(path, f"{problem} ({e})") from None
     except BaseException as e:  # a Rust panic arrives as pyo3's PanicException(BaseException)
@@ -332,6 +372,24 @@ def _read_telemetry(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
     t = np.array([s["timestamp_ms"] for s in samples], dtype=np.float64) / 1000.0
     w = np.deg2rad(np.array([s["gyro"] for s in samples], dtype=np.float64))
     return t, w, None
+
+
+@contextmanager
+def _native_stderr_held() -> Iterator[None]:
+    """Hold back what native code writes to stderr (fd 2) in the block, and pass it on only
+    if the block succeeds: a Rust panic prints its report there (with a backtrace where
+    RUST_BACKTRACE is set) before pyo3 raises it, and the one-line error says it all."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        try:
+            os.dup2(held.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        sys.stderr.write(held.read().decode(errors="replace"))
 
 
 def _text_lines(path: Path) -> list[str]:

@@ -149,37 +149,51 @@ def test_telemetry_reader_missing_package(tmp_path, monkeypatch):
         read_gyro(p)
 
 
-def test_telemetry_reader_units(tmp_path):
+# A Betaflight blackbox CSV (as blackbox_decode writes it), which only telemetry-parser reads.
+BLACKBOX_CSV = (
+    '"Product","Blackbox flight data recorder by Nicholas Sherlock"\n'
+    '"firmwareType","Cleanflight"\n"Firmware revision","Betaflight 4.2.0"\n'
+    '"loopIteration","time","gyroADC[0]","gyroADC[1]","gyroADC[2]",'
+    '"accSmooth[0]","accSmooth[1]","accSmooth[2]"\n'
+    "0,1000000,10,20,30,0,0,2048\n1,1001000,11,21,31,0,0,2048\n2,1002000,12,22,32,0,0,2048\n"
+)
+
+
+def test_other_csv_logs_through_telemetry_parser(tmp_path):
     pytest.importorskip("telemetry_parser")
-    # telemetry-parser reads a .gcsv as well: a real file through its real API.
-    gcsv = (
-        "GYROFLOW IMU LOG\nversion,1.3\nid,t\norientation,YxZ\ntscale,0.001\ngscale,0.01\n"
-        "t,gx,gy,gz\n1000,100,0,0\n1010,0,200,0\n1020,0,0,300\n"
-    )
-    src = _csv(tmp_path / "a.gcsv", gcsv)
-    clip = tmp_path / "clip.bin"
-    clip.write_bytes(src.read_bytes())
-    log = read_gyro(clip)
-    # Timestamps relative to the first sample, in s; rates back in rad/s, in Gyroflow axes.
-    np.testing.assert_allclose(log.t, [0.0, 0.01, 0.02], atol=1e-9)
-    np.testing.assert_allclose(log.w, [[0, -1, 0], [2, 0, 0], [0, 0, 3]], atol=1e-12)
+    log = read_gyro(_csv(tmp_path / "flight.csv", BLACKBOX_CSV))
+    # Timestamps relative to the first sample, in s; deg/s rates back in rad/s, in Gyroflow's
+    # axes (a signed permutation of the recorded ones: the norm is the recorded one's).
+    np.testing.assert_allclose(log.t, [0.0, 0.001, 0.002], atol=1e-9)
+    recorded = np.deg2rad([[10, 20, 30], [11, 21, 31], [12, 22, 32]])
+    np.testing.assert_allclose(np.linalg.norm(log.w, axis=1), np.linalg.norm(recorded, axis=1))
     np.testing.assert_array_equal(log.imu_to_camera, gyroflow_imu_to_camera("XYZ"))
-    # Same camera-frame rates as our own gcsv reader.
-    direct = read_gyro(src)
-    np.testing.assert_allclose(log.w @ log.imu_to_camera.T, direct.w @ direct.imu_to_camera.T,
-                               atol=1e-12)
 
 
-def test_gcsv_without_orientation_reads_as_telemetry_parser_does(tmp_path):
+def test_a_log_telemetry_parser_knows_but_cannot_read_gets_its_error_alone(tmp_path, capfd):
     pytest.importorskip("telemetry_parser")
-    src = _csv(tmp_path / "a.gcsv", "GYROFLOW IMU LOG\nversion,1.3\nid,t\ntscale,0.001\n"
-               "gscale,0.01\nt,gx,gy,gz\n1000,100,0,0\n1010,0,200,0\n1020,0,0,300\n")
-    clip = tmp_path / "clip.bin"
-    clip.write_bytes(src.read_bytes())
-    reference, direct = read_gyro(clip), read_gyro(src)
-    np.testing.assert_allclose(direct.w @ direct.imu_to_camera.T,
-                               reference.w @ reference.imu_to_camera.T, atol=1e-12)
-    assert not np.allclose(direct.imu_to_camera, np.eye(3))  # xzY, not the identity
+    # A gyro_scale field it cannot parse: the parser panics (Rust), printing a report to fd 2.
+    text = BLACKBOX_CSV.replace('"firmwareType"', '"gyro_scale","0x3f800000"\n"firmwareType"')
+    with pytest.raises(InputError, match=r"flight\.csv: telemetry-parser cannot read gyro data "
+                                         r"from it \(parser crashed"):
+        read_gyro(_csv(tmp_path / "flight.csv", text))
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("orientation", ["orientation,YxZ\n", ""])
+def test_gcsv_reads_as_telemetry_parser_does(tmp_path, orientation):
+    telemetry_parser = pytest.importorskip("telemetry_parser")
+    src = _csv(tmp_path / "a.gcsv", "GYROFLOW IMU LOG\nversion,1.3\nid,t\n" + orientation
+               + "tscale,0.001\ngscale,0.01\nt,gx,gy,gz\n1000,100,0,0\n1010,0,200,0\n"
+               "1020,0,0,300\n")
+    # telemetry-parser's rates: deg/s in Gyroflow's IMU axes, after the file's orientation.
+    imu = telemetry_parser.Parser(str(src)).normalized_imu()
+    reference = np.deg2rad([s["gyro"] for s in imu]) @ gyroflow_imu_to_camera("XYZ").T
+    log = read_gyro(src)
+    np.testing.assert_allclose(log.w @ log.imu_to_camera.T, reference, atol=1e-12)
+    np.testing.assert_allclose(log.t, [1.0, 1.01, 1.02])
+    if not orientation:  # the default is xzY, not the identity
+        assert not np.allclose(log.imu_to_camera, np.eye(3))
 
 
 def test_telemetry_reader_unreadable(tmp_path):
@@ -329,9 +343,16 @@ def test_gcsv_rows_may_end_after_the_gyro(tmp_path):
     np.testing.assert_allclose(log.t, [0, 0.01, 0.02])
 
 
-def test_plain_csv_named_txt(tmp_path):
-    log = read_gyro(_csv(tmp_path / "gyro.txt", "t,wx,wy,wz\n0,0.1,0,0\n0.01,0.2,0,0\n"))
+@pytest.mark.parametrize("name", ["gyro.txt", "gyro.log", "gyro"])
+def test_plain_csv_by_name_or_header(tmp_path, name):
+    log = read_gyro(_csv(tmp_path / name, "t,wx,wy,wz\n0,0.1,0,0\n0.01,0.2,0,0\n"))
     np.testing.assert_array_equal(log.w[:, 0], [0.1, 0.2])
+
+
+def test_gcsv_under_any_name_is_read_as_gcsv(tmp_path):
+    p = _csv(tmp_path / "imu.log", "GYROFLOW IMU LOG\norientation,XYZ\ngscale,0.5\n"
+             "t,gx,gy,gz\n0,1,2,3\n10,4,5,6\n")
+    np.testing.assert_allclose(read_gyro(p).w, [[0.5, 1, 1.5], [2, 2.5, 3]])
 
 
 def test_video_with_gcsv_sidecar_reads_the_sidecar(tmp_path):
