@@ -335,9 +335,11 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
+    data = np.fromfile(path, np.uint8)
+    if not data.size:  # OpenCV asserts on an empty buffer instead of returning None
+        raise InputError(path, "empty file, not an image")
     # Decoding the bytes: unlike imread, no OpenCV warning on stderr for a bad file.
-    image, kinds, chunks = cv2.imdecodeWithMetadata(np.fromfile(path, np.uint8),
-                                                    cv2.IMREAD_UNCHANGED)
+    image, kinds, chunks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0 or image.dtype not in (np.uint8, np.uint16):
         raise InputError(path, "corrupt or unreadable image (8 or 16 bit expected)")
     exif = next((np.asarray(c, np.uint8).ravel() for k, c in zip(kinds, chunks, strict=True)

@@ -130,6 +130,9 @@ def test_missing_and_corrupt_image_files_say_which(tmp_path):
     (tmp_path / "text.png").write_text("not an image")
     with pytest.raises(InputError, match="text.png: corrupt or unreadable"):
         read_image(tmp_path / "text.png")
+    (tmp_path / "empty.png").touch()  # an interrupted copy
+    with pytest.raises(InputError, match="empty.png: empty file, not an image"):
+        read_image(tmp_path / "empty.png")
 
 
 @pytest.mark.parametrize(("name", "stored"), [
