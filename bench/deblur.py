@@ -85,8 +85,11 @@ def child(method: str, size: str, frames: int, yaw: float) -> dict:
     """Write the footage here, deblur it in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         write_footage(Path(tmp), size, frames, yaw)
+        # The measuring process's errors go straight to stderr.
         out = subprocess.run([sys.executable, __file__, "--child", method, tmp],
-                             capture_output=True, text=True, check=True)
+                             stdout=subprocess.PIPE, text=True)
+    if out.returncode:
+        sys.exit(f"{method} at {size}: the measurement failed (above)")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -108,6 +111,9 @@ def main() -> None:
     from gyrodeblur.models import shipped_weights
     from gyrodeblur.pipelines.deblur import DEFAULT_MODEL
 
+    unknown = set(args.methods or []) - {"classic", *shipped_weights()}
+    if unknown:
+        parser.error(f"neither classic nor shipped: {', '.join(sorted(unknown))}")
     figures: dict[str, float] = {}
     if not args.json:
         print("| method | size | frames | s / frame | peak RSS (MB) |")

@@ -82,14 +82,22 @@ def main() -> None:
 
     from gyrodeblur.models import shipped_weights
 
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: at least 1")
+    unknown = set(args.models or []) - set(shipped_weights())
+    if unknown:
+        parser.error(f"not shipped: {', '.join(sorted(unknown))}")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     figures: dict[str, dict] = {}
     for name in args.models or sorted(shipped_weights()):
         for device in devices:
             for size in args.sizes or SIZES:
+                # The measuring process's errors go straight to stderr.
                 out = subprocess.run([sys.executable, __file__, "--child", name, size, device,
-                                      "--repeat", str(args.repeat)], capture_output=True,
-                                     text=True, check=True)
+                                      "--repeat", str(args.repeat)], stdout=subprocess.PIPE,
+                                     text=True)
+                if out.returncode:
+                    sys.exit(f"{name}/{device}/{size}: the measurement failed (above)")
                 figures[f"{name}/{device}/{size}"] = json.loads(out.stdout)
     if args.json:
         print(json.dumps(figures))

@@ -705,8 +705,15 @@ def evaluate(
     )
 
     for path in (output, markdown):
-        if path is not None:
-            check_output(path)
+        if path is None:
+            continue
+        check_output(path)
+        for inputs in (folder, features, images):
+            if inputs is not None and path.is_file() and \
+                    path.resolve().is_relative_to(inputs.resolve()):
+                raise InputError(path, f"would overwrite a file of {inputs}; give another output")
+    if output is not None and markdown is not None and output.resolve() == markdown.resolve():
+        raise InputError(markdown, "is the --output JSON too; give another file")
     if features is not None and not features.is_dir():
         raise InputError(features, "no such folder of Oxford sequences")
     if folder is not None and not folder.is_dir():
@@ -760,7 +767,8 @@ def evaluate(
     if "classic" in model:
         restorers["classic"] = classic_restore
     with LoggedProgress() as bar:
-        results = {name: run(restore, samples, names, clips, progress=bar_steps(bar, name))
+        results = {name: run(restore, samples, names, clips, progress=bar_steps(bar, name),
+                             per_frame=name not in video)
                    for name, restore in restorers.items()}
     report: dict = {"benchmark": source, "results": results,
                     "models": {name: {"file": str(weights_file(name)), "config": config}
@@ -821,7 +829,9 @@ def export_onnx(
     from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model, onnx_name
 
     check_output(output, folder=True)
-    names = names or sorted(shipped_weights())
+    names = list(dict.fromkeys(names or [])) or sorted(shipped_weights())
+    for name in names:  # every model readable before anything is written
+        load_model(name, fuse=False)
     stems = [onnx_name(name) for name in names]
     for stem in stems:
         if stems.count(stem) > 1:
@@ -829,8 +839,6 @@ def export_onnx(
             raise InputError(None, f"{' and '.join(same)} would both be written to "
                                    f"{output / stem}.onnx (runs of one config share its "
                                    "name): export them to different folders")
-    for name in names:  # every model readable before anything is written
-        load_model(name, fuse=False)
     for name in names:
         with err_console.status(f"exporting {name}"):
             result = export_model(name, output, opset, check)

@@ -22,12 +22,22 @@ def test_export_writes_the_model_and_reports_the_difference(tmp_path):
     (["no-such-model"], "no such weights file or shipped model"),
     (["deepblind-s", "--opset", "13"], "--opset 13"),
     (["deepblind-s", "no-such-model"], "no such weights file or shipped model"),
+    (["deepblind-s", "broken.safetensors"], "broken.safetensors: not gyrodeblur weights"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
+    (tmp_path / "broken.safetensors").write_text("x")
+    args = [str(tmp_path / a) if a == "broken.safetensors" else a for a in args]
     result = CliRunner().invoke(app, ["export", *args, "-o", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_named_twice_is_exported_once(tmp_path):
+    result = CliRunner().invoke(app, ["export", "deepblind-s", "deepblind-s", "--no-check",
+                                      "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("wrote") == 1
 
 
 def test_missing_extra_is_one_line(tmp_path, monkeypatch):

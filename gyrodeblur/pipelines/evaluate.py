@@ -132,9 +132,16 @@ def net_restore(net: torch.nn.Module) -> Restorer:
     return lambda batch: predict(net, batch)
 
 
+def _centre_only(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A folder sample cut to its ``centre`` frame, the one scored."""
+    c = int(sample["centre"])
+    return {k: v[c:c + 1] for k, v in sample.items() if k != "centre"} | {
+        "centre": torch.tensor(0)}
+
+
 def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]],
              names: list[str] | None = None, clips: list[str] | None = None,
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, per_frame: bool = False) -> dict:
     """PSNR/SSIM of ``restore`` on each sample (mean over its frames, or its ``centre`` frame
     only where it says one), on each clip and overall.
 
@@ -144,8 +151,13 @@ def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]],
     ``names`` label the samples in ``per_sample``; ``clips`` name the clip of each sample
     where a clip spans several (a folder's frames): ``per_clip`` gives their means, and the
     overall mean is over clips, so that a long clip counts as much as a short one (otherwise
-    each sample is a clip); ``progress`` is told each sample done.
+    each sample is a clip); ``progress`` is told each sample done. A ``per_frame`` restorer
+    (a single-image model, the classical method) restores frames one by one, so it gets only
+    the ``centre`` frame where a sample says one: the others would only cost it time.
     """
+    if per_frame:  # a window of frames, (F, 3, H, W)
+        samples = [_centre_only(s) if "centre" in s and s["blurred"].ndim == 4 else s
+                   for s in samples]
     rows, seconds, frames = [], 0.0, 0
     if samples:  # untimed: the first call compiles (numba) and allocates
         with torch.no_grad():

@@ -167,7 +167,7 @@ def onnx_name(name_or_path: str | Path) -> str:
 
         with safe_open(path, "pt") as f:
             name = (f.metadata() or {}).get("name")
-        if name:
+        if name and Path(name).name == name and name not in (".", ".."):  # a file name only
             return name
     return path.stem
 

@@ -42,6 +42,21 @@ def test_a_clip_of_many_samples_counts_once_in_the_mean():
     assert identical["psnr"] == 100.0  # capped, not infinite: means and JSON stay numbers
 
 
+def test_a_per_frame_restorer_gets_only_the_frame_scored():
+    sharp = torch.rand(3, 3, 16, 16)
+    window = {"blurred": sharp.flip(0), "sharp": sharp, "centre": torch.tensor(1)}
+    seen = []
+
+    def restore(batch):
+        seen.append(batch["blurred"].shape[1])
+        return batch["blurred"]
+
+    # The centre of the reversed window is the frame itself: an exact restoration.
+    assert evaluate(restore, [window], per_frame=True)["psnr"] == 100.0
+    assert evaluate(restore, [window])["psnr"] == 100.0
+    assert seen == [1, 1, 3, 3]  # warm-up and sample, cut to the centre frame, then whole
+
+
 @pytest.mark.parametrize("frames", [1, 2])
 def test_classic_method_beats_the_blurred_input_on_the_benchmark(frames):
     spec = BenchmarkSpec(frames=frames, count=2, width=96, height=64, preset="strong")
@@ -151,6 +166,15 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
                                   "--count", "3", "--preset", "strong"])
     assert ignored.exit_code == 2
     assert "--count, --preset set the synthetic benchmark, not --folder's" in ignored.output
+    reference = first / "sharp" / "000001.png"
+    before = reference.read_bytes()
+    clobber = runner.invoke(app, ["eval", "--folder", str(tmp_path / "pairs"),
+                                  "-o", str(reference)])
+    assert clobber.exit_code == 2 and "would overwrite a file of" in clobber.output
+    assert reference.read_bytes() == before
+    same = runner.invoke(app, ["eval", "--count", "1", "-o", str(tmp_path / "r"),
+                               "--markdown", str(tmp_path / "r")])
+    assert same.exit_code == 2 and "is the --output JSON too" in same.output
 
 
 @pytest.mark.parametrize(("args", "message"), [
