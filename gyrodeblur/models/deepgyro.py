@@ -151,8 +151,13 @@ class DeepGyro(nn.Module):
         super().__init__()
         if guidance not in GUIDANCES:
             raise ValueError(f"guidance must be one of {GUIDANCES}, got {guidance!r}")
-        if len(enc_blocks) != len(dec_blocks):
-            raise ValueError("enc_blocks and dec_blocks need the same number of levels")
+        if len(enc_blocks) != len(dec_blocks) or not enc_blocks:
+            raise ValueError("enc_blocks and dec_blocks need the same number of levels, 1 or "
+                             f"more; got {list(enc_blocks)} and {list(dec_blocks)}")
+        if min(*enc_blocks, *dec_blocks, middle_blocks) < 0 or width < 1 or samples < 2:
+            raise ValueError(f"need block counts >= 0, width >= 1 and samples >= 2; got "
+                             f"enc_blocks={list(enc_blocks)}, middle_blocks={middle_blocks}, "
+                             f"dec_blocks={list(dec_blocks)}, width={width}, samples={samples}")
         self.guidance = guidance
         self.samples = samples
         self.refine = refine

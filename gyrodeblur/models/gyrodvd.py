@@ -431,6 +431,10 @@ class GyroDVD(nn.Module):
         if width < 16 or width % 8 or width0 % 2:
             raise ValueError(f"need width >= 16, a multiple of 8, and an even width0; "
                              f"got width={width}, width0={width0}")
+        if len(blocks) != 2 or min(blocks) < 0 or samples < 2 or not kernel_scale > 0:
+            raise ValueError(f"need blocks [encoder, decoder] >= 0, samples >= 2 and "
+                             f"kernel_scale > 0; got blocks={list(blocks)}, samples={samples}, "
+                             f"kernel_scale={kernel_scale}")
         if path_samples and kernel == "none":
             raise ValueError("path_samples needs a kernel")
         self.samples, self.kernel, self.fusion, self.decoder = samples, kernel, fusion, decoder

@@ -37,9 +37,10 @@ import torch.distributed as dist
 import yaml
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch.nn.utils import get_total_norm
 
 from gyrodeblur.errors import InputError, Terminated
-from gyrodeblur.fileio import atomic_path
+from gyrodeblur.fileio import atomic_path, check_output
 from gyrodeblur.footage import image_files
 from gyrodeblur.models import build_model, dummy_batch, predict
 
@@ -98,12 +99,12 @@ class TrainConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
 
 
-def _section(cls, values: dict, source: Path):
+def _section(cls, name: str, values: dict, source: Path):
     known = {f.name for f in fields(cls)}
     unknown = set(values) - known
     if unknown:
-        raise InputError(source, f"unknown key(s) {', '.join(sorted(unknown))} in "
-                                 f"{cls.__name__} (known: {', '.join(sorted(known))})")
+        raise InputError(source, f"unknown key(s) {', '.join(sorted(unknown))} in {name} "
+                                 f"(known: {', '.join(sorted(known))})")
     floats = {f.name for f in fields(cls) if str(f.type) == "float"}
     return cls(**{k: _number(v) if k in floats else v for k, v in values.items()})
 
@@ -138,11 +139,13 @@ def load_config(path: str | Path) -> TrainConfig:
         if not isinstance(raw.get(section) or {}, dict):
             raise InputError(path, f"{section}: {raw[section]!r} is not a mapping of settings "
                                    f"such as {_EXAMPLES[section]}")
-    if isinstance(raw.get("name"), dict | list) or "/" in str(raw.get("name", "")):
-        raise InputError(path, f"name: {raw['name']!r} is not a run name (a run folder's name)")
-    config = TrainConfig(name=str(raw.get("name", path.stem)), model=raw["model"],
-                         data=_section(DataConfig, raw.get("data") or {}, path),
-                         train=_section(TrainSettings, raw.get("train") or {}, path))
+    name = raw.get("name", path.stem)
+    if isinstance(name, dict | list) or str(name) in ("", ".", "..") or \
+            any(c in str(name) for c in "/\\"):
+        raise InputError(path, f"name: {name!r} is not a run name (a run folder's name)")
+    config = TrainConfig(name=str(name), model=raw["model"],
+                         data=_section(DataConfig, "data", raw.get("data") or {}, path),
+                         train=_section(TrainSettings, "train", raw.get("train") or {}, path))
     check_config(config, path)
     return config
 
@@ -157,18 +160,18 @@ _NON_NEGATIVE = {"seed", "lr_min", "weight_decay"}
 def check_config(config: TrainConfig, source: Path) -> None:
     """Refuse a config that cannot train, before any data is drawn: wrong types or values,
     an unknown model, or a model that does not fit the data (a dry run on a dummy batch)."""
-    for section in (config.data, config.train):
+    for prefix, section in (("data", config.data), ("train", config.train)):
         for f in fields(section):
-            value = getattr(section, f.name)
+            value, key = getattr(section, f.name), f"{prefix}.{f.name}"
             allowed = tuple(_TYPES[name.strip()] for name in str(f.type).split("|"))
             if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-                raise InputError(source, f"{f.name}: {value!r} is not of type {f.type}")
+                raise InputError(source, f"{key}: {value!r} is not of type {f.type}")
             if isinstance(value, float) and not math.isfinite(value):
-                raise InputError(source, f"{f.name} must be a finite number, got {value}")
+                raise InputError(source, f"{key} must be a finite number, got {value}")
             if f.name in _POSITIVE and value is not None and value <= 0:
-                raise InputError(source, f"{f.name} must be positive, got {value}")
+                raise InputError(source, f"{key} must be positive, got {value}")
             if f.name in _NON_NEGATIVE and value < 0:
-                raise InputError(source, f"{f.name} must be at least 0, got {value}")
+                raise InputError(source, f"{key} must be at least 0, got {value}")
     d, t = config.data, config.train
     if t.lr_min > t.lr:
         raise InputError(source, f"train.lr_min {t.lr_min} is above train.lr {t.lr}: the "
@@ -182,6 +185,11 @@ def check_config(config: TrainConfig, source: Path) -> None:
                                  f"{d.crop}: the training windows are cut from the cached ones")
     if d.cache is not None and Path(d.cache).is_dir():
         raise InputError(source, f"data.cache {d.cache} is a folder; name a .safetensors file")
+    if d.cache is not None:  # found now, not after hours of drawing
+        try:
+            check_output(d.cache)
+        except InputError as e:
+            raise InputError(source, f"data.cache {e}") from None
     if d.source not in ("synthetic", "folder"):
         raise InputError(source, f"data.source {d.source!r}: synthetic or folder")
     if d.source == "folder" and d.folder is None:
@@ -305,24 +313,34 @@ _FOLDER_KERNELS = 2
 
 
 def cache_recipe(data: DataConfig) -> str:
-    """What decides a cache's content: the synthesis settings (all but the training windows),
-    or for a folder the settings it reads and the name, size and time of every file that the
-    clips are read from, so that footage added or changed makes the cache stale (other files,
-    such as a clip's ``kernels.npz`` or notes, do not)."""
+    """What decides a cache's content: the synthesis settings (all but the training windows)
+    and the name, size and time of every image of ``data.images``, or for a folder the
+    settings it reads and the same of every file that the clips are read from, so that images
+    or footage added or changed make the cache stale (other files, such as a clip's
+    ``kernels.npz`` or notes, do not)."""
     if data.source == "folder":
         recipe = {k: getattr(data, k) for k in _FOLDER_KEYS}
-        files = sorted(f for clip in Path(data.folder).glob("**/frames.csv")
-                       for f in _footage_files(clip.parent))
-        listing = "\n".join(f"{p.relative_to(data.folder)} {p.stat().st_size} "
-                             f"{p.stat().st_mtime_ns}" for p in files)
-        recipe["files"] = hashlib.sha256(listing.encode()).hexdigest()
+        recipe["files"] = _listing(Path(data.folder), [
+            f for clip in Path(data.folder).glob("**/frames.csv")
+            for f in _footage_files(clip.parent)])
         recipe["kernels"] = _FOLDER_KERNELS
     else:
         recipe = {k: v for k, v in asdict(data).items() if k not in ("crop", "cache")}
         recipe["blur"] = "continuous"  # between the kernel's samples (earlier caches: copies)
+        if data.images is not None:
+            from gyrodeblur.synthesis.images import ImageBank
+
+            recipe["files"] = _listing(Path(data.images), ImageBank(Path(data.images)).files)
     if not data.classic:  # caches drawn before the option stay valid
         del recipe["classic"]
     return json.dumps({"format": CACHE_FORMAT, **recipe}, sort_keys=True)
+
+
+def _listing(root: Path, files: list[Path]) -> str:
+    """A digest of the name, size and time of each of ``files`` (under ``root``)."""
+    listing = "\n".join(f"{p.relative_to(root)} {p.stat().st_size} {p.stat().st_mtime_ns}"
+                         for p in sorted(files))
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _footage_files(clip: Path) -> list[Path]:
@@ -345,7 +363,7 @@ def _recipe_changes(saved: str | None, wanted: str) -> str:
                for k in sorted(before.keys() | now.keys())
                if before.get(k) != now.get(k) and k not in ("format", "blur", "files")]
     if before.get("files") != now.get("files"):
-        changed.append("the clips' files changed")
+        changed.append("the clips' or images' files changed")
     return f" ({'; '.join(changed)})" if changed else ""
 
 
@@ -597,6 +615,7 @@ def train(config: TrainConfig, out: str | Path,
     amp = t.amp and device.type == "cuda"
     share = t.batch // world
     started, first = time.perf_counter(), step
+    diverged = None
     interrupted: list[int] = []  # Ctrl-C or SIGTERM ends the loop after the step in progress
     handlers = {}
     if threading.current_thread() is threading.main_thread():
@@ -630,11 +649,17 @@ def train(config: TrainConfig, out: str | Path,
                 loss = torch.nn.functional.l1_loss(predict(net, batch).float(), batch["sharp"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
             loss = loss.detach()
             if world > 1:  # report the global batch's loss (gloo has no AVG)
                 dist.all_reduce(loss)
                 loss = loss / world
+            # Loss and gradients (DDP's averages) are the same on every process: all stop
+            # alike, before a step that would make the weights NaN.
+            gradients = [p.grad for p in model.parameters() if p.grad is not None]
+            if not (torch.isfinite(loss) and torch.isfinite(get_total_norm(gradients))):
+                diverged = f"the loss or its gradient is {float(loss):.3g} at step {step + 1}"
+                break
+            optimizer.step()
             step += 1
             history.append(float(loss))
             if rank == 0:
@@ -654,6 +679,7 @@ def train(config: TrainConfig, out: str | Path,
         _save(run, model, optimizer, step, history, config, seconds_before + seconds)
         writer.close()
     metrics = {"name": config.name, "steps": step, "finished": step >= t.steps,
+               "diverged": diverged,
                "loss_first": history[0] if history else None,
                "loss_last_100": float(np.mean(history[-100:])) if history else None,
                "seconds_this_call": round(seconds, 1),
@@ -666,6 +692,9 @@ def train(config: TrainConfig, out: str | Path,
     if world > 1:  # no process leaves while another still talks to it (gloo aborts then)
         dist.barrier()
         dist.destroy_process_group()
+    if diverged:
+        raise InputError(None, f"training diverged: {diverged}; lower train.lr and run again "
+                               f"(the run is saved at step {step}, before it)")
     if interrupted:
         raise Terminated if interrupted[0] == signal.SIGTERM else KeyboardInterrupt
     return metrics

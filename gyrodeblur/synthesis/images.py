@@ -120,6 +120,11 @@ class ImageBank:
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def files(self) -> list[Path]:
+        """The image files it reads (none for the embedded default)."""
+        return [item for item in self._items if isinstance(item, Path)]
+
     def name(self, index: int) -> str:
         item = self._items[index]
         return item if isinstance(item, str) else str(Path(item).relative_to(self.folder))

@@ -1,5 +1,6 @@
 import contextlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -218,9 +219,17 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"train": {"steps": "three"}}, "steps: 'three' is not of type int"),
+    ({"train": {"steps": "three"}}, "train.steps: 'three' is not of type int"),
     ({"train": {"batch": 0}}, "batch must be positive"),
-    ({"data": {"width": "64"}}, "width: '64' is not of type int"),
+    ({"data": {"width": "64"}}, "data.width: '64' is not of type int"),
+    ({"data": {"crops": 64}}, "unknown key(s) crops in data (known: "),
+    ({"data": {"cache": "/dev/null/c.safetensors"}}, "data.cache /dev/null/c.safetensors: cannot"),
+    ({"name": ".."}, "name: '..' is not a run name"),
+    ({"name": ""}, "name: '' is not a run name"),
+    ({"model": {"variant": "gyrodvd-xs", "blocks": [2]}, "data": {"frames": 3, "samples": 5}},
+     "bad arguments for gyrodvd: need blocks [encoder, decoder] >= 0"),
+    ({"model": {"variant": "gyrodvd-xs", "kernel_scale": 0.0}}, "kernel_scale > 0"),
+    ({"model": {**TINY_MODEL, "middle_blocks": -1}}, "need block counts >= 0"),
     ({"model": "deepgyro-s"}, "is not a mapping"),
     ({"model": {"variant": "deepgyro-xxl"}}, "unknown model variant"),
     ({"model": {"variant": "gyrodvd-xs", "kernel": "rot+trans"}}, "kernel='rot+trans'"),
@@ -333,6 +342,23 @@ def test_a_damaged_checkpoint_is_a_one_line_error(cache, tmp_path):
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     with pytest.raises(InputError, match=r"checkpoint\.pt: cannot resume from it \(.*delete it"):
         train(config(cache, steps=4), tmp_path / "run")
+
+
+def test_a_diverging_run_stops_before_its_weights_turn_nan(cache, tmp_path):
+    cfg = config(cache, steps=40)
+    cfg.train.lr = cfg.train.lr_min = 1e30
+    with pytest.raises(InputError, match=r"training diverged: the loss or its gradient is "
+                                         r"\S+ at step (\d+); lower train.lr") as err:
+        train(cfg, tmp_path / "run")
+    failed = int(re.search(r"at step (\d+)", str(err.value)).group(1))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(),
+                         parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"))
+    assert metrics["steps"] == failed - 1 and not metrics["finished"]
+    assert metrics["diverged"].endswith(f"at step {failed}")
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == failed - 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert all(math.isfinite(loss) for loss in state["history"])
 
 
 def test_a_float_written_1e_minus_3_is_read_as_a_number(tmp_path):
