@@ -624,7 +624,12 @@ def train(
     from gyrodeblur.pipelines.train import load_config
     from gyrodeblur.pipelines.train import train as run
 
-    cfg = load_config(config)
+    try:
+        cfg = load_config(config)
+    except InputError:
+        if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 reports it, once
+            raise typer.Exit(2) from None
+        raise
     out = output or Path("runs") / cfg.name
     check_output(out, folder=True)
     try:

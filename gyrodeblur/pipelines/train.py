@@ -538,6 +538,9 @@ def train(config: TrainConfig, out: str | Path,
                           if torch.cuda.is_available() else "cpu")
     t = config.train
     if t.batch % world:
+        if rank != 0:  # rank 0 reports it, once
+            dist.destroy_process_group()
+            raise SystemExit(2)
         raise InputError(None, f"train.batch {t.batch} does not split over {world} processes")
     saved = run.out / "config.yaml"
     cache_path = Path(config.data.cache) if config.data.cache else run.out / "data.safetensors"
