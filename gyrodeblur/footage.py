@@ -338,8 +338,13 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     data = np.fromfile(path, np.uint8)
     if not data.size:  # OpenCV asserts on an empty buffer instead of returning None
         raise InputError(path, "empty file, not an image")
-    # Decoding the bytes: unlike imread, no OpenCV warning on stderr for a bad file.
-    image, kinds, chunks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
+    # A bad file gets our one-line error, not also OpenCV's warning on stderr.
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        image, kinds, chunks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if image is None or image.size == 0 or image.dtype not in (np.uint8, np.uint16):
         raise InputError(path, "corrupt or unreadable image (8 or 16 bit expected)")
     exif = next((np.asarray(c, np.uint8).ravel() for k, c in zip(kinds, chunks, strict=True)

@@ -124,7 +124,7 @@ def test_float_image_files_are_refused(tmp_path):
         read_image(tmp_path / "linear.tiff")
 
 
-def test_missing_and_corrupt_image_files_say_which(tmp_path):
+def test_missing_and_corrupt_image_files_say_which(tmp_path, capfd):
     with pytest.raises(InputError, match="absent.png: no such file"):
         read_image(tmp_path / "absent.png")
     (tmp_path / "text.png").write_text("not an image")
@@ -133,6 +133,11 @@ def test_missing_and_corrupt_image_files_say_which(tmp_path):
     (tmp_path / "empty.png").touch()  # an interrupted copy
     with pytest.raises(InputError, match="empty.png: empty file, not an image"):
         read_image(tmp_path / "empty.png")
+    cv2.imwrite(str(tmp_path / "whole.png"), np.full((64, 64, 3), 7, np.uint8))
+    (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:60])
+    with pytest.raises(InputError, match="cut.png: corrupt or unreadable"):
+        read_image(tmp_path / "cut.png")
+    assert capfd.readouterr().err == ""  # the error alone, without OpenCV's warning
 
 
 @pytest.mark.parametrize(("name", "stored"), [

@@ -589,9 +589,11 @@ def train(config: TrainConfig, out: str | Path,
                 optimizer.load_state_dict(state["optimizer"])
                 step, history = state["step"], state["history"]
             except Exception as e:  # a damaged file, or one of another model
-                raise InputError(run.checkpoint, "cannot resume from it "
-                                 f"({str(e).strip().splitlines()[0][:200]}); delete it to "
-                                 "start the run again, or use another --output") from None
+                reason = str(e).strip().splitlines()[0]
+                if reason.startswith("Error(s) in loading state_dict"):
+                    reason = "its weights are of another model than the config's"
+                raise InputError(run.checkpoint, f"cannot resume from it ({reason}); delete it "
+                                 "to start the run again, or use another --output") from None
             seconds_before = state.get("seconds", 0.0)
         if step > t.steps:
             raise InputError(run.out, f"the run is at step {step}, past train.steps "

@@ -334,6 +334,12 @@ def test_a_run_folder_of_another_model_is_refused(cache, tmp_path):
     moved = config(cache, steps=3)  # the same data, cached elsewhere, resumes
     moved.data.cache = str(shutil.copy(cache, tmp_path / "copy.safetensors"))
     assert train(moved, tmp_path / "run")["steps"] == 3
+    (tmp_path / "run" / "config.yaml").unlink()  # only the checkpoint tells now
+    other = config(cache, steps=4)
+    other.model = {**TINY_MODEL, "width": 8}
+    with pytest.raises(InputError, match=r"checkpoint\.pt: cannot resume from it \(its weights "
+                                         r"are of another model than the config's\)"):
+        train(other, tmp_path / "run")
 
 
 def test_a_damaged_checkpoint_is_a_one_line_error(cache, tmp_path):
