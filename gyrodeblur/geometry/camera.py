@@ -656,6 +656,12 @@ def _camera_from_gyrovd(path: Path) -> Camera:
         raise InputError(path, f"not a text CSV ({e})") from None
     if not lines:
         raise InputError(path, "cam_metainfo.csv is empty")
+    try:
+        float(lines[0].split(",")[0])
+    except ValueError:  # a header: GyroVD's file has none (a gyro log given by mistake?)
+        raise InputError(path, f"not a camera file: a CSV with a header ({lines[0][:40]}); "
+                               "a camera is our JSON, a Gyroflow lens profile or GyroVD's "
+                               "cam_metainfo.csv") from None
     rows = []
     for i, line in enumerate(lines, 1):
         cells = line.split(",")

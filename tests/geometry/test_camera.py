@@ -424,7 +424,9 @@ def test_gyrovd_synthetic_and_malformed(tmp_path: Path) -> None:
     cases = {"short.csv": (gyrovd_row()[:-2], r"expected 22 comma-separated columns .*found 21"),
              "nan.csv": (gyrovd_row(intrinsics="2797.2,nan,2021.0,1541.4,0"), "NaN"),
              "text.csv": (gyrovd_row(intrinsics="a,b,c,d,e"), "not a number"),
-             "empty.csv": ("", "empty")}
+             "empty.csv": ("", "empty"),
+             "gyro.csv": ("t,wx,wy,wz\n0,0,0,0\n", r"not a camera file: a CSV with a header "
+                                                    r"\(t,wx,wy,wz\)")}
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
         with pytest.raises(InputError, match=message) as err:
