@@ -325,7 +325,7 @@ def kernels(
     from gyrodeblur.pipelines.kernels import KernelJob, compute_kernels
 
     check_flow(flow)
-    check_output(output)
+    check_output(output, source=(frames, gyro, camera, frames_csv))
     if plot is not None:
         check_output(plot, folder=True)
     wanted_size = parse_size(size)
@@ -455,7 +455,7 @@ def sync(
     from gyrodeblur.kernels.synchronization import estimate_sync
 
     if output is not None:
-        check_output(output)
+        check_output(output, source=(frames, gyro, camera, frames_csv))
     footage = Footage(frames)
     log, cam = load_motion(gyro, camera, gyro_unit, readout_time=readout_time,
                            time_offset=time_offset)
@@ -538,7 +538,7 @@ def synth_image(
         raise InputError(kernels, "kernels are written as an .npz file")
     for path in (output, kernels):
         if path is not None:
-            check_output(path, source=image)
+            check_output(path, source=(image, gyro, camera))
     sharp, stored = read_image_and_format(image)
     log = read_gyro(gyro, unit=gyro_unit)
     cam = fit_camera(complete_camera(load_camera(camera), log), camera, sharp.shape[1],
@@ -998,7 +998,7 @@ def deblur_image_command(
 
     if output.suffix.lower() not in IMAGE_OUTPUTS:
         raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
-    check_output(output, source=image)
+    check_output(output, source=(image, gyro, camera, kernels_file))
     blurred, stored = read_image_and_format(image)
     check_deblur_size(image, blurred.shape[1], blurred.shape[0])
     restorer = _restorer(method, model, False, tile, samples, iterations)
@@ -1071,7 +1071,7 @@ def deblur_video_command(
     if sync not in ("auto", "off"):
         raise InputError(None, f"--sync {sync!r}: choose auto or off")
     to_folder = writes_folder(output)
-    check_output(output, folder=to_folder, source=frames)
+    check_output(output, folder=to_folder, source=(frames, gyro, camera, frames_csv))
     footage = Footage(frames)
     check_deblur_size(frames, *footage.size)
     log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset)

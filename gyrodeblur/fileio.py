@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +17,12 @@ from gyrodeblur.errors import InputError
 
 
 def check_output(path: str | Path, folder: bool = False,
-                 source: str | Path | None = None) -> None:
+                 source: str | Path | Iterable[str | Path | None] | None = None) -> None:
     """Refuse, before any work is done, an output that could not be written.
 
     A file must not be an existing folder (a folder output not an existing file), nor the
-    ``source`` it is made from, and the nearest existing ancestor must be a writable folder.
+    ``source`` it is made from (or any of several), and the nearest existing ancestor must be
+    a writable folder.
 
     Example:
         >>> import tempfile, pathlib
@@ -33,8 +34,9 @@ def check_output(path: str | Path, folder: bool = False,
         gyrodeblur.errors.InputError: ... is a folder, not a file
     """
     path = Path(path)
-    if source is not None and path.resolve() == Path(source).resolve():
-        raise InputError(path, "would overwrite the input; give another output")
+    sources = [source] if isinstance(source, str | Path) else source or []
+    if any(s is not None and path.resolve() == Path(s).resolve() for s in sources):
+        raise InputError(path, "would overwrite an input; give another output")
     if not folder and path.is_dir():
         raise InputError(path, "is a folder, not a file")
     if folder and path.exists() and not path.is_dir():

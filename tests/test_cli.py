@@ -245,6 +245,17 @@ def test_unwritable_outputs_are_refused_before_work(clip, option, target, make, 
     assert "kernels" not in result.output  # refused before the progress bar started
 
 
+@pytest.mark.parametrize("target", ["gyro.csv", "camera.json", "frames.csv"])
+def test_an_output_over_an_input_is_refused(clip, target):
+    before = (clip / target).read_bytes()
+    args = ["kernels", str(clip / "frames"), "--gyro", str(clip / "gyro.csv"), "--camera",
+            str(clip / "camera.json"), "--frames-csv", str(clip / "frames.csv"),
+            "-o", str(clip / target)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and f"{target}: would overwrite an input" in result.output
+    assert (clip / target).read_bytes() == before
+
+
 def test_frames_csv_with_bom_and_spaces(clip):
     (clip / "frames.csv").write_text("\ufeffframe, t_start, exposure\n" + "".join(
         f"{i + 1}, {0.5 + i / FPS:.6f}, {EXPOSURE}\n" for i in range(4)), encoding="utf-8")

@@ -136,7 +136,7 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     (["--saturation", "inf"], "x.png", "give a finite gain"),
     (["--noise", "inf"], "x.png", "--noise inf: give a finite level"),
     (["--kernels", "k.txt"], "x.png", "k.txt: kernels are written as an .npz file"),
-    ([], "sharp.png", "would overwrite the input"),
+    ([], "sharp.png", "would overwrite an input"),
 ])
 def test_bad_options_are_refused_and_write_nothing(files, extra, out, message):
     extra = [str(files / e) if e.endswith(".txt") else e for e in extra]

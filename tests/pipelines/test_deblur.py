@@ -217,7 +217,7 @@ def test_tiny_frames_and_an_output_over_the_input_are_refused(clip, tmp_path):
     image = clip / "blurred" / "000001.png"
     common = [*motion_args(clip)[:4], "--frame-time", "0.1", "--exposure", "0.01"]
     over = runner.invoke(app, ["deblur", "image", str(image), *common, "-o", str(image)])
-    assert over.exit_code == 2 and "would overwrite the input" in over.output
+    assert over.exit_code == 2 and "would overwrite an input" in over.output
     thin = tmp_path / "thin.png"
     write_image(thin, np.zeros((40, 1, 3), np.float32))
     small = runner.invoke(app, ["deblur", "image", str(thin), *common, "-o",
