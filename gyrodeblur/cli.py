@@ -1130,6 +1130,8 @@ def deblur_video_command(
             task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))
             notes = deblur_video(job, output, side_by_side, audio=whole,
                                  progress=lambda n: bar.update(task, completed=n))
+    except InputError:
+        raise  # bad input stays bad: its error alone (the frames before it are kept)
     except BaseException:
         if to_folder and resumable(output):
             err_console.print(f"{escape(str(output))}/ keeps the frames written so far "
