@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import measured_in_child  # bench/ is on sys.path when run as a script
 
 SIZES = {"720p": (1280, 720), "4k": (3840, 2160)}
 
@@ -85,12 +85,8 @@ def child(method: str, size: str, frames: int, yaw: float) -> dict:
     """Write the footage here, deblur it in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         write_footage(Path(tmp), size, frames, yaw)
-        # The measuring process's errors go straight to stderr.
-        out = subprocess.run([sys.executable, __file__, "--child", method, tmp],
-                             stdout=subprocess.PIPE, text=True)
-    if out.returncode:
-        sys.exit(f"{method} at {size}: the measurement failed (above)")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        out = measured_in_child([__file__, "--child", method, tmp], f"{method} at {size}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:

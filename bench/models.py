@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import time
+
+from timing import measured_in_child  # bench/ is on sys.path when run as a script
 
 SIZES = {"480x270": (270, 480), "1280x720": (720, 1280)}
 FRAMES = 5
@@ -92,13 +92,9 @@ def main() -> None:
     for name in args.models or sorted(shipped_weights()):
         for device in devices:
             for size in args.sizes or SIZES:
-                # The measuring process's errors go straight to stderr.
-                out = subprocess.run([sys.executable, __file__, "--child", name, size, device,
-                                      "--repeat", str(args.repeat)], stdout=subprocess.PIPE,
-                                     text=True)
-                if out.returncode:
-                    sys.exit(f"{name}/{device}/{size}: the measurement failed (above)")
-                figures[f"{name}/{device}/{size}"] = json.loads(out.stdout)
+                key = f"{name}/{device}/{size}"
+                figures[key] = json.loads(measured_in_child(
+                    [__file__, "--child", name, size, device, "--repeat", str(args.repeat)], key))
     if args.json:
         print(json.dumps(figures))
         return

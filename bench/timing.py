@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -21,3 +23,12 @@ def best_ms(fn, repeat: int, sync=lambda: None) -> float:
         sync()
         times.append((time.perf_counter() - t0) * 1e3)
     return float(np.median(times))
+
+
+def measured_in_child(args: list[str], what: str) -> str:
+    """The stdout of ``python args`` (a fresh process, so peak memory is its own); its errors
+    go straight to stderr, and a failure ends the bench naming ``what`` was measured."""
+    out = subprocess.run([sys.executable, *args], stdout=subprocess.PIPE, text=True)
+    if out.returncode:
+        sys.exit(f"{what}: the measurement failed (above)")
+    return out.stdout

@@ -153,9 +153,10 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
             t, w, lines, extra = *_read_gyrovd(path), {}
         path = file
     # Our own formats by their first line, whatever the file's name (.log, .dat, ...).
-    elif path.suffix.lower() == ".gcsv" or _opening(path).startswith(_GCSV_FIRST_LINES):
+    elif path.suffix.lower() == ".gcsv" or (opening := _opening(path)).startswith(
+            _GCSV_FIRST_LINES):
         t, w, lines, extra = _read_gcsv(path)
-    elif _has_plain_header(path):
+    elif _has_plain_header(opening):
         t, w, lines, extra = *_read_plain_csv(path), {}
     elif path.suffix.lower() in _TEXT_SUFFIXES:
         t, w, lines, extra = _read_other_text_log(path)
@@ -192,9 +193,10 @@ def _opening(path: Path) -> str:
         raise InputError(path, f"cannot read it ({e.strerror})") from None
 
 
-def _has_plain_header(path: Path) -> bool:
-    """Whether the first line of ``path`` names the plain CSV's columns t, wx, wy, wz."""
-    names = {n.strip() for n in _opening(path).partition("\n")[0].split(",")}
+def _has_plain_header(opening: str) -> bool:
+    """Whether a file's first line (from ``_opening``) names the plain CSV's columns t, wx,
+    wy, wz."""
+    names = {n.strip() for n in opening.partition("\n")[0].split(",")}
     return {"t", "wx", "wy", "wz"} <= names
 
 
