@@ -567,7 +567,7 @@ def synth_clips(
     """Random blurred clips in the footage folder layout; resumes."""
     import json
 
-    from gyrodeblur.fileio import atomic_path
+    from gyrodeblur.fileio import atomic_path, files_digest
     from gyrodeblur.pipelines.synth import synth_clips as run
     from gyrodeblur.synthesis.images import ImageBank
     from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
@@ -576,9 +576,12 @@ def synth_clips(
     width, height = parse_size(size)
     settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples,
                                **({} if jpeg is None else {"jpeg": (1.0, jpeg, jpeg)}))
-    recipe = {"seed": seed, "images": None if images is None else str(images.resolve()),
-              "settings": repr(settings)}
     bank = ImageBank(images)  # checks the folder before anything is written
+    # The images' names, sizes and times too: clip i of a resumed run must be drawn from the
+    # images that clips 0..i-1 were drawn from.
+    recipe = {"seed": seed, "images": None if images is None else str(images.resolve()),
+              "files": None if images is None else files_digest(images, bank.files),
+              "settings": repr(settings)}
     if images is not None and output.resolve().is_relative_to(images.resolve()):
         raise InputError(output, "lies inside --images: its frames would become sharp "
                                  "sources of later clips")
@@ -588,9 +591,16 @@ def synth_clips(
             before = json.loads(recipe_path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise InputError(recipe_path, f"unreadable recipe of this folder ({e})") from None
-        if before != recipe:
-            raise InputError(recipe_path, "this folder was made with other settings; use "
-                                          "another --output or the same options to resume")
+        changed = [name for key, name in (
+            ("seed", "--seed"), ("images", "--images"), ("settings", "clip options"),
+            ("files", "files in --images")) if before.get(key) != recipe[key]]
+        if changed:
+            raise InputError(recipe_path, f"this folder was made with other settings "
+                                          f"({', '.join(changed)} differ); use another "
+                                          "--output or the same options and images to resume")
+    elif output.is_dir() and any(output.iterdir()):
+        raise InputError(output, "not empty and not made by `gyrodeblur synth clips` (no "
+                                 "synth.json): use an empty or new folder")
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     with atomic_path(recipe_path) as tmp:

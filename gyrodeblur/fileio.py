@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -86,6 +87,14 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def files_digest(root: Path, files: Iterable[Path]) -> str:
+    """A digest of the name (under ``root``), size and time of each of ``files``: what
+    changes when files are added, removed, renamed or rewritten."""
+    listing = "\n".join(f"{p.relative_to(root)} {p.stat().st_size} {p.stat().st_mtime_ns}"
+                         for p in sorted(files))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
 class NpzWriter:
     """Write a large ``.npz`` frame by frame in bounded memory, atomically.
 
@@ -161,7 +170,12 @@ class NpzWriter:
                     with atomic_path(self.target) as tmp, zipfile.ZipFile(
                             tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                         for name, path in self._arrays.items():
-                            zf.write(path, f"{name}.npy")
+                            # A fixed time, as np.savez writes: the same arrays give the
+                            # same bytes.
+                            entry = zipfile.ZipInfo(f"{name}.npy", (1980, 1, 1, 0, 0, 0))
+                            entry.file_size = path.stat().st_size
+                            with open(path, "rb") as src, zf.open(entry, "w") as dst:
+                                shutil.copyfileobj(src, dst, 1 << 24)
                 except OSError as e:
                     raise InputError(self.target, f"cannot be written: {e.strerror}") from None
         finally:

@@ -128,7 +128,40 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     assert "clips: 1/3 (33%)" in second.output and "clips: 3/3 (100%)" in second.output
     assert (tmp_path / "clip_000000" / "gyro.csv").stat().st_mtime_ns == stamp
     other = runner.invoke(app, [*args, "-n", "3", "--seed", "9"])
-    assert other.exit_code == 2 and "other settings" in other.output
+    assert other.exit_code == 2 and "other settings (--seed differ)" in other.output
+
+
+def test_clips_do_not_resume_from_other_images(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        write_image(images / f"{i}.png", dead_leaves(96, np.random.default_rng(i)))
+    args = ["synth", "clips", "-o", str(tmp_path / "clips"), "--images", str(images),
+            "--size", "48x32", "--frames", "2", "-n", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    # Clip 1 of a resumed run would be drawn from three images, clip 0 from two.
+    write_image(images / "2.png", dead_leaves(96, np.random.default_rng(2)))
+    again = runner.invoke(app, [*args[:-1], "2"])
+    assert again.exit_code == 2, again.output
+    assert "(files in --images differ)" in " ".join(again.output.split())
+    assert sorted(p.name for p in (tmp_path / "clips").iterdir()) == ["clip_000000",
+                                                                      "synth.json"]
+
+
+def test_clips_refuse_bad_images_and_foreign_folders_before_writing(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    write_image(images / "a.png", dead_leaves(96, np.random.default_rng(0)))
+    (images / "b.png").write_text("not an image")
+    args = ["synth", "clips", "--size", "48x32", "--frames", "2", "-n", "2"]
+    bad = runner.invoke(app, [*args, "--images", str(images), "-o", str(tmp_path / "c")])
+    assert bad.exit_code == 2 and "b.png: corrupt or unreadable image" in bad.output
+    assert not (tmp_path / "c").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    foreign = runner.invoke(app, [*args, "-o", str(tmp_path / "mine")])
+    assert foreign.exit_code == 2 and "no synth.json" in " ".join(foreign.output.split())
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize(("extra", "out", "message"), [

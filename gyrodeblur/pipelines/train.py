@@ -19,7 +19,6 @@ A config (YAML)::
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -40,7 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.utils import get_total_norm
 
 from gyrodeblur.errors import InputError, Terminated
-from gyrodeblur.fileio import atomic_path, check_output
+from gyrodeblur.fileio import atomic_path, check_output, files_digest
 from gyrodeblur.footage import image_files
 from gyrodeblur.models import build_model, dummy_batch, predict
 
@@ -228,25 +227,6 @@ def check_config(config: TrainConfig, source: Path) -> None:
                                  f"{str(e).splitlines()[0]}") from None
 
 
-# What each of data.sampler's values may be (ranges are checked low <= high besides).
-_SAMPLER_DOMAINS = {
-    "fps": (lambda r: r[0] > 0, "frames per second, above 0"),
-    "exposure": (lambda r: 0 < r[0] and r[1] <= 1, "a fraction of the frame interval, in (0, 1]"),
-    "hfov_deg": (lambda r: 0 < r[0] and r[1] < 180, "degrees, in (0, 180)"),
-    "readout": (lambda r: r[0] >= 0, "seconds, at least 0"),
-    "real_motion": (lambda p: 0 <= p <= 1, "a probability, in [0, 1]"),
-    "real_gain": (lambda r: r[0] >= 0, "a gain, at least 0"),
-    "shake_scale": (lambda r: r[0] >= 0, "an amplitude, at least 0"),
-    "speed": (lambda r: r[0] >= 0, "m/s, at least 0"),
-    "depth": (lambda r: r[0] > 0, "metres, above 0"),
-    "planes": (lambda n: n >= 1 and n == int(n), "a whole number of planes, at least 1"),
-    "noise": (lambda r: r[0] >= 0, "a noise level, at least 0"),
-    "saturation": (lambda r: 0 <= r[0] <= 1 and r[1] > 0,
-                   "[probability in [0, 1], gains above 0]"),
-    "margin": (lambda m: m >= 1, "the source's size over the view's, at least 1"),
-}
-
-
 def sampler_settings(data: DataConfig):
     """The synthesis settings of ``data``: its size, frames and samples, and ``data.sampler``'s
     overrides (lists become ranges, ``errors`` a mapping of sensor error ranges)."""
@@ -279,15 +259,8 @@ def sampler_settings(data: DataConfig):
                 isinstance(value, (int, float)) and not isinstance(value, bool)):
             raise InputError(None, f"data.sampler.{key}: {value!r} is not a number like "
                                    f"{default}")
-        if key in _SAMPLER_DOMAINS and not _SAMPLER_DOMAINS[key][0](value):
-            shown = list(value) if isinstance(value, tuple) else value
-            raise InputError(None, f"data.sampler.{key}: {shown} is out of range: "
-                                   f"{_SAMPLER_DOMAINS[key][1]}")
-        if key == "jpeg" and not (0 <= value[0] <= 1 and 1 <= value[1] and value[2] <= 100):
-            raise InputError(None, f"data.sampler.jpeg: {list(value)} is not [probability, "
-                                   "lowest quality, highest quality] within [0..1, 1..100]")
         if key == "errors" and not (isinstance(value, dict) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
                 for v in value.values())):
             raise InputError(None, f"data.sampler.errors: {value!r} is not a mapping of "
                                    "non-negative numbers such as {delay: 0.01, bias: 0.02}")
@@ -298,6 +271,8 @@ def sampler_settings(data: DataConfig):
                                samples=data.samples, **overrides)
     except TypeError as e:
         raise InputError(None, f"data.sampler: {e}") from None
+    except ValueError as e:  # a value out of its domain
+        raise InputError(None, f"data.sampler.{e}") from None
 
 
 KEYS = ("blurred", "sharp", "rot", "tran", "flow", "estimate")
@@ -320,7 +295,7 @@ def cache_recipe(data: DataConfig) -> str:
     ``kernels.npz`` or notes, do not)."""
     if data.source == "folder":
         recipe = {k: getattr(data, k) for k in _FOLDER_KEYS}
-        recipe["files"] = _listing(Path(data.folder), [
+        recipe["files"] = files_digest(Path(data.folder), [
             f for clip in Path(data.folder).glob("**/frames.csv")
             for f in _footage_files(clip.parent)])
         recipe["kernels"] = _FOLDER_KERNELS
@@ -330,17 +305,10 @@ def cache_recipe(data: DataConfig) -> str:
         if data.images is not None:
             from gyrodeblur.synthesis.images import ImageBank
 
-            recipe["files"] = _listing(Path(data.images), ImageBank(Path(data.images)).files)
+            recipe["files"] = files_digest(Path(data.images), ImageBank(Path(data.images)).files)
     if not data.classic:  # caches drawn before the option stay valid
         del recipe["classic"]
     return json.dumps({"format": CACHE_FORMAT, **recipe}, sort_keys=True)
-
-
-def _listing(root: Path, files: list[Path]) -> str:
-    """A digest of the name, size and time of each of ``files`` (under ``root``)."""
-    listing = "\n".join(f"{p.relative_to(root)} {p.stat().st_size} {p.stat().st_mtime_ns}"
-                         for p in sorted(files))
-    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _footage_files(clip: Path) -> list[Path]:

@@ -203,6 +203,7 @@ def continuous_subsamples(traj: np.ndarray | torch.Tensor, step: float = 0.5) ->
     """
     traj = torch.as_tensor(traj)
     gaps = (traj[..., 1:, :, :, :] - traj[..., :-1, :, :, :]).square().sum(-3).sqrt()
+    gaps = gaps[gaps.isfinite()]  # pixels without a ray (NaN) have no blur to integrate
     return max(1, math.ceil(float(gaps.max()) / step)) if gaps.numel() else 1
 
 
@@ -262,8 +263,10 @@ def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
     if traj.ndim != 5 or traj.shape[0] != B or traj.shape[2] != 2 or traj.shape[3:] != (H, W):
         raise ValueError(f"traj must be (B, T, 2, H, W) = ({B}, T, 2, {H}, {W}), "
                          f"got {tuple(traj.shape)}")
-    if saturation is not None and saturation < 1:
-        raise ValueError(f"saturation is a gain >= 1, got {saturation}")
+    if traj.shape[1] < 1:
+        raise ValueError("traj has no samples (T = 0)")
+    if saturation is not None and not 1 <= saturation < math.inf:
+        raise ValueError(f"saturation is a finite gain >= 1, got {saturation}")
     if isinstance(subsamples, bool) or not isinstance(subsamples, int) or subsamples < 1:
         raise ValueError(f"subsamples must be an int >= 1, got {subsamples!r}")
     if sharp.device.type == "cpu":

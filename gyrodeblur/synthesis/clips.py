@@ -21,6 +21,7 @@ a clip of one frame.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,23 @@ class ClipSettings:
     saturation: float | None = None
     noise: float = 0.0
     jpeg: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.frames < 1 or self.samples < 1:
+            raise ValueError(f"frames and samples must be at least 1, got {self.frames}, "
+                             f"{self.samples}")
+        if not 0 < self.fps < math.inf:
+            raise ValueError(f"fps must be a finite rate above 0, got {self.fps}")
+        # The exposure ends before the next frame's starts (a fraction of 1 may round up).
+        if not 0 < self.exposure <= (1 + 1e-9) / self.fps:
+            raise ValueError(f"exposure must be in (0, 1/fps] = (0, {1 / self.fps:.6g}] s, got "
+                             f"{self.exposure}")
+        if not 0 <= self.noise < math.inf:
+            raise ValueError(f"noise must be a finite level >= 0, got {self.noise}")
+        if self.saturation is not None and not 1 <= self.saturation < math.inf:
+            raise ValueError(f"saturation must be a finite gain >= 1, got {self.saturation}")
+        if self.jpeg is not None and not 1 <= self.jpeg <= 100:
+            raise ValueError(f"jpeg quality must be in 1..100, got {self.jpeg}")
 
 
 @dataclass
@@ -120,6 +138,9 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
         rng: randomness of noise and of the sensor errors.
         errors: sensor errors of the recorded gyro and camera (default: none).
     """
+    if image.shape[0] < camera.height or image.shape[1] < camera.width:
+        raise ValueError(f"the source image ({image.shape[1]}x{image.shape[0]}) is smaller "
+                         f"than the view ({camera.width}x{camera.height})")
     F, T = settings.frames, settings.samples
     orientation = integrate(log.t, log.w)
     starts = settings.start + np.arange(F) / settings.fps

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from gyrodeblur.errors import InputError
@@ -116,6 +117,11 @@ class ImageBank:
                              and not hidden_under(p, self.folder))
         if not self._items:
             raise InputError(self.folder, "folder holds no images")
+        # Signatures only (cheap for thousands of files): a stray file with an image suffix is
+        # found before any work, not when the sampler first draws it.
+        unreadable = next((p for p in self._items if not cv2.haveImageReader(str(p))), None)
+        if unreadable is not None:
+            raise InputError(unreadable, "corrupt or unreadable image")
 
     def __len__(self) -> int:
         return len(self._items)

@@ -40,8 +40,8 @@ def noise_params(level: float) -> tuple[float, float]:
         >>> round(math.sqrt(shot * MID_GREY + read**2), 6), noise_params(0.0)
         (0.02, (0.0, 0.0))
     """
-    if level < 0:
-        raise ValueError(f"noise level must be >= 0, got {level}")
+    if not 0 <= level < math.inf:
+        raise ValueError(f"noise level must be a finite number >= 0, got {level}")
     if level == 0:
         return 0.0, 0.0
 
@@ -78,6 +78,8 @@ def poisson_gaussian(image: torch.Tensor, *, shot: float, read: float,
         >>> bool(torch.equal(a, b)), bool((a != img).any())
         (True, True)
     """
+    if not (0 <= shot < math.inf and 0 <= read < math.inf):
+        raise ValueError(f"shot and read must be finite numbers >= 0, got {shot}, {read}")
     x = srgb_to_linear(image.float()).clamp(min=0.0)
     if shot > 0:
         x = torch.poisson(x / shot, generator=generator) * shot

@@ -7,6 +7,8 @@ worker-safe without any seeding protocol.
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -68,6 +70,42 @@ class SamplerSettings:
     jpeg: tuple[float, float, float] = (0.0, 60.0, 95.0)
     margin: float = 1.6
     errors: SensorErrorRanges = field(default_factory=SensorErrorRanges)
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height", "frames", "samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (2 if name == "samples" else 1):
+                raise ValueError(f"{name}: {value!r} is out of range: a whole number, at "
+                                 f"least {2 if name == 'samples' else 1}")
+        for name, (inside, meaning) in _DOMAINS.items():
+            value = getattr(self, name)
+            numbers = value if isinstance(value, tuple) else (value,)
+            if not (all(math.isfinite(v) for v in numbers)
+                    and (len(numbers) == 1 or numbers[-2] <= numbers[-1]) and inside(value)):
+                shown = list(value) if isinstance(value, tuple) else value
+                raise ValueError(f"{name}: {shown} is out of range: {meaning}"
+                                 + (" (low <= high)" if isinstance(value, tuple) else ""))
+
+
+# What each value may be; ranges are finite and low <= high besides.
+_DOMAINS = {
+    "fps": (lambda r: r[0] > 0, "frames per second, above 0"),
+    "exposure": (lambda r: 0 < r[0] and r[1] <= 1, "a fraction of the frame interval, in (0, 1]"),
+    "hfov_deg": (lambda r: 0 < r[0] and r[1] < 180, "degrees, in (0, 180)"),
+    "readout": (lambda r: r[0] >= 0, "seconds, at least 0"),
+    "real_motion": (lambda p: 0 <= p <= 1, "a probability, in [0, 1]"),
+    "real_gain": (lambda r: r[0] >= 0, "a gain, at least 0"),
+    "shake_scale": (lambda r: r[0] >= 0, "an amplitude, at least 0"),
+    "speed": (lambda r: r[0] >= 0, "m/s, at least 0"),
+    "depth": (lambda r: r[0] > 0, "metres, above 0"),
+    "planes": (lambda n: n >= 1 and n == int(n), "a whole number of planes, at least 1"),
+    "noise": (lambda r: r[0] >= 0, "a noise level, at least 0"),
+    "saturation": (lambda r: 0 <= r[0] <= 1 and r[1] >= 1,
+                   "[probability in [0, 1], gains at least 1]"),
+    "jpeg": (lambda r: 0 <= r[0] <= 1 and 1 <= r[1] and r[2] <= 100,
+             "[probability in [0, 1], qualities in 1..100]"),
+    "margin": (lambda m: m >= 1, "the source's size over the view's, at least 1"),
+}
 
 
 class ClipSampler:
@@ -152,6 +190,12 @@ class ClipSampler:
         image = self.bank.image(index)
         need_w, need_h = int(s.width * s.margin), int(s.height * s.margin)
         height, width = image.shape[:2]
+        if max(need_w / width, need_h / height) > 2:
+            # Enlarged this much, a "sharp" frame has no detail left to learn from.
+            warnings.warn(f"{self.bank.name(index)}: {width}x{height} is enlarged "
+                          f"{max(need_w / width, need_h / height):.1f}x to fill the "
+                          f"{need_w}x{need_h} source of a clip; its sharp frames are soft",
+                          stacklevel=2)
         scale = max(need_w / width, need_h / height) * rng.uniform(1.0, 1.5)
         size = (max(need_w, round(width * scale)), max(need_h, round(height * scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -61,6 +62,11 @@ class SensorErrorRanges:
     noise: float = 0.005
     readout: float = 0.05
 
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+
 
 @dataclass(frozen=True)
 class SensorErrors:
@@ -84,6 +90,17 @@ class SensorErrors:
     scale: np.ndarray = field(default_factory=lambda: np.zeros(3))
     noise: float = 0.0
     readout: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("bias", "scale"):
+            if np.shape(getattr(self, name)) != (3,):
+                raise ValueError(f"{name} must have one value per axis, shape (3,), got "
+                                 f"shape {np.shape(getattr(self, name))}")
+        if not 0 <= self.noise < math.inf:
+            raise ValueError(f"noise must be a finite std >= 0, got {self.noise}")
+        values = (self.delay, self.readout, *np.ravel(self.bias), *np.ravel(self.scale))
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("sensor errors must be finite")
 
     @staticmethod
     def sample(ranges: SensorErrorRanges, rng: np.random.Generator) -> SensorErrors:

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -194,8 +196,11 @@ def test_bad_shapes_and_gain_are_refused():
         blur(sharp, torch.zeros(1, 3, 2, 5, 4))
     with pytest.raises(ValueError, match="sharp"):
         blur(sharp[:, :2], torch.zeros(1, 3, 2, 4, 5))
-    with pytest.raises(ValueError, match="saturation"):
-        blur(sharp, torch.zeros(1, 3, 2, 4, 5), saturation=0.5)
+    for gain in (0.5, math.nan, math.inf):
+        with pytest.raises(ValueError, match="saturation"):
+            blur(sharp, torch.zeros(1, 3, 2, 4, 5), saturation=gain)
+    with pytest.raises(ValueError, match="no samples"):
+        blur(sharp, torch.zeros(1, 0, 2, 4, 5))
     with pytest.raises(ValueError, match=r"0\.\.255 floats"):
         blur_image(np.full((4, 5, 3), 200.0), np.zeros((3, 2, 4, 5), np.float32))
     with pytest.raises(ValueError, match=r"\(T, 2, 4, 5\)"):

@@ -3,9 +3,13 @@ import pytest
 from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
-from gyrodeblur.synthesis.clips import export_clip
+from gyrodeblur.footage import write_image
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.gyro import GyroLog
+from gyrodeblur.synthesis.clips import ClipSettings, export_clip, synthesize_clip
 from gyrodeblur.synthesis.images import ImageBank
 from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
+from gyrodeblur.synthesis.scene import Scene
 from gyrodeblur.synthesis.sensor_errors import SensorErrorRanges
 
 NO_ERRORS = SensorErrorRanges(delay=0.0, bias=0.0, scale=0.0, noise=0.0, readout=0.0)
@@ -95,3 +99,24 @@ def test_jpeg_compresses_only_the_blurred_frames():
     error = np.abs(coded.blurred - lossless.blurred)
     assert 0.002 < error.mean() < 0.05  # quality 30: visible, not destructive
     np.testing.assert_allclose(coded.blurred * 255, np.round(coded.blurred * 255), atol=1e-4)
+
+
+def test_settings_and_sources_out_of_their_domain_are_refused():
+    with pytest.raises(ValueError, match=r"exposure must be in \(0, 1/fps\]"):
+        ClipSettings(fps=30.0, exposure=0.05)
+    with pytest.raises(ValueError, match=r"fps: \[0.0, 0.0\] is out of range"):
+        SamplerSettings(fps=(0.0, 0.0))
+    with pytest.raises(ValueError, match=r"noise: \[0.02, 0.01\] is out of range.*low <= high"):
+        SamplerSettings(noise=(0.02, 0.01))
+    camera = Camera(width=64, height=48, fx=60.0, fy=60.0, cx=31.5, cy=23.5)
+    log = GyroLog(np.arange(0.0, 1.0, 0.005), np.zeros((200, 3)))
+    with pytest.raises(ValueError, match=r"source image \(40x30\) is smaller than the view"):
+        synthesize_clip(np.zeros((30, 40, 3), np.float32), camera, log, Scene(),
+                        ClipSettings(frames=1, start=0.2), np.random.default_rng(0))
+
+
+def test_sources_much_smaller_than_a_clip_are_named_in_a_warning(tmp_path):
+    write_image(tmp_path / "tiny.png", np.full((8, 8, 3), 0.5, np.float32))
+    settings = SamplerSettings(width=48, height=32, frames=1)
+    with pytest.warns(UserWarning, match=r"tiny.png: 8x8 is enlarged 9.5x"):
+        ClipSampler(ImageBank(tmp_path), settings, seed=0).sample(0)

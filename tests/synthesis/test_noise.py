@@ -64,8 +64,11 @@ def test_noise_params_zero_and_monotone():
     assert noise_params(0) == (0.0, 0.0)
     shots, reads = zip(*(noise_params(s) for s in (0.005, 0.01, 0.03, 0.1)), strict=True)
     assert list(shots) == sorted(shots) and list(reads) == sorted(reads)
-    with pytest.raises(ValueError):
-        noise_params(-0.1)
+    for level in (-0.1, math.nan, math.inf):
+        with pytest.raises(ValueError, match="finite number >= 0"):
+            noise_params(level)
+    with pytest.raises(ValueError, match="finite numbers >= 0"):
+        poisson_gaussian(torch.zeros(1, 3, 2, 2), shot=-1e-3, read=0.0)
 
 
 def test_add_noise_image_has_the_level_and_is_reproducible():

@@ -82,6 +82,15 @@ def test_sample_within_ranges_and_reproducible():
     assert a.delay == b.delay and np.array_equal(a.bias, b.bias)
 
 
+def test_errors_and_ranges_out_of_their_domain_are_refused():
+    with pytest.raises(ValueError, match="noise must be a finite std >= 0"):
+        SensorErrors(noise=-0.001)  # would silently add no noise
+    with pytest.raises(ValueError, match=r"bias must have one value per axis"):
+        SensorErrors(bias=np.zeros(2))
+    with pytest.raises(ValueError, match="delay must be a finite number >= 0"):
+        SensorErrorRanges(delay=-0.01)
+
+
 def test_default_ranges_are_documented_magnitudes():
     r = SensorErrorRanges()
     assert (r.delay, r.bias, r.scale, r.noise, r.readout) == (0.010, 0.02, 0.02, 0.005, 0.05)
