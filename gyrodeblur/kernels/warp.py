@@ -17,24 +17,27 @@ _MODEL_CODES = {"none": 0, "opencv": 1, "fisheye": 2}
 
 
 @numba.njit(cache=True, fastmath=True, inline="always")
-def _distort(x: float, y: float, model: int, d: np.ndarray) -> tuple[float, float]:
-    """Normalized undistorted -> normalized distorted coordinates (OpenCV formulas)."""
-    if model == 1:
-        r2 = x * x + y * y
-        radial = (1.0 + r2 * (d[0] + r2 * (d[1] + r2 * d[4]))) / (
-            1.0 + r2 * (d[5] + r2 * (d[6] + r2 * d[7])))
-        return (x * radial + 2.0 * d[2] * x * y + d[3] * (r2 + 2.0 * x * x),
-                y * radial + d[2] * (r2 + 2.0 * y * y) + 2.0 * d[3] * x * y)
+def _project(X: float, Y: float, Z: float, model: int, d: np.ndarray) -> tuple[float, float]:
+    """Camera ray -> normalized distorted coordinates (OpenCV formulas); NaN where the model
+    has no image of the ray (behind a perspective camera)."""
     if model == 2:
-        r = np.sqrt(x * x + y * y)
-        if r < 1e-12:
-            return x, y
-        theta = np.arctan(r)
+        # The angle from the axis, not arctan(r) of X/Z: a ray turned past 90 degrees stays
+        # on its side of a wide fisheye's image instead of jumping to the opposite one.
+        rho = np.sqrt(X * X + Y * Y)
+        theta = np.arctan2(rho, Z)
+        if rho < 1e-12 * abs(Z):
+            return (X / Z, Y / Z) if Z > 0 else (np.nan, np.nan)
         t2 = theta * theta
-        theta_d = theta * (1.0 + t2 * (d[0] + t2 * (d[1] + t2 * (d[2] + t2 * d[3]))))
-        s = theta_d / r
-        return x * s, y * s
-    return x, y
+        s = theta * (1.0 + t2 * (d[0] + t2 * (d[1] + t2 * (d[2] + t2 * d[3])))) / rho
+        return X * s, Y * s
+    if Z <= 0:
+        return np.nan, np.nan
+    x, y = X / Z, Y / Z
+    r2 = x * x + y * y
+    radial = (1.0 + r2 * (d[0] + r2 * (d[1] + r2 * d[4]))) / (
+        1.0 + r2 * (d[5] + r2 * (d[6] + r2 * d[7])))
+    return (x * radial + 2.0 * d[2] * x * y + d[3] * (r2 + 2.0 * x * x),
+            y * radial + d[2] * (r2 + 2.0 * y * y) + 2.0 * d[3] * x * y)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
@@ -67,7 +70,8 @@ def _warp_homography(H: np.ndarray, out: np.ndarray) -> None:
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def _warp_rays(R: np.ndarray, rays: np.ndarray, intr: np.ndarray, model: int,
                dist: np.ndarray, out: np.ndarray) -> None:
-    """Distorted case: rotate each pixel's undistorted ray, re-project and re-distort."""
+    """Distorted case (OpenCV or fisheye model): rotate each pixel's undistorted ray,
+    re-project and re-distort."""
     T, _, rows, cols = out.shape
     fx, fy, cx, cy = intr[0], intr[1], intr[2], intr[3]
     for y in numba.prange(rows):
@@ -79,7 +83,7 @@ def _warp_rays(R: np.ndarray, rays: np.ndarray, intr: np.ndarray, model: int,
                 X = r[0, 0] * u + r[0, 1] * v + r[0, 2]
                 Y = r[1, 0] * u + r[1, 1] * v + r[1, 2]
                 Z = r[2, 0] * u + r[2, 1] * v + r[2, 2]
-                xd, yd = _distort(X / Z, Y / Z, model, dist)
+                xd, yd = _project(X, Y, Z, model, dist)
                 out[i, 0, y, x] = fx * xd + cx - x
                 out[i, 1, y, x] = fy * yd + cy - y
 

@@ -93,6 +93,16 @@ def test_distorted_warp_matches_camera_model_reference(cam):
                                    atol=2e-3)
 
 
+def test_a_wide_fisheye_keeps_rays_turned_past_90_degrees_on_their_side():
+    # An equidistant fisheye (no coefficients) images the angle from the axis linearly, so a
+    # yaw of 0.05 rad moves every pixel of the centre row by fx * 0.05, also where the ray
+    # ends past 90 degrees from the axis (pixels from x = 193 on).
+    cam = Camera(width=200, height=100, fx=60.0, fy=60.0, cx=99.5, cy=49.5,
+                 distortion_model="fisheye", distortion=(0.0, 0.0, 0.0, 0.0))
+    d = warp_displacements(np.tile(exp_so3([0.0, 0.05, 0.0]), (1, 100, 1, 1)), cam)
+    np.testing.assert_allclose(d[0, 0, 49, 100:194], 60.0 * 0.05, rtol=1e-4)
+
+
 def test_homography_round_trip():
     Q = exp_so3(np.array([0.02, -0.03, 0.05]))
     forward = warp_displacements(np.tile(Q, (1, 48, 1, 1)), PINHOLE)[0]
