@@ -22,8 +22,8 @@ def check_output(path: str | Path, folder: bool = False,
     """Refuse, before any work is done, an output that could not be written.
 
     A file must not be an existing folder (a folder output not an existing file), nor the
-    ``source`` it is made from (or any of several), and the nearest existing ancestor must be
-    a writable folder.
+    ``source`` it is made from (or any of several), and the folder written into (an existing
+    output folder, else the nearest existing ancestor) must be writable.
 
     Example:
         >>> import tempfile, pathlib
@@ -42,13 +42,16 @@ def check_output(path: str | Path, folder: bool = False,
         raise InputError(path, "is a folder, not a file")
     if folder and path.exists() and not path.is_dir():
         raise InputError(path, "exists and is not a folder")
-    parent = path.parent
+    # An existing output folder is written into; otherwise its nearest existing ancestor.
+    parent = path if folder and path.is_dir() else path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise InputError(path, f"cannot be created: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(path, f"cannot be written: no permission in {parent}")
+        read_only = bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
+        raise InputError(path, f"cannot be written: {parent} is "
+                               f"{'on a read-only file system' if read_only else 'not writable'}")
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 import shutil
 import zipfile
 from collections import namedtuple
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,3 +52,13 @@ def test_an_output_that_cannot_be_created_is_named_not_its_temporary_file(tmp_pa
         with fileio.atomic_path(tmp_path / "file" / "out.png"):
             pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_an_existing_output_folder_must_itself_be_writable(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    real = fileio.os.access
+    monkeypatch.setattr(fileio.os, "access", lambda p, mode: Path(p) != out and real(p, mode))
+    with pytest.raises(InputError, match=r"out: cannot be written: .*out is not writable"):
+        fileio.check_output(out, folder=True)
+    fileio.check_output(tmp_path / "beside", folder=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import atomic_path
 from gyrodeblur.footage import Footage, VideoWriter, read_frames_csv, read_image, write_image
 from gyrodeblur.geometry.camera import Camera, load_camera
@@ -26,7 +27,7 @@ from gyrodeblur.geometry.gyro import read_gyro
 from gyrodeblur.kernels.plot import draw_kernels
 from gyrodeblur.kernels.synchronization import estimate_sync
 from gyrodeblur.metrics import psnr, ssim
-from gyrodeblur.pipelines.deblur import VideoJob, deblur_video, make_restorer
+from gyrodeblur.pipelines.deblur import DEFAULT_MODEL, VideoJob, deblur_video, make_restorer
 from gyrodeblur.synthesis.clips import ClipSettings, export_clip, synthesize_clip
 from gyrodeblur.synthesis.images import skimage_image
 from gyrodeblur.synthesis.motion import bundled_traces
@@ -71,16 +72,50 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
     return out.astype(np.float32) / 255
 
 
+#: What the demo writes into its folder.
+OUTPUTS = ("clip", DEFAULT_MODEL, "classic", "side_by_side.mp4", "comparison.png",
+           "results.md", "results.json")
+
+
+def claim_output(out: Path) -> None:
+    """Make ``out`` the demo's: new, empty, or an earlier demo's (whose outputs are removed,
+    so an interrupted run leaves no results of another); anything else is refused."""
+    results = out / "results.json"
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            earlier = json.loads(results.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            earlier = None
+        if not isinstance(earlier, dict) or not isinstance(earlier.get("demo"), list):
+            raise InputError(out, "not empty and not a demo's output (no results.json of one): "
+                                  "give a new or empty folder")
+        # An earlier version's outputs too (another default model's folder).
+        ours = set(OUTPUTS) | {str(name) for name in earlier["demo"]}
+        for path in [p for p in out.iterdir() if p.name in ours]:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(results) as tmp:
+        tmp.write_text(json.dumps({"demo": list(OUTPUTS), "complete": False}))
+
+
 def run_demo(out: str | Path = "demo-output", say: Callable[[str], None] = print) -> dict:
-    """Run the demo into ``out``; returns the results written to ``out/results.json``."""
+    """Run the demo into ``out``; returns the results written to ``out/results.json``.
+
+    ``out`` must be new, empty or an earlier demo's output (replaced); until the demo is done
+    its ``results.json`` says ``"complete": false``.
+    """
     out = Path(out)
     started = time.perf_counter()
+    claim_output(out)
     say(f"1/5 filming '{IMAGE}' along a real gyro segment ({FRAMES} frames {WIDTH}x{HEIGHT})")
     clip = _clip(np.random.default_rng(0))
     folder = out / "clip"
     # The device's files know nothing of the clock offset: sync has to find it.
     clip.recorded_camera = clip.recorded_camera.replace(time_offset=0.0)
-    export_clip(clip, folder)
+    export_clip(clip, folder, kernels=False)  # the device's files; the truth is in memory
     footage, timing = Footage(folder / "blurred"), read_frames_csv(folder / "frames.csv")
     log, camera = read_gyro(folder / "gyro.csv"), load_camera(folder / "camera.json")
 
@@ -90,15 +125,18 @@ def run_demo(out: str | Path = "demo-output", say: Callable[[str], None] = print
     camera = camera.replace(time_offset=found.time_offset)
     say(f"    time offset {found.time_offset * 1e3:.2f} ms (true {TRUE_OFFSET * 1e3:.2f} ms), "
         f"confidence {found.confidence:.2f}")
+    sync = {"time_offset": found.time_offset, "true_time_offset": TRUE_OFFSET,
+            "error_ms": abs(found.time_offset - TRUE_OFFSET) * 1e3,
+            "confidence": found.confidence}
 
     outputs: dict[str, list[np.ndarray]] = {"blurred": list(clip.blurred)}
     seconds: dict[str, float] = {}
     for step, method in (("3/5", "net"), ("4/5", "classic")):
         restorer = make_restorer(method, None, video=True)
         say(f"{step} deblurring with {restorer.name}")
-        job = VideoJob(footage, timing, timing.frame, log, camera, restorer)
-        # Frames of an earlier demo (other code or weights) would be kept as resumed.
-        shutil.rmtree(out / restorer.name, ignore_errors=True)
+        job = VideoJob(footage, timing, timing.frame, log, camera, restorer,
+                       settings={"camera": camera.to_dict(), "method": method,
+                                 "model": restorer.name, "sync": sync})
         # Timed from the first frame done: a first run compiles the numba kernels (cached on
         # disk afterwards), which would be charged to whichever method comes first.
         done: list[float] = []
@@ -129,11 +167,9 @@ def run_demo(out: str | Path = "demo-output", say: Callable[[str], None] = print
         write_image(tmp, np.concatenate(panels, 1))
     results = {"clip": {"image": IMAGE, "frames": FRAMES, "size": [WIDTH, HEIGHT],
                         "gyro": "bundled trace (gyrovidstab), real motion"},
-               "sync": {"time_offset": found.time_offset, "true_time_offset": TRUE_OFFSET,
-                        "error_ms": abs(found.time_offset - TRUE_OFFSET) * 1e3,
-                        "confidence": found.confidence},
-               "scores": scores, "seconds_per_frame": seconds,
-               "total_seconds": time.perf_counter() - started}
+               "sync": sync, "scores": scores, "seconds_per_frame": seconds,
+               "total_seconds": time.perf_counter() - started,
+               "demo": list(OUTPUTS), "complete": True}
     table = ["| | PSNR (dB) | SSIM | s / frame |", "|---|---:|---:|---:|"] + [
         f"| {n} | {s['psnr']:.2f} | {s['ssim']:.4f} | "
         f"{seconds[n]:.2f} |" if n in seconds else f"| {n} | {s['psnr']:.2f} | {s['ssim']:.4f} | |"

@@ -179,11 +179,13 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
                 recorded_log, meta)
 
 
-def export_clip(clip: Clip, folder: str | Path) -> None:
+def export_clip(clip: Clip, folder: str | Path, kernels: bool = True) -> None:
     """Write a clip in the footage folder layout (see the module docstring), atomically.
 
     The clip is assembled in a temporary folder beside ``folder`` and renamed into place, so
-    an interrupted export leaves no half-written clip.
+    an interrupted export leaves no half-written clip. Without ``kernels`` the true kernels
+    (``F x T x 2 x H x W`` floats twice, the bulk of a clip) are left out: what a device
+    records and the sharp truth.
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -204,14 +206,15 @@ def export_clip(clip: Clip, folder: str | Path) -> None:
                         strict=True)]
             path.write_text("frame,t_start,exposure\n" + "\n".join(rows) + "\n")
         save_camera(clip.recorded_camera, tmp / "camera.json")
-        F, T, _, H, W = clip.rot.shape
-        with NpzWriter(tmp / "kernels.npz") as npz:
-            npz.put("rot", clip.rot)
-            npz.put("tran", clip.tran)
-            npz.put("mask", np.ones((F, H, W), bool))
-            npz.put("times", clip.times)
-            npz.put("frames", clip.timing.frame)
-            npz.put("meta", np.array(json.dumps(clip.meta | {"truth": True})))
+        if kernels:
+            F, T, _, H, W = clip.rot.shape
+            with NpzWriter(tmp / "kernels.npz") as npz:
+                npz.put("rot", clip.rot)
+                npz.put("tran", clip.tran)
+                npz.put("mask", np.ones((F, H, W), bool))
+                npz.put("times", clip.times)
+                npz.put("frames", clip.timing.frame)
+                npz.put("meta", np.array(json.dumps(clip.meta | {"truth": True})))
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 from gyrodeblur.cli import app
 from gyrodeblur.footage import Footage, read_image
 from gyrodeblur.pipelines.deblur import DEFAULT_MODEL
+from gyrodeblur.pipelines.demo import claim_output
 
 
 def test_demo_syncs_deblurs_and_writes_its_outputs(tmp_path):
@@ -16,6 +17,9 @@ def test_demo_syncs_deblurs_and_writes_its_outputs(tmp_path):
     assert {"side_by_side.mp4", "comparison.png", "results.md", "results.json", "clip",
             "classic", DEFAULT_MODEL} <= {p.name for p in out.iterdir()}
     results = json.loads((out / "results.json").read_text())
+    assert results["complete"] and not (out / "clip" / "kernels.npz").exists()  # 170 MB
+    deblurred = json.loads((out / "classic" / "deblur.json").read_text())
+    assert deblurred["complete"] and deblurred["sync"] == results["sync"]
     assert results["sync"]["error_ms"] < 1.0  # the offset the device files did not state
     scores = results["scores"]
     for method in (DEFAULT_MODEL, "classic"):
@@ -25,3 +29,25 @@ def test_demo_syncs_deblurs_and_writes_its_outputs(tmp_path):
     video = Footage(out / "side_by_side.mp4")
     assert video.count == frames and video.size == (3 * width, height)
     assert read_image(out / "comparison.png").shape == (height, 5 * width, 3)
+
+
+def test_a_folder_that_is_not_a_demo_output_is_refused_untouched(tmp_path):
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "mine.txt").write_text("keep")
+    result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "not a demo's output" in result.output
+    assert (tmp_path / "clip" / "mine.txt").read_text() == "keep"
+
+
+def test_an_earlier_demo_output_is_replaced_whole(tmp_path):
+    # An interrupted earlier demo: its outputs go, even another default model's folder, so
+    # that no results of another run stay beside the new ones; other files stay.
+    (tmp_path / "results.json").write_text(json.dumps({"demo": ["old-model"],
+                                                       "complete": False}))
+    for name in ("clip", "old-model", "classic"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "comparison.png").write_bytes(b"old")
+    (tmp_path / "notes.txt").write_text("mine")
+    claim_output(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "results.json"]
+    assert json.loads((tmp_path / "results.json").read_text())["complete"] is False
