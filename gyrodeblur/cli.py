@@ -886,6 +886,7 @@ def demo(
 
 
 @app.command()
+@reports_input_errors
 def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output.")] = False
            ) -> None:
     """Architectures, variants and shipped weights with their scores."""
@@ -896,7 +897,7 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
     from gyrodeblur.models import VARIANTS, WEIGHTS, build_model, load_model, shipped_weights
     from gyrodeblur.pipelines.deblur import DEFAULT_MODEL
 
-    variants = [{"variant": name, "arch": arch,
+    variants = [{"name": name, "arch": arch,
                  "parameters": sum(p.numel() for p in build_model({"variant": name})
                                    .parameters())}
                 for name, (arch, _) in VARIANTS.items()]
@@ -915,20 +916,23 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
     for column in ("variant", "arch", "parameters"):
         table.add_column(column, no_wrap=column != "arch")
     for v in variants:
-        table.add_row(v["variant"], v["arch"], f"{v['parameters']:,}")
+        table.add_row(v["name"], v["arch"], f"{v['parameters']:,}")
     Console().print(table)
     # Benchmarks are long descriptions: numbered in the table, spelled out below it.
     benchmarks = list(dict.fromkeys(s["benchmark"] for s in shipped if "benchmark" in s))
     table = Table(title="shipped weights (benchmark scores)")
-    for column in ("name", "params", "bench.", "PSNR", "SSIM", "input PSNR"):
+    for column in ("name", "params", "bench.", "PSNR", "SSIM", "input"):
         table.add_column(column, no_wrap=True)
     for s in shipped:
         table.add_row(s["name"] + " *" * s["default"], f"{s['parameters']:,}",
                       f"[{benchmarks.index(s['benchmark']) + 1}]" if "benchmark" in s else "-",
                       *(f"{s[key]:.{digits}f}" if key in s else "-"
-                        for key, digits in (("psnr", 2), ("ssim", 4), ("input_psnr", 2))))
+                        for key, digits in (("psnr", 2), ("ssim", 4))),
+                      f"{s['input_psnr']:.2f} / {s['input_ssim']:.4f}"
+                      if "input_ssim" in s else "-")
     Console().print(table)
-    print("* the default of `deblur --method net`\n" + "".join(
+    print("* the default of `deblur --method net`\nparams: of the net as its weights' config "
+          "builds it (kernel samples T)\n" + "".join(
         f"[{number}] {benchmark}\n" for number, benchmark in enumerate(benchmarks, 1)), end="")
 
 

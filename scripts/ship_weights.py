@@ -4,7 +4,9 @@
 
 ``EVAL.json`` is what ``gyrodeblur eval -o`` wrote for those runs' weights (``-m
 runs/NAME/model.safetensors``); each run's weights become ``gyrodeblur/weights/NAME.safetensors``
-and its PSNR/SSIM go to ``gyrodeblur/weights/scores.json`` (shown by ``gyrodeblur models``).
+and its scores (PSNR/SSIM, the input's, time per frame, the benchmark's settings) go to
+``gyrodeblur/weights/scores.json`` (shown by ``gyrodeblur models``). A shipped model's name in
+place of a run folder (evaluated as ``-m NAME``) records its scores anew, keeping its weights.
 """
 
 from __future__ import annotations
@@ -22,15 +24,19 @@ def main() -> None:
     WEIGHTS.mkdir(exist_ok=True)
     scores_path = WEIGHTS / "scores.json"
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
-    label = sys.argv[2]
-    for run in map(Path, sys.argv[3:]):
-        key = str(run / "model.safetensors")
+    label, given = sys.argv[2], report["results"]["blurred input"]
+    for run in sys.argv[3:]:
+        if Path(run).is_dir():
+            key, name = str(Path(run) / "model.safetensors"), Path(run).name
+            shutil.copyfile(key, WEIGHTS / f"{name}.safetensors")
+        else:
+            key = name = run
         result = report["results"][key]
-        shutil.copyfile(run / "model.safetensors", WEIGHTS / f"{run.name}.safetensors")
-        scores[run.name] = {"benchmark": label, "psnr": round(result["psnr"], 2),
-                            "ssim": round(result["ssim"], 4),
-                            "input_psnr": round(report["results"]["blurred input"]["psnr"], 2),
-                            "seconds_per_frame": round(result["seconds_per_frame"], 4)}
+        scores[name] = {"benchmark": label, "benchmark_settings": report["benchmark"],
+                        "psnr": round(result["psnr"], 2), "ssim": round(result["ssim"], 4),
+                        "input_psnr": round(given["psnr"], 2),
+                        "input_ssim": round(given["ssim"], 4),
+                        "seconds_per_frame": round(result["seconds_per_frame"], 4)}
     scores_path.write_text(json.dumps(scores, indent=2) + "\n")
     print(json.dumps(scores, indent=2))
 

@@ -11,9 +11,9 @@ def test_models_lists_every_variant_with_its_parameter_count():
     result = CliRunner().invoke(app, ["models", "--json"])
     assert result.exit_code == 0, result.output
     listing = json.loads(result.output)
-    names = [v["variant"] for v in listing["variants"]]
+    names = [v["name"] for v in listing["variants"]]
     assert names == list(VARIANTS)
-    counts = {v["variant"]: v["parameters"] for v in listing["variants"]}
+    counts = {v["name"]: v["parameters"] for v in listing["variants"]}
     assert counts["deepgyro-s"] == sum(p.numel() for p in build_model(
         {"variant": "deepgyro-s"}).parameters())
     assert abs(counts["gyrodvd-64"] - 5.04e6) / 5.04e6 < 0.1

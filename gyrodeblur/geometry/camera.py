@@ -573,9 +573,11 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
         # The Python Gyroflow's presets could hold a standard-model calibration in calib_params.
         params_key, model = "calib_params", "opencv_standard"
     try:
-        w, h = int(d["calib_dimension"]["w"]), int(d["calib_dimension"]["h"])
+        w, h = (_as_int(d["calib_dimension"][key], f"calib_dimension.{key}") for key in "wh")
         k = np.asarray(d[params_key]["camera_matrix"], dtype=np.float64)
         coeffs = [float(c) for c in d[params_key].get("distortion_coeffs") or []]
+    except InputError as e:
+        raise fail(e.problem) from None
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
         raise fail(f"missing or malformed calib_dimension/{params_key} ({e!r})") from None
     if w < 1 or h < 1:

@@ -381,7 +381,10 @@ def test_python_gyroflow_standard_preset(tmp_path: Path) -> None:
     ({"frame_readout_time": 15000}, "frame_readout_time 15000 ms is no rolling shutter's"),
     ({"fisheye_params": "none"}, "fisheye_params must be an object, got 'none'"),
     ({"fisheye_params": [1, 2]}, r"fisheye_params must be an object, got \[1, 2\]"),
-    ({"calib_dimension": {"w": float("inf"), "h": 1080}}, "malformed calib_dimension"),
+    ({"calib_dimension": {"w": float("inf"), "h": 1080}}, "calib_dimension.w must be finite"),
+    ({"calib_dimension": {"w": 2716.7, "h": 1524}}, "calib_dimension.w must be an integer"),
+    ({"calib_dimension": {"w": 2716, "h": "1524"}},
+     "calib_dimension.h must be an integer, got '1524'"),
 ])
 def test_gyroflow_refusals(tmp_path: Path, change: dict, message: str) -> None:
     path = write_json(tmp_path / "lens.json", {**GYROFLOW_PROFILE, **change})
