@@ -216,6 +216,9 @@ def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, c
     if frames_csv is not None and exposure is not None:
         raise InputError(None, "--exposure is for a video without --frames-csv (the CSV has "
                                "each frame's exposure)")
+    if exposure is not None and not 0 < exposure < math.inf:
+        raise InputError(None, f"--exposure {exposure}: give the exposure time in seconds, "
+                               "above 0")
     if frames_csv is not None:
         timing = read_frames_csv(frames_csv)
     elif footage is not None and footage.timing is not None:
@@ -326,6 +329,8 @@ def kernels(
 
     check_flow(flow)
     check_output(output, source=(frames, gyro, camera, frames_csv))
+    if output.suffix.lower() != ".npz":
+        raise InputError(output, "kernels are written as an .npz file")
     if plot is not None:
         check_output(plot, folder=True)
     wanted_size = parse_size(size)

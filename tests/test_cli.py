@@ -237,12 +237,13 @@ def test_failed_run_leaves_no_pictures(clip):
 @pytest.mark.parametrize(("option", "target", "make", "problem"), [
     ("-o", "out.npz", lambda c: (c / "out.npz").mkdir(), "is a folder, not a file"),
     ("--plot", "plots", lambda c: (c / "plots").write_text("x"), "exists and is not a folder"),
-    ("-o", "file/out.npz", lambda c: (c / "file").write_text("x"), "file is not a folder")])
+    ("-o", "file/out.npz", lambda c: (c / "file").write_text("x"), "file is not a folder"),
+    ("-o", "out.txt", lambda c: None, "out.txt: kernels are written as an .npz file")])
 def test_unwritable_outputs_are_refused_before_work(clip, option, target, make, problem):
     make(clip)
     result = kernels(clip, option, str(clip / target))
     assert result.exit_code == 2 and problem in result.output, result.output
-    assert "kernels" not in result.output  # refused before the progress bar started
+    assert "kernels:" not in result.output  # refused before the progress bar started
 
 
 @pytest.mark.parametrize("target", ["gyro.csv", "camera.json", "frames.csv"])
@@ -303,6 +304,14 @@ def test_video_timestamps_and_exposure_give_the_frames_csv_kernels(clip):
                                atol=1e-9)
     np.testing.assert_allclose(np.load(clip / "a.npz")["rot"], np.load(clip / "b.npz")["rot"],
                                atol=1e-4)
+
+
+def test_an_exposure_that_is_no_time_is_blamed_on_the_option(clip):
+    result = runner.invoke(app, ["kernels", str(clip / "frames"), "--gyro", str(clip / "gyro.csv"),
+                                 "--camera", str(clip / "camera.json"), "--exposure", "0",
+                                 "-o", str(clip / "out.npz")])
+    assert result.exit_code == 2
+    assert "error: --exposure 0.0: give the exposure time in seconds" in result.output
 
 
 def test_corrupt_video_is_refused(clip):
