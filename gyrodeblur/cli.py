@@ -403,9 +403,10 @@ def sync_doubt(result: SyncResult) -> str:
         doubts.append(f"{turns} (a wrong gscale, wrong axes: imu_to_camera or a .gcsv's "
                       "orientation, or motion in the video that is not the camera's?)")
     elif result.explained < 0.5:
-        doubts.append(f"the gyro explains {result.explained:.0%} of the video's rotation (a "
-                      "still video, another recording's gyro, or wrong axes: imu_to_camera "
-                      "or a .gcsv's orientation?)")
+        doubts.append(f"the gyro explains {result.explained:.0%} of the video's rotation (an "
+                      f"offset beyond +-{result.search:.3g} s of the camera's time offset: set "
+                      "a rough --time-offset; a still video, another recording's gyro, or "
+                      "wrong axes: imu_to_camera or a .gcsv's orientation?)")
     if result.pairs_used < FULL_SUPPORT_PAIRS:
         doubts.append(f"only {result.pairs_used} frame pairs ({FULL_SUPPORT_PAIRS} for full "
                       "confidence: a longer clip, or a narrower --search where the gyro "
