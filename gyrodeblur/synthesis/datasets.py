@@ -1,7 +1,7 @@
 """PyTorch datasets: synthetic samples made on the fly, and clip folders on disk.
 
-Both give the same samples, so real and synthetic data go through one loader. A sample is a
-dict of tensors; for clips of ``F`` frames:
+Both give samples of one form (keys, shapes, kernels computed alike), so real and synthetic
+data go through one loader. A sample is a dict of tensors; for clips of ``F`` frames:
 
 - ``blurred``, ``sharp``: ``(F, 3, H, W)`` float32 sRGB (``sharp`` absent for real footage
   without references);
@@ -10,7 +10,8 @@ dict of tensors; for clips of ``F`` frames:
   the blurred frames (zero for single images), exactly as ``gyrodeblur kernels`` computes
   them on real footage;
 - ``mask``: ``(F, H, W)`` where translation was measured;
-- ``rot_true``, ``tran_true``: the kernels that made the blur (synthetic data only);
+- ``rot_true``, ``tran_true``: the kernels that made the blur (samples synthesised on the
+  fly only; an exported clip keeps them in its ``kernels.npz``);
 - ``flow`` (on request, clips only): the kernel optical flow alone gives, without the gyro
   (``tran`` computed with a still gyro: the whole measured motion, rotation included), for
   the flow-guidance ablation;
