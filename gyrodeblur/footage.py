@@ -317,7 +317,8 @@ class StoredFormat:
 
     Attributes:
         dtype: ``np.uint8`` or ``np.uint16``.
-        gray: one channel (the output is written as the mean of its RGB channels).
+        gray: one channel, or gray and alpha (the output is written as the mean of its RGB
+            channels; with alpha as equal RGB channels, OpenCV writing no gray-alpha files).
         alpha: the ``(H, W)`` alpha channel as stored, or None; written back unchanged.
         exif: the file's EXIF block (camera, time, orientation...), or None; written back
             unchanged into JPEG and PNG outputs.
@@ -372,8 +373,12 @@ def read_image_and_format(path: str | Path) -> tuple[np.ndarray, StoredFormat]:
     EXIF)."""
     image, exif = _decode_file(path)
     alpha = image[..., 3] if image.ndim == 3 and image.shape[2] == 4 else None
-    return to_float(_to_rgb(image)), StoredFormat(image.dtype.type, image.ndim == 2, alpha,
-                                                  exif)
+    # OpenCV decodes a gray-alpha PNG as BGRA; the header's colour type 4 tells it.
+    with open(path, "rb") as f:
+        head = f.read(26)
+    gray_alpha = head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[25] == 4
+    return to_float(_to_rgb(image)), StoredFormat(image.dtype.type,
+                                                  image.ndim == 2 or gray_alpha, alpha, exif)
 
 
 # Formats whose OpenCV writers keep 16 bits and an alpha channel, and those that take EXIF.
@@ -396,7 +401,9 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
     top = float(np.iinfo(dtype).max)
     pixels = image.mean(2) if stored.gray else image[..., ::-1]
     pixels = np.clip(pixels * top + 0.5, 0, top).astype(dtype)
-    if stored.alpha is not None and deep and not stored.gray:
+    if stored.alpha is not None and deep:
+        if stored.gray:
+            pixels = np.repeat(pixels[..., None], 3, axis=2)
         alpha = stored.alpha.astype(np.float64) * (top / np.iinfo(stored.alpha.dtype).max)
         pixels = np.dstack((pixels, np.round(alpha).astype(dtype)))
     pixels = np.ascontiguousarray(pixels)

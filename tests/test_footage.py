@@ -169,6 +169,19 @@ def test_gray_and_alpha_survive_and_jpeg_falls_back_to_8_bit_rgb(tmp_path):
     assert cv2.imread(str(tmp_path / "rgba_out.jpg"), -1).shape == (6, 4, 3)
 
 
+def test_a_gray_alpha_png_stays_gray_with_its_alpha(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    la = rng.integers(0, 256, (6, 4, 2), dtype=np.uint8)
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    image, fmt = read_image_and_format(tmp_path / "la.png")
+    assert fmt.gray and np.array_equal(fmt.alpha, la[..., 1])
+    write_image(tmp_path / "out.png", image, fmt)
+    out = np.asarray(Image.open(tmp_path / "out.png").convert("RGBA"))
+    np.testing.assert_array_equal(out, np.dstack([la[..., :1]] * 3 + [la[..., 1:]]))
+
+
 @pytest.mark.parametrize("rotation", [0, 90, -90, 180])
 def test_a_videos_display_rotation_round_trips(tmp_path, rotation):
     with VideoWriter(tmp_path / "clip.mp4", 30.0, rotation=rotation) as video:
