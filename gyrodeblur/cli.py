@@ -1103,7 +1103,7 @@ def deblur_video_command(
     timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time, log)
     selected = select_frames(timing, footage, frame_range)
     restorer = _restorer(method, model, True, tile, iterations=iterations)
-    found = None
+    found, no_sync = None, None
     if sync == "auto":
         from gyrodeblur.kernels.synchronization import estimate_sync
 
@@ -1113,7 +1113,8 @@ def deblur_video_command(
         except InputError as error:
             # As for an unreliable estimate: the footage can still be deblurred (the checks
             # below refuse what cannot).
-            err_console.print(f"no sync ({escape(str(error))}); keeping the camera's time "
+            no_sync = str(error)
+            err_console.print(f"no sync ({escape(no_sync)}); keeping the camera's time "
                               f"offset {cam.time_offset:.4f} s")
         else:
             note_narrowed_search(found, sync_search, log)
@@ -1140,6 +1141,8 @@ def deblur_video_command(
     if found is not None:
         settings["sync"] = {"time_offset": found.time_offset, "confidence": found.confidence,
                             "applied": found.reliable}
+    elif no_sync is not None:  # asked for, could not run: said so in the record too
+        settings["sync"] = {"applied": False, "error": no_sync}
     job = VideoJob(footage, timing, selected.frame, log, cam, restorer, kernel_width, flow,
                    settings)
     job.check()

@@ -499,7 +499,8 @@ def test_sync_auto_that_cannot_run_keeps_the_cameras_offset(clip, tmp_path):
     assert "no sync (" in result.output and "synchronisation needs 3 pairs" in result.output
     record = json.loads((tmp_path / "out" / "deblur.json").read_text())
     camera = json.loads((clip / "camera.json").read_text())
-    assert "sync" not in record and record["camera"]["time_offset"] == camera["time_offset"]
+    assert not record["sync"]["applied"] and "needs 3 pairs" in record["sync"]["error"]
+    assert record["camera"]["time_offset"] == camera["time_offset"]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
         "frame_000003.png", "frame_000004.png"]
 
