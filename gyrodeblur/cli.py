@@ -1095,7 +1095,7 @@ def deblur_video_command(
     footage = Footage(frames)
     check_deblur_size(frames, *footage.size)
     log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset)
-    cam = fit_camera(cam, camera, *footage.size)
+    cam = stored_cam = fit_camera(cam, camera, *footage.size)
     wanted_size = parse_size(size)
     if wanted_size is not None:
         check_deblur_size(None, *wanted_size)
@@ -1109,7 +1109,9 @@ def deblur_video_command(
 
         try:
             with err_console.status("synchronising gyro and video"):
-                found = estimate_sync(footage.frames, selected, log, cam, search=sync_search)
+                # On the frames as stored: the camera at their size, not at --size.
+                found = estimate_sync(footage.frames, selected, log, stored_cam,
+                                      search=sync_search)
         except InputError as error:
             # As for an unreliable estimate: the footage can still be deblurred (the checks
             # below refuse what cannot).
