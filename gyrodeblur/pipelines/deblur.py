@@ -422,6 +422,9 @@ def read_kernels(path: str | Path, frame: int | None, size: tuple[int, int]
         raise InputError(path, f"'rot' has shape {rot.shape}, expected (F, T, 2, H, W)")
     if tran is not None and tran.shape != rot.shape:
         raise InputError(path, f"'tran' has shape {tran.shape}, 'rot' {rot.shape}")
+    if numbers.shape != rot.shape[:1] or not np.issubdtype(numbers.dtype, np.integer):
+        raise InputError(path, f"'frames' must hold one frame number per kernel ({len(rot)}), "
+                               f"got {numbers.dtype} of shape {numbers.shape}")
     if frame is None and len(numbers):
         frame = int(numbers[0])
     if frame not in numbers:
@@ -530,7 +533,13 @@ class FolderOutput:
         self.folder, self.stored, self.settings = folder, stored, settings
         self.manifest = folder / "deblur.json"
         if self.manifest.is_file():
-            earlier = json.loads(self.manifest.read_text())
+            try:
+                earlier = json.loads(self.manifest.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                earlier = None
+            if not isinstance(earlier, dict):
+                raise InputError(self.manifest, "unreadable record of a deblur run; choose "
+                                                "another folder or empty it")
             earlier.pop("complete", None)
             if earlier != settings:
                 raise InputError(folder, "holds frames of a run with other settings; "

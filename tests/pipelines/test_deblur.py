@@ -303,6 +303,16 @@ def test_deblur_video_classic_to_folder_raises_psnr_and_resumes(clip, tmp_path, 
     assert offset.exit_code == 2 and "other settings" in offset.output
 
 
+@pytest.mark.parametrize("record", ["not json", "[1, 2]"])
+def test_a_folder_with_an_unreadable_record_is_refused(clip, tmp_path, record):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "deblur.json").write_text(record)
+    result = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
+                          "--range", "1:1", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "unreadable record of a deblur run" in result.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["deblur.json"]
+
+
 def test_an_existing_folder_with_a_dot_in_its_name_takes_the_frames(clip, tmp_path):
     out = tmp_path / "restored.v2"
     out.mkdir()
@@ -461,6 +471,20 @@ def test_deblur_image_refuses_kernels_of_another_shape(clip, tmp_path):
                                  "--kernels", str(tmp_path / "k.npz"), "-o",
                                  str(tmp_path / "out.png")])
     assert result.exit_code == 2 and "mismatched sizes" in result.output
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("frames", [np.arange(1, 8), np.arange(1, 4), np.ones((5, 1), int),
+                                    np.linspace(1, 5, 5)])
+def test_deblur_image_refuses_frame_numbers_that_do_not_fit_the_kernels(clip, tmp_path, frames):
+    npz = dict(np.load(clip / "kernels.npz"))
+    np.savez(tmp_path / "k.npz", **{**npz, "rot": npz["rot"][:5], "tran": npz["tran"][:5],
+                                    "frames": frames})
+    result = runner.invoke(app, ["deblur", "image", str(clip / "blurred" / "000001.png"),
+                                 "--kernels", str(tmp_path / "k.npz"), "--frame", "1",
+                                 "-o", str(tmp_path / "out.png")])
+    assert result.exit_code == 2, result.output
+    assert "'frames' must hold one frame number per kernel (5)" in result.output
     assert not (tmp_path / "out.png").exists()
 
 
