@@ -1162,9 +1162,11 @@ def deblur_video_command(
             err_console.print(f"{escape(str(output))}/ keeps the frames written so far "
                               "(deblur.json: \"complete\": false); the same command resumes")
         raise
-    if not to_folder and footage.path.is_file() and not whole:
-        notes.append(f"any audio left out: frames {selected.frame[0]}..{selected.frame[-1]} "
-                     f"of {footage.count} are written")
+    if not to_folder and footage.has_audio and not whole:
+        first, last = selected.frame[0], selected.frame[-1]
+        written = (f"frames {first}..{last}" if last - first + 1 == len(selected) else
+                   f"{len(selected)} frames of {first}..{last}")
+        notes.append(f"audio left out: {written} of {footage.count} are written")
     for note in notes:
         err_console.print(note)
     err_console.print(f"wrote {output} ({len(selected)} frame{'s' * (len(selected) != 1)}, "

@@ -373,12 +373,18 @@ def read_image_and_format(path: str | Path) -> tuple[np.ndarray, StoredFormat]:
     EXIF)."""
     image, exif = _decode_file(path)
     alpha = image[..., 3] if image.ndim == 3 and image.shape[2] == 4 else None
-    # OpenCV decodes a gray-alpha PNG as BGRA; the header's colour type 4 tells it.
+    return to_float(_to_rgb(image)), StoredFormat(image.dtype.type, _is_gray(path, image),
+                                                  alpha, exif)
+
+
+def _is_gray(path: str | Path, image: np.ndarray) -> bool:
+    """Whether the file stores gray: one channel, or a PNG of gray and alpha (which OpenCV
+    decodes as BGRA; its header's colour type 4 tells it)."""
+    if image.ndim == 2:
+        return True
     with open(path, "rb") as f:
         head = f.read(26)
-    gray_alpha = head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[25] == 4
-    return to_float(_to_rgb(image)), StoredFormat(image.dtype.type,
-                                                  image.ndim == 2 or gray_alpha, alpha, exif)
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[25] == 4
 
 
 # Formats whose OpenCV writers keep 16 bits and an alpha channel, and those that take EXIF.
@@ -424,7 +430,8 @@ class Footage:
     ``meta_info`` camera is portrait, as the GyroVD code turns them (its gyro and intrinsics
     are in portrait orientation). Frames are otherwise as stored: a video's display rotation
     (``rotation``, degrees counter-clockwise; 0 for folders) is not applied, since the camera
-    calibration and the gyro axes belong to the sensor's pixel grid.
+    calibration and the gyro axes belong to the sensor's pixel grid. ``has_audio``: a video
+    with an audio track.
 
     Raises:
         InputError: the path is missing, holds no images, or is not a readable video.
@@ -450,9 +457,9 @@ class Footage:
             if gyrovd and self.size[0] > self.size[1] and _portrait_camera(self.path):
                 self._turn, self.size = True, self.size[::-1]
             self.count = len(self.files)
-            self.rotation = 0
+            self.rotation, self.has_audio = 0, False
         else:
-            self.count, self.size, self.fps, self.rotation = self._probe_video()
+            self.count, self.size, self.fps, self.rotation, self.has_audio = self._probe_video()
             if self.count == 0:
                 raise InputError(self.path, "no decodable frame (corrupt or cut short)")
 
@@ -466,9 +473,10 @@ class Footage:
         if self.files is None:
             return StoredFormat()
         image, exif = _decode_file(self.files[number - 1])
-        return StoredFormat(image.dtype.type, image.ndim == 2, None, exif)
+        return StoredFormat(image.dtype.type, _is_gray(self.files[number - 1], image), None,
+                            exif)
 
-    def _probe_video(self) -> tuple[int, tuple[int, int], float, int]:
+    def _probe_video(self) -> tuple[int, tuple[int, int], float, int, bool]:
         import av
 
         try:
@@ -491,7 +499,8 @@ class Footage:
                 else:  # a header without a frame count (MKV, WebM): decode to the end
                     first, count = self._count_whole(container, stream, fps)
                 return (count, (stream.codec_context.width, stream.codec_context.height), fps,
-                        0 if first is None else round(first.rotation))
+                        0 if first is None else round(first.rotation),
+                        bool(container.streams.audio))
         except av.FFmpegError as e:
             raise InputError(self.path, f"corrupt or unreadable video ({e})") from None
 
@@ -656,7 +665,9 @@ def frame_rate(footage: Footage, timing: FrameTiming | None) -> Fraction:
     if getattr(footage, "fps", 0):
         return Fraction(footage.fps).limit_denominator(1001)
     if timing is not None and len(timing) > 1:
-        return Fraction(1 / np.median(np.diff(timing.t_start))).limit_denominator(1001)
+        # Per frame number: frames a frames CSV leaves out do not slow the rate down.
+        step = np.median(np.diff(timing.t_start) / np.diff(timing.frame))
+        return Fraction(1 / step).limit_denominator(1001)
     return Fraction(30)
 
 

@@ -5,7 +5,9 @@ import pytest
 from gyrodeblur.errors import InputError
 from gyrodeblur.footage import (
     Footage,
+    FrameTiming,
     VideoWriter,
+    frame_rate,
     read_image,
     read_image_and_format,
     to_float,
@@ -116,6 +118,13 @@ def test_video_writer_takes_a_measured_float_frame_rate(tmp_path):
         for _ in range(2):
             video.write(np.zeros((16, 16, 3), np.float32))
     assert Footage(tmp_path / "clip.mp4").fps == pytest.approx(10.0119047, rel=1e-4)
+
+
+def test_a_folders_frame_rate_counts_the_frames_a_frames_csv_leaves_out(tmp_path):
+    cv2.imwrite(str(tmp_path / "1.png"), np.zeros((4, 4, 3), np.uint8))
+    frames = np.array([1, 3, 5, 6, 8])  # 40 fps, most frames between not in the CSV
+    timing = FrameTiming(frames, 0.1 + (frames - 1) / 40, np.full(5, 0.01))
+    assert frame_rate(Footage(tmp_path), timing) == 40
 
 
 def test_float_image_files_are_refused(tmp_path):

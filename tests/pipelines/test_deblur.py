@@ -186,6 +186,18 @@ def test_deblur_video_to_mp4_keeps_rate_audio_and_frames(clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 
+def test_the_audio_note_names_the_frames_written_of_a_video_with_audio(clip, tmp_path):
+    args = [*motion_args(clip), "--method", "classic", "--iterations", "2"]
+    part = deblur_video(clip / "video.mp4", *args, "--range", "2:3", "-o", tmp_path / "a.mp4")
+    assert part.exit_code == 0 and "audio left out: frames 2..3 of 7" in part.output
+    silent = tmp_path / "silent.mp4"
+    with VideoWriter(silent, 30) as video:
+        for _, frame in Footage(clip / "video.mp4").frames(np.arange(1, 4)):
+            video.write(frame)
+    alone = deblur_video(silent, *args, "--range", "2:3", "-o", tmp_path / "b.mp4")
+    assert alone.exit_code == 0 and "audio left out" not in alone.output
+
+
 def test_deblur_video_keeps_a_phones_display_rotation(clip, tmp_path):
     portrait = tmp_path / "portrait.mp4"
     with VideoWriter(portrait, 30, rotation=-90) as video:
