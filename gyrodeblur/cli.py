@@ -1023,11 +1023,19 @@ def deblur_image_command(
     check_deblur_size(image, blurred.shape[1], blurred.shape[0])
     restorer = _restorer(method, model, False, tile, samples, iterations)
     if kernels_file is not None:
-        if any(v is not None for v in (gyro, camera, frame_time, exposure)):
-            raise InputError(None, "give either --kernels, or --gyro, --camera, --frame-time "
-                                   "and --exposure")
+        motion = [name for name, v in (
+            ("--gyro", gyro), ("--camera", camera), ("--frame-time", frame_time),
+            ("--exposure", exposure), ("--readout-time", readout_time),
+            ("--time-offset", time_offset), ("--bias", bias), ("--samples", samples),
+            ("--gyro-unit", None if gyro_unit == "auto" else gyro_unit)) if v is not None]
+        if motion:
+            raise InputError(None, f"{', '.join(motion)}: the kernels of --kernels are used "
+                                   "instead of gyro and camera; give either")
         rot, tran = read_kernels(kernels_file, frame, blurred.shape[:2])
     else:
+        if frame is not None:
+            raise InputError(None, "--frame picks a frame of --kernels; without --kernels the "
+                                   "image's own time is --frame-time")
         missing = [name for name, v in (("--gyro", gyro), ("--camera", camera),
                                         ("--frame-time", frame_time), ("--exposure", exposure))
                    if v is None]

@@ -474,6 +474,21 @@ def test_classic_iterations_option_runs_that_many_steps(clip, tmp_path):
     assert fast.exit_code == 2 and "--iterations applies to --method classic" in fast.output
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--kernels", "kernels.npz", "--time-offset", "0.01", "--samples", "5", "--method",
+      "classic"],
+     "--time-offset, --samples: the kernels of --kernels are used instead of gyro and camera"),
+    (["--gyro", "gyro.csv", "--camera", "camera.json", "--frame-time", "0.5", "--exposure",
+      "0.01", "--frame", "3"], "--frame picks a frame of --kernels"),
+])
+def test_deblur_image_refuses_options_it_would_not_use(clip, tmp_path, extra, message):
+    extra = [str(clip / e) if e.endswith((".npz", ".csv", ".json")) else e for e in extra]
+    result = runner.invoke(app, ["deblur", "image", str(clip / "blurred" / "000003.png"),
+                                 *extra, "-o", str(tmp_path / "out.png")])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_deblur_image_refuses_kernels_of_another_shape(clip, tmp_path):
     npz = dict(np.load(clip / "kernels.npz"))
     npz["rot"] = npz["rot"][..., :100]
