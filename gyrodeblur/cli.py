@@ -1175,6 +1175,9 @@ def deblur_video_command(
         written = (f"frames {first}..{last}" if last - first + 1 == len(selected) else
                    f"{len(selected)} frames of {first}..{last}")
         notes.append(f"audio left out: {written} of {footage.count} are written")
+    if footage.hdr:
+        notes.append("HDR input (PQ or HLG): deblurred on its code values and written as "
+                     "8-bit BT.709 without tone mapping, so it looks flat")
     for note in notes:
         err_console.print(note)
     err_console.print(f"wrote {output} ({len(selected)} frame{'s' * (len(selected) != 1)}, "

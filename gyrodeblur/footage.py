@@ -431,7 +431,8 @@ class Footage:
     are in portrait orientation). Frames are otherwise as stored: a video's display rotation
     (``rotation``, degrees counter-clockwise; 0 for folders) is not applied, since the camera
     calibration and the gyro axes belong to the sensor's pixel grid. ``has_audio``: a video
-    with an audio track.
+    with an audio track; ``hdr``: a video in an HDR transfer (PQ, HLG), processed as its code
+    values are, without tone mapping.
 
     Raises:
         InputError: the path is missing, holds no images, or is not a readable video.
@@ -457,9 +458,9 @@ class Footage:
             if gyrovd and self.size[0] > self.size[1] and _portrait_camera(self.path):
                 self._turn, self.size = True, self.size[::-1]
             self.count = len(self.files)
-            self.rotation, self.has_audio = 0, False
+            self.rotation, self.has_audio, self.hdr = 0, False, False
         else:
-            self.count, self.size, self.fps, self.rotation, self.has_audio = self._probe_video()
+            self._probe_video()
             if self.count == 0:
                 raise InputError(self.path, "no decodable frame (corrupt or cut short)")
 
@@ -476,7 +477,8 @@ class Footage:
         return StoredFormat(image.dtype.type, _is_gray(self.files[number - 1], image), None,
                             exif)
 
-    def _probe_video(self) -> tuple[int, tuple[int, int], float, int, bool]:
+    def _probe_video(self) -> None:
+        """Set the frame count, size, rate, display rotation, audio and HDR of the video."""
         import av
 
         try:
@@ -498,9 +500,11 @@ class Footage:
                     first = next(container.decode(stream), None)
                 else:  # a header without a frame count (MKV, WebM): decode to the end
                     first, count = self._count_whole(container, stream, fps)
-                return (count, (stream.codec_context.width, stream.codec_context.height), fps,
-                        0 if first is None else round(first.rotation),
-                        bool(container.streams.audio))
+                self.count, self.fps = count, fps
+                self.size = (stream.codec_context.width, stream.codec_context.height)
+                self.rotation = 0 if first is None else round(first.rotation)
+                self.has_audio = bool(container.streams.audio)
+                self.hdr = first is not None and first.color_trc in _HDR_TRANSFERS
         except av.FFmpegError as e:
             raise InputError(self.path, f"corrupt or unreadable video ({e})") from None
 
@@ -576,12 +580,13 @@ class Footage:
 _LUMA_WEIGHTS = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114),
                  7: (0.212, 0.087), 9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
 _FULL_RANGE = 2  # AVColorRange JPEG
+_HDR_TRANSFERS = (16, 18)  # AVColorTransferCharacteristic SMPTE ST 2084 (PQ), ARIB B67 (HLG)
 
 
 @numba.njit(parallel=True, cache=True)
 def _ycbcr420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, black: float,
-                     luma_range: float, chroma_range: float, kr: float, kb: float,
-                     out: np.ndarray) -> None:
+                     luma_range: float, chroma_range: float, chroma_mid: float, kr: float,
+                     kb: float, out: np.ndarray) -> None:
     h, w = y.shape
     ch, cw = cb.shape
     kg = 1.0 - kr - kb
@@ -601,7 +606,7 @@ def _ycbcr420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, black: float
             v = ((1 - fy) * ((1 - fx) * cr[y0, x0] + fx * cr[y0, x1])
                  + fy * ((1 - fx) * cr[y1, x0] + fx * cr[y1, x1]))
             luma = (y[i, j] - black) / luma_range
-            pb, pr = (u - 128.0) / chroma_range, (v - 128.0) / chroma_range
+            pb, pr = (u - chroma_mid) / chroma_range, (v - chroma_mid) / chroma_range
             r = luma + 2.0 * (1.0 - kr) * pr
             b = luma + 2.0 * (1.0 - kb) * pb
             g = (luma - kr * r - kb * b) / kg
@@ -613,20 +618,24 @@ def _ycbcr420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, black: float
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """A decoded video frame as ``(H, W, 3)`` uint8 RGB.
 
-    8-bit 4:2:0 frames, nearly all camera video, are converted here, rounded, with the matrix
-    and range they are tagged with (untagged: BT.601 below 720 rows and BT.709 from 720, as
-    players take them; limited range); FFmpeg's own conversion reads them about one level
-    dark (1.5 in green). Other formats are converted by FFmpeg.
+    8- and 10-bit 4:2:0 frames, nearly all camera video, are converted here, rounded, with the
+    matrix and range they are tagged with (untagged: BT.601 below 720 rows and BT.709 from
+    720, as players take them; limited range); FFmpeg's own conversion reads them one to two
+    levels dark. Other formats are converted by FFmpeg.
     """
-    if frame.format.name not in ("yuv420p", "yuvj420p"):
+    bits = {"yuv420p": 8, "yuvj420p": 8, "yuv420p10le": 10}.get(frame.format.name)
+    if bits is None:
         return frame.to_ndarray(format="rgb24")
-    y, cb, cr = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+    dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+    y, cb, cr = (np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width]
                  for p in frame.planes)
     kr, kb = _LUMA_WEIGHTS.get(frame.colorspace, _LUMA_WEIGHTS[1 if frame.height >= 720 else 5])
     full = frame.format.name == "yuvj420p" or frame.color_range == _FULL_RANGE
-    black, luma_range, chroma_range = (0.0, 255.0, 255.0) if full else (16.0, 219.0, 224.0)
+    scale = 2 ** (bits - 8)  # limited range: 16..235 and 16..240 in 8 bits, times 4 in 10
+    black, luma_range, chroma_range = ((0.0, 2.0 ** bits - 1, 2.0 ** bits - 1) if full else
+                                       (16.0 * scale, 219.0 * scale, 224.0 * scale))
     out = np.empty((*y.shape, 3), np.uint8)
-    _ycbcr420_to_rgb(y, cb, cr, black, luma_range, chroma_range, kr, kb, out)
+    _ycbcr420_to_rgb(y, cb, cr, black, luma_range, chroma_range, 128.0 * scale, kr, kb, out)
     return out
 
 

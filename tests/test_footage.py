@@ -65,41 +65,61 @@ def test_written_video_is_bt709_and_decodes_as_tagged(tmp_path):
         < 3 / 255
 
 
-@pytest.mark.parametrize(("colorspace", "color_range", "kr_kb", "full"), [
-    (1, 1, (0.2126, 0.0722), False),  # BT.709, limited: what phones and VideoWriter write
-    (5, 2, (0.299, 0.114), True),  # BT.601, full range
-    (2, 0, (0.299, 0.114), False),  # untagged below 720 rows: BT.601, limited
+@pytest.mark.parametrize(("colorspace", "color_range", "kr_kb", "full", "bits"), [
+    (1, 1, (0.2126, 0.0722), False, 8),  # BT.709, limited: what phones and VideoWriter write
+    (5, 2, (0.299, 0.114), True, 8),  # BT.601, full range
+    (2, 0, (0.299, 0.114), False, 8),  # untagged below 720 rows: BT.601, limited
+    (1, 1, (0.2126, 0.0722), False, 10),  # 10-bit (HEVC and H.264 high-profile phones)
 ])
 def test_video_frames_convert_with_their_tagged_matrix_and_range(tmp_path, colorspace,
-                                                                  color_range, kr_kb, full):
+                                                                  color_range, kr_kb, full,
+                                                                  bits):
     import av
 
     # Lossless 4:2:0 with chroma constant over 8x8-pixel blocks: each block's inner pixels
     # are the textbook Y'CbCr -> R'G'B' of its values.
     rng = np.random.default_rng(colorspace)
-    luma = rng.integers(30, 220, (32, 48), dtype=np.uint8)
-    cb, cr = (np.kron(rng.integers(90, 166, (4, 6)), np.ones((4, 4))).astype(np.uint8)
-              for _ in range(2))
+    scale, dtype = 2 ** (bits - 8), np.uint8 if bits == 8 else np.uint16
+    fmt = "yuv420p" if bits == 8 else "yuv420p10le"
+    luma = rng.integers(30 * scale, 220 * scale, (32, 48)).astype(dtype)
+    cb, cr = (np.kron(rng.integers(90 * scale, 166 * scale, (4, 6)), np.ones((4, 4)))
+              .astype(dtype) for _ in range(2))
     with av.open(str(tmp_path / "yuv.mp4"), "w") as container:
         stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = 48, 32, fmt
         stream.options = {"qp": "0"}
         stream.codec_context.colorspace, stream.codec_context.color_range = colorspace, color_range
-        frame = av.VideoFrame(48, 32, "yuv420p")
+        frame = av.VideoFrame(48, 32, fmt)
         for plane, values in zip(frame.planes, (luma, cb, cr), strict=True):
-            rows = np.zeros((plane.height, plane.line_size), np.uint8)
+            rows = np.zeros((plane.height, plane.line_size // dtype().itemsize), dtype)
             rows[:, :plane.width] = values
             plane.update(rows.tobytes())
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)
     rgb = dict(Footage(tmp_path / "yuv.mp4").frames(np.array([1]), native=True))[1]
     kr, kb = kr_kb
-    y = luma / 255 if full else (luma - 16.0) / 219
-    pb, pr = ((np.kron(c, np.ones((2, 2))) - 128.0) / (255 if full else 224) for c in (cb, cr))
+    y = luma / 255 if full else (luma / scale - 16.0) / 219
+    pb, pr = ((np.kron(c / scale, np.ones((2, 2))) - 128.0) / (255 if full else 224)
+              for c in (cb, cr))
     r, b = y + 2 * (1 - kr) * pr, y + 2 * (1 - kb) * pb
     expected = np.clip(np.stack([r, (y - kr * r - kb * b) / (1 - kr - kb), b], -1) * 255, 0, 255)
     block = np.ix_(*((np.arange(n) % 8 > 1) & (np.arange(n) % 8 < 6) for n in (32, 48)))
     assert np.abs(rgb[block] - expected[block]).max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize(("transfer", "hdr"), [(18, True), (16, True), (1, False)])
+def test_an_hdr_transfer_is_told(tmp_path, transfer, hdr):
+    import av
+
+    with av.open(str(tmp_path / "clip.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p10le"
+        stream.codec_context.color_trc = transfer  # HLG, PQ, BT.709
+        frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    footage = Footage(tmp_path / "clip.mp4")
+    assert footage.hdr == hdr and not footage.has_audio
 
 
 def test_video_written_and_read_back_keeps_its_levels(tmp_path):
