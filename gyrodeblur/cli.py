@@ -573,7 +573,7 @@ def synth_clips(
     """Random blurred clips in the footage folder layout; resumes."""
     import json
 
-    from gyrodeblur.fileio import atomic_path, files_digest
+    from gyrodeblur.fileio import atomic_path, files_digest, read_record
     from gyrodeblur.pipelines.synth import synth_clips as run
     from gyrodeblur.synthesis.images import ImageBank
     from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
@@ -593,10 +593,10 @@ def synth_clips(
                                  "sources of later clips")
     recipe_path = output / "synth.json"
     if recipe_path.exists():
-        try:
-            before = json.loads(recipe_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(recipe_path, f"unreadable recipe of this folder ({e})") from None
+        before = read_record(recipe_path)
+        if before is None:
+            raise InputError(recipe_path, "unreadable recipe of this folder (not a JSON "
+                                          "object)")
         changed = [name for key, name in (
             ("seed", "--seed"), ("images", "--images"), ("settings", "clip options"),
             ("files", "files in --images")) if before.get(key) != recipe[key]]

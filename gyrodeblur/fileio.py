@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -88,6 +89,24 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_record(path: Path) -> dict | None:
+    """The JSON object a job keeps in its output folder (settings, progress), or None where
+    there is none or it cannot be read as one.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "job.json").write_text('{"complete": false}')
+        >>> read_record(d / "job.json"), read_record(d / "missing.json")
+        ({'complete': False}, None)
+    """
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def files_digest(root: Path, files: Iterable[Path]) -> str:

@@ -162,6 +162,9 @@ def test_clips_refuse_bad_images_and_foreign_folders_before_writing(tmp_path):
     foreign = runner.invoke(app, [*args, "-o", str(tmp_path / "mine")])
     assert foreign.exit_code == 2 and "no synth.json" in " ".join(foreign.output.split())
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    (tmp_path / "mine" / "synth.json").write_text("[1, 2]")
+    odd = runner.invoke(app, [*args, "-o", str(tmp_path / "mine")])
+    assert odd.exit_code == 2 and "synth.json: unreadable recipe" in odd.output
 
 
 @pytest.mark.parametrize(("extra", "out", "message"), [

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path
+from gyrodeblur.fileio import atomic_path, read_record
 from gyrodeblur.footage import (
     Footage,
     FrameTiming,
@@ -516,10 +516,8 @@ def writes_folder(output: Path) -> bool:
 def resumable(folder: Path) -> bool:
     """Whether ``folder`` holds frames of an interrupted run: its ``deblur.json`` says
     ``"complete": false``."""
-    try:
-        return json.loads((folder / "deblur.json").read_text()).get("complete") is False
-    except (OSError, ValueError, AttributeError):
-        return False
+    record = read_record(folder / "deblur.json")
+    return record is not None and record.get("complete") is False
 
 
 class FolderOutput:
@@ -533,11 +531,8 @@ class FolderOutput:
         self.folder, self.stored, self.settings = folder, stored, settings
         self.manifest = folder / "deblur.json"
         if self.manifest.is_file():
-            try:
-                earlier = json.loads(self.manifest.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                earlier = None
-            if not isinstance(earlier, dict):
+            earlier = read_record(self.manifest)
+            if earlier is None:
                 raise InputError(self.manifest, "unreadable record of a deblur run; choose "
                                                 "another folder or empty it")
             earlier.pop("complete", None)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path
+from gyrodeblur.fileio import atomic_path, read_record
 from gyrodeblur.footage import Footage, VideoWriter, read_frames_csv, read_image, write_image
 from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import read_gyro
@@ -82,11 +82,8 @@ def claim_output(out: Path) -> None:
     so an interrupted run leaves no results of another); anything else is refused."""
     results = out / "results.json"
     if out.is_dir() and any(out.iterdir()):
-        try:
-            earlier = json.loads(results.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            earlier = None
-        if not isinstance(earlier, dict) or not isinstance(earlier.get("demo"), list):
+        earlier = read_record(results)
+        if earlier is None or not isinstance(earlier.get("demo"), list):
             raise InputError(out, "not empty and not a demo's output (no results.json of one): "
                                   "give a new or empty folder")
         # An earlier version's outputs too (another default model's folder).
