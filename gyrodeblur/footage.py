@@ -380,8 +380,8 @@ def read_image_and_format(path: str | Path) -> tuple[np.ndarray, StoredFormat]:
 def _is_gray(path: str | Path, image: np.ndarray) -> bool:
     """Whether the file stores gray: one channel, or a PNG of gray and alpha (which OpenCV
     decodes as BGRA; its header's colour type 4 tells it)."""
-    if image.ndim == 2:
-        return True
+    if image.ndim == 2 or image.shape[2] != 4:
+        return image.ndim == 2
     with open(path, "rb") as f:
         head = f.read(26)
     return head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[25] == 4
