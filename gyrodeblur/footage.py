@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -329,6 +330,75 @@ class StoredFormat:
     alpha: np.ndarray | None = None
     exif: np.ndarray | None = None
 
+    def turned(self, quarters: int) -> StoredFormat:
+        """The format of the pixels turned ``quarters`` quarter turns counter-clockwise to be
+        upright: the alpha turned alike, the EXIF orientation set to upright.
+
+        Example:
+            >>> alpha = np.zeros((2, 3), np.uint8)
+            >>> StoredFormat(alpha=alpha).turned(1).alpha.shape
+            (3, 2)
+        """
+        if quarters % 4 == 0:
+            return self
+        alpha = None if self.alpha is None else np.ascontiguousarray(
+            np.rot90(self.alpha, quarters))
+        exif = None if self.exif is None else _exif_with_orientation(self.exif, 1)
+        return StoredFormat(self.dtype, self.gray, alpha, exif)
+
+
+# EXIF orientation (tag 274) -> display rotation in degrees counter-clockwise; the mirrored
+# orientations (2, 4, 5, 7) are rare outside scanners and are kept as stored.
+_EXIF_ROTATION = {1: 0, 3: 180, 6: -90, 8: 90}
+
+
+def _exif_orientation_at(exif: np.ndarray) -> tuple[int, str] | None:
+    """Where the orientation value lies in ``exif`` (a TIFF block, as OpenCV gives it) and
+    the block's byte order, or None when it has no orientation."""
+    data = exif.tobytes()
+    if data[:4] not in (b"II*\0", b"MM\0*"):
+        return None
+    order = "<" if data[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack_from(order + "I", data, 4)
+        (entries,) = struct.unpack_from(order + "H", data, ifd)
+        for entry in range(ifd + 2, ifd + 2 + 12 * entries, 12):
+            tag, kind = struct.unpack_from(order + "HH", data, entry)
+            if tag == 0x0112 and kind == 3:  # orientation, a SHORT
+                struct.unpack_from(order + "H", data, entry + 8)  # inside the block
+                return entry + 8, order
+    except struct.error:  # a truncated block: no orientation to honour
+        return None
+    return None
+
+
+def exif_rotation(exif: np.ndarray | None) -> int:
+    """The display rotation an EXIF block asks for, degrees counter-clockwise (as
+    :attr:`Footage.rotation`): 0 without an orientation.
+
+    Example:
+        >>> block = b"II*\\0" + struct.pack("<IHHHIHHI", 8, 1, 0x0112, 3, 1, 6, 0, 0)
+        >>> exif_rotation(np.frombuffer(block, np.uint8))  # 6: shown turned clockwise
+        -90
+    """
+    found = None if exif is None else _exif_orientation_at(exif)
+    if found is None:
+        return 0
+    offset, order = found
+    (value,) = struct.unpack_from(order + "H", exif.tobytes(), offset)
+    return _EXIF_ROTATION.get(value, 0)
+
+
+def _exif_with_orientation(exif: np.ndarray, value: int) -> np.ndarray:
+    """A copy of ``exif`` with its orientation (when it has one) set to ``value``."""
+    found = _exif_orientation_at(exif)
+    if found is None:
+        return exif
+    offset, order = found
+    data = bytearray(exif.tobytes())
+    struct.pack_into(order + "H", data, offset, value)
+    return np.frombuffer(bytes(data), np.uint8)
+
 
 def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """The pixels of an 8- or 16-bit image file as stored (BGR order; an EXIF orientation is
@@ -428,9 +498,10 @@ class Footage:
     A GyroVD sequence folder (with ``blur/`` frames named by their times) also carries its
     own :attr:`timing`; its landscape frames are turned 90 degrees clockwise when its
     ``meta_info`` camera is portrait, as the GyroVD code turns them (its gyro and intrinsics
-    are in portrait orientation). Frames are otherwise as stored: a video's display rotation
-    (``rotation``, degrees counter-clockwise; 0 for folders) is not applied, since the camera
-    calibration and the gyro axes belong to the sensor's pixel grid. ``has_audio``: a video
+    are in portrait orientation). Frames are otherwise as stored: a display rotation
+    (``rotation``, degrees counter-clockwise: a video's, or the EXIF orientation of a folder's
+    first image) is not applied, since the camera calibration and the gyro axes belong to the
+    sensor's pixel grid. ``has_audio``: a video
     with an audio track; ``hdr``: a video in an HDR transfer (PQ, HLG), processed as its code
     values are, without tone mapping.
 
@@ -453,12 +524,12 @@ class Footage:
                 self.files = image_files(self.path)
             if not self.files:
                 raise InputError(self.path, "folder holds no images")
-            first, _ = _decode_file(self.files[0])
+            first, exif = _decode_file(self.files[0])
             self.size = (first.shape[1], first.shape[0])
             if gyrovd and self.size[0] > self.size[1] and _portrait_camera(self.path):
                 self._turn, self.size = True, self.size[::-1]
             self.count = len(self.files)
-            self.rotation, self.has_audio, self.hdr = 0, False, False
+            self.rotation, self.has_audio, self.hdr = exif_rotation(exif), False, False
         else:
             self._probe_video()
             if self.count == 0:

@@ -615,9 +615,10 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                 if progress:
                     progress(done)
         return video.notes
+    # PNGs are turned upright (not every viewer honours a PNG's EXIF orientation).
+    upright = round(rotation / 90) % 4
     folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
-                          job.footage.stored_format)
-    upright = round(rotation / 90) % 4  # PNGs have no display rotation: turn their pixels
+                          lambda number: job.footage.stored_format(number).turned(upright))
     for clip in windows(job.stream(), job.restorer.window):
         centre = clip[len(clip) // 2]
         if not folder.done(centre.number):

@@ -225,6 +225,29 @@ def test_frames_out_of_a_phones_video_are_written_upright(clip, tmp_path):
     np.testing.assert_allclose(first[:, :192], np.rot90(stored), atol=1 / 255 + 1e-6)
 
 
+def test_a_folder_of_turned_phone_photos_is_shown_as_its_exif_says(clip, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in (1, 2):
+        image = Image.open(clip / "blurred" / f"{i:06d}.png")
+        exif = image.getexif()
+        exif[0x0112] = 6  # orientation: turn 90 degrees clockwise to display
+        image.save(folder / f"{i:06d}.jpg", exif=exif.tobytes(), quality=95)
+    assert Footage(folder).rotation == -90
+    args = [*motion_args(clip), "--range", "1:2", "--method", "classic", "--side-by-side"]
+    assert deblur_video(folder, *args, "-o", tmp_path / "out.mp4").exit_code == 0
+    assert Footage(tmp_path / "out.mp4").rotation == -90  # the player turns it upright
+    assert deblur_video(folder, *args, "-o", tmp_path / "out").exit_code == 0
+    written = Image.open(tmp_path / "out" / "frame_000001.png")
+    # 192x320 upright, input left of output, and no viewer turns it again
+    assert written.size == (384, 320) and written.getexif()[0x0112] == 1
+    stored = read_image(folder / "000001.jpg")
+    np.testing.assert_allclose(read_image(tmp_path / "out" / "frame_000001.png")[:, :192],
+                               np.rot90(stored, -1), atol=1 / 255 + 1e-6)
+
+
 def test_tiny_frames_and_an_output_over_the_input_are_refused(clip, tmp_path):
     image = clip / "blurred" / "000001.png"
     common = [*motion_args(clip)[:4], "--frame-time", "0.1", "--exposure", "0.01"]
