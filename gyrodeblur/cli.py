@@ -231,11 +231,13 @@ def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, c
                          (" or --exposure" if footage is not None and footage.path.is_file()
                           else ""))
     source, hint = (camera if readout_time is None else "--readout-time"), "is it in seconds?"
-    if readout_time is None and log is not None and log.readout_time:
-        from gyrodeblur.geometry.camera import load_camera
+    if readout_time is None:
+        from gyrodeblur.geometry.camera import is_gyroflow_profile, load_camera
 
-        if load_camera(camera).readout_time == 0:  # the gcsv header's, in ms
-            source, hint = log.source, "its frame_readout_time is in ms"
+        if log is not None and log.readout_time and load_camera(camera).readout_time == 0:
+            source, hint = log.source, "its frame_readout_time is in ms"  # the gcsv header's
+        elif camera.is_file() and is_gyroflow_profile(camera):
+            hint = "is the lens profile for this video mode? (frame_readout_time, ms)"
     check_timing_units(timing, cam.readout_time, source, hint)
     return timing
 

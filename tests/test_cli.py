@@ -204,6 +204,13 @@ BAD_INPUTS = {
     "frame number of 20 digits": (lambda c: (c / "frames.csv").write_text(
         "frame,t_start,exposure\n1,0.5,0.04\n99999999999999999999,0.6,0.04\n"),
         "frames.csv", "frame number 100000000000000000000 at line 3 is beyond any footage"),
+    "lens profile readout longer than a frame": (lambda c: (c / "camera.json").write_text(
+        json.dumps({"calib_dimension": {"w": W, "h": H}, "frame_readout_time": 200,
+                    "fisheye_params": {"camera_matrix": [[FX, 0, 79.5], [0, FX, 59.5],
+                                                         [0, 0, 1]],
+                                       "distortion_coeffs": [0, 0, 0, 0]}})),
+        "camera.json", "is longer than the frame interval 0.1 s: is the lens profile for "
+                       "this video mode? (frame_readout_time, ms)"),
     "gcsv readout longer than a frame": (lambda c: (
         save_camera(CAM.replace(readout_time=0.0), c / "camera.json"),
         bad_gyro("GYROFLOW IMU LOG\norientation,yxz\nframe_readout_time,200\ntscale,0.01\n"

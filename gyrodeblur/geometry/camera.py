@@ -517,20 +517,34 @@ def load_camera(path: str | Path) -> Camera:
         raise InputError(path, "no such file")
     if path.suffix.lower() == ".csv":
         return _camera_from_gyrovd(path)
+    d = _read_camera_json(path)
+    if _is_gyroflow(d):
+        return _camera_from_gyroflow(d, path)
+    if "fx" in d or "width" in d:
+        return camera_from_dict(d, path)
+    raise InputError(path, "not a camera file: expected our camera JSON (with fx, fy, cx, cy) "
+                           "or a Gyroflow lens profile (with calib_dimension, fisheye_params)")
+
+
+def _read_camera_json(path: Path) -> dict[str, Any]:
+    """The object of a camera JSON file (a Gyroflow project's ``calibration_data``)."""
     try:
         d = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(path, f"not a camera JSON file ({e})") from None
     if not isinstance(d, dict):
         raise InputError(path, f"not a camera file: expected a JSON object, got {type(d).__name__}")
-    if isinstance(d.get("calibration_data"), dict):
-        d = d["calibration_data"]
-    if "calib_dimension" in d or "fisheye_params" in d:
-        return _camera_from_gyroflow(d, path)
-    if "fx" in d or "width" in d:
-        return camera_from_dict(d, path)
-    raise InputError(path, "not a camera file: expected our camera JSON (with fx, fy, cx, cy) "
-                           "or a Gyroflow lens profile (with calib_dimension, fisheye_params)")
+    return d["calibration_data"] if isinstance(d.get("calibration_data"), dict) else d
+
+
+def _is_gyroflow(d: dict[str, Any]) -> bool:
+    return "calib_dimension" in d or "fisheye_params" in d
+
+
+def is_gyroflow_profile(path: str | Path) -> bool:
+    """Whether ``path`` is a Gyroflow lens profile (its readout in ms, not seconds)."""
+    path = Path(path)
+    return path.suffix.lower() == ".json" and _is_gyroflow(_read_camera_json(path))
 
 
 def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
