@@ -33,7 +33,7 @@ def write_footage(folder: Path, size: str, frames: int, yaw: float = 0.3) -> Non
     import cv2
     import numpy as np
 
-    from gyrodeblur.footage import VideoWriter
+    from gyrodeblur.footage import FrameTiming, VideoWriter, write_frames_csv
     from gyrodeblur.geometry.camera import Camera, save_camera
     from gyrodeblur.geometry.gyro import GyroLog, write_csv
     from gyrodeblur.synthesis.images import skimage_image
@@ -46,8 +46,8 @@ def write_footage(folder: Path, size: str, frames: int, yaw: float = 0.3) -> Non
     t = np.arange(0, frames / fps + 0.5, 1 / 400)
     w = np.stack([0.05 * np.sin(7 * t), yaw + 0.1 * np.sin(5 * t), 0.02 * np.cos(3 * t)], 1)
     write_csv(GyroLog(t, w), folder / "gyro.csv")
-    rows = [f"{n + 1},{0.1 + n / fps:.6f},{exposure:.6f}" for n in range(frames)]
-    (folder / "frames.csv").write_text("frame,t_start,exposure\n" + "\n".join(rows) + "\n")
+    write_frames_csv(FrameTiming(np.arange(1, frames + 1), 0.1 + np.arange(frames) / fps,
+                                 np.full(frames, exposure)), folder / "frames.csv")
     big = cv2.resize(skimage_image("astronaut"), (width + 40 * frames, height),
                      interpolation=cv2.INTER_CUBIC)
     with VideoWriter(folder / "clip.mp4", fps) as video:

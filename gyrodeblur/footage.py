@@ -22,6 +22,7 @@ import numba
 import numpy as np
 
 from gyrodeblur.errors import InputError
+from gyrodeblur.fileio import atomic_path
 
 if TYPE_CHECKING:
     import av
@@ -164,6 +165,22 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
     timing = FrameTiming(frame, t_start, exposure, str(path))
     check_timing_units(timing)
     return timing
+
+
+def write_frames_csv(timing: FrameTiming, path: str | Path) -> None:
+    """Write ``timing`` as a frames CSV (:func:`read_frames_csv` reads it back), atomically.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "frames.csv"
+        >>> write_frames_csv(FrameTiming([1, 2], [0.5, 0.5333], [0.01, 0.01]), path)
+        >>> read_frames_csv(path).t_start.tolist()
+        [0.5, 0.5333]
+    """
+    rows = [f"{n},{s:.9f},{e:.9f}\n"
+            for n, s, e in zip(timing.frame, timing.t_start, timing.exposure, strict=True)]
+    with atomic_path(path) as tmp:
+        tmp.write_text("frame,t_start,exposure\n" + "".join(rows))
 
 
 def check_timing_units(timing: FrameTiming, readout_time: float = 0.0,
@@ -793,21 +810,33 @@ class VideoWriter:
         self._video = None
         self._source = self._audio = self._packets = None
         if self.audio_from is not None:
-            self._source = av.open(str(self.audio_from))
-            if self._source.streams.audio:
-                source_audio = self._source.streams.audio[0]
-                codec = source_audio.codec_context.name
-                if codec not in MP4_AUDIO:
-                    self.notes.append(f"audio ({codec}) left out: MP4 cannot hold it")
-                    return self
-                try:
-                    self._audio = self._container.add_stream_from_template(source_audio)
-                    self._packets = (p for p in self._source.demux(source_audio)
-                                     if p.dts is not None)
-                except (av.FFmpegError, ValueError) as e:
-                    self._audio = None
-                    self.notes.append(f"audio ({codec}) left out: {e}")
+            try:
+                self._add_audio()
+            except BaseException:  # __exit__ does not run when __enter__ fails
+                self._container.close()
+                if self._source is not None:
+                    self._source.close()
+                raise
         return self
+
+    def _add_audio(self) -> None:
+        """An audio stream copied from ``audio_from``'s first, where MP4 can hold it."""
+        import av
+
+        self._source = av.open(str(self.audio_from))
+        if not self._source.streams.audio:
+            return
+        source_audio = self._source.streams.audio[0]
+        codec = source_audio.codec_context.name
+        if codec not in MP4_AUDIO:
+            self.notes.append(f"audio ({codec}) left out: MP4 cannot hold it")
+            return
+        try:
+            self._audio = self._container.add_stream_from_template(source_audio)
+            self._packets = (p for p in self._source.demux(source_audio) if p.dts is not None)
+        except (av.FFmpegError, ValueError) as e:
+            self._audio = None
+            self.notes.append(f"audio ({codec}) left out: {e}")
 
     def _mux_audio(self, until: float | None) -> None:
         """Copy audio packets up to ``until`` seconds (``None``: all that are left)."""

@@ -186,6 +186,19 @@ class Camera:
         return self.replace(width=width, height=height, fx=self.fx * sx, fy=self.fy * sy,
                             cx=(self.cx + 0.5) * sx - 0.5, cy=(self.cy + 0.5) * sy - 0.5)
 
+    def no_wider_than(self, width: int) -> Camera:
+        """The camera rescaled to ``width`` pixels wide (height to the same view) if it is
+        wider; itself otherwise.
+
+        Example:
+            >>> cam = Camera(4000, 3000, 3000.0, 3000.0, 1999.5, 1499.5)
+            >>> cam.no_wider_than(1000).height, cam.no_wider_than(8000) is cam
+            (750, True)
+        """
+        if self.width <= width:
+            return self
+        return self.rescaled(width, max(2, round(self.height * width / self.width)))
+
     def distort_points(self, xn: np.ndarray) -> np.ndarray:
         """Project normalized undistorted coordinates to distorted pixels (closed form).
 

@@ -280,8 +280,7 @@ def measure_rotations(frames: FrameSource, timing: FrameTiming, camera: Camera,
         frames, timing, camera, width, bands, flow: as :func:`estimate_sync`.
         pairs: first frame numbers of the pairs, increasing.
     """
-    proc_w = min(width, camera.width)
-    proc = camera.rescaled(proc_w, max(round(camera.height * proc_w / camera.width), 2))
+    proc = camera.no_wider_than(width)
     first = set(int(n) for n in pairs)
     rows = {int(n): i for i, n in enumerate(timing.frame)}
     parts: list[tuple[np.ndarray, ...]] = []

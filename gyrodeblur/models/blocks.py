@@ -6,7 +6,8 @@ attention -> 1x1, added back with a learned per-channel scale ``beta``; then an 
 freshly built block is the identity.
 
 Also here: sampling an image along per-pixel trajectories (``along_path``), which both
-networks use to see the blurred input moved along its own kernel.
+networks use to see the blurred input moved along its own kernel, and the scale of their
+kernel inputs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+#: Trajectories (pixels) are divided by this before they enter a network: displacements of a
+#: few to tens of pixels then enter the first conv at order one.
+KERNEL_SCALE = 16.0
 
 
 def parameter_count(model: nn.Module) -> int:

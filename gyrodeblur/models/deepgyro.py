@@ -30,11 +30,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gyrodeblur.models.blocks import NAFBlock, along_path, crop_to, pad_to_multiple
+from gyrodeblur.models.blocks import (
+    KERNEL_SCALE,
+    NAFBlock,
+    along_path,
+    crop_to,
+    pad_to_multiple,
+)
 from gyrodeblur.synthesis.blur import bilinear_weights
-
-KERNEL_SCALE = 16.0
-"""Pixels per unit of the kernel input: blurs of a few to tens of pixels become O(1)."""
 
 GUIDANCES = ("field", "path", "trajectory", "none")
 

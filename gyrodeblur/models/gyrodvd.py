@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gyrodeblur.models.blocks import (
+    KERNEL_SCALE,
     ChannelPool,
     LayerNorm2d,
     along_path,
@@ -67,16 +68,13 @@ from gyrodeblur.models.blocks import (
 )
 from gyrodeblur.models.deform import ModulatedDeformConv2d
 
-__all__ = ["GYRODVD_VARIANTS", "GyroDVD", "KGSBlock", "build_gyrodvd", "group_warp",
+__all__ = ["GYRODVD_VARIANTS", "GyroDVD", "KGSBlock", "group_warp",
            "parameter_count", "temporal_shift"]
 
 KernelMode = Literal["rot+tran", "rot", "flow", "none"]
 FusionMode = Literal["feature", "pixel"]
 DecoderMode = Literal["kgs", "shift", "concat"]
 
-#: Trajectories are divided by this many pixels before the kernel encoders: displacements of a
-#: few to tens of pixels then enter the first conv at order one.
-KERNEL_SCALE = 16.0
 #: Shift of every group in the unguided ``decoder="shift"`` ablation, in pixels of its level.
 FIXED_SHIFT_PX = 2.0
 #: Spatial-shift groups of a KGS block (the authors' 8).
@@ -96,16 +94,6 @@ GYRODVD_VARIANTS: dict[str, dict[str, Any]] = {
     # The kernel-source ablation's size: trains in minutes per hundred steps on 2 cores.
     "gyrodvd-xs": {"width": 16, "width0": 4, "blocks": (1, 1)},
 }
-
-
-def build_gyrodvd(name: str, **overrides: Any) -> GyroDVD:
-    """A named variant of ``GYRODVD_VARIANTS``, with constructor arguments overridden.
-
-    Example:
-        >>> build_gyrodvd("gyrodvd-s", decoder="shift").decoder
-        'shift'
-    """
-    return GyroDVD(**{**GYRODVD_VARIANTS[name], **overrides})
 
 
 def temporal_shift(x: Tensor, frames: int, step: int) -> Tensor:

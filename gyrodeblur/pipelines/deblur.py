@@ -398,7 +398,7 @@ def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
     check_covers(log, t_start + camera.time_offset,
                  t_start + exposure + camera.readout_time + camera.time_offset,
                  "check --frame-time and --time-offset")
-    kcam = kernel_camera(camera, kernel_width)
+    kcam = camera.no_wider_than(kernel_width)
     return rotation_trajectories(camera_orientation(log, kcam), kcam, t_start, exposure,
                                  samples)[0]
 
@@ -410,10 +410,10 @@ def read_kernels(path: str | Path, frame: int | None, size: tuple[int, int]
     resolution of the same view).
     """
     try:
-        npz = np.load(path)  # no pickles: a kernels file holds arrays only
-        rot = npz["rot"]
-        numbers = npz["frames"] if "frames" in npz else np.arange(1, len(rot) + 1)
-        tran = npz["tran"] if "tran" in npz else None
+        with np.load(path) as npz:  # no pickles: a kernels file holds arrays only
+            rot = npz["rot"]
+            numbers = npz["frames"] if "frames" in npz else np.arange(1, len(rot) + 1)
+            tran = npz["tran"] if "tran" in npz else None
     except (OSError, ValueError, KeyError, EOFError) as e:
         problem = "not an npz" if "pickle" in str(e) else str(e)
         raise InputError(path, f"not a kernels file with 'rot' (F, T, 2, H, W) ({problem})"
@@ -433,20 +433,12 @@ def read_kernels(path: str | Path, frame: int | None, size: tuple[int, int]
     i = int(np.flatnonzero(numbers == frame)[0])
     h, w = rot.shape[-2:]
     H, W = size
-    if abs(W * h / (H * w) - 1) > 0.01:
+    if not same_view(W, H, w, h):
         raise InputError(path, f"mismatched sizes: kernels are {w}x{h}, the image is {W}x{H}")
     kernels = rot[i], None if tran is None else tran[i]
     if any(np.isinf(k).any() for k in kernels if k is not None):
         raise InputError(path, f"infinite kernels in frame {frame}")
     return kernels
-
-
-def kernel_camera(camera: Camera, kernel_width: int) -> Camera:
-    """``camera`` rescaled to at most ``kernel_width`` pixels wide."""
-    if camera.width <= kernel_width:
-        return camera
-    return camera.rescaled(kernel_width, max(2, round(camera.height * kernel_width
-                                                      / camera.width)))
 
 
 @dataclass
@@ -481,7 +473,7 @@ class VideoJob:
 
     def stream(self) -> Iterator[FrameData]:
         """Frames at the processing resolution with their kernels, in order."""
-        cam, kcam = self.camera, kernel_camera(self.camera, self.kernel_width)
+        cam, kcam = self.camera, self.camera.no_wider_than(self.kernel_width)
         full: dict[int, np.ndarray] = {}
 
         def source() -> Iterator[tuple[int, np.ndarray]]:

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import atomic_path
 from gyrodeblur.models import DeepGyro, GyroDVD, load_model, weights_file
+from gyrodeblur.models.gyrodvd import KERNEL_INPUTS
 
 OPSET = 17
 """Default opset: GridSample needs 16, 17 has LayerNormalization as one op."""
@@ -76,6 +77,7 @@ def require(module: str) -> None:
 
 
 def check_opset(opset: int) -> None:
+    """Refuse an ONNX opset that lacks GridSample or that onnxruntime cannot run."""
     if not 16 <= opset <= MAX_OPSET:
         raise InputError(None, f"--opset {opset}: choose 16 (GridSample) to {MAX_OPSET}")
 
@@ -85,8 +87,7 @@ def input_names(net: nn.Module) -> tuple[str, ...]:
     if isinstance(net, DeepGyro):
         kernels = () if net.guidance == "none" else ("rot",)
         return ("blurred", *kernels) + ("estimate",) * net.refine
-    return {"rot+tran": ("blurred", "rot", "tran"), "rot": ("blurred", "rot"),
-            "flow": ("blurred", "tran"), "none": ("blurred",)}[net.kernel]
+    return ("blurred", *KERNEL_INPUTS[net.kernel])
 
 
 def random_inputs(net: nn.Module, shape: Shape, seed: int = 0) -> dict[str, Tensor]:

@@ -13,13 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from gyrodeblur import __version__
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import NpzWriter, atomic_path
-from gyrodeblur.footage import Footage, FrameTiming
+from gyrodeblur.footage import Footage, FrameTiming, to_float, write_image
 from gyrodeblur.geometry.camera import Camera, gyroflow_readout
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.clip import iter_frame_kernels
@@ -165,8 +164,7 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
                 if plot_dir is not None:
                     pictures.append(Path(plot_dir) / f"kernels_{k.number:06d}.png")
                     with atomic_path(pictures[-1]) as tmp:
-                        cv2.imwrite(str(tmp), cv2.cvtColor(draw_kernels(total, k.image),
-                                                           cv2.COLOR_RGB2BGR))
+                        write_image(tmp, to_float(draw_kernels(total, k.image)))
                 if progress:
                     progress(i + 1)
         except BaseException:  # a failed run leaves no pictures, as it leaves no npz

@@ -552,7 +552,7 @@ def train(config: TrainConfig, out: str | Path,
         step, history, seconds_before = 0, [], 0.0
         if run.checkpoint.exists():
             try:
-                state = torch.load(run.checkpoint, map_location=device, weights_only=False)
+                state = torch.load(run.checkpoint, map_location=device, weights_only=True)
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
                 step, history = state["step"], state["history"]

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from gyrodeblur import __version__
-from gyrodeblur.fileio import NpzWriter, atomic_path
-from gyrodeblur.footage import FrameTiming, write_image
+from gyrodeblur.fileio import NpzWriter
+from gyrodeblur.footage import FrameTiming, write_frames_csv, write_image
 from gyrodeblur.geometry.camera import Camera, save_camera
 from gyrodeblur.geometry.gyro import GyroLog, write_csv
 from gyrodeblur.geometry.rotation import integrate
@@ -200,11 +200,7 @@ def export_clip(clip: Clip, folder: str | Path, kernels: bool = True) -> None:
         log = clip.recorded_log
         imu = GyroLog(log.t, log.w @ clip.recorded_camera.R_imu_to_camera, "gyro.csv")
         write_csv(imu, tmp / "gyro.csv")  # in IMU axes, as the device wrote it
-        with atomic_path(tmp / "frames.csv") as path:
-            rows = [f"{n},{s:.9f},{e:.9f}" for n, s, e in
-                    zip(clip.timing.frame, clip.timing.t_start, clip.timing.exposure,
-                        strict=True)]
-            path.write_text("frame,t_start,exposure\n" + "\n".join(rows) + "\n")
+        write_frames_csv(clip.timing, tmp / "frames.csv")
         save_camera(clip.recorded_camera, tmp / "camera.json")
         if kernels:
             F, T, _, H, W = clip.rot.shape

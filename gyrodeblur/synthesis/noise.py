@@ -53,39 +53,37 @@ def noise_params(level: float) -> tuple[float, float]:
     return shot, math.sqrt(math.exp(_READ_OFFSET) * shot**_READ_SLOPE)
 
 
-def poisson_gaussian(image: torch.Tensor, *, shot: float, read: float,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def poisson_gaussian(image: np.ndarray, shot: float, read: float,
+                     rng: np.random.Generator | int | None = None) -> np.ndarray:
     """Poisson-Gaussian sensor noise on an sRGB image, in linear light.
 
     ``y = shot * Poisson(x / shot) + N(0, read^2)`` with ``x`` the linear image, clipped to
     ``[0, 1]`` and re-encoded to sRGB. ``shot = 0`` or ``read = 0`` leaves that part out.
 
     Args:
-        image: ``(..., 3, H, W)`` float32 sRGB in ``[0, 1]``.
+        image: float sRGB in ``[0, 1]``, any shape.
         shot: variance per unit linear signal.
         read: read-noise std, linear units.
-        generator: optional ``torch.Generator`` on the image's device, for reproducible noise.
+        rng: a ``np.random.Generator`` or a seed, for reproducible noise.
 
     Returns:
-        The noisy sRGB image, same shape and device.
+        The noisy sRGB image, float32, same shape.
 
     Example:
-        >>> img = torch.full((1, 3, 4, 4), 0.5)
-        >>> g = torch.Generator().manual_seed(0)
-        >>> a = poisson_gaussian(img, shot=1e-3, read=1e-3, generator=g)
-        >>> b = poisson_gaussian(img, shot=1e-3, read=1e-3,
-        ...                      generator=torch.Generator().manual_seed(0))
-        >>> bool(torch.equal(a, b)), bool((a != img).any())
+        >>> img = np.full((4, 4, 3), 0.5, np.float32)
+        >>> a, b = (poisson_gaussian(img, 1e-3, 1e-3, 0) for _ in range(2))
+        >>> bool(np.array_equal(a, b)), bool((a != img).any())
         (True, True)
     """
     if not (0 <= shot < math.inf and 0 <= read < math.inf):
         raise ValueError(f"shot and read must be finite numbers >= 0, got {shot}, {read}")
-    x = srgb_to_linear(image.float()).clamp(min=0.0)
+    rng = np.random.default_rng(rng)
+    x = np.clip(srgb_to_linear(np.asarray(image, np.float32)), 0.0, None)
     if shot > 0:
-        x = torch.poisson(x / shot, generator=generator) * shot
+        x = rng.poisson(x / shot).astype(np.float32) * np.float32(shot)
     if read > 0:
-        x = x + read * torch.randn(x.shape, generator=generator, device=x.device)
-    return linear_to_srgb(x.clamp(0.0, 1.0))
+        x = x + rng.normal(0.0, read, x.shape).astype(np.float32)
+    return linear_to_srgb(np.clip(x, 0.0, 1.0)).astype(np.float32)
 
 
 def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
@@ -112,11 +110,12 @@ def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
 
 def add_noise_image(hwc: np.ndarray, level: float,
                     rng: np.random.Generator | int | None = None) -> np.ndarray:
-    """NumPy convenience: ``poisson_gaussian`` with ``noise_params(level)`` on one image.
+    """:func:`poisson_gaussian` with ``noise_params(level)`` on one image.
 
     Args:
         hwc: ``(H, W, 3)`` sRGB: float in ``[0, 1]``, or uint8 or uint16.
-        level: noise std at linear mid-grey (see ``noise_params``); 0 returns a copy.
+        level: noise std at linear mid-grey (see ``noise_params``); 0 returns the image
+            as float32, unchanged.
         rng: a ``np.random.Generator`` or a seed, for reproducible noise.
 
     Returns:
@@ -129,13 +128,10 @@ def add_noise_image(hwc: np.ndarray, level: float,
         (True, dtype('float32'), True)
     """
     shot, read = noise_params(level)
-    rng = np.random.default_rng(rng)
-    x = np.clip(srgb_to_linear(float_image(hwc)), 0.0, None)
-    if shot > 0:
-        x = rng.poisson(x / shot).astype(np.float32) * np.float32(shot)
-    if read > 0:
-        x = x + rng.normal(0.0, read, x.shape).astype(np.float32)
-    return linear_to_srgb(np.clip(x, 0.0, 1.0)).astype(np.float32)
+    image = float_image(hwc)
+    if level == 0:
+        return image.copy()
+    return poisson_gaussian(image, shot, read, rng)
 
 
 def jpeg_image(hwc: np.ndarray, quality: int) -> np.ndarray:

@@ -15,7 +15,6 @@ from gyrodeblur.models.gyrodvd import (
     GYRODVD_VARIANTS,
     GyroDVD,
     KGSBlock,
-    build_gyrodvd,
     group_warp,
     parameter_count,
 )
@@ -46,7 +45,7 @@ def _clip(b: int = 1, f: int = 3, h: int = 8, w: int = 8, t: int = 3, seed: int 
 
 @pytest.mark.parametrize(("name", "millions"), [("gyrodvd-64", 5.04), ("gyrodvd-128", 17.15)])
 def test_paper_parameter_counts(name: str, millions: float) -> None:
-    count = parameter_count(build_gyrodvd(name))
+    count = parameter_count(GyroDVD(**GYRODVD_VARIANTS[name]))
     assert abs(count / 1e6 - millions) <= 0.1 * millions, count
 
 

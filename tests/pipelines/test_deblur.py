@@ -29,7 +29,6 @@ from gyrodeblur.pipelines.deblur import (
     FrameData,
     Restorer,
     deblur_image,
-    kernel_camera,
     make_restorer,
     read_kernels,
     restore_frame,
@@ -167,7 +166,7 @@ def test_upsampled_kernels_match_full_resolution(clip):
     camera = load_camera(clip / "camera.json")
     orientation = camera_orientation(read_gyro(clip / "gyro.csv"), camera)
     full, _ = rotation_trajectories(orientation, camera, 0.2, 0.02, 5)
-    small_cam = kernel_camera(camera, 160)
+    small_cam = camera.no_wider_than(160)
     small, _ = rotation_trajectories(orientation, small_cam, 0.2, 0.02, 5)
     up = upsample_kernels(small, (camera.height, camera.width))
     assert up.shape == full.shape
