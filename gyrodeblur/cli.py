@@ -36,6 +36,7 @@ from gyrodeblur.errors import InputError, Terminated
 from gyrodeblur.fileio import check_output
 
 if TYPE_CHECKING:  # the command modules are imported when a command runs
+    from gyrodeblur.footage import Footage, FrameTiming
     from gyrodeblur.geometry.camera import Camera
     from gyrodeblur.geometry.gyro import GyroLog
     from gyrodeblur.kernels.synchronization import SyncResult
@@ -164,6 +165,7 @@ IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 def check_flow(flow: str) -> None:
+    """Refuse a ``--flow`` backend that does not exist."""
     from gyrodeblur.kernels.flow import FLOW_BACKENDS
 
     if flow not in FLOW_BACKENDS:
@@ -172,7 +174,7 @@ def check_flow(flow: str) -> None:
 
 def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | None = None,
                 lowpass: float | None = None, readout_time: float | None = None,
-                time_offset: float | None = None):
+                time_offset: float | None = None) -> tuple[GyroLog, Camera]:
     """The gyro log and the camera (completed from the gyro file, overrides applied)."""
     from gyrodeblur.geometry.camera import load_camera
     from gyrodeblur.geometry.gyro import lowpass as lowpass_log
@@ -197,7 +199,7 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
     return log, cam
 
 
-def fit_camera(cam, source: Path, width: int, height: int):
+def fit_camera(cam: Camera, source: Path, width: int, height: int) -> Camera:
     """``cam`` rescaled to ``width x height``; a size of another aspect ratio names the file."""
     try:
         return cam.rescaled(width, height)
@@ -205,8 +207,9 @@ def fit_camera(cam, source: Path, width: int, height: int):
         raise InputError(source, f"mismatched sizes: {e.problem}") from None
 
 
-def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, camera: Path,
-                readout_time: float | None = None, log=None):
+def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: float | None,
+                cam: Camera, camera: Path, readout_time: float | None = None,
+                log: GyroLog | None = None) -> FrameTiming:
     """Frame timing from ``--frames-csv``, the footage itself (GyroVD), or a video's
     timestamps and ``--exposure``; its exposure and the camera's readout checked for units
     (a readout that is wrong blamed on where it came from: ``--readout-time``, the camera
@@ -242,7 +245,8 @@ def load_timing(footage, frames_csv: Path | None, exposure: float | None, cam, c
     return timing
 
 
-def select_frames(timing, footage, frame_range: str | None):
+def select_frames(timing: FrameTiming, footage: Footage | None, frame_range: str | None
+                  ) -> FrameTiming:
     """The frames of ``--range`` in ``timing``, checked against the footage's length."""
     first, last = parse_range(frame_range)
     count = footage.count if footage is not None else int(timing.frame[-1])

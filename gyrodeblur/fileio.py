@@ -121,7 +121,7 @@ class NpzWriter:
     """Write a large ``.npz`` frame by frame in bounded memory, atomically.
 
     Arrays declared with :meth:`array` are memory-mapped ``.npy`` files in a temporary
-    folder beside the target; :meth:`close` stores them uncompressed into the zip (so
+    folder beside the target; leaving the ``with`` block stores them uncompressed into the zip (so
     ``np.load`` reads it like any ``np.savez`` file) and renames it into place. Leaving the
     ``with`` block by an exception removes everything. The maps' disk blocks are reserved
     when declared, and the room for the zip is checked then, so that a disk too small is an
@@ -153,7 +153,8 @@ class NpzWriter:
             raise InputError(self.target, f"cannot be written: {e.strerror}") from None
         return self
 
-    def array(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    def array(self, name: str, shape: tuple[int, ...], dtype: np.typing.DTypeLike
+              ) -> np.ndarray:
         """A zero-filled writable memory map that becomes array ``name`` of the npz."""
         path = self._dir / f"{name}.npy"
         self._arrays[name] = path

@@ -26,6 +26,7 @@ from gyrodeblur.fileio import atomic_path
 
 if TYPE_CHECKING:
     import av
+    import torch
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp"}
 # GyroVD: NNNNNN_<exp_start_first>_<exp_start_last>_<exp_end>_..., times in ns, gyro clock.
@@ -282,7 +283,8 @@ def to_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32, copy=False)
 
 
-def float_image(image, what: str = "image") -> np.ndarray:
+def float_image(image: np.ndarray | torch.Tensor | list, what: str = "image"
+                ) -> np.ndarray:
     """An ``(H, W, 3)`` image given to the Python API (a NumPy array, a CPU tensor or nested
     lists) as float32 sRGB in ``[0, 1]``: uint8 and uint16 scaled as :func:`to_float` does,
     floats kept as they are.
@@ -518,9 +520,9 @@ class Footage:
     are in portrait orientation). Frames are otherwise as stored: a display rotation
     (``rotation``, degrees counter-clockwise: a video's, or the EXIF orientation of a folder's
     first image) is not applied, since the camera calibration and the gyro axes belong to the
-    sensor's pixel grid. ``has_audio``: a video
-    with an audio track; ``hdr``: a video in an HDR transfer (PQ, HLG), processed as its code
-    values are, without tone mapping.
+    sensor's pixel grid. ``has_audio``: a video with an audio track; ``hdr``: a video in an
+    HDR transfer (PQ, HLG), processed as its code values are, without tone mapping; ``fps``:
+    a video's average frame rate (0 for folders).
 
     Raises:
         InputError: the path is missing, holds no images, or is not a readable video.
@@ -547,6 +549,7 @@ class Footage:
                 self._turn, self.size = True, self.size[::-1]
             self.count = len(self.files)
             self.rotation, self.has_audio, self.hdr = exif_rotation(exif), False, False
+            self.fps = 0.0  # a folder's rate comes from its timing
         else:
             self._probe_video()
             if self.count == 0:
@@ -759,7 +762,7 @@ def video_timing(path: str | Path, exposure: float) -> FrameTiming:
 
 def frame_rate(footage: Footage, timing: FrameTiming | None) -> Fraction:
     """Frame rate for an output video: the input video's, else from the frame timing."""
-    if getattr(footage, "fps", 0):
+    if footage.fps:
         return Fraction(footage.fps).limit_denominator(1001)
     if timing is not None and len(timing) > 1:
         # Per frame number: frames a frames CSV leaves out do not slow the rate down.

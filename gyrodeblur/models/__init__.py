@@ -137,8 +137,8 @@ def set_pool_radius(net: nn.Module, radius: int | None = INFERENCE_POOL_RADIUS) 
     """Switch ``net``'s channel attention to windows of ``radius`` input pixels (``None``:
     whole-image pooling, as in training) and return it.
 
-    With a window the net's receptive field is finite (``receptive_radius``), so tiled
-    inference reproduces whole-image inference.
+    With a window the net's receptive field is finite, so tiled inference (with a halo
+    above it) reproduces whole-image inference.
 
     Example:
         >>> net = set_pool_radius(build_model({"variant": "deepgyro-s"}), 16)

@@ -103,7 +103,7 @@ def local_mean(x: Tensor, radius: int) -> Tensor:
 
 class ChannelPool(nn.Module):
     """Per-channel mean for channel attention: over the whole map (``radius = None``, as in
-    training) or over a window of ``radius`` pixels around each pixel (``box_mean``).
+    training) or over a window of about ``radius`` pixels around each pixel (``local_mean``).
 
     A local window is TLC's test-time local converter (Chu et al., ECCV 2022): it keeps the
     statistics of the training crops on large inputs and gives the net a finite receptive

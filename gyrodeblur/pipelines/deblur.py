@@ -544,12 +544,15 @@ class FolderOutput:
         self._record(complete=True)
 
     def path(self, number: int) -> Path:
+        """The PNG of frame ``number``."""
         return self.folder / f"frame_{number:06d}.png"
 
     def done(self, number: int) -> bool:
+        """Whether frame ``number`` was written (by this run or the one it resumes)."""
         return self.path(number).is_file()
 
     def write(self, number: int, image: np.ndarray) -> None:
+        """Write frame ``number`` (float RGB) atomically, stored as its input frame is."""
         with atomic_path(self.path(number)) as tmp:
             write_image(tmp, image, self.stored(number))
 

@@ -26,7 +26,7 @@ from gyrodeblur.metrics import CONVENTION, SSIM_WINDOW, psnr, ssim
 # Benchmark samples come from seeds far from any training seed.
 BENCHMARK_SEED = 1_000_003
 
-Restorer = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+BatchRestore = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 Progress = Callable[[int, int], None]  # told (items done, items in all)
 
 
@@ -106,7 +106,7 @@ def _frames(image: torch.Tensor) -> list[np.ndarray]:
 
 
 def classic_restore(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The classical deconvolution as a ``Restorer``, with the whole kernel ``rot + tran`` (as
+    """The classical deconvolution as a ``BatchRestore``, with the whole kernel ``rot + tran`` (as
     ``deblur``; a synthetic single image has no ``tran``, as ``deblur image`` has none)."""
     from gyrodeblur.models.classic import deconvolve
 
@@ -122,8 +122,8 @@ def classic_restore(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return out if video else out[:, 0]
 
 
-def net_restore(net: torch.nn.Module) -> Restorer:
-    """A network as a ``Restorer``; a net that refines the classical method's restoration
+def net_restore(net: torch.nn.Module) -> BatchRestore:
+    """A network as a ``BatchRestore``; a net that refines the classical method's restoration
     gets it first (and is timed with it)."""
     from gyrodeblur.models import predict, refines_classic
 
@@ -139,7 +139,7 @@ def _centre_only(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "centre": torch.tensor(0)}
 
 
-def evaluate(restore: Restorer, samples: list[dict[str, torch.Tensor]],
+def evaluate(restore: BatchRestore, samples: list[dict[str, torch.Tensor]],
              names: list[str] | None = None, clips: list[str] | None = None,
              progress: Progress | None = None, per_frame: bool = False) -> dict:
     """PSNR/SSIM of ``restore`` on each sample (mean over its frames, or its ``centre`` frame
@@ -291,7 +291,7 @@ def _homography(path: Path) -> np.ndarray:
 def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
                  ) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """``(name, img1, imgN, H1toN)`` of each Oxford sequence folder under ``root``."""
-    from gyrodeblur.synthesis.images import read_image
+    from gyrodeblur.footage import read_image
 
     pairs = []
     for folder in sorted(p for p in Path(root).iterdir() if (p / "img1.ppm").exists()):

@@ -77,6 +77,7 @@ class KernelJob:
         frames: numbers of the frames to compute, a subset of ``timing.frame``.
         samples: ``T``.
         footage: the frames' pixels; required for translation and used as plot background.
+        translation: whether to compute ``tran`` from optical flow (needs ``footage``).
         flow: name of the flow backend in ``FLOW_BACKENDS``.
         settings: extra entries recorded in ``meta``.
     """

@@ -79,6 +79,9 @@ class DataConfig:
 
 @dataclass
 class TrainSettings:
+    """The ``train:`` section: AdamW steps and batch, cosine schedule from ``lr`` to
+    ``lr_min``, checkpoints and logs every so many steps, seed, mixed precision on GPU."""
+
     steps: int = 1000
     batch: int = 8
     lr: float = 1e-3
@@ -92,6 +95,9 @@ class TrainSettings:
 
 @dataclass
 class TrainConfig:
+    """A training config file: the run's ``name``, the ``model`` config (``build_model``),
+    its ``data`` and ``train`` sections."""
+
     name: str
     model: dict
     data: DataConfig = field(default_factory=DataConfig)
