@@ -31,6 +31,21 @@ def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
     return integrate(cam_log.t, cam_log.w)
 
 
+def exposure_span(camera: Camera, t_start: float | np.ndarray, exposure: float | np.ndarray
+                  ) -> tuple[float | np.ndarray, float | np.ndarray]:
+    """First and last instants (gyro clock) that any row of a frame is exposed: from the
+    first-read row's start to the last-read row's end. Takes floats or arrays of frames.
+
+    Example:
+        >>> cam = Camera(width=2, height=3, fx=1, fy=1, cx=0.5, cy=1, readout_time=0.02,
+        ...              time_offset=0.5)
+        >>> tuple(round(t, 6) for t in exposure_span(cam, 1.0, 0.01))
+        (1.5, 1.53)
+    """
+    first = t_start + camera.time_offset
+    return first, first + exposure + camera.readout_time
+
+
 def sample_times(camera: Camera, t_start: float, exposure: float,
                  samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-row sample times and reference times of one frame, on the gyro clock.

@@ -37,6 +37,7 @@ from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
+    exposure_span,
     rotation_trajectories,
     still_where_no_ray,
 )
@@ -395,8 +396,7 @@ def windows(frames: Iterator[FrameData], size: int) -> Iterator[list[FrameData]]
 def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
                   samples: int, kernel_width: int = 1280) -> np.ndarray:
     """Rotation kernels ``(T, 2, h, w)`` of one image, at most ``kernel_width`` wide."""
-    check_covers(log, t_start + camera.time_offset,
-                 t_start + exposure + camera.readout_time + camera.time_offset,
+    check_covers(log, *exposure_span(camera, t_start, exposure),
                  "check --frame-time and --time-offset")
     kcam = camera.no_wider_than(kernel_width)
     return rotation_trajectories(camera_orientation(log, kcam), kcam, t_start, exposure,

@@ -23,7 +23,7 @@ from gyrodeblur.geometry.camera import Camera, gyroflow_readout
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.plot import draw_kernels
-from gyrodeblur.kernels.rotation import camera_orientation
+from gyrodeblur.kernels.rotation import camera_orientation, exposure_span
 
 
 def complete_camera(camera: Camera, log: GyroLog) -> Camera:
@@ -55,8 +55,7 @@ def exposure_spans(camera: Camera, timing: FrameTiming,
                    frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and last instants (gyro clock) that any row of each of ``frames`` is exposed."""
     rows = timing.frame.searchsorted(frames)
-    first = timing.t_start[rows] + camera.time_offset
-    return first, first + timing.exposure[rows] + camera.readout_time
+    return exposure_span(camera, timing.t_start[rows], timing.exposure[rows])
 
 
 def check_frames_covered(log: GyroLog, camera: Camera, timing: FrameTiming,

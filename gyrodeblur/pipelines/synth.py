@@ -15,6 +15,7 @@ from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
+    exposure_span,
     rotation_trajectories,
     still_where_no_ray,
 )
@@ -43,8 +44,7 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
         jpeg: quality of a JPEG round trip after the noise, as a camera's compression
             (None: none).
     """
-    check_covers(log, start + camera.time_offset,
-                 start + camera.time_offset + exposure + camera.readout_time,
+    check_covers(log, *exposure_span(camera, start, exposure),
                  "check --start and the camera's time_offset")
     traj, times = rotation_trajectories(camera_orientation(log, camera), camera, start,
                                         exposure, samples)
