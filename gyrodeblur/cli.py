@@ -388,20 +388,24 @@ def note_narrowed_search(result: SyncResult, search: float, log: GyroLog) -> Non
                           f"{log.t[-1]:.3f} s) covers too few frame pairs over +-{search:g} s")
 
 
-def sync_doubt(result: SyncResult) -> str:
-    """Why a synchronisation is not reliable, in words."""
+def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> str:
+    """Why a synchronisation is not reliable, in words; ``asked``: the search half-width
+    asked for with ``option``."""
     from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS
 
     doubts = []
     turns = f"the gyro turns the camera {result.gain:.3g} times as far as the video shows"
-    if result.at_search_edge:
-        # The shares and gains below are those of a wrong offset then: not worth saying.
-        doubts.append(f"the best offset lies at the edge of the search (+-{result.search:.3g} s "
-                      "around the camera's time offset): widen --search or set a closer "
-                      "--time-offset")
-    elif math.isinf(result.gain):
+    if math.isinf(result.gain):  # whatever the offset: the search edge says nothing then
         doubts.append("the video shows no rotation where the gyro turns (a still video, or "
                       "another recording's gyro?)")
+    elif result.at_search_edge and result.search < asked:
+        doubts.append(f"the best offset lies at the edge of the search, narrowed to "
+                      f"+-{result.search:.3g} s by the gyro's span: set a rough --time-offset")
+    elif result.at_search_edge:
+        # The shares and gains below are those of a wrong offset then: not worth saying.
+        doubts.append(f"the best offset lies at the edge of the search (+-{result.search:.3g} s "
+                      f"around the camera's time offset): widen {option} or set a closer "
+                      "--time-offset")
     elif result.gain > 1.5:
         doubts.append(f"{turns} (a still video? a log in degrees read as radians gives 57.3: "
                       "--gyro-unit deg; a wrong gscale?)")
@@ -415,10 +419,13 @@ def sync_doubt(result: SyncResult) -> str:
                       "wrong axes: imu_to_camera or a .gcsv's orientation?)")
     if result.pairs_used < FULL_SUPPORT_PAIRS:
         doubts.append(f"only {result.pairs_used} frame pairs ({FULL_SUPPORT_PAIRS} for full "
-                      "confidence: a longer clip, or a narrower --search where the gyro "
+                      f"confidence: a longer clip, or a narrower {option} where the gyro "
                       "barely covers the frames)")
+    if not doubts and result.search < asked:
+        doubts.append(f"the offset may lie beyond the search, narrowed to +-{result.search:.3g} "
+                      "s by the gyro's span: set a rough --time-offset")
     return "; ".join(doubts) or ("too little or ambiguous motion, or the offset lies outside "
-                                 "--search")
+                                 f"{option}")
 
 
 @app.command()
@@ -434,7 +441,7 @@ def sync(
                         "cover every frame pair used at all searched offsets; narrowed where "
                         "it covers too few).")] = 0.2,
     readout: Annotated[bool, typer.Option(
-        help="Also estimate the rolling-shutter readout time.")] = False,
+        help="Also estimate the rolling-shutter readout time and direction.")] = False,
     readout_time: ReadoutOption = None,
     time_offset: Annotated[float | None, typer.Option(
         help="Centre of the search instead of the camera's time offset (s).")] = None,
@@ -449,7 +456,8 @@ def sync(
                        '"gain": how far the gyro turns for each unit the video turns (null for a '
                        'still video), "search": the half-width searched (s; narrower than '
                        '--search where the gyro covers too few frames), '
-                       '"reliable": bool}, and "readout_time": s with --readout.')] = False,
+                       '"reliable": bool}, and "readout_time": s and "readout_direction" '
+                       'with --readout.')] = False,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the camera JSON with the estimated offset (and readout "
                                "time), for `kernels` and `deblur`; only when reliable.")] = None,
@@ -485,21 +493,27 @@ def sync(
                "search": result.search, "reliable": result.reliable}
         if result.readout_time is not None:
             out["readout_time"] = result.readout_time
+            out["readout_direction"] = result.readout_direction
         print(json.dumps(out))
     else:
         line = f"time_offset {result.time_offset:.6f} s, confidence {result.confidence:.2f}"
         if result.readout_time is not None:
-            line += f", readout_time {result.readout_time:.6f} s"
+            line += (f", readout_time {result.readout_time:.6f} s "
+                     f"{result.readout_direction}")
         print(line + f" ({result.pairs_used} frame pairs, the gyro explains "
                      f"{result.explained:.0%} of the video's rotation)")
+    if result.readout_direction not in (None, cam.readout_direction):
+        err_console.print(f"the rows are read {result.readout_direction.replace('_', ' ')}, "
+                          f"not {cam.readout_direction.replace('_', ' ')} as {camera.name} says")
     if not result.reliable:
-        err_console.print(f"low confidence: {sync_doubt(result)}; not reliable"
+        err_console.print(f"low confidence: {sync_doubt(result, search)}; not reliable"
                           + ", nothing written" * bool(output))
         raise typer.Exit(1)
     if output is not None:
         found = {"time_offset": result.time_offset}
         if result.readout_time is not None:
             found["readout_time"] = result.readout_time
+            found["readout_direction"] = result.readout_direction
         save_camera(cam.replace(**found), output)
         err_console.print(f"wrote {output}")
 
@@ -1119,12 +1133,19 @@ def deblur_video_command(
     restorer = _restorer(method, model, True, tile, iterations=iterations)
     found, no_sync = None, None
     if sync == "auto":
-        from gyrodeblur.kernels.synchronization import estimate_sync
+        from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS, estimate_sync
+        from gyrodeblur.pipelines.kernels import check_frames_covered, exposure_spans
 
+        first, last = exposure_spans(cam, selected, selected.frame)
+        if last.max() - first.min() > log.t[-1] - log.t[0]:  # at no offset: say so first
+            check_frames_covered(log, cam, selected, selected.frame)
+        # A few frames of --range are synchronised with their neighbours' motion too.
+        around = timing.select(int(selected.frame[0]) - FULL_SUPPORT_PAIRS,
+                               min(int(selected.frame[-1]) + FULL_SUPPORT_PAIRS, footage.count))
         try:
             with err_console.status("synchronising gyro and video"):
                 # On the frames as stored: the camera at their size, not at --size.
-                found = estimate_sync(footage.frames, selected, log, stored_cam,
+                found = estimate_sync(footage.frames, around, log, stored_cam,
                                       search=sync_search)
         except InputError as error:
             # As for an unreliable estimate: the footage can still be deblurred (the checks
@@ -1139,8 +1160,9 @@ def deblur_video_command(
             if found.reliable:
                 cam = cam.replace(time_offset=found.time_offset)
             else:
-                err_console.print(f"low sync confidence ({sync_doubt(found)}); keeping the "
-                                  f"camera's time offset {cam.time_offset:.4f} s")
+                doubt = sync_doubt(found, sync_search, "--sync-search")
+                err_console.print(f"low sync confidence ({doubt}); keeping the camera's time "
+                                  f"offset {cam.time_offset:.4f} s")
     settings = {  # all that decides a resumed frame
                 "footage": str(frames.resolve()), "gyro": str(gyro.resolve()),
                 "camera": cam.to_dict(),

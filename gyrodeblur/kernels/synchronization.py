@@ -25,6 +25,7 @@ Frames are streamed: only the two frames of the current pair are held.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ _MIN_PAIRS = 3
 _NO_MOTION_PX = 0.2  # a camera rotating less than this between frames cannot be synchronised
 _CHUNK = 200_000  # rotations evaluated at once (memory bound of the cost)
 _EXPOSURE_SAMPLES = 5  # poses averaged over each exposure
+# The other readout direction is taken where its residuals are this much smaller: a
+# global shutter (no readout) fits both alike and keeps the camera's.
+_FLIP_GAIN = 0.8
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 RELIABLE_CONFIDENCE = 0.3
 """Below this confidence an estimate is not to be trusted (:attr:`SyncResult.reliable`)."""
@@ -134,6 +138,8 @@ class SyncResult:
         offsets, costs: ``(C,)`` the coarse cost curve (at the final readout time).
         search: half-width of the searched offsets (s): as asked, or narrower where the
             gyro covers too few frame pairs that far.
+        readout_direction: with the readout time estimated, the direction the rows are read
+            in that fits best (the camera's unless the other fits clearly better); else None.
     """
 
     time_offset: float
@@ -145,6 +151,7 @@ class SyncResult:
     offsets: np.ndarray
     costs: np.ndarray
     search: float
+    readout_direction: str | None = None
 
     @property
     def reliable(self) -> bool:
@@ -172,7 +179,8 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
             search and its ``readout_time`` is used (or the start of the readout refinement).
         search: half-width of the searched offsets (s); narrowed where the gyro covers
             too few frame pairs that far (:attr:`SyncResult.search`).
-        estimate_readout: also estimate the readout time, in ``[0, frame interval]``.
+        estimate_readout: also estimate the readout time, in ``[0, frame interval]``, and its
+            direction (:attr:`SyncResult.readout_direction`).
         max_pairs: at most this many pairs of consecutive frames, evenly spread.
         width: processing width (px); frames are downscaled to it, never upscaled.
         step: coarse grid step (s).
@@ -461,8 +469,8 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
         camera: its ``time_offset`` centres the search; its ``readout_time`` is used, or starts
             the readout refinement.
         search, step: half-width and step of the coarse grid (s).
-        readout_max: also estimate the readout time in ``[0, readout_max]``; ``None``: keep
-            the camera's.
+        readout_max: also estimate the readout time in ``[0, readout_max]`` and its
+            direction; ``None``: keep the camera's.
 
     Example:
         >>> from gyrodeblur.geometry.rotation import integrate
@@ -484,37 +492,52 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
         """Robust spread of the residual angles (of one offset or several)."""
         return max(1.4826 * float(np.median(np.sqrt(squared))), floor)
 
-    def search_offset(readout: float) -> tuple[float, float, np.ndarray]:
+    def search_offset(m: BandRotations, readout: float) -> tuple[float, float, np.ndarray]:
         # A first pass with the typical residual over all offsets as scale finds the basin;
         # the second uses the residual level at that minimum, which makes the minimum sharp.
-        squared = _squared_angles(measured, orientation, offsets, readout)
+        squared = _squared_angles(m, orientation, offsets, readout)
         first = np.argmin(_cauchy(squared, scale(squared[::4])))
         s = scale(squared[first])
         costs = _cauchy(squared, s)
         best = offsets[np.argmin(costs)]
-        fine = _golden(lambda d: cost(d, readout, s), max(best - step, lo), min(best + step, hi))
+        fine = _golden(lambda d: cost(m, d, readout, s), max(best - step, lo),
+                       min(best + step, hi))
         return fine, s, costs
 
-    def cost(offset: float, readout: float, s: float) -> float:
+    def cost(m: BandRotations, offset: float, readout: float, s: float) -> float:
         offset = min(max(offset, lo), hi)  # the gyro is known to cover this range only
-        return float(_cauchy(_squared_angles(measured, orientation, np.array([offset]),
-                                             readout), s)[0])
+        return float(_cauchy(_squared_angles(m, orientation, np.array([offset]), readout),
+                             s)[0])
 
-    readout = camera.readout_time
-    offset, s, costs = search_offset(readout)
+    def fit(m: BandRotations) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
+        """Offset, readout, costs, and the gyro's rotations and residual angles there."""
+        readout = camera.readout_time
+        offset, s, costs = search_offset(m, readout)
+        if readout_max is not None:
+            # Refine around the middle row's offset, which the readout time barely moves, so
+            # that the two parameters are nearly independent for coordinate descent.
+            middle = offset + readout / 2
+            for _ in range(3):
+                readout = _golden(lambda t, c=middle: cost(m, c - t / 2, t, s), 0.0,
+                                  readout_max)
+                middle = _golden(lambda c, t=readout: cost(m, c - t / 2, t, s), middle - step,
+                                 middle + step)
+            offset, s, costs = search_offset(m, readout)
+        # Residuals and the gyro's own angles at the estimate, from one evaluation of the gyro.
+        gyro, t_a, t_b = _gyro_rotations(m, orientation, np.asarray(offset), np.asarray(readout))
+        residual = np.linalg.norm(_debiased_residuals(m, gyro, t_a, t_b), axis=-1)
+        return offset, readout, costs, gyro, residual
+
+    offset, readout, costs, gyro, residual = fit(measured)
+    direction = None if readout_max is None else camera.readout_direction
     if readout_max is not None:
-        # Refine around the middle row's offset, which the readout time barely moves, so
-        # that the two parameters are nearly independent for coordinate descent.
-        middle = offset + readout / 2
-        for _ in range(3):
-            readout = _golden(lambda t, c=middle: cost(c - t / 2, t, s), 0.0, readout_max)
-            middle = _golden(lambda c, t=readout: cost(c - t / 2, t, s), middle - step,
-                             middle + step)
-        offset, s, costs = search_offset(readout)
-    # Residuals and the gyro's own angles at the estimate, from one evaluation of the gyro.
-    gyro, t_a, t_b = _gyro_rotations(measured, orientation, np.asarray(offset),
-                                     np.asarray(readout))
-    residual = np.linalg.norm(_debiased_residuals(measured, gyro, t_a, t_b), axis=-1)
+        # A readout direction the wrong way round fits best with no readout at all, and an
+        # offset half a readout off: the rows read the other way are tried too.
+        flipped = fit(dataclasses.replace(measured, frac_a=1.0 - measured.frac_a,
+                                          frac_b=1.0 - measured.frac_b))
+        if np.median(flipped[4]) < _FLIP_GAIN * np.median(residual):
+            offset, readout, costs, gyro, residual = flipped
+            direction = "bottom_to_top" if direction == "top_to_bottom" else "top_to_bottom"
     motion = float(np.median(np.linalg.norm(log_so3(measured.R), axis=-1)))
     explained = float(np.clip(1.0 - np.median(residual) / motion, 0.0, 1.0)) if motion > 0 \
         else 0.0
@@ -525,7 +548,8 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
                       confidence=_confidence(costs) * explained * support,
                       readout_time=None if readout_max is None else float(readout),
                       pairs_used=measured.pairs, explained=explained, gain=gain,
-                      offsets=offsets, costs=costs, search=search)
+                      offsets=offsets, costs=costs, search=search,
+                      readout_direction=direction)
 
 
 def _golden(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-5) -> float:

@@ -84,12 +84,17 @@ def test_long_exposures_are_matched_at_the_mean_pose():
     assert abs(result.time_offset - OFFSET) < 1e-3, result.time_offset
 
 
-def test_readout_time_is_estimated_with_bottom_to_top_readout():
+@pytest.mark.parametrize("believed_direction", ["bottom_to_top", "top_to_bottom"])
+def test_readout_time_and_direction_are_estimated(believed_direction):
+    # Read bottom to top; a camera file that says top to bottom fits best with no readout
+    # and an offset half a readout off, unless the other direction is tried.
     clip = make_clip(1, readout=0.025, direction="bottom_to_top")
-    result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log,
-                           believed(clip, readout_time=0.0), estimate_readout=True)
+    camera = believed(clip, readout_time=0.0, readout_direction=believed_direction)
+    result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, camera,
+                           estimate_readout=True)
     assert abs(result.readout_time - 0.025) < 2e-3, result.readout_time
     assert abs(result.time_offset - OFFSET) < 1e-3, result.time_offset
+    assert result.readout_direction == "bottom_to_top"
 
 
 def test_a_still_video_gives_low_confidence(clip):
@@ -99,7 +104,7 @@ def test_a_still_video_gives_low_confidence(clip):
                              clip.timing.exposure[:frames])
         result = estimate_sync(still, timing, clip.recorded_log, believed(clip))
         assert result.explained == 0.0 and result.confidence == 0.0 and not result.reliable
-        assert result.gain == np.inf and "video shows no rotation" in sync_doubt(result)
+        assert result.gain == np.inf and "video shows no rotation" in sync_doubt(result, 0.2)
 
 
 def test_an_unrelated_gyro_gives_low_confidence(clip):
@@ -118,7 +123,7 @@ def test_gain_finds_a_gyro_in_other_units_than_it_claims(clip):
                           max_pairs=8)
     assert 0.9 < right.gain < 1.1, right.gain
     assert 30 < wrong.gain < 60 and not wrong.reliable, wrong.gain
-    assert "degrees read as radians gives 57.3" in sync_doubt(wrong)
+    assert "degrees read as radians gives 57.3" in sync_doubt(wrong, 0.2)
 
 
 def test_an_offset_beyond_the_search_is_named_as_the_doubt(clip):
@@ -128,7 +133,8 @@ def test_an_offset_beyond_the_search_is_named_as_the_doubt(clip):
     assert result.at_search_edge and not result.reliable
     assert abs(result.time_offset - (OFFSET + 0.05)) < 2e-3
     assert result.search == pytest.approx(0.03)
-    assert sync_doubt(result).startswith("the best offset lies at the edge of the search")
+    assert sync_doubt(result, 0.03).startswith("the best offset lies at the edge of the search")
+    assert "widen --sync-search" in sync_doubt(result, 0.03, "--sync-search")
 
 
 def test_a_gyro_starting_near_the_frames_narrows_the_search_to_full_support(clip):

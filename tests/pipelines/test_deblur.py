@@ -563,11 +563,33 @@ def test_sync_auto_finds_the_offset_before_deblurring(tmp_path):
     assert record["camera"]["time_offset"] == record["sync"]["time_offset"]
 
 
+def test_sync_auto_on_a_short_range_uses_the_neighbouring_frames(clip, tmp_path):
+    result = deblur_video(clip / "blurred", *motion_args(clip), "--range", "3:4", "--sync",
+                          "auto", "--method", "classic", "--iterations", "2", "-o",
+                          tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "no sync" not in result.output and "sync: time_offset" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
+        "frame_000003.png", "frame_000004.png"]
+
+
+def test_sync_auto_refuses_a_gyro_too_short_for_the_frames_before_syncing(clip, tmp_path):
+    rows = (clip / "gyro.csv").read_text().splitlines()
+    (tmp_path / "gyro.csv").write_text("\n".join(rows[:len(rows) // 3]) + "\n")
+    result = deblur_video(clip / "blurred", "--gyro", tmp_path / "gyro.csv", *motion_args(
+        clip)[2:], "--sync", "auto", "--method", "classic", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "no sync" not in result.output
+    assert "gyro covers" in result.output.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
+
+
 def test_sync_auto_that_cannot_run_keeps_the_cameras_offset(clip, tmp_path):
-    # Two frames: one pair, where sync needs three.
+    # Two frames timed: one pair, where sync needs three.
+    rows = (clip / "frames.csv").read_text().splitlines()
+    (tmp_path / "frames.csv").write_text("\n".join([rows[0], rows[3], rows[4]]) + "\n")
     result = deblur_video(clip / "blurred", "--gyro", clip / "gyro.csv", "--camera",
-                          clip / "camera.json", "--frames-csv", clip / "frames.csv",
-                          "--range", "3:4", "--sync", "auto", "--method", "classic",
+                          clip / "camera.json", "--frames-csv", tmp_path / "frames.csv",
+                          "--sync", "auto", "--method", "classic",
                           "--iterations", "2", "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "no sync (" in result.output and "synchronisation needs 3 pairs" in result.output
