@@ -759,6 +759,9 @@ def evaluate(
         raise InputError(features, "no such folder of Oxford sequences")
     if folder is not None and not folder.is_dir():
         raise InputError(folder, "no such folder of clip folders")
+    if not model:
+        err_console.print("no --model given: only the blurred input is scored (e.g. -m "
+                          "deepgyro-refine-s -m classic)")
     pairs = oxford_pairs(features) if features is not None else None
     models = {name: load_model(name) for name in model if name != "classic"}
     flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
@@ -794,6 +797,9 @@ def evaluate(
         if min(width, height) < SSIM_WINDOW:
             raise InputError(None, f"--size {size}: at least {SSIM_WINDOW}x{SSIM_WINDOW}, "
                                    "SSIM's window")
+        if max(width, height) > 10 * min(width, height):
+            raise InputError(None, f"--size {size}: the benchmark's camera takes aspect ratios "
+                                   "up to 10:1")
         if preset not in PRESETS:
             raise InputError(None, f"--preset {preset!r}: choose {', '.join(PRESETS)}")
         spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height, samples=T,

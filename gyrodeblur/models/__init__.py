@@ -161,9 +161,17 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
     from safetensors.torch import load_file
 
     path = weights_file(name_or_path)
+    if path.is_dir():
+        raise InputError(path, "folder holds no model.safetensors (a training run writes it "
+                               "at its first checkpoint)")
     if not path.is_file():
+        shipped = shipped_weights()
+        other_case = [n for n in shipped if n.lower() == str(name_or_path).lower()]
+        hint = f"; names are lowercase: {other_case[0]}" if other_case else ""
+        if str(name_or_path).lower() == "classic":
+            hint = "; the classical method, which has no weights, is named classic"
         raise InputError(path, f"no such weights file or shipped model (shipped: "
-                               f"{', '.join(shipped_weights()) or 'none'})")
+                               f"{', '.join(shipped) or 'none'}){hint}")
     if path.suffix == ".pt":
         raise InputError(path, "a training checkpoint, not weights: give the run's "
                                "model.safetensors")

@@ -1,10 +1,13 @@
+import json
 import re
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from gyrodeblur.cli import app
 from gyrodeblur.footage import read_image
 from gyrodeblur.metrics import psnr
 from gyrodeblur.pipelines.evaluate import (
@@ -79,12 +82,6 @@ def test_sift_scores_follow_the_homography_and_drop_with_blur():
 
 
 def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
-    import json
-
-    from typer.testing import CliRunner
-
-    from gyrodeblur.cli import app
-
     sequence = tmp_path / "oxford" / "leaves"
     sequence.mkdir(parents=True)
     image = (dead_leaves(160, np.random.default_rng(2)) * 255).astype(np.uint8)
@@ -109,6 +106,25 @@ def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
     assert missing.exit_code == 2 and "no such folder of clip folders" in missing.output
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--size", "16x300"], "--size 16x300: the benchmark's camera takes aspect ratios up to"),
+    (["-m", "CLASSIC"], "the classical method, which has no weights, is named classic"),
+    (["-m", "DeepGyro-S"], "names are lowercase: deepgyro-s"),
+    (["-m", "."], "folder holds no model.safetensors"),
+])
+def test_eval_names_what_is_wrong(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["eval", "--count", "1", *args])
+    assert result.exit_code == 2 and message in result.output.strip().splitlines()[-1]
+
+
+def test_eval_without_a_model_says_it_scores_the_input_only(tmp_path):
+    result = CliRunner().invoke(app, ["eval", "--count", "1", "--size", "32x32", "-o",
+                                      str(tmp_path / "e.json")])
+    assert result.exit_code == 0 and "only the blurred input is scored" in result.output
+    assert list(json.loads((tmp_path / "e.json").read_text())["results"]) == ["blurred input"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("1 0 0\n0 1\n", "H1to2p: not a 3x3 homography"),
     ("1 0 0\n0 1 0\n", "H1to2p: not an invertible 3x3 homography (read 2x3 numbers)"),
@@ -130,12 +146,6 @@ def test_a_bad_oxford_homography_is_a_one_line_error(tmp_path, text, message):
 
 
 def test_eval_on_clip_folders_names_each_sample(tmp_path):
-    import json
-
-    from typer.testing import CliRunner
-
-    from gyrodeblur.cli import app
-
     runner = CliRunner()
     made = runner.invoke(app, ["synth", "clips", "-n", "2", "-o", str(tmp_path / "pairs"),
                                "--size", "64x48", "--frames", "2"])
@@ -183,10 +193,6 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
     (["-m", "classic", "--size", "8x8"], "--size 8x8: at least 11x11"),
 ])
 def test_eval_refuses_what_cannot_be_scored_before_drawing(args, message):
-    from typer.testing import CliRunner
-
-    from gyrodeblur.cli import app
-
     result = CliRunner().invoke(app, ["eval", *args])
     assert result.exit_code == 2 and message in result.output
     assert len(result.output.strip().splitlines()) == 1
