@@ -210,10 +210,8 @@ def check_config(config: TrainConfig, source: Path) -> None:
         raise InputError(source, e.problem) from None
     if d.samples < 2:
         raise InputError(source, f"data.samples must be at least 2, got {d.samples}")
-    if (d.source == "synthetic" and d.crop is not None and d.crop > min(d.width, d.height)
-            and d.crop < max(d.width, d.height)):  # a crop as large as both is the whole frame
-        raise InputError(source, f"data.crop {d.crop} is larger than the samples "
-                                 f"({d.width}x{d.height})")
+    if d.source == "synthetic":
+        check_crop(d.crop, d.width, d.height, source)
     if not isinstance(config.model, dict) or not config.model:
         raise InputError(source, f"model: {config.model!r} is not a mapping such as "
                                  f"{_EXAMPLES['model']}")
@@ -432,6 +430,15 @@ def batch_indices(count: int, batch: int, step: int, seed: int) -> np.ndarray:
     return order[position * batch:(position + 1) * batch]
 
 
+def check_crop(crop: int | None, width: int, height: int, source: str | Path | None = None
+               ) -> None:
+    """Refuse a ``data.crop`` that fits one side of ``width x height`` samples but not the
+    other (one as large as both sides takes the whole sample)."""
+    if crop is not None and min(width, height) < crop < max(width, height):
+        raise InputError(source, f"data.crop {crop} is larger than the samples "
+                                 f"({width}x{height})")
+
+
 def random_crops(batch: dict[str, torch.Tensor], size: int | None,
                  rng: np.random.Generator) -> dict[str, torch.Tensor]:
     """One random ``size x size`` window per sample, the same for its frames and kernels
@@ -444,10 +451,9 @@ def random_crops(batch: dict[str, torch.Tensor], size: int | None,
     """
     height, width = batch["blurred"].shape[-2:]
     n = len(batch["blurred"])
+    check_crop(size, width, height)
     if size is None or (size >= height and size >= width):
         return batch
-    if size > min(height, width):
-        raise InputError(None, f"data.crop {size} is larger than the samples ({width}x{height})")
     ys, xs = rng.integers(0, height - size + 1, n), rng.integers(0, width - size + 1, n)
     return {k: torch.stack([v[i, ..., y:y + size, x:x + size] for i, (y, x) in
                             enumerate(zip(ys, xs, strict=True))]) for k, v in batch.items()}
@@ -548,10 +554,7 @@ def train(config: TrainConfig, out: str | Path,
         count, (height, width) = len(data["blurred"]), data["blurred"].shape[-2:]
         if count < t.batch:
             raise InputError(cache_path, f"{count} samples are fewer than one batch ({t.batch})")
-        crop = config.data.crop
-        if crop is not None and crop > min(height, width) and crop < max(height, width):
-            raise InputError(cache_path, f"data.crop {crop} is larger than its samples "
-                                         f"({width}x{height})")
+        check_crop(config.data.crop, width, height, cache_path)
         torch.manual_seed(t.seed)
         model = build_model(config.model).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)

@@ -395,7 +395,7 @@ def test_a_failed_start_leaves_no_run_folder_and_a_run_is_not_rewound(cache, tmp
     assert not (tmp_path / "run").exists()
     cfg.data.crop = 40  # samples are 48x32
     cfg.train.batch = 4
-    with pytest.raises(InputError, match="data.crop 40 is larger than its samples"):
+    with pytest.raises(InputError, match="data.crop 40 is larger than the samples"):
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
     train(config(cache, steps=4), tmp_path / "run")
