@@ -59,9 +59,10 @@ _MIN_PAIRS = 3
 _NO_MOTION_PX = 0.2  # a camera rotating less than this between frames cannot be synchronised
 _CHUNK = 200_000  # rotations evaluated at once (memory bound of the cost)
 _EXPOSURE_SAMPLES = 5  # poses averaged over each exposure
-# The other readout direction is taken where its residuals are this much smaller: a
+# The other readout direction is tried where the readout found is below this share of its
+# range (the wrong one pins it at 0), and taken where its residuals are this much smaller: a
 # global shutter (no readout) fits both alike and keeps the camera's.
-_FLIP_GAIN = 0.8
+_FLIP_BELOW, _FLIP_GAIN = 0.1, 0.8
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 RELIABLE_CONFIDENCE = 0.3
 """Below this confidence an estimate is not to be trusted (:attr:`SyncResult.reliable`)."""
@@ -530,9 +531,9 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
 
     offset, readout, costs, gyro, residual = fit(measured)
     direction = None if readout_max is None else camera.readout_direction
-    if readout_max is not None:
+    if readout_max is not None and readout < _FLIP_BELOW * readout_max:
         # A readout direction the wrong way round fits best with no readout at all, and an
-        # offset half a readout off: the rows read the other way are tried too.
+        # offset half a readout off: the rows read the other way are tried then.
         flipped = fit(dataclasses.replace(measured, frac_a=1.0 - measured.frac_a,
                                           frac_b=1.0 - measured.frac_b))
         if np.median(flipped[4]) < _FLIP_GAIN * np.median(residual):
