@@ -63,6 +63,9 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def _terminate(number: int, frame) -> None:
+    # Once: `timeout` signals the process and then its group, and a second Terminated would
+    # break off the clean-up (a DataLoader's shutdown of its workers, which then hangs).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated
 
 
@@ -88,7 +91,7 @@ def reports_input_errors(command):
                               highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt as e:
-            note = str(e) or ("checkpointed, the run resumes from there"
+            note = str(e) or ("stopped before training; the run folder is as it was"
                               if command.__name__ == "train" else "no output was left "
                                                                   "half-written")
             if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets it
@@ -668,6 +671,10 @@ def train(
         raise
     out = output or Path("runs") / cfg.name
     check_output(out, folder=True)
+    if (out / "config.yaml").resolve() == config.resolve() and \
+            not (out / "checkpoint.pt").exists():
+        raise InputError(out, f"would overwrite {config.name}, the config: a run folder gets "
+                              "its own config.yaml; give another --output")
     try:
         if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
             run(cfg, out, stop_after=stop_after)

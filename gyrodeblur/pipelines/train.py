@@ -132,9 +132,12 @@ def load_config(path: str | Path) -> TrainConfig:
     """Read a training config and check it (:func:`check_config`) before any data is drawn."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except (OSError, yaml.YAMLError) as e:
         raise InputError(path, f"cannot read config ({' '.join(str(e).split())})") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "not UTF-8 text (saved as UTF-16, as PowerShell's > does? save "
+                               "it as UTF-8)") from None
     if not isinstance(raw, dict) or "model" not in raw:
         raise InputError(path, "a config needs at least `model:` (and usually data/train)")
     unknown = set(raw) - {"name", "model", "data", "train"}
@@ -144,8 +147,8 @@ def load_config(path: str | Path) -> TrainConfig:
         if not isinstance(raw.get(section) or {}, dict):
             raise InputError(path, f"{section}: {raw[section]!r} is not a mapping of settings "
                                    f"such as {_EXAMPLES[section]}")
-    name = raw.get("name", path.stem)
-    if isinstance(name, dict | list) or str(name) in ("", ".", "..") or \
+    name = raw.get("name") if raw.get("name") is not None else path.stem  # `name:` left empty
+    if isinstance(name, dict | list) or str(name).strip() in ("", ".", "..") or \
             any(c in str(name) for c in "/\\"):
         raise InputError(path, f"name: {name!r} is not a run name (a run folder's name)")
     config = TrainConfig(name=str(name), model=raw["model"],
@@ -204,12 +207,15 @@ def check_config(config: TrainConfig, source: Path) -> None:
             raise InputError(source, f"data.{key} {getattr(d, key)}: no such folder")
     if d.source == "folder" and d.flow_kernel:
         raise InputError(source, "data.flow_kernel needs synthetic data (source: synthetic)")
+    if d.samples < 2:
+        raise InputError(source, f"data.samples must be at least 2, got {d.samples}")
+    if d.source == "synthetic" and d.count < t.batch:
+        raise InputError(source, f"data.count {d.count} is fewer samples than one batch "
+                                 f"(train.batch {t.batch})")
     try:
         sampler_settings(d)
     except InputError as e:
         raise InputError(source, e.problem) from None
-    if d.samples < 2:
-        raise InputError(source, f"data.samples must be at least 2, got {d.samples}")
     if d.source == "synthetic":
         check_crop(d.crop, d.width, d.height, source)
     if not isinstance(config.model, dict) or not config.model:
@@ -268,6 +274,13 @@ def sampler_settings(data: DataConfig):
                 for v in value.values())):
             raise InputError(None, f"data.sampler.errors: {value!r} is not a mapping of "
                                    "non-negative numbers such as {delay: 0.01, bias: 0.02}")
+        if key == "errors":
+            known_errors = {f.name for f in fields(SensorErrorRanges)}
+            if set(value) - known_errors:
+                raise InputError(None, f"unknown key(s) "
+                                       f"{', '.join(sorted(set(value) - known_errors))} in "
+                                       f"data.sampler.errors (known: "
+                                       f"{', '.join(sorted(known_errors))})")
     try:
         if "errors" in overrides:
             overrides["errors"] = SensorErrorRanges(**overrides["errors"])
@@ -312,7 +325,34 @@ def cache_recipe(data: DataConfig) -> str:
             recipe["files"] = files_digest(Path(data.images), ImageBank(Path(data.images)).files)
     if not data.classic:  # caches drawn before the option stay valid
         del recipe["classic"]
-    return json.dumps({"format": CACHE_FORMAT, **recipe}, sort_keys=True)
+    return json.dumps(_canonical({"format": CACHE_FORMAT, **recipe}), sort_keys=True)
+
+
+def _canonical(recipe: dict) -> dict:
+    """A cache recipe with its settings as values, not as they were written: folders as
+    absolute paths, ``1e-2`` as a number (``0`` and ``0.0`` compare equal anyway)."""
+    def number(value):
+        if isinstance(value, list):
+            return [number(v) for v in value]
+        if isinstance(value, dict):
+            return {k: number(v) for k, v in value.items()}
+        return _number(value)
+
+    recipe = dict(recipe)
+    for key in ("folder", "images"):
+        if recipe.get(key) is not None:
+            recipe[key] = str(Path(recipe[key]).resolve())
+    if isinstance(recipe.get("sampler"), dict):
+        recipe["sampler"] = number(recipe["sampler"])
+    return recipe
+
+
+def _same_recipe(saved: str | None, wanted: str) -> bool:
+    """Whether a cache drawn by recipe ``saved`` holds the data that ``wanted`` asks for."""
+    try:
+        return _canonical(json.loads(saved)) == json.loads(wanted)
+    except (TypeError, ValueError):
+        return False
 
 
 def _footage_files(clip: Path) -> list[Path]:
@@ -328,7 +368,7 @@ def _recipe_changes(saved: str | None, wanted: str) -> str:
     """`` (data.count 40 there, 8000 here)``: the settings in which two cache recipes differ,
     or nothing where the saved one cannot be read."""
     try:
-        before, now = json.loads(saved), json.loads(wanted)
+        before, now = _canonical(json.loads(saved)), json.loads(wanted)
     except (TypeError, ValueError):
         return ""
     changed = [f"data.{k} {before.get(k)!r} there, {now.get(k)!r} here"
@@ -351,7 +391,7 @@ def build_cache(data: DataConfig, path: Path,
         try:
             with safe_open(path, "pt") as f:
                 recipe = (f.metadata() or {}).get("recipe")
-            if recipe == cache_recipe(data):
+            if _same_recipe(recipe, cache_recipe(data)):
                 return load_file(path)
         except (OSError, SafetensorError) as e:
             raise InputError(path, f"not a readable data cache ({str(e).splitlines()[0]}); "
@@ -401,8 +441,13 @@ def build_cache(data: DataConfig, path: Path,
 def _leave_sigterm_to_the_parent(worker: int) -> None:
     """A SIGTERM to the process group (``timeout``, a batch scheduler) ends the parent, which
     stops its workers; a worker killed by it first would make the parent's clean-up print
-    the DataLoader's tracebacks. (Workers already ignore SIGINT for the same reason.)"""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    the DataLoader's tracebacks. (Workers already ignore SIGINT for the same reason.) A
+    second SIGTERM, the parent's clean-up ending a worker that did not stop, ends it."""
+
+    def second(number: int, frame) -> None:
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, lambda number, frame: signal.signal(signal.SIGTERM, second))
 
 
 class _ErrorsAsValues(torch.utils.data.Dataset):
@@ -532,9 +577,11 @@ def train(config: TrainConfig, out: str | Path,
                 if run.checkpoint.exists() and saved.exists():
                     changed = _changed_settings(yaml.safe_load(saved.read_text()) or {}, config)
                     if changed:
+                        verb = "differs" if len(changed) == 1 else "differ"
                         raise InputError(run.out, "this run folder holds a run of another "
-                                         f"model or data ({', '.join(changed)} differ); resume "
-                                         f"it with its {saved.name} or use another --output")
+                                         f"model or data ({', '.join(changed)} {verb}); resume "
+                                         f"it with `gyrodeblur train {saved} -o {run.out}` or "
+                                         "use another --output")
                 data = build_cache(config.data, cache_path, cache_progress)
             except KeyboardInterrupt as e:
                 failure = type(e)("the data cache was not finished; the next run draws it "
@@ -579,7 +626,7 @@ def train(config: TrainConfig, out: str | Path,
         if rank == 0 and created and run.out.is_dir() and not any(run.out.iterdir()):
             run.out.rmdir()  # nothing of use was made
         raise
-    if rank == 0:
+    if rank == 0 and (step < t.steps or not saved.exists()):  # a finished run stays as run
         with atomic_path(saved) as tmp:
             tmp.write_text(yaml.safe_dump({"name": config.name, "model": config.model,
                                            "data": asdict(config.data),
@@ -638,8 +685,11 @@ def train(config: TrainConfig, out: str | Path,
             # Loss and gradients (DDP's averages) are the same on every process: all stop
             # alike, before a step that would make the weights NaN.
             gradients = [p.grad for p in model.parameters() if p.grad is not None]
-            if not (torch.isfinite(loss) and torch.isfinite(get_total_norm(gradients))):
-                diverged = f"the loss or its gradient is {float(loss):.3g} at step {step + 1}"
+            norm = get_total_norm(gradients)
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                what, value = ("loss", loss) if not torch.isfinite(loss) else ("gradient norm",
+                                                                              norm)
+                diverged = f"the {what} is {float(value):.3g} at step {step + 1}"
                 break
             optimizer.step()
             step += 1
@@ -675,10 +725,13 @@ def train(config: TrainConfig, out: str | Path,
         dist.barrier()
         dist.destroy_process_group()
     if diverged:
-        raise InputError(None, f"training diverged: {diverged}; lower train.lr and run again "
-                               f"(the run is saved at step {step}, before it)")
+        raise InputError(None, f"training diverged: {diverged}; lower train.lr and start "
+                               f"again in another --output or after deleting {run.checkpoint} "
+                               f"(saved at step {step}, before the failure, with weights "
+                               "already thrown far by that learning rate)")
     if interrupted:
-        raise Terminated if interrupted[0] == signal.SIGTERM else KeyboardInterrupt
+        stop = Terminated if interrupted[0] == signal.SIGTERM else KeyboardInterrupt
+        raise stop(f"checkpointed at step {step}, the run resumes from there")
     return metrics
 
 

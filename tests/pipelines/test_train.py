@@ -6,11 +6,13 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from gyrodeblur.errors import InputError
+from gyrodeblur.footage import write_image
 from gyrodeblur.models import load_model
 from gyrodeblur.pipelines.train import (
     DataConfig,
@@ -270,6 +272,12 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"model": {**TINY_MODEL, "depth": 3}}, "deepgyro has no argument 'depth'"),
     ({"data": {"samples": 5, "cache_crop": 160}},
      "data.cache_crop 160 is larger than the samples (192x128)"),
+    ({"data": {"samples": 1}}, "data.samples must be at least 2, got 1"),
+    ({"data": {"samples": 5, "count": 4}},
+     "data.count 4 is fewer samples than one batch (train.batch 8)"),
+    ({"data": {"samples": 5, "sampler": {"errors": {"dealy": 0.01}}}},
+     "unknown key(s) dealy in data.sampler.errors (known: bias, delay, "),
+    ({"name": " "}, "is not a run name"),
 ])
 def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, message):
     raw = {"model": TINY_MODEL, "data": {"samples": 5}, "train": {"steps": 2}}
@@ -279,6 +287,24 @@ def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, mess
     with pytest.raises(InputError, match=re.escape(message)) as err:
         load_config(path)
     assert str(err.value).startswith(f"{path}: ")
+
+
+def test_a_config_in_utf16_and_one_the_run_would_overwrite_are_refused(tmp_path):
+    from typer.testing import CliRunner
+
+    from gyrodeblur.cli import app
+
+    utf16 = tmp_path / "utf16.yaml"
+    utf16.write_text("model: {variant: deepgyro-s}\n", encoding="utf-16")
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        load_config(utf16)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    written = "# my experiment\nmodel: {variant: deepgyro-s}\ndata: {samples: 5}\n"
+    (mine / "config.yaml").write_text(written)
+    result = CliRunner().invoke(app, ["train", str(mine / "config.yaml"), "-o", str(mine)])
+    assert result.exit_code == 2 and "would overwrite config.yaml, the config" in result.output
+    assert (mine / "config.yaml").read_text() == written
 
 
 def test_a_classic_cache_holds_each_whole_frames_classical_restoration(tmp_path):
@@ -304,6 +330,22 @@ def test_a_cache_of_other_settings_is_refused(cache, tmp_path):
     with pytest.raises(InputError, match=r"drawn with other data settings \(data\.count 8 "
                                          r"there, 16 here\)"):
         train(cfg, tmp_path / "run")
+
+
+def test_a_cache_recipe_is_compared_by_value_not_by_how_it_was_written(tmp_path,
+                                                                       monkeypatch):
+    from gyrodeblur.pipelines.train import _same_recipe
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    written = DataConfig(images="images", sampler={"noise": [0.0, 0.01]})
+    same = DataConfig(images=str(tmp_path / "images"), sampler={"noise": [0, "1e-2"]})
+    other = DataConfig(images="images", sampler={"noise": [0.0, 0.02]})
+    write_image(tmp_path / "images" / "a.png", np.full((64, 64, 3), 0.5, np.float32))
+    # A recipe of the release before: the folder as written, the numbers as YAML read them.
+    before = cache_recipe(written).replace(str(tmp_path / "images"), "images")
+    assert _same_recipe(before, cache_recipe(same))
+    assert not _same_recipe(before, cache_recipe(other))
 
 
 @pytest.mark.parametrize("damage", [b"x", None])
@@ -353,8 +395,9 @@ def test_a_damaged_checkpoint_is_a_one_line_error(cache, tmp_path):
 def test_a_diverging_run_stops_before_its_weights_turn_nan(cache, tmp_path):
     cfg = config(cache, steps=40)
     cfg.train.lr = cfg.train.lr_min = 1e30
-    with pytest.raises(InputError, match=r"training diverged: the loss or its gradient is "
-                                         r"\S+ at step (\d+); lower train.lr") as err:
+    with pytest.raises(InputError, match=r"training diverged: the (loss|gradient norm) is "
+                                         r"\S+ at step (\d+); lower train.lr and start "
+                                         r"again") as err:
         train(cfg, tmp_path / "run")
     failed = int(re.search(r"at step (\d+)", str(err.value)).group(1))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(),
