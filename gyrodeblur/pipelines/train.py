@@ -193,7 +193,7 @@ def check_config(config: TrainConfig, source: Path) -> None:
                                  f"{d.crop}: the training windows are cut from the cached ones")
     if d.cache is not None and Path(d.cache).is_dir():
         raise InputError(source, f"data.cache {d.cache} is a folder; name a .safetensors file")
-    if d.cache is not None:  # found now, not after hours of drawing
+    if d.cache is not None and not Path(d.cache).is_file():  # found now, not after hours
         try:
             check_output(d.cache)
         except InputError as e:
