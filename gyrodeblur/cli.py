@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -91,6 +92,9 @@ def reports_input_errors(command):
                               highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt as e:
+            # Objects torn down mid-run (a DataLoader's worker queues) may report broken pipes
+            # from their __del__ as they go: noise after the note, not news.
+            sys.unraisablehook = lambda unraisable: None
             note = str(e) or ("stopped before training; the run folder is as it was"
                               if command.__name__ == "train" else "no output was left "
                                                                   "half-written")
@@ -144,7 +148,8 @@ def parse_range(text: str | None) -> tuple[int | None, int | None]:
 
 GYRO_HELP = ("Gyro log: CSV t,wx,wy,wz, Gyroflow .gcsv, GyroVD meta_info folder, a camera file, "
              "or another log telemetry-parser reads.")
-CAMERA_HELP = "Camera JSON, Gyroflow lens profile, or GyroVD cam_metainfo.csv."
+CAMERA_HELP = ("Camera JSON, Gyroflow lens profile, or GyroVD cam_metainfo.csv (or its "
+               "meta_info folder).")
 GyroOption = Annotated[Path, typer.Option(help=GYRO_HELP)]
 CameraOption = Annotated[Path, typer.Option(help=CAMERA_HELP)]
 FramesCsvOption = Annotated[Path | None, typer.Option(
@@ -1221,5 +1226,6 @@ def deblur_video_command(
                      "8-bit BT.709 without tone mapping, so it looks flat")
     for note in notes:
         err_console.print(note)
-    err_console.print(f"wrote {output} ({len(selected)} frame{'s' * (len(selected) != 1)}, "
-                      f"{cam.width}x{cam.height}, {restorer.name})")
+    pair = " with the input beside each" * side_by_side
+    err_console.print(f"wrote {output} ({len(selected)} frame{'s' * (len(selected) != 1)} of "
+                      f"{cam.width}x{cam.height}{pair}, {restorer.name})")

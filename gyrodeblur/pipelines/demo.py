@@ -155,7 +155,7 @@ def run_demo(out: str | Path = "demo-output", say: Callable[[str], None] = print
         for f in range(FRAMES):
             video.write(np.concatenate([_label(outputs[n][f], n) for n in names], 1))
     mid = FRAMES // 2
-    panels = [_label(clip.sharp[mid], "sharp (truth)")] + [
+    panels = [_label(clip.sharp[mid], f"sharp (truth), frame {mid + 1} of {FRAMES}")] + [
         _label(outputs[n][mid], f"{n} {psnr(outputs[n][mid], clip.sharp[mid]):.2f} dB")
         for n in names]
     kernels = draw_kernels(clip.rot[mid] + clip.tran[mid], clip.blurred[mid])

@@ -441,13 +441,19 @@ def build_cache(data: DataConfig, path: Path,
 def _leave_sigterm_to_the_parent(worker: int) -> None:
     """A SIGTERM to the process group (``timeout``, a batch scheduler) ends the parent, which
     stops its workers; a worker killed by it first would make the parent's clean-up print
-    the DataLoader's tracebacks. (Workers already ignore SIGINT for the same reason.) A
-    second SIGTERM, the parent's clean-up ending a worker that did not stop, ends it."""
+    the DataLoader's tracebacks. (Workers already ignore SIGINT for the same reason.) After
+    it the worker's own complaints (a queue the parent closed) are not shown, and a second
+    SIGTERM, the parent's clean-up ending a worker that did not stop, ends it."""
 
     def second(number: int, frame) -> None:
         os._exit(0)
 
-    signal.signal(signal.SIGTERM, lambda number, frame: signal.signal(signal.SIGTERM, second))
+    def first(number: int, frame) -> None:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        signal.signal(signal.SIGTERM, second)
+
+    signal.signal(signal.SIGTERM, first)
 
 
 class _ErrorsAsValues(torch.utils.data.Dataset):
