@@ -288,17 +288,27 @@ def _homography(path: Path) -> np.ndarray:
     return H
 
 
+_MIN_FEATURE_SIDE = 32  # SIFT finds no keypoints in smaller images
+
+
 def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
                  ) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """``(name, img1, imgN, H1toN)`` of each Oxford sequence folder under ``root``."""
     from gyrodeblur.footage import read_image
 
+    def image(path: Path) -> np.ndarray:
+        pixels = read_image(path)
+        if min(pixels.shape[:2]) < _MIN_FEATURE_SIDE:  # no SIFT keypoints: scores of 0
+            raise InputError(path, f"{pixels.shape[1]}x{pixels.shape[0]} is too small for the "
+                                   f"feature test (at least {_MIN_FEATURE_SIDE} px a side)")
+        return pixels
+
     pairs = []
     for folder in sorted(p for p in Path(root).iterdir() if (p / "img1.ppm").exists()):
-        first = read_image(folder / "img1.ppm")
+        first = image(folder / "img1.ppm")
         for n in targets:
             H = _homography(folder / f"H1to{n}p")
-            pairs.append((f"{folder.name} 1-{n}", first, read_image(folder / f"img{n}.ppm"), H))
+            pairs.append((f"{folder.name} 1-{n}", first, image(folder / f"img{n}.ppm"), H))
     if not pairs:
         raise InputError(root, "no Oxford sequence folders (img1.ppm, H1to2p...) in it")
     return pairs

@@ -145,6 +145,16 @@ def test_a_bad_oxford_homography_is_a_one_line_error(tmp_path, text, message):
         oxford_pairs(tmp_path, targets=(2,))
 
 
+def test_an_oxford_image_too_small_for_sift_is_a_one_line_error(tmp_path):
+    from gyrodeblur.errors import InputError
+    from gyrodeblur.pipelines.evaluate import oxford_pairs
+
+    (tmp_path / "seq").mkdir()
+    cv2.imwrite(str(tmp_path / "seq" / "img1.ppm"), np.zeros((5, 5, 3), np.uint8))
+    with pytest.raises(InputError, match=r"img1.ppm: 5x5 is too small for the feature test"):
+        oxford_pairs(tmp_path, targets=(2,))
+
+
 def test_eval_on_clip_folders_names_each_sample(tmp_path):
     runner = CliRunner()
     made = runner.invoke(app, ["synth", "clips", "-n", "2", "-o", str(tmp_path / "pairs"),
