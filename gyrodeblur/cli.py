@@ -187,7 +187,7 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
     from gyrodeblur.geometry.camera import load_camera
     from gyrodeblur.geometry.gyro import lowpass as lowpass_log
     from gyrodeblur.geometry.gyro import read_gyro, remove_bias
-    from gyrodeblur.pipelines.kernels import complete_camera
+    from gyrodeblur.kernels.rotation import complete_camera
 
     if gyro_unit not in ("auto", "rad", "deg"):
         raise InputError(None, f"--gyro-unit {gyro_unit!r}: choose auto, rad or deg")
@@ -557,7 +557,7 @@ def synth_image(
     from gyrodeblur.footage import read_image_and_format
     from gyrodeblur.geometry.camera import load_camera
     from gyrodeblur.geometry.gyro import read_gyro
-    from gyrodeblur.pipelines.kernels import complete_camera
+    from gyrodeblur.kernels.rotation import complete_camera
     from gyrodeblur.pipelines.synth import synth_image as run
 
     if output.suffix.lower() not in IMAGE_OUTPUTS:

@@ -9,15 +9,42 @@ from __future__ import annotations
 
 import numpy as np
 
-from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.errors import InputError
+from gyrodeblur.geometry.camera import Camera, gyroflow_readout
 from gyrodeblur.geometry.gyro import GyroLog, to_camera_frame
 from gyrodeblur.geometry.rotation import Orientation, integrate
 from gyrodeblur.kernels.warp import warp_displacements
 
 
+def complete_camera(camera: Camera, log: GyroLog) -> Camera:
+    """Take what the gyro file knows (Gyroflow gcsv) where the camera file is silent.
+
+    The log's ``imu_to_camera`` is used when the camera's is the identity, and its readout
+    time (negative: bottom-to-top; over the frame's ``h`` rows, so ``* (h - 1) / h`` from
+    the first row to the last) when the camera's is zero. A log whose axes map to the
+    camera's by a reflection is refused then: no mounting of a gyro does that.
+    """
+    if log.imu_to_camera is not None and np.allclose(camera.R_imu_to_camera, np.eye(3)):
+        if np.linalg.det(log.imu_to_camera) < 0:
+            raise InputError(log.source, "its Gyroflow orientation (its orientation line, or "
+                                         "xzY, telemetry-parser's default, when it has none) "
+                                         "mirrors the axes, "
+                                         "which no mounting of a gyro does: set the file's "
+                                         "orientation line (e.g. YxZ; yxz when the gyro axes "
+                                         "are OpenCV's camera axes) or a rotation other than "
+                                         "the identity as imu_to_camera in the camera JSON")
+        camera = camera.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
+    if log.readout_time and camera.readout_time == 0:
+        camera = camera.replace(
+            readout_time=gyroflow_readout(log.readout_time, camera.height),
+            readout_direction="bottom_to_top" if log.readout_time < 0 else "top_to_bottom")
+    return camera
+
+
 def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
     """The camera's orientation over the log: the gyro rotated into camera axes
-    (``camera.imu_to_camera``) and integrated.
+    (``camera.imu_to_camera``, or the log's own where the camera's is the identity, as
+    :func:`complete_camera` takes it) and integrated.
 
     Example:
         >>> from gyrodeblur.geometry.rotation import log_so3
@@ -27,7 +54,7 @@ def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
         >>> np.round(log_so3(camera_orientation(log, turned).at(np.array(1.0))), 12)
         array([0.5, 0. , 0. ])
     """
-    cam_log = to_camera_frame(log, camera.R_imu_to_camera)
+    cam_log = to_camera_frame(log, complete_camera(camera, log).R_imu_to_camera)
     return integrate(cam_log.t, cam_log.w)
 
 
@@ -65,8 +92,8 @@ def sample_times(camera: Camera, t_start: float, exposure: float,
         >>> times[:, 2].round(6).tolist(), round(float(t_ref[0]), 6)
         ([1.02, 1.025, 1.03], 1.005)
     """
-    if samples < 2:
-        raise ValueError(f"need at least 2 samples per exposure, got {samples}")
+    if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 2:
+        raise ValueError(f"samples: need an integer of at least 2 per exposure, got {samples!r}")
     if not (np.isfinite(t_start) and exposure >= 0):
         raise ValueError(f"t_start {t_start} s and exposure {exposure} s: finite, exposure >= 0")
     start = camera.row_start_times(t_start) + camera.time_offset

@@ -215,5 +215,10 @@ def translation_trajectories(tau: np.ndarray, exposure: float, samples: int) -> 
         >>> tr[:, 0, 0, 0].tolist()
         [1.0, 0.0, -1.0]
     """
+    tau = np.asarray(tau)
+    if tau.ndim != 3 or tau.shape[2] != 2:
+        raise ValueError(f"tau: must be (H, W, 2) px/s, got shape {tau.shape}")
+    if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 2:
+        raise ValueError(f"samples: need an integer of at least 2 per exposure, got {samples!r}")
     offsets = exposure * (0.5 - np.arange(samples) / (samples - 1))
     return (offsets[:, None, None, None] * np.moveaxis(tau, -1, 0)[None]).astype(np.float32)

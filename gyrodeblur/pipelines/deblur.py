@@ -147,8 +147,8 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
 
     A video network restores a window of 3 frames; the classical method and single-image
     networks one frame. ``tile`` overrides the method's tile size (``TILES``); ``samples``
-    overrides ``T`` where the method allows it; ``iterations`` sets the classical method's
-    steps.
+    sets ``T`` of the classical method (a network takes the ``T`` it was trained on);
+    ``iterations`` sets the classical method's steps (0: none, the input back).
 
     Example:
         >>> make_restorer("classic").samples, make_restorer("net").name
@@ -158,6 +158,8 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
         raise InputError(None, f"--method {method!r}: choose one of {', '.join(METHODS)}")
     if tile is not None and tile < 1:
         raise InputError(None, f"tile {tile}: give at least 1 pixel")
+    if iterations is not None and iterations < 0:
+        raise InputError(None, f"iterations {iterations}: give 0 or more")
     if method == "classic":
         # The whole kernel, rotation plus translation, wherever the translation is known: flow
         # in videos, a kernels file for an image.
@@ -272,7 +274,7 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
         centre = clip[len(clip) // 2]
         tv = auto_tv_weight(to_float(centre.image))
         kernel = frame_kernel_in_pixels(centre, (H, W), use_tran)
-        steps = restorer.iterations or auto_iterations(kernel)
+        steps = auto_iterations(kernel) if restorer.iterations is None else restorer.iterations
         subsamples = auto_subsamples(kernel)
 
     def tile(t: Tile) -> np.ndarray:

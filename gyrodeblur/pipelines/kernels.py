@@ -19,36 +19,11 @@ from gyrodeblur import __version__
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import NpzWriter, atomic_path
 from gyrodeblur.footage import Footage, FrameTiming, to_float, write_image
-from gyrodeblur.geometry.camera import Camera, gyroflow_readout
+from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.plot import draw_kernels
 from gyrodeblur.kernels.rotation import camera_orientation, exposure_span
-
-
-def complete_camera(camera: Camera, log: GyroLog) -> Camera:
-    """Take what the gyro file knows (Gyroflow gcsv) where the camera file is silent.
-
-    The log's ``imu_to_camera`` is used when the camera's is the identity, and its readout
-    time (negative: bottom-to-top; over the frame's ``h`` rows, so ``* (h - 1) / h`` from
-    the first row to the last) when the camera's is zero. A log whose axes map to the
-    camera's by a reflection is refused then: no mounting of a gyro does that.
-    """
-    if log.imu_to_camera is not None and np.allclose(camera.R_imu_to_camera, np.eye(3)):
-        if np.linalg.det(log.imu_to_camera) < 0:
-            raise InputError(log.source, "its Gyroflow orientation (its orientation line, or "
-                                         "xzY, telemetry-parser's default, when it has none) "
-                                         "mirrors the axes, "
-                                         "which no mounting of a gyro does: set the file's "
-                                         "orientation line (e.g. YxZ; yxz when the gyro axes "
-                                         "are OpenCV's camera axes) or a rotation other than "
-                                         "the identity as imu_to_camera in the camera JSON")
-        camera = camera.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
-    if log.readout_time and camera.readout_time == 0:
-        camera = camera.replace(
-            readout_time=gyroflow_readout(log.readout_time, camera.height),
-            readout_direction="bottom_to_top" if log.readout_time < 0 else "top_to_bottom")
-    return camera
 
 
 def exposure_spans(camera: Camera, timing: FrameTiming,

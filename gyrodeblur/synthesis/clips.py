@@ -30,7 +30,7 @@ import numpy as np
 
 from gyrodeblur import __version__
 from gyrodeblur.fileio import NpzWriter
-from gyrodeblur.footage import FrameTiming, write_frames_csv, write_image
+from gyrodeblur.footage import FrameTiming, float_image, write_frames_csv, write_image
 from gyrodeblur.geometry.camera import Camera, save_camera
 from gyrodeblur.geometry.gyro import GyroLog, write_csv
 from gyrodeblur.geometry.rotation import integrate
@@ -129,8 +129,8 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
     the motion stays centred on it.
 
     Args:
-        image: sharp source image ``(Hs, Ws, 3)`` sRGB, larger than the view so that the
-            moving view stays inside it.
+        image: sharp source image ``(Hs, Ws, 3)`` sRGB (float in ``[0, 1]``, or uint8 or
+            uint16), larger than the view so that the moving view stays inside it.
         camera: the view camera (rolling shutter, time offset: ``t_gyro = t_frame + offset``).
         log: true angular velocity in camera axes, covering the clip.
         scene: planes and constant velocity of the camera.
@@ -138,6 +138,7 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
         rng: randomness of noise and of the sensor errors.
         errors: sensor errors of the recorded gyro and camera (default: none).
     """
+    image = float_image(image)
     if image.shape[0] < camera.height or image.shape[1] < camera.width:
         raise ValueError(f"the source image ({image.shape[1]}x{image.shape[0]}) is smaller "
                          f"than the view ({camera.width}x{camera.height})")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
-from gyrodeblur.footage import float_image
+from gyrodeblur.footage import check_unit_range, float_image, to_float
 from gyrodeblur.synthesis.blur import linear_to_srgb, srgb_to_linear
 
 #: Linear level at which ``noise_params`` defines its noise level (18 % mid-grey).
@@ -61,7 +61,7 @@ def poisson_gaussian(image: np.ndarray, shot: float, read: float,
     ``[0, 1]`` and re-encoded to sRGB. ``shot = 0`` or ``read = 0`` leaves that part out.
 
     Args:
-        image: float sRGB in ``[0, 1]``, any shape.
+        image: sRGB, any shape: float in ``[0, 1]``, or uint8 or uint16.
         shot: variance per unit linear signal.
         read: read-noise std, linear units.
         rng: a ``np.random.Generator`` or a seed, for reproducible noise.
@@ -77,8 +77,12 @@ def poisson_gaussian(image: np.ndarray, shot: float, read: float,
     """
     if not (0 <= shot < math.inf and 0 <= read < math.inf):
         raise ValueError(f"shot and read must be finite numbers >= 0, got {shot}, {read}")
+    image = to_float(np.asarray(image))
+    if not np.isfinite(image).all():
+        raise ValueError("image: has non-finite values")
+    check_unit_range(image)
     rng = np.random.default_rng(rng)
-    x = np.clip(srgb_to_linear(np.asarray(image, np.float32)), 0.0, None)
+    x = np.clip(srgb_to_linear(image), 0.0, None)
     if shot > 0:
         x = rng.poisson(x / shot).astype(np.float32) * np.float32(shot)
     if read > 0:

@@ -1,10 +1,18 @@
+import json
+
 import cv2
 import numpy as np
 import pytest
 
-from gyrodeblur.geometry.camera import Camera
-from gyrodeblur.geometry.rotation import exp_so3, integrate
-from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
+from gyrodeblur.geometry.camera import Camera, load_camera
+from gyrodeblur.geometry.gyro import GyroLog, gyroflow_imu_to_camera, read_gyro
+from gyrodeblur.geometry.rotation import exp_so3, integrate, log_so3
+from gyrodeblur.kernels.rotation import (
+    camera_orientation,
+    complete_camera,
+    rotation_trajectories,
+    sample_times,
+)
 from gyrodeblur.kernels.warp import warp_displacements
 
 PINHOLE = Camera(width=64, height=48, fx=80.0, fy=82.0, cx=31.0, cy=24.5)
@@ -139,3 +147,47 @@ def test_a_gyro_log_in_place_of_its_orientation_is_refused():
     cam = Camera(width=4, height=3, fx=10.0, fy=10.0, cx=1.5, cy=1.0)
     with pytest.raises(TypeError, match="camera_orientation"):
         rotation_trajectories(log, cam, 0.2, 0.1)
+
+
+def test_a_gcsv_readout_becomes_the_cameras_as_a_lens_profiles_does(tmp_path):
+    # Gyroflow's frame_readout_time spans the frame's h rows, in the gcsv as in a lens
+    # profile; ours runs from the first row to the last: * (h - 1) / h for both.
+    profile = {"calib_dimension": {"w": 160, "h": 100}, "frame_readout_time": 20.0,
+               "fisheye_params": {"camera_matrix": [[100, 0, 79.5], [0, 100, 49.5], [0, 0, 1]],
+                                  "distortion_coeffs": [0, 0, 0, 0]}}
+    (tmp_path / "lens.json").write_text(json.dumps(profile))
+    from_profile = load_camera(tmp_path / "lens.json")
+    plain = Camera(width=160, height=100, fx=100.0, fy=100.0, cx=79.5, cy=49.5)
+    t = np.array([0.0, 0.01])
+    for readout, direction in ((0.02, "top_to_bottom"), (-0.02, "bottom_to_top")):
+        cam = complete_camera(plain, GyroLog(t, np.zeros((2, 3)), readout_time=readout))
+        assert cam.readout_time == pytest.approx(from_profile.readout_time)
+        assert cam.readout_time == pytest.approx(0.02 * 99 / 100)
+        assert cam.readout_direction == direction
+    # The camera's own readout and rotation win over the log's.
+    rotated = plain.replace(readout_time=0.01, imu_to_camera=((0, 1, 0), (-1, 0, 0), (0, 0, 1)))
+    log = GyroLog(t, np.zeros((2, 3)), readout_time=0.02,
+                  imu_to_camera=gyroflow_imu_to_camera("YxZ"))
+    assert complete_camera(rotated, log) == rotated
+    np.testing.assert_array_equal(complete_camera(plain, log).R_imu_to_camera,
+                                  gyroflow_imu_to_camera("YxZ"))
+
+
+def test_a_gcsv_orientation_turns_the_gyro_where_the_camera_is_silent(tmp_path):
+    # YxZ: the gyro's y is the camera's -y; a camera file without imu_to_camera takes it.
+    path = tmp_path / "log.gcsv"
+    path.write_text("GYROFLOW IMU LOG\norientation,YxZ\ntscale,0.001\ngscale,1\n"
+                    "t,gx,gy,gz\n" + "".join(f"{i * 5},0,0.5,0\n" for i in range(201)))
+    log = read_gyro(path)
+    silent = Camera(64, 48, 60.0, 60.0, 31.5, 23.5)
+    turned = log_so3(camera_orientation(log, silent).at(np.array(1.0)))
+    expected = log_so3(camera_orientation(log, complete_camera(silent, log)).at(np.array(1.0)))
+    np.testing.assert_allclose(turned, expected, atol=1e-12)
+    np.testing.assert_allclose(turned, gyroflow_imu_to_camera("YxZ") @ [0.0, 0.5, 0.0],
+                               atol=1e-9)
+
+
+def test_samples_must_be_an_integer_of_at_least_two():
+    for samples in (2.5, 1, True):
+        with pytest.raises(ValueError, match="samples: need an integer of at least 2"):
+            sample_times(PINHOLE, 0.4, 0.2, samples)

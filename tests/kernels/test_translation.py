@@ -168,3 +168,10 @@ def test_translation_cancels_the_rotation_of_a_gyro_the_frames_contradict():
     assert np.median(np.abs(interior(rot[-1, 0]))) > 1.0
     residual = np.linalg.norm(rot + tran, axis=1)[:, 24:-24, 24:-24]
     assert np.median(residual) < 0.05 * np.median(np.abs(interior(rot[-1, 0])))
+
+
+def test_translation_trajectories_refuse_a_tau_of_another_layout_and_one_sample():
+    with pytest.raises(ValueError, match=r"tau: must be \(H, W, 2\)"):
+        translation_trajectories(np.zeros((2, 4, 5), np.float32), 0.02, 3)
+    with pytest.raises(ValueError, match="samples: need an integer of at least 2"):
+        translation_trajectories(np.zeros((4, 5, 2), np.float32), 0.02, 1)

@@ -757,3 +757,11 @@ def test_windows_hold_neighbouring_frames_only(seed, size):
         expected.append(window)
     assert got == expected
 
+
+
+def test_zero_classical_iterations_give_the_input_back():
+    rng = np.random.default_rng(3)
+    image = rng.random((24, 32, 3)).astype(np.float32)
+    rot = rng.normal(0, 2, (5, 2, 24, 32)).astype(np.float32)
+    restored = deblur_image(image, rot, None, make_restorer("classic", iterations=0))
+    np.testing.assert_allclose(restored, image, atol=1e-6)

@@ -115,6 +115,21 @@ def test_settings_and_sources_out_of_their_domain_are_refused():
                         ClipSettings(frames=1, start=0.2), np.random.default_rng(0))
 
 
+def test_an_8_bit_source_renders_as_its_unit_range_twin():
+    camera = Camera(width=32, height=24, fx=30.0, fy=30.0, cx=15.5, cy=11.5)
+    t = np.arange(0.0, 1.0, 0.005)
+    log = GyroLog(t, np.tile([0.0, 0.3, 0.1], (len(t), 1)))
+    source = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    settings = ClipSettings(frames=2, start=0.2, samples=3)
+    byte, unit = (synthesize_clip(image, camera, log, Scene(), settings,
+                                  np.random.default_rng(0))
+                  for image in (source, source / np.float32(255)))
+    np.testing.assert_allclose(byte.blurred, unit.blurred, atol=1e-6)
+    with pytest.raises(ValueError, match=r"0\.\.255 floats"):
+        synthesize_clip(source.astype(np.float32), camera, log, Scene(), settings,
+                        np.random.default_rng(0))
+
+
 def test_sources_much_smaller_than_a_clip_are_named_in_a_warning(tmp_path):
     write_image(tmp_path / "tiny.png", np.full((8, 8, 3), 0.5, np.float32))
     settings = SamplerSettings(width=48, height=32, frames=1)

@@ -109,3 +109,11 @@ def test_jpeg_image_is_the_batched_jpeg_of_one_image():
     batched = jpeg(torch.from_numpy(img).permute(2, 0, 1)[None], 70)[0].permute(1, 2, 0)
     np.testing.assert_array_equal(out, batched.numpy())
     np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-4)  # the 8-bit grid
+
+
+def test_integer_images_get_poisson_gaussian_noise_of_their_unit_range_twin():
+    img = np.random.default_rng(2).integers(0, 65536, (8, 8, 3), dtype=np.uint16)
+    np.testing.assert_array_equal(poisson_gaussian(img, 1e-4, 1e-4, 3),
+                                  poisson_gaussian(img / np.float32(65535), 1e-4, 1e-4, 3))
+    with pytest.raises(ValueError, match=r"0\.\.255 floats"):
+        poisson_gaussian(img.astype(np.float32) / 257, 1e-4, 1e-4, 3)
