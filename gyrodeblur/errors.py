@@ -10,12 +10,18 @@ from pathlib import Path
 
 
 class InputError(ValueError):
-    """Bad input: missing columns, unsorted timestamps, NaN, wrong units, mismatched sizes..."""
+    """Bad input: missing columns, unsorted timestamps, NaN, wrong units, mismatched sizes...
+
+    Example:
+        >>> str(InputError("gyro.csv", "NaN at line 3")), str(InputError("", "NaN at line 3"))
+        ('gyro.csv: NaN at line 3', 'NaN at line 3')
+    """
 
     def __init__(self, source: str | Path | None, problem: str) -> None:
-        self.source = None if source is None else str(source)
+        # "": a log or footage built in Python, which names no file.
+        self.source = None if source is None or str(source) == "" else str(source)
         self.problem = problem
-        super().__init__(problem if source is None else f"{source}: {problem}")
+        super().__init__(problem if self.source is None else f"{self.source}: {problem}")
 
     def located(self, source: str | Path) -> InputError:
         """This error, or the same problem at ``source`` where it names no file: for a check

@@ -24,8 +24,8 @@ def blur_field(traj: np.ndarray) -> np.ndarray:
         [[2.0, 0.0], [-1.0, 3.0]]
     """
     traj = np.asarray(traj)
-    if traj.ndim != 4 or traj.shape[1] != 2:
-        raise ValueError(f"traj must be (T, 2, H, W), got shape {traj.shape}")
+    if traj.ndim != 4 or traj.shape[1] != 2 or not len(traj):
+        raise ValueError(f"traj must be (T, 2, H, W) with T >= 1, got shape {traj.shape}")
     d = traj[-1] - traj[0]
     flip = (d[0] < 0) | ((d[0] == 0) & (d[1] < 0))
     return (np.where(flip[None], -d, d) + 0.0).astype(np.float32)  # + 0.0 turns -0.0 into 0.0

@@ -212,8 +212,11 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
         >>> round(result.time_offset, 3), result.confidence > 0.5
         (0.025, True)
     """
-    if search <= 0 or step <= 0 or max_pairs < 1 or bands < 1:
-        raise ValueError("search, step, max_pairs and bands must be positive")
+    if not (0 < search < math.inf and 0 < step < math.inf):  # NaN too
+        raise ValueError(f"search and step must be positive seconds, got {search}, {step}")
+    if max_pairs < _MIN_PAIRS or bands < 1 or width < 2:
+        raise ValueError(f"max_pairs must be at least {_MIN_PAIRS}, bands at least 1 and width "
+                         f"at least 2, got {max_pairs}, {bands}, {width}")
     readout_max = float(np.median(np.diff(timing.t_start))) if len(timing) > 1 else 0.0
     reach = max(camera.readout_time, readout_max if estimate_readout else 0.0)
     pairs, search = _usable_pairs(timing, log, camera.time_offset, search, reach, step)

@@ -24,6 +24,7 @@ import numba
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from gyrodeblur.footage import to_float
 from gyrodeblur.synthesis.blur import (
     bilinear_weights,
     linear_to_srgb,
@@ -403,7 +404,8 @@ def auto_tv_weight(blurred: np.ndarray) -> float:
     so the tiles agree.
 
     Args:
-        blurred: ``(H, W, 3)`` sRGB image, ``H, W >= 3``.
+        blurred: ``(H, W, 3)`` sRGB image (float in ``[0, 1]``, or uint8 or uint16),
+            ``H, W >= 3``.
 
     Returns:
         ``tv_weight`` for :func:`deconvolve`.
@@ -414,7 +416,7 @@ def auto_tv_weight(blurred: np.ndarray) -> float:
         >>> auto_tv_weight(flat), round(auto_tv_weight(noisy), 4)  # 0.01 for a perfect estimate
         (0.0, 0.0093)
     """
-    image = np.asarray(blurred, np.float32)
+    image = to_float(np.asarray(blurred))
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"blurred must be (H, W, 3) with H, W >= 3, got {image.shape}")
     sigma = noise_sigma(image)
@@ -498,8 +500,9 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
         >>> bool(np.abs(sharp - img).mean() < np.abs(blurred - img).mean() / 2)
         True
     """
-    if iterations is not None and iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    if iterations is not None and (not isinstance(iterations, int | np.integer)
+                                   or isinstance(iterations, bool) or iterations < 0):
+        raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
     if subsamples is not None and subsamples < 1:
         raise ValueError(f"subsamples must be >= 1, got {subsamples}")
     if tv_weight is not None and not 0 <= tv_weight < 0.25:

@@ -325,9 +325,10 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
     for kernel in (rot, tran):
         if kernel is None:
             continue
-        if kernel.ndim != 4 or kernel.shape[1] != 2 or kernel.shape != rot.shape:
-            raise ValueError(f"rot and tran must be (T, 2, h, w), got {rot.shape} and "
-                             f"{kernel.shape}")
+        if kernel.ndim != 4 or kernel.shape[1] != 2 or kernel.shape != rot.shape or \
+                not len(kernel):
+            raise ValueError(f"rot and tran must be (T, 2, h, w) with T >= 1, got {rot.shape} "
+                             f"and {kernel.shape}")
         h, w = kernel.shape[2:]
         if not same_view(W, H, w, h):
             raise ValueError(f"kernels of {w}x{h} are not of the view of a {W}x{H} image")

@@ -267,7 +267,8 @@ def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
         raise ValueError("traj has no samples (T = 0)")
     if saturation is not None and not 1 <= saturation < math.inf:
         raise ValueError(f"saturation is a finite gain >= 1, got {saturation}")
-    if isinstance(subsamples, bool) or not isinstance(subsamples, int) or subsamples < 1:
+    if isinstance(subsamples, bool) or not isinstance(subsamples, int | np.integer) or \
+            subsamples < 1:
         raise ValueError(f"subsamples must be an int >= 1, got {subsamples!r}")
     if sharp.device.type == "cpu":
         return _blur_numba(sharp, traj, saturation, subsamples)

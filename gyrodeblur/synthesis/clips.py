@@ -67,9 +67,9 @@ class ClipSettings:
     jpeg: int | None = None
 
     def __post_init__(self) -> None:
-        if self.frames < 1 or self.samples < 1:
-            raise ValueError(f"frames and samples must be at least 1, got {self.frames}, "
-                             f"{self.samples}")
+        if self.frames < 1 or self.samples < 2:
+            raise ValueError(f"frames must be at least 1 and samples at least 2, got "
+                             f"{self.frames}, {self.samples}")
         if not 0 < self.fps < math.inf:
             raise ValueError(f"fps must be a finite rate above 0, got {self.fps}")
         # The exposure ends before the next frame's starts (a fraction of 1 may round up).

@@ -233,6 +233,9 @@ class ClipFolderDataset(Dataset):
     def __init__(self, root: str | Path, frames: int = 1, samples: int = 9,
                  crop: int | None = None, paired: bool = False,
                  first_estimate: Restore | None = None, per_frame: bool = False) -> None:
+        if frames < 1 or samples < 2:
+            raise ValueError(f"frames must be at least 1 and samples at least 2, got {frames}, "
+                             f"{samples}")
         root = Path(root)
         # Hidden folders are not clips: `synth clips` writes each in .clip_*.part first.
         folders = sorted(p.parent for p in root.glob("**/frames.csv")

@@ -231,3 +231,10 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     out = json.loads(result.stdout)
     assert result.exit_code == 1 and out["reliable"] is False and out["gain"] is None
     assert not (tmp_path / "x").exists()
+
+
+def test_search_settings_out_of_their_domain_are_refused(clip):
+    for settings in ({"search": float("nan")}, {"step": 0.0}, {"max_pairs": 2}, {"width": 0}):
+        with pytest.raises(ValueError, match="must be"):
+            estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip),
+                          **settings)

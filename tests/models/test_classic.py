@@ -168,3 +168,10 @@ def test_long_blur_is_deconvolved_as_a_streak_not_copies():
     blurred = blur_image(sharp, traj, subsamples=continuous_subsamples(traj))
     copies = psnr(deconvolve(blurred, traj, subsamples=1), sharp)
     assert psnr(deconvolve(blurred, traj), sharp) > copies + 0.5  # 0.70 dB
+
+
+def test_auto_tv_weight_of_an_8_bit_image_is_that_of_its_unit_range_twin():
+    noisy = np.random.default_rng(4).normal(0.5, 0.01, (48, 48, 3)).clip(0, 1)
+    byte = (noisy * 255).round().astype(np.uint8)
+    assert auto_tv_weight(byte) == pytest.approx(auto_tv_weight(byte / np.float32(255)))
+    assert auto_tv_weight(byte) < 0.03  # not the cap that 0..255 values would reach

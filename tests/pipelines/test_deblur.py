@@ -765,3 +765,9 @@ def test_zero_classical_iterations_give_the_input_back():
     rot = rng.normal(0, 2, (5, 2, 24, 32)).astype(np.float32)
     restored = deblur_image(image, rot, None, make_restorer("classic", iterations=0))
     np.testing.assert_allclose(restored, image, atol=1e-6)
+
+
+def test_kernels_without_samples_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"rot and tran must be \(T, 2, h, w\) with T >= 1"):
+        deblur_image(np.zeros((8, 8, 3), np.float32), np.zeros((0, 2, 8, 8), np.float32), None,
+                     make_restorer("classic"))
