@@ -73,6 +73,19 @@ def exposure_span(camera: Camera, t_start: float | np.ndarray, exposure: float |
     return first, first + exposure + camera.readout_time
 
 
+def check_samples(samples: int) -> None:
+    """Refuse a number of trajectory samples per exposure that is not an integer >= 2.
+
+    Example:
+        >>> check_samples(2.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: samples: need an integer of at least 2 per exposure, got 2.5
+    """
+    if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 2:
+        raise ValueError(f"samples: need an integer of at least 2 per exposure, got {samples!r}")
+
+
 def sample_times(camera: Camera, t_start: float, exposure: float,
                  samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-row sample times and reference times of one frame, on the gyro clock.
@@ -92,8 +105,7 @@ def sample_times(camera: Camera, t_start: float, exposure: float,
         >>> times[:, 2].round(6).tolist(), round(float(t_ref[0]), 6)
         ([1.02, 1.025, 1.03], 1.005)
     """
-    if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 2:
-        raise ValueError(f"samples: need an integer of at least 2 per exposure, got {samples!r}")
+    check_samples(samples)
     if not (np.isfinite(t_start) and exposure >= 0):
         raise ValueError(f"t_start {t_start} s and exposure {exposure} s: finite, exposure >= 0")
     start = camera.row_start_times(t_start) + camera.time_offset

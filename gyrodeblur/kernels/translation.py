@@ -21,6 +21,7 @@ import numpy as np
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import Orientation
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, consistent
+from gyrodeblur.kernels.rotation import check_samples
 from gyrodeblur.kernels.warp import warp_displacements
 
 
@@ -218,7 +219,6 @@ def translation_trajectories(tau: np.ndarray, exposure: float, samples: int) -> 
     tau = np.asarray(tau)
     if tau.ndim != 3 or tau.shape[2] != 2:
         raise ValueError(f"tau: must be (H, W, 2) px/s, got shape {tau.shape}")
-    if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 2:
-        raise ValueError(f"samples: need an integer of at least 2 per exposure, got {samples!r}")
+    check_samples(samples)
     offsets = exposure * (0.5 - np.arange(samples) / (samples - 1))
     return (offsets[:, None, None, None] * np.moveaxis(tau, -1, 0)[None]).astype(np.float32)
