@@ -630,7 +630,7 @@ def synth_clips(
             ("files", "files in --images")) if before.get(key) != recipe[key]]
         if changed:
             raise InputError(recipe_path, f"this folder was made with other settings "
-                                          f"({', '.join(changed)} differ); use another "
+                                          f"(changed: {', '.join(changed)}); use another "
                                           "--output or the same options and images to resume")
     elif output.is_dir() and any(output.iterdir()):
         raise InputError(output, "not empty and not made by `gyrodeblur synth clips` (no "

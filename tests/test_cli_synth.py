@@ -128,7 +128,7 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     assert "clips: 1/3 (33%)" in second.output and "clips: 3/3 (100%)" in second.output
     assert (tmp_path / "clip_000000" / "gyro.csv").stat().st_mtime_ns == stamp
     other = runner.invoke(app, [*args, "-n", "3", "--seed", "9"])
-    assert other.exit_code == 2 and "other settings (--seed differ)" in other.output
+    assert other.exit_code == 2 and "other settings (changed: --seed)" in other.output
 
 
 def test_clips_do_not_resume_from_other_images(tmp_path):
@@ -143,7 +143,7 @@ def test_clips_do_not_resume_from_other_images(tmp_path):
     write_image(images / "2.png", dead_leaves(96, np.random.default_rng(2)))
     again = runner.invoke(app, [*args[:-1], "2"])
     assert again.exit_code == 2, again.output
-    assert "(files in --images differ)" in " ".join(again.output.split())
+    assert "(changed: files in --images)" in " ".join(again.output.split())
     assert sorted(p.name for p in (tmp_path / "clips").iterdir()) == ["clip_000000",
                                                                       "synth.json"]
 
