@@ -166,7 +166,7 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
         t, w, lines, extra = _read_gcsv(path)
     else:
         t, w, lines, extra = *_read_telemetry(path), {"imu_to_camera": _GYROFLOW_TO_OPENCV}
-    t, w = _validated(path, t, w, unit, lines)
+    t, w = _validated(path, t, w, unit, lines, extra.pop("advice", _DEG_ADVICE))
     return GyroLog(t, w, source=str(path), **extra)
 
 
@@ -185,12 +185,13 @@ def _gcsv_sidecar(video: Path) -> Path | None:
 
 
 def _opening(path: Path) -> str:
-    """The first bytes of a file as text, where a log's first line tells its format."""
+    """The first line of a file (up to 64 KiB) as text, where a log tells its format."""
     try:
         with open(path, "rb") as f:
-            return f.read(256).decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
+            first = f.readline(1 << 16)
     except OSError as e:
         raise InputError(path, f"cannot read it ({e.strerror})") from None
+    return first.decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
 
 
 def _has_plain_header(opening: str) -> bool:
@@ -278,14 +279,21 @@ def _read_plain_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return data[:, 0], data[:, 1:], lines
 
 
+_DEG_ADVICE = "pass unit='deg' (CLI: --gyro-unit deg), or unit='rad' if it really is rad/s"
+_NO_GSCALE_ADVICE = ("the header has no gscale line: raw sensor counts need one (rad/s per "
+                     "count); values in deg/s need unit='deg' (CLI: --gyro-unit deg)")
+
 # telemetry-parser's names of the vertical readout directions.
 _GCSV_READOUT_DOWN, _GCSV_READOUT_UP = ("0", "TopToBottom"), ("1", "180", "BottomToTop")
 
 
 def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Gyroflow gcsv (docs.gyroflow.xyz, "GCSV format", version 1.3)."""
+    """Gyroflow gcsv (docs.gyroflow.xyz, "GCSV format", version 1.3), read as telemetry-parser
+    reads it: header values may be quoted, the gyro columns are ``gx,gy,gz`` or else the
+    three after ``t``, and the clock starts at the first sample (Gyroflow takes a gcsv's
+    first sample as the start of its video, whatever clock the logger counted on)."""
     text = _text_lines(path)
-    if not text or text[0].strip() not in _GCSV_FIRST_LINES:
+    if not text or text[0].strip().rstrip(",").strip() not in _GCSV_FIRST_LINES:
         raise InputError(path, "not a Gyroflow IMU log (first line must be 'GYROFLOW IMU LOG')")
     header: dict[str, str] = {}
     for i, line in enumerate(text[1:], start=1):
@@ -294,15 +302,16 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
             names, first_row = [n.strip() for n in line.split(",")], i + 1
             break
         if key.strip():
-            header[key.strip()] = value.strip()
+            header[key.strip()] = value.strip().rstrip(",").strip().strip('"').strip()
     else:
         raise InputError(path, "no column header line starting with 't,' (e.g. t,gx,gy,gz)")
-    missing = [n for n in ("gx", "gy", "gz") if n not in names]
-    if missing:
-        raise InputError(
-            path, f"missing column(s) {', '.join(missing)} (header has: {', '.join(names)})"
-        )
-    cols = [0] + [names.index(n) for n in ("gx", "gy", "gz")]
+    if all(n in names for n in ("gx", "gy", "gz")):
+        cols = [0] + [names.index(n) for n in ("gx", "gy", "gz")]
+    elif len(names) >= 4:
+        cols = [0, 1, 2, 3]
+    else:
+        raise InputError(path, f"no gyro columns (header has: {', '.join(names)}; expected "
+                               "t,gx,gy,gz)")
     # Defaults are telemetry-parser's (the reference reader): ms timestamps, unscaled rates.
     tscale = _header_float(path, header, "tscale", 0.001)
     gscale = _header_float(path, header, "gscale", 1.0)
@@ -314,7 +323,7 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     rows, lines = _numeric_rows(path, text, start=first_row, ncols=max(cols) + 1)
     data = _floats(path, [[r[c] for c in cols] for r in rows], lines, width=4)
 
-    extra: dict = {}
+    extra: dict = {} if "gscale" in header else {"advice": _NO_GSCALE_ADVICE}
     try:  # telemetry-parser's default orientation
         extra["imu_to_camera"] = gyroflow_imu_to_camera(header.get("orientation", "xzY"))
     except ValueError as e:
@@ -333,7 +342,8 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
             )
         readout = readout_ms / 1000.0
         extra["readout_time"] = -readout if direction in _GCSV_READOUT_UP else readout
-    return data[:, 0] * tscale, data[:, 1:] * gscale, lines, extra
+    t = data[:, 0] * tscale
+    return t - t[0] if len(t) else t, data[:, 1:] * gscale, lines, extra
 
 
 def _has_telemetry_parser() -> bool:
@@ -404,11 +414,15 @@ def _text_lines(path: Path) -> list[str]:
 def _numeric_rows(
     path: Path, text: list[str], start: int, ncols: int
 ) -> tuple[list[list[str]], np.ndarray]:
-    """Split data lines into fields; blank lines skipped, field counts checked."""
+    """Split data lines into fields; blank and ``#`` comment lines skipped, field counts
+    checked, except on the last line, which is dropped when short: a logger cut off
+    mid-write (a power loss) leaves one."""
+    data = [i for i in range(start, len(text)) if text[i].strip()
+            and not text[i].lstrip().startswith("#")]
+    if data and len(text[data[-1]].split(",")) < ncols:
+        data.pop()
     rows, lines = [], []
-    for i in range(start, len(text)):
-        if not text[i].strip():
-            continue
+    for i in data:
         fields = text[i].split(",")
         if len(fields) < ncols:
             raise InputError(path, f"line {i + 1} has {len(fields)} fields, expected {ncols}")
@@ -442,9 +456,11 @@ def _header_float(path: Path, header: dict[str, str], key: str, default: float) 
 
 
 def _validated(
-    source: Path, t: np.ndarray, w: np.ndarray, unit: str, lines: np.ndarray | None
+    source: Path, t: np.ndarray, w: np.ndarray, unit: str, lines: np.ndarray | None,
+    deg_advice: str = _DEG_ADVICE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The checks shared by every reader; returns ``(t, w)`` with ``w`` in rad/s."""
+    """The checks shared by every reader; returns ``(t, w)`` with ``w`` in rad/s.
+    ``deg_advice`` ends the message on data that looks like deg/s."""
 
     def where(i: int) -> str:
         return f"line {lines[i]}" if lines is not None else f"sample {i}"
@@ -483,8 +499,7 @@ def _validated(
             raise InputError(
                 source,
                 f"angular velocity looks like deg/s (|w| median {median:.3g}, 99th percentile "
-                f"{p99:.3g}); pass unit='deg' (CLI: --gyro-unit deg), or unit='rad' if it "
-                "really is rad/s",
+                f"{p99:.3g}); {deg_advice}",
             )
     return t, w
 
@@ -558,7 +573,10 @@ def lowpass(log: GyroLog, cutoff_hz: float, order: int = 2) -> GyroLog:
     """Zero-phase Butterworth low-pass (``sosfiltfilt``) at the log's median sample rate.
 
     Filtering forward and backward doubles the attenuation (in dB) and cancels the delay, so
-    the filtered rates stay aligned with the frames.
+    the filtered rates stay aligned with the frames. The filter runs on a uniform grid at
+    that rate (linear between the samples) and is read back at the log's own times: a
+    filter run on the samples as if evenly spaced would mistake a gap or timestamp jitter
+    for a jump in time of a few samples.
 
     Example:
         >>> t = np.arange(2000) / 1000.0
@@ -574,8 +592,12 @@ def lowpass(log: GyroLog, cutoff_hz: float, order: int = 2) -> GyroLog:
             log.source, f"low-pass cutoff {cutoff_hz} Hz must be between 0 and {fs / 2:.4g} Hz"
         )
     sos = butter(order, cutoff_hz, btype="low", fs=fs, output="sos")
-    padlen = min(3 * (2 * len(sos) + 1), len(log.t) - 1)
-    return replace(log, w=sosfiltfilt(sos, log.w, axis=0, padlen=padlen))
+    grid = log.t[0] + np.arange(math.ceil((log.t[-1] - log.t[0]) * fs) + 1) / fs
+    on_grid = np.stack([np.interp(grid, log.t, log.w[:, a]) for a in range(3)], axis=1)
+    padlen = min(3 * (2 * len(sos) + 1), len(grid) - 1)
+    filtered = sosfiltfilt(sos, on_grid, axis=0, padlen=padlen)
+    w = np.stack([np.interp(log.t, grid, filtered[:, a]) for a in range(3)], axis=1)
+    return replace(log, w=w)
 
 
 def resample(log: GyroLog, rate_hz: float) -> GyroLog:

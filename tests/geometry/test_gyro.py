@@ -63,7 +63,8 @@ def test_gcsv_integer_rows(tmp_path):
         "1000,2000,-4000,1000,1,2,3\n1002,0,0,-2000,1,2,3\n1005,10,20,30,1,2,3\n",
     )
     log = read_gyro(p)
-    np.testing.assert_allclose(log.t, [1.0, 1.002, 1.005], rtol=0, atol=1e-12)
+    # Gyroflow's clock starts at the first sample (telemetry-parser's normalized_imu).
+    np.testing.assert_allclose(log.t, [0.0, 0.002, 0.005], rtol=0, atol=1e-12)
     np.testing.assert_allclose(log.w, [[1.0, -2.0, 0.5], [0, 0, -1.0], [0.005, 0.01, 0.015]])
     assert log.readout_time == pytest.approx(0.01523)
     # YxZ: Gyroflow IMU axes (up, left, back) = (y, -x, z); OpenCV's (right, down, forward)
@@ -191,7 +192,7 @@ def test_gcsv_reads_as_telemetry_parser_does(tmp_path, orientation):
     reference = np.deg2rad([s["gyro"] for s in imu]) @ gyroflow_imu_to_camera("XYZ").T
     log = read_gyro(src)
     np.testing.assert_allclose(log.w @ log.imu_to_camera.T, reference, atol=1e-12)
-    np.testing.assert_allclose(log.t, [1.0, 1.01, 1.02])
+    np.testing.assert_allclose(log.t, [s["timestamp_ms"] / 1000 for s in imu], atol=1e-12)
     if not orientation:  # the default is xzY, not the identity
         assert not np.allclose(log.imu_to_camera, np.eye(3))
 
@@ -220,7 +221,7 @@ HEADER = "t,wx,wy,wz\n"
          "timestamps not strictly increasing at line 4 (t=0.1 after 0.2)"),
         (HEADER + "0,0,0,0\n0.1,0,0,0\n0.1,0,0,0\n", "duplicated timestamp at line 4 (t=0.1)"),
         (HEADER + "0,0,0,0\n0.1,abc,0,0\n", "line 3: 'abc' is not a number"),
-        (HEADER + "0,0,0,0\n0.1,0\n", "line 3 has 2 fields, expected 4"),
+        (HEADER + "0,0,0,0\n0.1,0\n0.2,0,0,0\n", "line 3 has 2 fields, expected 4"),
     ],
 )
 def test_bad_input_names_file_and_problem(tmp_path, body, problem):
@@ -305,7 +306,7 @@ def test_missing_file_and_bad_unit(tmp_path):
 def test_gcsv_problems(tmp_path):
     base = "GYROFLOW IMU LOG\nversion,1.3\nid,x\norientation,{o}\ntscale,0.001\ngscale,1\n{cols}\n"
     p = _csv(tmp_path / "a.gcsv", base.format(o="XYZ", cols="t,gx,gy") + "0,1,2\n1,1,2\n")
-    with pytest.raises(InputError, match=r"a\.gcsv: missing column\(s\) gz"):
+    with pytest.raises(InputError, match=r"a\.gcsv: no gyro columns \(header has: t, gx, gy"):
         read_gyro(p)
     p = _csv(tmp_path / "b.gcsv", base.format(o="XQZ", cols="t,gx,gy,gz") + "0,1,2,3\n1,1,2,3\n")
     with pytest.raises(InputError, match=r"b\.gcsv: bad orientation"):
@@ -322,6 +323,32 @@ def test_gcsv_problems(tmp_path):
         + "0,1,2,3\n1,1,2,3\n")
     with pytest.raises(InputError, match=r"e\.gcsv: frame_readout_direction LeftToRight"):
         read_gyro(p)
+
+
+def test_gcsv_read_as_loosely_as_telemetry_parser_reads_it(tmp_path):
+    # A trailing comma on the first line, a quoted orientation, unnamed gyro columns (read by
+    # position), a comment, and a last line cut off mid-write by a power loss.
+    p = _csv(tmp_path / "loose.gcsv", 'GYROFLOW IMU LOG,\norientation,"yxz"\ntscale,0.001\n'
+             "gscale,0.001\nt,rx,ry,rz\n# logger restarted\n0,100,0,0\n2,0,200,0\n"
+             "4,0,0,300\n6,1")
+    log = read_gyro(p)
+    np.testing.assert_allclose(log.t, [0, 0.002, 0.004])
+    np.testing.assert_allclose(log.w @ log.imu_to_camera.T, np.diag([0.1, 0.2, 0.3]), atol=1e-12)
+
+
+def test_gcsv_without_gscale_looking_like_deg_names_the_missing_line(tmp_path):
+    rows = "".join(f"{i},{300 + i},0,0\n" for i in range(20))  # raw counts
+    p = _csv(tmp_path / "raw.gcsv", "GYROFLOW IMU LOG\norientation,yxz\nt,gx,gy,gz\n" + rows)
+    with pytest.raises(InputError, match=r"raw\.gcsv: angular velocity looks like deg/s .* "
+                                         r"the header has no gscale line"):
+        read_gyro(p)
+
+
+def test_plain_csv_known_by_a_long_header_whatever_its_name(tmp_path):
+    names = ",".join(f"extra_column_{i}" for i in range(30))  # a header of over 400 bytes
+    p = _csv(tmp_path / "log.dat", f"{names},t,wx,wy,wz\n" + f"{'0,' * 30}0,1,2,3\n"
+             + f"{'0,' * 30}0.01,1,2,3\n")
+    np.testing.assert_array_equal(read_gyro(p).t, [0.0, 0.01])
 
 
 @pytest.mark.parametrize("readout", ["0.015", "15230"])
@@ -423,6 +450,18 @@ def test_lowpass_attenuates_and_keeps():
     assert np.abs(out[mid, 2] - slow[mid]).max() < 0.01
     with pytest.raises(InputError, match="cutoff"):
         lowpass(GyroLog(t, out), 600.0)
+
+
+def test_lowpass_filters_in_time_across_gaps_and_jitter():
+    # A slow sine sampled with jitter and a 30 ms hole: filtered on its times, not its sample
+    # indices, it comes back as the sine (a filter over indices bends it at the hole).
+    rng = np.random.default_rng(5)
+    t = np.arange(0, 3.0, 1 / 500) + rng.uniform(-4e-4, 4e-4, 1500)
+    t = t[(t < 1.5) | (t > 1.53)]
+    slow = np.sin(2 * np.pi * 2 * t)
+    out = lowpass(GyroLog(t, np.stack([slow] * 3, axis=1)), 20.0).w
+    inside = (t > 0.5) & (t < 2.5)
+    assert np.abs(out[inside, 0] - slow[inside]).max() < 0.01
 
 
 def test_resample_linear_signal_exact():
