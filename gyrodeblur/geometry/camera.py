@@ -567,8 +567,9 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
     of ``calib_dimension``, ``distortion_coeffs``); ``distortion_model`` defaults to
     ``opencv_fisheye``. (Presets of the Python Gyroflow with ``use_opencv_standard`` and empty
     ``fisheye_params`` hold a standard model in ``calib_params``.) Mapped: ``opencv_fisheye``
-    (k1..k4) and ``opencv_standard`` (k1, k2, p1, p2, k3, k4, k5, k6, s1..s4; thin-prism terms
-    must be zero; no coefficients = pinhole).
+    (k1..k4; all zero = pinhole, as Gyroflow computes it) and ``opencv_standard`` (k1, k2,
+    p1, p2, k3, k4, k5, k6; thin-prism and tilt terms must be zero; no coefficients =
+    pinhole).
     Like Gyroflow, a profile that is not ``asymmetrical`` has its principal point at the image
     centre, here ``(w - 1) / 2`` in our pixel-centre convention (Gyroflow writes ``w / 2``), and
     ``crop`` divides the focal lengths. ``frame_readout_time`` is the full-frame readout in ms
@@ -589,8 +590,11 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
         raise fail(f"digital lens {d['digital_lens']!r} is not supported")
     for key in ("input_horizontal_stretch", "input_vertical_stretch"):
         stretch = d.get(key)
+        if stretch is not None and (isinstance(stretch, bool)
+                                    or not isinstance(stretch, int | float)):
+            raise fail(f"{key} must be a number, got {stretch!r}")
         # Gyroflow treats values <= 0.01 as unset.
-        if isinstance(stretch, int | float) and stretch > 0.01 and abs(stretch - 1.0) > 1e-9:
+        if stretch is not None and stretch > 0.01 and abs(stretch - 1.0) > 1e-9:
             raise fail(f"anamorphic {key}={stretch} is not supported")
     params_key = "fisheye_params"
     for key in ("calib_dimension", "fisheye_params", "calib_params"):
@@ -623,10 +627,13 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
     if model == "opencv_fisheye":
         if len(coeffs) < 4 or any(coeffs[4:]):
             raise fail(f"opencv_fisheye needs 4 coefficients k1..k4, got {coeffs}")
-        cam_model, dist = "fisheye", tuple(coeffs[:4])
+        # Gyroflow's opencv_fisheye passes points through when k1..k4 are all zero: a
+        # profile of an uncalibrated lens is a pinhole, not an equidistant fisheye.
+        cam_model, dist = ("fisheye", tuple(coeffs[:4])) if any(coeffs) else ("none", ())
     else:
         if any(coeffs[8:]):
-            raise fail("opencv_standard thin-prism coefficients s1..s4 are not supported")
+            raise fail("opencv_standard coefficients after k6 (thin prism s1..s4, tilt tauX, "
+                       "tauY) are not supported")
         # Gyroflow pads with zeros; keep the shortest cv2 layout holding every non-zero.
         used = max((i + 1 for i, c in enumerate(coeffs[:8]) if c), default=0)
         n = next(n for n in _N_COEFFS["opencv"] if n >= used)

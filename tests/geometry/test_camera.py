@@ -355,6 +355,19 @@ def test_gyroflow_opencv_standard_and_project_file(tmp_path: Path) -> None:
     assert load_camera(write_json(tmp_path / "q.json", pinhole)).distortion_model == "none"
 
 
+def test_gyroflow_fisheye_without_coefficients_is_a_pinhole(tmp_path: Path) -> None:
+    # Gyroflow's opencv_fisheye passes points through when k1..k4 are all zero (an
+    # uncalibrated lens), where OpenCV's equidistant model would bend the corners.
+    lens = {**GYROFLOW_PROFILE, "fisheye_params": {**GYROFLOW_PROFILE["fisheye_params"],
+                                                   "distortion_coeffs": [0, 0, 0, 0]}}
+    cam = load_camera(write_json(tmp_path / "uncalibrated.json", lens))
+    assert cam.distortion_model == "none"
+    corner = np.array([[cam.width - 1.0, cam.height - 1.0]])
+    ray = cam.undistort_points(corner)
+    np.testing.assert_allclose(ray, [[(cam.width - 1 - cam.cx) / cam.fx,
+                                      (cam.height - 1 - cam.cy) / cam.fy]], rtol=1e-12)
+
+
 def test_python_gyroflow_standard_preset(tmp_path: Path) -> None:
     # The Python Gyroflow's presets kept a standard-model calibration in calib_params.
     lens = {"calib_dimension": {"w": 1920, "h": 1080}, "use_opencv_fisheye": False,
@@ -370,6 +383,10 @@ def test_python_gyroflow_standard_preset(tmp_path: Path) -> None:
     ({"distortion_model": "poly3"}, "distortion model 'poly3' is not supported"),
     ({"digital_lens": "gopro_superview"}, "digital lens 'gopro_superview'"),
     ({"input_horizontal_stretch": 1.33}, "anamorphic"),
+    ({"input_vertical_stretch": "1.33"}, "input_vertical_stretch must be a number, got '1.33'"),
+    ({"distortion_model": "opencv_standard", "fisheye_params": {
+        **GYROFLOW_PROFILE["fisheye_params"], "distortion_coeffs": [0.1] + [0] * 12 + [0.01]}},
+     r"coefficients after k6 \(thin prism s1..s4, tilt tauX, tauY\)"),
     ({"fisheye_params": {"camera_matrix": [[1.0, 0.0, 1.0]], "distortion_coeffs": []}},
      "camera_matrix must be 3x3"),
     ({"fisheye_params": {**GYROFLOW_PROFILE["fisheye_params"], "distortion_coeffs": [0.1]}},
