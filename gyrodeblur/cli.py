@@ -182,8 +182,10 @@ def check_flow(flow: str) -> None:
 
 def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | None = None,
                 lowpass: float | None = None, readout_time: float | None = None,
-                time_offset: float | None = None) -> tuple[GyroLog, Camera]:
-    """The gyro log and the camera (completed from the gyro file, overrides applied)."""
+                time_offset: float | None = None, size: tuple[int, int] | None = None,
+                fps: float | None = None) -> tuple[GyroLog, Camera]:
+    """The gyro log and the camera (completed from the gyro file, overrides applied); a
+    Gyroflow profile's mode of the footage's ``size`` and ``fps`` when it lists modes."""
     from gyrodeblur.geometry.camera import load_camera
     from gyrodeblur.geometry.gyro import lowpass as lowpass_log
     from gyrodeblur.geometry.gyro import read_gyro, remove_bias
@@ -196,7 +198,7 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
         log = remove_bias(log, None if bias == "auto" else parse_vector(bias, "--bias"))
     if lowpass is not None:
         log = lowpass_log(log, lowpass)
-    cam = complete_camera(load_camera(camera), log)
+    cam = complete_camera(load_camera(camera, size, fps), log)
     for option, name, value in (("--readout-time", "readout_time", readout_time),
                                 ("--time-offset", "time_offset", time_offset)):
         if value is not None:
@@ -352,7 +354,9 @@ def kernels(
     if footage is None and translation:
         raise InputError(None, "without FRAMES give --no-translation (translation is measured "
                                "on the frames)")
-    log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset)
+    log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset,
+                           footage.size if footage is not None else wanted_size,
+                           footage.fps if footage is not None else None)
     if footage is not None:
         cam = fit_camera(cam, camera, *footage.size)  # calibration -> footage resolution
     if wanted_size is not None:
@@ -486,7 +490,7 @@ def sync(
         check_output(output, source=(frames, gyro, camera, frames_csv))
     footage = Footage(frames)
     log, cam = load_motion(gyro, camera, gyro_unit, readout_time=readout_time,
-                           time_offset=time_offset)
+                           time_offset=time_offset, size=footage.size, fps=footage.fps)
     cam = fit_camera(cam, camera, *footage.size)
     timing = select_frames(load_timing(footage, frames_csv, exposure, cam, camera, readout_time,
                                        log), footage, frame_range)
@@ -575,8 +579,8 @@ def synth_image(
             check_output(path, source=(image, gyro, camera))
     sharp, stored = read_image_and_format(image)
     log = read_gyro(gyro, unit=gyro_unit)
-    cam = fit_camera(complete_camera(load_camera(camera), log), camera, sharp.shape[1],
-                     sharp.shape[0])
+    size = sharp.shape[1], sharp.shape[0]
+    cam = fit_camera(complete_camera(load_camera(camera, size), log), camera, *size)
     note_pixels_without_ray(cam)
     run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed,
         stored, jpeg)
@@ -1083,8 +1087,10 @@ def deblur_image_command(
             raise InputError(None, f"--frame-time {frame_time} is not a time")
         if not (math.isfinite(exposure) and 0 < exposure < 1):
             raise InputError(None, f"--exposure {exposure}: seconds, more than 0, less than 1")
-        log, cam = load_motion(gyro, camera, gyro_unit, bias, None, readout_time, time_offset)
-        cam = fit_camera(cam, camera, blurred.shape[1], blurred.shape[0])
+        size = blurred.shape[1], blurred.shape[0]
+        log, cam = load_motion(gyro, camera, gyro_unit, bias, None, readout_time, time_offset,
+                               size)
+        cam = fit_camera(cam, camera, *size)
         rot = image_kernels(log, cam, frame_time, exposure, restorer.samples, kernel_width)
         tran = None
     with err_console.status(f"deblurring with {restorer.name}"):
@@ -1140,7 +1146,8 @@ def deblur_video_command(
     check_output(output, folder=to_folder, source=(frames, gyro, camera, frames_csv))
     footage = Footage(frames)
     check_deblur_size(frames, *footage.size)
-    log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset)
+    log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset,
+                           footage.size, footage.fps)
     cam = stored_cam = fit_camera(cam, camera, *footage.size)
     wanted_size = parse_size(size)
     if wanted_size is not None:

@@ -509,13 +509,19 @@ def save_camera(camera: Camera, path: str | Path) -> None:
         tmp.write_text(json.dumps(camera.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
-def load_camera(path: str | Path) -> Camera:
+def load_camera(path: str | Path, size: tuple[int, int] | None = None,
+                fps: float | None = None) -> Camera:
     """Read a camera from our JSON, a Gyroflow lens profile, or GyroVD ``cam_metainfo.csv``.
 
     ``path`` may also be a folder holding ``cam_metainfo.csv`` (a GyroVD ``meta_info``
     folder) or holding ``meta_info/cam_metainfo.csv`` (a GyroVD sequence folder). JSON is told
     apart by its keys: ours has ``fx``; a Gyroflow profile has ``calib_dimension`` or
     ``fisheye_params`` (a Gyroflow project's ``calibration_data`` is read the same way).
+
+    A Gyroflow profile may list other video modes of the same lens in
+    ``compatible_settings`` (a frame size, frame rate, readout time): given the footage's
+    ``size`` ``(width, height)`` and ``fps`` (0 or None: unknown), the mode that matches is
+    read, as Gyroflow reads it (its readout time above all).
 
     Raises:
         InputError: naming the file, for anything unreadable or malformed.
@@ -532,7 +538,7 @@ def load_camera(path: str | Path) -> Camera:
         return _camera_from_gyrovd(path)
     d = _read_camera_json(path)
     if _is_gyroflow(d):
-        return _camera_from_gyroflow(d, path)
+        return _camera_from_gyroflow(_gyroflow_mode(d, path, size, fps), path)
     if "fx" in d or "width" in d:
         return camera_from_dict(d, path)
     raise InputError(path, "not a camera file: expected our camera JSON (with fx, fy, cx, cy) "
@@ -558,6 +564,49 @@ def is_gyroflow_profile(path: str | Path) -> bool:
     """Whether ``path`` is a Gyroflow lens profile (its readout in ms, not seconds)."""
     path = Path(path)
     return path.suffix.lower() == ".json" and _is_gyroflow(_read_camera_json(path))
+
+
+def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None,
+                   fps: float | None) -> dict[str, Any]:
+    """The profile ``d`` of the video mode of ``size`` and ``fps`` among its own and its
+    ``compatible_settings``, expanded as Gyroflow's ``get_all_matching_profiles`` does (a
+    ``width``/``height`` scales the calibration by ``width / calib_dimension.w``; a
+    ``frame_readout_time`` or ``fps`` replaces the profile's); ``d`` itself when none fits."""
+    entries = d.get("compatible_settings") or []
+    if size is None or not entries:
+        return d
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise InputError(source, "Gyroflow lens profile: compatible_settings must be a list "
+                                 "of objects")
+    try:
+        w, h = (_as_int(d["calib_dimension"][key], f"calib_dimension.{key}") for key in "wh")
+        params = d.get("fisheye_params") or {}
+        matrix = [list(map(float, row)) for row in params.get("camera_matrix") or []]
+    except (KeyError, TypeError, ValueError, InputError):
+        return d  # the profile's own reading names what is wrong
+    modes = [d]
+    for entry in entries:
+        mode = {**d, "compatible_settings": []}
+        width, height = entry.get("width"), entry.get("height")
+        if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+            ratio = width / w
+            mode["calib_dimension"] = {"w": round(w * ratio), "h": round(h * ratio)}
+            if len(matrix) == 3:
+                scaled = [row[:] for row in matrix]
+                for r, c in ((0, 0), (0, 2), (1, 1), (1, 2)):
+                    scaled[r][c] *= ratio
+                mode["fisheye_params"] = {**params, "camera_matrix": scaled}
+        for key in ("frame_readout_time", "fps"):
+            if key in entry:
+                mode[key] = entry[key]
+        modes.append(mode)
+    fitting = [m for m in modes
+               if (m["calib_dimension"].get("w"), m["calib_dimension"].get("h")) == tuple(size)]
+    if fps:
+        timed = [m for m in fitting if isinstance(m.get("fps"), int | float)
+                 and abs(m["fps"] - fps) <= 0.01 * fps]
+        fitting = timed or fitting
+    return fitting[0] if fitting else d
 
 
 def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:

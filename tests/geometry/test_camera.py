@@ -334,6 +334,24 @@ def test_gyroflow_symmetric_profile_centres_principal_point(tmp_path: Path) -> N
     assert load_camera(write_json(tmp_path / "p.json", d)).readout_time == 0.0
 
 
+def test_gyroflow_compatible_settings_give_the_mode_of_the_footage(tmp_path: Path) -> None:
+    # Gyroflow expands compatible_settings into profiles of other modes (lens_profile.rs
+    # get_all_matching_profiles): a width scales the calibration, a readout time replaces it.
+    d = {**GYROFLOW_PROFILE, "frame_readout_time": 15.0, "compatible_settings": [
+        {"width": 1358, "height": 762, "frame_readout_time": 8.0},
+        {"fps": 60.0, "frame_readout_time": 10.0}]}
+    path = write_json(tmp_path / "modes.json", d)
+    base = load_camera(path)
+    assert base.readout_time == pytest.approx(0.015 * 1523 / 1524)
+    half = load_camera(path, size=(1358, 762))
+    assert half.readout_time == pytest.approx(0.008 * 761 / 762)
+    assert half.fx == pytest.approx(GYROFLOW_PROFILE["fisheye_params"]["camera_matrix"][0][0] / 2)
+    assert load_camera(path, size=(2716, 1524), fps=59.94).readout_time == \
+        pytest.approx(0.010 * 1523 / 1524)
+    assert load_camera(path, size=(2716, 1524), fps=30.0).readout_time == base.readout_time
+    assert load_camera(path, size=(1920, 1080)).readout_time == base.readout_time  # no mode
+
+
 def test_json_with_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "bom.json"
     path.write_text("\ufeff" + json.dumps(GOOD), encoding="utf-8")
