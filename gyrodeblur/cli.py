@@ -786,7 +786,8 @@ def evaluate(
         raise InputError(None, f"{video[0]} is a video model: give --frames 2 or more")
     wanted = {cfg.get("samples", 9) for _, cfg in models.values()}
     if samples is None and len(wanted) > 1:
-        raise InputError(None, f"the models take different --samples {sorted(wanted)}")
+        takes = ", ".join(f"{name} {cfg.get('samples', 9)}" for name, (_, cfg) in models.items())
+        raise InputError(None, f"the models take different --samples ({takes}): give one")
     T = samples or (wanted.pop() if wanted else 9)
     for name, (net, _) in models.items():  # a dry run, before any data is drawn
         try:
@@ -858,7 +859,7 @@ def evaluate(
                 lambda image, rot: deconvolve(image.astype(np.float32), rot)
         with LoggedProgress() as bar:
             report["features"] = {
-                name: feature_test(pairs, restore,
+                name: feature_test(pairs, restore, samples=T,
                                    progress=bar_steps(bar, f"feature test: {name}"))
                 for name, restore in feature_restorers.items()}
     table = markdown_table(results)

@@ -430,7 +430,7 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise InputError(path, "empty file, not an image")
     # A bad file gets our one-line error, not also OpenCV's warning on stderr.
     level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
         image, kinds, chunks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
     finally:

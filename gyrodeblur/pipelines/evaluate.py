@@ -304,30 +304,35 @@ def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
         return pixels
 
     pairs = []
-    for folder in sorted(p for p in Path(root).iterdir() if (p / "img1.ppm").exists()):
-        first = image(folder / "img1.ppm")
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        # The sets are colour .ppm, but for boat's grey .pgm.
+        suffix = next((s for s in (".ppm", ".pgm") if (folder / f"img1{s}").is_file()), None)
+        if suffix is None:
+            continue
+        first = image(folder / f"img1{suffix}")
         for n in targets:
             H = _homography(folder / f"H1to{n}p")
-            pairs.append((f"{folder.name} 1-{n}", first, image(folder / f"img{n}.ppm"), H))
+            pairs.append((f"{folder.name} 1-{n}", first, image(folder / f"img{n}{suffix}"), H))
     if not pairs:
-        raise InputError(root, "no Oxford sequence folders (img1.ppm, H1to2p...) in it")
+        raise InputError(root, "no Oxford sequence folders (img1.ppm or .pgm, H1to2p...) in it")
     return pairs
 
 
 def feature_test(pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
                  restore: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
                  exposure: float = 0.04, seed: int = BENCHMARK_SEED,
-                 progress: Progress | None = None) -> dict:
+                 progress: Progress | None = None, samples: int = 9) -> dict:
     """SIFT scores of sharp, blurred and (with ``restore``) deblurred pairs.
 
     Each image is blurred along its own segment of a bundled real gyro trace (a 60-degree
     camera, 20 ms readout, ``exposure``); ``restore(blurred, rot)`` gets the blurred image and
-    its rotation kernels ``(T, 2, H, W)`` and returns the restored image; ``progress`` is told
-    each pair done.
+    its rotation kernels ``(samples, 2, H, W)`` and returns the restored image; ``progress``
+    is told each pair done.
     """
     from gyrodeblur.geometry.camera import Camera
     from gyrodeblur.geometry.rotation import integrate
     from gyrodeblur.kernels.rotation import rotation_trajectories
+    from gyrodeblur.pipelines.deblur import resample_samples
     from gyrodeblur.synthesis.blur import blur_image, continuous_subsamples
     from gyrodeblur.synthesis.motion import bundled_traces, random_segment
 
@@ -348,7 +353,7 @@ def feature_test(pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
             blurred = blur_image(image, rot, subsamples=continuous_subsamples(rot))
             versions["blurred"].append(blurred)
             if restore is not None:
-                versions["deblurred"].append(restore(blurred, rot))
+                versions["deblurred"].append(restore(blurred, resample_samples(rot, samples)))
         row = {"pair": name}
         for version, (a, b) in ((k, v) for k, v in versions.items() if v):
             row[version] = sift_scores(a, b, H)

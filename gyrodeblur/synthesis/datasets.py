@@ -38,6 +38,7 @@ from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro, to_camera_frame
 from gyrodeblur.geometry.rotation import integrate
 from gyrodeblur.kernels.clip import iter_frame_kernels
+from gyrodeblur.kernels.rotation import still_where_no_ray
 from gyrodeblur.synthesis.sampler import ClipSampler
 
 
@@ -45,14 +46,16 @@ def observed_kernels(frames: np.ndarray, log: GyroLog, camera: Camera, timing: F
                      samples: int, flow: str = "dis") -> dict[str, np.ndarray]:
     """Kernels of in-memory frames ``(F, H, W, 3)`` from a gyro log in camera axes.
 
-    Translation is measured only when there are at least two frames.
+    Translation is measured only when there are at least two frames. A pixel without a ray
+    through the lens gets no blur (:func:`still_where_no_ray`), as ``deblur`` restores it.
     """
     orientation = integrate(log.t, log.w)
     translation = len(frames) > 1
     ks = list(iter_frame_kernels(orientation, camera, timing, timing.frame, samples,
                                  zip(timing.frame, frames, strict=True), translation, flow))
-    rot = np.stack([k.rot for k in ks])
-    tran = np.stack([k.tran for k in ks]) if translation else np.zeros_like(rot)
+    rot = still_where_no_ray(np.stack([k.rot for k in ks]))
+    tran = still_where_no_ray(np.stack([k.tran for k in ks])) if translation else \
+        np.zeros_like(rot)
     return {"rot": rot, "tran": tran, "mask": np.stack([k.mask for k in ks])}
 
 

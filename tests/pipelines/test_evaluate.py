@@ -145,6 +145,20 @@ def test_a_bad_oxford_homography_is_a_one_line_error(tmp_path, text, message):
         oxford_pairs(tmp_path, targets=(2,))
 
 
+def test_oxford_sequences_of_grey_pgm_images_are_read(tmp_path):
+    from gyrodeblur.pipelines.evaluate import oxford_pairs
+
+    image = (dead_leaves(64, np.random.default_rng(2)) * 255).astype(np.uint8)
+    for name, suffix, pixels in (("boat", ".pgm", image[..., 0]), ("graf", ".ppm", image)):
+        (tmp_path / name).mkdir()
+        for n in (1, 2):
+            cv2.imwrite(str(tmp_path / name / f"img{n}{suffix}"), pixels)
+        np.savetxt(tmp_path / name / "H1to2p", np.eye(3))
+    pairs = oxford_pairs(tmp_path, targets=(2,))
+    assert [p[0] for p in pairs] == ["boat 1-2", "graf 1-2"]
+    np.testing.assert_array_equal(pairs[0][1][..., 1], image[..., 0] / np.float32(255))
+
+
 def test_an_oxford_image_too_small_for_sift_is_a_one_line_error(tmp_path):
     from gyrodeblur.errors import InputError
     from gyrodeblur.pipelines.evaluate import oxford_pairs
@@ -195,6 +209,24 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
     same = runner.invoke(app, ["eval", "--count", "1", "-o", str(tmp_path / "r"),
                                "--markdown", str(tmp_path / "r")])
     assert same.exit_code == 2 and "is the --output JSON too" in same.output
+
+
+def test_eval_on_footage_of_a_fisheye_wider_than_180_degrees_scores_every_pixel(tmp_path):
+    # Its corners have no ray through the lens: restored as unblurred, as `deblur` does.
+    runner = CliRunner()
+    made = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / "pairs"),
+                               "--size", "64x48", "--frames", "2"])
+    assert made.exit_code == 0, made.output
+    camera = tmp_path / "pairs" / "clip_000000" / "camera.json"
+    wide = json.loads(camera.read_text()) | {"fx": 12.0, "fy": 12.0,
+                                             "distortion_model": "fisheye",
+                                             "distortion": [0.0, 0.0, 0.0, 0.0]}
+    camera.write_text(json.dumps(wide))
+    result = runner.invoke(app, ["eval", "-m", "classic", "-m", "deepgyro-s", "--folder",
+                                 str(tmp_path / "pairs"), "-o", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "e.json").read_text(), parse_constant=pytest.fail)
+    assert all(np.isfinite(report["results"][m]["psnr"]) for m in ("classic", "deepgyro-s"))
 
 
 @pytest.mark.parametrize(("args", "message"), [
