@@ -903,6 +903,7 @@ def export_onnx(
             raise InputError(None, f"{' and '.join(same)} would both be written to "
                                    f"{output / stem}.onnx (runs of one config share its "
                                    "name): export them to different folders")
+        check_output(output / f"{stem}.onnx")
     for name in names:
         with err_console.status(f"exporting {name}"):
             result = export_model(name, output, opset, check)

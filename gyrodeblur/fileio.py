@@ -59,8 +59,10 @@ def check_output(path: str | Path, folder: bool = False,
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it to ``target`` on success.
 
-    On any exception (Ctrl-C included) the temporary file is removed and ``target`` is left
-    untouched, so an interrupted run never leaves a half-written file under the final name.
+    On any exception (Ctrl-C included) the temporary file is removed, with the folders made
+    for it, and ``target`` is left untouched, so an interrupted run never leaves a
+    half-written file under the final name. A write that fails for want of space, or a
+    rename that fails, is an :class:`InputError` naming ``target``.
 
     Example:
         >>> import tempfile, pathlib
@@ -71,24 +73,65 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         'done'
     """
     target = Path(target)
+    made = [folder for folder in target.parents if not folder.exists()]  # nearest first
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix,
                                     dir=target.parent)
     except OSError as e:  # named after the target, not the temporary file
+        _remove_empty(made)
         raise InputError(target, f"cannot be written: {e.strerror}") from None
     os.close(fd)
     tmp = Path(name)
     umask = os.umask(0)
     os.umask(umask)
+    done = False
     try:
-        yield tmp
-        # After writing: mkstemp's 0600, or a writer that recreates the file, would make
-        # outputs private.
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
+        try:
+            yield tmp
+        except OSError as e:
+            if _disk_full(e, target.parent):
+                raise _write_error(target, e, target.parent) from None
+            raise
+        try:
+            # After writing: mkstemp's 0600, or a writer that recreates the file, would make
+            # outputs private.
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, target)
+        except OSError as e:
+            raise InputError(target, f"cannot be written: {e.strerror}") from None
+        done = True
     finally:
         tmp.unlink(missing_ok=True)
+        if not done:
+            _remove_empty(made)
+
+
+# Free space under which a failed write is put down to a full disk (file systems keep a
+# little back, and the failed temporary file still holds what it got).
+_FULL_DISK_BYTES = 1 << 20
+
+
+def _disk_full(e: OSError, folder: Path) -> bool:
+    return e.errno in (errno.ENOSPC, errno.EDQUOT) or \
+        shutil.disk_usage(folder).free < _FULL_DISK_BYTES
+
+
+def _write_error(target: Path, e: OSError, folder: Path) -> InputError:
+    """``target`` could not be written into ``folder``: named, in words of our own where
+    numpy and others report a full disk in theirs."""
+    if _disk_full(e, folder):
+        return InputError(target, f"cannot be written: no space left on the device ({folder})")
+    return InputError(target, f"cannot be written: {e.strerror or e}")
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (nearest first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def read_record(path: Path) -> dict | None:
@@ -145,11 +188,13 @@ class NpzWriter:
         self._arrays: dict[str, Path] = {}
 
     def __enter__(self) -> NpzWriter:
+        self._made = [folder for folder in self.target.parents if not folder.exists()]
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self._dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(
                 prefix=f".{self.target.name}.", dir=self.target.parent)))
         except OSError as e:
+            _remove_empty(self._made)
             raise InputError(self.target, f"cannot be written: {e.strerror}") from None
         return self
 
@@ -183,7 +228,10 @@ class NpzWriter:
     def put(self, name: str, value: np.ndarray) -> None:
         """Store a small array as is."""
         path = self._dir / f"{name}.npy"
-        np.save(path, value)
+        try:
+            np.save(path, value)
+        except OSError as e:
+            raise _write_error(self.target, e, self._dir) from None
         self._arrays[name] = path
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -203,3 +251,5 @@ class NpzWriter:
                     raise InputError(self.target, f"cannot be written: {e.strerror}") from None
         finally:
             self._stack.close()
+            if not self.target.exists():
+                _remove_empty(self._made)

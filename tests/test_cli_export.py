@@ -46,3 +46,11 @@ def test_missing_extra_is_one_line(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "pip install 'gyrodeblur[onnx]'" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_in_the_way_of_the_onnx_file_is_named_before_any_work(tmp_path):
+    (tmp_path / "deepblind-s.onnx").mkdir()
+    result = CliRunner().invoke(app, ["export", "deepblind-s", "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'deepblind-s.onnx'}: is a folder, not a file" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["deepblind-s.onnx"]

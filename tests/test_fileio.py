@@ -62,3 +62,27 @@ def test_an_existing_output_folder_must_itself_be_writable(tmp_path, monkeypatch
     with pytest.raises(InputError, match=r"out: cannot be written: .*out is not writable"):
         fileio.check_output(out, folder=True)
     fileio.check_output(tmp_path / "beside", folder=True)
+
+
+def test_a_full_disk_is_named_after_the_output_and_leaves_no_folders(tmp_path, monkeypatch):
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(fileio.shutil, "disk_usage", lambda p: Usage(1 << 30, 1 << 30, 0))
+    target = tmp_path / "new" / "deeper" / "k.npz"
+
+    def numpy_on_a_full_disk(*args, **kwargs):
+        raise OSError("2332800 requested and 524256 written")  # numpy's words, no errno
+
+    monkeypatch.setattr(fileio.np, "save", numpy_on_a_full_disk)
+    with pytest.raises(InputError, match=r"deeper/k\.npz: cannot be written: no space left"):
+        with NpzWriter(target) as npz:
+            npz.put("meta", np.array("{}"))
+    with pytest.raises(InputError, match=r"deeper/o\.png: cannot be written: no space left"):
+        with fileio.atomic_path(tmp_path / "new" / "deeper" / "o.png") as tmp:
+            numpy_on_a_full_disk(tmp)
+    assert list(tmp_path.iterdir()) == []
+    # An error of the work itself, not of the disk, is left as it is.
+    monkeypatch.setattr(fileio.shutil, "disk_usage", lambda p: Usage(1 << 30, 0, 1 << 30))
+    with pytest.raises(OSError, match="not the disk"):
+        with fileio.atomic_path(tmp_path / "new" / "o.png"):
+            raise OSError("not the disk")
+    assert list(tmp_path.iterdir()) == []
