@@ -42,9 +42,30 @@ if TYPE_CHECKING:  # the command modules are imported when a command runs
     from gyrodeblur.geometry.gyro import GyroLog
     from gyrodeblur.kernels.synchronization import SyncResult
 
-app = typer.Typer(help="Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 err_console = Console(stderr=True, soft_wrap=True)  # a message is one line, whatever its length
+
+
+class OneLineUsageErrors(typer.core.TyperGroup):
+    """Commands whose usage errors (an option out of range, a missing argument) end, as
+    every other error does, in one line ``error: problem (COMMAND --help)`` and status 2."""
+
+    def invoke(self, ctx):
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as e:
+            where = f" ({e.ctx.command_path} --help)" if e.ctx is not None else ""
+            err_console.print(f"[bold red]error:[/] {escape(e.format_message())}{where}",
+                              highlight=False)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(help="Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  cls=OneLineUsageErrors)
 
 
 @app.callback()

@@ -61,8 +61,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
     On any exception (Ctrl-C included) the temporary file is removed, with the folders made
     for it, and ``target`` is left untouched, so an interrupted run never leaves a
-    half-written file under the final name. A write that fails for want of space, or a
-    rename that fails, is an :class:`InputError` naming ``target``.
+    half-written file under the final name. A write that fails for want of space is an
+    :class:`OSError` (ENOSPC) naming ``target``, a rename that fails an :class:`InputError`.
 
     Example:
         >>> import tempfile, pathlib
@@ -117,12 +117,12 @@ def _disk_full(e: OSError, folder: Path) -> bool:
         shutil.disk_usage(folder).free < _FULL_DISK_BYTES
 
 
-def _write_error(target: Path, e: OSError, folder: Path) -> InputError:
-    """``target`` could not be written into ``folder``: named, in words of our own where
-    numpy and others report a full disk in theirs."""
+def _write_error(target: Path, e: OSError, folder: Path) -> OSError:
+    """``target`` could not be written into ``folder``: named, with the system's words for
+    a full disk where numpy and others report it in theirs."""
     if _disk_full(e, folder):
-        return InputError(target, f"cannot be written: no space left on the device ({folder})")
-    return InputError(target, f"cannot be written: {e.strerror or e}")
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+    return OSError(e.errno, e.strerror or str(e), str(target))
 
 
 def _remove_empty(folders: list[Path]) -> None:

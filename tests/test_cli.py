@@ -350,3 +350,20 @@ def test_warnings_are_one_line_notes(capsys):
                       stacklevel=1)
     assert capsys.readouterr().err == ("warning: meta_info/cam_metainfo.csv: lens intrinsics "
                                        "change between rows\n")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["synth", "image", "x.png", "--exposure", "0"],
+     "error: Invalid value for '--exposure': Input should be greater than or equal to 0.000001 "
+     "(gyrodeblur synth image --help)"),
+    (["kernels"], "error: Missing option '--gyro'. (gyrodeblur kernels --help)"),
+    (["deblurr"], "error: No such command 'deblurr'. Did you mean 'deblur'? (gyrodeblur --help)"),
+])
+def test_usage_errors_are_one_line_as_every_error(args, message):
+    result = CliRunner().invoke(app, args, prog_name="gyrodeblur")
+    assert result.exit_code == 2 and result.output.strip() == message
+
+
+def test_a_group_without_a_command_still_shows_its_help():
+    result = CliRunner().invoke(app, ["synth"], prog_name="gyrodeblur")
+    assert "Commands:" in result.output and "error" not in result.output

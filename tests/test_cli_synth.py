@@ -182,6 +182,19 @@ def test_bad_options_are_refused_and_write_nothing(files, extra, out, message):
     assert sorted(p.name for p in files.iterdir()) == before
 
 
+def test_a_blur_longer_than_the_image_is_refused(files):
+    # 1.5 rad/s for 0.9 s turns the camera 77 degrees: a blur of hundreds of pixels, with
+    # rays turned behind the camera (an exposure in ms given as seconds looks like this).
+    result = runner.invoke(app, ["synth", "image", str(files / "sharp.png"), "--gyro",
+                                 str(files / "yaw.csv"), "--camera", str(files / "camera.json"),
+                                 "--start", "0.05", "--exposure", "0.9", "-o",
+                                 str(files / "out.png")])
+    assert result.exit_code == 2
+    assert "during the exposure, more than the 96x64 image: is --exposure in seconds" in \
+        " ".join(result.output.split())
+    assert not (files / "out.png").exists()
+
+
 def test_kernels_are_not_left_when_the_image_cannot_be_written(files, monkeypatch):
     from gyrodeblur.pipelines import synth as synth_module
 

@@ -14,9 +14,12 @@ import numpy as np
 from gyrodeblur.geometry.camera import Camera
 
 _MODEL_CODES = {"none": 0, "opencv": 1, "fisheye": 2}
+# fastmath but for "no NaN, no inf": with those LLVM drops the NaN that marks a ray without an
+# image.
+_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
 def _project(X: float, Y: float, Z: float, model: int, d: np.ndarray) -> tuple[float, float]:
     """Camera ray -> normalized distorted coordinates (OpenCV formulas); NaN where the model
     has no image of the ray (behind a perspective camera)."""
@@ -40,7 +43,7 @@ def _project(X: float, Y: float, Z: float, model: int, d: np.ndarray) -> tuple[f
             y * radial + d[2] * (r2 + 2.0 * y * y) + 2.0 * d[3] * x * y)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
 def _warp_homography(H: np.ndarray, out: np.ndarray) -> None:
     """Pinhole case: each row is one homography ``H[i, y]`` in pixel coordinates.
 
@@ -60,14 +63,26 @@ def _warp_homography(H: np.ndarray, out: np.ndarray) -> None:
             gx, gz = np.float32(h[2, 0]), np.float32(bz)
             ax, cx = np.float32(h[0, 0] - bz), np.float32(bx)
             ay, cy = np.float32(h[1, 0] - y * h[2, 0]), np.float32(by - y * bz)
-            for x in range(cols):
-                fx = np.float32(x)
-                inv = np.float32(1.0) / (gx * fx + gz)
-                out[i, 0, y, x] = ((ax - gx * fx) * fx + cx) * inv
-                out[i, 1, y, x] = (ay * fx + cy) * inv
+            # The denominator is the rotated ray's depth, linear in x: where it is positive at
+            # both ends of the row, every ray stays in front of the camera.
+            if bz > 0 and h[2, 0] * (cols - 1) + bz > 0:
+                for x in range(cols):
+                    fx = np.float32(x)
+                    inv = np.float32(1.0) / (gx * fx + gz)
+                    out[i, 0, y, x] = ((ax - gx * fx) * fx + cx) * inv
+                    out[i, 1, y, x] = (ay * fx + cy) * inv
+                continue
+            for x in range(cols):  # rays turned behind the camera have no image
+                depth = h[2, 0] * x + bz
+                if depth > 0:
+                    out[i, 0, y, x] = (h[0, 0] * x + bx) / depth - x
+                    out[i, 1, y, x] = (h[1, 0] * x + by) / depth - y
+                else:
+                    out[i, 0, y, x] = np.nan
+                    out[i, 1, y, x] = np.nan
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
 def _warp_rays(R: np.ndarray, rays: np.ndarray, intr: np.ndarray, model: int,
                dist: np.ndarray, out: np.ndarray) -> None:
     """Distorted case (OpenCV or fisheye model): rotate each pixel's undistorted ray,
@@ -94,7 +109,8 @@ def warp_displacements(R_rows: np.ndarray, camera: Camera,
 
     For pixel ``p`` of row ``y`` and rotation ``Q = R_rows[i, y]`` (applied to camera rays),
     ``p + out[i, :, y, x] = distort(pi(Q @ undistort(p)))``. With ``Q = R(t_ref)^T R(t_i)``
-    this is the rotational blur trajectory of CONVENTIONS.
+    this is the rotational blur trajectory of CONVENTIONS. NaN where the lens model has no
+    image of the turned ray (behind a perspective camera).
 
     Args:
         R_rows: ``(T, H, 3, 3)`` rotations, one per sample and image row.

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gyrodeblur import __version__
+from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import NpzWriter, atomic_path
 from gyrodeblur.footage import StoredFormat, write_image
 from gyrodeblur.geometry.camera import Camera
@@ -45,12 +46,18 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
             (None: none).
     """
     check_covers(log, *exposure_span(camera, start, exposure),
-                 "check --start and the camera's time_offset")
+                 "check --start, --exposure (s) and the camera's time_offset")
     traj, times = rotation_trajectories(camera_orientation(log, camera), camera, start,
                                         exposure, samples)
     # Pixels without a ray through the lens model stay sharp; their kernels are written NaN,
     # as ``gyrodeblur kernels`` writes them.
     still = still_where_no_ray(traj)
+    longest = float(np.linalg.norm(np.diff(still[..., ::4, ::4], axis=0), axis=1).sum(0).max())
+    if longest > max(camera.width, camera.height):
+        # No picture is left to see, and the blur's cost grows with its length.
+        raise InputError(None, f"the gyro moves pixels {longest:.0f} px during the exposure, "
+                               f"more than the {camera.width}x{camera.height} image: is "
+                               "--exposure in seconds, the gyro in rad/s?")
     blurred = blur_image(sharp, still, saturation=saturation,
                          subsamples=continuous_subsamples(still))
     if noise:

@@ -111,6 +111,21 @@ def test_a_wide_fisheye_keeps_rays_turned_past_90_degrees_on_their_side():
     np.testing.assert_allclose(d[0, 0, 49, 100:194], 60.0 * 0.05, rtol=1e-4)
 
 
+@pytest.mark.parametrize("camera", [PINHOLE, OPENCV], ids=["pinhole", "opencv"])
+def test_rays_turned_behind_a_perspective_camera_have_no_image(camera):
+    # A 70 degree yaw takes the rays of the image's side beyond 90 degrees from the axis
+    # (brute force: the turned ray's depth), which a perspective lens cannot image.
+    Q = exp_so3([0.0, np.radians(70), 0.0])
+    d = warp_displacements(np.tile(Q, (1, 48, 1, 1)), camera)
+    ys, xs = np.mgrid[0:48, 0:64].astype(np.float64)
+    rays = np.dstack([camera.undistort_points(np.stack([xs, ys], -1).reshape(-1, 2))
+                      .reshape(48, 64, 2), np.ones((48, 64))])
+    behind = ~((rays @ Q.T)[..., 2] > 0)  # and the pixels that have no ray (NaN)
+    assert 0 < behind.sum() < behind.size / 2
+    np.testing.assert_array_equal(np.isnan(d[0]).all(axis=0), behind)
+    np.testing.assert_array_equal(np.isnan(d[0]).any(axis=0), behind)
+
+
 def test_homography_round_trip():
     Q = exp_so3(np.array([0.02, -0.03, 0.05]))
     forward = warp_displacements(np.tile(Q, (1, 48, 1, 1)), PINHOLE)[0]
