@@ -112,6 +112,11 @@ def reports_input_errors(command):
             err_console.print(f"[bold red]error:[/] {where}{escape(e.strerror or str(e))}",
                               highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        except MemoryError as e:  # numpy says how much it could not allocate
+            err_console.print(f"[bold red]error:[/] out of memory ({escape(str(e))}): a "
+                              "smaller size or fewer samples would need less",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt as e:
             # Objects torn down mid-run (a DataLoader's worker queues) may report broken pipes
             # from their __del__ as they go: noise after the note, not news.

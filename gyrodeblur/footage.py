@@ -424,7 +424,7 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     not applied) and its EXIF block, if any."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "no such file")
+        raise InputError(path, "a folder, not an image" if path.is_dir() else "no such file")
     data = np.fromfile(path, np.uint8)
     if not data.size:  # OpenCV asserts on an empty buffer instead of returning None
         raise InputError(path, "empty file, not an image")

@@ -230,3 +230,23 @@ def test_pixels_without_a_ray_stay_sharp_and_their_kernels_nan(files):
     blurred, sharp = read_image(files / "blurred.png"), read_image(files / "sharp.png")
     # Away from the rays' edge (where blurred neighbours' taps reach in), the corner is as shot.
     np.testing.assert_allclose(blurred[:3, :3], sharp[:3, :3], atol=1 / 255 + 1e-6)
+
+
+def test_running_out_of_memory_is_one_line(files, monkeypatch):
+    from gyrodeblur.pipelines import synth as synth_module
+
+    def allocate(*args, **kwargs):
+        return np.empty((1 << 55,), np.float32)  # numpy refuses it, saying how much
+
+    monkeypatch.setattr(synth_module, "rotation_trajectories", allocate)
+    result = synth(files, "yaw.csv")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: out of memory (Unable to allocate")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_folder_given_as_the_image_is_named_so(files):
+    result = runner.invoke(app, ["synth", "image", str(files), "--gyro", str(files / "yaw.csv"),
+                                 "--camera", str(files / "camera.json"), "--start", "0.4",
+                                 "--exposure", "0.03", "-o", str(files / "b.png")])
+    assert result.exit_code == 2 and f"{files}: a folder, not an image" in result.output

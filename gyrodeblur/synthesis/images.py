@@ -111,7 +111,8 @@ class ImageBank:
             return
         self.folder = Path(self.folder)
         if not self.folder.is_dir():
-            raise InputError(self.folder, "no such folder of images")
+            raise InputError(self.folder, "a file, not a folder of images"
+                             if self.folder.exists() else "no such folder of images")
         self._items = sorted(p for p in self.folder.rglob("*")
                              if p.suffix.lower() in IMAGE_SUFFIXES
                              and not hidden_under(p, self.folder))
