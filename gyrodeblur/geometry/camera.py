@@ -584,11 +584,15 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
         matrix = [list(map(float, row)) for row in params.get("camera_matrix") or []]
     except (KeyError, TypeError, ValueError, InputError):
         return d  # the profile's own reading names what is wrong
-    modes = [d]
+    modes = [(d, (w, h))]  # each with the frame size it is for
     for entry in entries:
         mode = {**d, "compatible_settings": []}
         width, height = entry.get("width"), entry.get("height")
+        declared = w, h
         if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+            # The size as the entry gives it: a mode of 2704x1520 for a 3840x2160
+            # calibration is scaled to 2704x1521.
+            declared = width, height
             ratio = width / w
             mode["calib_dimension"] = {"w": round(w * ratio), "h": round(h * ratio)}
             if len(matrix) == 3:
@@ -599,9 +603,8 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
         for key in ("frame_readout_time", "fps"):
             if key in entry:
                 mode[key] = entry[key]
-        modes.append(mode)
-    fitting = [m for m in modes
-               if (m["calib_dimension"].get("w"), m["calib_dimension"].get("h")) == tuple(size)]
+        modes.append((mode, declared))
+    fitting = [mode for mode, declared in modes if declared == tuple(size)]
     if fps:
         timed = [m for m in fitting if isinstance(m.get("fps"), int | float)
                  and abs(m["fps"] - fps) <= 0.01 * fps]
