@@ -546,14 +546,23 @@ def load_camera(path: str | Path, size: tuple[int, int] | None = None,
 
 
 def _read_camera_json(path: Path) -> dict[str, Any]:
-    """The object of a camera JSON file (a Gyroflow project's ``calibration_data``)."""
+    """The object of a camera JSON file (a Gyroflow project's ``calibration_data``, with the
+    readout time the project stabilised with, where it set one)."""
     try:
         d = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(path, f"not a camera JSON file ({e})") from None
     if not isinstance(d, dict):
         raise InputError(path, f"not a camera file: expected a JSON object, got {type(d).__name__}")
-    return d["calibration_data"] if isinstance(d.get("calibration_data"), dict) else d
+    if not isinstance(d.get("calibration_data"), dict):
+        return d
+    lens, stabilization = d["calibration_data"], d.get("stabilization")
+    readout = stabilization.get("frame_readout_time") if isinstance(stabilization, dict) \
+        else None
+    if isinstance(readout, int | float) and not isinstance(readout, bool) and readout > 0:
+        lens = {**lens, "frame_readout_time": readout,
+                "frame_readout_direction": stabilization.get("frame_readout_direction", 0)}
+    return lens
 
 
 def _is_gyroflow(d: dict[str, Any]) -> bool:
@@ -563,7 +572,7 @@ def _is_gyroflow(d: dict[str, Any]) -> bool:
 def is_gyroflow_profile(path: str | Path) -> bool:
     """Whether ``path`` is a Gyroflow lens profile (its readout in ms, not seconds)."""
     path = Path(path)
-    return path.suffix.lower() == ".json" and _is_gyroflow(_read_camera_json(path))
+    return path.suffix.lower() in (".json", ".gyroflow") and _is_gyroflow(_read_camera_json(path))
 
 
 def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None,

@@ -377,6 +377,12 @@ def test_gyroflow_opencv_standard_and_project_file(tmp_path: Path) -> None:
     assert cam.readout_time == pytest.approx(0.01 * 1079 / 1080)
     pinhole = {**lens, "fisheye_params": {**params, "distortion_coeffs": []}}
     assert load_camera(write_json(tmp_path / "q.json", pinhole)).distortion_model == "none"
+    # The readout the project stabilised with (Gyroflow keeps it under stabilization).
+    project = {"calibration_data": lens, "stabilization": {"frame_readout_time": 22.0,
+                                                           "frame_readout_direction": 0}}
+    cam = load_camera(write_json(tmp_path / "r.gyroflow", project))
+    assert cam.readout_time == pytest.approx(0.022 * 1079 / 1080)
+    assert cam.readout_direction == "top_to_bottom"
 
 
 def test_gyroflow_fisheye_without_coefficients_is_a_pinhole(tmp_path: Path) -> None:
