@@ -313,7 +313,7 @@ def float_image(image: np.ndarray | torch.Tensor | list, what: str = "image"
 def check_unit_range(image: np.ndarray, what: str = "image") -> None:
     """Refuse float values far outside ``[0, 1]`` (beyond ``[-0.5, 1.5]``: most likely an
     image of 0..255 given as floats; slightly out-of-range values, as unclamped network
-    outputs have, pass). Integer images are not checked.
+    outputs have, pass) and NaN or infinite ones. Integer images are not checked.
 
     Example:
         >>> check_unit_range(np.array([-0.01, 1.02]))
@@ -325,6 +325,8 @@ def check_unit_range(image: np.ndarray, what: str = "image") -> None:
     if image.dtype.kind != "f" or not image.size:
         return
     low, high = float(image.min()), float(image.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"{what}: NaN or infinite values")
     if low < -0.5 or high > 1.5:
         hint = " (0..255 floats?)" if high > 1.5 else ""
         raise ValueError(f"{what}: float values must lie in [0, 1], got {low:.4g} to "

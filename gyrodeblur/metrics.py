@@ -26,12 +26,16 @@ SSIM_WINDOW = 11
 
 def _unit_range(restored: np.ndarray, reference: np.ndarray,
                 min_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Both images as float64 ``(H, W, C)`` in ``[0, 1]``: integer images are divided by
-    their type's maximum (255 for 8 bits), so that scores keep the data range of 1.0."""
+    """Both images as float64 ``(H, W, C)`` in ``[0, 1]``: 8- and 16-bit images are divided
+    by their type's maximum (255 for 8 bits), so that scores keep the data range of 1.0."""
     images = []
-    for image in (restored, reference):
+    for image, name in zip((restored, reference), ("restored", "reference"), strict=True):
         image = np.asarray(image)
-        scale = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0
+        if image.dtype.kind in "iub" and image.dtype not in (np.uint8, np.uint16):
+            # int64 holds 0..255 as often as not: its maximum is no data range.
+            raise ValueError(f"{name}: {image.dtype} images have no data range: give uint8, "
+                             "uint16 or floats in [0, 1]")
+        scale = np.iinfo(image.dtype).max if image.dtype.kind == "u" else 1.0
         image = image.astype(np.float64) / scale
         images.append(image[..., None] if image.ndim == 2 else image)
     x, y = images

@@ -40,3 +40,13 @@ def test_floats_of_0_to_255_are_refused():
     with pytest.raises(ValueError, match=r"0\.\.255 floats"):
         psnr(image, image / 255)
     assert psnr(np.clip(image / 255 + 0.01, 0, 1.01), image / 255) > 39  # slight overshoot ok
+
+
+def test_integers_without_a_data_range_and_nan_are_refused():
+    black, white = np.zeros((16, 16, 3), np.int64), np.full((16, 16, 3), 255, np.int64)
+    with pytest.raises(ValueError, match="restored: int64 images have no data range"):
+        psnr(black, white)
+    assert psnr(black.astype(np.uint8), white.astype(np.uint8)) == pytest.approx(0.0)
+    nan = np.full((16, 16, 3), np.nan)
+    with pytest.raises(ValueError, match="reference: NaN or infinite values"):
+        ssim(np.zeros((16, 16, 3)), nan)

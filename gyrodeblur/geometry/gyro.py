@@ -630,7 +630,11 @@ def shifted(log: GyroLog, dt: float) -> GyroLog:
 def to_camera_frame(log: GyroLog, imu_to_camera: np.ndarray) -> GyroLog:
     """Rotate every sample into camera axes: ``w' = R w``.
 
-    The result's ``imu_to_camera`` is the identity: its axes already are the camera's.
+    The result's ``imu_to_camera`` is the identity: its axes already are the camera's. A
+    camera whose own ``imu_to_camera`` is not the identity would turn it again
+    (``camera_orientation`` takes the camera's first): integrate it directly
+    (:func:`~gyrodeblur.geometry.rotation.integrate`) or pair it with
+    ``camera.replace(imu_to_camera=np.eye(3))``.
 
     Example:
         >>> swap = np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, -1]])

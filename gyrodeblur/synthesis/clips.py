@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from gyrodeblur import __version__
+from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import NpzWriter
 from gyrodeblur.footage import FrameTiming, float_image, write_frames_csv, write_image
 from gyrodeblur.geometry.camera import Camera, save_camera
@@ -186,9 +187,12 @@ def export_clip(clip: Clip, folder: str | Path, kernels: bool = True) -> None:
     The clip is assembled in a temporary folder beside ``folder`` and renamed into place, so
     an interrupted export leaves no half-written clip. Without ``kernels`` the true kernels
     (``F x T x 2 x H x W`` floats twice, the bulk of a clip) are left out: what a device
-    records and the sharp truth.
+    records and the sharp truth. ``folder`` must be new or empty.
     """
     folder = Path(folder)
+    if folder.exists() and not (folder.is_dir() and not any(folder.iterdir())):
+        raise InputError(folder, "exists and is not an empty folder: export a clip to a new "
+                                 "or empty one")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.part")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -213,7 +217,7 @@ def export_clip(clip: Clip, folder: str | Path, kernels: bool = True) -> None:
                 npz.put("frames", clip.timing.frame)
                 npz.put("meta", np.array(json.dumps(clip.meta | {"truth": True})))
         if folder.exists():
-            shutil.rmtree(folder)
+            folder.rmdir()
         tmp.rename(folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,6 +3,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
+from gyrodeblur.errors import InputError
 from gyrodeblur.footage import write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog
@@ -66,6 +67,14 @@ def test_exported_layout_and_frames_csv(tmp_path):
     assert len(list((tmp_path / "c" / "blurred").iterdir())) == 3
     assert (tmp_path / "c" / "frames.csv").read_text().startswith("frame,t_start,exposure\n1,")
     assert not list(tmp_path.glob(".*"))  # no temporary folder left
+    (tmp_path / "empty").mkdir()
+    export_clip(sampler.sample(0), tmp_path / "empty")
+    assert (tmp_path / "empty" / "frames.csv").is_file()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("mine")
+    with pytest.raises(InputError, match="mine: exists and is not an empty folder"):
+        export_clip(sampler.sample(0), tmp_path / "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
 
 
 def test_clips_longer_than_every_real_trace_take_the_hand_shake_model():
