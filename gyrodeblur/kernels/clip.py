@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import Orientation
@@ -67,6 +68,12 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
         flow: name of a backend in ``FLOW_BACKENDS``.
     """
     wanted = {int(n) for n in numbers}
+    missing = sorted(wanted - set(timing.frame.tolist()))
+    if missing:
+        raise InputError(timing.source, f"no times for frame(s) {missing[:5]} (it has "
+                                        f"{timing.frame[0]}..{timing.frame[-1]})")
+    if flow not in FLOW_BACKENDS:
+        raise ValueError(f"flow {flow!r}: choose one of {', '.join(FLOW_BACKENDS)}")
 
     def rotation(number: int) -> tuple[np.ndarray, np.ndarray, float]:
         row = timing.frame.searchsorted(number)

@@ -771,3 +771,16 @@ def test_kernels_without_samples_are_refused_by_name():
     with pytest.raises(ValueError, match=r"rot and tran must be \(T, 2, h, w\) with T >= 1"):
         deblur_image(np.zeros((8, 8, 3), np.float32), np.zeros((0, 2, 8, 8), np.float32), None,
                      make_restorer("classic"))
+
+
+def test_a_video_net_on_one_image_takes_the_translation_it_is_given():
+    # A kernels file's translation reaches GyroDVD's translation encoder on a single image
+    # too, as it reaches the single-image nets and the classical method.
+    restorer = make_restorer("net", "gyrodvd-s")
+    assert restorer.window == 1 and restorer.translation
+    rng = np.random.default_rng(1)
+    image = rng.random((48, 64, 3)).astype(np.float32)
+    rot = rng.normal(0, 2, (restorer.samples, 2, 48, 64)).astype(np.float32)
+    tran = rng.normal(0, 2, rot.shape).astype(np.float32)
+    assert np.abs(deblur_image(image, rot, tran, restorer)
+                  - deblur_image(image, rot, None, restorer)).max() > 1e-3

@@ -171,3 +171,14 @@ def test_windows_of_clip_folders_hold_consecutive_frames(tmp_path):
     with pytest.raises(InputError, match=r"clip: 2 consecutive frames \(1\.\.2\), fewer than"):
         ClipFolderDataset(tmp_path, frames=3, samples=5, per_frame=True)
 
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"flow": "raft"}, "flow 'raft': choose one of"),
+    ({"crop": 40}, r"crop 40 is larger than the frames \(32x24\)"),
+])
+def test_synthetic_dataset_settings_are_checked_when_it_is_made(options, message):
+    sampler = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=64),
+                          SamplerSettings(width=32, height=24))
+    with pytest.raises(ValueError, match=message):
+        SyntheticDataset(sampler, 2, **options)
