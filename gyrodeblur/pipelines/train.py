@@ -41,7 +41,7 @@ from torch.nn.utils import get_total_norm
 from gyrodeblur.errors import InputError, Terminated
 from gyrodeblur.fileio import atomic_path, check_output, files_digest
 from gyrodeblur.footage import image_files
-from gyrodeblur.models import build_model, dummy_batch, predict
+from gyrodeblur.models import build_model, dummy_batch, predict, refines_classic
 
 
 @dataclass
@@ -165,9 +165,10 @@ _POSITIVE = {"frames", "width", "height", "crop", "cache_crop", "count", "steps"
 _NON_NEGATIVE = {"seed", "lr_min", "weight_decay"}
 
 
-def check_config(config: TrainConfig, source: Path) -> None:
+def check_config(config: TrainConfig, source: Path | None = None) -> None:
     """Refuse a config that cannot train, before any data is drawn: wrong types or values,
-    an unknown model, or a model that does not fit the data (a dry run on a dummy batch)."""
+    an unknown model, or a model that does not fit the data (a dry run on a dummy batch).
+    ``source``, the config file, is named in the message."""
     for prefix, section in (("data", config.data), ("train", config.train)):
         for f in fields(section):
             value, key = getattr(section, f.name), f"{prefix}.{f.name}"
@@ -225,6 +226,9 @@ def check_config(config: TrainConfig, source: Path) -> None:
         model = build_model(config.model)
     except InputError as e:
         raise InputError(source, f"model: {e.problem}") from None
+    if refines_classic(model) and not d.classic:
+        raise InputError(source, "the model refines the classical restoration: set "
+                                 "data.classic: true")
     batch = dummy_batch(d.frames, d.samples, flow=d.flow_kernel and d.frames > 1,
                         estimate=d.classic)
     try:
@@ -563,6 +567,10 @@ def train(config: TrainConfig, out: str | Path,
         cache_progress: called on rank 0 as ``cache_progress(done, count)`` while the data
             cache is drawn.
     """
+    if not isinstance(config.data, DataConfig) or not isinstance(config.train, TrainSettings):
+        raise TypeError("config.data and config.train must be a DataConfig and a "
+                        "TrainSettings (load_config reads them from a YAML file)")
+    check_config(config)  # a config built in Python has not been through load_config
     run = Run(Path(out))
     rank, world = _distributed()
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"

@@ -256,7 +256,7 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"model": {**TINY_MODEL, "width": -4}}, "bad arguments for deepgyro: "),
     ({"model": {"width": 8}}, "model: give `variant:` ("),
     ({"data": {"source": "folders"}}, "synthetic or folder"),
-    ({"model": {"variant": "deepgyro-refine-s"}}, "classic False): a refining net needs estimate"),
+    ({"model": {"variant": "deepgyro-refine-s"}}, "refines the classical restoration: set data."),
     ({"train": {"weight_decay": -1}}, "weight_decay must be at least 0, got -1"),
     ({"data": {"seed": -1}}, "seed must be at least 0"),
     ({"train": {"lr": 1e-3, "lr_min": 0.1}}, "train.lr_min 0.1 is above train.lr 0.001"),
@@ -433,7 +433,7 @@ def test_a_data_cache_that_is_a_folder_is_refused(tmp_path):
 
 def test_a_failed_start_leaves_no_run_folder_and_a_run_is_not_rewound(cache, tmp_path):
     cfg = config(cache, batch=16)  # the cache holds 8 samples
-    with pytest.raises(InputError, match="fewer than one batch"):
+    with pytest.raises(InputError, match="fewer samples than one batch"):
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
     cfg.data.crop = 40  # samples are 48x32
@@ -491,3 +491,18 @@ def test_a_folder_cache_ignores_files_the_clips_are_not_read_from(tmp_path):
     (tmp_path / "pairs" / "clip" / "frames.csv").write_text(
         (tmp_path / "pairs" / "clip" / "frames.csv").read_text() + "\n")
     assert cache_recipe(data) != recipe
+
+
+def test_a_config_built_in_python_is_checked_before_any_data_is_drawn(cache, tmp_path):
+    from dataclasses import replace
+
+    bad = config(cache)
+    bad = replace(bad, train=replace(bad.train, lr=-1.0))
+    with pytest.raises(InputError, match="train.lr must be positive, got -1.0"):
+        train(bad, tmp_path / "run")
+    refining = replace(config(cache), model={"variant": "deepgyro-refine-s"})
+    with pytest.raises(InputError, match="refines the classical restoration: set data.classic"):
+        train(refining, tmp_path / "run")
+    with pytest.raises(TypeError, match="config.data and config.train must be a DataConfig"):
+        train(replace(config(cache), data={"frames": 1}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
