@@ -303,10 +303,12 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
 
 
 def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
-                 restorer: Restorer) -> np.ndarray:
+                 restorer: Restorer | str = "net") -> np.ndarray:
     """Deblur one ``(H, W, 3)`` sRGB image (float in ``[0, 1]``, or uint8 or uint16) whose
     kernels (any resolution of the same view) are ``rot`` and ``tran`` ``(T, 2, h, w)``; a
     net that takes another ``T`` gets them resampled (:func:`resample_samples`).
+    ``restorer``: from :func:`make_restorer`, or a method name (``"net"``: the default
+    model, ``"classic"``).
 
     Returns:
         The ``(H, W, 3)`` float32 restored sRGB image.
@@ -317,6 +319,8 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
             another shape or aspect ratio, or infinite kernels (NaN, a pixel without a ray
             through the lens, is left unblurred: :func:`still_where_no_ray`).
     """
+    if isinstance(restorer, str):
+        restorer = make_restorer(restorer)
     image = float_image(image)
     H, W = image.shape[:2]
     if min(H, W) < MIN_SIDE:

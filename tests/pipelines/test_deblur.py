@@ -784,3 +784,12 @@ def test_a_video_net_on_one_image_takes_the_translation_it_is_given():
     tran = rng.normal(0, 2, rot.shape).astype(np.float32)
     assert np.abs(deblur_image(image, rot, tran, restorer)
                   - deblur_image(image, rot, None, restorer)).max() > 1e-3
+
+
+def test_deblur_image_takes_a_method_name_for_its_restorer():
+    rng = np.random.default_rng(2)
+    image = rng.random((40, 48, 3)).astype(np.float32)
+    rot = np.zeros((9, 2, 40, 48), np.float32)
+    rot[:, 0] = np.linspace(-2, 2, 9)[:, None, None]
+    np.testing.assert_array_equal(deblur_image(image, rot, None, "classic"),
+                                  deblur_image(image, rot, None, make_restorer("classic")))
