@@ -521,7 +521,8 @@ def load_camera(path: str | Path, size: tuple[int, int] | None = None,
     A Gyroflow profile may list other video modes of the same lens in
     ``compatible_settings`` (a frame size, frame rate, readout time): given the footage's
     ``size`` ``(width, height)`` and ``fps`` (0 or None: unknown), the mode that matches is
-    read, as Gyroflow reads it (its readout time above all).
+    read, as Gyroflow reads it (its readout time above all). They choose a mode only: the
+    camera is rescaled to the footage by :meth:`Camera.rescaled`.
 
     Raises:
         InputError: naming the file, for anything unreadable or malformed.
