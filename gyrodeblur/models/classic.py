@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from gyrodeblur.footage import to_float
+from gyrodeblur.footage import check_unit_range, to_float
 from gyrodeblur.synthesis.blur import (
     bilinear_weights,
     linear_to_srgb,
@@ -477,7 +477,8 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
     unchanged (no blur: the TV term alone would only denoise).
 
     Args:
-        blurred: ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (values outside are clipped).
+        blurred: ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (values slightly outside are
+            clipped; 0..255 floats refused).
         traj: ``(T, 2, H, W)`` float32 trajectories of ``blurred`` in pixels (CONVENTIONS;
             ``traj_rot + traj_tran`` for the full kernel).
         iterations: RL steps; more sharpen further and amplify noise (and kernel errors)
@@ -508,6 +509,9 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
     if tv_weight is not None and not 0 <= tv_weight < 0.25:
         raise ValueError(f"tv_weight must be in [0, 0.25), got {tv_weight}")
     blurred, traj = _check(blurred, traj)
+    check_unit_range(blurred, "blurred")  # slightly out of range is clipped; 0..255 refused
+    if min(blurred.shape[:2]) < 3:
+        raise ValueError(f"blurred must be at least 3x3, got {blurred.shape}")
     blurred = np.clip(blurred, 0.0, 1.0)
     if iterations == 0 or not traj.any():
         return blurred

@@ -175,3 +175,10 @@ def test_auto_tv_weight_of_an_8_bit_image_is_that_of_its_unit_range_twin():
     byte = (noisy * 255).round().astype(np.uint8)
     assert auto_tv_weight(byte) == pytest.approx(auto_tv_weight(byte / np.float32(255)))
     assert auto_tv_weight(byte) < 0.03  # not the cap that 0..255 values would reach
+
+
+def test_deconvolve_refuses_an_image_of_0_to_255_floats():
+    # Clipped to [0, 1], it would come back nearly white.
+    image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32) * 255
+    with pytest.raises(ValueError, match=r"blurred: float values must lie in \[0, 1\]"):
+        deconvolve(image, np.zeros((3, 2, 16, 16), np.float32))
