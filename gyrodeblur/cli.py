@@ -419,11 +419,17 @@ def note_pixels_without_ray(cam: Camera) -> None:
                           "kernels are NaN and they are taken as unblurred")
 
 
+def searched(result: SyncResult) -> str:
+    """The offsets a synchronisation searched, in words."""
+    return f"{result.offsets[0]:.3f} to {result.offsets[-1]:.3f} s"
+
+
 def note_narrowed_search(result: SyncResult, search: float, log: GyroLog) -> None:
     """Say when sync searched less than asked, the gyro covering too few frames that far."""
     if result.search < search:
-        err_console.print(f"searched +-{result.search:.3f} s only: the gyro ({log.t[0]:.3f} to "
-                          f"{log.t[-1]:.3f} s) covers too few frame pairs over +-{search:g} s")
+        err_console.print(f"searched offsets {searched(result)} only: the gyro ({log.t[0]:.3f} "
+                          f"to {log.t[-1]:.3f} s) covers too few frame pairs over +-{search:g} "
+                          "s around the camera's time offset")
 
 
 def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> str:
@@ -438,12 +444,12 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
                       "another recording's gyro?)")
     elif result.at_search_edge and result.search < asked:
         doubts.append(f"the best offset lies at the edge of the search, narrowed to "
-                      f"+-{result.search:.3g} s by the gyro's span: set a rough --time-offset")
+                      f"{searched(result)} by the gyro's span: set a rough --time-offset")
     elif result.at_search_edge:
         # The shares and gains below are those of a wrong offset then: not worth saying.
-        doubts.append(f"the best offset lies at the edge of the search (+-{result.search:.3g} s "
-                      f"around the camera's time offset): widen {option} or set a closer "
-                      "--time-offset")
+        doubts.append(f"the best offset lies at the edge of the search ({searched(result)}, "
+                      f"+-{result.search:.3g} s around the camera's time offset): widen "
+                      f"{option} or set a closer --time-offset")
     elif result.gain > 1.5:
         doubts.append(f"{turns} (a still video? a log in degrees read as radians gives 57.3: "
                       "--gyro-unit deg; a wrong gscale?)")
@@ -452,16 +458,17 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
                       "orientation, or motion in the video that is not the camera's?)")
     elif result.explained < 0.5:
         doubts.append(f"the gyro explains {result.explained:.0%} of the video's rotation (an "
-                      f"offset beyond +-{result.search:.3g} s of the camera's time offset: set "
-                      "a rough --time-offset; a still video, another recording's gyro, or "
-                      "wrong axes: imu_to_camera or a .gcsv's orientation?)")
+                      f"offset beyond the searched {searched(result)}: set a rough "
+                      "--time-offset; a still video, another recording's gyro, or wrong axes: "
+                      "imu_to_camera or a .gcsv's orientation?)")
     if result.pairs_used < FULL_SUPPORT_PAIRS:
         doubts.append(f"only {result.pairs_used} frame pairs ({FULL_SUPPORT_PAIRS} for full "
                       f"confidence: a longer clip, or a narrower {option} where the gyro "
                       "barely covers the frames)")
-    if not doubts and result.search < asked:
-        doubts.append(f"the offset may lie beyond the search, narrowed to +-{result.search:.3g} "
-                      "s by the gyro's span: set a rough --time-offset")
+    if result.search < asked and not (result.at_search_edge or math.isinf(result.gain)):
+        # Whatever else looks wrong may be the wrong offset's doing.
+        doubts.append(f"the offset may lie beyond the search, narrowed to {searched(result)} "
+                      "by the gyro's span: set a rough --time-offset")
     return "; ".join(doubts) or ("too little or ambiguous motion, or the offset lies outside "
                                  f"{option}")
 

@@ -137,8 +137,9 @@ class SyncResult:
             a wrong ``gscale``; infinite where the video shows no rotation beyond the flow's
             precision.
         offsets, costs: ``(C,)`` the coarse cost curve (at the final readout time).
-        search: half-width of the searched offsets (s): as asked, or narrower where the
-            gyro covers too few frame pairs that far.
+        search: half-width of the searched offsets (s, their ends: ``offsets``): as asked
+            around the camera's time offset, or narrower (and moved) where the gyro covers
+            too few frame pairs that far.
         readout_direction: with the readout time estimated, the direction the rows are read
             in that fits best (the camera's unless the other fits clearly better); else None.
     """
@@ -178,8 +179,8 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
         log: the gyro log as read (IMU axes; ``camera.imu_to_camera`` turns it).
         camera: the camera at the frames' resolution; its ``time_offset`` is the centre of the
             search and its ``readout_time`` is used (or the start of the readout refinement).
-        search: half-width of the searched offsets (s); narrowed where the gyro covers
-            too few frame pairs that far (:attr:`SyncResult.search`).
+        search: half-width of the searched offsets (s); narrowed (and moved to one side)
+            where the gyro covers too few frame pairs that far (:attr:`SyncResult.search`).
         estimate_readout: also estimate the readout time, in ``[0, frame interval]``, and its
             direction (:attr:`SyncResult.readout_direction`).
         max_pairs: at most this many pairs of consecutive frames, evenly spread.
@@ -219,7 +220,10 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
                          f"at least 2, got {max_pairs}, {bands}, {width}")
     readout_max = float(np.median(np.diff(timing.t_start))) if len(timing) > 1 else 0.0
     reach = max(camera.readout_time, readout_max if estimate_readout else 0.0)
-    pairs, search = _usable_pairs(timing, log, camera.time_offset, search, reach, step)
+    pairs, low, high = _usable_pairs(timing, log, camera.time_offset, search, reach, step)
+    # The search is centred on the camera's time offset, or moved where the log has room.
+    camera = camera.replace(time_offset=camera.time_offset + (low + high) / 2)
+    search = (high - low) / 2
     if len(pairs) > max_pairs:
         pairs = pairs[np.round(np.linspace(0, len(pairs) - 1, max_pairs)).astype(int)]
     # Only the searched span of the log is integrated: relative rotations do not depend on
@@ -241,11 +245,14 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
 
 
 def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: float,
-                  reach: float, step: float) -> tuple[np.ndarray, float]:
+                  reach: float, step: float) -> tuple[np.ndarray, float, float]:
     """First frame numbers of the consecutive pairs whose times the log covers at every
-    searched offset, and the search half-width: ``search``, or narrower where the log covers
-    fewer pairs that far than full confidence takes (a log that starts or ends near the
-    frames), down to ``5 step``: fewer pairs could not make the estimate reliable."""
+    searched offset, and the searched offsets ``offset + low .. offset + high``: ``+-search``,
+    or where the log covers too few pairs that far (a log that starts or ends near the
+    frames), the widest span inside it that keeps the pairs of full confidence covered (as
+    many as there are, down to ``_MIN_PAIRS``) and is at least ``10 step`` wide: fewer pairs
+    or a narrower span could not make the estimate reliable. The span need not be centred
+    on ``offset``: a log that starts with the video leaves room on one side only."""
     consecutive = np.flatnonzero(np.diff(timing.frame) == 1)
     if len(consecutive) < _MIN_PAIRS:
         raise InputError(timing.source or None, f"{len(timing)} frame(s) with "
@@ -253,21 +260,29 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
                                                 f"synchronisation needs {_MIN_PAIRS} pairs")
     first = timing.t_start[consecutive] + offset
     last = timing.t_start[consecutive + 1] + timing.exposure[consecutive + 1] + reach + offset
-    # The widest search at which the log covers each pair.
-    margin = np.minimum(first - log.t[0], log.t[-1] - last)
-    keep = min(FULL_SUPPORT_PAIRS, len(margin))
-    if (margin >= search).sum() < keep:
-        # As wide as keeps the pairs of full confidence (or all there are) covered.
-        narrowed = float(np.sort(margin)[::-1][keep - 1])
-        if narrowed < 5 * step:
-            raise InputError(log.source or None,
-                             f"gyro covers {log.t[0]:.3f} to {log.t[-1]:.3f} s but the frames "
-                             f"need {first.min() - search:.3f} to {last.max() + search:.3f} s "
-                             f"searched over +-{search:g} s, and {first.min():.3f} to "
-                             f"{last.max():.3f} s at the camera's time offset: set a rough one "
-                             "where the clocks differ (a video's timestamps start at 0)")
-        search = narrowed
-    return timing.frame[consecutive[margin >= search]], search
+    # The offsets (from `offset`, within the search) at which the log covers each pair.
+    low = np.maximum(log.t[0] - first, -search)
+    high = np.minimum(log.t[-1] - last, search)
+    n = len(low)
+    covered = (low <= -search) & (high >= search)
+    if covered.sum() >= min(FULL_SUPPORT_PAIRS, n):
+        return timing.frame[consecutive[covered]], -search, search
+    # Runs of k consecutive pairs (pairs further apart in time cover fewer offsets together):
+    # the widest common span of the most pairs.
+    for k in range(min(FULL_SUPPORT_PAIRS, n), _MIN_PAIRS - 1, -1):
+        lows = np.lib.stride_tricks.sliding_window_view(low, k).max(axis=1)
+        highs = np.lib.stride_tricks.sliding_window_view(high, k).min(axis=1)
+        j = int(np.argmax(highs - lows))
+        if highs[j] - lows[j] >= 10 * step:
+            a, b = float(lows[j]), float(highs[j])
+            return timing.frame[consecutive[(low <= a) & (high >= b)]], a, b
+    raise InputError(log.source or None,
+                     f"gyro covers {log.t[0]:.3f} to {log.t[-1]:.3f} s but the frames need "
+                     f"{first.min():.3f} to {last.max():.3f} s at the camera's time offset, "
+                     f"searched over +-{search:g} s: it covers fewer than {_MIN_PAIRS} frame "
+                     "pairs at any of those offsets (a gyro log shorter than the clip, or "
+                     "clocks that differ: set a rough --time-offset; a video's timestamps "
+                     "start at 0)")
 
 
 def _check_motion(orientation: Orientation, camera: Camera, interval: float,

@@ -139,13 +139,27 @@ def test_an_offset_beyond_the_search_is_named_as_the_doubt(clip):
 
 def test_a_gyro_starting_near_the_frames_narrows_the_search_to_full_support(clip):
     # From 0.45 s the gyro covers 3 of the 15 pairs over 0.02 +- 0.2 s (confidence at most
-    # 3/8): narrowed to keep 8 pairs, to +-0.06 s, which holds the truth.
+    # 3/8), and 8 of them at offsets from about -0.04 to 0.22 s: the search moves there,
+    # narrowed to keep 8 pairs, and holds the truth.
     log = clip.recorded_log
     late = replace(log, t=log.t[log.t >= 0.45], w=log.w[log.t >= 0.45])
     result = estimate_sync(source(clip.blurred), clip.timing, late,
                            believed(clip, time_offset=0.02))
     assert result.pairs_used == FULL_SUPPORT_PAIRS and result.confidence > 0.5
-    assert 0.05 < result.search < 0.07 and abs(result.time_offset - OFFSET) < 1e-3
+    assert result.search < 0.2 and result.offsets[0] > 0.02 - 0.1
+    assert result.offsets[-1] == pytest.approx(0.22) and abs(result.time_offset - OFFSET) < 1e-3
+
+
+def test_a_gyro_log_that_starts_with_the_video_is_searched_where_it_has_room(clip):
+    # The log starts 2 ms before the first of 8 frames (0.23 s): no pair is covered at
+    # offsets below -2 ms, so the search lies on the positive side, and finds the truth
+    # there with every pair (a symmetric one would have had +-2 ms).
+    log, timing = clip.recorded_log, clip.timing.select(1, 8)
+    start = timing.t_start[0] - 0.002
+    tight = replace(log, t=log.t[log.t >= start], w=log.w[log.t >= start])
+    result = estimate_sync(source(clip.blurred), timing, tight, believed(clip))
+    assert -0.0025 < result.offsets[0] <= 0 and result.offsets[-1] == pytest.approx(0.2)
+    assert result.pairs_used == 7 and abs(result.time_offset - OFFSET) < 1e-3
 
 
 def test_the_search_reported_is_the_search_asked(clip):
@@ -167,7 +181,8 @@ def test_few_pairs_scale_the_confidence_down(clip):
 
 @pytest.mark.parametrize("spoil, message", [
     (lambda c: {"log": replace(c.recorded_log, w=0 * c.recorded_log.w)}, "no camera rotation"),
-    (lambda c: {"log": GyroLog(c.recorded_log.t[:200], c.recorded_log.w[:200])}, "gyro covers"),
+    (lambda c: {"log": GyroLog(c.recorded_log.t[:20], c.recorded_log.w[:20])},
+     "it covers fewer than 3 frame pairs at any of those offsets"),
     (lambda c: {"timing": FrameTiming(c.timing.frame[:3], c.timing.t_start[:3],
                                       c.timing.exposure[:3])}, "synchronisation needs 3"),
     (lambda c: {"camera": believed(c).rescaled(W // 2, H // 2)}, "but the camera is"),
@@ -215,13 +230,13 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     result = CliRunner().invoke(app, args + ["--search", "0.5", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert "covers too few frame pairs over +-0.5 s" in result.stderr
+    assert "covers too few frame pairs over +-0.5 s" in " ".join(result.stderr.split())
     assert 0.01 < out["search"] < 0.5 and abs(out["time_offset"] - (OFFSET - 0.03)) < 1e-3
     # Not even 3 pairs over +-5 steps: the frames far off the gyro's clock.
     result = CliRunner().invoke(app, args + ["--time-offset", "5"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].startswith("error:")
-    assert "gyro covers" in result.output and "set a rough one" in result.output
+    assert "gyro covers" in result.output and "set a rough --time-offset" in result.output
 
     # A still video under a turning gyro: an answer, marked unreliable, exit status 1.
     first = (folder / "blurred" / "000001.png").read_bytes()
