@@ -35,6 +35,7 @@ from gyrodeblur.geometry.camera import check_gyroflow_readout_ms
 __all__ = [
     "GyroLog",
     "check_covers",
+    "clock_note",
     "estimate_bias",
     "gyroflow_imu_to_camera",
     "lowpass",
@@ -82,6 +83,9 @@ class GyroLog:
         imu_to_camera: ``3x3`` matrix taking ``w``'s axes to OpenCV camera axes (x right,
             y down, z forward) when the file says, else ``None``. A rotation, or for a log
             with left-handed axes (a Gyroflow orientation with one inverted axis) a reflection.
+        clock_start: the file's own time of ``t = 0`` where the reader moved its clock (a
+            gcsv's first sample on the logger's clock, which Gyroflow takes as the video's
+            start), else 0.
 
     Example:
         >>> log = GyroLog(np.array([0.0, 0.01]), np.zeros((2, 3)))
@@ -94,6 +98,7 @@ class GyroLog:
     source: str = ""
     readout_time: float | None = None
     imu_to_camera: np.ndarray | None = None
+    clock_start: float = 0.0
 
     def __post_init__(self) -> None:
         t = np.asarray(self.t, dtype=np.float64)
@@ -343,7 +348,10 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         readout = readout_ms / 1000.0
         extra["readout_time"] = -readout if direction in _GCSV_READOUT_UP else readout
     t = data[:, 0] * tscale
-    return t - t[0] if len(t) else t, data[:, 1:] * gscale, lines, extra
+    if len(t):
+        extra["clock_start"] = float(t[0])
+        t = t - t[0]
+    return t, data[:, 1:] * gscale, lines, extra
 
 
 def _has_telemetry_parser() -> bool:
@@ -669,7 +677,7 @@ def check_covers(log: GyroLog, t_first: float, t_last: float,
         raise InputError(
             log.source,
             f"gyro covers {t0:.6f} to {t1:.6f} s but the frames need {t_first:.6f} to "
-            f"{t_last:.6f} s ({hint})",
+            f"{t_last:.6f} s ({hint}){clock_note(log)}",
         )
     dt = np.diff(log.t)
     first = max(int(np.searchsorted(log.t, t_first, "right")) - 1, 0)
@@ -681,6 +689,23 @@ def check_covers(log: GyroLog, t_first: float, t_last: float,
         raise InputError(log.source, f"gyro has no samples from {log.t[k]:.6f} to "
                                      f"{log.t[k + 1]:.6f} s ({dt[k] * 1e3:.0f} ms), within "
                                      f"the {t_first:.6f} to {t_last:.6f} s the frames need")
+
+
+def clock_note(log: GyroLog) -> str:
+    """Where the reader moved the log's clock, for a message on times it does not cover.
+
+    Example:
+        >>> t, w = np.array([0.0, 0.01]), np.zeros((2, 3))
+        >>> "5.250000 s on its own clock" in clock_note(GyroLog(t, w, clock_start=5.25))
+        True
+        >>> clock_note(GyroLog(t, w))
+        ''
+    """
+    if not log.clock_start:
+        return ""
+    return (f"; its t = 0 is its first sample (as Gyroflow reads a gcsv), {log.clock_start:.6f} "
+            f"s on its own clock: frame times on that clock need {-log.clock_start:.6f} s more "
+            "time offset")
 
 
 def write_csv(log: GyroLog, path: str | Path) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming, check_unit_range
 from gyrodeblur.geometry.camera import Camera
-from gyrodeblur.geometry.gyro import GyroLog
+from gyrodeblur.geometry.gyro import GyroLog, clock_note
 from gyrodeblur.geometry.rotation import Orientation, log_so3
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, to_gray_u8
 from gyrodeblur.kernels.rotation import camera_orientation
@@ -282,7 +282,7 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
                      f"searched over +-{search:g} s: it covers fewer than {_MIN_PAIRS} frame "
                      "pairs at any of those offsets (a gyro log shorter than the clip, or "
                      "clocks that differ: set a rough --time-offset; a video's timestamps "
-                     "start at 0)")
+                     f"start at 0){clock_note(log)}")
 
 
 def _check_motion(orientation: Orientation, camera: Camera, interval: float,

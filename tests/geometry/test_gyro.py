@@ -325,6 +325,18 @@ def test_gcsv_problems(tmp_path):
         read_gyro(p)
 
 
+def test_a_gcsv_clock_moved_to_its_first_sample_is_named_when_frames_miss_it(tmp_path):
+    rows = "".join(f"{5000 + 5 * i},0,1,0\n" for i in range(100))  # ms since the logger's boot
+    p = _csv(tmp_path / "uptime.gcsv", "GYROFLOW IMU LOG\norientation,yxz\ntscale,0.001\n"
+             "gscale,0.01\nt,gx,gy,gz\n" + rows)
+    log = read_gyro(p)
+    assert log.t[0] == 0 and log.clock_start == 5.0
+    with pytest.raises(InputError, match=r"its t = 0 is its first sample \(as Gyroflow reads "
+                                         r"a gcsv\), 5.000000 s on its own clock: frame times "
+                                         r"on that clock need -5.000000 s more time offset"):
+        check_covers(log, 5.1, 5.2)
+
+
 def test_gcsv_read_as_loosely_as_telemetry_parser_reads_it(tmp_path):
     # A trailing comma on the first line, a quoted orientation, unnamed gyro columns (read by
     # position), a comment, and a last line cut off mid-write by a power loss.
