@@ -1164,6 +1164,9 @@ def deblur_video_command(
     side_by_side: Annotated[bool, typer.Option(help="Input on the left, output right.")] = False,
     tile: TileOption = None,
     kernel_width: KernelWidthOption = 1280,
+    crf: Annotated[int, typer.Option(
+        min=0, max=51, help="H.264 quality of an .mp4 (x264's CRF: lower is better and "
+                            "larger). 4:2:0 whatever it is: measure on a PNG folder.")] = 18,
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Output .mp4 (H.264) or folder (one PNG per frame; resumes).")
     ] = ...,
@@ -1250,7 +1253,7 @@ def deblur_video_command(
         with LoggedProgress() as bar:
             task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))
             notes = deblur_video(job, output, side_by_side, audio=whole,
-                                 progress=lambda n: bar.update(task, completed=n))
+                                 progress=lambda n: bar.update(task, completed=n), crf=crf)
     except InputError:
         raise  # bad input stays bad: its error alone (the frames before it are kept)
     except BaseException:

@@ -814,14 +814,6 @@ class VideoWriter:
         self._container = av.open(str(self.path), "w", format="mp4")
         self._video = None
         self._source = self._audio = self._packets = None
-        if self.audio_from is not None:
-            try:
-                self._add_audio()
-            except BaseException:  # __exit__ does not run when __enter__ fails
-                self._container.close()
-                if self._source is not None:
-                    self._source.close()
-                raise
         return self
 
     def _add_audio(self) -> None:
@@ -873,6 +865,8 @@ class VideoWriter:
             if w % 2 or h % 2:
                 self.notes.append(f"frames of {w}x{h} padded to {w + w % 2}x{h + h % 2} "
                                   "(H.264 takes even sizes; the last row or column repeated)")
+            if self.audio_from is not None:  # after the video: players take stream 0 for it
+                self._add_audio()
         rgb = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
         if w % 2 or h % 2:
             rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")

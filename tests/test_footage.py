@@ -370,3 +370,20 @@ def test_a_trimmed_mp4_has_the_frames_and_times_its_edit_list_shows(tmp_path):
     np.testing.assert_array_equal(frames[0], next(whole.frames(np.array([4])))[1])
     timing = video_timing(tmp_path / "cut.mp4", 0.01)
     np.testing.assert_allclose(timing.t_start, np.arange(7) / 30, atol=1e-4)
+
+
+def test_a_written_video_puts_its_video_first_and_takes_its_quality(tmp_path):
+    import av
+
+    _mkv(tmp_path / "sound.mkv", 12, audio_seconds=0.4)
+    rng = np.random.default_rng(1)
+    frames = [rng.random((48, 64, 3)).astype(np.float32) for _ in range(12)]
+    for crf in (0, 40):
+        with VideoWriter(tmp_path / f"out{crf}.mp4", 30, tmp_path / "sound.mkv", crf) as video:
+            for frame in frames:
+                video.write(frame)
+        with av.open(str(tmp_path / f"out{crf}.mp4")) as container:
+            # Stream 0 is the video: tools that map the first stream get the picture.
+            assert [s.type for s in container.streams] == ["video", "audio"]
+    # A lower CRF is the finer picture: the larger file (noise is costly to keep).
+    assert (tmp_path / "out0.mp4").stat().st_size > 3 * (tmp_path / "out40.mp4").stat().st_size

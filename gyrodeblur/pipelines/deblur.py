@@ -584,11 +584,12 @@ def side_by_side_frame(left: np.ndarray, right: np.ndarray, rotation: int = 0) -
 
 
 def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
-                 audio: bool = True, progress: Callable[[int], None] | None = None
-                 ) -> list[str]:
-    """Deblur ``job.frames`` into ``output``: an ``.mp4`` (H.264, the input's frame rate, its
-    display rotation and, with ``audio``, its audio track) or a folder of PNGs (resumable;
-    turned upright, as the video is shown). Written atomically.
+                 audio: bool = True, progress: Callable[[int], None] | None = None,
+                 crf: int = 18) -> list[str]:
+    """Deblur ``job.frames`` into ``output``: an ``.mp4`` (H.264 of quality ``crf``, 4:2:0,
+    the input's frame rate, its display rotation and, with ``audio``, its audio track) or a
+    folder of PNGs (lossless; resumable; turned upright, as the video is shown). Written
+    atomically.
 
     ``side_by_side`` puts the input on the left of each output frame as it is shown (its
     display rotation considered). Returns notes for the user on how an ``.mp4`` differs from
@@ -611,7 +612,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
         fps = frame_rate(job.footage, job.timing)
         source_audio = job.footage.path if audio and job.footage.path.is_file() else None
         with (atomic_path(output) as tmp,
-              VideoWriter(tmp, fps, source_audio, rotation=job.footage.rotation) as video):
+              VideoWriter(tmp, fps, source_audio, crf, job.footage.rotation) as video):
             for clip in windows(job.stream(), job.restorer.window):
                 video.write(compose(clip[len(clip) // 2], restore_frame(job.restorer, clip)))
                 done += 1
