@@ -7,6 +7,8 @@ rays mapped back to the distorted image.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from gyrodeblur.errors import InputError
@@ -21,8 +23,9 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
 
     The log's ``imu_to_camera`` is used when the camera's is the identity, and its readout
     time (negative: bottom-to-top; over the frame's ``h`` rows, so ``* (h - 1) / h`` from
-    the first row to the last) when the camera's is zero. A log whose axes map to the
-    camera's by a reflection is refused then: no mounting of a gyro does that.
+    the first row to the last) when the camera's is zero (where both have one and they
+    differ by more than a quarter, the camera's is used, with a warning). A log whose axes
+    map to the camera's by a reflection is refused then: no mounting of a gyro does that.
     """
     if log.imu_to_camera is not None and np.allclose(camera.R_imu_to_camera, np.eye(3)):
         if np.linalg.det(log.imu_to_camera) < 0:
@@ -34,6 +37,11 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
                                          "are OpenCV's camera axes) or a rotation other than "
                                          "the identity as imu_to_camera in the camera JSON")
         camera = camera.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
+    if log.readout_time and camera.readout_time and not \
+            0.8 < camera.readout_time / abs(log.readout_time) < 1.25:
+        warnings.warn(f"{log.source}: its frame_readout_time ({abs(log.readout_time) * 1e3:.3g} "
+                      f"ms) is not the camera's readout ({camera.readout_time * 1e3:.3g} ms), "
+                      "which is used", stacklevel=2)
     if log.readout_time and camera.readout_time == 0:
         camera = camera.replace(
             readout_time=gyroflow_readout(log.readout_time, camera.height),

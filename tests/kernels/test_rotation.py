@@ -179,11 +179,14 @@ def test_a_gcsv_readout_becomes_the_cameras_as_a_lens_profiles_does(tmp_path):
         assert cam.readout_time == pytest.approx(from_profile.readout_time)
         assert cam.readout_time == pytest.approx(0.02 * 99 / 100)
         assert cam.readout_direction == direction
-    # The camera's own readout and rotation win over the log's.
+    # The camera's own readout and rotation win over the log's (a readout that differs by
+    # more than a quarter, with a warning).
     rotated = plain.replace(readout_time=0.01, imu_to_camera=((0, 1, 0), (-1, 0, 0), (0, 0, 1)))
     log = GyroLog(t, np.zeros((2, 3)), readout_time=0.02,
                   imu_to_camera=gyroflow_imu_to_camera("YxZ"))
-    assert complete_camera(rotated, log) == rotated
+    with pytest.warns(UserWarning, match=r"frame_readout_time \(20 ms\) is not the camera's "
+                                         r"readout \(10 ms\), which is used"):
+        assert complete_camera(rotated, log) == rotated
     np.testing.assert_array_equal(complete_camera(plain, log).R_imu_to_camera,
                                   gyroflow_imu_to_camera("YxZ"))
 
