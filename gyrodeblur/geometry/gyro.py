@@ -171,7 +171,8 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
         t, w, lines, extra = _read_gcsv(path)
     else:
         t, w, lines, extra = *_read_telemetry(path), {"imu_to_camera": _GYROFLOW_TO_OPENCV}
-    t, w = _validated(path, t, w, unit, lines, extra.pop("advice", _DEG_ADVICE))
+    t, w = _validated(path, t, w, unit, lines, extra.pop("advice", _DEG_ADVICE),
+                      extra.pop("time_advice", None))
     return GyroLog(t, w, source=str(path), **extra)
 
 
@@ -329,6 +330,9 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     data = _floats(path, [[r[c] for c in cols] for r in rows], lines, width=4)
 
     extra: dict = {} if "gscale" in header else {"advice": _NO_GSCALE_ADVICE}
+    extra["time_advice"] = ((f"after the header's tscale,{tscale:g}" if "tscale" in header
+                             else "without a tscale line, ms are read")
+                            + ": tscale,0.001 for ms, 1e-06 for us, 1 for s")
     try:  # telemetry-parser's default orientation
         extra["imu_to_camera"] = gyroflow_imu_to_camera(header.get("orientation", "xzY"))
     except ValueError as e:
@@ -465,10 +469,11 @@ def _header_float(path: Path, header: dict[str, str], key: str, default: float) 
 
 def _validated(
     source: Path, t: np.ndarray, w: np.ndarray, unit: str, lines: np.ndarray | None,
-    deg_advice: str = _DEG_ADVICE,
+    deg_advice: str = _DEG_ADVICE, time_advice: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The checks shared by every reader; returns ``(t, w)`` with ``w`` in rad/s.
-    ``deg_advice`` ends the message on data that looks like deg/s."""
+    ``deg_advice`` ends the message on data that looks like deg/s, ``time_advice`` (a
+    format's own scaling) that on timestamps of no gyro's rate."""
 
     def where(i: int) -> str:
         return f"line {lines[i]}" if lines is not None else f"sample {i}"
@@ -491,13 +496,11 @@ def _validated(
             f"(t={t[i]:.9g} after {t[i - 1]:.9g})",
         )
     interval = float(np.median(np.diff(t)))
-    if interval > _MAX_SAMPLE_INTERVAL:
+    if not _MIN_SAMPLE_INTERVAL <= interval <= _MAX_SAMPLE_INTERVAL:
+        guess = "ms or ns?" if interval > _MAX_SAMPLE_INTERVAL else "us?"
         raise InputError(source, f"median sample interval {interval:.6g} s ({1 / interval:.3g} Hz) "
-                                 "is no gyro's: timestamps must be in seconds (ms or ns?)")
-    if interval < _MIN_SAMPLE_INTERVAL:
-        raise InputError(source, f"median sample interval {interval:.6g} s ({1 / interval:.3g} Hz) "
-                                 "is no gyro's: timestamps must be in seconds (us? a gcsv "
-                                 "in seconds needs the line tscale,1)")
+                                 f"is no gyro's: timestamps must be in seconds "
+                                 f"({time_advice or guess})")
     if unit == "deg":
         return t, np.deg2rad(w)
     if unit == "auto":

@@ -284,7 +284,8 @@ def test_microsecond_timestamps_and_gcsv_seconds_without_tscale_refused(tmp_path
     # gcsv's default tscale is 0.001 (ms): a log in seconds without its tscale line.
     body = "".join(f"{i / 200},0,0.1,0\n" for i in range(100))
     p = _csv(tmp_path / "s.gcsv", "GYROFLOW IMU LOG\norientation,XYZ\nt,gx,gy,gz\n" + body)
-    with pytest.raises(InputError, match=r"s\.gcsv: .*needs the line tscale,1"):
+    with pytest.raises(InputError, match=r"s\.gcsv: .*without a tscale line, ms are read: "
+                                         r"tscale,0.001 for ms, 1e-06 for us, 1 for s"):
         read_gyro(p)
 
 
