@@ -243,6 +243,22 @@ def fit_camera(cam: Camera, source: Path, width: int, height: int) -> Camera:
         raise InputError(source, f"mismatched sizes: {e.problem}") from None
 
 
+def fit_wanted_size(cam: Camera, source: Path, wanted: tuple[int, int],
+                    footage: Footage | None) -> Camera:
+    """``cam`` rescaled to ``--size``, which is of the frames as stored: a size of a turned
+    video's picture as shown is named so."""
+    from gyrodeblur.geometry.camera import same_view
+
+    width, height = wanted
+    if footage is not None and footage.rotation % 180 == 90 \
+            and not same_view(width, height, *footage.size) \
+            and same_view(height, width, *footage.size):
+        raise InputError(None, f"--size {width}x{height}: sizes are of the frames as stored "
+                               f"({footage.size[0]}x{footage.size[1]}, shown turned "
+                               f"{footage.rotation} degrees): give {height}x{width}")
+    return fit_camera(cam, source, width, height)
+
+
 def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: float | None,
                 cam: Camera, camera: Path, readout_time: float | None = None,
                 log: GyroLog | None = None) -> FrameTiming:
@@ -386,7 +402,7 @@ def kernels(
     if footage is not None:
         cam = fit_camera(cam, camera, *footage.size)  # calibration -> footage resolution
     if wanted_size is not None:
-        cam = fit_camera(cam, camera, *wanted_size)
+        cam = fit_wanted_size(cam, camera, wanted_size, footage)
     timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time, log)
     selected = select_frames(timing, footage, frame_range)
     job = KernelJob(camera=cam, log=log, timing=timing, frames=selected.frame, samples=samples,
@@ -1190,7 +1206,7 @@ def deblur_video_command(
     wanted_size = parse_size(size)
     if wanted_size is not None:
         check_deblur_size(None, *wanted_size)
-        cam = fit_camera(cam, camera, *wanted_size)
+        cam = fit_wanted_size(cam, camera, wanted_size, footage)
     timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time, log)
     selected = select_frames(timing, footage, frame_range)
     restorer = _restorer(method, model, True, tile, iterations=iterations)

@@ -207,6 +207,10 @@ def test_deblur_video_keeps_a_phones_display_rotation(clip, tmp_path):
     assert result.exit_code == 0, result.output
     footage = Footage(out)
     assert (footage.rotation, footage.size, footage.count) == (-90, (320, 192), 3)
+    # --size is of the frames as stored: the picture's size as shown is named so.
+    shown = deblur_video(portrait, *motion_args(clip), "--size", "96x160", "-o", out)
+    assert shown.exit_code == 2 and "--size 96x160: sizes are of the frames as stored " \
+        "(320x192, shown turned -90 degrees): give 160x96" in " ".join(shown.output.split())
 
 
 def test_frames_out_of_a_phones_video_are_written_upright(clip, tmp_path):
