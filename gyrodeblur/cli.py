@@ -551,7 +551,9 @@ def sync(
         out = {"time_offset": result.time_offset, "confidence": result.confidence,
                "pairs": result.pairs_used, "explained": result.explained,
                "gain": result.gain if math.isfinite(result.gain) else None,
-               "search": result.search, "reliable": result.reliable}
+               "search": result.search,
+               "searched": [float(result.offsets[0]), float(result.offsets[-1])],
+               "reliable": result.reliable}
         if result.readout_time is not None:
             out["readout_time"] = result.readout_time
             out["readout_direction"] = result.readout_direction

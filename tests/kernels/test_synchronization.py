@@ -220,8 +220,8 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     out = json.loads(result.stdout)
     assert load_camera(synced) == believed(clip, time_offset=out["time_offset"])
     assert set(out) == {"time_offset", "confidence", "pairs", "explained", "gain", "search",
-                        "reliable"}
-    assert out["search"] == 0.2
+                        "searched", "reliable"}
+    assert out["search"] == 0.2 and out["searched"] == pytest.approx([-0.2, 0.2])
     assert abs(out["time_offset"] - (OFFSET - 0.03)) < 1e-3 and out["confidence"] > 0.5
     assert out["explained"] > 0.8 and 0.9 < out["gain"] < 1.1
     assert out["pairs"] == 8 and out["reliable"]
