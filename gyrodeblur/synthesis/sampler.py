@@ -16,6 +16,7 @@ import numpy as np
 
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog
+from gyrodeblur.synthesis.blur import SATURATION_THRESHOLD
 from gyrodeblur.synthesis.clips import Clip, ClipSettings, synthesize_clip
 from gyrodeblur.synthesis.images import ImageBank
 from gyrodeblur.synthesis.motion import bundled_traces, load_shake_model, random_segment
@@ -145,7 +146,7 @@ class ClipSampler:
             saturation=(rng.uniform(*s.saturation[1:]) if rng.random() < s.saturation[0]
                         else None),
             noise=float(rng.uniform(*s.noise)))
-        name, image = self._source_image(rng)
+        name, image = self._source_image(rng, clip_settings.saturation is not None)
         errors = SensorErrors.sample(s.errors, rng)
         scene = self._scene(rng)
         # Drawn after the content and only when enabled: settings without it give the clips
@@ -183,8 +184,14 @@ class ClipSampler:
         velocity = direction / np.linalg.norm(direction) * rng.uniform(*s.speed)
         return Scene(tuple(planes), tuple(float(v) for v in velocity))
 
-    def _source_image(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
-        """A random crop of a bank image (zoom, flips, colour gain) with margin for motion."""
+    def _source_image(self, rng: np.random.Generator, lights: bool = False
+                      ) -> tuple[str, np.ndarray]:
+        """A random crop of a bank image (zoom, flips, colour gain) with margin for motion.
+
+        With ``lights`` (clipped highlights streak), the colour gain leaves the pixels clipped
+        in the source as they are and keeps the others below the clipping level: a gain per
+        channel would otherwise turn a white light's streak cyan or red, and a near-white
+        surface into a light."""
         s = self.settings
         index = int(rng.integers(len(self.bank)))
         image = self.bank.image(index)
@@ -208,5 +215,9 @@ class ClipSampler:
         if rng.random() < 0.5:
             crop = crop[::-1]
         gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)
-        crop = np.ascontiguousarray(np.clip(crop * gain, 0, 1), dtype=np.float32)
-        return self.bank.name(index), crop
+        jittered = np.clip(crop * gain, 0, 1)
+        if lights:
+            below = np.nextafter(np.float32(SATURATION_THRESHOLD), np.float32(0))
+            clipped = (crop >= SATURATION_THRESHOLD).any(axis=2, keepdims=True)
+            jittered = np.where(clipped, crop, np.minimum(jittered, below))
+        return self.bank.name(index), np.ascontiguousarray(jittered, dtype=np.float32)

@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from gyrodeblur.errors import InputError
+from gyrodeblur.footage import FrameTiming
+from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.geometry.rotation import integrate
+from gyrodeblur.kernels.clip import iter_frame_kernels
+from gyrodeblur.kernels.rotation import rotation_trajectories
+
+CAM = Camera(width=32, height=24, fx=30.0, fy=30.0, cx=15.5, cy=11.5, readout_time=0.01)
+ORIENTATION = integrate(np.linspace(0.0, 1.0, 201), np.tile([0.1, 0.4, -0.2], (201, 1)))
+TIMING = FrameTiming(np.array([1, 2, 4]), np.array([0.1, 0.2, 0.4]), np.full(3, 0.02),
+                     "frames.csv")
+
+
+def test_each_frame_gets_the_rotation_of_its_own_times():
+    ks = list(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([4, 1]), samples=3))
+    assert [k.number for k in ks] == [1, 4]
+    expected, _ = rotation_trajectories(ORIENTATION, CAM, 0.4, 0.02, 3)
+    np.testing.assert_array_equal(ks[1].rot, expected)
+
+
+@pytest.mark.parametrize("number", [3, 9])
+def test_a_frame_without_times_is_refused_by_number(number):
+    # Frame 3 lies in a gap of the timing, frame 9 past its end: neither has times.
+    with pytest.raises(InputError, match=rf"frames.csv: no times for frame\(s\) \[{number}\]"):
+        list(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([number]), samples=3))
+
+
+def test_an_unknown_flow_backend_is_refused_before_any_frame():
+    with pytest.raises(ValueError, match="flow 'raft': choose one of"):
+        next(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([1]), flow="raft"))
