@@ -30,8 +30,9 @@ def rotation_flow(orientation: Orientation, camera: Camera, t_a: np.ndarray,
     """Gyro-predicted flow from an image seen at per-row times ``t_a`` to one at ``t_b``.
 
     Returns ``(H, W, 2)`` float32: pixel ``p`` of row ``y`` moves to
-    ``H(t_b(y) <- t_a(y)) p``. The row of the target is taken equal to the source row, an
-    approximation of the rolling shutter that errs by ``|w| t_r |flow_y| / H`` radians.
+    ``H(t_b(y) <- t_a(y)) p``: the target taken at the source row's time (under a rolling
+    shutter a point that moves ``flow_y`` rows is seen ``flow_y t_r / (H - 1)`` away from it,
+    which :func:`pair_velocity` corrects with the measured flow).
     """
     R_rows = orientation.relative(np.asarray(t_b)[None], np.asarray(t_a)[None])
     return np.moveaxis(warp_displacements(R_rows, camera)[0], 0, -1)
@@ -66,12 +67,32 @@ def pair_velocity(gray_a: np.ndarray, gray_b: np.ndarray, orientation: Orientati
         flow: optical flow backend.
     """
     forward, backward = flow(gray_a, gray_b), flow(gray_b, gray_a)
-    dt = (np.asarray(t_b) - np.asarray(t_a)).astype(np.float32)[:, None, None]
-    tau_a = (forward - rotation_flow(orientation, camera, t_a, t_b)) / dt
-    tau_b = (backward - rotation_flow(orientation, camera, t_b, t_a)) / -dt
+    tau_a = _residual_velocity(forward, orientation, camera, np.asarray(t_a), np.asarray(t_b))
+    tau_b = _residual_velocity(backward, orientation, camera, np.asarray(t_b), np.asarray(t_a))
     # A pixel without a ray through the lens model has NaN rotational flow: nothing measured.
     return PairVelocity(tau_a, consistent(forward, backward) & np.isfinite(tau_a).all(-1),
                         tau_b, consistent(backward, forward) & np.isfinite(tau_b).all(-1))
+
+
+# Step of the time derivative of the gyro-predicted flow (s): rotation is smooth over it.
+_RATE_STEP = 1e-3
+
+
+def _residual_velocity(flow: np.ndarray, orientation: Orientation, camera: Camera,
+                       t_from: np.ndarray, t_to: np.ndarray) -> np.ndarray:
+    """``(flow - gyro flow) / time`` in px/s, the target seen when the row the flow lands on
+    was read: under a rolling shutter that is ``flow_y t_r / (H - 1)`` from the source row's
+    time, whose gyro flow is moved by its rate over that time (first order)."""
+    gyro = rotation_flow(orientation, camera, t_from, t_to)
+    dt = np.broadcast_to((t_to - t_from)[:, None], flow.shape[:2])
+    if camera.readout_time:
+        rows = np.arange(len(t_to), dtype=np.float64)
+        landed = np.interp(rows[:, None] + flow[..., 1], rows, t_to) - t_to[:, None]
+        rate = (rotation_flow(orientation, camera, t_from, t_to + _RATE_STEP) - gyro) \
+            / np.float32(_RATE_STEP)
+        gyro = gyro + rate * landed[..., None].astype(np.float32)
+        dt = dt + landed
+    return (flow - gyro) / dt[..., None].astype(np.float32)
 
 
 @numba.njit(cache=True)

@@ -11,6 +11,7 @@ from gyrodeblur.kernels.translation import (
     fill_nearest,
     pair_velocity,
     rotation_flow,
+    stream_velocities,
     translation_trajectories,
 )
 
@@ -175,3 +176,31 @@ def test_translation_trajectories_refuse_a_tau_of_another_layout_and_one_sample(
         translation_trajectories(np.zeros((2, 4, 5), np.float32), 0.02, 3)
     with pytest.raises(ValueError, match="samples: need an integer of at least 2"):
         translation_trajectories(np.zeros((4, 5, 2), np.float32), 0.02, 1)
+
+
+@pytest.mark.parametrize("direction", ["top_to_bottom", "bottom_to_top"])
+def test_a_rolling_shutter_pitch_gives_no_translation(direction):
+    # Under a rolling shutter a point that moves down the frame is seen when its new row is
+    # read, not its old one: taken at the old row's time, a 1.5 rad/s pitch read 0.5 px of
+    # translation per frame into a scene that stands still.
+    from gyrodeblur.geometry.gyro import GyroLog
+    from gyrodeblur.kernels.flow import to_gray_u8
+    from gyrodeblur.synthesis.clips import ClipSettings, synthesize_clip
+    from gyrodeblur.synthesis.images import dead_leaves
+    from gyrodeblur.synthesis.scene import Plane, Scene
+
+    W, H = 192, 144
+    camera = Camera(W, H, 180.0, 180.0, (W - 1) / 2, (H - 1) / 2, readout_time=0.03,
+                    readout_direction=direction)
+    t = np.arange(-0.5, 1.0, 0.002)
+    log = GyroLog(t, np.tile([1.5, 0.0, 0.0], (len(t), 1)))
+    source = dead_leaves(3 * W, np.random.default_rng(1), r_min=2, r_max=3 * W / 10)
+    clip = synthesize_clip(source, camera, log, Scene((Plane(distance=2.0),), (0.0, 0.0, 0.0)),
+                           ClipSettings(frames=3, fps=30, exposure=1 / 120, samples=5,
+                                        start=0.0), np.random.default_rng(0))
+    frames = [(f + 1, to_gray_u8(clip.sharp[f]),
+               sample_times(camera, clip.timing.t_start[f], clip.timing.exposure[f], 2)[1])
+              for f in range(3)]
+    _, tau, mask = list(stream_velocities(iter(frames), integrate(log.t, log.w), camera))[1]
+    per_frame = np.median(interior(tau, 16).reshape(-1, 2), axis=0) / 30
+    assert interior(mask, 16).mean() > 0.9 and np.abs(per_frame).max() < 0.06, per_frame
