@@ -16,7 +16,7 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
     exposure to yellow at its end, with a white dot at ``p``. Kernels of a few pixels are
     invisible at full size, so ``gain`` defaults to what makes the longest streak about 80%
     of the grid spacing (shrinking long streaks so that they do not overlap); it is printed in
-    the corner with the longest blur and the colours' meaning.
+    the corner with the longest blur (the length of the path) and the colours' meaning.
 
     Args:
         traj: ``(T, 2, H, W)`` trajectory.
@@ -68,7 +68,9 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
                 cv2.line(canvas, tuple(pts[i]), tuple(pts[i + 1]), colours[i], 2, cv2.LINE_AA,
                          shift)
             cv2.circle(canvas, (int(x), int(y)), 1, (255, 255, 255), -1, cv2.LINE_AA)
-    blur = float(np.nanmax(np.hypot(*(traj[-1] - traj[0])), initial=0.0))
+    # The length of the path, not of its chord: a blur that turns back is no shorter.
+    path = np.hypot(*np.diff(traj, axis=0).transpose(1, 0, 2, 3)).sum(axis=0)
+    blur = float(np.nanmax(path, initial=0.0))
     label = f"max blur {blur:.1f} px, streaks x{gain:.2g}, blue start to yellow end"
     # Readable on large frames, and never wider than the picture (portrait frames).
     (unit_width, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
