@@ -79,8 +79,7 @@ def bilinear_weights(ax: np.float32, ay: np.float32
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def _linearize(sharp: np.ndarray, gain: float, out: np.ndarray) -> None:
-    """Planar sRGB ``(B, 3, H, W)`` -> linear ``(B, H, W, 4)``, clipped pixels (any channel at
-    the threshold) times ``gain`` in every channel.
+    """Planar sRGB ``(B, 3, H, W)`` -> linear ``(B, H, W, 4)``, clipped values times ``gain``.
 
     The 4th channel is padding, never written or read: a tap of the gather then reads within
     one aligned 16-byte slot.
@@ -90,10 +89,10 @@ def _linearize(sharp: np.ndarray, gain: float, out: np.ndarray) -> None:
     for r in numba.prange(B * H):
         b, y = r // H, r % H
         for x in range(W):
-            top = max(sharp[b, 0, y, x], sharp[b, 1, y, x], sharp[b, 2, y, x])
-            scale = gain32 if top >= np.float32(SATURATION_THRESHOLD) else np.float32(1.0)
             for c in range(3):
-                out[b, y, x, c] = _decode(sharp[b, c, y, x]) * scale
+                v = sharp[b, c, y, x]
+                lin = _decode(v)
+                out[b, y, x, c] = lin * gain32 if v >= np.float32(SATURATION_THRESHOLD) else lin
 
 
 def njit_scalar_loops(signature: str):
@@ -214,8 +213,7 @@ def _blur_grid_sample(sharp: torch.Tensor, traj: torch.Tensor, saturation: float
     B, T, _, H, W = traj.shape
     linear = srgb_to_linear(sharp.float())
     if saturation is not None:
-        light = sharp.amax(dim=-3, keepdim=True) >= SATURATION_THRESHOLD
-        linear = torch.where(light, linear * saturation, linear)
+        linear = torch.where(sharp >= SATURATION_THRESHOLD, linear * saturation, linear)
     traj = traj.float()
     xs = torch.arange(W, dtype=traj.dtype, device=traj.device)
     ys = torch.arange(H, dtype=traj.dtype, device=traj.device)[:, None]
@@ -245,11 +243,10 @@ def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
         sharp: ``(B, 3, H, W)`` float32 sRGB in ``[0, 1]``.
         traj: ``(B, T, 2, H, W)`` float32 trajectories in pixels, on the device of ``sharp``.
         subsamples: points per interval between consecutive samples (1: the samples only).
-        saturation: highlight gain ``g >= 1``, or None for none. The linear values of pixels
-            with a channel at or above sRGB ``SATURATION_THRESHOLD`` (0.98: clipped in the
-            source) are multiplied by ``g``, in every channel (a light keeps its colour)
-            before averaging, and the mean is clipped to 1, so clipped lights stay bright
-            along their streaks as real lights brighter than white would.
+        saturation: highlight gain ``g >= 1``, or None for none. Linear values of pixels at
+            or above sRGB ``SATURATION_THRESHOLD`` (0.98: clipped in the source) are multiplied
+            by ``g`` before averaging and the mean is clipped to 1, so clipped lights stay
+            bright along their streaks as real lights brighter than white would.
 
     Returns:
         ``(B, 3, H, W)`` float32 blurred sRGB, on the device of ``sharp``.

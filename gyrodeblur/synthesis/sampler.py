@@ -109,6 +109,10 @@ _DOMAINS = {
 }
 
 
+# The top channel value from which the colour gain fades out towards clipped lights.
+_GAIN_FADE = 0.8
+
+
 class ClipSampler:
     """Draws random clips from an image bank and the bundled motion sources.
 
@@ -188,10 +192,10 @@ class ClipSampler:
                       ) -> tuple[str, np.ndarray]:
         """A random crop of a bank image (zoom, flips, colour gain) with margin for motion.
 
-        With ``lights`` (clipped highlights streak), the colour gain leaves the pixels clipped
-        in the source as they are and keeps the others below the clipping level: a gain per
-        channel would otherwise turn a white light's streak cyan or red, and a near-white
-        surface into a light."""
+        With ``lights`` (clipped highlights streak), the colour gain fades out from a top
+        channel of 0.8 to the clipping level: a gain per channel would otherwise split a white
+        light and its rim into channels above and below clipping (a cyan or red streak), and
+        make a light of a near-white surface; so faded, no pixel crosses the level."""
         s = self.settings
         index = int(rng.integers(len(self.bank)))
         image = self.bank.image(index)
@@ -215,9 +219,9 @@ class ClipSampler:
         if rng.random() < 0.5:
             crop = crop[::-1]
         gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)
-        jittered = np.clip(crop * gain, 0, 1)
         if lights:
-            below = np.nextafter(np.float32(SATURATION_THRESHOLD), np.float32(0))
-            clipped = (crop >= SATURATION_THRESHOLD).any(axis=2, keepdims=True)
-            jittered = np.where(clipped, crop, np.minimum(jittered, below))
-        return self.bank.name(index), np.ascontiguousarray(jittered, dtype=np.float32)
+            top = crop.max(axis=2, keepdims=True)
+            fade = np.clip((top - _GAIN_FADE) / (SATURATION_THRESHOLD - _GAIN_FADE), 0, 1)
+            gain = 1 + (gain - 1) * (1 - fade)
+        crop = np.ascontiguousarray(np.clip(crop * gain, 0, 1), dtype=np.float32)
+        return self.bank.name(index), crop
