@@ -178,29 +178,49 @@ def test_translation_trajectories_refuse_a_tau_of_another_layout_and_one_sample(
         translation_trajectories(np.zeros((4, 5, 2), np.float32), 0.02, 1)
 
 
-@pytest.mark.parametrize("direction", ["top_to_bottom", "bottom_to_top"])
-def test_a_rolling_shutter_pitch_gives_no_translation(direction):
-    # Under a rolling shutter a point that moves down the frame is seen when its new row is
-    # read, not its old one: taken at the old row's time, a 1.5 rad/s pitch read 0.5 px of
-    # translation per frame into a scene that stands still.
+def _scene_clip(camera, w, velocity, depth=2.0):
+    """Three sharp frames of a plane at ``depth`` under a constant rate ``w`` and camera
+    ``velocity``, with their clip (truth) and the orientation."""
     from gyrodeblur.geometry.gyro import GyroLog
     from gyrodeblur.kernels.flow import to_gray_u8
     from gyrodeblur.synthesis.clips import ClipSettings, synthesize_clip
     from gyrodeblur.synthesis.images import dead_leaves
     from gyrodeblur.synthesis.scene import Plane, Scene
 
-    W, H = 192, 144
-    camera = Camera(W, H, 180.0, 180.0, (W - 1) / 2, (H - 1) / 2, readout_time=0.03,
-                    readout_direction=direction)
     t = np.arange(-0.5, 1.0, 0.002)
-    log = GyroLog(t, np.tile([1.5, 0.0, 0.0], (len(t), 1)))
-    source = dead_leaves(3 * W, np.random.default_rng(1), r_min=2, r_max=3 * W / 10)
-    clip = synthesize_clip(source, camera, log, Scene((Plane(distance=2.0),), (0.0, 0.0, 0.0)),
+    log = GyroLog(t, np.tile(w, (len(t), 1)))
+    source = dead_leaves(3 * camera.width, np.random.default_rng(1), r_min=2,
+                         r_max=3 * camera.width / 10)
+    clip = synthesize_clip(source, camera, log, Scene((Plane(distance=depth),), velocity),
                            ClipSettings(frames=3, fps=30, exposure=1 / 120, samples=5,
                                         start=0.0), np.random.default_rng(0))
     frames = [(f + 1, to_gray_u8(clip.sharp[f]),
                sample_times(camera, clip.timing.t_start[f], clip.timing.exposure[f], 2)[1])
               for f in range(3)]
-    _, tau, mask = list(stream_velocities(iter(frames), integrate(log.t, log.w), camera))[1]
+    return clip, frames, integrate(log.t, log.w)
+
+
+def test_a_frame_with_one_neighbour_measures_translation_in_its_own_axes():
+    # A roll of 2 rad/s turns the frames 3.8 degrees apart: the residual of the flow, read
+    # where the gyro moves the translated point, is the translation in the first frame's
+    # axes, not turned into the other frame's (0.2 px a frame across a 3 px motion).
+    camera = Camera(192, 144, 180.0, 180.0, 95.5, 71.5)
+    clip, frames, orientation = _scene_clip(camera, [0.0, 0.0, 2.0], (1.5, 0.0, 0.0), 3.0)
+    for number, tau, _ in stream_velocities(iter(frames), orientation, camera):
+        true = clip.tran[number - 1]
+        expected = np.moveaxis((true[0] - true[-1]) / clip.timing.exposure[number - 1], 0, -1)
+        error = np.median(interior(tau - expected, 16).reshape(-1, 2), axis=0) / 30
+        assert np.abs(error).max() < 0.05, (number, error)
+
+
+@pytest.mark.parametrize("direction", ["top_to_bottom", "bottom_to_top"])
+def test_a_rolling_shutter_pitch_gives_no_translation(direction):
+    # Under a rolling shutter a point that moves down the frame is seen when its new row is
+    # read, not its old one: taken at the old row's time, a 1.5 rad/s pitch read 0.5 px of
+    # translation per frame into a scene that stands still.
+    camera = Camera(192, 144, 180.0, 180.0, 95.5, 71.5, readout_time=0.03,
+                    readout_direction=direction)
+    _, frames, orientation = _scene_clip(camera, [1.5, 0.0, 0.0], (0.0, 0.0, 0.0))
+    _, tau, mask = list(stream_velocities(iter(frames), orientation, camera))[1]
     per_frame = np.median(interior(tau, 16).reshape(-1, 2), axis=0) / 30
     assert interior(mask, 16).mean() > 0.9 and np.abs(per_frame).max() < 0.06, per_frame
