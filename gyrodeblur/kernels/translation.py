@@ -12,6 +12,7 @@ definition of a trajectory and would double a gyro error instead of cancelling i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -90,30 +91,30 @@ def _residual_velocity(flow: np.ndarray, orientation: Orientation, camera: Camer
     the row the flow lands on was read: under a rolling shutter ``flow_y t_r / (H - 1)`` from
     the source row's time, over which the gyro flow moves at its rate (first order)."""
     gyro = rotation_flow(orientation, camera, t_from, t_to)
-    dt = np.broadcast_to((t_to - t_from)[:, None], flow.shape[:2])
-    rate = landed = None
+    dt = (t_to - t_from).astype(np.float32)[:, None]
+    fields, landed = gyro, None
     if camera.readout_time:
         rows = np.arange(len(t_to), dtype=np.float64)
         landed = (np.interp(rows[:, None] + flow[..., 1], rows, t_to)
-                  - t_to[:, None])[..., None].astype(np.float32)
+                  - t_to[:, None]).astype(np.float32)
         rate = (rotation_flow(orientation, camera, t_from, t_to + _RATE_STEP) - gyro) \
             / np.float32(_RATE_STEP)
-        dt = dt + landed[..., 0]
+        fields = np.concatenate([gyro, rate], axis=2)  # read in one pass
+        gyro = gyro + rate * landed[..., None]
+        dt = dt + landed
+    points = _pixel_grid(*flow.shape[:2]) + (flow - gyro)
+    read = cv2.remap(fields, points, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    turned = read[..., :2] if landed is None else read[..., :2] + read[..., 2:] * landed[..., None]
+    return (flow - turned) / dt[..., None]
 
-    def gyro_at(points: np.ndarray | None) -> np.ndarray:
-        g, v = gyro, rate
-        if points is not None:
-            g, v = (None if f is None else cv2.remap(f, points[..., 0], points[..., 1],
-                                                      cv2.INTER_LINEAR,
-                                                      borderMode=cv2.BORDER_REPLICATE)
-                    for f in (gyro, rate))
-        return g if v is None else g + v * landed
 
-    height, width = flow.shape[:2]
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    """``(H, W, 2)`` float32 pixel coordinates ``(x, y)`` (read-only, shared)."""
     grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32),
                                  np.arange(height, dtype=np.float32)))
-    moved = flow - gyro_at(None)
-    return (flow - gyro_at(grid + moved)) / dt[..., None].astype(np.float32)
+    grid.flags.writeable = False
+    return grid
 
 
 @numba.njit(cache=True)
