@@ -52,7 +52,8 @@ def render_frames(n):
 
 
 def true_tau(f, n):
-    """Exact px/s of frame f: true flow to each neighbour minus the gyro flow, averaged."""
+    """Exact px/s of frame f, averaged over its neighbours: the displacement ``r`` in frame
+    f's own axes that the gyro's turn takes to the true target, ``true(p) = G(p + r)``."""
     warps, orientation, t_mid = frame_warps(n)
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
     p = np.stack([xs, ys], -1).reshape(1, -1, 2)
@@ -60,9 +61,9 @@ def true_tau(f, n):
     for g in (f - 1, f + 1):
         if 0 <= g < n:
             true = cv2.perspectiveTransform(p, warps[g] @ np.linalg.inv(warps[f]))
-            gyro = cv2.perspectiveTransform(
-                p, CAM.K @ orientation.relative(t_mid[g], t_mid[f]) @ CAM.K_inv)
-            taus.append((true - gyro).reshape(H, W, 2) / (t_mid[g] - t_mid[f]))
+            back = cv2.perspectiveTransform(
+                true, CAM.K @ orientation.relative(t_mid[f], t_mid[g]) @ CAM.K_inv)
+            taus.append((back - p).reshape(H, W, 2) / (t_mid[g] - t_mid[f]))
     return np.mean(taus, axis=0)
 
 
