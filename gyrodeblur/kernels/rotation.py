@@ -114,6 +114,9 @@ def sample_times(camera: Camera, t_start: float, exposure: float,
         ([1.02, 1.025, 1.03], 1.005)
     """
     check_samples(samples)
+    if np.ndim(t_start) or np.ndim(exposure):
+        raise ValueError("t_start and exposure are one frame's seconds (numbers): a frame at "
+                         "a time; exposure_span takes arrays of frames")
     if not (np.isfinite(t_start) and exposure >= 0):
         raise ValueError(f"t_start {t_start} s and exposure {exposure} s: finite, exposure >= 0")
     start = camera.row_start_times(t_start) + camera.time_offset

@@ -155,6 +155,11 @@ def test_sample_times_rejects_one_sample():
         sample_times(PINHOLE, 0.0, 0.01, 1)
 
 
+def test_trajectories_of_several_frames_at_once_are_refused_by_name():
+    with pytest.raises(ValueError, match="one frame's seconds"):
+        rotation_trajectories(constant_rate([0.0, 0.1, 0.0]), PINHOLE, np.array([0.2, 0.3]), 0.01)
+
+
 def test_a_gyro_log_in_place_of_its_orientation_is_refused():
     from gyrodeblur.geometry.gyro import GyroLog
 
