@@ -561,7 +561,8 @@ def _read_camera_json(path: Path) -> dict[str, Any]:
     readout = stabilization.get("frame_readout_time") if isinstance(stabilization, dict) \
         else None
     if isinstance(readout, int | float) and not isinstance(readout, bool) and readout > 0:
-        lens = {**lens, "frame_readout_time": readout,
+        # The project's own: no mode of the profile's compatible_settings replaces it.
+        lens = {**lens, "frame_readout_time": readout, "compatible_settings": [],
                 "frame_readout_direction": stabilization.get("frame_readout_direction", 0)}
     return lens
 

@@ -289,6 +289,9 @@ _DEG_ADVICE = "pass unit='deg' (CLI: --gyro-unit deg), or unit='rad' if it reall
 _NO_GSCALE_ADVICE = ("the header has no gscale line: raw sensor counts need one (rad/s per "
                      "count); values in deg/s need unit='deg' (CLI: --gyro-unit deg)")
 
+# Columns of a gcsv's accelerometer and magnetometer: never taken for the gyro's by position.
+_OTHER_SENSOR_COLUMNS = {"ax", "ay", "az", "mx", "my", "mz"}
+
 # telemetry-parser's names of the vertical readout directions.
 _GCSV_READOUT_DOWN, _GCSV_READOUT_UP = ("0", "TopToBottom"), ("1", "180", "BottomToTop")
 
@@ -313,7 +316,7 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         raise InputError(path, "no column header line starting with 't,' (e.g. t,gx,gy,gz)")
     if all(n in names for n in ("gx", "gy", "gz")):
         cols = [0] + [names.index(n) for n in ("gx", "gy", "gz")]
-    elif len(names) >= 4:
+    elif len(names) >= 4 and not set(names[1:4]) & _OTHER_SENSOR_COLUMNS:
         cols = [0, 1, 2, 3]
     else:
         raise InputError(path, f"no gyro columns (header has: {', '.join(names)}; expected "
@@ -431,8 +434,10 @@ def _numeric_rows(
     mid-write (a power loss) leaves one."""
     data = [i for i in range(start, len(text)) if text[i].strip()
             and not text[i].lstrip().startswith("#")]
-    if data and len(text[data[-1]].split(",")) < ncols:
-        data.pop()
+    if data:
+        last = text[data[-1]].split(",")
+        if len(last) < ncols or not all(field.strip() for field in last[:ncols]):
+            data.pop()
     rows, lines = [], []
     for i in data:
         fields = text[i].split(",")
@@ -603,11 +608,19 @@ def lowpass(log: GyroLog, cutoff_hz: float, order: int = 2) -> GyroLog:
             log.source, f"low-pass cutoff {cutoff_hz} Hz must be between 0 and {fs / 2:.4g} Hz"
         )
     sos = butter(order, cutoff_hz, btype="low", fs=fs, output="sos")
-    grid = log.t[0] + np.arange(math.ceil((log.t[-1] - log.t[0]) * fs) + 1) / fs
-    on_grid = np.stack([np.interp(grid, log.t, log.w[:, a]) for a in range(3)], axis=1)
-    padlen = min(3 * (2 * len(sos) + 1), len(grid) - 1)
-    filtered = sosfiltfilt(sos, on_grid, axis=0, padlen=padlen)
-    w = np.stack([np.interp(log.t, grid, filtered[:, a]) for a in range(3)], axis=1)
+    w = log.w.copy()
+    # Runs apart by more than a second (a logger paused) are filtered each on its own grid:
+    # one grid over the pause would take memory for samples that were never taken.
+    cuts = np.flatnonzero(np.diff(log.t) > max(1.0, 4 / cutoff_hz)) + 1
+    for run in np.split(np.arange(len(log.t)), cuts):
+        t = log.t[run]
+        if len(t) < 2:
+            continue
+        grid = t[0] + np.arange(math.ceil((t[-1] - t[0]) * fs) + 1) / fs
+        on_grid = np.stack([np.interp(grid, t, log.w[run, a]) for a in range(3)], axis=1)
+        padlen = min(3 * (2 * len(sos) + 1), len(grid) - 1)
+        filtered = sosfiltfilt(sos, on_grid, axis=0, padlen=padlen)
+        w[run] = np.stack([np.interp(t, grid, filtered[:, a]) for a in range(3)], axis=1)
     return replace(log, w=w)
 
 

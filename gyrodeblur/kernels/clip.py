@@ -70,8 +70,8 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
     wanted = {int(n) for n in numbers}
     missing = sorted(wanted - set(timing.frame.tolist()))
     if missing:
-        raise InputError(timing.source, f"no times for frame(s) {missing[:5]} (it has "
-                                        f"{timing.frame[0]}..{timing.frame[-1]})")
+        has = f"{timing.frame[0]}..{timing.frame[-1]}" if len(timing.frame) else "none"
+        raise InputError(timing.source, f"no times for frame(s) {missing[:5]} (it has {has})")
     if flow not in FLOW_BACKENDS:
         raise ValueError(f"flow {flow!r}: choose one of {', '.join(FLOW_BACKENDS)}")
 

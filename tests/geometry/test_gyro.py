@@ -347,6 +347,13 @@ def test_gcsv_read_as_loosely_as_telemetry_parser_reads_it(tmp_path):
     log = read_gyro(p)
     np.testing.assert_allclose(log.t, [0, 0.002, 0.004])
     np.testing.assert_allclose(log.w @ log.imu_to_camera.T, np.diag([0.1, 0.2, 0.3]), atol=1e-12)
+    # Cut off just after a comma: as many fields, the last one empty.
+    p.write_text(p.read_text().replace("\n6,1", "\n6,1,2,"))
+    assert len(read_gyro(p).t) == 3
+    # Accelerometer columns are never taken for the gyro's by their place.
+    p.write_text(p.read_text().replace("t,rx,ry,rz", "t,ax,ay,az"))
+    with pytest.raises(InputError, match="no gyro columns"):
+        read_gyro(p)
 
 
 def test_gcsv_without_gscale_looking_like_deg_names_the_missing_line(tmp_path):
@@ -463,6 +470,16 @@ def test_lowpass_attenuates_and_keeps():
     assert np.abs(out[mid, 2] - slow[mid]).max() < 0.01
     with pytest.raises(InputError, match="cutoff"):
         lowpass(GyroLog(t, out), 600.0)
+
+
+def test_lowpass_filters_each_run_of_a_paused_log_on_its_own():
+    # A logger paused for a day: one grid over the pause would hold 86 million samples.
+    t = np.concatenate([np.arange(0, 2.0, 0.002), 86400 + np.arange(0, 2.0, 0.002)])
+    w = np.zeros((len(t), 3))
+    w[:, 0] = np.sin(2 * np.pi * 1 * t)
+    out = lowpass(GyroLog(t, w), 20.0).w
+    inside = np.r_[250:750, 1250:1750]
+    assert np.abs(out[inside, 0] - w[inside, 0]).max() < 0.01
 
 
 def test_lowpass_filters_in_time_across_gaps_and_jitter():
