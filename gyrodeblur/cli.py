@@ -289,7 +289,9 @@ def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: floa
     if readout_time is None:
         from gyrodeblur.geometry.camera import is_gyroflow_profile, load_camera
 
-        if log is not None and log.readout_time and load_camera(camera).readout_time == 0:
+        mode = (footage.size, footage.fps) if footage is not None else (None, None)
+        if log is not None and log.readout_time and \
+                load_camera(camera, *mode).readout_time == 0:
             source, hint = log.source, "its frame_readout_time is in ms"  # the gcsv header's
         elif camera.is_file() and is_gyroflow_profile(camera):
             hint = "is the lens profile for this video mode? (frame_readout_time, ms)"
