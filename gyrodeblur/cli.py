@@ -200,10 +200,12 @@ IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 def check_flow(flow: str) -> None:
     """Refuse a ``--flow`` backend that does not exist."""
-    from gyrodeblur.kernels.flow import FLOW_BACKENDS
+    from gyrodeblur.kernels.flow import check_flow_name
 
-    if flow not in FLOW_BACKENDS:
-        raise InputError(None, f"--flow {flow!r}: choose one of {', '.join(FLOW_BACKENDS)}")
+    try:
+        check_flow_name(flow)
+    except ValueError as e:
+        raise InputError(None, f"--{e}") from None
 
 
 def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | None = None,

@@ -17,7 +17,7 @@ from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import Orientation
-from gyrodeblur.kernels.flow import FLOW_BACKENDS, to_gray_u8
+from gyrodeblur.kernels.flow import FLOW_BACKENDS, check_flow_name, to_gray_u8
 from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
 from gyrodeblur.kernels.translation import stream_velocities, translation_trajectories
 
@@ -72,8 +72,7 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
     if missing:
         has = f"{timing.frame[0]}..{timing.frame[-1]}" if len(timing.frame) else "none"
         raise InputError(timing.source, f"no times for frame(s) {missing[:5]} (it has {has})")
-    if flow not in FLOW_BACKENDS:
-        raise ValueError(f"flow {flow!r}: choose one of {', '.join(FLOW_BACKENDS)}")
+    check_flow_name(flow)
 
     def rotation(number: int) -> tuple[np.ndarray, np.ndarray, float]:
         row = timing.frame.searchsorted(number)

@@ -51,6 +51,19 @@ FLOW_BACKENDS: dict[str, FlowBackend] = {
 }
 
 
+def check_flow_name(name: str) -> None:
+    """Refuse a flow backend name that ``FLOW_BACKENDS`` does not have.
+
+    Example:
+        >>> check_flow_name("raft")
+        Traceback (most recent call last):
+        ...
+        ValueError: flow 'raft': choose one of dis, dis-fast, farneback
+    """
+    if name not in FLOW_BACKENDS:
+        raise ValueError(f"flow {name!r}: choose one of {', '.join(FLOW_BACKENDS)}")
+
+
 def to_gray_u8(image: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` float RGB in ``[0, 1]`` (or uint8, uint16) to a uint8 gray image for flow.
 

@@ -38,7 +38,7 @@ from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro, to_camera_frame
 from gyrodeblur.geometry.rotation import integrate
 from gyrodeblur.kernels.clip import iter_frame_kernels
-from gyrodeblur.kernels.flow import FLOW_BACKENDS
+from gyrodeblur.kernels.flow import check_flow_name
 from gyrodeblur.kernels.rotation import still_where_no_ray
 from gyrodeblur.synthesis.sampler import ClipSampler
 
@@ -100,8 +100,7 @@ class SyntheticDataset(Dataset):
     def __init__(self, sampler: ClipSampler, length: int, flow: str = "dis",
                  crop: int | None = None, flow_kernel: bool = False,
                  first_estimate: Restore | None = None) -> None:
-        if flow not in FLOW_BACKENDS:
-            raise ValueError(f"flow {flow!r}: choose one of {', '.join(FLOW_BACKENDS)}")
+        check_flow_name(flow)
         size = sampler.settings.width, sampler.settings.height
         if crop and crop > min(size):
             raise ValueError(f"crop {crop} is larger than the frames ({size[0]}x{size[1]})")
