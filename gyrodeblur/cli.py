@@ -15,7 +15,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -46,21 +47,32 @@ err_console = Console(stderr=True, soft_wrap=True)  # a message is one line, wha
 
 
 class OneLineUsageErrors(typer.core.TyperGroup):
-    """Commands whose usage errors (an option out of range, a missing argument) end, as
-    every other error does, in one line ``error: problem (COMMAND --help)`` and status 2."""
+    """Commands whose usage errors (an option out of range, a missing argument, an unknown
+    option of ``gyrodeblur`` itself) end, as every other error does, in one line
+    ``error: problem (COMMAND --help)`` and status 2."""
+
+    def parse_args(self, ctx, args):
+        with _usage_errors_in_one_line():
+            return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
-        from typer._click.exceptions import NoArgsIsHelpError, UsageError
-
-        try:
+        with _usage_errors_in_one_line():
             return super().invoke(ctx)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as e:
-            where = f" ({e.ctx.command_path} --help)" if e.ctx is not None else ""
-            err_console.print(f"[bold red]error:[/] {escape(e.format_message())}{where}",
-                              highlight=False)
-            raise typer.Exit(2) from None
+
+
+@contextmanager
+def _usage_errors_in_one_line() -> Iterator[None]:
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise
+    except UsageError as e:
+        where = f" ({e.ctx.command_path} --help)" if e.ctx is not None else ""
+        err_console.print(f"[bold red]error:[/] {escape(e.format_message())}{where}",
+                          highlight=False)
+        raise typer.Exit(2) from None
 
 
 app = typer.Typer(help="Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames.",

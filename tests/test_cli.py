@@ -359,6 +359,8 @@ def test_warnings_are_one_line_notes(capsys):
      "(gyrodeblur synth image --help)"),
     (["kernels"], "error: Missing option '--gyro'. (gyrodeblur kernels --help)"),
     (["deblurr"], "error: No such command 'deblurr'. Did you mean 'deblur'? (gyrodeblur --help)"),
+    (["--verbose"], "error: No such option: --verbose (gyrodeblur --help)"),
+    (["synth", "--seed", "1"], "error: No such option: --seed (gyrodeblur synth --help)"),
 ])
 def test_usage_errors_are_one_line_as_every_error(args, message):
     result = CliRunner().invoke(app, args, prog_name="gyrodeblur")
