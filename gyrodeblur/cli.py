@@ -485,7 +485,9 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
     elif result.gain > 1.5:
         doubts.append(f"{turns} (a still video? a log in degrees read as radians gives 57.3: "
                       "--gyro-unit deg; a wrong gscale?)")
-    elif result.gain < 2 / 3:
+    elif result.gain < 2 / 3 and result.explained >= result.gain - 0.25:
+        # A gyro scaled by g < 1 alone still explains about g of the video's rotation; far
+        # less is a wrong offset's (or wrong axes') doing, below.
         doubts.append(f"{turns} (a wrong gscale, wrong axes: imu_to_camera or a .gcsv's "
                       "orientation, or motion in the video that is not the camera's?)")
     elif result.explained < 0.5:
@@ -533,8 +535,9 @@ def sync(
                        '"gain": how far the gyro turns for each unit the video turns (null for a '
                        'still video), "search": the half-width searched (s; narrower than '
                        '--search where the gyro covers too few frames), '
-                       '"reliable": bool}, and "readout_time": s and "readout_direction" '
-                       'with --readout.')] = False,
+                       '"searched": [first, last offset searched], "reliable": bool, and '
+                       'when not reliable "doubt": why}, and "readout_time": s and '
+                       '"readout_direction" with --readout.')] = False,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the camera JSON with the estimated offset (and readout "
                                "time), for `kernels` and `deblur`; only when reliable.")] = None,
@@ -570,6 +573,8 @@ def sync(
                "search": result.search,
                "searched": [float(result.offsets[0]), float(result.offsets[-1])],
                "reliable": result.reliable}
+        if not result.reliable:
+            out["doubt"] = sync_doubt(result, search)
         if result.readout_time is not None:
             out["readout_time"] = result.readout_time
             out["readout_direction"] = result.readout_direction

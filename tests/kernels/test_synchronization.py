@@ -126,6 +126,18 @@ def test_gain_finds_a_gyro_in_other_units_than_it_claims(clip):
     assert "degrees read as radians gives 57.3" in sync_doubt(wrong, 0.2)
 
 
+def test_a_gyro_scaled_down_is_told_from_a_wrong_offset(clip):
+    halved = replace(clip.recorded_log, w=clip.recorded_log.w / 2)  # a wrong gscale
+    result = estimate_sync(source(clip.blurred), clip.timing, halved, believed(clip),
+                           max_pairs=8)
+    assert 0.4 < result.gain < 0.6 and result.explained > result.gain - 0.25
+    assert "(a wrong gscale" in sync_doubt(result, 0.2)
+    # As little turn, but far less explained than a scale accounts for: the offset is wrong.
+    wrong_offset = replace(result, explained=0.1)
+    assert "an offset beyond the searched" in sync_doubt(wrong_offset, 0.2)
+    assert "gscale" not in sync_doubt(wrong_offset, 0.2)
+
+
 def test_an_offset_beyond_the_search_is_named_as_the_doubt(clip):
     # Searched over +-30 ms around a point 80 ms from the truth.
     result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log,
@@ -245,6 +257,7 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8", "-o", tmp_path / "x"])
     out = json.loads(result.stdout)
     assert result.exit_code == 1 and out["reliable"] is False and out["gain"] is None
+    assert "video shows no rotation" in out["doubt"]
     assert not (tmp_path / "x").exists()
 
 
