@@ -437,8 +437,11 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         image, kinds, chunks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
     finally:
         cv2.utils.logging.setLogLevel(level)
-    if image is None or image.size == 0 or image.dtype not in (np.uint8, np.uint16):
-        raise InputError(path, "corrupt or unreadable image (8 or 16 bit expected)")
+    if image is None or image.size == 0:
+        raise InputError(path, "corrupt or unreadable image (truncated, or not an image "
+                               "format OpenCV reads)")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise InputError(path, f"{image.dtype} pixels: 8 or 16 bit integer images expected")
     exif = next((np.asarray(c, np.uint8).ravel() for k, c in zip(kinds, chunks, strict=True)
                  if k == cv2.IMAGE_METADATA_EXIF), None)
     return image, exif

@@ -149,7 +149,7 @@ def test_a_folders_frame_rate_counts_the_frames_a_frames_csv_leaves_out(tmp_path
 
 def test_float_image_files_are_refused(tmp_path):
     cv2.imwrite(str(tmp_path / "linear.tiff"), np.ones((4, 4, 3), np.float32))
-    with pytest.raises(InputError, match="linear.tiff.*8 or 16 bit"):
+    with pytest.raises(InputError, match="linear.tiff: float32 pixels: 8 or 16 bit"):
         read_image(tmp_path / "linear.tiff")
 
 
@@ -164,7 +164,7 @@ def test_missing_and_corrupt_image_files_say_which(tmp_path, capfd):
         read_image(tmp_path / "empty.png")
     cv2.imwrite(str(tmp_path / "whole.png"), np.full((64, 64, 3), 7, np.uint8))
     (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:60])
-    with pytest.raises(InputError, match="cut.png: corrupt or unreadable"):
+    with pytest.raises(InputError, match="cut.png: corrupt or unreadable image \\(truncated"):
         read_image(tmp_path / "cut.png")
     assert capfd.readouterr().err == ""  # the error alone, without OpenCV's warning
 
