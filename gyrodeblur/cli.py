@@ -1189,9 +1189,9 @@ def deblur_video_command(
         help="'auto': estimate the time offset from the video first (as `sync`; kept only "
              "when reliable, confidence >= 0.3, else the camera's); 'off': use the camera's.")
     ] = "off",
-    sync_search: Annotated[float, typer.Option(
-        min=0.001, help="With --sync auto: search +-S seconds around the camera's offset.")
-    ] = 0.2,
+    sync_search: Annotated[float | None, typer.Option(
+        min=0.001, help="With --sync auto: search +-S seconds around the camera's offset "
+                        "[default: 0.2].")] = None,
     readout_time: ReadoutOption = None,
     time_offset: OffsetOption = None,
     frame_range: RangeOption = None,
@@ -1203,9 +1203,10 @@ def deblur_video_command(
     side_by_side: Annotated[bool, typer.Option(help="Input on the left, output right.")] = False,
     tile: TileOption = None,
     kernel_width: KernelWidthOption = 1280,
-    crf: Annotated[int, typer.Option(
+    crf: Annotated[int | None, typer.Option(
         min=0, max=51, help="H.264 quality of an .mp4 (x264's CRF: lower is better and "
-                            "larger). 4:2:0 whatever it is: measure on a PNG folder.")] = 18,
+                            "larger). 4:2:0 whatever it is: measure on a PNG folder "
+                            "[default: 18].")] = None,
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Output .mp4 (H.264) or folder (one PNG per frame; resumes).")
     ] = ...,
@@ -1219,7 +1220,13 @@ def deblur_video_command(
     check_flow(flow)
     if sync not in ("auto", "off"):
         raise InputError(None, f"--sync {sync!r}: choose auto or off")
+    if sync_search is not None and sync != "auto":
+        raise InputError(None, "--sync-search applies to --sync auto only")
+    sync_search = 0.2 if sync_search is None else sync_search
     to_folder = writes_folder(output)
+    if crf is not None and to_folder:
+        raise InputError(None, "--crf applies to an .mp4 output only (PNG frames are lossless)")
+    crf = 18 if crf is None else crf
     check_output(output, folder=to_folder, source=(frames, gyro, camera, frames_csv))
     footage = Footage(frames)
     check_deblur_size(frames, *footage.size)

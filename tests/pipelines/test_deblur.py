@@ -797,3 +797,14 @@ def test_deblur_image_takes_a_method_name_for_its_restorer():
     rot[:, 0] = np.linspace(-2, 2, 9)[:, None, None]
     np.testing.assert_array_equal(deblur_image(image, rot, None, "classic"),
                                   deblur_image(image, rot, None, make_restorer("classic")))
+
+
+@pytest.mark.parametrize(("extra", "output", "message"), [
+    (["--sync-search", "0.1"], "out.mp4", "--sync-search applies to --sync auto only"),
+    (["--crf", "30"], "out", "--crf applies to an .mp4 output only"),
+])
+def test_deblur_video_refuses_options_it_would_not_use(clip, tmp_path, extra, output, message):
+    result = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic", *extra,
+                          "-o", tmp_path / output)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / output).exists()
