@@ -899,7 +899,8 @@ def evaluate(
         names = clips = None
         source = {"synthetic": asdict(spec)}
     restorers = {"blurred input": lambda b: b["blurred"],
-                 **{name: net_restore(net) for name, (net, _) in models.items()}}
+                 **{name: net_restore(net, weights_file(name))
+                    for name, (net, _) in models.items()}}
     if "classic" in model:
         restorers["classic"] = classic_restore
     with LoggedProgress() as bar:
@@ -914,15 +915,15 @@ def evaluate(
         if video:
             err_console.print(f"feature test: single images; {', '.join(video)} left out")
 
-        def net_features(image, rot, net):
+        def net_features(image, rot, net, name):
             x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
             batch = {"blurred": x, "rot": torch.from_numpy(rot)[None]}
             with torch.no_grad():
-                y = net_restore(net)(batch)
+                y = net_restore(net, weights_file(name))(batch)
             return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
         feature_restorers = {"no restoration": None,
-                             **{name: functools.partial(net_features, net=net)
+                             **{name: functools.partial(net_features, net=net, name=name)
                                 for name, net in single.items()}}
         if "classic" in model:
             from gyrodeblur.models.classic import deconvolve

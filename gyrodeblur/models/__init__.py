@@ -34,6 +34,31 @@ INFERENCE_POOL_RADIUS = 32
 
 def build_model(config: dict) -> nn.Module:
     """A fresh model from a config ``{"arch", "variant" | kwargs...}``."""
+    arch, kwargs = _arguments(config)
+    try:
+        return ARCHITECTURES[arch](**kwargs)
+    except (TypeError, ValueError, RuntimeError) as e:  # a width of -4: a negative dimension
+        raise InputError(None, f"bad arguments for {arch}: {str(e).splitlines()[0]}") from None
+
+
+def full_config(config: dict) -> dict:
+    """The model config with its variant expanded and every argument spelt out, so that two
+    configs of the same model compare equal however they were written.
+
+    Example:
+        >>> full_config({"variant": "deepgyro-s"}) == full_config(
+        ...     {"variant": "deepgyro-s", "guidance": "field"})
+        True
+    """
+    arch, kwargs = _arguments(config)
+    parameters = inspect.signature(ARCHITECTURES[arch]).parameters
+    spelt = {k: p.default for k, p in parameters.items() if p.default is not p.empty} | kwargs
+    return {"arch": arch, **{k: list(v) if isinstance(v, tuple) else v
+                             for k, v in spelt.items()}}
+
+
+def _arguments(config: dict) -> tuple[str, dict]:
+    """The architecture and the keyword arguments (checked) that a model config asks for."""
     config = dict(config)
     variant = config.pop("variant", None)
     if variant is not None:
@@ -49,10 +74,7 @@ def build_model(config: dict) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise InputError(None, f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
     _check_arguments(arch, config)
-    try:
-        return ARCHITECTURES[arch](**config)
-    except (TypeError, ValueError, RuntimeError) as e:  # a width of -4: a negative dimension
-        raise InputError(None, f"bad arguments for {arch}: {str(e).splitlines()[0]}") from None
+    return arch, config
 
 
 def _check_arguments(arch: str, kwargs: dict) -> None:
@@ -184,13 +206,20 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
         if not isinstance(config, dict):
             raise ValueError(f"model config {config!r} is not a mapping")
         model = build_model(config)
-        model.load_state_dict(load_file(str(path)))
+        state = load_file(str(path))
+        model.load_state_dict(state)
     except Exception as e:  # safetensors, JSON, config and state-dict errors alike
         # A state-dict error says what differs on its second line ("size mismatch for ...").
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         problem = e.problem if isinstance(e, InputError) else \
             " ".join(lines[:2])[:300] or type(e).__name__
         raise InputError(path, f"not gyrodeblur weights ({problem})") from None
+    broken = [name for name, v in state.items() if v.is_floating_point() and
+              not bool(torch.isfinite(v).all())]
+    if broken:
+        raise InputError(path, f"weights with NaN or infinite values ({broken[0]}"
+                               f"{f' and {len(broken) - 1} more' if len(broken) > 1 else ''}): "
+                               "a diverged training run's; they restore nothing")
     set_pool_radius(model.eval(), pool_radius)
     if not fuse:
         return model, config
@@ -202,8 +231,18 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
 
 
 __all__ = ["ARCHITECTURES", "INFERENCE_POOL_RADIUS", "VARIANTS", "DeepGyro", "GyroDVD",
-           "build_model", "dummy_batch", "example_inputs", "load_model", "predict",
-           "refines_classic", "set_pool_radius", "shipped_weights", "weights_file"]
+           "build_model", "check_restored", "dummy_batch", "example_inputs", "full_config",
+           "load_model", "predict", "refines_classic", "set_pool_radius", "shipped_weights",
+           "weights_file"]
+
+
+def check_restored(restored: torch.Tensor, model: str | Path) -> torch.Tensor:
+    """``restored`` when it is finite; otherwise the one-line error of a net that restores
+    nothing (finite weights that overflow: a diverged run saved before its NaN step)."""
+    if not bool(torch.isfinite(restored).all()):
+        raise InputError(model, "the model restores NaN or infinite values (the weights of a "
+                                "diverged training run?)")
+    return restored
 
 
 def predict(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

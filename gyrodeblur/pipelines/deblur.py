@@ -41,7 +41,7 @@ from gyrodeblur.kernels.rotation import (
     rotation_trajectories,
     still_where_no_ray,
 )
-from gyrodeblur.models import DeepGyro, GyroDVD, load_model, refines_classic
+from gyrodeblur.models import DeepGyro, GyroDVD, check_restored, load_model, refines_classic
 from gyrodeblur.models.classic import (
     auto_iterations,
     auto_subsamples,
@@ -136,7 +136,7 @@ class Restorer:
                 t = (torch.zeros_like(r) if tran is None
                      else torch.from_numpy(np.stack(tran))[None])
                 y = self.net(x, r, t)[:, c]
-        return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        return check_restored(y[0], self.name).clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | None = None,

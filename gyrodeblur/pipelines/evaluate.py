@@ -122,14 +122,15 @@ def classic_restore(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return out if video else out[:, 0]
 
 
-def net_restore(net: torch.nn.Module) -> BatchRestore:
-    """A network as a ``BatchRestore``; a net that refines the classical method's restoration
-    gets it first (and is timed with it)."""
-    from gyrodeblur.models import predict, refines_classic
+def net_restore(net: torch.nn.Module, name: str | Path | None = None) -> BatchRestore:
+    """A network (named ``name`` in errors) as a ``BatchRestore``; a net that refines the
+    classical method's restoration gets it first (and is timed with it)."""
+    from gyrodeblur.models import check_restored, predict, refines_classic
 
     if refines_classic(net):
-        return lambda batch: predict(net, {**batch, "estimate": classic_restore(batch)})
-    return lambda batch: predict(net, batch)
+        return lambda batch: check_restored(
+            predict(net, {**batch, "estimate": classic_restore(batch)}), name)
+    return lambda batch: check_restored(predict(net, batch), name)
 
 
 def _centre_only(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -41,7 +41,7 @@ from torch.nn.utils import get_total_norm
 from gyrodeblur.errors import InputError, Terminated
 from gyrodeblur.fileio import atomic_path, check_output, files_digest
 from gyrodeblur.footage import image_files
-from gyrodeblur.models import build_model, dummy_batch, predict, refines_classic
+from gyrodeblur.models import build_model, dummy_batch, full_config, predict, refines_classic
 
 
 @dataclass
@@ -588,14 +588,21 @@ def train(config: TrainConfig, out: str | Path,
         failure = None
         if rank == 0:  # checks the run and draws the data alone; the others wait for it
             try:
-                if run.checkpoint.exists() and saved.exists():
-                    changed = _changed_settings(yaml.safe_load(saved.read_text()) or {}, config)
-                    if changed:
-                        verb = "differs" if len(changed) == 1 else "differ"
-                        raise InputError(run.out, "this run folder holds a run of another "
-                                         f"model or data ({', '.join(changed)} {verb}); resume "
-                                         f"it with `gyrodeblur train {saved} -o {run.out}` or "
-                                         "use another --output")
+                if saved.exists() and not run.checkpoint.exists() and \
+                        saved.read_bytes() != _config_text(config).encode():
+                    # Not this run's, interrupted before its first checkpoint: hand-written?
+                    raise InputError(saved, "a config.yaml of no run here (no checkpoint.pt), "
+                                     "which this run would replace: use another --output")
+                recorded = _saved_config(saved) if saved.exists() else \
+                    _checkpoint_config(run.checkpoint) if run.checkpoint.exists() else None
+                changed = [] if recorded is None else _changed_settings(recorded, config)
+                if changed:
+                    verb = "differs" if len(changed) == 1 else "differ"
+                    resume = f"`gyrodeblur train {saved} -o {run.out}`" if saved.exists() \
+                        else "its config"
+                    raise InputError(run.out, "this run folder holds a run of another model "
+                                     f"or data ({', '.join(changed)} {verb}); resume it with "
+                                     f"{resume} or use another --output")
                 data = build_cache(config.data, cache_path, cache_progress)
             except KeyboardInterrupt as e:
                 failure = type(e)("the data cache was not finished; the next run draws it "
@@ -621,17 +628,19 @@ def train(config: TrainConfig, out: str | Path,
         optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         step, history, seconds_before = 0, [], 0.0
         if run.checkpoint.exists():
+            state = _load_checkpoint(run.checkpoint, device)
             try:
-                state = torch.load(run.checkpoint, map_location=device, weights_only=True)
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
                 step, history = state["step"], state["history"]
-            except Exception as e:  # a damaged file, or one of another model
-                reason = str(e).strip().splitlines()[0]
+            except Exception as e:  # one of another model, or of no gyrodeblur run
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else \
+                    f"no {e}" if isinstance(e, KeyError) else type(e).__name__
                 if reason.startswith("Error(s) in loading state_dict"):
                     reason = "its weights are of another model than the config's"
-                raise InputError(run.checkpoint, f"cannot resume from it ({reason}); delete it "
-                                 "to start the run again, or use another --output") from None
+                raise _not_resumable(run.checkpoint, reason) from None
+            for group in optimizer.param_groups:  # the train section may have changed it
+                group["weight_decay"] = t.weight_decay
             seconds_before = state.get("seconds", 0.0)
         if step > t.steps:
             raise InputError(run.out, f"the run is at step {step}, past train.steps "
@@ -642,9 +651,7 @@ def train(config: TrainConfig, out: str | Path,
         raise
     if rank == 0 and (step < t.steps or not saved.exists()):  # a finished run stays as run
         with atomic_path(saved) as tmp:
-            tmp.write_text(yaml.safe_dump({"name": config.name, "model": config.model,
-                                           "data": asdict(config.data),
-                                           "train": asdict(t)}, sort_keys=False))
+            tmp.write_text(_config_text(config))
     if world > 1:
         # The depthwise convolutions' weight grads differ from DDP's buckets only in the
         # stride of a size-1 dimension, which is the same layout: PyTorch warns all the same.
@@ -749,27 +756,73 @@ def train(config: TrainConfig, out: str | Path,
     return metrics
 
 
+def _config_text(config: TrainConfig) -> str:
+    """The ``config.yaml`` a run folder gets: the config as run, every setting spelt out."""
+    return yaml.safe_dump({"name": config.name, "model": config.model,
+                           "data": asdict(config.data), "train": asdict(config.train)},
+                          sort_keys=False)
+
+
+def _load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception:  # its text is the unpickler's, such as a byte offset
+        raise _not_resumable(path, "not a checkpoint that torch.load reads: damaged or cut "
+                                   "short") from None
+    if not isinstance(state, dict):
+        raise _not_resumable(path, "not a gyrodeblur checkpoint")
+    return state
+
+
+def _not_resumable(path: Path, reason: str) -> InputError:
+    return InputError(path, f"cannot resume from it ({reason}); delete it to start the run "
+                            "again, or use another --output")
+
+
+def _checkpoint_config(path: Path) -> dict:
+    """The config a checkpoint records, for a run folder that lost its ``config.yaml``."""
+    recorded = _load_checkpoint(path).get("config")
+    if not isinstance(recorded, dict):
+        raise InputError(path.parent, f"{path.name} without the run's config.yaml (and of a "
+                         "release that kept no config in it): which model and data it trained "
+                         "on is unknown; put the config.yaml back, or use another --output")
+    return recorded
+
+
+def _saved_config(path: Path) -> dict:
+    """A run folder's ``config.yaml`` as a mapping (empty where it holds none)."""
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise InputError(path, f"cannot read it ({' '.join(str(e).split())[:200]}): no run "
+                               "of this config; use another --output") from None
+    return saved if isinstance(saved, dict) else {}
+
+
 def _changed_settings(saved: dict, config: TrainConfig) -> list[str]:
     """The settings of ``config`` that make other data or another model than the run saved
-    in ``saved`` (its ``config.yaml``): where the cache lies does not, nor how a folder is
-    spelt; keys the saved run predates count at their defaults."""
-    changed = ["model"] if saved.get("model") != config.model else []
-    before, now = saved.get("data") or {}, asdict(config.data)
-    defaults = asdict(DataConfig())
-    for key in now.keys() - {"cache"}:
-        old, new = before.get(key, defaults[key]), now[key]
-        if key in ("folder", "images") and old is not None and new is not None:
-            old, new = Path(old).resolve(), Path(new).resolve()
-        if old != new:
-            changed.append(f"data.{key}")
-    return sorted(changed)
+    in ``saved`` (its ``config.yaml``), compared as values: a model's defaults spelt out or
+    not, ``1e-2`` or ``0.01``, a folder relative or absolute alike; where the cache lies does
+    not count, nor the synthesis keys that a folder source ignores; keys the saved run
+    predates count at their defaults."""
+    try:
+        same_model = full_config(saved.get("model") or {}) == full_config(config.model)
+    except InputError:  # a saved model config of no model
+        same_model = False
+    now = asdict(config.data)
+    before = asdict(DataConfig()) | (saved.get("data") or {})
+    keys = (*_FOLDER_KEYS, "crop") if config.data.source == "folder" else now.keys() - {"cache"}
+    before, now = (_canonical({k: d.get(k) for k in keys}) for d in (before, now))
+    return sorted((["model"] if not same_model else [])
+                  + [f"data.{k}" for k in keys if before[k] != now[k]])
 
 
 def _save(run: Run, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
           history: list[float], config: TrainConfig, seconds: float) -> None:
     with atomic_path(run.checkpoint) as tmp:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step, "history": history, "seconds": seconds}, tmp)
+                    "step": step, "history": history, "seconds": seconds,
+                    "config": yaml.safe_load(_config_text(config))}, tmp)
     with atomic_path(run.weights) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
                   metadata={"model": json.dumps(config.model), "steps": str(step),

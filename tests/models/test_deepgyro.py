@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -308,3 +310,24 @@ def test_weights_of_another_shape_or_a_checkpoint_say_so(tmp_path) -> None:
     with pytest.raises(InputError, match="a training checkpoint, not weights: give the run's "
                                          "model.safetensors"):
         load_model(tmp_path / "checkpoint.pt")
+
+
+def test_weights_of_a_diverged_run_are_refused(tmp_path) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
+    from gyrodeblur.errors import InputError
+    from gyrodeblur.models import build_model, load_model
+
+    config = {"arch": "deepgyro", "width": 4, "enc_blocks": [1], "dec_blocks": [1]}
+    state = build_model(config).state_dict()
+    path = tmp_path / "model.safetensors"
+    save_file(state, str(path), metadata={"model": json.dumps(config)})
+    assert load_model(path)[1] == config
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name][0] = float("nan")
+    save_file(state, str(path), metadata={"model": json.dumps(config)})
+    with pytest.raises(InputError, match=rf"model.safetensors: weights with NaN or infinite "
+                                         rf"values \({re.escape(name)}\): a diverged"):
+        load_model(path)

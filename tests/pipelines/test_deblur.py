@@ -808,3 +808,28 @@ def test_deblur_video_refuses_options_it_would_not_use(clip, tmp_path, extra, ou
                           "-o", tmp_path / output)
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / output).exists()
+
+
+def test_a_model_that_restores_nan_is_a_one_line_error(clip, tmp_path):
+    from safetensors.torch import save_file
+
+    from gyrodeblur.pipelines.evaluate import net_restore
+
+    config = {"arch": "deepgyro", "width": 4, "enc_blocks": [1], "dec_blocks": [1],
+              "samples": 5}
+    # Finite weights that overflow, as a diverged run's saved before its NaN step.
+    thrown = {k: v * 1e15 if v.is_floating_point() else v
+              for k, v in build_model(config).state_dict().items()}
+    weights = tmp_path / "thrown.safetensors"
+    save_file(thrown, str(weights), metadata={"model": json.dumps(config)})
+    result = runner.invoke(app, ["deblur", "image", str(clip / "blurred" / "000003.png"),
+                                 "--kernels", str(clip / "kernels.npz"), "--model", str(weights),
+                                 "-o", str(tmp_path / "out.png")])
+    assert result.exit_code == 2 and result.output.strip() == (
+        f"error: {weights}: the model restores NaN or infinite values (the weights of a "
+        "diverged training run?)")
+    assert not (tmp_path / "out.png").exists()
+    net, _ = load_model(weights)
+    batch = {"blurred": torch.rand(1, 3, 32, 32), "rot": torch.zeros(1, 5, 2, 32, 32)}
+    with pytest.raises(InputError, match="thrown.safetensors: the model restores NaN"):
+        net_restore(net, weights)(batch)

@@ -379,9 +379,51 @@ def test_a_run_folder_of_another_model_is_refused(cache, tmp_path):
     (tmp_path / "run" / "config.yaml").unlink()  # only the checkpoint tells now
     other = config(cache, steps=4)
     other.model = {**TINY_MODEL, "width": 8}
-    with pytest.raises(InputError, match=r"checkpoint\.pt: cannot resume from it \(its weights "
-                                         r"are of another model than the config's\)"):
+    with pytest.raises(InputError, match=r"another model or data \(model differs\); resume it "
+                                         r"with its config"):
         train(other, tmp_path / "run")
+    other = config(cache, steps=4)
+    other.data.crop = 16
+    with pytest.raises(InputError, match=r"\(data.crop differs\)"):
+        train(other, tmp_path / "run")
+    assert train(config(cache, steps=4), tmp_path / "run")["steps"] == 4
+    # A checkpoint of a release that kept no config in it, alone: nothing tells its data.
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    del state["config"]
+    torch.save(state, tmp_path / "run" / "checkpoint.pt")
+    (tmp_path / "run" / "config.yaml").unlink()
+    with pytest.raises(InputError, match=r"checkpoint\.pt without the run's config\.yaml"):
+        train(config(cache, steps=5), tmp_path / "run")
+
+
+def test_a_resumed_run_is_the_same_run_however_its_config_is_written(tmp_path):
+    first = config(tmp_path / "noisy.safetensors", steps=2)
+    first.data.sampler = {"noise": [0, 0.02]}
+    train(first, tmp_path / "run")
+    # A default argument of the model spelt out, the range written as other numbers alike.
+    spelt = config(tmp_path / "noisy.safetensors", steps=3)
+    spelt.model = {**TINY_MODEL, "refine": False}
+    spelt.data.sampler = {"noise": [0.0, "2e-2"]}
+    assert train(spelt, tmp_path / "run")["steps"] == 3
+
+
+def test_a_config_yaml_of_no_run_in_the_folder_is_not_replaced(cache, tmp_path):
+    (tmp_path / "run").mkdir()
+    notes = "# my notes\nname: tiny\nmodel: {arch: deepgyro}\n"
+    (tmp_path / "run" / "config.yaml").write_text(notes)
+    with pytest.raises(InputError, match=r"config\.yaml: a config\.yaml of no run here"):
+        train(config(cache, steps=2), tmp_path / "run")
+    assert (tmp_path / "run" / "config.yaml").read_text() == notes
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.yaml"]
+
+
+def test_a_changed_weight_decay_applies_on_resuming(cache, tmp_path):
+    train(config(cache, steps=2), tmp_path / "run")
+    decayed = config(cache, steps=3)
+    decayed.train.weight_decay = 0.5
+    train(decayed, tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert {g["weight_decay"] for g in state["optimizer"]["param_groups"]} == {0.5}
 
 
 def test_a_damaged_checkpoint_is_a_one_line_error(cache, tmp_path):
