@@ -410,6 +410,14 @@ def build_cache(data: DataConfig, path: Path,
             raise InputError(None, "data.source folder needs data.folder")
         dataset = ClipFolderDataset(data.folder, frames=data.frames, samples=data.samples,
                                     crop=data.cache_crop, paired=True, first_estimate=estimate)
+        sizes: dict[tuple[int, int], Path] = {}
+        for clip in dataset.clips:
+            sizes.setdefault(clip.footage.size, clip.path)
+        if len(sizes) > 1 and not data.cache_crop:  # said now, not once all is drawn
+            (a, first), (b, second) = list(sizes.items())[:2]
+            raise InputError(data.folder, f"clips of different sizes ({first.name} "
+                                          f"{a[0]}x{a[1]}, {second.name} {b[0]}x{b[1]}): set "
+                                          "data.cache_crop to store a window of each")
     elif data.source == "synthetic":
         sampler = ClipSampler(ImageBank(None if data.images is None else Path(data.images)),
                               sampler_settings(data), data.seed)
@@ -432,11 +440,7 @@ def build_cache(data: DataConfig, path: Path,
     if not stacks:
         raise InputError(data.folder, f"no training samples (clips of at least {data.frames} "
                                       "frames with sharp references)")
-    try:
-        tensors = {k: torch.stack(v).contiguous() for k, v in stacks.items()}
-    except RuntimeError:
-        raise InputError(data.folder, "clips of different sizes: set data.cache_crop to store "
-                                      "a window of each") from None
+    tensors = {k: torch.stack(v).contiguous() for k, v in stacks.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"recipe": cache_recipe(data)})
     return tensors
@@ -685,6 +689,17 @@ def train(config: TrainConfig, out: str | Path,
             interrupted.append(agreed)
         return bool(agreed)
 
+    def metrics_now() -> dict:
+        seconds = time.perf_counter() - started
+        return {"name": config.name, "steps": step, "finished": step >= t.steps,
+                "diverged": diverged,
+                "loss_first": history[0] if history else None,
+                "loss_last_100": float(np.mean(history[-100:])) if history else None,
+                "seconds_this_call": round(seconds, 1),
+                "seconds_total": round(seconds_before + seconds, 1), "processes": world,
+                "device": device.type, "samples": count,
+                "parameters": sum(p.numel() for p in model.parameters())}
+
     try:
         while (step < t.steps and (stop_after is None or step - first < stop_after)
                and not signalled()):
@@ -724,24 +739,16 @@ def train(config: TrainConfig, out: str | Path,
                 if step % t.checkpoint_every == 0 or step == t.steps:
                     _save(run, model, optimizer, step, history, config,
                           seconds_before + time.perf_counter() - started)
+                    # As far as the checkpoint: a run killed after it reports its step.
+                    _write_metrics(run, metrics_now())
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
-    seconds = time.perf_counter() - started
+    metrics = metrics_now()
     if rank == 0:
-        _save(run, model, optimizer, step, history, config, seconds_before + seconds)
+        _save(run, model, optimizer, step, history, config, metrics["seconds_total"])
         writer.close()
-    metrics = {"name": config.name, "steps": step, "finished": step >= t.steps,
-               "diverged": diverged,
-               "loss_first": history[0] if history else None,
-               "loss_last_100": float(np.mean(history[-100:])) if history else None,
-               "seconds_this_call": round(seconds, 1),
-               "seconds_total": round(seconds_before + seconds, 1), "processes": world,
-               "device": device.type, "samples": count,
-               "parameters": sum(p.numel() for p in model.parameters())}
-    if rank == 0:
-        with atomic_path(run.metrics) as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2))
+        _write_metrics(run, metrics)
     if world > 1:  # no process leaves while another still talks to it (gloo aborts then)
         dist.barrier()
         dist.destroy_process_group()
@@ -815,6 +822,11 @@ def _changed_settings(saved: dict, config: TrainConfig) -> list[str]:
     before, now = (_canonical({k: d.get(k) for k in keys}) for d in (before, now))
     return sorted((["model"] if not same_model else [])
                   + [f"data.{k}" for k in keys if before[k] != now[k]])
+
+
+def _write_metrics(run: Run, metrics: dict) -> None:
+    with atomic_path(run.metrics) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
 
 
 def _save(run: Run, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,

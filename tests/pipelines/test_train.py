@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from gyrodeblur.pipelines.train import (
     DataConfig,
     TrainConfig,
     TrainSettings,
+    _changed_settings,
     batch_indices,
     build_cache,
     cache_recipe,
@@ -218,6 +220,20 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     data.cache_crop = 40
     with pytest.raises(InputError, match="larger than its frames"):
         build_cache(data, tmp_path / "other.safetensors")
+    # Whole clips of two sizes cannot be stacked: said before any is drawn.
+    wider = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=96),
+                        SamplerSettings(width=56, height=32, frames=3, samples=5), seed=2)
+    export_clip(wider.sample(0), tmp_path / "pairs" / "clip3")
+    data.cache_crop = None
+    with pytest.raises(InputError, match=r"pairs: clips of different sizes \(clip 48x32, clip3 "
+                                         r"56x32\): set data.cache_crop"):
+        build_cache(data, tmp_path / "whole.safetensors")
+    # The synthesis keys do nothing for a folder: a run does not differ by them.
+    saved = {"model": TINY_MODEL, "data": asdict(data)}
+    spelt = TrainConfig("tiny", TINY_MODEL, replace(data, count=99, width=50))
+    assert _changed_settings(saved, spelt) == []
+    assert _changed_settings(saved, replace(spelt, data=replace(data, frames=3))) == [
+        "data.frames"]
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -548,3 +564,15 @@ def test_a_config_built_in_python_is_checked_before_any_data_is_drawn(cache, tmp
     with pytest.raises(TypeError, match="config.data and config.train must be a DataConfig"):
         train(replace(config(cache), data={"frames": 1}), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_metrics_follow_the_checkpoints_of_a_run_that_dies(cache, tmp_path):
+    def die_at_step_3(step, steps, loss):
+        if step == 3:
+            raise SystemExit("killed")  # as a crash or kill -9: no clean stop
+
+    with pytest.raises(SystemExit):
+        train(config(cache), tmp_path / "run", progress=die_at_step_3)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert metrics["steps"] == state["step"] == 2 and not metrics["finished"]
