@@ -691,7 +691,9 @@ def synth_clips(
     # images that clips 0..i-1 were drawn from.
     recipe = {"seed": seed, "images": None if images is None else str(images.resolve()),
               "files": None if images is None else files_digest(images, bank.files),
-              "settings": repr(settings)}
+              "settings": repr(settings),
+              "options": {"--frames": frames, "--size": f"{width}x{height}",
+                          "--samples": samples, "--jpeg": jpeg}}
     if images is not None and output.resolve().is_relative_to(images.resolve()):
         raise InputError(output, "lies inside --images: its frames would become sharp "
                                  "sources of later clips")
@@ -704,6 +706,10 @@ def synth_clips(
         changed = [name for key, name in (
             ("seed", "--seed"), ("images", "--images"), ("settings", "clip options"),
             ("files", "files in --images")) if before.get(key) != recipe[key]]
+        if "clip options" in changed and isinstance(before.get("options"), dict):
+            changed[changed.index("clip options")] = ", ".join(
+                f"{name} {before['options'].get(name)} there" for name, value in
+                recipe["options"].items() if before["options"].get(name) != value)
         if changed:
             raise InputError(recipe_path, f"this folder was made with other settings "
                                           f"(changed: {', '.join(changed)}); use another "

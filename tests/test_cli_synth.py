@@ -129,6 +129,8 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     assert (tmp_path / "clip_000000" / "gyro.csv").stat().st_mtime_ns == stamp
     other = runner.invoke(app, [*args, "-n", "3", "--seed", "9"])
     assert other.exit_code == 2 and "other settings (changed: --seed)" in other.output
+    other = runner.invoke(app, [*args, "-n", "3", "--samples", "5"])
+    assert other.exit_code == 2 and "(changed: --samples 9 there)" in other.output
 
 
 def test_clips_do_not_resume_from_other_images(tmp_path):
