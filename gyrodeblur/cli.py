@@ -119,6 +119,9 @@ def reports_input_errors(command):
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(2) from None
+        except BrokenPipeError:  # stdout's reader left (`| head`): it wants no more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1) from None  # quietly, as rich ends a table's broken pipe
         except OSError as e:  # the system refused a write: full disk, read-only, ...
             where = f"{escape(str(e.filename))}: " if e.filename else ""
             err_console.print(f"[bold red]error:[/] {where}{escape(e.strerror or str(e))}",

@@ -36,3 +36,14 @@ def test_a_training_runs_folder_stands_for_its_weights(tmp_path):
     assert onnx_name(tmp_path) == onnx_name("deepgyro-path-s") == "deepgyro-path-s"
     (tmp_path / "model.safetensors").unlink()
     assert weights_file(tmp_path) == tmp_path  # an empty folder: no weights there
+
+
+def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly():
+    import subprocess
+    import sys
+
+    # `gyrodeblur models --json | head -c 0`: the reader has gone before anything is written.
+    process = subprocess.Popen([sys.executable, "-m", "gyrodeblur", "models", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    assert process.wait(timeout=120) == 1 and process.stderr.read() == b""
