@@ -298,10 +298,12 @@ def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: floa
     elif footage is not None and exposure is not None and footage.path.is_file():
         timing = video_timing(footage.path, exposure)
     else:
+        video = footage is not None and footage.path.is_file()
         raise InputError(None if footage is None else footage.path,
                          "no frame timing: give --frames-csv" +
-                         (" or --exposure" if footage is not None and footage.path.is_file()
-                          else ""))
+                         (" or --exposure" if video else
+                          " (--exposure times a video's frames by its timestamps; a folder of "
+                          "frames has none)" if exposure is not None else ""))
     source, hint = (camera if readout_time is None else "--readout-time"), "is it in seconds?"
     if readout_time is None:
         from gyrodeblur.geometry.camera import is_gyroflow_profile, load_camera

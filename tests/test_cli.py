@@ -320,6 +320,12 @@ def test_an_exposure_that_is_no_time_is_blamed_on_the_option(clip):
                                  "-o", str(clip / "out.npz")])
     assert result.exit_code == 2
     assert "error: --exposure 0.0: give the exposure time in seconds" in result.output
+    result = runner.invoke(app, ["kernels", str(clip / "frames"), "--gyro", str(clip / "gyro.csv"),
+                                 "--camera", str(clip / "camera.json"), "--exposure", "0.01",
+                                 "-o", str(clip / "out.npz")])
+    assert result.exit_code == 2 and "frames: no frame timing: give --frames-csv (--exposure " \
+        "times a video's frames by its timestamps; a folder of frames has none)" in \
+        " ".join(result.output.split())
 
 
 def test_corrupt_video_is_refused(clip):
