@@ -872,6 +872,9 @@ def evaluate(
         takes = ", ".join(f"{name} {cfg.get('samples', 9)}" for name, (_, cfg) in models.items())
         raise InputError(None, f"the models take different --samples ({takes}): give one")
     T = samples or (wanted.pop() if wanted else 9)
+    if "classic" in model and samples is None and T < 9:
+        err_console.print(f"classic restores with the nets' T={T} kernel samples, a coarser "
+                          "path than its own 9 (deblur's): --samples 9 scores it as it deblurs")
     for name, (net, _) in models.items():  # a dry run, before any data is drawn
         try:
             with torch.no_grad():
