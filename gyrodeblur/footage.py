@@ -12,7 +12,7 @@ import csv
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -488,12 +488,23 @@ _EXIF_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None = None
                 ) -> None:
-    """Write ``(H, W, 3)`` float sRGB in ``[0, 1]`` (format from the suffix).
+    """Write ``(H, W, 3)`` sRGB (float in ``[0, 1]``, or uint8 / uint16 as :func:`float_image`
+    takes it; ``(H, W)``: gray) in the format of the suffix.
 
     8-bit RGB unless ``stored`` (from :func:`read_image_and_format`) asks for gray, 16 bits
     or an alpha channel; 16 bits and alpha only where the file format has them (PNG, TIFF),
     EXIF in JPEG and PNG.
+
+    Raises:
+        ValueError: an image :func:`float_image` refuses (0..255 floats, NaN, another shape).
+        InputError: a suffix of no image format OpenCV writes, or a failed write.
     """
+    if not cv2.haveImageWriter(str(path)):
+        raise InputError(path, "no image format to write (give a suffix: .png, .jpg, .tif...)")
+    if np.ndim(image) == 2:
+        image = np.repeat(np.asarray(image)[..., None], 3, axis=2)
+        stored = replace(stored or StoredFormat(), gray=True)
+    image = float_image(image)
     stored = stored or StoredFormat()
     suffix = Path(path).suffix.lower()
     deep = suffix in _DEEP_SUFFIXES

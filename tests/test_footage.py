@@ -387,3 +387,21 @@ def test_a_written_video_puts_its_video_first_and_takes_its_quality(tmp_path):
             assert [s.type for s in container.streams] == ["video", "audio"]
     # A lower CRF is the finer picture: the larger file (noise is costly to keep).
     assert (tmp_path / "out0.mp4").stat().st_size > 3 * (tmp_path / "out40.mp4").stat().st_size
+
+
+def test_write_image_takes_what_float_image_takes_and_refuses_the_rest(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.random((6, 9, 3)).astype(np.float32)
+    write_image(tmp_path / "u8.png", np.round(image * 255).astype(np.uint8))
+    assert np.abs(read_image(tmp_path / "u8.png") - image).max() <= 0.5 / 255 + 1e-6
+    write_image(tmp_path / "gray.png", image[..., 0])  # (H, W): gray, not mirrored
+    assert read_image_and_format(tmp_path / "gray.png")[1].gray
+    gray = read_image(tmp_path / "gray.png")[..., 1]
+    assert np.abs(gray - image[..., 0]).max() <= 0.5 / 255 + 1e-6
+    with pytest.raises(ValueError, match=r"float values must lie in \[0, 1\]"):
+        write_image(tmp_path / "x.png", image * 255)
+    with pytest.raises(ValueError, match="non-finite"):
+        write_image(tmp_path / "x.png", np.full_like(image, np.nan))
+    with pytest.raises(InputError, match="noext: no image format to write"):
+        write_image(tmp_path / "noext", image)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gray.png", "u8.png"]
