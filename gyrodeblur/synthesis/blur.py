@@ -249,7 +249,8 @@ def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
             bright along their streaks as real lights brighter than white would.
 
     Returns:
-        ``(B, 3, H, W)`` float32 blurred sRGB, on the device of ``sharp``.
+        ``(B, 3, H, W)`` float32 blurred sRGB, on the device of ``sharp``; differentiable
+        (for a reblur loss) where ``sharp`` or ``traj`` requires grad, on the CPU too.
 
     Example:
         >>> sharp = torch.zeros(1, 3, 1, 4); sharp[..., 1] = 1.0
@@ -257,6 +258,11 @@ def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
         >>> [round(v, 4) for v in srgb_to_linear(blur(sharp, traj))[0, 0, 0].tolist()]
         [0.5, 0.5, 0.0, 0.0]
     """
+    if not (isinstance(sharp, torch.Tensor) and isinstance(traj, torch.Tensor)):
+        raise TypeError("sharp and traj must be torch tensors (blur_image takes NumPy arrays)")
+    if not (sharp.is_floating_point() and traj.is_floating_point()):
+        raise ValueError(f"sharp and traj must be float tensors, got {sharp.dtype} and "
+                         f"{traj.dtype} (an image in [0, 1], trajectories in pixels)")
     if sharp.ndim != 4 or sharp.shape[1] != 3:
         raise ValueError(f"sharp must be (B, 3, H, W), got {tuple(sharp.shape)}")
     B, _, H, W = sharp.shape
@@ -270,8 +276,14 @@ def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
     if isinstance(subsamples, bool) or not isinstance(subsamples, int | np.integer) or \
             subsamples < 1:
         raise ValueError(f"subsamples must be an int >= 1, got {subsamples!r}")
-    if sharp.device.type == "cpu":
+    if sharp.numel():
+        low, high = (float(v) for v in torch.aminmax(sharp.detach()))
+        if low < -0.5 or high > 1.5:  # an image of 0..255 given as floats, most likely
+            raise ValueError(f"sharp: float values must lie in [0, 1], got {low:.4g} to "
+                             f"{high:.4g} (0..255 floats?)")
+    if sharp.device.type == "cpu" and not (sharp.requires_grad or traj.requires_grad):
         return _blur_numba(sharp, traj, saturation, subsamples)
+    # The same blur in torch operations: other devices, and gradients (numba has none).
     return _blur_grid_sample(sharp, traj, saturation, subsamples)
 
 

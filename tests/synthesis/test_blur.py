@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -230,3 +231,28 @@ def test_srgb_curves_invert_each_other_and_match_known_values():
     # Negative inputs stay on the linear segment (finite, no warnings).
     with np.errstate(all="raise"):
         assert srgb_to_linear(np.array([-0.5])).tolist() == [-0.5 / 12.92]
+
+
+def test_blur_is_differentiable_on_the_cpu_for_a_reblur_loss():
+    g = torch.Generator().manual_seed(8)
+    sharp = torch.rand(1, 3, 9, 11, generator=g).requires_grad_()
+    traj = 2 * torch.randn(1, 4, 2, 9, 11, generator=g)
+    out = blur(sharp, traj)
+    assert out.requires_grad and (out - blur(sharp.detach(), traj)).abs().max() < 1e-5
+    out.sum().backward()
+    # Blurring moves the image's mass around: d(sum out) / d(sharp) is positive everywhere a
+    # sample lands, and the whole frame is sampled by small motions.
+    assert sharp.grad is not None and float(sharp.grad.sum()) > 0
+
+
+@pytest.mark.parametrize(("sharp", "traj", "error", "message"), [
+    (np.zeros((1, 3, 4, 4), np.float32), np.zeros((1, 2, 2, 4, 4), np.float32), TypeError,
+     "torch tensors (blur_image takes NumPy arrays)"),
+    (torch.zeros(1, 3, 4, 4, dtype=torch.uint8), torch.zeros(1, 2, 2, 4, 4), ValueError,
+     "must be float tensors, got torch.uint8"),
+    (torch.full((1, 3, 4, 4), 200.0), torch.zeros(1, 2, 2, 4, 4), ValueError,
+     r"float values must lie in [0, 1], got 200 to 200 (0..255 floats?)"),
+])
+def test_blur_refuses_what_it_would_blur_wrong(sharp, traj, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        blur(sharp, traj)
