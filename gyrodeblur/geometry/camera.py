@@ -213,7 +213,7 @@ class Camera:
             >>> cam.distort_points(np.array([0.1, -0.2]))
             array([369.5, 139.5])
         """
-        xn = np.asarray(xn, dtype=np.float64)
+        xn = _points(xn, "xn")
         xd = _distort_normalized(xn, self.distortion_model, self.distortion)
         return np.stack([self.fx * xd[..., 0] + self.cx, self.fy * xd[..., 1] + self.cy], -1)
 
@@ -237,7 +237,7 @@ class Camera:
             >>> np.allclose(cam.undistort_points(p), [0.3, 0.4], rtol=0, atol=1e-12)
             True
         """
-        pts = np.asarray(pts, dtype=np.float64)
+        pts = _points(pts, "pts")
         xd = np.stack([(pts[..., 0] - self.cx) / self.fx, (pts[..., 1] - self.cy) / self.fy], -1)
         if self.distortion_model == "fisheye":
             return _undistort_fisheye(xd, self.distortion)
@@ -366,6 +366,15 @@ def _validate(cam: Camera) -> None:
 def _opencv8(k: tuple[float, ...]) -> np.ndarray:
     """Pad k1,k2,p1,p2[,k3[,k4,k5,k6]] with zeros to all eight."""
     return np.pad(np.asarray(k, dtype=np.float64), (0, 8 - len(k)))
+
+
+def _points(points: np.ndarray, name: str) -> np.ndarray:
+    """``points`` as float64 ``(..., 2)``; a ``(2, N)`` array or ``(N, 3)`` rays refused."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim == 0 or points.shape[-1] != 2:
+        raise ValueError(f"{name} must be (..., 2) points (x, y), got shape {points.shape} "
+                         "(rays (N, 3): divide by Z first)")
+    return points
 
 
 def _distort_normalized(xn: np.ndarray, model: str, k: tuple[float, ...]) -> np.ndarray:

@@ -485,3 +485,11 @@ def test_gyrovd_synthetic_and_malformed(tmp_path: Path) -> None:
     (tmp_path / "nowhere").mkdir()
     with pytest.raises(InputError, match="no cam_metainfo.csv"):
         load_camera(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("points", [np.zeros((2, 5)), np.zeros((4, 3)), np.float64(1.0)])
+def test_points_of_another_layout_are_refused(points):
+    cam = Camera(64, 48, 50.0, 50.0, 31.5, 23.5, "opencv", (0.1, 0.0, 0.0, 0.0))
+    for convert in (cam.distort_points, cam.undistort_points):
+        with pytest.raises(ValueError, match=r"must be \(\.\.\., 2\) points"):
+            convert(points)
