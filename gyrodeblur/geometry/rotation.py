@@ -114,9 +114,13 @@ class Orientation:
 
         Raises:
             InputError: a time lies outside the log.
+            ValueError: a time is NaN.
         """
         times = np.asarray(times, dtype=np.float64)
-        if times.size and (times.min() < self.t[0] or times.max() > self.t[-1]):
+        # min and max are NaN where any time is: "not inside" catches it without another pass.
+        if times.size and not (times.min() >= self.t[0] and times.max() <= self.t[-1]):
+            if np.isnan(times).any():
+                raise ValueError("times: NaN where a time was expected")
             raise InputError(None, f"gyro covers {self.t[0]:.6f} to {self.t[-1]:.6f} s but times "
                                    f"{times.min():.6f} to {times.max():.6f} s were asked for")
         k = np.clip(np.searchsorted(self.t, times, side="right") - 1, 0, len(self.w) - 1)

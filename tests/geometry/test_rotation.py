@@ -85,6 +85,8 @@ def test_query_outside_log_is_refused():
     orientation = integrate(np.array([0.0, 1.0]), np.zeros((2, 3)))
     with pytest.raises(InputError, match="gyro covers"):
         orientation.at(np.array([0.5, 1.5]))
+    with pytest.raises(ValueError, match="times: NaN"):  # not a NaN rotation
+        orientation.relative(np.array([0.5]), np.array([np.nan, 0.2]))
 
 
 @pytest.mark.parametrize("spoil", ["nan", "unsorted"])
