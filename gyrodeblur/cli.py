@@ -1107,8 +1107,6 @@ def _restorer(method: str, model: str | None, video: bool, tile: int | None,
               samples: int | None = None, iterations: int | None = None):
     from gyrodeblur.pipelines.deblur import make_restorer
 
-    if method == "classic" and model is not None:
-        raise InputError(None, "--model applies to --method net only")
     if method == "net" and samples is not None:
         raise InputError(None, "--samples applies to --method classic only (a net takes its own)")
     return make_restorer(method, model, video, tile, samples, iterations)

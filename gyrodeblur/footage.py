@@ -301,7 +301,9 @@ def float_image(image: np.ndarray | torch.Tensor | list, what: str = "image"
         ...
         ValueError: image: float values must lie in [0, 1], got 255 to 255 (0..255 floats?)
     """
-    image = to_float(np.asarray(image))
+    # Contiguous: a view such as OpenCV's BGR turned RGB (``[..., ::-1]``) has negative
+    # strides, which torch.from_numpy refuses.
+    image = np.ascontiguousarray(to_float(np.asarray(image)))
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"{what}: must be (H, W, 3) RGB, got shape {image.shape}")
     if not np.isfinite(image).all():

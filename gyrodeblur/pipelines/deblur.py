@@ -147,8 +147,10 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
 
     A video network restores a window of 3 frames; the classical method and single-image
     networks one frame. ``tile`` overrides the method's tile size (``TILES``); ``samples``
-    sets ``T`` of the classical method (a network takes the ``T`` it was trained on);
-    ``iterations`` sets the classical method's steps (0: none, the input back).
+    sets ``T`` of the kernels computed for the classical method (``deblur video``,
+    :func:`image_kernels`; a network takes the ``T`` it was trained on; kernels given to
+    :func:`deblur_image` are used as given); ``iterations`` sets the classical method's
+    steps (0: none, the input back).
 
     Example:
         >>> make_restorer("classic").samples, make_restorer("net").name
@@ -160,6 +162,11 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
         raise InputError(None, f"tile {tile}: give at least 1 pixel")
     if iterations is not None and iterations < 0:
         raise InputError(None, f"iterations {iterations}: give 0 or more")
+    if isinstance(model, tuple):
+        raise TypeError("model: a name, a path or a network; load_model returns (network, "
+                        "config): pass the network")
+    if method == "classic" and model is not None:
+        raise InputError(None, "--model applies to --method net only")
     if method == "classic":
         # The whole kernel, rotation plus translation, wherever the translation is known: flow
         # in videos, a kernels file for an image.
@@ -302,7 +309,7 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
     return run_tiled(tile, H, W, restorer.tile, tile_halo(restorer, clip, (H, W)))
 
 
-def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None,
+def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None = None,
                  restorer: Restorer | str = "net") -> np.ndarray:
     """Deblur one ``(H, W, 3)`` sRGB image (float in ``[0, 1]``, or uint8 or uint16) whose
     kernels (any resolution of the same view) are ``rot`` and ``tran`` ``(T, 2, h, w)``; a

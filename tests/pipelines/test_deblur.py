@@ -833,3 +833,20 @@ def test_a_model_that_restores_nan_is_a_one_line_error(clip, tmp_path):
     batch = {"blurred": torch.rand(1, 3, 32, 32), "rot": torch.zeros(1, 5, 2, 32, 32)}
     with pytest.raises(InputError, match="thrown.safetensors: the model restores NaN"):
         net_restore(net, weights)(batch)
+
+
+def test_deblur_image_takes_a_reversed_channel_view_and_no_translation():
+    rng = np.random.default_rng(0)
+    bgr = rng.random((64, 72, 3)).astype(np.float32)
+    rgb = bgr[..., ::-1]  # OpenCV's BGR turned RGB: a view with a negative stride
+    rot = np.zeros((5, 2, 64, 72), np.float32)
+    restorer = make_restorer("net", "deepgyro-path-s")
+    np.testing.assert_array_equal(deblur_image(rgb, rot, restorer=restorer),
+                                  deblur_image(np.ascontiguousarray(rgb), rot, None, restorer))
+
+
+def test_make_restorer_refuses_a_model_it_would_not_use():
+    with pytest.raises(InputError, match="--model applies to --method net only"):
+        make_restorer("classic", "deepgyro-s")
+    with pytest.raises(TypeError, match=r"load_model returns \(network, config\)"):
+        make_restorer("net", load_model("deepgyro-path-s"))
