@@ -39,7 +39,7 @@ from gyrodeblur.geometry.gyro import GyroLog, read_gyro, to_camera_frame
 from gyrodeblur.geometry.rotation import integrate
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.flow import check_flow_name
-from gyrodeblur.kernels.rotation import still_where_no_ray
+from gyrodeblur.kernels.rotation import complete_camera, still_where_no_ray
 from gyrodeblur.synthesis.sampler import ClipSampler
 
 
@@ -170,7 +170,9 @@ class ClipFolder:
         except InputError as e:
             raise InputError(self.path / "camera.json", f"does not fit blurred/: {e.problem}"
                              ) from None
-        return to_camera_frame(read_gyro(self.path / "gyro.csv"), camera.R_imu_to_camera), camera
+        log = read_gyro(self.path / "gyro.csv")
+        camera = complete_camera(camera, log)  # a gcsv's orientation and readout, as kernels'
+        return to_camera_frame(log, camera.R_imu_to_camera), camera
 
     def window(self, first: int, count: int, samples: int = 9) -> dict[str, np.ndarray]:
         """Frames ``first .. first + count - 1`` with their observed kernels; the translation

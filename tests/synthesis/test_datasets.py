@@ -182,3 +182,24 @@ def test_synthetic_dataset_settings_are_checked_when_it_is_made(options, message
                           SamplerSettings(width=32, height=24))
     with pytest.raises(ValueError, match=message):
         SyntheticDataset(sampler, 2, **options)
+
+
+def test_clip_folders_take_a_gcsv_readout_and_orientation_as_kernels_does(tmp_path):
+    import json
+
+    ds = dataset(frames=3, errors=NO_ERRORS)
+    export_clip(ds.sampler.sample(0), tmp_path / "clip")
+    expected = ClipFolderDataset(tmp_path, frames=3, samples=5)[0]["rot"]
+    clip = tmp_path / "clip"
+    camera = json.loads((clip / "camera.json").read_text())
+    rows = np.loadtxt(clip / "gyro.csv", delimiter=",", skiprows=1)
+    # The readout only in the gcsv (ms over the frame's rows), its axes those of OpenCV (yxz).
+    gcsv_ms = camera["readout_time"] * camera["height"] / (camera["height"] - 1) * 1e3
+    lines = ["GYROFLOW IMU LOG", "version,1.3", "orientation,yxz", "tscale,1", "gscale,1",
+             f"frame_readout_time,{gcsv_ms!r}", "t,gx,gy,gz"]
+    lines += [",".join(repr(float(v)) for v in row) for row in rows]
+    (clip / "gyro.csv").write_text("\n".join(lines) + "\n")
+    (clip / "camera.json").write_text(json.dumps(camera | {"readout_time": 0.0}))
+    assert rows[0, 0] == 0  # a gcsv's clock starts at its first sample: the same times
+    got = ClipFolderDataset(tmp_path, frames=3, samples=5)[0]["rot"]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
