@@ -582,6 +582,8 @@ def remove_bias(log: GyroLog, bias: np.ndarray | None = None) -> GyroLog:
         array([0., 0., 1.])
     """
     b = estimate_bias(log) if bias is None else np.asarray(bias, dtype=np.float64)
+    if b.shape != (3,) or not np.isfinite(b).all():
+        raise ValueError(f"bias must be 3 finite rates (wx, wy, wz) in rad/s, got {bias!r}")
     return replace(log, w=log.w - b)
 
 

@@ -62,6 +62,9 @@ def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
         >>> np.round(log_so3(camera_orientation(log, turned).at(np.array(1.0))), 12)
         array([0.5, 0. , 0. ])
     """
+    if not (isinstance(log, GyroLog) and isinstance(camera, Camera)):
+        raise TypeError(f"camera_orientation(log, camera) takes a GyroLog and a Camera, got "
+                        f"{type(log).__name__} and {type(camera).__name__}")
     cam_log = to_camera_frame(log, complete_camera(camera, log).R_imu_to_camera)
     return integrate(cam_log.t, cam_log.w)
 

@@ -504,8 +504,9 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
     if iterations is not None and (not isinstance(iterations, int | np.integer)
                                    or isinstance(iterations, bool) or iterations < 0):
         raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
-    if subsamples is not None and subsamples < 1:
-        raise ValueError(f"subsamples must be >= 1, got {subsamples}")
+    if subsamples is not None and (not isinstance(subsamples, int | np.integer)
+                                   or isinstance(subsamples, bool) or subsamples < 1):
+        raise ValueError(f"subsamples must be an integer >= 1, got {subsamples!r}")
     if tv_weight is not None and not 0 <= tv_weight < 0.25:
         raise ValueError(f"tv_weight must be in [0, 0.25), got {tv_weight}")
     blurred, traj = _check(blurred, traj)

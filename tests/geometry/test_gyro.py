@@ -546,3 +546,9 @@ def test_layout_folders_and_gcsv_logs_are_read_by_their_content(tmp_path):
     np.testing.assert_allclose(log.w[:, 0], [0.1, 0.2])
     np.testing.assert_allclose(log.t, [0.0, 0.01])
     assert log.imu_to_camera is not None
+
+
+@pytest.mark.parametrize("bias", [[0.0, 0.1], [0.0, np.nan, 0.0]])
+def test_remove_bias_refuses_a_bias_of_other_than_three_finite_rates(bias):
+    with pytest.raises(ValueError, match="bias must be 3 finite rates"):
+        remove_bias(GyroLog(np.array([0.0, 1.0]), np.zeros((2, 3))), bias)

@@ -214,3 +214,10 @@ def test_samples_must_be_an_integer_of_at_least_two():
     for samples in (2.5, 1, True):
         with pytest.raises(ValueError, match="samples: need an integer of at least 2"):
             sample_times(PINHOLE, 0.4, 0.2, samples)
+
+
+def test_camera_orientation_names_its_arguments_given_the_wrong_way_round():
+    log = GyroLog(np.array([0.0, 1.0]), np.zeros((2, 3)))
+    camera = Camera(4, 3, 2.0, 2.0, 1.5, 1.0)
+    with pytest.raises(TypeError, match="takes a GyroLog and a Camera, got Camera and GyroLog"):
+        camera_orientation(camera, log)

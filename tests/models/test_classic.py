@@ -137,6 +137,8 @@ def test_rejects_bad_arguments():
         deconvolve(np.zeros((8, 8, 3), np.uint8), np.ones((3, 2, 8, 8), np.float32))
     with pytest.raises(ValueError, match="non-finite"):
         deconvolve(np.full((8, 8, 3), np.nan, np.float32), np.ones((3, 2, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"subsamples must be an integer >= 1, got 1\.5"):
+        deconvolve(image, np.ones((3, 2, 8, 8), np.float32), subsamples=1.5)
 
 
 def test_auto_iterations_are_four_per_pixel_of_the_median_path_within_8_to_30():
