@@ -68,6 +68,16 @@ def pair_velocity(gray_a: np.ndarray, gray_b: np.ndarray, orientation: Orientati
         t_a, t_b: ``(H,)`` per-row reference (mid-exposure) times on the gyro clock.
         flow: optical flow backend.
     """
+    for name, gray in (("gray_a", gray_a), ("gray_b", gray_b)):
+        if not (isinstance(gray, np.ndarray) and gray.dtype == np.uint8 and
+                gray.shape == (camera.height, camera.width)):
+            raise ValueError(f"{name} must be a uint8 gray frame ({camera.height}, "
+                             f"{camera.width}) as the camera, got {getattr(gray, 'dtype', '')} "
+                             f"{np.shape(gray)} (kernels.flow.to_gray_u8 makes one)")
+    for name, times in (("t_a", t_a), ("t_b", t_b)):
+        if np.shape(times) != (camera.height,):
+            raise ValueError(f"{name} must be the ({camera.height},) per-row times, got shape "
+                             f"{np.shape(times)}")
     forward, backward = flow(gray_a, gray_b), flow(gray_b, gray_a)
     tau_a = _residual_velocity(forward, orientation, camera, np.asarray(t_a), np.asarray(t_b))
     tau_b = _residual_velocity(backward, orientation, camera, np.asarray(t_b), np.asarray(t_a))

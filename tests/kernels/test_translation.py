@@ -224,3 +224,11 @@ def test_a_rolling_shutter_pitch_gives_no_translation(direction):
     _, tau, mask = list(stream_velocities(iter(frames), orientation, camera))[1]
     per_frame = np.median(interior(tau, 16).reshape(-1, 2), axis=0) / 30
     assert interior(mask, 16).mean() > 0.9 and np.abs(per_frame).max() < 0.06, per_frame
+
+
+def test_pair_velocity_names_frames_and_times_of_another_kind():
+    a, b, orientation, t_a, t_b = scene_pair([0.1, 0.2, -0.1])
+    with pytest.raises(ValueError, match="gray_b must be a uint8 gray frame"):
+        pair_velocity(a, b / 255.0, orientation, CAM, t_a, t_b)
+    with pytest.raises(ValueError, match=r"t_a must be the \(\d+,\) per-row times, got shape \(\)"):
+        pair_velocity(a, b, orientation, CAM, float(t_a[0]), t_b)
