@@ -73,6 +73,10 @@ _UNITS = ("auto", "rad", "deg")
 class GyroLog:
     """An angular-velocity trace.
 
+    Made here, it is checked for shapes, finite values and increasing times; its units are
+    the caller's: the readers' refusal of deg/s and of timestamps in ms (``unit``) applies
+    to files only.
+
     Attributes:
         t: ``(N,)`` float64 timestamps in seconds on the gyro clock, strictly increasing.
         w: ``(N, 3)`` float64 angular velocity in rad/s, in the axes of ``imu_to_camera``'s

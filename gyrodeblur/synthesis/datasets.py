@@ -87,6 +87,16 @@ def _to_sample(arrays: dict[str, np.ndarray], single: bool) -> dict[str, torch.T
 class SyntheticDataset(Dataset):
     """Samples drawn by a :class:`ClipSampler`; sample ``i`` is a function of ``(seed, i)``.
 
+    Args:
+        sampler: draws the clips (its settings: size, frames, ``T``, sensor errors...).
+        length: number of samples.
+        flow: optical flow backend of the observed translation (``FLOW_BACKENDS``).
+        crop: a random ``crop x crop`` window of every frame and kernel (seeded by the
+            index), or None for whole frames.
+        flow_kernel: also give ``flow``, the kernel of optical flow alone (clips only).
+        first_estimate: a restoration ``(blurred, traj) -> image`` of whole frames, given as
+            ``estimate`` (nets that refine the classical method's).
+
     Example:
         >>> from gyrodeblur.synthesis.images import ImageBank
         >>> from gyrodeblur.synthesis.sampler import SamplerSettings

@@ -133,6 +133,7 @@ class ImageBank:
         return [item for item in self._items if isinstance(item, Path)]
 
     def name(self, index: int) -> str:
+        """Image ``index``'s name: its path under the folder, or an embedded image's name."""
         item = self._items[index]
         return item if isinstance(item, str) else str(Path(item).relative_to(self.folder))
 
