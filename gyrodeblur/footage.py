@@ -634,7 +634,9 @@ class Footage:
                     count += 1
         if container.duration and end is not None:
             declared = container.duration / av.time_base
-            found = end - (container.start_time or 0) / av.time_base
+            # What the duration counts from differs: MP4's from the first timestamp, an MKV's
+            # (as FFmpeg writes it) from 0; either way the streams must reach it.
+            found = max(end - (container.start_time or 0) / av.time_base, end)
             if declared - found > max(2 / fps if fps else 0.1, 0.05 * declared):
                 raise InputError(self.path, f"truncated video: its streams end at {found:.2f} "
                                             f"s, its header says {declared:.2f} s")

@@ -303,9 +303,9 @@ def test_a_video_without_a_decodable_frame_is_refused(tmp_path):
         Footage(path)
 
 
-def _mkv(path, frames, audio_seconds=0.0):
-    """An MKV (no frame count in its header) of ``frames`` noise frames at 30 fps, with an
-    audio track of ``audio_seconds``."""
+def _mkv(path, frames, audio_seconds=0.0, start=0):
+    """An MKV (no frame count in its header) of ``frames`` noise frames at 30 fps from
+    ``start`` frames on, with an audio track of ``audio_seconds``."""
     import av
 
     rng = np.random.default_rng(0)
@@ -320,9 +320,11 @@ def _mkv(path, frames, audio_seconds=0.0):
                 frame.sample_rate, frame.pts = 48000, i * 1024
                 container.mux(audio.encode(frame))
             container.mux(audio.encode(None))
-        for _ in range(frames):
+        for i in range(frames):
             image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
-            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = start + i
+            container.mux(video.encode(frame))
         container.mux(video.encode(None))
 
 
@@ -337,6 +339,9 @@ def test_a_video_cut_short_is_refused_where_its_header_gives_no_frame_count(tmp_
     # Audio that runs on after the last frame is not a cut.
     _mkv(tmp_path / "sound.mkv", 12, audio_seconds=1.0)
     assert Footage(tmp_path / "sound.mkv").count == 12
+    # Nor timestamps from 1 s on, which an MKV's duration counts from 0.
+    _mkv(tmp_path / "later.mkv", 12, start=30)
+    assert Footage(tmp_path / "later.mkv").count == 12
 
 
 def test_a_trimmed_mp4_has_the_frames_and_times_its_edit_list_shows(tmp_path):
