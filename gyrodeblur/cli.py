@@ -410,8 +410,8 @@ def kernels(
     check_output(output, source=(frames, gyro, camera, frames_csv))
     if output.suffix.lower() != ".npz":
         raise InputError(output, "kernels are written as an .npz file")
-    if plot is not None:
-        check_output(plot, folder=True)
+    if plot is not None:  # not the frames' folder: its pictures would become frames
+        check_output(plot, folder=True, source=frames)
     wanted_size = parse_size(size)
     footage = Footage(frames) if frames is not None else None
     if footage is None and translation:

@@ -239,7 +239,16 @@ def test_failed_run_leaves_no_pictures(clip):
     cv2.imwrite(str(clip / "frames" / "0003.png"), np.zeros((H, W + 2, 3), np.uint8))
     result = kernels(clip, "--plot", str(clip / "plots"))
     assert result.exit_code == 2 and "not 160x120" in result.output
-    assert not list((clip / "plots").glob("*.png"))
+    assert not (clip / "plots").exists()  # nor the folder it made for them
+    (clip / "plots").mkdir()  # one that was there stays
+    assert kernels(clip, "--plot", str(clip / "plots")).exit_code == 2
+    assert (clip / "plots").is_dir() and not list((clip / "plots").iterdir())
+
+
+def test_pictures_into_the_frames_folder_are_refused(clip):
+    result = kernels(clip, "--plot", str(clip / "frames"))
+    assert result.exit_code == 2 and "frames: would overwrite an input" in result.output
+    assert len(list((clip / "frames").iterdir())) == 4
 
 
 @pytest.mark.parametrize(("option", "target", "make", "problem"), [

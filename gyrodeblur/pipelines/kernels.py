@@ -128,6 +128,7 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         if job.footage is not None and (job.translation or plot_dir is not None):
             frames = job.footage.frames(job.needed())
         pictures: list[Path] = []
+        made_plot_dir = plot_dir is not None and not Path(plot_dir).exists()
         try:
             for i, k in enumerate(iter_frame_kernels(orientation, cam, job.timing, job.frames,
                                                      T, frames, job.translation, job.flow)):
@@ -145,4 +146,6 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         except BaseException:  # a failed run leaves no pictures, as it leaves no npz
             for picture in pictures:
                 picture.unlink(missing_ok=True)
+            if made_plot_dir and Path(plot_dir).is_dir() and not any(Path(plot_dir).iterdir()):
+                Path(plot_dir).rmdir()
             raise
