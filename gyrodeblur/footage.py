@@ -540,7 +540,7 @@ class Footage:
     first image) is not applied, since the camera calibration and the gyro axes belong to the
     sensor's pixel grid. ``has_audio``: a video with an audio track; ``hdr``: a video in an
     HDR transfer (PQ, HLG), processed as its code values are, without tone mapping; ``fps``:
-    a video's average frame rate (0 for folders).
+    a video's average frame rate (0 for folders and raw streams without timestamps).
 
     Raises:
         InputError: the path is missing, holds no images, or is not a readable video.
@@ -608,7 +608,9 @@ class Footage:
                     # The display rotation of a phone's video, from its frames' side data.
                     first = next(container.decode(stream), None)
                 else:  # a header without a frame count (MKV, WebM): decode to the end
-                    first, count = self._count_whole(container, stream, fps)
+                    first, count, timed = self._count_whole(container, stream, fps)
+                    if not timed:  # a raw stream (.h264): its rate is FFmpeg's guess, 25
+                        fps = 0.0
                 self.count, self.fps = count, fps
                 self.size = (stream.codec_context.width, stream.codec_context.height)
                 self.rotation = 0 if first is None else round(first.rotation)
@@ -618,16 +620,18 @@ class Footage:
             raise InputError(self.path, f"corrupt or unreadable video ({e})") from None
 
     def _count_whole(self, container, stream, fps: float):
-        """The first frame and the frame count of ``stream``, decoded to the end; a file cut
-        short, whose streams (audio too) stop well before the duration its header gives, is
-        refused (a cut MKV decodes without an error)."""
+        """The first frame and the frame count of ``stream``, decoded to the end, and whether
+        its packets have timestamps; a file cut short, whose streams (audio too) stop well
+        before the duration its header gives, is refused (a cut MKV decodes without an
+        error)."""
         import av
 
-        first, count, end = None, 0, None
+        first, count, end, timed = None, 0, None, False
         for packet in container.demux():
             if packet.pts is not None:
                 packet_end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
                 end = packet_end if end is None else max(end, packet_end)
+                timed = timed or packet.stream is stream
             if packet.stream is stream:
                 for frame in packet.decode():
                     first = frame if first is None else first
@@ -640,7 +644,7 @@ class Footage:
             if declared - found > max(2 / fps if fps else 0.1, 0.05 * declared):
                 raise InputError(self.path, f"truncated video: its streams end at {found:.2f} "
                                             f"s, its header says {declared:.2f} s")
-        return first, count
+        return first, count, timed
 
     def frames(self, numbers: np.ndarray, native: bool = False
                ) -> Iterator[tuple[int, np.ndarray]]:

@@ -410,3 +410,21 @@ def test_write_image_takes_what_float_image_takes_and_refuses_the_rest(tmp_path)
     with pytest.raises(InputError, match="noext: no image format to write"):
         write_image(tmp_path / "noext", image)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gray.png", "u8.png"]
+
+
+def test_a_raw_stream_takes_its_rate_from_the_frame_timing(tmp_path):
+    import av
+
+    from gyrodeblur.footage import frame_rate
+
+    with av.open(str(tmp_path / "raw.h264"), "w", format="h264") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(4):
+            image = np.zeros((48, 64, 3), np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode(None))
+    footage = Footage(tmp_path / "raw.h264")
+    assert footage.count == 4 and footage.fps == 0  # not FFmpeg's guess of 25
+    timing = FrameTiming(np.arange(1, 5), np.arange(4) / 30, np.full(4, 0.01))
+    assert frame_rate(footage, timing) == 30
