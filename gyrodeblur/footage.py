@@ -577,13 +577,15 @@ class Footage:
         """The file holding frame ``number`` (1-based): its image, or the video."""
         return self.path if self.files is None else self.files[number - 1]
 
-    def stored_format(self, number: int) -> StoredFormat:
-        """How frame ``number`` (1-based) is stored: bit depth, grayness and EXIF of its file
-        (a video's frames: 8-bit RGB), so that an output frame can be stored alike."""
+    def stored_format(self, number: int, alpha: bool = True) -> StoredFormat:
+        """How frame ``number`` (1-based) is stored: bit depth, grayness, EXIF and (with
+        ``alpha``, for an output of the frame's size) alpha channel of its file (a video's
+        frames: 8-bit RGB), so that an output frame can be stored alike."""
         if self.files is None:
             return StoredFormat()
         image, exif = _decode_file(self.files[number - 1])
-        return StoredFormat(image.dtype.type, _is_gray(self.files[number - 1], image), None,
+        kept = image[..., 3] if alpha and image.ndim == 3 and image.shape[2] == 4 else None
+        return StoredFormat(image.dtype.type, _is_gray(self.files[number - 1], image), kept,
                             exif)
 
     def _probe_video(self) -> None:

@@ -628,8 +628,10 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
         return video.notes
     # PNGs are turned upright (not every viewer honours a PNG's EXIF orientation).
     upright = round(rotation / 90) % 4
+    # The input's alpha where the output frame is the input frame's size.
+    alpha = not side_by_side and (job.camera.width, job.camera.height) == job.footage.size
     folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
-                          lambda number: job.footage.stored_format(number).turned(upright))
+                          lambda number: job.footage.stored_format(number, alpha).turned(upright))
     for clip in windows(job.stream(), job.restorer.window):
         centre = clip[len(clip) // 2]
         if not folder.done(centre.number):

@@ -273,7 +273,7 @@ def test_side_by_side_puts_the_input_left_as_shown(rotation):
     assert (shown[:, :half] == 0).all() and (shown[:, half:] == 1).all()
 
 
-def test_frames_out_of_a_folder_keep_each_input_frames_depth_and_exif(clip, tmp_path):
+def test_frames_out_of_a_folder_keep_each_input_frames_depth_alpha_and_exif(clip, tmp_path):
     from PIL import Image
 
     frames = tmp_path / "frames"
@@ -284,14 +284,17 @@ def test_frames_out_of_a_folder_keep_each_input_frames_depth_and_exif(clip, tmp_
         Image.new("RGB", (4, 4)).save(tmp_path / "tag.jpg", exif=exif.tobytes())
         _, tag = read_image_and_format(tmp_path / "tag.jpg")
         image = read_image(clip / "blurred" / f"{n:06d}.png")
-        write_image(frames / f"{n:06d}.png", image, StoredFormat(np.uint16, exif=tag.exif))
+        alpha = np.full(image.shape[:2], 1000 * n, np.uint16)
+        write_image(frames / f"{n:06d}.png", image,
+                    StoredFormat(np.uint16, alpha=alpha, exif=tag.exif))
     out = tmp_path / "out"
     result = deblur_video(frames, *motion_args(clip), "--range", "1:3", "-o", out)
     assert result.exit_code == 0, result.output
     for n in range(1, 4):
         restored = Image.open(out / f"frame_{n:06d}.png")
         assert restored.getexif().get(0x010E) == f"frame {n}"
-        assert read_image_and_format(out / f"frame_{n:06d}.png")[1].dtype == np.uint16
+        stored = read_image_and_format(out / f"frame_{n:06d}.png")[1]
+        assert stored.dtype == np.uint16 and (stored.alpha == 1000 * n).all()
 
 
 def test_deblur_video_with_the_video_network(clip, tmp_path):
