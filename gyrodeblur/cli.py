@@ -210,7 +210,7 @@ LowpassOption = Annotated[float | None, typer.Option(help="Low-pass the gyro at 
 FlowOption = Annotated[str, typer.Option(help="Optical flow backend: dis, dis-fast, farneback.")]
 
 
-IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def check_flow(flow: str) -> None:

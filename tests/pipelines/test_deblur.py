@@ -853,3 +853,16 @@ def test_make_restorer_refuses_a_model_it_would_not_use():
         make_restorer("classic", "deepgyro-s")
     with pytest.raises(TypeError, match=r"load_model returns \(network, config\)"):
         make_restorer("net", load_model("deepgyro-path-s"))
+
+
+def test_deblur_image_writes_webp_as_it_reads_it(clip, tmp_path):
+    result = runner.invoke(app, ["deblur", "image", str(clip / "blurred" / "000003.png"),
+                                 "--kernels", str(clip / "kernels.npz"), "--frame", "3",
+                                 "--method", "classic", "-o", str(tmp_path / "out.webp")])
+    assert result.exit_code == 0, result.output
+    # Lossless, as OpenCV writes WebP by default: the PNG output's pixels.
+    runner.invoke(app, ["deblur", "image", str(clip / "blurred" / "000003.png"), "--kernels",
+                        str(clip / "kernels.npz"), "--frame", "3", "--method", "classic", "-o",
+                        str(tmp_path / "out.png")])
+    np.testing.assert_array_equal(read_image(tmp_path / "out.webp"),
+                                  read_image(tmp_path / "out.png"))
