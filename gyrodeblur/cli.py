@@ -252,12 +252,21 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
     return log, cam
 
 
-def fit_camera(cam: Camera, source: Path, width: int, height: int) -> Camera:
-    """``cam`` rescaled to ``width x height``; a size of another aspect ratio names the file."""
+def fit_camera(cam: Camera, source: Path, width: int, height: int,
+               asked: bool = False) -> Camera:
+    """``cam`` rescaled to ``width x height``; a size of another aspect ratio names the file,
+    and footage a few pixels off the calibration's size (not ``asked`` for with ``--size``) is
+    noted: more likely cropped or padded than scaled."""
     try:
-        return cam.rescaled(width, height)
+        fitted = cam.rescaled(width, height)
     except InputError as e:
         raise InputError(source, f"mismatched sizes: {e.problem}") from None
+    if not asked and (width, height) != (cam.width, cam.height) and \
+            max(abs(width / cam.width - 1), abs(height / cam.height - 1)) < 0.02:
+        err_console.print(f"{escape(str(source))} is for {cam.width}x{cam.height}, the footage "
+                          f"{width}x{height}: taken as the same view scaled (frames cropped "
+                          "or padded need a camera of their own)")
+    return fitted
 
 
 def fit_wanted_size(cam: Camera, source: Path, wanted: tuple[int, int],
@@ -273,7 +282,7 @@ def fit_wanted_size(cam: Camera, source: Path, wanted: tuple[int, int],
         raise InputError(None, f"--size {width}x{height}: sizes are of the frames as stored "
                                f"({footage.size[0]}x{footage.size[1]}, shown turned "
                                f"{footage.rotation} degrees): give {height}x{width}")
-    return fit_camera(cam, source, width, height)
+    return fit_camera(cam, source, width, height, asked=True)
 
 
 def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: float | None,

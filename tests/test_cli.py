@@ -385,3 +385,15 @@ def test_usage_errors_are_one_line_as_every_error(args, message):
 def test_a_group_without_a_command_still_shows_its_help():
     result = CliRunner().invoke(app, ["synth"], prog_name="gyrodeblur")
     assert "Commands:" in result.output and "error" not in result.output
+
+
+def test_frames_a_pixel_off_the_calibration_are_noted_as_taken_for_scaled(clip):
+    for path in (clip / "frames").iterdir():
+        cv2.imwrite(str(path), cv2.imread(str(path))[:-1, :-1])
+    result = kernels(clip, "--no-translation")
+    assert result.exit_code == 0, result.output
+    assert f"camera.json is for {W}x{H}, the footage {W - 1}x{H - 1}: taken as the same view " \
+           "scaled" in " ".join(result.output.split())
+    # Asked for with --size: no note.
+    result = kernels(clip, "--no-translation", "--size", f"{W - 1}x{H - 1}", frames=None)
+    assert result.exit_code == 0 and "taken as the same view" not in result.output
