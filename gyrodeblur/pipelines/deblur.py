@@ -531,7 +531,8 @@ class FolderOutput:
     """One PNG per frame (``frame_000001.png``...) stored as ``stored(number)`` says (the input
     frame's bit depth, grayness, EXIF), each written atomically; a folder of an interrupted
     run with the same settings is resumed (frames present are kept). ``deblur.json`` holds the
-    settings and ``"complete"``, true once every frame is written."""
+    settings and ``"complete"``, true once every frame is written; a run that fails before
+    its first frame leaves nothing (:meth:`discard_if_empty`)."""
 
     def __init__(self, folder: Path, settings: dict,
                  stored: Callable[[int], StoredFormat]) -> None:
@@ -543,12 +544,25 @@ class FolderOutput:
                 raise InputError(self.manifest, "unreadable record of a deblur run; choose "
                                                 "another folder or empty it")
             earlier.pop("complete", None)
-            if earlier != settings:
+            if earlier != settings and self._frames():
                 raise InputError(folder, "holds frames of a run with other settings; "
                                          "choose another folder or empty it")
         elif folder.is_dir() and any(folder.iterdir()):
             raise InputError(folder, "is not empty and not a deblur output; choose another")
+        self._made = [p for p in (folder, *folder.parents) if not p.exists()]
         self._record(complete=False)
+
+    def _frames(self) -> list[Path]:
+        return list(self.folder.glob("frame_*.png"))
+
+    def discard_if_empty(self) -> None:
+        """Remove the record, and the folders made for it, where no frame was written."""
+        if self._frames():
+            return
+        self.manifest.unlink(missing_ok=True)
+        for made in self._made:  # innermost first
+            if made.is_dir() and not any(made.iterdir()):
+                made.rmdir()
 
     def _record(self, complete: bool) -> None:
         with atomic_path(self.manifest) as tmp:
@@ -632,13 +646,17 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
     alpha = not side_by_side and (job.camera.width, job.camera.height) == job.footage.size
     folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
                           lambda number: job.footage.stored_format(number, alpha).turned(upright))
-    for clip in windows(job.stream(), job.restorer.window):
-        centre = clip[len(clip) // 2]
-        if not folder.done(centre.number):
-            folder.write(centre.number,
-                         compose(centre, restore_frame(job.restorer, clip), upright))
-        done += 1
-        if progress:
-            progress(done)
+    try:
+        for clip in windows(job.stream(), job.restorer.window):
+            centre = clip[len(clip) // 2]
+            if not folder.done(centre.number):
+                folder.write(centre.number,
+                             compose(centre, restore_frame(job.restorer, clip), upright))
+            done += 1
+            if progress:
+                progress(done)
+    except BaseException:
+        folder.discard_if_empty()
+        raise
     folder.finish()
     return []

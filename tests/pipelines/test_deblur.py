@@ -832,6 +832,17 @@ def test_a_model_that_restores_nan_is_a_one_line_error(clip, tmp_path):
         f"error: {weights}: the model restores NaN or infinite values (the weights of a "
         "diverged training run?)")
     assert not (tmp_path / "out.png").exists()
+    # Into a PNG folder: nothing left, not even the record or the folders made for it.
+    result = deblur_video(clip / "blurred", *motion_args(clip), "--range", "1:2", "--model",
+                          weights, "-o", tmp_path / "new" / "frames")
+    assert result.exit_code == 2 and "the model restores NaN" in result.output
+    assert not (tmp_path / "new").exists()
+    # A record of a run that wrote no frame does not hold the folder for its settings.
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "deblur.json").write_text('{"model": "other", "complete": false}')
+    result = deblur_video(clip / "blurred", *motion_args(clip), "--range", "1:2", "--method",
+                          "classic", "-o", tmp_path / "frames")
+    assert result.exit_code == 0, result.output
     net, _ = load_model(weights)
     batch = {"blurred": torch.rand(1, 3, 32, 32), "rot": torch.zeros(1, 5, 2, 32, 32)}
     with pytest.raises(InputError, match="thrown.safetensors: the model restores NaN"):
