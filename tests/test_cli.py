@@ -237,9 +237,9 @@ def test_bad_input_gives_one_line_error_and_no_output(clip, name):
 
 def test_failed_run_leaves_no_pictures(clip):
     cv2.imwrite(str(clip / "frames" / "0003.png"), np.zeros((H, W + 2, 3), np.uint8))
-    result = kernels(clip, "--plot", str(clip / "plots"))
+    result = kernels(clip, "--plot", str(clip / "plots" / "run"))
     assert result.exit_code == 2 and "not 160x120" in result.output
-    assert not (clip / "plots").exists()  # nor the folder it made for them
+    assert not (clip / "plots").exists()  # nor the folders it made for them
     (clip / "plots").mkdir()  # one that was there stays
     assert kernels(clip, "--plot", str(clip / "plots")).exit_code == 2
     assert (clip / "plots").is_dir() and not list((clip / "plots").iterdir())

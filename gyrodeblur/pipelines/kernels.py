@@ -128,7 +128,9 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         if job.footage is not None and (job.translation or plot_dir is not None):
             frames = job.footage.frames(job.needed())
         pictures: list[Path] = []
-        made_plot_dir = plot_dir is not None and not Path(plot_dir).exists()
+        # The folders this run makes for its pictures, innermost first.
+        made = [] if plot_dir is None else [p for p in (Path(plot_dir), *Path(plot_dir).parents)
+                                            if not p.exists()]
         try:
             for i, k in enumerate(iter_frame_kernels(orientation, cam, job.timing, job.frames,
                                                      T, frames, job.translation, job.flow)):
@@ -146,6 +148,7 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         except BaseException:  # a failed run leaves no pictures, as it leaves no npz
             for picture in pictures:
                 picture.unlink(missing_ok=True)
-            if made_plot_dir and Path(plot_dir).is_dir() and not any(Path(plot_dir).iterdir()):
-                Path(plot_dir).rmdir()
+            for folder in made:
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
             raise
