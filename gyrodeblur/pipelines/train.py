@@ -746,7 +746,8 @@ def train(config: TrainConfig, out: str | Path,
             signal.signal(number, handler)
     metrics = metrics_now()
     if rank == 0:
-        _save(run, model, optimizer, step, history, config, metrics["seconds_total"])
+        if step > first or not run.checkpoint.exists():  # a finished run re-run stays as run
+            _save(run, model, optimizer, step, history, config, metrics["seconds_total"])
         writer.close()
         _write_metrics(run, metrics)
     if world > 1:  # no process leaves while another still talks to it (gloo aborts then)

@@ -440,6 +440,11 @@ def test_a_changed_weight_decay_applies_on_resuming(cache, tmp_path):
     train(decayed, tmp_path / "run")
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert {g["weight_decay"] for g in state["optimizer"]["param_groups"]} == {0.5}
+    # The run is finished: re-run with yet another, it trains no step and stays as it ran.
+    finished = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    decayed.train.weight_decay = 0.25
+    assert train(decayed, tmp_path / "run")["steps"] == 3
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == finished
 
 
 def test_a_damaged_checkpoint_is_a_one_line_error(cache, tmp_path):
