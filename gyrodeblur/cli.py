@@ -475,7 +475,7 @@ def note_narrowed_search(result: SyncResult, search: float, log: GyroLog) -> Non
     if result.search < search:
         err_console.print(f"searched offsets {searched(result)} only: the gyro ({log.t[0]:.3f} "
                           f"to {log.t[-1]:.3f} s) covers too few frame pairs over +-{search:g} "
-                          "s around the camera's time offset")
+                          "s around the time offset (the camera's, or --time-offset)")
 
 
 def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> str:
@@ -494,7 +494,7 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
     elif result.at_search_edge:
         # The shares and gains below are those of a wrong offset then: not worth saying.
         doubts.append(f"the best offset lies at the edge of the search ({searched(result)}, "
-                      f"+-{result.search:.3g} s around the camera's time offset): widen "
+                      f"+-{result.search:.3g} s around the time offset): widen "
                       f"{option} or set a closer --time-offset")
     elif result.gain > 1.5:
         doubts.append(f"{turns} (a still video? a log in degrees read as radians gives 57.3: "
@@ -1282,7 +1282,7 @@ def deblur_video_command(
             # As for an unreliable estimate: the footage can still be deblurred (the checks
             # below refuse what cannot).
             no_sync = str(error)
-            err_console.print(f"no sync ({escape(no_sync)}); keeping the camera's time "
+            err_console.print(f"no sync ({escape(no_sync)}); keeping the time "
                               f"offset {cam.time_offset:.4f} s")
         else:
             note_narrowed_search(found, sync_search, log)
@@ -1292,7 +1292,7 @@ def deblur_video_command(
                 cam = cam.replace(time_offset=found.time_offset)
             else:
                 doubt = sync_doubt(found, sync_search, "--sync-search")
-                err_console.print(f"low sync confidence ({doubt}); keeping the camera's time "
+                err_console.print(f"low sync confidence ({doubt}); keeping the time "
                                   f"offset {cam.time_offset:.4f} s")
     settings = {  # all that decides a resumed frame
                 "footage": str(frames.resolve()), "gyro": str(gyro.resolve()),
