@@ -303,8 +303,11 @@ def float_image(image: np.ndarray | torch.Tensor | list, what: str = "image"
     """
     # Contiguous: a view such as OpenCV's BGR turned RGB (``[..., ::-1]``) has negative
     # strides, which torch.from_numpy refuses.
-    image = np.ascontiguousarray(to_float(np.asarray(image)))
-    if image.ndim != 3 or image.shape[2] != 3:
+    image = np.asarray(image)
+    if image.dtype.kind in "iub" and image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{what}: integer images must be uint8 or uint16, got {image.dtype}")
+    image = np.ascontiguousarray(to_float(image))
+    if image.ndim != 3 or image.shape[2] != 3 or not image.size:
         raise ValueError(f"{what}: must be (H, W, 3) RGB, got shape {image.shape}")
     if not np.isfinite(image).all():
         raise ValueError(f"{what}: has non-finite values")

@@ -409,6 +409,10 @@ def test_write_image_takes_what_float_image_takes_and_refuses_the_rest(tmp_path)
         write_image(tmp_path / "x.png", np.full_like(image, np.nan))
     with pytest.raises(InputError, match="noext: no image format to write"):
         write_image(tmp_path / "noext", image)
+    with pytest.raises(ValueError, match="integer images must be uint8 or uint16, got int64"):
+        write_image(tmp_path / "x.png", np.round(image * 255).astype(np.int64))
+    with pytest.raises(ValueError, match=r"must be \(H, W, 3\) RGB, got shape \(0, 0, 3\)"):
+        write_image(tmp_path / "x.png", np.zeros((0, 0, 3), np.float32))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gray.png", "u8.png"]
 
 
