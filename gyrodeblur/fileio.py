@@ -73,13 +73,13 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         'done'
     """
     target = Path(target)
-    made = [folder for folder in target.parents if not folder.exists()]  # nearest first
+    made = missing_folders(target.parent)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix,
                                     dir=target.parent)
     except OSError as e:  # named after the target, not the temporary file
-        _remove_empty(made)
+        remove_empty(made)
         raise InputError(target, f"cannot be written: {e.strerror}") from None
     os.close(fd)
     tmp = Path(name)
@@ -104,7 +104,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     finally:
         tmp.unlink(missing_ok=True)
         if not done:
-            _remove_empty(made)
+            remove_empty(made)
 
 
 # Free space under which a failed write is put down to a full disk (file systems keep a
@@ -125,7 +125,21 @@ def _write_error(target: Path, e: OSError, folder: Path) -> OSError:
     return OSError(e.errno, e.strerror or str(e), str(target))
 
 
-def _remove_empty(folders: list[Path]) -> None:
+def missing_folders(folder: str | Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, nearest first: the folders a job
+    makes, to take back with :func:`remove_empty` when it fails.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> [p.relative_to(d).as_posix() for p in missing_folders(d / "a" / "b")]
+        ['a/b', 'a']
+    """
+    folder = Path(folder)
+    return [p for p in (folder, *folder.parents) if not p.exists()]
+
+
+def remove_empty(folders: list[Path]) -> None:
     """Remove ``folders`` (nearest first) while they are empty."""
     for folder in folders:
         try:
@@ -194,7 +208,7 @@ class NpzWriter:
             self._dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(
                 prefix=f".{self.target.name}.", dir=self.target.parent)))
         except OSError as e:
-            _remove_empty(self._made)
+            remove_empty(self._made)
             raise InputError(self.target, f"cannot be written: {e.strerror}") from None
         return self
 
@@ -252,4 +266,4 @@ class NpzWriter:
         finally:
             self._stack.close()
             if not self.target.exists():
-                _remove_empty(self._made)
+                remove_empty(self._made)

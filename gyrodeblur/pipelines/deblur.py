@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path, read_record
+from gyrodeblur.fileio import atomic_path, missing_folders, read_record, remove_empty
 from gyrodeblur.footage import (
     Footage,
     FrameTiming,
@@ -549,7 +549,7 @@ class FolderOutput:
                                          "choose another folder or empty it")
         elif folder.is_dir() and any(folder.iterdir()):
             raise InputError(folder, "is not empty and not a deblur output; choose another")
-        self._made = [p for p in (folder, *folder.parents) if not p.exists()]
+        self._made = missing_folders(folder)
         self._record(complete=False)
 
     def _frames(self) -> list[Path]:
@@ -560,9 +560,7 @@ class FolderOutput:
         if self._frames():
             return
         self.manifest.unlink(missing_ok=True)
-        for made in self._made:  # innermost first
-            if made.is_dir() and not any(made.iterdir()):
-                made.rmdir()
+        remove_empty(self._made)
 
     def _record(self, complete: bool) -> None:
         with atomic_path(self.manifest) as tmp:

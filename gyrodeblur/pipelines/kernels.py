@@ -17,7 +17,7 @@ import numpy as np
 
 from gyrodeblur import __version__
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import NpzWriter, atomic_path
+from gyrodeblur.fileio import NpzWriter, atomic_path, missing_folders, remove_empty
 from gyrodeblur.footage import Footage, FrameTiming, to_float, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
@@ -128,9 +128,7 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         if job.footage is not None and (job.translation or plot_dir is not None):
             frames = job.footage.frames(job.needed())
         pictures: list[Path] = []
-        # The folders this run makes for its pictures, innermost first.
-        made = [] if plot_dir is None else [p for p in (Path(plot_dir), *Path(plot_dir).parents)
-                                            if not p.exists()]
+        made = [] if plot_dir is None else missing_folders(plot_dir)
         try:
             for i, k in enumerate(iter_frame_kernels(orientation, cam, job.timing, job.frames,
                                                      T, frames, job.translation, job.flow)):
@@ -148,7 +146,5 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         except BaseException:  # a failed run leaves no pictures, as it leaves no npz
             for picture in pictures:
                 picture.unlink(missing_ok=True)
-            for folder in made:
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+            remove_empty(made)
             raise
