@@ -202,7 +202,7 @@ class NpzWriter:
         self._arrays: dict[str, Path] = {}
 
     def __enter__(self) -> NpzWriter:
-        self._made = [folder for folder in self.target.parents if not folder.exists()]
+        self._made = missing_folders(self.target.parent)
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self._dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(
