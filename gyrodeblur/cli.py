@@ -77,11 +77,21 @@ def _usage_errors_in_one_line() -> Iterator[None]:
 
 app = typer.Typer(help="Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames.",
                   no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  cls=OneLineUsageErrors)
+                  cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from gyrodeblur import __version__
+
+        typer.echo(f"gyrodeblur {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def main() -> None:
+def main(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
     """Gyro-aided deblurring: from gyro logs to blur kernels and sharp frames."""
     import warnings
 
@@ -203,7 +213,8 @@ RangeOption = Annotated[str | None, typer.Option(
 UnitOption = Annotated[str, typer.Option(help="Gyro unit: auto, rad or deg.")]
 BiasOption = Annotated[str | None, typer.Option(
     help="Remove gyro bias: 'auto' (estimated on still parts) or WX,WY,WZ in rad/s.")]
-FramesArgument = Annotated[Path, typer.Argument(help="Video file or folder of frames.")]
+FramesArgument = Annotated[Path, typer.Argument(
+    metavar="VIDEO|FRAMES_DIR", help="Video file or folder of frames.")]
 ExposureOption = Annotated[float | None, typer.Option(
     help="Exposure time (s) of every frame, for a video without --frames-csv.")]
 LowpassOption = Annotated[float | None, typer.Option(help="Low-pass the gyro at HZ.")]
@@ -388,8 +399,9 @@ class LoggedProgress(Progress):
 @reports_input_errors
 def kernels(
     frames: Annotated[Path | None, typer.Argument(
-        help="Video file or folder of images (optional with --no-translation: then at the "
-             "camera's size or --size).")] = None,
+        metavar="VIDEO|FRAMES_DIR", help="Video file or folder of images (optional with "
+                                          "--no-translation: then at the camera's size or "
+                                          "--size).")] = None,
     gyro: GyroOption = ...,
     camera: CameraOption = ...,
     frames_csv: FramesCsvOption = None,
@@ -624,7 +636,8 @@ app.add_typer(synth_app, name="synth")
 @synth_app.command("image")
 @reports_input_errors
 def synth_image(
-    image: Annotated[Path, typer.Argument(help="Sharp image (PNG, JPEG, TIFF...).")],
+    image: Annotated[Path, typer.Argument(
+        metavar="IMAGE", help="Sharp image (PNG, JPEG, TIFF...).")],
     gyro: Annotated[Path, typer.Option(help="Gyro log (as for `kernels`).")] = ...,
     camera: Annotated[Path, typer.Option(help="Camera file (as for `kernels`).")] = ...,
     start: Annotated[float, typer.Option(help="Exposure start of the first row (s, frame "
@@ -751,7 +764,8 @@ def synth_clips(
 @app.command()
 @reports_input_errors
 def train(
-    config: Annotated[Path, typer.Argument(help="Training config (YAML).")],
+    config: Annotated[Path, typer.Argument(
+        metavar="CONFIG.yaml", help="Training config (YAML).")],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Run folder (default: runs/NAME); a checkpoint there resumes.")]
     = None,
@@ -1124,7 +1138,8 @@ def _restorer(method: str, model: str | None, video: bool, tile: int | None,
 @deblur_app.command("image")
 @reports_input_errors
 def deblur_image_command(
-    image: Annotated[Path, typer.Argument(help="Blurred image (PNG, JPEG, TIFF...).")],
+    image: Annotated[Path, typer.Argument(
+        metavar="IMAGE", help="Blurred image (PNG, JPEG, TIFF...).")],
     gyro: Annotated[Path | None, typer.Option(help=GYRO_HELP)] = None,
     camera: Annotated[Path | None, typer.Option(help=CAMERA_HELP)] = None,
     frame_time: Annotated[float | None, typer.Option(

@@ -374,12 +374,21 @@ def test_warnings_are_one_line_notes(capsys):
      "(gyrodeblur synth image --help)"),
     (["kernels"], "error: Missing option '--gyro'. (gyrodeblur kernels --help)"),
     (["deblurr"], "error: No such command 'deblurr'. Did you mean 'deblur'? (gyrodeblur --help)"),
-    (["--verbose"], "error: No such option: --verbose (gyrodeblur --help)"),
+    (["--frobnicate"], "error: No such option: --frobnicate (gyrodeblur --help)"),
     (["synth", "--seed", "1"], "error: No such option: --seed (gyrodeblur synth --help)"),
 ])
 def test_usage_errors_are_one_line_as_every_error(args, message):
     result = CliRunner().invoke(app, args, prog_name="gyrodeblur")
     assert result.exit_code == 2 and result.output.strip() == message
+
+
+def test_version_and_short_help():
+    from gyrodeblur import __version__
+
+    result = CliRunner().invoke(app, ["--version"], prog_name="gyrodeblur")
+    assert result.exit_code == 0 and result.output == f"gyrodeblur {__version__}\n"
+    result = CliRunner().invoke(app, ["deblur", "video", "-h"], prog_name="gyrodeblur")
+    assert result.exit_code == 0 and "Usage: gyrodeblur deblur video" in result.output
 
 
 def test_a_group_without_a_command_still_shows_its_help():
