@@ -213,6 +213,8 @@ RangeOption = Annotated[str | None, typer.Option(
 UnitOption = Annotated[str, typer.Option(help="Gyro unit: auto, rad or deg.")]
 BiasOption = Annotated[str | None, typer.Option(
     help="Remove gyro bias: 'auto' (estimated on still parts) or WX,WY,WZ in rad/s.")]
+SYNC_SEARCH = 0.2  # s, half-width of the time-offset search of `sync` and `deblur --sync auto`
+CRF = 18  # x264's quality of `deblur video` output: visually lossless for most footage
 FramesArgument = Annotated[Path, typer.Argument(
     metavar="VIDEO|FRAMES_DIR", help="Video file or folder of frames.")]
 ExposureOption = Annotated[float | None, typer.Option(
@@ -544,7 +546,7 @@ def sync(
     search: Annotated[float, typer.Option(
         min=0.001, help="Search +-S seconds around the camera's time offset (the gyro must "
                         "cover every frame pair used at all searched offsets; narrowed where "
-                        "it covers too few).")] = 0.2,
+                        "it covers too few).")] = SYNC_SEARCH,
     readout: Annotated[bool, typer.Option(
         help="Also estimate the rolling-shutter readout time and direction.")] = False,
     readout_time: ReadoutOption = None,
@@ -1228,7 +1230,7 @@ def deblur_video_command(
     ] = "off",
     sync_search: Annotated[float | None, typer.Option(
         min=0.001, help="With --sync auto: search +-S seconds around the camera's offset "
-                        "[default: 0.2].")] = None,
+                        f"[default: {SYNC_SEARCH}].")] = None,
     readout_time: ReadoutOption = None,
     time_offset: OffsetOption = None,
     frame_range: RangeOption = None,
@@ -1243,7 +1245,7 @@ def deblur_video_command(
     crf: Annotated[int | None, typer.Option(
         min=0, max=51, help="H.264 quality of an .mp4 (x264's CRF: lower is better and "
                             "larger). 4:2:0 whatever it is: measure on a PNG folder "
-                            "[default: 18].")] = None,
+                            f"[default: {CRF}].")] = None,
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Output .mp4 (H.264) or folder (one PNG per frame; resumes).")
     ] = ...,
@@ -1259,11 +1261,11 @@ def deblur_video_command(
         raise InputError(None, f"--sync {sync!r}: choose auto or off")
     if sync_search is not None and sync != "auto":
         raise InputError(None, "--sync-search applies to --sync auto only")
-    sync_search = 0.2 if sync_search is None else sync_search
+    sync_search = SYNC_SEARCH if sync_search is None else sync_search
     to_folder = writes_folder(output)
     if crf is not None and to_folder:
         raise InputError(None, "--crf applies to an .mp4 output only (PNG frames are lossless)")
-    crf = 18 if crf is None else crf
+    crf = CRF if crf is None else crf
     check_output(output, folder=to_folder, source=(frames, gyro, camera, frames_csv))
     footage = Footage(frames)
     check_deblur_size(frames, *footage.size)
