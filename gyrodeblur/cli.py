@@ -992,7 +992,9 @@ def export_onnx(
     names: Annotated[list[str] | None, typer.Argument(
         metavar="NAME|PATH", help="Shipped models, weights files or training run folders "
                                   "(default: every shipped model).")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for NAME.onnx.")] = ...,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Folder for NAME.onnx (replaced if there), or the .onnx file "
+                               "itself for one model.")] = ...,
     opset: Annotated[int, typer.Option(help="ONNX opset, 16 to 20.")] = 17,
     check: Annotated[bool, typer.Option(
         help="Compare onnxruntime with PyTorch on random inputs of another size; write "
@@ -1002,24 +1004,30 @@ def export_onnx(
 
     Dynamic batch, frames, height and width."""
     from gyrodeblur.models import load_model, shipped_weights
-    from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model, onnx_name
+    from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model, names_file, onnx_name, usage
 
-    check_output(output, folder=True)
     names = list(dict.fromkeys(names or [])) or sorted(shipped_weights())
-    for name in names:  # every model readable before anything is written
-        load_model(name, fuse=False)
-    stems = [onnx_name(name) for name in names]
-    for stem in stems:
-        if stems.count(stem) > 1:
-            same = [name for name, other in zip(names, stems, strict=True) if other == stem]
-            raise InputError(None, f"{' and '.join(same)} would both be written to "
-                                   f"{output / stem}.onnx (runs of one config share its "
-                                   "name): export them to different folders")
-        check_output(output / f"{stem}.onnx")
+    nets = {name: load_model(name, fuse=False)[0] for name in names}  # all before any writing
+    if names_file(output):
+        if len(names) > 1:
+            raise InputError(output, f"one file for {len(names)} models: give a folder "
+                                     "(-o DIR) for NAME.onnx each")
+        check_output(output)
+    else:
+        check_output(output, folder=True)
+        stems = [onnx_name(name) for name in names]
+        for stem in stems:
+            if stems.count(stem) > 1:
+                same = [name for name, other in zip(names, stems, strict=True) if other == stem]
+                raise InputError(None, f"{' and '.join(same)} would both be written to "
+                                       f"{output / stem}.onnx (runs of one config share its "
+                                       "name): export them to different folders")
+            check_output(output / f"{stem}.onnx")
     for name in names:
         with err_console.status(f"exporting {name}"):
             result = export_model(name, output, opset, check)
-        line = f"{name}: wrote {result.path}"
+        samples = usage(nets[name]).get("samples")
+        line = f"{name}: wrote {result.path}" + (f" (kernels of T={samples})" if samples else "")
         if result.max_abs_diff is not None:
             line += (f"; onnxruntime vs PyTorch on random {CHECK_SHAPE.width}x"
                      f"{CHECK_SHAPE.height} inputs: max abs difference {result.max_abs_diff:.1e}")

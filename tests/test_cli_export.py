@@ -44,7 +44,7 @@ def test_missing_extra_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     result = CliRunner().invoke(app, ["export", "deepblind-s", "-o", str(tmp_path)])
     assert result.exit_code == 2
-    assert "pip install 'gyrodeblur[onnx]'" in result.output
+    assert "pip install 'gyrodeblur[onnx]' (or --no-check)" in result.output
     assert list(tmp_path.iterdir()) == []
 
 
@@ -54,3 +54,14 @@ def test_a_folder_in_the_way_of_the_onnx_file_is_named_before_any_work(tmp_path)
     assert result.exit_code == 2
     assert f"{tmp_path / 'deepblind-s.onnx'}: is a folder, not a file" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["deepblind-s.onnx"]
+
+
+def test_output_ending_in_onnx_is_the_file_for_one_model(tmp_path):
+    result = CliRunner().invoke(app, ["export", "deepblind-s", "--no-check",
+                                      "-o", str(tmp_path / "mine.onnx")])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.onnx"]
+    result = CliRunner().invoke(app, ["export", "deepblind-s", "deepgyro-s", "--no-check",
+                                      "-o", str(tmp_path / "two.onnx")])
+    assert result.exit_code == 2 and "one file for 2 models: give a folder" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.onnx"]

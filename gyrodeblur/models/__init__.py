@@ -104,7 +104,8 @@ def shipped_weights() -> dict[str, Path]:
     """Name -> file of the weights shipped in the package."""
     if not WEIGHTS.is_dir():
         return {}
-    return {Path(p.name).stem: Path(str(p)) for p in WEIGHTS.iterdir()
+    return {Path(p.name).stem: Path(str(p)) for p in sorted(WEIGHTS.iterdir(),
+                                                             key=lambda p: p.name)
             if p.name.endswith(".safetensors")}
 
 
@@ -171,6 +172,27 @@ def set_pool_radius(net: nn.Module, radius: int | None = INFERENCE_POOL_RADIUS) 
     return net
 
 
+def check_fit(model: nn.Module, state: dict[str, torch.Tensor], config: dict) -> None:
+    """Raise ``ValueError`` saying, in one line, how tensors ``state`` do not fit ``model``
+    (built from ``config``): weights of another architecture or variant.
+
+    Example:
+        >>> net = build_model({"variant": "deepgyro-s"})
+        >>> check_fit(net, net.state_dict(), {"variant": "deepgyro-s"})
+    """
+    want = model.state_dict()
+    missing = [k for k in want if k not in state]
+    unexpected = [k for k in state if k not in want]
+    resized = [k for k in want if k in state and state[k].shape != want[k].shape]
+    if missing or unexpected or resized:
+        counts = ", ".join(f"{len(keys)} {what}" for keys, what in (
+            (missing, "missing"), (unexpected, "unexpected"), (resized, "mis-sized"))
+            if keys)
+        first = (missing or unexpected or resized)[0]
+        raise ValueError(f"tensors do not fit their config {config.get('variant') or config}: "
+                         f"{counts} (first: {first})")
+
+
 def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POOL_RADIUS,
                fuse: bool = True) -> tuple[nn.Module, dict]:
     """A trained model (eval mode) and its config, from a shipped name or a weights file.
@@ -191,9 +213,12 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
         other_case = [n for n in shipped if n.lower() == str(name_or_path).lower()]
         hint = f"; names are lowercase: {other_case[0]}" if other_case else ""
         if str(name_or_path).lower() == "classic":
-            hint = "; the classical method, which has no weights, is named classic"
+            raise InputError(None, f"{name_or_path}: the classical method has no weights "
+                                   "(eval names it classic in -m; deblur runs it with --method "
+                                   "classic)")
         raise InputError(path, f"no such weights file or shipped model (shipped: "
-                               f"{', '.join(shipped) or 'none'}){hint}")
+                               f"{', '.join(shipped) or 'none'}; classic is the classical "
+                               f"method, --method classic){hint}")
     if path.suffix == ".pt":
         raise InputError(path, "a training checkpoint, not weights: give the run's "
                                "model.safetensors")
@@ -207,12 +232,12 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
             raise ValueError(f"model config {config!r} is not a mapping")
         model = build_model(config)
         state = load_file(str(path))
+        check_fit(model, state, config)
         model.load_state_dict(state)
     except Exception as e:  # safetensors, JSON, config and state-dict errors alike
-        # A state-dict error says what differs on its second line ("size mismatch for ...").
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         problem = e.problem if isinstance(e, InputError) else \
-            " ".join(lines[:2])[:300] or type(e).__name__
+            next((line.strip() for line in str(e).splitlines() if line.strip()),
+                 type(e).__name__)[:200]
         raise InputError(path, f"not gyrodeblur weights ({problem})") from None
     broken = [name for name, v in state.items() if v.is_floating_point() and
               not bool(torch.isfinite(v).all())]
@@ -231,9 +256,9 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
 
 
 __all__ = ["ARCHITECTURES", "INFERENCE_POOL_RADIUS", "VARIANTS", "DeepGyro", "GyroDVD",
-           "build_model", "check_restored", "dummy_batch", "example_inputs", "full_config",
-           "load_model", "predict", "refines_classic", "set_pool_radius", "shipped_weights",
-           "weights_file"]
+           "build_model", "check_fit", "check_restored", "dummy_batch", "example_inputs",
+           "full_config", "load_model", "predict", "refines_classic", "set_pool_radius",
+           "shipped_weights", "weights_file"]
 
 
 def check_restored(restored: torch.Tensor, model: str | Path) -> torch.Tensor:

@@ -6,7 +6,9 @@ for DeepGyro (``blurred`` only for DeepBlind; a refining net also takes the clas
 method's restoration as ``estimate (B, 3, H, W)``); ``blurred (B, F, 3, H, W)``, ``rot`` and
 ``tran (B, F, T, 2, H, W)`` for GyroDVD, or those of them its ``kernel`` ablation reads
 (``tran`` is the flow kernel of ``kernel="flow"``); the output is ``restored``, shaped like
-``blurred``. Trajectories are in pixels, as for the PyTorch models, and the channel attention
+``blurred`` and not clamped to [0, 1]. Trajectories are in pixels, as for the PyTorch models,
+with the model's ``T`` (fixed in the graph) and no NaN; DeepGyro's ``rot`` is the whole kernel
+``traj_rot + traj_tran``. The file's metadata says so (:func:`usage`). The channel attention
 pools as ``load_model`` sets it.
 
 The TorchScript exporter (``dynamo=False``) is used: it exports these nets with dynamic shapes
@@ -21,6 +23,7 @@ GyroDVD); the exported graph always reflects, and onnxruntime refuses such tiny 
 from __future__ import annotations
 
 import importlib
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +62,11 @@ CHECK_SHAPE = Shape(batch=1, frames=2, height=30, width=45)
 """Differs from ``TRACE_SHAPE`` in every dynamic axis."""
 
 
+def names_file(output: str | Path) -> bool:
+    """Whether an export ``output`` is the ONNX file itself (else the folder for it)."""
+    return Path(output).suffix == ".onnx" and not Path(output).is_dir()
+
+
 @dataclass(frozen=True)
 class Exported:
     """An exported model: its file and, if checked, the max abs difference to PyTorch."""
@@ -72,8 +80,9 @@ def require(module: str) -> None:
     try:
         importlib.import_module(module)
     except ImportError:
+        check = " (or --no-check)" if module == "onnxruntime" else ""
         raise InputError(None, f"ONNX export needs {module}: pip install 'gyrodeblur[onnx]'"
-                         ) from None
+                               f"{check}") from None
 
 
 def check_opset(opset: int) -> None:
@@ -123,8 +132,40 @@ class _Positional(nn.Module):
         return self.net(**dict(zip(self.names, inputs, strict=True)))
 
 
+def usage(net: nn.Module) -> dict[str, str]:
+    """What an exported ``net`` takes and gives, as the ONNX file's metadata records it.
+
+    Example:
+        >>> from gyrodeblur.models import build_model
+        >>> usage(build_model({"variant": "deepgyro-s"}))["samples"]
+        '9'
+    """
+    names = input_names(net)
+    images = " and ".join(n for n in names if n in ("blurred", "estimate"))
+    props = {"producer": "gyrodeblur",
+             "images": f"{images}: RGB in [0, 1] as stored (sRGB); restored: the same, not "
+                       "clamped"}
+    if "estimate" in names:
+        props["estimate"] = "the classical method's restoration (deblur --method classic)"
+    kernels = [n for n in names if n in ("rot", "tran")]
+    if kernels:
+        if isinstance(net, DeepGyro):
+            what = ("rot: a kernels npz's rot + tran (the whole kernel; its rot alone without "
+                    "translation)")
+        elif kernels == ["rot", "tran"]:
+            what = "rot and tran: a kernels npz's rot and tran (tran zeros without translation)"
+        elif kernels == ["rot"]:
+            what = "rot: a kernels npz's rot"
+        else:
+            what = "tran: the optical-flow kernel of the kernel=flow ablation"
+        props["samples"] = str(net.samples)
+        props["kernels"] = f"{what}; in pixels, T={net.samples} samples, NaN set to 0"
+    return props
+
+
 def to_onnx(net: nn.Module, path: str | Path, opset: int = OPSET) -> None:
-    """Export ``net`` (eval mode) to ``path`` and validate the file with ``onnx.checker``."""
+    """Export ``net`` (eval mode) to ``path`` with :func:`usage` as metadata and validate the
+    file with ``onnx.checker``."""
     require("onnx")
     import onnx
 
@@ -140,6 +181,9 @@ def to_onnx(net: nn.Module, path: str | Path, opset: int = OPSET) -> None:
         torch.onnx.export(_Positional(net), example, str(path), input_names=list(input_names(net)),
                           output_names=[OUTPUT], dynamic_axes=dynamic_axes(net),
                           opset_version=opset, dynamo=False)
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, usage(net))
+    onnx.save(model, str(path))
     onnx.checker.check_model(str(path))
 
 
@@ -159,23 +203,30 @@ def max_difference(net: nn.Module, path: str | Path, shape: Shape = CHECK_SHAPE,
     return float(np.abs(got - want).max())
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
+
+
 def onnx_name(name_or_path: str | Path) -> str:
     """The exported file's name: a shipped model's name, or a weights file's run name (as
-    training records it), else its stem."""
+    training records it, if a plain file name), else its stem."""
     path = weights_file(name_or_path)  # a run's folder: its model.safetensors
-    if path.suffix == ".safetensors" and path.is_file():
+    if path.is_file():
         from safetensors import safe_open
 
-        with safe_open(path, "pt") as f:
-            name = (f.metadata() or {}).get("name")
-        if name and Path(name).name == name and name not in (".", ".."):  # a file name only
+        try:
+            with safe_open(path, "pt") as f:
+                name = (f.metadata() or {}).get("name")
+        except Exception:  # not safetensors: load_model says so
+            name = None
+        if name and _PLAIN_NAME.fullmatch(name):
             return name
     return path.stem
 
 
-def export_model(name_or_path: str | Path, output_dir: str | Path, opset: int = OPSET,
+def export_model(name_or_path: str | Path, output: str | Path, opset: int = OPSET,
                  check: bool = True) -> Exported:
-    """Export a shipped model or weights file to ``output_dir/NAME.onnx`` (atomically).
+    """Export a shipped model or weights file to ``output`` if it ends in ``.onnx``, else to
+    ``output/NAME.onnx`` (:func:`onnx_name`), atomically.
 
     With ``check`` the file is only written if onnxruntime agrees with PyTorch within
     ``TOLERANCE`` at ``CHECK_SHAPE``.
@@ -185,7 +236,9 @@ def export_model(name_or_path: str | Path, output_dir: str | Path, opset: int = 
         require("onnxruntime")
     check_opset(opset)
     net, _ = load_model(name_or_path)
-    target = Path(output_dir) / f"{onnx_name(name_or_path)}.onnx"
+    target = Path(output)
+    if not names_file(target):
+        target = target / f"{onnx_name(name_or_path)}.onnx"
     with atomic_path(target) as tmp:
         to_onnx(net, tmp, opset)
         diff = max_difference(net, tmp) if check else None

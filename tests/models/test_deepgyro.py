@@ -304,7 +304,13 @@ def test_weights_of_another_shape_or_a_checkpoint_say_so(tmp_path) -> None:
     narrow = build_model({**config, "width": 4}).state_dict()
     path = tmp_path / "mine.safetensors"
     save_file(narrow, str(path), metadata={"model": json.dumps(config)})
-    with pytest.raises(InputError, match=r"not gyrodeblur weights \(Error.* size mismatch for"):
+    with pytest.raises(InputError, match=r"not gyrodeblur weights \(tensors do not fit their "
+                                         r"config .*: \d+ mis-sized \(first: "):
+        load_model(path)
+    # Another architecture's tensors: counted, not listed.
+    save_file(narrow, str(path), metadata={"model": json.dumps({"variant": "gyrodvd-xs"})})
+    with pytest.raises(InputError, match=r"config gyrodvd-xs: \d+ missing, \d+ unexpected "
+                                         r"\(first: [\w.]+\)\)$"):
         load_model(path)
     (tmp_path / "checkpoint.pt").write_bytes(b"torch zip")
     with pytest.raises(InputError, match="a training checkpoint, not weights: give the run's "

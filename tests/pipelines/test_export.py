@@ -14,6 +14,7 @@ from gyrodeblur.pipelines.export import (
     export_model,
     input_names,
     max_difference,
+    onnx_name,
     to_onnx,
 )
 
@@ -41,6 +42,9 @@ def test_shipped_image_model_matches_pytorch(tmp_path):
         "rot": ["batch", net.samples, 2, "height", "width"],
         "restored": ["batch", 3, "height", "width"]}
     assert [p.name for p in tmp_path.iterdir()] == ["deepgyro-path-s.onnx"]  # no temporary
+    # The file says what it takes: T is fixed in the graph.
+    props = {p.key: p.value for p in onnx.load(result.path).metadata_props}
+    assert props["samples"] == str(net.samples) and "rot + tran" in props["kernels"]
 
 
 def test_video_model_matches_pytorch_with_other_batch_frames_and_size(tmp_path):
@@ -60,6 +64,8 @@ def test_video_model_matches_pytorch_with_other_batch_frames_and_size(tmp_path):
     assert OTHER != TRACE_SHAPE
     assert max_difference(net, path, OTHER) < 1e-4
     assert _dims(onnx.load(path))["tran"] == ["batch", "frames", 2, 2, "height", "width"]
+    props = {p.key: p.value for p in onnx.load(path).metadata_props}
+    assert props["samples"] == "2" and props["kernels"].startswith("rot and tran: ")
 
 
 def test_refining_net_takes_the_estimate_as_an_input(tmp_path):
@@ -88,3 +94,18 @@ def test_unknown_model_is_an_input_error_and_writes_nothing(tmp_path):
     with pytest.raises(InputError, match="no such weights file or shipped model"):
         export_model("no-such-model", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_file_is_named_after_the_weights_run_name_whatever_their_suffix(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    net = DeepGyro(width=4, enc_blocks=(1,), dec_blocks=(1,))
+    config = {"arch": "deepgyro", "width": 4, "enc_blocks": [1], "dec_blocks": [1]}
+    for name, expected in (("my-run", "my-run"), (".hidden", "weights"), ("../up", "weights")):
+        save_file(net.state_dict(), str(tmp_path / "weights.bin"),
+                  metadata={"model": json.dumps(config), "name": name})
+        assert onnx_name(tmp_path / "weights.bin") == expected
+    result = export_model(tmp_path / "weights.bin", tmp_path / "chosen.onnx", check=False)
+    assert result.path == tmp_path / "chosen.onnx" and result.path.is_file()
