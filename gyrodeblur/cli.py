@@ -1090,16 +1090,19 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
     Console().print(table)
     # Benchmarks are long descriptions: numbered in the table, spelled out below it.
     benchmarks = list(dict.fromkeys(s["benchmark"] for s in shipped if "benchmark" in s))
+    rows = [(s["name"] + " *" * s["default"], f"{s['parameters']:,}",
+             f"[{benchmarks.index(s['benchmark']) + 1}]" if "benchmark" in s else "-",
+             *(f"{s[key]:.{digits}f}" if key in s else "-"
+               for key, digits in (("psnr", 2), ("ssim", 4))),
+             f"{s['input_psnr']:.2f} / {s['input_ssim']:.4f}" if "input_ssim" in s else "-")
+            for s in shipped]
     table = Table(title="shipped weights (benchmark scores)")
-    for column in ("name", "params", "bench.", "PSNR", "SSIM", "input"):
-        table.add_column(column, no_wrap=True)
-    for s in shipped:
-        table.add_row(s["name"] + " *" * s["default"], f"{s['parameters']:,}",
-                      f"[{benchmarks.index(s['benchmark']) + 1}]" if "benchmark" in s else "-",
-                      *(f"{s[key]:.{digits}f}" if key in s else "-"
-                        for key, digits in (("psnr", 2), ("ssim", 4))),
-                      f"{s['input_psnr']:.2f} / {s['input_ssim']:.4f}"
-                      if "input_ssim" in s else "-")
+    for i, column in enumerate(("name", "params", "bench.", "PSNR", "SSIM", "input")):
+        # Numbers never shortened to "3…": on a narrow terminal the names wrap instead.
+        table.add_column(column, no_wrap=i > 0, overflow="fold", min_width=max(
+            [len(row[i]) for row in rows] + [len(column)]) if i else None)
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
     print("* the default of `deblur --method net`\nparams: of the net as its weights' config "
           "builds it (kernel samples T)\n" + "".join(

@@ -12,11 +12,21 @@ place of a run folder (evaluated as ``-m NAME``) records its scores anew, keepin
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "gyrodeblur" / "weights"
+
+
+def portable(settings: dict) -> dict:
+    """``settings`` with its image folders relative to the repository, as the docs write
+    them (``../shared/data/...``), not this machine's absolute paths."""
+    root = WEIGHTS.parents[1]
+    return {key: portable(value) if isinstance(value, dict) else
+            os.path.relpath(value, root) if key in ("images", "folder", "features") and value
+            else value for key, value in settings.items()}
 
 
 def main() -> None:
@@ -32,7 +42,7 @@ def main() -> None:
         else:
             key = name = run
         result = report["results"][key]
-        scores[name] = {"benchmark": label, "benchmark_settings": report["benchmark"],
+        scores[name] = {"benchmark": label, "benchmark_settings": portable(report["benchmark"]),
                         "psnr": round(result["psnr"], 2), "ssim": round(result["ssim"], 4),
                         "input_psnr": round(given["psnr"], 2),
                         "input_ssim": round(given["ssim"], 4),
