@@ -821,14 +821,17 @@ def evaluate(
     model: Annotated[list[str], typer.Option(
         "--model", "-m", help="Shipped model name, weights file or training run folder, or "
                               "'classic' (the classical deconvolution; repeatable).")] = (),
-    frames: Annotated[int, typer.Option(min=1, help="Frames per benchmark clip (1: images).")]
-    = 1,
+    frames: Annotated[int, typer.Option(
+        min=1, help="Frames per synthetic benchmark clip (1: images); with --folder, the "
+                    "window each frame is restored in.")] = 1,
     count: Annotated[int | None, typer.Option(
         min=1, help="Synthetic benchmark samples (default 24).")] = None,
     size: Annotated[str | None, typer.Option(
         help="Synthetic benchmark frame size WxH (default 256x192).")] = None,
     samples: Annotated[int | None, typer.Option(
-        min=2, help="Kernel samples T (default: the models' own, else 9).")] = None,
+        min=2, help="Kernel samples T (default: the models' own, else 9). The synthetic "
+                    "benchmark's blur and noise are drawn along them: compare scores of one "
+                    "T only.")] = None,
     images: Annotated[Path | None, typer.Option(
         help="Sharp images of the synthetic benchmark (default: embedded).")] = None,
     preset: Annotated[str | None, typer.Option(
@@ -838,7 +841,9 @@ def evaluate(
         help="Folder of clip folders (blurred/, sharp/, gyro.csv, frames.csv, camera.json, as "
              "`synth clips` writes them) instead of the synthetic benchmark.")] = None,
     features: Annotated[Path | None, typer.Option(
-        help="Oxford sequences folder: run DeepGyro's SIFT feature test too.")] = None,
+        help="Folder of Oxford sequence folders (graf/, boat/... with img1-3 and H1to2p, "
+             "H1to3p): run DeepGyro's SIFT feature test too, on pairs 1-2 and 1-3 each blurred "
+             "along real gyro motion (40 ms exposure, fixed seed).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Results JSON.")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Results as a Markdown table.")] = None,
 ) -> None:
@@ -857,6 +862,8 @@ def evaluate(
         PRESETS,
         BenchmarkSpec,
         classic_restore,
+        describe_features,
+        feature_settings,
         feature_test,
         features_table,
         folder_benchmark,
@@ -869,10 +876,15 @@ def evaluate(
         evaluate as run,
     )
 
+    # Each model once, however named (a run folder, its model.safetensors, a trailing "/").
+    unique: dict = {}
+    for name in model:
+        unique.setdefault(name if name == "classic" else weights_file(name).resolve(), name)
+    model = list(unique.values())
     for path in (output, markdown):
         if path is None:
             continue
-        check_output(path)
+        check_output(path, source=[weights_file(name) for name in model if name != "classic"])
         for inputs in (folder, features, images):
             if inputs is not None and path.is_file() and \
                     path.resolve().is_relative_to(inputs.resolve()):
@@ -883,9 +895,6 @@ def evaluate(
         raise InputError(features, "no such folder of Oxford sequences")
     if folder is not None and not folder.is_dir():
         raise InputError(folder, "no such folder of clip folders")
-    if not model:
-        err_console.print("no --model given: only the blurred input is scored (e.g. -m "
-                          "deepgyro-refine-s -m classic)")
     pairs = oxford_pairs(features) if features is not None else None
     models = {name: load_model(name) for name in model if name != "classic"}
     flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
@@ -937,6 +946,9 @@ def evaluate(
                                           progress=bar_steps(bar, "drawing the benchmark"))
         names = clips = None
         source = {"synthetic": asdict(spec)}
+    if not model:
+        err_console.print("no --model given: only the blurred input is scored (e.g. -m "
+                          "deepgyro-refine-s -m classic)")
     restorers = {"blurred input": lambda b: b["blurred"],
                  **{name: net_restore(net, weights_file(name))
                     for name, (net, _) in models.items()}}
@@ -946,7 +958,7 @@ def evaluate(
         results = {name: run(restore, samples, names, clips, progress=bar_steps(bar, name),
                              per_frame=name not in video)
                    for name, restore in restorers.items()}
-    report: dict = {"benchmark": source, "results": results,
+    report: dict = {"benchmark": source, "results": results, "threads": torch.get_num_threads(),
                     "models": {name: {"file": str(weights_file(name)), "config": config}
                                for name, (_, config) in models.items()}}
     if pairs is not None:
@@ -969,14 +981,16 @@ def evaluate(
 
             feature_restorers["classic"] = \
                 lambda image, rot: deconvolve(image.astype(np.float32), rot)
+        report["benchmark"]["features"] = feature_settings(features, pairs, T)
         with LoggedProgress() as bar:
             report["features"] = {
                 name: feature_test(pairs, restore, samples=T,
                                    progress=bar_steps(bar, f"feature test: {name}"))
                 for name, restore in feature_restorers.items()}
-    table = markdown_table(results)
+    table = markdown_table(results, source)
     if "features" in report:
-        table += "\n" + features_table(report["features"])
+        table += (f"\n{describe_features(report['benchmark']['features'])}\n\n"
+                  + features_table(report["features"]))
     if output is not None:  # files first: a closed stdout (`| head`) must not lose them
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(report, indent=2))

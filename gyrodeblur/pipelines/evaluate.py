@@ -93,7 +93,9 @@ def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9,
         if min(clip.footage.size) < SSIM_WINDOW:
             raise InputError(clip.path, "frames of {}x{} are smaller than SSIM's {}x{} window"
                              .format(*clip.footage.size, SSIM_WINDOW, SSIM_WINDOW))
-    clips = [str(dataset.clips[c].path.relative_to(root)) for c, _, _ in dataset.index]
+    within = [dataset.clips[c].path.relative_to(root) for c, _, _ in dataset.index]
+    # A clip folder given as the root is named by itself, not ".".
+    clips = [str(p) if p != Path() else Path(root).resolve().name for p in within]
     names = [f"{clip} frame {first + centre}"
              for clip, (_, first, centre) in zip(clips, dataset.index, strict=True)]
     return _drawn(dataset, len(dataset), progress), names, clips
@@ -192,15 +194,37 @@ def evaluate(restore: BatchRestore, samples: list[dict[str, torch.Tensor]],
             "ssim": float(np.mean([r["ssim"] for r in rows])), **results}
 
 
-def markdown_table(results: dict[str, dict]) -> str:
-    """A Markdown table of ``{method: evaluate(...)}``."""
-    lines = ["| method | PSNR (dB) | SSIM | s/frame |", "|---|---:|---:|---:|"]
+def describe(benchmark: dict) -> str:
+    """One line saying what a report's ``benchmark`` (``{"synthetic": BenchmarkSpec as a
+    dict}`` or ``{"folder", "frames", "samples"}``) is.
+
+    Example:
+        >>> from dataclasses import asdict
+        >>> print(describe({"synthetic": asdict(BenchmarkSpec(count=2))}))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        Benchmark: synthetic, default motion, 2 samples of 1 frame 256x192, T=9, seed 1000003,
+        embedded images.
+    """
+    if "synthetic" in benchmark:
+        b = benchmark["synthetic"]
+        return (f"Benchmark: synthetic, {b['preset']} motion, {b['count']} samples of "
+                f"{b['frames']} frame{'s' * (b['frames'] > 1)} {b['width']}x{b['height']}, "
+                f"T={b['samples']}, seed {b['seed']}, {b['images'] or 'embedded'} images.")
+    return (f"Benchmark: the clip folders of {benchmark['folder']}, each frame restored in a "
+            f"window of {benchmark['frames']}, T={benchmark['samples']}.")
+
+
+def markdown_table(results: dict[str, dict], benchmark: dict | None = None) -> str:
+    """A Markdown table of ``{method: evaluate(...)}``, under :func:`describe` of
+    ``benchmark`` if given."""
+    lines = [describe(benchmark), ""] if benchmark is not None else []
+    lines += ["| method | PSNR (dB) | SSIM | s/frame |", "|---|---:|---:|---:|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
                      f"{r['seconds_per_frame']:.4f} |")
     return "\n".join(lines) + (f"\n\nPSNR/SSIM convention: {CONVENTION}. s/frame: the "
                                 "restoration alone (no reading, no kernels), after a "
-                                "warm-up call.\n")
+                                f"warm-up call, on {torch.get_num_threads()} threads.\n")
 
 
 def features_table(features: dict[str, dict]) -> str:
@@ -315,13 +339,35 @@ def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
             H = _homography(folder / f"H1to{n}p")
             pairs.append((f"{folder.name} 1-{n}", first, image(folder / f"img{n}{suffix}"), H))
     if not pairs:
-        raise InputError(root, "no Oxford sequence folders (img1.ppm or .pgm, H1to2p...) in it")
+        one = any((Path(root) / f"img1{s}").is_file() for s in (".ppm", ".pgm"))
+        raise InputError(root, "one Oxford sequence: give the folder that holds it" if one else
+                         "no Oxford sequence folders (img1.ppm or .pgm, H1to2p...) in it")
     return pairs
+
+
+FEATURE_EXPOSURE = 0.04
+"""s, the feature test's exposure: blur of a handheld shot in dim light."""
+
+
+def feature_settings(root: str | Path, pairs: list, samples: int) -> dict:
+    """How :func:`feature_test` ran with its defaults on ``pairs`` of ``root``, for reports."""
+    return {"folder": str(root), "pairs": [name for name, *_ in pairs], "samples": samples,
+            "exposure": FEATURE_EXPOSURE, "seed": BENCHMARK_SEED,
+            "camera": "60-degree horizontal field of view, 20 ms readout",
+            "motion": "a random 0.2 s segment of a bundled real gyro trace per image"}
+
+
+def describe_features(settings: dict) -> str:
+    """One line saying how the feature test of :func:`feature_settings` ran."""
+    return (f"Feature test: {len(settings['pairs'])} Oxford pairs of {settings['folder']}, each "
+            f"image blurred along {settings['motion']} ({settings['camera']}, "
+            f"{settings['exposure'] * 1000:g} ms exposure, seed {settings['seed']}), "
+            f"T={settings['samples']}.")
 
 
 def feature_test(pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
                  restore: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                 exposure: float = 0.04, seed: int = BENCHMARK_SEED,
+                 exposure: float = FEATURE_EXPOSURE, seed: int = BENCHMARK_SEED,
                  progress: Progress | None = None, samples: int = 9) -> dict:
     """SIFT scores of sharp, blurred and (with ``restore``) deblurred pairs.
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from gyrodeblur.cli import app
 from gyrodeblur.footage import read_image
 from gyrodeblur.metrics import psnr
+from gyrodeblur.models import weights_file
 from gyrodeblur.pipelines.evaluate import (
     BenchmarkSpec,
     classic_restore,
@@ -98,6 +99,8 @@ def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["benchmark"]["synthetic"]["count"] == 1
+    assert report["benchmark"]["features"]["pairs"] == ["leaves 1-2", "leaves 1-3"]
+    assert "Feature test: 2 Oxford pairs of" in (tmp_path / "e.md").read_text()
     means = report["features"]["classic"]["mean"]
     assert means["sharp"]["repeatability"] > means["blurred"]["repeatability"]
     assert "| deblurred by classic |" in (tmp_path / "e.md").read_text()
@@ -159,6 +162,15 @@ def test_oxford_sequences_of_grey_pgm_images_are_read(tmp_path):
     np.testing.assert_array_equal(pairs[0][1][..., 1], image[..., 0] / np.float32(255))
 
 
+def test_one_oxford_sequence_given_for_their_folder_says_so(tmp_path):
+    from gyrodeblur.errors import InputError
+    from gyrodeblur.pipelines.evaluate import oxford_pairs
+
+    cv2.imwrite(str(tmp_path / "img1.ppm"), np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(InputError, match="one Oxford sequence: give the folder that holds it"):
+        oxford_pairs(tmp_path)
+
+
 def test_an_oxford_image_too_small_for_sift_is_a_one_line_error(tmp_path):
     from gyrodeblur.errors import InputError
     from gyrodeblur.pipelines.evaluate import oxford_pairs
@@ -209,6 +221,25 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
     same = runner.invoke(app, ["eval", "--count", "1", "-o", str(tmp_path / "r"),
                                "--markdown", str(tmp_path / "r")])
     assert same.exit_code == 2 and "is the --output JSON too" in same.output
+    # One clip folder as the benchmark: named by itself.
+    one = runner.invoke(app, ["eval", "--folder", str(first), "-o", str(tmp_path / "one.json")])
+    assert one.exit_code == 0, one.output
+    one = json.loads((tmp_path / "one.json").read_text())["results"]["blurred input"]
+    assert [c["clip"] for c in one["per_clip"]] == ["clip_000000"]
+
+
+def test_eval_never_writes_over_the_weights_it_scores(tmp_path):
+    import shutil
+
+    weights = tmp_path / "mine.safetensors"
+    shutil.copyfile(weights_file("deepgyro-s"), weights)
+    before = weights.read_bytes()
+    for option in ("-o", "--markdown"):
+        result = CliRunner().invoke(app, ["eval", "-m", str(weights), "--count", "1",
+                                          "--size", "32x32", option, str(weights)])
+        assert result.exit_code == 2 and "would overwrite an input" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert weights.read_bytes() == before
 
 
 def test_eval_on_footage_of_a_fisheye_wider_than_180_degrees_scores_every_pixel(tmp_path):
@@ -233,6 +264,7 @@ def test_eval_on_footage_of_a_fisheye_wider_than_180_degrees_scores_every_pixel(
     (["-m", "gyrodvd-s", "--frames", "3", "--samples", "9"],
      "gyrodvd-s: does not take --frames 3 --samples 9"),
     (["-m", "classic", "--size", "8x8"], "--size 8x8: at least 11x11"),
+    (["--preset", "calm"], "--preset 'calm': choose"),  # and no "no --model given" note
 ])
 def test_eval_refuses_what_cannot_be_scored_before_drawing(args, message):
     result = CliRunner().invoke(app, ["eval", *args])
