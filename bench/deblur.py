@@ -5,7 +5,8 @@ Prints a table; with ``--json`` one JSON object. Each figure is one run of the w
 synthetic footage written as H.264:
 
 - ``s_per_frame_720p_<method>``: seconds per 1280x720 frame for the classical method and each
-  shipped model (CPU, 2 threads);
+  shipped model (CPU, 2 threads); ``s_per_frame_720p_<model>_cuda`` the same with the
+  network on the GPU (``--device cuda``), when torch has CUDA;
 - ``peak_rss_mb_4k_<method>_<frames>f``: peak resident memory of the process deblurring a
   3840x2160 clip of that many frames; two lengths show that it does not grow with the
   length.
@@ -55,7 +56,7 @@ def write_footage(folder: Path, size: str, frames: int, yaw: float = 0.3) -> Non
             video.write(big[:, 40 * n:40 * n + width])
 
 
-def measure(method: str, folder: Path) -> dict:
+def measure(method: str, folder: Path, device: str = "cpu") -> dict:
     """One run (in a child process) on the footage in ``folder``: seconds per frame and peak
     resident memory of the process."""
     import torch
@@ -69,7 +70,7 @@ def measure(method: str, folder: Path) -> dict:
     torch.set_num_threads(2)
     keep_freed_memory()  # as the command line runs
     restorer = (make_restorer("classic", None, True) if method == "classic"
-                else make_restorer("net", method, True))
+                else make_restorer("net", method, True, device=device))
     timing = read_frames_csv(folder / "frames.csv")
     job = VideoJob(Footage(folder / "clip.mp4"), timing, timing.frame,
                    read_gyro(folder / "gyro.csv"), load_camera(folder / "camera.json"), restorer)
@@ -81,11 +82,12 @@ def measure(method: str, folder: Path) -> dict:
     return {"s_per_frame": round(seconds, 2), "peak_rss_mb": round(peak / 1024)}
 
 
-def child(method: str, size: str, frames: int, yaw: float) -> dict:
+def child(method: str, size: str, frames: int, yaw: float, device: str = "cpu") -> dict:
     """Write the footage here, deblur it in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         write_footage(Path(tmp), size, frames, yaw)
-        out = measured_in_child([__file__, "--child", method, tmp], f"{method} at {size}")
+        out = measured_in_child([__file__, "--child", method, tmp, device],
+                                f"{method} at {size} on {device}")
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -98,11 +100,13 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", choices=SIZES, help="only these sizes")
     parser.add_argument("--yaw", type=float, default=0.3,
                         help="pan in rad/s: blur of 14 px at 4K (default 0.3), 55 px (1.2)")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child[0], Path(args.child[1]))))
+        print(json.dumps(measure(args.child[0], Path(args.child[1]), args.child[2])))
         return
+
+    import torch
 
     from gyrodeblur.models import shipped_weights
     from gyrodeblur.pipelines.deblur import DEFAULT_MODEL
@@ -114,22 +118,26 @@ def main() -> None:
     if not args.json:
         print("| method | size | frames | s / frame | peak RSS (MB) |")
         print("|---|---|---:|---:|---:|", flush=True)
-    runs = [(m, "720p", args.frames) for m in ["classic", *sorted(shipped_weights())]]
+    runs = [(m, "720p", args.frames, "cpu") for m in ["classic", *sorted(shipped_weights())]]
+    if torch.cuda.is_available():
+        runs += [(m, "720p", args.frames, "cuda") for m in sorted(shipped_weights())]
     # Two lengths for the default net show that memory does not grow with the clip.
-    runs += [(DEFAULT_MODEL, "4k", 2), (DEFAULT_MODEL, "4k", 4), ("deepgyro-path-s", "4k", 2),
-             ("gyrodvd-s", "4k", 2), ("classic", "4k", 1)]
-    runs = [(m, s, f) for m, s, f in runs
+    runs += [(m, "4k", f, "cpu") for m, f in ((DEFAULT_MODEL, 2), (DEFAULT_MODEL, 4),
+                                              ("deepgyro-path-s", 2), ("gyrodvd-s", 2),
+                                              ("classic", 1))]
+    runs = [(m, s, f, d) for m, s, f, d in runs
             if (not args.methods or m in args.methods) and (not args.sizes or s in args.sizes)]
-    for method, size, frames in runs:
-        r = child(method, size, frames, args.yaw)
+    for method, size, frames, device in runs:
+        r = child(method, size, frames, args.yaw, device)
+        on = "" if device == "cpu" else f"_{device}"
         if size == "720p":
-            figures[f"s_per_frame_720p_{method}"] = r["s_per_frame"]
+            figures[f"s_per_frame_720p_{method}{on}"] = r["s_per_frame"]
         else:
             figures[f"peak_rss_mb_4k_{method}_{frames}f"] = r["peak_rss_mb"]
         if not args.json:
             width, height = SIZES[size]
-            print(f"| {method} | {width}x{height} | {frames} | {r['s_per_frame']:.2f} | "
-                  f"{r['peak_rss_mb']} |", flush=True)
+            print(f"| {method}{' (GPU)' * bool(on)} | {width}x{height} | {frames} | "
+                  f"{r['s_per_frame']:.2f} | {r['peak_rss_mb']} |", flush=True)
     if args.json:
         print(json.dumps(figures))
     else:

@@ -1140,6 +1140,9 @@ KernelWidthOption = Annotated[int, typer.Option(
     min=64, help="Compute kernels at most this wide (then upsampled).")]
 
 
+DeviceOption = Annotated[str, typer.Option(
+    help="Where the network runs: cpu, or cuda / cuda:N (a GPU; kernels, optical flow and the "
+         "classical method stay on the CPU).")]
 IterationsOption = Annotated[int | None, typer.Option(
     min=1, help="RL steps of --method classic (default: 4 per pixel of the blur's median "
                 "path length, 8 to 30).")]
@@ -1153,13 +1156,14 @@ def check_deblur_size(path: Path | None, width: int, height: int) -> None:
                                f"{MIN_SIDE}x{MIN_SIDE} pixels)")
 
 
-def _restorer(method: str, model: str | None, video: bool, tile: int | None,
+def _restorer(method: str, model: str | None, video: bool, tile: int | None, device: str,
               samples: int | None = None, iterations: int | None = None):
     from gyrodeblur.pipelines.deblur import make_restorer
 
     if method == "net" and samples is not None:
         raise InputError(None, "--samples applies to --method classic only (a net takes its own)")
-    return make_restorer(method, model, video, tile, samples, iterations)
+    return make_restorer(method, model, video, tile, samples, iterations,
+                         None if device == "cpu" else device)
 
 
 @deblur_app.command("image")
@@ -1188,6 +1192,7 @@ def deblur_image_command(
     gyro_unit: UnitOption = "auto",
     bias: BiasOption = None,
     tile: TileOption = None,
+    device: DeviceOption = "cpu",
     kernel_width: KernelWidthOption = 1280,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image.")] = ...,
 ) -> None:
@@ -1201,7 +1206,7 @@ def deblur_image_command(
     check_output(output, source=(image, gyro, camera, kernels_file))
     blurred, stored = read_image_and_format(image)
     check_deblur_size(image, blurred.shape[1], blurred.shape[0])
-    restorer = _restorer(method, model, False, tile, samples, iterations)
+    restorer = _restorer(method, model, False, tile, device, samples, iterations)
     if kernels_file is not None:
         motion = [name for name, v in (
             ("--gyro", gyro), ("--camera", camera), ("--frame-time", frame_time),
@@ -1266,6 +1271,7 @@ def deblur_video_command(
     size: Annotated[str | None, typer.Option(help="Deblur (and write) at WxH.")] = None,
     side_by_side: Annotated[bool, typer.Option(help="Input on the left, output right.")] = False,
     tile: TileOption = None,
+    device: DeviceOption = "cpu",
     kernel_width: KernelWidthOption = 1280,
     crf: Annotated[int | None, typer.Option(
         min=0, max=51, help="H.264 quality of an .mp4 (x264's CRF: lower is better and "
@@ -1303,7 +1309,7 @@ def deblur_video_command(
         cam = fit_wanted_size(cam, camera, wanted_size, footage)
     timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time, log)
     selected = select_frames(timing, footage, frame_range)
-    restorer = _restorer(method, model, True, tile, iterations=iterations)
+    restorer = _restorer(method, model, True, tile, device, iterations=iterations)
     found, no_sync = None, None
     if sync == "auto":
         from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS, estimate_sync

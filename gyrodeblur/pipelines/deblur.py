@@ -101,6 +101,11 @@ class Restorer:
     iterations: int | None = None
 
     @property
+    def device(self) -> torch.device:
+        """Where the network runs (its weights' device); frames go there and back per tile."""
+        return torch.device("cpu") if self.net is None else next(self.net.parameters()).device
+
+    @property
     def uses_classic(self) -> bool:
         """Whether it runs the classical method: alone, or as the first estimate of a net."""
         return self.net is None or refines_classic(self.net)
@@ -118,6 +123,7 @@ class Restorer:
         ``tv_weight``, ``iterations`` and ``subsamples`` set the classical method (default:
         from the noise and the blur of these pixels)."""
         c = len(clip) // 2
+        device = self.device
         if self.whole_kernel:
             kernel = rot[c] if tran is None else rot[c] + tran[c]
             estimate = (deconvolve(clip[c], kernel, iterations, tv_weight, subsamples)
@@ -125,23 +131,48 @@ class Restorer:
             if self.net is None:
                 return estimate
             with torch.no_grad():
-                y = self.net(torch.from_numpy(clip[c]).permute(2, 0, 1)[None],
-                             torch.from_numpy(kernel)[None],
+                y = self.net(torch.from_numpy(clip[c]).permute(2, 0, 1)[None].to(device),
+                             torch.from_numpy(kernel)[None].to(device),
                              None if estimate is None
-                             else torch.from_numpy(estimate).permute(2, 0, 1)[None])
+                             else torch.from_numpy(estimate).permute(2, 0, 1)[None].to(device))
         else:
             with torch.no_grad():
-                x = torch.from_numpy(np.stack(clip)).permute(0, 3, 1, 2)[None]
-                r = torch.from_numpy(np.stack(rot))[None]
+                x = torch.from_numpy(np.stack(clip)).permute(0, 3, 1, 2)[None].to(device)
+                r = torch.from_numpy(np.stack(rot))[None].to(device)
                 t = (torch.zeros_like(r) if tran is None
-                     else torch.from_numpy(np.stack(tran))[None])
+                     else torch.from_numpy(np.stack(tran))[None].to(device))
                 y = self.net(x, r, t)[:, c]
-        return check_restored(y[0], self.name).clamp(0, 1).permute(1, 2, 0).numpy()
+        return check_restored(y[0], self.name).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def torch_device(name: str | torch.device) -> torch.device:
+    """The torch device ``name`` (``cpu``, ``cuda``, ``cuda:N``), refused with a one-line
+    :class:`InputError` if unknown or not in this machine.
+
+    Example:
+        >>> torch_device("cpu")
+        device(type='cpu')
+    """
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise InputError(None, f"device {name!r}: choose cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(None, f"device {name}: this torch sees no CUDA GPU (a CPU-only "
+                                   "build, or no driver)")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise InputError(None, f"device {name}: this machine has "
+                                   f"{torch.cuda.device_count()} CUDA GPU(s)")
+    elif device.type != "cpu":
+        raise InputError(None, f"device {name!r}: choose cpu, cuda or cuda:N")
+    return device
 
 
 def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | None = None,
                   video: bool = False, tile: int | None = None, samples: int | None = None,
-                  iterations: int | None = None) -> Restorer:
+                  iterations: int | None = None, device: str | torch.device | None = None
+                  ) -> Restorer:
     """The restorer for ``--method`` and ``--model`` (a shipped name, a weights file, or a
     network as :func:`~gyrodeblur.models.load_model` returns it).
 
@@ -150,7 +181,9 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
     sets ``T`` of the kernels computed for the classical method (``deblur video``,
     :func:`image_kernels`; a network takes the ``T`` it was trained on; kernels given to
     :func:`deblur_image` are used as given); ``iterations`` sets the classical method's
-    steps (0: none, the input back).
+    steps (0: none, the input back). ``device`` (``cpu``, ``cuda``, ``cuda:1``...) is where
+    the network runs (None: where it is; loaded, the CPU); kernels, optical flow and the
+    classical method run on the CPU.
 
     Example:
         >>> make_restorer("classic").samples, make_restorer("net").name
@@ -167,6 +200,9 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
                         "config): pass the network")
     if method == "classic" and model is not None:
         raise InputError(None, "--model applies to --method net only")
+    device = None if device is None else torch_device(device)
+    if method == "classic" and device is not None and device.type != "cpu":
+        raise InputError(None, f"device {device}: the classical method runs on the CPU only")
     if method == "classic":
         # The whole kernel, rotation plus translation, wherever the translation is known: flow
         # in videos, a kernels file for an image.
@@ -177,6 +213,8 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
     else:
         name = model or DEFAULT_MODEL
         net, _ = load_model(name)
+    if device is not None:
+        net = net.to(device)
     if iterations is not None and not refines_classic(net):
         raise InputError(None, "--iterations applies to --method classic (or a net that refines "
                                "it) only")

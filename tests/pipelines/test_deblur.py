@@ -866,6 +866,27 @@ def test_make_restorer_refuses_a_model_it_would_not_use():
         make_restorer("net", load_model("deepgyro-path-s"))
 
 
+def test_the_net_runs_where_the_device_says_and_a_missing_gpu_is_named():
+    image = np.random.default_rng(0).random((40, 48, 3), dtype=np.float32)
+    rot = np.random.default_rng(1).normal(0, 2, (9, 2, 40, 48)).astype(np.float32)
+    on_cpu = make_restorer("net", "deepgyro-s", device="cpu")
+    assert on_cpu.device == torch.device("cpu")
+    np.testing.assert_array_equal(deblur_image(image, rot, restorer=on_cpu),
+                                  deblur_image(image, rot, restorer=make_restorer("net",
+                                                                                  "deepgyro-s")))
+    with pytest.raises(InputError, match="device 'tpu': choose cpu, cuda or cuda:N"):
+        make_restorer("net", device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="device cuda: this torch sees no CUDA GPU"):
+            make_restorer("net", device="cuda")
+    else:
+        with pytest.raises(InputError, match="the classical method runs on the CPU only"):
+            make_restorer("classic", device="cuda")
+        on_gpu = make_restorer("net", "deepgyro-s", device="cuda")
+        np.testing.assert_allclose(deblur_image(image, rot, restorer=on_gpu),
+                                   deblur_image(image, rot, restorer=on_cpu), atol=1e-4)
+
+
 def test_deblur_image_writes_webp_as_it_reads_it(clip, tmp_path):
     result = runner.invoke(app, ["deblur", "image", str(clip / "blurred" / "000003.png"),
                                  "--kernels", str(clip / "kernels.npz"), "--frame", "3",
