@@ -212,7 +212,8 @@ RangeOption = Annotated[str | None, typer.Option(
     "--range", help="Frames FIRST:LAST (1-based, inclusive).")]
 UnitOption = Annotated[str, typer.Option(help="Gyro unit: auto, rad or deg.")]
 BiasOption = Annotated[str | None, typer.Option(
-    help="Remove gyro bias: 'auto' (estimated on still parts) or WX,WY,WZ in rad/s.")]
+    help="Remove gyro bias: 'auto' (estimated on still parts) or WX,WY,WZ in rad/s, in the "
+         "log's own axes.")]
 SYNC_SEARCH = 0.2  # s, half-width of the time-offset search of `sync` and `deblur --sync auto`
 CRF = 18  # x264's quality of `deblur video` output: visually lossless for most footage
 FramesArgument = Annotated[Path, typer.Argument(

@@ -184,18 +184,34 @@ def write_frames_csv(timing: FrameTiming, path: str | Path) -> None:
         tmp.write_text("frame,t_start,exposure\n" + "".join(rows))
 
 
+MAX_EXPOSURE = 1.0
+"""s: a video frame's exposure is shorter (one of several seconds is a unit error)."""
+MAX_FRAME_INTERVAL = 60.0
+"""s: frames further apart (a slower time-lapse than one a minute) are a unit error."""
+
+
 def check_timing_units(timing: FrameTiming, readout_time: float = 0.0,
                        camera_source: str | Path | None = None,
                        readout_hint: str = "is it in seconds?") -> None:
-    """Refuse an exposure or readout longer than the frame interval: a unit error (ms, ns).
+    """Refuse an exposure or readout longer than the frame interval, an exposure above
+    ``MAX_EXPOSURE`` or frames further apart than ``MAX_FRAME_INTERVAL``: unit errors (ms,
+    ns).
 
     A video frame's exposure and its sensor readout both fit in the time between frame
     starts; the median interval is used, so dropped frames do not hide a unit error. A wrong
     readout is blamed on ``camera_source`` with ``readout_hint``.
     """
+    longest = float(timing.exposure.max())
+    if longest > MAX_EXPOSURE:
+        raise InputError(timing.source, f"exposure {longest:.6g} s is longer than a video "
+                                        f"frame's ({MAX_EXPOSURE:g} s at most): is it in "
+                                        "seconds (not ms, us or ns)?")
     if len(timing.frame) < 2:
         return
     interval = float(np.median(np.diff(timing.t_start) / np.diff(timing.frame)))
+    if interval > MAX_FRAME_INTERVAL:
+        raise InputError(timing.source, f"frames {interval:.6g} s apart (median): is t_start in "
+                                        "seconds (not ms, us or ns)?")
     for name, value, source, hint in (
             ("exposure", float(timing.exposure.max()), timing.source, "is it in seconds?"),
             ("readout time", readout_time, camera_source, readout_hint)):

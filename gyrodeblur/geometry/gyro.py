@@ -154,6 +154,8 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
         raise InputError(path, f"unknown gyro unit {unit!r}; use 'auto', 'rad' or 'deg'")
     if not path.exists():
         raise InputError(path, "gyro file not found")
+    if path.name == "gyro.csv" and (path.parent / "cam_metainfo.csv").is_file():
+        path = path.parent  # a GyroVD meta_info's log: read as its folder, on its own clock
     if path.is_dir():
         file = _gyrovd_file(path)
         if _opening(file).startswith("t,"):  # a plain CSV in the layout, as synthesis writes
@@ -207,7 +209,7 @@ def _opening(path: Path) -> str:
 def _has_plain_header(opening: str) -> bool:
     """Whether a file's first line (from ``_opening``) names the plain CSV's columns t, wx,
     wy, wz."""
-    names = {n.strip() for n in opening.partition("\n")[0].split(",")}
+    names = {n.strip().lower() for n in opening.partition("\n")[0].split(",")}
     return {"t", "wx", "wy", "wz"} <= names
 
 
@@ -271,20 +273,21 @@ def _read_gyrovd(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _read_plain_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     text = _text_lines(path)
-    if not text:
+    # The header: the first line that is neither blank nor a # comment.
+    header = next((i for i, line in enumerate(text)
+                   if line.strip() and not line.lstrip().startswith("#")), None)
+    if header is None:
         raise InputError(path, "file is empty (expected a header t,wx,wy,wz)")
-    names = [n.strip() for n in text[0].split(",")]
+    names = [n.strip().lower() for n in text[header].split(",")]
     missing = [n for n in ("t", "wx", "wy", "wz") if n not in names]
     if missing:
-        # GyroVD's headerless gyro.csv is read through its folder, with cam_metainfo.csv.
-        hint = (f"; a GyroVD log: give its folder, {path.parent}"
-                if (path.parent / "cam_metainfo.csv").is_file() else "")
-        raise InputError(
-            path, f"missing column(s) {', '.join(missing)} (header has: {', '.join(names)})"
-            + hint
-        )
+        first = text[header].strip()
+        why = ("no header line" if _is_number(first.replace(",", " ").split()[0]) else
+               "not comma-separated" if "," not in first else f"header has: {', '.join(names)}")
+        raise InputError(path, f"missing column(s) {', '.join(missing)} ({why}): a plain CSV "
+                               "starts with the line t,wx,wy,wz, in seconds and rad/s")
     cols = [names.index(n) for n in ("t", "wx", "wy", "wz")]
-    rows, lines = _numeric_rows(path, text, start=1, ncols=len(names))
+    rows, lines = _numeric_rows(path, text, start=header + 1, ncols=len(names))
     data = _floats(path, [[r[c] for c in cols] for r in rows], lines, width=4)
     return data[:, 0], data[:, 1:], lines
 
@@ -423,6 +426,14 @@ def _native_stderr_held() -> Iterator[None]:
         sys.stderr.write(held.read().decode(errors="replace"))
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _text_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8-sig").splitlines()
@@ -506,7 +517,9 @@ def _validated(
         )
     interval = float(np.median(np.diff(t)))
     if not _MIN_SAMPLE_INTERVAL <= interval <= _MAX_SAMPLE_INTERVAL:
-        guess = "ms or ns?" if interval > _MAX_SAMPLE_INTERVAL else "us?"
+        # A gyro samples every 0.05 to 50 ms: that in ms, us or ns.
+        guess = ("us?" if interval < _MIN_SAMPLE_INTERVAL else "ms?" if interval <= 50
+                 else "us?" if interval <= 5e4 else "ns?")
         raise InputError(source, f"median sample interval {interval:.6g} s ({1 / interval:.3g} Hz) "
                                  f"is no gyro's: timestamps must be in seconds "
                                  f"({time_advice or guess})")
@@ -529,9 +542,13 @@ def _validated(
 # --------------------------------------------------------------------------------------------
 
 
+MAX_BIAS = 0.1
+"""rad/s: MEMS gyro biases are well below it (a larger one given is noted: deg/s?)."""
+
+
 def estimate_bias(
-    log: GyroLog, window: float = 0.5, still_threshold: float = 0.02, max_bias: float = 0.1
-) -> np.ndarray:
+    log: GyroLog, window: float = 0.5, still_threshold: float = 0.02,
+    max_bias: float = MAX_BIAS) -> np.ndarray:
     """Gyro bias (rad/s, ``(3,)``) as the mean rate over the still parts of the log.
 
     Rule: slide windows of ``window`` seconds by half a window; a window's spread is
@@ -578,7 +595,9 @@ def estimate_bias(
 
 
 def remove_bias(log: GyroLog, bias: np.ndarray | None = None) -> GyroLog:
-    """Subtract ``bias`` (default: :func:`estimate_bias`) from every sample.
+    """Subtract ``bias`` (default: :func:`estimate_bias`) from every sample: rad/s in the
+    log's own axes (as read, before ``imu_to_camera``). A given bias above ``MAX_BIAS`` is
+    applied with a warning.
 
     Example:
         >>> log = GyroLog(np.array([0.0, 1.0]), np.ones((2, 3)))
@@ -588,6 +607,11 @@ def remove_bias(log: GyroLog, bias: np.ndarray | None = None) -> GyroLog:
     b = estimate_bias(log) if bias is None else np.asarray(bias, dtype=np.float64)
     if b.shape != (3,) or not np.isfinite(b).all():
         raise ValueError(f"bias must be 3 finite rates (wx, wy, wz) in rad/s, got {bias!r}")
+    if bias is not None and np.abs(b).max() > MAX_BIAS:
+        import warnings
+
+        warnings.warn(f"a gyro bias of {np.abs(b).max():g} rad/s is more than a MEMS gyro's "
+                      f"(under {MAX_BIAS}): in deg/s? It is subtracted as given", stacklevel=2)
     return replace(log, w=log.w - b)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -111,14 +112,16 @@ def test_gyrovd_folder_ns_timestamps(tmp_path):
     assert log.source.endswith("gyro.csv")
 
 
-def test_gyrovd_gyro_csv_given_alone_points_to_its_folder(tmp_path):
+def test_gyrovd_gyro_csv_given_alone_is_read_as_its_folder(tmp_path):
+    # Not as telemetry-parser would take it (its clock from 0, Gyroflow's axes).
     meta = tmp_path / "meta_info"
     meta.mkdir()
     _csv(meta / "gyro.csv", "0.5,-0.25,1.0,590984740505455\n0.1,0.2,0.3,590984742901913\n")
     _csv(meta / "cam_metainfo.csv", "")
-    with pytest.raises(InputError, match=r"missing column.*; a GyroVD log: give its folder, "
-                                         r".*meta_info$"):
-        read_gyro(meta / "gyro.csv")
+    alone, folder = read_gyro(meta / "gyro.csv"), read_gyro(meta)
+    np.testing.assert_array_equal(alone.t, folder.t)
+    np.testing.assert_array_equal(alone.w, folder.w)
+    assert alone.t[0] == pytest.approx(590984.740505455) and alone.imu_to_camera is None
 
 
 def test_gyrovd_folder_without_gyro_csv(tmp_path):
@@ -271,10 +274,35 @@ def test_gentle_real_trace_in_deg_per_second_refused(tmp_path):
     np.testing.assert_allclose(read_gyro(tmp_path / "deg.csv", unit="deg").w, log.w, atol=1e-12)
 
 
-def test_millisecond_timestamps_refused(tmp_path):
-    rows = "".join(f"{i * 5},0,0.1,0\n" for i in range(100))  # 200 Hz in ms
-    with pytest.raises(InputError, match=r"ms\.csv: median sample interval 5 s .*seconds"):
-        read_gyro(_csv(tmp_path / "ms.csv", "t,wx,wy,wz\n" + rows))
+@pytest.mark.parametrize(("unit", "scale"), [("ms", 1e3), ("us", 1e6), ("ns", 1e9)])
+def test_timestamps_in_another_unit_are_refused_naming_it(tmp_path, unit, scale):
+    rows = "".join(f"{i * 0.005 * scale:.0f},0,0.1,0\n" for i in range(100))  # 200 Hz
+    interval = re.escape(f"{0.005 * scale:g}")
+    with pytest.raises(InputError, match=rf"t\.csv: median sample interval {interval} s "
+                                         rf".*seconds \({unit}\?\)"):
+        read_gyro(_csv(tmp_path / "t.csv", "t,wx,wy,wz\n" + rows))
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    ("1218994713625,-0.00117,0.2,0.1\n1218994723625,0,0,0\n", "no header line"),
+    ("t\twx\twy\twz\n0\t0\t0\t0\n", "not comma-separated"),
+])
+def test_a_csv_without_our_header_says_what_it_needs(tmp_path, body, why):
+    with pytest.raises(InputError, match=rf"missing column\(s\) .*\({why}\): a plain CSV starts "
+                                         r"with the line t,wx,wy,wz, in seconds and rad/s"):
+        read_gyro(_csv(tmp_path / "g.csv", body))
+
+
+def test_a_header_in_capitals_after_comments_is_read(tmp_path):
+    body = "# logger v2\n\nT,WX,WY,WZ\n0,0.1,0,0\n0.005,0.2,0,0\n"
+    log = read_gyro(_csv(tmp_path / "g.csv", body))
+    np.testing.assert_array_equal(log.w[:, 0], [0.1, 0.2])
+
+
+def test_a_bias_larger_than_a_gyros_is_applied_with_a_warning():
+    log = GyroLog(np.array([0.0, 0.01]), np.ones((2, 3)))
+    with pytest.warns(UserWarning, match="a gyro bias of 1.5 rad/s .*: in deg/s"):
+        np.testing.assert_array_equal(remove_bias(log, [1.5, 0, 0]).w[0], [-0.5, 1, 1])
 
 
 def test_microsecond_timestamps_and_gcsv_seconds_without_tscale_refused(tmp_path):
