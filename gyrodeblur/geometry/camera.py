@@ -774,8 +774,11 @@ def _camera_from_gyrovd(path: Path) -> Camera:
     for i, line in enumerate(lines, 1):
         cells = line.split(",")
         if len(cells) != _GYROVD_COLUMNS:
+            why = {4: ": a gyro log (wx,wy,wz,t_ns)?",
+                   15: ": GyroVD-Syn's layout, not read: give a camera JSON"
+                   }.get(len(cells), "")
             raise InputError(path, f"row {i}: expected {_GYROVD_COLUMNS} comma-separated columns "
-                                   f"(GyroVD-Real cam_metainfo), found {len(cells)}")
+                                   f"(GyroVD-Real cam_metainfo), found {len(cells)}{why}")
         try:
             values = [float(c) for c in cells]
         except ValueError:

@@ -475,6 +475,9 @@ def test_gyrovd_synthetic_and_malformed(tmp_path: Path) -> None:
              "nan.csv": (gyrovd_row(intrinsics="2797.2,nan,2021.0,1541.4,0"), "NaN"),
              "text.csv": (gyrovd_row(intrinsics="a,b,c,d,e"), "not a number"),
              "empty.csv": ("", "empty"),
+             "syn.csv": (",".join(["1.0"] * 15), r"found 15: GyroVD-Syn's layout, not read: "
+                                                 r"give a camera JSON"),
+             "raw_gyro.csv": ("0.1,0.2,0.3,590984740505455", r"found 4: a gyro log"),
              "gyro.csv": ("t,wx,wy,wz\n0,0,0,0\n", r"not a camera file: a CSV with a header "
                                                     r"\(t,wx,wy,wz\)")}
     for name, (text, message) in cases.items():
