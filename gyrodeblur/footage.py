@@ -203,9 +203,9 @@ def check_timing_units(timing: FrameTiming, readout_time: float = 0.0,
     """
     longest = float(timing.exposure.max())
     if longest > MAX_EXPOSURE:
-        raise InputError(timing.source, f"exposure {longest:.6g} s is longer than a video "
-                                        f"frame's ({MAX_EXPOSURE:g} s at most): is it in "
-                                        "seconds (not ms, us or ns)?")
+        raise InputError(timing.source, f"exposure {longest:.6g} s, over {MAX_EXPOSURE:g} s: "
+                                        "no video frame's; is it in seconds (not ms, us or "
+                                        "ns)?")
     if len(timing.frame) < 2:
         return
     interval = float(np.median(np.diff(timing.t_start) / np.diff(timing.frame)))
@@ -213,7 +213,7 @@ def check_timing_units(timing: FrameTiming, readout_time: float = 0.0,
         raise InputError(timing.source, f"frames {interval:.6g} s apart (median): is t_start in "
                                         "seconds (not ms, us or ns)?")
     for name, value, source, hint in (
-            ("exposure", float(timing.exposure.max()), timing.source, "is it in seconds?"),
+            ("exposure", longest, timing.source, "is it in seconds?"),
             ("readout time", readout_time, camera_source, readout_hint)):
         if value > 1.05 * interval:
             raise InputError(source, f"{name} {value:.6g} s is longer than the frame interval "

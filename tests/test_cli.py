@@ -185,8 +185,8 @@ BAD_INPUTS = {
                                  "aspect"),
     "exposure in ms": (lambda c: (c / "frames.csv").write_text(
         "frame,t_start,exposure\n1,0.5,40\n2,0.6,40\n3,0.7,40\n4,0.8,40\n"),
-        "frames.csv", "exposure 40 s is longer than a video frame's (1 s at most): is it in "
-                      "seconds (not ms, us or ns)?"),
+        "frames.csv", "exposure 40 s, over 1 s: no video frame's; is it in seconds (not ms, "
+                      "us or ns)?"),
     "frame times in ms": (lambda c: (c / "frames.csv").write_text(
         "frame,t_start,exposure\n1,500,0.01\n2,600,0.01\n3,700,0.01\n4,800,0.01\n"),
         "frames.csv", "frames 100 s apart (median): is t_start in seconds (not ms, us or ns)?"),

@@ -217,8 +217,7 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
                                    "(eval names it classic in -m; deblur runs it with --method "
                                    "classic)")
         raise InputError(path, f"no such weights file or shipped model (shipped: "
-                               f"{', '.join(shipped) or 'none'}; classic is the classical "
-                               f"method, --method classic){hint}")
+                               f"{', '.join(shipped) or 'none'}){hint}")
     if path.suffix == ".pt":
         raise InputError(path, "a training checkpoint, not weights: give the run's "
                                "model.safetensors")
