@@ -600,9 +600,9 @@ def remove_bias(log: GyroLog, bias: np.ndarray | None = None) -> GyroLog:
     applied with a warning.
 
     Example:
-        >>> log = GyroLog(np.array([0.0, 1.0]), np.ones((2, 3)))
-        >>> remove_bias(log, np.array([1.0, 1.0, 0.0])).w[0]
-        array([0., 0., 1.])
+        >>> log = GyroLog(np.array([0.0, 1.0]), np.full((2, 3), 0.25))
+        >>> remove_bias(log, np.array([0.05, 0.01, 0.0])).w[0]
+        array([0.2 , 0.24, 0.25])
     """
     b = estimate_bias(log) if bias is None else np.asarray(bias, dtype=np.float64)
     if b.shape != (3,) or not np.isfinite(b).all():

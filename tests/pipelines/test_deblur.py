@@ -34,6 +34,7 @@ from gyrodeblur.pipelines.deblur import (
     restore_frame,
     side_by_side_frame,
     tile_halo,
+    torch_device,
     upsample_kernels,
     windows,
 )
@@ -171,7 +172,29 @@ def test_upsampled_kernels_match_full_resolution(clip):
     up = upsample_kernels(small, (camera.height, camera.width))
     assert up.shape == full.shape
     # The half-resolution camera has whole rows read at half the row spacing: same times.
-    assert np.abs(up - full)[..., 2:-2, 2:-2].max() < 0.05 * max(1.0, np.abs(full).max())
+    # Bilinear between smooth samples: within 1e-3 of the length.
+    assert np.abs(up - full)[..., 2:-2, 2:-2].max() < 1e-3 * max(1.0, np.abs(full).max())
+
+
+def test_upsampled_kernels_are_exact_on_an_affine_field_and_crop_to_the_tile():
+    # Bilinear interpolation reproduces an affine field: at full resolution, pixel x sees
+    # small-image coordinate (x + 0.5) / s - 0.5, and displacements scale by s.
+    h, w, H, W = 30, 40, 75, 130
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    small = np.stack([np.stack([0.5 + 0.03 * xs - 0.02 * ys, -1 + 0.01 * xs + 0.04 * ys])] * 2)
+    up = upsample_kernels(small, (H, W))
+    Y, X = np.mgrid[0:H, 0:W].astype(np.float64)
+    sx, sy = W / w, H / h
+    u, v = (X + 0.5) / sx - 0.5, (Y + 0.5) / sy - 0.5
+    inside = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)  # no border replication
+    # OpenCV's remap places samples to 1/32 px: slopes of 0.04 px/px, scaled ~3x, give 4e-3.
+    np.testing.assert_allclose(up[1, 0][inside], (0.5 + 0.03 * u - 0.02 * v)[inside] * sx,
+                               atol=4e-3)
+    np.testing.assert_allclose(up[1, 1][inside], (-1 + 0.01 * u + 0.04 * v)[inside] * sy,
+                               atol=4e-3)
+    for t in tile_grid(H, W, 48, 16):
+        np.testing.assert_array_equal(upsample_kernels(small, (H, W), t),
+                                      up[..., t.y0:t.y1, t.x0:t.x1])
 
 
 def test_deblur_video_to_mp4_keeps_rate_audio_and_frames(clip, tmp_path):
@@ -876,6 +899,9 @@ def test_the_net_runs_where_the_device_says_and_a_missing_gpu_is_named():
                                                                                   "deepgyro-s")))
     with pytest.raises(InputError, match="device 'tpu': choose cpu, cuda or cuda:N"):
         make_restorer("net", device="tpu")
+    with pytest.raises(InputError, match="device 'meta': choose cpu, cuda or cuda:N"):
+        torch_device("meta")  # a torch device, but not one to deblur on
+    assert make_restorer("net", load_model("deepgyro-s")[0].to("meta")).device.type == "meta"
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="device cuda: this torch sees no CUDA GPU"):
             make_restorer("net", device="cuda")
@@ -885,6 +911,16 @@ def test_the_net_runs_where_the_device_says_and_a_missing_gpu_is_named():
         on_gpu = make_restorer("net", "deepgyro-s", device="cuda")
         np.testing.assert_allclose(deblur_image(image, rot, restorer=on_gpu),
                                    deblur_image(image, rot, restorer=on_cpu), atol=1e-4)
+
+
+def test_a_gpu_that_is_not_there_or_runs_no_classical_method_is_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert torch_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(InputError, match=r"device cuda:1: this machine has 1 CUDA GPU\(s\)"):
+        torch_device("cuda:1")
+    with pytest.raises(InputError, match="device cuda: the classical method runs on the CPU"):
+        make_restorer("classic", device="cuda")
 
 
 def test_deblur_image_writes_webp_as_it_reads_it(clip, tmp_path):
