@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
 from gyrodeblur.geometry.camera import Camera, save_camera
-from gyrodeblur.geometry.gyro import GyroLog, write_csv
+from gyrodeblur.geometry.gyro import GyroLog, read_gyro, write_csv
 from gyrodeblur.geometry.rotation import integrate
 
 W, H, FX = 160, 120, 150.0
@@ -85,6 +85,23 @@ def kernels(clip, *extra, frames="frames", gyro="gyro.csv", frames_csv="frames.c
     args += ["--gyro", str(clip / gyro), "--camera", str(clip / "camera.json"),
              "--frames-csv", str(clip / frames_csv), "-o", str(clip / "out.npz"), *extra]
     return runner.invoke(app, args)
+
+
+def test_a_given_bias_is_what_the_gyro_reads_beyond_the_motion(clip):
+    # The clip's gyro is a constant yaw: given as the bias, nothing turns; a bias of 0.05 rad/s
+    # on pitch added to the log and given back leaves the kernels as they were.
+    result = kernels(clip, "--no-translation", "--size", "80x60", "--bias", f"0,{YAW},0",
+                     frames=None)
+    assert result.exit_code == 0, result.output
+    assert np.abs(np.load(clip / "out.npz")["rot"]).max() < 1e-6
+    assert kernels(clip, "--no-translation", "--size", "80x60", frames=None).exit_code == 0
+    plain = np.load(clip / "out.npz")["rot"]
+    log = read_gyro(clip / "gyro.csv")
+    write_csv(GyroLog(log.t, log.w + [0.05, 0.0, 0.0]), clip / "biased.csv")
+    result = kernels(clip, "--no-translation", "--size", "80x60", "--bias", "0.05,0,0",
+                     frames=None, gyro="biased.csv")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(np.load(clip / "out.npz")["rot"], plain, atol=1e-4)
 
 
 def test_rotation_only_matches_closed_form(clip):

@@ -61,6 +61,10 @@ def test_output_ending_in_onnx_is_the_file_for_one_model(tmp_path):
                                       "-o", str(tmp_path / "mine.onnx")])
     assert result.exit_code == 0, result.output
     assert [p.name for p in tmp_path.iterdir()] == ["mine.onnx"]
+    result = CliRunner().invoke(app, ["export", "deepgyro-s", "--no-check",
+                                      "-o", str(tmp_path / "gyro.onnx")])
+    assert result.exit_code == 0 and "gyro.onnx (kernels of T=9)" in result.stdout
+    (tmp_path / "gyro.onnx").unlink()
     result = CliRunner().invoke(app, ["export", "deepblind-s", "deepgyro-s", "--no-check",
                                       "-o", str(tmp_path / "two.onnx")])
     assert result.exit_code == 2 and "one file for 2 models: give a folder" in result.output

@@ -7,6 +7,7 @@ from gyrodeblur.footage import (
     Footage,
     FrameTiming,
     VideoWriter,
+    check_timing_units,
     frame_rate,
     read_image,
     read_image_and_format,
@@ -145,6 +146,20 @@ def test_a_folders_frame_rate_counts_the_frames_a_frames_csv_leaves_out(tmp_path
     frames = np.array([1, 3, 5, 6, 8])  # 40 fps, most frames between not in the CSV
     timing = FrameTiming(frames, 0.1 + (frames - 1) / 40, np.full(5, 0.01))
     assert frame_rate(Footage(tmp_path), timing) == 40
+
+
+def test_timing_units_go_by_the_interval_between_frame_numbers():
+    # Every 10th frame of 30 fps footage with 30 ms exposures: 33 ms per frame, not 333.
+    frames = np.arange(1, 101, 10)
+    check_timing_units(FrameTiming(frames, (frames - 1) / 30, np.full(10, 0.03)))
+    with pytest.raises(InputError, match=r"exposure 0.04 s is longer than the frame interval "
+                                         r"0.0333333 s: is it in seconds\?"):
+        check_timing_units(FrameTiming(frames, (frames - 1) / 30, np.full(10, 0.04)))
+    # Readout up to 1.05 frame intervals passes (a measured readout a little over).
+    timing = FrameTiming(frames, (frames - 1) / 30, np.full(10, 0.01), "f.csv")
+    check_timing_units(timing, readout_time=1.04 / 30)
+    with pytest.raises(InputError, match=r"cam\.json: readout time 0.0353333 s is longer"):
+        check_timing_units(timing, readout_time=1.06 / 30, camera_source="cam.json")
 
 
 def test_float_image_files_are_refused(tmp_path):

@@ -214,6 +214,20 @@ def test_a_frame_with_one_neighbour_measures_translation_in_its_own_axes():
 
 
 @pytest.mark.parametrize("direction", ["top_to_bottom", "bottom_to_top"])
+def test_a_rolling_shutter_translation_is_timed_by_the_row_it_lands_on(direction):
+    # Moving down 4.5 px a frame, a point lands 4.5 rows later (earlier, read upwards): 0.9 ms
+    # more (less) than the frame interval under a 30 ms readout, 2.8 % of the velocity.
+    camera = Camera(192, 144, 180.0, 180.0, 95.5, 71.5, readout_time=0.03,
+                    readout_direction=direction)
+    clip, frames, orientation = _scene_clip(camera, [0.0, 0.0, 0.0], (0.0, 1.5, 0.0))
+    number, tau, _ = list(stream_velocities(iter(frames), orientation, camera))[1]
+    true = clip.tran[number - 1]
+    expected = np.moveaxis((true[0] - true[-1]) / clip.timing.exposure[number - 1], 0, -1)
+    error = np.median(interior(tau - expected, 16).reshape(-1, 2), axis=0) / 30
+    assert np.abs(expected[..., 1]).mean() / 30 > 4 and np.abs(error).max() < 0.05, error
+
+
+@pytest.mark.parametrize("direction", ["top_to_bottom", "bottom_to_top"])
 def test_a_rolling_shutter_pitch_gives_no_translation(direction):
     # Under a rolling shutter a point that moves down the frame is seen when its new row is
     # read, not its old one: taken at the old row's time, a 1.5 rad/s pitch read 0.5 px of

@@ -224,6 +224,8 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
     # One clip folder as the benchmark: named by itself.
     one = runner.invoke(app, ["eval", "--folder", str(first), "-o", str(tmp_path / "one.json")])
     assert one.exit_code == 0, one.output
+    assert f"Benchmark: the clip folders of {first}, each frame restored in a window of 1, " \
+           "T=9." in one.output
     one = json.loads((tmp_path / "one.json").read_text())["results"]["blurred input"]
     assert [c["clip"] for c in one["per_clip"]] == ["clip_000000"]
 

@@ -16,6 +16,7 @@ from gyrodeblur.pipelines.export import (
     max_difference,
     onnx_name,
     to_onnx,
+    usage,
 )
 
 # Neither the trace nor the built-in check size; odd sides exercise the padding.
@@ -81,6 +82,21 @@ def test_refining_net_takes_the_estimate_as_an_input(tmp_path):
     to_onnx(net, path)
     assert max_difference(net, path, OTHER) < 1e-4
     assert _dims(onnx.load(path))["estimate"] == ["batch", 3, "height", "width"]
+
+
+def test_the_metadata_says_what_each_kind_of_net_takes():
+    blind = usage(DeepGyro(width=4, enc_blocks=(1,), dec_blocks=(1,), guidance="none"))
+    assert "samples" not in blind and blind["images"].startswith("blurred: RGB in [0, 1]")
+    refine = usage(DeepGyro(width=4, enc_blocks=(1,), dec_blocks=(1,), samples=5,
+                            guidance="path", refine=True))
+    assert refine["images"].startswith("blurred and estimate: ") and "estimate" in refine
+    assert refine["samples"] == "5" and refine["kernels"].startswith("rot: a kernels npz's rot "
+                                                                     "+ tran")
+    small = {"width": 16, "width0": 4, "blocks": (0, 0)}
+    assert usage(GyroDVD(**small, kernel="rot"))["kernels"].startswith("rot: a kernels npz's "
+                                                                       "rot;")
+    assert usage(GyroDVD(**small, kernel="flow"))["kernels"].startswith("tran: the "
+                                                                        "optical-flow kernel")
 
 
 def test_inputs_are_those_the_variant_reads():
