@@ -214,6 +214,9 @@ UnitOption = Annotated[str, typer.Option(help="Gyro unit: auto, rad or deg.")]
 BiasOption = Annotated[str | None, typer.Option(
     help="Remove gyro bias: 'auto' (estimated on still parts) or WX,WY,WZ in rad/s, in the "
          "log's own axes.")]
+DeviceOption = Annotated[str, typer.Option(
+    help="Where the network runs: cpu, or cuda / cuda:N (a GPU; kernels, optical flow and the "
+         "classical method stay on the CPU).")]
 SYNC_SEARCH = 0.2  # s, half-width of the time-offset search of `sync` and `deblur --sync auto`
 CRF = 18  # x264's quality of `deblur video` output: visually lossless for most footage
 FramesArgument = Annotated[Path, typer.Argument(
@@ -847,6 +850,7 @@ def evaluate(
              "along real gyro motion (40 ms exposure, fixed seed).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Results JSON.")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Results as a Markdown table.")] = None,
+    device: DeviceOption = "cpu",
 ) -> None:
     """PSNR/SSIM of models on a benchmark; SIFT feature test.
 
@@ -859,6 +863,7 @@ def evaluate(
     from gyrodeblur.fileio import atomic_path
     from gyrodeblur.metrics import SSIM_WINDOW
     from gyrodeblur.models import DeepGyro, dummy_batch, load_model, predict, weights_file
+    from gyrodeblur.pipelines.deblur import torch_device
     from gyrodeblur.pipelines.evaluate import (
         PRESETS,
         BenchmarkSpec,
@@ -897,7 +902,9 @@ def evaluate(
     if folder is not None and not folder.is_dir():
         raise InputError(folder, "no such folder of clip folders")
     pairs = oxford_pairs(features) if features is not None else None
-    models = {name: load_model(name) for name in model if name != "classic"}
+    device = torch_device(device)
+    models = {name: (net.to(device), config) for name, (net, config) in
+              ((name, load_model(name)) for name in model if name != "classic")}
     flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
     video = [name for name, (net, _) in models.items() if not isinstance(net, DeepGyro)]
     if video and frames < 2:
@@ -913,7 +920,8 @@ def evaluate(
     for name, (net, _) in models.items():  # a dry run, before any data is drawn
         try:
             with torch.no_grad():
-                predict(net, dummy_batch(frames, T, flow=flow_kernel, estimate=True))
+                predict(net, {k: v.to(device) for k, v in
+                              dummy_batch(frames, T, flow=flow_kernel, estimate=True).items()})
         except (ValueError, RuntimeError) as e:
             raise InputError(name, f"does not take --frames {frames} --samples {T} "
                                    f"({str(e).splitlines()[0]})") from None
@@ -960,6 +968,7 @@ def evaluate(
                              per_frame=name not in video)
                    for name, restore in restorers.items()}
     report: dict = {"benchmark": source, "results": results, "threads": torch.get_num_threads(),
+                    "device": str(device),
                     "models": {name: {"file": str(weights_file(name)), "config": config}
                                for name, (_, config) in models.items()}}
     if pairs is not None:
@@ -1141,9 +1150,6 @@ KernelWidthOption = Annotated[int, typer.Option(
     min=64, help="Compute kernels at most this wide (then upsampled).")]
 
 
-DeviceOption = Annotated[str, typer.Option(
-    help="Where the network runs: cpu, or cuda / cuda:N (a GPU; kernels, optical flow and the "
-         "classical method stay on the CPU).")]
 IterationsOption = Annotated[int | None, typer.Option(
     min=1, help="RL steps of --method classic (default: 4 per pixel of the blur's median "
                 "path length, 8 to 30).")]

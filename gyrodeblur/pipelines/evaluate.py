@@ -125,14 +125,21 @@ def classic_restore(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def net_restore(net: torch.nn.Module, name: str | Path | None = None) -> BatchRestore:
-    """A network (named ``name`` in errors) as a ``BatchRestore``; a net that refines the
+    """A network (named ``name`` in errors) as a ``BatchRestore`` on the CPU's tensors,
+    wherever the net is (a GPU: there and back, timed with it); a net that refines the
     classical method's restoration gets it first (and is timed with it)."""
     from gyrodeblur.models import check_restored, predict, refines_classic
 
-    if refines_classic(net):
-        return lambda batch: check_restored(
-            predict(net, {**batch, "estimate": classic_restore(batch)}), name)
-    return lambda batch: check_restored(predict(net, batch), name)
+    device = next(net.parameters()).device
+
+    def restore(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if refines_classic(net):
+            batch = {**batch, "estimate": classic_restore(batch)}
+        on_device = {k: v.to(device) if isinstance(v, torch.Tensor) else v
+                     for k, v in batch.items()}
+        return check_restored(predict(net, on_device), name).cpu()
+
+    return restore
 
 
 def _centre_only(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
