@@ -1,19 +1,17 @@
 import json
 
-import cv2
 import numpy as np
 import pytest
 
 from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog, gyroflow_imu_to_camera, read_gyro
-from gyrodeblur.geometry.rotation import exp_so3, integrate, log_so3
+from gyrodeblur.geometry.rotation import integrate, log_so3
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
     complete_camera,
     rotation_trajectories,
     sample_times,
 )
-from gyrodeblur.kernels.warp import warp_displacements
 
 PINHOLE = Camera(width=64, height=48, fx=80.0, fy=82.0, cx=31.0, cy=24.5)
 OPENCV = PINHOLE.replace(distortion_model="opencv",
@@ -56,83 +54,6 @@ def test_reference_sample_is_zero_and_times_follow_conventions():
     np.testing.assert_allclose(traj[2], 0.0, atol=1e-4)  # t_2 is mid-exposure: the reference
     row_start = 0.5 + 0.1 + np.arange(48) / 47 * 0.02
     np.testing.assert_allclose(times, row_start + 0.04 * np.arange(5)[:, None] / 4)
-
-
-def test_pinhole_matches_opencv_perspective_transform():
-    rotations = exp_so3(np.random.default_rng(0).normal(0, 0.05, (3, 48, 3)))
-    out = warp_displacements(rotations, PINHOLE)
-    ys, xs = np.mgrid[0:48, 0:64].astype(np.float64)
-    for i in range(3):
-        for y in (0, 17, 47):
-            H = PINHOLE.K @ rotations[i, y] @ PINHOLE.K_inv
-            pts = np.stack([xs[y], ys[y]], -1)[None]
-            moved = cv2.perspectiveTransform(pts, H)[0]
-            np.testing.assert_allclose(out[i, :, y].T, moved - pts[0], atol=1e-3)
-
-
-def test_pinhole_displacements_keep_float32_precision_at_4k():
-    # Large rotations (up to ~200 px of motion) far from the centre: the float32 kernel must
-    # agree with float64 positions minus pixel coordinates to float32 rounding of the output.
-    cam = Camera(width=3840, height=2160, fx=2900.0, fy=2900.0, cx=1919.5, cy=1079.5)
-    rotations = exp_so3(np.random.default_rng(2).normal(0, 0.03, (2, 2160, 3)))
-    out = warp_displacements(rotations, cam)
-    xs = np.arange(3840.0)
-    for i in range(2):
-        for y in (0, 1000, 2159):
-            H = cam.K @ rotations[i, y] @ cam.K_inv
-            den = H[2, 0] * xs + H[2, 1] * y + H[2, 2]
-            dx = (H[0, 0] * xs + H[0, 1] * y + H[0, 2]) / den - xs
-            dy = (H[1, 0] * xs + H[1, 1] * y + H[1, 2]) / den - y
-            np.testing.assert_allclose(out[i, 0, y], dx, rtol=1e-6, atol=1e-5)
-            np.testing.assert_allclose(out[i, 1, y], dy, rtol=1e-6, atol=1e-5)
-
-
-@pytest.mark.parametrize("cam", [OPENCV, FISHEYE])
-def test_distorted_warp_matches_camera_model_reference(cam):
-    rotations = exp_so3(np.random.default_rng(1).normal(0, 0.03, (2, 48, 3)))
-    out = warp_displacements(rotations, cam)
-    ys, xs = np.mgrid[0:48, 0:64].astype(np.float64)
-    rays = cam.undistort_points(np.stack([xs, ys], -1))
-    homogeneous = np.concatenate([rays, np.ones_like(xs)[..., None]], -1)
-    for i in range(2):
-        v = np.einsum("yij,yxj->yxi", rotations[i], homogeneous)
-        moved = cam.distort_points(v[..., :2] / v[..., 2:])
-        np.testing.assert_allclose(np.moveaxis(out[i], 0, -1), moved - np.stack([xs, ys], -1),
-                                   atol=2e-3)
-
-
-def test_a_wide_fisheye_keeps_rays_turned_past_90_degrees_on_their_side():
-    # An equidistant fisheye (no coefficients) images the angle from the axis linearly, so a
-    # yaw of 0.05 rad moves every pixel of the centre row by fx * 0.05, also where the ray
-    # ends past 90 degrees from the axis (pixels from x = 193 on).
-    cam = Camera(width=200, height=100, fx=60.0, fy=60.0, cx=99.5, cy=49.5,
-                 distortion_model="fisheye", distortion=(0.0, 0.0, 0.0, 0.0))
-    d = warp_displacements(np.tile(exp_so3([0.0, 0.05, 0.0]), (1, 100, 1, 1)), cam)
-    np.testing.assert_allclose(d[0, 0, 49, 100:194], 60.0 * 0.05, rtol=1e-4)
-
-
-@pytest.mark.parametrize("camera", [PINHOLE, OPENCV], ids=["pinhole", "opencv"])
-def test_rays_turned_behind_a_perspective_camera_have_no_image(camera):
-    # A 70 degree yaw takes the rays of the image's side beyond 90 degrees from the axis
-    # (brute force: the turned ray's depth), which a perspective lens cannot image.
-    Q = exp_so3([0.0, np.radians(70), 0.0])
-    d = warp_displacements(np.tile(Q, (1, 48, 1, 1)), camera)
-    ys, xs = np.mgrid[0:48, 0:64].astype(np.float64)
-    rays = np.dstack([camera.undistort_points(np.stack([xs, ys], -1).reshape(-1, 2))
-                      .reshape(48, 64, 2), np.ones((48, 64))])
-    behind = ~((rays @ Q.T)[..., 2] > 0)  # and the pixels that have no ray (NaN)
-    assert 0 < behind.sum() < behind.size / 2
-    np.testing.assert_array_equal(np.isnan(d[0]).all(axis=0), behind)
-    np.testing.assert_array_equal(np.isnan(d[0]).any(axis=0), behind)
-
-
-def test_homography_round_trip():
-    Q = exp_so3(np.array([0.02, -0.03, 0.05]))
-    forward = warp_displacements(np.tile(Q, (1, 48, 1, 1)), PINHOLE)[0]
-    ys, xs = np.mgrid[0:48, 0:64].astype(np.float64)
-    moved = np.stack([xs, ys], -1) + np.moveaxis(forward, 0, -1)
-    back = cv2.perspectiveTransform(moved.reshape(1, -1, 2), PINHOLE.K @ Q.T @ PINHOLE.K_inv)
-    np.testing.assert_allclose(back.reshape(48, 64, 2), np.stack([xs, ys], -1), atol=1e-3)
 
 
 @pytest.mark.parametrize("direction", ["top_to_bottom", "bottom_to_top"])

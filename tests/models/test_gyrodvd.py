@@ -1,4 +1,4 @@
-"""GyroDVD: paper sizes, DCNv2 and KGS against their plain counterparts, ablations, overfitting."""
+"""GyroDVD: paper sizes, KGS against its plain counterpart, ablations, overfitting."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from gyrodeblur.models import load_model
 from gyrodeblur.models.blocks import along_path
-from gyrodeblur.models.deform import ModulatedDeformConv2d, deform_conv2d
 from gyrodeblur.models.gyrodvd import (
     GYRODVD_VARIANTS,
     GyroDVD,
@@ -52,36 +51,6 @@ def test_paper_parameter_counts(name: str, millions: float) -> None:
 def test_variants_are_plain_dicts() -> None:
     assert {"gyrodvd-64", "gyrodvd-128", "gyrodvd-s"} <= set(GYRODVD_VARIANTS)
     assert all(isinstance(v, dict) for v in GYRODVD_VARIANTS.values())
-
-
-def test_deform_conv_zero_offsets_unit_masks_is_conv() -> None:
-    torch.manual_seed(0)
-    dcn = ModulatedDeformConv2d(8, 8, 3, padding=2, dilation=2, groups=4)
-    x = torch.randn(2, 8, 9, 7)
-    y = dcn(x, torch.zeros(2, 2 * 4 * 9, 9, 7), torch.ones(2, 4 * 9, 9, 7))
-    ref = F.conv2d(x, dcn.weight, dcn.bias, padding=2, dilation=2, groups=4)
-    torch.testing.assert_close(y, ref, atol=1e-5, rtol=0)
-
-
-def test_deform_conv_integer_offset_is_shifted_conv() -> None:
-    # Every tap sampling one pixel to the right = the conv of the left-shifted, zero-filled input.
-    torch.manual_seed(1)
-    x, w = torch.randn(1, 4, 6, 8), torch.randn(5, 4, 3, 3)
-    off = torch.zeros(1, 2 * 9, 6, 8)
-    off[:, 1::2] = 1.0  # (dy, dx) pairs: dx = 1
-    shifted = F.pad(x[..., 1:], (0, 1))
-    # Column 0 differs: its left taps read x[..., 0] there but the conv's zero padding here.
-    torch.testing.assert_close(deform_conv2d(x, off, w, padding=1)[..., 1:],
-                               F.conv2d(shifted, w, padding=1)[..., 1:], atol=1e-5, rtol=0)
-
-
-def test_deform_conv_matches_kornia_reference() -> None:
-    aliked = pytest.importorskip("kornia.feature.aliked")
-    torch.manual_seed(2)
-    x, w, b = torch.randn(2, 8, 9, 11), torch.randn(8, 2, 3, 3), torch.randn(8)
-    off, mask = 3 * torch.randn(2, 2 * 4 * 9, 9, 11), torch.rand(2, 4 * 9, 9, 11)
-    ref = aliked.deform_conv2d(x, off, w, b, padding=(2, 2), dilation=(2, 2), mask=mask)
-    torch.testing.assert_close(deform_conv2d(x, off, w, b, 2, 2, mask), ref, atol=1e-4, rtol=0)
 
 
 def test_group_warp_moves_each_group_by_its_own_shift() -> None:

@@ -89,13 +89,6 @@ def test_single_frames_of_clip_folders_get_the_translation_of_their_neighbours(t
             ClipFolderDataset(tmp_path, frames=frames)
 
 
-def test_dead_leaves_cover_the_image_with_many_sizes():
-    image = BANK.image(len(BANK) - 1)
-    assert image.shape == (96, 96, 3)
-    colours = np.unique(image.reshape(-1, 3).round(1), axis=0)
-    assert len(colours) > 30
-
-
 def test_first_estimate_restores_whole_frames_before_the_crop():
     seen = []
 
@@ -170,7 +163,6 @@ def test_windows_of_clip_folders_hold_consecutive_frames(tmp_path):
     assert scored == [(0, 1, 0), (0, 1, 1), (0, 4, 0), (0, 4, 1)]
     with pytest.raises(InputError, match=r"clip: 2 consecutive frames \(1\.\.2\), fewer than"):
         ClipFolderDataset(tmp_path, frames=3, samples=5, per_frame=True)
-
 
 
 @pytest.mark.parametrize(("options", "message"), [
