@@ -267,6 +267,7 @@ def test_eval_on_footage_of_a_fisheye_wider_than_180_degrees_scores_every_pixel(
      "gyrodvd-s: does not take --frames 3 --samples 9"),
     (["-m", "classic", "--size", "8x8"], "--size 8x8: at least 11x11"),
     (["--preset", "calm"], "--preset 'calm': choose"),  # and no "no --model given" note
+    (["-m", "deepgyro-s", "--device", "tpu"], "device 'tpu': choose cpu, cuda or cuda:N"),
 ])
 def test_eval_refuses_what_cannot_be_scored_before_drawing(args, message):
     result = CliRunner().invoke(app, ["eval", *args])
