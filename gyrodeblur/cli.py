@@ -1017,8 +1017,8 @@ def export_onnx(
         metavar="NAME|PATH", help="Shipped models, weights files or training run folders "
                                   "(default: every shipped model).")] = None,
     output: Annotated[Path, typer.Option(
-        "--output", "-o", help="Folder for NAME.onnx (replaced if there), or the .onnx file "
-                               "itself for one model.")] = ...,
+        "--output", "-o", help="Folder for NAME.onnx (an existing NAME.onnx is replaced), or "
+                               "the .onnx file itself for one model.")] = ...,
     opset: Annotated[int, typer.Option(help="ONNX opset, 16 to 20.")] = 17,
     check: Annotated[bool, typer.Option(
         help="Compare onnxruntime with PyTorch on random inputs of another size; write "
