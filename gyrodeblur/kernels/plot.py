@@ -10,13 +10,17 @@ from gyrodeblur.footage import float_image
 
 def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
                  spacing: int | None = None, gain: float | None = None) -> np.ndarray:
-    """Draw the trajectory of a grid of pixels as streaks over a dimmed frame.
+    """Draw the kernels of a grid of pixels as streaks over a dimmed frame: the path that a
+    point light at each grid point leaves in the blurred frame, as the eye sees blur.
 
-    Each streak joins ``p + gain * traj[i](p)`` for ``i = 0..T-1``, blue at the start of the
-    exposure to yellow at its end, with a white dot at ``p``. Kernels of a few pixels are
-    invisible at full size, so ``gain`` defaults to what makes the longest streak about 80%
-    of the grid spacing (shrinking long streaks so that they do not overlap); it is printed in
-    the corner with the longest blur (the length of the path) and the colours' meaning.
+    A light at ``p`` in the reference sharp image is seen at time ``t_i`` at the pixel ``q``
+    with ``q + traj[i](q) = p``, about ``p - traj[i](p)``: each streak joins
+    ``p - gain * traj[i](p)`` for ``i = 0..T-1``, blue at the start of the exposure to yellow
+    at its end, with a white dot at ``p``. Kernels of a few pixels are invisible at full
+    size, so ``gain`` defaults to what makes the longest streak about 80% of the grid spacing
+    (shrinking long streaks so that they do not overlap). A box at the bottom left, where the
+    grid stops, gives the gain, the longest blur (the length of the path) and the colours'
+    meaning.
 
     Args:
         traj: ``(T, 2, H, W)`` trajectory.
@@ -55,28 +59,45 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
     longest = float(np.abs(streaks[..., drawn]).max(initial=0.0)) * 2
     if gain is None:
         gain = float(np.clip(0.8 * step / longest, 0.02, 50.0)) if longest > 0 else 1.0
+    # The length of the path, not of its chord: a blur that turns back is no shorter.
+    path = np.hypot(*np.diff(traj, axis=0).transpose(1, 0, 2, 3)).sum(axis=0)
+    blur = float(np.nanmax(path, initial=0.0))
+    band, box = _legend(canvas, [f"max blur {blur:.1f} px, streaks x{gain:.2g}",
+                            "a light's path: blue at the start, yellow at the end"])
     colours = [(int(40 + 215 * s), int(120 + 100 * s), int(255 * (1 - s)))
                for s in np.linspace(0, 1, max(T - 1, 1))]
     shift = 4  # sub-pixel drawing: coordinates in 1/16 px
+    legend = canvas[height - band:, :box].copy()
     for iy, y in enumerate(ys):
         for ix, x in enumerate(xs):
-            if not drawn[iy, ix]:
+            if not drawn[iy, ix] or (y >= height - band and x < box):
                 continue
-            pts = np.stack([x + gain * streaks[:, 0, iy, ix], y + gain * streaks[:, 1, iy, ix]], 1)
+            pts = np.stack([x - gain * streaks[:, 0, iy, ix], y - gain * streaks[:, 1, iy, ix]], 1)
             pts = np.round(pts * (1 << shift)).astype(np.int32)
             for i in range(T - 1):
                 cv2.line(canvas, tuple(pts[i]), tuple(pts[i + 1]), colours[i], 2, cv2.LINE_AA,
                          shift)
             cv2.circle(canvas, (int(x), int(y)), 1, (255, 255, 255), -1, cv2.LINE_AA)
-    # The length of the path, not of its chord: a blur that turns back is no shorter.
-    path = np.hypot(*np.diff(traj, axis=0).transpose(1, 0, 2, 3)).sum(axis=0)
-    blur = float(np.nanmax(path, initial=0.0))
-    label = f"max blur {blur:.1f} px, streaks x{gain:.2g}, blue start to yellow end"
-    # Readable on large frames, and never wider than the picture (portrait frames).
-    (unit_width, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
-    scale = min(max(0.4, height / 1400), (width - 16) / unit_width)
-    (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    cv2.rectangle(canvas, (4, height - th - 16), (tw + 12, height - 4), (0, 0, 0), -1)
-    cv2.putText(canvas, label, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    canvas[height - band:, :box] = legend  # streaks reaching down stay off the legend
     return canvas
+
+
+def _legend(canvas: np.ndarray, lines: list[str]) -> tuple[int, int]:
+    """Write ``lines`` on a black box at the bottom left of ``canvas``, readable on large
+    frames and never wider than the picture (portrait frames): one line if it fits at a
+    legible size, else one per entry. Returns the box's height and width."""
+    height, width = canvas.shape[:2]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    wanted = max(0.4, height / 1400)
+    one = ", ".join(lines)
+    rows = [one] if cv2.getTextSize(one, font, wanted, 1)[0][0] <= width - 16 else lines
+    widest = max(cv2.getTextSize(r, font, 1.0, 1)[0][0] for r in rows)
+    scale = min(wanted, (width - 16) / widest)
+    line_height = cv2.getTextSize("Ag", font, scale, 1)[0][1] + max(4, round(8 * scale))
+    band = len(rows) * line_height + 8
+    box = min(width, 16 + max(cv2.getTextSize(r, font, scale, 1)[0][0] for r in rows))
+    canvas[height - band:, :box] = 0
+    for i, row in enumerate(rows):
+        cv2.putText(canvas, row, (8, height - band + 4 + (i + 1) * line_height - 4), font,
+                    scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return band, box

@@ -40,3 +40,26 @@ def test_kernels_without_a_ray_get_no_streak_and_leave_the_others_alone():
     background = pic[2, 2].copy()
     assert (holed_pic[14:35, 8:41] == background).all()  # nothing drawn there
     np.testing.assert_array_equal(holed_pic[48:], pic[48:])  # the same gain elsewhere
+
+
+def test_a_streak_is_the_path_a_point_light_leaves_in_the_blurred_frame():
+    # Each pixel averages the sharp image 12 px below, then 12 px right of it: a light at
+    # (48, 48) streaks up, then left. Blurred along the same kernels, the light and the
+    # picture's streak lie up and to the left of it, blue first.
+    from gyrodeblur.synthesis.blur import blur_image
+
+    T, H, W = 9, 96, 96
+    traj = np.zeros((T, 2, H, W), np.float32)
+    traj[:, 1] = np.array([0, 3, 6, 9, 12, 12, 12, 12, 12])[:, None, None]
+    traj[:, 0] = np.array([0, 0, 0, 0, 0, 3, 6, 9, 12])[:, None, None]
+    sharp = np.zeros((H, W, 3), np.float32)
+    sharp[47:50, 47:50] = 1.0  # a light at the grid point of spacing 96
+    lit = np.argwhere(blur_image(sharp, traj)[..., 1] > 0.02)
+    pic = draw_kernels(traj, spacing=96, gain=1.0)
+    drawn = np.argwhere((pic != pic[2, W - 3]).any(axis=2)[:60])  # above the legend
+    for where in (lit, drawn):
+        assert where.min(axis=0).tolist() <= [38, 38] and where.max(axis=0).tolist() <= [51, 51]
+    b, _, r = pic[42, 48].astype(int)[::-1]  # going up: the start of the exposure
+    assert b > r, pic[42, 48]
+    b, _, r = pic[36, 40].astype(int)[::-1]  # going left: its end
+    assert r > b, pic[36, 40]
