@@ -688,7 +688,7 @@ def synth_image(
     cam = fit_camera(complete_camera(load_camera(camera, size), log), camera, *size)
     note_pixels_without_ray(cam)
     run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed,
-        stored, jpeg)
+        stored, jpeg, {"gyro_unit": "rad" if gyro_unit == "auto" else gyro_unit})
     err_console.print(f"wrote {output}" + (f" and {kernels}" if kernels else ""))
 
 

@@ -49,7 +49,9 @@ def test_yaw_blur_matches_its_kernels_and_closed_form(files):
     assert result.exit_code == 0, result.output
     npz = np.load(files / "k.npz")
     rot = npz["rot"][0]
-    assert rot.shape == (7, 2, 64, 96) and json.loads(str(npz["meta"]))["samples"] == 7
+    meta = json.loads(str(npz["meta"]))
+    assert rot.shape == (7, 2, 64, 96) and meta["samples"] == 7
+    assert meta["size"] == [96, 64] and meta["gyro_unit"] == "rad"  # as `kernels` records
     # Principal point (47.5, 31.5) is between pixels; pixel (48, 32) sits at atan(0.5/fx).
     dt = 0.03 * (np.arange(7) / 6 - 0.5)
     expected = 80 * np.tan(np.arctan(0.5 / 80) + 1.5 * dt) - 0.5

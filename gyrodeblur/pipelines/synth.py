@@ -30,7 +30,7 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
                 exposure: float, out_image: str | Path, out_kernels: str | Path | None = None,
                 samples: int = 9, noise: float = 0.0, saturation: float | None = None,
                 seed: int = 0, stored: StoredFormat | None = None,
-                jpeg: int | None = None) -> None:
+                jpeg: int | None = None, settings: dict | None = None) -> None:
     """Blur one sharp image along the rotation a gyro log recorded during its exposure.
 
     The sharp image is the reference (each row at its mid-exposure time, CONVENTIONS); the
@@ -44,6 +44,7 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
             when None.
         jpeg: quality of a JPEG round trip after the noise, as a camera's compression
             (None: none).
+        settings: extra entries recorded in the kernels' ``meta`` (how the gyro was read).
     """
     check_covers(log, *exposure_span(camera, start, exposure),
                  "check --start, --exposure (s) and the camera's time_offset")
@@ -76,7 +77,8 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
             meta = {"gyrodeblur": __version__, "camera": camera.to_dict(), "samples": samples,
                     "translation": False, "frames": [1], "gyro": log.source, "start": start,
                     "exposure": exposure, "noise": noise, "saturation": saturation,
-                    "jpeg": jpeg, "seed": seed}
+                    "jpeg": jpeg, "seed": seed, "size": [camera.width, camera.height],
+                    **(settings or {})}
             with NpzWriter(out_kernels) as npz:
                 npz.put("rot", traj[None])
                 npz.put("mask", np.zeros((1, camera.height, camera.width), bool))
