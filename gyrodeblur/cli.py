@@ -776,7 +776,8 @@ def train(
         "--output", "-o", help="Run folder (default: runs/NAME); a checkpoint there resumes.")]
     = None,
     stop_after: Annotated[int | None, typer.Option(
-        min=1, help="Stop after this many steps (checkpointed), to resume later.")] = None,
+        min=1, help="Stop after this many more steps (from where it resumes), checkpointed, "
+                    "to resume later.")] = None,
 ) -> None:
     """Train a model (resumes from the run folder's checkpoint). Use torchrun for DDP."""
     import json

@@ -292,9 +292,10 @@ def _read_plain_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return data[:, 0], data[:, 1:], lines
 
 
-_DEG_ADVICE = "pass unit='deg' (CLI: --gyro-unit deg), or unit='rad' if it really is rad/s"
+_DEG_ADVICE = ("give --gyro-unit deg (Python: unit='deg'), or --gyro-unit rad if it really is "
+               "rad/s")
 _NO_GSCALE_ADVICE = ("the header has no gscale line: raw sensor counts need one (rad/s per "
-                     "count); values in deg/s need unit='deg' (CLI: --gyro-unit deg)")
+                     "count); values in deg/s need --gyro-unit deg (Python: unit='deg')")
 
 # Columns of a gcsv's accelerometer and magnetometer: never taken for the gyro's by position.
 _OTHER_SENSOR_COLUMNS = {"ax", "ay", "az", "mx", "my", "mz"}

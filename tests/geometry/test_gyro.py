@@ -246,7 +246,7 @@ def test_deg_looking_data_refused(tmp_path):
     p = _deg_trace(tmp_path)
     expected = (
         r"deg\.csv: angular velocity looks like deg/s \(\|w\| median [\d.]+, 99th percentile "
-        r"[\d.]+\); pass unit='deg' \(CLI: --gyro-unit deg\)"
+        r"[\d.]+\); give --gyro-unit deg \(Python: unit='deg'\)"
     )
     with pytest.raises(InputError, match=expected):
         read_gyro(p)
