@@ -650,7 +650,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
 
     ``side_by_side`` puts the input on the left of each output frame as it is shown (its
     display rotation considered). Returns notes for the user on how an ``.mp4`` differs from
-    its source (audio left out, odd sizes padded).
+    its source (audio left out, odd sizes padded), or how many frames a folder kept.
     """
     output = Path(output)
     job.check()
@@ -682,10 +682,13 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
     alpha = not side_by_side and (job.camera.width, job.camera.height) == job.footage.size
     folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
                           lambda number: job.footage.stored_format(number, alpha).turned(upright))
+    kept = 0
     try:
         for clip in windows(job.stream(), job.restorer.window):
             centre = clip[len(clip) // 2]
-            if not folder.done(centre.number):
+            if folder.done(centre.number):
+                kept += 1
+            else:
                 folder.write(centre.number,
                              compose(centre, restore_frame(job.restorer, clip), upright))
             done += 1
@@ -695,4 +698,5 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
         folder.discard_if_empty()
         raise
     folder.finish()
-    return []
+    return [f"resumed: {kept} of the {done} frames were there from an earlier run"] if kept \
+        else []
