@@ -513,20 +513,31 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
         # The shares and gains below are those of a wrong offset then: not worth saying.
         doubts.append(f"the best offset lies at the edge of the search ({searched(result)}, "
                       f"+-{result.search:.3g} s around the time offset): widen "
-                      f"{option} or set a closer --time-offset")
+                      f"{option} or set a closer --time-offset (wrong axes, imu_to_camera or "
+                      "a .gcsv's orientation, also end there)")
+    elif result.gain > 10:
+        doubts.append(f"{turns} (a log in degrees read as radians: --gyro-unit deg; a wrong "
+                      "gscale?)")
     elif result.gain > 1.5:
-        doubts.append(f"{turns} (a still video? a log in degrees read as radians gives 57.3: "
-                      "--gyro-unit deg; a wrong gscale?)")
+        doubts.append(f"{turns} (a still video, a wrong gscale, or an offset beyond the "
+                      f"searched {searched(result)}?)")
     elif result.gain < 2 / 3 and result.explained >= result.gain - 0.25:
         # A gyro scaled by g < 1 alone still explains about g of the video's rotation; far
         # less is a wrong offset's (or wrong axes') doing, below.
         doubts.append(f"{turns} (a wrong gscale, wrong axes: imu_to_camera or a .gcsv's "
-                      "orientation, or motion in the video that is not the camera's?)")
+                      "orientation, motion in the video that is not the camera's, or an "
+                      f"offset beyond the searched {searched(result)}?)")
     elif result.explained < 0.5:
         doubts.append(f"the gyro explains {result.explained:.0%} of the video's rotation (an "
                       f"offset beyond the searched {searched(result)}: set a rough "
                       "--time-offset; a still video, another recording's gyro, or wrong axes: "
                       "imu_to_camera or a .gcsv's orientation?)")
+    elif result.explained < 0.9:
+        # As far as the video turns, but not the same way: the axes or the frames' times.
+        doubts.append(f"the gyro turns the camera as far as the video shows but explains only "
+                      f"{result.explained:.0%} of its rotation (wrong axes: imu_to_camera or a "
+                      ".gcsv's orientation; frame times: dropped frames need --frames-csv; or "
+                      f"an offset beyond the searched {searched(result)})")
     if result.pairs_used < FULL_SUPPORT_PAIRS:
         doubts.append(f"only {result.pairs_used} frame pairs ({FULL_SUPPORT_PAIRS} for full "
                       f"confidence: a longer clip, or a narrower {option} where the gyro "
@@ -598,6 +609,10 @@ def sync(
         result = estimate_sync(footage.frames, timing, log, cam, search=search,
                                estimate_readout=readout, max_pairs=max_pairs, width=width)
     note_narrowed_search(result, search, log)
+    if not readout and cam.readout_time == 0:
+        err_console.print(f"note: {camera.name} has no readout time (a global shutter): under "
+                          "a rolling shutter the offset comes out off by up to half the "
+                          "readout; --readout estimates it")
     if json_output:
         out = {"time_offset": result.time_offset, "confidence": result.confidence,
                "pairs": result.pairs_used, "explained": result.explained,

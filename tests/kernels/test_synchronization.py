@@ -123,7 +123,19 @@ def test_gain_finds_a_gyro_in_other_units_than_it_claims(clip):
                           max_pairs=8)
     assert 0.9 < right.gain < 1.1, right.gain
     assert 30 < wrong.gain < 60 and not wrong.reliable, wrong.gain
-    assert "degrees read as radians gives 57.3" in sync_doubt(wrong, 0.2)
+    assert "a log in degrees read as radians: --gyro-unit deg" in sync_doubt(wrong, 0.2)
+
+
+@pytest.mark.parametrize("axes", [np.diag([1.0, -1.0, -1.0]),  # a phone's, on another camera
+                                  np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])])
+def test_wrong_axes_are_named_among_the_doubts(clip, axes):
+    # The gyro turns as far as the video does, but about other axes: not reliable, and the
+    # doubt says the axes may be wrong whatever else it says.
+    camera = believed(clip)
+    result = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log,
+                           camera.replace(imu_to_camera=axes @ camera.imu_to_camera),
+                           max_pairs=8)
+    assert not result.reliable and "wrong axes" in sync_doubt(result, 0.2), result
 
 
 def test_a_gyro_scaled_down_is_told_from_a_wrong_offset(clip):
@@ -237,6 +249,12 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     assert abs(out["time_offset"] - (OFFSET - 0.03)) < 1e-3 and out["confidence"] > 0.5
     assert out["explained"] > 0.8 and 0.9 < out["gain"] < 1.1
     assert out["pairs"] == 8 and out["reliable"]
+    assert "no readout time" not in result.stderr
+    # Taken for a global shutter: the offset may be off by half a readout, and that is said.
+    result = CliRunner().invoke(app, args + ["--readout-time", "0", "--max-pairs", "8"])
+    assert "camera.json has no readout time (a global shutter): under a rolling shutter the " \
+           "offset comes out off by up to half the readout; --readout estimates it" in \
+           " ".join(result.stderr.split())
 
     # A gyro that covers the frames over less than the search asked: narrowed, and said so.
     result = CliRunner().invoke(app, args + ["--search", "0.5", "--json"])
