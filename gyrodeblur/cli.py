@@ -1380,7 +1380,10 @@ def deblur_video_command(
             weights_file(restorer.name).read_bytes()).hexdigest()
     if found is not None:
         settings["sync"] = {"time_offset": found.time_offset, "confidence": found.confidence,
+                            "pairs": found.pairs_used, "explained": found.explained,
                             "applied": found.reliable}
+        if not found.reliable:
+            settings["sync"]["doubt"] = sync_doubt(found, sync_search, "--sync-search")
     elif no_sync is not None:  # asked for, could not run: said so in the record too
         settings["sync"] = {"applied": False, "error": no_sync}
     job = VideoJob(footage, timing, selected.frame, log, cam, restorer, kernel_width, flow,

@@ -1,4 +1,5 @@
 import json
+import shutil
 from dataclasses import replace
 from fractions import Fraction
 
@@ -590,7 +591,20 @@ def test_sync_auto_finds_the_offset_before_deblurring(tmp_path):
     assert abs(found - truth) < 0.002
     record = json.loads((tmp_path / "out" / "deblur.json").read_text())
     assert record["sync"]["applied"] and record["sync"]["confidence"] >= 0.3
+    assert record["sync"]["pairs"] >= 3 and "doubt" not in record["sync"]
     assert record["camera"]["time_offset"] == record["sync"]["time_offset"]
+
+
+def test_an_unreliable_sync_is_recorded_with_its_doubt_and_not_applied(clip, tmp_path):
+    still = tmp_path / "still"
+    still.mkdir()
+    for frame in sorted((clip / "blurred").iterdir()):
+        shutil.copyfile(clip / "blurred" / "000001.png", still / frame.name)
+    result = deblur_video(still, *motion_args(clip), "--range", "1:2", "--sync", "auto",
+                          "--method", "classic", "--iterations", "1", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "deblur.json").read_text())["sync"]
+    assert not record["applied"] and "video shows no rotation" in record["doubt"]
 
 
 def test_sync_auto_on_a_short_range_uses_the_neighbouring_frames(clip, tmp_path):
