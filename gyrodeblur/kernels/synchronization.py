@@ -257,7 +257,8 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
     if len(consecutive) < _MIN_PAIRS:
         raise InputError(timing.source or None, f"{len(timing)} frame(s) with "
                                                 f"{len(consecutive)} consecutive pair(s); "
-                                                f"synchronisation needs {_MIN_PAIRS} pairs")
+                                                f"synchronisation needs {_MIN_PAIRS} pairs: "
+                                                "give more frames")
     first = timing.t_start[consecutive] + offset
     last = timing.t_start[consecutive + 1] + timing.exposure[consecutive + 1] + reach + offset
     # The offsets (from `offset`, within the search) at which the log covers each pair.
