@@ -62,15 +62,15 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
     # The length of the path, not of its chord: a blur that turns back is no shorter.
     path = np.hypot(*np.diff(traj, axis=0).transpose(1, 0, 2, 3)).sum(axis=0)
     blur = float(np.nanmax(path, initial=0.0))
-    band, box = _legend(canvas, [f"max blur {blur:.1f} px, streaks x{gain:.2g}",
-                            "a light's path: blue at the start, yellow at the end"])
+    box_h, box_w = _legend(canvas, [f"max blur {blur:.1f} px, streaks x{gain:.2g}",
+                                    "a light's path: blue at the start, yellow at the end"])
     colours = [(int(40 + 215 * s), int(120 + 100 * s), int(255 * (1 - s)))
                for s in np.linspace(0, 1, max(T - 1, 1))]
     shift = 4  # sub-pixel drawing: coordinates in 1/16 px
-    legend = canvas[height - band:, :box].copy()
+    legend = canvas[height - box_h:, :box_w].copy()
     for iy, y in enumerate(ys):
         for ix, x in enumerate(xs):
-            if not drawn[iy, ix] or (y >= height - band and x < box):
+            if not drawn[iy, ix] or (y >= height - box_h and x < box_w):
                 continue
             pts = np.stack([x - gain * streaks[:, 0, iy, ix], y - gain * streaks[:, 1, iy, ix]], 1)
             pts = np.round(pts * (1 << shift)).astype(np.int32)
@@ -78,7 +78,7 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
                 cv2.line(canvas, tuple(pts[i]), tuple(pts[i + 1]), colours[i], 2, cv2.LINE_AA,
                          shift)
             cv2.circle(canvas, (int(x), int(y)), 1, (255, 255, 255), -1, cv2.LINE_AA)
-    canvas[height - band:, :box] = legend  # streaks reaching down stay off the legend
+    canvas[height - box_h:, :box_w] = legend  # streaks reaching down stay off the legend
     return canvas
 
 
@@ -94,10 +94,10 @@ def _legend(canvas: np.ndarray, lines: list[str]) -> tuple[int, int]:
     widest = max(cv2.getTextSize(r, font, 1.0, 1)[0][0] for r in rows)
     scale = min(wanted, (width - 16) / widest)
     line_height = cv2.getTextSize("Ag", font, scale, 1)[0][1] + max(4, round(8 * scale))
-    band = len(rows) * line_height + 8
-    box = min(width, 16 + max(cv2.getTextSize(r, font, scale, 1)[0][0] for r in rows))
-    canvas[height - band:, :box] = 0
+    box_h = len(rows) * line_height + 8
+    box_w = min(width, 16 + max(cv2.getTextSize(r, font, scale, 1)[0][0] for r in rows))
+    canvas[height - box_h:, :box_w] = 0
     for i, row in enumerate(rows):
-        cv2.putText(canvas, row, (8, height - band + 4 + (i + 1) * line_height - 4), font,
-                    scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return band, box
+        cv2.putText(canvas, row, (8, height - box_h + (i + 1) * line_height), font, scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return box_h, box_w
