@@ -169,6 +169,8 @@ def evaluate(restore: BatchRestore, samples: list[dict[str, torch.Tensor]],
         samples = [_centre_only(s) if "centre" in s and s["blurred"].ndim == 4 else s
                    for s in samples]
     rows, seconds, frames = [], 0.0, 0
+    if progress is not None:  # the total shown from the start, through the warm-up
+        progress(0, len(samples))
     if samples:  # untimed: the first call compiles (numba) and allocates
         with torch.no_grad():
             restore({k: v[None].float() for k, v in samples[0].items()})

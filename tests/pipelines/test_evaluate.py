@@ -28,7 +28,10 @@ def test_evaluate_reports_the_psnr_of_a_known_error():
                for _ in range(2)]
     clip = {"blurred": torch.rand(2, 3, 32, 40), "sharp": torch.from_numpy(
         rng.random((2, 3, 32, 40), dtype=np.float32) * 0.9)}
-    result = evaluate(lambda b: b["sharp"] + 0.01, samples + [clip])  # MSE 1e-4 everywhere
+    told = []
+    result = evaluate(lambda b: b["sharp"] + 0.01, samples + [clip],  # MSE 1e-4 everywhere
+                      progress=lambda done, total: told.append((done, total)))
+    assert told == [(0, 3), (1, 3), (2, 3), (3, 3)]  # the total from before the warm-up
     assert result["psnr"] == pytest.approx(40.0, abs=1e-3)
     assert len(result["per_sample"]) == 3 and 0.99 < result["ssim"] <= 1.0
     assert "| blurred |" in markdown_table({"blurred": result})
