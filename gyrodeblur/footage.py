@@ -465,7 +465,23 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise InputError(path, f"{image.dtype} pixels: 8 or 16 bit integer images expected")
     exif = next((np.asarray(c, np.uint8).ravel() for k, c in zip(kinds, chunks, strict=True)
                  if k == cv2.IMAGE_METADATA_EXIF), None)
+    if exif is None and data[:4].tobytes() in (b"II*\0", b"MM\0*") and \
+            (found := _exif_orientation_at(data)) is not None:
+        # A TIFF's own orientation tag: OpenCV turns the pixels by it whatever the flags, and
+        # gives no EXIF. Turned back to the stored grid, the tag is kept as an EXIF block.
+        offset, order = found
+        (value,) = struct.unpack_from(order + "H", data.tobytes(), offset)
+        image = _UNDO_ORIENTATION.get(value, lambda a: a)(image)
+        exif = np.frombuffer(b"II*\0" + struct.pack("<IHHHIHHI", 8, 1, 0x0112, 3, 1, value,
+                                                      0, 0), np.uint8)
     return image, exif
+
+
+#: The stored pixels from those turned for display by an EXIF/TIFF orientation (2-8).
+_UNDO_ORIENTATION = {
+    2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud,
+    5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, 1),
+    7: lambda a: np.rot90(np.swapaxes(a, 0, 1), 2), 8: lambda a: np.rot90(a, -1)}
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:

@@ -162,6 +162,23 @@ def test_timing_units_go_by_the_interval_between_frame_numbers():
         check_timing_units(timing, readout_time=1.06 / 30, camera_source="cam.json")
 
 
+@pytest.mark.parametrize(("orientation", "rotation"), [
+    (1, 0), (2, 0), (3, 180), (4, 0), (5, 0), (6, -90), (7, 0), (8, 90)])
+def test_a_tiff_is_read_as_stored_whatever_its_orientation_tag(tmp_path, orientation, rotation):
+    # OpenCV turns a TIFF by its tag whatever the flags; kernels are of the stored grid.
+    from PIL import Image, TiffImagePlugin
+
+    from gyrodeblur.footage import exif_rotation
+
+    stored = np.random.default_rng(orientation).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[274] = orientation
+    Image.fromarray(stored).save(tmp_path / "o.tif", tiffinfo=tags)
+    image, fmt = read_image_and_format(tmp_path / "o.tif")
+    np.testing.assert_array_equal(image, stored / np.float32(255))
+    assert exif_rotation(fmt.exif) == rotation  # shown as the file says
+
+
 def test_float_image_files_are_refused(tmp_path):
     cv2.imwrite(str(tmp_path / "linear.tiff"), np.ones((4, 4, 3), np.float32))
     with pytest.raises(InputError, match="linear.tiff: float32 pixels: 8 or 16 bit"):

@@ -11,6 +11,8 @@ memory is bounded by a few frames whatever the length of the video. Frames are h
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -467,8 +469,8 @@ def read_kernels(path: str | Path, frame: int | None, size: tuple[int, int]
             rot = npz["rot"]
             numbers = npz["frames"] if "frames" in npz else np.arange(1, len(rot) + 1)
             tran = npz["tran"] if "tran" in npz else None
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        problem = "not an npz" if "pickle" in str(e) else str(e)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        problem = "not an npz" if "pickle" in str(e) else str(e)  # damaged: BadZipFile, CRC
         raise InputError(path, f"not a kernels file with 'rot' (F, T, 2, H, W) ({problem})"
                          ) from None
     if rot.ndim != 5 or rot.shape[2] != 2:
@@ -478,11 +480,12 @@ def read_kernels(path: str | Path, frame: int | None, size: tuple[int, int]
     if numbers.shape != rot.shape[:1] or not np.issubdtype(numbers.dtype, np.integer):
         raise InputError(path, f"'frames' must hold one frame number per kernel ({len(rot)}), "
                                f"got {numbers.dtype} of shape {numbers.shape}")
-    if frame is None and len(numbers):
+    if not len(numbers):
+        raise InputError(path, "holds no frames")
+    if frame is None:
         frame = int(numbers[0])
     if frame not in numbers:
-        span = f"frames {numbers[0]}..{numbers[-1]}" if len(numbers) else "no frames"
-        raise InputError(path, f"no frame {frame} ({span})")
+        raise InputError(path, f"no frame {frame} (frames {numbers[0]}..{numbers[-1]})")
     i = int(np.flatnonzero(numbers == frame)[0])
     h, w = rot.shape[-2:]
     H, W = size

@@ -509,6 +509,21 @@ def test_kernels_file_frames_are_looked_up_by_number_first_by_default(clip, tmp_
         np.testing.assert_array_equal(tran, npz["tran"][index])
     with pytest.raises(InputError, match=r"k\.npz: no frame 1 \(frames 2\.\.4\)"):
         read_kernels(tmp_path / "k.npz", 1, size)
+    np.savez(tmp_path / "none.npz", rot=npz["rot"][:0], frames=np.arange(0))
+    with pytest.raises(InputError, match=r"none\.npz: holds no frames"):
+        read_kernels(tmp_path / "none.npz", None, size)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupted"])
+def test_a_damaged_kernels_file_is_a_one_line_error(clip, tmp_path, damage):
+    data = bytearray((clip / "kernels.npz").read_bytes())
+    if damage == "truncated":
+        data = data[:len(data) // 2]
+    else:  # bytes of the first array changed: its CRC no longer holds
+        data[2000:4000] = bytes(2000)
+    (tmp_path / "k.npz").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"k\.npz: not a kernels file with 'rot'"):
+        read_kernels(tmp_path / "k.npz", None, (192, 320))
 
 
 def test_classic_iterations_option_runs_that_many_steps(clip, tmp_path):
