@@ -529,8 +529,8 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
     takes it; ``(H, W)``: gray) in the format of the suffix.
 
     8-bit RGB unless ``stored`` (from :func:`read_image_and_format`) asks for gray, 16 bits
-    or an alpha channel; 16 bits and alpha only where the file format has them (PNG, TIFF),
-    EXIF in JPEG and PNG.
+    or an alpha channel; 16 bits and alpha only where the file format has them (PNG, TIFF;
+    8-bit alpha in WebP, written lossless), EXIF in JPEG and PNG.
 
     Raises:
         ValueError: an image :func:`float_image` refuses (0..255 floats, NaN, another shape).
@@ -549,7 +549,7 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
     top = float(np.iinfo(dtype).max)
     pixels = image.mean(2) if stored.gray else image[..., ::-1]
     pixels = np.clip(pixels * top + 0.5, 0, top).astype(dtype)
-    if stored.alpha is not None and deep:
+    if stored.alpha is not None and (deep or suffix == ".webp"):
         if stored.gray:
             pixels = np.repeat(pixels[..., None], 3, axis=2)
         alpha = stored.alpha.astype(np.float64) * (top / np.iinfo(stored.alpha.dtype).max)

@@ -228,6 +228,8 @@ def test_gray_and_alpha_survive_and_jpeg_falls_back_to_8_bit_rgb(tmp_path):
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "rgba_out.png"), -1), bgra)
     write_image(tmp_path / "rgba_out.jpg", image, fmt)
     assert cv2.imread(str(tmp_path / "rgba_out.jpg"), -1).shape == (6, 4, 3)
+    write_image(tmp_path / "rgba_out.webp", image, fmt)  # lossless, with its alpha
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "rgba_out.webp"), -1), bgra)
 
 
 def test_a_gray_alpha_png_stays_gray_with_its_alpha(tmp_path):
