@@ -494,6 +494,11 @@ def read_kernels(path: str | Path, frame: int | None, size: tuple[int, int]
     kernels = rot[i], None if tran is None else tran[i]
     if any(np.isinf(k).any() for k in kernels if k is not None):
         raise InputError(path, f"infinite kernels in frame {frame}")
+    # Displacements beyond the image leave nothing of it to restore: a unit error.
+    reach = max(float(np.nanmax(np.abs(k), initial=0.0)) for k in kernels if k is not None)
+    if reach * max(W / w, H / h) > max(W, H):
+        raise InputError(path, f"kernels of frame {frame} move pixels {reach * W / w:.0f} px, "
+                               f"beyond the {W}x{H} image: are they in pixels?")
     return kernels
 
 

@@ -509,6 +509,10 @@ def test_kernels_file_frames_are_looked_up_by_number_first_by_default(clip, tmp_
         np.testing.assert_array_equal(tran, npz["tran"][index])
     with pytest.raises(InputError, match=r"k\.npz: no frame 1 \(frames 2\.\.4\)"):
         read_kernels(tmp_path / "k.npz", 1, size)
+    np.savez(tmp_path / "far.npz", rot=npz["rot"] * 1e3)  # not pixels
+    with pytest.raises(InputError, match=r"far\.npz: kernels of frame 1 move pixels \d+ px, "
+                                         r"beyond the 320x192 image: are they in pixels\?"):
+        read_kernels(tmp_path / "far.npz", None, size)
     np.savez(tmp_path / "none.npz", rot=npz["rot"][:0], frames=np.arange(0))
     with pytest.raises(InputError, match=r"none\.npz: holds no frames"):
         read_kernels(tmp_path / "none.npz", None, size)
