@@ -1259,8 +1259,9 @@ def deblur_image_command(
         cam = fit_camera(cam, camera, *size)
         rot = image_kernels(log, cam, frame_time, exposure, restorer.samples, kernel_width)
         tran = None
-    with err_console.status(f"deblurring with {restorer.name}"):
-        restored = deblur_image(blurred, rot, tran, restorer)
+    with LoggedProgress() as bar:
+        restored = deblur_image(blurred, rot, tran, restorer,
+                                bar_steps(bar, f"deblur ({restorer.name}), tiles"))
     with atomic_path(output) as tmp:
         write_image(tmp, restored, stored)
     err_console.print(f"wrote {output} ({restorer.name})")

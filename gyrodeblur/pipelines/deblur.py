@@ -312,8 +312,10 @@ def frame_kernel_in_pixels(frame: FrameData, size: tuple[int, int], tran: bool,
     return traj * np.array([W / w, H / h], np.float32)[:, None, None]
 
 
-def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
-    """Restore the centre frame of ``clip`` (``restorer.window`` frames), tile by tile."""
+def restore_frame(restorer: Restorer, clip: list[FrameData],
+                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Restore the centre frame of ``clip`` (``restorer.window`` frames), tile by tile;
+    ``progress`` is told ``(tiles done, tiles)``."""
     H, W = clip[0].image.shape[:2]
     use_tran = restorer.translation and clip[0].tran is not None
     # One regularisation, step count and tap count for the whole frame, so that tiles agree.
@@ -346,16 +348,18 @@ def restore_frame(restorer: Restorer, clip: list[FrameData]) -> np.ndarray:
         release_memory()  # tiles of changing sizes would leave the heap creeping up
         return out
 
-    return run_tiled(tile, H, W, restorer.tile, tile_halo(restorer, clip, (H, W)))
+    return run_tiled(tile, H, W, restorer.tile, tile_halo(restorer, clip, (H, W)),
+                     progress=progress)
 
 
 def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None = None,
-                 restorer: Restorer | str = "net") -> np.ndarray:
+                 restorer: Restorer | str = "net",
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Deblur one ``(H, W, 3)`` sRGB image (float in ``[0, 1]``, or uint8 or uint16) whose
     kernels (any resolution of the same view) are ``rot`` and ``tran`` ``(T, 2, h, w)``; a
     net that takes another ``T`` gets them resampled (:func:`resample_samples`).
     ``restorer``: from :func:`make_restorer`, or a method name (``"net"``: the default
-    model, ``"classic"``).
+    model, ``"classic"``); ``progress`` is told ``(tiles done, tiles)``.
 
     Returns:
         The ``(H, W, 3)`` float32 restored sRGB image.
@@ -390,7 +394,7 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None = N
     if restorer.net is not None and len(rot) != restorer.samples:
         rot = resample_samples(rot, restorer.samples)
         tran = None if tran is None else resample_samples(tran, restorer.samples)
-    return restore_frame(restorer, [FrameData(0, image, rot, tran)])
+    return restore_frame(restorer, [FrameData(0, image, rot, tran)], progress)
 
 
 def resample_samples(traj: np.ndarray, samples: int) -> np.ndarray:

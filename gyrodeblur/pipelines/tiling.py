@@ -71,8 +71,10 @@ def blend_weights(t: Tile, feather: int) -> np.ndarray:
 
 
 def run_tiled(restore: Callable[[Tile], np.ndarray], height: int, width: int, tile: int,
-              halo: int, feather: int = 16) -> np.ndarray:
-    """Assemble ``(height, width, C)`` from ``restore(tile)``, which returns the tile's window.
+              halo: int, feather: int = 16,
+              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Assemble ``(height, width, C)`` from ``restore(tile)``, which returns the tile's window;
+    ``progress`` is told ``(tiles done, tiles)`` after each.
 
     One tile (the image fits) calls ``restore`` once on the whole image.
 
@@ -84,15 +86,20 @@ def run_tiled(restore: Callable[[Tile], np.ndarray], height: int, width: int, ti
     """
     tiles = tile_grid(height, width, tile, halo)
     if len(tiles) == 1:
-        return restore(tiles[0])
+        whole = restore(tiles[0])
+        if progress is not None:
+            progress(1, 1)
+        return whole
     out: np.ndarray | None = None
     total = np.zeros((height, width, 1), np.float32)
-    for t in tiles:
+    for done, t in enumerate(tiles, 1):
         window = restore(t)
         if out is None:
             out = np.zeros((height, width, window.shape[2]), np.float32)
         w = blend_weights(t, feather)[..., None]
         out[t.y0:t.y1, t.x0:t.x1] += w * window
         total[t.y0:t.y1, t.x0:t.x1] += w
+        if progress is not None:
+            progress(done, len(tiles))
     out /= total
     return out

@@ -47,6 +47,8 @@ def test_a_seam_is_the_weighted_mean_of_the_tiles_that_reach_it():
         right = float(np.clip(1 - max(0, 32 - x) / (feather + 1), 0, 1))
         assert out[x] == pytest.approx((left * 1 + right * 33) / (left + right), abs=1e-5)
     assert out[27] == 1 and out[36] == 33  # beyond the feather: one tile alone
+    told = []
     ones = run_tiled(lambda t: np.ones((t.y1 - t.y0, t.x1 - t.x0, 3), np.float32),
-                     height, width, tile, halo, feather)
+                     height, width, tile, halo, feather, progress=lambda *n: told.append(n))
     np.testing.assert_array_equal(ones, 1)
+    assert told == [(1, 2), (2, 2)]
