@@ -356,14 +356,19 @@ def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
 
 FEATURE_EXPOSURE = 0.04
 """s, the feature test's exposure: blur of a handheld shot in dim light."""
+FEATURE_FOV_DEG, FEATURE_READOUT, FEATURE_SEGMENT = 60.0, 0.02, 0.2
+"""The feature test's camera (horizontal field of view, readout in s) and the span (s) of
+the bundled gyro trace each image is blurred along."""
 
 
 def feature_settings(root: str | Path, pairs: list, samples: int) -> dict:
     """How :func:`feature_test` ran with its defaults on ``pairs`` of ``root``, for reports."""
     return {"folder": str(root), "pairs": [name for name, *_ in pairs], "samples": samples,
             "exposure": FEATURE_EXPOSURE, "seed": BENCHMARK_SEED,
-            "camera": "60-degree horizontal field of view, 20 ms readout",
-            "motion": "a random 0.2 s segment of a bundled real gyro trace per image"}
+            "camera": f"{FEATURE_FOV_DEG:g}-degree horizontal field of view, "
+                      f"{FEATURE_READOUT * 1000:g} ms readout",
+            "motion": f"a random {FEATURE_SEGMENT:g} s segment of a bundled real gyro trace "
+                      "per image"}
 
 
 def describe_features(settings: dict) -> str:
@@ -380,10 +385,10 @@ def feature_test(pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
                  progress: Progress | None = None, samples: int = 9) -> dict:
     """SIFT scores of sharp, blurred and (with ``restore``) deblurred pairs.
 
-    Each image is blurred along its own segment of a bundled real gyro trace (a 60-degree
-    camera, 20 ms readout, ``exposure``); ``restore(blurred, rot)`` gets the blurred image and
-    its rotation kernels ``(samples, 2, H, W)`` and returns the restored image; ``progress``
-    is told each pair done.
+    Each image is blurred along its own ``FEATURE_SEGMENT`` of a bundled real gyro trace (a
+    camera of ``FEATURE_FOV_DEG`` and ``FEATURE_READOUT``, ``exposure``);
+    ``restore(blurred, rot)`` gets the blurred image and its rotation kernels
+    ``(samples, 2, H, W)`` and returns the restored image; ``progress`` is told each pair done.
     """
     from gyrodeblur.geometry.camera import Camera
     from gyrodeblur.geometry.rotation import integrate
@@ -400,10 +405,10 @@ def feature_test(pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
                                                  "deblurred": []}
         for image in (image1, image2):
             height, width = image.shape[:2]
-            fx = width / 2 / np.tan(np.radians(30))
+            fx = width / 2 / np.tan(np.radians(FEATURE_FOV_DEG / 2))
             cam = Camera(width=width, height=height, fx=fx, fy=fx, cx=(width - 1) / 2,
-                         cy=(height - 1) / 2, readout_time=0.02)
-            segment = random_segment(traces[rng.integers(len(traces))], 0.2, rng)
+                         cy=(height - 1) / 2, readout_time=FEATURE_READOUT)
+            segment = random_segment(traces[rng.integers(len(traces))], FEATURE_SEGMENT, rng)
             rot, _ = rotation_trajectories(integrate(segment.t, segment.w), cam, 0.05,
                                            exposure, 9)
             blurred = blur_image(image, rot, subsamples=continuous_subsamples(rot))
