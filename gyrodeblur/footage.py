@@ -394,21 +394,21 @@ class StoredFormat:
 _EXIF_ROTATION = {1: 0, 3: 180, 6: -90, 8: 90}
 
 
-def _exif_orientation_at(exif: np.ndarray) -> tuple[int, str] | None:
-    """Where the orientation value lies in ``exif`` (a TIFF block, as OpenCV gives it) and
-    the block's byte order, or None when it has no orientation."""
-    data = exif.tobytes()
-    if data[:4] not in (b"II*\0", b"MM\0*"):
+def _exif_orientation_at(exif: np.ndarray) -> tuple[int, str, int] | None:
+    """Where the orientation lies in ``exif`` (a TIFF block, as OpenCV gives it, or a whole
+    TIFF file), the block's byte order and the orientation, or None when it has none."""
+    data = memoryview(np.ascontiguousarray(exif, np.uint8)).cast("B")  # no copy of a file
+    if bytes(data[:4]) not in (b"II*\0", b"MM\0*"):
         return None
-    order = "<" if data[:2] == b"II" else ">"
+    order = "<" if bytes(data[:2]) == b"II" else ">"
     try:
         (ifd,) = struct.unpack_from(order + "I", data, 4)
         (entries,) = struct.unpack_from(order + "H", data, ifd)
         for entry in range(ifd + 2, ifd + 2 + 12 * entries, 12):
             tag, kind = struct.unpack_from(order + "HH", data, entry)
             if tag == 0x0112 and kind == 3:  # orientation, a SHORT
-                struct.unpack_from(order + "H", data, entry + 8)  # inside the block
-                return entry + 8, order
+                (value,) = struct.unpack_from(order + "H", data, entry + 8)
+                return entry + 8, order, value
     except struct.error:  # a truncated block: no orientation to honour
         return None
     return None
@@ -424,11 +424,7 @@ def exif_rotation(exif: np.ndarray | None) -> int:
         -90
     """
     found = None if exif is None else _exif_orientation_at(exif)
-    if found is None:
-        return 0
-    offset, order = found
-    (value,) = struct.unpack_from(order + "H", exif.tobytes(), offset)
-    return _EXIF_ROTATION.get(value, 0)
+    return 0 if found is None else _EXIF_ROTATION.get(found[2], 0)
 
 
 def _exif_with_orientation(exif: np.ndarray, value: int) -> np.ndarray:
@@ -436,7 +432,7 @@ def _exif_with_orientation(exif: np.ndarray, value: int) -> np.ndarray:
     found = _exif_orientation_at(exif)
     if found is None:
         return exif
-    offset, order = found
+    offset, order, _ = found
     data = bytearray(exif.tobytes())
     struct.pack_into(order + "H", data, offset, value)
     return np.frombuffer(bytes(data), np.uint8)
@@ -465,12 +461,10 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise InputError(path, f"{image.dtype} pixels: 8 or 16 bit integer images expected")
     exif = next((np.asarray(c, np.uint8).ravel() for k, c in zip(kinds, chunks, strict=True)
                  if k == cv2.IMAGE_METADATA_EXIF), None)
-    if exif is None and data[:4].tobytes() in (b"II*\0", b"MM\0*") and \
-            (found := _exif_orientation_at(data)) is not None:
+    if exif is None and (found := _exif_orientation_at(data)) is not None:
         # A TIFF's own orientation tag: OpenCV turns the pixels by it whatever the flags, and
         # gives no EXIF. Turned back to the stored grid, the tag is kept as an EXIF block.
-        offset, order = found
-        (value,) = struct.unpack_from(order + "H", data.tobytes(), offset)
+        value = found[2]
         image = _UNDO_ORIENTATION.get(value, lambda a: a)(image)
         exif = np.frombuffer(b"II*\0" + struct.pack("<IHHHIHHI", 8, 1, 0x0112, 3, 1, value,
                                                       0, 0), np.uint8)
