@@ -919,8 +919,9 @@ def evaluate(
         raise InputError(folder, "no such folder of clip folders")
     pairs = oxford_pairs(features) if features is not None else None
     device = torch_device(device)
-    models = {name: (net.to(device), config) for name, (net, config) in
-              ((name, load_model(name)) for name in model if name != "classic")}
+    models = {name: load_model(name) for name in model if name != "classic"}
+    for net, _ in models.values():
+        net.to(device)  # in place
     flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
     video = [name for name, (net, _) in models.items() if not isinstance(net, DeepGyro)]
     if video and frames < 2:
