@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # the command modules are imported when a command runs
     from gyrodeblur.geometry.camera import Camera
     from gyrodeblur.geometry.gyro import GyroLog
     from gyrodeblur.kernels.synchronization import SyncResult
+    from gyrodeblur.pipelines.evaluate import PartialReport
 
 err_console = Console(stderr=True, soft_wrap=True)  # a message is one line, whatever its length
 
@@ -864,7 +865,9 @@ def evaluate(
         help="Folder of Oxford sequence folders (graf/, boat/... with img1-3 and H1to2p, "
              "H1to3p): run DeepGyro's SIFT feature test too, on pairs 1-2 and 1-3 each blurred "
              "along real gyro motion (40 ms exposure, fixed seed).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Results JSON.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Results JSON (scores kept as they come in OUTPUT.partial: "
+                               "the same command resumes a killed eval).")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Results as a Markdown table.")] = None,
     device: DeviceOption = "cpu",
 ) -> None:
@@ -876,13 +879,14 @@ def evaluate(
 
     import torch
 
-    from gyrodeblur.fileio import atomic_path
+    from gyrodeblur.fileio import atomic_path, files_digest
     from gyrodeblur.metrics import SSIM_WINDOW
     from gyrodeblur.models import DeepGyro, dummy_batch, load_model, predict, weights_file
     from gyrodeblur.pipelines.deblur import torch_device
     from gyrodeblur.pipelines.evaluate import (
         PRESETS,
         BenchmarkSpec,
+        PartialReport,
         classic_restore,
         describe_features,
         feature_settings,
@@ -980,9 +984,39 @@ def evaluate(
                     for name, (net, _) in models.items()}}
     if "classic" in model:
         restorers["classic"] = classic_restore
-    with LoggedProgress() as bar:
+    # With -o, scores are kept as they come: the same command resumes a killed eval. They are
+    # taken up for the same data and device, and per method for the same weights.
+    stamps = {name: files_digest(weights_file(name).parent, [weights_file(name)])
+              for name in models}
+    data = folder or images
+    partial = None if output is None else PartialReport(
+        output.with_name(output.name + ".partial"),
+        {"benchmark": source, "device": str(device),
+         "data": data and files_digest(data, [p for p in data.rglob("*") if p.is_file()]),
+         "features": None if pairs is None else feature_settings(features, pairs, T)})
+    earlier = {part: {name: done[key] for name, done in
+                      ({} if partial is None else partial.done[part]).items()
+                      if done.get("weights") == stamps.get(name)}
+               for part, key in (("results", "state"), ("features", "result"))}
+    if partial is not None and partial.stale:
+        err_console.print(f"{partial.path}: scores of an eval with other settings, not resumed")
+    if earlier["results"] or earlier["features"]:
+        err_console.print(f"resumed from {partial.path}: " + ", ".join(
+            [f"{name} {len(state['rows'])} of {len(samples)} samples"
+             for name, state in earlier["results"].items()]
+            + [f"feature test {name}" for name in earlier["features"]]))
+
+    def keep(part: str, key: str, name: str) -> Callable[[dict], None]:
+        """Saves ``name``'s scores so far (with -o), to resume from."""
+        def save(done: dict) -> None:
+            if partial is not None:
+                partial.save(part, name, {"weights": stamps.get(name), key: done})
+        return save
+
+    with resumes_from(partial), LoggedProgress() as bar:
         results = {name: run(restore, samples, names, clips, progress=bar_steps(bar, name),
-                             per_frame=name not in video)
+                             per_frame=name not in video, done=earlier["results"].get(name),
+                             record=keep("results", "state", name))
                    for name, restore in restorers.items()}
     report: dict = {"benchmark": source, "results": results, "threads": torch.get_num_threads(),
                     "device": str(device),
@@ -1009,11 +1043,15 @@ def evaluate(
             feature_restorers["classic"] = \
                 lambda image, rot: deconvolve(image.astype(np.float32), rot)
         report["benchmark"]["features"] = feature_settings(features, pairs, T)
-        with LoggedProgress() as bar:
-            report["features"] = {
-                name: feature_test(pairs, restore, samples=T,
-                                   progress=bar_steps(bar, f"feature test: {name}"))
-                for name, restore in feature_restorers.items()}
+        report["features"] = {}
+        with resumes_from(partial), LoggedProgress() as bar:
+            for name, restore in feature_restorers.items():
+                if name not in earlier["features"]:
+                    earlier["features"][name] = feature_test(
+                        pairs, restore, samples=T,
+                        progress=bar_steps(bar, f"feature test: {name}"))
+                    keep("features", "result", name)(earlier["features"][name])
+                report["features"][name] = earlier["features"][name]
     table = markdown_table(results, source)
     if "features" in report:
         table += (f"\n{describe_features(report['benchmark']['features'])}\n\n"
@@ -1024,7 +1062,21 @@ def evaluate(
     if markdown is not None:
         with atomic_path(markdown) as tmp:
             tmp.write_text(table)
+    if partial is not None:
+        partial.remove()
     print(table)
+
+
+@contextmanager
+def resumes_from(partial: PartialReport | None) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) says where the scores so far are kept, and how to resume."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if partial is None or not partial.path.is_file():
+            raise
+        raise type(e)(f"the scores so far are kept in {partial.path}: the same command "
+                      "resumes") from None
 
 
 @app.command("export")

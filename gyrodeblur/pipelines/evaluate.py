@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from gyrodeblur.errors import InputError
+from gyrodeblur.fileio import atomic_path, read_record
 from gyrodeblur.metrics import CONVENTION, SSIM_WINDOW, psnr, ssim
 
 # Benchmark samples come from seeds far from any training seed.
@@ -151,7 +153,8 @@ def _centre_only(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def evaluate(restore: BatchRestore, samples: list[dict[str, torch.Tensor]],
              names: list[str] | None = None, clips: list[str] | None = None,
-             progress: Progress | None = None, per_frame: bool = False) -> dict:
+             progress: Progress | None = None, per_frame: bool = False,
+             done: dict | None = None, record: Callable[[dict], None] | None = None) -> dict:
     """PSNR/SSIM of ``restore`` on each sample (mean over its frames, or its ``centre`` frame
     only where it says one), on each clip and overall.
 
@@ -164,33 +167,46 @@ def evaluate(restore: BatchRestore, samples: list[dict[str, torch.Tensor]],
     each sample is a clip); ``progress`` is told each sample done. A ``per_frame`` restorer
     (a single-image model, the classical method) restores frames one by one, so it gets only
     the ``centre`` frame where a sample says one: the others would only cost it time.
+
+    ``record``, if given, gets the scores so far (JSON-ready) after each sample; given back as
+    ``done`` by a later call on the same samples, they are kept and only the samples after
+    them restored: a killed evaluation resumes.
     """
     if per_frame:  # a window of frames, (F, 3, H, W)
         samples = [_centre_only(s) if "centre" in s and s["blurred"].ndim == 4 else s
                    for s in samples]
-    rows, seconds, frames = [], 0.0, 0
+    label = list(range(len(samples))) if names is None else names
+    state = {"rows": [], "seconds": 0.0, "frames": 0}
+    if done is not None:
+        state = {"rows": list(done["rows"]), "seconds": done["seconds"], "frames": done["frames"]}
+        if [r["sample"] for r in state["rows"]] != label[:len(state["rows"])]:
+            raise ValueError("the scores to resume from are of other samples")
+    rows, first = state["rows"], len(state["rows"])
     if progress is not None:  # the total shown from the start, through the warm-up
-        progress(0, len(samples))
-    if samples:  # untimed: the first call compiles (numba) and allocates
+        progress(first, len(samples))
+    if first < len(samples):  # untimed: the first call compiles (numba) and allocates
         with torch.no_grad():
-            restore({k: v[None].float() for k, v in samples[0].items()})
-    for i, sample in enumerate(samples):
+            restore({k: v[None].float() for k, v in samples[first].items()})
+    for i in range(first, len(samples)):
+        sample = samples[i]
         batch = {k: v[None].float() for k, v in sample.items()}
         start = time.perf_counter()
         with torch.no_grad():
             out = restore(batch)[0]
-        seconds += time.perf_counter() - start
+        state["seconds"] += time.perf_counter() - start
         pairs = list(zip(_frames(out), _frames(sample["sharp"].float()), strict=True))
         if "centre" in sample:
             pairs = [pairs[int(sample["centre"])]]
-        frames += len(pairs)
-        rows.append({"sample": i if names is None else names[i],
+        state["frames"] += len(pairs)
+        rows.append({"sample": label[i],
                      "psnr": float(np.mean([psnr(a, b) for a, b in pairs])),
                      "ssim": float(np.mean([ssim(a, b) for a, b in pairs]))})
+        if record is not None:
+            record(state)
         if progress is not None:
             progress(i + 1, len(samples))
-    results = {"seconds_per_frame": seconds / max(frames, 1), "per_sample": rows,
-               "convention": CONVENTION}
+    results = {"seconds_per_frame": state["seconds"] / max(state["frames"], 1),
+               "per_sample": rows, "convention": CONVENTION}
     if clips is not None:
         members: dict[str, list[dict]] = {}
         for clip, row in zip(clips, rows, strict=True):
@@ -201,6 +217,43 @@ def evaluate(restore: BatchRestore, samples: list[dict[str, torch.Tensor]],
         results["per_clip"] = rows
     return {"psnr": float(np.mean([r["psnr"] for r in rows])),
             "ssim": float(np.mean([r["ssim"] for r in rows])), **results}
+
+
+class PartialReport:
+    """An evaluation's scores so far, kept in ``path`` (JSON) as they come, so that the same
+    evaluation run again resumes where it stopped: only a record of the same ``settings``
+    (JSON-ready: benchmark, models, device) is taken up; any other is started afresh.
+
+    ``done["results"]`` holds each method's :func:`evaluate` ``record`` state,
+    ``done["features"]`` each finished :func:`feature_test`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.json.partial"
+        >>> PartialReport(path, {"count": 2}).save("results", "classic", {"rows": []})
+        >>> PartialReport(path, {"count": 2}).done["results"]
+        {'classic': {'rows': []}}
+        >>> report = PartialReport(path, {"count": 3})  # other settings: from the start
+        >>> report.done, report.stale
+        ({'results': {}, 'features': {}}, True)
+    """
+
+    def __init__(self, path: str | Path, settings: dict) -> None:
+        self.path, self.settings = Path(path), json.loads(json.dumps(settings))
+        earlier = read_record(self.path)
+        self.stale = earlier is not None and earlier.get("settings") != self.settings
+        self.done: dict[str, dict] = earlier["done"] if earlier is not None and \
+            not self.stale else {"results": {}, "features": {}}
+
+    def save(self, part: str, method: str, state: dict) -> None:
+        """Keep ``state`` as ``done[part][method]``, written atomically."""
+        self.done[part][method] = state
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(json.dumps({"settings": self.settings, "done": self.done}))
+
+    def remove(self) -> None:
+        """Forget the record: the evaluation is complete."""
+        self.path.unlink(missing_ok=True)
 
 
 def describe(benchmark: dict) -> str:

@@ -64,6 +64,90 @@ def test_a_per_frame_restorer_gets_only_the_frame_scored():
     assert seen == [1, 1, 3, 3]  # warm-up and sample, cut to the centre frame, then whole
 
 
+def test_an_evaluation_resumed_from_its_record_scores_as_one_run():
+    samples = [{"blurred": torch.zeros(3, 16, 16), "sharp": torch.full((3, 16, 16), 0.5),
+                "error": torch.tensor(e)} for e in (0.01, 0.1, 0.02, 0.05)]
+    whole = evaluate(lambda b: b["sharp"] + b["error"], samples)
+    records, calls = [], []
+
+    def dies_at_the_third(batch):  # the warm-up call, samples 0 and 1, then Ctrl-C
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return batch["sharp"] + batch["error"]
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(dies_at_the_third, samples, record=lambda state: records.append(
+            json.loads(json.dumps(state))))  # as saved
+    assert [len(r["rows"]) for r in records] == [1, 2]
+    restored = []
+    resumed = evaluate(lambda b: restored.append(1) or b["sharp"] + b["error"], samples,
+                       done=records[-1])
+    assert len(restored) == 3  # a warm-up on sample 2, then samples 2 and 3
+    assert resumed["per_sample"] == whole["per_sample"] and resumed["psnr"] == whole["psnr"]
+    with pytest.raises(ValueError, match="other samples"):
+        evaluate(lambda b: b["blurred"], samples, names=list("abcd"), done=records[-1])
+
+
+def test_a_killed_eval_resumes_where_it_stopped(tmp_path, monkeypatch):
+    import gyrodeblur.pipelines.evaluate as evaluation
+
+    args = ["eval", "-m", "classic", "--count", "3", "--size", "32x32"]
+    whole = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "whole.json")])
+    assert whole.exit_code == 0, whole.output
+    calls = []
+
+    def dies_at_the_third(batch):  # the warm-up call, samples 0 and 1, then Ctrl-C
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return classic_restore(batch)
+
+    output = tmp_path / "e.json"
+    monkeypatch.setattr(evaluation, "classic_restore", dies_at_the_third)
+    killed = CliRunner().invoke(app, [*args, "-o", str(output)])
+    assert killed.exit_code == 130 and not output.exists()
+    assert f"scores so far are kept in {output}.partial: the same command" in killed.output
+    monkeypatch.undo()
+    partial = tmp_path / "e.json.partial"
+    kept = partial.read_text()
+    other = CliRunner().invoke(app, [*args, "--samples", "5", "-o", str(output)])
+    assert other.exit_code == 0 and "scores of an eval with other settings, not resumed" \
+        in other.output
+    partial.write_text(kept)
+    resumed = CliRunner().invoke(app, [*args, "-o", str(output)])
+    assert resumed.exit_code == 0, resumed.output
+    assert "blurred input 3 of 3 samples, classic 2 of 3 samples" in resumed.output
+    scores = [json.loads(p.read_text())["results"]["classic"]["per_sample"]
+              for p in (output, tmp_path / "whole.json")]
+    assert scores[0] == scores[1] and not partial.exists()
+
+
+def test_a_killed_feature_test_resumes_after_its_last_finished_method(tmp_path, monkeypatch):
+    import gyrodeblur.pipelines.evaluate as evaluation
+
+    oxford_sequence(tmp_path / "oxford")
+    run = evaluation.feature_test
+    tested = []
+
+    def dies_on_classic(pairs, restore, **options):
+        tested.append(restore)
+        if restore is not None and len(tested) == 2:
+            raise KeyboardInterrupt
+        return run(pairs, restore, **options)
+
+    monkeypatch.setattr(evaluation, "feature_test", dies_on_classic)
+    args = ["eval", "-m", "classic", "--count", "1", "--size", "32x32", "--features",
+            str(tmp_path / "oxford"), "-o", str(tmp_path / "e.json")]
+    assert CliRunner().invoke(app, args).exit_code == 130
+    resumed = CliRunner().invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed from" in resumed.output and "feature test no restoration" in resumed.output
+    assert tested[0] is None and tested[2] is not None and len(tested) == 3
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert list(report["features"]) == ["no restoration", "classic"]
+
+
 @pytest.mark.parametrize("frames", [1, 2])
 def test_classic_method_beats_the_blurred_input_on_the_benchmark(frames):
     spec = BenchmarkSpec(frames=frames, count=2, width=96, height=64, preset="strong")
@@ -85,8 +169,9 @@ def test_sift_scores_follow_the_homography_and_drop_with_blur():
     assert blurred["matching_score"] < sharp["matching_score"]
 
 
-def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
-    sequence = tmp_path / "oxford" / "leaves"
+def oxford_sequence(folder):
+    """An Oxford-style sequence ``leaves`` in ``folder``: img1-3, H1to2p, H1to3p (shifts)."""
+    sequence = folder / "leaves"
     sequence.mkdir(parents=True)
     image = (dead_leaves(160, np.random.default_rng(2)) * 255).astype(np.uint8)
     cv2.imwrite(str(sequence / "img1.ppm"), image)
@@ -94,6 +179,10 @@ def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
         H = np.array([[1.0, 0.0, shift], [0.0, 1.0, shift / 2], [0.0, 0.0, 1.0]])
         cv2.imwrite(str(sequence / f"img{n}.ppm"), cv2.warpPerspective(image, H, (160, 160)))
         np.savetxt(sequence / f"H1to{n}p", H)
+
+
+def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
+    oxford_sequence(tmp_path / "oxford")
     result = CliRunner().invoke(app, [
         "eval", "-m", "classic", "-m", "deepgyro-refine-s", "--count", "1", "--size", "64x48",
         "--features",
