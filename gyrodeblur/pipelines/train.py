@@ -22,6 +22,7 @@ import datetime
 import json
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -300,6 +301,7 @@ KEYS = ("blurred", "sharp", "rot", "tran", "flow", "estimate")
 # Version of the drawn data: 2 since traj_tran has the sign of its definition and the readout
 # fits in the frame interval.
 CACHE_FORMAT = 2
+CACHE_PART = 256  # samples per part of a cache being drawn: what a killed draw keeps
 
 
 _FOLDER_KEYS = ("source", "frames", "samples", "cache_crop", "folder", "classic")
@@ -425,25 +427,54 @@ def build_cache(data: DataConfig, path: Path,
                                    flow_kernel=data.flow_kernel, first_estimate=estimate)
     else:
         raise InputError(None, f"data.source {data.source!r}: synthetic or folder")
-    loader = torch.utils.data.DataLoader(_ErrorsAsValues(dataset), batch_size=None,
+    # Drawn in parts, each kept on disk once complete: a killed draw resumes after the last.
+    recipe, parts_folder = cache_recipe(data), path.with_name(path.name + ".parts")
+    parts = _cache_parts(parts_folder, recipe)
+    first = sum(len(part["blurred"]) for part in parts)
+    if progress:
+        progress(first, len(dataset))
+    loader = torch.utils.data.DataLoader(_ErrorsAsValues(dataset, first), batch_size=None,
                                          num_workers=min(2, os.cpu_count() or 1),
                                          worker_init_fn=_leave_sigterm_to_the_parent)
     stacks: dict[str, list[torch.Tensor]] = {}
-    for i, sample in enumerate(loader):
+    for i, sample in enumerate(loader, start=first):
         if "input_error" in sample:
             raise InputError(*sample["input_error"])
         for key in KEYS:
             if key in sample:
                 stacks.setdefault(key, []).append(sample[key].to(torch.float16))
+        if len(stacks["blurred"]) == CACHE_PART or i + 1 == len(dataset):
+            parts.append({k: torch.stack(v) for k, v in stacks.items()})
+            stacks = {}
+            with atomic_path(parts_folder / f"{i + 1:09d}.safetensors") as tmp:
+                save_file(parts[-1], str(tmp), metadata={"recipe": recipe})
         if progress:
             progress(i + 1, len(dataset))
-    if not stacks:
+    if not parts:
         raise InputError(data.folder, f"no training samples (clips of at least {data.frames} "
                                       "frames with sharp references)")
-    tensors = {k: torch.stack(v).contiguous() for k, v in stacks.items()}
+    tensors = {k: torch.cat([part.pop(k) for part in parts]) for k in list(parts[0])}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"recipe": cache_recipe(data)})
+        save_file(tensors, str(tmp), metadata={"recipe": recipe})
+    shutil.rmtree(parts_folder, ignore_errors=True)
     return tensors
+
+
+def _cache_parts(folder: Path, recipe: str) -> list[dict[str, torch.Tensor]]:
+    """The parts of an interrupted draw of a cache of ``recipe`` kept in ``folder``, in order;
+    parts of another recipe, or unreadable, are removed: drawn again."""
+    parts = []
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(path, "pt") as f:
+                if (f.metadata() or {}).get("recipe") == recipe:
+                    parts.append(load_file(path))
+                    continue
+        except (OSError, SafetensorError):
+            pass
+        shutil.rmtree(folder)
+        return []
+    return parts
 
 
 def _leave_sigterm_to_the_parent(worker: int) -> None:
@@ -468,15 +499,15 @@ class _ErrorsAsValues(torch.utils.data.Dataset):
     """``dataset`` with its :class:`InputError` returned as a value: raised in a DataLoader
     worker, it would reach the caller as a RuntimeError with the worker's traceback."""
 
-    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
-        self.dataset = dataset
+    def __init__(self, dataset: torch.utils.data.Dataset, first: int = 0) -> None:
+        self.dataset, self.first = dataset, first  # samples before ``first`` left out
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset) - self.first
 
     def __getitem__(self, index: int) -> dict:
         try:
-            return self.dataset[index]
+            return self.dataset[self.first + index]
         except InputError as e:
             return {"input_error": (e.source, e.problem)}
 
@@ -609,8 +640,8 @@ def train(config: TrainConfig, out: str | Path,
                                      f"{resume} or use another --output")
                 data = build_cache(config.data, cache_path, cache_progress)
             except KeyboardInterrupt as e:
-                failure = type(e)("the data cache was not finished; the next run draws it "
-                                  "again")
+                failure = type(e)("the data cache was not finished; the next run draws the "
+                                  f"rest of it (kept in parts of {CACHE_PART} samples)")
             except BaseException as e:
                 failure = e
         if world > 1:

@@ -200,6 +200,39 @@ def load_model_untrained(cfg):
     return build_model(cfg.model).state_dict()
 
 
+def test_a_killed_cache_draw_resumes_after_its_last_part(cache, tmp_path, monkeypatch):
+    import gyrodeblur.pipelines.train as training
+
+    monkeypatch.setattr(training, "CACHE_PART", 3)
+    data = DataConfig(frames=1, width=48, height=32, samples=5, count=8)
+
+    def killed_at(count):
+        def progress(done, total):
+            if done == count:
+                raise KeyboardInterrupt
+        return progress
+
+    path = tmp_path / "c.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        build_cache(data, path, killed_at(5))  # a part of 3 kept, samples 4 and 5 lost
+    assert [p.name for p in (tmp_path / "c.safetensors.parts").iterdir()] == [
+        "000000003.safetensors"] and not path.exists()
+    told = []
+    tensors = build_cache(data, path, lambda done, total: told.append(done))
+    assert told[:2] == [3, 4] and told[-1] == 8
+    whole = build_cache(data, cache)  # the module's cache, drawn at once
+    assert tensors.keys() == whole.keys()
+    assert all(torch.equal(tensors[k], whole[k]) for k in whole)
+    assert not (tmp_path / "c.safetensors.parts").exists()
+    # Parts of other settings are not taken up.
+    other = tmp_path / "o.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        build_cache(data, other, killed_at(4))
+    told.clear()
+    build_cache(replace(data, count=9), other, lambda done, total: told.append(done))
+    assert told[0] == 0
+
+
 def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     from gyrodeblur.synthesis.clips import export_clip
     from gyrodeblur.synthesis.images import ImageBank
