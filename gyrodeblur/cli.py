@@ -89,6 +89,9 @@ def _print_version(asked: bool) -> None:
         raise typer.Exit()
 
 
+_WARNED: set[str] = set()  # the warnings a command printed
+
+
 @app.callback()
 def main(version: Annotated[bool, typer.Option(
         "--version", callback=_print_version, is_eager=True,
@@ -100,11 +103,15 @@ def main(version: Annotated[bool, typer.Option(
 
     keep_freed_memory()  # every command runs nets or large arrays: 1.3-1.5x for deepgyro-s
     warnings.showwarning = _one_line_warning
+    _WARNED.clear()  # each command says its own
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A warning as one line on stderr, as the notes are: no source file and line of ours."""
-    err_console.print(f"warning: {message}", markup=False, highlight=False)
+    """A warning as one line on stderr, as the notes are: no source file and line of ours;
+    once, however many steps of the command meet its cause."""
+    if str(message) not in _WARNED:
+        _WARNED.add(str(message))
+        err_console.print(f"warning: {message}", markup=False, highlight=False)
 
 
 def _terminate(number: int, frame) -> None:

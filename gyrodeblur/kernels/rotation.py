@@ -135,7 +135,8 @@ def rotation_trajectories(orientation: Orientation, camera: Camera, t_start: flo
 
     Args:
         orientation: camera orientation integrated from gyro already in camera axes.
-        camera: camera at the resolution of the output.
+        camera: camera at the resolution of the output, with its readout (a Gyroflow gcsv's
+            is taken by :func:`complete_camera`, which the pipelines apply).
         t_start: exposure start of the first-read row, seconds on the frame clock.
         exposure: exposure time, seconds.
         samples: ``T``, samples per exposure.

@@ -39,7 +39,7 @@ from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, clock_note
 from gyrodeblur.geometry.rotation import Orientation, log_so3
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, to_gray_u8
-from gyrodeblur.kernels.rotation import camera_orientation
+from gyrodeblur.kernels.rotation import camera_orientation, complete_camera
 
 __all__ = ["FULL_SUPPORT_PAIRS", "RELIABLE_CONFIDENCE", "BandRotations", "SyncResult",
            "estimate_sync", "fit_sync", "measure_rotations"]
@@ -178,7 +178,8 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
         timing: exposure timing of the frames (frame clock).
         log: the gyro log as read (IMU axes; ``camera.imu_to_camera`` turns it).
         camera: the camera at the frames' resolution; its ``time_offset`` is the centre of the
-            search and its ``readout_time`` is used (or the start of the readout refinement).
+            search and its ``readout_time`` is used (or the start of the readout refinement);
+            what the log knows and it does not is taken (:func:`complete_camera`).
         search: half-width of the searched offsets (s); narrowed (and moved to one side)
             where the gyro covers too few frame pairs that far (:attr:`SyncResult.search`).
         estimate_readout: also estimate the readout time, in ``[0, frame interval]``, and its
@@ -218,6 +219,7 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
     if max_pairs < _MIN_PAIRS or bands < 1 or width < 2:
         raise ValueError(f"max_pairs must be at least {_MIN_PAIRS}, bands at least 1 and width "
                          f"at least 2, got {max_pairs}, {bands}, {width}")
+    camera = complete_camera(camera, log)  # its axes and readout, not the subset log's below
     readout_max = float(np.median(np.diff(timing.t_start))) if len(timing) > 1 else 0.0
     reach = max(camera.readout_time, readout_max if estimate_readout else 0.0)
     pairs, low, high = _usable_pairs(timing, log, camera.time_offset, search, reach, step)

@@ -39,6 +39,7 @@ from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
+    complete_camera,
     exposure_span,
     rotation_trajectories,
     still_where_no_ray,
@@ -454,7 +455,9 @@ def windows(frames: Iterator[FrameData], size: int) -> Iterator[list[FrameData]]
 
 def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
                   samples: int, kernel_width: int = 1280) -> np.ndarray:
-    """Rotation kernels ``(T, 2, h, w)`` of one image, at most ``kernel_width`` wide."""
+    """Rotation kernels ``(T, 2, h, w)`` of one image, at most ``kernel_width`` wide; the
+    camera completed by what the log knows (:func:`complete_camera`)."""
+    camera = complete_camera(camera, log)
     check_covers(log, *exposure_span(camera, t_start, exposure),
                  "check --frame-time and --time-offset")
     kcam = camera.no_wider_than(kernel_width)
@@ -515,7 +518,8 @@ class VideoJob:
         timing: their exposure timing (frame clock).
         frames: numbers of the frames to deblur, in order.
         log: the gyro log (imu axes).
-        camera: the camera at the processing resolution (= output resolution).
+        camera: the camera at the processing resolution (= output resolution); what the log
+            knows and it does not is taken (:func:`complete_camera`).
         restorer: the method.
         kernel_width: kernels are computed at most this wide (camera rescaled).
         flow: optical flow backend for the translation.
@@ -531,6 +535,9 @@ class VideoJob:
     kernel_width: int = 1280
     flow: str = "dis"
     settings: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.camera = complete_camera(self.camera, self.log)
 
     def check(self) -> None:
         """Refuse what cannot work before anything is written."""

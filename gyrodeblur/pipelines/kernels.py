@@ -23,7 +23,7 @@ from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.plot import draw_kernels
-from gyrodeblur.kernels.rotation import camera_orientation, exposure_span
+from gyrodeblur.kernels.rotation import camera_orientation, complete_camera, exposure_span
 
 
 def exposure_spans(camera: Camera, timing: FrameTiming,
@@ -45,7 +45,8 @@ class KernelJob:
     """Everything that decides the kernels of a clip.
 
     Attributes:
-        camera: camera at the computing resolution (overrides already applied).
+        camera: camera at the computing resolution (overrides already applied); what the
+            log knows and it does not is taken (:func:`complete_camera`).
         log: the gyro log as read (imu axes).
         timing: frames to compute (and their neighbours, for translation).
         frames: numbers of the frames to compute, a subset of ``timing.frame``.
@@ -65,6 +66,9 @@ class KernelJob:
     translation: bool = True
     flow: str = "dis"
     settings: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.camera = complete_camera(self.camera, self.log)
 
     def needed(self) -> np.ndarray:
         """Frame numbers to read: the frames, plus, for translation, those of their

@@ -76,6 +76,16 @@ def test_imu_axes_are_turned_into_camera_axes(clip):
     assert abs(result.time_offset - OFFSET) < 1e-3
 
 
+def test_the_axes_and_readout_a_gyro_file_gives_are_taken(clip):
+    # A gcsv's orientation and frame_readout_time, where the camera says nothing of them.
+    swap = np.array([[0.0, 1, 0], [0, 0, 1], [1, 0, 0]])
+    log = GyroLog(clip.recorded_log.t, clip.recorded_log.w @ swap, "a.gcsv",
+                  readout_time=0.01 * H / (H - 1), imu_to_camera=swap)
+    camera = believed(clip, readout_time=0.0)
+    result = estimate_sync(source(clip.blurred), clip.timing, log, camera, max_pairs=8)
+    assert abs(result.time_offset - OFFSET) < 1e-3
+
+
 def test_long_exposures_are_matched_at_the_mean_pose():
     # 95 ms exposures at 10 fps under changing motion: the blurred frames show the mean pose
     # over each exposure, which here lies 4.5 ms of motion away from the mid-exposure pose.

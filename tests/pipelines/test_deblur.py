@@ -19,8 +19,8 @@ from gyrodeblur.footage import (
     read_image_and_format,
     write_image,
 )
-from gyrodeblur.geometry.camera import load_camera
-from gyrodeblur.geometry.gyro import read_gyro
+from gyrodeblur.geometry.camera import Camera, load_camera
+from gyrodeblur.geometry.gyro import GyroLog, read_gyro
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.metrics import psnr
 from gyrodeblur.models import build_model, load_model
@@ -30,6 +30,7 @@ from gyrodeblur.pipelines.deblur import (
     FrameData,
     Restorer,
     deblur_image,
+    image_kernels,
     make_restorer,
     read_kernels,
     restore_frame,
@@ -82,6 +83,20 @@ def motion_args(folder):
 
 def deblur_video(*args):
     return runner.invoke(app, ["deblur", "video", *map(str, args)])
+
+
+def test_image_kernels_take_the_readout_and_axes_a_gyro_file_gives():
+    t = np.linspace(0.0, 1.0, 401)
+    w = np.stack([np.zeros_like(t), 1.5 * np.sin(6 * np.pi * t), 0.3 * t], axis=1)
+    swap = np.array([[0.0, 1, 0], [0, 0, 1], [1, 0, 0]])
+    camera = Camera(64, 48, 50.0, 50.0, 31.5, 23.5)
+    # As a gcsv says them: 30 ms over the 48 rows, gyro axes permuted.
+    from_log = image_kernels(GyroLog(t, w @ swap, "g.gcsv", readout_time=-0.03,
+                                     imu_to_camera=swap), camera, 0.5, 0.01, 5)
+    told = camera.replace(readout_time=0.03 * 47 / 48, readout_direction="bottom_to_top")
+    np.testing.assert_allclose(from_log, image_kernels(GyroLog(t, w), told, 0.5, 0.01, 5),
+                               atol=1e-5)
+    assert np.abs(from_log - image_kernels(GyroLog(t, w), camera, 0.5, 0.01, 5)).max() > 0.1
 
 
 @pytest.mark.parametrize(("model", "samples"), [("deepgyro-s", 2), ("deepgyro-path-s", 5)])

@@ -56,6 +56,16 @@ def test_rotation_only_npz_holds_closed_form_times_and_kernels(tmp_path):
         "kernels_000002.png", "kernels_000004.png"]
 
 
+def test_a_gyro_file_readout_times_the_rows_where_the_camera_has_none(tmp_path):
+    log = yaw_log()
+    log = GyroLog(log.t, log.w, "g.gcsv", readout_time=0.024)  # over the 24 rows
+    job = KernelJob(CAM.replace(readout_time=0.0), log, timing(), np.array([2]), samples=2,
+                    translation=False)
+    compute_kernels(job, tmp_path / "k.npz")
+    with np.load(tmp_path / "k.npz") as npz:  # first to last row: 23 of 24 row times
+        np.testing.assert_allclose(npz["times"][0, 0, -1] - npz["times"][0, 0, 0], 0.023)
+
+
 def test_frames_the_gyro_does_not_cover_are_refused_before_anything_is_written(tmp_path):
     log = yaw_log(end=0.45)  # covers frames 1..4 (frame 4 ends at 0.43 s), not frame 5
     check_frames_covered(log, CAM, timing(), np.array([1, 2, 3, 4]))
