@@ -266,7 +266,7 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
         log = remove_bias(log, None if bias == "auto" else parse_vector(bias, "--bias"))
     if lowpass is not None:
         log = lowpass_log(log, lowpass)
-    cam = complete_camera(load_camera(camera, size, fps), log)
+    cam = complete_camera(load_camera(camera, mode_size=size, mode_fps=fps), log)
     for option, name, value in (("--readout-time", "readout_time", readout_time),
                                 ("--time-offset", "time_offset", time_offset)):
         if value is not None:
@@ -342,9 +342,10 @@ def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: floa
     if readout_time is None:
         from gyrodeblur.geometry.camera import is_gyroflow_profile, load_camera
 
-        mode = (footage.size, footage.fps) if footage is not None else (None, None)
+        mode = {"mode_size": footage.size, "mode_fps": footage.fps} \
+            if footage is not None else {}
         if log is not None and log.readout_time and \
-                load_camera(camera, *mode).readout_time == 0:
+                load_camera(camera, **mode).readout_time == 0:
             source, hint = log.source, "its frame_readout_time is in ms"  # the gcsv header's
         elif camera.is_file() and is_gyroflow_profile(camera):
             hint = "is the lens profile for this video mode? (frame_readout_time, ms)"
@@ -708,7 +709,7 @@ def synth_image(
     sharp, stored = read_image_and_format(image)
     log = read_gyro(gyro, unit=gyro_unit)
     size = sharp.shape[1], sharp.shape[0]
-    cam = fit_camera(complete_camera(load_camera(camera, size), log), camera, *size)
+    cam = fit_camera(complete_camera(load_camera(camera, mode_size=size), log), camera, *size)
     note_pixels_without_ray(cam)
     run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed,
         stored, jpeg, {"gyro_unit": "rad" if gyro_unit == "auto" else gyro_unit})

@@ -518,8 +518,8 @@ def save_camera(camera: Camera, path: str | Path) -> None:
         tmp.write_text(json.dumps(camera.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
-def load_camera(path: str | Path, size: tuple[int, int] | None = None,
-                fps: float | None = None) -> Camera:
+def load_camera(path: str | Path, *, mode_size: tuple[int, int] | None = None,
+                mode_fps: float | None = None) -> Camera:
     """Read a camera from our JSON, a Gyroflow lens profile, or GyroVD ``cam_metainfo.csv``.
 
     ``path`` may also be a folder holding ``cam_metainfo.csv`` (a GyroVD ``meta_info``
@@ -529,9 +529,10 @@ def load_camera(path: str | Path, size: tuple[int, int] | None = None,
 
     A Gyroflow profile may list other video modes of the same lens in
     ``compatible_settings`` (a frame size, frame rate, readout time): given the footage's
-    ``size`` ``(width, height)`` and ``fps`` (0 or None: unknown), the mode that matches is
-    read, as Gyroflow reads it (its readout time above all). They choose a mode only: the
-    camera is rescaled to the footage by :meth:`Camera.rescaled`.
+    ``mode_size`` ``(width, height)`` and ``mode_fps`` (0 or None: unknown), the mode that
+    matches is read, as Gyroflow reads it (its readout time above all). They choose a mode
+    only, and other files ignore them: the camera is rescaled to the footage by
+    :meth:`Camera.rescaled`.
 
     Raises:
         InputError: naming the file, for anything unreadable or malformed.
@@ -548,7 +549,7 @@ def load_camera(path: str | Path, size: tuple[int, int] | None = None,
         return _camera_from_gyrovd(path)
     d = _read_camera_json(path)
     if _is_gyroflow(d):
-        return _camera_from_gyroflow(_gyroflow_mode(d, path, size, fps), path)
+        return _camera_from_gyroflow(_gyroflow_mode(d, path, mode_size, mode_fps), path)
     if "fx" in d or "width" in d:
         return camera_from_dict(d, path)
     raise InputError(path, "not a camera file: expected our camera JSON (with fx, fy, cx, cy) "

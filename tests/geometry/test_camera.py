@@ -343,16 +343,17 @@ def test_gyroflow_compatible_settings_give_the_mode_of_the_footage(tmp_path: Pat
     path = write_json(tmp_path / "modes.json", d)
     base = load_camera(path)
     assert base.readout_time == pytest.approx(0.015 * 1523 / 1524)
-    half = load_camera(path, size=(1358, 762))
+    half = load_camera(path, mode_size=(1358, 762))
     assert half.readout_time == pytest.approx(0.008 * 761 / 762)
     assert half.fx == pytest.approx(GYROFLOW_PROFILE["fisheye_params"]["camera_matrix"][0][0] / 2)
-    assert load_camera(path, size=(2716, 1524), fps=59.94).readout_time == \
+    assert load_camera(path, mode_size=(2716, 1524), mode_fps=59.94).readout_time == \
         pytest.approx(0.010 * 1523 / 1524)
-    assert load_camera(path, size=(2716, 1524), fps=30.0).readout_time == base.readout_time
-    assert load_camera(path, size=(1920, 1080)).readout_time == base.readout_time  # no mode
+    assert load_camera(path, mode_size=(2716, 1524), mode_fps=30.0).readout_time == \
+        base.readout_time
+    assert load_camera(path, mode_size=(1920, 1080)).readout_time == base.readout_time  # no mode
     # A mode's size as the entry gives it, though the calibration scales to a row more.
     d["compatible_settings"] = [{"width": 1913, "height": 1072, "frame_readout_time": 9.0}]
-    odd = load_camera(write_json(tmp_path / "odd.json", d), size=(1913, 1072))
+    odd = load_camera(write_json(tmp_path / "odd.json", d), mode_size=(1913, 1072))
     assert (odd.width, odd.height) == (1913, 1073)  # 1524 * 1913 / 2716 = 1073.4
     assert odd.readout_time == pytest.approx(0.009 * 1072 / 1073, rel=1e-12)
     assert odd.rescaled(1913, 1072).height == 1072
