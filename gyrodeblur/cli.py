@@ -238,6 +238,15 @@ FlowOption = Annotated[str, typer.Option(help="Optical flow backend: dis, dis-fa
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
+def check_exposure(exposure: float) -> None:
+    """Refuse an ``--exposure`` that is no frame's in seconds (a unit error, mostly)."""
+    from gyrodeblur.footage import MAX_EXPOSURE
+
+    if not (math.isfinite(exposure) and 0 < exposure <= MAX_EXPOSURE):
+        raise InputError(None, f"--exposure {exposure:g}: seconds, more than 0, at most "
+                               f"{MAX_EXPOSURE:g} (is it in ms?)")
+
+
 def check_flow(flow: str) -> None:
     """Refuse a ``--flow`` backend that does not exist."""
     from gyrodeblur.kernels.flow import check_flow_name
@@ -697,6 +706,7 @@ def synth_image(
         raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
     if not math.isfinite(start):
         raise InputError(None, f"--start {start} is not a time")
+    check_exposure(exposure)
     if saturation is not None and not math.isfinite(saturation):
         raise InputError(None, f"--saturation {saturation}: give a finite gain")
     if not math.isfinite(noise):
@@ -1312,8 +1322,7 @@ def deblur_image_command(
             raise InputError(None, f"missing {', '.join(missing)} (or give --kernels)")
         if not math.isfinite(frame_time):
             raise InputError(None, f"--frame-time {frame_time} is not a time")
-        if not (math.isfinite(exposure) and 0 < exposure < 1):
-            raise InputError(None, f"--exposure {exposure}: seconds, more than 0, less than 1")
+        check_exposure(exposure)
         size = blurred.shape[1], blurred.shape[0]
         log, cam = load_motion(gyro, camera, gyro_unit, bias, None, readout_time, time_offset,
                                size)

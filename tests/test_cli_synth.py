@@ -119,6 +119,17 @@ def test_gyro_not_covering_the_exposure_is_refused(files):
     assert not (files / "x.png").exists()
 
 
+@pytest.mark.parametrize("command", ["synth", "deblur"])
+def test_an_exposure_in_ms_is_named(files, command):
+    start = ["--start", "0.4"] if command == "synth" else ["--frame-time", "0.4"]
+    result = runner.invoke(app, [command, "image", str(files / "sharp.png"), "--gyro",
+                                 str(files / "yaw.csv"), "--camera", str(files / "camera.json"),
+                                 *start, "--exposure", "30", "-o", str(files / "x.png")])
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [
+        "error: --exposure 30: seconds, more than 0, at most 1 (is it in ms?)"]
+    assert not (files / "x.png").exists()
+
+
 def test_clips_resume_and_refuse_other_settings(tmp_path):
     args = ["synth", "clips", "-o", str(tmp_path), "--size", "48x32", "--frames", "2"]
     first = runner.invoke(app, [*args, "-n", "2"])

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from gyrodeblur.errors import InputError
+from gyrodeblur.footage import MAX_EXPOSURE
 from gyrodeblur.geometry.camera import Camera, gyroflow_readout
 from gyrodeblur.geometry.gyro import GyroLog, to_camera_frame
 from gyrodeblur.geometry.rotation import Orientation, integrate
@@ -122,6 +123,9 @@ def sample_times(camera: Camera, t_start: float, exposure: float,
                          "a time; exposure_span takes arrays of frames")
     if not (np.isfinite(t_start) and exposure >= 0):
         raise ValueError(f"t_start {t_start} s and exposure {exposure} s: finite, exposure >= 0")
+    if exposure > MAX_EXPOSURE:
+        raise ValueError(f"exposure {exposure:g} s, over {MAX_EXPOSURE:g} s: no video frame's; "
+                         "is it in seconds (not ms)?")
     start = camera.row_start_times(t_start) + camera.time_offset
     frac = np.arange(samples) / (samples - 1)
     times = start[None, :] + exposure * frac[:, None]

@@ -282,6 +282,23 @@ def along_path(frames: Tensor, traj: Tensor) -> Tensor:
     return (moved.view(n, T, c, h, w) - frames[:, None]).reshape(n, T * c, h, w)
 
 
+def require_tensors(**inputs: object) -> None:
+    """Refuse inputs of a net that are given and not torch tensors (NumPy arrays, mostly).
+
+    Example:
+        >>> import numpy as np
+        >>> require_tensors(blurred=torch.zeros(1), rot=None)
+        >>> require_tensors(blurred=np.zeros(1))
+        Traceback (most recent call last):
+        ...
+        TypeError: the net takes torch tensors: blurred is a ndarray (torch.from_numpy)
+    """
+    wrong = [f"{name} is a {type(x).__name__}" for name, x in inputs.items()
+             if x is not None and not isinstance(x, Tensor)]
+    if wrong:
+        raise TypeError(f"the net takes torch tensors: {', '.join(wrong)} (torch.from_numpy)")
+
+
 def pad_to_multiple(x: Tensor, multiple: int, mode: str = "reflect") -> Tensor:
     """Pad the bottom/right of ``(B, C, H, W)`` so that H and W are multiples of ``multiple``.
 

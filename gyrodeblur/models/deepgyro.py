@@ -36,6 +36,7 @@ from gyrodeblur.models.blocks import (
     along_path,
     crop_to,
     pad_to_multiple,
+    require_tensors,
 )
 from gyrodeblur.synthesis.blur import bilinear_weights
 
@@ -205,6 +206,7 @@ class DeepGyro(nn.Module):
 
     def _check(self, blurred: Tensor, rot: Tensor | None, estimate: Tensor | None) -> None:
         dtype = self.intro.weight.dtype
+        require_tensors(blurred=blurred, rot=rot, estimate=estimate)
         if blurred.ndim != 4 or blurred.shape[1] != 3 or blurred.dtype != dtype:
             raise ValueError(f"blurred must be (B, 3, H, W) {dtype}, got {tuple(blurred.shape)} "
                              f"{blurred.dtype}")

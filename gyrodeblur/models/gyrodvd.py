@@ -64,6 +64,7 @@ from gyrodeblur.models.blocks import (
     crop_to,
     pad_to_multiple,
     parameter_count,
+    require_tensors,
     sampling_grid,
 )
 from gyrodeblur.models.deform import ModulatedDeformConv2d
@@ -457,6 +458,7 @@ class GyroDVD(nn.Module):
         ``samples``, those that its ``kernel`` reads (``tran`` is the flow-only kernel for
         ``kernel="flow"``; none for ``"none"``). Returns ``(B, F, 3, H, W)``, not clamped.
         """
+        require_tensors(blurred=blurred, rot=rot, tran=tran)
         dtype = self.to_rgb.weight.dtype
         if blurred.ndim != 5 or blurred.shape[2] != 3 or blurred.dtype != dtype:
             raise ValueError(f"blurred must be (B, F, 3, H, W) {dtype}, got "

@@ -39,6 +39,7 @@ from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
+    check_samples,
     complete_camera,
     exposure_span,
     rotation_trajectories,
@@ -371,6 +372,9 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None = N
             another shape or aspect ratio, or infinite kernels (NaN, a pixel without a ray
             through the lens, is left unblurred: :func:`still_where_no_ray`).
     """
+    if isinstance(tran, Restorer | str):
+        raise TypeError("deblur_image(image, rot, tran, restorer): the third argument is the "
+                        "translation kernels (None: none), the method the fourth")
     if isinstance(restorer, str):
         restorer = make_restorer(restorer)
     image = float_image(image)
@@ -407,6 +411,7 @@ def resample_samples(traj: np.ndarray, samples: int) -> np.ndarray:
         >>> resample_samples(traj, 5)[:, 0, 0, 0].tolist()
         [0.0, 2.0, 4.0, 6.0, 8.0]
     """
+    check_samples(samples)
     T = len(traj)
     if T == samples:
         return traj

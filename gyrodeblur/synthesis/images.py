@@ -33,7 +33,7 @@ def skimage_image(name: str) -> np.ndarray:
     return image[..., :3].astype(np.float32) / 255.0
 
 
-def dead_leaves(size: int, rng: np.random.Generator, r_min: float = 2.0,
+def dead_leaves(size: int, rng: np.random.Generator | int, r_min: float = 2.0,
                 r_max: float | None = None, alpha: float = 3.0) -> np.ndarray:
     """A colour dead-leaves image: opaque random disks, radius density ``r^-alpha``.
 
@@ -43,7 +43,7 @@ def dead_leaves(size: int, rng: np.random.Generator, r_min: float = 2.0,
 
     Args:
         size: width and height in pixels.
-        rng: random generator (the image is a function of its state).
+        rng: random generator (the image is a function of its state), or a seed.
         r_min, r_max: radius bounds in pixels (``r_max`` defaults to ``size / 4``).
         alpha: exponent of the radius density; 3 gives scale invariance.
 
@@ -52,6 +52,9 @@ def dead_leaves(size: int, rng: np.random.Generator, r_min: float = 2.0,
         >>> img.shape, img.dtype, bool(img.min() >= 0 and img.max() <= 1)
         ((64, 64, 3), dtype('float32'), True)
     """
+    if not (isinstance(size, int | np.integer) and size >= 1):
+        raise ValueError(f"size must be a positive integer of pixels, got {size!r}")
+    rng = np.random.default_rng(rng)
     r_max = r_max or size / 4
     image = np.zeros((size, size, 3), np.float32)
     covered = np.zeros((size, size), bool)

@@ -694,6 +694,8 @@ def test_deblur_image_takes_integer_images_and_tensors_and_refuses_0_to_255_floa
     rng = np.random.default_rng(5)
     image = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
     rot = rng.normal(0, 1, (5, 2, 24, 32)).astype(np.float32)
+    with pytest.raises(TypeError, match="the third argument is the translation kernels"):
+        deblur_image(image, rot, restorer)
     expected = deblur_image(image / np.float32(255), rot, None, restorer)
     np.testing.assert_array_equal(deblur_image(image, rot, None, restorer), expected)
     np.testing.assert_array_equal(
