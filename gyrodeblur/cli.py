@@ -816,7 +816,7 @@ def train(
     """Train a model (resumes from the run folder's checkpoint). Use torchrun for DDP."""
     import json
 
-    from gyrodeblur.pipelines.train import load_config
+    from gyrodeblur.pipelines.train import load_config, written_by_a_run
     from gyrodeblur.pipelines.train import train as run
 
     try:
@@ -828,7 +828,7 @@ def train(
     out = output or Path("runs") / cfg.name
     check_output(out, folder=True)
     if (out / "config.yaml").resolve() == config.resolve() and \
-            not (out / "checkpoint.pt").exists():
+            not (out / "checkpoint.pt").exists() and not written_by_a_run(config):
         raise InputError(out, f"would overwrite {config.name}, the config: a run folder gets "
                               "its own config.yaml; give another --output")
     try:
@@ -848,7 +848,7 @@ def train(
                            visible=True)
 
             metrics = run(cfg, out, progress=show, stop_after=stop_after,
-                          cache_progress=show_cache)
+                          cache_progress=show_cache, note=err_console.print)
     except InputError as e:
         raise e.located(config) from None  # a setting of the config
     print(json.dumps(metrics))

@@ -66,6 +66,9 @@ def _arguments(config: dict) -> tuple[str, dict]:
             raise InputError(None, f"unknown model variant {variant!r} "
                                    f"(known: {', '.join(VARIANTS)})")
         arch, kwargs = VARIANTS[variant]
+        if config.get("arch", arch) != arch:
+            raise InputError(None, f"variant {variant} is a {arch} model, not "
+                                   f"{config['arch']}: give one of variant and arch")
         config = {"arch": arch, **kwargs, **config}
     arch = config.pop("arch", None)
     if arch is None:

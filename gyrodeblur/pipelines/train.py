@@ -40,7 +40,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.utils import get_total_norm
 
 from gyrodeblur.errors import InputError, Terminated
-from gyrodeblur.fileio import atomic_path, check_output, files_digest
+from gyrodeblur.fileio import atomic_path, check_output, files_digest, read_record
 from gyrodeblur.footage import image_files
 from gyrodeblur.models import build_model, dummy_batch, full_config, predict, refines_classic
 
@@ -129,11 +129,28 @@ _EXAMPLES = {"model": "{variant: deepgyro-s}", "data": "{count: 2000, crop: 64}"
              "train": "{steps: 1000, batch: 8}"}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (a bad merge, mostly), which plain
+    YAML reads as its last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise InputError(None, f"line {key_node.start_mark.line + 1}: {key} is given "
+                                       "twice in its section")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Read a training config and check it (:func:`check_config`) before any data is drawn."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        raw = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader)
+    except InputError as e:
+        raise e.located(path) from None
     except (OSError, yaml.YAMLError) as e:
         raise InputError(path, f"cannot read config ({' '.join(str(e).split())})") from None
     except UnicodeDecodeError:
@@ -590,8 +607,10 @@ def _distributed() -> tuple[int, int]:
 def train(config: TrainConfig, out: str | Path,
           progress: Callable[[int, int, float], None] | None = None,
           stop_after: int | None = None,
-          cache_progress: Callable[[int, int], None] | None = None) -> dict:
-    """Train (or resume) a run in ``out``; returns the metrics written to ``metrics.json``.
+          cache_progress: Callable[[int, int], None] | None = None,
+          note: Callable[[str], None] | None = None) -> dict:
+    """Train (or resume) a run in ``out``; returns the metrics written to ``metrics.json``
+    (a finished run's as they were: it is left as it was run).
 
     Args:
         config: the run's configuration.
@@ -601,6 +620,8 @@ def train(config: TrainConfig, out: str | Path,
             would; for tests and time-boxed sessions.
         cache_progress: called on rank 0 as ``cache_progress(done, count)`` while the data
             cache is drawn.
+        note: told on rank 0 where a run resumes (and the ``train`` settings changed since
+            its checkpoint), or that it is finished.
     """
     if not isinstance(config.data, DataConfig) or not isinstance(config.train, TrainSettings):
         raise TypeError("config.data and config.train must be a DataConfig and a "
@@ -624,8 +645,7 @@ def train(config: TrainConfig, out: str | Path,
         if rank == 0:  # checks the run and draws the data alone; the others wait for it
             try:
                 if saved.exists() and not run.checkpoint.exists() and \
-                        saved.read_bytes() != _config_text(config).encode():
-                    # Not this run's, interrupted before its first checkpoint: hand-written?
+                        not written_by_a_run(saved):
                     raise InputError(saved, "a config.yaml of no run here (no checkpoint.pt), "
                                      "which this run would replace: use another --output")
                 recorded = _saved_config(saved) if saved.exists() else \
@@ -680,11 +700,44 @@ def train(config: TrainConfig, out: str | Path,
         if step > t.steps:
             raise InputError(run.out, f"the run is at step {step}, past train.steps "
                                       f"{t.steps}; raise it to continue the run")
+        if rank == 0 and note is not None and 0 < step < t.steps:
+            before = ((state.get("config") or {}).get("train") or {})
+            edits = [f"train.{k}" for k, v in asdict(t).items()
+                     if k in before and _number(before[k]) != _number(v)]
+            note(f"resuming {run.out} at step {step} of {t.steps}" + (
+                f" ({', '.join(edits)} changed since its checkpoint: they apply from here)"
+                if edits else ""))
     except BaseException:
         if rank == 0 and created and run.out.is_dir() and not any(run.out.iterdir()):
             run.out.rmdir()  # nothing of use was made
         raise
-    if rank == 0 and (step < t.steps or not saved.exists()):  # a finished run stays as run
+    started, first = time.perf_counter(), step
+    diverged = None
+
+    def metrics_now() -> dict:
+        seconds = time.perf_counter() - started
+        return {"name": config.name, "steps": step, "finished": step >= t.steps,
+                "diverged": diverged,
+                "loss_first": history[0] if history else None,
+                "loss_last_100": float(np.mean(history[-100:])) if history else None,
+                "seconds_this_call": round(seconds, 1),
+                "seconds_total": round(seconds_before + seconds, 1), "processes": world,
+                "device": device.type, "samples": count,
+                "parameters": sum(p.numel() for p in model.parameters())}
+
+    if step == t.steps and run.checkpoint.exists():  # finished: left as it was run
+        metrics = read_record(run.metrics) if rank == 0 else None
+        if rank == 0 and metrics is None:  # its metrics.json lost: written again
+            metrics = metrics_now()
+            _write_metrics(run, metrics)
+        if rank == 0 and note is not None:
+            note(f"the run in {run.out} is finished (step {step} of {t.steps}); raise "
+                 "train.steps to train it on")
+        if world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+        return metrics if metrics is not None else metrics_now()
+    if rank == 0:
         with atomic_path(saved) as tmp:
             tmp.write_text(_config_text(config))
     if world > 1:
@@ -699,8 +752,6 @@ def train(config: TrainConfig, out: str | Path,
         writer = SummaryWriter(str(run.out / "tensorboard"), purge_step=step + 1)
     amp = t.amp and device.type == "cuda"
     share = t.batch // world
-    started, first = time.perf_counter(), step
-    diverged = None
     interrupted: list[int] = []  # Ctrl-C or SIGTERM ends the loop after the step in progress
     handlers = {}
     if threading.current_thread() is threading.main_thread():
@@ -719,17 +770,6 @@ def train(config: TrainConfig, out: str | Path,
         if agreed and not interrupted:
             interrupted.append(agreed)
         return bool(agreed)
-
-    def metrics_now() -> dict:
-        seconds = time.perf_counter() - started
-        return {"name": config.name, "steps": step, "finished": step >= t.steps,
-                "diverged": diverged,
-                "loss_first": history[0] if history else None,
-                "loss_last_100": float(np.mean(history[-100:])) if history else None,
-                "seconds_this_call": round(seconds, 1),
-                "seconds_total": round(seconds_before + seconds, 1), "processes": world,
-                "device": device.type, "samples": count,
-                "parameters": sum(p.numel() for p in model.parameters())}
 
     try:
         while (step < t.steps and (stop_after is None or step - first < stop_after)
@@ -777,7 +817,7 @@ def train(config: TrainConfig, out: str | Path,
             signal.signal(number, handler)
     metrics = metrics_now()
     if rank == 0:
-        if step > first or not run.checkpoint.exists():  # a finished run re-run stays as run
+        if step > first or not run.checkpoint.exists():
             _save(run, model, optimizer, step, history, config, metrics["seconds_total"])
         writer.close()
         _write_metrics(run, metrics)
@@ -796,10 +836,22 @@ def train(config: TrainConfig, out: str | Path,
 
 
 def _config_text(config: TrainConfig) -> str:
-    """The ``config.yaml`` a run folder gets: the config as run, every setting spelt out."""
-    return yaml.safe_dump({"name": config.name, "model": config.model,
-                           "data": asdict(config.data), "train": asdict(config.train)},
-                          sort_keys=False)
+    """The ``config.yaml`` a run folder gets: the config as run, every setting spelt out,
+    its files as absolute paths (the run resumes from any folder)."""
+    data = {k: str(Path(v).resolve()) if k in ("cache", "images", "folder") and v is not None
+            else v for k, v in asdict(config.data).items()}
+    return yaml.safe_dump({"name": config.name, "model": config.model, "data": data,
+                           "train": asdict(config.train)}, sort_keys=False)
+
+
+def written_by_a_run(path: Path) -> bool:
+    """Whether ``path`` is a ``config.yaml`` that a run wrote (every setting spelt out, in
+    order), not one written by hand."""
+    saved = _saved_config(path)
+    return list(saved) == ["name", "model", "data", "train"] and \
+        isinstance(saved["data"], dict) and isinstance(saved["train"], dict) and \
+        list(saved["data"]) == [f.name for f in fields(DataConfig)] and \
+        list(saved["train"]) == [f.name for f in fields(TrainSettings)]
 
 
 def _load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:

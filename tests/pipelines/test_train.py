@@ -124,6 +124,10 @@ def test_bad_config_is_refused(tmp_path):
     path.write_text("model: {arch: deepgyro}\ntrain: {stepz: 3}\n")
     with pytest.raises(InputError, match="stepz"):
         load_config(path)
+    path.write_text("model: {variant: deepgyro-s}\ntrain:\n  steps: 10\n  steps: 20\n")
+    with pytest.raises(InputError, match=f"^{re.escape(str(path))}: line 4: steps is given "
+                                         "twice in its section$"):
+        load_config(path)
 
 
 def test_two_process_ddp_step_equals_one_process_on_the_whole_batch(cache, tmp_path):
@@ -304,6 +308,8 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"train": {"lr": float("inf")}}, "lr must be a finite number, got inf"),
     ({"model": {**TINY_MODEL, "width": -4}}, "bad arguments for deepgyro: "),
     ({"model": {"width": 8}}, "model: give `variant:` ("),
+    ({"model": {"arch": "gyrodvd", "variant": "deepgyro-s"}},
+     "model: variant deepgyro-s is a deepgyro model, not gyrodvd: give one of variant and arch"),
     ({"data": {"source": "folders"}}, "synthetic or folder"),
     ({"model": {"variant": "deepgyro-refine-s"}}, "refines the classical restoration: set data."),
     ({"train": {"weight_decay": -1}}, "weight_decay must be at least 0, got -1"),
@@ -466,18 +472,36 @@ def test_a_config_yaml_of_no_run_in_the_folder_is_not_replaced(cache, tmp_path):
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.yaml"]
 
 
+def test_a_run_killed_before_its_first_checkpoint_starts_again_with_another_train_section(
+        cache, tmp_path):
+    from gyrodeblur.pipelines.train import _config_text
+
+    (tmp_path / "run").mkdir()  # what `kill -9` leaves before the first checkpoint
+    (tmp_path / "run" / "config.yaml").write_text(_config_text(config(cache, steps=9)))
+    assert train(config(cache, steps=2), tmp_path / "run")["steps"] == 2
+    # Its config.yaml names its files wholly: the run resumes from any folder.
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["data"]["cache"] == str(cache) and os.path.isabs(saved["data"]["cache"])
+
+
 def test_a_changed_weight_decay_applies_on_resuming(cache, tmp_path):
     train(config(cache, steps=2), tmp_path / "run")
     decayed = config(cache, steps=3)
     decayed.train.weight_decay = 0.5
-    train(decayed, tmp_path / "run")
+    notes = []
+    train(decayed, tmp_path / "run", note=notes.append)
+    assert notes == [f"resuming {tmp_path / 'run'} at step 2 of 3 (train.steps, "
+                     "train.weight_decay changed since its checkpoint: they apply from here)"]
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert {g["weight_decay"] for g in state["optimizer"]["param_groups"]} == {0.5}
     # The run is finished: re-run with yet another, it trains no step and stays as it ran.
-    finished = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    files = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     decayed.train.weight_decay = 0.25
-    assert train(decayed, tmp_path / "run")["steps"] == 3
-    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == finished
+    notes.clear()
+    assert train(decayed, tmp_path / "run", note=notes.append)["steps"] == 3
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == files
+    assert notes == [f"the run in {tmp_path / 'run'} is finished (step 3 of 3); raise "
+                     "train.steps to train it on"]
 
 
 def test_a_damaged_checkpoint_is_a_one_line_error(cache, tmp_path):
