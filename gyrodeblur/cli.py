@@ -1005,36 +1005,25 @@ def evaluate(
     # With -o, scores are kept as they come: the same command resumes a killed eval. They are
     # taken up for the same data and device, and per method for the same weights.
     stamps = {name: files_digest(weights_file(name).parent, [weights_file(name)])
-              for name in models}
+              for name in models}  # the others: None
     data = folder or images
-    partial = None if output is None else PartialReport(
-        output.with_name(output.name + ".partial"),
+    partial = PartialReport(
+        output and output.with_name(output.name + ".partial"),
         {"benchmark": source, "device": str(device),
          "data": data and files_digest(data, [p for p in data.rglob("*") if p.is_file()]),
          "features": None if pairs is None else feature_settings(features, pairs, T)})
-    earlier = {part: {name: done[key] for name, done in
-                      ({} if partial is None else partial.done[part]).items()
-                      if done.get("weights") == stamps.get(name)}
-               for part, key in (("results", "state"), ("features", "result"))}
-    if partial is not None and partial.stale:
+    if partial.stale:
         err_console.print(f"{partial.path}: scores of an eval with other settings, not resumed")
-    if earlier["results"] or earlier["features"]:
-        err_console.print(f"resumed from {partial.path}: " + ", ".join(
-            [f"{name} {len(state['rows'])} of {len(samples)} samples"
-             for name, state in earlier["results"].items()]
-            + [f"feature test {name}" for name in earlier["features"]]))
-
-    def keep(part: str, key: str, name: str) -> Callable[[dict], None]:
-        """Saves ``name``'s scores so far (with -o), to resume from."""
-        def save(done: dict) -> None:
-            if partial is not None:
-                partial.save(part, name, {"weights": stamps.get(name), key: done})
-        return save
-
+    earlier = {name: partial.earlier("results", name, stamps.get(name)) for name in restorers}
+    resumed = [f"{name} {len(done['rows'])} of {len(samples)} samples"
+               for name, done in earlier.items() if done is not None]
+    if resumed:
+        err_console.print(f"resumed from {partial.path}: {', '.join(resumed)}")
     with resumes_from(partial), LoggedProgress() as bar:
         results = {name: run(restore, samples, names, clips, progress=bar_steps(bar, name),
-                             per_frame=name not in video, done=earlier["results"].get(name),
-                             record=keep("results", "state", name))
+                             per_frame=name not in video, done=earlier[name],
+                             record=functools.partial(partial.save, "results", name,
+                                                      stamps.get(name)))
                    for name, restore in restorers.items()}
     report: dict = {"benchmark": source, "results": results, "threads": torch.get_num_threads(),
                     "device": str(device),
@@ -1064,12 +1053,14 @@ def evaluate(
         report["features"] = {}
         with resumes_from(partial), LoggedProgress() as bar:
             for name, restore in feature_restorers.items():
-                if name not in earlier["features"]:
-                    earlier["features"][name] = feature_test(
-                        pairs, restore, samples=T,
-                        progress=bar_steps(bar, f"feature test: {name}"))
-                    keep("features", "result", name)(earlier["features"][name])
-                report["features"][name] = earlier["features"][name]
+                scores = partial.earlier("features", name, stamps.get(name))
+                if scores is not None:
+                    err_console.print(f"feature test of {name}: from {partial.path}")
+                else:
+                    scores = feature_test(pairs, restore, samples=T,
+                                          progress=bar_steps(bar, f"feature test: {name}"))
+                    partial.save("features", name, stamps.get(name), scores)
+                report["features"][name] = scores
     table = markdown_table(results, source)
     if "features" in report:
         table += (f"\n{describe_features(report['benchmark']['features'])}\n\n"
@@ -1080,18 +1071,17 @@ def evaluate(
     if markdown is not None:
         with atomic_path(markdown) as tmp:
             tmp.write_text(table)
-    if partial is not None:
-        partial.remove()
+    partial.remove()
     print(table)
 
 
 @contextmanager
-def resumes_from(partial: PartialReport | None) -> Iterator[None]:
+def resumes_from(partial: PartialReport) -> Iterator[None]:
     """Ctrl-C (or SIGTERM) says where the scores so far are kept, and how to resume."""
     try:
         yield
     except KeyboardInterrupt as e:
-        if partial is None or not partial.path.is_file():
+        if not partial.saved():
             raise
         raise type(e)(f"the scores so far are kept in {partial.path}: the same command "
                       "resumes") from None

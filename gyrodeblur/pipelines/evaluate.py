@@ -220,40 +220,53 @@ def evaluate(restore: BatchRestore, samples: list[dict[str, torch.Tensor]],
 
 
 class PartialReport:
-    """An evaluation's scores so far, kept in ``path`` (JSON) as they come, so that the same
-    evaluation run again resumes where it stopped: only a record of the same ``settings``
-    (JSON-ready: benchmark, models, device) is taken up; any other is started afresh.
+    """An evaluation's scores so far, kept in ``path`` (JSON; None: in memory only) as they
+    come, so that the same evaluation run again resumes where it stopped: only a record of
+    the same ``settings`` (JSON-ready: benchmark, data, device) is taken up, and of it only
+    the scores of each method's same ``weights`` (a digest; None for methods without).
 
-    ``done["results"]`` holds each method's :func:`evaluate` ``record`` state,
-    ``done["features"]`` each finished :func:`feature_test`.
+    Each ``part`` (``"results"``: :func:`evaluate` ``record`` states, ``"features"``:
+    finished :func:`feature_test` results) maps methods to their scores.
 
     Example:
         >>> import tempfile, pathlib
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.json.partial"
-        >>> PartialReport(path, {"count": 2}).save("results", "classic", {"rows": []})
-        >>> PartialReport(path, {"count": 2}).done["results"]
-        {'classic': {'rows': []}}
-        >>> report = PartialReport(path, {"count": 3})  # other settings: from the start
-        >>> report.done, report.stale
-        ({'results': {}, 'features': {}}, True)
+        >>> PartialReport(path, {"count": 2}).save("results", "net", "w1", {"rows": []})
+        >>> PartialReport(path, {"count": 2}).earlier("results", "net", "w1")
+        {'rows': []}
+        >>> print(PartialReport(path, {"count": 2}).earlier("results", "net", "w2"))
+        None
+        >>> PartialReport(path, {"count": 3}).stale  # other settings: from the start
+        True
     """
 
-    def __init__(self, path: str | Path, settings: dict) -> None:
-        self.path, self.settings = Path(path), json.loads(json.dumps(settings))
-        earlier = read_record(self.path)
-        self.stale = earlier is not None and earlier.get("settings") != self.settings
-        self.done: dict[str, dict] = earlier["done"] if earlier is not None and \
+    def __init__(self, path: str | Path | None, settings: dict) -> None:
+        self.path, self.settings = path and Path(path), json.loads(json.dumps(settings))
+        record = read_record(self.path) if self.path is not None else None
+        self.stale = record is not None and record.get("settings") != self.settings
+        self._done: dict[str, dict] = record["done"] if record is not None and \
             not self.stale else {"results": {}, "features": {}}
 
-    def save(self, part: str, method: str, state: dict) -> None:
-        """Keep ``state`` as ``done[part][method]``, written atomically."""
-        self.done[part][method] = state
-        with atomic_path(self.path) as tmp:
-            tmp.write_text(json.dumps({"settings": self.settings, "done": self.done}))
+    def earlier(self, part: str, method: str, weights: str | None) -> dict | None:
+        """``method``'s scores in ``part`` kept by an earlier run, if of these ``weights``."""
+        kept = self._done[part].get(method)
+        return kept["scores"] if kept is not None and kept["weights"] == weights else None
+
+    def save(self, part: str, method: str, weights: str | None, scores: dict) -> None:
+        """Keep ``method``'s ``scores`` so far in ``part``, written atomically."""
+        self._done[part][method] = {"weights": weights, "scores": scores}
+        if self.path is not None:
+            with atomic_path(self.path) as tmp:
+                tmp.write_text(json.dumps({"settings": self.settings, "done": self._done}))
+
+    def saved(self) -> bool:
+        """Whether scores are kept on disk."""
+        return self.path is not None and self.path.is_file()
 
     def remove(self) -> None:
         """Forget the record: the evaluation is complete."""
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def describe(benchmark: dict) -> str:

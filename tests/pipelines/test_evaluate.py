@@ -142,7 +142,8 @@ def test_a_killed_feature_test_resumes_after_its_last_finished_method(tmp_path, 
     assert CliRunner().invoke(app, args).exit_code == 130
     resumed = CliRunner().invoke(app, args)
     assert resumed.exit_code == 0, resumed.output
-    assert "resumed from" in resumed.output and "feature test no restoration" in resumed.output
+    assert "resumed from" in resumed.output and "feature test of no restoration: from" in \
+        resumed.output
     assert tested[0] is None and tested[2] is not None and len(tested) == 3
     report = json.loads((tmp_path / "e.json").read_text())
     assert list(report["features"]) == ["no restoration", "classic"]
