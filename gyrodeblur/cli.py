@@ -364,7 +364,8 @@ def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: floa
 
 def select_frames(timing: FrameTiming, footage: Footage | None, frame_range: str | None
                   ) -> FrameTiming:
-    """The frames of ``--range`` in ``timing``, checked against the footage's length."""
+    """The frames of ``--range`` in ``timing``, checked against the footage's length (frames
+    after the last that ``timing`` gives are noted: a stray image in a folder shifts them)."""
     first, last = parse_range(frame_range)
     count = footage.count if footage is not None else int(timing.frame[-1])
     if (first is not None and first < 1) or (last is not None and last > count):
@@ -374,6 +375,12 @@ def select_frames(timing: FrameTiming, footage: Footage | None, frame_range: str
         raise InputError(timing.source, f"times for frame {selected.frame[-1]} but the "
                                         f"footage has {footage.count} frames" +
                          (" (is the video cut short?)" if footage.path.is_file() else ""))
+    if footage is not None and last is None and timing.frame[-1] < footage.count:
+        left = footage.count - int(timing.frame[-1])
+        err_console.print(f"{escape(str(timing.source))} times frames up to {timing.frame[-1]}, "
+                          f"the footage has {footage.count}: {left} frame{'s' * (left > 1)} "
+                          "after it left out (a stray image in a frame folder would shift the "
+                          "frames after it)")
     return selected
 
 

@@ -639,9 +639,11 @@ class Footage:
                     # The display rotation of a phone's video, from its frames' side data.
                     first = next(container.decode(stream), None)
                 else:  # a header without a frame count (MKV, WebM): decode to the end
-                    first, count, timed = self._count_whole(container, stream, fps)
+                    first, count, timed, measured = self._count_whole(container, stream, fps)
                     if not timed:  # a raw stream (.h264): its rate is FFmpeg's guess, 25
                         fps = 0.0
+                    elif measured and (not fps or abs(measured / fps - 1) > 0.01):
+                        fps = measured  # variable: the header's rate is its first frames
                 self.count, self.fps = count, fps
                 self.size = (stream.codec_context.width, stream.codec_context.height)
                 self.rotation = 0 if first is None else round(first.rotation)
@@ -651,13 +653,14 @@ class Footage:
             raise InputError(self.path, f"corrupt or unreadable video ({e})") from None
 
     def _count_whole(self, container, stream, fps: float):
-        """The first frame and the frame count of ``stream``, decoded to the end, and whether
-        its packets have timestamps; a file cut short, whose streams (audio too) stop well
-        before the duration its header gives, is refused (a cut MKV decodes without an
-        error)."""
+        """The first frame and the frame count of ``stream``, decoded to the end, whether its
+        packets have timestamps, and its average frame rate by them (0 if unknown); a file
+        cut short, whose streams (audio too) stop well before the duration its header gives,
+        is refused (a cut MKV decodes without an error)."""
         import av
 
         first, count, end, timed = None, 0, None, False
+        times = []
         for packet in container.demux():
             if packet.pts is not None:
                 packet_end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
@@ -667,6 +670,8 @@ class Footage:
                 for frame in packet.decode():
                     first = frame if first is None else first
                     count += 1
+                    if frame.time is not None:
+                        times.append(frame.time)
         if container.duration and end is not None:
             declared = container.duration / av.time_base
             # What the duration counts from differs: MP4's from the first timestamp, an MKV's
@@ -675,7 +680,8 @@ class Footage:
             if declared - found > max(2 / fps if fps else 0.1, 0.05 * declared):
                 raise InputError(self.path, f"truncated video: its streams end at {found:.2f} "
                                             f"s, its header says {declared:.2f} s")
-        return first, count, timed
+        span = max(times) - min(times) if len(times) > 1 else 0.0
+        return first, count, timed, (len(times) - 1) / span if span > 0 else 0.0
 
     def frames(self, numbers: np.ndarray, native: bool = False
                ) -> Iterator[tuple[int, np.ndarray]]:
@@ -730,20 +736,21 @@ _HDR_TRANSFERS = (16, 18)  # AVColorTransferCharacteristic SMPTE ST 2084 (PQ), A
 
 
 @numba.njit(parallel=True, cache=True)
-def _ycbcr420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, black: float,
-                     luma_range: float, chroma_range: float, chroma_mid: float, kr: float,
-                     kb: float, out: np.ndarray) -> None:
+def _ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, ry: float, rx: float,
+                  black: float, luma_range: float, chroma_range: float, chroma_mid: float,
+                  kr: float, kb: float, out: np.ndarray) -> None:
+    # ry, rx: chroma samples per luma sample down and across, 1 or 1/2.
     h, w = y.shape
     ch, cw = cb.shape
     kg = 1.0 - kr - kb
     for i in numba.prange(h):
-        # Chroma bilinear between samples centred on their 2x2 luma blocks.
-        sy = min(max(0.5 * i - 0.25, 0.0), ch - 1.0)
+        # Chroma bilinear between samples centred on their blocks of luma (1, or 2 wide).
+        sy = min(max(ry * (i + 0.5) - 0.5, 0.0), ch - 1.0)
         y0 = min(int(sy), ch - 2) if ch > 1 else 0
         fy = sy - y0 if ch > 1 else 0.0
         y1 = y0 + 1 if ch > 1 else 0
         for j in range(w):
-            sx = min(max(0.5 * j - 0.25, 0.0), cw - 1.0)
+            sx = min(max(rx * (j + 0.5) - 0.5, 0.0), cw - 1.0)
             x0 = min(int(sx), cw - 2) if cw > 1 else 0
             fx = sx - x0 if cw > 1 else 0.0
             x1 = x0 + 1 if cw > 1 else 0
@@ -761,27 +768,38 @@ def _ycbcr420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, black: float
             out[i, j, 2] = min(max(int(b * 255.0 + 0.5), 0), 255)
 
 
+# Planar Y'CbCr formats converted here: bits, and chroma samples per luma sample (down, across).
+_YCBCR_FORMATS = {
+    **{f"yuv{j}420p": (8, (0.5, 0.5)) for j in ("", "j")}, "yuv420p10le": (10, (0.5, 0.5)),
+    **{f"yuv{j}422p": (8, (1.0, 0.5)) for j in ("", "j")}, "yuv422p10le": (10, (1.0, 0.5)),
+    **{f"yuv{j}444p": (8, (1.0, 1.0)) for j in ("", "j")}, "yuv444p10le": (10, (1.0, 1.0)),
+}
+
+
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """A decoded video frame as ``(H, W, 3)`` uint8 RGB.
 
-    8- and 10-bit 4:2:0 frames, nearly all camera video, are converted here, rounded, with the
-    matrix and range they are tagged with (untagged: BT.601 below 720 rows and BT.709 from
-    720, as players take them; limited range); FFmpeg's own conversion reads them one to two
-    levels dark. Other formats are converted by FFmpeg.
+    8- and 10-bit 4:2:0 frames, nearly all camera video, and 4:2:2 and 4:4:4 ones (ProRes,
+    intermediate codecs) are converted here, rounded, with the matrix and range they are
+    tagged with (untagged: BT.601 below 720 rows and BT.709 from 720, as players take them;
+    limited range); FFmpeg's own conversion reads them one to two levels dark, and untagged
+    4:2:2 and 4:4:4 as BT.601 at any size. Other formats are converted by FFmpeg.
     """
-    bits = {"yuv420p": 8, "yuvj420p": 8, "yuv420p10le": 10}.get(frame.format.name)
-    if bits is None:
+    name = frame.format.name
+    if name not in _YCBCR_FORMATS:
         return frame.to_ndarray(format="rgb24")
+    bits, (ry, rx) = _YCBCR_FORMATS[name]
     dtype = np.uint8 if bits == 8 else np.dtype("<u2")
     y, cb, cr = (np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width]
                  for p in frame.planes)
     kr, kb = _LUMA_WEIGHTS.get(frame.colorspace, _LUMA_WEIGHTS[1 if frame.height >= 720 else 5])
-    full = frame.format.name == "yuvj420p" or frame.color_range == _FULL_RANGE
+    full = name.startswith("yuvj") or frame.color_range == _FULL_RANGE
     scale = 2 ** (bits - 8)  # limited range: 16..235 and 16..240 in 8 bits, times 4 in 10
     black, luma_range, chroma_range = ((0.0, 2.0 ** bits - 1, 2.0 ** bits - 1) if full else
                                        (16.0 * scale, 219.0 * scale, 224.0 * scale))
     out = np.empty((*y.shape, 3), np.uint8)
-    _ycbcr420_to_rgb(y, cb, cr, black, luma_range, chroma_range, 128.0 * scale, kr, kb, out)
+    _ycbcr_to_rgb(y, cb, cr, ry, rx, black, luma_range, chroma_range, 128.0 * scale, kr, kb,
+                  out)
     return out
 
 

@@ -146,6 +146,16 @@ def test_translation_from_frames_recovers_the_image_shift(clip):
         f"kernels_{i:06d}.png" for i in range(1, 5)]
 
 
+def test_frames_the_frames_csv_does_not_time_are_noted(clip):
+    import shutil
+
+    shutil.copy(clip / "frames" / "0001.png", clip / "frames" / "0001 copy.png")  # a stray
+    result = kernels(clip, "--no-translation")
+    assert result.exit_code == 0, result.output
+    assert "frames.csv times frames up to 4, the footage has 5: 1 frame after it left out" \
+        in result.output
+
+
 def test_video_input_and_frame_range(clip):
     with av.open(str(clip / "clip.mp4"), "w") as container:
         stream = container.add_stream("libx264", rate=10)

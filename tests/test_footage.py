@@ -66,25 +66,28 @@ def test_written_video_is_bt709_and_decodes_as_tagged(tmp_path):
         < 3 / 255
 
 
-@pytest.mark.parametrize(("colorspace", "color_range", "kr_kb", "full", "bits"), [
-    (1, 1, (0.2126, 0.0722), False, 8),  # BT.709, limited: what phones and VideoWriter write
-    (5, 2, (0.299, 0.114), True, 8),  # BT.601, full range
-    (2, 0, (0.299, 0.114), False, 8),  # untagged below 720 rows: BT.601, limited
-    (1, 1, (0.2126, 0.0722), False, 10),  # 10-bit (HEVC and H.264 high-profile phones)
+@pytest.mark.parametrize(("colorspace", "color_range", "kr_kb", "full", "bits", "chroma"), [
+    (1, 1, (0.2126, 0.0722), False, 8, "420"),  # BT.709, limited: phones and VideoWriter
+    (5, 2, (0.299, 0.114), True, 8, "420"),  # BT.601, full range
+    (2, 0, (0.299, 0.114), False, 8, "420"),  # untagged below 720 rows: BT.601, limited
+    (1, 1, (0.2126, 0.0722), False, 10, "420"),  # 10-bit (HEVC and H.264 high-profile phones)
+    (1, 1, (0.2126, 0.0722), False, 10, "422"),  # ProRes-like 4:2:2
+    (2, 0, (0.299, 0.114), False, 8, "444"),
 ])
 def test_video_frames_convert_with_their_tagged_matrix_and_range(tmp_path, colorspace,
                                                                   color_range, kr_kb, full,
-                                                                  bits):
+                                                                  bits, chroma):
     import av
 
-    # Lossless 4:2:0 with chroma constant over 8x8-pixel blocks: each block's inner pixels
+    # Lossless video with chroma constant over 8x8-pixel blocks: each block's inner pixels
     # are the textbook Y'CbCr -> R'G'B' of its values.
     rng = np.random.default_rng(colorspace)
     scale, dtype = 2 ** (bits - 8), np.uint8 if bits == 8 else np.uint16
-    fmt = "yuv420p" if bits == 8 else "yuv420p10le"
+    fmt = f"yuv{chroma}p" + ("10le" if bits == 10 else "")
+    down, across = {"420": (2, 2), "422": (1, 2), "444": (1, 1)}[chroma]  # luma per chroma
     luma = rng.integers(30 * scale, 220 * scale, (32, 48)).astype(dtype)
-    cb, cr = (np.kron(rng.integers(90 * scale, 166 * scale, (4, 6)), np.ones((4, 4)))
-              .astype(dtype) for _ in range(2))
+    cb, cr = (np.kron(rng.integers(90 * scale, 166 * scale, (4, 6)),
+                      np.ones((8 // down, 8 // across))).astype(dtype) for _ in range(2))
     with av.open(str(tmp_path / "yuv.mp4"), "w") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 48, 32, fmt
@@ -97,10 +100,12 @@ def test_video_frames_convert_with_their_tagged_matrix_and_range(tmp_path, color
             plane.update(rows.tobytes())
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)
+    decoded = next(av.open(str(tmp_path / "yuv.mp4")).decode(video=0))
+    assert decoded.format.name.replace("yuvj", "yuv") == fmt  # converted by gyrodeblur
     rgb = dict(Footage(tmp_path / "yuv.mp4").frames(np.array([1]), native=True))[1]
     kr, kb = kr_kb
     y = luma / 255 if full else (luma / scale - 16.0) / 219
-    pb, pr = ((np.kron(c / scale, np.ones((2, 2))) - 128.0) / (255 if full else 224)
+    pb, pr = ((np.kron(c / scale, np.ones((down, across))) - 128.0) / (255 if full else 224)
               for c in (cb, cr))
     r, b = y + 2 * (1 - kr) * pr, y + 2 * (1 - kb) * pb
     expected = np.clip(np.stack([r, (y - kr * r - kb * b) / (1 - kr - kb), b], -1) * 255, 0, 255)
@@ -376,6 +381,26 @@ def test_a_video_cut_short_is_refused_where_its_header_gives_no_frame_count(tmp_
     # Nor timestamps from 1 s on, which an MKV's duration counts from 0.
     _mkv(tmp_path / "later.mkv", 12, start=30)
     assert Footage(tmp_path / "later.mkv").count == 12
+
+
+def test_a_variable_rate_mkv_has_its_average_rate_not_its_first_frames(tmp_path):
+    from fractions import Fraction
+
+    import av
+
+    times = [i / 30 for i in range(10)] + [9 / 30 + 2 * i / 30 for i in range(1, 11)]
+    with av.open(str(tmp_path / "vfr.mkv"), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.time_base = Fraction(1, 1000)
+        for t in times:
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    assert Footage(tmp_path / "vfr.mkv").fps == pytest.approx(19 / times[-1], rel=1e-3)
+    _mkv(tmp_path / "steady.mkv", 12)
+    assert Footage(tmp_path / "steady.mkv").fps == 30.0  # the header's, exact
 
 
 def test_a_trimmed_mp4_has_the_frames_and_times_its_edit_list_shows(tmp_path):
