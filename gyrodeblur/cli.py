@@ -930,7 +930,10 @@ def evaluate(
     # Each model once, however named (a run folder, its model.safetensors, a trailing "/").
     unique: dict = {}
     for name in model:
-        unique.setdefault(name if name == "classic" else weights_file(name).resolve(), name)
+        key = name if name == "classic" else weights_file(name).resolve()
+        if key in unique:
+            err_console.print(f"{escape(name)}: {escape(unique[key])} again, scored once")
+        unique.setdefault(key, name)
     model = list(unique.values())
     for path in (output, markdown):
         if path is None:
