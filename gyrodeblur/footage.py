@@ -598,6 +598,8 @@ class Footage:
             self.rotation, self.has_audio, self.hdr = exif_rotation(exif), False, False
             self.fps = 0.0  # a folder's rate comes from its timing
         else:
+            if self.path.stat().st_size == 0:
+                raise InputError(self.path, "empty file, not a video")
             self._probe_video()
             if self.count == 0:
                 raise InputError(self.path, "no decodable frame (corrupt or cut short)")

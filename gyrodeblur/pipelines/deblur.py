@@ -577,8 +577,9 @@ def writes_folder(output: Path) -> bool:
     if output.is_dir() or not output.suffix:
         return True
     if output.suffix.lower() != ".mp4":
-        raise InputError(output, "output must be an .mp4 file or a folder (a new folder's "
-                                 "name without a suffix)")
+        raise InputError(output, "output must be an .mp4 file or a folder (an existing one, "
+                                 "or a new name without a suffix: make a folder whose name "
+                                 "holds a dot first)")
     return False
 
 

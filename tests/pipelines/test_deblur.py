@@ -401,7 +401,8 @@ def test_an_existing_folder_with_a_dot_in_its_name_takes_the_frames(clip, tmp_pa
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["deblur.json", "frame_000001.png"]
     new = deblur_video(clip / "blurred", *motion_args(clip), "-o", tmp_path / "new.v2")
-    assert new.exit_code == 2 and "a new folder's name without a suffix" in new.output
+    assert new.exit_code == 2 and "or a new name without a suffix: make a folder whose name " \
+        "holds a dot first" in new.output
 
 
 def test_a_folder_of_other_weights_under_the_same_path_is_not_resumed(clip, tmp_path):
@@ -469,7 +470,10 @@ def test_corrupt_video_is_an_error(clip, tmp_path):
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
     result = deblur_video(bad, *motion_args(clip), "-o", tmp_path / "out.mp4")
     assert result.exit_code == 2 and "bad.mp4" in result.output and "corrupt" in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4"]
+    (tmp_path / "empty.mp4").touch()  # an interrupted copy
+    result = deblur_video(tmp_path / "empty.mp4", *motion_args(clip), "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 2 and "empty.mp4: empty file, not a video" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "empty.mp4"]
 
 
 def test_gyro_not_covering_the_frames_is_an_error(clip, tmp_path):
