@@ -438,6 +438,9 @@ def _exif_with_orientation(exif: np.ndarray, value: int) -> np.ndarray:
     return np.frombuffer(bytes(data), np.uint8)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """The pixels of an 8- or 16-bit image file as stored (BGR order; an EXIF orientation is
     not applied) and its EXIF block, if any."""
@@ -447,6 +450,9 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     data = np.fromfile(path, np.uint8)
     if not data.size:  # OpenCV asserts on an empty buffer instead of returning None
         raise InputError(path, "empty file, not an image")
+    if data[:8].tobytes() == _PNG_SIGNATURE and b"IEND" not in data[-1024:].tobytes():
+        # Said here: libpng would print its own error on stderr besides ours.
+        raise InputError(path, "corrupt or unreadable image (truncated PNG: no end chunk)")
     # A bad file gets our one-line error, not also OpenCV's warning on stderr.
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
@@ -509,7 +515,7 @@ def _is_gray(path: str | Path, image: np.ndarray) -> bool:
         return image.ndim == 2
     with open(path, "rb") as f:
         head = f.read(26)
-    return head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[25] == 4
+    return head[:8] == _PNG_SIGNATURE and len(head) == 26 and head[25] == 4
 
 
 # Formats whose OpenCV writers keep 16 bits and an alpha channel, and those that take EXIF.

@@ -14,7 +14,7 @@ from gyrodeblur.footage import (
     to_float,
     write_image,
 )
-from gyrodeblur.synthesis.images import skimage_image
+from gyrodeblur.synthesis.images import dead_leaves, skimage_image
 
 
 def test_sixteen_bit_frames_keep_their_precision(tmp_path):
@@ -203,6 +203,12 @@ def test_missing_and_corrupt_image_files_say_which(tmp_path, capfd):
     (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:60])
     with pytest.raises(InputError, match="cut.png: corrupt or unreadable image \\(truncated"):
         read_image(tmp_path / "cut.png")
+    # Cut inside its pixel data, which libpng reports on stderr itself.
+    cv2.imwrite(str(tmp_path / "leaves.png"), (dead_leaves(160, 1) * 255).astype(np.uint8))
+    data = (tmp_path / "leaves.png").read_bytes()
+    (tmp_path / "half.png").write_bytes(data[:len(data) // 2])
+    with pytest.raises(InputError, match=r"half.png: corrupt or unreadable image \(truncated"):
+        read_image(tmp_path / "half.png")
     assert capfd.readouterr().err == ""  # the error alone, without OpenCV's warning
 
 
