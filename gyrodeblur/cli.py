@@ -1362,6 +1362,10 @@ def deblur_video_command(
     bias: BiasOption = None,
     lowpass: LowpassOption = None,
     flow: FlowOption = "dis",
+    translation: Annotated[bool, typer.Option(
+        help="Add to the gyro's rotation the translation that optical flow measures beyond "
+             "it; --no-translation: the rotation alone (faster; for scenes whose flow "
+             "misleads: water, crowds, little texture).")] = True,
     size: Annotated[str | None, typer.Option(help="Deblur (and write) at WxH.")] = None,
     side_by_side: Annotated[bool, typer.Option(help="Input on the left, output right.")] = False,
     tile: TileOption = None,
@@ -1404,6 +1408,10 @@ def deblur_video_command(
     timing = load_timing(footage, frames_csv, exposure, cam, camera, readout_time, log)
     selected = select_frames(timing, footage, frame_range)
     restorer = _restorer(method, model, True, tile, device, iterations=iterations)
+    if not translation:
+        from dataclasses import replace
+
+        restorer = replace(restorer, translation=False)
     found, no_sync = None, None
     if sync == "auto":
         from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS, estimate_sync
@@ -1442,6 +1450,7 @@ def deblur_video_command(
                 "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,
                 "tile": restorer.tile, "kernel_width": kernel_width, "flow": flow,
+                "translation": restorer.translation,
                 "frames": [int(n) for n in selected.frame],
                 "t_start": selected.t_start.tolist(), "exposure": selected.exposure.tolist()}
     if restorer.net is not None:  # retrained weights under the same name or path

@@ -393,6 +393,21 @@ def test_a_folder_with_an_unreadable_record_is_refused(clip, tmp_path, record):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["deblur.json"]
 
 
+def test_no_translation_deblurs_with_the_rotation_alone(clip, tmp_path):
+    # A frame deblurred alone has no neighbours to measure translation from: its rotation
+    # alone is what --no-translation gives the same frame in a run of three.
+    args = [clip / "blurred", *motion_args(clip), "--method", "classic", "--size", "160x96"]
+    runs = {"alone": ["--range", "2:2"], "rot": ["--range", "1:3", "--no-translation"],
+            "whole": ["--range", "1:3"]}
+    for name, extra in runs.items():
+        result = deblur_video(*args, *extra, "-o", tmp_path / name)
+        assert result.exit_code == 0, result.output
+    frame = {name: read_image(tmp_path / name / "frame_000002.png") for name in runs}
+    np.testing.assert_array_equal(frame["rot"], frame["alone"])
+    assert np.abs(frame["whole"] - frame["rot"]).max() > 1 / 255
+    assert json.loads((tmp_path / "rot" / "deblur.json").read_text())["translation"] is False
+
+
 def test_an_existing_folder_with_a_dot_in_its_name_takes_the_frames(clip, tmp_path):
     out = tmp_path / "restored.v2"
     out.mkdir()
