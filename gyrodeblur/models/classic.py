@@ -265,7 +265,9 @@ def _check(image: np.ndarray, traj: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     if traj.ndim != 4 or traj.shape[1] != 2 or traj.shape[2:] != (H, W) or traj.shape[0] < 1:
         raise ValueError(f"traj must be (T, 2, H, W) = (T, 2, {H}, {W}), got {traj.shape}")
     if not (np.isfinite(traj).all() and np.isfinite(image).all()):
-        raise ValueError("image or traj has non-finite values")
+        raise ValueError("image or traj has non-finite values (a NaN traj: pixels without a "
+                         "ray through the lens, which kernels.rotation.still_where_no_ray "
+                         "makes still)")
     return image, traj
 
 

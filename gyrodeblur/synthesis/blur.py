@@ -305,7 +305,8 @@ def blur_image(sharp_hwc: np.ndarray, traj: np.ndarray, **kw) -> np.ndarray:
         raise ValueError(f"traj must be (T, 2, H, W) = (T, 2, {H}, {W}) for this image, got "
                          f"{traj.shape}")
     if not np.isfinite(traj).all():
-        raise ValueError("traj has non-finite values")
+        raise ValueError("traj has non-finite values (NaN: pixels without a ray through the "
+                         "lens, which kernels.rotation.still_where_no_ray makes still)")
     sharp = torch.from_numpy(np.ascontiguousarray(sharp_hwc, np.float32)).permute(2, 0, 1)
     out = blur(sharp[None], torch.from_numpy(traj)[None], **kw)
     return out[0].permute(1, 2, 0).numpy()
