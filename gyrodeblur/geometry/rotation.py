@@ -43,6 +43,8 @@ def exp_so3(phi: np.ndarray) -> np.ndarray:
         array([0., 1., 0.])
     """
     phi = np.asarray(phi, dtype=np.float64)
+    if phi.shape[-1:] != (3,):
+        raise ValueError(f"rotation vectors must be (..., 3), got {phi.shape}")
     theta2 = np.einsum("...i,...i->...", phi, phi)
     theta = np.sqrt(theta2)
     small = theta < 1e-4
@@ -68,6 +70,8 @@ def log_so3(R: np.ndarray) -> np.ndarray:
         array([ 0.1, -0.2,  0.3])
     """
     R = np.asarray(R, dtype=np.float64)
+    if R.shape[-2:] != (3, 3):
+        raise ValueError(f"rotation matrices must be (..., 3, 3), got {R.shape}")
     cos = (np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0
     vee = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0],
                     R[..., 1, 0] - R[..., 0, 1]], axis=-1)

@@ -28,6 +28,13 @@ def test_log_near_pi_and_tiny_angles():
         np.testing.assert_allclose(exp_so3(log_so3(exp_so3(phi))), exp_so3(phi), atol=1e-9)
 
 
+def test_wrong_shapes_are_named():
+    with pytest.raises(ValueError, match=r"rotation vectors must be \(\.\.\., 3\), got \(2,\)"):
+        exp_so3(np.zeros(2))
+    with pytest.raises(ValueError, match=r"matrices must be \(\.\.\., 3, 3\), got \(4, 3\)"):
+        log_so3(np.zeros((4, 3)))
+
+
 def test_hat_is_cross_product():
     a, b = np.array([0.3, -1.0, 2.0]), np.array([1.5, 0.2, -0.7])
     np.testing.assert_allclose(hat(a) @ b, np.cross(a, b))
