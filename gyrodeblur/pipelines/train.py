@@ -178,6 +178,7 @@ def load_config(path: str | Path) -> TrainConfig:
 
 _TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "dict": dict,
           "None": type(None)}
+MIN_CROP = 16  # px: the smallest training window
 _POSITIVE = {"frames", "width", "height", "crop", "cache_crop", "count", "steps", "batch",
              "lr", "checkpoint_every", "log_every"}
 _NON_NEGATIVE = {"seed", "lr_min", "weight_decay"}
@@ -203,6 +204,10 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
     if t.lr_min > t.lr:
         raise InputError(source, f"train.lr_min {t.lr_min} is above train.lr {t.lr}: the "
                                  "schedule decays from lr to lr_min")
+    for key in ("crop", "cache_crop"):
+        if getattr(d, key) is not None and getattr(d, key) < MIN_CROP:
+            raise InputError(source, f"data.{key} {getattr(d, key)}: at least {MIN_CROP} px (a "
+                                     "smaller window holds less than the blur it learns)")
     if (d.source == "synthetic" and d.cache_crop is not None
             and d.cache_crop > min(d.width, d.height)):
         raise InputError(source, f"data.cache_crop {d.cache_crop} is larger than the samples "

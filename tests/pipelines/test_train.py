@@ -316,6 +316,7 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"data": {"seed": -1}}, "seed must be at least 0"),
     ({"train": {"lr": 1e-3, "lr_min": 0.1}}, "train.lr_min 0.1 is above train.lr 0.001"),
     ({"data": {"crop": 48, "cache_crop": 32}}, "data.cache_crop 32 is smaller than data.crop 48"),
+    ({"data": {"crop": 1}}, "data.crop 1: at least 16 px (a smaller window holds less than"),
     ({"data": {"source": "folder", "folder": "no/such/folder"}}, "data.folder no/such/folder: "
                                                                  "no such folder"),
     ({"data": {"images": "no/such/images"}}, "data.images no/such/images: no such folder"),
