@@ -276,6 +276,10 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
     if lowpass is not None:
         log = lowpass_log(log, lowpass)
     cam = complete_camera(load_camera(camera, mode_size=size, mode_fps=fps), log)
+    if readout_time is not None:  # it replaces the gcsv's too, a global shutter's 0 included
+        from dataclasses import replace
+
+        log = replace(log, readout_time=None)
     for option, name, value in (("--readout-time", "readout_time", readout_time),
                                 ("--time-offset", "time_offset", time_offset)):
         if value is not None:

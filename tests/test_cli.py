@@ -146,6 +146,19 @@ def test_translation_from_frames_recovers_the_image_shift(clip):
         f"kernels_{i:06d}.png" for i in range(1, 5)]
 
 
+@pytest.mark.parametrize(("override", "spread"), [([], 0.012 * (H - 1) / H),
+                                                   (["--readout-time", "0"], 0.0)])
+def test_readout_time_overrides_a_gcsv_readout_even_with_a_global_shutter(clip, override,
+                                                                          spread):
+    (clip / "gyro.csv").write_text(
+        "GYROFLOW IMU LOG\norientation,yxz\nframe_readout_time,12\ntscale,0.01\n"
+        "t,gx,gy,gz\n" + "".join(f"{i},0,0.4,0\n" for i in range(300)))
+    result = kernels(clip, "--no-translation", *override, frames=None)
+    assert result.exit_code == 0, result.output
+    times = np.load(clip / "out.npz")["times"]
+    np.testing.assert_allclose(times[0, 0, -1] - times[0, 0, 0], spread, atol=1e-9)
+
+
 def test_frames_the_frames_csv_does_not_time_are_noted(clip):
     import shutil
 
