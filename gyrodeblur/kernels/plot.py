@@ -63,7 +63,8 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
     path = np.hypot(*np.diff(traj, axis=0).transpose(1, 0, 2, 3)).sum(axis=0)
     blur = float(np.nanmax(path, initial=0.0))
     box_h, box_w = _legend(canvas, [f"max blur {blur:.1f} px, streaks x{gain:.2g}",
-                                    "a light's path: blue at the start, yellow at the end"])
+                                    "a light's path: blue at the start, yellow at the end, "
+                                    "white dot at mid-exposure"])
     colours = [(int(40 + 215 * s), int(120 + 100 * s), int(255 * (1 - s)))
                for s in np.linspace(0, 1, max(T - 1, 1))]
     shift = 4  # sub-pixel drawing: coordinates in 1/16 px
@@ -84,13 +85,22 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
 
 def _legend(canvas: np.ndarray, lines: list[str]) -> tuple[int, int]:
     """Write ``lines`` on a black box at the bottom left of ``canvas``, readable on large
-    frames and never wider than the picture (portrait frames): one line if it fits at a
-    legible size, else one per entry. Returns the box's height and width."""
+    frames and never wider than the picture (portrait frames): wrapped at a legible size
+    where that covers at most a quarter of its height, else one row per entry, smaller.
+    Returns the box's height and width."""
     height, width = canvas.shape[:2]
     font = cv2.FONT_HERSHEY_SIMPLEX
     wanted = max(0.4, height / 1400)
-    one = ", ".join(lines)
-    rows = [one] if cv2.getTextSize(one, font, wanted, 1)[0][0] <= width - 16 else lines
+    rows: list[str] = []
+    for word in ", ".join(lines).split(" "):
+        longer = f"{rows[-1]} {word}" if rows else word
+        if rows and cv2.getTextSize(longer, font, wanted, 1)[0][0] <= width - 16:
+            rows[-1] = longer
+        else:
+            rows.append(word)
+    legible_height = cv2.getTextSize("Ag", font, wanted, 1)[0][1] + max(4, round(8 * wanted))
+    if len(rows) * legible_height + 8 > height / 4:
+        rows = lines
     widest = max(cv2.getTextSize(r, font, 1.0, 1)[0][0] for r in rows)
     scale = min(wanted, (width - 16) / widest)
     line_height = cv2.getTextSize("Ag", font, scale, 1)[0][1] + max(4, round(8 * scale))

@@ -63,3 +63,15 @@ def test_a_streak_is_the_path_a_point_light_leaves_in_the_blurred_frame():
     assert b > r, pic[42, 48]
     b, _, r = pic[36, 40].astype(int)[::-1]  # going left: its end
     assert r > b, pic[36, 40]
+
+
+def test_a_narrow_picture_wraps_its_legend_at_a_legible_size():
+    from gyrodeblur.kernels.plot import _legend
+
+    entries = ["max blur 12.0 px, streaks x1.3",
+               "a light's path: blue at the start, yellow at the end, white dot at mid-exposure"]
+    box_h, box_w = _legend(np.zeros((480, 270, 3), np.uint8), entries)
+    # Rows of text at OpenCV scale 0.4 are 15 px apart: wrapped into three, not shrunk.
+    assert box_w <= 270 and box_h == 3 * 15 + 8
+    box_h, _ = _legend(np.zeros((120, 160, 3), np.uint8), entries)
+    assert box_h <= 30  # wrapped it would hide too much of a small picture: shrunk
