@@ -64,6 +64,7 @@ _EXPOSURE_SAMPLES = 5  # poses averaged over each exposure
 # global shutter (no readout) fits both alike and keeps the camera's.
 _FLIP_BELOW, _FLIP_GAIN = 0.1, 0.8
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+_RIVALS = 3  # the lowest other minima refined for the confidence
 RELIABLE_CONFIDENCE = 0.3
 """Below this confidence an estimate is not to be trusted (:attr:`SyncResult.reliable`)."""
 FULL_SUPPORT_PAIRS = 8
@@ -531,8 +532,10 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
         return float(_cauchy(_squared_angles(m, orientation, np.array([offset]), readout),
                              s)[0])
 
-    def fit(m: BandRotations) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
-        """Offset, readout, costs, and the gyro's rotations and residual angles there."""
+    def fit(m: BandRotations) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray,
+                                       Callable[[int], float]]:
+        """Offset, readout, costs, the gyro's rotations and residual angles there, and the
+        cost at the bottom of the minimum next to each grid offset."""
         readout = camera.readout_time
         offset, s, costs = search_offset(m, readout)
         if readout_max is not None:
@@ -548,9 +551,14 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
         # Residuals and the gyro's own angles at the estimate, from one evaluation of the gyro.
         gyro, t_a, t_b = _gyro_rotations(m, orientation, np.asarray(offset), np.asarray(readout))
         residual = np.linalg.norm(_debiased_residuals(m, gyro, t_a, t_b), axis=-1)
-        return offset, readout, costs, gyro, residual
 
-    offset, readout, costs, gyro, residual = fit(measured)
+        def bottom(i: int) -> float:
+            near = (max(offsets[i] - step, lo), min(offsets[i] + step, hi))
+            return cost(m, _golden(lambda d: cost(m, d, readout, s), *near), readout, s)
+
+        return offset, readout, costs, gyro, residual, bottom
+
+    offset, readout, costs, gyro, residual, bottom = fit(measured)
     direction = None if readout_max is None else camera.readout_direction
     if readout_max is not None and readout < _FLIP_BELOW * readout_max:
         # A readout direction the wrong way round fits best with no readout at all, and an
@@ -558,7 +566,7 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
         flipped = fit(dataclasses.replace(measured, frac_a=1.0 - measured.frac_a,
                                           frac_b=1.0 - measured.frac_b))
         if np.median(flipped[4]) < _FLIP_GAIN * np.median(residual):
-            offset, readout, costs, gyro, residual = flipped
+            offset, readout, costs, gyro, residual, bottom = flipped
             direction = "bottom_to_top" if direction == "top_to_bottom" else "top_to_bottom"
     motion = float(np.median(np.linalg.norm(log_so3(measured.R), axis=-1)))
     explained = float(np.clip(1.0 - np.median(residual) / motion, 0.0, 1.0)) if motion > 0 \
@@ -567,7 +575,7 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
     gain = turned / motion if motion > floor else math.inf  # a still video
     support = min(1.0, measured.pairs / FULL_SUPPORT_PAIRS)
     return SyncResult(time_offset=float(offset),
-                      confidence=_confidence(costs) * explained * support,
+                      confidence=_confidence(costs, bottom) * explained * support,
                       readout_time=None if readout_max is None else float(readout),
                       pairs_used=measured.pairs, explained=explained, gain=gain,
                       offsets=offsets, costs=costs, search=search,
@@ -590,16 +598,24 @@ def _golden(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-5
     return (lo + hi) / 2
 
 
-def _confidence(costs: np.ndarray) -> float:
+def _confidence(costs: np.ndarray, bottom: Callable[[int], float] | None = None) -> float:
     """How deep and unique the minimum of a cost curve is, in ``[0, 1]``.
 
     Depth: ``1 - best / median``. Uniqueness: ``1 - best / second``, ``second`` the lowest
     local minimum outside the main basin (the connected run around the best below half-way
     to the median), or the median when there is none. A minimum at either end of the curve
-    may lie beyond the searched range: confidence 0.
+    may lie beyond the searched range: confidence 0. ``bottom(i)``, where given, is the cost
+    at the bottom of the minimum at grid point ``i``, taken for the best and the few lowest
+    others: a grid coarser than a sharp minimum prices equal ones (periodic motion's) apart.
+
+    Example:
+        >>> costs = np.array([3.0, 1.0, 3.0, 3.0, 1.5, 3.0])  # two minima, the grid's values
+        >>> round(_confidence(costs), 3), _confidence(costs, lambda i: 1.0)  # alike at bottom
+        (0.222, 0.0)
     """
+    bottom = bottom or (lambda i: float(costs[i]))
     i = int(np.argmin(costs))
-    best, median = float(costs[i]), float(np.median(costs))
+    best, median = min(bottom(i), float(costs[i])), float(np.median(costs))
     if i in (0, len(costs) - 1) or median <= 0:
         return 0.0
     inside = costs < best + 0.5 * (median - best)
@@ -611,7 +627,9 @@ def _confidence(costs: np.ndarray) -> float:
     padded = np.concatenate([[np.inf], costs, [np.inf]])
     local = (costs <= padded[:-2]) & (costs <= padded[2:])
     local[left:right + 1] = False
-    second = float(costs[local].min()) if local.any() else median
+    others = np.flatnonzero(local)
+    second = min((bottom(j) for j in others[np.argsort(costs[others])[:_RIVALS]]),
+                 default=median)
     depth = 1.0 - best / median
     unique = 1.0 - best / max(second, best) if second > 0 else 0.0
     return float(np.clip(depth * unique, 0.0, 1.0))

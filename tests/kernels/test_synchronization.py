@@ -107,6 +107,22 @@ def test_readout_time_and_direction_are_estimated(believed_direction):
     assert result.readout_direction == "bottom_to_top"
 
 
+def test_periodic_motion_gives_low_confidence():
+    # A 6 Hz shake alone: offsets a period apart fit alike, whatever the coarse grid says.
+    t = np.arange(0.0, 2 * MARGIN + FRAMES / FPS + 0.02, 1 / 400)
+    w = np.stack([a * np.sin(2 * np.pi * 6 * t) for a in (0.6, 0.8, 0.3)], axis=1)
+    fx = W / 2 / np.tan(np.radians(65) / 2)
+    camera = Camera(W, H, fx, fx, (W - 1) / 2, (H - 1) / 2, time_offset=OFFSET)
+    rng = np.random.default_rng(3)
+    image = cv2.resize(dead_leaves(int(1.6 * W), rng), (int(1.6 * W), int(1.6 * H)))
+    settings = ClipSettings(frames=FRAMES, fps=FPS, exposure=0.004, samples=3, start=MARGIN)
+    clip = synthesize_clip(image, camera, GyroLog(t, w), Scene((Plane((0.0, 0.0, 1.0), 3.0),),
+                                                                 (0.0, 0.0, 0.0)), settings, rng)
+    result = estimate_sync(source(clip.blurred), clip.timing, GyroLog(t, w),
+                           camera.replace(time_offset=0.0))
+    assert not result.reliable, (result.time_offset, result.confidence)
+
+
 def test_a_still_video_gives_low_confidence(clip):
     still = source([clip.blurred[0]] * FRAMES)
     for frames in (FRAMES, 4):  # 3 pairs: the bias removal alone absorbs much of the gyro
