@@ -762,6 +762,13 @@ def synth_clips(
 
     check_output(output, folder=True)
     width, height = parse_size(size)
+    # A clip is made in memory: its sharp and blurred frames and both kernels, float32.
+    need = frames * width * height * 4 * (2 * 3 + 2 * 2 * samples)
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have / 2:
+        raise InputError(None, f"--size {size}: a clip of {frames} frames and its kernels "
+                               f"would take {need / 2**30:.1f} GB of this machine's "
+                               f"{have / 2**30:.0f} GB; give a smaller size")
     settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples,
                                **({} if jpeg is None else {"jpeg": (1.0, jpeg, jpeg)}))
     bank = ImageBank(images)  # checks the folder before anything is written

@@ -130,6 +130,14 @@ def test_an_exposure_in_ms_is_named(files, command):
     assert not (files / "x.png").exists()
 
 
+def test_clips_too_large_for_the_memory_are_refused_before_anything_is_written(tmp_path):
+    result = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / "x"),
+                                 "--size", "100000x100000"])
+    assert result.exit_code == 2 and result.output.startswith(
+        "error: --size 100000x100000: a clip of 7 frames and its kernels would take 10952.4 GB")
+    assert not (tmp_path / "x").exists()
+
+
 def test_clips_resume_and_refuse_other_settings(tmp_path):
     args = ["synth", "clips", "-o", str(tmp_path), "--size", "48x32", "--frames", "2"]
     first = runner.invoke(app, [*args, "-n", "2"])
