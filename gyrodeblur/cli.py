@@ -639,7 +639,9 @@ def sync(
                                estimate_readout=readout, max_pairs=max_pairs, width=width)
     note_narrowed_search(result, search, log)
     if not readout and cam.readout_time == 0:
-        err_console.print(f"note: {camera.name} has no readout time (a global shutter): under "
+        said = "--readout-time 0" if readout_time is not None else \
+            f"{camera.name} has no readout time"
+        err_console.print(f"note: {said} (a global shutter): under "
                           "a rolling shutter the offset comes out off by up to half the "
                           "readout; --readout estimates it")
     if json_output:
@@ -1032,7 +1034,9 @@ def evaluate(
         output and output.with_name(output.name + ".partial"),
         {"benchmark": source, "device": str(device),
          "data": data and files_digest(data, [p for p in data.rglob("*") if p.is_file()]),
-         "features": None if pairs is None else feature_settings(features, pairs, T)})
+         "features": None if pairs is None else {
+             **feature_settings(features, pairs, T),
+             "data": files_digest(features, [p for p in features.rglob("*") if p.is_file()])}})
     if partial.stale:
         err_console.print(f"{partial.path}: scores of an eval with other settings, not resumed")
     earlier = {name: partial.earlier("results", name, stamps.get(name)) for name in restorers}
@@ -1460,7 +1464,8 @@ def deblur_video_command(
                 "camera": cam.to_dict(),
                 "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,
-                "tile": restorer.tile, "kernel_width": kernel_width, "flow": flow,
+                "tile": restorer.tile, "kernel_width": kernel_width,
+                "flow": flow if restorer.translation else None,
                 "translation": restorer.translation,
                 "frames": [int(n) for n in selected.frame],
                 "t_start": selected.t_start.tolist(), "exposure": selected.exposure.tolist()}

@@ -665,8 +665,11 @@ def train(config: TrainConfig, out: str | Path,
                                      f"{resume} or use another --output")
                 data = build_cache(config.data, cache_path, cache_progress)
             except KeyboardInterrupt as e:
-                failure = type(e)("the data cache was not finished; the next run draws the "
-                                  f"rest of it (kept in parts of {CACHE_PART} samples)")
+                parts = cache_path.with_name(cache_path.name + ".parts")
+                kept = parts.is_dir() and any(parts.iterdir())
+                failure = type(e)("the data cache was not finished; the next run draws " + (
+                    f"the rest of it (its parts of {CACHE_PART} samples are kept)" if kept
+                    else "it from the start (no part of it was finished)"))
             except BaseException as e:
                 failure = e
         if world > 1:

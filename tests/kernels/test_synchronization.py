@@ -278,8 +278,8 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     assert "no readout time" not in result.stderr
     # Taken for a global shutter: the offset may be off by half a readout, and that is said.
     result = CliRunner().invoke(app, args + ["--readout-time", "0", "--max-pairs", "8"])
-    assert "camera.json has no readout time (a global shutter): under a rolling shutter the " \
-           "offset comes out off by up to half the readout; --readout estimates it" in \
+    assert "note: --readout-time 0 (a global shutter): under a rolling shutter the offset " \
+           "comes out off by up to half the readout; --readout estimates it" in \
            " ".join(result.stderr.split())
 
     # A gyro that covers the frames over less than the search asked: narrowed, and said so.

@@ -140,6 +140,7 @@ def test_a_killed_feature_test_resumes_after_its_last_finished_method(tmp_path, 
     args = ["eval", "-m", "classic", "--count", "1", "--size", "32x32", "--features",
             str(tmp_path / "oxford"), "-o", str(tmp_path / "e.json")]
     assert CliRunner().invoke(app, args).exit_code == 130
+    kept = (tmp_path / "e.json.partial").read_text()
     resumed = CliRunner().invoke(app, args)
     assert resumed.exit_code == 0, resumed.output
     assert "resumed from" in resumed.output and "feature test of no restoration: from" in \
@@ -147,6 +148,13 @@ def test_a_killed_feature_test_resumes_after_its_last_finished_method(tmp_path, 
     assert tested[0] is None and tested[2] is not None and len(tested) == 3
     report = json.loads((tmp_path / "e.json").read_text())
     assert list(report["features"]) == ["no restoration", "classic"]
+    # Images of the sequence rewritten: their scores are not taken up.
+    (tmp_path / "e.json.partial").write_text(kept)
+    image = tmp_path / "oxford" / "leaves" / "img2.ppm"
+    cv2.imwrite(str(image), cv2.GaussianBlur(cv2.imread(str(image)), (0, 0), 2.0))
+    other = CliRunner().invoke(app, args)
+    assert other.exit_code == 0 and "scores of an eval with other settings, not resumed" in \
+        other.output
 
 
 @pytest.mark.parametrize("frames", [1, 2])
