@@ -237,6 +237,25 @@ def test_a_killed_cache_draw_resumes_after_its_last_part(cache, tmp_path, monkey
     assert told[0] == 0
 
 
+@pytest.mark.parametrize(("killed_at", "said"), [
+    (2, "draws it from the start (no part of it was finished)"),
+    (5, "draws the rest of it (its parts of 3 samples are kept)")])
+def test_a_run_stopped_while_drawing_its_data_says_what_was_kept(tmp_path, monkeypatch,
+                                                                 killed_at, said):
+    import gyrodeblur.pipelines.train as training
+
+    monkeypatch.setattr(training, "CACHE_PART", 3)
+    cfg = config(None)
+    cfg.data.cache = None  # drawn into the run folder
+
+    def progress(done, total):
+        if done == killed_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt, match=re.escape(f"the next run {said}")):
+        train(cfg, tmp_path / "run", cache_progress=progress)
+
+
 def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     from gyrodeblur.synthesis.clips import export_clip
     from gyrodeblur.synthesis.images import ImageBank
