@@ -1030,13 +1030,11 @@ def evaluate(
     stamps = {name: files_digest(weights_file(name).parent, [weights_file(name)])
               for name in models}  # the others: None
     data = folder or images
+    feature_run = None if pairs is None else feature_settings(features, pairs, T)
     partial = PartialReport(
         output and output.with_name(output.name + ".partial"),
-        {"benchmark": source, "device": str(device),
-         "data": data and files_digest(data, [p for p in data.rglob("*") if p.is_file()]),
-         "features": None if pairs is None else {
-             **feature_settings(features, pairs, T),
-             "data": files_digest(features, [p for p in features.rglob("*") if p.is_file()])}})
+        {"benchmark": source, "device": str(device), "data": data and files_digest(data),
+         "features": feature_run and {**feature_run, "data": files_digest(features)}})
     if partial.stale:
         err_console.print(f"{partial.path}: scores of an eval with other settings, not resumed")
     earlier = {name: partial.earlier("results", name, stamps.get(name)) for name in restorers}
@@ -1074,7 +1072,7 @@ def evaluate(
 
             feature_restorers["classic"] = \
                 lambda image, rot: deconvolve(image.astype(np.float32), rot)
-        report["benchmark"]["features"] = feature_settings(features, pairs, T)
+        report["benchmark"]["features"] = feature_run
         report["features"] = {}
         with resumes_from(partial), LoggedProgress() as bar:
             for name, restore in feature_restorers.items():

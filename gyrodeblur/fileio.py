@@ -166,9 +166,11 @@ def read_record(path: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def files_digest(root: Path, files: Iterable[Path]) -> str:
-    """A digest of the name (under ``root``), size and time of each of ``files``: what
-    changes when files are added, removed, renamed or rewritten."""
+def files_digest(root: Path, files: Iterable[Path] | None = None) -> str:
+    """A digest of the name (under ``root``), size and time of each of ``files`` (None: every
+    file under ``root``): what changes when files are added, removed, renamed or rewritten."""
+    if files is None:
+        files = (p for p in root.rglob("*") if p.is_file())
     listing = "\n".join(f"{p.relative_to(root)} {p.stat().st_size} {p.stat().st_mtime_ns}"
                          for p in sorted(files))
     return hashlib.sha256(listing.encode()).hexdigest()
