@@ -450,8 +450,8 @@ def build_cache(data: DataConfig, path: Path,
     else:
         raise InputError(None, f"data.source {data.source!r}: synthetic or folder")
     # Drawn in parts, each kept on disk once complete: a killed draw resumes after the last.
-    recipe, parts_folder = cache_recipe(data), path.with_name(path.name + ".parts")
-    parts = _cache_parts(parts_folder, recipe)
+    recipe, parts_folder = cache_recipe(data), cache_parts(path)
+    parts = _kept_parts(parts_folder, recipe)
     first = sum(len(part["blurred"]) for part in parts)
     if progress:
         progress(first, len(dataset))
@@ -482,7 +482,12 @@ def build_cache(data: DataConfig, path: Path,
     return tensors
 
 
-def _cache_parts(folder: Path, recipe: str) -> list[dict[str, torch.Tensor]]:
+def cache_parts(cache: Path) -> Path:
+    """The folder where the parts of ``cache`` are kept while it is drawn."""
+    return cache.with_name(cache.name + ".parts")
+
+
+def _kept_parts(folder: Path, recipe: str) -> list[dict[str, torch.Tensor]]:
     """The parts of an interrupted draw of a cache of ``recipe`` kept in ``folder``, in order;
     parts of another recipe, or unreadable, are removed: drawn again."""
     parts = []
@@ -665,7 +670,7 @@ def train(config: TrainConfig, out: str | Path,
                                      f"{resume} or use another --output")
                 data = build_cache(config.data, cache_path, cache_progress)
             except KeyboardInterrupt as e:
-                parts = cache_path.with_name(cache_path.name + ".parts")
+                parts = cache_parts(cache_path)
                 kept = parts.is_dir() and any(parts.iterdir())
                 failure = type(e)("the data cache was not finished; the next run draws " + (
                     f"the rest of it (its parts of {CACHE_PART} samples are kept)" if kept
