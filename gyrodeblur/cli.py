@@ -1128,10 +1128,11 @@ def export_onnx(
 
     Dynamic batch, frames, height and width."""
     from gyrodeblur.models import load_model, shipped_weights
-    from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model, names_file, onnx_name, usage
+    from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model, names_file, onnx_name
 
     names = list(dict.fromkeys(names or [])) or sorted(shipped_weights())
-    nets = {name: load_model(name, fuse=False)[0] for name in names}  # all before any writing
+    for name in names:  # every model readable before anything is written
+        load_model(name, fuse=False)
     if names_file(output):
         if len(names) > 1:
             raise InputError(output, f"one file for {len(names)} models: give a folder "
@@ -1150,7 +1151,7 @@ def export_onnx(
     for name in names:
         with err_console.status(f"exporting {name}"):
             result = export_model(name, output, opset, check)
-        samples = usage(nets[name]).get("samples")
+        samples = result.usage.get("samples")
         line = f"{name}: wrote {result.path}" + (f" (kernels of T={samples})" if samples else "")
         if result.max_abs_diff is not None:
             line += (f"; onnxruntime vs PyTorch on random {CHECK_SHAPE.width}x"

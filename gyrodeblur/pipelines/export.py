@@ -69,10 +69,12 @@ def names_file(output: str | Path) -> bool:
 
 @dataclass(frozen=True)
 class Exported:
-    """An exported model: its file and, if checked, the max abs difference to PyTorch."""
+    """An exported model: its file, if checked the max abs difference to PyTorch, and the
+    metadata written in it (:func:`usage`)."""
 
     path: Path
     max_abs_diff: float | None
+    usage: dict[str, str]
 
 
 def require(module: str) -> None:
@@ -245,4 +247,4 @@ def export_model(name_or_path: str | Path, output: str | Path, opset: int = OPSE
         if diff is not None and not diff < TOLERANCE:
             raise InputError(name_or_path, f"onnxruntime differs from PyTorch by {diff:.2e} "
                                            f"(more than {TOLERANCE:g}); nothing written")
-    return Exported(target, diff)
+    return Exported(target, diff, usage(net))
