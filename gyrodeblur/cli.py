@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -277,8 +278,6 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
         log = lowpass_log(log, lowpass)
     cam = complete_camera(load_camera(camera, mode_size=size, mode_fps=fps), log)
     if readout_time is not None:  # it replaces the gcsv's too, a global shutter's 0 included
-        from dataclasses import replace
-
         log = replace(log, readout_time=None)
     for option, name, value in (("--readout-time", "readout_time", readout_time),
                                 ("--time-offset", "time_offset", time_offset)):
@@ -1423,8 +1422,6 @@ def deblur_video_command(
     selected = select_frames(timing, footage, frame_range)
     restorer = _restorer(method, model, True, tile, device, iterations=iterations)
     if not translation:
-        from dataclasses import replace
-
         restorer = replace(restorer, translation=False)
     found, no_sync = None, None
     if sync == "auto":

@@ -98,12 +98,15 @@ def _legend(canvas: np.ndarray, lines: list[str]) -> tuple[int, int]:
             rows[-1] = longer
         else:
             rows.append(word)
-    legible_height = cv2.getTextSize("Ag", font, wanted, 1)[0][1] + max(4, round(8 * wanted))
-    if len(rows) * legible_height + 8 > height / 4:
+
+    def row_height(scale: float) -> int:
+        return cv2.getTextSize("Ag", font, scale, 1)[0][1] + max(4, round(8 * scale))
+
+    if len(rows) * row_height(wanted) + 8 > height / 4:
         rows = lines
     widest = max(cv2.getTextSize(r, font, 1.0, 1)[0][0] for r in rows)
     scale = min(wanted, (width - 16) / widest)
-    line_height = cv2.getTextSize("Ag", font, scale, 1)[0][1] + max(4, round(8 * scale))
+    line_height = row_height(scale)
     box_h = len(rows) * line_height + 8
     box_w = min(width, 16 + max(cv2.getTextSize(r, font, scale, 1)[0][0] for r in rows))
     canvas[height - box_h:, :box_w] = 0
