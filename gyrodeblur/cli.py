@@ -803,19 +803,22 @@ def synth_clips(
     elif output.is_dir() and any(output.iterdir()):
         raise InputError(output, "not empty and not made by `gyrodeblur synth clips` (no "
                                  "synth.json): use an empty or new folder")
-    created = not output.exists()
+    created, recorded = not output.exists(), recipe_path.exists()
     output.mkdir(parents=True, exist_ok=True)
-    with atomic_path(recipe_path) as tmp:
-        tmp.write_text(json.dumps(recipe, indent=2))
-    sampler = ClipSampler(bank, settings, seed)
     try:
+        with atomic_path(recipe_path) as tmp:
+            tmp.write_text(json.dumps(recipe, indent=2))
+        sampler = ClipSampler(bank, settings, seed)
         with LoggedProgress() as bar:
             task = bar.add_task("clips", total=count)
             written = run(sampler, count, output,
                           progress=lambda n: bar.update(task, completed=n))
     except BaseException:
-        if created and not any(output.glob("clip_*")):  # a folder with nothing of use
-            shutil.rmtree(output)
+        if not any(output.glob("clip_*")):  # a folder with nothing of use: as it was
+            if created:
+                shutil.rmtree(output)
+            elif not recorded:
+                recipe_path.unlink(missing_ok=True)
         raise
     err_console.print(f"{written} new clips in {output}/ ({count - written} already there)")
 
@@ -1490,10 +1493,14 @@ def deblur_video_command(
                                  progress=lambda n: bar.update(task, completed=n), crf=crf)
     except InputError:
         raise  # bad input stays bad: its error alone (the frames before it are kept)
-    except BaseException:
-        if to_folder and resumable(output):
-            err_console.print(f"{escape(str(output))}/ keeps the frames written so far "
-                              "(deblur.json: \"complete\": false); the same command resumes")
+    except BaseException as e:
+        if not (to_folder and resumable(output)):
+            raise
+        kept = (f"{output}/ keeps the frames written so far (deblur.json: \"complete\": "
+                "false); the same command resumes")
+        if isinstance(e, KeyboardInterrupt):  # the interrupt's one line says it
+            raise type(e)(kept) from None
+        err_console.print(escape(kept))
         raise
     if not to_folder and footage.has_audio and not whole:
         first, last = selected.frame[0], selected.frame[-1]

@@ -7,7 +7,9 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -55,6 +57,67 @@ def check_output(path: str | Path, folder: bool = False,
                                f"{'on a read-only file system' if read_only else 'not writable'}")
 
 
+def _temporary_prefix(target: Path) -> str:
+    """The name a temporary file or folder of ``target`` starts with: ``target``'s, this
+    host's and this process's, so that a later run can tell those a killed run left."""
+    return f".{target.name}.{socket.gethostname()}-{os.getpid()}."
+
+
+def remove_orphans(target: str | Path) -> None:
+    """Remove the temporary files and folders of ``target`` that processes of this host left
+    when they died without cleaning up (SIGKILL, the out-of-memory killer, a power cut).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / f".k.npz.{socket.gethostname()}-{2**22 + 1}.x.part.npz").write_text("")
+        >>> remove_orphans(d / "k.npz"); list(d.iterdir())
+        []
+    """
+    target = Path(target)
+    if os.name != "posix" or not target.parent.is_dir():  # os.kill(pid, 0) ends it elsewhere
+        return
+    owner = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(socket.gethostname())}-(\d+)\.")
+    for path in target.parent.iterdir():
+        found = owner.match(path.name)
+        if found is None or _alive(int(found[1])):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's; not a pid: left alone
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def temporary_folder(target: str | Path) -> Iterator[Path]:
+    """A new folder beside ``target`` for the parts of it, removed with its contents on
+    leaving; those that killed runs left for ``target`` are removed first.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> with temporary_folder(d / "k.npz") as parts:
+        ...     _ = (parts / "rot.npy").write_text("")
+        >>> list(d.iterdir())
+        []
+    """
+    target = Path(target)
+    remove_orphans(target)
+    with tempfile.TemporaryDirectory(prefix=_temporary_prefix(target), dir=target.parent
+                                     ) as folder:
+        yield Path(folder)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it to ``target`` on success.
@@ -63,6 +126,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     for it, and ``target`` is left untouched, so an interrupted run never leaves a
     half-written file under the final name. A write that fails for want of space is an
     :class:`OSError` (ENOSPC) naming ``target``, a rename that fails an :class:`InputError`.
+    Temporary files that killed runs left for ``target`` are removed first.
 
     Example:
         >>> import tempfile, pathlib
@@ -76,8 +140,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     made = missing_folders(target.parent)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix,
-                                    dir=target.parent)
+        remove_orphans(target)
+        fd, name = tempfile.mkstemp(prefix=_temporary_prefix(target),
+                                    suffix=".part" + target.suffix, dir=target.parent)
     except OSError as e:  # named after the target, not the temporary file
         remove_empty(made)
         raise InputError(target, f"cannot be written: {e.strerror}") from None
@@ -207,8 +272,7 @@ class NpzWriter:
         self._made = missing_folders(self.target.parent)
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
-            self._dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(
-                prefix=f".{self.target.name}.", dir=self.target.parent)))
+            self._dir = self._stack.enter_context(temporary_folder(self.target))
         except OSError as e:
             remove_empty(self._made)
             raise InputError(self.target, f"cannot be written: {e.strerror}") from None

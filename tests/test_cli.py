@@ -1,3 +1,4 @@
+import errno
 import json
 
 import av
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from gyrodeblur import fileio
 from gyrodeblur.cli import app
 from gyrodeblur.geometry.camera import Camera, save_camera
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro, write_csv
@@ -287,6 +289,23 @@ def test_failed_run_leaves_no_pictures(clip):
     (clip / "plots").mkdir()  # one that was there stays
     assert kernels(clip, "--plot", str(clip / "plots")).exit_code == 2
     assert (clip / "plots").is_dir() and not list((clip / "plots").iterdir())
+
+
+def test_pictures_wait_for_the_npz_and_a_failed_run_keeps_earlier_ones(clip, monkeypatch):
+    assert kernels(clip, "--samples", "3", "--plot", str(clip / "plots")).exit_code == 0
+    earlier = {p.name: p.read_bytes() for p in (clip / "plots").iterdir()}
+    assert len(earlier) == 4
+
+    def full_disk(*args, **kwargs):  # every frame done, the zip not written
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.zipfile, "ZipFile", full_disk)
+    for plots in ("plots", "new"):
+        result = kernels(clip, "--samples", "5", "--plot", str(clip / plots))
+        assert result.exit_code == 2
+        assert "out.npz: cannot be written: No space left" in result.output
+    assert {p.name: p.read_bytes() for p in (clip / "plots").iterdir()} == earlier
+    assert not (clip / "new").exists()
 
 
 def test_pictures_into_the_frames_folder_are_refused(clip):

@@ -230,6 +230,22 @@ def test_kernels_are_not_left_when_the_image_cannot_be_written(files, monkeypatc
     assert not (files / "k.npz").exists() and not (files / "blurred.png").exists()
 
 
+def test_clips_interrupted_before_the_first_leave_the_folder_as_it_was(tmp_path, monkeypatch):
+    from gyrodeblur.synthesis import sampler
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sampler, "ClipSampler", interrupted)
+    (tmp_path / "empty").mkdir()
+    for out in ("empty", "new"):
+        result = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / out),
+                                     "--size", "48x32", "--frames", "2"])
+        assert result.exit_code == 130 and "no output was left half-written" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    assert not list((tmp_path / "empty").iterdir())
+
+
 def test_clips_from_an_unreadable_image_leave_no_folder(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.png").write_bytes(b"not a png")

@@ -1,4 +1,8 @@
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import zipfile
 from collections import namedtuple
 from pathlib import Path
@@ -86,3 +90,31 @@ def test_a_full_disk_is_named_after_the_output_and_leaves_no_folders(tmp_path, m
         with fileio.atomic_path(tmp_path / "new" / "o.png"):
             raise OSError("not the disk")
     assert list(tmp_path.iterdir()) == []
+
+
+KILLED_WRITER = """
+import os, signal, sys
+import numpy as np
+from gyrodeblur.fileio import NpzWriter, atomic_path
+with atomic_path(sys.argv[1] + "/o.png") as tmp, NpzWriter(sys.argv[1] + "/k.npz") as npz:
+    tmp.write_text("half")
+    npz.array("rot", (1000,), np.float32)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_next_write_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path)])
+    assert killed.returncode == -9
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert [name.split(".")[1] for name in left] == ["k", "o"]  # a folder, a file
+    # Temporaries of a running process (this one) and of another host's stay.
+    live = tmp_path / f".k.npz.{socket.gethostname()}-{os.getpid()}.x"
+    other = tmp_path / ".o.png.another-host-1.x.part.png"
+    live.mkdir()
+    other.write_text("")
+    with fileio.atomic_path(tmp_path / "o.png") as tmp, NpzWriter(tmp_path / "k.npz") as npz:
+        tmp.write_text("whole")
+        npz.put("meta", np.array("{}"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, other.name, "k.npz", "o.png"])

@@ -8,7 +8,9 @@ and ``meta`` (JSON text: camera and settings used).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 
 from gyrodeblur import __version__
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import NpzWriter, atomic_path, missing_folders, remove_empty
+from gyrodeblur.fileio import NpzWriter, missing_folders, remove_empty, temporary_folder
 from gyrodeblur.footage import Footage, FrameTiming, to_float, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
@@ -113,10 +115,29 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         progress: called with the number of frames done after each frame.
     """
     job.check()
-    cam, T = job.camera, job.samples
-    orientation = camera_orientation(job.log, cam)
-    F, H, W = len(job.frames), cam.height, cam.width
-    meta = {"gyrodeblur": __version__, "camera": cam.to_dict(), "samples": T,
+    made = [] if plot_dir is None else missing_folders(plot_dir)
+    try:
+        with contextlib.ExitStack() as stack:
+            # Pictures wait in a hidden folder and join the npz once it is in place: a run
+            # that fails leaves neither, and an earlier run's both.
+            staged = None
+            if plot_dir is not None:
+                Path(plot_dir).mkdir(parents=True, exist_ok=True)
+                staged = stack.enter_context(temporary_folder(Path(plot_dir) / "kernels"))
+            _write_kernels(job, out, staged, progress)
+            for picture in sorted(staged.iterdir()) if staged is not None else []:
+                os.replace(picture, Path(plot_dir) / picture.name)
+    except BaseException:
+        remove_empty(made)
+        raise
+
+
+def _write_kernels(job: KernelJob, out: str | Path, staged: Path | None,
+                   progress: Callable[[int], None] | None) -> None:
+    """The npz of :func:`compute_kernels`, and a picture of each frame's into ``staged``."""
+    orientation = camera_orientation(job.log, job.camera)
+    F, T, H, W = len(job.frames), job.samples, job.camera.height, job.camera.width
+    meta = {"gyrodeblur": __version__, "camera": job.camera.to_dict(), "samples": T,
             "translation": job.translation, "flow": job.flow if job.translation else None,
             "frames": [int(n) for n in job.frames], "frames_source": job.timing.source,
             "gyro": job.log.source, **job.settings}
@@ -129,26 +150,18 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         npz.put("meta", np.array(json.dumps(meta)))
 
         frames = None  # without translation, frames are read only as the plots' background
-        if job.footage is not None and (job.translation or plot_dir is not None):
+        if job.footage is not None and (job.translation or staged is not None):
             frames = job.footage.frames(job.needed())
-        pictures: list[Path] = []
-        made = [] if plot_dir is None else missing_folders(plot_dir)
-        try:
-            for i, k in enumerate(iter_frame_kernels(orientation, cam, job.timing, job.frames,
-                                                     T, frames, job.translation, job.flow)):
-                rot[i], times[i], mask[i] = k.rot, k.times, k.mask
-                total = k.rot
-                if tran is not None:
-                    tran[i] = k.tran
-                    total = k.rot + k.tran
-                if plot_dir is not None:
-                    pictures.append(Path(plot_dir) / f"kernels_{k.number:06d}.png")
-                    with atomic_path(pictures[-1]) as tmp:
-                        write_image(tmp, to_float(draw_kernels(total, k.image)))
-                if progress:
-                    progress(i + 1)
-        except BaseException:  # a failed run leaves no pictures, as it leaves no npz
-            for picture in pictures:
-                picture.unlink(missing_ok=True)
-            remove_empty(made)
-            raise
+        for i, k in enumerate(iter_frame_kernels(orientation, job.camera, job.timing,
+                                                 job.frames, T, frames, job.translation,
+                                                 job.flow)):
+            rot[i], times[i], mask[i] = k.rot, k.times, k.mask
+            total = k.rot
+            if tran is not None:
+                tran[i] = k.tran
+                total = k.rot + k.tran
+            if staged is not None:
+                write_image(staged / f"kernels_{k.number:06d}.png",
+                            to_float(draw_kernels(total, k.image)))
+            if progress:
+                progress(i + 1)

@@ -720,9 +720,12 @@ def train(config: TrainConfig, out: str | Path,
             note(f"resuming {run.out} at step {step} of {t.steps}" + (
                 f" ({', '.join(edits)} changed since its checkpoint: they apply from here)"
                 if edits else ""))
-    except BaseException:
+    except BaseException as e:
         if rank == 0 and created and run.out.is_dir() and not any(run.out.iterdir()):
             run.out.rmdir()  # nothing of use was made
+        if isinstance(e, KeyboardInterrupt) and not str(e) and cache_path.exists():
+            raise type(e)(f"stopped before training; the data cache {cache_path} is kept "
+                          "for the next run") from None
         raise
     started, first = time.perf_counter(), step
     diverged = None

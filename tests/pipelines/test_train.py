@@ -256,6 +256,19 @@ def test_a_run_stopped_while_drawing_its_data_says_what_was_kept(tmp_path, monke
         train(cfg, tmp_path / "run", cache_progress=progress)
 
 
+def test_a_run_stopped_after_drawing_its_data_says_the_data_is_kept(cache, tmp_path,
+                                                                   monkeypatch):
+    import gyrodeblur.pipelines.train as training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.torch, "manual_seed", interrupted)  # after the data
+    with pytest.raises(KeyboardInterrupt, match=re.escape(f"the data cache {cache} is kept")):
+        train(config(cache), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     from gyrodeblur.synthesis.clips import export_clip
     from gyrodeblur.synthesis.images import ImageBank
