@@ -820,7 +820,10 @@ def synth_clips(
             elif not recorded:
                 recipe_path.unlink(missing_ok=True)
         raise
-    err_console.print(f"{written} new clips in {output}/ ({count - written} already there)")
+    beyond = len(list(output.glob("clip_*"))) - count  # of an earlier, larger -n
+    err_console.print(f"{written} new clips in {output}/ ({count - written} already there"
+                      + (f"; {beyond} more, beyond -n {count}, left as they are)" if beyond > 0
+                         else ")"))
 
 
 @app.command()
@@ -1022,11 +1025,9 @@ def evaluate(
     if not model:
         err_console.print("no --model given: only the blurred input is scored (e.g. -m "
                           "deepgyro-refine-s -m classic)")
-    restorers = {"blurred input": lambda b: b["blurred"],
-                 **{name: net_restore(net, weights_file(name))
-                    for name, (net, _) in models.items()}}
-    if "classic" in model:
-        restorers["classic"] = classic_restore
+    restorers = {"blurred input": lambda b: b["blurred"],  # then the methods as given
+                 **{name: classic_restore if name == "classic" else
+                    net_restore(models[name][0], weights_file(name)) for name in model}}
     # With -o, scores are kept as they come: the same command resumes a killed eval. They are
     # taken up for the same data and device, and per method for the same weights.
     stamps = {name: files_digest(weights_file(name).parent, [weights_file(name)])
@@ -1066,14 +1067,15 @@ def evaluate(
                 y = net_restore(net, weights_file(name))(batch)
             return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
-        feature_restorers = {"no restoration": None,
-                             **{name: functools.partial(net_features, net=net, name=name)
-                                for name, net in single.items()}}
-        if "classic" in model:
-            from gyrodeblur.models.classic import deconvolve
+        from gyrodeblur.models.classic import deconvolve
 
-            feature_restorers["classic"] = \
-                lambda image, rot: deconvolve(image.astype(np.float32), rot)
+        def classic_features(image, rot):
+            return deconvolve(image.astype(np.float32), rot)
+
+        feature_restorers = {"no restoration": None,
+                             **{name: classic_features if name == "classic" else
+                                functools.partial(net_features, net=single[name], name=name)
+                                for name in model if name == "classic" or name in single}}
         report["benchmark"]["features"] = feature_run
         report["features"] = {}
         with resumes_from(partial), LoggedProgress() as bar:
@@ -1254,8 +1256,9 @@ KernelWidthOption = Annotated[int, typer.Option(
 
 
 IterationsOption = Annotated[int | None, typer.Option(
-    min=1, help="RL steps of --method classic (default: 4 per pixel of the blur's median "
-                "path length, 8 to 30).")]
+    min=1, help="RL steps of --method classic, and of the classical restoration a refining "
+                "net starts from (default: 4 per pixel of the blur's median path length, 8 to "
+                "30, which the refining nets were trained on).")]
 
 
 def check_deblur_size(path: Path | None, width: int, height: int) -> None:

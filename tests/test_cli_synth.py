@@ -148,6 +148,9 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     # Not a terminal (a log file): plain progress lines, the first and the last.
     assert "clips: 1/3 (33%)" in second.output and "clips: 3/3 (100%)" in second.output
     assert (tmp_path / "clip_000000" / "gyro.csv").stat().st_mtime_ns == stamp
+    fewer = runner.invoke(app, [*args, "-n", "1"])
+    assert "0 new clips" in fewer.output and "(1 already there; 2 more, beyond -n 1, left as " \
+        "they are)" in " ".join(fewer.output.split())
     other = runner.invoke(app, [*args, "-n", "3", "--seed", "9"])
     assert other.exit_code == 2 and "other settings (changed: --seed)" in other.output
     other = runner.invoke(app, [*args, "-n", "3", "--samples", "5"])

@@ -590,6 +590,11 @@ def resumable(folder: Path) -> bool:
     return record is not None and record.get("complete") is False
 
 
+# The record's settings as a user sets them, where the key does not say.
+_SETTING_NAMES = {"frames": "frames (--range)", "t_start": "frame times", "exposure":
+                  "exposure times", "weights_sha256": "the model's weights", "footage": "FRAMES"}
+
+
 class FolderOutput:
     """One PNG per frame (``frame_000001.png``...) stored as ``stored(number)`` says (the input
     frame's bit depth, grayness, EXIF), each written atomically; a folder of an interrupted
@@ -608,8 +613,12 @@ class FolderOutput:
                                                 "another folder or empty it")
             earlier.pop("complete", None)
             if earlier != settings and self._frames():
-                raise InputError(folder, "holds frames of a run with other settings; "
-                                         "choose another folder or empty it")
+                changed = [_SETTING_NAMES.get(key, key) for key in (*settings, *(
+                    k for k in earlier if k not in settings)) if earlier.get(key) !=
+                    settings.get(key)]
+                raise InputError(folder, f"holds frames of a run with other settings "
+                                         f"(changed: {', '.join(changed)}); resume with the "
+                                         "same, or choose another folder or empty it")
         elif folder.is_dir() and any(folder.iterdir()):
             raise InputError(folder, "is not empty and not a deblur output; choose another")
         self._made = missing_folders(folder)

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import atomic_path
-from gyrodeblur.models import DeepGyro, GyroDVD, load_model, weights_file
+from gyrodeblur.models import DeepGyro, GyroDVD, check_restored, load_model, weights_file
 from gyrodeblur.models.gyrodvd import KERNEL_INPUTS
 
 OPSET = 17
@@ -238,6 +238,8 @@ def export_model(name_or_path: str | Path, output: str | Path, opset: int = OPSE
         require("onnxruntime")
     check_opset(opset)
     net, _ = load_model(name_or_path)
+    with torch.no_grad():  # a diverged run's weights: said so, not as runtimes that differ
+        check_restored(net(**random_inputs(net, CHECK_SHAPE)), name_or_path)
     target = Path(output)
     if not names_file(target):
         target = target / f"{onnx_name(name_or_path)}.onnx"

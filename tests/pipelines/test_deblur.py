@@ -380,7 +380,11 @@ def test_deblur_video_classic_to_folder_raises_psnr_and_resumes(clip, tmp_path, 
     assert "keeps the frames" not in other.output  # a finished folder: no resume note
     offset = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
                           "--time-offset", "0.001", "-o", out)
-    assert offset.exit_code == 2 and "other settings" in offset.output
+    assert offset.exit_code == 2 and "other settings (changed: camera)" in offset.output
+    fewer = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
+                         "--range", "1:3", "-o", out)
+    assert fewer.exit_code == 2
+    assert "(changed: frames (--range), frame times, exposure times)" in fewer.output
 
 
 @pytest.mark.parametrize("record", ["not json", "[1, 2]"])
@@ -431,7 +435,7 @@ def test_a_folder_of_other_weights_under_the_same_path_is_not_resumed(clip, tmp_
     assert deblur_video(clip / "blurred", *args).exit_code == 0
     shutil.copyfile(shipped_weights()["deepgyro-s"], weights)  # retrained, same file name
     again = deblur_video(clip / "blurred", *args)
-    assert again.exit_code == 2 and "other settings" in again.output
+    assert again.exit_code == 2 and "(changed: the model's weights)" in again.output
 
 
 @pytest.mark.parametrize(("signal_name", "status"), [("SIGINT", 130), ("SIGTERM", 143)])

@@ -222,14 +222,15 @@ def test_eval_names_what_is_wrong(tmp_path, monkeypatch, args, message):
     assert result.exit_code == 2 and message in result.output.strip().splitlines()[-1]
 
 
-def test_a_model_named_twice_is_scored_once(tmp_path):
+def test_a_model_named_twice_is_scored_once_in_the_order_given(tmp_path):
     weights = str(weights_file("deepgyro-s"))
-    result = CliRunner().invoke(app, ["eval", "-m", "deepgyro-s", "-m", weights, "--count", "1",
-                                      "--size", "32x32", "-o", str(tmp_path / "e.json")])
+    result = CliRunner().invoke(app, ["eval", "-m", "classic", "-m", "deepgyro-s", "-m",
+                                      weights, "--count", "1", "--size", "32x32", "-o",
+                                      str(tmp_path / "e.json")])
     assert result.exit_code == 0, result.output
     assert f"{weights}: deepgyro-s again, scored once" in result.output
     assert list(json.loads((tmp_path / "e.json").read_text())["results"]) == [
-        "blurred input", "deepgyro-s"]
+        "blurred input", "classic", "deepgyro-s"]
 
 
 def test_eval_without_a_model_says_it_scores_the_input_only(tmp_path):

@@ -125,3 +125,19 @@ def test_the_file_is_named_after_the_weights_run_name_whatever_their_suffix(tmp_
         assert onnx_name(tmp_path / "weights.bin") == expected
     result = export_model(tmp_path / "weights.bin", tmp_path / "chosen.onnx", check=False)
     assert result.path == tmp_path / "chosen.onnx" and result.path.is_file()
+
+
+def test_a_model_that_restores_nan_is_named_so_and_writes_nothing(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    config = {"arch": "deepgyro", "width": 4, "enc_blocks": [1], "dec_blocks": [1]}
+    net = DeepGyro(width=4, enc_blocks=(1,), dec_blocks=(1,))
+    # Finite weights that overflow, as a diverged run's saved before its NaN step.
+    thrown = {k: v * 1e15 if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    save_file(thrown, str(tmp_path / "thrown.safetensors"), metadata={"model": json.dumps(config)})
+    for check in (True, False):
+        with pytest.raises(InputError, match="thrown.safetensors: the model restores NaN"):
+            export_model(tmp_path / "thrown.safetensors", tmp_path / "out", check=check)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thrown.safetensors"]
