@@ -494,12 +494,23 @@ def kernels(
         err_console.print(f"no translation for frame(s) {', '.join(map(str, alone))}: no "
                           "neighbouring frame with timing in the footage and the gyro")
     note_pixels_without_ray(cam)
+    pixels = cam.width * cam.height
+    size_bytes = len(selected) * (samples * 2 * pixels * 4 * (1 + translation) + pixels
+                                  + samples * cam.height * 8)
+    if size_bytes > LARGE_KERNELS:  # seldom meant: said before the work
+        err_console.print(f"the kernels of {len(selected)} frames at {cam.width}x{cam.height} "
+                          f"take {size_bytes / 1e9:.3g} GB" + (
+                              "; --size WxH computes them smaller" if size is None else ""))
     with LoggedProgress() as bar:
         task = bar.add_task("kernels", total=len(selected))
         compute_kernels(job, output, plot, progress=lambda n: bar.update(task, completed=n))
     err_console.print(f"wrote {output} ({len(selected)} frame{'s' * (len(selected) != 1)}, "
                       f"{cam.width}x{cam.height}, T={samples})"
                       + (f" and pictures in {plot}/" if plot else ""))
+
+
+LARGE_KERNELS = 1e9
+"""bytes: kernels files beyond this are announced with their size."""
 
 
 def note_pixels_without_ray(cam: Camera) -> None:

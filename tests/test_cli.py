@@ -308,6 +308,17 @@ def test_pictures_wait_for_the_npz_and_a_failed_run_keeps_earlier_ones(clip, mon
     assert not (clip / "new").exists()
 
 
+def test_large_kernels_are_announced_with_the_size_they_take(clip, monkeypatch):
+    from gyrodeblur import cli
+
+    monkeypatch.setattr(cli, "LARGE_KERNELS", 1e5)
+    for extra in ([], ["--no-translation"]):
+        result = kernels(clip, *extra)
+        assert result.exit_code == 0, result.output
+        said = float(result.output.split(f"4 frames at {W}x{H} take ")[1].split(" GB")[0])
+        assert said == pytest.approx((clip / "out.npz").stat().st_size / 1e9, rel=0.01)
+
+
 def test_pictures_into_the_frames_folder_are_refused(clip):
     result = kernels(clip, "--plot", str(clip / "frames"))
     assert result.exit_code == 2 and "frames: would overwrite an input" in result.output
