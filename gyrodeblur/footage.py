@@ -66,6 +66,8 @@ class FrameTiming:
         if not (np.isfinite(self.t_start).all() and np.isfinite(self.exposure).all()
                 and (self.exposure > 0).all()):
             raise ValueError("t_start must be finite and exposure positive")
+        if np.any(np.diff(self.t_start) <= 0):
+            raise ValueError("t_start must increase with the frame numbers")
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -269,8 +271,11 @@ def gyrovd_frames(folder: Path) -> tuple[list[Path], FrameTiming] | None:
     if not files or not all(matches):
         return None
     ns = np.array([[int(g) for g in m.groups()] for m in matches], dtype=np.int64)
-    timing = FrameTiming(np.arange(1, len(files) + 1), ns[:, 1] * 1e-9,
-                         (ns[:, 3] - ns[:, 2]) * 1e-9, str(blur))
+    try:
+        timing = FrameTiming(np.arange(1, len(files) + 1), ns[:, 1] * 1e-9,
+                             (ns[:, 3] - ns[:, 2]) * 1e-9, str(blur))
+    except ValueError as e:  # times out of order, exposures that end before they start
+        raise InputError(blur, f"the times in its file names: {e}") from None
     return files, timing
 
 
@@ -837,8 +842,10 @@ def video_timing(path: str | Path, exposure: float) -> FrameTiming:
     t = np.sort(np.array(pts, np.float64)) * float(time_base)
     if np.any(np.diff(t) <= 0):
         raise InputError(path, "duplicated frame timestamps; give --frames-csv")
-    return FrameTiming(np.arange(1, len(t) + 1), t - t[0], np.full(len(t), exposure),
-                       f"{path} (timestamps, exposure {exposure} s)")
+    timing = FrameTiming(np.arange(1, len(t) + 1), t - t[0], np.full(len(t), exposure),
+                         f"{path} (timestamps, exposure {exposure} s)")
+    check_timing_units(timing)
+    return timing
 
 
 def frame_rate(footage: Footage, timing: FrameTiming | None) -> Fraction:
@@ -925,9 +932,11 @@ class VideoWriter:
                 return
 
     def write(self, image: np.ndarray) -> None:
-        """Append one ``(H, W, 3)`` float32 RGB frame in ``[0, 1]``."""
+        """Append one ``(H, W, 3)`` RGB frame: float in ``[0, 1]``, or uint8 / uint16 as
+        :func:`float_image` takes it."""
         import av
 
+        image = float_image(image, f"frame {self._frames + 1}")
         h, w = image.shape[:2]
         if self._video is None:
             self._video = self._container.add_stream("libx264", rate=self.fps)

@@ -12,6 +12,7 @@ from gyrodeblur.footage import (
     read_image,
     read_image_and_format,
     to_float,
+    video_timing,
     write_image,
 )
 from gyrodeblur.synthesis.images import dead_leaves, skimage_image
@@ -137,6 +138,35 @@ def test_video_written_and_read_back_keeps_its_levels(tmp_path):
     rgb = dict(Footage(tmp_path / "clip.mp4").frames(np.array([1]), native=True))[1]
     bias = (rgb - np.round(image * 255)).mean(axis=(0, 1))
     assert np.abs(bias).max() < 0.6, bias
+
+
+def test_video_writer_takes_integer_frames_as_images_and_refuses_0_to_255_floats(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    for name, frame in (("u8.mp4", image), ("u16.mp4", image.astype(np.uint16) * 257),
+                        ("f.mp4", image / np.float32(255))):
+        with VideoWriter(tmp_path / name, 10) as video:
+            video.write(frame)
+    frames = [dict(Footage(tmp_path / name).frames(np.array([1]), native=True))[1]
+              for name in ("u8.mp4", "u16.mp4", "f.mp4")]
+    assert np.array_equal(frames[0], frames[2]) and np.array_equal(frames[1], frames[2])
+    with pytest.raises(ValueError, match=r"frame 1: float values must lie in \[0, 1\]"):
+        with VideoWriter(tmp_path / "x.mp4", 10) as video:
+            video.write(image.astype(np.float32))
+    with pytest.raises(ValueError, match=r"frame 1: must be \(H, W, 3\) RGB"):
+        with VideoWriter(tmp_path / "x.mp4", 10) as video:
+            video.write(np.zeros((3, 16, 16), np.float32))
+
+
+def test_timing_out_of_order_and_a_video_exposure_longer_than_its_frames_are_refused(
+        tmp_path):
+    with pytest.raises(ValueError, match="t_start must increase with the frame numbers"):
+        FrameTiming([1, 2, 3], [0.0, 0.2, 0.1], [0.01] * 3)
+    with VideoWriter(tmp_path / "clip.mp4", 30) as video:
+        for _ in range(3):
+            video.write(np.zeros((16, 16, 3), np.float32))
+    assert len(video_timing(tmp_path / "clip.mp4", 0.02)) == 3
+    with pytest.raises(InputError, match="exposure 0.5 s is longer than the frame interval"):
+        video_timing(tmp_path / "clip.mp4", 0.5)
 
 
 def test_video_writer_takes_a_measured_float_frame_rate(tmp_path):

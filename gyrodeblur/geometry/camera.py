@@ -411,28 +411,73 @@ def _distort_opencv(xn: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.stack([xd, yd], -1), jac
 
 
+def _radial(r: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The OpenCV model's radial part, ``r radial(r^2)``, and its slope in ``r``, where its
+    denominator is positive (a slope of -1 where not: no ray there)."""
+    r2 = r * r
+    num = 1 + r2 * (k[0] + r2 * (k[1] + r2 * k[4]))
+    den = 1 + r2 * (k[5] + r2 * (k[6] + r2 * k[7]))
+    d_num = 2 * r * (k[0] + r2 * (2 * k[1] + 3 * r2 * k[4]))
+    d_den = 2 * r * (k[5] + r2 * (2 * k[6] + 3 * r2 * k[7]))
+    with np.errstate(all="ignore"):
+        slope = num / den + r * (d_num * den - num * d_den) / (den * den)
+    return r * num / den, np.where(den > 0, slope, -1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _fold(k: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The radial part on the branch where it grows from the centre, up to the fold where it
+    first stops growing, sampled as ``(r, r radial(r^2))``; None when it grows throughout
+    (up to a radius of 1e6). No ray lies past the fold, though the curve may rise again there
+    and give far points a second, false preimage."""
+    k_ = np.asarray(k)
+    r = np.geomspace(1e-6, 1e6, 240_001)  # a relative step of 2e-4
+    falling = np.flatnonzero(_radial(r, k_)[1] <= 0)
+    if not len(falling):
+        return None
+    lo, hi = r[max(falling[0] - 1, 0)], r[falling[0]]
+    for _ in range(60):  # bisection to double precision
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _radial(np.array(mid), k_)[1] > 0 else (lo, mid)
+    branch = np.linspace(0.0, lo, 4097)
+    branch.flags.writeable = False
+    distorted = _radial(branch, k_)[0]
+    distorted.flags.writeable = False
+    return branch, distorted
+
+
 def _undistort_opencv(xd: np.ndarray, k: np.ndarray) -> np.ndarray:
-    # 2D Newton from the distorted point itself; converges quadratically where the model is
-    # locally invertible, which covers any calibrated field of view.
+    # 2D Newton from the distorted point, or for a model that folds back (and may rise again
+    # far out, with a false preimage there) from the inverse of its radial part before the
+    # fold; converges quadratically where the model is locally invertible.
+    fold = _fold(tuple(k))
     x = xd.copy()
+    if fold is not None:
+        rd = np.hypot(xd[..., 0], xd[..., 1])
+        r = np.interp(rd, fold[1], fold[0])
+        x *= np.divide(r, rd, out=np.ones_like(rd), where=rd > 1e-15)[..., None]
     for _ in range(_NEWTON_ITERS):
-        f, jac = _distort_opencv(x, k)
-        r = f - xd
-        det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
-        with np.errstate(all="ignore"):  # a singular Jacobian gives NaN, rejected below
+        # A singular Jacobian (at the fold), or a point past it that has no preimage, gives
+        # NaN or runs off: rejected below.
+        with np.errstate(all="ignore"):
+            f, jac = _distort_opencv(x, k)
+            r = f - xd
+            det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
             step = np.stack([jac[..., 1, 1] * r[..., 0] - jac[..., 0, 1] * r[..., 1],
                              jac[..., 0, 0] * r[..., 1] - jac[..., 1, 0] * r[..., 0]], -1)
             step /= det[..., None]
         x = x - step
         if _max_finite(step) <= _NEWTON_STEP_TOL:
             break
-    f, jac = _distort_opencv(x, k)
-    det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
-    trace = jac[..., 0, 0] + jac[..., 1, 1]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
+        f, jac = _distort_opencv(x, k)
+        det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
+        trace = jac[..., 0, 0] + jac[..., 1, 1]
         # A model that folds back has a second preimage past the fold where the map turns
         # the plane through 180 degrees (det > 0 but trace < 0): a ray pointing away.
         ok = (np.abs(f - xd).max(-1) < _RESIDUAL_TOL) & (det > 0) & (trace > 0)
+        if fold is not None:
+            ok &= np.hypot(x[..., 0], x[..., 1]) < fold[0][-1]
     return np.where(ok[..., None], x, np.nan)
 
 

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.footage import FrameTiming
-from gyrodeblur.geometry.camera import Camera
+from gyrodeblur.footage import FrameTiming, check_unit_range
+from gyrodeblur.geometry.camera import Camera, same_view
 from gyrodeblur.geometry.rotation import Orientation
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, check_flow_name, to_gray_u8
 from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
@@ -42,10 +42,17 @@ class FrameKernels:
     image: np.ndarray | None = None
 
 
-def fit_to_camera(image: np.ndarray, camera: Camera) -> np.ndarray:
-    """Resize a frame to the camera's resolution (area averaging) when it differs."""
-    if image.shape[:2] == (camera.height, camera.width):
+def fit_to_camera(image: np.ndarray, camera: Camera, number: int) -> np.ndarray:
+    """Frame ``number`` resized to the camera's resolution (area averaging) when it differs;
+    one of another aspect ratio (a crop, another camera) or of 0..255 floats refused."""
+    if image.dtype.kind == "f":
+        check_unit_range(image, f"frame {number}")
+    h, w = image.shape[:2]
+    if (h, w) == (camera.height, camera.width):
         return image
+    if not same_view(w, h, camera.width, camera.height):
+        raise ValueError(f"frame {number}: {w}x{h} is not a resize of the camera's "
+                         f"{camera.width}x{camera.height} (another aspect ratio)")
     return cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
 
 
@@ -58,8 +65,8 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
     Args:
         orientation: camera orientation from the gyro in camera axes.
         camera: camera at the computing resolution.
-        timing: frame timing (frame clock); must contain ``numbers`` and, for translation,
-            whichever neighbours ``frames`` delivers.
+        timing: frame timing (frame clock); must contain ``numbers``; a neighbour it has no
+            times for is passed over (a gap).
         numbers: frame numbers to yield.
         samples: ``T``.
         frames: ``(number, image)`` in increasing order, covering ``numbers`` (and their
@@ -87,18 +94,25 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
         for number, image in pairs:
             if number in wanted:
                 rot, times, _ = rotation(number)
-                image = None if image is None else fit_to_camera(image, camera)
+                image = None if image is None else fit_to_camera(image, camera, number)
                 yield FrameKernels(number, rot, None, empty, times, image)
         return
 
     images: dict[int, np.ndarray] = {}
 
     def grays() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        previous = None
         for number, image in frames:
-            image = fit_to_camera(image, camera)
+            if previous is not None and number <= previous:
+                raise ValueError(f"frames: must come in increasing order, got {number} after "
+                                 f"{previous}")
+            previous = number
+            row = timing.frame.searchsorted(number)
+            if row == len(timing.frame) or timing.frame[row] != number:
+                continue  # no times (not wanted, checked above): no neighbour, a gap
+            image = fit_to_camera(image, camera, number)
             if number in wanted:
                 images[number] = image
-            row = timing.frame.searchsorted(number)
             t_ref = sample_times(camera, timing.t_start[row], timing.exposure[row], 2)[1]
             yield number, to_gray_u8(image), t_ref
 

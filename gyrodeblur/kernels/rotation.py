@@ -98,6 +98,23 @@ def check_samples(samples: int) -> None:
         raise ValueError(f"samples: need an integer of at least 2 per exposure, got {samples!r}")
 
 
+def check_exposure_time(exposure: float) -> None:
+    """Refuse an exposure that is no frame's in seconds: negative, not finite, or over
+    ``MAX_EXPOSURE`` (in ms, mostly).
+
+    Example:
+        >>> check_exposure_time(20)
+        Traceback (most recent call last):
+        ...
+        ValueError: exposure 20 s, over 1 s: no video frame's; is it in seconds (not ms)?
+    """
+    if not (np.isfinite(exposure) and exposure >= 0):
+        raise ValueError(f"exposure {exposure} s: finite and >= 0")
+    if exposure > MAX_EXPOSURE:
+        raise ValueError(f"exposure {exposure:g} s, over {MAX_EXPOSURE:g} s: no video frame's; "
+                         "is it in seconds (not ms)?")
+
+
 def sample_times(camera: Camera, t_start: float, exposure: float,
                  samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-row sample times and reference times of one frame, on the gyro clock.
@@ -121,11 +138,9 @@ def sample_times(camera: Camera, t_start: float, exposure: float,
     if np.ndim(t_start) or np.ndim(exposure):
         raise ValueError("t_start and exposure are one frame's seconds (numbers): a frame at "
                          "a time; exposure_span takes arrays of frames")
-    if not (np.isfinite(t_start) and exposure >= 0):
-        raise ValueError(f"t_start {t_start} s and exposure {exposure} s: finite, exposure >= 0")
-    if exposure > MAX_EXPOSURE:
-        raise ValueError(f"exposure {exposure:g} s, over {MAX_EXPOSURE:g} s: no video frame's; "
-                         "is it in seconds (not ms)?")
+    if not np.isfinite(t_start):
+        raise ValueError(f"t_start {t_start} s: not finite")
+    check_exposure_time(exposure)
     start = camera.row_start_times(t_start) + camera.time_offset
     frac = np.arange(samples) / (samples - 1)
     times = start[None, :] + exposure * frac[:, None]

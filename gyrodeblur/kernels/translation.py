@@ -23,7 +23,7 @@ import numpy as np
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import Orientation
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, consistent
-from gyrodeblur.kernels.rotation import check_samples
+from gyrodeblur.kernels.rotation import check_exposure_time, check_samples
 from gyrodeblur.kernels.warp import warp_displacements
 
 
@@ -273,6 +273,9 @@ def translation_trajectories(tau: np.ndarray, exposure: float, samples: int) -> 
     if tau.ndim != 3 or tau.shape[2] != 2:
         raise ValueError(f"tau: must be (H, W, 2) px/s, got shape {tau.shape}")
     check_samples(samples)
+    if np.ndim(exposure):
+        raise ValueError("exposure is one frame's seconds (a number)")
+    check_exposure_time(exposure)
     offsets = (exposure * (0.5 - np.arange(samples) / (samples - 1))).astype(np.float32)
     # In float32 throughout: 4x faster than through float64, the same to 2e-7 px.
     return offsets[:, None, None, None] * np.moveaxis(tau.astype(np.float32, copy=False), -1,

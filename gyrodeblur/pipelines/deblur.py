@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -395,6 +395,10 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None = N
             raise ValueError(f"kernels of {w}x{h} are not of the view of a {W}x{H} image")
         if np.isinf(kernel).any():
             raise ValueError("infinite kernels")
+    reach = kernel_reach((rot, tran), W, H)
+    if reach > max(W, H):
+        raise ValueError(f"the kernels move pixels {reach:.0f} px, beyond the {W}x{H} image: "
+                         "are they in pixels?")
     rot, tran = (None if k is None else still_where_no_ray(k) for k in (rot, tran))
     if restorer.net is not None and len(rot) != restorer.samples:
         rot = resample_samples(rot, restorer.samples)
@@ -412,6 +416,10 @@ def resample_samples(traj: np.ndarray, samples: int) -> np.ndarray:
         [0.0, 2.0, 4.0, 6.0, 8.0]
     """
     check_samples(samples)
+    if np.ndim(traj) != 4 or np.shape(traj)[1] != 2 or len(traj) < 2:
+        raise ValueError(f"traj: must be one frame's (T, 2, H, W) trajectories, T >= 2, got "
+                         f"shape {np.shape(traj)} (a kernels file's (F, T, 2, H, W): take a "
+                         "frame's)")
     T = len(traj)
     if T == samples:
         return traj
@@ -506,12 +514,21 @@ def read_kernels(path: str | Path, frame: int | None, size: tuple[int, int]
     kernels = rot[i], None if tran is None else tran[i]
     if any(np.isinf(k).any() for k in kernels if k is not None):
         raise InputError(path, f"infinite kernels in frame {frame}")
-    # Displacements beyond the image leave nothing of it to restore: a unit error.
-    reach = max(float(np.nanmax(np.abs(k), initial=0.0)) for k in kernels if k is not None)
-    if reach * max(W / w, H / h) > max(W, H):
-        raise InputError(path, f"kernels of frame {frame} move pixels {reach * W / w:.0f} px, "
+    reach = kernel_reach(kernels, W, H)
+    if reach > max(W, H):
+        raise InputError(path, f"kernels of frame {frame} move pixels {reach:.0f} px, "
                                f"beyond the {W}x{H} image: are they in pixels?")
     return kernels
+
+
+def kernel_reach(kernels: Iterable[np.ndarray | None], width: int, height: int) -> float:
+    """The farthest displacement of ``(T, 2, h, w)`` kernels, in pixels of a ``width`` x
+    ``height`` image of their view: beyond the image, nothing of it is left to restore (a
+    unit error)."""
+    kernels = [k for k in kernels if k is not None]
+    h, w = kernels[0].shape[-2:]
+    reach = max(float(np.nanmax(np.abs(k), initial=0.0)) for k in kernels)
+    return reach * max(width / w, height / h)
 
 
 @dataclass
@@ -546,6 +563,11 @@ class VideoJob:
 
     def check(self) -> None:
         """Refuse what cannot work before anything is written."""
+        width, height = self.footage.size
+        if not same_view(width, height, self.camera.width, self.camera.height):
+            raise InputError(self.footage.path, f"{width}x{height} frames are not a resize of "
+                                                f"the camera's {self.camera.width}x"
+                                                f"{self.camera.height} (another aspect ratio)")
         check_frames_covered(self.log, self.camera, self.timing, self.frames)
 
     def stream(self) -> Iterator[FrameData]:

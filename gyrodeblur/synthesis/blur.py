@@ -271,6 +271,9 @@ def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
                          f"got {tuple(traj.shape)}")
     if traj.shape[1] < 1:
         raise ValueError("traj has no samples (T = 0)")
+    if not bool(torch.isfinite(traj.detach().sum())):  # NaN and inf carry: 20x faster
+        raise ValueError("traj has non-finite values (NaN: pixels without a ray through the "
+                         "lens, which kernels.rotation.still_where_no_ray makes still)")
     if saturation is not None and not 1 <= saturation < math.inf:
         raise ValueError(f"saturation is a finite gain >= 1, got {saturation}")
     if isinstance(subsamples, bool) or not isinstance(subsamples, int | np.integer) or \
@@ -304,9 +307,6 @@ def blur_image(sharp_hwc: np.ndarray, traj: np.ndarray, **kw) -> np.ndarray:
     if traj.ndim != 4 or traj.shape[1] != 2 or traj.shape[2:] != (H, W):
         raise ValueError(f"traj must be (T, 2, H, W) = (T, 2, {H}, {W}) for this image, got "
                          f"{traj.shape}")
-    if not np.isfinite(traj).all():
-        raise ValueError("traj has non-finite values (NaN: pixels without a ray through the "
-                         "lens, which kernels.rotation.still_where_no_ray makes still)")
     sharp = torch.from_numpy(np.ascontiguousarray(sharp_hwc, np.float32)).permute(2, 0, 1)
     out = blur(sharp[None], torch.from_numpy(traj)[None], **kw)
     return out[0].permute(1, 2, 0).numpy()

@@ -167,6 +167,24 @@ def test_a_folding_opencv_model_has_no_ray_past_its_fold() -> None:
     assert ((rays[near] * xd[near]).sum(-1) >= 0).all()
 
 
+def test_a_model_that_folds_and_rises_again_has_no_false_rays_past_its_fold() -> None:
+    # k3 > 0: r_d = r (1 + k1 r^2 + k2 r^4 + k3 r^6) peaks, then rises again from r = 4 on, so
+    # the corners past the peak have a far, false preimage; they have no ray.
+    k = (-0.21, -0.019, 0.0, 0.0, 0.00165)
+    cam = Camera(160, 120, 107.0, 107.0, 79.5, 59.5, "opencv", k)
+    s = min(root.real for root in np.roots([7 * k[4], 5 * k[1], 3 * k[0], 1])
+            if abs(root.imag) < 1e-12 and root.real > 0)  # r^2 where d r_d / d r = 0
+    peak = np.sqrt(s) * (1 + k[0] * s + k[1] * s**2 + k[4] * s**3)
+    ys, xs = np.mgrid[0:120, 0:160]
+    pixels = np.stack([xs, ys], -1).astype(np.float64)
+    rd = np.hypot(xs - cam.cx, ys - cam.cy) / 107.0
+    rays = cam.undistort_points(pixels)
+    assert (rd > peak + 1e-3).sum() > 500 and np.isnan(rays[rd > peak + 1e-3]).all()
+    near = rd < peak - 1e-3
+    assert np.isfinite(rays[near]).all() and (np.hypot(*rays[near].T) < np.sqrt(s)).all()
+    np.testing.assert_allclose(cam.distort_points(rays[near]), pixels[near], rtol=0, atol=1e-8)
+
+
 def test_points_keep_leading_shape() -> None:
     p = np.zeros((2, 3, 4, 2))
     assert OPENCV.undistort_points(p).shape == p.shape

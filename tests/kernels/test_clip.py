@@ -31,3 +31,25 @@ def test_a_frame_without_times_is_refused_by_number(number):
 def test_an_unknown_flow_backend_is_refused_before_any_frame():
     with pytest.raises(ValueError, match="flow 'raft': choose one of"):
         next(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([1]), flow="raft"))
+
+
+def _frames(numbers, size=(24, 32)):
+    rng = np.random.default_rng(0)
+    return [(n, rng.random((*size, 3)).astype(np.float32)) for n in numbers]
+
+
+def test_a_neighbour_without_times_is_a_gap_not_an_infinite_velocity():
+    # Frame 3 has no times: frame 4 has no neighbour with times, so no translation.
+    ks = list(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([4]), 3, _frames([3, 4])))
+    assert [k.number for k in ks] == [4]
+    assert not ks[0].mask.any() and np.array_equal(ks[0].tran, np.zeros_like(ks[0].tran))
+
+
+@pytest.mark.parametrize(("frames", "message"), [
+    (_frames([2, 1]), "frames: must come in increasing order, got 1 after 2"),
+    (_frames([1, 2], (24, 40)), r"frame 1: 40x24 is not a resize of the camera's 32x24"),
+    ([(1, np.full((24, 32, 3), 200.0, np.float32))], r"frame 1: float values must lie in \[0, 1\]"),
+])
+def test_frames_out_of_order_of_another_view_or_of_0_255_floats_are_refused(frames, message):
+    with pytest.raises(ValueError, match=message):
+        list(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([1, 2]), 3, frames))

@@ -153,6 +153,10 @@ def test_translation_trajectories_refuse_a_tau_of_another_layout_and_one_sample(
         translation_trajectories(np.zeros((2, 4, 5), np.float32), 0.02, 3)
     with pytest.raises(ValueError, match="samples: need an integer of at least 2"):
         translation_trajectories(np.zeros((4, 5, 2), np.float32), 0.02, 1)
+    for exposure, problem in ((20, r"exposure 20 s, over 1 s: .*not ms"),
+                              (-0.02, r"exposure -0.02 s: finite and >= 0")):
+        with pytest.raises(ValueError, match=problem):
+            translation_trajectories(np.zeros((4, 5, 2), np.float32), exposure, 3)
 
 
 def _scene_clip(camera, w, velocity, depth=2.0):

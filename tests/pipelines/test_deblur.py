@@ -33,6 +33,7 @@ from gyrodeblur.pipelines.deblur import (
     image_kernels,
     make_restorer,
     read_kernels,
+    resample_samples,
     restore_frame,
     side_by_side_frame,
     tile_halo,
@@ -712,6 +713,28 @@ def test_deblur_image_refuses_kernels_of_another_view():
     with pytest.raises(ValueError, match="must be"):
         deblur_image(image, np.zeros((5, 2, 30, 40), np.float32),
                      np.zeros((5, 2, 60, 80), np.float32), restorer)
+    # 41 px at half size is 82 px at the image's: beyond its 80 px, kernels in other units.
+    with pytest.raises(ValueError, match="move pixels 82 px, beyond the 80x60 image: are "):
+        deblur_image(image, np.full((5, 2, 30, 40), 41.0, np.float32), None, restorer)
+    with pytest.raises(ValueError, match=r"a kernels file's \(F, T, 2, H, W\): take a frame's"):
+        resample_samples(np.zeros((12, 9, 2, 4, 4), np.float32), 9)
+
+
+def test_a_video_job_refuses_a_camera_of_another_view(clip):
+    from gyrodeblur.footage import Footage, read_frames_csv
+    from gyrodeblur.pipelines.deblur import VideoJob
+
+    camera = load_camera(clip / "camera.json")  # 320x192
+    footage, timing = Footage(clip / "blurred"), read_frames_csv(clip / "frames.csv")
+    log = read_gyro(clip / "gyro.csv")
+    job = VideoJob(footage, timing, timing.frame[:2], log, camera.rescaled(160, 96),
+                   make_restorer("classic", None, video=True))
+    job.check()  # a resize of the view
+    wide = replace(camera, width=320, height=180, cy=89.5)
+    job = VideoJob(footage, timing, timing.frame[:2], log, wide, job.restorer)
+    with pytest.raises(InputError, match="320x192 frames are not a resize of the camera's "
+                                         "320x180"):
+        job.check()
 
 
 def test_deblur_image_takes_integer_images_and_tensors_and_refuses_0_to_255_floats():

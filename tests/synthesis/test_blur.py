@@ -252,6 +252,10 @@ def test_blur_is_differentiable_on_the_cpu_for_a_reblur_loss():
      "must be float tensors, got torch.uint8"),
     (torch.full((1, 3, 4, 4), 200.0), torch.zeros(1, 2, 2, 4, 4), ValueError,
      r"float values must lie in [0, 1], got 200 to 200 (0..255 floats?)"),
+    (torch.zeros(1, 3, 4, 4), torch.full((1, 2, 2, 4, 4), math.nan), ValueError,
+     "traj has non-finite values (NaN: pixels without a ray"),
+    (torch.zeros(1, 3, 4, 4), torch.full((1, 2, 2, 4, 4), math.nan, requires_grad=True),
+     ValueError, "traj has non-finite values (NaN: pixels without a ray"),
 ])
 def test_blur_refuses_what_it_would_blur_wrong(sharp, traj, error, message):
     with pytest.raises(error, match=re.escape(message)):
