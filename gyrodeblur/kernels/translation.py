@@ -34,8 +34,14 @@ def rotation_flow(orientation: Orientation, camera: Camera, t_a: np.ndarray,
     Returns ``(H, W, 2)`` float32: pixel ``p`` of row ``y`` moves to
     ``H(t_b(y) <- t_a(y)) p``: the target taken at the source row's time (under a rolling
     shutter a point that moves ``flow_y`` rows is seen ``flow_y t_r / (H - 1)`` away from it,
-    which :func:`pair_velocity` corrects with the measured flow).
+    which :func:`pair_velocity` corrects with the measured flow). ``t_a``, ``t_b``: ``(H,)``
+    gyro-clock times, a row's each (:func:`~gyrodeblur.kernels.rotation.sample_times`' second
+    result: its mid-exposure).
     """
+    for name, t in (("t_a", t_a), ("t_b", t_b)):
+        if np.shape(t) != (camera.height,):
+            raise ValueError(f"{name}: one time per row, ({camera.height},), got shape "
+                             f"{np.shape(t)} (sample_times gives a frame's)")
     R_rows = orientation.relative(np.asarray(t_b)[None], np.asarray(t_a)[None])
     return np.moveaxis(warp_displacements(R_rows, camera)[0], 0, -1)
 

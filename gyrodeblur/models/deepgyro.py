@@ -4,7 +4,7 @@ The blurred image is concatenated with a gyro-derived kernel description and pas
 NAFNet-style U-Net that predicts a residual: ``restored = blurred + net(blurred, kernel)``.
 The kernel description (``guidance``) is one of
 
-- ``"field"``: DeepGyro's 2-channel blur field ``(U, V)`` (``blur_field``);
+- ``"field"``: DeepGyro's 2-channel blur field ``(U, V)`` (``batched_blur_field``);
 - ``"path"`` (ours): the blur field plus the blurred image sampled at four points of its own
   trajectory, ``y(p + k_t(p)) - y(p)`` at the exposure's ends and at a quarter and three
   quarters of it (``path_indices``). Each is the image moved by part of its blur, so a first
@@ -55,8 +55,9 @@ def path_indices(T: int) -> list[int]:
     return points[:2] + points[3:]
 
 
-def blur_field(rot: Tensor) -> Tensor:
-    """Batched DeepGyro blur field: ``(B, T, 2, H, W) -> (B, 2, H, W)``.
+def batched_blur_field(rot: Tensor) -> Tensor:
+    """Batched DeepGyro blur field in torch: ``(B, T, 2, H, W) -> (B, 2, H, W)``
+    (:func:`gyrodeblur.kernels.blur_field.blur_field`: one trajectory in NumPy).
 
     ``d = rot[:, -1] - rot[:, 0]``, negated where ``U < 0`` (or ``U == 0`` and ``V < 0``)
     because the blur is undirected.
@@ -65,9 +66,12 @@ def blur_field(rot: Tensor) -> Tensor:
         >>> rot = torch.zeros(1, 3, 2, 1, 2)
         >>> rot[0, -1, :, 0, 0] = torch.tensor([-2.0, 1.0])
         >>> rot[0, -1, :, 0, 1] = torch.tensor([0.0, -3.0])
-        >>> blur_field(rot)[0, :, 0].tolist()
+        >>> batched_blur_field(rot)[0, :, 0].tolist()
         [[2.0, 0.0], [-1.0, 3.0]]
     """
+    if not isinstance(rot, Tensor) or rot.ndim != 5 or rot.shape[2] != 2:
+        raise ValueError(f"rot must be a (B, T, 2, H, W) tensor, got {type(rot).__name__} of "
+                         f"shape {tuple(np.shape(rot))}")
     d = rot[:, -1] - rot[:, 0]
     flip = (d[:, 0] < 0) | ((d[:, 0] == 0) & (d[:, 1] < 0))
     return torch.where(flip[:, None], -d, d) + 0.0  # + 0.0 turns -0.0 into 0.0
@@ -195,10 +199,10 @@ class DeepGyro(nn.Module):
         if rot is None:
             raise ValueError(f"guidance={self.guidance!r} needs rot (B, T, 2, H, W)")
         if self.guidance == "field":
-            return blur_field(rot) / KERNEL_SCALE
+            return batched_blur_field(rot) / KERNEL_SCALE
         if self.guidance == "path":
             rot = rot.to(blurred.dtype)
-            return torch.cat((blur_field(rot) / KERNEL_SCALE,
+            return torch.cat((batched_blur_field(rot) / KERNEL_SCALE,
                               along_path(blurred, rot[:, path_indices(rot.shape[1])])), 1)
         if rot.shape[1] != self.samples:
             raise ValueError(f"rot has T={rot.shape[1]} samples, the net expects {self.samples}")

@@ -251,9 +251,9 @@ class FrameData:
     tran: np.ndarray | None
 
 
-def upsample_kernels(traj: np.ndarray, size: tuple[int, int], t: Tile | None = None
+def upsample_kernels(traj: np.ndarray, shape: tuple[int, int], t: Tile | None = None
                      ) -> np.ndarray:
-    """Trajectories ``(T, 2, h, w)`` of a smaller image of the same view, at ``size = (H, W)``
+    """Trajectories ``(T, 2, h, w)`` of a smaller image of the same view, at ``shape = (H, W)``
     (displacements scaled, bilinear in between), cropped to the window of ``t``.
 
     Example:
@@ -262,7 +262,7 @@ def upsample_kernels(traj: np.ndarray, size: tuple[int, int], t: Tile | None = N
         [2.0, 2.0]
     """
     T, _, h, w = traj.shape
-    H, W = size
+    H, W = shape
     y0, y1, x0, x1 = (0, H, 0, W) if t is None else (t.y0, t.y1, t.x0, t.x1)
     if (h, w) == (H, W):
         return np.ascontiguousarray(traj[..., y0:y1, x0:x1])
@@ -376,6 +376,9 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None = N
         raise TypeError("deblur_image(image, rot, tran, restorer): the third argument is the "
                         "translation kernels (None: none), the method the fourth")
     if isinstance(restorer, str):
+        if restorer not in METHODS:
+            raise ValueError(f"restorer {restorer!r}: a method ({', '.join(METHODS)}); a model "
+                             f"by name is make_restorer('net', {restorer!r})")
         restorer = make_restorer(restorer)
     image = float_image(image)
     H, W = image.shape[:2]
@@ -478,11 +481,11 @@ def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
                                  samples)[0]
 
 
-def read_kernels(path: str | Path, frame: int | None, size: tuple[int, int]
+def read_kernels(path: str | Path, frame: int | None, shape: tuple[int, int]
                  ) -> tuple[np.ndarray, np.ndarray | None]:
     """``rot`` and ``tran`` (or ``None``) of frame number ``frame`` (``None``: the first) of a
-    kernels ``.npz``, for an image of ``size = (H, W)`` (the kernels may be at another
-    resolution of the same view).
+    kernels ``.npz``, for an image of ``shape = (H, W)``, an array's (the kernels may be at
+    another resolution of the same view).
     """
     try:
         with np.load(path) as npz:  # no pickles: a kernels file holds arrays only
@@ -508,7 +511,7 @@ def read_kernels(path: str | Path, frame: int | None, size: tuple[int, int]
         raise InputError(path, f"no frame {frame} (frames {numbers[0]}..{numbers[-1]})")
     i = int(np.flatnonzero(numbers == frame)[0])
     h, w = rot.shape[-2:]
-    H, W = size
+    H, W = shape
     if not same_view(W, H, w, h):
         raise InputError(path, f"mismatched sizes: kernels are {w}x{h}, the image is {W}x{H}")
     kernels = rot[i], None if tran is None else tran[i]

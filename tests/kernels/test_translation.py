@@ -239,3 +239,12 @@ def test_pair_velocity_names_frames_and_times_of_another_kind():
         pair_velocity(a, b / 255.0, orientation, CAM, t_a, t_b)
     with pytest.raises(ValueError, match=r"t_a must be the \(\d+,\) per-row times, got shape \(\)"):
         pair_velocity(a, b, orientation, CAM, float(t_a[0]), t_b)
+
+
+def test_rotation_flow_takes_a_time_per_row():
+    camera = Camera(32, 24, 30.0, 30.0, 15.5, 11.5)
+    orientation = integrate(np.linspace(0.0, 1.0, 101), np.tile([0.1, 0.2, 0.0], (101, 1)))
+    with pytest.raises(ValueError, match=r"t_a: one time per row, \(24,\), got shape \(\)"):
+        rotation_flow(orientation, camera, 0.3, np.full(24, 0.4))
+    flow = rotation_flow(orientation, camera, np.full(24, 0.3), np.full(24, 0.3))
+    np.testing.assert_allclose(flow, 0.0, atol=1e-5)  # no time between: no motion

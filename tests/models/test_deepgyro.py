@@ -22,7 +22,7 @@ from gyrodeblur.models.deepgyro import (
     DEEPGYRO_VARIANTS,
     KERNEL_SCALE,
     DeepGyro,
-    blur_field,
+    batched_blur_field,
     path_indices,
 )
 
@@ -43,7 +43,7 @@ def test_blur_field_matches_numpy() -> None:
     rng = np.random.default_rng(0)
     rot = rng.normal(size=(3, 7, 2, 5, 6)).astype(np.float32)
     rot[1, -1, 0] = rot[1, 0, 0]  # U == 0 exactly: V decides the sign
-    got = blur_field(torch.from_numpy(rot)).numpy()
+    got = batched_blur_field(torch.from_numpy(rot)).numpy()
     want = np.stack([blur_field_np(r) for r in rot])
     np.testing.assert_array_equal(got, want)
     assert (got[:, 0] >= 0).all()
@@ -162,7 +162,7 @@ def test_path_input_is_the_image_moved_along_its_quarter_points() -> None:
     rot[:, :, 0] = torch.linspace(-2, 2, 9)[:, None, None]
     k = net.kernel_input(x, rot)
     assert k.shape == (1, 2 + 12, 6, 10)
-    torch.testing.assert_close(k[:, :2] * KERNEL_SCALE, blur_field(rot))
+    torch.testing.assert_close(k[:, :2] * KERNEL_SCALE, batched_blur_field(rot))
     for j, shift in enumerate((-2, -1, 1, 2)):
         moved = x[..., (torch.arange(10) + shift).clamp(0, 9)]  # borders extended
         torch.testing.assert_close(k[:, 2 + 3 * j: 5 + 3 * j], moved - x)

@@ -744,6 +744,8 @@ def test_deblur_image_takes_integer_images_and_tensors_and_refuses_0_to_255_floa
     rot = rng.normal(0, 1, (5, 2, 24, 32)).astype(np.float32)
     with pytest.raises(TypeError, match="the third argument is the translation kernels"):
         deblur_image(image, rot, restorer)
+    with pytest.raises(ValueError, match=r"by name is make_restorer\('net', 'deepgyro-s'\)"):
+        deblur_image(image, rot, None, "deepgyro-s")
     expected = deblur_image(image / np.float32(255), rot, None, restorer)
     np.testing.assert_array_equal(deblur_image(image, rot, None, restorer), expected)
     np.testing.assert_array_equal(
