@@ -98,6 +98,14 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
 
     Raises:
         InputError: missing columns, NaN, non-positive exposure, unsorted or duplicated frames.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "frames.csv"
+        >>> _ = path.write_text("frame,t_start,exposure\\n0,0.000,0.01\\n1,0.033,0.01\\n")
+        >>> timing = read_frames_csv(path)
+        >>> timing.frame.tolist(), timing.t_start.tolist()  # numbered from 1
+        ([1, 2], [0.0, 0.033])
     """
     path = Path(path)
     try:
@@ -584,6 +592,16 @@ class Footage:
 
     Raises:
         InputError: the path is missing, holds no images, or is not a readable video.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for i in (1, 2, 10):  # frame order is the names' natural order
+        ...     write_image(folder / f"f{i}.png", np.full((4, 6, 3), i / 10, np.float32))
+        >>> footage = Footage(folder)
+        >>> footage.count, footage.size, [round(float(im.mean()), 1)
+        ...                               for _, im in footage.frames(np.array([2, 3]))]
+        (3, (6, 4), [0.2, 1.0])
     """
 
     def __init__(self, path: str | Path) -> None:

@@ -581,6 +581,15 @@ def load_camera(path: str | Path, *, mode_size: tuple[int, int] | None = None,
 
     Raises:
         InputError: naming the file, for anything unreadable or malformed.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "camera.json"
+        >>> _ = path.write_text('{"width": 1920, "height": 1080, "fx": 1500, "fy": 1500, '
+        ...                     '"cx": 959.5, "cy": 539.5, "readout_time": 0.02}')
+        >>> cam = load_camera(path)
+        >>> cam.readout_time, cam.rescaled(960, 540).fx
+        (0.02, 750.0)
     """
     path = Path(path)
     if path.is_dir():

@@ -113,6 +113,20 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         out: the ``.npz`` to write.
         plot_dir: when given, one PNG per frame with the kernels drawn as streaks.
         progress: called with the number of frames done after each frame.
+
+    Example:
+        >>> import tempfile
+        >>> from gyrodeblur.geometry.gyro import GyroLog
+        >>> t = np.linspace(0.0, 1.0, 201)  # a steady pan of 0.5 rad/s about the y axis
+        >>> job = KernelJob(Camera(64, 48, 60.0, 60.0, 31.5, 23.5),
+        ...                 GyroLog(t, np.tile([0.0, 0.5, 0.0], (201, 1))),
+        ...                 FrameTiming([1, 2], [0.3, 0.4], [0.02, 0.02]), np.array([1, 2]),
+        ...                 translation=False)
+        >>> out = Path(tempfile.mkdtemp()) / "k.npz"
+        >>> compute_kernels(job, out)
+        >>> rot = np.load(out)["rot"]  # (F, T, 2, H, W): 0.6 px of pan across the exposure
+        >>> rot.shape, round(float(rot[0, -1, 0, 24, 32] - rot[0, 0, 0, 24, 32]), 2)
+        ((2, 9, 2, 48, 64), 0.6)
     """
     job.check()
     made = [] if plot_dir is None else missing_folders(plot_dir)
