@@ -456,19 +456,26 @@ def _undistort_opencv(xd: np.ndarray, k: np.ndarray) -> np.ndarray:
         rd = np.hypot(xd[..., 0], xd[..., 1])
         r = np.interp(rd, fold[1], fold[0])
         x *= np.divide(r, rd, out=np.ones_like(rd), where=rd > 1e-15)[..., None]
+    # Each point is iterated until its own step is done: a few steps for most, the cap for
+    # those past a fold, which have no preimage (a singular Jacobian at the fold, or a point
+    # past it, gives NaN or runs off: rejected below).
+    shape = x.shape
+    x, target = x.reshape(-1, 2), xd.reshape(-1, 2)
+    active = np.arange(len(x))
     for _ in range(_NEWTON_ITERS):
-        # A singular Jacobian (at the fold), or a point past it that has no preimage, gives
-        # NaN or runs off: rejected below.
         with np.errstate(all="ignore"):
-            f, jac = _distort_opencv(x, k)
-            r = f - xd
-            det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
-            step = np.stack([jac[..., 1, 1] * r[..., 0] - jac[..., 0, 1] * r[..., 1],
-                             jac[..., 0, 0] * r[..., 1] - jac[..., 1, 0] * r[..., 0]], -1)
-            step /= det[..., None]
-        x = x - step
-        if _max_finite(step) <= _NEWTON_STEP_TOL:
+            f, jac = _distort_opencv(x[active], k)
+            r = f - target[active]
+            det = jac[:, 0, 0] * jac[:, 1, 1] - jac[:, 0, 1] * jac[:, 1, 0]
+            step = np.stack([jac[:, 1, 1] * r[:, 0] - jac[:, 0, 1] * r[:, 1],
+                             jac[:, 0, 0] * r[:, 1] - jac[:, 1, 0] * r[:, 0]], -1)
+            step /= det[:, None]
+            x[active] -= step
+            size = np.abs(step).max(-1)
+        active = active[size > _NEWTON_STEP_TOL]  # NaN compares false: dropped as done
+        if not len(active):
             break
+    x = x.reshape(shape)
     with np.errstate(all="ignore"):
         f, jac = _distort_opencv(x, k)
         det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
