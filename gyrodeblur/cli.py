@@ -160,7 +160,7 @@ def reports_input_errors(command):
                                                                   "half-written")
             if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets it
                 err_console.print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}"
-                                  f"; {note}")
+                                  f"; {escape(note)}", highlight=False, soft_wrap=True)
             raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
         finally:
             if previous is not None:
