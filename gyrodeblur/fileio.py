@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -18,6 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from gyrodeblur.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 
 def check_output(path: str | Path, folder: bool = False,
@@ -57,51 +61,68 @@ def check_output(path: str | Path, folder: bool = False,
                                f"{'on a read-only file system' if read_only else 'not writable'}")
 
 
-def _temporary_prefix(target: Path) -> str:
-    """The name a temporary file or folder of ``target`` starts with: ``target``'s, this
-    host's and this process's, so that a later run can tell those a killed run left."""
-    return f".{target.name}.{socket.gethostname()}-{os.getpid()}."
+def _temporary_name(target: Path) -> re.Pattern:
+    """The names of ``target``'s temporaries: ``tempfile``'s 8 random characters between
+    ``.NAME.`` and ``.part`` (a file's followed by ``target``'s suffix)."""
+    return re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.part"
+                      rf"(?:{re.escape(target.suffix)})?")
+
+
+def _hold(fd: int) -> None:
+    """Lock ``fd`` (a temporary's) for as long as it is open: a temporary no process holds
+    was left by one that died. Where there are no such locks (Windows), nothing is held and
+    nothing is taken for left."""
+    if fcntl is not None:  # waits while a clean-up that found it unheld removes it
+        fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 def remove_orphans(target: str | Path) -> None:
-    """Remove the temporary files and folders of ``target`` that processes of this host left
-    when they died without cleaning up (SIGKILL, the out-of-memory killer, a power cut).
+    """Remove the temporary files and folders of ``target`` that runs left when they died
+    without cleaning up (SIGKILL, the out-of-memory killer, a power cut): those that no
+    process holds (:func:`_hold`; a lock every process on this file system sees, in other
+    containers and over NFS too). One that cannot be opened or removed is left.
 
     Example:
         >>> import tempfile, pathlib
         >>> d = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = (d / f".k.npz.{socket.gethostname()}-{2**22 + 1}.x.part.npz").write_text("")
+        >>> _ = (d / ".k.npz.a1b2c3d4.part.npz").write_text("")
         >>> remove_orphans(d / "k.npz"); list(d.iterdir())
         []
     """
     target = Path(target)
-    if os.name != "posix" or not target.parent.is_dir():  # os.kill(pid, 0) ends it elsewhere
+    if fcntl is None:
         return
-    owner = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(socket.gethostname())}-(\d+)\.")
-    for path in target.parent.iterdir():
-        found = owner.match(path.name)
-        if found is None or _alive(int(found[1])):
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
+    name = _temporary_name(target)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's; not a pid: left alone
-        return True
-    return True
+        entries = [e for e in os.scandir(target.parent) if name.fullmatch(e.name)]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a run still writing it
+            os.close(fd)
+            continue
+        try:  # removed while held, so that no run takes it up meanwhile
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
 def temporary_folder(target: str | Path) -> Iterator[Path]:
-    """A new folder beside ``target`` for the parts of it, removed with its contents on
-    leaving; those that killed runs left for ``target`` are removed first.
+    """A new folder beside ``target`` for the parts of it, held (:func:`_hold`) and removed
+    with its contents on leaving; those that killed runs left for ``target`` are removed
+    first.
 
     Example:
         >>> import tempfile, pathlib
@@ -113,9 +134,14 @@ def temporary_folder(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     remove_orphans(target)
-    with tempfile.TemporaryDirectory(prefix=_temporary_prefix(target), dir=target.parent
-                                     ) as folder:
-        yield Path(folder)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".part",
+                                     dir=target.parent) as folder:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            _hold(fd)
+            yield Path(folder)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -141,17 +167,17 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_orphans(target)
-        fd, name = tempfile.mkstemp(prefix=_temporary_prefix(target),
-                                    suffix=".part" + target.suffix, dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix,
+                                    dir=target.parent)
     except OSError as e:  # named after the target, not the temporary file
         remove_empty(made)
         raise InputError(target, f"cannot be written: {e.strerror}") from None
-    os.close(fd)
     tmp = Path(name)
     umask = os.umask(0)
     os.umask(umask)
     done = False
     try:
+        _hold(fd)  # open until the end: held while the writer writes the file by its name
         try:
             yield tmp
         except OSError as e:
@@ -168,6 +194,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         done = True
     finally:
         tmp.unlink(missing_ok=True)
+        os.close(fd)
         if not done:
             remove_empty(made)
 

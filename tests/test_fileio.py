@@ -1,6 +1,4 @@
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import zipfile
@@ -92,29 +90,42 @@ def test_a_full_disk_is_named_after_the_output_and_leaves_no_folders(tmp_path, m
     assert list(tmp_path.iterdir()) == []
 
 
-KILLED_WRITER = """
+WRITER = """
 import os, signal, sys
 import numpy as np
 from gyrodeblur.fileio import NpzWriter, atomic_path
 with atomic_path(sys.argv[1] + "/o.png") as tmp, NpzWriter(sys.argv[1] + "/k.npz") as npz:
     tmp.write_text("half")
     npz.array("rot", (1000,), np.float32)
-    os.kill(os.getpid(), signal.SIGKILL)
+    print("writing", flush=True)
+    if sys.argv[2] == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.readline()  # a run still writing, until told
 """
 
 
 def test_the_next_write_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
-    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path)])
-    assert killed.returncode == -9
-    left = sorted(p.name for p in tmp_path.iterdir())
+    killed = subprocess.run([sys.executable, "-c", WRITER, str(tmp_path / "a"), "killed"],
+                            capture_output=True, text=True)
+    assert killed.returncode == -9 and killed.stdout == "writing\n"
+    left = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert [name.split(".")[1] for name in left] == ["k", "o"]  # a folder, a file
-    # Temporaries of a running process (this one) and of another host's stay.
-    live = tmp_path / f".k.npz.{socket.gethostname()}-{os.getpid()}.x"
-    other = tmp_path / ".o.png.another-host-1.x.part.png"
-    live.mkdir()
-    other.write_text("")
-    with fileio.atomic_path(tmp_path / "o.png") as tmp, NpzWriter(tmp_path / "k.npz") as npz:
-        tmp.write_text("whole")
-        npz.put("meta", np.array("{}"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [live.name, other.name, "k.npz", "o.png"])
+    (tmp_path / "a" / ".k.npz.notes.txt").write_text("a file of the user's")
+    running = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "b"), "running"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert running.stdout.readline() == "writing\n"
+        held = sorted(p.name for p in (tmp_path / "b").iterdir())
+        for folder in ("a", "b"):
+            with fileio.atomic_path(tmp_path / folder / "o.png") as tmp, \
+                    NpzWriter(tmp_path / folder / "k.npz") as npz:
+                tmp.write_text("whole")
+                npz.put("meta", np.array("{}"))
+        assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+            ".k.npz.notes.txt", "k.npz", "o.png"]
+        # A run still writing keeps its temporaries.
+        assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(
+            [*held, "k.npz", "o.png"])
+    finally:
+        running.communicate("done\n")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["k.npz", "o.png"]
