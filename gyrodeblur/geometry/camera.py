@@ -484,7 +484,18 @@ def _undistort_opencv(xd: np.ndarray, k: np.ndarray) -> np.ndarray:
         # the plane through 180 degrees (det > 0 but trace < 0): a ray pointing away.
         ok = (np.abs(f - xd).max(-1) < _RESIDUAL_TOL) & (det > 0) & (trace > 0)
         if fold is not None:
-            ok &= np.hypot(x[..., 0], x[..., 1]) < fold[0][-1]
+            # Near or past the radial part's fold (the tangential terms move it): a ray only
+            # if the map keeps its orientation on the way out from the centre, not a
+            # preimage beyond a fold where the curve rises again.
+            ok, radius = np.asarray(ok), np.asarray(np.hypot(x[..., 0], x[..., 1]))
+            far = ok & (radius > 0.8 * fold[0][-1])
+            points, start = x[far], 0.8 * fold[0][-1] / radius[far]
+            kept = np.ones(len(points), bool)
+            for s in np.linspace(0.0, 1.0, 64, endpoint=False):
+                jac = _distort_opencv(points * (start + (1 - start) * s)[:, None], k)[1]
+                kept &= (jac[:, 0, 0] * jac[:, 1, 1] - jac[:, 0, 1] * jac[:, 1, 0] > 0) & (
+                    jac[:, 0, 0] + jac[:, 1, 1] > 0)
+            ok[far] = kept
     return np.where(ok[..., None], x, np.nan)
 
 

@@ -185,6 +185,15 @@ def test_a_model_that_folds_and_rises_again_has_no_false_rays_past_its_fold() ->
     np.testing.assert_allclose(cam.distort_points(rays[near]), pixels[near], rtol=0, atol=1e-8)
 
 
+def test_tangential_terms_move_the_fold_and_keep_the_rays_before_it() -> None:
+    # The radial part (k1 = -0.3) folds at r = 1.054; with p1 = p2 = 0.01 the point below
+    # lies past that radius yet still before the map's own fold: a ray, found again.
+    cam = Camera(100, 100, 100.0, 100.0, 0.0, 0.0, "opencv", (-0.3, 0.0, 0.01, 0.01))
+    ray = cam.undistort_points(np.array([71.0, -16.0]))
+    assert np.hypot(*ray) > 1 / np.sqrt(0.9)
+    np.testing.assert_allclose(cam.distort_points(ray), [71.0, -16.0], rtol=0, atol=1e-8)
+
+
 def test_points_keep_leading_shape() -> None:
     p = np.zeros((2, 3, 4, 2))
     assert OPENCV.undistort_points(p).shape == p.shape
