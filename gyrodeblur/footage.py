@@ -839,7 +839,9 @@ def video_timing(path: str | Path, exposure: float) -> FrameTiming:
     exposure time common to all frames, when no frames CSV is at hand.
 
     Raises:
-        InputError: unreadable video, no timestamps, or duplicated timestamps.
+        InputError: unreadable video, no timestamps, duplicated timestamps, or an exposure
+            that is no frame's (:func:`check_timing_units`: over ``MAX_EXPOSURE``, longer
+            than the frame interval).
     """
     import av
 

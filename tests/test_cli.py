@@ -319,6 +319,15 @@ def test_large_kernels_are_announced_with_the_size_they_take(clip, monkeypatch):
         assert said == pytest.approx((clip / "out.npz").stat().st_size / 1e9, rel=0.01)
 
 
+def test_a_folder_in_a_pictures_way_is_refused_before_the_work(clip):
+    (clip / "plots" / "kernels_000003.png").mkdir(parents=True)
+    result = kernels(clip, "--plot", str(clip / "plots"))
+    assert result.exit_code == 2 and "kernels_000003.png: is a folder, not a file" in \
+        result.output
+    assert not (clip / "out.npz").exists()
+    assert [p.name for p in (clip / "plots").iterdir()] == ["kernels_000003.png"]
+
+
 def test_pictures_into_the_frames_folder_are_refused(clip):
     result = kernels(clip, "--plot", str(clip / "frames"))
     assert result.exit_code == 2 and "frames: would overwrite an input" in result.output

@@ -56,6 +56,17 @@ def fit_to_camera(image: np.ndarray, camera: Camera, number: int) -> np.ndarray:
     return cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
 
 
+def _in_order(frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+    """``frames`` as they come, refused where a number does not follow the one before."""
+    previous = None
+    for number, image in frames:
+        if previous is not None and number <= previous:
+            raise ValueError(f"frames: must come in increasing order, got {number} after "
+                             f"{previous}")
+        previous = number
+        yield number, image
+
+
 def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTiming,
                        numbers: np.ndarray, samples: int = 9,
                        frames: Iterable[tuple[int, np.ndarray]] | None = None,
@@ -89,6 +100,8 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
         return rot, times, exposure
 
     empty = np.zeros((camera.height, camera.width), bool)
+    if frames is not None:
+        frames = _in_order(frames)
     if frames is None or not translation:
         pairs = frames if frames is not None else ((n, None) for n in sorted(wanted))
         for number, image in pairs:
@@ -101,12 +114,7 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
     images: dict[int, np.ndarray] = {}
 
     def grays() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        previous = None
         for number, image in frames:
-            if previous is not None and number <= previous:
-                raise ValueError(f"frames: must come in increasing order, got {number} after "
-                                 f"{previous}")
-            previous = number
             row = timing.frame.searchsorted(number)
             if row == len(timing.frame) or timing.frame[row] != number:
                 continue  # no times (not wanted, checked above): no neighbour, a gap

@@ -430,13 +430,15 @@ def resample_samples(traj: np.ndarray, samples: int) -> np.ndarray:
         [0.0, 2.0, 4.0, 6.0, 8.0]
     """
     check_samples(samples)
-    if np.ndim(traj) != 4 or np.shape(traj)[1] != 2 or len(traj) < 2:
-        raise ValueError(f"traj: must be one frame's (T, 2, H, W) trajectories, T >= 2, got "
-                         f"shape {np.shape(traj)} (a kernels file's (F, T, 2, H, W): take a "
-                         "frame's)")
+    if np.ndim(traj) != 4 or np.shape(traj)[1] != 2 or not len(traj):
+        raise ValueError(f"traj: must be one frame's (T, 2, H, W) trajectories, got shape "
+                         f"{np.shape(traj)}" + (" (a kernels file's (F, T, 2, H, W): take a "
+                                                "frame's)" if np.ndim(traj) == 5 else ""))
     T = len(traj)
     if T == samples:
         return traj
+    if T == 1:  # one instant: the same at every other
+        return np.repeat(np.asarray(traj, np.float32), samples, axis=0)
     position = np.linspace(0, T - 1, samples)
     low = np.minimum(position.astype(int), T - 2)
     frac = (position - low)[:, None, None, None]
@@ -650,8 +652,8 @@ class FolderOutput:
             earlier.pop("complete", None)
             if earlier != settings and self._frames():
                 changed = [_SETTING_NAMES.get(key, key) for key in (*settings, *(
-                    k for k in earlier if k not in settings)) if earlier.get(key) !=
-                    settings.get(key)]
+                    k for k in earlier if k not in settings)) if (key in earlier) !=
+                    (key in settings) or earlier.get(key) != settings.get(key)]
                 raise InputError(folder, f"holds frames of a run with other settings "
                                          f"(changed: {', '.join(changed)}); resume with the "
                                          "same, or choose another folder or empty it")

@@ -129,6 +129,11 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
         ((2, 9, 2, 48, 64), 0.6)
     """
     job.check()
+    if plot_dir is not None:  # a folder in a picture's way would stop the run at its end
+        for number in job.frames:
+            picture = Path(plot_dir) / f"kernels_{number:06d}.png"
+            if picture.is_dir():
+                raise InputError(picture, "is a folder, not a file")
     made = [] if plot_dir is None else missing_folders(plot_dir)
     try:
         with contextlib.ExitStack() as stack:

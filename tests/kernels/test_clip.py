@@ -50,6 +50,9 @@ def test_a_neighbour_without_times_is_a_gap_not_an_infinite_velocity():
     (_frames([1, 2], (24, 40)), r"frame 1: 40x24 is not a resize of the camera's 32x24"),
     ([(1, np.full((24, 32, 3), 200.0, np.float32))], r"frame 1: float values must lie in \[0, 1\]"),
 ])
-def test_frames_out_of_order_of_another_view_or_of_0_255_floats_are_refused(frames, message):
+@pytest.mark.parametrize("translation", [True, False])
+def test_frames_out_of_order_of_another_view_or_of_0_255_floats_are_refused(frames, message,
+                                                                            translation):
     with pytest.raises(ValueError, match=message):
-        list(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([1, 2]), 3, frames))
+        list(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([1, 2]), 3, frames,
+                                translation))

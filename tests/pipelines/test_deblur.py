@@ -720,6 +720,21 @@ def test_deblur_image_refuses_kernels_of_another_view():
         resample_samples(np.zeros((12, 9, 2, 4, 4), np.float32), 9)
 
 
+def test_kernels_of_one_instant_serve_a_net_and_old_records_name_what_differs(tmp_path):
+    from gyrodeblur.footage import StoredFormat
+    from gyrodeblur.pipelines.deblur import FolderOutput
+
+    rot = np.random.default_rng(0).normal(0, 1, (1, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(resample_samples(rot, 5), np.repeat(rot, 5, axis=0))
+    image = np.full((32, 32, 3), 0.5, np.float32)
+    assert deblur_image(image, np.zeros((1, 2, 32, 32), np.float32)).shape == (32, 32, 3)
+    # A record of an earlier release holds a setting this one has not: named as changed.
+    (tmp_path / "deblur.json").write_text('{"method": "net", "sync": null, "complete": false}')
+    (tmp_path / "frame_000001.png").write_bytes(b"")
+    with pytest.raises(InputError, match=r"other settings \(changed: sync\)"):
+        FolderOutput(tmp_path, {"method": "net"}, lambda n: StoredFormat(np.uint8, False))
+
+
 def test_a_video_job_refuses_a_camera_of_another_view(clip):
     from gyrodeblur.footage import Footage, read_frames_csv
     from gyrodeblur.pipelines.deblur import VideoJob

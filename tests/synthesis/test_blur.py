@@ -210,6 +210,13 @@ def test_bad_shapes_and_gain_are_refused():
         blur_image(np.zeros((4, 5, 3), np.float32), np.full((3, 2, 4, 5), np.nan, np.float32))
 
 
+def test_large_finite_half_precision_trajectories_are_not_taken_for_nan():
+    # Their float16 sum overflows; the values themselves are finite.
+    blurred = blur(torch.full((1, 3, 8, 8), 0.5), torch.full((1, 9, 2, 8, 8), 30.0,
+                                                              dtype=torch.float16))
+    torch.testing.assert_close(blurred, torch.full((1, 3, 8, 8), 0.5))
+
+
 def test_integer_images_are_scaled_to_unit_range():
     traj = smooth_traj(4, 6, 7, amp=2.0)[0].numpy()
     image = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
