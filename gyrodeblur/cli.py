@@ -45,7 +45,13 @@ if TYPE_CHECKING:  # the command modules are imported when a command runs
     from gyrodeblur.kernels.synchronization import SyncResult
     from gyrodeblur.pipelines.evaluate import PartialReport
 
-err_console = Console(stderr=True, soft_wrap=True)  # a message is one line, whatever its length
+MAX_SAMPLES = 1000
+"""Samples per exposure the options take: 1 ms apart in the longest exposure (1 s)."""
+SamplesOption = Annotated[int, typer.Option(min=2, max=MAX_SAMPLES,
+                                            help="Samples T per exposure.")]
+
+# A message is one line, whatever its length; ":name:" in a path or value is no emoji.
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 class OneLineUsageErrors(typer.core.TyperGroup):
@@ -440,7 +446,7 @@ def kernels(
     camera: CameraOption = ...,
     frames_csv: FramesCsvOption = None,
     exposure: ExposureOption = None,
-    samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
+    samples: SamplesOption = 9,
     translation: Annotated[bool, typer.Option(
         help="Add translation from optical flow minus gyro rotation.")] = True,
     size: Annotated[str | None, typer.Option(help="Compute at WxH (camera K rescaled).")] = None,
@@ -638,6 +644,8 @@ def sync(
 
     if output is not None:
         check_output(output, source=(frames, gyro, camera, frames_csv))
+        if output.suffix.lower() != ".json":
+            raise InputError(output, "the camera is written as a .json file")
     footage = Footage(frames)
     log, cam = load_motion(gyro, camera, gyro_unit, readout_time=readout_time,
                            time_offset=time_offset, size=footage.size, fps=footage.fps)
@@ -705,10 +713,13 @@ def synth_image(
     start: Annotated[float, typer.Option(help="Exposure start of the first row (s, frame "
                                               "clock).")] = ...,
     exposure: Annotated[float, typer.Option(min=1e-6, help="Exposure time (s).")] = ...,
-    samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
-    noise: Annotated[float, typer.Option(min=0.0, help="Noise level (0: none).")] = 0.0,
+    samples: SamplesOption = 9,
+    noise: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Noise level: its standard deviation at mid grey, on [0, 1] "
+                               "(0: none).")] = 0.0,
     saturation: Annotated[float | None, typer.Option(
-        min=1.0, help="Highlight gain: clipped lights streak (off by default).")] = None,
+        min=1.0, max=1000.0,
+        help="Highlight gain: clipped lights streak (off by default).")] = None,
     jpeg: Annotated[int | None, typer.Option(
         min=1, max=100, help="JPEG quality of a camera-like compression after the noise (off "
                              "by default).")] = None,
@@ -730,10 +741,6 @@ def synth_image(
     if not math.isfinite(start):
         raise InputError(None, f"--start {start} is not a time")
     check_exposure(exposure)
-    if saturation is not None and not math.isfinite(saturation):
-        raise InputError(None, f"--saturation {saturation}: give a finite gain")
-    if not math.isfinite(noise):
-        raise InputError(None, f"--noise {noise}: give a finite level")
     if kernels is not None and kernels.suffix.lower() != ".npz":
         raise InputError(kernels, "kernels are written as an .npz file")
     for path in (output, kernels):
@@ -760,7 +767,7 @@ def synth_clips(
     = 0,
     frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 7,
     size: Annotated[str, typer.Option(help="Frame size WxH.")] = "320x192",
-    samples: Annotated[int, typer.Option(min=2, help="Samples T per exposure.")] = 9,
+    samples: SamplesOption = 9,
     jpeg: Annotated[int | None, typer.Option(
         min=1, max=100, help="JPEG quality of every blurred frame (off by default).")] = None,
 ) -> None:
@@ -904,9 +911,10 @@ def evaluate(
     size: Annotated[str | None, typer.Option(
         help="Synthetic benchmark frame size WxH (default 256x192).")] = None,
     samples: Annotated[int | None, typer.Option(
-        min=2, help="Kernel samples T (default: the models' own, else 9). The synthetic "
-                    "benchmark's blur and noise are drawn along them: compare scores of one "
-                    "T only.")] = None,
+        min=2, max=MAX_SAMPLES,
+        help="Kernel samples T (default: the models' own, else 9). The synthetic "
+             "benchmark's blur and noise are drawn along them: compare scores of one "
+             "T only.")] = None,
     images: Annotated[Path | None, typer.Option(
         help="Sharp images of the synthetic benchmark (default: embedded).")] = None,
     preset: Annotated[str | None, typer.Option(
@@ -1227,7 +1235,7 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
         table.add_column(column, no_wrap=column != "arch")
     for v in variants:
         table.add_row(v["name"], v["arch"], f"{v['parameters']:,}")
-    Console().print(table)
+    Console(emoji=False).print(table)
     # Benchmarks are long descriptions: numbered in the table, spelled out below it.
     benchmarks = list(dict.fromkeys(s["benchmark"] for s in shipped if "benchmark" in s))
     rows = [(s["name"] + " *" * s["default"], f"{s['parameters']:,}",
@@ -1243,7 +1251,7 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
             [len(row[i]) for row in rows] + [len(column)]) if i else None)
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    Console(emoji=False).print(table)
     print("* the default of `deblur --method net`\nparams: of the net as its weights' config "
           "builds it (kernel samples T)\n" + "".join(
         f"[{number}] {benchmark}\n" for number, benchmark in enumerate(benchmarks, 1)), end="")
@@ -1309,7 +1317,7 @@ def deblur_image_command(
     method: MethodOption = "net",
     model: ModelOption = None,
     samples: Annotated[int | None, typer.Option(
-        min=2, help="Kernel samples T for --method classic (default 9).")] = None,
+        min=2, max=MAX_SAMPLES, help="Kernel samples T for --method classic (default 9).")] = None,
     iterations: IterationsOption = None,
     readout_time: ReadoutOption = None,
     time_offset: OffsetOption = None,
@@ -1323,7 +1331,12 @@ def deblur_image_command(
     """Deblur one image, with kernels from its gyro or a kernels file."""
     from gyrodeblur.fileio import atomic_path
     from gyrodeblur.footage import read_image_and_format, write_image
-    from gyrodeblur.pipelines.deblur import deblur_image, image_kernels, read_kernels
+    from gyrodeblur.pipelines.deblur import (
+        deblur_image,
+        image_kernels,
+        kernel_reach,
+        read_kernels,
+    )
 
     if output.suffix.lower() not in IMAGE_OUTPUTS:
         raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
@@ -1359,6 +1372,11 @@ def deblur_image_command(
         cam = fit_camera(cam, camera, *size)
         rot = image_kernels(log, cam, frame_time, exposure, restorer.samples, kernel_width)
         tran = None
+        reach = kernel_reach((rot,), *size)
+        if reach > max(size):  # nothing of the image is left to restore: a unit error
+            raise InputError(None, f"the gyro moves pixels {reach:.0f} px during the exposure, "
+                                   f"more than the {size[0]}x{size[1]} image: is --exposure "
+                                   "in seconds, the gyro in rad/s?")
     with LoggedProgress() as bar:
         restored = deblur_image(blurred, rot, tran, restorer,
                                 bar_steps(bar, f"deblur ({restorer.name}), tiles"))

@@ -328,6 +328,12 @@ def test_a_folder_in_a_pictures_way_is_refused_before_the_work(clip):
     assert [p.name for p in (clip / "plots").iterdir()] == ["kernels_000003.png"]
 
 
+def test_colons_in_values_and_paths_are_printed_as_given(clip):
+    # Rich would turn ":100:" into an emoji.
+    result = kernels(clip, "--range", "1:100:")
+    assert result.exit_code == 2 and "--range '1:100:': expected" in result.output
+
+
 def test_pictures_into_the_frames_folder_are_refused(clip):
     result = kernels(clip, "--plot", str(clip / "frames"))
     assert result.exit_code == 2 and "frames: would overwrite an input" in result.output

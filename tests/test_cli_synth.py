@@ -195,8 +195,11 @@ def test_clips_refuse_bad_images_and_foreign_folders_before_writing(tmp_path):
 
 @pytest.mark.parametrize(("extra", "out", "message"), [
     (["--seed", "-1"], "x.png", "Invalid value for '--seed'"),
-    (["--saturation", "inf"], "x.png", "give a finite gain"),
-    (["--noise", "inf"], "x.png", "--noise inf: give a finite level"),
+    (["--saturation", "nan"], "x.png", "Invalid value for '--saturation'"),
+    (["--noise", "inf"], "x.png", "Invalid value for '--noise'"),
+    (["--saturation", "1e39"], "x.png", "Invalid value for '--saturation'"),
+    (["--noise", "1e200"], "x.png", "Invalid value for '--noise'"),
+    (["--samples", "99999999999"], "x.png", "Invalid value for '--samples'"),
     (["--kernels", "k.txt"], "x.png", "k.txt: kernels are written as an .npz file"),
     ([], "sharp.png", "would overwrite an input"),
 ])

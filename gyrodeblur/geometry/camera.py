@@ -57,6 +57,9 @@ _MIN_GYROFLOW_READOUT_MS = 0.1
 # The widest lenses: a 180-degree fisheye has f ~ 0.32 of its frame's longer side, a
 # 160-degree rectilinear one 0.09; below that the intrinsics are not in pixels.
 _MIN_FOCAL_PER_SIDE = 0.05
+# The longest telephoto lenses see about a degree across the frame's longer side (f ~ 60
+# sides); 10^4 sides (0.006 degrees) leaves a wide margin: beyond, they are in other units.
+_MAX_FOCAL_PER_SIDE = 1e4
 
 
 def check_gyroflow_readout_ms(ms: float) -> None:
@@ -328,6 +331,10 @@ def _validate(cam: Camera) -> None:
         raise InputError(None, f"fx={cam.fx:g}, fy={cam.fy:g} for a {cam.width}x{cam.height} "
                                "frame: focal lengths are in pixels (normalised intrinsics? "
                                "multiply fx and cx by the width, fy and cy by the height)")
+    if max(cam.fx, cam.fy) > _MAX_FOCAL_PER_SIDE * side:
+        raise InputError(None, f"fx={cam.fx:g}, fy={cam.fy:g} for a {cam.width}x{cam.height} "
+                               "frame: a field of view under 0.006 degrees; focal lengths "
+                               "are in pixels")
     if not (-cam.width <= cam.cx <= 2 * cam.width and -cam.height <= cam.cy <= 2 * cam.height):
         raise InputError(None, f"principal point ({cam.cx:g}, {cam.cy:g}) is far outside the "
                                f"{cam.width}x{cam.height} frame (cx, cy are in pixels)")

@@ -306,6 +306,7 @@ GOOD = {"width": 640, "height": 480, "fx": 500.0, "fy": 500.0, "cx": 319.5, "cy"
     ({"width": 10 ** 340}, "width must be finite, got an integer of 341 digits"),
     ({"fx": 10 ** 340}, "fx must be finite, got an integer of 341 digits"),
     ({"fx": 0.78, "fy": 1.39, "cx": 0.5, "cy": 0.5}, r"focal lengths are in pixels \(normal"),
+    ({"fx": 1e8}, r"fx=1e\+08, fy=500 for a 640x480 frame: a field of view under 0.006"),
     ({"cx": -5000.0}, r"principal point \(-5000, .*\) is far outside the 640x480 frame"),
 ])
 def test_bad_json_names_the_file(tmp_path: Path, change: dict, message: str) -> None:

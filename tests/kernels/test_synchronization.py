@@ -276,6 +276,9 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     assert out["explained"] > 0.8 and 0.9 < out["gain"] < 1.1
     assert out["pairs"] == 8 and out["reliable"]
     assert "no readout time" not in result.stderr
+    result = CliRunner().invoke(app, args + ["-o", str(folder / "blurred" / "000001.png")])
+    assert result.exit_code == 2 and "000001.png: the camera is written as a .json" in \
+        result.output
     # Taken for a global shutter: the offset may be off by half a readout, and that is said.
     result = CliRunner().invoke(app, args + ["--readout-time", "0", "--max-pairs", "8"])
     assert "note: --readout-time 0 (a global shutter): under a rolling shutter the offset " \
@@ -298,11 +301,12 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     first = (folder / "blurred" / "000001.png").read_bytes()
     for frame in (folder / "blurred").iterdir():
         frame.write_bytes(first)
-    result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8", "-o", tmp_path / "x"])
+    result = CliRunner().invoke(app, args + ["--json", "--max-pairs", "8", "-o",
+                                             tmp_path / "x.json"])
     out = json.loads(result.stdout)
     assert result.exit_code == 1 and out["reliable"] is False and out["gain"] is None
     assert "video shows no rotation" in out["doubt"]
-    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_search_settings_out_of_their_domain_are_refused(clip):
