@@ -72,8 +72,12 @@ def _hold(fd: int) -> None:
     """Lock ``fd`` (a temporary's) for as long as it is open: a temporary no process holds
     was left by one that died. Where there are no such locks (Windows), nothing is held and
     nothing is taken for left."""
-    if fcntl is not None:  # waits while a clean-up that found it unheld removes it
+    if fcntl is None:
+        return
+    try:  # waits while a clean-up that found it unheld removes it
         fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # a file system without locks: a clean-up cannot take it either
+        pass
 
 
 def remove_orphans(target: str | Path) -> None:
