@@ -1331,12 +1331,7 @@ def deblur_image_command(
     """Deblur one image, with kernels from its gyro or a kernels file."""
     from gyrodeblur.fileio import atomic_path
     from gyrodeblur.footage import read_image_and_format, write_image
-    from gyrodeblur.pipelines.deblur import (
-        deblur_image,
-        image_kernels,
-        kernel_reach,
-        read_kernels,
-    )
+    from gyrodeblur.pipelines.deblur import deblur_image, image_kernels, read_kernels
 
     if output.suffix.lower() not in IMAGE_OUTPUTS:
         raise InputError(output, "output must be an image file (.png, .jpg, .tif...)")
@@ -1372,11 +1367,6 @@ def deblur_image_command(
         cam = fit_camera(cam, camera, *size)
         rot = image_kernels(log, cam, frame_time, exposure, restorer.samples, kernel_width)
         tran = None
-        reach = kernel_reach((rot,), *size)
-        if reach > max(size):  # nothing of the image is left to restore: a unit error
-            raise InputError(None, f"the gyro moves pixels {reach:.0f} px during the exposure, "
-                                   f"more than the {size[0]}x{size[1]} image: is --exposure "
-                                   "in seconds, the gyro in rad/s?")
     with LoggedProgress() as bar:
         restored = deblur_image(blurred, rot, tran, restorer,
                                 bar_steps(bar, f"deblur ({restorer.name}), tiles"))

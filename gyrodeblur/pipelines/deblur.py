@@ -485,13 +485,20 @@ def windows(frames: Iterator[FrameData], size: int) -> Iterator[list[FrameData]]
 def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
                   samples: int, kernel_width: int = 1280) -> np.ndarray:
     """Rotation kernels ``(T, 2, h, w)`` of one image, at most ``kernel_width`` wide; the
-    camera completed by what the log knows (:func:`complete_camera`)."""
+    camera completed by what the log knows (:func:`complete_camera`). A blur beyond the
+    image, where nothing of it is left to restore, is a unit error: refused."""
     camera = complete_camera(camera, log)
     check_covers(log, *exposure_span(camera, t_start, exposure),
                  "check --frame-time and --time-offset")
     kcam = camera.no_wider_than(kernel_width)
-    return rotation_trajectories(camera_orientation(log, kcam), kcam, t_start, exposure,
-                                 samples)[0]
+    rot = rotation_trajectories(camera_orientation(log, kcam), kcam, t_start, exposure,
+                                samples)[0]
+    reach = kernel_reach((rot,), camera.width, camera.height)
+    if reach > max(camera.width, camera.height):
+        raise InputError(None, f"the gyro moves pixels {reach:.0f} px during the exposure, "
+                               f"more than the {camera.width}x{camera.height} image: is "
+                               "--exposure in seconds, the gyro in rad/s?")
+    return rot
 
 
 def read_kernels(path: str | Path, frame: int | None, shape: tuple[int, int]
@@ -651,9 +658,9 @@ class FolderOutput:
                                                 "another folder or empty it")
             earlier.pop("complete", None)
             if earlier != settings and self._frames():
-                changed = [_SETTING_NAMES.get(key, key) for key in (*settings, *(
-                    k for k in earlier if k not in settings)) if (key in earlier) !=
-                    (key in settings) or earlier.get(key) != settings.get(key)]
+                absent = object()  # a key one record lacks differs from any value, null too
+                changed = [_SETTING_NAMES.get(key, key) for key in {**settings, **earlier}
+                           if earlier.get(key, absent) != settings.get(key, absent)]
                 raise InputError(folder, f"holds frames of a run with other settings "
                                          f"(changed: {', '.join(changed)}); resume with the "
                                          "same, or choose another folder or empty it")
