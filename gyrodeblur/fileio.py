@@ -148,6 +148,32 @@ def temporary_folder(target: str | Path) -> Iterator[Path]:
             os.close(fd)
 
 
+def _umask() -> int:
+    umask = os.umask(0)  # read only by setting it
+    os.umask(umask)
+    return umask
+
+
+def move_folder_into_place(parts: Path, target: Path) -> None:
+    """Rename ``parts`` (a :func:`temporary_folder`, complete) to ``target``, which must be
+    missing or empty, with the permissions ``mkdir`` gives (not the temporary's private
+    0700).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> with temporary_folder(d / "clip") as parts:
+        ...     _ = (parts / "a.txt").write_text("done")
+        ...     move_folder_into_place(parts, d / "clip")
+        >>> [p.name for p in d.iterdir()], oct((d / "clip").stat().st_mode & 0o777 | _umask())
+        (['clip'], '0o777')
+    """
+    os.chmod(parts, 0o777 & ~_umask())
+    if target.exists():
+        target.rmdir()
+    parts.rename(target)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it to ``target`` on success.
@@ -177,8 +203,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         remove_empty(made)
         raise InputError(target, f"cannot be written: {e.strerror}") from None
     tmp = Path(name)
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = _umask()
     done = False
     try:
         _hold(fd)  # open until the end: held while the writer writes the file by its name
@@ -186,7 +211,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             yield tmp
         except OSError as e:
             if _disk_full(e, target.parent):
-                raise _write_error(target, e, target.parent) from None
+                raise write_error(target, e, target.parent) from None
             raise
         try:
             # After writing: mkstemp's 0600, or a writer that recreates the file, would make
@@ -209,13 +234,18 @@ _FULL_DISK_BYTES = 1 << 20
 
 
 def _disk_full(e: OSError, folder: Path) -> bool:
-    return e.errno in (errno.ENOSPC, errno.EDQUOT) or \
-        shutil.disk_usage(folder).free < _FULL_DISK_BYTES
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < _FULL_DISK_BYTES
+    except OSError:  # no such folder: the failure says so itself
+        return False
 
 
-def _write_error(target: Path, e: OSError, folder: Path) -> OSError:
-    """``target`` could not be written into ``folder``: named, with the system's words for
-    a full disk where numpy and others report it in theirs."""
+def write_error(target: Path, e: OSError, folder: Path) -> OSError:
+    """``target`` could not be written into ``folder``: the error named after ``target``
+    (not the temporary file that failed), with the system's words for a full disk where
+    numpy and others report it in theirs."""
     if _disk_full(e, folder):
         return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
     return OSError(e.errno, e.strerror or str(e), str(target))
@@ -342,7 +372,7 @@ class NpzWriter:
         try:
             np.save(path, value)
         except OSError as e:
-            raise _write_error(self.target, e, self._dir) from None
+            raise write_error(self.target, e, self._dir) from None
         self._arrays[name] = path
 
     def __exit__(self, exc_type, exc, tb) -> None:

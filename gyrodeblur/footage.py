@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path
+from gyrodeblur.fileio import atomic_path, write_error
 
 if TYPE_CHECKING:
     import av
@@ -547,7 +547,8 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
 
     Raises:
         ValueError: an image :func:`float_image` refuses (0..255 floats, NaN, another shape).
-        InputError: a suffix of no image format OpenCV writes, or a failed write.
+        InputError: a suffix of no image format OpenCV writes, or an image it cannot encode.
+        OSError: the file could not be written (a missing folder, a full disk...).
     """
     if not cv2.haveImageWriter(str(path)):
         raise InputError(path, "no image format to write (give a suffix: .png, .jpg, .tif...)")
@@ -568,13 +569,20 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
         alpha = stored.alpha.astype(np.float64) * (top / np.iinfo(stored.alpha.dtype).max)
         pixels = np.dstack((pixels, np.round(alpha).astype(dtype)))
     pixels = np.ascontiguousarray(pixels)
+    # Encoded in memory and written by Python: a failed write is an OSError with the
+    # system's reason (a full disk...), where cv2.imwrite says only False (and libpng
+    # prints to stderr).
     if stored.exif is not None and suffix in _EXIF_SUFFIXES:
-        written = cv2.imwriteWithMetadata(str(path), pixels, [cv2.IMAGE_METADATA_EXIF],
-                                          [stored.exif])
+        encoded, data = cv2.imencodeWithMetadata(suffix, pixels, [cv2.IMAGE_METADATA_EXIF],
+                                                 [stored.exif])
     else:
-        written = cv2.imwrite(str(path), pixels)
-    if not written:
-        raise InputError(path, "cannot write image")
+        encoded, data = cv2.imencode(suffix, pixels)
+    if not encoded:
+        raise InputError(path, f"cannot encode this image as {suffix}")
+    try:
+        Path(path).write_bytes(data.tobytes())
+    except OSError as e:  # a failed write() names no file
+        raise write_error(Path(path), e, Path(path).parent) from None
 
 
 class Footage:

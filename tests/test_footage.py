@@ -1,3 +1,7 @@
+import errno
+import os
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -509,6 +513,19 @@ def test_write_image_takes_what_float_image_takes_and_refuses_the_rest(tmp_path)
     with pytest.raises(ValueError, match=r"must be \(H, W, 3\) RGB, got shape \(0, 0, 3\)"):
         write_image(tmp_path / "x.png", np.zeros((0, 0, 3), np.float32))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gray.png", "u8.png"]
+
+
+def test_a_failed_image_write_names_the_file_and_the_reason(tmp_path, monkeypatch):
+    image = np.zeros((4, 6, 3), np.float32)
+    with pytest.raises(OSError, match=r"No such file or directory: .*missing/x\.png"):
+        write_image(tmp_path / "missing" / "x.png", image)
+
+    def full_disk(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # write() names no file
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(OSError, match=r"No space left on device: .*full\.png"):
+        write_image(tmp_path / "full.png", image)
 
 
 def test_a_raw_stream_takes_its_rate_from_the_frame_timing(tmp_path):

@@ -19,7 +19,13 @@ import numpy as np
 
 from gyrodeblur import __version__
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import NpzWriter, missing_folders, remove_empty, temporary_folder
+from gyrodeblur.fileio import (
+    NpzWriter,
+    missing_folders,
+    remove_empty,
+    temporary_folder,
+    write_error,
+)
 from gyrodeblur.footage import Footage, FrameTiming, to_float, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
@@ -180,7 +186,10 @@ def _write_kernels(job: KernelJob, out: str | Path, staged: Path | None,
                 tran[i] = k.tran
                 total = k.rot + k.tran
             if staged is not None:
-                write_image(staged / f"kernels_{k.number:06d}.png",
-                            to_float(draw_kernels(total, k.image)))
+                name = f"kernels_{k.number:06d}.png"
+                try:
+                    write_image(staged / name, to_float(draw_kernels(total, k.image)))
+                except OSError as e:  # named after the picture, not its staged copy
+                    raise write_error(staged.parent / name, e, staged) from None
             if progress:
                 progress(i + 1)

@@ -339,10 +339,11 @@ def cache_recipe(data: DataConfig) -> str:
     or footage added or changed make the cache stale (other files, such as a clip's
     ``kernels.npz`` or notes, do not)."""
     if data.source == "folder":
+        from gyrodeblur.synthesis.datasets import clip_folders
+
         recipe = {k: getattr(data, k) for k in _FOLDER_KEYS}
         recipe["files"] = files_digest(Path(data.folder), [
-            f for clip in Path(data.folder).glob("**/frames.csv")
-            for f in _footage_files(clip.parent)])
+            f for clip in clip_folders(Path(data.folder)) for f in _footage_files(clip)])
         recipe["kernels"] = _FOLDER_KERNELS
     else:
         recipe = {k: v for k, v in asdict(data).items() if k not in ("crop", "cache")}

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,14 @@ import numpy as np
 
 from gyrodeblur import __version__
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import NpzWriter
+from gyrodeblur.fileio import (
+    NpzWriter,
+    missing_folders,
+    move_folder_into_place,
+    remove_empty,
+    temporary_folder,
+    write_error,
+)
 from gyrodeblur.footage import FrameTiming, float_image, write_frames_csv, write_image
 from gyrodeblur.geometry.camera import Camera, save_camera
 from gyrodeblur.geometry.gyro import GyroLog, write_csv
@@ -184,8 +190,9 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
 def export_clip(clip: Clip, folder: str | Path, kernels: bool = True) -> None:
     """Write a clip in the footage folder layout (see the module docstring), atomically.
 
-    The clip is assembled in a temporary folder beside ``folder`` and renamed into place, so
-    an interrupted export leaves no half-written clip. Without ``kernels`` the true kernels
+    The clip is assembled in a temporary folder beside ``folder`` (a hidden ``.NAME.*.part``,
+    which readers of clip folders skip) and renamed into place, so an interrupted export
+    leaves no half-written clip. Without ``kernels`` the true kernels
     (``F x T x 2 x H x W`` floats twice, the bulk of a clip) are left out: what a device
     records and the sharp truth. ``folder`` must be new or empty.
     """
@@ -193,31 +200,37 @@ def export_clip(clip: Clip, folder: str | Path, kernels: bool = True) -> None:
     if folder.exists() and not (folder.is_dir() and not any(folder.iterdir())):
         raise InputError(folder, "exists and is not an empty folder: export a clip to a new "
                                  "or empty one")
+    made = missing_folders(folder.parent)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.part")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        (tmp / "blurred").mkdir(parents=True)
-        (tmp / "sharp").mkdir()
-        for f in range(len(clip.blurred)):
-            write_image(tmp / "blurred" / f"{f + 1:06d}.png", clip.blurred[f])
-            write_image(tmp / "sharp" / f"{f + 1:06d}.png", clip.sharp[f])
-        log = clip.recorded_log
-        imu = GyroLog(log.t, log.w @ clip.recorded_camera.R_imu_to_camera, "gyro.csv")
-        write_csv(imu, tmp / "gyro.csv")  # in IMU axes, as the device wrote it
-        write_frames_csv(clip.timing, tmp / "frames.csv")
-        save_camera(clip.recorded_camera, tmp / "camera.json")
-        if kernels:
-            F, T, _, H, W = clip.rot.shape
-            with NpzWriter(tmp / "kernels.npz") as npz:
-                npz.put("rot", clip.rot)
-                npz.put("tran", clip.tran)
-                npz.put("mask", np.ones((F, H, W), bool))
-                npz.put("times", clip.times)
-                npz.put("frames", clip.timing.frame)
-                npz.put("meta", np.array(json.dumps(clip.meta | {"truth": True})))
-        if folder.exists():
-            folder.rmdir()
-        tmp.rename(folder)
+        with temporary_folder(folder) as tmp:
+            try:
+                _write_clip(clip, tmp, kernels)
+            except OSError as e:  # named after the clip, not its temporary folder
+                raise write_error(folder, e, tmp) from None
+            move_folder_into_place(tmp, folder)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not folder.exists():
+            remove_empty(made)
+
+
+def _write_clip(clip: Clip, tmp: Path, kernels: bool) -> None:
+    (tmp / "blurred").mkdir()
+    (tmp / "sharp").mkdir()
+    for f in range(len(clip.blurred)):
+        write_image(tmp / "blurred" / f"{f + 1:06d}.png", clip.blurred[f])
+        write_image(tmp / "sharp" / f"{f + 1:06d}.png", clip.sharp[f])
+    log = clip.recorded_log
+    imu = GyroLog(log.t, log.w @ clip.recorded_camera.R_imu_to_camera, "gyro.csv")
+    write_csv(imu, tmp / "gyro.csv")  # in IMU axes, as the device wrote it
+    write_frames_csv(clip.timing, tmp / "frames.csv")
+    save_camera(clip.recorded_camera, tmp / "camera.json")
+    if kernels:
+        F, T, _, H, W = clip.rot.shape
+        with NpzWriter(tmp / "kernels.npz") as npz:
+            npz.put("rot", clip.rot)
+            npz.put("tran", clip.tran)
+            npz.put("mask", np.ones((F, H, W), bool))
+            npz.put("times", clip.times)
+            npz.put("frames", clip.timing.frame)
+            npz.put("meta", np.array(json.dumps(clip.meta | {"truth": True})))

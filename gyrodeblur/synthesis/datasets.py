@@ -236,6 +236,12 @@ def _check_pair(sharp: Footage, numbers: np.ndarray, blurred: np.ndarray,
             raise InputError(sharp.source(n), "gray, its blurred frame is in colour")
 
 
+def clip_folders(root: Path) -> list[Path]:
+    """The clip folders (with a ``frames.csv``) under ``root``, in name order; hidden ones
+    are not clips (`synth clips` writes each in a ``.clip_*.part`` first)."""
+    return sorted(p.parent for p in root.glob("**/frames.csv") if not hidden_under(p, root))
+
+
 class ClipFolderDataset(Dataset):
     """Windows of ``frames`` consecutive frames from clip folders under ``root``.
 
@@ -257,9 +263,7 @@ class ClipFolderDataset(Dataset):
             raise ValueError(f"frames must be at least 1 and samples at least 2, got {frames}, "
                              f"{samples}")
         root = Path(root)
-        # Hidden folders are not clips: `synth clips` writes each in .clip_*.part first.
-        folders = sorted(p.parent for p in root.glob("**/frames.csv")
-                         if not hidden_under(p, root))
+        folders = clip_folders(root)
         if not folders:
             raise InputError(root, "no clip folders (with frames.csv) found")
         self.clips = [ClipFolder(p) for p in folders]

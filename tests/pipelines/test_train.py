@@ -3,6 +3,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, replace
@@ -640,6 +641,8 @@ def test_a_folder_cache_ignores_files_the_clips_are_not_read_from(tmp_path):
     recipe = cache_recipe(data)
     (tmp_path / "pairs" / "README.txt").write_text("notes")
     (tmp_path / "pairs" / "clip" / "kernels.npz").write_bytes(b"not read")
+    # A clip that `synth clips` is still writing (or a killed run left) is not read either.
+    shutil.copytree(tmp_path / "pairs" / "clip", tmp_path / "pairs" / ".clip_9.a1b2c3d4.part")
     assert cache_recipe(data) == recipe
     (tmp_path / "pairs" / "clip" / "frames.csv").write_text(
         (tmp_path / "pairs" / "clip" / "frames.csv").read_text() + "\n")

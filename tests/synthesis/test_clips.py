@@ -1,3 +1,6 @@
+import errno
+import os
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -75,6 +78,25 @@ def test_exported_layout_and_frames_csv(tmp_path):
     with pytest.raises(InputError, match="mine: exists and is not an empty folder"):
         export_clip(sampler.sample(0), tmp_path / "mine")
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
+
+
+def test_an_export_that_fails_names_the_clip_and_leaves_nothing(tmp_path, monkeypatch):
+    from gyrodeblur.synthesis import clips
+
+    sampler = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=96),
+                          SamplerSettings(width=48, height=32, frames=2), seed=1)
+    export_clip(sampler.sample(0), tmp_path / "ok")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "ok").stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it
+
+    def full_disk(path, image):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(clips, "write_image", full_disk)
+    with pytest.raises(OSError, match=r"No space left on device: .*new/c'$"):
+        export_clip(sampler.sample(0), tmp_path / "new" / "c")
+    assert [p.name for p in tmp_path.iterdir()] == ["ok"]
 
 
 def test_clips_longer_than_every_real_trace_take_the_hand_shake_model():
