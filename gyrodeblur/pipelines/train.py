@@ -19,9 +19,11 @@ A config (YAML)::
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import threading
@@ -469,18 +471,31 @@ def build_cache(data: DataConfig, path: Path,
         if len(stacks["blurred"]) == CACHE_PART or i + 1 == len(dataset):
             parts.append({k: torch.stack(v) for k, v in stacks.items()})
             stacks = {}
-            with atomic_path(parts_folder / f"{i + 1:09d}.safetensors") as tmp:
-                save_file(parts[-1], str(tmp), metadata={"recipe": recipe})
+            _save_safetensors(parts[-1], parts_folder / f"{i + 1:09d}.safetensors",
+                              {"recipe": recipe})
         if progress:
             progress(i + 1, len(dataset))
     if not parts:
         raise InputError(data.folder, f"no training samples (clips of at least {data.frames} "
                                       "frames with sharp references)")
     tensors = {k: torch.cat([part.pop(k) for part in parts]) for k in list(parts[0])}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"recipe": recipe})
+    _save_safetensors(tensors, path, {"recipe": recipe})
     shutil.rmtree(parts_folder, ignore_errors=True)
     return tensors
+
+
+def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]
+                      ) -> None:
+    """``save_file``, atomically; a write that fails (a full disk) is the :class:`OSError` it
+    is, which safetensors reports as its own error."""
+    with atomic_path(path) as tmp:
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as e:
+            code = re.search(r"\(os error (\d+)\)", str(e))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
 
 
 def cache_parts(cache: Path) -> Path:
@@ -932,11 +947,14 @@ def _write_metrics(run: Run, metrics: dict) -> None:
 
 def _save(run: Run, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
           history: list[float], config: TrainConfig, seconds: float) -> None:
+    # Serialised in memory and written by Python: torch reports a failed write (a full
+    # disk) as "unexpected pos 704 vs 598".
+    checkpoint = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "step": step, "history": history, "seconds": seconds,
+                "config": yaml.safe_load(_config_text(config))}, checkpoint)
     with atomic_path(run.checkpoint) as tmp:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step, "history": history, "seconds": seconds,
-                    "config": yaml.safe_load(_config_text(config))}, tmp)
-    with atomic_path(run.weights) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                  metadata={"model": json.dumps(config.model), "steps": str(step),
-                            "name": config.name})
+        tmp.write_bytes(checkpoint.getbuffer())
+    _save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}, run.weights,
+                      {"model": json.dumps(config.model), "steps": str(step),
+                       "name": config.name})

@@ -1,4 +1,5 @@
 import contextlib
+import errno
 import json
 import math
 import os
@@ -7,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -634,6 +636,36 @@ def test_bad_pairs_in_a_folder_are_one_line_errors_from_the_cache_workers(tmp_pa
     with pytest.raises(InputError, match=re.escape(message)):
         build_cache(data, tmp_path / "cache.safetensors")
     assert not (tmp_path / "cache.safetensors").exists()
+
+
+def test_a_full_disk_is_named_as_one_with_the_file_it_stopped(cache, tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    from gyrodeblur.pipelines import train as training
+
+    real = Path.write_bytes
+
+    def full_disk(path, data):  # torch's own writer would say "unexpected pos 704 vs 598"
+        if path.name.startswith(".checkpoint.pt."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(OSError, match=r"No space left on device: .*run/checkpoint\.pt'"):
+        train(config(cache), tmp_path / "run")
+    monkeypatch.setattr(Path, "write_bytes", real)
+
+    def safetensors_on_a_full_disk(tensors, name, metadata=None):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device "
+                              "(os error 28)")
+
+    monkeypatch.setattr(training, "save_file", safetensors_on_a_full_disk)
+    with pytest.raises(OSError, match=r"No space left on device: .*run2/model\.safetensors'"):
+        train(config(cache), tmp_path / "run2")
+    with pytest.raises(OSError, match=r"No space left on device: .*fresh\.safetensors\.parts"):
+        build_cache(DataConfig(frames=1, width=48, height=32, samples=5, count=2),
+                    tmp_path / "fresh.safetensors")
+    assert not list(tmp_path.rglob(".*.part*"))  # no temporary left behind
 
 
 def test_a_folder_cache_ignores_files_the_clips_are_not_read_from(tmp_path):
