@@ -245,6 +245,15 @@ FlowOption = Annotated[str, typer.Option(help="Optical flow backend: dis, dis-fa
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
+def check_memory(need: int, what: str, remedy: str) -> None:
+    """Refuse, before any work, a job whose data alone would take over half the memory:
+    rather that than the out-of-memory killer at the end of it."""
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have / 2:
+        raise InputError(None, f"{what} would take {need / 2**30:.1f} GB of this machine's "
+                               f"{have / 2**30:.0f} GB; give {remedy}")
+
+
 def check_exposure(exposure: float) -> None:
     """Refuse an ``--exposure`` that is no frame's in seconds (a unit error, mostly)."""
     from gyrodeblur.footage import MAX_EXPOSURE
@@ -782,12 +791,8 @@ def synth_clips(
     check_output(output, folder=True)
     width, height = parse_size(size)
     # A clip is made in memory: its sharp and blurred frames and both kernels, float32.
-    need = frames * width * height * 4 * (2 * 3 + 2 * 2 * samples)
-    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if need > have / 2:
-        raise InputError(None, f"--size {size}: a clip of {frames} frames and its kernels "
-                               f"would take {need / 2**30:.1f} GB of this machine's "
-                               f"{have / 2**30:.0f} GB; give a smaller size")
+    check_memory(frames * width * height * 4 * (2 * 3 + 2 * 2 * samples),
+                 f"--size {size}: a clip of {frames} frames and its kernels", "a smaller size")
     settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples,
                                **({} if jpeg is None else {"jpeg": (1.0, jpeg, jpeg)}))
     bank = ImageBank(images)  # checks the folder before anything is written
@@ -1034,6 +1039,11 @@ def evaluate(
                                    "up to 10:1")
         if preset not in PRESETS:
             raise InputError(None, f"--preset {preset!r}: choose {', '.join(PRESETS)}")
+        # The samples are held in memory: frames and kernels (flow-guided models' too), float32.
+        channels = 2 * 3 + 2 * 2 * T + (2 * T if flow_kernel and frames > 1 else 0)
+        check_memory(count * frames * width * height * 4 * channels,
+                     f"--count {count} --size {width}x{height}: the benchmark's samples and "
+                     "their kernels", "a smaller --size or --count")
         spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height, samples=T,
                              images=None if images is None else str(images), preset=preset)
         with LoggedProgress() as bar:

@@ -74,7 +74,10 @@ def _drawn(dataset: torch.utils.data.Dataset, count: int, progress: Progress | N
            ) -> list[dict[str, torch.Tensor]]:
     samples = []
     for i in range(count):
-        samples.append(dataset[i])
+        sample = dataset[i]
+        for key in ("rot_true", "tran_true"):  # not scored: half a sample's memory
+            sample.pop(key, None)
+        samples.append(sample)
         if progress is not None:
             progress(i + 1, count)
     return samples

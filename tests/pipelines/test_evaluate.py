@@ -222,6 +222,27 @@ def test_eval_names_what_is_wrong(tmp_path, monkeypatch, args, message):
     assert result.exit_code == 2 and message in result.output.strip().splitlines()[-1]
 
 
+def test_a_benchmark_too_large_for_the_memory_is_refused_before_it_is_drawn(tmp_path,
+                                                                             monkeypatch):
+    from gyrodeblur import cli
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**30 // 4096}  # a machine of 1 GB
+    monkeypatch.setattr(cli.os, "sysconf", pages.__getitem__)
+    # 100 samples of 256x192 with T = 9: 4 bytes x (6 frame + 36 kernel channels) a pixel.
+    result = CliRunner().invoke(app, ["eval", "--count", "100", "--size", "256x192", "-o",
+                                      str(tmp_path / "e.json")])
+    assert result.exit_code == 2 and result.output.strip() == (
+        "error: --count 100 --size 256x192: the benchmark's samples and their kernels would "
+        f"take {100 * 256 * 192 * 4 * 42 / 2**30:.1f} GB of this machine's 1 GB; give a "
+        "smaller --size or --count")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_benchmark_holds_only_what_is_scored():
+    samples = synthetic_benchmark(BenchmarkSpec(count=1, width=32, height=24))
+    assert sorted(samples[0]) == ["blurred", "mask", "rot", "sharp", "tran"]
+
+
 def test_a_model_named_twice_is_scored_once_in_the_order_given(tmp_path):
     weights = str(weights_file("deepgyro-s"))
     result = CliRunner().invoke(app, ["eval", "-m", "classic", "-m", "deepgyro-s", "-m",
