@@ -138,14 +138,25 @@ def temporary_folder(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     remove_orphans(target)
-    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".part",
-                                     dir=target.parent) as folder:
-        fd = os.open(folder, os.O_RDONLY)
+    while True:
+        folder = tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         try:
-            _hold(fd)
-            yield Path(folder)
-        finally:
-            os.close(fd)
+            fd = os.open(folder, os.O_RDONLY)
+        except FileNotFoundError:  # another run's clean-up took it before it was held
+            continue
+        _hold(fd)
+        try:
+            held = os.path.samestat(os.fstat(fd), os.lstat(folder))
+        except FileNotFoundError:
+            held = False
+        if held:
+            break
+        os.close(fd)
+    try:
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # one left is a later run's orphan
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -176,13 +187,15 @@ def move_folder_into_place(parts: Path, target: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it to ``target`` on success.
+    """Yield a temporary path for ``target`` (its name, in a :func:`temporary_folder` beside
+    it); rename it to ``target`` on success.
 
-    On any exception (Ctrl-C included) the temporary file is removed, with the folders made
-    for it, and ``target`` is left untouched, so an interrupted run never leaves a
-    half-written file under the final name. A write that fails for want of space is an
-    :class:`OSError` (ENOSPC) naming ``target``, a rename that fails an :class:`InputError`.
-    Temporary files that killed runs left for ``target`` are removed first.
+    On any exception (Ctrl-C included) the temporary folder is removed, with what the writer
+    put there (a library's own temporary files too) and the folders made for it, and
+    ``target`` is left untouched, so an interrupted run never leaves a half-written file
+    under the final name. A write that fails is an :class:`OSError` naming ``target`` (for
+    want of space: ENOSPC), a rename that fails an :class:`InputError`. Temporaries that
+    killed runs left for ``target`` are removed first.
 
     Example:
         >>> import tempfile, pathlib
@@ -194,38 +207,36 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     made = missing_folders(target.parent)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remove_orphans(target)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix,
-                                    dir=target.parent)
-    except OSError as e:  # named after the target, not the temporary file
-        remove_empty(made)
-        raise InputError(target, f"cannot be written: {e.strerror}") from None
-    tmp = Path(name)
-    umask = _umask()
-    done = False
-    try:
-        _hold(fd)  # open until the end: held while the writer writes the file by its name
+    with contextlib.ExitStack() as folder:
         try:
-            yield tmp
-        except OSError as e:
-            if _disk_full(e, target.parent):
-                raise write_error(target, e, target.parent) from None
-            raise
-        try:
-            # After writing: mkstemp's 0600, or a writer that recreates the file, would make
-            # outputs private.
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, target)
-        except OSError as e:
-            raise InputError(target, f"cannot be written: {e.strerror}") from None
-        done = True
-    finally:
-        tmp.unlink(missing_ok=True)
-        os.close(fd)
-        if not done:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            parts = folder.enter_context(temporary_folder(target))
+            tmp = parts / target.name
+            tmp.touch(0o600)
+        except OSError as e:  # named after the target, not the temporary file
+            folder.close()
             remove_empty(made)
+            raise InputError(target, f"cannot be written: {e.strerror}") from None
+        done = False
+        try:
+            try:
+                yield tmp
+            except OSError as e:
+                if _disk_full(e, target.parent) or \
+                        str(e.filename or "").startswith(str(parts)):
+                    raise write_error(target, e, target.parent) from None
+                raise
+            try:
+                # A writer that recreates the file would make outputs private, or not.
+                os.chmod(tmp, 0o666 & ~_umask())
+                os.replace(tmp, target)
+            except OSError as e:
+                raise InputError(target, f"cannot be written: {e.strerror}") from None
+            done = True
+        finally:
+            if not done:
+                folder.close()  # the temporary folder first, then those made for it
+                remove_empty(made)
 
 
 # Free space under which a failed write is put down to a full disk (file systems keep a

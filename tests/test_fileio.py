@@ -1,3 +1,5 @@
+import errno
+import os
 import shutil
 import subprocess
 import sys
@@ -96,6 +98,7 @@ import numpy as np
 from gyrodeblur.fileio import NpzWriter, atomic_path
 with atomic_path(sys.argv[1] + "/o.png") as tmp, NpzWriter(sys.argv[1] + "/k.npz") as npz:
     tmp.write_text("half")
+    (tmp.parent / ".tmpAbC123").write_text("a library's own temporary, beside its file")
     npz.array("rot", (1000,), np.float32)
     print("writing", flush=True)
     if sys.argv[2] == "killed":
@@ -109,7 +112,7 @@ def test_the_next_write_removes_what_a_killed_run_left_and_nothing_else(tmp_path
                             capture_output=True, text=True)
     assert killed.returncode == -9 and killed.stdout == "writing\n"
     left = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert [name.split(".")[1] for name in left] == ["k", "o"]  # a folder, a file
+    assert [name.split(".")[1] for name in left] == ["k", "o"]
     (tmp_path / "a" / ".k.npz.notes.txt").write_text("a file of the user's")
     running = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "b"), "running"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -129,3 +132,33 @@ def test_the_next_write_removes_what_a_killed_run_left_and_nothing_else(tmp_path
     finally:
         running.communicate("done\n")
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["k.npz", "o.png"]
+
+
+def test_a_temporary_another_run_removes_before_it_is_held_is_made_anew(tmp_path, monkeypatch):
+    real_hold, held = fileio._hold, []
+
+    def held_late(fd):  # another run starts in the moment between making and holding
+        if len(held) % 2 == 0:
+            for target in ("o.png", "k.npz"):
+                fileio.remove_orphans(tmp_path / target)
+        held.append(fd)
+        real_hold(fd)
+
+    monkeypatch.setattr(fileio, "_hold", held_late)
+    with fileio.atomic_path(tmp_path / "o.png") as tmp:
+        tmp.write_text("whole")
+    with NpzWriter(tmp_path / "k.npz") as npz:
+        npz.put("meta", np.array("{}"))
+    assert len(held) == 6  # the png, the npz's arrays and its zip: each made twice
+    assert (tmp_path / "o.png").read_text() == "whole" and np.load(tmp_path / "k.npz")["meta"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz", "o.png"]
+
+
+def test_a_failed_write_is_named_after_the_output_not_its_temporary(tmp_path):
+    with pytest.raises(OSError, match=r"File too large: '[^']*/o\.png'$"):
+        with fileio.atomic_path(tmp_path / "o.png") as tmp:
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(tmp))
+    with pytest.raises(OSError, match=r"Input/output error: '[^']*/in\.mp4'$"):  # the input's
+        with fileio.atomic_path(tmp_path / "o.png"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(tmp_path / "in.mp4"))
+    assert list(tmp_path.iterdir()) == []

@@ -426,9 +426,9 @@ def _radial(r: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     den = 1 + r2 * (k[5] + r2 * (k[6] + r2 * k[7]))
     d_num = 2 * r * (k[0] + r2 * (2 * k[1] + 3 * r2 * k[4]))
     d_den = 2 * r * (k[5] + r2 * (2 * k[6] + 3 * r2 * k[7]))
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # a denominator of 0: no ray, whatever the values
         slope = num / den + r * (d_num * den - num * d_den) / (den * den)
-    return r * num / den, np.where(den > 0, slope, -1.0)
+        return r * num / den, np.where(den > 0, slope, -1.0)
 
 
 @functools.lru_cache(maxsize=16)
@@ -461,7 +461,9 @@ def _undistort_opencv(xd: np.ndarray, k: np.ndarray) -> np.ndarray:
     x = xd.copy()
     if fold is not None:
         rd = np.hypot(xd[..., 0], xd[..., 1])
-        r = np.interp(rd, fold[1], fold[0])
+        # Not at the fold itself, where the Jacobian is singular: a point the tangential
+        # terms carry past the radial part's peak still has its ray just inside it.
+        r = np.minimum(np.interp(rd, fold[1], fold[0]), 0.98 * fold[0][-1])
         x *= np.divide(r, rd, out=np.ones_like(rd), where=rd > 1e-15)[..., None]
     # Each point is iterated until its own step is done: a few steps for most, the cap for
     # those past a fold, which have no preimage (a singular Jacobian at the fold, or a point

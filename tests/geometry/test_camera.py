@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import cv2
@@ -192,6 +193,42 @@ def test_tangential_terms_move_the_fold_and_keep_the_rays_before_it() -> None:
     ray = cam.undistort_points(np.array([71.0, -16.0]))
     assert np.hypot(*ray) > 1 / np.sqrt(0.9)
     np.testing.assert_allclose(cam.distort_points(ray), [71.0, -16.0], rtol=0, atol=1e-8)
+
+
+def test_a_ray_whose_point_lies_past_the_radial_peak_is_found_again() -> None:
+    # Here the tangential terms carry the ray's point beyond the radial part's largest
+    # distorted radius: the map keeps its orientation all the way out (a ray), but a search
+    # started at the radial fold, where the Jacobian is singular, would lose it.
+    k = (-0.0015, 0.2788, -0.0174, -0.0078, -0.0863)
+    cam = Camera(100, 100, 100.0, 100.0, 0.0, 0.0, "opencv", k)
+
+    def distort(x: np.ndarray) -> np.ndarray:  # OpenCV's, on normalised points
+        points = np.append(x, 1.0).reshape(1, 1, 3)
+        return cv2.projectPoints(points, np.zeros(3), np.zeros(3), np.eye(3), np.array(k))[
+            0].reshape(2)
+
+    ray, h = np.array([-0.3527, -1.4213]), 1e-6
+    for s in np.linspace(0.01, 1.0, 200):  # orientation kept from the centre out
+        jac = np.stack([distort(ray * s + d) - distort(ray * s - d) for d in np.eye(2) * h],
+                       1) / (2 * h)
+        assert np.linalg.det(jac) > 0 and np.trace(jac) > 0
+    r = np.linspace(0.0, 3.0, 300_001)
+    radial = r * (1 + k[0] * r**2 + k[1] * r**4 + k[4] * r**6)
+    peak = radial[: np.argmax(np.diff(radial) <= 0) + 1].max()
+    pixel = distort(ray) * 100.0
+    assert np.hypot(*ray) < r[np.argmax(radial)] and np.hypot(*(pixel / 100.0)) > peak
+    np.testing.assert_allclose(cam.undistort_points(pixel), ray, rtol=0, atol=1e-9)
+
+
+def test_a_rational_model_whose_denominator_vanishes_warns_nothing() -> None:
+    # r_d = r / (1 - r^2) grows without bound towards r = 1: every pixel has a ray inside it.
+    cam = Camera(100, 100, 100.0, 100.0, 49.5, 49.5, "opencv", (0, 0, 0, 0, 0, -1.0, 0, 0))
+    pixels = pixel_grid(cam)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rays = cam.undistort_points(pixels)
+    assert (np.hypot(*rays.reshape(-1, 2).T) < 1).all()
+    np.testing.assert_allclose(cam.distort_points(rays), pixels, rtol=0, atol=1e-8)
 
 
 def test_points_keep_leading_shape() -> None:
