@@ -585,6 +585,11 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
         raise write_error(Path(path), e, Path(path).parent) from None
 
 
+def _reason(e: Exception) -> str:
+    """FFmpeg's words for a failure, without the error number and file name PyAV adds."""
+    return getattr(e, "strerror", None) or str(e)
+
+
 class Footage:
     """Frames of a video file (anything PyAV opens) or a folder of images, streamed.
 
@@ -689,7 +694,7 @@ class Footage:
                 self.has_audio = bool(container.streams.audio)
                 self.hdr = first is not None and first.color_trc in _HDR_TRANSFERS
         except av.FFmpegError as e:
-            raise InputError(self.path, f"corrupt or unreadable video ({e})") from None
+            raise InputError(self.path, f"corrupt or unreadable video ({_reason(e)})") from None
 
     def _count_whole(self, container, stream, fps: float):
         """The first frame and the frame count of ``stream``, decoded to the end, whether its
@@ -858,13 +863,15 @@ def video_timing(path: str | Path, exposure: float) -> FrameTiming:
         raise InputError(path, f"exposure must be positive, got {exposure}")
     try:
         with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(path, "no video stream")
             stream = container.streams.video[0]
             # Packets an edit list discards (a trimmed MP4) are never shown.
             pts = [p.pts for p in container.demux(stream) if p.pts is not None
                    and not p.is_discard]
             time_base = stream.time_base
-    except (av.FFmpegError, IndexError) as e:
-        raise InputError(path, f"corrupt or unreadable video ({e})") from None
+    except av.FFmpegError as e:
+        raise InputError(path, f"corrupt or unreadable video ({_reason(e)})") from None
     if not pts:
         raise InputError(path, "the video has no frame timestamps; give --frames-csv")
     t = np.sort(np.array(pts, np.float64)) * float(time_base)

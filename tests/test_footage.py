@@ -173,6 +173,23 @@ def test_timing_out_of_order_and_a_video_exposure_longer_than_its_frames_are_ref
         video_timing(tmp_path / "clip.mp4", 0.5)
 
 
+def test_a_file_without_video_or_not_a_video_says_so_in_ffmpegs_words(tmp_path):
+    import av
+
+    with av.open(str(tmp_path / "sound.m4a"), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+        frame.rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    with pytest.raises(InputError, match=r"sound\.m4a: no video stream$"):
+        video_timing(tmp_path / "sound.m4a", 0.01)
+    (tmp_path / "text.mp4").write_text("not a video")
+    with pytest.raises(InputError, match=r"text\.mp4: corrupt or unreadable video \(Invalid "
+                                         r"data found when processing input\)$"):
+        video_timing(tmp_path / "text.mp4", 0.01)
+
+
 def test_video_writer_takes_a_measured_float_frame_rate(tmp_path):
     with VideoWriter(tmp_path / "clip.mp4", 10.0119047) as video:
         for _ in range(2):
