@@ -60,6 +60,15 @@ class OneLineUsageErrors(typer.core.TyperGroup):
     ``error: problem (COMMAND --help)`` and status 2."""
 
     def parse_args(self, ctx, args):
+        # An empty value would be read as the path "." (the current folder): refused by name.
+        for before, arg in zip([None, *args], args):
+            option = arg[:-1] if arg.startswith("--") and arg.endswith("=") else None
+            if arg == "" or option:
+                given = option or (before if before and before.startswith("-") else None)
+                err_console.print(f"[bold red]error:[/] an empty "
+                                  f"{f'value for {escape(given)}' if given else 'argument'} "
+                                  "(an unset shell variable?)", highlight=False)
+                raise typer.Exit(2)
         with _usage_errors_in_one_line():
             return super().parse_args(ctx, args)
 

@@ -495,3 +495,17 @@ def test_frames_a_pixel_off_the_calibration_are_noted_as_taken_for_scaled(clip):
     # Asked for with --size: no note.
     result = kernels(clip, "--no-translation", "--size", f"{W - 1}x{H - 1}", frames=None)
     assert result.exit_code == 0 and "taken as the same view" not in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["kernels", "--gyro", "g.csv", "-o", ""], "an empty value for -o"),
+    (["kernels", "--gyro=", "-o", "k.npz"], "an empty value for --gyro"),
+    (["deblur", "video", "", "-o", "x.mp4"], "an empty argument"),
+])
+def test_an_empty_value_is_not_taken_for_the_current_folder(tmp_path, monkeypatch, args,
+                                                            message):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.output.splitlines() == [
+        f"error: {message} (an unset shell variable?)"]
+    assert list(tmp_path.iterdir()) == []
