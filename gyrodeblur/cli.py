@@ -61,7 +61,7 @@ class OneLineUsageErrors(typer.core.TyperGroup):
 
     def parse_args(self, ctx, args):
         # An empty value would be read as the path "." (the current folder): refused by name.
-        for before, arg in zip([None, *args], args):
+        for before, arg in zip([None, *args[:-1]], args, strict=True):
             option = arg[:-1] if arg.startswith("--") and arg.endswith("=") else None
             if arg == "" or option:
                 given = option or (before if before and before.startswith("-") else None)
@@ -418,6 +418,9 @@ def bar_steps(bar: Progress, description: str) -> Callable[[int, int], None]:
     return lambda done, total: bar.update(task, completed=done, total=total)
 
 
+_CENTURY_S = 100 * 365.25 * 86400  # timedelta takes up to a million years only
+
+
 class LoggedProgress(Progress):
     """Rich progress bars that, where stderr is not a terminal (``nohup``, a batch job's log
     file), print one plain line per task every ``LOG_EVERY_S`` seconds and when it ends: a
@@ -450,7 +453,8 @@ class LoggedProgress(Progress):
             f"{task.description}: {task.completed:.0f}/{task.total:.0f} "
             f"({task.percentage:.0f}%), {timedelta(seconds=round(task.elapsed or 0))} elapsed"
             + ("" if task.finished or left is None
-               else f", {timedelta(seconds=round(left))} left"), highlight=False, markup=False)
+               else f", {timedelta(seconds=round(left))} left" if left < _CENTURY_S
+               else ", centuries left"), highlight=False, markup=False)
 
 
 @app.command()

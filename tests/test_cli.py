@@ -509,3 +509,19 @@ def test_an_empty_value_is_not_taken_for_the_current_folder(tmp_path, monkeypatc
     assert result.exit_code == 2 and result.output.splitlines() == [
         f"error: {message} (an unset shell variable?)"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_progress_log_says_so_when_the_end_is_centuries_away(monkeypatch, capsys):
+    import time
+
+    from gyrodeblur.cli import LoggedProgress
+
+    monkeypatch.setattr(LoggedProgress, "LOG_EVERY_S", 0.0)  # a line at every update
+    with LoggedProgress() as bar:
+        task = bar.add_task("clips", total=10**20)
+        bar.update(task, completed=1)
+        time.sleep(0.05)
+        bar.update(task, completed=2)  # a speed: 20 a second
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith("clips: 2/100000000000000000000 (0%), 0:00:00 elapsed")
+    assert lines[-1].endswith(", centuries left")

@@ -709,6 +709,17 @@ _FOOTAGE_CLOCK_HINT = ("check --time-offset and the frames' clock: a frames CSV'
                       "video's own timestamps, which start at 0")
 
 
+def seconds_text(t: float, digits: int = 6) -> str:
+    """A time for a message: ``digits`` decimals, or significant digits for a time no clock
+    reaches (a mistyped offset) that would print hundreds of figures.
+
+    Example:
+        >>> seconds_text(1.5), seconds_text(1e300), seconds_text(1.7e9, 3)
+        ('1.500000', '1e+300', '1700000000.000')
+    """
+    return f"{t:.{digits}f}" if abs(t) < 1e12 else f"{t:.{digits}g}"
+
+
 def check_covers(log: GyroLog, t_first: float, t_last: float,
                  hint: str = _FOOTAGE_CLOCK_HINT) -> None:
     """Raise :class:`InputError` unless ``[t_first, t_last]`` lies inside the log's span
@@ -723,8 +734,8 @@ def check_covers(log: GyroLog, t_first: float, t_last: float,
     if t_first < t0 or t_last > t1:
         raise InputError(
             log.source,
-            f"gyro covers {t0:.6f} to {t1:.6f} s but the frames need {t_first:.6f} to "
-            f"{t_last:.6f} s ({hint}){clock_note(log)}",
+            f"gyro covers {seconds_text(t0)} to {seconds_text(t1)} s but the frames need "
+            f"{seconds_text(t_first)} to {seconds_text(t_last)} s ({hint}){clock_note(log)}",
         )
     dt = np.diff(log.t)
     first = max(int(np.searchsorted(log.t, t_first, "right")) - 1, 0)

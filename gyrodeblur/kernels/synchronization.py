@@ -36,7 +36,7 @@ import numpy as np
 from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming, check_unit_range
 from gyrodeblur.geometry.camera import Camera
-from gyrodeblur.geometry.gyro import GyroLog, clock_note
+from gyrodeblur.geometry.gyro import GyroLog, clock_note, seconds_text
 from gyrodeblur.geometry.rotation import Orientation, log_so3
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, to_gray_u8
 from gyrodeblur.kernels.rotation import camera_orientation, complete_camera
@@ -281,8 +281,9 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
             a, b = float(lows[j]), float(highs[j])
             return timing.frame[consecutive[(low <= a) & (high >= b)]], a, b
     raise InputError(log.source or None,
-                     f"gyro covers {log.t[0]:.3f} to {log.t[-1]:.3f} s but the frames need "
-                     f"{first.min():.3f} to {last.max():.3f} s at the camera's time offset, "
+                     f"gyro covers {seconds_text(log.t[0], 3)} to {seconds_text(log.t[-1], 3)} s "
+                     f"but the frames need {seconds_text(first.min(), 3)} to "
+                     f"{seconds_text(last.max(), 3)} s at the camera's time offset, "
                      f"searched over +-{search:g} s: it covers fewer than {_MIN_PAIRS} frame "
                      "pairs at any of those offsets (a gyro log shorter than the clip, or "
                      "clocks that differ: set a rough --time-offset; a video's timestamps "

@@ -545,6 +545,8 @@ def test_shifted_and_check_covers():
         "(check --time-offset and the frames' clock: a frames CSV's, or a video's own "
         "timestamps, which start at 0)"
     )
+    with pytest.raises(InputError, match=r"the frames need 1e\+300 to 1e\+300 s \("):
+        check_covers(log, 1e300, 1e300)  # a mistyped offset: not three hundred figures
     moved = shifted(log, 1.5)
     np.testing.assert_allclose(moved.t, log.t + 1.5)
     check_covers(moved, 14.9, 16.2)
