@@ -227,7 +227,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
                     raise write_error(target, e, target.parent) from None
                 raise
             try:
-                # A writer that recreates the file would make outputs private, or not.
+                # The mode of any new file, not the temporary's 0600 (nor the mode of a
+                # writer that recreates it).
                 os.chmod(tmp, 0o666 & ~_umask())
                 os.replace(tmp, target)
             except OSError as e:
