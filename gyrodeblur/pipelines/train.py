@@ -841,18 +841,18 @@ def train(config: TrainConfig, out: str | Path,
                     progress(step, t.steps, float(loss))
                 if step % t.checkpoint_every == 0 or step == t.steps:
                     _save(run, model, optimizer, step, history, config,
-                          seconds_before + time.perf_counter() - started)
-                    # As far as the checkpoint: a run killed after it reports its step.
-                    _write_metrics(run, metrics_now())
+                          seconds_before + time.perf_counter() - started, metrics_now())
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
     metrics = metrics_now()
     if rank == 0:
         if step > first or not run.checkpoint.exists():
-            _save(run, model, optimizer, step, history, config, metrics["seconds_total"])
+            _save(run, model, optimizer, step, history, config, metrics["seconds_total"],
+                  metrics)
+        else:
+            _write_metrics(run, metrics)
         writer.close()
-        _write_metrics(run, metrics)
     if world > 1:  # no process leaves while another still talks to it (gloo aborts then)
         dist.barrier()
         dist.destroy_process_group()
@@ -946,7 +946,14 @@ def _write_metrics(run: Run, metrics: dict) -> None:
 
 
 def _save(run: Run, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-          history: list[float], config: TrainConfig, seconds: float) -> None:
+          history: list[float], config: TrainConfig, seconds: float, metrics: dict) -> None:
+    """The weights, the metrics, then the checkpoint: a run killed before the checkpoint
+    is in place resumes from the one before and writes all three again, so that a finished
+    run's weights and metrics are never an earlier step's."""
+    _save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}, run.weights,
+                      {"model": json.dumps(config.model), "steps": str(step),
+                       "name": config.name})
+    _write_metrics(run, metrics)
     # Serialised in memory and written by Python: torch reports a failed write (a full
     # disk) as "unexpected pos 704 vs 598".
     checkpoint = io.BytesIO()
@@ -955,6 +962,3 @@ def _save(run: Run, model: torch.nn.Module, optimizer: torch.optim.Optimizer, st
                 "config": yaml.safe_load(_config_text(config))}, checkpoint)
     with atomic_path(run.checkpoint) as tmp:
         tmp.write_bytes(checkpoint.getbuffer())
-    _save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}, run.weights,
-                      {"model": json.dumps(config.model), "steps": str(step),
-                       "name": config.name})

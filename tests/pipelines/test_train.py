@@ -706,3 +706,33 @@ def test_metrics_follow_the_checkpoints_of_a_run_that_dies(cache, tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert metrics["steps"] == state["step"] == 2 and not metrics["finished"]
+
+
+def test_a_run_killed_after_its_last_checkpoint_has_that_steps_weights(cache, tmp_path,
+                                                                      monkeypatch):
+    from safetensors import safe_open
+
+    from gyrodeblur.pipelines import train as training
+
+    real, placed = training.atomic_path, []
+
+    class Killed(BaseException):
+        pass
+
+    @contextlib.contextmanager
+    def killed_after_the_last_checkpoint(target):
+        if placed:
+            raise Killed  # the first write after it
+        with real(target) as tmp:
+            yield tmp
+        if Path(target).name == "checkpoint.pt" and torch.load(target)["step"] == 6:
+            placed.append(target)
+
+    monkeypatch.setattr(training, "atomic_path", killed_after_the_last_checkpoint)
+    with pytest.raises(Killed):
+        train(config(cache), tmp_path / "run")
+    monkeypatch.setattr(training, "atomic_path", real)
+    metrics = train(config(cache), tmp_path / "run")  # finished: nothing trained again
+    with safe_open(tmp_path / "run" / "model.safetensors", "pt") as f:
+        assert f.metadata()["steps"] == "6"
+    assert metrics["steps"] == 6 and metrics["finished"]
