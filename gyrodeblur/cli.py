@@ -797,7 +797,7 @@ def synth_clips(
     """Random blurred clips in the footage folder layout; resumes."""
     import json
 
-    from gyrodeblur.fileio import atomic_path, files_digest, read_record
+    from gyrodeblur.fileio import atomic_path, files_digest, holds_anything, read_record
     from gyrodeblur.pipelines.synth import synth_clips as run
     from gyrodeblur.synthesis.images import ImageBank
     from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
@@ -837,7 +837,7 @@ def synth_clips(
             raise InputError(recipe_path, f"this folder was made with other settings "
                                           f"(changed: {', '.join(changed)}); use another "
                                           "--output or the same options and images to resume")
-    elif output.is_dir() and any(output.iterdir()):
+    elif holds_anything(output):
         raise InputError(output, "not empty and not made by `gyrodeblur synth clips` (no "
                                  "synth.json): use an empty or new folder")
     created, recorded = not output.exists(), recipe_path.exists()

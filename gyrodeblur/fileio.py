@@ -68,6 +68,24 @@ def _temporary_name(target: Path) -> re.Pattern:
                       rf"(?:{re.escape(target.suffix)})?")
 
 
+_ANY_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.part(?:\.[^.]+)?")
+
+
+def holds_anything(folder: Path) -> bool:
+    """Whether ``folder`` holds anything but the temporaries of runs writing into it (or
+    killed while they did): an output folder that is not new.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> (d / ".deblur.json.a1b2c3d4.part").mkdir()
+        >>> holds_anything(d), (d / "notes.txt").touch(), holds_anything(d)
+        (False, None, True)
+    """
+    return folder.is_dir() and any(not _ANY_TEMPORARY.fullmatch(p.name)
+                                   for p in folder.iterdir())
+
+
 def _hold(fd: int) -> None:
     """Lock ``fd`` (a temporary's) for as long as it is open: a temporary no process holds
     was left by one that died. Where there are no such locks (Windows), nothing is held and

@@ -138,6 +138,20 @@ def test_clips_too_large_for_the_memory_are_refused_before_anything_is_written(t
     assert not (tmp_path / "x").exists()
 
 
+def test_a_folder_holding_only_what_a_killed_first_run_left_is_taken_as_new(tmp_path):
+    # SIGKILLed while writing its recipe: only the recipe's hidden temporary is there.
+    (tmp_path / "c" / ".synth.json.a1b2c3d4.part").mkdir(parents=True)
+    (tmp_path / "c" / ".synth.json.a1b2c3d4.part" / "synth.json").write_text("{")
+    result = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / "c"),
+                                 "--size", "48x32", "--frames", "2"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["clip_000000", "synth.json"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / ".notes").write_text("a user's hidden file is not a temporary")
+    result = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / "mine")])
+    assert result.exit_code == 2 and "not empty and not made by" in result.output
+
+
 def test_clips_resume_and_refuse_other_settings(tmp_path):
     args = ["synth", "clips", "-o", str(tmp_path), "--size", "48x32", "--frames", "2"]
     first = runner.invoke(app, [*args, "-n", "2"])

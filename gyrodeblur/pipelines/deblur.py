@@ -22,7 +22,13 @@ import numpy as np
 import torch
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path, missing_folders, read_record, remove_empty
+from gyrodeblur.fileio import (
+    atomic_path,
+    holds_anything,
+    missing_folders,
+    read_record,
+    remove_empty,
+)
 from gyrodeblur.footage import (
     Footage,
     FrameTiming,
@@ -664,7 +670,7 @@ class FolderOutput:
                 raise InputError(folder, f"holds frames of a run with other settings "
                                          f"(changed: {', '.join(changed)}); resume with the "
                                          "same, or choose another folder or empty it")
-        elif folder.is_dir() and any(folder.iterdir()):
+        elif holds_anything(folder):
             raise InputError(folder, "is not empty and not a deblur output; choose another")
         self._made = missing_folders(folder)
         self._record(complete=False)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path, read_record
+from gyrodeblur.fileio import atomic_path, holds_anything, read_record
 from gyrodeblur.footage import Footage, VideoWriter, read_frames_csv, read_image, write_image
 from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import read_gyro
@@ -81,7 +81,7 @@ def claim_output(out: Path) -> None:
     """Make ``out`` the demo's: new, empty, or an earlier demo's (whose outputs are removed,
     so an interrupted run leaves no results of another); anything else is refused."""
     results = out / "results.json"
-    if out.is_dir() and any(out.iterdir()):
+    if holds_anything(out):
         earlier = read_record(results)
         if earlier is None or not isinstance(earlier.get("demo"), list):
             raise InputError(out, "not empty and not a demo's output (no results.json of one): "

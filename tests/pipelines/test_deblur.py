@@ -429,6 +429,17 @@ def test_an_existing_folder_with_a_dot_in_its_name_takes_the_frames(clip, tmp_pa
         "holds a dot first" in new.output
 
 
+def test_a_folder_holding_only_a_killed_runs_record_temporary_takes_the_frames(clip, tmp_path):
+    left = tmp_path / "out" / ".deblur.json.a1b2c3d4.part"  # SIGKILLed writing its record
+    left.mkdir(parents=True)
+    (left / "deblur.json").write_text("{")
+    result = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
+                          "--range", "1:1", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "deblur.json", "frame_000001.png"]
+
+
 def test_a_folder_of_other_weights_under_the_same_path_is_not_resumed(clip, tmp_path):
     import shutil
 
