@@ -61,14 +61,14 @@ def check_output(path: str | Path, folder: bool = False,
                                f"{'on a read-only file system' if read_only else 'not writable'}")
 
 
-def _temporary_name(target: Path) -> re.Pattern:
-    """The names of ``target``'s temporaries: ``tempfile``'s 8 random characters between
-    ``.NAME.`` and ``.part`` (a file's followed by ``target``'s suffix)."""
-    return re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.part"
-                      rf"(?:{re.escape(target.suffix)})?")
+def _temporary_name(name: str, suffix: str) -> re.Pattern:
+    """The names of temporaries (patterns ``name`` and ``suffix``): ``tempfile``'s 8 random
+    characters between ``.NAME.`` and ``.part`` (an earlier version's files followed by the
+    target's suffix)."""
+    return re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.part(?:{suffix})?")
 
 
-_ANY_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.part(?:\.[^.]+)?")
+_ANY_TEMPORARY = _temporary_name(".+", r"\.[^.]+")
 
 
 def holds_anything(folder: Path) -> bool:
@@ -114,7 +114,7 @@ def remove_orphans(target: str | Path) -> None:
     target = Path(target)
     if fcntl is None:
         return
-    name = _temporary_name(target)
+    name = _temporary_name(re.escape(target.name), re.escape(target.suffix))
     try:
         entries = [e for e in os.scandir(target.parent) if name.fullmatch(e.name)]
     except OSError:
