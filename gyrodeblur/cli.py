@@ -10,7 +10,6 @@ import functools
 import hashlib
 import math
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -797,7 +796,13 @@ def synth_clips(
     """Random blurred clips in the footage folder layout; resumes."""
     import json
 
-    from gyrodeblur.fileio import atomic_path, files_digest, holds_anything, read_record
+    from gyrodeblur.fileio import (
+        atomic_path,
+        files_digest,
+        hold_folder,
+        holds_anything,
+        read_record,
+    )
     from gyrodeblur.pipelines.synth import synth_clips as run
     from gyrodeblur.synthesis.images import ImageBank
     from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
@@ -821,42 +826,39 @@ def synth_clips(
         raise InputError(output, "lies inside --images: its frames would become sharp "
                                  "sources of later clips")
     recipe_path = output / "synth.json"
-    if recipe_path.exists():
-        before = read_record(recipe_path)
-        if before is None:
-            raise InputError(recipe_path, "unreadable recipe of this folder (not a JSON "
-                                          "object)")
-        changed = [name for key, name in (
-            ("seed", "--seed"), ("images", "--images"), ("settings", "clip options"),
-            ("files", "files in --images")) if before.get(key) != recipe[key]]
-        if "clip options" in changed and isinstance(before.get("options"), dict):
-            changed[changed.index("clip options")] = ", ".join(
-                f"{name} {before['options'].get(name)} there" for name, value in
-                recipe["options"].items() if before["options"].get(name) != value)
-        if changed:
-            raise InputError(recipe_path, f"this folder was made with other settings "
-                                          f"(changed: {', '.join(changed)}); use another "
-                                          "--output or the same options and images to resume")
-    elif holds_anything(output):
-        raise InputError(output, "not empty and not made by `gyrodeblur synth clips` (no "
-                                 "synth.json): use an empty or new folder")
-    created, recorded = not output.exists(), recipe_path.exists()
-    output.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(recipe_path) as tmp:
-            tmp.write_text(json.dumps(recipe, indent=2))
-        sampler = ClipSampler(bank, settings, seed)
-        with LoggedProgress() as bar:
-            task = bar.add_task("clips", total=count)
-            written = run(sampler, count, output,
-                          progress=lambda n: bar.update(task, completed=n))
-    except BaseException:
-        if not any(output.glob("clip_*")):  # a folder with nothing of use: as it was
-            if created:
-                shutil.rmtree(output)
-            elif not recorded:
+    with hold_folder(output):  # the recipe is read and written by one run at a time
+        if recipe_path.exists():
+            before = read_record(recipe_path)
+            if before is None:
+                raise InputError(recipe_path, "unreadable recipe of this folder (not a JSON "
+                                              "object)")
+            changed = [name for key, name in (
+                ("seed", "--seed"), ("images", "--images"), ("settings", "clip options"),
+                ("files", "files in --images")) if before.get(key) != recipe[key]]
+            if "clip options" in changed and isinstance(before.get("options"), dict):
+                changed[changed.index("clip options")] = ", ".join(
+                    f"{name} {before['options'].get(name)} there" for name, value in
+                    recipe["options"].items() if before["options"].get(name) != value)
+            if changed:
+                raise InputError(recipe_path, f"this folder was made with other settings "
+                                              f"(changed: {', '.join(changed)}); use another "
+                                              "--output or the same options and images to resume")
+        elif holds_anything(output):
+            raise InputError(output, "not empty and not made by `gyrodeblur synth clips` (no "
+                                     "synth.json): use an empty or new folder")
+        recorded = recipe_path.exists()
+        try:
+            with atomic_path(recipe_path) as tmp:
+                tmp.write_text(json.dumps(recipe, indent=2))
+            sampler = ClipSampler(bank, settings, seed)
+            with LoggedProgress() as bar:
+                task = bar.add_task("clips", total=count)
+                written = run(sampler, count, output,
+                              progress=lambda n: bar.update(task, completed=n))
+        except BaseException:
+            if not recorded and not any(output.glob("clip_*")):  # nothing of use: as it was
                 recipe_path.unlink(missing_ok=True)
-        raise
+            raise
     beyond = len(list(output.glob("clip_*"))) - count  # of an earlier, larger -n
     err_console.print(f"{written} new clips in {output}/ ({count - written} already there"
                       + (f"; {beyond} more, beyond -n {count}, left as they are)" if beyond > 0

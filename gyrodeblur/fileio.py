@@ -11,7 +11,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +175,82 @@ def temporary_folder(target: str | Path) -> Iterator[Path]:
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # one left is a later run's orphan
         os.close(fd)
+
+
+@contextlib.contextmanager
+def hold_folder(folder: str | Path, wait: Callable[[], None] | None = None
+                ) -> Iterator[Path]:
+    """Hold the output ``folder`` of a run (made if missing) while it writes there: another
+    run holding it meanwhile is an :class:`InputError`, or with ``wait`` is waited for
+    (``wait()`` told first), not two runs mixing their files or removing each other's. The
+    hold is a lock on the folder (:func:`_hold`'s kind), let go however the run ends; on
+    leaving, the folders made for it are removed if empty.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> with hold_folder(d / "out"):
+        ...     with hold_folder(d / "out"):
+        ...         pass
+        Traceback (most recent call last):
+        ...
+        gyrodeblur.errors.InputError: ...out: another run is writing into it; wait for it ...
+        >>> list(d.iterdir())
+        []
+    """
+    folder = Path(folder)
+    while True:
+        made = missing_folders(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:  # another run's clean-up removed it meanwhile
+            continue
+        except OSError as e:
+            remove_empty(made)
+            raise InputError(folder, f"cannot be written: {e.strerror}") from None
+        try:
+            locked = _lock(fd, wait)
+        except BaseException:  # Ctrl-C while waiting
+            os.close(fd)
+            raise
+        if locked and _still_at(fd, folder):
+            break
+        os.close(fd)
+        if not locked:
+            raise InputError(folder, "another run is writing into it; wait for it to end or "
+                                     "give another output")
+    try:
+        yield folder
+    finally:
+        remove_empty(made)  # while held: no run takes up a folder on its way out
+        os.close(fd)
+
+
+def _lock(fd: int, wait: Callable[[], None] | None) -> bool:
+    """Lock ``fd`` for :func:`hold_folder`; False where another holds it and ``wait`` is None.
+    Where there are no locks (Windows, some file systems), nothing is held and True told."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if wait is None:
+            return False
+        wait()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        pass
+    return True
+
+
+def _still_at(fd: int, folder: Path) -> bool:
+    """Whether the folder open as ``fd`` is still at ``folder``, not removed by a run's
+    clean-up (while this one waited for its lock, say)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(folder))
+    except FileNotFoundError:
+        return False
 
 
 def _umask() -> int:

@@ -171,6 +171,18 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     assert other.exit_code == 2 and "(changed: --samples 9 there)" in other.output
 
 
+def test_clips_into_a_folder_another_run_writes_are_refused(tmp_path):
+    from gyrodeblur.fileio import hold_folder
+
+    args = ["synth", "clips", "-o", str(tmp_path / "out"), "--size", "48x32", "--frames", "2"]
+    assert runner.invoke(app, [*args, "-n", "1"]).exit_code == 0
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    with hold_folder(tmp_path / "out"):  # as another run resuming it does
+        result = runner.invoke(app, [*args, "-n", "2"])
+    assert result.exit_code == 2 and "another run is writing into it" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
+
+
 def test_clips_do_not_resume_from_other_images(tmp_path):
     images = tmp_path / "images"
     images.mkdir()

@@ -154,6 +154,53 @@ def test_a_temporary_another_run_removes_before_it_is_held_is_made_anew(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz", "o.png"]
 
 
+HOLDER = """
+import sys
+from gyrodeblur.fileio import hold_folder
+with hold_folder(sys.argv[1]):
+    print("holding", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_an_output_folder_another_run_holds_is_refused_until_that_run_ends(tmp_path):
+    out = tmp_path / "runs" / "a"
+    other = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline() == "holding\n"
+        with pytest.raises(InputError, match=r"runs/a: another run is writing into it"):
+            with fileio.hold_folder(out):
+                pass
+        assert out.is_dir()  # the other's, left to it
+    finally:
+        other.kill()  # killed: its hold ends with it
+        other.wait()
+    with fileio.hold_folder(out) as held:
+        assert held == out
+    assert out.is_dir()  # not made by this run: kept
+    with fileio.hold_folder(tmp_path / "new" / "b"):
+        assert (tmp_path / "new" / "b").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_a_run_waiting_for_a_held_folder_holds_it_anew_once_its_holder_removed_it(tmp_path):
+    import threading
+
+    parts, waiting, seen = tmp_path / "c.parts", threading.Event(), []
+
+    def second_run():
+        with fileio.hold_folder(parts, wait=waiting.set):
+            seen.append(parts.is_dir())
+
+    with fileio.hold_folder(parts):  # made by this run: removed as it lets go
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        assert waiting.wait(10) and not seen
+    thread.join(10)
+    assert seen == [True] and list(tmp_path.iterdir()) == []
+
+
 def test_a_failed_write_is_named_after_the_output_not_its_temporary(tmp_path):
     with pytest.raises(OSError, match=r"File too large: '[^']*/o\.png'$"):
         with fileio.atomic_path(tmp_path / "o.png") as tmp:

@@ -672,7 +672,8 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
                    fps: float | None) -> dict[str, Any]:
     """The profile ``d`` of the video mode of ``size`` and ``fps`` among its own and its
     ``compatible_settings``, expanded as Gyroflow's ``get_all_matching_profiles`` does (a
-    ``width``/``height`` scales the calibration by ``width / calib_dimension.w``; a
+    ``width``/``height`` scales the calibration by ``width / calib_dimension.w``, as
+    :meth:`Camera.rescaled` would; a
     ``frame_readout_time`` or ``fps`` replaces the profile's); ``d`` itself when none fits."""
     entries = d.get("compatible_settings") or []
     if size is None or not entries:
@@ -699,8 +700,11 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
             mode["calib_dimension"] = {"w": round(w * ratio), "h": round(h * ratio)}
             if len(matrix) == 3:
                 scaled = [row[:] for row in matrix]
-                for r, c in ((0, 0), (0, 2), (1, 1), (1, 2)):
-                    scaled[r][c] *= ratio
+                for r in (0, 1):
+                    # The principal point as Camera.rescaled moves it (pixel centres), where
+                    # Gyroflow's (pixel corners) multiplies it: 0.25 px apart at half size.
+                    scaled[r][r] *= ratio
+                    scaled[r][2] = (scaled[r][2] + 0.5) * ratio - 0.5
                 mode["fisheye_params"] = {**params, "camera_matrix": scaled}
         for key in ("frame_readout_time", "fps"):
             if key in entry:

@@ -24,10 +24,9 @@ import torch
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import (
     atomic_path,
+    hold_folder,
     holds_anything,
-    missing_folders,
     read_record,
-    remove_empty,
 )
 from gyrodeblur.footage import (
     Footage,
@@ -651,7 +650,8 @@ class FolderOutput:
     frame's bit depth, grayness, EXIF), each written atomically; a folder of an interrupted
     run with the same settings is resumed (frames present are kept). ``deblur.json`` holds the
     settings and ``"complete"``, true once every frame is written; a run that fails before
-    its first frame leaves nothing (:meth:`discard_if_empty`)."""
+    its first frame leaves no record (:meth:`discard_if_empty`). The folder is held
+    (:func:`~gyrodeblur.fileio.hold_folder`) while it is written."""
 
     def __init__(self, folder: Path, settings: dict,
                  stored: Callable[[int], StoredFormat]) -> None:
@@ -672,18 +672,15 @@ class FolderOutput:
                                          "same, or choose another folder or empty it")
         elif holds_anything(folder):
             raise InputError(folder, "is not empty and not a deblur output; choose another")
-        self._made = missing_folders(folder)
         self._record(complete=False)
 
     def _frames(self) -> list[Path]:
         return list(self.folder.glob("frame_*.png"))
 
     def discard_if_empty(self) -> None:
-        """Remove the record, and the folders made for it, where no frame was written."""
-        if self._frames():
-            return
-        self.manifest.unlink(missing_ok=True)
-        remove_empty(self._made)
+        """Remove the record where no frame was written."""
+        if not self._frames():
+            self.manifest.unlink(missing_ok=True)
 
     def _record(self, complete: bool) -> None:
         with atomic_path(self.manifest) as tmp:
@@ -765,23 +762,25 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
     upright = round(rotation / 90) % 4
     # The input's alpha where the output frame is the input frame's size.
     alpha = not side_by_side and (job.camera.width, job.camera.height) == job.footage.size
-    folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
-                          lambda number: job.footage.stored_format(number, alpha).turned(upright))
     kept = 0
-    try:
-        for clip in windows(job.stream(), job.restorer.window):
-            centre = clip[len(clip) // 2]
-            if folder.done(centre.number):
-                kept += 1
-            else:
-                folder.write(centre.number,
-                             compose(centre, restore_frame(job.restorer, clip), upright))
-            done += 1
-            if progress:
-                progress(done)
-    except BaseException:
-        folder.discard_if_empty()
-        raise
-    folder.finish()
+    with hold_folder(output):
+        folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
+                              lambda number: job.footage.stored_format(number, alpha).turned(
+                                  upright))
+        try:
+            for clip in windows(job.stream(), job.restorer.window):
+                centre = clip[len(clip) // 2]
+                if folder.done(centre.number):
+                    kept += 1
+                else:
+                    folder.write(centre.number,
+                                 compose(centre, restore_frame(job.restorer, clip), upright))
+                done += 1
+                if progress:
+                    progress(done)
+        except BaseException:
+            folder.discard_if_empty()
+            raise
+        folder.finish()
     return [f"resumed: {kept} of the {done} frames were there from an earlier run"] if kept \
         else []

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path, holds_anything, read_record
+from gyrodeblur.fileio import atomic_path, hold_folder, holds_anything, read_record
 from gyrodeblur.footage import Footage, VideoWriter, read_frames_csv, read_image, write_image
 from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import read_gyro
@@ -93,7 +93,6 @@ def claim_output(out: Path) -> None:
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
     with atomic_path(results) as tmp:
         tmp.write_text(json.dumps({"demo": list(OUTPUTS), "complete": False}))
 
@@ -105,6 +104,12 @@ def run_demo(out: str | Path = "demo-output", say: Callable[[str], None] = print
     its ``results.json`` says ``"complete": false``.
     """
     out = Path(out)
+    with hold_folder(out):
+        return _demo(out, say)
+
+
+def _demo(out: Path, say: Callable[[str], None]) -> dict:
+    """:func:`run_demo` into ``out``, held."""
     started = time.perf_counter()
     claim_output(out)
     say(f"1/5 filming '{IMAGE}' along a real gyro segment ({FRAMES} frames {WIDTH}x{HEIGHT})")

@@ -18,6 +18,7 @@ A config (YAML)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import json
@@ -26,6 +27,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -42,7 +44,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.utils import get_total_norm
 
 from gyrodeblur.errors import InputError, Terminated
-from gyrodeblur.fileio import atomic_path, check_output, files_digest, read_record
+from gyrodeblur.fileio import atomic_path, check_output, files_digest, hold_folder, read_record
 from gyrodeblur.footage import image_files
 from gyrodeblur.models import build_model, dummy_batch, full_config, predict, refines_classic
 
@@ -411,26 +413,46 @@ def _recipe_changes(saved: str | None, wanted: str) -> str:
 
 
 def build_cache(data: DataConfig, path: Path,
-                progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
-    """Draw the synthetic samples once and store them (kernels in float16) at ``path``."""
+                progress: Callable[[int, int], None] | None = None,
+                note: Callable[[str], None] | None = None) -> dict[str, torch.Tensor]:
+    """Draw the synthetic samples once and store them (kernels in float16) at ``path``; a
+    run drawing the same cache meanwhile (runs of an ablation share one) is waited for,
+    ``note`` told so."""
+    if path.exists():
+        return _read_cache(path, data)
+    parts_folder = cache_parts(path)
+    say = note or (lambda text: print(text, file=sys.stderr))
+    with hold_folder(parts_folder,
+                     wait=lambda: say(f"waiting for another run drawing the data cache {path}")):
+        if path.exists():  # drawn by the run waited for
+            return _read_cache(path, data)
+        return _draw_cache(data, path, parts_folder, progress)
+
+
+def _read_cache(path: Path, data: DataConfig) -> dict[str, torch.Tensor]:
+    """The samples of the cache at ``path``, which must have been drawn as ``data`` says."""
+    try:
+        with safe_open(path, "pt") as f:
+            recipe = (f.metadata() or {}).get("recipe")
+        if _same_recipe(recipe, cache_recipe(data)):
+            return load_file(path)
+    except (OSError, SafetensorError) as e:
+        raise InputError(path, f"not a readable data cache ({str(e).splitlines()[0]}); "
+                               "delete it to draw it again") from None
+    raise InputError(path, "this data cache was drawn with other data settings"
+                           f"{_recipe_changes(recipe, cache_recipe(data))}, from other "
+                           "footage or by an older gyrodeblur; delete it or set data.cache "
+                           "elsewhere")
+
+
+def _draw_cache(data: DataConfig, path: Path, parts_folder: Path,
+                progress: Callable[[int, int], None] | None) -> dict[str, torch.Tensor]:
+    """Draw the cache at ``path``, in parts kept in ``parts_folder`` (held)."""
     from gyrodeblur.models.classic import deconvolve
     from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset
     from gyrodeblur.synthesis.images import ImageBank
     from gyrodeblur.synthesis.sampler import ClipSampler
 
-    if path.exists():
-        try:
-            with safe_open(path, "pt") as f:
-                recipe = (f.metadata() or {}).get("recipe")
-            if _same_recipe(recipe, cache_recipe(data)):
-                return load_file(path)
-        except (OSError, SafetensorError) as e:
-            raise InputError(path, f"not a readable data cache ({str(e).splitlines()[0]}); "
-                                   "delete it to draw it again") from None
-        raise InputError(path, "this data cache was drawn with other data settings"
-                               f"{_recipe_changes(recipe, cache_recipe(data))}, from other "
-                               "footage or by an older gyrodeblur; delete it or set data.cache "
-                               "elsewhere")
     estimate = deconvolve if data.classic else None
     if data.source == "folder":
         if data.folder is None:
@@ -453,7 +475,7 @@ def build_cache(data: DataConfig, path: Path,
     else:
         raise InputError(None, f"data.source {data.source!r}: synthetic or folder")
     # Drawn in parts, each kept on disk once complete: a killed draw resumes after the last.
-    recipe, parts_folder = cache_recipe(data), cache_parts(path)
+    recipe = cache_recipe(data)
     parts = _kept_parts(parts_folder, recipe)
     first = sum(len(part["blurred"]) for part in parts)
     if progress:
@@ -480,7 +502,7 @@ def build_cache(data: DataConfig, path: Path,
                                       "frames with sharp references)")
     tensors = {k: torch.cat([part.pop(k) for part in parts]) for k in list(parts[0])}
     _save_safetensors(tensors, path, {"recipe": recipe})
-    shutil.rmtree(parts_folder, ignore_errors=True)
+    shutil.rmtree(parts_folder, ignore_errors=True)  # a run arriving now finds the cache
     return tensors
 
 
@@ -515,7 +537,9 @@ def _kept_parts(folder: Path, recipe: str) -> list[dict[str, torch.Tensor]]:
                     continue
         except (OSError, SafetensorError):
             pass
-        shutil.rmtree(folder)
+        # Emptied, not removed: held (build_cache), else another run could draw beside this.
+        for stale in folder.glob("*.safetensors"):
+            stale.unlink(missing_ok=True)
         return []
     return parts
 
@@ -653,7 +677,15 @@ def train(config: TrainConfig, out: str | Path,
         raise TypeError("config.data and config.train must be a DataConfig and a "
                         "TrainSettings (load_config reads them from a YAML file)")
     check_config(config)  # a config built in Python has not been through load_config
-    run = Run(Path(out))
+    # Rank 0 alone writes the run folder; the others leave with it where it is another run's.
+    with hold_folder(out) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
+        return _train(config, Run(Path(out)), progress, stop_after, cache_progress, note)
+
+
+def _train(config: TrainConfig, run: Run, progress: Callable[[int, int, float], None] | None,
+           stop_after: int | None, cache_progress: Callable[[int, int], None] | None,
+           note: Callable[[str], None] | None) -> dict:
+    """:func:`train` in ``run``'s folder, held."""
     rank, world = _distributed()
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
                           if torch.cuda.is_available() else "cpu")
@@ -665,7 +697,6 @@ def train(config: TrainConfig, out: str | Path,
         raise InputError(None, f"train.batch {t.batch} does not split over {world} processes")
     saved = run.out / "config.yaml"
     cache_path = Path(config.data.cache) if config.data.cache else run.out / "data.safetensors"
-    created = not run.out.exists()
     try:
         failure = None
         if rank == 0:  # checks the run and draws the data alone; the others wait for it
@@ -684,7 +715,7 @@ def train(config: TrainConfig, out: str | Path,
                     raise InputError(run.out, "this run folder holds a run of another model "
                                      f"or data ({', '.join(changed)} {verb}); resume it with "
                                      f"{resume} or use another --output")
-                data = build_cache(config.data, cache_path, cache_progress)
+                data = build_cache(config.data, cache_path, cache_progress, note)
             except KeyboardInterrupt as e:
                 parts = cache_parts(cache_path)
                 kept = parts.is_dir() and any(parts.iterdir())
@@ -737,8 +768,6 @@ def train(config: TrainConfig, out: str | Path,
                 f" ({', '.join(edits)} changed since its checkpoint: they apply from here)"
                 if edits else ""))
     except BaseException as e:
-        if rank == 0 and created and run.out.is_dir() and not any(run.out.iterdir()):
-            run.out.rmdir()  # nothing of use was made
         if isinstance(e, KeyboardInterrupt) and not str(e) and cache_path.exists():
             raise type(e)(f"stopped before training; the data cache {cache_path} is kept "
                           "for the next run") from None

@@ -411,6 +411,13 @@ def test_gyroflow_compatible_settings_give_the_mode_of_the_footage(tmp_path: Pat
     half = load_camera(path, mode_size=(1358, 762))
     assert half.readout_time == pytest.approx(0.008 * 761 / 762)
     assert half.fx == pytest.approx(GYROFLOW_PROFILE["fisheye_params"]["camera_matrix"][0][0] / 2)
+    # An asymmetrical principal point moves as a rescaling moves it (pixel centres).
+    uneven = load_camera(write_json(tmp_path / "uneven.json", {**d, "asymmetrical": True}),
+                         mode_size=(1358, 762))
+    whole = load_camera(write_json(tmp_path / "whole.json", {**d, "asymmetrical": True}))
+    assert whole.cx != (whole.width - 1) / 2
+    expected = whole.rescaled(1358, 762)
+    assert (uneven.cx, uneven.cy) == pytest.approx((expected.cx, expected.cy), abs=1e-9)
     assert load_camera(path, mode_size=(2716, 1524), mode_fps=59.94).readout_time == \
         pytest.approx(0.010 * 1523 / 1524)
     assert load_camera(path, mode_size=(2716, 1524), mode_fps=30.0).readout_time == \

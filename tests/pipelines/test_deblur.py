@@ -402,6 +402,16 @@ def test_a_folder_with_an_unreadable_record_is_refused(clip, tmp_path, record):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["deblur.json"]
 
 
+def test_a_folder_another_run_writes_is_refused(clip, tmp_path):
+    from gyrodeblur.fileio import hold_folder
+
+    with hold_folder(tmp_path / "out"):
+        result = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
+                              "--range", "1:1", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "out: another run is writing into it" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_no_translation_deblurs_with_the_rotation_alone(clip, tmp_path):
     # A frame deblurred alone has no neighbours to measure translation from: its rotation
     # alone is what --no-translation gives the same frame in a run of three.

@@ -39,6 +39,15 @@ def test_a_folder_that_is_not_a_demo_output_is_refused_untouched(tmp_path):
     assert (tmp_path / "clip" / "mine.txt").read_text() == "keep"
 
 
+def test_a_demo_into_a_folder_another_demo_writes_is_refused(tmp_path):
+    from gyrodeblur.fileio import hold_folder
+
+    with hold_folder(tmp_path / "demo"):
+        result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path / "demo")])
+    assert result.exit_code == 2 and "another run is writing into it" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_earlier_demo_output_is_replaced_whole(tmp_path):
     # An interrupted earlier demo: its outputs go, even another default model's folder, so
     # that no results of another run stay beside the new ones; other files stay.

@@ -240,6 +240,39 @@ def test_a_killed_cache_draw_resumes_after_its_last_part(cache, tmp_path, monkey
     assert told[0] == 0
 
 
+def test_a_run_waits_for_another_drawing_the_same_cache_and_takes_it(cache, tmp_path):
+    import threading
+
+    from gyrodeblur.fileio import hold_folder
+    from gyrodeblur.pipelines.train import cache_parts
+
+    data = DataConfig(frames=1, width=48, height=32, samples=5, count=8)
+    path, told, drawn, got = tmp_path / "c.safetensors", [], [], []
+    waiting = threading.Event()
+
+    def second_run():
+        got.append(build_cache(data, path, lambda done, total: drawn.append(done),
+                               lambda text: (told.append(text), waiting.set())))
+
+    with hold_folder(cache_parts(path)):  # the first run, drawing
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        assert waiting.wait(10)
+        shutil.copy(cache, path)  # its cache, done
+    thread.join(60)
+    assert told == [f"waiting for another run drawing the data cache {path}"]
+    assert drawn == [] and torch.equal(got[0]["blurred"], build_cache(data, cache)["blurred"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]
+
+
+def test_a_run_folder_another_run_trains_in_is_refused(cache, tmp_path):
+    from gyrodeblur.fileio import hold_folder
+
+    with hold_folder(tmp_path / "run"), pytest.raises(InputError, match="another run is "):
+        train(config(cache), tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(("killed_at", "said"), [
     (2, "draws it from the start (no part of it was finished)"),
     (5, "draws the rest of it (its parts of 3 samples are kept)")])
