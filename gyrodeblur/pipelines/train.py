@@ -677,15 +677,15 @@ def train(config: TrainConfig, out: str | Path,
         raise TypeError("config.data and config.train must be a DataConfig and a "
                         "TrainSettings (load_config reads them from a YAML file)")
     check_config(config)  # a config built in Python has not been through load_config
-    # Rank 0 alone writes the run folder; the others leave with it where it is another run's.
-    with hold_folder(out) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
-        return _train(config, Run(Path(out)), progress, stop_after, cache_progress, note)
+    with contextlib.ExitStack() as held:
+        return _train(config, Run(Path(out)), held, progress, stop_after, cache_progress, note)
 
 
-def _train(config: TrainConfig, run: Run, progress: Callable[[int, int, float], None] | None,
-           stop_after: int | None, cache_progress: Callable[[int, int], None] | None,
+def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
+           progress: Callable[[int, int, float], None] | None, stop_after: int | None,
+           cache_progress: Callable[[int, int], None] | None,
            note: Callable[[str], None] | None) -> dict:
-    """:func:`train` in ``run``'s folder, held."""
+    """:func:`train`, its run folder held (by rank 0, which alone writes there) in ``held``."""
     rank, world = _distributed()
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
                           if torch.cuda.is_available() else "cpu")
@@ -701,6 +701,7 @@ def _train(config: TrainConfig, run: Run, progress: Callable[[int, int, float], 
         failure = None
         if rank == 0:  # checks the run and draws the data alone; the others wait for it
             try:
+                held.enter_context(hold_folder(run.out))
                 if saved.exists() and not run.checkpoint.exists() and \
                         not written_by_a_run(saved):
                     raise InputError(saved, "a config.yaml of no run here (no checkpoint.pt), "
