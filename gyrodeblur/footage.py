@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +37,25 @@ _START_COLUMNS = ("t_start", "t_sof")
 _EXPOSURE_COLUMNS = {"exposure": 1.0, "exposure_s": 1.0, "exposure_ns": 1e-9}
 
 
+def frames_text(numbers: np.ndarray) -> str:
+    """Sorted frame numbers in a few words, for messages.
+
+    Example:
+        >>> frames_text(np.array([4])), frames_text(np.arange(1, 90)), frames_text([1, 3, 5])
+        ('frame 4', 'frames 1..89', 'frames 1, 3, 5')
+        >>> frames_text([1, 3, 5, 7, 9, 99])
+        '6 frames from 1 to 99'
+    """
+    numbers = np.asarray(numbers)
+    if len(numbers) == 1:
+        return f"frame {numbers[0]}"
+    if numbers[-1] - numbers[0] + 1 == len(numbers):
+        return f"frames {numbers[0]}..{numbers[-1]}"
+    if len(numbers) <= 5:
+        return "frames " + ", ".join(map(str, numbers))
+    return f"{len(numbers)} frames from {numbers[0]} to {numbers[-1]}"
+
+
 @dataclass(frozen=True)
 class FrameTiming:
     """Exposure timing of frames.
@@ -54,9 +73,13 @@ class FrameTiming:
     source: str = ""
 
     def __post_init__(self) -> None:
+        given = np.asarray(self.frame)
         for name, dtype in (("frame", np.int64), ("t_start", np.float64),
-                            ("exposure", np.float64)):
-            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype))
+                            ("exposure", np.float64)):  # copies: the caller's may change
+            with np.errstate(invalid="ignore"):
+                object.__setattr__(self, name, np.array(getattr(self, name), dtype))
+        if self.frame.shape == given.shape and not np.array_equal(self.frame, given):
+            raise ValueError(f"frame numbers must be whole numbers, got {given.tolist()[:3]}")
         if not (self.frame.ndim == 1 and self.frame.shape == self.t_start.shape
                 == self.exposure.shape and len(self.frame)):
             raise ValueError(f"frame, t_start and exposure must be 1-D of one length >= 1, got "
@@ -72,6 +95,23 @@ class FrameTiming:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def check_has(self, numbers: Iterable[int]) -> None:
+        """Raise :class:`InputError` unless there are ``numbers`` and each is a frame here.
+
+        Example:
+            >>> FrameTiming([1, 3], [0.0, 0.1], [0.01, 0.01], "f.csv").check_has([3, 4, 5])
+            Traceback (most recent call last):
+            ...
+            gyrodeblur.errors.InputError: f.csv: no times for frames 4..5 (it has frames 1, 3)
+        """
+        numbers = np.unique(np.asarray(numbers, np.int64))
+        if not numbers.size:
+            raise InputError(self.source, "no frames asked for")
+        missing = np.setdiff1d(numbers, self.frame)
+        if missing.size:
+            raise InputError(self.source, f"no times for {frames_text(missing)} (it has "
+                                          f"{frames_text(self.frame)})")
+
     def select(self, first: int | None, last: int | None) -> FrameTiming:
         """The frames numbered ``first..last`` (inclusive; ``None`` leaves a side open)."""
         keep = np.ones(len(self), bool)
@@ -81,7 +121,7 @@ class FrameTiming:
             keep &= self.frame <= last
         if not keep.any():
             raise InputError(self.source, f"no frame numbered {first}..{last} "
-                                          f"(frames {self.frame[0]}..{self.frame[-1]})")
+                                          f"({frames_text(self.frame)})")
         return FrameTiming(self.frame[keep], self.t_start[keep], self.exposure[keep], self.source)
 
 
@@ -541,9 +581,10 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
     """Write ``(H, W, 3)`` sRGB (float in ``[0, 1]``, or uint8 / uint16 as :func:`float_image`
     takes it; ``(H, W)``: gray) in the format of the suffix.
 
-    8-bit RGB unless ``stored`` (from :func:`read_image_and_format`) asks for gray, 16 bits
-    or an alpha channel; 16 bits and alpha only where the file format has them (PNG, TIFF;
-    8-bit alpha in WebP, written lossless), EXIF in JPEG and PNG.
+    8-bit RGB (16-bit for a uint16 image) unless ``stored`` (from
+    :func:`read_image_and_format`) asks for gray, 16 bits or an alpha channel; 16 bits and
+    alpha only where the file format has them (PNG, TIFF; 8-bit alpha in WebP, written
+    lossless), EXIF in JPEG and PNG.
 
     Raises:
         ValueError: an image :func:`float_image` refuses (0..255 floats, NaN, another shape).
@@ -552,11 +593,12 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
     """
     if not cv2.haveImageWriter(str(path)):
         raise InputError(path, "no image format to write (give a suffix: .png, .jpg, .tif...)")
-    if np.ndim(image) == 2:
-        image = np.repeat(np.asarray(image)[..., None], 3, axis=2)
-        stored = replace(stored or StoredFormat(), gray=True)
+    image = np.asarray(image)
+    stored = stored or StoredFormat(np.uint16 if image.dtype == np.uint16 else np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+        stored = replace(stored, gray=True)
     image = float_image(image)
-    stored = stored or StoredFormat()
     suffix = Path(path).suffix.lower()
     deep = suffix in _DEEP_SUFFIXES
     dtype = stored.dtype if deep else np.uint8

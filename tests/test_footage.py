@@ -173,6 +173,27 @@ def test_timing_out_of_order_and_a_video_exposure_longer_than_its_frames_are_ref
         video_timing(tmp_path / "clip.mp4", 0.5)
 
 
+def test_timing_refuses_fractional_frame_numbers_and_keeps_its_own_arrays():
+    with pytest.raises(ValueError, match=r"frame numbers must be whole numbers, got \[1.7, 2.9"):
+        FrameTiming([1.7, 2.9], [0.0, 0.1], [0.01] * 2)
+    frames = np.array([1.0, 2.0])  # whole numbers as floats, as a CSV column reads
+    timing = FrameTiming(frames, [0.0, 0.1], [0.01] * 2)
+    frames[0] = 7
+    assert timing.frame.tolist() == [1, 2]
+
+
+def test_a_uint16_image_is_written_in_16_bits(tmp_path):
+    image = np.random.default_rng(0).integers(0, 65536, (6, 8, 3), dtype=np.uint16)
+    write_image(tmp_path / "deep.png", image)
+    pixels, stored = read_image_and_format(tmp_path / "deep.png")
+    assert stored.dtype == np.uint16 and not stored.gray
+    np.testing.assert_allclose(pixels, image / 65535, atol=1e-7)
+    write_image(tmp_path / "gray.png", image[..., 0])
+    pixels, stored = read_image_and_format(tmp_path / "gray.png")
+    assert stored.dtype == np.uint16 and stored.gray
+    np.testing.assert_allclose(pixels[..., 0], image[..., 0] / 65535, atol=1e-7)
+
+
 def test_a_file_without_video_or_not_a_video_says_so_in_ffmpegs_words(tmp_path):
     import av
 

@@ -105,8 +105,8 @@ class GyroLog:
     clock_start: float = 0.0
 
     def __post_init__(self) -> None:
-        t = np.asarray(self.t, dtype=np.float64)
-        w = np.asarray(self.w, dtype=np.float64)
+        t = np.array(self.t, dtype=np.float64)  # copies: the caller's may change
+        w = np.array(self.w, dtype=np.float64)
         if t.ndim != 1 or w.shape != (t.shape[0], 3):
             raise ValueError(f"GyroLog needs t (N,) and w (N, 3); got {t.shape} and {w.shape}")
         if not (np.isfinite(t).all() and np.isfinite(w).all()) or np.any(np.diff(t) <= 0):
@@ -767,7 +767,8 @@ def clock_note(log: GyroLog) -> str:
 
 
 def write_csv(log: GyroLog, path: str | Path) -> None:
-    """Write the plain ``t,wx,wy,wz`` CSV with round-trip-exact floats, atomically.
+    """Write the plain ``t,wx,wy,wz`` CSV with round-trip-exact floats, atomically. A log that
+    knows its axes or readout (a gcsv's) is refused: the CSV would lose them.
 
     Example:
         >>> import tempfile
@@ -776,6 +777,14 @@ def write_csv(log: GyroLog, path: str | Path) -> None:
         >>> p.read_text().splitlines()[:2]
         ['t,wx,wy,wz', '0,0.33333333333333331,0.33333333333333331,0.33333333333333331']
     """
+    known = [name for name, said in (
+        ("imu_to_camera", log.imu_to_camera is not None
+         and not np.array_equal(log.imu_to_camera, np.eye(3))),
+        ("readout_time", bool(log.readout_time))) if said]
+    if known:
+        raise ValueError(f"a plain CSV holds t,wx,wy,wz only: the log's {' and '.join(known)} "
+                         "would be lost; keep them in the camera (complete_camera, "
+                         f"save_camera) and write replace(log, {'=None, '.join(known)}=None)")
     data = np.column_stack([log.t, log.w])
     with atomic_path(path) as tmp:
         np.savetxt(tmp, data, fmt="%.17g", delimiter=",", header="t,wx,wy,wz", comments="")

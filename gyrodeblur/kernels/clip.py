@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming, check_unit_range
 from gyrodeblur.geometry.camera import Camera, same_view
 from gyrodeblur.geometry.rotation import Orientation
@@ -85,12 +84,9 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
         translation: measure translation from the frames' optical flow.
         flow: name of a backend in ``FLOW_BACKENDS``.
     """
-    wanted = {int(n) for n in numbers}
-    missing = sorted(wanted - set(timing.frame.tolist()))
-    if missing:
-        has = f"{timing.frame[0]}..{timing.frame[-1]}" if len(timing.frame) else "none"
-        raise InputError(timing.source, f"no times for frame(s) {missing[:5]} (it has {has})")
+    timing.check_has(numbers)
     check_flow_name(flow)
+    wanted = {int(n) for n in numbers}
 
     def rotation(number: int) -> tuple[np.ndarray, np.ndarray, float]:
         row = timing.frame.searchsorted(number)

@@ -50,7 +50,9 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
                              f"{width}x{height}: give them one size")
         canvas = (np.clip(image * 255 + 0.5, 0, 255) * 0.45).astype(np.uint8)
     canvas = np.ascontiguousarray(canvas)
-    step = spacing or max(16, max(height, width) // 24)
+    if spacing is not None and not spacing >= 1:
+        raise ValueError(f"spacing is a grid step in pixels, 1 or more; got {spacing}")
+    step = round(spacing) if spacing else max(16, max(height, width) // 24)
     ys = np.arange(step // 2, height, step)
     xs = np.arange(step // 2, width, step)
     streaks = traj[:, :, ys[:, None], xs[None, :]]  # (T, 2, ny, nx)

@@ -19,6 +19,21 @@ from gyrodeblur.geometry.rotation import Orientation, integrate
 from gyrodeblur.kernels.warp import warp_displacements
 
 
+def check_log_and_camera(log: GyroLog, camera: Camera, call: str) -> None:
+    """Raise :class:`TypeError`, naming ``call`` (a signature), unless ``log`` is a
+    :class:`GyroLog` and ``camera`` a :class:`Camera`: arguments given in another order.
+
+    Example:
+        >>> check_log_and_camera(Camera(4, 3, 2.0, 2.0, 1.5, 1.0), None, "f(log, camera)")
+        Traceback (most recent call last):
+        ...
+        TypeError: f(log, camera) takes a GyroLog and a Camera, got Camera and NoneType
+    """
+    if not (isinstance(log, GyroLog) and isinstance(camera, Camera)):
+        raise TypeError(f"{call} takes a GyroLog and a Camera, got {type(log).__name__} and "
+                        f"{type(camera).__name__}")
+
+
 def complete_camera(camera: Camera, log: GyroLog) -> Camera:
     """Take what the gyro file knows (Gyroflow gcsv) where the camera file is silent.
 
@@ -28,6 +43,7 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
     differ by more than a quarter, the camera's is used, with a warning). A log whose axes
     map to the camera's by a reflection is refused then: no mounting of a gyro does that.
     """
+    check_log_and_camera(log, camera, "complete_camera(camera, log)")
     if log.imu_to_camera is not None and np.allclose(camera.R_imu_to_camera, np.eye(3)):
         if np.linalg.det(log.imu_to_camera) < 0:
             raise InputError(log.source, "its Gyroflow orientation (its orientation line, or "
@@ -63,9 +79,7 @@ def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
         >>> np.round(log_so3(camera_orientation(log, turned).at(np.array(1.0))), 12)
         array([0.5, 0. , 0. ])
     """
-    if not (isinstance(log, GyroLog) and isinstance(camera, Camera)):
-        raise TypeError(f"camera_orientation(log, camera) takes a GyroLog and a Camera, got "
-                        f"{type(log).__name__} and {type(camera).__name__}")
+    check_log_and_camera(log, camera, "camera_orientation(log, camera)")
     cam_log = to_camera_frame(log, complete_camera(camera, log).R_imu_to_camera)
     return integrate(cam_log.t, cam_log.w)
 

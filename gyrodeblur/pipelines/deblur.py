@@ -35,6 +35,7 @@ from gyrodeblur.footage import (
     VideoWriter,
     float_image,
     frame_rate,
+    frames_text,
     to_float,
     write_image,
 )
@@ -44,6 +45,7 @@ from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
+    check_log_and_camera,
     check_samples,
     complete_camera,
     exposure_span,
@@ -492,6 +494,7 @@ def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
     """Rotation kernels ``(T, 2, h, w)`` of one image, at most ``kernel_width`` wide; the
     camera completed by what the log knows (:func:`complete_camera`). A blur beyond the
     image, where nothing of it is left to restore, is a unit error: refused."""
+    check_log_and_camera(log, camera, "image_kernels(log, camera, t_start, exposure, samples)")
     camera = complete_camera(camera, log)
     check_covers(log, *exposure_span(camera, t_start, exposure),
                  "check --frame-time and --time-offset")
@@ -533,7 +536,7 @@ def read_kernels(path: str | Path, frame: int | None, shape: tuple[int, int]
     if frame is None:
         frame = int(numbers[0])
     if frame not in numbers:
-        raise InputError(path, f"no frame {frame} (frames {numbers[0]}..{numbers[-1]})")
+        raise InputError(path, f"no frame {frame} ({frames_text(numbers)})")
     i = int(np.flatnonzero(numbers == frame)[0])
     h, w = rot.shape[-2:]
     H, W = shape
@@ -566,7 +569,7 @@ class VideoJob:
     Attributes:
         footage: the frames.
         timing: their exposure timing (frame clock).
-        frames: numbers of the frames to deblur, in order.
+        frames: numbers of the frames to deblur (sorted and taken once each).
         log: the gyro log (imu axes).
         camera: the camera at the processing resolution (= output resolution); what the log
             knows and it does not is taken (:func:`complete_camera`).
@@ -588,6 +591,7 @@ class VideoJob:
 
     def __post_init__(self) -> None:
         self.camera = complete_camera(self.camera, self.log)
+        self.frames = np.unique(self.frames)  # restored in order, once each
 
     def check(self) -> None:
         """Refuse what cannot work before anything is written."""

@@ -43,7 +43,9 @@ def exposure_spans(camera: Camera, timing: FrameTiming,
 
 def check_frames_covered(log: GyroLog, camera: Camera, timing: FrameTiming,
                          frames: np.ndarray) -> None:
-    """Raise :class:`InputError` unless the gyro covers every row's exposure of ``frames``."""
+    """Raise :class:`InputError` unless ``frames`` (some) are frames of ``timing`` and the gyro
+    covers every row's exposure of them."""
+    timing.check_has(frames)
     first, last = exposure_spans(camera, timing, frames)
     check_covers(log, first.min(), last.max())
 
@@ -57,7 +59,8 @@ class KernelJob:
             log knows and it does not is taken (:func:`complete_camera`).
         log: the gyro log as read (imu axes).
         timing: frames to compute (and their neighbours, for translation).
-        frames: numbers of the frames to compute, a subset of ``timing.frame``.
+        frames: numbers of the frames to compute, a subset of ``timing.frame`` (sorted and
+            taken once each).
         samples: ``T``.
         footage: the frames' pixels; required for translation and used as plot background.
         translation: whether to compute ``tran`` from optical flow (needs ``footage``).
@@ -77,6 +80,7 @@ class KernelJob:
 
     def __post_init__(self) -> None:
         self.camera = complete_camera(self.camera, self.log)
+        self.frames = np.unique(self.frames)  # the npz holds them in order, once each
 
     def needed(self) -> np.ndarray:
         """Frame numbers to read: the frames, plus, for translation, those of their

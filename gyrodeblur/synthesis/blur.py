@@ -13,7 +13,7 @@ re-encode; the 12 scalar loads of each bilinear sample bound the speed), about 5
 from __future__ import annotations
 
 import math
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numba
 import numpy as np
@@ -28,6 +28,20 @@ Array = TypeVar("Array", torch.Tensor, np.ndarray)
 SATURATION_THRESHOLD = 0.98
 
 
+def _floats(x: Array | float, call: str) -> tuple[Array, Any]:
+    """``x`` as a tensor or an array of floats (a number as a float64 array), and its module;
+    integers, an image as stored, are refused: their scale is not [0, 1]."""
+    if isinstance(x, torch.Tensor):
+        floating = x.is_floating_point()
+    else:
+        x = np.asarray(x, np.float64) if isinstance(x, int | float) else np.asarray(x)
+        floating = np.issubdtype(x.dtype, np.floating)
+    if not floating:
+        raise TypeError(f"{call} takes values in [0, 1] as floats, got {x.dtype}: an image "
+                        "as stored is float_image(image) first")
+    return x, torch if isinstance(x, torch.Tensor) else np
+
+
 def srgb_to_linear(x: Array) -> Array:
     """Inverse sRGB transfer (IEC 61966-2-1), for a torch tensor or a numpy array.
 
@@ -37,7 +51,7 @@ def srgb_to_linear(x: Array) -> Array:
         >>> srgb_to_linear(np.array([0.0, 1.0], np.float32)).tolist()
         [0.0, 1.0]
     """
-    xp = torch if isinstance(x, torch.Tensor) else np
+    x, xp = _floats(x, "srgb_to_linear")
     # The clip keeps the unused branch finite for negative inputs (no NaN, no warning).
     return xp.where(x <= 0.04045, x / 12.92, ((x.clip(0.04045) + 0.055) / 1.055) ** 2.4)
 
@@ -49,7 +63,7 @@ def linear_to_srgb(x: Array) -> Array:
         >>> round(float(linear_to_srgb(torch.tensor(0.21404))), 4)
         0.5
     """
-    xp = torch if isinstance(x, torch.Tensor) else np
+    x, xp = _floats(x, "linear_to_srgb")
     return xp.where(x <= 0.0031308, x * 12.92, 1.055 * x.clip(0.0031308) ** (1 / 2.4) - 0.055)
 
 

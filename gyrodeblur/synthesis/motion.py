@@ -145,9 +145,10 @@ class ShakeModel:
         """Expected RMS of ``w`` per camera axis, rad/s: the square root of the PSD's integral."""
         return np.sqrt(_integral(self.psd, self.freqs))
 
-    def sample(self, duration: float, rate_hz: float, rng: np.random.Generator,
+    def sample(self, duration: float, rate_hz: float, rng: np.random.Generator | int,
                scale: float = 1.0) -> GyroLog:
-        """A random trace: ``t = k / rate_hz`` over ``[0, duration]``, ``w`` in camera axes.
+        """A random trace: ``t = k / rate_hz`` over ``[0, duration]``, ``w`` in camera axes;
+        ``rng`` a generator or a seed.
 
         Spectral synthesis: each frequency ``f_k`` of an FFT grid gets a complex Gaussian
         coefficient (uniform phase, Rayleigh amplitude) of mean power ``2 S(f_k) df``, so the
@@ -173,7 +174,7 @@ class ShakeModel:
         s = np.stack([np.interp(f, self.freqs, self.psd[:, a], right=0.0) for a in range(3)], 1)
         s[0] = 0.0  # zero mean
         s[-1] = 0.0  # the Nyquist bin is real-valued; one bin, left out rather than halved
-        z = rng.standard_normal((2, len(f), 3))
+        z = np.random.default_rng(rng).standard_normal((2, len(f), 3))
         coef = (z[0] + 1j * z[1]) * np.sqrt(s * df)  # E|coef|^2 = 2 S df
         w = np.fft.irfft(coef * (m / 2), n=m, axis=0)[:n]
         return GyroLog(np.arange(n) / rate_hz, scale * w, source="shake model",

@@ -93,6 +93,7 @@ class SensorErrors:
 
     def __post_init__(self) -> None:
         for name in ("bias", "scale"):
+            object.__setattr__(self, name, np.array(getattr(self, name), np.float64))
             if np.shape(getattr(self, name)) != (3,):
                 raise ValueError(f"{name} must have one value per axis, shape (3,), got "
                                  f"shape {np.shape(getattr(self, name))}")

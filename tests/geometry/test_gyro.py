@@ -75,6 +75,26 @@ def test_gcsv_integer_rows(tmp_path):
     np.testing.assert_array_equal(log.imu_to_camera @ [0, 1, 0], [0, -1, 0])
 
 
+def test_a_log_knowing_its_axes_or_readout_is_not_written_where_they_would_be_lost(tmp_path):
+    t, w = np.array([0.0, 0.01, 0.02]), np.ones((3, 3))
+    turned = gyroflow_imu_to_camera("YxZ")
+    for extra, named in (({"imu_to_camera": turned}, "imu_to_camera"),
+                         ({"readout_time": -0.02}, "readout_time")):
+        with pytest.raises(ValueError, match=f"the log's {named} would be lost"):
+            write_csv(GyroLog(t, w, **extra), tmp_path / "g.csv")
+    assert list(tmp_path.iterdir()) == []
+    # Nothing lost: an identity, which reading the CSV back gives as well.
+    write_csv(GyroLog(t, w, imu_to_camera=np.eye(3)), tmp_path / "g.csv")
+    assert np.array_equal(read_gyro(tmp_path / "g.csv").w, w)
+
+
+def test_a_log_keeps_its_samples_whatever_the_caller_does_to_its_arrays():
+    t, w = np.arange(5) * 0.01, np.zeros((5, 3))
+    log = GyroLog(t, w)
+    t[3], w[0, 0] = -1.0, 9.0
+    assert np.all(np.diff(log.t) > 0) and log.w[0, 0] == 0.0
+
+
 def test_gcsv_bottom_to_top_readout_is_negative(tmp_path):
     p = _csv(
         tmp_path / "b.gcsv",

@@ -13,6 +13,9 @@ def test_streaks_are_drawn_where_the_trajectory_goes():
     y, x = 24, 24  # first grid point
     assert (pic[y, x + 8] != background).any() and (pic[y, x - 8] != background).any()
     assert (pic[y + 8, x] == background).all()  # nothing drawn across the streak
+    np.testing.assert_array_equal(draw_kernels(traj, spacing=48.0, gain=1.0), pic)
+    with pytest.raises(ValueError, match="spacing is a grid step in pixels, 1 or more; got 0"):
+        draw_kernels(traj, spacing=0)
 
 
 def test_picture_keeps_frame_visible_and_size():

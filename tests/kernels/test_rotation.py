@@ -137,8 +137,15 @@ def test_samples_must_be_an_integer_of_at_least_two():
             sample_times(PINHOLE, 0.4, 0.2, samples)
 
 
-def test_camera_orientation_names_its_arguments_given_the_wrong_way_round():
+def test_functions_of_a_log_and_a_camera_name_their_order_given_the_wrong_way_round():
+    from gyrodeblur.pipelines.deblur import image_kernels
+
     log = GyroLog(np.array([0.0, 1.0]), np.zeros((2, 3)))
     camera = Camera(4, 3, 2.0, 2.0, 1.5, 1.0)
-    with pytest.raises(TypeError, match="takes a GyroLog and a Camera, got Camera and GyroLog"):
+    with pytest.raises(TypeError, match=r"^camera_orientation\(log, camera\) takes a GyroLog "
+                                        "and a Camera, got Camera and GyroLog"):
         camera_orientation(camera, log)
+    with pytest.raises(TypeError, match=r"^complete_camera\(camera, log\) takes"):
+        complete_camera(log, camera)
+    with pytest.raises(TypeError, match=r"^image_kernels\(log, camera, t_start, exposure, "):
+        image_kernels(camera, log, 0.5, 0.01, 5)

@@ -91,3 +91,25 @@ def test_translation_reads_the_timed_covered_neighbours_only():
                       translation=False)
     assert still.needed().tolist() == [1, 4] and still.without_neighbours().tolist() == []
     still.check()
+
+
+def test_frames_given_out_of_order_or_twice_are_computed_once_each_under_their_numbers(tmp_path):
+    t = np.linspace(0.0, 1.0, 201)
+    log = GyroLog(t, np.stack([np.sin(7 * t), np.cos(5 * t), 0.3 * t], axis=1))
+    camera = Camera(64, 48, 60.0, 60.0, 31.5, 23.5)
+    timing = FrameTiming([1, 3, 5], [0.2, 0.4, 0.6], [0.03] * 3, "f.csv")
+    compute_kernels(KernelJob(camera, log, timing, np.array([5, 1, 5]), translation=False),
+                    tmp_path / "both.npz")
+    compute_kernels(KernelJob(camera, log, timing, np.array([5]), translation=False),
+                    tmp_path / "five.npz")
+    both, five = np.load(tmp_path / "both.npz"), np.load(tmp_path / "five.npz")
+    assert both["frames"].tolist() == [1, 5] and both["rot"].shape[0] == 2
+    np.testing.assert_array_equal(both["rot"][1], five["rot"][0])
+    np.testing.assert_array_equal(both["times"][:, 0, 0], [0.2, 0.6])
+    with pytest.raises(InputError, match=r"f\.csv: no times for frame 7 \(it has frames 1, "
+                                         r"3, 5\)"):
+        compute_kernels(KernelJob(camera, log, timing, np.array([1, 7]), translation=False),
+                        tmp_path / "none.npz")
+    with pytest.raises(InputError, match="no frames asked for"):
+        KernelJob(camera, log, timing, np.array([], int), translation=False).check()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["both.npz", "five.npz"]

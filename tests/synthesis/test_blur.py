@@ -233,6 +233,10 @@ def test_srgb_curves_invert_each_other_and_match_known_values():
     assert float(srgb_to_linear(torch.tensor(0.02))) == pytest.approx(0.02 / 12.92)
     assert float(linear_to_srgb(torch.tensor(0.18))) == pytest.approx(0.46135, abs=1e-5)
     np.testing.assert_allclose(srgb_to_linear(x.numpy()), srgb_to_linear(x).numpy(), atol=1e-7)
+    assert srgb_to_linear(0.5) == pytest.approx(0.21404, abs=1e-5)  # a number
+    for stored in (np.array([0, 128, 255], np.uint8), torch.tensor([0, 255])):
+        with pytest.raises(TypeError, match="takes values in \\[0, 1\\] as floats, got "):
+            srgb_to_linear(stored)
     np.testing.assert_allclose(linear_to_srgb(x.numpy()), linear_to_srgb(x).numpy(), atol=1e-7)
     assert srgb_to_linear(x.numpy()).dtype == np.float32
     # Negative inputs stay on the linear segment (finite, no warnings).

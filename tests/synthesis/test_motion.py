@@ -84,6 +84,7 @@ def test_sample_grid_seed_and_scale(model):
     assert np.array_equal(a.w, b.w)
     assert not np.allclose(a.w, c.w / 3.0)
     assert np.array_equal(a.imu_to_camera, np.eye(3))
+    assert np.array_equal(model.sample(1.0, 400.0, 5).w, a.w)  # a seed for a generator
 
 
 def test_fit_recovers_model_psd(model, tmp_path):

@@ -48,6 +48,8 @@ def test_bias_and_scale_per_axis():
     for a in range(3):
         assert np.allclose(seen.w[:, a], log.w[:, a] * (1 + scale[a]) + bias[a], rtol=0,
                            atol=1e-15)
+    listed = SensorErrors(bias=bias.tolist(), scale=scale.tolist())  # as YAML gives them
+    assert listed.describe()["bias"] == bias.tolist()
 
 
 def test_readout_error_scales_readout_time():
