@@ -300,6 +300,8 @@ class ClipFolderDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < len(self.index):  # no negative twin of a sample, its crop seeded apart
+            raise IndexError(index)
         c, first, centre = self.index[index]
         window = _with_estimate(self.clips[c].window(first, self.frames, self.samples),
                                 self.first_estimate)

@@ -62,6 +62,9 @@ def test_clip_folders_load_like_synthetic_samples(tmp_path):
                                rtol=0)
     torch.testing.assert_close(sample["rot"], synthetic["rot"], atol=1e-4, rtol=0)
     assert sample["sharp"].shape == sample["blurred"].shape == (3, 3, 32, 40)
+    for beyond in (-1, 1):  # as a sequence: iteration and DataLoaders stop at IndexError
+        with pytest.raises(IndexError):
+            folder[beyond]
 
 
 def test_clip_folders_skip_hidden_unfinished_clips(tmp_path):
