@@ -774,6 +774,7 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                           "for the next run") from None
         raise
     started, first = time.perf_counter(), step
+    checkpointed = step if run.checkpoint.exists() else None  # the step its checkpoint holds
     diverged = None
 
     def metrics_now() -> dict:
@@ -872,15 +873,16 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                 if step % t.checkpoint_every == 0 or step == t.steps:
                     _save(run, model, optimizer, step, history, config,
                           seconds_before + time.perf_counter() - started, metrics_now())
+                    checkpointed = step
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
     metrics = metrics_now()
     if rank == 0:
-        if step > first or not run.checkpoint.exists():
+        if step != checkpointed:
             _save(run, model, optimizer, step, history, config, metrics["seconds_total"],
                   metrics)
-        else:
+        else:  # saved at this step already: the metrics of the call's end
             _write_metrics(run, metrics)
         writer.close()
     if world > 1:  # no process leaves while another still talks to it (gloo aborts then)

@@ -741,6 +741,21 @@ def test_metrics_follow_the_checkpoints_of_a_run_that_dies(cache, tmp_path):
     assert metrics["steps"] == state["step"] == 2 and not metrics["finished"]
 
 
+def test_each_checkpoint_step_is_written_once(cache, tmp_path, monkeypatch):
+    from gyrodeblur.pipelines import train as training
+
+    real, written = training.atomic_path, []
+
+    def counted(target):
+        written.append(Path(target).name)
+        return real(target)
+
+    monkeypatch.setattr(training, "atomic_path", counted)
+    metrics = train(config(cache), tmp_path / "run")  # 6 steps, a checkpoint every 2
+    assert written.count("checkpoint.pt") == written.count("model.safetensors") == 3
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
+
+
 def test_a_run_killed_after_its_last_checkpoint_has_that_steps_weights(cache, tmp_path,
                                                                       monkeypatch):
     from safetensors import safe_open
