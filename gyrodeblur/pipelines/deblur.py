@@ -690,8 +690,13 @@ class FolderOutput:
         with atomic_path(self.manifest) as tmp:
             tmp.write_text(json.dumps(self.settings | {"complete": complete}, indent=2))
 
-    def finish(self) -> None:
-        """Mark the folder complete: every frame written."""
+    def finish(self, numbers: np.ndarray) -> None:
+        """Mark the folder complete, once every frame of ``numbers`` is there (frames removed
+        while it ran, a folder deleted and made again, are not)."""
+        missing = [n for n in numbers if not self.done(n)]
+        if missing:
+            raise InputError(self.folder, f"{frames_text(np.asarray(missing))} removed while the "
+                                          "run wrote the folder; run it again to restore them")
         self._record(complete=True)
 
     def path(self, number: int) -> Path:
@@ -785,6 +790,6 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
         except BaseException:
             folder.discard_if_empty()
             raise
-        folder.finish()
+        folder.finish(job.frames)
     return [f"resumed: {kept} of the {done} frames were there from an earlier run"] if kept \
         else []

@@ -392,6 +392,28 @@ def test_deblur_video_classic_to_folder_raises_psnr_and_resumes(clip, tmp_path, 
     assert "(changed: frames (--range), frame times, exposure times)" in fewer.output
 
 
+def test_frames_removed_while_a_folder_is_written_are_not_marked_complete(clip, tmp_path,
+                                                                          monkeypatch):
+    out, real = tmp_path / "out", deblur_module.FolderOutput.write
+
+    def write_and_lose_the_first(self, number, image):
+        real(self, number, image)
+        if number == 2:
+            (out / "frame_000001.png").unlink()  # a user's clean-up, mid-run
+
+    args = [clip / "blurred", *motion_args(clip), "--method", "classic", "--range", "1:2",
+            "--size", "160x96", "-o", out]
+    monkeypatch.setattr(deblur_module.FolderOutput, "write", write_and_lose_the_first)
+    result = deblur_video(*args)
+    assert result.exit_code == 2
+    assert "out: frame 1 removed while the run wrote the folder; run it again" in result.output
+    assert json.loads((out / "deblur.json").read_text())["complete"] is False
+    monkeypatch.setattr(deblur_module.FolderOutput, "write", real)
+    again = deblur_video(*args)
+    assert again.exit_code == 0 and "resumed: 1 of the 2 frames" in again.output
+    assert json.loads((out / "deblur.json").read_text())["complete"] is True
+
+
 @pytest.mark.parametrize("record", ["not json", "[1, 2]"])
 def test_a_folder_with_an_unreadable_record_is_refused(clip, tmp_path, record):
     (tmp_path / "out").mkdir()
