@@ -208,6 +208,10 @@ def export_clip(clip: Clip, folder: str | Path, kernels: bool = True) -> None:
                 _write_clip(clip, tmp, kernels)
             except OSError as e:  # named after the clip, not its temporary folder
                 raise write_error(folder, e, tmp) from None
+            except InputError as e:  # a file of it refused (too large for the disk)
+                if e.source is None or not Path(e.source).is_relative_to(tmp):
+                    raise
+                raise InputError(folder / Path(e.source).relative_to(tmp), e.problem) from None
             move_folder_into_place(tmp, folder)
     finally:
         if not folder.exists():

@@ -98,6 +98,16 @@ def test_an_export_that_fails_names_the_clip_and_leaves_nothing(tmp_path, monkey
         export_clip(sampler.sample(0), tmp_path / "new" / "c")
     assert [p.name for p in tmp_path.iterdir()] == ["ok"]
 
+    class TooLarge:
+        def __init__(self, path):
+            raise InputError(path, "cannot be written: 62 MB needed, 3 MB free")
+
+    monkeypatch.undo()
+    monkeypatch.setattr(clips, "NpzWriter", TooLarge)
+    with pytest.raises(InputError, match=r"^\S*/new/c/kernels\.npz: cannot be written: 62 MB"):
+        export_clip(sampler.sample(0), tmp_path / "new" / "c")
+    assert [p.name for p in tmp_path.iterdir()] == ["ok"]
+
 
 def test_clips_longer_than_every_real_trace_take_the_hand_shake_model():
     # 25.2 s of motion: both bundled traces (15 s, 24 s) are shorter.
