@@ -523,6 +523,10 @@ def kernels(
                           "neighbouring frame with timing in the footage and the gyro")
     note_pixels_without_ray(cam)
     pixels = cam.width * cam.height
+    # A frame's kernels and their intermediates (rays, flow, velocities), as measured.
+    check_memory(int(pixels * (1 + translation) * (samples * 2 * 4 * 1.3 + 30)),
+                 f"computing the kernels of a {cam.width}x{cam.height} frame (T={samples})",
+                 "a smaller --size or fewer --samples")
     size_bytes = len(selected) * (samples * 2 * pixels * 4 * (1 + translation) + pixels
                                   + samples * cam.height * 8)
     if size_bytes > LARGE_KERNELS:  # seldom meant: said before the work
