@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -102,7 +103,8 @@ def remove_orphans(target: str | Path) -> None:
     """Remove the temporary files and folders of ``target`` that runs left when they died
     without cleaning up (SIGKILL, the out-of-memory killer, a power cut): those that no
     process holds (:func:`_hold`; a lock every process on this file system sees, in other
-    containers and over NFS too). One that cannot be opened or removed is left.
+    containers too). One that cannot be opened, locked (NFS locks no folder) or removed is
+    left.
 
     Example:
         >>> import tempfile, pathlib
@@ -140,6 +142,28 @@ def remove_orphans(target: str | Path) -> None:
             os.close(fd)
 
 
+# What this process holds, by descriptor: each folder's (device, inode). A forked child (a
+# DataLoader worker) closes its copies: a hold ends with the run, not with its last worker.
+_held: dict[int, tuple[int, int]] = {}
+
+
+def _forget_held() -> None:
+    for fd in _held:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_held)
+
+
+def _let_go(fd: int) -> None:
+    """Close a held descriptor (one a forked child forgot is not its to close)."""
+    if _held.pop(fd, None) is not None:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def temporary_folder(target: str | Path) -> Iterator[Path]:
     """A new folder beside ``target`` for the parts of it, held (:func:`_hold`) and removed
@@ -163,28 +187,27 @@ def temporary_folder(target: str | Path) -> Iterator[Path]:
         except FileNotFoundError:  # another run's clean-up took it before it was held
             continue
         _hold(fd)
-        try:
-            held = os.path.samestat(os.fstat(fd), os.lstat(folder))
-        except FileNotFoundError:
-            held = False
-        if held:
+        _held[fd] = _key(fd)
+        if _still_at(fd, Path(folder), follow=False):
             break
-        os.close(fd)
+        _let_go(fd)
     try:
         yield Path(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # one left is a later run's orphan
-        os.close(fd)
+        _let_go(fd)
 
 
 @contextlib.contextmanager
-def hold_folder(folder: str | Path, wait: Callable[[], None] | None = None
-                ) -> Iterator[Path]:
+def hold_folder(folder: str | Path, wait: Callable[[], None] | None = None,
+                reading: bool = False) -> Iterator[Path]:
     """Hold the output ``folder`` of a run (made if missing) while it writes there: another
     run holding it meanwhile is an :class:`InputError`, or with ``wait`` is waited for
-    (``wait()`` told first), not two runs mixing their files or removing each other's. The
-    hold is a lock on the folder (:func:`_hold`'s kind), let go however the run ends; on
-    leaving, the folders made for it are removed if empty.
+    (``wait()`` told first), not two runs mixing their files or removing each other's. With
+    ``reading``, the folder (which must exist) is an input that no run may write into
+    meanwhile, and any number of runs may read. The hold is a lock on the folder
+    (:func:`_hold`'s kind), let go however the run ends; on leaving, the folders made for
+    it are removed if empty.
 
     Example:
         >>> import tempfile, pathlib
@@ -194,23 +217,30 @@ def hold_folder(folder: str | Path, wait: Callable[[], None] | None = None
         ...         pass
         Traceback (most recent call last):
         ...
-        gyrodeblur.errors.InputError: ...out: another run is writing into it; wait for it ...
+        gyrodeblur.errors.InputError: ...out: another run is using it; wait for it to end ...
         >>> list(d.iterdir())
         []
     """
     folder = Path(folder)
     while True:
-        made = missing_folders(folder)
+        made = [] if reading else missing_folders(folder)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            if not reading:
+                folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:  # another run's clean-up removed it meanwhile
+            if reading:
+                raise InputError(folder, "not found") from None
             continue
         except OSError as e:
             remove_empty(made)
-            raise InputError(folder, f"cannot be written: {e.strerror}") from None
+            raise InputError(folder, f"cannot be {'read' if reading else 'written'}: "
+                                     f"{e.strerror}") from None
         try:
-            locked = _lock(fd, wait)
+            if wait is not None and _key(fd) in _held.values():
+                raise InputError(folder, "this run holds it already (one of its outputs lies "
+                                         "where another goes), and would wait for itself")
+            locked = _lock(fd, folder, wait, reading)
         except BaseException:  # Ctrl-C while waiting
             os.close(fd)
             raise
@@ -218,37 +248,47 @@ def hold_folder(folder: str | Path, wait: Callable[[], None] | None = None
             break
         os.close(fd)
         if not locked:
-            raise InputError(folder, "another run is writing into it; wait for it to end or "
-                                     "give another output")
+            raise InputError(folder, "another run is writing into it; wait for it to end"
+                             if reading else "another run is using it; wait for it to end or "
+                                             "give another output")
+    _held[fd] = _key(fd)
     try:
         yield folder
     finally:
         remove_empty(made)  # while held: no run takes up a folder on its way out
-        os.close(fd)
+        _let_go(fd)
 
 
-def _lock(fd: int, wait: Callable[[], None] | None) -> bool:
+def _key(fd: int) -> tuple[int, int]:
+    stat = os.fstat(fd)
+    return stat.st_dev, stat.st_ino
+
+
+def _lock(fd: int, folder: Path, wait: Callable[[], None] | None, reading: bool) -> bool:
     """Lock ``fd`` for :func:`hold_folder`; False where another holds it and ``wait`` is None.
-    Where there are no locks (Windows, some file systems), nothing is held and True told."""
+    Where there are no locks (Windows; NFS and CIFS, which lock no folder), nothing is held,
+    with a warning, and True told."""
     if fcntl is None:
         return True
+    kind = fcntl.LOCK_SH if reading else fcntl.LOCK_EX
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
     except BlockingIOError:
         if wait is None:
             return False
         wait()
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, kind)
     except OSError:
-        pass
+        warnings.warn(f"{folder}: this file system locks no folder (NFS?): another run given "
+                      "it meanwhile would not be kept out", stacklevel=4)
     return True
 
 
-def _still_at(fd: int, folder: Path) -> bool:
+def _still_at(fd: int, folder: Path, follow: bool = True) -> bool:
     """Whether the folder open as ``fd`` is still at ``folder``, not removed by a run's
     clean-up (while this one waited for its lock, say)."""
     try:
-        return os.path.samestat(os.fstat(fd), os.stat(folder))
+        return os.path.samestat(os.fstat(fd), os.stat(folder, follow_symlinks=follow))
     except FileNotFoundError:
         return False
 

@@ -179,7 +179,7 @@ def test_clips_into_a_folder_another_run_writes_are_refused(tmp_path):
     before = sorted(p.name for p in (tmp_path / "out").iterdir())
     with hold_folder(tmp_path / "out"):  # as another run resuming it does
         result = runner.invoke(app, [*args, "-n", "2"])
-    assert result.exit_code == 2 and "another run is writing into it" in result.output
+    assert result.exit_code == 2 and "another run is using it" in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
 
 

@@ -169,7 +169,7 @@ def test_an_output_folder_another_run_holds_is_refused_until_that_run_ends(tmp_p
                              stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout.readline() == "holding\n"
-        with pytest.raises(InputError, match=r"runs/a: another run is writing into it"):
+        with pytest.raises(InputError, match=r"runs/a: another run is using it"):
             with fileio.hold_folder(out):
                 pass
         assert out.is_dir()  # the other's, left to it
@@ -188,17 +188,67 @@ def test_a_run_waiting_for_a_held_folder_holds_it_anew_once_its_holder_removed_i
     import threading
 
     parts, waiting, seen = tmp_path / "c.parts", threading.Event(), []
+    other = subprocess.Popen([sys.executable, "-c", HOLDER, str(parts)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline() == "holding\n"
 
     def second_run():
         with fileio.hold_folder(parts, wait=waiting.set):
             seen.append(parts.is_dir())
 
-    with fileio.hold_folder(parts):  # made by this run: removed as it lets go
-        thread = threading.Thread(target=second_run)
-        thread.start()
-        assert waiting.wait(10) and not seen
+    thread = threading.Thread(target=second_run)
+    thread.start()
+    assert waiting.wait(10) and not seen
+    other.communicate("done\n")  # made by the other run: removed as it lets go
     thread.join(10)
     assert seen == [True] and list(tmp_path.iterdir()) == []
+    # A run never waits for itself.
+    with fileio.hold_folder(parts), pytest.raises(InputError, match="this run holds it alr"):
+        with fileio.hold_folder(parts, wait=waiting.set):
+            pass
+
+
+FORKING_HOLDER = """
+import multiprocessing, sys, time
+from gyrodeblur.fileio import hold_folder
+with hold_folder(sys.argv[1]):
+    worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+    worker.start()  # as a DataLoader's worker is, holding a copy of every descriptor
+    print(worker.pid, flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_hold_ends_with_its_run_killed_not_with_the_workers_it_forked(tmp_path):
+    out = tmp_path / "run"
+    other = subprocess.Popen([sys.executable, "-c", FORKING_HOLDER, str(out)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    worker = int(other.stdout.readline())
+    try:
+        other.kill()
+        other.wait()
+        os.kill(worker, 0)  # still alive
+        with fileio.hold_folder(out):
+            pass
+    finally:
+        os.kill(worker, 9)
+
+
+def test_a_folder_read_by_runs_is_written_by_none(tmp_path):
+    clips = tmp_path / "clips"
+    with pytest.raises(InputError, match="clips: not found"):
+        with fileio.hold_folder(clips, reading=True):
+            pass
+    clips.mkdir()
+    with fileio.hold_folder(clips, reading=True), fileio.hold_folder(clips, reading=True):
+        with pytest.raises(InputError, match="clips: another run is using it"):
+            with fileio.hold_folder(clips):
+                pass
+    with fileio.hold_folder(clips), pytest.raises(InputError, match="clips: another run is "
+                                                                    "writing into it; wait"):
+        with fileio.hold_folder(clips, reading=True):
+            pass
+    assert clips.is_dir()
 
 
 def test_a_failed_write_is_named_after_the_output_not_its_temporary(tmp_path):

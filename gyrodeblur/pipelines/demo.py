@@ -90,7 +90,8 @@ def claim_output(out: Path) -> None:
         ours = set(OUTPUTS) | {str(name) for name in earlier["demo"]}
         for path in [p for p in out.iterdir() if p.name in ours]:
             if path.is_dir():
-                shutil.rmtree(path)
+                with hold_folder(path):  # not while another run writes into it
+                    shutil.rmtree(path)
             else:
                 path.unlink()
     with atomic_path(results) as tmp:

@@ -44,7 +44,14 @@ from safetensors.torch import load_file, save_file
 from torch.nn.utils import get_total_norm
 
 from gyrodeblur.errors import InputError, Terminated
-from gyrodeblur.fileio import atomic_path, check_output, files_digest, hold_folder, read_record
+from gyrodeblur.fileio import (
+    atomic_path,
+    check_output,
+    files_digest,
+    hold_folder,
+    holds_anything,
+    read_record,
+)
 from gyrodeblur.footage import image_files
 from gyrodeblur.models import build_model, dummy_batch, full_config, predict, refines_classic
 
@@ -422,10 +429,16 @@ def build_cache(data: DataConfig, path: Path,
         return _read_cache(path, data)
     parts_folder = cache_parts(path)
     say = note or (lambda text: print(text, file=sys.stderr))
-    with hold_folder(parts_folder,
-                     wait=lambda: say(f"waiting for another run drawing the data cache {path}")):
+    waiting = f"waiting for another run drawing the data cache {path}"
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(hold_folder(parts_folder, wait=lambda: say(waiting)))
+        except KeyboardInterrupt as e:
+            raise type(e)(f"stopped {waiting}") from None
         if path.exists():  # drawn by the run waited for
             return _read_cache(path, data)
+        if data.source == "folder" and data.folder is not None:  # no run adds clips meanwhile
+            held.enter_context(hold_folder(data.folder, reading=True))
         return _draw_cache(data, path, parts_folder, progress)
 
 
@@ -623,6 +636,10 @@ def cosine_lr(settings: TrainSettings, step: int) -> float:
     return settings.lr_min + 0.5 * span * (1 + math.cos(math.pi * progress))
 
 
+#: What a run writes into its folder first: a folder holding one of them is a run's.
+RUN_FILES = ("config.yaml", "checkpoint.pt", "data.safetensors", "data.safetensors.parts")
+
+
 @dataclass
 class Run:
     """A training run's folder: config, checkpoint, weights, metrics, TensorBoard logs."""
@@ -702,6 +719,11 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
         if rank == 0:  # checks the run and draws the data alone; the others wait for it
             try:
                 held.enter_context(hold_folder(run.out))
+                if holds_anything(run.out) and not any(
+                        (run.out / name).exists() for name in RUN_FILES):
+                    raise InputError(run.out, "not empty and not a training run's folder (no "
+                                              "config.yaml nor checkpoint.pt): give a new or "
+                                              "empty --output")
                 if saved.exists() and not run.checkpoint.exists() and \
                         not written_by_a_run(saved):
                     raise InputError(saved, "a config.yaml of no run here (no checkpoint.pt), "
@@ -720,9 +742,10 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
             except KeyboardInterrupt as e:
                 parts = cache_parts(cache_path)
                 kept = parts.is_dir() and any(parts.iterdir())
-                failure = type(e)("the data cache was not finished; the next run draws " + (
-                    f"the rest of it (its parts of {CACHE_PART} samples are kept)" if kept
-                    else "it from the start (no part of it was finished)"))
+                failure = e if str(e) else type(e)(
+                    "the data cache was not finished; the next run draws " + (
+                        f"the rest of it (its parts of {CACHE_PART} samples are kept)" if kept
+                        else "it from the start (no part of it was finished)"))
             except BaseException as e:
                 failure = e
         if world > 1:
@@ -732,6 +755,8 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                 dist.destroy_process_group()
                 raise SystemExit(2)  # rank 0 reports the problem
         if failure is not None:
+            if world > 1:  # left to exit, gloo's threads could abort the process
+                dist.destroy_process_group()
             raise failure
         if rank != 0:
             data = load_file(cache_path)

@@ -430,7 +430,7 @@ def test_a_folder_another_run_writes_is_refused(clip, tmp_path):
     with hold_folder(tmp_path / "out"):
         result = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
                               "--range", "1:1", "-o", tmp_path / "out")
-    assert result.exit_code == 2 and "out: another run is writing into it" in result.output
+    assert result.exit_code == 2 and "out: another run is using it" in result.output
     assert list(tmp_path.iterdir()) == []
 
 

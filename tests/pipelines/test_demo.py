@@ -44,8 +44,15 @@ def test_a_demo_into_a_folder_another_demo_writes_is_refused(tmp_path):
 
     with hold_folder(tmp_path / "demo"):
         result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path / "demo")])
-    assert result.exit_code == 2 and "another run is writing into it" in result.output
+    assert result.exit_code == 2 and "another run is using it" in result.output
     assert list(tmp_path.iterdir()) == []
+    # Nor is an earlier demo's output folder replaced while a run writes into it.
+    (tmp_path / "demo" / "classic").mkdir(parents=True)
+    (tmp_path / "demo" / "results.json").write_text(json.dumps({"demo": ["classic"]}))
+    with hold_folder(tmp_path / "demo" / "classic"):
+        result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path / "demo")])
+    assert result.exit_code == 2 and "classic: another run is using it" in result.output
+    assert (tmp_path / "demo" / "classic").is_dir()
 
 
 def test_an_earlier_demo_output_is_replaced_whole(tmp_path):

@@ -240,29 +240,66 @@ def test_a_killed_cache_draw_resumes_after_its_last_part(cache, tmp_path, monkey
     assert told[0] == 0
 
 
+DRAWING = """
+import sys
+from pathlib import Path
+from gyrodeblur.fileio import hold_folder
+from gyrodeblur.pipelines.train import cache_parts
+with hold_folder(cache_parts(Path(sys.argv[1]))):
+    print("drawing", flush=True)
+    sys.stdin.readline()
+"""
+
+
 def test_a_run_waits_for_another_drawing_the_same_cache_and_takes_it(cache, tmp_path):
     import threading
-
-    from gyrodeblur.fileio import hold_folder
-    from gyrodeblur.pipelines.train import cache_parts
 
     data = DataConfig(frames=1, width=48, height=32, samples=5, count=8)
     path, told, drawn, got = tmp_path / "c.safetensors", [], [], []
     waiting = threading.Event()
+    first = subprocess.Popen([sys.executable, "-c", DRAWING, str(path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert first.stdout.readline() == "drawing\n"
 
     def second_run():
         got.append(build_cache(data, path, lambda done, total: drawn.append(done),
                                lambda text: (told.append(text), waiting.set())))
 
-    with hold_folder(cache_parts(path)):  # the first run, drawing
-        thread = threading.Thread(target=second_run)
-        thread.start()
-        assert waiting.wait(10)
-        shutil.copy(cache, path)  # its cache, done
+    thread = threading.Thread(target=second_run)
+    thread.start()
+    assert waiting.wait(10)
+    shutil.copy(cache, path)  # the first run's cache, done
+    first.communicate("done\n")
     thread.join(60)
     assert told == [f"waiting for another run drawing the data cache {path}"]
     assert drawn == [] and torch.equal(got[0]["blurred"], build_cache(data, cache)["blurred"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]
+
+
+def test_a_run_stopped_while_it_waits_for_a_cache_says_so(cache, tmp_path):
+    data = DataConfig(frames=1, width=48, height=32, samples=5, count=8)
+    path = tmp_path / "c.safetensors"
+    first = subprocess.Popen([sys.executable, "-c", DRAWING, str(path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert first.stdout.readline() == "drawing\n"
+
+    def stopped(text):  # Ctrl-C as it starts to wait
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt, match="^stopped waiting for another run drawing "
+                                                    "the data cache "):
+            build_cache(data, path, note=stopped)
+    finally:
+        first.communicate("done\n")
+
+
+def test_a_folder_of_other_files_is_no_run_folder(cache, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(InputError, match="mine: not empty and not a training run's folder"):
+        train(config(cache), tmp_path / "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
 def test_a_run_folder_another_run_trains_in_is_refused(cache, tmp_path):
@@ -315,6 +352,11 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     export_clip(sampler.sample(0), tmp_path / "pairs" / "clip")
     data = DataConfig(source="folder", folder=str(tmp_path / "pairs"), frames=2, cache_crop=24,
                       samples=5)
+    from gyrodeblur.fileio import hold_folder
+
+    with hold_folder(tmp_path / "pairs"), pytest.raises(InputError, match="pairs: another run "
+                                                        "is writing into it; wait for it"):
+        build_cache(data, tmp_path / "cache.safetensors")  # as `synth clips` adds clips
     tensors = build_cache(data, tmp_path / "cache.safetensors")
     assert tensors["blurred"].shape == (2, 2, 3, 24, 24)  # two windows of 2 frames
     assert tensors["rot"].shape == (2, 2, 5, 2, 24, 24) and "sharp" in tensors
