@@ -79,7 +79,8 @@ class FrameTiming:
             with np.errstate(invalid="ignore"):
                 object.__setattr__(self, name, np.array(getattr(self, name), dtype))
         if self.frame.shape == given.shape and not np.array_equal(self.frame, given):
-            raise ValueError(f"frame numbers must be whole numbers, got {given.tolist()[:3]}")
+            raise ValueError(f"frame numbers must be whole numbers, got "
+                             f"{given[self.frame != given][:3].tolist()}")
         if not (self.frame.ndim == 1 and self.frame.shape == self.t_start.shape
                 == self.exposure.shape and len(self.frame)):
             raise ValueError(f"frame, t_start and exposure must be 1-D of one length >= 1, got "

@@ -174,8 +174,8 @@ def test_timing_out_of_order_and_a_video_exposure_longer_than_its_frames_are_ref
 
 
 def test_timing_refuses_fractional_frame_numbers_and_keeps_its_own_arrays():
-    with pytest.raises(ValueError, match=r"frame numbers must be whole numbers, got \[1.7, 2.9"):
-        FrameTiming([1.7, 2.9], [0.0, 0.1], [0.01] * 2)
+    with pytest.raises(ValueError, match=r"frame numbers must be whole numbers, got \[2.5\]"):
+        FrameTiming([1.0, 2.5], [0.0, 0.1], [0.01] * 2)
     frames = np.array([1.0, 2.0])  # whole numbers as floats, as a CSV column reads
     timing = FrameTiming(frames, [0.0, 0.1], [0.01] * 2)
     frames[0] = 7
