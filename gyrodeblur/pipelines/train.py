@@ -636,7 +636,8 @@ def cosine_lr(settings: TrainSettings, step: int) -> float:
     return settings.lr_min + 0.5 * span * (1 + math.cos(math.pi * progress))
 
 
-#: What a run writes into its folder first: a folder holding one of them is a run's.
+#: What a run writes into its folder first: a folder holding one of them (or its data
+#: cache, drawn there) is a run's.
 RUN_FILES = ("config.yaml", "checkpoint.pt", "data.safetensors", "data.safetensors.parts")
 
 
@@ -719,8 +720,10 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
         if rank == 0:  # checks the run and draws the data alone; the others wait for it
             try:
                 held.enter_context(hold_folder(run.out))
-                if holds_anything(run.out) and not any(
-                        (run.out / name).exists() for name in RUN_FILES):
+                ours = [run.out / name for name in RUN_FILES]
+                if cache_path.resolve().is_relative_to(run.out.resolve()):
+                    ours += [cache_path, cache_parts(cache_path)]  # a draw stopped early
+                if holds_anything(run.out) and not any(path.exists() for path in ours):
                     raise InputError(run.out, "not empty and not a training run's folder (no "
                                               "config.yaml nor checkpoint.pt): give a new or "
                                               "empty --output")

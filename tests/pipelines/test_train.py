@@ -300,6 +300,12 @@ def test_a_folder_of_other_files_is_no_run_folder(cache, tmp_path):
     with pytest.raises(InputError, match="mine: not empty and not a training run's folder"):
         train(config(cache), tmp_path / "mine")
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    # A run stopped while it drew its cache into its folder, under a name of its own.
+    (tmp_path / "run" / "my.safetensors.parts").mkdir(parents=True)
+    shutil.copy(cache, tmp_path / "run" / "my.safetensors.parts" / "000000004.safetensors")
+    resumed = replace(config(cache, steps=1), data=replace(
+        config(cache).data, cache=str(tmp_path / "run" / "my.safetensors")))
+    assert train(resumed, tmp_path / "run")["steps"] == 1
 
 
 def test_a_run_folder_another_run_trains_in_is_refused(cache, tmp_path):
