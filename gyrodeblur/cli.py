@@ -1451,7 +1451,7 @@ def deblur_video_command(
     """Deblur a video or a folder of frames with the gyro.
 
     Frame by frame (or in sliding windows), in tiles, streamed: bounded memory."""
-    from gyrodeblur.footage import Footage
+    from gyrodeblur.footage import Footage, frames_text
     from gyrodeblur.pipelines.deblur import VideoJob, deblur_video, resumable, writes_folder
 
     check_flow(flow)
@@ -1556,10 +1556,8 @@ def deblur_video_command(
         err_console.print(escape(kept))
         raise
     if not to_folder and footage.has_audio and not whole:
-        first, last = selected.frame[0], selected.frame[-1]
-        written = (f"frames {first}..{last}" if last - first + 1 == len(selected) else
-                   f"{len(selected)} frames of {first}..{last}")
-        notes.append(f"audio left out: {written} of {footage.count} are written")
+        notes.append(f"audio left out: {frames_text(selected.frame)} of {footage.count} are "
+                     "written")
     if footage.hdr:
         notes.append("HDR input (PQ or HLG): deblurred on its code values and written as "
                      "8-bit BT.709 without tone mapping, so it looks flat")

@@ -696,7 +696,7 @@ class FolderOutput:
         missing = [n for n in numbers if not self.done(n)]
         if missing:
             self._record(complete=False)  # the record too may have gone: the re-run resumes
-            raise InputError(self.folder, f"{frames_text(np.asarray(missing))} removed while the "
+            raise InputError(self.folder, f"{frames_text(missing)} removed while the "
                                           "run wrote the folder; run it again to restore "
                                           + ("it" if len(missing) == 1 else "them"))
         self._record(complete=True)
