@@ -393,10 +393,14 @@ def select_frames(timing: FrameTiming, footage: Footage | None, frame_range: str
                   ) -> FrameTiming:
     """The frames of ``--range`` in ``timing``, checked against the footage's length (frames
     after the last that ``timing`` gives are noted: a stray image in a folder shifts them)."""
+    from gyrodeblur.footage import frames_text
+
     first, last = parse_range(frame_range)
     count = footage.count if footage is not None else int(timing.frame[-1])
     if (first is not None and first < 1) or (last is not None and last > count):
-        raise InputError(None, f"--range {frame_range}: the frames are numbered 1..{count}")
+        raise InputError(None, f"--range {frame_range}: " + (
+            f"the frames are numbered 1..{count}" if footage is not None else
+            f"{timing.source} times {frames_text(timing.frame)}"))
     selected = timing.select(first, last)
     if footage is not None and selected.frame[-1] > footage.count:
         raise InputError(timing.source, f"times for frame {selected.frame[-1]} but the "

@@ -171,6 +171,19 @@ def test_frames_the_frames_csv_does_not_time_are_noted(clip):
         in result.output
 
 
+def test_frame_range_without_footage_names_the_timed_frames(clip):
+    # Only frames 1, 3 and 5 are timed: "numbered 1..5" would promise frames 2 and 4.
+    lines = (clip / "frames.csv").read_text().splitlines()
+    (clip / "gaps.csv").write_text("\n".join([lines[0], lines[1], lines[3], "5,0.9,0.02"]))
+    result = kernels(clip, "--no-translation", "--size", "80x60", "--range", "2:6",
+                     frames=None, frames_csv="gaps.csv")
+    assert result.exit_code == 2 and "--range 2:6: " in result.output and \
+        "gaps.csv times frames 1, 3, 5" in result.output, result.output
+    result = kernels(clip, "--no-translation", "--size", "80x60", "--range", "2:5",
+                     frames=None, frames_csv="gaps.csv")
+    assert result.exit_code == 0 and np.load(clip / "out.npz")["frames"].tolist() == [3, 5]
+
+
 def test_video_input_and_frame_range(clip):
     with av.open(str(clip / "clip.mp4"), "w") as container:
         stream = container.add_stream("libx264", rate=10)
