@@ -1051,7 +1051,10 @@ def evaluate(
             raise InputError(folder, "flow-guided models need the synthetic benchmark")
         with LoggedProgress() as bar:
             samples, names, clips = folder_benchmark(
-                folder, frames, T, progress=bar_steps(bar, "reading the folder"))
+                folder, frames, T, progress=bar_steps(bar, "reading the folder"),
+                check_memory=lambda need: check_memory(
+                    need, f"--folder {folder}: its frames and their kernels",
+                    "fewer or smaller clips" + (", or fewer --frames" if frames > 1 else "")))
         source = {"folder": str(folder), "frames": frames, "samples": T}
     else:
         count, preset = count or 24, preset or "default"

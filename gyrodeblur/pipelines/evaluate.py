@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,12 +85,14 @@ def _drawn(dataset: torch.utils.data.Dataset, count: int, progress: Progress | N
 
 
 def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9,
-                     progress: Progress | None = None
+                     progress: Progress | None = None,
+                     check_memory: Callable[[int], None] | None = None
                      ) -> tuple[list[dict[str, torch.Tensor]], list[str], list[str]]:
     """Samples of clip folders with ``sharp/`` references (real or exported pairs), their
     kernels of ``samples`` samples, their names (clip folder and frame) and clips. Each frame
     is one sample, in the window of ``frames`` around it (``ClipFolderDataset``'s
-    ``per_frame``)."""
+    ``per_frame``). ``check_memory`` is given the bytes they will take, before they are
+    drawn (from the first sample's, per pixel)."""
     from gyrodeblur.synthesis.datasets import ClipFolderDataset
 
     dataset = ClipFolderDataset(root, frames=frames, samples=samples, paired=True,
@@ -98,6 +101,10 @@ def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9,
         if min(clip.footage.size) < SSIM_WINDOW:
             raise InputError(clip.path, "frames of {}x{} are smaller than SSIM's {}x{} window"
                              .format(*clip.footage.size, SSIM_WINDOW, SSIM_WINDOW))
+    if check_memory is not None:
+        first = dataset[0]
+        pixels = [math.prod(dataset.clips[c].footage.size) for c, _, _ in dataset.index]
+        check_memory(round(sum(t.nbytes for t in first.values()) / pixels[0] * sum(pixels)))
     within = [dataset.clips[c].path.relative_to(root) for c, _, _ in dataset.index]
     # A clip folder given as the root is named by itself, not ".".
     clips = [str(p) if p != Path() else Path(root).resolve().name for p in within]

@@ -15,6 +15,7 @@ from gyrodeblur.pipelines.evaluate import (
     BenchmarkSpec,
     classic_restore,
     evaluate,
+    folder_benchmark,
     markdown_table,
     sift_scores,
     synthetic_benchmark,
@@ -361,6 +362,31 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
            "T=9." in one.output
     one = json.loads((tmp_path / "one.json").read_text())["results"]["blurred input"]
     assert [c["clip"] for c in one["per_clip"]] == ["clip_000000"]
+
+
+def test_clip_folders_too_large_for_the_memory_are_refused_before_they_are_read(tmp_path,
+                                                                                 monkeypatch):
+    from gyrodeblur import cli
+
+    runner = CliRunner()
+    for name, size in (("small", "64x48"), ("large", "96x64")):  # the estimate scales per clip
+        made = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / "f" / name),
+                                   "--size", size, "--frames", "3"])
+        assert made.exit_code == 0, made.output
+    needs = []
+    samples, _, _ = folder_benchmark(tmp_path / "f", frames=2, check_memory=needs.append)
+    # Exact but for each window's "centre" number, scaled per pixel as the rest.
+    total = sum(t.nbytes for sample in samples for t in sample.values())
+    assert needs == [pytest.approx(total, rel=1e-5)]
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": needs[0] // 4096}  # half of it free
+    monkeypatch.setattr(cli.os, "sysconf", pages.__getitem__)
+    result = runner.invoke(app, ["eval", "--folder", str(tmp_path / "f"), "--frames", "2",
+                                 "-o", str(tmp_path / "e.json")])
+    assert result.exit_code == 2 and re.fullmatch(
+        r"error: --folder \S+/f: its frames and their kernels would take 0\.0 GB of this "
+        r"machine's 0 GB; give fewer or smaller clips, or fewer --frames\s*",
+        result.output.replace("\n", "")), result.output
+    assert not (tmp_path / "e.json").exists()
 
 
 def test_eval_never_writes_over_the_weights_it_scores(tmp_path):
