@@ -385,6 +385,22 @@ def float_image(image: np.ndarray | torch.Tensor | list, what: str = "image"
     return image
 
 
+def resize_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` at ``width x height``: averaged over each new pixel's area where it shrinks
+    (no aliasing), bilinear where it grows (OpenCV's area mode copies pixels there, blocks
+    that a deblurrer would take for detail).
+
+    Example:
+        >>> resize_frame(np.array([[0.0, 1.0, 2.0, 3.0]]), 2, 1)  # pixel pairs averaged
+        array([[0.5, 2.5]])
+        >>> resize_frame(np.array([[0.0, 4.0]]), 4, 1)  # pixel centres kept: 0 at x = 0.5
+        array([[0., 1., 3., 4.]])
+    """
+    shrinks = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height),
+                      interpolation=cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR)
+
+
 def check_unit_range(image: np.ndarray, what: str = "image") -> None:
     """Refuse float values far outside ``[0, 1]`` (beyond ``[-0.5, 1.5]``: most likely an
     image of 0..255 given as floats; slightly out-of-range values, as unclamped network

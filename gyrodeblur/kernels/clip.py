@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from gyrodeblur.footage import FrameTiming, check_unit_range
+from gyrodeblur.footage import FrameTiming, check_unit_range, resize_frame
 from gyrodeblur.geometry.camera import Camera, same_view
 from gyrodeblur.geometry.rotation import Orientation
 from gyrodeblur.kernels.flow import FLOW_BACKENDS, check_flow_name, to_gray_u8
@@ -42,7 +41,7 @@ class FrameKernels:
 
 
 def fit_to_camera(image: np.ndarray, camera: Camera, number: int) -> np.ndarray:
-    """Frame ``number`` resized to the camera's resolution (area averaging) when it differs;
+    """Frame ``number`` resized to the camera's resolution (:func:`resize_frame`) when it differs;
     one of another aspect ratio (a crop, another camera) or of 0..255 floats refused."""
     if image.dtype.kind == "f":
         check_unit_range(image, f"frame {number}")
@@ -52,7 +51,7 @@ def fit_to_camera(image: np.ndarray, camera: Camera, number: int) -> np.ndarray:
     if not same_view(w, h, camera.width, camera.height):
         raise ValueError(f"frame {number}: {w}x{h} is not a resize of the camera's "
                          f"{camera.width}x{camera.height} (another aspect ratio)")
-    return cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
+    return resize_frame(image, camera.width, camera.height)
 
 
 def _in_order(frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:

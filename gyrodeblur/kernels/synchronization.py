@@ -30,11 +30,10 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.footage import FrameTiming, check_unit_range
+from gyrodeblur.footage import FrameTiming, check_unit_range, resize_frame
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, clock_note, seconds_text
 from gyrodeblur.geometry.rotation import Orientation, log_so3
@@ -196,6 +195,7 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
             at least ``+-5 step``, or a gyro that shows no rotation.
 
     Example:
+        >>> import cv2
         >>> from gyrodeblur.geometry.rotation import integrate
         >>> from gyrodeblur.synthesis.motion import load_shake_model
         >>> rng = np.random.default_rng(0)
@@ -319,8 +319,7 @@ def measure_rotations(frames: FrameSource, timing: FrameTiming, camera: Camera,
     previous: tuple[int, np.ndarray] | None = None
     wanted = np.union1d(pairs, pairs + 1)
     for number, image in _checked(frames(wanted), wanted, camera):
-        gray = cv2.resize(to_gray_u8(image), (proc.width, proc.height),
-                          interpolation=cv2.INTER_AREA)
+        gray = resize_frame(to_gray_u8(image), proc.width, proc.height)
         if previous is not None and previous[0] == number - 1 and previous[0] in first:
             R, frac_a, frac_b = _pair_rotations(previous[1], gray, proc, bands, flow)
             a, b = rows[number - 1], rows[number]

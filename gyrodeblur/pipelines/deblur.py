@@ -36,6 +36,7 @@ from gyrodeblur.footage import (
     float_image,
     frame_rate,
     frames_text,
+    resize_frame,
     to_float,
     write_image,
 )
@@ -610,8 +611,7 @@ class VideoJob:
         def source() -> Iterator[tuple[int, np.ndarray]]:
             for number, image in self.footage.frames(self.frames, native=True):
                 if image.shape[:2] != (cam.height, cam.width):
-                    image = cv2.resize(image, (cam.width, cam.height),
-                                       interpolation=cv2.INTER_AREA)
+                    image = resize_frame(image, cam.width, cam.height)
                 full[number] = image
                 yield number, image
 

@@ -50,6 +50,8 @@ def _clip(rng: np.random.Generator):
     trace = next(t for t in bundled_traces() if "gyrovidstab" in t.source)
     keep = (trace.t >= SEGMENT_START - 0.5) & (trace.t <= SEGMENT_START + FRAMES / FPS + 0.5)
     log = replace(trace, t=trace.t[keep], w=trace.w[keep] * MOTION_GAIN)
+    # The scene's texture, enlarged in OpenCV's area mode (blocks of pixels, not
+    # resize_frame's bilinear): the demo's figures in the docs were measured on it.
     image = cv2.resize(skimage_image(IMAGE), (int(WIDTH * 1.6), int(WIDTH * 1.6)),
                        interpolation=cv2.INTER_AREA)
     scene = Scene((Plane((0.0, 0.0, 1.0), 3.0), Plane((0.5, 0.0, 0.866), 2.0)),

@@ -801,6 +801,22 @@ def test_a_video_job_refuses_a_camera_of_another_view(clip):
         job.check()
 
 
+def test_frames_enlarged_for_a_larger_size_are_interpolated_not_copied_in_blocks(clip):
+    from gyrodeblur.footage import Footage, read_frames_csv
+    from gyrodeblur.pipelines.deblur import VideoJob
+
+    camera = load_camera(clip / "camera.json")  # 320x192, processed at 640x384
+    footage, timing = Footage(clip / "blurred"), read_frames_csv(clip / "frames.csv")
+    job = VideoJob(footage, timing, timing.frame[:1], read_gyro(clip / "gyro.csv"),
+                   camera.rescaled(640, 384), make_restorer("classic", None, video=True))
+    enlarged = next(job.stream()).image.astype(np.float64)
+    a = read_image(clip / "blurred" / "000001.png").astype(np.float64) * 255
+    # Pixel 2i + 1 of the enlarged frame lies a quarter of the way from pixel i to i + 1.
+    quarter = 0.75 * a[:-1] + 0.25 * a[1:]
+    quarter = 0.75 * quarter[:, :-1] + 0.25 * quarter[:, 1:]
+    np.testing.assert_allclose(enlarged[1:-1:2, 1:-1:2], quarter, atol=1.0)
+
+
 def test_deblur_image_takes_integer_images_and_tensors_and_refuses_0_to_255_floats():
     restorer = make_restorer("classic", None, video=False)
     rng = np.random.default_rng(5)
