@@ -50,7 +50,8 @@ SamplesOption = Annotated[int, typer.Option(min=2, max=MAX_SAMPLES,
                                             help="Samples T per exposure.")]
 
 # A message is one line, whatever its length; ":name:" in a path or value is no emoji.
-err_console = Console(stderr=True, soft_wrap=True, emoji=False)
+# Messages name files and folders: no markup read in them (only "error:" is styled).
+err_console = Console(stderr=True, soft_wrap=True, emoji=False, markup=False)
 
 
 class OneLineUsageErrors(typer.core.TyperGroup):
@@ -67,7 +68,7 @@ class OneLineUsageErrors(typer.core.TyperGroup):
                 given = option or (before if before and before.startswith("-") else None)
                 err_console.print(f"[bold red]error:[/] an empty "
                                   f"{f'value for {escape(given)}' if given else 'argument'} "
-                                  "(an unset shell variable?)", highlight=False)
+                                  "(an unset shell variable?)", highlight=False, markup=True)
                 raise typer.Exit(2)
         with _usage_errors_in_one_line():
             return super().parse_args(ctx, args)
@@ -88,7 +89,7 @@ def _usage_errors_in_one_line() -> Iterator[None]:
     except UsageError as e:
         where = f" ({e.ctx.command_path} --help)" if e.ctx is not None else ""
         err_console.print(f"[bold red]error:[/] {escape(e.format_message())}{where}",
-                          highlight=False)
+                          highlight=False, markup=True)
         raise typer.Exit(2) from None
 
 
@@ -151,7 +152,7 @@ def reports_input_errors(command):
         except InputError as e:
             # Escaped: file names and hints such as "gyrodeblur[onnx]" are not markup.
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
-                              soft_wrap=True)
+                              soft_wrap=True, markup=True)
             raise typer.Exit(2) from None
         except BrokenPipeError:  # stdout's reader left (`| head`): it wants no more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -159,12 +160,12 @@ def reports_input_errors(command):
         except OSError as e:  # the system refused a write: full disk, read-only, ...
             where = f"{escape(str(e.filename))}: " if e.filename else ""
             err_console.print(f"[bold red]error:[/] {where}{escape(e.strerror or str(e))}",
-                              highlight=False, soft_wrap=True)
+                              highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(1) from None
         except MemoryError as e:  # numpy says how much it could not allocate
             err_console.print(f"[bold red]error:[/] out of memory ({escape(str(e))}): a "
                               "smaller size or fewer samples would need less",
-                              highlight=False, soft_wrap=True)
+                              highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt as e:
             # Objects torn down mid-run (a DataLoader's worker queues) may report broken pipes
@@ -175,7 +176,7 @@ def reports_input_errors(command):
                                                                   "half-written")
             if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets it
                 err_console.print(f"{'terminated' if isinstance(e, Terminated) else 'interrupted'}"
-                                  f"; {escape(note)}", highlight=False, soft_wrap=True)
+                                  f"; {note}", highlight=False, soft_wrap=True)
             raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
         finally:
             if previous is not None:
@@ -324,7 +325,7 @@ def fit_camera(cam: Camera, source: Path, width: int, height: int,
         raise InputError(source, f"mismatched sizes: {e.problem}") from None
     if not asked and (width, height) != (cam.width, cam.height) and \
             max(abs(width / cam.width - 1), abs(height / cam.height - 1)) < 0.02:
-        err_console.print(f"{escape(str(source))} is for {cam.width}x{cam.height}, the footage "
+        err_console.print(f"{source} is for {cam.width}x{cam.height}, the footage "
                           f"{width}x{height}: taken as the same view scaled (frames cropped "
                           "or padded need a camera of their own)")
     return fitted
@@ -408,7 +409,7 @@ def select_frames(timing: FrameTiming, footage: Footage | None, frame_range: str
                          (" (is the video cut short?)" if footage.path.is_file() else ""))
     if footage is not None and last is None and timing.frame[-1] < footage.count:
         left = footage.count - int(timing.frame[-1])
-        err_console.print(f"{escape(str(timing.source))} times frames up to {timing.frame[-1]}, "
+        err_console.print(f"{timing.source} times frames up to {timing.frame[-1]}, "
                           f"the footage has {footage.count}: {left} frame{'s' * (left > 1)} "
                           "after it left out (a stray image in a frame folder would shift the "
                           "frames after it)")
@@ -433,8 +434,9 @@ class LoggedProgress(Progress):
     LOG_EVERY_S = 60.0
 
     def __init__(self) -> None:
-        super().__init__(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                         TimeRemainingColumn(), console=err_console, transient=False,
+        super().__init__(TextColumn("{task.description}", markup=False), BarColumn(),
+                         MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
+                         transient=False,
                          disable=not err_console.is_terminal)
         self._logged: dict[TaskID, float] = {}
 
@@ -999,7 +1001,7 @@ def evaluate(
     for name in model:
         key = name if name == "classic" else weights_file(name).resolve()
         if key in unique:
-            err_console.print(f"{escape(name)}: {escape(unique[key])} again, scored once")
+            err_console.print(f"{name}: {unique[key]} again, scored once")
         unique.setdefault(key, name)
     model = list(unique.values())
     for path in (output, markdown):
@@ -1506,7 +1508,7 @@ def deblur_video_command(
             # As for an unreliable estimate: the footage can still be deblurred (the checks
             # below refuse what cannot).
             no_sync = str(error)
-            err_console.print(f"no sync ({escape(no_sync)}); keeping the time "
+            err_console.print(f"no sync ({no_sync}); keeping the time "
                               f"offset {cam.time_offset:.4f} s")
         else:
             note_narrowed_search(found, sync_search, log)
@@ -1560,7 +1562,7 @@ def deblur_video_command(
                 "false); the same command resumes")
         if isinstance(e, KeyboardInterrupt):  # the interrupt's one line says it
             raise type(e)(kept) from None
-        err_console.print(escape(kept))
+        err_console.print(kept)
         raise
     if not to_folder and footage.has_audio and not whole:
         notes.append(f"audio left out: {frames_text(selected.frame)} of {footage.count} are "

@@ -171,6 +171,17 @@ def test_frames_the_frames_csv_does_not_time_are_noted(clip):
         in result.output
 
 
+def test_paths_are_printed_as_they_are_not_read_as_markup(clip):
+    # "[edited]" would be a style, "[/...]" an error after the work.
+    out = clip / "take [/final]" / "photo [edited].npz"
+    result = kernels(clip, "--no-translation", "--size", "80x60", "-o", str(out), frames=None)
+    assert result.exit_code == 0 and f"wrote {out} (4 frames" in result.output, result.output
+    again = kernels(clip, "--no-translation", "--size", "80x60", "-o", str(out / "x.npz"),
+                    frames=None)
+    assert again.exit_code == 2 and f"error: {out}/x.npz: cannot be created: {out} is not a " \
+        "folder" in again.output, again.output
+
+
 def test_frame_range_without_footage_names_the_timed_frames(clip):
     # Only frames 1, 3 and 5 are timed: "numbered 1..5" would promise frames 2 and 4.
     lines = (clip / "frames.csv").read_text().splitlines()
