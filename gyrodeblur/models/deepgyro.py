@@ -7,7 +7,7 @@ The kernel description (``guidance``) is one of
 - ``"field"``: DeepGyro's 2-channel blur field ``(U, V)`` (``batched_blur_field``);
 - ``"path"`` (ours): the blur field plus the blurred image sampled at four points of its own
   trajectory, ``y(p + k_t(p)) - y(p)`` at the exposure's ends and at a quarter and three
-  quarters of it (``path_indices``). Each is the image moved by part of its blur, so a first
+  quarters of it (``path_points``). Each is the image moved by part of its blur, so a first
   deconvolution step is a linear layer away; the same idea gave the small GyroDVD its use of
   the kernel (``docs/models.md``);
 - ``"trajectory"``: all ``2T`` channels of the per-pixel rotation trajectory;
@@ -43,16 +43,25 @@ from gyrodeblur.synthesis.blur import bilinear_weights
 GUIDANCES = ("field", "path", "trajectory", "none")
 
 
-def path_indices(T: int) -> list[int]:
-    """The trajectory samples that ``"path"`` guidance uses: the exposure's ends and quarter
-    points (the middle one, the reference, does not move). ``T = 5`` holds exactly these.
+def path_points(rot: Tensor) -> Tensor:
+    """The trajectory at the instants that ``"path"`` guidance uses, ``(B, T, 2, H, W) ->
+    (B, 4, 2, H, W)``: the exposure's ends and quarter points (the middle one, the reference,
+    does not move); linear between samples where none falls on a quarter, as
+    ``resample_samples`` would give them (``T = 5, 9, 13...`` hold them).
 
     Example:
-        >>> path_indices(9), path_indices(5)
-        ([0, 2, 6, 8], [0, 1, 3, 4])
+        >>> rot = torch.arange(7.0).view(1, 7, 1, 1, 1).expand(1, 7, 2, 1, 1)
+        >>> path_points(rot)[0, :, 0].flatten().tolist()  # at 0, 1.5, 4.5 and 6 of 0..6
+        [0.0, 1.5, 4.5, 6.0]
     """
-    points = torch.linspace(0, T - 1, 5).round().long().tolist()
-    return points[:2] + points[3:]
+    T = rot.shape[1]
+    at = [(T - 1) * q for q in (0.0, 0.25, 0.75, 1.0)]
+    if all(a.is_integer() for a in at):
+        return rot[:, [int(a) for a in at]]
+    low = [min(int(a), T - 2) for a in at]
+    frac = torch.tensor([a - i for a, i in zip(at, low, strict=True)],
+                        dtype=rot.dtype, device=rot.device).view(1, 4, 1, 1, 1)
+    return rot[:, low] * (1 - frac) + rot[:, [i + 1 for i in low]] * frac
 
 
 def batched_blur_field(rot: Tensor) -> Tensor:
@@ -203,7 +212,7 @@ class DeepGyro(nn.Module):
         if self.guidance == "path":
             rot = rot.to(blurred.dtype)
             return torch.cat((batched_blur_field(rot) / KERNEL_SCALE,
-                              along_path(blurred, rot[:, path_indices(rot.shape[1])])), 1)
+                              along_path(blurred, path_points(rot))), 1)
         if rot.shape[1] != self.samples:
             raise ValueError(f"rot has T={rot.shape[1]} samples, the net expects {self.samples}")
         return rot.flatten(1, 2) / KERNEL_SCALE
@@ -240,11 +249,10 @@ class DeepGyro(nn.Module):
 
     def _compiled_path_input(self, blurred: Tensor, rot: Tensor) -> Tensor:
         b, _, h, w = blurred.shape
-        points = np.array(path_indices(rot.shape[1]), np.int64)
         out = torch.empty(b, h + -h % self.multiple, w + -w % self.multiple,
                           self.intro.in_channels)
-        _path_input(blurred.detach().contiguous().numpy(), rot.detach().contiguous().numpy(),
-                    points, out.numpy())
+        _path_input(blurred.detach().contiguous().numpy(),
+                    path_points(rot.detach()).contiguous().numpy(), np.arange(4), out.numpy())
         return out.permute(0, 3, 1, 2)  # NCHW indexing of channels-last memory
 
     def forward(self, blurred: Tensor, rot: Tensor | None = None,

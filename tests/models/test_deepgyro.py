@@ -23,8 +23,8 @@ from gyrodeblur.models.deepgyro import (
     KERNEL_SCALE,
     DeepGyro,
     batched_blur_field,
-    path_indices,
 )
+from gyrodeblur.pipelines.deblur import resample_samples
 
 TINY = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), samples=5)
 
@@ -167,16 +167,18 @@ def test_path_input_is_the_image_moved_along_its_quarter_points() -> None:
         moved = x[..., (torch.arange(10) + shift).clamp(0, 9)]  # borders extended
         torch.testing.assert_close(k[:, 2 + 3 * j: 5 + 3 * j], moved - x)
     # T = 5 holds exactly the quarter points: the same input.
-    torch.testing.assert_close(net.kernel_input(x, rot[:, path_indices(9)[:2] + [4]
-                                                       + path_indices(9)[2:]]), k)
+    torch.testing.assert_close(net.kernel_input(x, rot[:, [0, 2, 4, 6, 8]]), k)
+    # T = 7 has no sample at the quarter points: those between, as resampled to 9.
+    at_7 = torch.from_numpy(resample_samples(rot[0].numpy(), 7))[None]
+    torch.testing.assert_close(net.kernel_input(x, at_7), k)
 
 
-@pytest.mark.parametrize(("h", "w"), [(37, 53), (40, 48), (9, 30)])
-def test_compiled_path_input_equals_the_tensor_code(h: int, w: int) -> None:
+@pytest.mark.parametrize(("h", "w", "T"), [(37, 53, 9), (40, 48, 9), (9, 30, 9), (9, 30, 3)])
+def test_compiled_path_input_equals_the_tensor_code(h: int, w: int, T: int) -> None:
     torch.manual_seed(3)
     net = DeepGyro(**{**TINY, "guidance": "path"}).eval()
     x = torch.rand(2, 3, h, w)
-    rot = torch.randn(2, 9, 2, h, w) * 4
+    rot = torch.randn(2, T, 2, h, w) * 4
     rot[:, :, 0, :, :3] += 100.0  # samples far outside the image: borders extended
     assert net._compiled_input_applies(x, rot)
     compiled = net._compiled_path_input(x, rot)
