@@ -530,8 +530,8 @@ def kernels(
     note_pixels_without_ray(cam)
     pixels = cam.width * cam.height
     # A frame's kernels and their intermediates (float64 trajectories, rays, flow), as
-    # measured: 90 to 120 bytes a pixel at T = 9, 4.8 kB at T = 300, twice with translation.
-    check_memory(int(pixels * (1 + translation) * (samples * 2 * 8 + 30)),
+    # measured at T = 300 and 1000: 16 bytes a pixel and sample, 40 with translation.
+    check_memory(int(pixels * (samples * (40 if translation else 16) + 30 * (1 + translation))),
                  f"computing the kernels of a {cam.width}x{cam.height} frame (T={samples})",
                  "a smaller --size or fewer --samples")
     size_bytes = len(selected) * (samples * 2 * pixels * 4 * (1 + translation) + pixels
@@ -784,6 +784,11 @@ def synth_image(
     size = sharp.shape[1], sharp.shape[0]
     cam = fit_camera(complete_camera(load_camera(camera, mode_size=size), log), camera, *size)
     note_pixels_without_ray(cam)
+    # The kernels and the blur's intermediates, as measured at T = 1000: 50 bytes a pixel
+    # and sample.
+    check_memory(size[0] * size[1] * (samples * 50 + 100),
+                 f"blurring a {size[0]}x{size[1]} image along T={samples} samples",
+                 "fewer --samples")
     run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed,
         stored, jpeg, {"gyro_unit": "rad" if gyro_unit == "auto" else gyro_unit})
     err_console.print(f"wrote {output}" + (f" and {kernels}" if kernels else ""))
@@ -1310,6 +1315,7 @@ ModelOption = Annotated[str | None, typer.Option(
 TileOption = Annotated[int | None, typer.Option(
     min=64, help="Tile size (pixels) for bounded memory (default: 1280 for single-image nets "
                  "and classic, 384 video nets).")]
+KERNEL_WIDTH = 1280
 KernelWidthOption = Annotated[int, typer.Option(
     min=64, help="Compute kernels at most this wide (then upsampled).")]
 
@@ -1365,7 +1371,9 @@ def deblur_image_command(
     bias: BiasOption = None,
     tile: TileOption = None,
     device: DeviceOption = "cpu",
-    kernel_width: KernelWidthOption = 1280,
+    kernel_width: Annotated[int | None, typer.Option(
+        min=64, help=f"Compute kernels at most this wide (then upsampled; default "
+                     f"{KERNEL_WIDTH}).")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image.")] = ...,
 ) -> None:
     """Deblur one image, with kernels from its gyro or a kernels file."""
@@ -1384,6 +1392,7 @@ def deblur_image_command(
             ("--gyro", gyro), ("--camera", camera), ("--frame-time", frame_time),
             ("--exposure", exposure), ("--readout-time", readout_time),
             ("--time-offset", time_offset), ("--bias", bias), ("--samples", samples),
+            ("--kernel-width", kernel_width),
             ("--gyro-unit", None if gyro_unit == "auto" else gyro_unit)) if v is not None]
         if motion:
             raise InputError(None, f"{', '.join(motion)}: the kernels of --kernels are used "
@@ -1405,7 +1414,13 @@ def deblur_image_command(
         log, cam = load_motion(gyro, camera, gyro_unit, bias, None, readout_time, time_offset,
                                size)
         cam = fit_camera(cam, camera, *size)
-        rot = image_kernels(log, cam, frame_time, exposure, restorer.samples, kernel_width)
+        # The kernels at the image's size and the deconvolution's, as measured at T = 1000:
+        # 34 bytes a pixel and sample.
+        check_memory(size[0] * size[1] * (restorer.samples * 34 + 100),
+                     f"deblurring a {size[0]}x{size[1]} image with T={restorer.samples} kernel "
+                     "samples", "fewer --samples")
+        rot = image_kernels(log, cam, frame_time, exposure, restorer.samples,
+                            kernel_width or KERNEL_WIDTH)
         tran = None
     with LoggedProgress() as bar:
         restored = deblur_image(blurred, rot, tran, restorer,
@@ -1448,7 +1463,7 @@ def deblur_video_command(
     side_by_side: Annotated[bool, typer.Option(help="Input on the left, output right.")] = False,
     tile: TileOption = None,
     device: DeviceOption = "cpu",
-    kernel_width: KernelWidthOption = 1280,
+    kernel_width: KernelWidthOption = KERNEL_WIDTH,
     crf: Annotated[int | None, typer.Option(
         min=0, max=51, help="H.264 quality of an .mp4 (x264's CRF: lower is better and "
                             "larger). 4:2:0 whatever it is: measure on a PNG folder "

@@ -640,6 +640,8 @@ def test_classic_iterations_option_runs_that_many_steps(clip, tmp_path):
     (["--kernels", "kernels.npz", "--time-offset", "0.01", "--samples", "5", "--method",
       "classic"],
      "--time-offset, --samples: the kernels of --kernels are used instead of gyro and camera"),
+    (["--kernels", "kernels.npz", "--kernel-width", "640"],
+     "--kernel-width: the kernels of --kernels are used instead of gyro and camera"),
     (["--gyro", "gyro.csv", "--camera", "camera.json", "--frame-time", "0.5", "--exposure",
       "0.01", "--frame", "3"], "--frame picks a frame of --kernels"),
 ])
