@@ -278,7 +278,7 @@ def _read_plain_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                    if line.strip() and not line.lstrip().startswith("#")), None)
     if header is None:
         raise InputError(path, "file is empty (expected a header t,wx,wy,wz)")
-    names = [n.strip().lower() for n in text[header].split(",")]
+    names = [n.strip().strip('"').strip().lower() for n in text[header].split(",")]
     missing = [n for n in ("t", "wx", "wy", "wz") if n not in names]
     if missing:
         first = text[header].strip()
@@ -445,9 +445,9 @@ def _text_lines(path: Path) -> list[str]:
 def _numeric_rows(
     path: Path, text: list[str], start: int, ncols: int
 ) -> tuple[list[list[str]], np.ndarray]:
-    """Split data lines into fields; blank and ``#`` comment lines skipped, field counts
-    checked, except on the last line, which is dropped when short: a logger cut off
-    mid-write (a power loss) leaves one."""
+    """Split data lines into fields (quotes taken off); blank and ``#`` comment lines skipped,
+    field counts checked, except on the last line, which is dropped when short: a logger cut
+    off mid-write (a power loss) leaves one."""
     data = [i for i in range(start, len(text)) if text[i].strip()
             and not text[i].lstrip().startswith("#")]
     if data:
@@ -457,6 +457,8 @@ def _numeric_rows(
     rows, lines = [], []
     for i in data:
         fields = text[i].split(",")
+        if '"' in text[i]:  # quoted as spreadsheets and R's write.csv quote them
+            fields = [field.strip().strip('"') for field in fields]
         if len(fields) < ncols:
             raise InputError(path, f"line {i + 1} has {len(fields)} fields, expected {ncols}")
         rows.append(fields)

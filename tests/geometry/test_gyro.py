@@ -444,6 +444,15 @@ def test_plain_csv_by_name_or_header(tmp_path, name):
     np.testing.assert_array_equal(log.w[:, 0], [0.1, 0.2])
 
 
+@pytest.mark.parametrize("name", ["gyro.csv", "gyro.txt"])
+def test_plain_csv_quoted_as_spreadsheets_write_it(tmp_path, name):
+    # R's write.csv and spreadsheets quote the names, some the values too.
+    p = _csv(tmp_path / name, '"t","wx","wy","wz"\n0,"0.1",0,0\n"0.01",0.2,0,"0.5"\n')
+    log = read_gyro(p)
+    np.testing.assert_array_equal(log.t, [0.0, 0.01])
+    np.testing.assert_array_equal(log.w, [[0.1, 0, 0], [0.2, 0, 0.5]])
+
+
 def test_gcsv_under_any_name_is_read_as_gcsv(tmp_path):
     p = _csv(tmp_path / "imu.log", "GYROFLOW IMU LOG\norientation,XYZ\ngscale,0.5\n"
              "t,gx,gy,gz\n0,1,2,3\n10,4,5,6\n")
