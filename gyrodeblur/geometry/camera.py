@@ -191,16 +191,21 @@ class Camera:
 
     def no_wider_than(self, width: int) -> Camera:
         """The camera rescaled to ``width`` pixels wide (height to the same view) if it is
-        wider; itself otherwise.
+        wider; itself otherwise, and where no height of at least 2 rows keeps the view (a
+        strip of a few rows: few pixels anyway).
 
         Example:
             >>> cam = Camera(4000, 3000, 3000.0, 3000.0, 1999.5, 1499.5)
             >>> cam.no_wider_than(1000).height, cam.no_wider_than(8000) is cam
             (750, True)
+            >>> strip = Camera(4000, 3, 3000.0, 3000.0, 1999.5, 1.0)
+            >>> strip.no_wider_than(1280) is strip
+            True
         """
-        if self.width <= width:
+        height = max(2, round(self.height * width / self.width))
+        if self.width <= width or not same_view(self.width, self.height, width, height):
             return self
-        return self.rescaled(width, max(2, round(self.height * width / self.width)))
+        return self.rescaled(width, height)
 
     def distort_points(self, xn: np.ndarray) -> np.ndarray:
         """Project normalized undistorted coordinates to distorted pixels (closed form).
