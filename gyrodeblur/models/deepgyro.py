@@ -54,7 +54,7 @@ def path_points(rot: Tensor) -> Tensor:
         >>> path_points(rot)[0, :, 0].flatten().tolist()  # at 0, 1.5, 4.5 and 6 of 0..6
         [0.0, 1.5, 4.5, 6.0]
     """
-    T = rot.shape[1]
+    T = int(rot.shape[1])  # a tensor when traced (the ONNX export): fixed there too
     at = [(T - 1) * q for q in (0.0, 0.25, 0.75, 1.0)]
     if all(a.is_integer() for a in at):
         return rot[:, [int(a) for a in at]]
