@@ -1195,7 +1195,7 @@ def export_onnx(
     """Models to ONNX, checked against PyTorch with onnxruntime.
 
     Dynamic batch, frames, height and width."""
-    from gyrodeblur.models import load_model, shipped_weights
+    from gyrodeblur.models import load_model, shipped_weights, weights_file
     from gyrodeblur.pipelines.export import CHECK_SHAPE, export_model, names_file, onnx_name
 
     names = list(dict.fromkeys(names or [])) or sorted(shipped_weights())
@@ -1205,7 +1205,7 @@ def export_onnx(
         if len(names) > 1:
             raise InputError(output, f"one file for {len(names)} models: give a folder "
                                      "(-o DIR) for NAME.onnx each")
-        check_output(output)
+        check_output(output, source=[weights_file(name) for name in names])
     else:
         check_output(output, folder=True)
         stems = [onnx_name(name) for name in names]
@@ -1217,7 +1217,7 @@ def export_onnx(
                                        "name): export them to different folders")
             check_output(output / f"{stem}.onnx")
     for name in names:
-        with err_console.status(f"exporting {name}"):
+        with err_console.status(escape(f"exporting {name}")):  # a spinner reads markup
             result = export_model(name, output, opset, check)
         samples = result.usage.get("samples")
         line = f"{name}: wrote {result.path}" + (f" (kernels of T={samples})" if samples else "")

@@ -25,13 +25,6 @@ except ImportError:  # Windows
     fcntl = None
 
 
-def through_link(path: str | Path) -> Path:
-    """The file a write to ``path`` replaces: a link's (followed, as a plain write follows
-    it, so that the link stays), else ``path`` itself."""
-    path = Path(path)
-    return Path(os.path.realpath(path)) if path.is_symlink() else path  # a loop: as it is
-
-
 def check_output(path: str | Path, folder: bool = False,
                  source: str | Path | Iterable[str | Path | None] | None = None) -> None:
     """Refuse, before any work is done, an output that could not be written.
@@ -58,9 +51,9 @@ def check_output(path: str | Path, folder: bool = False,
     if folder and path.exists() and not path.is_dir():
         raise InputError(path, "exists and is not a folder")
     if folder and path.is_symlink() and not path.exists():
-        raise InputError(path, f"is a link to {os.readlink(path)}, which does not exist")
+        raise InputError(path, f"is a link to {os.path.realpath(path)}, which does not exist")
     # An existing output folder is written into; otherwise its nearest existing ancestor.
-    parent = path if folder and path.is_dir() else through_link(path).parent
+    parent = path if folder and path.is_dir() else path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
@@ -331,7 +324,8 @@ def move_folder_into_place(parts: Path, target: Path) -> None:
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path for ``target`` (its name, in a :func:`temporary_folder` beside
-    it); rename it to ``target`` on success (through a link: its file, the link kept).
+    it); rename it to ``target`` on success (a link there is replaced, not written through:
+    what it points to, an input perhaps, is left as it was).
 
     On any exception (Ctrl-C included) the temporary folder is removed, with what the writer
     put there (a library's own temporary files too) and the folders made for it, and
@@ -348,7 +342,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         >>> (d / "a.txt").read_text()
         'done'
     """
-    target = through_link(target)
+    target = Path(target)
     made = missing_folders(target.parent)
     with contextlib.ExitStack() as folder:
         try:
@@ -480,7 +474,7 @@ class NpzWriter:
     """
 
     def __init__(self, target: str | Path) -> None:
-        self.target = through_link(target)
+        self.target = Path(target)
         self._stack = contextlib.ExitStack()
         self._arrays: dict[str, Path] = {}
 

@@ -388,7 +388,7 @@ def float_image(image: np.ndarray | torch.Tensor | list, what: str = "image"
 def resize_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """``image`` at ``width x height``: averaged over each new pixel's area where it shrinks
     (no aliasing), bilinear where it grows (OpenCV's area mode copies pixels there, blocks
-    that a deblurrer would take for detail).
+    that a deblurrer would take for detail); by pixel count, for resizes of one view.
 
     Example:
         >>> resize_frame(np.array([[0.0, 1.0, 2.0, 3.0]]), 2, 1)  # pixel pairs averaged

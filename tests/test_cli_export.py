@@ -69,3 +69,23 @@ def test_output_ending_in_onnx_is_the_file_for_one_model(tmp_path):
                                       "-o", str(tmp_path / "two.onnx")])
     assert result.exit_code == 2 and "one file for 2 models: give a folder" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["mine.onnx"]
+
+
+def test_weights_named_with_brackets_are_exported_and_never_overwritten(tmp_path):
+    import shutil
+
+    from gyrodeblur.models import weights_file
+
+    (tmp_path / "d[").mkdir()
+    weights = tmp_path / "d[" / "x].safetensors"  # "[/x]" would be markup to rich
+    shutil.copy(weights_file("deepblind-s"), weights)
+    result = CliRunner().invoke(app, ["export", str(weights), "--no-check", "-o",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert f"{weights}: wrote {tmp_path / 'out' / 'deepblind-s.onnx'}" in result.stdout
+    (tmp_path / "pin.onnx").symlink_to(weights)  # the output named by a link to the input
+    before = weights.read_bytes()
+    result = CliRunner().invoke(app, ["export", str(weights), "--no-check", "-o",
+                                      str(tmp_path / "pin.onnx")])
+    assert result.exit_code == 2 and "pin.onnx: would overwrite an input" in result.output
+    assert weights.read_bytes() == before
