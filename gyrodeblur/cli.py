@@ -264,6 +264,15 @@ def check_memory(need: int, what: str, remedy: str) -> None:
                                f"{have / 2**30:.0f} GB; give {remedy}")
 
 
+def note_frames_alone(alone: np.ndarray) -> None:
+    """Say which frames have no neighbour to measure their translation from."""
+    from gyrodeblur.footage import frames_text
+
+    if len(alone):
+        err_console.print(f"no translation for {frames_text(alone)}: no neighbouring frame "
+                          "with timing in the footage and the gyro (the rotation alone)")
+
+
 def check_exposure(exposure: float) -> None:
     """Refuse an ``--exposure`` that is no frame's in seconds (a unit error, mostly)."""
     from gyrodeblur.footage import MAX_EXPOSURE
@@ -523,10 +532,7 @@ def kernels(
                               "bias_removed": bias, "lowpass_hz": lowpass,
                               "footage": None if frames is None else str(frames)})
     job.check()
-    alone = job.without_neighbours()
-    if len(alone):
-        err_console.print(f"no translation for frame(s) {', '.join(map(str, alone))}: no "
-                          "neighbouring frame with timing in the footage and the gyro")
+    note_frames_alone(job.without_neighbours())
     note_pixels_without_ray(cam)
     pixels = cam.width * cam.height
     # A frame's kernels and their intermediates (float64 trajectories, rays, flow), as
@@ -1561,6 +1567,7 @@ def deblur_video_command(
     job = VideoJob(footage, timing, selected.frame, log, cam, restorer, kernel_width, flow,
                    settings)
     job.check()
+    note_frames_alone(job.without_neighbours())
     # The audio fits the output only when every frame of the footage is written.
     whole = np.array_equal(selected.frame, np.arange(1, footage.count + 1))
     try:

@@ -424,7 +424,7 @@ def test_a_frame_without_timed_neighbours_is_named(clip):
     (clip / "frames.csv").write_text("\n".join(rows[:3] + rows[4:]) + "\n")  # no frame 3
     result = kernels(clip, "--samples", "3")
     assert result.exit_code == 0, result.output
-    assert "no translation for frame(s) 4: no neighbouring frame" in result.output
+    assert "no translation for frame 4: no neighbouring frame" in result.output
     npz = np.load(clip / "out.npz")
     assert npz["frames"].tolist() == [1, 2, 4] and not npz["mask"][2].any()
 

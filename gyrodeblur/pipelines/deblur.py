@@ -60,7 +60,7 @@ from gyrodeblur.models.classic import (
     auto_tv_weight,
     deconvolve,
 )
-from gyrodeblur.pipelines.kernels import check_frames_covered
+from gyrodeblur.pipelines.kernels import check_frames_covered, frames_alone, frames_to_read
 from gyrodeblur.pipelines.tiling import Tile, run_tiled
 
 METHODS = ("net", "classic")
@@ -603,23 +603,39 @@ class VideoJob:
                                                 f"{self.camera.height} (another aspect ratio)")
         check_frames_covered(self.log, self.camera, self.timing, self.frames)
 
+    def read(self) -> np.ndarray:
+        """Frame numbers to read: the frames, and with translation those of their
+        neighbours that the timing, the footage and the gyro cover (outside a range too)."""
+        if not self.restorer.translation:
+            return self.frames
+        return frames_to_read(self.frames, self.timing, self.camera, self.log,
+                              self.footage.count)
+
+    def without_neighbours(self) -> np.ndarray:
+        """Frames whose translation cannot be measured (restored with the rotation alone)."""
+        if not self.restorer.translation:
+            return np.array([], np.int64)
+        return frames_alone(self.frames, self.read())
+
     def stream(self) -> Iterator[FrameData]:
         """Frames at the processing resolution with their kernels, in order."""
         cam, kcam = self.camera, self.camera.no_wider_than(self.kernel_width)
         full: dict[int, np.ndarray] = {}
+        wanted = set(self.frames.tolist())
+        read = self.read()
 
         def source() -> Iterator[tuple[int, np.ndarray]]:
-            for number, image in self.footage.frames(self.frames, native=True):
+            for number, image in self.footage.frames(read, native=True):
                 if image.shape[:2] != (cam.height, cam.width):
                     image = resize_frame(image, cam.width, cam.height)
-                full[number] = image
+                if number in wanted:
+                    full[number] = image
                 yield number, image
 
         orientation = camera_orientation(self.log, kcam)
         for k in iter_frame_kernels(orientation, kcam, self.timing, self.frames,
                                     self.restorer.samples, source(),
-                                    self.restorer.translation and len(self.frames) > 1,
-                                    self.flow):
+                                    self.restorer.translation, self.flow):
             yield FrameData(k.number, full.pop(k.number), still_where_no_ray(k.rot),
                             None if k.tran is None else still_where_no_ray(k.tran))
 

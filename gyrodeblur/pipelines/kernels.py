@@ -50,6 +50,25 @@ def check_frames_covered(log: GyroLog, camera: Camera, timing: FrameTiming,
     check_covers(log, first.min(), last.max())
 
 
+def frames_to_read(frames: np.ndarray, timing: FrameTiming, camera: Camera, log: GyroLog,
+                   count: int | None = None) -> np.ndarray:
+    """What measuring the translation of ``frames`` reads: the frames, plus those of their
+    neighbours that the timing, the footage (of ``count`` frames; None: any) and the gyro
+    all cover, so that a frame's kernels do not depend on the range it is computed in."""
+    near = np.intersect1d(np.concatenate([frames - 1, frames + 1]), timing.frame)
+    if count is not None:
+        near = near[near <= count]
+    first, last = exposure_spans(camera, timing, near)
+    covered = (first >= log.t[0]) & (last <= log.t[-1])
+    return np.union1d(frames, near[covered])
+
+
+def frames_alone(frames: np.ndarray, read: np.ndarray) -> np.ndarray:
+    """Those of ``frames`` whose translation cannot be measured: no neighbour among the
+    frames ``read`` (:func:`frames_to_read`); their ``tran`` is zero and ``mask`` false."""
+    return frames[~np.isin(frames - 1, read) & ~np.isin(frames + 1, read)]
+
+
 @dataclass
 class KernelJob:
     """Everything that decides the kernels of a clip.
@@ -87,21 +106,15 @@ class KernelJob:
         neighbours that the timing, the footage and the gyro all cover."""
         if not self.translation:
             return self.frames
-        near = np.intersect1d(np.concatenate([self.frames - 1, self.frames + 1]),
-                              self.timing.frame)
-        if self.footage is not None:
-            near = near[near <= self.footage.count]
-        first, last = exposure_spans(self.camera, self.timing, near)
-        covered = (first >= self.log.t[0]) & (last <= self.log.t[-1])
-        return np.union1d(self.frames, near[covered])
+        return frames_to_read(self.frames, self.timing, self.camera, self.log,
+                              None if self.footage is None else self.footage.count)
 
     def without_neighbours(self) -> np.ndarray:
         """Frames whose translation cannot be measured: no neighbour with timing, in the
         footage and covered by the gyro (their ``tran`` is zero and ``mask`` false)."""
         if not self.translation:
             return np.array([], np.int64)
-        needed = self.needed()
-        return self.frames[~np.isin(self.frames - 1, needed) & ~np.isin(self.frames + 1, needed)]
+        return frames_alone(self.frames, self.needed())
 
     def check(self) -> None:
         """Refuse inputs that cannot work, before anything is written."""

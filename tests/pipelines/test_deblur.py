@@ -436,19 +436,30 @@ def test_a_folder_another_run_writes_is_refused(clip, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_no_translation_deblurs_with_the_rotation_alone(clip, tmp_path):
-    # A frame deblurred alone has no neighbours to measure translation from: its rotation
-    # alone is what --no-translation gives the same frame in a run of three.
+def test_a_frame_of_a_range_is_restored_as_in_the_whole_clip(clip, tmp_path):
+    # The translation of a range's first and last frames is measured from their neighbours
+    # outside it, as `kernels --range` measures it: a frame alone too.
     args = [clip / "blurred", *motion_args(clip), "--method", "classic", "--size", "160x96"]
-    runs = {"alone": ["--range", "2:2"], "rot": ["--range", "1:3", "--no-translation"],
-            "whole": ["--range", "1:3"]}
+    runs = {"all": [], "alone": ["--range", "3:3"], "edge": ["--range", "3:5"],
+            "rot": ["--range", "3:3", "--no-translation"]}
     for name, extra in runs.items():
         result = deblur_video(*args, *extra, "-o", tmp_path / name)
         assert result.exit_code == 0, result.output
-    frame = {name: read_image(tmp_path / name / "frame_000002.png") for name in runs}
-    np.testing.assert_array_equal(frame["rot"], frame["alone"])
-    assert np.abs(frame["whole"] - frame["rot"]).max() > 1 / 255
+    frame = {name: read_image(tmp_path / name / "frame_000003.png") for name in runs}
+    np.testing.assert_array_equal(frame["alone"], frame["all"])
+    np.testing.assert_array_equal(frame["edge"], frame["all"])
+    np.testing.assert_array_equal(read_image(tmp_path / "edge" / "frame_000005.png"),
+                                  read_image(tmp_path / "all" / "frame_000005.png"))
+    assert np.abs(frame["all"] - frame["rot"]).max() > 1 / 255
     assert json.loads((tmp_path / "rot" / "deblur.json").read_text())["translation"] is False
+    # A frame with no timed neighbour: the rotation alone, and said so.
+    (tmp_path / "one.csv").write_text("\n".join((clip / "frames.csv").read_text()
+                                                  .splitlines()[:2]))
+    result = deblur_video(clip / "blurred", "--gyro", clip / "gyro.csv", "--camera",
+                          clip / "camera.json", "--frames-csv", tmp_path / "one.csv", "--method",
+                          "classic", "--size", "160x96", "-o", tmp_path / "one")
+    assert result.exit_code == 0 and "no translation for frame 1: no neighbouring frame" in \
+        result.output, result.output
 
 
 def test_an_existing_folder_with_a_dot_in_its_name_takes_the_frames(clip, tmp_path):
