@@ -603,12 +603,20 @@ class VideoJob:
                                                 f"{self.camera.height} (another aspect ratio)")
         check_frames_covered(self.log, self.camera, self.timing, self.frames)
 
-    def read(self) -> np.ndarray:
-        """Frame numbers to read: the frames, and with translation those of their
-        neighbours that the timing, the footage and the gyro cover (outside a range too)."""
-        if not self.restorer.translation:
+    def window_frames(self) -> np.ndarray:
+        """The frames and those that their windows take beside them (a video network's), in
+        the footage, timed and covered by the gyro (outside a range too)."""
+        if self.restorer.window == 1:
             return self.frames
         return frames_to_read(self.frames, self.timing, self.camera, self.log,
+                              self.footage.count, self.restorer.window // 2)
+
+    def read(self) -> np.ndarray:
+        """Frame numbers to read: the window frames, and with translation those of their
+        neighbours that the timing, the footage and the gyro cover (outside a range too)."""
+        if not self.restorer.translation:
+            return self.window_frames()
+        return frames_to_read(self.window_frames(), self.timing, self.camera, self.log,
                               self.footage.count)
 
     def without_neighbours(self) -> np.ndarray:
@@ -617,11 +625,19 @@ class VideoJob:
             return np.array([], np.int64)
         return frames_alone(self.frames, self.read())
 
+    def restored(self) -> Iterator[list[FrameData]]:
+        """The windows of the frames to restore, in order (:func:`windows`)."""
+        wanted = set(self.frames.tolist())
+        for clip in windows(self.stream(), self.restorer.window):
+            if clip[len(clip) // 2].number in wanted:
+                yield clip
+
     def stream(self) -> Iterator[FrameData]:
-        """Frames at the processing resolution with their kernels, in order."""
+        """The window frames at the processing resolution with their kernels, in order."""
         cam, kcam = self.camera, self.camera.no_wider_than(self.kernel_width)
         full: dict[int, np.ndarray] = {}
-        wanted = set(self.frames.tolist())
+        numbers = self.window_frames()
+        wanted = set(numbers.tolist())
         read = self.read()
 
         def source() -> Iterator[tuple[int, np.ndarray]]:
@@ -633,7 +649,7 @@ class VideoJob:
                 yield number, image
 
         orientation = camera_orientation(self.log, kcam)
-        for k in iter_frame_kernels(orientation, kcam, self.timing, self.frames,
+        for k in iter_frame_kernels(orientation, kcam, self.timing, numbers,
                                     self.restorer.samples, source(),
                                     self.restorer.translation, self.flow):
             yield FrameData(k.number, full.pop(k.number), still_where_no_ray(k.rot),
@@ -779,7 +795,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
         source_audio = job.footage.path if audio and job.footage.path.is_file() else None
         with (atomic_path(output) as tmp,
               VideoWriter(tmp, fps, source_audio, crf, job.footage.rotation) as video):
-            for clip in windows(job.stream(), job.restorer.window):
+            for clip in job.restored():
                 video.write(compose(clip[len(clip) // 2], restore_frame(job.restorer, clip)))
                 done += 1
                 if progress:
@@ -795,7 +811,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                               lambda number: job.footage.stored_format(number, alpha).turned(
                                   upright))
         try:
-            for clip in windows(job.stream(), job.restorer.window):
+            for clip in job.restored():
                 centre = clip[len(clip) // 2]
                 if folder.done(centre.number):
                     kept += 1

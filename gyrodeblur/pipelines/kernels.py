@@ -51,11 +51,13 @@ def check_frames_covered(log: GyroLog, camera: Camera, timing: FrameTiming,
 
 
 def frames_to_read(frames: np.ndarray, timing: FrameTiming, camera: Camera, log: GyroLog,
-                   count: int | None = None) -> np.ndarray:
+                   count: int | None = None, reach: int = 1) -> np.ndarray:
     """What measuring the translation of ``frames`` reads: the frames, plus those of their
-    neighbours that the timing, the footage (of ``count`` frames; None: any) and the gyro
-    all cover, so that a frame's kernels do not depend on the range it is computed in."""
-    near = np.intersect1d(np.concatenate([frames - 1, frames + 1]), timing.frame)
+    neighbours (up to ``reach`` frames away) that the timing, the footage (of ``count``
+    frames; None: any) and the gyro all cover, so that a frame's kernels do not depend on
+    the range it is computed in."""
+    near = np.intersect1d(np.concatenate([frames + k for k in range(-reach, reach + 1) if k]),
+                          timing.frame)
     if count is not None:
         near = near[near <= count]
     first, last = exposure_spans(camera, timing, near)

@@ -462,6 +462,18 @@ def test_a_frame_of_a_range_is_restored_as_in_the_whole_clip(clip, tmp_path):
         result.output, result.output
 
 
+def test_a_video_networks_window_at_a_range_end_takes_the_frame_beyond_it(clip, tmp_path):
+    args = [clip / "blurred", *motion_args(clip), "--model", "gyrodvd-s", "--size", "160x96"]
+    for name, extra in {"all": [], "part": ["--range", "3:4"]}.items():
+        result = deblur_video(*args, *extra, "-o", tmp_path / name)
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "part").glob("*.png")) == [
+        "frame_000003.png", "frame_000004.png"]
+    for name in ("frame_000003.png", "frame_000004.png"):
+        np.testing.assert_array_equal(read_image(tmp_path / "part" / name),
+                                      read_image(tmp_path / "all" / name))
+
+
 def test_an_existing_folder_with_a_dot_in_its_name_takes_the_frames(clip, tmp_path):
     out = tmp_path / "restored.v2"
     out.mkdir()
