@@ -292,6 +292,12 @@ def check_flow(flow: str) -> None:
         raise InputError(None, f"--{e}") from None
 
 
+def unit_read(gyro_unit: str) -> str:
+    """The unit a ``--gyro-unit`` reads, as recorded: "auto" reads only rad/s (it refuses
+    deg/s-looking data)."""
+    return "rad" if gyro_unit == "auto" else gyro_unit
+
+
 def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | None = None,
                 lowpass: float | None = None, readout_time: float | None = None,
                 time_offset: float | None = None, size: tuple[int, int] | None = None,
@@ -526,9 +532,8 @@ def kernels(
     selected = select_frames(timing, footage, frame_range)
     job = KernelJob(camera=cam, log=log, timing=timing, frames=selected.frame, samples=samples,
                     footage=footage, translation=translation, flow=flow,
-                    # "auto" reads only rad/s (it refuses deg/s-looking data).
                     settings={"size": [cam.width, cam.height],
-                              "gyro_unit": "rad" if gyro_unit == "auto" else gyro_unit,
+                              "gyro_unit": unit_read(gyro_unit),
                               "bias_removed": bias, "lowpass_hz": lowpass,
                               "footage": None if frames is None else str(frames)})
     job.check()
@@ -796,7 +801,7 @@ def synth_image(
                  f"blurring a {size[0]}x{size[1]} image along T={samples} samples",
                  "fewer --samples")
     run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed,
-        stored, jpeg, {"gyro_unit": "rad" if gyro_unit == "auto" else gyro_unit})
+        stored, jpeg, {"gyro_unit": unit_read(gyro_unit)})
     err_console.print(f"wrote {output}" + (f" and {kernels}" if kernels else ""))
 
 
@@ -1544,7 +1549,7 @@ def deblur_video_command(
     settings = {  # all that decides a resumed frame
                 "footage": str(frames.resolve()), "gyro": str(gyro.resolve()),
                 "camera": cam.to_dict(),
-                "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,
+                "gyro_unit": unit_read(gyro_unit), "bias": bias, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,
                 "tile": restorer.tile, "kernel_width": kernel_width,
                 "flow": flow if restorer.translation else None,
