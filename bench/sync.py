@@ -68,7 +68,7 @@ def draw_clip(seed: int, bank: ImageBank) -> tuple[Clip, float]:
     image = bank.image(int(rng.integers(len(bank))))
     image = cv2.resize(image, (int(1.6 * WIDTH), int(1.6 * HEIGHT)), interpolation=cv2.INTER_AREA)
     settings = ClipSettings(frames=FRAMES, fps=fps, exposure=rng.uniform(0.2, 0.8) / fps,
-                            samples=9, start=MARGIN, noise=float(rng.uniform(0.0, 0.02)))
+                            samples=9, gyro_start=MARGIN, noise=float(rng.uniform(0.0, 0.02)))
     errors = SensorErrors.sample(SensorErrorRanges(delay=0.0, readout=0.0), rng)
     return synthesize_clip(image, camera, log, scene, settings, rng, errors), offset
 

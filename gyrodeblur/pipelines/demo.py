@@ -56,8 +56,8 @@ def _clip(rng: np.random.Generator):
                        interpolation=cv2.INTER_AREA)
     scene = Scene((Plane((0.0, 0.0, 1.0), 3.0), Plane((0.5, 0.0, 0.866), 2.0)),
                   (0.15, 0.0, 0.05))
-    settings = ClipSettings(frames=FRAMES, fps=FPS, exposure=EXPOSURE, start=SEGMENT_START,
-                            noise=0.005)
+    settings = ClipSettings(frames=FRAMES, fps=FPS, exposure=EXPOSURE,
+                            gyro_start=SEGMENT_START, noise=0.005)
     return synthesize_clip(image, camera, log, scene, settings, rng)
 
 

@@ -39,9 +39,9 @@ from gyrodeblur.fileio import (
 )
 from gyrodeblur.footage import FrameTiming, float_image, write_frames_csv, write_image
 from gyrodeblur.geometry.camera import Camera, save_camera
-from gyrodeblur.geometry.gyro import GyroLog, write_csv
+from gyrodeblur.geometry.gyro import GyroLog, to_camera_frame, write_csv
 from gyrodeblur.geometry.rotation import integrate
-from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
+from gyrodeblur.kernels.rotation import complete_camera, rotation_trajectories, sample_times
 from gyrodeblur.kernels.translation import translation_trajectories
 from gyrodeblur.synthesis.blur import blur_image, continuous_subsamples
 from gyrodeblur.synthesis.noise import add_noise_image, jpeg_image
@@ -58,7 +58,9 @@ class ClipSettings:
         fps: frame rate.
         exposure: exposure time (s), at most ``1 / fps``.
         samples: ``T`` trajectory samples per exposure.
-        start: exposure start of the first frame on the gyro clock (s).
+        gyro_start: exposure start of the first frame's first row on the gyro clock (s):
+            where the clip begins in the log (its frames CSV has it on the frame clock,
+            ``gyro_start - camera.time_offset``).
         saturation: highlight gain for clipped lights (``None``: off).
         noise: noise level (see :func:`gyrodeblur.synthesis.noise.noise_params`; 0: none).
         jpeg: JPEG quality of the blurred frames (``None``: lossless).
@@ -68,7 +70,7 @@ class ClipSettings:
     fps: float = 30.0
     exposure: float = 1 / 60
     samples: int = 9
-    start: float = 0.0
+    gyro_start: float = 0.0
     saturation: float | None = None
     noise: float = 0.0
     jpeg: int | None = None
@@ -100,8 +102,9 @@ class Clip:
         rot, tran: ``(F, T, 2, H, W)`` float32 true kernels.
         times: ``(F, T, H)`` float64 sample times on the gyro clock.
         timing: frame timing on the frame clock.
-        camera: the true camera; ``log``: the true gyro (camera axes).
-        recorded_camera, recorded_log: what the device wrote (sensor errors applied). The
+        camera: the true camera; ``log``: the true gyro, in camera axes.
+        recorded_camera, recorded_log: what the device wrote (sensor errors applied; the
+            log in camera axes, which :func:`export_clip` writes in the gyro's). The
             true ``time_offset`` of the recorded files is ``camera.time_offset`` plus the
             recorded gyro's delay, ``meta["sensor_errors"]["delay"]``: what sync should find.
         meta: how the clip was made.
@@ -138,8 +141,11 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
     Args:
         image: sharp source image ``(Hs, Ws, 3)`` sRGB (float in ``[0, 1]``, or uint8 or
             uint16), larger than the view so that the moving view stays inside it.
-        camera: the view camera (rolling shutter, time offset: ``t_gyro = t_frame + offset``).
-        log: true angular velocity in camera axes, covering the clip.
+        camera: the view camera (rolling shutter, time offset: ``t_gyro = t_frame + offset``,
+            ``imu_to_camera``).
+        log: the true angular velocity in the gyro's axes, covering the clip: taken to the
+            camera's by ``camera.imu_to_camera`` (or the log's own), as every kernel function
+            reads a log and a camera (:func:`~gyrodeblur.kernels.rotation.camera_orientation`).
         scene: planes and constant velocity of the camera.
         settings: frames, timing, noise.
         rng: randomness of noise and of the sensor errors.
@@ -150,8 +156,10 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
         raise ValueError(f"the source image ({image.shape[1]}x{image.shape[0]}) is smaller "
                          f"than the view ({camera.width}x{camera.height})")
     F, T = settings.frames, settings.samples
+    camera = complete_camera(camera, log)
+    log = to_camera_frame(log, camera.R_imu_to_camera)
     orientation = integrate(log.t, log.w)
-    starts = settings.start + np.arange(F) / settings.fps
+    starts = settings.gyro_start + np.arange(F) / settings.fps
     t_mid = starts[F // 2] + settings.exposure / 2 + camera.readout_time / 2
     src = source_camera(image, camera)
     H, W = camera.height, camera.width

@@ -146,7 +146,7 @@ class ClipSampler:
         log = self._motion(rng, duration)
         clip_settings = ClipSettings(
             frames=s.frames, fps=fps, exposure=exposure, samples=s.samples,
-            start=float(rng.uniform(0.05, duration - s.frames / fps - readout - 0.05)),
+            gyro_start=float(rng.uniform(0.05, duration - s.frames / fps - readout - 0.05)),
             saturation=(rng.uniform(*s.saturation[1:]) if rng.random() < s.saturation[0]
                         else None),
             noise=float(rng.uniform(*s.noise)))

@@ -35,7 +35,7 @@ def make_clip(seed, readout=0.01, direction="top_to_bottom", fps=FPS, exposure=0
     image = cv2.resize(dead_leaves(int(1.6 * W), rng), (int(1.6 * W), int(1.6 * H)))
     scene = Scene((Plane((0.0, 0.0, 1.0), 3.0),), (0.2, 0.0, 0.05))
     settings = ClipSettings(frames=FRAMES, fps=fps, exposure=exposure / fps, samples=samples,
-                            start=MARGIN)
+                            gyro_start=MARGIN)
     return synthesize_clip(image, camera, log, scene, settings, rng)
 
 
@@ -115,7 +115,7 @@ def test_periodic_motion_gives_low_confidence():
     camera = Camera(W, H, fx, fx, (W - 1) / 2, (H - 1) / 2, time_offset=OFFSET)
     rng = np.random.default_rng(3)
     image = cv2.resize(dead_leaves(int(1.6 * W), rng), (int(1.6 * W), int(1.6 * H)))
-    settings = ClipSettings(frames=FRAMES, fps=FPS, exposure=0.004, samples=3, start=MARGIN)
+    settings = ClipSettings(frames=FRAMES, fps=FPS, exposure=0.004, samples=3, gyro_start=MARGIN)
     clip = synthesize_clip(image, camera, GyroLog(t, w), Scene((Plane((0.0, 0.0, 1.0), 3.0),),
                                                                  (0.0, 0.0, 0.0)), settings, rng)
     result = estimate_sync(source(clip.blurred), clip.timing, GyroLog(t, w),

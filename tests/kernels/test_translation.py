@@ -174,7 +174,7 @@ def _scene_clip(camera, w, velocity, depth=2.0):
                          r_max=3 * camera.width / 10)
     clip = synthesize_clip(source, camera, log, Scene((Plane(distance=depth),), velocity),
                            ClipSettings(frames=3, fps=30, exposure=1 / 120, samples=5,
-                                        start=0.0), np.random.default_rng(0))
+                                        gyro_start=0.0), np.random.default_rng(0))
     frames = [(f + 1, to_gray_u8(clip.sharp[f]),
                sample_times(camera, clip.timing.t_start[f], clip.timing.exposure[f], 2)[1])
               for f in range(3)]

@@ -9,7 +9,8 @@ from gyrodeblur.cli import app
 from gyrodeblur.errors import InputError
 from gyrodeblur.footage import write_image
 from gyrodeblur.geometry.camera import Camera
-from gyrodeblur.geometry.gyro import GyroLog
+from gyrodeblur.geometry.gyro import GyroLog, read_gyro
+from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.synthesis.clips import ClipSettings, export_clip, synthesize_clip
 from gyrodeblur.synthesis.images import ImageBank
 from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
@@ -109,6 +110,28 @@ def test_an_export_that_fails_names_the_clip_and_leaves_nothing(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["ok"]
 
 
+def test_a_log_and_camera_read_as_the_kernel_functions_read_them(tmp_path):
+    # The log in the gyro's axes, turned into the camera's by imu_to_camera: a roll about
+    # the gyro's x is a pan about the camera's y, and the device's file is the log itself.
+    t = np.arange(0.0, 1.0, 0.005)
+    log = GyroLog(t, np.tile([0.5, 0.0, 0.0], (len(t), 1)))
+    camera = Camera(64, 48, 60.0, 60.0, 31.5, 23.5, time_offset=0.03,
+                    imu_to_camera=((0, 1, 0), (1, 0, 0), (0, 0, -1)))
+    clip = synthesize_clip(np.full((80, 100, 3), 0.5, np.float32), camera, log, Scene(),
+                           ClipSettings(frames=1, exposure=0.03, samples=3, gyro_start=0.2),
+                           np.random.default_rng(0))
+    rot, times = rotation_trajectories(camera_orientation(log, camera), camera,
+                                       clip.timing.t_start[0], 0.03, 3)
+    np.testing.assert_allclose(clip.rot[0], rot, atol=1e-5)
+    np.testing.assert_allclose(clip.times[0], times, atol=1e-12)
+    assert times[0, 0] == pytest.approx(0.2)
+    # Half the exposure from the reference time, across the rows: x moves, y does not.
+    assert abs(rot[-1, 0, 24, 32]) == pytest.approx(60 * np.tan(0.5 * 0.015), rel=1e-3)
+    assert abs(rot[-1, 1, 24, 32]) < 1e-3
+    export_clip(clip, tmp_path / "clip", kernels=False)
+    np.testing.assert_allclose(read_gyro(tmp_path / "clip" / "gyro.csv").w, log.w, atol=1e-9)
+
+
 def test_clips_longer_than_every_real_trace_take_the_hand_shake_model():
     # 25.2 s of motion: both bundled traces (15 s, 24 s) are shorter.
     settings = SamplerSettings(width=16, height=16, frames=250, fps=(10.0, 10.0), samples=2,
@@ -153,7 +176,7 @@ def test_settings_and_sources_out_of_their_domain_are_refused():
     log = GyroLog(np.arange(0.0, 1.0, 0.005), np.zeros((200, 3)))
     with pytest.raises(ValueError, match=r"source image \(40x30\) is smaller than the view"):
         synthesize_clip(np.zeros((30, 40, 3), np.float32), camera, log, Scene(),
-                        ClipSettings(frames=1, start=0.2), np.random.default_rng(0))
+                        ClipSettings(frames=1, gyro_start=0.2), np.random.default_rng(0))
 
 
 def test_an_8_bit_source_renders_as_its_unit_range_twin():
@@ -161,7 +184,7 @@ def test_an_8_bit_source_renders_as_its_unit_range_twin():
     t = np.arange(0.0, 1.0, 0.005)
     log = GyroLog(t, np.tile([0.0, 0.3, 0.1], (len(t), 1)))
     source = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    settings = ClipSettings(frames=2, start=0.2, samples=3)
+    settings = ClipSettings(frames=2, gyro_start=0.2, samples=3)
     byte, unit = (synthesize_clip(image, camera, log, Scene(), settings,
                                   np.random.default_rng(0))
                   for image in (source, source / np.float32(255)))
