@@ -12,6 +12,8 @@ kernel inputs.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -325,3 +327,37 @@ def crop_to(x: Tensor, height: int, width: int) -> Tensor:
         torch.Size([1, 3, 37, 53])
     """
     return x[..., :height, :width]
+
+
+def require_sound_values(images: dict[str, Tensor | None],
+                         kernels: dict[str, Tensor | None]) -> None:
+    """Refuse the values a net would silently turn into garbage: images (sRGB in ``[0, 1]``)
+    beyond ``[-0.5, 1.5]`` (0..255 floats, most likely; unclamped restorations pass) and NaN
+    or infinite values anywhere. Not while tracing (the ONNX export), where values are not
+    known.
+
+    Example:
+        >>> require_sound_values({"blurred": torch.rand(1, 3, 4, 4)}, {"rot": None})
+        >>> require_sound_values({"blurred": torch.full((1, 3, 4, 4), 200.0)}, {})
+        Traceback (most recent call last):
+        ...
+        ValueError: blurred: float values must lie in [0, 1], got 200 to 200 (0..255 floats?)
+    """
+    if torch.jit.is_tracing():
+        return
+    for name, image in images.items():
+        if image is None or not image.numel():
+            continue
+        low, high = (float(v) for v in torch.aminmax(image.detach()))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(f"{name}: NaN or infinite values")
+        if low < -0.5 or high > 1.5:
+            raise ValueError(f"{name}: float values must lie in [0, 1], got {low:.4g} to "
+                             f"{high:.4g}" + (" (0..255 floats?)" if high > 1.5 else ""))
+    for name, k in kernels.items():
+        # The sum first: one pass without a mask as large as the kernels.
+        if k is not None and not (bool(torch.isfinite(k.detach().sum()))
+                                  or bool(torch.isfinite(k.detach()).all())):
+            raise ValueError(f"{name} has NaN or infinite values (pixels without a ray "
+                             "through the lens: kernels.rotation.still_where_no_ray makes "
+                             "them still)")

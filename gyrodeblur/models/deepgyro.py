@@ -36,6 +36,7 @@ from gyrodeblur.models.blocks import (
     along_path,
     crop_to,
     pad_to_multiple,
+    require_sound_values,
     require_tensors,
 )
 from gyrodeblur.synthesis.blur import bilinear_weights
@@ -234,6 +235,8 @@ class DeepGyro(nn.Module):
                 or rot.shape[1] < 2 or not rot.is_floating_point()):
             raise ValueError(f"rot must be (B, T, 2, H, W) = ({b}, T, 2, {h}, {w}) floats, "
                              f"T >= 2, got {tuple(rot.shape)} {rot.dtype}")
+        require_sound_values({"blurred": blurred, "estimate": estimate},
+                             {"rot": rot if self.guidance != "none" else None})
 
     def _compiled_input_applies(self, blurred: Tensor, rot: Tensor | None) -> bool:
         """Path input on CPU outside autograd and tracing (the ONNX export), padded by

@@ -64,6 +64,7 @@ from gyrodeblur.models.blocks import (
     crop_to,
     pad_to_multiple,
     parameter_count,
+    require_sound_values,
     require_tensors,
     sampling_grid,
 )
@@ -438,13 +439,14 @@ class GyroDVD(nn.Module):
         self.refine = ThreeLevelUNet(width0)
         self.to_rgb = _conv(width0, 3, 5)
 
-    def _kernel(self, k: Tensor | None, name: str, n: int, h: int, w: int) -> Tensor:
-        """``k`` checked and flattened to ``(n, T, 2, h, w)`` pixels."""
-        if k is None or k.shape[-4:] != (self.samples, 2, h, w) or k.shape[:-4].numel() != n:
-            shape = None if k is None else tuple(k.shape)
-            raise ValueError(f"kernel={self.kernel!r} needs {name} of shape (B, F, "
-                             f"{self.samples}, 2, {h}, {w}), got {shape}")
-        return k.reshape(n, self.samples, 2, h, w)
+    def _kernel(self, k: Tensor | None, name: str, blurred: Tensor) -> Tensor:
+        """``k`` checked, in the frames' dtype and flattened to ``(B * F, T, 2, H, W)``."""
+        b, f, _, h, w = blurred.shape
+        if k is None or k.shape != (b, f, self.samples, 2, h, w) or not k.is_floating_point():
+            got = "none" if k is None else f"{tuple(k.shape)} {k.dtype}"
+            raise ValueError(f"kernel={self.kernel!r} needs {name} of shape ({b}, {f}, "
+                             f"{self.samples}, 2, {h}, {w}) floats, got {got}")
+        return k.to(blurred.dtype).reshape(b * f, self.samples, 2, h, w)
 
     def _encoded(self, k: Tensor) -> Tensor:
         """Kernel encoder input: ``(n, 2T, H, W)`` scaled, padded like the frames."""
@@ -463,6 +465,9 @@ class GyroDVD(nn.Module):
         if blurred.ndim != 5 or blurred.shape[2] != 3 or blurred.dtype != dtype:
             raise ValueError(f"blurred must be (B, F, 3, H, W) {dtype}, got "
                              f"{tuple(blurred.shape)} {blurred.dtype}")
+        given = {"rot": rot, "tran": tran}
+        require_sound_values({"blurred": blurred},
+                             {name: given[name] for name in KERNEL_INPUTS[self.kernel]})
         b, f, _, h, w = blurred.shape
         n = b * f
         frames = blurred.reshape(n, 3, h, w)
@@ -471,8 +476,7 @@ class GyroDVD(nn.Module):
             x0, r0, s0 = self.stem(x)
             d = self.body(s0, s0, f)
         else:
-            given = {"rot": rot, "tran": tran}
-            kernels = {name: self._kernel(given[name], name, n, h, w)
+            kernels = {name: self._kernel(given[name], name, blurred)
                        for name in KERNEL_INPUTS[self.kernel]}
             if self.kernel == "rot+tran":
                 kernels["rot+tran"] = kernels["rot"] + kernels["tran"]

@@ -73,6 +73,18 @@ def test_mismatched_inputs_are_refused(blurred, rot, message) -> None:
         net(torch.rand(1, 3, 24, 32, dtype=torch.float64), torch.zeros(1, 5, 2, 24, 32))
 
 
+def test_values_a_net_would_turn_into_garbage_are_refused() -> None:
+    net = DeepGyro(**{**TINY, "guidance": "path"}).eval()
+    x, rot = torch.rand(1, 3, 24, 32), torch.zeros(1, 5, 2, 24, 32)
+    with pytest.raises(ValueError, match=r"0\.\.255 floats"), torch.no_grad():
+        net(x * 255, rot)
+    rot[0, 2, 0, 3, 3] = float("nan")  # a pixel without a ray through the lens
+    with pytest.raises(ValueError, match="rot has NaN"), torch.no_grad():
+        net(x, rot)
+    with torch.no_grad():  # a net without gyro input reads no kernel
+        DeepGyro(**{**TINY, "guidance": "none"}).eval()(x, rot)
+
+
 def test_zero_last_conv_is_identity() -> None:
     torch.manual_seed(0)
     net = DeepGyro(**TINY).eval()

@@ -148,6 +148,31 @@ def test_kernels_are_used_and_checked() -> None:
         GyroDVD(**TINY, decoder="warp")
 
 
+def test_kernels_of_another_layout_or_dtype_are_refused_and_float64_is_read() -> None:
+    net = _tiny().eval()
+    x, rot, tran = _clip()
+    with pytest.raises(ValueError, match=r"rot of shape \(1, 3, 3, 2, 8, 8\) floats"):
+        net(x, rot.flatten(0, 1), tran)  # (B * F, T, 2, H, W): one batch axis too few
+    with pytest.raises(ValueError, match=r"of shape \(2, 3, 3, 2, 8, 8\) floats, got \(3, 2,"):
+        net(x.expand(2, -1, -1, -1, -1), *(k.expand(2, -1, -1, -1, -1, -1).transpose(0, 1)
+                                             for k in (rot, tran)))  # (F, B, ...)
+    with pytest.raises(ValueError, match="int64"):
+        net(x, rot.long(), tran)
+    torch.testing.assert_close(net(x, rot.double(), tran.double()), net(x, rot, tran))
+
+
+def test_values_a_net_would_turn_into_garbage_are_refused() -> None:
+    net = _tiny().eval()
+    x, rot, tran = _clip()
+    with pytest.raises(ValueError, match=r"blurred: float values .* \(0\.\.255 floats\?\)"):
+        net(x * 255, rot, tran)
+    nan = rot.clone()
+    nan[0, 0, 0, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="rot has NaN or infinite values"):
+        net(x, nan, tran)
+    net(x.clamp(0, 1) * 1.2 - 0.1, rot, tran)  # an unclamped restoration passes
+
+
 def test_tiny_variant_overfits_one_clip() -> None:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
