@@ -15,7 +15,7 @@ import numpy as np
 from gyrodeblur.footage import FrameTiming, check_unit_range, resize_frame
 from gyrodeblur.geometry.camera import Camera, same_view
 from gyrodeblur.geometry.rotation import Orientation
-from gyrodeblur.kernels.flow import FLOW_BACKENDS, check_flow_name, to_gray_u8
+from gyrodeblur.kernels.flow import FlowBackend, flow_backend, to_gray_u8
 from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
 from gyrodeblur.kernels.translation import stream_velocities, translation_trajectories
 
@@ -68,7 +68,8 @@ def _in_order(frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, n
 def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTiming,
                        numbers: np.ndarray, samples: int = 9,
                        frames: Iterable[tuple[int, np.ndarray]] | None = None,
-                       translation: bool = True, flow: str = "dis") -> Iterator[FrameKernels]:
+                       translation: bool = True,
+                       flow: str | FlowBackend = "dis") -> Iterator[FrameKernels]:
     """Yield the kernels of the frames ``numbers``, in order.
 
     Args:
@@ -81,10 +82,10 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
         frames: ``(number, image)`` in increasing order, covering ``numbers`` (and their
             neighbours, for translation); ``None``: rotation only, no images.
         translation: measure translation from the frames' optical flow.
-        flow: name of a backend in ``FLOW_BACKENDS``.
+        flow: name of a backend in ``FLOW_BACKENDS``, or a function ``(prev, next) -> flow``.
     """
     timing.check_has(numbers)
-    check_flow_name(flow)
+    flow = flow_backend(flow)
     wanted = {int(n) for n in numbers}
 
     def rotation(number: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -119,8 +120,7 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
             t_ref = sample_times(camera, timing.t_start[row], timing.exposure[row], 2)[1]
             yield number, to_gray_u8(image), t_ref
 
-    for number, tau, mask in stream_velocities(grays(), orientation, camera,
-                                               FLOW_BACKENDS[flow]):
+    for number, tau, mask in stream_velocities(grays(), orientation, camera, flow):
         if number in wanted:
             rot, times, exposure = rotation(number)
             yield FrameKernels(number, rot, translation_trajectories(tau, exposure, samples),

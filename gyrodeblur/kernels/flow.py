@@ -64,6 +64,27 @@ def check_flow_name(name: str) -> None:
         raise ValueError(f"flow {name!r}: choose one of {', '.join(FLOW_BACKENDS)}")
 
 
+def flow_backend(flow: str | FlowBackend) -> FlowBackend:
+    """The backend ``FLOW_BACKENDS`` names ``flow``, or ``flow`` itself when it is a function
+    ``(prev, next) -> (H, W, 2)`` flow.
+
+    Example:
+        >>> flow_backend("farneback") is flow_backend(farneback_flow) is farneback_flow
+        True
+        >>> flow_backend(3)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: flow is a backend's name (dis, dis-fast, farneback) or a function ...
+    """
+    if isinstance(flow, str):
+        check_flow_name(flow)
+        return FLOW_BACKENDS[flow]
+    if not callable(flow):
+        raise TypeError(f"flow is a backend's name ({', '.join(FLOW_BACKENDS)}) or a function "
+                        f"(prev, next) -> flow, got {type(flow).__name__}")
+    return flow
+
+
 def to_gray_u8(image: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` float RGB in ``[0, 1]`` (or uint8, uint16) to a uint8 gray image for flow.
 

@@ -37,7 +37,7 @@ from gyrodeblur.footage import FrameTiming, check_unit_range, resize_frame
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, clock_note, seconds_text
 from gyrodeblur.geometry.rotation import Orientation, log_so3
-from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, to_gray_u8
+from gyrodeblur.kernels.flow import FlowBackend, flow_backend, to_gray_u8
 from gyrodeblur.kernels.rotation import camera_orientation, complete_camera
 
 __all__ = ["FULL_SUPPORT_PAIRS", "RELIABLE_CONFIDENCE", "BandRotations", "SyncResult",
@@ -170,7 +170,7 @@ class SyncResult:
 def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera: Camera,
                   search: float = 0.2, estimate_readout: bool = False, max_pairs: int = 60,
                   width: int = 480, step: float = 0.002, bands: int = 8,
-                  flow: FlowBackend = FLOW_BACKENDS["dis"]) -> SyncResult:
+                  flow: str | FlowBackend = "dis") -> SyncResult:
     """Estimate the camera's ``time_offset`` by matching video motion with gyro motion.
 
     Args:
@@ -188,7 +188,8 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
         width: processing width (px); frames are downscaled to it, never upscaled.
         step: coarse grid step (s).
         bands: bands of rows per frame, each with its own rolling-shutter time.
-        flow: optical flow backend.
+        flow: optical flow backend: a name in ``FLOW_BACKENDS`` or a function
+            ``(prev, next) -> (H, W, 2)`` flow.
 
     Raises:
         InputError: fewer than 3 usable frame pairs, the gyro not covering 3 of them over
@@ -220,6 +221,7 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
     if max_pairs < _MIN_PAIRS or bands < 1 or width < 2:
         raise ValueError(f"max_pairs must be at least {_MIN_PAIRS}, bands at least 1 and width "
                          f"at least 2, got {max_pairs}, {bands}, {width}")
+    flow = flow_backend(flow)
     camera = complete_camera(camera, log)  # its axes and readout, not the subset log's below
     readout_max = float(np.median(np.diff(timing.t_start))) if len(timing) > 1 else 0.0
     reach = max(camera.readout_time, readout_max if estimate_readout else 0.0)
@@ -301,7 +303,7 @@ def _check_motion(orientation: Orientation, camera: Camera, interval: float,
 
 def measure_rotations(frames: FrameSource, timing: FrameTiming, camera: Camera,
                       pairs: np.ndarray, width: int = 480, bands: int = 8,
-                      flow: FlowBackend = FLOW_BACKENDS["dis"]) -> BandRotations:
+                      flow: str | FlowBackend = "dis") -> BandRotations:
     """Per-band rotations between frames ``n`` and ``n + 1`` for each ``n`` in ``pairs``.
 
     Frames are streamed through ``frames`` (two held at a time), turned gray and downscaled to
@@ -312,6 +314,7 @@ def measure_rotations(frames: FrameSource, timing: FrameTiming, camera: Camera,
         frames, timing, camera, width, bands, flow: as :func:`estimate_sync`.
         pairs: first frame numbers of the pairs, increasing.
     """
+    flow = flow_backend(flow)
     proc = camera.no_wider_than(width)
     first = set(int(n) for n in pairs)
     rows = {int(n): i for i, n in enumerate(timing.frame)}

@@ -22,7 +22,7 @@ import numpy as np
 
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import Orientation
-from gyrodeblur.kernels.flow import FLOW_BACKENDS, FlowBackend, consistent
+from gyrodeblur.kernels.flow import FlowBackend, consistent, flow_backend
 from gyrodeblur.kernels.rotation import check_exposure_time, check_samples
 from gyrodeblur.kernels.warp import warp_displacements
 
@@ -64,7 +64,7 @@ class PairVelocity:
 
 def pair_velocity(gray_a: np.ndarray, gray_b: np.ndarray, orientation: Orientation,
                   camera: Camera, t_a: np.ndarray, t_b: np.ndarray,
-                  flow: FlowBackend = FLOW_BACKENDS["dis"]) -> PairVelocity:
+                  flow: str | FlowBackend = "dis") -> PairVelocity:
     """``tau`` at both frames of a pair from their flows in both directions.
 
     Args:
@@ -72,7 +72,8 @@ def pair_velocity(gray_a: np.ndarray, gray_b: np.ndarray, orientation: Orientati
         orientation: camera orientation (gyro in camera axes).
         camera: camera at the frames' resolution.
         t_a, t_b: ``(H,)`` per-row reference (mid-exposure) times on the gyro clock.
-        flow: optical flow backend.
+        flow: optical flow backend: a name in ``FLOW_BACKENDS`` or a function
+            ``(prev, next) -> (H, W, 2)`` flow.
     """
     for name, gray in (("gray_a", gray_a), ("gray_b", gray_b)):
         if not (isinstance(gray, np.ndarray) and gray.dtype == np.uint8 and
@@ -84,6 +85,7 @@ def pair_velocity(gray_a: np.ndarray, gray_b: np.ndarray, orientation: Orientati
         if np.shape(times) != (camera.height,):
             raise ValueError(f"{name} must be the ({camera.height},) per-row times, got shape "
                              f"{np.shape(times)}")
+    flow = flow_backend(flow)
     forward, backward = flow(gray_a, gray_b), flow(gray_b, gray_a)
     tau_a = _residual_velocity(forward, orientation, camera, np.asarray(t_a), np.asarray(t_b))
     tau_b = _residual_velocity(backward, orientation, camera, np.asarray(t_b), np.asarray(t_a))
@@ -227,7 +229,7 @@ def combine_velocities(taus: list[np.ndarray],
 
 def stream_velocities(frames: Iterable[tuple[int, np.ndarray, np.ndarray]],
                       orientation: Orientation, camera: Camera,
-                      flow: FlowBackend = FLOW_BACKENDS["dis"],
+                      flow: str | FlowBackend = "dis",
                       ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``tau`` of every frame of a stream, measured against its neighbours ``n - 1, n + 1``.
 
@@ -242,6 +244,7 @@ def stream_velocities(frames: Iterable[tuple[int, np.ndarray, np.ndarray]],
         ``(number, tau (H, W, 2), mask (H, W))`` as :func:`combine_velocities` returns them;
         a frame without a neighbour has zero ``tau`` and an all-false mask.
     """
+    flow = flow_backend(flow)
     measured: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     previous = None
     for number, gray, t_ref in frames:

@@ -34,6 +34,24 @@ def test_an_unknown_flow_backend_is_refused_before_any_frame():
         next(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([1]), flow="raft"))
 
 
+def test_a_flow_function_plugs_in_as_a_backend():
+    # An exact flow: frame 2 (the brighter) lies 2 px right of frame 1. With a still gyro it
+    # is all translation: 2 px in the 0.1 s between the frames, 0.4 px over a 0.02 s exposure,
+    # read leftwards in the gather form (a pixel sees what was left of it as the view moves).
+    def exact(a, b):
+        return np.full((*a.shape, 2), [2.0 if a.mean() < b.mean() else -2.0, 0.0], np.float32)
+
+    still = integrate(np.linspace(0.0, 1.0, 201), np.zeros((201, 3)))
+    frames = [(n, np.full((24, 32, 3), v, np.float32)) for n, v in ((1, 0.2), (2, 0.6))]
+    k = next(iter_frame_kernels(still, CAM, TIMING, np.array([1]), 3, frames, flow=exact))
+    extent = k.tran[-1] - k.tran[0]
+    np.testing.assert_allclose(extent[0][k.mask], -0.4, atol=1e-4)
+    np.testing.assert_allclose(extent[1], 0.0, atol=1e-6)
+    assert k.mask[:, :28].all()  # the last 2 columns leave the frame: not measured
+    with pytest.raises(TypeError, match="flow is a backend's name"):
+        next(iter_frame_kernels(still, CAM, TIMING, np.array([1]), 3, frames, flow=3))
+
+
 def _frames(numbers, size=(24, 32)):
     rng = np.random.default_rng(0)
     return [(n, rng.random((*size, 3)).astype(np.float32)) for n in numbers]
