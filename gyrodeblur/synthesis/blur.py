@@ -187,21 +187,23 @@ def _blur_numba(sharp: torch.Tensor, traj: torch.Tensor, saturation: float | Non
     return torch.from_numpy(out)
 
 
-def interpolate_samples(traj: torch.Tensor, subsamples: int) -> torch.Tensor:
-    """``(B, T, 2, H, W)`` trajectories with ``subsamples - 1`` points on the straight line
-    inside each interval: ``(B, (T - 1) * subsamples + 1, 2, H, W)``.
+def interpolate_samples(traj: np.ndarray | torch.Tensor, subsamples: int) -> torch.Tensor:
+    """``(..., T, 2, H, W)`` trajectories with ``subsamples - 1`` points on the straight line
+    inside each interval: ``(..., (T - 1) * subsamples + 1, 2, H, W)``.
 
     Example:
-        >>> traj = torch.tensor([0.0, 3.0]).view(1, 2, 1, 1, 1).expand(1, 2, 2, 1, 1)
-        >>> interpolate_samples(traj, 3)[0, :, 0, 0, 0].tolist()
+        >>> traj = torch.tensor([0.0, 3.0]).view(2, 1, 1, 1).expand(2, 2, 1, 1)
+        >>> interpolate_samples(traj, 3)[:, 0, 0, 0].tolist()
         [0.0, 1.0, 2.0, 3.0]
     """
-    if subsamples == 1 or traj.shape[1] < 2:
+    traj = _checked_layout(traj)
+    if subsamples == 1 or traj.shape[-4] < 2:
         return traj
     frac = torch.arange(subsamples, dtype=traj.dtype, device=traj.device) / subsamples
-    start, step = traj[:, :-1, None], (traj[:, 1:] - traj[:, :-1])[:, :, None]
-    points = start + frac.view(1, 1, -1, 1, 1, 1) * step
-    return torch.cat([points.flatten(1, 2), traj[:, -1:]], 1)
+    start = traj[..., :-1, None, :, :, :]
+    step = (traj[..., 1:, :, :, :] - traj[..., :-1, :, :, :])[..., None, :, :, :]
+    points = start + frac.view(-1, 1, 1, 1) * step  # (..., T - 1, subsamples, 2, H, W)
+    return torch.cat([points.flatten(-5, -4), traj[..., -1:, :, :, :]], -4)
 
 
 def continuous_subsamples(traj: np.ndarray | torch.Tensor, step: float = 0.5) -> int:
@@ -215,10 +217,19 @@ def continuous_subsamples(traj: np.ndarray | torch.Tensor, step: float = 0.5) ->
         >>> continuous_subsamples(traj)
         12
     """
-    traj = torch.as_tensor(traj)
+    traj = _checked_layout(traj)
     gaps = (traj[..., 1:, :, :, :] - traj[..., :-1, :, :, :]).square().sum(-3).sqrt()
     gaps = gaps[gaps.isfinite()]  # pixels without a ray (NaN) have no blur to integrate
     return max(1, math.ceil(float(gaps.max()) / step)) if gaps.numel() else 1
+
+
+def _checked_layout(traj: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``traj`` as a tensor, refused unless it is ``(..., T, 2, H, W)`` floats."""
+    traj = torch.as_tensor(traj)
+    if traj.ndim < 4 or traj.shape[-3] != 2 or not traj.is_floating_point():
+        raise ValueError(f"traj must be (..., T, 2, H, W) floats, got {tuple(traj.shape)} "
+                         f"{traj.dtype}")
+    return traj
 
 
 def _blur_grid_sample(sharp: torch.Tensor, traj: torch.Tensor, saturation: float | None,

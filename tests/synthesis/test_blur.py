@@ -172,6 +172,22 @@ def test_continuous_blur_of_a_long_uniform_motion_is_a_box_filter_not_copies():
     assert copies.min() == 0.0  # the 9-sample blur leaves gaps
 
 
+def test_subsampling_takes_one_frame_or_a_batch_and_refuses_another_layout():
+    from gyrodeblur.synthesis.blur import continuous_subsamples, interpolate_samples
+
+    traj = np.zeros((4, 2, 3, 5), np.float32)
+    traj[:, 0] = np.arange(4)[:, None, None] * 3.0  # 3 px steps to the right
+    one = interpolate_samples(traj, 3)  # a frame, as NumPy
+    assert one.shape == (10, 2, 3, 5)
+    np.testing.assert_allclose(one[:, 0, 0, 0].numpy(), np.arange(10.0))
+    torch.testing.assert_close(interpolate_samples(torch.from_numpy(traj)[None], 3)[0], one)
+    for wrong in (traj.transpose(2, 3, 0, 1), traj.astype(np.int64)):  # (H, W, T, 2), ints
+        with pytest.raises(ValueError, match=r"traj must be \(\.\.\., T, 2, H, W\) floats"):
+            continuous_subsamples(wrong)
+        with pytest.raises(ValueError, match="traj must be"):
+            interpolate_samples(wrong, 2)
+
+
 def test_blur_uses_the_device_path_and_numpy_convenience_matches():
     sharp = smooth_image(16, 20)
     traj = smooth_traj(6, 16, 20, amp=2.5)
