@@ -359,6 +359,11 @@ def fit_wanted_size(cam: Camera, source: Path, wanted: tuple[int, int],
         raise InputError(None, f"--size {width}x{height}: sizes are of the frames as stored "
                                f"({footage.size[0]}x{footage.size[1]}, shown turned "
                                f"{footage.rotation} degrees): give {height}x{width}")
+    if not same_view(width, height, cam.width, cam.height):
+        view = "footage" if footage is not None else f"camera of {source}"
+        raise InputError(None, f"--size {width}x{height}: another aspect ratio than the "
+                               f"{view} ({cam.width}x{cam.height}), which it resizes; give "
+                               f"e.g. {width}x{max(round(width * cam.height / cam.width), 1)}")
     return fit_camera(cam, source, width, height, asked=True)
 
 

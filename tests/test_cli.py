@@ -536,6 +536,16 @@ def test_frames_a_pixel_off_the_calibration_are_noted_as_taken_for_scaled(clip):
     assert result.exit_code == 0 and "taken as the same view" not in result.output
 
 
+@pytest.mark.parametrize("frames", ["frames", None])
+def test_a_size_of_another_aspect_ratio_is_blamed_on_the_option(clip, frames):
+    result = kernels(clip, "--no-translation", "--size", "60x80", frames=frames)
+    view = "footage" if frames else f"camera of {clip / 'camera.json'}"
+    assert result.exit_code == 2 and " ".join(result.output.split()).startswith(
+        f"error: --size 60x80: another aspect ratio than the {view} ({W}x{H}), which it "
+        f"resizes; give e.g. 60x45")
+    assert not (clip / "out.npz").exists()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["kernels", "--gyro", "g.csv", "-o", ""], "an empty value for -o"),
     (["kernels", "--gyro=", "-o", "k.npz"], "an empty value for --gyro"),
