@@ -301,19 +301,26 @@ def unit_read(gyro_unit: str) -> str:
 def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | None = None,
                 lowpass: float | None = None, readout_time: float | None = None,
                 time_offset: float | None = None, size: tuple[int, int] | None = None,
-                fps: float | None = None) -> tuple[GyroLog, Camera]:
-    """The gyro log and the camera (completed from the gyro file, overrides applied); a
-    Gyroflow profile's mode of the footage's ``size`` and ``fps`` when it lists modes."""
+                fps: float | None = None) -> tuple[GyroLog, Camera, list[float] | None]:
+    """The gyro log and the camera (completed from the gyro file, overrides applied), and the
+    bias removed (rad/s; an estimate is said, to be given again as ``--bias``); a Gyroflow
+    profile's mode of the footage's ``size`` and ``fps`` when it lists modes."""
     from gyrodeblur.geometry.camera import load_camera
+    from gyrodeblur.geometry.gyro import estimate_bias, read_gyro, remove_bias
     from gyrodeblur.geometry.gyro import lowpass as lowpass_log
-    from gyrodeblur.geometry.gyro import read_gyro, remove_bias
     from gyrodeblur.kernels.rotation import complete_camera
 
     if gyro_unit not in ("auto", "rad", "deg"):
         raise InputError(None, f"--gyro-unit {gyro_unit!r}: choose auto, rad or deg")
     log = read_gyro(gyro, unit=gyro_unit)
+    removed = None
     if bias:
-        log = remove_bias(log, None if bias == "auto" else parse_vector(bias, "--bias"))
+        removed = estimate_bias(log) if bias == "auto" else parse_vector(bias, "--bias")
+        log = remove_bias(log, removed)
+        removed = [float(v) for v in removed]
+        if bias == "auto":
+            err_console.print(f"gyro bias estimated on the still parts of {gyro.name}: "
+                              f"--bias {','.join(f'{v:.6g}' for v in removed)} (rad/s)")
     if lowpass is not None:
         log = lowpass_log(log, lowpass)
     cam = complete_camera(load_camera(camera, mode_size=size, mode_fps=fps), log)
@@ -326,7 +333,7 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
                 cam = cam.replace(**{name: value})
             except InputError as e:
                 raise InputError(option, e.problem) from None
-    return log, cam
+    return log, cam, removed
 
 
 def fit_camera(cam: Camera, source: Path, width: int, height: int,
@@ -526,9 +533,10 @@ def kernels(
     if footage is None and translation:
         raise InputError(None, "without FRAMES give --no-translation (translation is measured "
                                "on the frames)")
-    log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset,
-                           footage.size if footage is not None else wanted_size,
-                           footage.fps if footage is not None else None)
+    log, cam, bias_removed = load_motion(
+        gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset,
+        footage.size if footage is not None else wanted_size,
+        footage.fps if footage is not None else None)
     if footage is not None:
         cam = fit_camera(cam, camera, *footage.size)  # calibration -> footage resolution
     if wanted_size is not None:
@@ -539,7 +547,7 @@ def kernels(
                     footage=footage, translation=translation, flow=flow,
                     settings={"size": [cam.width, cam.height],
                               "gyro_unit": unit_read(gyro_unit),
-                              "bias_removed": bias, "lowpass_hz": lowpass,
+                              "bias_removed": bias_removed, "lowpass_hz": lowpass,
                               "footage": None if frames is None else str(frames)})
     job.check()
     note_frames_alone(job.without_neighbours())
@@ -696,8 +704,8 @@ def sync(
         if output.suffix.lower() != ".json":
             raise InputError(output, "the camera is written as a .json file")
     footage = Footage(frames)
-    log, cam = load_motion(gyro, camera, gyro_unit, readout_time=readout_time,
-                           time_offset=time_offset, size=footage.size, fps=footage.fps)
+    log, cam, _ = load_motion(gyro, camera, gyro_unit, readout_time=readout_time,
+                              time_offset=time_offset, size=footage.size, fps=footage.fps)
     cam = fit_camera(cam, camera, *footage.size)
     timing = select_frames(load_timing(footage, frames_csv, exposure, cam, camera, readout_time,
                                        log), footage, frame_range)
@@ -1427,8 +1435,8 @@ def deblur_image_command(
             raise InputError(None, f"--frame-time {frame_time} is not a time")
         check_exposure(exposure)
         size = blurred.shape[1], blurred.shape[0]
-        log, cam = load_motion(gyro, camera, gyro_unit, bias, None, readout_time, time_offset,
-                               size)
+        log, cam, _ = load_motion(gyro, camera, gyro_unit, bias, None, readout_time,
+                                  time_offset, size)
         cam = fit_camera(cam, camera, *size)
         # The kernels at the image's size and the deconvolution's, as measured at T = 1000:
         # 34 bytes a pixel and sample.
@@ -1507,8 +1515,8 @@ def deblur_video_command(
     check_output(output, folder=to_folder, source=(frames, gyro, camera, frames_csv))
     footage = Footage(frames)
     check_deblur_size(frames, *footage.size)
-    log, cam = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time, time_offset,
-                           footage.size, footage.fps)
+    log, cam, bias_removed = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time,
+                                         time_offset, footage.size, footage.fps)
     cam = stored_cam = fit_camera(cam, camera, *footage.size)
     wanted_size = parse_size(size)
     if wanted_size is not None:
@@ -1554,7 +1562,7 @@ def deblur_video_command(
     settings = {  # all that decides a resumed frame
                 "footage": str(frames.resolve()), "gyro": str(gyro.resolve()),
                 "camera": cam.to_dict(),
-                "gyro_unit": unit_read(gyro_unit), "bias": bias, "lowpass": lowpass,
+                "gyro_unit": unit_read(gyro_unit), "bias": bias_removed, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,
                 "tile": restorer.tile, "kernel_width": kernel_width,
                 "flow": flow if restorer.translation else None,

@@ -106,6 +106,21 @@ def test_a_given_bias_is_what_the_gyro_reads_beyond_the_motion(clip):
     np.testing.assert_allclose(np.load(clip / "out.npz")["rot"], plain, atol=1e-4)
 
 
+def test_an_estimated_bias_is_said_and_recorded_as_numbers(clip):
+    # A gyro at rest reading a constant bias: estimated exactly, all of it removed.
+    log = read_gyro(clip / "gyro.csv")
+    write_csv(GyroLog(log.t, np.tile([0.01, -0.02, 0.005], (len(log.t), 1))), clip / "rest.csv")
+    result = kernels(clip, "--no-translation", "--size", "80x60", "--bias", "auto",
+                     frames=None, gyro="rest.csv")
+    assert result.exit_code == 0, result.output
+    assert "gyro bias estimated on the still parts of rest.csv: --bias 0.01,-0.02,0.005 " \
+           "(rad/s)" in " ".join(result.output.split())
+    npz = np.load(clip / "out.npz")
+    assert np.abs(npz["rot"]).max() < 1e-6
+    np.testing.assert_allclose(json.loads(str(npz["meta"]))["bias_removed"],
+                               [0.01, -0.02, 0.005], atol=1e-12)
+
+
 def test_rotation_only_matches_closed_form(clip):
     result = kernels(clip, "--no-translation", "--size", "80x60", "--samples", "5", frames=None)
     assert result.exit_code == 0, result.output
