@@ -430,7 +430,8 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None = N
 
 def resample_samples(traj: np.ndarray, samples: int) -> np.ndarray:
     """Trajectories ``(T, 2, h, w)`` at ``samples`` instants spread evenly over the same
-    exposure, linear between the given ones (which are kept where the instants coincide).
+    exposure, linear between the given ones (which are kept where the instants coincide), as
+    float32.
 
     Example:
         >>> traj = np.arange(9, dtype=np.float32)[:, None, None, None] * np.ones((9, 2, 1, 1))
@@ -444,7 +445,7 @@ def resample_samples(traj: np.ndarray, samples: int) -> np.ndarray:
                                                 "frame's)" if np.ndim(traj) == 5 else ""))
     T = len(traj)
     if T == samples:
-        return traj
+        return np.asarray(traj, np.float32)
     if T == 1:  # one instant: the same at every other
         return np.repeat(np.asarray(traj, np.float32), samples, axis=0)
     position = np.linspace(0, T - 1, samples)

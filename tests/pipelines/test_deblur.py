@@ -802,6 +802,8 @@ def test_kernels_of_one_instant_serve_a_net_and_old_records_name_what_differs(tm
 
     rot = np.random.default_rng(0).normal(0, 1, (1, 2, 4, 4)).astype(np.float32)
     np.testing.assert_array_equal(resample_samples(rot, 5), np.repeat(rot, 5, axis=0))
+    for T in (5, 9):  # float32 whether resampled or kept
+        assert resample_samples(np.zeros((T, 2, 4, 4)), 5).dtype == np.float32
     image = np.full((32, 32, 3), 0.5, np.float32)
     assert deblur_image(image, np.zeros((1, 2, 32, 32), np.float32)).shape == (32, 32, 3)
     # A record of an earlier release holds a setting this one has not: named as changed.
