@@ -129,11 +129,11 @@ class Restorer:
         return not isinstance(self.net, GyroDVD)
 
     def __call__(self, clip: list[np.ndarray], rot: list[np.ndarray],
-                 tran: list[np.ndarray] | None, tv_weight: float | None = None,
-                 iterations: int | None = None, subsamples: int | None = None) -> np.ndarray:
+                 tran: list[np.ndarray] | None, *, iterations: int | None = None,
+                 tv_weight: float | None = None, subsamples: int | None = None) -> np.ndarray:
         """Restore the centre of ``window`` frames ``(h, w, 3)`` given their kernels;
-        ``tv_weight``, ``iterations`` and ``subsamples`` set the classical method (default:
-        from the noise and the blur of these pixels)."""
+        ``iterations``, ``tv_weight`` and ``subsamples`` set the classical method, as
+        :func:`deconvolve` takes them (default: from the noise and the blur of these pixels)."""
         c = len(clip) // 2
         device = self.device
         if self.whole_kernel:
@@ -354,7 +354,7 @@ def restore_frame(restorer: Restorer, clip: list[FrameData],
                                 upsample_kernels(f.tran, (H, W), t) if use_tran else None)
         images, rot, tran = zip(*(parts[id(f)] for f in clip), strict=True)
         out = restorer(list(images), list(rot), None if tran[0] is None else list(tran),
-                       tv, steps, subsamples)
+                       iterations=steps, tv_weight=tv, subsamples=subsamples)
         release_memory()  # tiles of changing sizes would leave the heap creeping up
         return out
 

@@ -888,7 +888,8 @@ def test_a_frame_restored_from_its_summed_kernel_equals_its_parts_upsampled():
     assert restorer.whole_kernel
     frame = FrameData(1, image, rot, tran)
     parts = [upsample_kernels(k, (64, 96)) for k in (rot, tran)]
-    expected = restorer([image], [parts[0]], [parts[1]], auto_tv_weight(image), 10)
+    expected = restorer([image], [parts[0]], [parts[1]], iterations=10,
+                        tv_weight=auto_tv_weight(image))
     np.testing.assert_allclose(restore_frame(restorer, [frame]), expected, atol=1e-4)
     assert np.abs(expected - image).max() > 0.05
 
