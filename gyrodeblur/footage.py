@@ -731,14 +731,17 @@ class Footage:
                 stream = container.streams.video[0]
                 fps = float(stream.average_rate or 0)
                 if stream.frames:
-                    count = stream.frames
-                    if fps and stream.duration and (
-                            count / fps - float(stream.duration * stream.time_base) > 1.5 / fps):
-                        # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows
-                        # fewer frames than it holds, and the decoder drops the others.
-                        count = sum(1 for p in container.demux(stream)
-                                    if p.pts is not None and not p.is_discard)
-                        container.seek(0)
+                    packets = [(p.is_keyframe, p.is_discard) for p in container.demux(stream)
+                               if p.pts is not None]
+                    if len(packets) < stream.frames:  # an MP4 whose index comes first
+                        raise InputError(self.path, f"truncated video: its header lists "
+                                                    f"{stream.frames} frames, the file holds "
+                                                    f"{len(packets)}")
+                    self._check_starts_on_keyframe(not packets or packets[0][0])
+                    # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows fewer
+                    # frames than it holds, and the decoder drops the others.
+                    count = sum(not discard for _, discard in packets)
+                    container.seek(0)
                     # The display rotation of a phone's video, from its frames' side data.
                     first = next(container.decode(stream), None)
                 else:  # a header without a frame count (MKV, WebM): decode to the end
@@ -755,6 +758,15 @@ class Footage:
         except av.FFmpegError as e:
             raise InputError(self.path, f"corrupt or unreadable video ({_reason(e)})") from None
 
+    def _check_starts_on_keyframe(self, first_is_keyframe: bool) -> None:
+        """Refuse a video whose first packet (decoding order) is no keyframe: a decoder drops
+        the frames it cannot decode, as many as it guesses, so its frames no longer pair with
+        the timestamps (and frames CSV rows) that count them."""
+        if not first_is_keyframe:
+            raise InputError(self.path, "starts before its first keyframe (cut without "
+                                        "re-encoding?): no decoder shows its first frames "
+                                        "reliably; re-encode it, or cut it at a keyframe")
+
     def _count_whole(self, container, stream, fps: float):
         """The first frame and the frame count of ``stream``, decoded to the end, whether its
         packets have timestamps, and its average frame rate by them (0 if unknown); a file
@@ -762,7 +774,7 @@ class Footage:
         is refused (a cut MKV decodes without an error)."""
         import av
 
-        first, count, end, timed = None, 0, None, False
+        first, count, end, timed, started = None, 0, None, False, False
         times = []
         for packet in container.demux():
             if packet.pts is not None:
@@ -770,6 +782,9 @@ class Footage:
                 end = packet_end if end is None else max(end, packet_end)
                 timed = timed or packet.stream is stream
             if packet.stream is stream:
+                if not started and packet.size:
+                    self._check_starts_on_keyframe(packet.is_keyframe)
+                    started = True
                 for frame in packet.decode():
                     first = frame if first is None else first
                     count += 1

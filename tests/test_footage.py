@@ -514,6 +514,51 @@ def test_a_trimmed_mp4_has_the_frames_and_times_its_edit_list_shows(tmp_path):
     np.testing.assert_allclose(timing.t_start, np.arange(7) / 30, atol=1e-4)
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_video_cut_before_its_first_keyframe_is_refused(tmp_path, suffix):
+    # Cut as `ffmpeg -c copy` cuts between keyframes: decoders drop some of the frames before
+    # the next keyframe (FFmpeg 6 of the 9 here), so frames and timestamps would not pair up.
+    import av
+
+    with av.open(str(tmp_path / "whole.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"g": "10", "bf": "0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(30):
+            image = np.full((48, 64, 3), i * 8, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    assert Footage(tmp_path / "whole.mp4").count == 30
+    with av.open(str(tmp_path / "whole.mp4")) as source, \
+            av.open(str(tmp_path / f"cut{suffix}"), "w") as cut:
+        inside = source.streams.video[0]
+        outside = cut.add_stream_from_template(inside)
+        for packet in list(source.demux(inside))[1:]:  # without the first keyframe
+            if packet.dts is not None:
+                packet.stream = outside
+                cut.mux(packet)
+    with pytest.raises(InputError, match=rf"cut\{suffix}: starts before its first keyframe"):
+        Footage(tmp_path / f"cut{suffix}")
+
+
+def test_an_mp4_cut_short_behind_its_index_is_refused(tmp_path):
+    # Its index first (faststart), then the frames: a cut leaves the index of all 30.
+    import av
+
+    with av.open(str(tmp_path / "whole.mp4"), "w", options={"movflags": "faststart"}) as video:
+        stream = video.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(30):
+            image = np.full((48, 64, 3), i * 8, np.uint8)
+            video.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        video.mux(stream.encode(None))
+    assert Footage(tmp_path / "whole.mp4").count == 30
+    whole = (tmp_path / "whole.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[:len(whole) * 6 // 10])
+    with pytest.raises(InputError, match=r"cut\.mp4: truncated video: its header lists 30 "
+                                         r"frames, the file holds \d+$"):
+        Footage(tmp_path / "cut.mp4")
+
+
 def test_a_written_video_puts_its_video_first_and_takes_its_quality(tmp_path):
     import av
 
