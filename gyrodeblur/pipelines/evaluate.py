@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path, read_record
+from gyrodeblur.fileio import atomic_path, hold_folder, read_record
 from gyrodeblur.metrics import CONVENTION, SSIM_WINDOW, psnr, ssim
 
 # Benchmark samples come from seeds far from any training seed.
@@ -95,22 +95,23 @@ def folder_benchmark(root: str | Path, frames: int = 1, samples: int = 9,
     drawn (from the first sample's, per pixel)."""
     from gyrodeblur.synthesis.datasets import ClipFolderDataset
 
-    dataset = ClipFolderDataset(root, frames=frames, samples=samples, paired=True,
-                                per_frame=True)
-    for clip in dataset.clips:
-        if min(clip.footage.size) < SSIM_WINDOW:
-            raise InputError(clip.path, "frames of {}x{} are smaller than SSIM's {}x{} window"
-                             .format(*clip.footage.size, SSIM_WINDOW, SSIM_WINDOW))
-    if check_memory is not None:
-        first = dataset[0]
-        pixels = [math.prod(dataset.clips[c].footage.size) for c, _, _ in dataset.index]
-        check_memory(round(sum(t.nbytes for t in first.values()) / pixels[0] * sum(pixels)))
-    within = [dataset.clips[c].path.relative_to(root) for c, _, _ in dataset.index]
-    # A clip folder given as the root is named by itself, not ".".
-    clips = [str(p) if p != Path() else Path(root).resolve().name for p in within]
-    names = [f"{clip} frame {first + centre}"
-             for clip, (_, first, centre) in zip(clips, dataset.index, strict=True)]
-    return _drawn(dataset, len(dataset), progress), names, clips
+    with hold_folder(root, reading=True):  # not while `synth clips` still fills it
+        dataset = ClipFolderDataset(root, frames=frames, samples=samples, paired=True,
+                                    per_frame=True)
+        for clip in dataset.clips:
+            if min(clip.footage.size) < SSIM_WINDOW:
+                raise InputError(clip.path, "frames of {}x{} are smaller than SSIM's {}x{} "
+                                 "window".format(*clip.footage.size, SSIM_WINDOW, SSIM_WINDOW))
+        if check_memory is not None:
+            first = dataset[0]
+            pixels = [math.prod(dataset.clips[c].footage.size) for c, _, _ in dataset.index]
+            check_memory(round(sum(t.nbytes for t in first.values()) / pixels[0] * sum(pixels)))
+        within = [dataset.clips[c].path.relative_to(root) for c, _, _ in dataset.index]
+        # A clip folder given as the root is named by itself, not ".".
+        clips = [str(p) if p != Path() else Path(root).resolve().name for p in within]
+        names = [f"{clip} frame {first + centre}"
+                 for clip, (_, first, centre) in zip(clips, dataset.index, strict=True)]
+        return _drawn(dataset, len(dataset), progress), names, clips
 
 
 def _frames(image: torch.Tensor) -> list[np.ndarray]:

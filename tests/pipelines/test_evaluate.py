@@ -362,6 +362,15 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
            "T=9." in one.output
     one = json.loads((tmp_path / "one.json").read_text())["results"]["blurred input"]
     assert [c["clip"] for c in one["per_clip"]] == ["clip_000000"]
+    # A folder that `synth clips` is still filling is not scored, as `train` does not train
+    # on it.
+    from gyrodeblur.fileio import hold_folder
+
+    with hold_folder(tmp_path / "pairs"):
+        busy = runner.invoke(app, ["eval", "--folder", str(tmp_path / "pairs"),
+                                   "-o", str(tmp_path / "busy.json")])
+    assert busy.exit_code == 2 and "pairs: another run is writing into it" in busy.output
+    assert not (tmp_path / "busy.json").exists()
 
 
 def test_clip_folders_too_large_for_the_memory_are_refused_before_they_are_read(tmp_path,
