@@ -977,6 +977,18 @@ MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}
 _BT709, _TV_RANGE = 1, 1
 
 
+def _moved_back(packet, seconds: float) -> bool:
+    """Move ``packet``'s timestamps ``seconds`` earlier; whether it still starts at 0 or
+    later."""
+    shift = round(seconds / packet.time_base)
+    if not shift:  # all kept, AAC's priming packet before 0 too
+        return True
+    if packet.pts is None or packet.pts < shift:
+        return False
+    packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+    return True
+
+
 class VideoWriter:
     """H.264 (libx264, yuv420p, BT.709 limited range, tagged so) writer for float32 RGB frames,
     optionally with the audio of another video copied in, interleaved as the frames come. Use
@@ -1023,9 +1035,15 @@ class VideoWriter:
         if codec not in MP4_AUDIO:
             self.notes.append(f"audio ({codec}) left out: MP4 cannot hold it")
             return
+        # The output's frames start at 0: the audio moves with them, and what it plays before
+        # the first frame is left out.
+        video = self._source.streams.video[0] if self._source.streams.video else None
+        start = float(video.start_time * video.time_base) \
+            if video is not None and video.start_time is not None else 0.0
         try:
             self._audio = self._container.add_stream_from_template(source_audio)
-            self._packets = (p for p in self._source.demux(source_audio) if p.dts is not None)
+            self._packets = (p for p in self._source.demux(source_audio)
+                             if p.dts is not None and _moved_back(p, start))
         except (av.FFmpegError, ValueError) as e:
             self._audio = None
             self.notes.append(f"audio ({codec}) left out: {e}")

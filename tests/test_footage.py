@@ -420,9 +420,9 @@ def test_a_video_without_a_decodable_frame_is_refused(tmp_path):
         Footage(path)
 
 
-def _mkv(path, frames, audio_seconds=0.0, start=0):
+def _mkv(path, frames, audio_seconds=0.0, start=0, audio_start=0.0):
     """An MKV (no frame count in its header) of ``frames`` noise frames at 30 fps from
-    ``start`` frames on, with an audio track of ``audio_seconds``."""
+    ``start`` frames on, with an audio track of ``audio_seconds`` from ``audio_start``."""
     import av
 
     rng = np.random.default_rng(0)
@@ -434,7 +434,7 @@ def _mkv(path, frames, audio_seconds=0.0, start=0):
             for i in range(int(audio_seconds * 48000 / 1024)):
                 frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp",
                                                    "mono")
-                frame.sample_rate, frame.pts = 48000, i * 1024
+                frame.sample_rate, frame.pts = 48000, round(audio_start * 48000) + i * 1024
                 container.mux(audio.encode(frame))
             container.mux(audio.encode(None))
         for i in range(frames):
@@ -557,6 +557,24 @@ def test_an_mp4_cut_short_behind_its_index_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"cut\.mp4: truncated video: its header lists 30 "
                                          r"frames, the file holds \d+$"):
         Footage(tmp_path / "cut.mp4")
+
+
+def test_copied_audio_starts_with_the_first_frame_as_in_its_source(tmp_path):
+    # A clip cut from a longer recording: frames and sound from 1 s on; the written frames
+    # start at 0, and so must the sound.
+    import av
+
+    _mkv(tmp_path / "later.mkv", 12, audio_seconds=0.4, start=30, audio_start=1.0)
+    with VideoWriter(tmp_path / "out.mp4", 30, audio_from=tmp_path / "later.mkv") as video:
+        for _ in range(12):
+            video.write(np.zeros((96, 128, 3), np.float32))
+    first = {}
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        for p in container.demux():
+            if p.pts is not None:
+                t = float(p.pts * p.time_base)
+                first[p.stream.type] = min(first.get(p.stream.type, t), t)
+    assert abs(first["audio"] - first["video"]) < 0.03, first
 
 
 def test_a_written_video_puts_its_video_first_and_takes_its_quality(tmp_path):
