@@ -321,7 +321,10 @@ def sampler_settings(data: DataConfig):
                                        f"{', '.join(sorted(known_errors))})")
     try:
         if "errors" in overrides:
-            overrides["errors"] = SensorErrorRanges(**overrides["errors"])
+            try:
+                overrides["errors"] = SensorErrorRanges(**overrides["errors"])
+            except ValueError as e:
+                raise ValueError(f"errors.{e}") from None
         return SamplerSettings(width=data.width, height=data.height, frames=data.frames,
                                samples=data.samples, **overrides)
     except TypeError as e:

@@ -86,7 +86,15 @@ class SamplerSettings:
                 shown = list(value) if isinstance(value, tuple) else value
                 raise ValueError(f"{name}: {shown} is out of range: {meaning}"
                                  + (" (low <= high)" if isinstance(value, tuple) else ""))
+        if self.errors.delay > LOG_MARGIN:
+            raise ValueError(f"errors.delay: {self.errors.delay} is out of range: seconds, at "
+                             f"most {LOG_MARGIN} (the gyro a clip draws reaches that far "
+                             "beyond its frames)")
 
+
+#: Seconds of gyro drawn before the first frame and after the last, at least: room for the
+#: recorded gyro's delay error.
+LOG_MARGIN = 0.05
 
 # What each value may be; ranges are finite and low <= high besides.
 _DOMAINS = {
@@ -146,7 +154,8 @@ class ClipSampler:
         log = self._motion(rng, duration)
         clip_settings = ClipSettings(
             frames=s.frames, fps=fps, exposure=exposure, samples=s.samples,
-            gyro_start=float(rng.uniform(0.05, duration - s.frames / fps - readout - 0.05)),
+            gyro_start=float(rng.uniform(LOG_MARGIN,
+                                         duration - s.frames / fps - readout - LOG_MARGIN)),
             saturation=(rng.uniform(*s.saturation[1:]) if rng.random() < s.saturation[0]
                         else None),
             noise=float(rng.uniform(*s.noise)))

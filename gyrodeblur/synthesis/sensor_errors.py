@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from gyrodeblur.geometry.camera import Camera
-from gyrodeblur.geometry.gyro import GyroLog, shifted
+from gyrodeblur.geometry.gyro import MAX_BIAS, GyroLog, shifted
 
 __all__ = ["SensorErrorRanges", "SensorErrors"]
 
@@ -64,8 +64,16 @@ class SensorErrorRanges:
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if not 0 <= value < math.inf:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+            high, meaning = _LIMITS.get(name, (math.inf, ""))
+            if not 0 <= value < high:
+                raise ValueError(f"{name}: {value} is out of range: a finite number >= 0"
+                                 + (f", below {high} ({meaning})" if meaning else ""))
+
+
+# Relative errors must leave a positive gain and readout time.
+_LIMITS = {"bias": (MAX_BIAS, "rad/s: MEMS gyro biases are well below it"),
+           "scale": (1.0, "a gain 1 - scale stays positive"),
+           "readout": (1.0, "a readout time 1 - readout times the true stays positive")}
 
 
 @dataclass(frozen=True)

@@ -449,6 +449,16 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
      "data.count 4 is fewer samples than one batch (train.batch 8)"),
     ({"data": {"samples": 5, "sampler": {"errors": {"dealy": 0.01}}}},
      "unknown key(s) dealy in data.sampler.errors (known: bias, delay, "),
+    # Errors the synthesis cannot draw (a delay beyond the gyro it draws, a readout or a
+    # gain that turns negative) or no gyro has.
+    ({"data": {"samples": 5, "sampler": {"errors": {"delay": 0.06}}}},
+     "data.sampler.errors.delay: 0.06 is out of range: seconds, at most 0.05"),
+    ({"data": {"samples": 5, "sampler": {"errors": {"readout": 1.5}}}},
+     "data.sampler.errors.readout: 1.5 is out of range: a finite number >= 0, below 1.0"),
+    ({"data": {"samples": 5, "sampler": {"errors": {"scale": 3}}}},
+     "data.sampler.errors.scale: 3 is out of range"),
+    ({"data": {"samples": 5, "sampler": {"errors": {"bias": 100}}}},
+     "data.sampler.errors.bias: 100 is out of range: a finite number >= 0, below 0.1 (rad/s"),
     ({"name": " "}, "is not a run name"),
 ])
 def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, message):

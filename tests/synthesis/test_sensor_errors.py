@@ -89,7 +89,7 @@ def test_errors_and_ranges_out_of_their_domain_are_refused():
         SensorErrors(noise=-0.001)  # would silently add no noise
     with pytest.raises(ValueError, match=r"bias must have one value per axis"):
         SensorErrors(bias=np.zeros(2))
-    with pytest.raises(ValueError, match="delay must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="delay: -0.01 is out of range: a finite number >= 0"):
         SensorErrorRanges(delay=-0.01)
 
 
