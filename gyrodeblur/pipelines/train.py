@@ -237,6 +237,9 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
         raise InputError(source, f"data.source {d.source!r}: synthetic or folder")
     if d.source == "folder" and d.folder is None:
         raise InputError(source, "data.source folder needs data.folder")
+    if d.source == "synthetic" and d.folder is not None:  # would train on synthetic data
+        raise InputError(source, f"data.folder {d.folder} is read with data.source: folder "
+                                 "(the source is synthetic)")
     for key in ("folder", "images"):
         if getattr(d, key) is not None and not Path(getattr(d, key)).is_dir():
             raise InputError(source, f"data.{key} {getattr(d, key)}: no such folder")

@@ -460,6 +460,8 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"data": {"samples": 5, "sampler": {"errors": {"bias": 100}}}},
      "data.sampler.errors.bias: 100 is out of range: a finite number >= 0, below 0.1 (rad/s"),
     ({"name": " "}, "is not a run name"),
+    ({"data": {"samples": 5, "folder": "."}},
+     "data.folder . is read with data.source: folder (the source is synthetic)"),
 ])
 def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, message):
     raw = {"model": TINY_MODEL, "data": {"samples": 5}, "train": {"steps": 2}}
