@@ -121,6 +121,18 @@ def test_an_estimated_bias_is_said_and_recorded_as_numbers(clip):
                                [0.01, -0.02, 0.005], atol=1e-12)
 
 
+def test_a_rad_log_read_as_degrees_is_noted(clip):
+    # The clip's gyro turns at 0.4 rad/s: read as deg/s, 0.4 deg/s, a tripod's at most.
+    result = kernels(clip, "--no-translation", "--size", "80x60", "--gyro-unit", "deg",
+                     frames=None)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "gyro.csv read in deg/s (--gyro-unit deg) turns at most 0.4 deg/s (99th " \
+           "percentile): if it is in rad/s, leave --gyro-unit auto" in said
+    assert "--gyro-unit" not in kernels(clip, "--no-translation", "--size", "80x60",
+                                        frames=None).output
+
+
 def test_rotation_only_matches_closed_form(clip):
     result = kernels(clip, "--no-translation", "--size", "80x60", "--samples", "5", frames=None)
     assert result.exit_code == 0, result.output
