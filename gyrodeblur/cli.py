@@ -318,11 +318,12 @@ def load_motion(gyro: Path, camera: Path, gyro_unit: str = "auto", bias: str | N
     if gyro_unit not in ("auto", "rad", "deg"):
         raise InputError(None, f"--gyro-unit {gyro_unit!r}: choose auto, rad or deg")
     log = read_gyro(gyro, unit=gyro_unit)
-    fastest = float(np.percentile(np.linalg.norm(log.w, axis=1), 99))
-    if gyro_unit == "deg" and fastest < SLOWEST_HANDHELD:
-        err_console.print(f"{gyro.name} read in deg/s (--gyro-unit deg) turns at most "
-                          f"{math.degrees(fastest):.2g} deg/s (99th percentile): if it is in "
-                          "rad/s, leave --gyro-unit auto")
+    if gyro_unit == "deg":
+        fastest = float(np.percentile(np.linalg.norm(log.w, axis=1), 99))
+        if fastest < SLOWEST_HANDHELD:
+            err_console.print(f"{gyro.name} read in deg/s (--gyro-unit deg) turns at most "
+                              f"{math.degrees(fastest):.2g} deg/s (99th percentile): if it is "
+                              "in rad/s, leave --gyro-unit auto")
     removed = None
     if bias:
         removed = estimate_bias(log) if bias == "auto" else parse_vector(bias, "--bias")
