@@ -53,7 +53,15 @@ from gyrodeblur.fileio import (
     read_record,
 )
 from gyrodeblur.footage import image_files
-from gyrodeblur.models import build_model, dummy_batch, full_config, predict, refines_classic
+from gyrodeblur.models import (
+    build_model,
+    dummy_batch,
+    full_config,
+    load_model,
+    predict,
+    refines_classic,
+    weights_file,
+)
 
 
 @dataclass
@@ -92,7 +100,9 @@ class DataConfig:
 @dataclass
 class TrainSettings:
     """The ``train:`` section: AdamW steps and batch, cosine schedule from ``lr`` to
-    ``lr_min``, checkpoints and logs every so many steps, seed, mixed precision on GPU."""
+    ``lr_min``, checkpoints and logs every so many steps, seed, mixed precision on GPU, and
+    ``init``, the weights a new run starts from (fine-tuning: a shipped model's name or a
+    weights file of the same model; none: random)."""
 
     steps: int = 1000
     batch: int = 8
@@ -103,6 +113,7 @@ class TrainSettings:
     log_every: int = 10
     seed: int = 0
     amp: bool = True
+    init: str | None = None
 
 
 @dataclass
@@ -263,6 +274,15 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
         model = build_model(config.model)
     except InputError as e:
         raise InputError(source, f"model: {e.problem}") from None
+    if t.init is not None:
+        try:
+            _, start = load_model(t.init, fuse=False)
+        except InputError as e:
+            raise InputError(source, f"train.init {t.init}: {e.problem}") from None
+        if full_config(start) != full_config(config.model):
+            named = start.get("variant") or full_config(start)["arch"]
+            raise InputError(source, f"train.init {t.init}: weights of another model ({named}, "
+                                     "or its settings) than the config's")
     if refines_classic(model) and not d.classic:
         raise InputError(source, "the model refines the classical restoration: set "
                                  "data.classic: true")
@@ -792,6 +812,8 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
             for group in optimizer.param_groups:  # the train section may have changed it
                 group["weight_decay"] = t.weight_decay
             seconds_before = state.get("seconds", 0.0)
+        elif t.init is not None:  # fine-tuning: checked as the config's model by check_config
+            model.load_state_dict(load_file(weights_file(t.init), device=str(device)))
         if step > t.steps:
             raise InputError(run.out, f"the run is at step {step}, past train.steps "
                                       f"{t.steps}; raise it to continue the run")

@@ -76,6 +76,30 @@ def test_training_writes_everything_and_resume_continues_the_same_curve(cache, t
     assert saved["train"]["steps"] == 6
 
 
+def test_a_run_fine_tunes_from_weights_of_its_model(cache, tmp_path):
+    from safetensors.torch import load_file
+
+    train(config(cache), tmp_path / "a")
+    start = tmp_path / "a" / "model.safetensors"
+    tuned = config(cache, steps=1)
+    tuned.train.init, tuned.train.lr, tuned.train.lr_min = str(start), 1e-12, 1e-12
+    train(tuned, tmp_path / "b")  # one step too small to move: the weights it started from
+    before, after = load_file(start), load_file(tmp_path / "b" / "model.safetensors")
+    assert max(float((before[k] - after[k]).abs().max()) for k in before) < 1e-6
+    fresh = config(cache, steps=1)
+    train(fresh, tmp_path / "c")
+    moved = load_file(tmp_path / "c" / "model.safetensors")
+    assert max(float((before[k] - moved[k]).abs().max()) for k in before) > 1e-3  # 1 step, not 6
+    other = config(cache)
+    other.train.init = "deepgyro-s"
+    with pytest.raises(InputError, match=r"train.init deepgyro-s: weights of another model "
+                                         r"\(deepgyro-s, or its settings\) than the config's"):
+        train(other, tmp_path / "d")
+    other.train.init = str(tmp_path / "none.safetensors")
+    with pytest.raises(InputError, match="train.init .*none.safetensors: no such weights file"):
+        train(other, tmp_path / "d")
+
+
 @pytest.mark.parametrize("number", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_checkpoints_the_step_reached_and_resumes_the_same_curve(cache, tmp_path, number):
     import signal
