@@ -874,8 +874,11 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
     interrupted: list[int] = []  # Ctrl-C or SIGTERM ends the loop after the step in progress
     handlers = {}
     if threading.current_thread() is threading.main_thread():
+        # A signal ignored when the run began (SIGINT of a job a script put in the
+        # background) stays ignored, as it is while the data are drawn.
         handlers = {number: signal.signal(number, lambda n, frame: interrupted.append(n))
-                    for number in (signal.SIGINT, signal.SIGTERM)}
+                    for number in (signal.SIGINT, signal.SIGTERM)
+                    if signal.getsignal(number) is not signal.SIG_IGN}
     def signalled() -> bool:
         """Whether a signal came, to this process or (agreed on by all) to any: processes
         that stopped at different steps would wait for each other forever."""

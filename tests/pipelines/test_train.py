@@ -127,6 +127,24 @@ def test_ctrl_c_checkpoints_the_step_reached_and_resumes_the_same_curve(cache, t
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+def test_ctrl_c_ignored_when_the_run_began_stays_ignored(cache, tmp_path):
+    # A job a script put in the background ignores SIGINT: drawing the data does, and so
+    # does training.
+    import signal
+
+    def press_ctrl_c(step, steps, loss):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        metrics = train(config(cache), tmp_path / "a", progress=press_ctrl_c)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert metrics["finished"] and metrics["steps"] == 6
+
+
 def test_random_crops_cut_the_same_window_from_frames_and_kernels():
     import numpy as np
 
