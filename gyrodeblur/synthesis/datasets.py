@@ -38,13 +38,13 @@ from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro, to_camera_frame
 from gyrodeblur.geometry.rotation import integrate
 from gyrodeblur.kernels.clip import iter_frame_kernels
-from gyrodeblur.kernels.flow import check_flow_name
+from gyrodeblur.kernels.flow import FlowBackend, flow_backend
 from gyrodeblur.kernels.rotation import complete_camera, still_where_no_ray
 from gyrodeblur.synthesis.sampler import ClipSampler
 
 
 def observed_kernels(frames: np.ndarray, log: GyroLog, camera: Camera, timing: FrameTiming,
-                     samples: int, flow: str = "dis") -> dict[str, np.ndarray]:
+                     samples: int, flow: str | FlowBackend = "dis") -> dict[str, np.ndarray]:
     """Kernels of in-memory frames ``(F, H, W, 3)`` from a gyro log in camera axes.
 
     Translation is measured only when there are at least two frames. A pixel without a ray
@@ -90,7 +90,8 @@ class SyntheticDataset(Dataset):
     Args:
         sampler: draws the clips (its settings: size, frames, ``T``, sensor errors...).
         length: number of samples.
-        flow: optical flow backend of the observed translation (``FLOW_BACKENDS``).
+        flow: optical flow backend of the observed translation (a name in ``FLOW_BACKENDS``
+            or a function ``(prev, next) -> flow``).
         crop: a random ``crop x crop`` window of every frame and kernel (seeded by the
             index), or None for whole frames.
         flow_kernel: also give ``flow``, the kernel of optical flow alone (clips only).
@@ -107,10 +108,10 @@ class SyntheticDataset(Dataset):
         (torch.Size([3, 24, 32]), torch.Size([9, 2, 24, 32]))
     """
 
-    def __init__(self, sampler: ClipSampler, length: int, flow: str = "dis",
+    def __init__(self, sampler: ClipSampler, length: int, flow: str | FlowBackend = "dis",
                  crop: int | None = None, flow_kernel: bool = False,
                  first_estimate: Restore | None = None) -> None:
-        check_flow_name(flow)
+        flow_backend(flow)  # refused now, not in a worker
         size = sampler.settings.width, sampler.settings.height
         if crop and crop > min(size):
             raise ValueError(f"crop {crop} is larger than the frames ({size[0]}x{size[1]})")

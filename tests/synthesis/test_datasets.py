@@ -179,6 +179,16 @@ def test_synthetic_dataset_settings_are_checked_when_it_is_made(options, message
         SyntheticDataset(sampler, 2, **options)
 
 
+def test_a_synthetic_dataset_takes_a_flow_function_as_its_name():
+    from gyrodeblur.kernels.flow import farneback_flow
+
+    sampler = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=64),
+                          SamplerSettings(width=32, height=24, frames=2))
+    named, plugged = (SyntheticDataset(sampler, 1, flow=flow)[0]
+                      for flow in ("farneback", farneback_flow))
+    torch.testing.assert_close(plugged["tran"], named["tran"], rtol=0, atol=0)
+
+
 def test_clip_folders_take_a_gcsv_readout_and_orientation_as_kernels_does(tmp_path):
     import json
 
