@@ -1526,8 +1526,8 @@ def deblur_video_command(
     check_output(output, folder=to_folder, source=(frames, gyro, camera, frames_csv))
     footage = Footage(frames)
     check_deblur_size(frames, *footage.size)
-    log, cam, bias_removed = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time,
-                                         time_offset, footage.size, footage.fps)
+    log, cam, _ = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time,
+                              time_offset, footage.size, footage.fps)
     cam = stored_cam = fit_camera(cam, camera, *footage.size)
     wanted_size = parse_size(size)
     if wanted_size is not None:
@@ -1570,10 +1570,10 @@ def deblur_video_command(
                 doubt = sync_doubt(found, sync_search, "--sync-search")
                 err_console.print(f"low sync confidence ({doubt}); keeping the time "
                                   f"offset {cam.time_offset:.4f} s")
-    settings = {  # all that decides a resumed frame
+    settings = {  # all that decides a resumed frame, the options as given
                 "footage": str(frames.resolve()), "gyro": str(gyro.resolve()),
                 "camera": cam.to_dict(),
-                "gyro_unit": unit_read(gyro_unit), "bias": bias_removed, "lowpass": lowpass,
+                "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,
                 "tile": restorer.tile, "kernel_width": kernel_width,
                 "flow": flow if restorer.translation else None,
