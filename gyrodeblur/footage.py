@@ -731,16 +731,24 @@ class Footage:
                 stream = container.streams.video[0]
                 fps = float(stream.average_rate or 0)
                 if stream.frames:
-                    packets = [(p.is_keyframe, p.is_discard) for p in container.demux(stream)
-                               if p.pts is not None]
-                    if len(packets) < stream.frames:  # an MP4 whose index comes first
-                        raise InputError(self.path, f"truncated video: its header lists "
-                                                    f"{stream.frames} frames, the file holds "
-                                                    f"{len(packets)}")
-                    self._check_starts_on_keyframe(not packets or packets[0][0])
-                    # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows fewer
-                    # frames than it holds, and the decoder drops the others.
-                    count = sum(not discard for _, discard in packets)
+                    packets = [p for p in container.demux(stream) if p.pts is not None]
+                    shown = [p for p in packets if not p.is_discard]
+                    count = stream.frames
+                    declared = float(stream.duration * stream.time_base) \
+                        if stream.duration else 0.0
+                    if fps and declared and count / fps - declared > 1.5 / fps:
+                        # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows
+                        # fewer frames than it holds, and the decoder drops the others.
+                        count = len(shown)
+                    found = max((float((p.pts + (p.duration or 0)) * p.time_base)
+                                 for p in shown), default=0.0) - \
+                        min((float(p.pts * p.time_base) for p in shown), default=0.0)
+                    if declared - found > max(2 / fps if fps else 0.1, 0.05 * declared):
+                        # An MP4 cut short behind its index (written first: faststart).
+                        raise InputError(self.path, f"truncated video: its frames end at "
+                                                    f"{found:.2f} s, its header says "
+                                                    f"{declared:.2f} s")
+                    self._check_starts_on_keyframe(not packets or packets[0].is_keyframe)
                     container.seek(0)
                     # The display rotation of a phone's video, from its frames' side data.
                     first = next(container.decode(stream), None)

@@ -554,8 +554,8 @@ def test_an_mp4_cut_short_behind_its_index_is_refused(tmp_path):
     assert Footage(tmp_path / "whole.mp4").count == 30
     whole = (tmp_path / "whole.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(whole[:len(whole) * 6 // 10])
-    with pytest.raises(InputError, match=r"cut\.mp4: truncated video: its header lists 30 "
-                                         r"frames, the file holds \d+$"):
+    with pytest.raises(InputError, match=r"cut\.mp4: truncated video: its frames end at "
+                                         r"0\.\d\d s, its header says 1\.00 s$"):
         Footage(tmp_path / "cut.mp4")
 
 
@@ -575,6 +575,35 @@ def test_copied_audio_starts_with_the_first_frame_as_in_its_source(tmp_path):
                 t = float(p.pts * p.time_base)
                 first[p.stream.type] = min(first.get(p.stream.type, t), t)
     assert abs(first["audio"] - first["video"]) < 0.03, first
+
+
+@pytest.mark.parametrize(("start", "shown"), [(25, 30), (0, 30)])
+def test_an_mp4_trimmed_by_its_edit_list_has_the_frames_it_shows(tmp_path, start, shown):
+    # A phone's trim: an edit list showing one second from frame `start` of 60 (keyframes at
+    # 0, 20, 40), whose index FFmpeg keeps only in part: neither cut short nor a cut before a
+    # keyframe.
+    import struct
+
+    import av
+
+    with av.open(str(tmp_path / "whole.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"g": "20", "bf": "3"})
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for i in range(60):
+            image = np.full((96, 128, 3), i * 4, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+        scale = 1 / stream.time_base
+    data = bytearray((tmp_path / "whole.mp4").read_bytes())
+    entry = data.find(b"elst") + 12  # version 0, one entry: duration, media time
+    duration, media_time = struct.unpack(">Ii", data[entry:entry + 8])
+    data[entry:entry + 8] = struct.pack(">Ii", duration // 2, media_time + round(start / 30
+                                                                                * scale))
+    (tmp_path / "trim.mp4").write_bytes(bytes(data))
+    trimmed = Footage(tmp_path / "trim.mp4")
+    assert trimmed.count == shown
+    first = next(trimmed.frames(np.array([1])))[1]
+    assert abs(float(first.mean()) * 255 - start * 4) < 3  # the frame the edit begins on
 
 
 def test_a_written_video_puts_its_video_first_and_takes_its_quality(tmp_path):
