@@ -514,19 +514,28 @@ def test_a_trimmed_mp4_has_the_frames_and_times_its_edit_list_shows(tmp_path):
     np.testing.assert_allclose(timing.t_start, np.arange(7) / 30, atol=1e-4)
 
 
+def _ramp_mp4(path, frames, width, height, step, options=None, container_options=None):
+    """An H.264 MP4 of ``frames`` flat frames at 30 fps, frame ``i`` at level ``i * step``;
+    returns its stream's time base."""
+    import av
+
+    with av.open(str(path), "w", options=container_options or {}) as container:
+        stream = container.add_stream("libx264", rate=30, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            image = np.full((height, width, 3), i * step, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+        return stream.time_base
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_a_video_cut_before_its_first_keyframe_is_refused(tmp_path, suffix):
     # Cut as `ffmpeg -c copy` cuts between keyframes: decoders drop some of the frames before
     # the next keyframe (FFmpeg 6 of the 9 here), so frames and timestamps would not pair up.
     import av
 
-    with av.open(str(tmp_path / "whole.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=30, options={"g": "10", "bf": "0"})
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(30):
-            image = np.full((48, 64, 3), i * 8, np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode(None))
+    _ramp_mp4(tmp_path / "whole.mp4", 30, 64, 48, 8, {"g": "10", "bf": "0"})
     assert Footage(tmp_path / "whole.mp4").count == 30
     with av.open(str(tmp_path / "whole.mp4")) as source, \
             av.open(str(tmp_path / f"cut{suffix}"), "w") as cut:
@@ -542,15 +551,7 @@ def test_a_video_cut_before_its_first_keyframe_is_refused(tmp_path, suffix):
 
 def test_an_mp4_cut_short_behind_its_index_is_refused(tmp_path):
     # Its index first (faststart), then the frames: a cut leaves the index of all 30.
-    import av
-
-    with av.open(str(tmp_path / "whole.mp4"), "w", options={"movflags": "faststart"}) as video:
-        stream = video.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(30):
-            image = np.full((48, 64, 3), i * 8, np.uint8)
-            video.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        video.mux(stream.encode(None))
+    _ramp_mp4(tmp_path / "whole.mp4", 30, 64, 48, 8, container_options={"movflags": "faststart"})
     assert Footage(tmp_path / "whole.mp4").count == 30
     whole = (tmp_path / "whole.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(whole[:len(whole) * 6 // 10])
@@ -584,16 +585,7 @@ def test_an_mp4_trimmed_by_its_edit_list_has_the_frames_it_shows(tmp_path, start
     # keyframe.
     import struct
 
-    import av
-
-    with av.open(str(tmp_path / "whole.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=30, options={"g": "20", "bf": "3"})
-        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
-        for i in range(60):
-            image = np.full((96, 128, 3), i * 4, np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode(None))
-        scale = 1 / stream.time_base
+    scale = 1 / _ramp_mp4(tmp_path / "whole.mp4", 60, 128, 96, 4, {"g": "20", "bf": "3"})
     data = bytearray((tmp_path / "whole.mp4").read_bytes())
     entry = data.find(b"elst") + 12  # version 0, one entry: duration, media time
     duration, media_time = struct.unpack(">Ii", data[entry:entry + 8])
