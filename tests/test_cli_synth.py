@@ -343,3 +343,15 @@ def test_a_folder_given_as_the_image_is_named_so(files):
                                  "--camera", str(files / "camera.json"), "--start", "0.4",
                                  "--exposure", "0.03", "-o", str(files / "b.png")])
     assert result.exit_code == 2 and f"{files}: a folder, not an image" in result.output
+
+
+def test_an_image_of_another_aspect_ratio_is_told_the_crop_that_fits(files):
+    write_image(files / "square.png", dead_leaves(80, np.random.default_rng(1)))
+    result = runner.invoke(app, ["synth", "image", str(files / "square.png"), "--gyro",
+                                 str(files / "yaw.csv"), "--camera", str(files / "camera.json"),
+                                 "--start", "0.4", "--exposure", "0.03", "-o",
+                                 str(files / "x.png")])
+    # 96x64 is 3:2: an 80x80 image holds 80 columns of 53 rows (80 * 64 / 96 = 53.3).
+    assert result.exit_code == 2 and "square.png" in result.output
+    assert "crop the image to 80x53" in result.output
+    assert not (files / "x.png").exists()
