@@ -88,24 +88,28 @@ def draw_kernels(traj: np.ndarray, image: np.ndarray | None = None,
 def _legend(canvas: np.ndarray, lines: list[str]) -> tuple[int, int]:
     """Write ``lines`` on a black box at the bottom left of ``canvas``, readable on large
     frames and never wider than the picture (portrait frames): wrapped at a legible size
-    where that covers at most a quarter of its height, else one row per entry, smaller.
+    where that covers at most a quarter of its height; on small pictures the first line alone
+    (the numbers), wrapped so where it fits, else in one row, smaller.
     Returns the box's height and width."""
     height, width = canvas.shape[:2]
     font = cv2.FONT_HERSHEY_SIMPLEX
     wanted = max(0.4, height / 1400)
-    rows: list[str] = []
-    for word in ", ".join(lines).split(" "):
-        longer = f"{rows[-1]} {word}" if rows else word
-        if rows and cv2.getTextSize(longer, font, wanted, 1)[0][0] <= width - 16:
-            rows[-1] = longer
-        else:
-            rows.append(word)
 
     def row_height(scale: float) -> int:
         return cv2.getTextSize("Ag", font, scale, 1)[0][1] + max(4, round(8 * scale))
 
-    if len(rows) * row_height(wanted) + 8 > height / 4:
-        rows = lines
+    for shown in (lines, lines[:1]):
+        rows: list[str] = []
+        for word in ", ".join(shown).split(" "):
+            longer = f"{rows[-1]} {word}" if rows else word
+            if rows and cv2.getTextSize(longer, font, wanted, 1)[0][0] <= width - 16:
+                rows[-1] = longer
+            else:
+                rows.append(word)
+        if len(rows) * row_height(wanted) + 8 <= height / 4:
+            break
+    else:
+        rows = lines[:1]
     widest = max(cv2.getTextSize(r, font, 1.0, 1)[0][0] for r in rows)
     scale = min(wanted, (width - 16) / widest)
     line_height = row_height(scale)

@@ -76,5 +76,9 @@ def test_a_narrow_picture_wraps_its_legend_at_a_legible_size():
     box_h, box_w = _legend(np.zeros((480, 270, 3), np.uint8), entries)
     # Rows of text at OpenCV scale 0.4 are 15 px apart: wrapped into three, not shrunk.
     assert box_w <= 270 and box_h == 3 * 15 + 8
+    # On a small picture the numbers alone, at that size where they fit: one row on 192x108.
+    box_h, box_w = _legend(np.zeros((108, 192, 3), np.uint8), entries)
+    assert box_h == 15 + 8 and box_w <= 192
+    # Wrapped they would hide too much of a smaller one: one row, shrunk.
     box_h, _ = _legend(np.zeros((120, 160, 3), np.uint8), entries)
-    assert box_h <= 30  # wrapped it would hide too much of a small picture: shrunk
+    assert box_h <= 30
