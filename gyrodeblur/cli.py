@@ -1079,7 +1079,9 @@ def evaluate(
     wanted = {cfg.get("samples", 9) for _, cfg in models.values()}
     if samples is None and len(wanted) > 1:
         takes = ", ".join(f"{name} {cfg.get('samples', 9)}" for name, (_, cfg) in models.items())
-        raise InputError(None, f"the models take different --samples ({takes}): give one")
+        raise InputError(None, f"the models take different --samples ({takes}): give "
+                               "--samples N, one T that they all take (a DeepGyro net takes "
+                               "any, a GyroDVD net its own)")
     T = samples or (wanted.pop() if wanted else 9)
     if "classic" in model and samples is None and T < 9:
         err_console.print(f"classic restores with the nets' T={T} kernel samples, a coarser "
