@@ -54,6 +54,7 @@ from gyrodeblur.fileio import (
 )
 from gyrodeblur.footage import image_files
 from gyrodeblur.models import (
+    DeepGyro,
     build_model,
     dummy_batch,
     full_config,
@@ -292,10 +293,16 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
         with torch.no_grad():
             predict(model, batch)
     except (ValueError, RuntimeError) as e:
+        if not isinstance(model, DeepGyro) and d.frames < 2:
+            fix = "; a video model: set data.frames to 2 or more (the shipped configs: 3)"
+        elif getattr(model, "samples", d.samples) != d.samples:
+            fix = f"; set data.samples and model.samples to one T (now {model.samples})"
+        else:
+            fix = ""
         raise InputError(source, f"the model does not fit the data (frames {d.frames}, "
                                  f"samples {d.samples}, flow_kernel {d.flow_kernel}, "
                                  f"classic {d.classic}): "
-                                 f"{str(e).splitlines()[0]}") from None
+                                 f"{str(e).splitlines()[0]}{fix}") from None
 
 
 def sampler_settings(data: DataConfig):
