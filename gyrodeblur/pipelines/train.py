@@ -454,10 +454,12 @@ def _recipe_changes(saved: str | None, wanted: str) -> str:
 
 def build_cache(data: DataConfig, path: Path,
                 progress: Callable[[int, int], None] | None = None,
-                note: Callable[[str], None] | None = None) -> dict[str, torch.Tensor]:
+                note: Callable[[str], None] | None = None,
+                batch: int = 1) -> dict[str, torch.Tensor]:
     """Draw the synthetic samples once and store them (kernels in float16) at ``path``; a
     run drawing the same cache meanwhile (runs of an ablation share one) is waited for,
-    ``note`` told so."""
+    ``note`` told so. Clip folders of fewer samples than one ``batch`` are refused before
+    they are read."""
     if path.exists():
         return _read_cache(path, data)
     parts_folder = cache_parts(path)
@@ -472,7 +474,7 @@ def build_cache(data: DataConfig, path: Path,
             return _read_cache(path, data)
         if data.source == "folder" and data.folder is not None:  # no run adds clips meanwhile
             held.enter_context(hold_folder(data.folder, reading=True))
-        return _draw_cache(data, path, parts_folder, progress)
+        return _draw_cache(data, path, parts_folder, progress, batch)
 
 
 def _read_cache(path: Path, data: DataConfig) -> dict[str, torch.Tensor]:
@@ -492,7 +494,8 @@ def _read_cache(path: Path, data: DataConfig) -> dict[str, torch.Tensor]:
 
 
 def _draw_cache(data: DataConfig, path: Path, parts_folder: Path,
-                progress: Callable[[int, int], None] | None) -> dict[str, torch.Tensor]:
+                progress: Callable[[int, int], None] | None,
+                batch: int) -> dict[str, torch.Tensor]:
     """Draw the cache at ``path``, in parts kept in ``parts_folder`` (held)."""
     from gyrodeblur.models.classic import deconvolve
     from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset
@@ -505,6 +508,10 @@ def _draw_cache(data: DataConfig, path: Path, parts_folder: Path,
             raise InputError(None, "data.source folder needs data.folder")
         dataset = ClipFolderDataset(data.folder, frames=data.frames, samples=data.samples,
                                     crop=data.cache_crop, paired=True, first_estimate=estimate)
+        if len(dataset) < batch:
+            raise InputError(data.folder, f"{len(dataset)} samples (windows of data.frames "
+                                          f"{data.frames} in its clips) are fewer than one "
+                                          f"batch (train.batch {batch})")
         sizes: dict[tuple[int, int], Path] = {}
         for clip in dataset.clips:
             sizes.setdefault(clip.footage.size, clip.path)
@@ -774,7 +781,7 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                     raise InputError(run.out, "this run folder holds a run of another model "
                                      f"or data ({', '.join(changed)} {verb}); resume it with "
                                      f"{resume} or use another --output")
-                data = build_cache(config.data, cache_path, cache_progress, note)
+                data = build_cache(config.data, cache_path, cache_progress, note, t.batch)
             except KeyboardInterrupt as e:
                 parts = cache_parts(cache_path)
                 kept = parts.is_dir() and any(parts.iterdir())

@@ -777,6 +777,19 @@ def test_bad_pairs_in_a_folder_are_one_line_errors_from_the_cache_workers(tmp_pa
     assert not (tmp_path / "cache.safetensors").exists()
 
 
+def test_clip_folders_of_fewer_samples_than_a_batch_are_refused_before_they_are_read(
+        tmp_path, monkeypatch):
+    from gyrodeblur.synthesis import datasets
+
+    data = _pairs(tmp_path)  # one clip of 2 frames: 2 samples of 1 frame
+    monkeypatch.setattr(datasets.ClipFolderDataset, "__getitem__", None)  # never read
+    with pytest.raises(InputError, match=re.escape("pairs: 2 samples (windows of data.frames 1 "
+                                                   "in its clips) are fewer than one batch "
+                                                   "(train.batch 4)")):
+        build_cache(data, tmp_path / "cache.safetensors", batch=4)
+    assert not (tmp_path / "cache.safetensors").exists()
+
+
 def test_a_full_disk_is_named_as_one_with_the_file_it_stopped(cache, tmp_path, monkeypatch):
     from safetensors import SafetensorError
 
