@@ -73,9 +73,9 @@ _UNITS = ("auto", "rad", "deg")
 class GyroLog:
     """An angular-velocity trace.
 
-    Made here, it is checked for shapes, finite values and increasing times; its units are
-    the caller's: the readers' refusal of deg/s and of timestamps in ms (``unit``) applies
-    to files only.
+    Made here, it is checked for shapes, at least 2 samples, finite values and increasing
+    times; its units are the caller's: the readers' refusal of deg/s and of timestamps in ms
+    (``unit``) applies to files only.
 
     Attributes:
         t: ``(N,)`` float64 timestamps in seconds on the gyro clock, strictly increasing.
@@ -109,6 +109,8 @@ class GyroLog:
         w = np.array(self.w, dtype=np.float64)
         if t.ndim != 1 or w.shape != (t.shape[0], 3):
             raise ValueError(f"GyroLog needs t (N,) and w (N, 3); got {t.shape} and {w.shape}")
+        if len(t) < 2:  # a rate is held between samples: one sample spans no time
+            raise ValueError(f"GyroLog needs at least 2 samples, got {len(t)}")
         if not (np.isfinite(t).all() and np.isfinite(w).all()) or np.any(np.diff(t) <= 0):
             raise ValueError("GyroLog needs finite values and strictly increasing t")
         object.__setattr__(self, "t", t)

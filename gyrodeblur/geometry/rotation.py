@@ -24,6 +24,8 @@ def hat(v: np.ndarray) -> np.ndarray:
         array([ 2., -1.,  0.])
     """
     v = np.asarray(v, dtype=np.float64)
+    if v.shape[-1:] != (3,):
+        raise ValueError(f"hat needs vectors (..., 3), got shape {v.shape}")
     out = np.zeros(v.shape[:-1] + (3, 3))
     out[..., 0, 1], out[..., 0, 2] = -v[..., 2], v[..., 1]
     out[..., 1, 0], out[..., 1, 2] = v[..., 2], -v[..., 0]

@@ -132,6 +132,10 @@ def consistent(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
         >>> bool(ok[:3, :4].all()), bool(ok[3].any()), bool(consistent(f, f).any())
         (True, False, False)
     """
+    forward, backward = np.asarray(forward), np.asarray(backward)
+    if forward.ndim != 3 or forward.shape[2] != 2 or backward.shape != forward.shape:
+        raise ValueError(f"need two flows (H, W, 2) of one size; got {forward.shape} and "
+                         f"{backward.shape}")
     out = np.empty(forward.shape[:2], bool)
     _consistent(np.ascontiguousarray(forward, np.float32),
                 np.ascontiguousarray(backward, np.float32), out)

@@ -200,6 +200,10 @@ def fill_nearest(field: np.ndarray, valid: np.ndarray) -> np.ndarray:
         >>> fill_nearest(f, v)[0, :, 0].tolist() in ([1.0, 1.0, 3.0], [1.0, 3.0, 3.0])
         True
     """
+    field, valid = np.asarray(field), np.asarray(valid)
+    if field.ndim != 3 or valid.shape != field.shape[:2] or valid.dtype != bool:
+        raise ValueError(f"need field (H, W, C) and a bool valid (H, W) of its size; got "
+                         f"field {field.shape}, valid {valid.shape} {valid.dtype}")
     if valid.all():
         return field
     if not valid.any():

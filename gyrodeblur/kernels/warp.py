@@ -126,6 +126,9 @@ def warp_displacements(R_rows: np.ndarray, camera: Camera,
         >>> d.shape, float(abs(d).max())
         ((1, 2, 3, 4), 0.0)
     """
+    R_rows = np.asarray(R_rows)
+    if R_rows.ndim != 4 or R_rows.shape[2:] != (3, 3):
+        raise ValueError(f"R_rows must be (T, H, 3, 3) rotations, got shape {R_rows.shape}")
     T, rows = R_rows.shape[:2]
     if rows != camera.height:
         raise ValueError(f"R_rows has {rows} rows but the camera {camera.height}")

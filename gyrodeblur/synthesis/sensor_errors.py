@@ -150,10 +150,11 @@ class SensorErrors:
         Example:
             >>> from gyrodeblur.geometry.camera import Camera
             >>> e = SensorErrors(bias=np.array([0.1, 0.0, 0.0]), scale=np.array([0.0, 1.0, 0.0]))
-            >>> log, _ = e.apply(GyroLog(np.zeros(1), np.ones((1, 3))),
+            >>> log, _ = e.apply(GyroLog(np.array([0.0, 0.01]), np.ones((2, 3))),
             ...                  Camera(4, 3, 2.0, 2.0, 1.5, 1.0), np.random.default_rng(0))
             >>> log.w
-            array([[1.1, 2. , 1. ]])
+            array([[1.1, 2. , 1. ],
+                   [1.1, 2. , 1. ]])
         """
         w = log.w * (1.0 + np.asarray(self.scale)) + np.asarray(self.bias)
         if self.noise > 0:

@@ -611,3 +611,9 @@ def test_layout_folders_and_gcsv_logs_are_read_by_their_content(tmp_path):
 def test_remove_bias_refuses_a_bias_of_other_than_three_finite_rates(bias):
     with pytest.raises(ValueError, match="bias must be 3 finite rates"):
         remove_bias(GyroLog(np.array([0.0, 1.0]), np.zeros((2, 3))), bias)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_a_log_of_fewer_than_two_samples_is_refused(n):
+    with pytest.raises(ValueError, match=f"GyroLog needs at least 2 samples, got {n}"):
+        GyroLog(np.arange(float(n)), np.zeros((n, 3)))

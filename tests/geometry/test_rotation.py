@@ -107,3 +107,9 @@ def test_integrate_refuses_nan_and_unsorted_times(spoil):
         integrate(t, w)
     with pytest.raises(ValueError, match="strictly increasing"):
         GyroLog(t, w)
+
+
+@pytest.mark.parametrize("shape", [(4,), (2,), (5, 2)])
+def test_hat_refuses_what_is_not_3_vectors(shape):
+    with pytest.raises(ValueError, match=r"hat needs vectors \(\.\.\., 3\)"):
+        hat(np.ones(shape))

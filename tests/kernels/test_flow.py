@@ -101,3 +101,12 @@ def test_every_backend_measures_a_shift_with_the_documented_sign(name):
     assert flow.shape == (96, 128, 2) and flow.dtype == np.float32
     np.testing.assert_allclose(np.median(flow[16:-16, 16:-16].reshape(-1, 2), axis=0), shift,
                                atol=0.15)
+
+
+@pytest.mark.parametrize(("forward", "backward"), [
+    (np.zeros((50, 60, 2), np.float32), np.full((3, 4, 2), 7, np.float32)),
+    (np.zeros((5, 6), np.float32), np.zeros((5, 6), np.float32)),
+])
+def test_consistency_refuses_flows_of_other_shapes(forward, backward):
+    with pytest.raises(ValueError, match=r"need two flows \(H, W, 2\) of one size"):
+        consistent(forward, backward)

@@ -248,3 +248,13 @@ def test_rotation_flow_takes_a_time_per_row():
         rotation_flow(orientation, camera, 0.3, np.full(24, 0.4))
     flow = rotation_flow(orientation, camera, np.full(24, 0.3), np.full(24, 0.3))
     np.testing.assert_allclose(flow, 0.0, atol=1e-5)  # no time between: no motion
+
+
+@pytest.mark.parametrize(("field", "valid"), [
+    (np.zeros((10, 10, 2), np.float32), np.eye(300, dtype=bool)),  # out of bounds: a crash
+    (np.zeros((3, 4, 2), np.float32), np.eye(4, 3, dtype=bool)),  # out of bounds: garbage
+    (np.zeros((3, 4), np.float32), np.eye(3, 4, dtype=bool)),
+])
+def test_fill_nearest_refuses_a_mask_or_field_of_another_shape(field, valid):
+    with pytest.raises(ValueError, match=r"need field \(H, W, C\) and a bool valid"):
+        fill_nearest(field, valid)

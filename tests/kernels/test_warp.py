@@ -126,3 +126,11 @@ def test_a_given_output_array_is_filled_and_others_refused(camera):
             warp_displacements(rotations, camera, out=bad)
     with pytest.raises(ValueError, match="R_rows has 47 rows but the camera 48"):
         warp_displacements(rotations[:, :47], camera)
+
+
+@pytest.mark.parametrize("distortion", [("none", ()), ("opencv", (-0.2, 0.05, 0.0, 0.0))])
+@pytest.mark.parametrize("shape", [(1, 30, 2, 2), (1, 30, 3), (1, 30, 3, 3, 3)])
+def test_rotations_of_another_shape_than_t_h_3_3_are_refused(distortion, shape):
+    cam = Camera(40, 30, 35.0, 36.0, 19.7, 14.2, *distortion)
+    with pytest.raises(ValueError, match=r"R_rows must be \(T, H, 3, 3\) rotations"):
+        warp_displacements(np.zeros(shape), cam)
