@@ -1514,9 +1514,10 @@ def deblur_video_command(
         min=0, max=51, help="H.264 quality of an .mp4 (x264's CRF: lower is better and "
                             "larger). 4:2:0 whatever it is: measure on a PNG folder "
                             f"[default: {CRF}].")] = None,
-    output: Annotated[Path, typer.Option(
-        "--output", "-o", help="Output .mp4 (H.264) or folder (one PNG per frame; resumes).")
-    ] = ...,
+    output_name: Annotated[str, typer.Option(
+        "--output", "-o", metavar="PATH",
+        help="Output .mp4 (H.264) or folder (one PNG per frame; resumes; a name with a dot "
+             "ends in /).")] = ...,
 ) -> None:
     """Deblur a video or a folder of frames with the gyro.
 
@@ -1530,7 +1531,7 @@ def deblur_video_command(
     if sync_search is not None and sync != "auto":
         raise InputError(None, "--sync-search applies to --sync auto only")
     sync_search = SYNC_SEARCH if sync_search is None else sync_search
-    to_folder = writes_folder(output)
+    to_folder, output = writes_folder(output_name), Path(output_name)
     if crf is not None and to_folder:
         raise InputError(None, "--crf applies to an .mp4 output only (PNG frames are lossless)")
     crf = CRF if crf is None else crf
@@ -1613,7 +1614,7 @@ def deblur_video_command(
     try:
         with LoggedProgress() as bar:
             task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))
-            notes = deblur_video(job, output, side_by_side, audio=whole,
+            notes = deblur_video(job, output_name, side_by_side, audio=whole,
                                  progress=lambda n: bar.update(task, completed=n), crf=crf)
     except InputError:
         raise  # bad input stays bad: its error alone (the frames before it are kept)

@@ -11,6 +11,7 @@ memory is bounded by a few frames whatever the length of the video. Frames are h
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -657,16 +658,23 @@ class VideoJob:
                             None if k.tran is None else still_where_no_ray(k.tran))
 
 
-def writes_folder(output: Path) -> bool:
+def writes_folder(output: str | Path) -> bool:
     """Whether ``deblur_video`` writes ``output`` as a folder of PNGs (an existing folder,
-    its name may hold a dot, or a new name without a suffix) rather than an ``.mp4``; any
-    other output is an :class:`InputError`."""
-    if output.is_dir() or not output.suffix:
+    its name may hold a dot, a name ending in a slash, or a new name without a suffix)
+    rather than an ``.mp4``; any other output is an :class:`InputError`.
+
+    Example:
+        >>> writes_folder("out.mp4"), writes_folder("frames"), writes_folder("run.v2/")
+        (False, True, True)
+    """
+    slash = isinstance(output, str) and output.endswith(("/", os.sep))
+    output = Path(output)
+    if slash or output.is_dir() or not output.suffix:
         return True
     if output.suffix.lower() != ".mp4":
         raise InputError(output, "output must be an .mp4 file or a folder (an existing one, "
-                                 "or a new name without a suffix: make a folder whose name "
-                                 "holds a dot first)")
+                                 "a new name without a suffix, or a name with a dot ending "
+                                 f"in /: {output.name}/)")
     return False
 
 
@@ -772,13 +780,13 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
     """Deblur ``job.frames`` into ``output``: an ``.mp4`` (H.264 of quality ``crf``, 4:2:0,
     the input's frame rate, its display rotation and, with ``audio``, its audio track) or a
     folder of PNGs (lossless; resumable; turned upright, as the video is shown). Written
-    atomically.
+    atomically. A name ending in a slash is a folder.
 
     ``side_by_side`` puts the input on the left of each output frame as it is shown (its
     display rotation considered). Returns notes for the user on how an ``.mp4`` differs from
     its source (audio left out, odd sizes padded), or how many frames a folder kept.
     """
-    output = Path(output)
+    to_folder, output = writes_folder(output), Path(output)
     job.check()
     rotation = job.footage.rotation
 
@@ -791,7 +799,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                                   rotation - 90 * turns)
 
     done = 0
-    if not writes_folder(output):
+    if not to_folder:
         fps = frame_rate(job.footage, job.timing)
         source_audio = job.footage.path if audio and job.footage.path.is_file() else None
         with (atomic_path(output) as tmp,

@@ -482,8 +482,16 @@ def test_an_existing_folder_with_a_dot_in_its_name_takes_the_frames(clip, tmp_pa
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["deblur.json", "frame_000001.png"]
     new = deblur_video(clip / "blurred", *motion_args(clip), "-o", tmp_path / "new.v2")
-    assert new.exit_code == 2 and "or a new name without a suffix: make a folder whose name " \
-        "holds a dot first" in new.output
+    assert new.exit_code == 2 and "a new name without a suffix, or a name with a dot ending " \
+        "in /: new.v2/)" in new.output
+    assert not (tmp_path / "new.v2").exists()
+    # A trailing slash asks for a folder, whatever the name (also one ending in .mp4).
+    for name in ("new.v2/", "frames.mp4/"):
+        slash = deblur_video(clip / "blurred", *motion_args(clip), "--method", "classic",
+                             "--range", "1:1", "-o", f"{tmp_path}/{name}")
+        assert slash.exit_code == 0, slash.output
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == [
+            "deblur.json", "frame_000001.png"]
 
 
 def test_a_folder_holding_only_a_killed_runs_record_temporary_takes_the_frames(clip, tmp_path):
