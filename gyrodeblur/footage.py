@@ -681,6 +681,7 @@ class Footage:
         self.timing: FrameTiming | None = None
         self.files: list[Path] | None = None  # a folder's images, in frame order
         self._turn = False  # GyroVD landscape frames of a portrait camera
+        self._gray = False  # a video of a gray pixel format
         if not self.path.exists():
             raise InputError(self.path, "no such file or folder")
         if self.path.is_dir():
@@ -712,9 +713,10 @@ class Footage:
     def stored_format(self, number: int, alpha: bool = True) -> StoredFormat:
         """How frame ``number`` (1-based) is stored: bit depth, grayness, EXIF and (with
         ``alpha``, for an output of the frame's size) alpha channel of its file (a video's
-        frames: 8-bit RGB), so that an output frame can be stored alike."""
+        frames: 8-bit, gray where its pixel format is), so that an output frame can be stored
+        alike."""
         if self.files is None:
-            return StoredFormat()
+            return StoredFormat(gray=self._gray)
         image, exif = _decode_file(self.files[number - 1])
         kept = image[..., 3] if alpha and image.ndim == 3 and image.shape[2] == 4 else None
         return StoredFormat(image.dtype.type, _is_gray(self.files[number - 1], image), kept,
@@ -763,6 +765,9 @@ class Footage:
                 self.rotation = 0 if first is None else round(first.rotation)
                 self.has_audio = bool(container.streams.audio)
                 self.hdr = first is not None and first.color_trc in _HDR_TRANSFERS
+                # Gray formats (gray, gray16le, ya8, monow...): its frames are decoded to RGB.
+                self._gray = stream.codec_context.format is not None and \
+                    stream.codec_context.format.name.startswith(("gray", "ya", "mono"))
         except av.FFmpegError as e:
             raise InputError(self.path, f"corrupt or unreadable video ({_reason(e)})") from None
 

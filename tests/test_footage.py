@@ -666,3 +666,19 @@ def test_a_raw_stream_takes_its_rate_from_the_frame_timing(tmp_path):
     assert footage.count == 4 and footage.fps == 0  # not FFmpeg's guess of 25
     timing = FrameTiming(np.arange(1, 5), np.arange(4) / 30, np.full(4, 0.01))
     assert frame_rate(footage, timing) == 30
+
+
+@pytest.mark.parametrize(("pix_fmt", "gray"), [("gray", True), ("gray16le", True),
+                                               ("yuv420p", False)])
+def test_a_gray_videos_frames_are_stored_gray(tmp_path, pix_fmt, gray):
+    import av
+
+    with av.open(str(tmp_path / "v.mkv"), "w") as container:
+        video = container.add_stream("ffv1", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, pix_fmt
+        for i in range(2):
+            image = np.full((48, 64), 40 * (i + 1), np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="gray")))
+        container.mux(video.encode(None))
+    footage = Footage(tmp_path / "v.mkv")
+    assert footage.stored_format(1).gray is gray and footage.stored_format(1).dtype is np.uint8
