@@ -852,7 +852,8 @@ class Footage:
                     if not todo:
                         return
         except av.FFmpegError as e:
-            raise InputError(self.path, f"corrupt video at frame {number + 1} ({e})") from None
+            raise InputError(self.path, f"corrupt video at frame {number + 1} "
+                                        f"({_reason(e)})") from None
         if todo:  # a truncated file whose header promised more frames
             raise InputError(self.path, f"the video ends at frame {number}, but frame "
                                         f"{min(todo)} was asked for")

@@ -682,3 +682,28 @@ def test_a_gray_videos_frames_are_stored_gray(tmp_path, pix_fmt, gray):
         container.mux(video.encode(None))
     footage = Footage(tmp_path / "v.mkv")
     assert footage.stored_format(1).gray is gray and footage.stored_format(1).dtype is np.uint8
+
+
+def test_a_corrupt_frame_is_named_in_ffmpegs_words_after_the_frames_before_it(tmp_path):
+    import av
+
+    path, rng = tmp_path / "c.mp4", np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(8):
+            image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode(None))
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    data = bytearray(path.read_bytes())
+    pos, size = packets[6]  # a late packet: the probe decodes the first frames
+    data[pos:pos + size] = b"\xff" * size
+    path.write_bytes(bytes(data))
+    read = []
+    with pytest.raises(InputError, match=r"c\.mp4: corrupt video at frame \d \(Invalid data "
+                                         r"found when processing input\)$") as error:
+        read.extend(number for number, _ in Footage(path).frames(np.arange(1, 9)))
+    bad = int(str(error.value).split("at frame ")[1][0])
+    assert bad > 1 and read == list(range(1, bad))  # the frames before it, in order
