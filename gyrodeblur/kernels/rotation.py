@@ -7,6 +7,7 @@ rays mapped back to the distorted image.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
@@ -149,6 +150,9 @@ def sample_times(camera: Camera, t_start: float, exposure: float,
         ([1.02, 1.025, 1.03], 1.005)
     """
     check_samples(samples)
+    for name, value in (("t_start", t_start), ("exposure", exposure)):
+        if not isinstance(value, numbers.Real | np.ndarray):
+            raise ValueError(f"{name} is in seconds, a number; got {value!r}")
     if np.ndim(t_start) or np.ndim(exposure):
         raise ValueError("t_start and exposure are one frame's seconds (numbers): a frame at "
                          "a time; exposure_span takes arrays of frames")

@@ -149,3 +149,14 @@ def test_functions_of_a_log_and_a_camera_name_their_order_given_the_wrong_way_ro
         complete_camera(log, camera)
     with pytest.raises(TypeError, match=r"^image_kernels\(log, camera, t_start, exposure, "):
         image_kernels(camera, log, 0.5, 0.01, 5)
+
+
+@pytest.mark.parametrize(("t_start", "exposure", "message"), [
+    (None, 0.01, "t_start is in seconds, a number; got None"),
+    (0.0, "0.01", "exposure is in seconds, a number; got '0.01'"),
+])
+def test_sample_times_name_a_time_that_is_no_number(t_start, exposure, message):
+    with pytest.raises(ValueError, match=message):
+        sample_times(PINHOLE, t_start, exposure, 3)
+    # Numbers of numpy, 0-d arrays among them, are times.
+    assert sample_times(PINHOLE, np.float32(0.5), np.array(0.01), 3)[0].shape[0] == 3
