@@ -420,6 +420,21 @@ def test_a_video_without_a_decodable_frame_is_refused(tmp_path):
         Footage(path)
 
 
+def _noise_mp4(path, frames, width, height):
+    """``path``, an H.264 MP4 of ``frames`` noise frames at 30 fps."""
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
 def _mkv(path, frames, audio_seconds=0.0, start=0, audio_start=0.0):
     """An MKV (no frame count in its header) of ``frames`` noise frames at 30 fps from
     ``start`` frames on, with an audio track of ``audio_seconds`` from ``audio_start``."""
@@ -486,14 +501,7 @@ def test_a_trimmed_mp4_has_the_frames_and_times_its_edit_list_shows(tmp_path):
 
     from gyrodeblur.footage import video_timing
 
-    rng = np.random.default_rng(0)
-    with av.open(str(tmp_path / "whole.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
-        for _ in range(10):
-            image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode(None))
+    _noise_mp4(tmp_path / "whole.mp4", 10, 128, 96)
     # Cut as `ffmpeg -ss -c copy` cuts: the first 3 frames before the start, kept for decoding
     # and discarded by the edit list.
     with av.open(str(tmp_path / "whole.mp4")) as source, \
@@ -687,14 +695,7 @@ def test_a_gray_videos_frames_are_stored_gray(tmp_path, pix_fmt, gray):
 def test_a_corrupt_frame_is_named_in_ffmpegs_words_after_the_frames_before_it(tmp_path):
     import av
 
-    path, rng = tmp_path / "c.mp4", np.random.default_rng(0)
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=30)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        for _ in range(8):
-            image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(video.encode(None))
+    path = _noise_mp4(tmp_path / "c.mp4", 8, 64, 48)
     with av.open(str(path)) as container:
         packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
     data = bytearray(path.read_bytes())
