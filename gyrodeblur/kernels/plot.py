@@ -89,7 +89,7 @@ def _legend(canvas: np.ndarray, lines: list[str]) -> tuple[int, int]:
     """Write ``lines`` on a black box at the bottom left of ``canvas``, readable on large
     frames and never wider than the picture (portrait frames): wrapped at a legible size
     where that covers at most a quarter of its height; on small pictures the first line alone
-    (the numbers), wrapped so where it fits, else in one row, smaller.
+    (the numbers), wrapped at that size where it fits, else in one row, smaller.
     Returns the box's height and width."""
     height, width = canvas.shape[:2]
     font = cv2.FONT_HERSHEY_SIMPLEX
