@@ -892,12 +892,18 @@ def synth_clips(
             if before is None:
                 raise InputError(recipe_path, "unreadable recipe of this folder (not a JSON "
                                               "object)")
-            changed = [name for key, name in (
-                ("seed", "--seed"), ("images", "--images"), ("settings", "clip options"),
-                ("files", "files in --images")) if before.get(key) != recipe[key]]
+            def there(name: str, value: object) -> str:
+                unset = {"--images": "(embedded)", "--jpeg": "(off)"}.get(name, "(unset)")
+                return f"{name} {unset if value is None else value} there"
+
+            changed = [there(name, before.get(key)) if name.startswith("--") else name
+                       for key, name in (("seed", "--seed"), ("images", "--images"),
+                                         ("settings", "clip options"),
+                                         ("files", "files in --images"))
+                       if before.get(key) != recipe[key]]
             if "clip options" in changed and isinstance(before.get("options"), dict):
                 changed[changed.index("clip options")] = ", ".join(
-                    f"{name} {before['options'].get(name)} there" for name, value in
+                    there(name, before["options"].get(name)) for name, value in
                     recipe["options"].items() if before["options"].get(name) != value)
             if changed:
                 raise InputError(recipe_path, f"this folder was made with other settings "

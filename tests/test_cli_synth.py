@@ -188,9 +188,11 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     assert "0 new clips" in fewer.output and "(1 already there; 2 more, beyond -n 1, left as " \
         "they are)" in " ".join(fewer.output.split())
     other = runner.invoke(app, [*args, "-n", "3", "--seed", "9"])
-    assert other.exit_code == 2 and "other settings (changed: --seed)" in other.output
+    assert other.exit_code == 2 and "other settings (changed: --seed 0 there)" in other.output
     other = runner.invoke(app, [*args, "-n", "3", "--samples", "5"])
     assert other.exit_code == 2 and "(changed: --samples 9 there)" in other.output
+    other = runner.invoke(app, [*args, "-n", "3", "--jpeg", "90"])
+    assert other.exit_code == 2 and "(changed: --jpeg (off) there)" in other.output
 
 
 def test_clips_into_a_folder_another_run_writes_are_refused(tmp_path):
