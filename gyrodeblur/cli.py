@@ -799,7 +799,7 @@ def synth_image(
 ) -> None:
     """Blur one sharp image along the camera rotation a gyro log recorded."""
     from gyrodeblur.footage import read_image_and_format
-    from gyrodeblur.geometry.camera import load_camera, same_view
+    from gyrodeblur.geometry.camera import load_camera
     from gyrodeblur.geometry.gyro import read_gyro
     from gyrodeblur.kernels.rotation import complete_camera
     from gyrodeblur.pipelines.synth import synth_image as run
@@ -818,15 +818,15 @@ def synth_image(
     log = read_gyro(gyro, unit=gyro_unit)
     size = sharp.shape[1], sharp.shape[0]
     cam = complete_camera(load_camera(camera, mode_size=size), log)
-    if not same_view(*size, cam.width, cam.height):
-        # Any sharp image will do as the scene, but it is seen through this camera's view.
+    try:
+        cam = fit_camera(cam, camera, *size)
+    except InputError:  # another view: any sharp image will do as the scene, cropped to it
         crop = (min(size[0], round(size[1] * cam.width / cam.height)),
                 min(size[1], round(size[0] * cam.height / cam.width)))
         raise InputError(image, f"mismatched sizes: the image is {size[0]}x{size[1]}, the "
                                 f"camera of {camera} {cam.width}x{cam.height} (another aspect "
                                 f"ratio): crop the image to {crop[0]}x{crop[1]} or give a "
-                                "camera of its size")
-    cam = fit_camera(cam, camera, *size)
+                                "camera of its size") from None
     note_pixels_without_ray(cam)
     # The kernels and the blur's intermediates, as measured at T = 1000: 50 bytes a pixel
     # and sample.
