@@ -896,11 +896,12 @@ def synth_clips(
                 unset = {"--images": "(embedded)", "--jpeg": "(off)"}.get(name, "(unset)")
                 return f"{name} {unset if value is None else value} there"
 
-            changed = [there(name, before.get(key)) if name.startswith("--") else name
-                       for key, name in (("seed", "--seed"), ("images", "--images"),
-                                         ("settings", "clip options"),
-                                         ("files", "files in --images"))
+            changed = [there(option, before.get(key)) for key, option in
+                       (("seed", "--seed"), ("images", "--images"))
                        if before.get(key) != recipe[key]]
+            changed += [name for key, name in (("settings", "clip options"),
+                                               ("files", "files in --images"))
+                        if before.get(key) != recipe[key]]
             if "clip options" in changed and isinstance(before.get("options"), dict):
                 changed[changed.index("clip options")] = ", ".join(
                     there(name, before["options"].get(name)) for name, value in
