@@ -518,25 +518,62 @@ def _max_finite(a: np.ndarray) -> float:
     return float(a[np.isfinite(a)].max(initial=0.0))
 
 
-def _undistort_fisheye(xd: np.ndarray, k: tuple[float, ...]) -> np.ndarray:
-    # Solve theta_d(theta) = r_d for theta by 1D Newton, then r = tan(theta).
-    k1, k2, k3, k4 = k
-    rd = np.hypot(xd[..., 0], xd[..., 1])
-    theta = rd.copy()
-    for _ in range(_NEWTON_ITERS):
-        t2 = theta * theta
-        g = theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4)))) - rd
-        dg = 1 + t2 * (3 * k1 + t2 * (5 * k2 + t2 * (7 * k3 + t2 * 9 * k4)))
-        with np.errstate(all="ignore"):
-            step = g / dg
-        theta = theta - step
-        if _max_finite(step) <= _NEWTON_STEP_TOL:
-            break
+def _fisheye_slope(theta: np.ndarray, k: tuple[float, ...]) -> np.ndarray:
+    """d theta_d / d theta of the fisheye model."""
     t2 = theta * theta
-    residual = theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4)))) - rd
-    dg = 1 + t2 * (3 * k1 + t2 * (5 * k2 + t2 * (7 * k3 + t2 * 9 * k4)))
+    return 1 + t2 * (3 * k[0] + t2 * (5 * k[1] + t2 * (7 * k[2] + t2 * 9 * k[3])))
+
+
+def _fisheye_theta_d(theta: np.ndarray, k: tuple[float, ...]) -> np.ndarray:
+    t2 = theta * theta
+    return theta * (1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[2] + t2 * k[3]))))
+
+
+@functools.lru_cache(maxsize=16)
+def _fisheye_branch(k: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The fisheye curve where it grows from the centre, up to 90 degrees or its first fold
+    before, sampled as ``(theta, theta_d)``: each distorted radius on it has one ray."""
+    theta = np.linspace(0.0, np.pi / 2, 100_001)
+    falling = np.flatnonzero(_fisheye_slope(theta, k) <= 0)
+    limit = np.pi / 2
+    if len(falling):
+        lo, hi = theta[falling[0] - 1], theta[falling[0]]
+        for _ in range(60):  # bisection to double precision
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if _fisheye_slope(np.array(mid), k) > 0 else (lo, mid)
+        limit = lo
+    branch = np.linspace(0.0, limit, 4097)
+    curve = _fisheye_theta_d(branch, k)
+    branch.flags.writeable = curve.flags.writeable = False
+    return branch, curve
+
+
+def _undistort_fisheye(xd: np.ndarray, k: tuple[float, ...]) -> np.ndarray:
+    # Solve theta_d(theta) = r_d on the growing branch by Newton's method from the sampled
+    # branch's inverse, kept inside a shrinking bracket (bisecting where a step would leave
+    # it): plain Newton from theta = r_d starts past the top of a strongly rising curve and
+    # diverges or cycles there.
+    rd = np.hypot(xd[..., 0], xd[..., 1])
+    branch, curve = _fisheye_branch(k)
+    theta = np.full_like(rd, np.nan)  # no ray past the branch's end
+    active = np.flatnonzero(rd.ravel() < curve[-1])
+    r = rd.ravel()[active]
+    t = np.interp(r, curve, branch)
+    lo, hi = np.zeros_like(r), np.full_like(r, branch[-1])
+    for _ in range(_NEWTON_ITERS):
+        g = _fisheye_theta_d(t, k) - r
+        lo, hi = np.where(g < 0, t, lo), np.where(g > 0, t, hi)
+        with np.errstate(all="ignore"):
+            stepped = t - g / _fisheye_slope(t, k)
+        stepped = np.where((stepped > lo) & (stepped < hi), stepped, (lo + hi) / 2)
+        moving = np.abs(stepped - t) > _NEWTON_STEP_TOL
+        theta.ravel()[active] = stepped
+        active, r, t, lo, hi = (a[moving] for a in (active, r, stepped, lo, hi))
+        if not len(active):
+            break
     with np.errstate(all="ignore"):
-        ok = (np.abs(residual) < _RESIDUAL_TOL) & (dg > 0) & (theta >= 0) & (theta < np.pi / 2)
+        ok = (np.abs(_fisheye_theta_d(theta, k) - rd) < _RESIDUAL_TOL) & (
+            _fisheye_slope(theta, k) > 0) & (theta < np.pi / 2)
         scale = np.where(rd > 1e-15, np.tan(theta) / rd, 1.0)
     return np.where(ok[..., None], xd * scale[..., None], np.nan)
 

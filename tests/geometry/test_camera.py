@@ -220,6 +220,28 @@ def test_a_ray_whose_point_lies_past_the_radial_peak_is_found_again() -> None:
     np.testing.assert_allclose(cam.undistort_points(pixel), ray, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("k", [(0.3, -0.1, 0.0, 0.0), (0.4, -0.2, 0.02, 0.0),
+                               (0.8, -0.5, 0.3, -0.1)])
+def test_a_strongly_rising_fisheye_has_a_ray_up_to_its_peak_or_90_degrees(k: tuple) -> None:
+    # theta_d = theta (1 + k1 theta^2 + ...) rises well above theta: a search started at
+    # theta = r_d lies past the top of the curve. Every pixel below the curve's largest value
+    # on [0, 90 deg] before it first falls has exactly one ray; the rest have none.
+    cam = Camera(1920, 1080, 500.0, 500.0, 959.5, 539.5, "fisheye", k)
+    theta = np.linspace(0.0, np.pi / 2, 1_000_001)
+    t2 = theta**2
+    curve = theta * (1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[2] + t2 * k[3]))))
+    rising = np.diff(curve) > 0
+    peak = curve[: np.argmin(rising) + 1].max() if not rising.all() else curve[-1]
+    ys, xs = np.mgrid[0:1080, 0:1920]
+    pixels = np.stack([xs, ys], -1).astype(np.float64)
+    rd = np.hypot(xs - cam.cx, ys - cam.cy) / 500.0
+    rays = cam.undistort_points(pixels)
+    near = rd < peak - 1e-3
+    assert near.sum() > 1_000_000 and np.isfinite(rays[near]).all()
+    np.testing.assert_allclose(cam.distort_points(rays[near]), pixels[near], rtol=0, atol=1e-8)
+    assert np.isnan(rays[rd > peak + 1e-3]).all()
+
+
 def test_a_rational_model_whose_denominator_vanishes_warns_nothing() -> None:
     # r_d = r / (1 - r^2) grows without bound towards r = 1: every pixel has a ray inside it.
     cam = Camera(100, 100, 100.0, 100.0, 49.5, 49.5, "opencv", (0, 0, 0, 0, 0, -1.0, 0, 0))
