@@ -71,7 +71,8 @@ def pair_velocity(gray_a: np.ndarray, gray_b: np.ndarray, orientation: Orientati
         gray_a, gray_b: uint8 gray frames at the camera's resolution.
         orientation: camera orientation (gyro in camera axes).
         camera: camera at the frames' resolution.
-        t_a, t_b: ``(H,)`` per-row reference (mid-exposure) times on the gyro clock.
+        t_a, t_b: ``(H,)`` per-row reference (mid-exposure) times on the gyro clock, rows
+            read as the camera reads them (:func:`~gyrodeblur.kernels.rotation.sample_times`).
         flow: optical flow backend: a name in ``FLOW_BACKENDS`` or a function
             ``(prev, next) -> (H, W, 2)`` flow.
     """
@@ -105,25 +106,32 @@ def _residual_velocity(flow: np.ndarray, orientation: Orientation, camera: Camer
     The flow's target is the translated point turned by the gyro, ``p + flow = G(p + r)``:
     the gyro flow is read at ``p + r`` (one step of the fixed point from ``r = flow - g(p)``;
     read at ``p``, the residual is turned by the frames' rotation, 7 % of it at 2 rad/s of
-    roll and 30 fps, where a frame has one neighbour to even it out). The target is seen when
-    the row the flow lands on was read: under a rolling shutter ``flow_y t_r / (H - 1)`` from
-    the source row's time, over which the gyro flow moves at its rate (first order)."""
+    roll and 30 fps, where a frame has one neighbour to even it out). ``G`` turns from the
+    time the source row of ``p`` was read to the time the row the flow lands on was: under a
+    rolling shutter the field read at ``p + r`` holds the turn between the times of another
+    row, moved to those two by the field's rates in either time (first order)."""
     gyro = rotation_flow(orientation, camera, t_from, t_to)
     dt = (t_to - t_from).astype(np.float32)[:, None]
-    fields, landed = gyro, None
-    if camera.readout_time:
-        rows = np.arange(len(t_to), dtype=np.float64)
-        landed = (np.interp(rows[:, None] + flow[..., 1], rows, t_to)
-                  - t_to[:, None]).astype(np.float32)
-        rate = (rotation_flow(orientation, camera, t_from, t_to + _RATE_STEP) - gyro) \
-            / np.float32(_RATE_STEP)
-        fields = np.concatenate([gyro, rate], axis=2)  # read in one pass
-        gyro = gyro + rate * landed[..., None]
-        dt = dt + landed
-    points = _pixel_grid(*flow.shape[:2]) + (flow - gyro)
-    read = cv2.remap(fields, points, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    turned = read[..., :2] if landed is None else read[..., :2] + read[..., 2:] * landed[..., None]
-    return (flow - turned) / dt[..., None]
+    grid = _pixel_grid(*flow.shape[:2])
+    if not camera.readout_time:
+        turned = cv2.remap(gyro, grid + (flow - gyro), None, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        return (flow - turned) / dt[..., None]
+    starts = camera.row_start_times(0.0)
+    per_row = np.float32((starts[-1] - starts[0]) / max(camera.height - 1, 1))  # < 0: upwards
+    rate_to, rate_from = ((rotation_flow(orientation, camera, t_from + step_from,
+                                         t_to + step_to) - gyro) / np.float32(_RATE_STEP)
+                          for step_from, step_to in ((0.0, _RATE_STEP), (_RATE_STEP, 0.0)))
+    landed = per_row * flow[..., 1]  # when the target was seen, after its row's time in b
+    residual = flow - gyro - rate_to * landed[..., None]
+    # The fields read at p + r hold the times of the row r_y below: moved back to p's own.
+    later = (per_row * residual[..., 1])[..., None]
+    points = grid + residual
+    read_gyro, read_to, read_from = (
+        cv2.remap(field, points, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        for field in (gyro, rate_to, rate_from))
+    turned = read_gyro + read_to * (landed[..., None] - later) - read_from * later
+    return (flow - turned) / (dt + landed)[..., None]
 
 
 @functools.lru_cache(maxsize=4)

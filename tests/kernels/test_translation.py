@@ -233,6 +233,48 @@ def test_a_rolling_shutter_pitch_gives_no_translation(direction):
     assert interior(mask, 16).mean() > 0.9 and np.abs(per_frame).max() < 0.06, per_frame
 
 
+def _turn(orientation, camera, q, t_source, t_target):
+    """Where pixel ``q``, seen at ``t_source``, is seen at ``t_target``: pinhole, per point."""
+    rays = np.concatenate([q, np.ones(q.shape[:-1] + (1,))], -1) @ camera.K_inv.T
+    turned = np.einsum("...ij,...j->...i", orientation.relative(t_target, t_source), rays)
+    return (turned @ camera.K.T)[..., :2] / turned[..., 2:]
+
+
+@pytest.mark.parametrize("direction", ["top_to_bottom", "bottom_to_top"])
+def test_a_rolling_shutter_translation_under_a_changing_rate_keeps_its_times(direction):
+    # A point translated by r in the source frame's axes is seen, turned from the time its
+    # source row was read to the time the row it lands on was: p + flow = G(p + r). With that
+    # flow solved pixel by pixel, the measured velocity is r over those two times exactly,
+    # to first order in how fast the rate changes (here by 0.5 rad/s between the frames, a
+    # 30 ms readout: taken at the times of the row the field is read at, 2.5 % off).
+    camera = Camera(192, 144, 180.0, 180.0, 95.5, 71.5, readout_time=0.03,
+                    readout_direction=direction)
+    t = np.linspace(0.0, 1.0, 2001)
+    orientation = integrate(t, np.stack([0.2 + 15 * (t - 0.4), -0.3 + 7 * (t - 0.4),
+                                         0.1 * np.ones_like(t)], -1))
+    rows = np.arange(camera.height)
+    t_a = 0.4 + camera.row_start_times(0.0)
+    t_b = t_a + 1 / 30
+    r = {0: np.array([2.0, 5.0]), 1: np.array([-3.0, -4.0])}  # a's and b's own
+    grid = np.stack(np.meshgrid(np.arange(192.0), rows), -1)
+
+    def exact(r, t_source, t_target):
+        flow = np.zeros_like(grid)
+        for _ in range(20):  # the landing row depends on the flow: to a fixed point
+            landed = np.interp(rows[:, None] + flow[..., 1], rows, t_target)
+            flow = _turn(orientation, camera, grid + r, t_source[:, None], landed) - grid
+        return flow.astype(np.float32), landed - t_source[:, None]
+
+    flow_ab, time_ab = exact(r[0], t_a, t_b)
+    flow_ba, time_ba = exact(r[1], t_b, t_a)
+    a, b = np.zeros((144, 192), np.uint8), np.ones((144, 192), np.uint8)
+    pv = pair_velocity(a, b, orientation, camera, t_a, t_b,
+                       flow=lambda src, dst: flow_ab if src[0, 0] == 0 else flow_ba)
+    for tau, time, shift in ((pv.tau_a, time_ab, r[0]), (pv.tau_b, time_ba, r[1])):
+        error = interior(tau - shift / time[..., None], 16)
+        assert np.abs(error).max() < 0.2, np.abs(error).max()  # px/s, of 150 px/s
+
+
 def test_pair_velocity_names_frames_and_times_of_another_kind():
     a, b, orientation, t_a, t_b = scene_pair([0.1, 0.2, -0.1])
     with pytest.raises(ValueError, match="gray_b must be a uint8 gray frame"):
