@@ -708,7 +708,7 @@ def sync(
 
     from gyrodeblur.footage import Footage
     from gyrodeblur.geometry.camera import save_camera
-    from gyrodeblur.kernels.synchronization import estimate_sync
+    from gyrodeblur.kernels.synchronization import MIN_PAIRS, estimate_sync
 
     if output is not None:
         check_output(output, source=(frames, gyro, camera, frames_csv))
@@ -720,6 +720,11 @@ def sync(
     cam = fit_camera(cam, camera, *footage.size)
     timing = select_frames(load_timing(footage, frames_csv, exposure, cam, camera, readout_time,
                                        log), footage, frame_range)
+    pairs = int(np.count_nonzero(np.diff(timing.frame) == 1))
+    if frame_range is not None and pairs < MIN_PAIRS:
+        raise InputError(None, f"--range {frame_range}: {len(timing)} frame(s) with {pairs} "
+                               f"consecutive pair(s); synchronisation needs {MIN_PAIRS} pairs: "
+                               "widen the range")
     with err_console.status("synchronising"):
         result = estimate_sync(footage.frames, timing, log, cam, search=search,
                                estimate_readout=readout, max_pairs=max_pairs, width=width)

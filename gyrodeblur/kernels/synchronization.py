@@ -54,7 +54,6 @@ _MIN_BAND_POINTS = 12
 _IRLS_STEPS = 6
 _CAUCHY_C = 2.385  # 95 % efficiency of the Cauchy weight for Gaussian noise
 _FLOOR_PX = 0.05  # residual scales below this (flow precision) are not trusted
-_MIN_PAIRS = 3
 _NO_MOTION_PX = 0.2  # a camera rotating less than this between frames cannot be synchronised
 _CHUNK = 200_000  # rotations evaluated at once (memory bound of the cost)
 _EXPOSURE_SAMPLES = 5  # poses averaged over each exposure
@@ -68,6 +67,8 @@ RELIABLE_CONFIDENCE = 0.3
 """Below this confidence an estimate is not to be trusted (:attr:`SyncResult.reliable`)."""
 FULL_SUPPORT_PAIRS = 8
 """Frame pairs for full confidence; fewer scale it down (3 pairs fit unrelated gyros)."""
+MIN_PAIRS = 3
+"""Consecutive frame pairs a synchronisation needs at the least."""
 
 
 @dataclass(frozen=True)
@@ -218,8 +219,8 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
     """
     if not (0 < search < math.inf and 0 < step < math.inf):  # NaN too
         raise ValueError(f"search and step must be positive seconds, got {search}, {step}")
-    if max_pairs < _MIN_PAIRS or bands < 1 or width < 2:
-        raise ValueError(f"max_pairs must be at least {_MIN_PAIRS}, bands at least 1 and width "
+    if max_pairs < MIN_PAIRS or bands < 1 or width < 2:
+        raise ValueError(f"max_pairs must be at least {MIN_PAIRS}, bands at least 1 and width "
                          f"at least 2, got {max_pairs}, {bands}, {width}")
     flow = flow_backend(flow)
     camera = complete_camera(camera, log)  # its axes and readout, not the subset log's below
@@ -242,9 +243,9 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
     _check_motion(orientation, camera, float(np.median(timing.t_start[rows + 1]
                                                        - timing.t_start[rows])), log.source)
     measured = measure_rotations(frames, timing, camera, pairs, width, bands, flow)
-    if measured.pairs < _MIN_PAIRS:
+    if measured.pairs < MIN_PAIRS:
         raise InputError(timing.source or None, f"only {measured.pairs} frame pair(s) gave "
-                                                f"usable optical flow; need {_MIN_PAIRS}")
+                                                f"usable optical flow; need {MIN_PAIRS}")
     return fit_sync(measured, orientation, camera, search, step,
                     readout_max if estimate_readout else None)
 
@@ -255,14 +256,14 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
     searched offset, and the searched offsets ``offset + low .. offset + high``: ``+-search``,
     or where the log covers too few pairs that far (a log that starts or ends near the
     frames), the widest span inside it that keeps the pairs of full confidence covered (as
-    many as there are, down to ``_MIN_PAIRS``) and is at least ``10 step`` wide: fewer pairs
+    many as there are, down to ``MIN_PAIRS``) and is at least ``10 step`` wide: fewer pairs
     or a narrower span could not make the estimate reliable. The span need not be centred
     on ``offset``: a log that starts with the video leaves room on one side only."""
     consecutive = np.flatnonzero(np.diff(timing.frame) == 1)
-    if len(consecutive) < _MIN_PAIRS:
+    if len(consecutive) < MIN_PAIRS:
         raise InputError(timing.source or None, f"{len(timing)} frame(s) with "
                                                 f"{len(consecutive)} consecutive pair(s); "
-                                                f"synchronisation needs {_MIN_PAIRS} pairs: "
+                                                f"synchronisation needs {MIN_PAIRS} pairs: "
                                                 "give more frames")
     first = timing.t_start[consecutive] + offset
     last = timing.t_start[consecutive + 1] + timing.exposure[consecutive + 1] + reach + offset
@@ -275,7 +276,7 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
         return timing.frame[consecutive[covered]], -search, search
     # Runs of k consecutive pairs (pairs further apart in time cover fewer offsets together):
     # the widest common span of the most pairs.
-    for k in range(min(FULL_SUPPORT_PAIRS, n), _MIN_PAIRS - 1, -1):
+    for k in range(min(FULL_SUPPORT_PAIRS, n), MIN_PAIRS - 1, -1):
         lows = np.lib.stride_tricks.sliding_window_view(low, k).max(axis=1)
         highs = np.lib.stride_tricks.sliding_window_view(high, k).min(axis=1)
         j = int(np.argmax(highs - lows))
@@ -286,7 +287,7 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
                      f"gyro covers {seconds_text(log.t[0], 3)} to {seconds_text(log.t[-1], 3)} s "
                      f"but the frames need {seconds_text(first.min(), 3)} to "
                      f"{seconds_text(last.max(), 3)} s at the camera's time offset, "
-                     f"searched over +-{search:g} s: it covers fewer than {_MIN_PAIRS} frame "
+                     f"searched over +-{search:g} s: it covers fewer than {MIN_PAIRS} frame "
                      "pairs at any of those offsets (a gyro log shorter than the clip, or "
                      "clocks that differ: set a rough --time-offset; a video's timestamps "
                      f"start at 0){clock_note(log)}")

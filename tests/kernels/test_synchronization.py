@@ -296,6 +296,10 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].startswith("error:")
     assert "gyro covers" in result.output and "set a rough --time-offset" in result.output
+    # A --range too short to synchronise is named, not the frames file that times it.
+    result = CliRunner().invoke(app, args + ["--range", "3:5"])
+    assert result.exit_code == 2 and "error: --range 3:5: 3 frame(s) with 2 consecutive " \
+        "pair(s); synchronisation needs 3 pairs: widen the range" in " ".join(result.output.split())
 
     # A still video under a turning gyro: an answer, marked unreliable, exit status 1.
     first = (folder / "blurred" / "000001.png").read_bytes()
