@@ -1095,6 +1095,10 @@ def evaluate(
                                "--samples N, one T that they all take (a DeepGyro net takes "
                                "any, a GyroDVD net its own)")
     T = samples or (wanted.pop() if wanted else 9)
+    for name in video:
+        if models[name][1].get("samples", 9) != T:
+            raise InputError(name, f"takes T={models[name][1].get('samples', 9)} kernel samples "
+                                   f"(its kernel encoders' size), not --samples {T}")
     if "classic" in model and samples is None and T < 9:
         err_console.print(f"classic restores with the nets' T={T} kernel samples, a coarser "
                           "path than its own 9 (deblur's): --samples 9 scores it as it deblurs")

@@ -432,7 +432,7 @@ def test_eval_on_footage_of_a_fisheye_wider_than_180_degrees_scores_every_pixel(
 
 @pytest.mark.parametrize(("args", "message"), [
     (["-m", "gyrodvd-s", "--frames", "3", "--samples", "9"],
-     "gyrodvd-s: does not take --frames 3 --samples 9"),
+     "gyrodvd-s: takes T=5 kernel samples (its kernel encoders' size), not --samples 9"),
     (["-m", "gyrodvd-s", "-m", "deepgyro-path-s", "--frames", "3"],
      "the models take different --samples (gyrodvd-s 5, deepgyro-path-s 9): give --samples N"),
     (["-m", "classic", "--size", "8x8"], "--size 8x8: at least 11x11"),
