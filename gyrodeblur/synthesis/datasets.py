@@ -35,22 +35,23 @@ from torch.utils.data import Dataset
 from gyrodeblur.errors import InputError
 from gyrodeblur.footage import Footage, FrameTiming, hidden_under, read_frames_csv
 from gyrodeblur.geometry.camera import Camera, load_camera
-from gyrodeblur.geometry.gyro import GyroLog, read_gyro, to_camera_frame
-from gyrodeblur.geometry.rotation import integrate
+from gyrodeblur.geometry.gyro import GyroLog, read_gyro
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.flow import FlowBackend, flow_backend
-from gyrodeblur.kernels.rotation import complete_camera, still_where_no_ray
+from gyrodeblur.kernels.rotation import camera_orientation, complete_camera, still_where_no_ray
 from gyrodeblur.synthesis.sampler import ClipSampler
 
 
 def observed_kernels(frames: np.ndarray, log: GyroLog, camera: Camera, timing: FrameTiming,
                      samples: int, flow: str | FlowBackend = "dis") -> dict[str, np.ndarray]:
-    """Kernels of in-memory frames ``(F, H, W, 3)`` from a gyro log in camera axes.
+    """Kernels of in-memory frames ``(F, H, W, 3)`` from a gyro log as read: turned into
+    camera axes by the camera's ``imu_to_camera`` (or the log's), as ``kernels`` turns it.
 
     Translation is measured only when there are at least two frames. A pixel without a ray
     through the lens gets no blur (:func:`still_where_no_ray`), as ``deblur`` restores it.
     """
-    orientation = integrate(log.t, log.w)
+    camera = complete_camera(camera, log)
+    orientation = camera_orientation(log, camera)
     translation = len(frames) > 1
     ks = list(iter_frame_kernels(orientation, camera, timing, timing.frame, samples,
                                  zip(timing.frame, frames, strict=True), translation, flow))
@@ -182,8 +183,7 @@ class ClipFolder:
             raise InputError(self.path / "camera.json", f"does not fit blurred/: {e.problem}"
                              ) from None
         log = read_gyro(self.path / "gyro.csv")
-        camera = complete_camera(camera, log)  # a gcsv's orientation and readout, as kernels'
-        return to_camera_frame(log, camera.R_imu_to_camera), camera
+        return log, camera
 
     def window(self, first: int, count: int, samples: int = 9) -> dict[str, np.ndarray]:
         """Frames ``first .. first + count - 1`` with their observed kernels; the translation

@@ -12,6 +12,7 @@ from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.synthesis.clips import ClipSettings, export_clip, synthesize_clip
+from gyrodeblur.synthesis.datasets import ClipFolderDataset, observed_kernels
 from gyrodeblur.synthesis.images import ImageBank
 from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
 from gyrodeblur.synthesis.scene import Scene
@@ -117,7 +118,8 @@ def test_a_log_and_camera_read_as_the_kernel_functions_read_them(tmp_path):
     log = GyroLog(t, np.tile([0.5, 0.0, 0.0], (len(t), 1)))
     camera = Camera(64, 48, 60.0, 60.0, 31.5, 23.5, time_offset=0.03,
                     imu_to_camera=((0, 1, 0), (1, 0, 0), (0, 0, -1)))
-    clip = synthesize_clip(np.full((80, 100, 3), 0.5, np.float32), camera, log, Scene(),
+    sharp = np.random.default_rng(1).random((80, 100, 3), np.float32)  # colour, as clips are
+    clip = synthesize_clip(sharp, camera, log, Scene(),
                            ClipSettings(frames=1, exposure=0.03, samples=3, gyro_start=0.2),
                            np.random.default_rng(0))
     rot, times = rotation_trajectories(camera_orientation(log, camera), camera,
@@ -130,6 +132,11 @@ def test_a_log_and_camera_read_as_the_kernel_functions_read_them(tmp_path):
     assert abs(rot[-1, 1, 24, 32]) < 1e-3
     export_clip(clip, tmp_path / "clip", kernels=False)
     np.testing.assert_allclose(read_gyro(tmp_path / "clip" / "gyro.csv").w, log.w, atol=1e-9)
+    # The datasets read the log as read, and turn it as the kernel functions do.
+    seen = observed_kernels(clip.blurred, log, camera, clip.timing, 3)
+    np.testing.assert_allclose(seen["rot"][0], rot, atol=1e-5)
+    folder = ClipFolderDataset(tmp_path, frames=1, samples=3)[0]
+    np.testing.assert_allclose(folder["rot"].numpy(), rot, atol=1e-3)  # blurred/ at 8 bits
 
 
 def test_clips_longer_than_every_real_trace_take_the_hand_shake_model():
