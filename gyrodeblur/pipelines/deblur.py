@@ -512,11 +512,13 @@ def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
     return rot
 
 
-def read_kernels(path: str | Path, frame: int | None, shape: tuple[int, int]
+def read_kernels(path: str | Path, frame: int | None, shape: tuple[int, ...]
                  ) -> tuple[np.ndarray, np.ndarray | None]:
     """``rot`` and ``tran`` (or ``None``) of frame number ``frame`` (``None``: the first) of a
-    kernels ``.npz``, for an image of ``shape = (H, W)``, an array's (the kernels may be at
-    another resolution of the same view).
+    kernels ``.npz``, checked to fit an image array of ``shape`` (``(H, W)`` or ``(H, W, C)``).
+
+    The kernels may be at another resolution of the same view: they come back as stored, in
+    their own pixels (:func:`deblur_image` rescales them to the image).
     """
     try:
         with np.load(path) as npz:  # no pickles: a kernels file holds arrays only
@@ -542,10 +544,11 @@ def read_kernels(path: str | Path, frame: int | None, shape: tuple[int, int]
         raise InputError(path, f"no frame {frame} ({frames_text(numbers)})")
     i = int(np.flatnonzero(numbers == frame)[0])
     h, w = rot.shape[-2:]
-    H, W = shape
+    H, W = shape[:2]
     if not same_view(W, H, w, h):
         raise InputError(path, f"mismatched sizes: kernels are {w}x{h}, the image is {W}x{H}")
-    kernels = rot[i], None if tran is None else tran[i]
+    # float32 as the format has them, whatever wrote the file.
+    kernels = rot[i].astype(np.float32), None if tran is None else tran[i].astype(np.float32)
     if any(np.isinf(k).any() for k in kernels if k is not None):
         raise InputError(path, f"infinite kernels in frame {frame}")
     reach = kernel_reach(kernels, W, H)

@@ -630,6 +630,11 @@ def test_kernels_file_frames_are_looked_up_by_number_first_by_default(clip, tmp_
         np.testing.assert_array_equal(tran, npz["tran"][index])
     with pytest.raises(InputError, match=r"k\.npz: no frame 1 \(frames 2\.\.4\)"):
         read_kernels(tmp_path / "k.npz", 1, size)
+    # A colour image's array shape fits too; float64 kernels come back float32, as the format.
+    np.savez(tmp_path / "k64.npz", rot=npz["rot"].astype(np.float64))
+    rot, tran = read_kernels(tmp_path / "k64.npz", 2, (*size, 3))
+    assert rot.dtype == np.float32 and tran is None
+    np.testing.assert_array_equal(rot, npz["rot"][1])
     np.savez(tmp_path / "far.npz", rot=npz["rot"] * 1e3)  # not pixels
     with pytest.raises(InputError, match=r"far\.npz: kernels of frame 1 move pixels \d+ px, "
                                          r"beyond the 320x192 image: are they in pixels\?"):
