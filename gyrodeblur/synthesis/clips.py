@@ -85,8 +85,9 @@ class ClipSettings:
         if not 0 < self.exposure <= (1 + 1e-9) / self.fps:
             raise ValueError(f"exposure must be in (0, 1/fps] = (0, {1 / self.fps:.6g}] s, got "
                              f"{self.exposure}")
-        if not 0 <= self.noise < math.inf:
-            raise ValueError(f"noise must be a finite level >= 0, got {self.noise}")
+        if not 0 <= self.noise <= 1:
+            raise ValueError(f"noise must be a level in [0, 1] (its std at mid-grey), got "
+                             f"{self.noise}")
         if self.saturation is not None and not 1 <= self.saturation < math.inf:
             raise ValueError(f"saturation must be a finite gain >= 1, got {self.saturation}")
         if self.jpeg is not None and not 1 <= self.jpeg <= 100:

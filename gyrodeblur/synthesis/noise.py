@@ -40,8 +40,9 @@ def noise_params(level: float) -> tuple[float, float]:
         >>> round(math.sqrt(shot * MID_GREY + read**2), 6), noise_params(0.0)
         (0.02, (0.0, 0.0))
     """
-    if not 0 <= level < math.inf:
-        raise ValueError(f"noise level must be a finite number >= 0, got {level}")
+    if not 0 <= level <= 1:
+        raise ValueError(f"noise level must be in [0, 1] (its std at mid-grey, images on "
+                         f"[0, 1]), got {level}")
     if level == 0:
         return 0.0, 0.0
 
@@ -101,6 +102,12 @@ def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
     """
     if not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+    if not (isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[1] == 3
+            and image.is_floating_point()):
+        raise TypeError(f"image must be a (B, 3, H, W) float tensor (jpeg_image takes an "
+                        f"(H, W, 3) array), got {type(image).__name__} "
+                        f"{getattr(image, 'dtype', '')} {tuple(np.shape(image))}")
+    check_unit_range(image.detach().cpu().numpy())
     frames = (image.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu()
     out = []
     for rgb in frames.numpy():

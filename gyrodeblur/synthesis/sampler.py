@@ -108,7 +108,7 @@ _DOMAINS = {
     "speed": (lambda r: r[0] >= 0, "m/s, at least 0"),
     "depth": (lambda r: r[0] > 0, "metres, above 0"),
     "planes": (lambda n: n >= 1 and n == int(n), "a whole number of planes, at least 1"),
-    "noise": (lambda r: r[0] >= 0, "a noise level, at least 0"),
+    "noise": (lambda r: r[0] >= 0 and r[1] <= 1, "noise levels (std at mid-grey), in [0, 1]"),
     "saturation": (lambda r: 0 <= r[0] <= 1 and r[1] >= 1,
                    "[probability in [0, 1], gains at least 1]"),
     "jpeg": (lambda r: 0 <= r[0] <= 1 and 1 <= r[1] and r[2] <= 100,

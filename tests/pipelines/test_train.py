@@ -460,7 +460,8 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"data": {"sampler": {"errors": 0.1}}}, "data.sampler.errors: 0.1 is not a mapping"),
     ({"data": {"sampler": {"jpeg": [0.5, 0, 90]}}}, "data.sampler.jpeg: [0.5, 0, 90] is out of"),
     ({"data": {"sampler": {"noise": [-0.001, 0.01]}}},
-     "data.sampler.noise: [-0.001, 0.01] is out of range: a noise level, at least 0"),
+     "data.sampler.noise: [-0.001, 0.01] is out of range: noise levels (std at mid-grey), in "
+     "[0, 1]"),
     ({"data": {"sampler": {"fps": [0, 0]}}}, "data.sampler.fps: [0, 0] is out of range"),
     ({"data": {"sampler": {"planes": 0}}}, "data.sampler.planes: 0 is out of range"),
     ({"data": {"sampler": {"real_motion": 5}}}, "data.sampler.real_motion: 5 is out of range"),

@@ -60,8 +60,8 @@ def test_noise_params_zero_and_monotone():
     assert noise_params(0) == (0.0, 0.0)
     shots, reads = zip(*(noise_params(s) for s in (0.005, 0.01, 0.03, 0.1)), strict=True)
     assert list(shots) == sorted(shots) and list(reads) == sorted(reads)
-    for level in (-0.1, math.nan, math.inf):
-        with pytest.raises(ValueError, match="finite number >= 0"):
+    for level in (-0.1, math.nan, math.inf, 10):
+        with pytest.raises(ValueError, match=r"noise level must be in \[0, 1\]"):
             noise_params(level)
     with pytest.raises(ValueError, match="finite numbers >= 0"):
         poisson_gaussian(np.zeros((2, 2, 3), np.float32), -1e-3, 0.0)
@@ -93,6 +93,11 @@ def test_jpeg_changes_the_image_but_keeps_quality():
     assert psnr(jpeg(img, 5), img) < psnr(out, img)
     with pytest.raises(ValueError):
         jpeg(img, 0)
+    with pytest.raises(ValueError, match="float values must lie in"):
+        jpeg(img * 255, 90)  # 0..255 floats: refused, not clamped to white
+    for wrong in (img[0].numpy(), img[0], img.to(torch.uint8)):
+        with pytest.raises(TypeError, match=r"a \(B, 3, H, W\) float tensor \(jpeg_image"):
+            jpeg(wrong, 90)
 
 
 def test_integer_images_get_the_noise_of_their_unit_range_twin():
