@@ -203,7 +203,8 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
         (9, 'deepgyro-refine-s')
     """
     if method not in METHODS:
-        raise InputError(None, f"--method {method!r}: choose one of {', '.join(METHODS)}")
+        raise InputError(None, f"method {method!r}: choose one of {', '.join(METHODS)} (a "
+                               "network's name or weights go in model, --model)")
     if tile is not None and tile < 1:
         raise InputError(None, f"tile {tile}: give at least 1 pixel")
     if iterations is not None and iterations < 0:
@@ -212,7 +213,8 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
         raise TypeError("model: a name, a path or a network; load_model returns (network, "
                         "config): pass the network")
     if method == "classic" and model is not None:
-        raise InputError(None, "--model applies to --method net only")
+        raise InputError(None, "a model applies to the net method only (--model to --method "
+                               "net)")
     device = None if device is None else torch_device(device)
     if method == "classic" and device is not None and device.type != "cpu":
         raise InputError(None, f"device {device}: the classical method runs on the CPU only")

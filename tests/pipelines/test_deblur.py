@@ -1104,8 +1104,11 @@ def test_deblur_image_takes_a_reversed_channel_view_and_no_translation():
 
 
 def test_make_restorer_refuses_a_model_it_would_not_use():
-    with pytest.raises(InputError, match="--model applies to --method net only"):
+    with pytest.raises(InputError, match=r"a model applies to the net method only \(--model to "):
         make_restorer("classic", "deepgyro-s")
+    with pytest.raises(InputError, match=r"method 'deepgyro-s': choose one of net, classic \(a "
+                                         r"network's name or weights go in model, --model\)"):
+        make_restorer("deepgyro-s")
     with pytest.raises(TypeError, match=r"load_model returns \(network, config\)"):
         make_restorer("net", load_model("deepgyro-path-s"))
 
