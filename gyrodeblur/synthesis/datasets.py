@@ -24,6 +24,7 @@ With ``frames == 1`` (images) the ``F`` axis is dropped.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -63,6 +64,23 @@ def observed_kernels(frames: np.ndarray, log: GyroLog, camera: Camera, timing: F
 
 Restore = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """A restoration method: ``(H, W, 3)`` blurred frame and ``(T, 2, H, W)`` kernel -> frame."""
+
+
+def _callable_as_restore(restore: Restore | None) -> Restore | None:
+    """``restore``, refused now rather than in a worker when it cannot be called as
+    ``(blurred, traj)``."""
+    try:
+        signature = inspect.signature(restore) if restore is not None else None
+    except ValueError:  # no signature to check (a builtin)
+        return restore
+    try:
+        if signature is not None:
+            signature.bind(None, None)
+    except TypeError as e:
+        raise TypeError(f"first_estimate must be called as (blurred, traj) -> image, as "
+                        f"models.classic.deconvolve is ({e}); a make_restorer Restorer takes "
+                        "lists of frames and kernels") from None
+    return restore
 
 
 def _with_estimate(arrays: dict[str, np.ndarray], restore: Restore | None
@@ -117,7 +135,8 @@ class SyntheticDataset(Dataset):
         if crop and crop > min(size):
             raise ValueError(f"crop {crop} is larger than the frames ({size[0]}x{size[1]})")
         self.sampler, self.length, self.flow = sampler, length, flow
-        self.crop, self.flow_kernel, self.first_estimate = crop, flow_kernel, first_estimate
+        self.crop, self.flow_kernel = crop, flow_kernel
+        self.first_estimate = _callable_as_restore(first_estimate)
 
     def __len__(self) -> int:
         return self.length
@@ -276,7 +295,7 @@ class ClipFolderDataset(Dataset):
                 raise InputError(clip.path, f"a crop of {crop} px is larger than its frames "
                                             f"({clip.footage.size[0]}x{clip.footage.size[1]})")
         self.frames, self.samples, self.crop = frames, samples, crop
-        self.first_estimate = first_estimate
+        self.first_estimate = _callable_as_restore(first_estimate)
         # (clip, first frame of the window, position of the scored frame in it or None)
         self.index: list[tuple[int, int, int | None]] = []
         for c, clip in enumerate(self.clips):

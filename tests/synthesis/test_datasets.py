@@ -208,3 +208,16 @@ def test_clip_folders_take_a_gcsv_readout_and_orientation_as_kernels_does(tmp_pa
     assert rows[0, 0] == 0  # a gcsv's clock starts at its first sample: the same times
     got = ClipFolderDataset(tmp_path, frames=3, samples=5)[0]["rot"]
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_a_first_estimate_that_cannot_take_a_frame_and_its_kernel_is_refused_at_once(tmp_path):
+    from gyrodeblur.pipelines.deblur import make_restorer
+
+    sampler = dataset().sampler
+    export_clip(sampler.sample(0), tmp_path / "clip")
+    for wrong in (make_restorer("classic"), lambda frames, rot, tran: frames[0]):
+        with pytest.raises(TypeError, match=r"first_estimate must be called as \(blurred, "
+                                            r"traj\) -> image.*missing a required argument"):
+            SyntheticDataset(sampler, 2, first_estimate=wrong)
+        with pytest.raises(TypeError, match="first_estimate must be called as"):
+            ClipFolderDataset(tmp_path, first_estimate=wrong)
