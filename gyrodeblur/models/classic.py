@@ -479,8 +479,8 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
     unchanged (no blur: the TV term alone would only denoise).
 
     Args:
-        blurred: ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` (values slightly outside are
-            clipped; 0..255 floats refused).
+        blurred: ``(H, W, 3)`` sRGB: float in ``[0, 1]`` (values slightly outside are
+            clipped; 0..255 floats refused), or uint8 or uint16.
         traj: ``(T, 2, H, W)`` float32 trajectories of ``blurred`` in pixels (CONVENTIONS;
             ``traj_rot + traj_tran`` for the full kernel).
         iterations: RL steps; more sharpen further and amplify noise (and kernel errors)
@@ -511,6 +511,9 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
         raise ValueError(f"subsamples must be an integer >= 1, got {subsamples!r}")
     if tv_weight is not None and not 0 <= tv_weight < 0.25:
         raise ValueError(f"tv_weight must be in [0, 0.25), got {tv_weight}")
+    blurred = np.asarray(blurred)
+    if blurred.dtype in (np.uint8, np.uint16):
+        blurred = to_float(blurred)
     blurred, traj = _check(blurred, traj)
     check_unit_range(blurred, "blurred")  # slightly out of range is clipped; 0..255 refused
     if min(blurred.shape[:2]) < 3:

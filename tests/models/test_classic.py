@@ -134,7 +134,7 @@ def test_rejects_bad_arguments():
     with pytest.raises(ValueError, match="tv_weight"):
         deconvolve(image, np.ones((3, 2, 8, 8), np.float32), tv_weight=0.3)
     with pytest.raises(ValueError, match="float sRGB in"):
-        deconvolve(np.zeros((8, 8, 3), np.uint8), np.ones((3, 2, 8, 8), np.float32))
+        deconvolve(np.zeros((8, 8, 3), np.int32), np.ones((3, 2, 8, 8), np.float32))
     with pytest.raises(ValueError, match="non-finite"):
         deconvolve(np.full((8, 8, 3), np.nan, np.float32), np.ones((3, 2, 8, 8), np.float32))
     with pytest.raises(ValueError, match=r"subsamples must be an integer >= 1, got 1\.5"):
@@ -177,6 +177,13 @@ def test_auto_tv_weight_of_an_8_bit_image_is_that_of_its_unit_range_twin():
     byte = (noisy * 255).round().astype(np.uint8)
     assert auto_tv_weight(byte) == pytest.approx(auto_tv_weight(byte / np.float32(255)))
     assert auto_tv_weight(byte) < 0.03  # not the cap that 0..255 values would reach
+
+
+def test_deconvolve_takes_an_8_bit_image_as_its_unit_range_twin():
+    byte = np.random.default_rng(5).integers(0, 256, (16, 16, 3), np.uint8)
+    traj = np.zeros((3, 2, 16, 16), np.float32)
+    traj[:, 0] = np.array([-1.0, 0.0, 1.0])[:, None, None]
+    np.testing.assert_array_equal(deconvolve(byte, traj), deconvolve(byte / np.float32(255), traj))
 
 
 def test_deconvolve_refuses_an_image_of_0_to_255_floats():
