@@ -41,6 +41,10 @@ def _unit_range(restored: np.ndarray, reference: np.ndarray,
     x, y = images
     for image, name in zip(images, ("restored", "reference"), strict=True):
         check_unit_range(image, name)
+        if image.ndim == 3 and image.shape[2] > 4:  # (C, H, W) scores nonsense, silently
+            raise ValueError(f"{name}: need (H, W[, C]) with at most 4 channels, got shape "
+                             f"{image.shape}" + " ((C, H, W)? put the channels last)" *
+                             (image.shape[0] <= 4))
     if x.shape != y.shape or x.ndim != 3 or min(x.shape[:2]) < min_size:
         raise ValueError(f"need two images of one shape (H, W[, C]), at least {min_size} px "
                          f"high and wide, got {np.shape(restored)} and {np.shape(reference)}")

@@ -27,12 +27,20 @@ def test_eight_bit_images_have_data_range_255():
 @pytest.mark.parametrize(("shape_a", "shape_b"), [
     ((20, 20, 3), (20, 20, 1)),  # would broadcast
     ((20, 20, 3), (20, 21, 3)),
-    ((3, 8, 8), (3, 8, 8)),  # CHW: too small a window for SSIM
+    ((8, 8, 3), (8, 8, 3)),  # too small a window for SSIM
 ])
 def test_mismatched_or_too_small_images_are_refused(shape_a, shape_b):
     with pytest.raises(ValueError, match="need two images of one shape"):
         psnr(np.zeros(shape_a), np.zeros(shape_b)) if shape_a != shape_b else \
             ssim(np.zeros(shape_a), np.zeros(shape_b))
+
+
+@pytest.mark.parametrize("score", [psnr, ssim])
+def test_channels_first_images_are_refused_not_scored(score):
+    chw = np.random.default_rng(0).random((3, 32, 32))
+    with pytest.raises(ValueError, match=r"restored: need \(H, W\[, C\]\) with at most 4 "
+                                         r"channels, got shape \(3, 32, 32\) \(\(C, H, W\)\?"):
+        score(chw, chw * 0.9)
 
 
 def test_floats_of_0_to_255_are_refused():
