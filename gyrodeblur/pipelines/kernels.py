@@ -31,7 +31,12 @@ from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.plot import draw_kernels
-from gyrodeblur.kernels.rotation import camera_orientation, complete_camera, exposure_span
+from gyrodeblur.kernels.rotation import (
+    camera_orientation,
+    check_log_and_camera,
+    complete_camera,
+    exposure_span,
+)
 
 
 def exposure_spans(camera: Camera, timing: FrameTiming,
@@ -100,6 +105,7 @@ class KernelJob:
     settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_log_and_camera(self.log, self.camera, "KernelJob(camera, log, timing, frames...)")
         self.camera = complete_camera(self.camera, self.log)
         self.frames = np.unique(self.frames)  # the npz holds them in order, once each
 
@@ -122,7 +128,7 @@ class KernelJob:
         """Refuse inputs that cannot work, before anything is written."""
         if self.translation and self.footage is None:
             raise InputError(None, "translation needs the frames; give FRAMES or "
-                                   "--no-translation")
+                                   "--no-translation (footage, or translation=False)")
         check_frames_covered(self.log, self.camera, self.timing, self.needed())
 
 

@@ -16,6 +16,7 @@ from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
+    check_log_and_camera,
     complete_camera,
     exposure_span,
     rotation_trajectories,
@@ -47,6 +48,7 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
             (None: none).
         settings: extra entries recorded in the kernels' ``meta`` (how the gyro was read).
     """
+    check_log_and_camera(log, camera, "synth_image(sharp, log, camera, start, exposure, ...)")
     camera = complete_camera(camera, log)  # a gcsv's orientation and readout, as kernels'
     check_covers(log, *exposure_span(camera, start, exposure),
                  "check --start, --exposure (s) and the camera's time_offset")

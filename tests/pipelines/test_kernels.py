@@ -84,9 +84,12 @@ def test_translation_reads_the_timed_covered_neighbours_only():
     job = KernelJob(CAM, yaw_log(end=0.45), timing((1, 2, 4, 5)), np.array([1, 4]))
     assert job.needed().tolist() == [1, 2, 4]
     assert job.without_neighbours().tolist() == [4]
-    with pytest.raises(InputError, match="^translation needs the frames; give FRAMES or "
-                                         "--no-translation$"):
+    with pytest.raises(InputError, match=r"^translation needs the frames; give FRAMES or "
+                                         r"--no-translation \(footage, or translation=False\)$"):
         job.check()  # no footage
+    with pytest.raises(TypeError, match=r"^KernelJob\(camera, log, timing, frames\.\.\.\) takes "
+                                        "a GyroLog and a Camera, got Camera and GyroLog"):
+        KernelJob(yaw_log(end=0.45), CAM, timing((1, 2)), np.array([1]))
     still = KernelJob(CAM, yaw_log(end=0.45), timing((1, 2, 4, 5)), np.array([1, 4]),
                       translation=False)
     assert still.needed().tolist() == [1, 4] and still.without_neighbours().tolist() == []

@@ -66,6 +66,9 @@ def test_exposures_the_gyro_misses_or_blurs_past_the_image_write_nothing(tmp_pat
         synth_image(sharp_image(), log, CAM, 0.99, 0.03, tmp_path / "b.png", tmp_path / "k.npz")
     with pytest.raises(InputError, match="more than the 40x30 image: is --exposure in seconds"):
         synth_image(sharp_image(), log, CAM, 0.05, 0.9, tmp_path / "b.png", tmp_path / "k.npz")
+    with pytest.raises(TypeError, match=r"^synth_image\(sharp, log, camera, start, exposure, "
+                                        r"\.\.\.\) takes a GyroLog and a Camera"):
+        synth_image(sharp_image(), CAM, log, 0.05, 0.03, tmp_path / "b.png")
     assert list(tmp_path.iterdir()) == []
 
 
