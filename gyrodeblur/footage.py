@@ -738,18 +738,18 @@ class Footage:
                     count = stream.frames
                     declared = float(stream.duration * stream.time_base) \
                         if stream.duration else 0.0
-                    if fps and declared and count / fps - declared > 1.5 / fps:
-                        # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows
-                        # fewer frames than it holds, and the decoder drops the others.
+                    # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows fewer
+                    # frames than it holds, and the demuxer and decoder drop the others.
+                    trimmed = fps and declared and count / fps - declared > 1.5 / fps
+                    if trimmed:
                         count = len(shown)
-                    found = max((float((p.pts + (p.duration or 0)) * p.time_base)
-                                 for p in shown), default=0.0) - \
-                        min((float(p.pts * p.time_base) for p in shown), default=0.0)
-                    if declared - found > max(2 / fps if fps else 0.1, 0.05 * declared):
-                        # An MP4 cut short behind its index (written first: faststart).
-                        raise InputError(self.path, f"truncated video: its frames end at "
-                                                    f"{found:.2f} s, its header says "
-                                                    f"{declared:.2f} s")
+                    whole = sum(not p.is_corrupt for p in packets)
+                    if whole < (len(packets) if trimmed else stream.frames):
+                        # An MP4 cut short behind its index (written first: faststart): the
+                        # index lists frames whose data is gone, or cut inside.
+                        raise InputError(self.path, f"truncated video: {whole} of its "
+                                                    f"{len(packets) if trimmed else count} "
+                                                    "frames are whole in the file")
                     self._check_starts_on_keyframe(not packets or packets[0].is_keyframe)
                     container.seek(0)
                     # The display rotation of a phone's video, from its frames' side data.
