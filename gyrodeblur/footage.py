@@ -984,6 +984,8 @@ def frame_rate(footage: Footage, timing: FrameTiming | None) -> Fraction:
 
 # Audio codecs an MP4 holds as they are (copied packet for packet).
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}
+# The channel layouts of PCM whose order its file leaves open (an MKV's), by channel count.
+_USUAL_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 
 
 # FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic code of BT.709 and
@@ -1038,7 +1040,8 @@ class VideoWriter:
         return self
 
     def _add_audio(self) -> None:
-        """An audio stream copied from ``audio_from``'s first, where MP4 can hold it."""
+        """An audio stream from ``audio_from``'s first: copied where MP4 holds its codec,
+        re-encoded to AAC otherwise (a camera's PCM)."""
         import av
 
         self._source = av.open(str(self.audio_from))
@@ -1046,21 +1049,52 @@ class VideoWriter:
             return
         source_audio = self._source.streams.audio[0]
         codec = source_audio.codec_context.name
-        if codec not in MP4_AUDIO:
-            self.notes.append(f"audio ({codec}) left out: MP4 cannot hold it")
-            return
         # The output's frames start at 0: the audio moves with them, and what it plays before
         # the first frame is left out.
         video = self._source.streams.video[0] if self._source.streams.video else None
         start = float(video.start_time * video.time_base) \
             if video is not None and video.start_time is not None else 0.0
         try:
-            self._audio = self._container.add_stream_from_template(source_audio)
-            self._packets = (p for p in self._source.demux(source_audio)
-                             if p.dts is not None and _moved_back(p, start))
+            if codec in MP4_AUDIO:
+                self._audio = self._container.add_stream_from_template(source_audio)
+                self._packets = (p for p in self._source.demux(source_audio)
+                                 if p.dts is not None and _moved_back(p, start))
+            else:
+                layout = source_audio.layout
+                if layout.name == f"{layout.nb_channels} channels":  # unordered: the usual
+                    layout = _USUAL_LAYOUTS.get(layout.nb_channels, layout)
+                self._audio = self._container.add_stream("aac", rate=source_audio.rate,
+                                                         layout=layout)
+                self._audio.codec_context.open()  # refused now, not at the first frame
+                self._packets = self._encoded(source_audio, start)
+                self.notes.append(f"audio ({codec}) re-encoded to AAC (MP4 does not hold it)")
         except (av.FFmpegError, ValueError) as e:
             self._audio = None
             self.notes.append(f"audio ({codec}) left out: {e}")
+
+    def _encoded(self, source_audio, start: float) -> Iterator:
+        """AAC packets of ``source_audio`` from ``start`` seconds on, cut to the sample."""
+        import av
+
+        rate, layout = source_audio.rate, self._audio.layout
+        planar = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        done = 0  # samples passed on
+        try:
+            for frame in self._source.decode(source_audio):
+                for part in planar.resample(frame):
+                    first = done if part.pts is None else \
+                        round(float(part.pts * part.time_base - start) * rate)
+                    samples = part.to_ndarray()[:, max(-first, 0):]  # from the first frame on
+                    if not samples.shape[1]:
+                        continue
+                    cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), "fltp", layout)
+                    cut.sample_rate, cut.time_base = rate, Fraction(1, rate)
+                    cut.pts = done = max(first, 0, done)
+                    done += samples.shape[1]
+                    yield from self._audio.encode(cut)
+        except av.FFmpegError as e:  # damaged sound: the frames still matter more
+            self.notes.append(f"audio ends at {done / rate:.2f} s: {_reason(e)}")
+        yield from self._audio.encode(None)
 
     def _mux_audio(self, until: float | None) -> None:
         """Copy audio packets up to ``until`` seconds (``None``: all that are left)."""

@@ -589,6 +589,41 @@ def test_copied_audio_starts_with_the_first_frame_as_in_its_source(tmp_path):
     assert abs(first["audio"] - first["video"]) < 0.03, first
 
 
+def test_pcm_audio_is_re_encoded_in_step_with_the_frames(tmp_path):
+    # A camera's PCM (Sony, Canon), from 1 s on as the frames: MP4 takes it as AAC, every
+    # frame's click still at its frame's time.
+    import av
+
+    rate, fps = 48000, 30
+    with av.open(str(tmp_path / "pcm.mkv"), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        sound = np.zeros((1, rate // 2 * 2), np.int16)  # 0.5 s, interleaved stereo
+        for k in range(15):
+            sound[0, k * rate // fps * 2:(k * rate // fps + 48) * 2] = 20000
+        for i in range(0, rate // 2, 1000):
+            frame = av.AudioFrame.from_ndarray(sound[:, 2 * i:2 * (i + 1000)], "s16", "stereo")
+            frame.sample_rate, frame.pts = rate, rate + i
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode(None))
+        for i in range(15):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), "rgb24")
+            frame.pts = fps + i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    with VideoWriter(tmp_path / "out.mp4", fps, audio_from=tmp_path / "pcm.mkv") as written:
+        for _ in range(15):
+            written.write(np.zeros((48, 64, 3), np.float32))
+    assert written.notes == ["audio (pcm_s16le) re-encoded to AAC (MP4 does not hold it)"]
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+        left = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
+    loud = np.abs(left) > 0.3
+    onsets = np.flatnonzero(loud & ~np.concatenate([[False], loud[:-1]]))
+    np.testing.assert_allclose(onsets, np.arange(15) * rate / fps, atol=rate * 0.002)
+
+
 @pytest.mark.parametrize(("start", "shown"), [(25, 30), (0, 30)])
 def test_an_mp4_trimmed_by_its_edit_list_has_the_frames_it_shows(tmp_path, start, shown):
     # A phone's trim: an edit list showing one second from frame `start` of 60 (keyframes at
