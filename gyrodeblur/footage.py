@@ -994,12 +994,13 @@ _BT709, _TV_RANGE = 1, 1
 
 
 def _moved_back(packet, seconds: float) -> bool:
-    """Move ``packet``'s timestamps ``seconds`` earlier; whether it still starts at 0 or
-    later."""
+    """Move ``packet``'s timestamps ``seconds`` earlier; whether to keep it: it ends after 0,
+    or it is the one before, which a decoder of overlapping frames (AAC's) needs to play the
+    sound from 0 (the container's edit list hides what it plays before)."""
     shift = round(seconds / packet.time_base)
     if not shift:  # all kept, AAC's priming packet before 0 too
         return True
-    if packet.pts is None or packet.pts < shift:
+    if packet.pts is None or packet.pts + 2 * (packet.duration or 0) <= shift:
         return False
     packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
     return True
