@@ -761,6 +761,10 @@ def sync(
     if not result.reliable:
         err_console.print(f"low confidence: {sync_doubt(result, search)}; not reliable"
                           + ", nothing written" * bool(output))
+        if footage.rotation:
+            err_console.print(f"note: {frames.name} is shown turned {footage.rotation} degrees: "
+                              "imu_to_camera takes the gyro to the axes of its frames as "
+                              "stored, a quarter or half turn from the upright ones")
         raise typer.Exit(1)
     if output is not None:
         found = {"time_offset": result.time_offset}

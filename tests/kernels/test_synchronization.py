@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from gyrodeblur.cli import app, sync_doubt
 from gyrodeblur.errors import InputError
-from gyrodeblur.footage import FrameTiming
+from gyrodeblur.footage import FrameTiming, VideoWriter, read_image
 from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog
 from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS, estimate_sync
@@ -311,6 +311,16 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     assert result.exit_code == 1 and out["reliable"] is False and out["gain"] is None
     assert "video shows no rotation" in out["doubt"]
     assert not (tmp_path / "x.json").exists()
+    assert "is shown turned" not in result.stderr
+    # The same in a video shown turned: its stored axes are named as a likely cause.
+    still = read_image(folder / "blurred" / "000001.png")
+    with VideoWriter(tmp_path / "turned.mp4", 30, rotation=90) as video:
+        for _ in (folder / "blurred").iterdir():
+            video.write(still)
+    result = CliRunner().invoke(app, ["sync", str(tmp_path / "turned.mp4")] + args[2:])
+    assert result.exit_code == 1 and "note: turned.mp4 is shown turned 90 degrees: " \
+        "imu_to_camera takes the gyro to the axes of its frames as stored" in \
+        " ".join(result.stderr.split())
 
 
 def test_search_settings_out_of_their_domain_are_refused(clip):
