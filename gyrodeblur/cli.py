@@ -1099,8 +1099,8 @@ def evaluate(
                                "--samples N, one T that they all take (a DeepGyro net takes "
                                "any, a GyroDVD net its own)")
     T = samples or (wanted.pop() if wanted else 9)
-    for name in video:
-        if models[name][1].get("samples", 9) != T:
+    for name in video:  # kernel encoders take their T; a net without kernels takes any
+        if models[name][0].kernel != "none" and models[name][1].get("samples", 9) != T:
             raise InputError(name, f"takes T={models[name][1].get('samples', 9)} kernel samples "
                                    f"(its kernel encoders' size), not --samples {T}")
     if "classic" in model and samples is None and T < 9:

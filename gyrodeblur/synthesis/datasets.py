@@ -66,6 +66,9 @@ Restore = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """A restoration method: ``(H, W, 3)`` blurred frame and ``(T, 2, H, W)`` kernel -> frame."""
 
 
+_IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+
+
 def _callable_as_restore(restore: Restore | None) -> Restore | None:
     """``restore``, refused now rather than in a worker when it cannot be called as
     ``(blurred, traj)``."""
@@ -146,14 +149,16 @@ class SyntheticDataset(Dataset):
             raise IndexError(index)
         clip = self.sampler.sample(index)
         T = clip.rot.shape[1]
-        seen = observed_kernels(clip.blurred, clip.recorded_log, clip.recorded_camera,
-                                clip.timing, T, self.flow)
+        # The recorded log is in camera axes already: not turned again.
+        camera = clip.recorded_camera.replace(imu_to_camera=_IDENTITY)
+        seen = observed_kernels(clip.blurred, clip.recorded_log, camera, clip.timing, T,
+                                self.flow)
         arrays = {"blurred": clip.blurred, "sharp": clip.sharp, **seen,
                   "rot_true": clip.rot, "tran_true": clip.tran}
         if self.flow_kernel and len(clip.blurred) > 1:
             still = GyroLog(clip.recorded_log.t, np.zeros_like(clip.recorded_log.w))
-            arrays["flow"] = observed_kernels(clip.blurred, still, clip.recorded_camera,
-                                              clip.timing, T, self.flow)["tran"]
+            arrays["flow"] = observed_kernels(clip.blurred, still, camera, clip.timing, T,
+                                              self.flow)["tran"]
         arrays = _with_estimate(arrays, self.first_estimate)
         if self.crop:
             arrays = _crop(arrays, self.crop, np.random.default_rng([self.sampler.seed, index, 1]))

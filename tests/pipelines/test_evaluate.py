@@ -443,3 +443,19 @@ def test_eval_refuses_what_cannot_be_scored_before_drawing(args, message):
     result = CliRunner().invoke(app, ["eval", *args])
     assert result.exit_code == 2 and message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_video_net_without_kernels_is_scored_at_any_samples(tmp_path):
+    # Its T is the kernel encoders' size; without kernels it has none to keep.
+    from safetensors.torch import save_file
+
+    from gyrodeblur.models import build_model
+
+    config = {"variant": "gyrodvd-xs", "samples": 5, "kernel": "none"}
+    save_file(build_model(config).state_dict(), str(tmp_path / "blind.safetensors"),
+              metadata={"model": json.dumps(config)})
+    result = CliRunner().invoke(app, ["eval", "-m", str(tmp_path / "blind.safetensors"),
+                                      "--frames", "3", "--samples", "9", "--count", "1",
+                                      "--size", "32x32", "-o", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "e.json").read_text())["results"]

@@ -1,5 +1,6 @@
 import errno
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.synthesis.clips import ClipSettings, export_clip, synthesize_clip
-from gyrodeblur.synthesis.datasets import ClipFolderDataset, observed_kernels
+from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset, observed_kernels
 from gyrodeblur.synthesis.images import ImageBank
 from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
 from gyrodeblur.synthesis.scene import Scene
@@ -137,6 +138,9 @@ def test_a_log_and_camera_read_as_the_kernel_functions_read_them(tmp_path):
     np.testing.assert_allclose(seen["rot"][0], rot, atol=1e-5)
     folder = ClipFolderDataset(tmp_path, frames=1, samples=3)[0]
     np.testing.assert_allclose(folder["rot"].numpy(), rot, atol=1e-3)  # blurred/ at 8 bits
+    drawn = SimpleNamespace(settings=SimpleNamespace(width=64, height=48),
+                            sample=lambda index: clip)  # a sampler that draws this clip
+    np.testing.assert_allclose(SyntheticDataset(drawn, 1)[0]["rot"].numpy(), rot, atol=1e-5)
 
 
 def test_clips_longer_than_every_real_trace_take_the_hand_shake_model():
