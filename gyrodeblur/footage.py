@@ -738,17 +738,24 @@ class Footage:
                     count = stream.frames
                     declared = float(stream.duration * stream.time_base) \
                         if stream.duration else 0.0
-                    # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows fewer
-                    # frames than it holds, and the demuxer and decoder drop the others.
-                    trimmed = fps and declared and count / fps - declared > 1.5 / fps
-                    if trimmed:
+                    # An MP4 cut short behind its index (written first: faststart): the index
+                    # lists frames whose data is gone, or cut inside.
+                    whole = [p for p in shown if not p.is_corrupt]
+                    if fps and declared and count / fps - declared > 0.5 / fps:
+                        # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows
+                        # fewer frames than it holds, and the demuxer and decoder drop the
+                        # others; what it shows must be there.
                         count = len(shown)
-                    whole = sum(not p.is_corrupt for p in packets)
-                    if whole < (len(packets) if trimmed else stream.frames):
-                        # An MP4 cut short behind its index (written first: faststart): the
-                        # index lists frames whose data is gone, or cut inside.
-                        raise InputError(self.path, f"truncated video: {whole} of its "
-                                                    f"{len(packets) if trimmed else count} "
+                        found = max((float((p.pts + (p.duration or 0)) * p.time_base)
+                                     for p in whole), default=0.0) - \
+                            min((float(p.pts * p.time_base) for p in whole), default=0.0)
+                        if len(whole) < count or declared - found > max(2 / fps,
+                                                                        0.05 * declared):
+                            raise InputError(self.path, f"truncated video: its whole frames "
+                                                        f"end at {found:.2f} s, its header "
+                                                        f"says {declared:.2f} s")
+                    elif (intact := sum(not p.is_corrupt for p in packets)) < count:
+                        raise InputError(self.path, f"truncated video: {intact} of its {count} "
                                                     "frames are whole in the file")
                     self._check_starts_on_keyframe(not packets or packets[0].is_keyframe)
                     container.seek(0)
@@ -985,7 +992,7 @@ def frame_rate(footage: Footage, timing: FrameTiming | None) -> Fraction:
 # Audio codecs an MP4 holds as they are (copied packet for packet).
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}
 # The channel layouts of PCM whose order its file leaves open (an MKV's), by channel count.
-_USUAL_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
+_USUAL_LAYOUTS = {1: "mono", 2: "stereo", 4: "quad", 6: "5.1", 8: "7.1"}
 
 
 # FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic code of BT.709 and
@@ -1000,7 +1007,8 @@ def _moved_back(packet, seconds: float) -> bool:
     shift = round(seconds / packet.time_base)
     if not shift:  # all kept, AAC's priming packet before 0 too
         return True
-    if packet.pts is None or packet.pts + 2 * (packet.duration or 0) <= shift:
+    if packet.pts is None or not (packet.pts >= shift or
+                                  packet.pts + 2 * (packet.duration or 0) > shift):
         return False
     packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
     return True
@@ -1049,7 +1057,7 @@ class VideoWriter:
         if not self._source.streams.audio:
             return
         source_audio = self._source.streams.audio[0]
-        codec = source_audio.codec_context.name
+        codec = source_audio.codec_context.codec.canonical_name  # mp3, not its decoder's name
         # The output's frames start at 0: the audio moves with them, and what it plays before
         # the first frame is left out.
         video = self._source.streams.video[0] if self._source.streams.video else None
@@ -1058,15 +1066,19 @@ class VideoWriter:
         try:
             if codec in MP4_AUDIO:
                 self._audio = self._container.add_stream_from_template(source_audio)
-                self._packets = (p for p in self._source.demux(source_audio)
-                                 if p.dts is not None and _moved_back(p, start))
+                self._packets = (p for p in self._source.demux(source_audio)  # a cut one
+                                 if p.dts is not None and not p.is_corrupt  # would not play
+                                 and _moved_back(p, start))
             else:
                 layout = source_audio.layout
                 if layout.name == f"{layout.nb_channels} channels":  # unordered: the usual
                     layout = _USUAL_LAYOUTS.get(layout.nb_channels, layout)
-                self._audio = self._container.add_stream("aac", rate=source_audio.rate,
-                                                         layout=layout)
-                self._audio.codec_context.open()  # refused now, not at the first frame
+                rates = av.codec.Codec("aac", "w").audio_rates  # AAC's, up to 96 kHz
+                rate = max((r for r in rates if r <= source_audio.rate), default=max(rates))
+                trial = av.CodecContext.create("aac", "w")  # refused before a stream is added
+                trial.sample_rate, trial.layout, trial.format = rate, layout, "fltp"
+                trial.open()
+                self._audio = self._container.add_stream("aac", rate=rate, layout=layout)
                 self._packets = self._encoded(source_audio, start)
                 self.notes.append(f"audio ({codec}) re-encoded to AAC (MP4 does not hold it)")
         except (av.FFmpegError, ValueError) as e:
@@ -1077,21 +1089,23 @@ class VideoWriter:
         """AAC packets of ``source_audio`` from ``start`` seconds on, cut to the sample."""
         import av
 
-        rate, layout = source_audio.rate, self._audio.layout
-        planar = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        rate, layout = self._audio.rate, self._audio.layout
+        # Interleaved: PyAV 18 crashes reading 8 planes (7.1) into an array.
+        packed = av.AudioResampler(format="flt", layout=layout, rate=rate)
+        channels = len(layout.channels)
         done = 0  # samples passed on
         try:
             for frame in self._source.decode(source_audio):
-                for part in planar.resample(frame):
+                for part in packed.resample(frame):
                     first = done if part.pts is None else \
                         round(float(part.pts * part.time_base - start) * rate)
-                    samples = part.to_ndarray()[:, max(-first, 0):]  # from the first frame on
-                    if not samples.shape[1]:
+                    samples = part.to_ndarray().reshape(-1, channels)[max(-first, 0):]  # from 0
+                    if not len(samples):
                         continue
-                    cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), "fltp", layout)
+                    cut = av.AudioFrame.from_ndarray(samples.reshape(1, -1), "flt", layout)
                     cut.sample_rate, cut.time_base = rate, Fraction(1, rate)
                     cut.pts = done = max(first, 0, done)
-                    done += samples.shape[1]
+                    done += len(samples)
                     yield from self._audio.encode(cut)
         except av.FFmpegError as e:  # damaged sound: the frames still matter more
             self.notes.append(f"audio ends at {done / rate:.2f} s: {_reason(e)}")

@@ -589,17 +589,18 @@ def test_copied_audio_starts_with_the_first_frame_as_in_its_source(tmp_path):
     assert abs(first["audio"] - first["video"]) < 0.03, first
 
 
-@pytest.mark.parametrize(("codec", "notes"), [
-    ("aac", []),
-    ("pcm_s16le", ["audio (pcm_s16le) re-encoded to AAC (MP4 does not hold it)"]),
+@pytest.mark.parametrize(("codec", "rate", "notes"), [
+    ("aac", 48000, []),
+    ("pcm_s16le", 48000, ["audio (pcm_s16le) re-encoded to AAC (MP4 does not hold it)"]),
+    ("pcm_s16le", 192000, ["audio (pcm_s16le) re-encoded to AAC (MP4 does not hold it)"]),
 ])
-def test_audio_is_written_in_step_with_the_frames_from_the_first(tmp_path, codec, notes):
+def test_audio_is_written_in_step_with_the_frames_from_the_first(tmp_path, codec, rate, notes):
     # Frames and sound from 1 s on, a click at each frame's time: copied (AAC), or as AAC
-    # (a camera's PCM: Sony, Canon), every click stays at its frame's time, the first too
-    # (a copy keeps the packet before it, which the decoder needs to play it).
+    # (a camera's PCM: Sony, Canon; at most 96 kHz), every click stays at its frame's time,
+    # the first too (a copy keeps the packet before it, which the decoder needs to play it).
     import av
 
-    rate, fps = 48000, 30
+    fps = 30
     with av.open(str(tmp_path / "source.mkv"), "w") as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
@@ -631,9 +632,44 @@ def test_audio_is_written_in_step_with_the_frames_from_the_first(tmp_path, codec
         for frame in container.decode(audio=0):
             loud = np.abs(frame.to_ndarray()[0]) > 0.3
             starts = np.flatnonzero(loud & ~np.concatenate([[False], loud[:-1]]))
-            onsets += [frame.time + i / rate for i in starts if i or not onsets or
-                       frame.time - onsets[-1] > 0.01]  # not a click cut by two frames
+            onsets += [frame.time + i / frame.sample_rate for i in starts if i or not onsets
+                       or frame.time - onsets[-1] > 0.01]  # not a click cut by two frames
     np.testing.assert_allclose(onsets, np.arange(15) / fps, atol=0.002)  # MKV: ms clock
+
+
+@pytest.mark.parametrize(("layout", "codec", "note", "written"), [
+    ("3.0", "pcm_s16le", "audio (pcm_s16le) left out", None),  # MKV: 3 channels, no order
+    ("7.1", "pcm_s16le", "audio (pcm_s16le) re-encoded to AAC", ("aac", 8)),
+    ("stereo", "libmp3lame", None, ("mp3", 2)),  # copied: its decoder is mp3float
+])
+def test_audio_is_copied_re_encoded_or_left_out_and_the_frames_written(tmp_path, layout, codec,
+                                                                       note, written):
+    import av
+
+    channels = len(av.AudioLayout(layout).channels)
+    with av.open(str(tmp_path / "source.mkv"), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream(codec, rate=48000, layout=layout)
+        for i in range(0, 4800, 1200):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1200 * channels), np.int16), "s16",
+                                               layout)
+            frame.sample_rate, frame.pts = 48000, i
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode(None))
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), "rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    with VideoWriter(tmp_path / "out.mp4", 30, audio_from=tmp_path / "source.mkv") as output:
+        for _ in range(3):
+            output.write(np.zeros((48, 64, 3), np.float32))
+    assert [n[:len(note)] for n in output.notes] == ([note] if note else [])
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.video[0].frames == 3
+        assert [(s.codec_context.codec.canonical_name, len(s.layout.channels))
+                for s in container.streams.audio] == ([written] if written else [])
 
 
 @pytest.mark.parametrize(("start", "shown"), [(25, 30), (0, 30)])
@@ -654,6 +690,30 @@ def test_an_mp4_trimmed_by_its_edit_list_has_the_frames_it_shows(tmp_path, start
     assert trimmed.count == shown
     first = next(trimmed.frames(np.array([1])))[1]
     assert abs(float(first.mean()) * 255 - start * 4) < 3  # the frame the edit begins on
+
+
+def test_a_trimmed_mp4_is_told_from_one_cut_short(tmp_path):
+    # Edit lists that show less than the file holds: its end (the demuxer then drops the
+    # last keyframe from its index), or a second from frame 25 of 60; the latter cut short.
+    import struct
+
+    scale = 1 / _ramp_mp4(tmp_path / "whole.mp4", 61, 64, 48, 4, {"g": "1"},
+                          {"movflags": "faststart"})
+    whole = (tmp_path / "whole.mp4").read_bytes()
+    entry = whole.find(b"elst") + 12  # version 0, one entry: duration, media time
+    duration, media_time = struct.unpack(">Ii", whole[entry:entry + 8])
+    for name, edit in (("end", (round(duration * (61 - 1.4) / 61), media_time)),
+                       ("second", (duration * 30 // 61, media_time + round(25 / 30 * scale)))):
+        data = bytearray(whole)
+        data[entry:entry + 8] = struct.pack(">Ii", *edit)
+        (tmp_path / f"{name}.mp4").write_bytes(bytes(data))
+    assert Footage(tmp_path / "end.mp4").count == 60
+    assert Footage(tmp_path / "second.mp4").count == 30
+    data = (tmp_path / "second.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[:len(data) * 6 // 10])
+    with pytest.raises(InputError, match=r"cut\.mp4: truncated video: its whole frames end at "
+                                         r"0\.\d\d s, its header says 1\.00 s$"):
+        Footage(tmp_path / "cut.mp4")
 
 
 def test_a_written_video_puts_its_video_first_and_takes_its_quality(tmp_path):
