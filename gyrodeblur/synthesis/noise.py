@@ -107,7 +107,7 @@ def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
         raise TypeError(f"image must be a (B, 3, H, W) float tensor (jpeg_image takes an "
                         f"(H, W, 3) array), got {type(image).__name__} "
                         f"{getattr(image, 'dtype', '')} {tuple(np.shape(image))}")
-    check_unit_range(image.detach().cpu().numpy())
+    check_unit_range(image.detach().float().cpu().numpy())  # numpy has no bfloat16
     frames = (image.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu()
     out = []
     for rgb in frames.numpy():

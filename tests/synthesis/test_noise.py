@@ -95,6 +95,7 @@ def test_jpeg_changes_the_image_but_keeps_quality():
         jpeg(img, 0)
     with pytest.raises(ValueError, match="float values must lie in"):
         jpeg(img * 255, 90)  # 0..255 floats: refused, not clamped to white
+    assert psnr(jpeg(img.to(torch.bfloat16), 95), img) > 30  # mixed precision's images too
     for wrong in (img[0].numpy(), img[0], img.to(torch.uint8)):
         with pytest.raises(TypeError, match=r"a \(B, 3, H, W\) float tensor \(jpeg_image"):
             jpeg(wrong, 90)
