@@ -740,12 +740,12 @@ class Footage:
                         if stream.duration else 0.0
                     # An MP4 cut short behind its index (written first: faststart): the index
                     # lists frames whose data is gone, or cut inside.
-                    whole = [p for p in shown if not p.is_corrupt]
                     if fps and declared and count / fps - declared > 0.5 / fps:
                         # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows
                         # fewer frames than it holds, and the demuxer and decoder drop the
                         # others; what it shows must be there.
                         count = len(shown)
+                        whole = [p for p in shown if not p.is_corrupt]
                         found = max((float((p.pts + (p.duration or 0)) * p.time_base)
                                      for p in whole), default=0.0) - \
                             min((float(p.pts * p.time_base) for p in whole), default=0.0)
