@@ -72,17 +72,15 @@ _IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 def _callable_as_restore(restore: Restore | None) -> Restore | None:
     """``restore``, refused now rather than in a worker when it cannot be called as
     ``(blurred, traj)``."""
-    try:
-        signature = inspect.signature(restore) if restore is not None else None
-    except ValueError:  # no signature to check (a builtin)
-        return restore
-    try:
-        if signature is not None:
-            signature.bind(None, None)
-    except TypeError as e:
-        raise TypeError(f"first_estimate must be called as (blurred, traj) -> image, as "
-                        f"models.classic.deconvolve is ({e}); a make_restorer Restorer takes "
-                        "lists of frames and kernels") from None
+    if restore is not None:
+        try:
+            inspect.signature(restore).bind(None, None)
+        except ValueError:  # no signature to check (a builtin)
+            pass
+        except TypeError as e:
+            raise TypeError(f"first_estimate must be called as (blurred, traj) -> image, as "
+                            f"models.classic.deconvolve is ({e}); a make_restorer Restorer "
+                            "takes lists of frames and kernels") from None
     return restore
 
 
