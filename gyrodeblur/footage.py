@@ -8,6 +8,7 @@ timestamps and a given exposure time. :class:`VideoWriter` encodes H.264 through
 
 from __future__ import annotations
 
+import collections
 import csv
 import re
 import struct
@@ -734,29 +735,35 @@ class Footage:
                 fps = float(stream.average_rate or 0)
                 if stream.frames:
                     packets = [p for p in container.demux(stream) if p.pts is not None]
-                    shown = [p for p in packets if not p.is_discard]
+                    shown = [p for p in packets if not p.is_discard and p.size]  # AVI: a
+                    # dropped frame is an empty chunk, which its header counts
                     count = stream.frames
                     declared = float(stream.duration * stream.time_base) \
                         if stream.duration else 0.0
-                    # An MP4 cut short behind its index (written first: faststart): the index
-                    # lists frames whose data is gone, or cut inside.
-                    if fps and declared and count / fps - declared > 0.5 / fps:
+                    whole = [p for p in shown if not p.is_corrupt]
+                    found = max((float((p.pts + (p.duration or 0)) * p.time_base)
+                                 for p in whole), default=0.0) - \
+                        min((float(p.pts * p.time_base) for p in whole), default=0.0)
+                    listed = "mov" in container.format.name.split(",")  # MP4, MOV
+                    if not listed or len(packets) > count:  # fragmented: its index has the
+                        count, listed = len(shown), False  # first part
+                    elif fps and declared and count / fps - declared > 0.5 / fps:
                         # A trimmed MP4 (``-c copy``, a phone's trim): its edit list shows
                         # fewer frames than it holds, and the demuxer and decoder drop the
                         # others; what it shows must be there.
-                        count = len(shown)
-                        whole = [p for p in shown if not p.is_corrupt]
-                        found = max((float((p.pts + (p.duration or 0)) * p.time_base)
-                                     for p in whole), default=0.0) - \
-                            min((float(p.pts * p.time_base) for p in whole), default=0.0)
-                        if len(whole) < count or declared - found > max(2 / fps,
-                                                                        0.05 * declared):
-                            raise InputError(self.path, f"truncated video: its whole frames "
-                                                        f"end at {found:.2f} s, its header "
-                                                        f"says {declared:.2f} s")
-                    elif (intact := sum(not p.is_corrupt for p in packets)) < count:
-                        raise InputError(self.path, f"truncated video: {intact} of its {count} "
-                                                    "frames are whole in the file")
+                        count, listed = len(shown), False
+                    intact = sum(not p.is_corrupt for p in packets)
+                    if len(whole) < len(shown) or listed and intact < count:
+                        # An MP4 cut short behind its index (written first: faststart): the
+                        # index lists frames whose data is gone, or cut inside.
+                        raise InputError(self.path, f"truncated video: "
+                                                    f"{intact if listed else len(whole)} of its "
+                                                    f"{count} frames are whole in the file")
+                    if not listed and declared - found > max(2 / fps if fps else 0.1,
+                                                             0.05 * declared):
+                        raise InputError(self.path, f"truncated video: its frames end at "
+                                                    f"{found:.2f} s, its header says "
+                                                    f"{declared:.2f} s")
                     self._check_starts_on_keyframe(not packets or packets[0].is_keyframe)
                     container.seek(0)
                     # The display rotation of a phone's video, from its frames' side data.
@@ -1000,18 +1007,24 @@ _USUAL_LAYOUTS = {1: "mono", 2: "stereo", 4: "quad", 6: "5.1", 8: "7.1"}
 _BT709, _TV_RANGE = 1, 1
 
 
-def _moved_back(packet, seconds: float) -> bool:
-    """Move ``packet``'s timestamps ``seconds`` earlier; whether to keep it: it ends after 0,
-    or it is the one before, which a decoder of overlapping frames (AAC's) needs to play the
-    sound from 0 (the container's edit list hides what it plays before)."""
-    shift = round(seconds / packet.time_base)
-    if not shift:  # all kept, AAC's priming packet before 0 too
-        return True
-    if packet.pts is None or not (packet.pts >= shift or
-                                  packet.pts + 2 * (packet.duration or 0) > shift):
-        return False
-    packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
-    return True
+def _from_start(packets: Iterable, seconds: float) -> Iterator:
+    """Whole ``packets`` moved ``seconds`` earlier, from the two before the first at or
+    after 0 on: the one that plays across 0 and the one before, which a decoder of
+    overlapping frames (AAC's) needs (the container's edit list hides what they play before
+    0); their durations may be unknown (MKV's ALAC)."""
+    before: collections.deque = collections.deque(maxlen=2)
+    started = False
+    for packet in packets:
+        if packet.pts is None or packet.dts is None or packet.is_corrupt:  # cut: would not play
+            continue
+        shift = round(seconds / packet.time_base)
+        if not started and shift and packet.pts < shift:
+            before.append(packet)
+            continue
+        for kept in (*before, packet) if not started else (packet,):
+            kept.pts, kept.dts = kept.pts - shift, kept.dts - shift
+            yield kept
+        started = True
 
 
 class VideoWriter:
@@ -1066,9 +1079,7 @@ class VideoWriter:
         try:
             if codec in MP4_AUDIO:
                 self._audio = self._container.add_stream_from_template(source_audio)
-                self._packets = (p for p in self._source.demux(source_audio)  # a cut one
-                                 if p.dts is not None and not p.is_corrupt  # would not play
-                                 and _moved_back(p, start))
+                self._packets = _from_start(self._source.demux(source_audio), start)
             else:
                 layout = source_audio.layout
                 if layout.name == f"{layout.nb_channels} channels":  # unordered: the usual

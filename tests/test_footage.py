@@ -608,11 +608,11 @@ def test_audio_is_written_in_step_with_the_frames_from_the_first(tmp_path, codec
         sound = np.zeros((1, rate), np.float32)  # 1 s from 0.5 s on
         for k in range(15):
             sound[0, rate // 2 + k * rate // fps:rate // 2 + k * rate // fps + 48] = 0.6
-        if codec.startswith("pcm"):
+        sample_format = "s16" if codec == "pcm_s16le" else "fltp"
+        if sample_format != "fltp":
             sound = (sound * 32767).astype(np.int16)
         for i in range(0, rate, 1024):
-            frame = av.AudioFrame.from_ndarray(sound[:, i:i + 1024].copy(),
-                                               "s16" if codec.startswith("pcm") else "fltp",
+            frame = av.AudioFrame.from_ndarray(sound[:, i:i + 1024].copy(), sample_format,
                                                "mono")
             frame.sample_rate, frame.pts = rate, rate // 2 + i
             container.mux(audio.encode(frame))
@@ -628,7 +628,7 @@ def test_audio_is_written_in_step_with_the_frames_from_the_first(tmp_path, codec
     assert written.notes == notes
     onsets = []
     with av.open(str(tmp_path / "out.mp4")) as container:
-        assert container.streams.audio[0].codec_context.name == "aac"
+        assert container.streams.audio[0].codec_context.name == codec.replace("pcm_s16le", "aac")
         for frame in container.decode(audio=0):
             loud = np.abs(frame.to_ndarray()[0]) > 0.3
             starts = np.flatnonzero(loud & ~np.concatenate([[False], loud[:-1]]))
@@ -711,9 +711,35 @@ def test_a_trimmed_mp4_is_told_from_one_cut_short(tmp_path):
     assert Footage(tmp_path / "second.mp4").count == 30
     data = (tmp_path / "second.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[:len(data) * 6 // 10])
-    with pytest.raises(InputError, match=r"cut\.mp4: truncated video: its whole frames end at "
+    with pytest.raises(InputError, match=r"cut\.mp4: truncated video: its frames end at "
                                          r"0\.\d\d s, its header says 1\.00 s$"):
         Footage(tmp_path / "cut.mp4")
+
+
+def test_an_avi_with_dropped_frames_has_the_frames_it_holds(tmp_path):
+    # A dropped frame is an empty chunk, which the header counts; no frame decodes from it.
+    import av
+
+    with av.open(str(tmp_path / "drop.avi"), "w") as container:
+        stream = container.add_stream("mjpeg", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        for pts in (0, 1, 2, 4, 5, 6):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), pts * 30, np.uint8), "rgb24")
+            frame.pts = pts
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    footage = Footage(tmp_path / "drop.avi")
+    assert footage.count == 6
+    assert len(list(footage.frames(np.arange(1, 7)))) == 6
+
+
+def test_a_fragmented_mp4_has_all_its_frames(tmp_path):
+    # Its index lists the first fragment's frames only; the others follow in fragments.
+    _ramp_mp4(tmp_path / "frag.mp4", 30, 64, 48, 8, {"g": "10"}, {"movflags": "frag_keyframe"})
+    footage = Footage(tmp_path / "frag.mp4")
+    assert footage.count == 30
+    last = next(footage.frames(np.array([30])))[1]
+    assert abs(float(last.mean()) * 255 - 29 * 8) < 3
 
 
 def test_a_written_video_puts_its_video_first_and_takes_its_quality(tmp_path):
@@ -818,3 +844,20 @@ def test_a_corrupt_frame_is_named_in_ffmpegs_words_after_the_frames_before_it(tm
         read.extend(number for number, _ in Footage(path).frames(np.arange(1, 9)))
     bad = int(str(error.value).split("at frame ")[1][0])
     assert bad > 1 and read == list(range(1, bad))  # the frames before it, in order
+
+
+def test_copied_audio_keeps_the_two_packets_before_the_first_frame_whatever_their_duration():
+    # MKV's ALAC: no durations. Kept: the packet that plays across the first frame's time
+    # and the one before it, which the decoder needs; cut ones never.
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    from gyrodeblur.footage import _from_start
+
+    def packets():
+        return iter([SimpleNamespace(pts=t, dts=t, duration=0, is_corrupt=t == 1300,
+                                     time_base=Fraction(1, 1000))
+                     for t in (800, 900, 985, 1071, 1300, 1400)])
+
+    assert [p.pts for p in _from_start(packets(), 1.0)] == [-100, -15, 71, 400]
+    assert [p.pts for p in _from_start(packets(), 0.0)] == [800, 900, 985, 1071, 1400]
