@@ -1059,6 +1059,7 @@ class VideoWriter:
         self._container = av.open(str(self.path), "w", format="mp4")
         self._video = None
         self._source = self._audio = self._packets = None
+        self._audio_muxed = False
         return self
 
     def _add_audio(self) -> None:
@@ -1129,6 +1130,7 @@ class VideoWriter:
         for packet in self._packets:
             packet.stream = self._audio
             self._container.mux(packet)
+            self._audio_muxed = True
             if until is not None and packet.pts * packet.time_base >= until:
                 return
 
@@ -1173,6 +1175,9 @@ class VideoWriter:
                     raise InputError(self.path, "no frames to write")
                 self._container.mux(self._video.encode(None))
                 self._mux_audio(None)
+                if self._packets is not None and not self._audio_muxed:
+                    self.notes = [n for n in self.notes if not n.startswith("audio")] + [
+                        "audio left out: none of it plays from the first frame on"]
         finally:
             self._container.close()
             if self._source is not None:

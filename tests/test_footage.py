@@ -861,3 +861,30 @@ def test_copied_audio_keeps_the_two_packets_before_the_first_frame_whatever_thei
 
     assert [p.pts for p in _from_start(packets(), 1.0)] == [-100, -15, 71, 400]
     assert [p.pts for p in _from_start(packets(), 0.0)] == [800, 900, 985, 1071, 1400]
+
+
+@pytest.mark.parametrize("codec", ["aac", "pcm_s16le"])
+def test_audio_that_ends_before_the_first_frame_is_said_left_out(tmp_path, codec):
+    import av
+
+    with av.open(str(tmp_path / "early.mov"), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream(codec, rate=48000, layout="mono")
+        for i in range(0, 9600, 1024):  # 0.2 s, then the frames from 1 s on
+            samples = np.zeros((1, 1024), np.int16 if codec == "pcm_s16le" else np.float32)
+            frame = av.AudioFrame.from_ndarray(samples, "s16" if codec == "pcm_s16le" else
+                                               "fltp", "mono")
+            frame.sample_rate, frame.pts = 48000, i
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode(None))
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), "rgb24")
+            frame.pts = 30 + i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    with VideoWriter(tmp_path / "out.mp4", 30, audio_from=tmp_path / "early.mov") as output:
+        for _ in range(3):
+            output.write(np.zeros((48, 64, 3), np.float32))
+    assert output.notes == ["audio left out: none of it plays from the first frame on"]
+    assert Footage(tmp_path / "out.mp4").count == 3
