@@ -861,6 +861,10 @@ def synth_clips(
     samples: SamplesOption = 9,
     jpeg: Annotated[int | None, typer.Option(
         min=1, max=100, help="JPEG quality of every blurred frame (off by default).")] = None,
+    gyro: Annotated[list[Path] | None, typer.Option(
+        "--gyro", help="A real gyro log to draw motion from, repeatable (default: the bundled "
+                       "traces); about half the clips shake by the fitted hand-shake model.")]
+    = None,
 ) -> None:
     """Random blurred clips in the footage folder layout; resumes."""
     import json
@@ -871,9 +875,11 @@ def synth_clips(
         hold_folder,
         holds_anything,
         read_record,
+        sources_digest,
     )
     from gyrodeblur.pipelines.synth import synth_clips as run
     from gyrodeblur.synthesis.images import ImageBank
+    from gyrodeblur.synthesis.motion import read_traces
     from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
 
     check_output(output, folder=True)
@@ -883,12 +889,15 @@ def synth_clips(
                  f"--size {size}: a clip of {frames} frames and its kernels", "a smaller size")
     settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples,
                                **({} if jpeg is None else {"jpeg": (1.0, jpeg, jpeg)}))
-    bank = ImageBank(images)  # checks the folder before anything is written
+    bank = ImageBank(images)  # checks the folder and the logs before anything is written
+    sampler = ClipSampler(bank, settings, seed, read_traces(gyro) if gyro else None)
     # The images' names, sizes and times too: clip i of a resumed run must be drawn from the
     # images that clips 0..i-1 were drawn from.
     recipe = {"seed": seed, "images": None if images is None else str(images.resolve()),
               "files": None if images is None else files_digest(images, bank.files),
               "settings": repr(settings),
+              "gyro": [str(g.resolve()) for g in gyro] if gyro else None,
+              "gyro_files": sources_digest(gyro) if gyro else None,
               "options": {"--frames": frames, "--size": f"{width}x{height}",
                           "--samples": samples, "--jpeg": jpeg}}
     if images is not None and output.resolve().is_relative_to(images.resolve()):
@@ -902,15 +911,20 @@ def synth_clips(
                 raise InputError(recipe_path, "unreadable recipe of this folder (not a JSON "
                                               "object)")
             def there(name: str, value: object) -> str:
-                unset = {"--images": "(embedded)", "--jpeg": "(off)"}.get(name, "(unset)")
+                unset = {"--images": "(embedded)", "--jpeg": "(off)",
+                         "--gyro": "(bundled)"}.get(name, "(unset)")
+                if isinstance(value, list):
+                    value = " ".join(value)
                 return f"{name} {unset if value is None else value} there"
 
             changed = [there(option, before.get(key)) for key, option in
-                       (("seed", "--seed"), ("images", "--images"))
+                       (("seed", "--seed"), ("images", "--images"), ("gyro", "--gyro"))
                        if before.get(key) != recipe[key]]
             changed += [name for key, name in (("settings", "clip options"),
-                                               ("files", "files in --images"))
-                        if before.get(key) != recipe[key]]
+                                               ("files", "files in --images"),
+                                               ("gyro_files", "files of --gyro"))
+                        if before.get(key) != recipe[key]
+                        and (key != "gyro_files" or before.get("gyro") == recipe["gyro"])]
             if "clip options" in changed and isinstance(before.get("options"), dict):
                 changed[changed.index("clip options")] = ", ".join(
                     there(name, before["options"].get(name)) for name, value in
@@ -926,7 +940,6 @@ def synth_clips(
         try:
             with atomic_path(recipe_path) as tmp:
                 tmp.write_text(json.dumps(recipe, indent=2))
-            sampler = ClipSampler(bank, settings, seed)
             with LoggedProgress() as bar:
                 task = bar.add_task("clips", total=count)
                 written = run(sampler, count, output,

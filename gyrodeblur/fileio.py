@@ -446,8 +446,21 @@ def files_digest(root: Path, files: Iterable[Path] | None = None) -> str:
     file under ``root``): what changes when files are added, removed, renamed or rewritten."""
     if files is None:
         files = (p for p in root.rglob("*") if p.is_file())
-    listing = "\n".join(f"{p.relative_to(root)} {p.stat().st_size} {p.stat().st_mtime_ns}"
-                         for p in sorted(files))
+    return _digest((p, p.relative_to(root)) for p in files)
+
+
+def sources_digest(paths: Iterable[Path]) -> str:
+    """:func:`files_digest` of input files and folders named anywhere: each file, and every
+    file under each folder, by its absolute name."""
+    files = [f for p in (Path(p).resolve() for p in paths)
+             for f in ((q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p])]
+    return _digest((f, f) for f in files)
+
+
+def _digest(files: Iterable[tuple[Path, Path]]) -> str:
+    """A digest of each ``(file, name)``'s name, size and time, in the files' order."""
+    listing = "\n".join(f"{name} {f.stat().st_size} {f.stat().st_mtime_ns}"
+                         for f, name in sorted(files))
     return hashlib.sha256(listing.encode()).hexdigest()
 
 

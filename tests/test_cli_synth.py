@@ -357,3 +357,29 @@ def test_an_image_of_another_aspect_ratio_is_told_the_crop_that_fits(files):
     assert result.exit_code == 2 and "square.png" in result.output
     assert "crop the image to 80x53" in result.output
     assert not (files / "x.png").exists()
+
+
+def test_clips_draw_real_motion_from_the_gyro_logs_given(tmp_path):
+    t = np.arange(0.0, 3.0, 0.0025)
+    write_csv(GyroLog(t, np.tile([0.2, -0.1, 0.05], (len(t), 1))), tmp_path / "mine.csv")
+    write_csv(GyroLog(t[:40], np.zeros((40, 3))), tmp_path / "short.csv")
+    args = ["synth", "clips", "-o", str(tmp_path / "out"), "--size", "48x32", "--frames", "2",
+            "-n", "3", "--gyro", str(tmp_path / "mine.csv")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    recipe = json.loads((tmp_path / "out" / "synth.json").read_text())
+    assert recipe["gyro"] == [str(tmp_path / "mine.csv")]
+    motions = [json.loads(str(np.load(tmp_path / "out" / f"clip_00000{i}" / "kernels.npz")
+                              ["meta"]))["motion"] for i in range(3)]
+    assert {m.get("trace") for m in motions} == {str(tmp_path / "mine.csv"), None}
+    other = runner.invoke(app, args[:-2])
+    assert other.exit_code == 2 and f"(changed:--gyro{tmp_path / 'mine.csv'}there);" in \
+        "".join(other.output.split())
+    write_csv(GyroLog(t, np.tile([0.3, -0.1, 0.05], (len(t), 1))), tmp_path / "mine.csv")
+    other = runner.invoke(app, args)
+    assert other.exit_code == 2 and "(changed: files of --gyro)" in other.output
+    short = runner.invoke(app, [*args[:-2], "-o", str(tmp_path / "new"), "--gyro",
+                                str(tmp_path / "short.csv")])
+    assert short.exit_code == 2 and "short.csv: its longest stretch without gaps, 0.10 s" in \
+        " ".join(short.output.split())
+    assert not (tmp_path / "new").exists()

@@ -51,6 +51,7 @@ from gyrodeblur.fileio import (
     hold_folder,
     holds_anything,
     read_record,
+    sources_digest,
 )
 from gyrodeblur.footage import image_files
 from gyrodeblur.models import (
@@ -76,7 +77,8 @@ class DataConfig:
     (seeded by the step: resumes and DDP see the same windows). ``cache_crop`` stores one random
     window per sample instead of whole frames (for large real footage).
     ``sampler`` overrides fields of :class:`~gyrodeblur.synthesis.sampler.SamplerSettings`
-    (e.g. ``hfov_deg: [30, 50]`` for longer blur in pixels). ``classic`` also stores each
+    (e.g. ``hfov_deg: [30, 50]`` for longer blur in pixels). ``gyro``, a gyro log or a list
+    of them, replaces the bundled traces as the source of real motion. ``classic`` also stores each
     frame restored by the classical method, whole (before ``cache_crop``) as ``deblur``
     restores it, for nets that refine it (``refine: true``).
     """
@@ -91,6 +93,7 @@ class DataConfig:
     count: int = 2000
     seed: int = 0
     images: str | None = None
+    gyro: str | list | None = None
     folder: str | None = None
     cache: str | None = None
     flow_kernel: bool = False
@@ -199,7 +202,7 @@ def load_config(path: str | Path) -> TrainConfig:
     return config
 
 
-_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "dict": dict,
+_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "dict": dict, "list": list,
           "None": type(None)}
 MIN_CROP = 16  # px: the smallest training window
 _POSITIVE = {"frames", "width", "height", "crop", "cache_crop", "count", "steps", "batch",
@@ -255,6 +258,17 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
     for key in ("folder", "images"):
         if getattr(d, key) is not None and not Path(getattr(d, key)).is_dir():
             raise InputError(source, f"data.{key} {getattr(d, key)}: no such folder")
+    if d.gyro is not None:
+        if d.source != "synthetic":
+            raise InputError(source, "data.gyro is the motion of synthetic data (source: "
+                                     "synthetic); a folder's clips have their own gyro")
+        if isinstance(d.gyro, list) and (not d.gyro or not all(isinstance(g, str)
+                                                                for g in d.gyro)):
+            raise InputError(source, f"data.gyro: {d.gyro!r} is not a gyro log's path or a "
+                                     "list of them")
+        missing = [g for g in gyro_paths(d) if not g.exists()]
+        if missing:
+            raise InputError(source, f"data.gyro {missing[0]}: no such file or folder")
     if d.source == "folder" and d.flow_kernel:
         raise InputError(source, "data.flow_kernel needs synthetic data (source: synthetic)")
     if d.samples < 2:
@@ -263,9 +277,14 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
         raise InputError(source, f"data.count {d.count} is fewer samples than one batch "
                                  f"(train.batch {t.batch})")
     try:
-        sampler_settings(d)
+        settings = sampler_settings(d)
     except InputError as e:
         raise InputError(source, e.problem) from None
+    if d.gyro is not None:  # read now, not after the images are drawn
+        from gyrodeblur.synthesis.motion import read_traces
+        from gyrodeblur.synthesis.sampler import check_traces
+
+        check_traces(read_traces(gyro_paths(d)), settings)
     if d.source == "synthetic":
         check_crop(d.crop, d.width, d.height, source)
     if not isinstance(config.model, dict) or not config.model:
@@ -303,6 +322,13 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
                                  f"samples {d.samples}, flow_kernel {d.flow_kernel}, "
                                  f"classic {d.classic}): "
                                  f"{str(e).splitlines()[0]}{fix}") from None
+
+
+def gyro_paths(data: DataConfig) -> list[Path] | None:
+    """The gyro logs that ``data.gyro`` names (None: the bundled traces)."""
+    if data.gyro is None:
+        return None
+    return [Path(g) for g in ([data.gyro] if isinstance(data.gyro, str) else data.gyro)]
 
 
 def sampler_settings(data: DataConfig):
@@ -396,6 +422,11 @@ def cache_recipe(data: DataConfig) -> str:
             from gyrodeblur.synthesis.images import ImageBank
 
             recipe["files"] = files_digest(Path(data.images), ImageBank(Path(data.images)).files)
+        if data.gyro is None:  # caches drawn before the option stay valid
+            del recipe["gyro"]
+        else:
+            recipe["gyro"] = [str(g) for g in gyro_paths(data)]
+            recipe["gyro_files"] = sources_digest(gyro_paths(data))
     if not data.classic:  # caches drawn before the option stay valid
         del recipe["classic"]
     return json.dumps(_canonical({"format": CACHE_FORMAT, **recipe}), sort_keys=True)
@@ -415,6 +446,8 @@ def _canonical(recipe: dict) -> dict:
     for key in ("folder", "images"):
         if recipe.get(key) is not None:
             recipe[key] = str(Path(recipe[key]).resolve())
+    if isinstance(recipe.get("gyro"), list):
+        recipe["gyro"] = [str(Path(g).resolve()) for g in recipe["gyro"]]
     if isinstance(recipe.get("sampler"), dict):
         recipe["sampler"] = number(recipe["sampler"])
     return recipe
@@ -446,9 +479,12 @@ def _recipe_changes(saved: str | None, wanted: str) -> str:
         return ""
     changed = [f"data.{k} {before.get(k)!r} there, {now.get(k)!r} here"
                for k in sorted(before.keys() | now.keys())
-               if before.get(k) != now.get(k) and k not in ("format", "blur", "files")]
+               if before.get(k) != now.get(k)
+               and k not in ("format", "blur", "files", "gyro_files")]
     if before.get("files") != now.get("files"):
         changed.append("the clips' or images' files changed")
+    if before.get("gyro_files") != now.get("gyro_files") and before.get("gyro") == now.get("gyro"):
+        changed.append("the gyro logs' files changed")
     return f" ({'; '.join(changed)})" if changed else ""
 
 
@@ -500,6 +536,7 @@ def _draw_cache(data: DataConfig, path: Path, parts_folder: Path,
     from gyrodeblur.models.classic import deconvolve
     from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset
     from gyrodeblur.synthesis.images import ImageBank
+    from gyrodeblur.synthesis.motion import read_traces
     from gyrodeblur.synthesis.sampler import ClipSampler
 
     estimate = deconvolve if data.classic else None
@@ -521,8 +558,9 @@ def _draw_cache(data: DataConfig, path: Path, parts_folder: Path,
                                           f"{a[0]}x{a[1]}, {second.name} {b[0]}x{b[1]}): set "
                                           "data.cache_crop to store a window of each")
     elif data.source == "synthetic":
+        traces = None if data.gyro is None else read_traces(gyro_paths(data))
         sampler = ClipSampler(ImageBank(None if data.images is None else Path(data.images)),
-                              sampler_settings(data), data.seed)
+                              sampler_settings(data), data.seed, traces)
         dataset = SyntheticDataset(sampler, data.count, crop=data.cache_crop,
                                    flow_kernel=data.flow_kernel, first_estimate=estimate)
     else:

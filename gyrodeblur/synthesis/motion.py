@@ -3,7 +3,8 @@
 Two sources of angular velocity in OpenCV camera axes (x right, y down, z forward), rad/s:
 
 * :func:`bundled_traces` / :func:`random_segment`: windows of real recordings shipped with the
-  package (``gyrodeblur/data/gyro/README.md`` says where they come from);
+  package (``gyrodeblur/data/gyro/README.md`` says where they come from) or read from the
+  user's logs (:func:`read_traces`);
 * :class:`ShakeModel`: a stationary Gaussian process whose power spectral density per camera
   axis is fitted to real traces (:func:`fit_shake_model`), sampled by spectral synthesis.
 
@@ -40,7 +41,9 @@ __all__ = [
     "bundled_traces",
     "fit_shake_model",
     "load_shake_model",
+    "longest_window",
     "random_segment",
+    "read_traces",
 ]
 
 _DATA = Path(__file__).resolve().parents[1] / "data"
@@ -71,6 +74,48 @@ def bundled_traces() -> list[GyroLog]:
     return [gyrovd, replace(vidstab, imu_to_camera=np.eye(3))]
 
 
+def read_traces(paths: Sequence[str | Path]) -> list[GyroLog]:
+    """Real gyro logs to draw camera motion from, in camera axes where the file says how.
+
+    Each path is anything :func:`~gyrodeblur.geometry.gyro.read_gyro` reads; a log whose
+    format gives its axes (a gcsv ``orientation``) is turned into OpenCV camera axes, others
+    are taken as recorded: axes wrong for the camera change which way a clip shakes, not how
+    much. Times and values are kept as recorded (bias included, as a real device has it).
+
+    Raises:
+        InputError: a log that ``read_gyro`` refuses.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "g.csv"
+        >>> _ = p.write_text("t,wx,wy,wz\\n0,0.1,0,0\\n0.01,0.2,0,0\\n")
+        >>> [log.w[:, 0].tolist() for log in read_traces([p])]
+        [[0.1, 0.2]]
+    """
+    logs = [read_gyro(path) for path in paths]
+    return [log if log.imu_to_camera is None else to_camera_frame(log, log.imu_to_camera)
+            for log in logs]
+
+
+def _run_ends(t: np.ndarray) -> np.ndarray:
+    """The time at which the gap-free run of samples holding each sample ends."""
+    dt = np.diff(t)
+    gap_after = np.flatnonzero(dt > _GAP_FACTOR * np.median(dt))
+    return np.repeat(t[np.append(gap_after, len(t) - 1)],
+                     np.diff(np.concatenate([[-1], gap_after, [len(t) - 1]])))
+
+
+def longest_window(log: GyroLog) -> float:
+    """The longest gap-free stretch of ``log`` in seconds: the longest ``random_segment``.
+
+    Example:
+        >>> t = np.concatenate([np.arange(11) / 10.0, 5.0 + np.arange(31) / 10.0])
+        >>> round(longest_window(GyroLog(t, np.zeros((42, 3)))), 9)
+        3.0
+    """
+    return float(np.max(_run_ends(log.t) - log.t))
+
+
 def random_segment(log: GyroLog, duration: float, rng: np.random.Generator) -> GyroLog:
     """A random ``duration``-second window of ``log`` without gaps, times rebased to 0.
 
@@ -88,11 +133,7 @@ def random_segment(log: GyroLog, duration: float, rng: np.random.Generator) -> G
         (0.0, 2.0, 21)
     """
     t = log.t
-    dt = np.diff(t)
-    gap_after = np.flatnonzero(dt > _GAP_FACTOR * np.median(dt))
-    # End of the gap-free run that each sample belongs to.
-    run_end = np.repeat(t[np.append(gap_after, len(t) - 1)],
-                        np.diff(np.concatenate([[-1], gap_after, [len(t) - 1]])))
+    run_end = _run_ends(t)
     eps = 1e-9 * max(1.0, abs(float(t[-1])))
     starts = np.flatnonzero(t + duration <= run_end + eps)
     if len(starts) == 0:

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
+from gyrodeblur.errors import InputError
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog
 from gyrodeblur.synthesis.blur import SATURATION_THRESHOLD
 from gyrodeblur.synthesis.clips import Clip, ClipSettings, synthesize_clip
 from gyrodeblur.synthesis.images import ImageBank
-from gyrodeblur.synthesis.motion import bundled_traces, load_shake_model, random_segment
+from gyrodeblur.synthesis.motion import (
+    bundled_traces,
+    load_shake_model,
+    longest_window,
+    random_segment,
+)
 from gyrodeblur.synthesis.scene import Plane, Scene
 from gyrodeblur.synthesis.sensor_errors import SensorErrorRanges, SensorErrors
 
@@ -121,8 +128,47 @@ _DOMAINS = {
 _GAIN_FADE = 0.8
 
 
+def clip_duration(settings: SamplerSettings, fps: float, readout: float) -> float:
+    """Seconds of motion a clip needs: its frames and readout, with 0.1 s either side."""
+    return settings.frames / fps + readout + 0.2
+
+
+def check_traces(traces: Sequence[GyroLog], settings: SamplerSettings) -> None:
+    """Refuse motion traces that no clip of ``settings`` could draw a segment from.
+
+    Raises:
+        InputError: no trace, or one whose longest stretch without gaps is shorter than the
+            shortest clip (at the highest frame rate and shortest readout).
+
+    Example:
+        >>> log = GyroLog(np.arange(41) / 100.0, np.zeros((41, 3)), "short.csv")
+        >>> check_traces([log], SamplerSettings(frames=3, fps=(10.0, 30.0)))
+        >>> check_traces([log], SamplerSettings(frames=30, fps=(10.0, 30.0)))
+        Traceback (most recent call last):
+        ...
+        gyrodeblur.errors.InputError: short.csv: its longest stretch without gaps, 0.40 s, \
+is shorter than any clip (1.20 s: 30 frames at 30 fps with margins): no clip could use it
+    """
+    if not traces:
+        raise InputError(None, "no gyro log given to draw motion from")
+    shortest = clip_duration(settings, settings.fps[1], settings.readout[0])
+    for trace in traces:
+        try:
+            random_segment(trace, shortest, np.random.default_rng(0))
+        except ValueError:
+            raise InputError(trace.source, f"its longest stretch without gaps, "
+                                           f"{longest_window(trace):.2f} s, is shorter than any "
+                                           f"clip ({shortest:.2f} s: {settings.frames} frames at "
+                                           f"{settings.fps[1]:g} fps with margins): no clip "
+                                           "could use it") from None
+
+
 class ClipSampler:
-    """Draws random clips from an image bank and the bundled motion sources.
+    """Draws random clips from an image bank and motion sources.
+
+    The real motion is drawn from ``traces`` (logs in camera axes, e.g. from
+    :func:`~gyrodeblur.synthesis.motion.read_traces`; default: the bundled traces), the rest
+    from the fitted hand-shake model (``settings.real_motion`` says how often each).
 
     Example:
         >>> s = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=64),
@@ -133,11 +179,13 @@ class ClipSampler:
     """
 
     def __init__(self, bank: ImageBank, settings: SamplerSettings | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, traces: Sequence[GyroLog] | None = None) -> None:
         self.bank = bank
         self.settings = settings or SamplerSettings()
         self.seed = seed
-        self._traces = bundled_traces()
+        if traces is not None:
+            check_traces(traces, self.settings)
+        self._traces = bundled_traces() if traces is None else list(traces)
         self._shake = load_shake_model()
 
     def sample(self, index: int) -> Clip:
@@ -150,8 +198,8 @@ class ClipSampler:
         fx = s.width / 2 / np.tan(np.radians(rng.uniform(*s.hfov_deg)) / 2)
         camera = Camera(width=s.width, height=s.height, fx=fx, fy=fx, cx=(s.width - 1) / 2,
                         cy=(s.height - 1) / 2, readout_time=readout)
-        duration = s.frames / fps + readout + 0.2
-        log = self._motion(rng, duration)
+        duration = clip_duration(s, fps, readout)
+        log, motion = self._motion(rng, duration)
         clip_settings = ClipSettings(
             frames=s.frames, fps=fps, exposure=exposure, samples=s.samples,
             gyro_start=float(rng.uniform(LOG_MARGIN,
@@ -169,9 +217,11 @@ class ClipSampler:
                                                                          s.jpeg[2] + 1)))
         clip = synthesize_clip(image, camera, log, scene, clip_settings, rng, errors)
         clip.meta["image"] = name
+        clip.meta["motion"] = motion
         return clip
 
-    def _motion(self, rng: np.random.Generator, duration: float) -> GyroLog:
+    def _motion(self, rng: np.random.Generator, duration: float) -> tuple[GyroLog, dict]:
+        """A rotation ``duration`` seconds long and where it came from."""
         if rng.random() < self.settings.real_motion:
             trace = self._traces[rng.integers(len(self._traces))]
             try:
@@ -179,9 +229,12 @@ class ClipSampler:
             except ValueError:  # a clip longer than the trace: the model has no end
                 pass
             else:
-                return replace(segment, w=segment.w * rng.uniform(*self.settings.real_gain))
+                gain = rng.uniform(*self.settings.real_gain)
+                return (replace(segment, w=segment.w * gain),
+                        {"trace": trace.source, "gain": float(gain)})
         scale = rng.uniform(*self.settings.shake_scale)
-        return self._shake.sample(duration, 400.0, rng, scale=scale)
+        return (self._shake.sample(duration, 400.0, rng, scale=scale),
+                {"shake_model": float(scale)})
 
     def _scene(self, rng: np.random.Generator) -> Scene:
         s = self.settings

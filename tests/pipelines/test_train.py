@@ -904,3 +904,63 @@ def test_a_run_killed_after_its_last_checkpoint_has_that_steps_weights(cache, tm
     with safe_open(tmp_path / "run" / "model.safetensors", "pt") as f:
         assert f.metadata()["steps"] == "6"
     assert metrics["steps"] == 6 and metrics["finished"]
+
+
+def _trace(path: Path, seconds: float) -> Path:
+    t = np.arange(0.0, seconds, 0.005)
+    w = 0.2 * np.column_stack([np.sin(3 * t), np.cos(2 * t), np.sin(t)])
+    np.savetxt(path, np.column_stack([t, w]), delimiter=",", header="t,wx,wy,wz", comments="")
+    return path
+
+
+def test_synthetic_data_draws_its_real_motion_from_the_configs_gyro_logs(tmp_path,
+                                                                          monkeypatch):
+    from gyrodeblur.pipelines.train import _draw_cache, _recipe_changes
+
+    monkeypatch.chdir(tmp_path)
+    _trace(tmp_path / "mine.csv", 4.0)
+    raw = {"model": TINY_MODEL, "train": {"steps": 2, "batch": 2},
+           "data": {"samples": 5, "width": 48, "height": 32, "count": 4, "gyro": "mine.csv",
+                    "sampler": {"real_motion": 1.0}}}
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    data = load_config(path).data
+    seen = []
+
+    def sampler(bank, settings, seed, traces=None):  # what the draw is given, then stop
+        seen.append([log.source for log in traces])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("gyrodeblur.synthesis.sampler.ClipSampler", sampler)
+    with pytest.raises(KeyboardInterrupt):
+        _draw_cache(data, tmp_path / "c.safetensors", tmp_path / "parts", None, 1)
+    assert seen == [["mine.csv"]]
+    # The logs are part of the cache's recipe, by path and by content; without them the
+    # recipe is that of the releases before the option.
+    recipe = cache_recipe(data)
+    assert json.loads(recipe)["gyro"] == [str(tmp_path / "mine.csv")]
+    assert "gyro" not in json.loads(cache_recipe(replace(data, gyro=None)))
+    _trace(tmp_path / "mine.csv", 5.0)
+    assert _recipe_changes(recipe, cache_recipe(data)) == " (the gyro logs' files changed)"
+
+
+@pytest.mark.parametrize("gyro, source, message", [
+    ("no.csv", "synthetic", "data.gyro no.csv: no such file or folder"),
+    ([], "synthetic", "data.gyro: [] is not a gyro log's path or a list of them"),
+    (["a.csv", 3], "synthetic", "data.gyro: ['a.csv', 3] is not a gyro log's path or a list"),
+    ("a.csv", "folder", "data.gyro is the motion of synthetic data (source: synthetic)"),
+    ("short.csv", "synthetic", "short.csv: its longest stretch without gaps, 0.12 s, is "
+                               "shorter than any clip (0.22 s: 1 frames at 60 fps"),
+])
+def test_bad_gyro_logs_of_a_config_are_refused_before_any_data_is_drawn(
+        tmp_path, monkeypatch, gyro, source, message):
+    monkeypatch.chdir(tmp_path)
+    _trace(tmp_path / "a.csv", 4.0)
+    _trace(tmp_path / "short.csv", 0.125)
+    (tmp_path / "clips").mkdir()
+    raw = {"model": TINY_MODEL, "data": {"samples": 5, "gyro": gyro, "source": source,
+                                         **({"folder": "clips"} if source == "folder" else {})}}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_config(path)

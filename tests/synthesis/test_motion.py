@@ -12,7 +12,9 @@ from gyrodeblur.synthesis.motion import (
     bundled_traces,
     fit_shake_model,
     load_shake_model,
+    longest_window,
     random_segment,
+    read_traces,
 )
 
 RATE = 200.0
@@ -153,3 +155,27 @@ def test_bundled_traces_in_camera_axes():
     # First row of the original gyro.txt is wx,wy,wz = 0.003973, 0.038338, 0.014778.
     assert np.array_equal(vidstab.w[0], [-0.038338, -0.003973, -0.014778])
     assert vidstab.t[-1] == pytest.approx(24.0, abs=0.01)
+
+
+def test_longest_window_is_the_longest_segment_drawn():
+    t = np.concatenate([np.arange(0, 2, 0.01), np.arange(2.5, 5.51, 0.01), [6.0, 6.01]])
+    log = GyroLog(t, np.zeros((len(t), 3)))
+    assert longest_window(log) == pytest.approx(3.0)  # 2.5 .. 5.5, between the gaps
+    random_segment(log, longest_window(log), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="gap-free"):
+        random_segment(log, longest_window(log) + 0.02, np.random.default_rng(0))
+
+
+def test_read_traces_turns_logs_that_know_their_axes_into_camera_axes(tmp_path):
+    plain = tmp_path / "plain.csv"
+    plain.write_text("t,wx,wy,wz\n0,0.1,0.2,0.3\n0.01,0.4,0.5,0.6\n")
+    gcsv = tmp_path / "cam.gcsv"
+    gcsv.write_text("GYROFLOW IMU LOG\nversion,1.3\nid,x\norientation,XYZ\ntscale,0.001\n"
+                    "gscale,0.001\nt,gx,gy,gz\n0,100,200,300\n10,400,500,600\n")
+    as_recorded, turned = read_traces([plain, gcsv])
+    np.testing.assert_array_equal(as_recorded.w, [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])
+    assert as_recorded.imu_to_camera is None
+    # XYZ: Gyroflow's (up, left, back) axes are the recorded (x, y, z); OpenCV camera axes
+    # (right, down, forward) = (-left, -up, -back) = (-y, -x, -z).
+    np.testing.assert_allclose(turned.w, [[-0.2, -0.1, -0.3], [-0.5, -0.4, -0.6]])
+    np.testing.assert_array_equal(turned.imu_to_camera, np.eye(3))

@@ -1,8 +1,14 @@
 import cv2
 import numpy as np
+import pytest
 
+from gyrodeblur.errors import InputError
+from gyrodeblur.geometry.gyro import GyroLog
 from gyrodeblur.synthesis.images import ImageBank
 from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
+from gyrodeblur.synthesis.sensor_errors import SensorErrorRanges
+
+NO_ERRORS = SensorErrorRanges(delay=0.0, bias=0.0, scale=0.0, noise=0.0, readout=0.0)
 
 
 def test_white_lights_streak_white_under_the_colour_gain(tmp_path):
@@ -25,3 +31,44 @@ def test_white_lights_streak_white_under_the_colour_gain(tmp_path):
             tints.append(float(np.ptp(blurred[bright], axis=1).mean()))
     # Found channel by channel after the gain, these streaks were 0.12 to 0.26 off white.
     assert len(tints) >= 3 and max(tints) < 0.05, tints
+
+
+def _constant_trace(seconds: float, w: list[float], name: str) -> GyroLog:
+    t = np.arange(0.0, seconds + 1e-9, 0.0025)
+    return GyroLog(t, np.tile(w, (len(t), 1)), name)
+
+
+def test_real_motion_comes_from_the_given_traces_times_the_gain():
+    bank = ImageBank(dead_leaves=1, dead_leaves_size=64)
+    settings = SamplerSettings(width=32, height=24, frames=2, real_motion=1.0,
+                               real_gain=(2.0, 2.0), errors=NO_ERRORS)
+    a = _constant_trace(3.0, [0.1, -0.2, 0.05], "a.csv")
+    b = _constant_trace(3.0, [-0.3, 0.0, 0.1], "b.csv")
+    sampler = ClipSampler(bank, settings, seed=1, traces=[a, b])
+    drawn = set()
+    for index in range(8):
+        clip = sampler.sample(index)
+        trace = {"a.csv": a, "b.csv": b}[clip.meta["motion"]["trace"]]
+        drawn.add(trace.source)
+        np.testing.assert_allclose(clip.log.w, 2.0 * trace.w[:len(clip.log.t)])
+        np.testing.assert_allclose(clip.recorded_log.w, clip.log.w)  # errors off
+    assert drawn == {"a.csv", "b.csv"}
+    # The default: the bundled traces, or the hand-shake model.
+    default = ClipSampler(bank, settings, seed=1).sample(0)
+    assert default.meta["motion"]["trace"] not in ("a.csv", "b.csv")
+    shaken = ClipSampler(bank, SamplerSettings(width=32, height=24, real_motion=0.0),
+                         seed=1, traces=[a]).sample(0)
+    assert set(shaken.meta["motion"]) == {"shake_model"}
+
+
+def test_traces_too_short_for_any_clip_are_refused():
+    bank = ImageBank(dead_leaves=1, dead_leaves_size=64)
+    settings = SamplerSettings(width=32, height=24, frames=3, fps=(10.0, 30.0),
+                               readout=(0.0, 0.03))
+    # The shortest clip: 3 frames at 30 fps, no readout, 0.1 s either side: 0.3 s.
+    ClipSampler(bank, settings, traces=[_constant_trace(0.3, [0, 0, 0.1], "fits.csv")])
+    with pytest.raises(InputError, match=r"short.csv: its longest stretch without gaps, 0.29"):
+        ClipSampler(bank, settings, traces=[_constant_trace(0.3, [0, 0, 0.1], "fits.csv"),
+                                            _constant_trace(0.29, [0, 0, 0.1], "short.csv")])
+    with pytest.raises(InputError, match="no gyro log"):
+        ClipSampler(bank, settings, traces=[])
