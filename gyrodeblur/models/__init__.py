@@ -217,8 +217,8 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
         hint = f"; names are lowercase: {other_case[0]}" if other_case else ""
         if str(name_or_path).lower() == "classic":
             raise InputError(None, f"{name_or_path}: the classical method has no weights "
-                                   "(eval names it classic in -m; deblur runs it with --method "
-                                   "classic)")
+                                   "(eval takes it as -m classic, in lower case; deblur runs it "
+                                   "with --method classic)")
         raise InputError(path, f"no such weights file or shipped model (shipped: "
                                f"{', '.join(shipped) or 'none'}){hint}")
     if path.suffix == ".pt":

@@ -213,7 +213,8 @@ def test_eval_command_writes_the_feature_test_into_json_and_markdown(tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--size", "16x300"], "--size 16x300: the benchmark's camera takes aspect ratios up to"),
-    (["-m", "CLASSIC"], "CLASSIC: the classical method has no weights (eval names it classic"),
+    (["-m", "CLASSIC"], "CLASSIC: the classical method has no weights (eval takes it as -m "
+                        "classic, in lower case"),
     (["-m", "DeepGyro-S"], "names are lowercase: deepgyro-s"),
     (["-m", "."], "folder holds no model.safetensors"),
 ])
