@@ -286,11 +286,12 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
     raise InputError(log.source or None,
                      f"gyro covers {seconds_text(log.t[0], 3)} to {seconds_text(log.t[-1], 3)} s "
                      f"but the frames need {seconds_text(first.min(), 3)} to "
-                     f"{seconds_text(last.max(), 3)} s at the camera's time offset, "
-                     f"searched over +-{search:g} s: it covers fewer than {MIN_PAIRS} frame "
-                     "pairs at any of those offsets (a gyro log shorter than the clip, or "
-                     "clocks that differ: set a rough --time-offset; a video's timestamps "
-                     f"start at 0){clock_note(log)}")
+                     f"{seconds_text(last.max(), 3)} s at the camera's time offset "
+                     f"({offset:g} s), searched over +-{search:g} s: it covers fewer than "
+                     f"{MIN_PAIRS} frame pairs at any of those offsets (a gyro log shorter "
+                     "than the clip, or clocks that differ: set a rough --time-offset, about 0 "
+                     "for a .gcsv or a camera file's own gyro; a video's timestamps start at "
+                     f"0){clock_note(log)}")
 
 
 def _check_motion(orientation: Orientation, camera: Camera, interval: float,
