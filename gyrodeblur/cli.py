@@ -865,6 +865,7 @@ def synth_clips(
         "--gyro", help="A real gyro log to draw motion from, repeatable (default: the bundled "
                        "traces); about half the clips shake by the fitted hand-shake model.")]
     = None,
+    gyro_unit: UnitOption = "auto",
 ) -> None:
     """Random blurred clips in the footage folder layout; resumes."""
     import json
@@ -890,14 +891,17 @@ def synth_clips(
     settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples,
                                **({} if jpeg is None else {"jpeg": (1.0, jpeg, jpeg)}))
     bank = ImageBank(images)  # checks the folder and the logs before anything is written
-    sampler = ClipSampler(bank, settings, seed, read_traces(gyro) if gyro else None)
+    traces = read_traces(gyro, gyro_unit) if gyro else None
+    sampler = ClipSampler(bank, settings, seed, traces)
     # The images' names, sizes and times too: clip i of a resumed run must be drawn from the
     # images that clips 0..i-1 were drawn from.
     recipe = {"seed": seed, "images": None if images is None else str(images.resolve()),
               "files": None if images is None else files_digest(images, bank.files),
               "settings": repr(settings),
               "gyro": [str(g.resolve()) for g in gyro] if gyro else None,
-              "gyro_files": sources_digest(gyro) if gyro else None,
+              "gyro_unit": gyro_unit if gyro else None,
+              # The files read: a GyroVD folder's gyro.csv, not what else the folder holds.
+              "gyro_files": sources_digest([Path(t.source) for t in traces]) if gyro else None,
               "options": {"--frames": frames, "--size": f"{width}x{height}",
                           "--samples": samples, "--jpeg": jpeg}}
     if images is not None and output.resolve().is_relative_to(images.resolve()):
@@ -914,12 +918,14 @@ def synth_clips(
                 unset = {"--images": "(embedded)", "--jpeg": "(off)",
                          "--gyro": "(bundled)"}.get(name, "(unset)")
                 if isinstance(value, list):
-                    value = " ".join(value)
+                    value = ", ".join(value)
                 return f"{name} {unset if value is None else value} there"
 
             changed = [there(option, before.get(key)) for key, option in
-                       (("seed", "--seed"), ("images", "--images"), ("gyro", "--gyro"))
-                       if before.get(key) != recipe[key]]
+                       (("seed", "--seed"), ("images", "--images"), ("gyro", "--gyro"),
+                        ("gyro_unit", "--gyro-unit"))
+                       if before.get(key) != recipe[key]
+                       and (key != "gyro_unit" or before.get("gyro") == recipe["gyro"])]
             changed += [name for key, name in (("settings", "clip options"),
                                                ("files", "files in --images"),
                                                ("gyro_files", "files of --gyro"))
@@ -932,7 +938,8 @@ def synth_clips(
             if changed:
                 raise InputError(recipe_path, f"this folder was made with other settings "
                                               f"(changed: {', '.join(changed)}); use another "
-                                              "--output or the same options and images to resume")
+                                              "--output or the same options, images and logs "
+                                              "to resume")
         elif holds_anything(output):
             raise InputError(output, "not empty and not made by `gyrodeblur synth clips` (no "
                                      "synth.json): use an empty or new folder")

@@ -375,6 +375,8 @@ def test_clips_draw_real_motion_from_the_gyro_logs_given(tmp_path):
     other = runner.invoke(app, args[:-2])
     assert other.exit_code == 2 and f"(changed:--gyro{tmp_path / 'mine.csv'}there);" in \
         "".join(other.output.split())
+    other = runner.invoke(app, [*args, "--gyro-unit", "rad"])
+    assert other.exit_code == 2 and "(changed: --gyro-unit auto there)" in other.output
     write_csv(GyroLog(t, np.tile([0.3, -0.1, 0.05], (len(t), 1))), tmp_path / "mine.csv")
     other = runner.invoke(app, args)
     assert other.exit_code == 2 and "(changed: files of --gyro)" in other.output

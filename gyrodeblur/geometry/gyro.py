@@ -35,6 +35,7 @@ from gyrodeblur.geometry.camera import check_gyroflow_readout_ms
 __all__ = [
     "GyroLog",
     "check_covers",
+    "check_mounting",
     "clock_note",
     "estimate_bias",
     "gyroflow_imu_to_camera",
@@ -684,6 +685,29 @@ def shifted(log: GyroLog, dt: float) -> GyroLog:
         array([0.25, 1.25])
     """
     return replace(log, t=log.t + dt)
+
+
+def check_mounting(log: GyroLog, alternative: str = "") -> None:
+    """Refuse a log whose axes map to the camera's by a reflection: no mounting of a gyro
+    does that. ``alternative``: another fix to name (``" or ..."``).
+
+    Example:
+        >>> log = GyroLog(np.array([0.0, 1.0]), np.zeros((2, 3)), "m.gcsv",
+        ...               imu_to_camera=np.diag([1.0, 1.0, -1.0]))
+        >>> check_mounting(log)
+        Traceback (most recent call last):
+        ...
+        gyrodeblur.errors.InputError: m.gcsv: its Gyroflow orientation (its orientation line, \
+or xzY, telemetry-parser's default, when it has none) mirrors the axes, which no mounting of \
+a gyro does: set the file's orientation line (e.g. YxZ; yxz when the gyro axes are OpenCV's \
+camera axes)
+    """
+    if log.imu_to_camera is not None and np.linalg.det(log.imu_to_camera) < 0:
+        raise InputError(log.source, "its Gyroflow orientation (its orientation line, or xzY, "
+                                     "telemetry-parser's default, when it has none) mirrors "
+                                     "the axes, which no mounting of a gyro does: set the "
+                                     "file's orientation line (e.g. YxZ; yxz when the gyro "
+                                     f"axes are OpenCV's camera axes){alternative}")
 
 
 def to_camera_frame(log: GyroLog, imu_to_camera: np.ndarray) -> GyroLog:

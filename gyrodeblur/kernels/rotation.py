@@ -12,10 +12,9 @@ import warnings
 
 import numpy as np
 
-from gyrodeblur.errors import InputError
 from gyrodeblur.footage import MAX_EXPOSURE
 from gyrodeblur.geometry.camera import Camera, gyroflow_readout
-from gyrodeblur.geometry.gyro import GyroLog, to_camera_frame
+from gyrodeblur.geometry.gyro import GyroLog, check_mounting, to_camera_frame
 from gyrodeblur.geometry.rotation import Orientation, integrate
 from gyrodeblur.kernels.warp import warp_displacements
 
@@ -46,14 +45,8 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
     """
     check_log_and_camera(log, camera, "complete_camera(camera, log)")
     if log.imu_to_camera is not None and np.allclose(camera.R_imu_to_camera, np.eye(3)):
-        if np.linalg.det(log.imu_to_camera) < 0:
-            raise InputError(log.source, "its Gyroflow orientation (its orientation line, or "
-                                         "xzY, telemetry-parser's default, when it has none) "
-                                         "mirrors the axes, "
-                                         "which no mounting of a gyro does: set the file's "
-                                         "orientation line (e.g. YxZ; yxz when the gyro axes "
-                                         "are OpenCV's camera axes) or a rotation other than "
-                                         "the identity as imu_to_camera in the camera JSON")
+        check_mounting(log, " or a rotation other than the identity as imu_to_camera in "
+                            "the camera JSON")
         camera = camera.replace(imu_to_camera=tuple(map(tuple, log.imu_to_camera)))
     if log.readout_time and camera.readout_time and not \
             0.8 < camera.readout_time / abs(log.readout_time) < 1.25:

@@ -54,6 +54,7 @@ from gyrodeblur.fileio import (
     sources_digest,
 )
 from gyrodeblur.footage import image_files
+from gyrodeblur.geometry.gyro import GyroLog
 from gyrodeblur.models import (
     DeepGyro,
     build_model,
@@ -78,7 +79,8 @@ class DataConfig:
     window per sample instead of whole frames (for large real footage).
     ``sampler`` overrides fields of :class:`~gyrodeblur.synthesis.sampler.SamplerSettings`
     (e.g. ``hfov_deg: [30, 50]`` for longer blur in pixels). ``gyro``, a gyro log or a list
-    of them, replaces the bundled traces as the source of real motion. ``classic`` also stores each
+    of them (read in ``gyro_unit``), replaces the bundled traces as the source of real
+    motion. ``classic`` also stores each
     frame restored by the classical method, whole (before ``cache_crop``) as ``deblur``
     restores it, for nets that refine it (``refine: true``).
     """
@@ -94,6 +96,7 @@ class DataConfig:
     seed: int = 0
     images: str | None = None
     gyro: str | list | None = None
+    gyro_unit: str = "auto"
     folder: str | None = None
     cache: str | None = None
     flow_kernel: bool = False
@@ -262,10 +265,12 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
         if d.source != "synthetic":
             raise InputError(source, "data.gyro is the motion of synthetic data (source: "
                                      "synthetic); a folder's clips have their own gyro")
-        if isinstance(d.gyro, list) and (not d.gyro or not all(isinstance(g, str)
-                                                                for g in d.gyro)):
+        named = [d.gyro] if isinstance(d.gyro, str) else d.gyro
+        if not named or not all(isinstance(g, str) and g.strip() for g in named):
             raise InputError(source, f"data.gyro: {d.gyro!r} is not a gyro log's path or a "
                                      "list of them")
+        if d.gyro_unit not in ("auto", "rad", "deg"):
+            raise InputError(source, f"data.gyro_unit {d.gyro_unit!r}: auto, rad or deg")
         missing = [g for g in gyro_paths(d) if not g.exists()]
         if missing:
             raise InputError(source, f"data.gyro {missing[0]}: no such file or folder")
@@ -281,10 +286,9 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
     except InputError as e:
         raise InputError(source, e.problem) from None
     if d.gyro is not None:  # read now, not after the images are drawn
-        from gyrodeblur.synthesis.motion import read_traces
         from gyrodeblur.synthesis.sampler import check_traces
 
-        check_traces(read_traces(gyro_paths(d)), settings)
+        check_traces(gyro_traces(d), settings)
     if d.source == "synthetic":
         check_crop(d.crop, d.width, d.height, source)
     if not isinstance(config.model, dict) or not config.model:
@@ -329,6 +333,13 @@ def gyro_paths(data: DataConfig) -> list[Path] | None:
     if data.gyro is None:
         return None
     return [Path(g) for g in ([data.gyro] if isinstance(data.gyro, str) else data.gyro)]
+
+
+def gyro_traces(data: DataConfig) -> list[GyroLog] | None:
+    """The motion traces of ``data.gyro`` (None: the bundled traces)."""
+    from gyrodeblur.synthesis.motion import read_traces
+
+    return None if data.gyro is None else read_traces(gyro_paths(data), data.gyro_unit)
 
 
 def sampler_settings(data: DataConfig):
@@ -423,10 +434,12 @@ def cache_recipe(data: DataConfig) -> str:
 
             recipe["files"] = files_digest(Path(data.images), ImageBank(Path(data.images)).files)
         if data.gyro is None:  # caches drawn before the option stay valid
-            del recipe["gyro"]
+            del recipe["gyro"], recipe["gyro_unit"]
         else:
             recipe["gyro"] = [str(g) for g in gyro_paths(data)]
-            recipe["gyro_files"] = sources_digest(gyro_paths(data))
+            # The files read: a GyroVD folder's gyro.csv, not what else the folder holds.
+            recipe["gyro_files"] = sources_digest([Path(log.source)
+                                                   for log in gyro_traces(data)])
     if not data.classic:  # caches drawn before the option stay valid
         del recipe["classic"]
     return json.dumps(_canonical({"format": CACHE_FORMAT, **recipe}), sort_keys=True)
@@ -536,7 +549,6 @@ def _draw_cache(data: DataConfig, path: Path, parts_folder: Path,
     from gyrodeblur.models.classic import deconvolve
     from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset
     from gyrodeblur.synthesis.images import ImageBank
-    from gyrodeblur.synthesis.motion import read_traces
     from gyrodeblur.synthesis.sampler import ClipSampler
 
     estimate = deconvolve if data.classic else None
@@ -558,9 +570,8 @@ def _draw_cache(data: DataConfig, path: Path, parts_folder: Path,
                                           f"{a[0]}x{a[1]}, {second.name} {b[0]}x{b[1]}): set "
                                           "data.cache_crop to store a window of each")
     elif data.source == "synthetic":
-        traces = None if data.gyro is None else read_traces(gyro_paths(data))
         sampler = ClipSampler(ImageBank(None if data.images is None else Path(data.images)),
-                              sampler_settings(data), data.seed, traces)
+                              sampler_settings(data), data.seed, gyro_traces(data))
         dataset = SyntheticDataset(sampler, data.count, crop=data.cache_crop,
                                    flow_kernel=data.flow_kernel, first_estimate=estimate)
     else:

@@ -34,7 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from gyrodeblur.fileio import atomic_path
-from gyrodeblur.geometry.gyro import GyroLog, read_gyro, resample, to_camera_frame
+from gyrodeblur.geometry.gyro import (
+    GyroLog,
+    check_mounting,
+    read_gyro,
+    resample,
+    to_camera_frame,
+)
 
 __all__ = [
     "ShakeModel",
@@ -74,26 +80,32 @@ def bundled_traces() -> list[GyroLog]:
     return [gyrovd, replace(vidstab, imu_to_camera=np.eye(3))]
 
 
-def read_traces(paths: Sequence[str | Path]) -> list[GyroLog]:
+def read_traces(paths: str | Path | Sequence[str | Path], unit: str = "auto"
+                ) -> list[GyroLog]:
     """Real gyro logs to draw camera motion from, in camera axes where the file says how.
 
-    Each path is anything :func:`~gyrodeblur.geometry.gyro.read_gyro` reads; a log whose
-    format gives its axes (a gcsv ``orientation``) is turned into OpenCV camera axes, others
-    are taken as recorded: axes wrong for the camera change which way a clip shakes, not how
-    much. Times and values are kept as recorded (bias included, as a real device has it).
+    Each path is anything :func:`~gyrodeblur.geometry.gyro.read_gyro` reads (with ``unit``);
+    a log whose format gives its axes (a gcsv ``orientation``) is turned into OpenCV camera
+    axes, others are taken as recorded. Times and values are kept as recorded (bias
+    included, as a real device has it); a readout time the file gives is dropped: the
+    synthetic camera draws its own.
 
     Raises:
-        InputError: a log that ``read_gyro`` refuses.
+        InputError: a log that ``read_gyro`` refuses, or whose axes are mirrored.
 
     Example:
         >>> import tempfile
         >>> p = Path(tempfile.mkdtemp()) / "g.csv"
         >>> _ = p.write_text("t,wx,wy,wz\\n0,0.1,0,0\\n0.01,0.2,0,0\\n")
-        >>> [log.w[:, 0].tolist() for log in read_traces([p])]
+        >>> [log.w[:, 0].tolist() for log in read_traces(p)]
         [[0.1, 0.2]]
     """
-    logs = [read_gyro(path) for path in paths]
-    return [log if log.imu_to_camera is None else to_camera_frame(log, log.imu_to_camera)
+    logs = [read_gyro(path, unit) for path in
+            ([paths] if isinstance(paths, str | Path) else paths)]
+    for log in logs:
+        check_mounting(log)
+    return [replace(log if log.imu_to_camera is None else
+                    to_camera_frame(log, log.imu_to_camera), readout_time=None)
             for log in logs]
 
 

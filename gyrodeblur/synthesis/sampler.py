@@ -136,22 +136,27 @@ def clip_duration(settings: SamplerSettings, fps: float, readout: float) -> floa
 def check_traces(traces: Sequence[GyroLog], settings: SamplerSettings) -> None:
     """Refuse motion traces that no clip of ``settings`` could draw a segment from.
 
+    A trace shorter than the longest clip (at the lowest frame rate and longest readout) is
+    warned of: the clips too long for it use the hand-shake model.
+
     Raises:
         InputError: no trace, or one whose longest stretch without gaps is shorter than the
             shortest clip (at the highest frame rate and shortest readout).
 
     Example:
-        >>> log = GyroLog(np.arange(41) / 100.0, np.zeros((41, 3)), "short.csv")
+        >>> log = GyroLog(np.arange(61) / 100.0, np.zeros((61, 3)), "short.csv")
         >>> check_traces([log], SamplerSettings(frames=3, fps=(10.0, 30.0)))
         >>> check_traces([log], SamplerSettings(frames=30, fps=(10.0, 30.0)))
         Traceback (most recent call last):
         ...
-        gyrodeblur.errors.InputError: short.csv: its longest stretch without gaps, 0.40 s, \
+        gyrodeblur.errors.InputError: short.csv: its longest stretch without gaps, 0.60 s, \
 is shorter than any clip (1.20 s: 30 frames at 30 fps with margins): no clip could use it
     """
     if not traces:
         raise InputError(None, "no gyro log given to draw motion from")
     shortest = clip_duration(settings, settings.fps[1], settings.readout[0])
+    slow = settings.fps[0]
+    longest = clip_duration(settings, slow, min(settings.readout[1], 1 / slow))
     for trace in traces:
         try:
             random_segment(trace, shortest, np.random.default_rng(0))
@@ -161,6 +166,11 @@ is shorter than any clip (1.20 s: 30 frames at 30 fps with margins): no clip cou
                                            f"clip ({shortest:.2f} s: {settings.frames} frames at "
                                            f"{settings.fps[1]:g} fps with margins): no clip "
                                            "could use it") from None
+        if longest_window(trace) < longest:
+            warnings.warn(f"{trace.source}: its longest stretch without gaps, "
+                          f"{longest_window(trace):.2f} s, is shorter than the longest clips "
+                          f"({longest:.2f} s at {slow:g} fps): those drawn from it shake by the "
+                          "hand-shake model instead", stacklevel=2)
 
 
 class ClipSampler:

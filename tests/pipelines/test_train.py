@@ -942,6 +942,16 @@ def test_synthetic_data_draws_its_real_motion_from_the_configs_gyro_logs(tmp_pat
     assert "gyro" not in json.loads(cache_recipe(replace(data, gyro=None)))
     _trace(tmp_path / "mine.csv", 5.0)
     assert _recipe_changes(recipe, cache_recipe(data)) == " (the gyro logs' files changed)"
+    # Of a GyroVD folder, the log read counts, not the other files there.
+    folder = tmp_path / "VID" / "meta_info"
+    folder.mkdir(parents=True)
+    _trace(folder / "gyro.csv", 4.0)
+    vid = replace(data, gyro=["VID"])
+    recipe = cache_recipe(vid)
+    (folder / "notes.txt").write_text("a new file beside the log")
+    assert cache_recipe(vid) == recipe
+    assert "data.gyro_unit 'auto' there, 'deg' here" in _recipe_changes(
+        recipe, cache_recipe(replace(vid, gyro_unit="deg")))
 
 
 @pytest.mark.parametrize("gyro, source, message", [
@@ -949,6 +959,8 @@ def test_synthetic_data_draws_its_real_motion_from_the_configs_gyro_logs(tmp_pat
     ([], "synthetic", "data.gyro: [] is not a gyro log's path or a list of them"),
     (["a.csv", 3], "synthetic", "data.gyro: ['a.csv', 3] is not a gyro log's path or a list"),
     ("a.csv", "folder", "data.gyro is the motion of synthetic data (source: synthetic)"),
+    ("", "synthetic", "data.gyro: '' is not a gyro log's path or a list of them"),
+    (["a.csv", " "], "synthetic", "data.gyro: ['a.csv', ' '] is not a gyro log's path"),
     ("short.csv", "synthetic", "short.csv: its longest stretch without gaps, 0.12 s, is "
                                "shorter than any clip (0.22 s: 1 frames at 60 fps"),
 ])
@@ -964,3 +976,24 @@ def test_bad_gyro_logs_of_a_config_are_refused_before_any_data_is_drawn(
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(InputError, match=re.escape(message)):
         load_config(path)
+
+
+def test_a_configs_gyro_unit_reads_its_logs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    t = np.arange(0.0, 4.0, 0.005)
+    np.savetxt("deg.csv", np.column_stack([t, np.full((len(t), 3), 30.0)]), delimiter=",",
+               header="t,wx,wy,wz", comments="")
+    raw = {"model": TINY_MODEL, "data": {"samples": 5, "gyro": "deg.csv"}}
+    Path("c.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(InputError, match="deg.csv: angular velocity looks like deg/s"):
+        load_config("c.yaml")
+    raw["data"]["gyro_unit"] = "deg"
+    Path("c.yaml").write_text(yaml.safe_dump(raw))
+    from gyrodeblur.pipelines.train import gyro_traces
+
+    (log,) = gyro_traces(load_config("c.yaml").data)
+    np.testing.assert_allclose(log.w, np.radians(30.0))
+    raw["data"]["gyro_unit"] = "rads"
+    Path("c.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(InputError, match="data.gyro_unit 'rads': auto, rad or deg"):
+        load_config("c.yaml")

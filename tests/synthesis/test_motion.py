@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.signal import welch
 
+from gyrodeblur.errors import InputError
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro
 from gyrodeblur.synthesis.motion import (
     ShakeModel,
@@ -179,3 +180,23 @@ def test_read_traces_turns_logs_that_know_their_axes_into_camera_axes(tmp_path):
     # (right, down, forward) = (-left, -up, -back) = (-y, -x, -z).
     np.testing.assert_allclose(turned.w, [[-0.2, -0.1, -0.3], [-0.5, -0.4, -0.6]])
     np.testing.assert_array_equal(turned.imu_to_camera, np.eye(3))
+
+
+def test_read_traces_drops_readout_reads_units_and_refuses_mirrored_axes(tmp_path):
+    gcsv = tmp_path / "cam.gcsv"
+    gcsv.write_text("GYROFLOW IMU LOG\nversion,1.3\nid,x\norientation,yxz\n"
+                    "frame_readout_time,20\ntscale,0.001\ngscale,0.001\nt,gx,gy,gz\n"
+                    "0,100,200,300\n10,400,500,600\n")
+    assert read_gyro(gcsv).readout_time == pytest.approx(0.02)
+    (log,) = read_traces(gcsv)  # one path as well as a list; the camera draws its readout
+    assert log.readout_time is None
+    np.testing.assert_allclose(log.w, [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])  # yxz: camera axes
+    degrees = tmp_path / "deg.csv"
+    degrees.write_text("t,wx,wy,wz\n0,90,0,0\n0.01,180,0,0\n")
+    with pytest.raises(InputError, match="deg/s"):
+        read_traces([degrees])
+    np.testing.assert_allclose(read_traces([degrees], "deg")[0].w[:, 0], [np.pi / 2, np.pi])
+    mirrored = tmp_path / "mirror.gcsv"
+    mirrored.write_text(gcsv.read_text().replace("orientation,yxz", "orientation,xyz"))
+    with pytest.raises(InputError, match="mirror.gcsv: its Gyroflow orientation .* mirrors"):
+        read_traces([mirrored])

@@ -1,3 +1,5 @@
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -66,9 +68,15 @@ def test_traces_too_short_for_any_clip_are_refused():
     settings = SamplerSettings(width=32, height=24, frames=3, fps=(10.0, 30.0),
                                readout=(0.0, 0.03))
     # The shortest clip: 3 frames at 30 fps, no readout, 0.1 s either side: 0.3 s.
-    ClipSampler(bank, settings, traces=[_constant_trace(0.3, [0, 0, 0.1], "fits.csv")])
     with pytest.raises(InputError, match=r"short.csv: its longest stretch without gaps, 0.29"):
-        ClipSampler(bank, settings, traces=[_constant_trace(0.3, [0, 0, 0.1], "fits.csv"),
-                                            _constant_trace(0.29, [0, 0, 0.1], "short.csv")])
+        ClipSampler(bank, settings, traces=[_constant_trace(0.29, [0, 0, 0.1], "short.csv")])
     with pytest.raises(InputError, match="no gyro log"):
         ClipSampler(bank, settings, traces=[])
+    # Long enough for some clips only: said. The longest: 3 frames at 10 fps, a 30 ms
+    # readout and 0.2 s: 0.53 s.
+    with pytest.warns(UserWarning, match=r"fits.csv: its longest stretch without gaps, 0.30 "
+                                         r"s, is shorter than the longest clips \(0.53 s at 10"):
+        ClipSampler(bank, settings, traces=[_constant_trace(0.3, [0, 0, 0.1], "fits.csv")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ClipSampler(bank, settings, traces=[_constant_trace(0.53, [0, 0, 0.1], "all.csv")])
