@@ -804,6 +804,7 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
         raise InputError(None, f"train.batch {t.batch} does not split over {world} processes")
     saved = run.out / "config.yaml"
     cache_path = Path(config.data.cache) if config.data.cache else run.out / "data.safetensors"
+    data, recorded_metrics = None, None
     try:
         failure = None
         if rank == 0:  # checks the run and draws the data alone; the others wait for it
@@ -830,7 +831,17 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                     raise InputError(run.out, "this run folder holds a run of another model "
                                      f"or data ({', '.join(changed)} {verb}); resume it with "
                                      f"{resume} or use another --output")
-                data = build_cache(config.data, cache_path, cache_progress, note, t.batch)
+                saved_step = _load_checkpoint(run.checkpoint).get("step") \
+                    if run.checkpoint.exists() else None
+                if isinstance(saved_step, int) and saved_step > t.steps:
+                    raise InputError(run.out, f"the run is at step {saved_step}, past "
+                                              f"train.steps {t.steps}; raise it to continue "
+                                              "the run")
+                # A finished run is not trained: its data are not drawn again (a cache
+                # deleted to free the disk), unless its metrics are to be written again.
+                recorded_metrics = read_record(run.metrics) if saved_step == t.steps else None
+                data = None if recorded_metrics is not None else \
+                    build_cache(config.data, cache_path, cache_progress, note, t.batch)
             except KeyboardInterrupt as e:
                 parts = cache_parts(cache_path)
                 kept = parts.is_dir() and any(parts.iterdir())
@@ -840,22 +851,27 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                         else "it from the start (no part of it was finished)"))
             except BaseException as e:
                 failure = e
+        finished = rank == 0 and failure is None and data is None
         if world > 1:
-            failed = [failure is not None]
-            dist.broadcast_object_list(failed, src=0)
-            if failed[0] and rank != 0:
+            flags = [failure is not None, finished]
+            dist.broadcast_object_list(flags, src=0)
+            if flags[0] and rank != 0:
                 dist.destroy_process_group()
                 raise SystemExit(2)  # rank 0 reports the problem
+            finished = flags[1]
         if failure is not None:
             if world > 1:  # left to exit, gloo's threads could abort the process
                 dist.destroy_process_group()
             raise failure
-        if rank != 0:
-            data = load_file(cache_path)
-        count, (height, width) = len(data["blurred"]), data["blurred"].shape[-2:]
-        if count < t.batch:
-            raise InputError(cache_path, f"{count} samples are fewer than one batch ({t.batch})")
-        check_crop(config.data.crop, width, height, cache_path)
+        count = None
+        if not finished:
+            if rank != 0:
+                data = load_file(cache_path)
+            count, (height, width) = len(data["blurred"]), data["blurred"].shape[-2:]
+            if count < t.batch:
+                raise InputError(cache_path, f"{count} samples are fewer than one batch "
+                                             f"({t.batch})")
+            check_crop(config.data.crop, width, height, cache_path)
         torch.manual_seed(t.seed)
         model = build_model(config.model).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -877,9 +893,6 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
             seconds_before = state.get("seconds", 0.0)
         elif t.init is not None:  # fine-tuning: checked as the config's model by check_config
             model.load_state_dict(load_file(weights_file(t.init), device=str(device)))
-        if step > t.steps:
-            raise InputError(run.out, f"the run is at step {step}, past train.steps "
-                                      f"{t.steps}; raise it to continue the run")
         if rank == 0 and note is not None and 0 < step < t.steps:
             before = ((state.get("config") or {}).get("train") or {})
             edits = [f"train.{k}" for k, v in asdict(t).items()
@@ -908,9 +921,13 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                 "parameters": sum(p.numel() for p in model.parameters())}
 
     if step == t.steps and run.checkpoint.exists():  # finished: left as it was run
-        metrics = read_record(run.metrics) if rank == 0 else None
+        metrics = recorded_metrics if rank == 0 else None
         if rank == 0 and metrics is None:  # its metrics.json lost: written again
             metrics = metrics_now()
+            _write_metrics(run, metrics)
+        elif rank == 0 and metrics.get("finished") is not True:
+            # Stopped early (--stop-after), then train.steps lowered to the step it stopped at.
+            metrics["finished"] = True
             _write_metrics(run, metrics)
         if rank == 0 and note is not None:
             note(f"the run in {run.out} is finished (step {step} of {t.steps}); raise "

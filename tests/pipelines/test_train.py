@@ -997,3 +997,21 @@ def test_a_configs_gyro_unit_reads_its_logs(tmp_path, monkeypatch):
     Path("c.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(InputError, match="data.gyro_unit 'rads': auto, rad or deg"):
         load_config("c.yaml")
+
+
+def test_a_finished_run_draws_no_data_and_says_it_is_finished(tmp_path):
+    own = tmp_path / "own.safetensors"
+    cfg = config(own, steps=4)
+    train(cfg, tmp_path / "run", stop_after=2)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["finished"] is False
+    own.unlink()  # the data deleted to free the disk
+    # Stopped at step 2, then train.steps lowered to 2: finished, and its metrics say so.
+    notes = []
+    metrics = train(config(own, steps=2), tmp_path / "run", note=notes.append)
+    assert metrics["finished"] is True and metrics["steps"] == 2 and not own.exists()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["finished"] is True
+    assert notes == [f"the run in {tmp_path / 'run'} is finished (step 2 of 2); raise "
+                     "train.steps to train it on"]
+    with pytest.raises(InputError, match="at step 2, past train.steps 1"):
+        train(config(own, steps=1), tmp_path / "run")
+    assert not own.exists()
