@@ -462,8 +462,24 @@ def _canonical(recipe: dict) -> dict:
     if isinstance(recipe.get("gyro"), list):
         recipe["gyro"] = [str(Path(g).resolve()) for g in recipe["gyro"]]
     if isinstance(recipe.get("sampler"), dict):
-        recipe["sampler"] = number(recipe["sampler"])
+        recipe["sampler"] = _without_defaults(number(recipe["sampler"]))
     return recipe
+
+
+def _without_defaults(sampler: dict) -> dict:
+    """``data.sampler`` without the overrides that set a default's own value: the same data."""
+    from gyrodeblur.synthesis.sampler import SamplerSettings
+
+    defaults = json.loads(json.dumps(asdict(SamplerSettings())))  # ranges as lists
+    kept = {}
+    for key, value in sampler.items():
+        if key == "errors" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if defaults["errors"].get(k) != v}
+            if value:
+                kept[key] = value
+        elif defaults.get(key) != value:
+            kept[key] = value
+    return kept
 
 
 def _same_recipe(saved: str | None, wanted: str) -> bool:

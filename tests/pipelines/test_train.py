@@ -577,6 +577,13 @@ def test_a_cache_recipe_is_compared_by_value_not_by_how_it_was_written(tmp_path,
     before = cache_recipe(written).replace(str(tmp_path / "images"), "images")
     assert _same_recipe(before, cache_recipe(same))
     assert not _same_recipe(before, cache_recipe(other))
+    # A default spelt out is the default: the same data, and the same run.
+    spelt = DataConfig(images="images", sampler={"noise": [0.0, 0.01], "real_motion": 0.5,
+                                                 "fps": [10, 60], "errors": {"delay": 0.01}})
+    assert _same_recipe(before, cache_recipe(spelt))
+    saved = {"model": TINY_MODEL, "data": asdict(written)}
+    assert _changed_settings(saved, TrainConfig("a", TINY_MODEL, spelt)) == []
+    assert _changed_settings(saved, TrainConfig("a", TINY_MODEL, other)) == ["data.sampler"]
 
 
 @pytest.mark.parametrize("damage", [b"x", None])
