@@ -765,12 +765,19 @@ def _pairs(tmp_path):
     ("size", "sharp/000001.png: 40x30, its blurred frame 48x32"),
     ("gray", "sharp/000001.png: gray, its blurred frame is in colour"),
     ("missing", "blurred/000002.png: no frame of that name in sharp/"),
+    ("degrees", "gyro.csv: angular velocity looks like deg/s (|w| median 52, 99th percentile "
+                "52); a clip folder's gyro.csv is read in rad/s: convert it (times pi/180)"),
 ])
 def test_bad_pairs_in_a_folder_are_one_line_errors_from_the_cache_workers(tmp_path, change,
                                                                           message):
     import cv2
 
     data = _pairs(tmp_path)
+    if change == "degrees":  # no --gyro-unit reaches a clip folder's log: not advised
+        log = tmp_path / "pairs" / "clip" / "gyro.csv"
+        t = np.loadtxt(log, delimiter=",", skiprows=1)[:, 0]
+        np.savetxt(log, np.column_stack([t, np.full((len(t), 3), 30.0)]), delimiter=",",
+                   header="t,wx,wy,wz", comments="")
     sharp = sorted((tmp_path / "pairs" / "clip" / "sharp").iterdir())
     for path in sharp:
         image = cv2.imread(str(path))
