@@ -241,6 +241,13 @@ def _check_partners(blurred: Footage, sharp: Footage) -> None:
     """Refuse ``sharp/`` frames that do not pair one to one with ``blurred/``'s. Pairs go by
     frame order; where the two folders name their files alike, a name without its partner is
     named (one file more or less would shift every pair after it)."""
+    for footage in (blurred, sharp):  # 000002.png and 000002.jpg: which pairs is unknown
+        seen: dict[str, Path] = {}
+        for path in footage.files:
+            if path.stem in seen:
+                raise InputError(path, f"a second frame named {path.stem} (and "
+                                       f"{seen[path.stem].name}): keep one")
+            seen[path.stem] = path
     names = {p.stem for p in blurred.files}, {p.stem for p in sharp.files}
     if not names[0].isdisjoint(names[1]):
         for files, other, folder in ((sharp.files, names[0], "blurred"),
@@ -256,14 +263,19 @@ def _check_partners(blurred: Footage, sharp: Footage) -> None:
 def _check_pair(sharp: Footage, numbers: np.ndarray, blurred: np.ndarray,
                 sharp_frames: np.ndarray) -> None:
     """Refuse sharp references that cannot be the blurred frames' truth: another size, or
-    gray (equal channels) beside colour frames."""
+    gray (equal channels) beside colour frames, either way."""
+    def gray(image: np.ndarray) -> bool:
+        return bool((image[..., 0] == image[..., 1]).all() and
+                    (image[..., 1] == image[..., 2]).all())
+
     for n, b, s in zip(numbers, blurred, sharp_frames, strict=True):
         if s.shape != b.shape:
             raise InputError(sharp.source(n), f"{s.shape[1]}x{s.shape[0]}, its blurred frame "
                                               f"{b.shape[1]}x{b.shape[0]}")
-        if (s[..., 0] == s[..., 1]).all() and (s[..., 1] == s[..., 2]).all() and \
-                not (b[..., 0] == b[..., 1]).all():
-            raise InputError(sharp.source(n), "gray, its blurred frame is in colour")
+        if gray(s) != gray(b):
+            raise InputError(sharp.source(n), "gray, its blurred frame is in colour" if gray(s)
+                             else "in colour, its blurred frame is gray (a colour reference "
+                                  "for a monochrome input)")
 
 
 def clip_folders(root: Path) -> list[Path]:

@@ -765,6 +765,9 @@ def _pairs(tmp_path):
     ("size", "sharp/000001.png: 40x30, its blurred frame 48x32"),
     ("gray", "sharp/000001.png: gray, its blurred frame is in colour"),
     ("missing", "blurred/000002.png: no frame of that name in sharp/"),
+    ("gray blurred", "sharp/000001.png: in colour, its blurred frame is gray (a colour "
+                     "reference for a monochrome input)"),
+    ("twice", "blurred/000002.png: a second frame named 000002 (and 000002.jpg): keep one"),
     ("degrees", "gyro.csv: angular velocity looks like deg/s (|w| median 52, 99th percentile "
                 "52); a clip folder's gyro.csv is read in rad/s: convert it (times pi/180)"),
 ])
@@ -787,6 +790,11 @@ def test_bad_pairs_in_a_folder_are_one_line_errors_from_the_cache_workers(tmp_pa
             cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     if change == "missing":
         sharp[-1].unlink()
+    blurred = tmp_path / "pairs" / "clip" / "blurred"
+    for path in sorted(blurred.iterdir()) if change == "gray blurred" else []:
+        cv2.imwrite(str(path), cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2GRAY))
+    if change == "twice":
+        cv2.imwrite(str(blurred / "000002.jpg"), cv2.imread(str(blurred / "000002.png")))
     with pytest.raises(InputError, match=re.escape(message)):
         build_cache(data, tmp_path / "cache.safetensors")
     assert not (tmp_path / "cache.safetensors").exists()
