@@ -144,6 +144,10 @@ def _section(cls, name: str, values: dict, source: Path):
     return cls(**{k: _number(v) if k in floats else v for k, v in values.items()})
 
 
+# Floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a dot or a sign.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
+
+
 def _number(value):
     """A float written ``1e-3``, which YAML 1.1 (PyYAML) reads as a string, as a float."""
     if isinstance(value, str):
@@ -198,7 +202,11 @@ def load_config(path: str | Path) -> TrainConfig:
     if isinstance(name, dict | list) or str(name).strip() in ("", ".", "..") or \
             any(c in str(name) for c in "/\\"):
         raise InputError(path, f"name: {name!r} is not a run name (a run folder's name)")
-    config = TrainConfig(name=str(name), model=raw["model"],
+    model = raw["model"]
+    if isinstance(model, dict):  # a kernel_scale 1.6e1 is a float, which YAML 1.1 misses
+        model = {k: float(v) if isinstance(v, str) and _EXPONENT_FLOAT.fullmatch(v) else v
+                 for k, v in model.items()}
+    config = TrainConfig(name=str(name), model=model,
                          data=_section(DataConfig, "data", raw.get("data") or {}, path),
                          train=_section(TrainSettings, "train", raw.get("train") or {}, path))
     check_config(config, path)

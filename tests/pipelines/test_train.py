@@ -1037,3 +1037,15 @@ def test_a_finished_run_draws_no_data_and_says_it_is_finished(tmp_path):
     with pytest.raises(InputError, match="at step 2, past train.steps 1"):
         train(config(own, steps=1), tmp_path / "run")
     assert not own.exists()
+
+
+def test_a_models_float_in_exponent_notation_is_a_float(tmp_path):
+    # YAML 1.1 reads 1.6e1 and 2e1 as strings; a model setting of a float default takes them.
+    path = tmp_path / "c.yaml"
+    text = ("model: {arch: gyrodvd, width: 16, width0: 8, blocks: [1, 1], samples: 5, "
+            "kernel_scale: 1.6e1}\ndata: {samples: 5, frames: 3}\n")
+    path.write_text(text)
+    assert load_config(path).model["kernel_scale"] == 16.0
+    path.write_text(text.replace("width: 16", "width: 1.6e1"))  # an int's is not
+    with pytest.raises(InputError, match="gyrodvd argument width: 16.0 is not of the type"):
+        load_config(path)
