@@ -449,12 +449,9 @@ def files_digest(root: Path, files: Iterable[Path] | None = None) -> str:
     return _digest((p, p.relative_to(root)) for p in files)
 
 
-def sources_digest(paths: Iterable[Path]) -> str:
-    """:func:`files_digest` of input files and folders named anywhere: each file, and every
-    file under each folder, by its absolute name."""
-    files = [f for p in (Path(p).resolve() for p in paths)
-             for f in ((q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p])]
-    return _digest((f, f) for f in files)
+def sources_digest(files: Iterable[Path]) -> str:
+    """:func:`files_digest` of input files named anywhere, by their absolute names."""
+    return _digest((f, f) for f in (Path(f).resolve() for f in files))
 
 
 def _digest(files: Iterable[tuple[Path, Path]]) -> str:

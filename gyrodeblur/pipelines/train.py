@@ -80,9 +80,9 @@ class DataConfig:
     ``sampler`` overrides fields of :class:`~gyrodeblur.synthesis.sampler.SamplerSettings`
     (e.g. ``hfov_deg: [30, 50]`` for longer blur in pixels). ``gyro``, a gyro log or a list
     of them (read in ``gyro_unit``), replaces the bundled traces as the source of real
-    motion. ``classic`` also stores each
-    frame restored by the classical method, whole (before ``cache_crop``) as ``deblur``
-    restores it, for nets that refine it (``refine: true``).
+    motion. ``classic`` also stores each frame restored by the classical method, whole
+    (before ``cache_crop``) as ``deblur`` restores it, for nets that refine it
+    (``refine: true``).
     """
 
     source: str = "synthetic"
