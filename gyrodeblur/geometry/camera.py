@@ -714,9 +714,10 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
                    fps: float | None) -> dict[str, Any]:
     """The profile ``d`` of the video mode of ``size`` and ``fps`` among its own and its
     ``compatible_settings``, expanded as Gyroflow's ``get_all_matching_profiles`` does (a
-    ``width``/``height`` scales the calibration by ``width / calib_dimension.w``, as
-    :meth:`Camera.rescaled` would; a
-    ``frame_readout_time`` or ``fps`` replaces the profile's); ``d`` itself when none fits."""
+    ``width``/``height`` of the calibration's aspect ratio scales it by
+    ``width / calib_dimension.w``, as :meth:`Camera.rescaled` would, one of another aspect
+    ratio is a sensor crop that keeps the camera matrix; a ``frame_readout_time`` or ``fps``
+    replaces the profile's); ``d`` itself when none fits."""
     entries = d.get("compatible_settings") or []
     if size is None or not entries:
         return d
@@ -734,7 +735,13 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
         mode = {**d, "compatible_settings": []}
         width, height = entry.get("width"), entry.get("height")
         declared = w, h
-        if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0 \
+                and abs(width / w - height / h) >= 0.001:
+            # Another aspect ratio: a crop of the sensor, whose pixels and camera matrix are
+            # the calibration's (a principal point not asymmetrical is the crop's centre).
+            declared = width, height
+            mode["calib_dimension"] = {"w": width, "h": height}
+        elif isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
             # The size as the entry gives it: a mode of 2704x1520 for a 3840x2160
             # calibration is scaled to 2704x1521.
             declared = width, height

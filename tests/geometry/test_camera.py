@@ -453,6 +453,23 @@ def test_gyroflow_compatible_settings_give_the_mode_of_the_footage(tmp_path: Pat
     assert odd.rescaled(1913, 1072).height == 1072
 
 
+def test_a_gyroflow_mode_of_another_aspect_ratio_is_a_sensor_crop(tmp_path: Path) -> None:
+    # Gyroflow (lens_profile.rs get_all_matching_profiles): where width and height scale the
+    # calibration differently, the mode is a crop of the sensor: the camera matrix is kept.
+    d = {**GYROFLOW_PROFILE, "frame_readout_time": 15.0, "compatible_settings": [
+        {"width": 2716, "height": 1080, "frame_readout_time": 7.0}]}
+    matrix = GYROFLOW_PROFILE["fisheye_params"]["camera_matrix"]
+    crop = load_camera(write_json(tmp_path / "crop.json", {**d, "asymmetrical": False}),
+                       mode_size=(2716, 1080))
+    assert (crop.width, crop.height) == (2716, 1080)
+    assert (crop.fx, crop.fy) == (matrix[0][0], matrix[1][1])
+    assert (crop.cx, crop.cy) == (2715 / 2, 1079 / 2)  # not asymmetrical: the crop's centre
+    assert crop.readout_time == pytest.approx(0.007 * 1079 / 1080)
+    assert crop.rescaled(1358, 540).fx == pytest.approx(matrix[0][0] / 2)
+    uneven = load_camera(write_json(tmp_path / "uneven.json", d), mode_size=(2716, 1080))
+    assert d["asymmetrical"] and (uneven.cx, uneven.cy) == (matrix[0][2], matrix[1][2])
+
+
 def test_json_with_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "bom.json"
     path.write_text("\ufeff" + json.dumps(GOOD), encoding="utf-8")
