@@ -2,7 +2,8 @@
 
 Prints a table; with ``--json`` one JSON object. Each figure is one run of the whole pipeline
 (decode, kernels with optical flow, tiled restoration, PNG output) in a fresh process on
-synthetic footage written as H.264:
+synthetic footage written as H.264, timed after a run on its first frame (numba compiles its
+kernels on first use, once per installation; the model's loading is not timed):
 
 - ``s_per_frame_720p_<method>``: seconds per 1280x720 frame for the classical method and each
   shipped model (CPU, 2 threads); ``s_per_frame_720p_<model>_cuda`` the same with the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import tempfile
 import time
@@ -75,6 +77,8 @@ def measure(method: str, folder: Path, device: str = "cpu") -> dict:
     job = VideoJob(Footage(folder / "clip.mp4"), timing, timing.frame,
                    read_gyro(folder / "gyro.csv"), load_camera(folder / "camera.json"), restorer)
     with tempfile.TemporaryDirectory() as out:
+        first = VideoJob(job.footage, timing, timing.frame[:1], job.log, job.camera, restorer)
+        deblur_video(first, Path(out) / "warm-up")
         start = time.perf_counter()
         deblur_video(job, Path(out) / "frames")
         seconds = (time.perf_counter() - start) / len(timing)
@@ -102,6 +106,10 @@ def main() -> None:
                         help="pan in rad/s: blur of 14 px at 4K (default 0.3), 55 px (1.2)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.frames < 1:
+        parser.error(f"--frames {args.frames}: at least 1")
+    if not math.isfinite(args.yaw):
+        parser.error(f"--yaw {args.yaw}: a number of rad/s")
     if args.child:
         print(json.dumps(measure(args.child[0], Path(args.child[1]), args.child[2])))
         return
