@@ -734,17 +734,15 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
     for entry in entries:
         mode = {**d, "compatible_settings": []}
         width, height = entry.get("width"), entry.get("height")
-        declared = w, h
-        if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0 \
-                and abs(width / w - height / h) >= 0.001:
+        sized = isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0
+        declared = (width, height) if sized else (w, h)
+        if sized and abs(width / w - height / h) >= 0.001:
             # Another aspect ratio: a crop of the sensor, whose pixels and camera matrix are
             # the calibration's (a principal point not asymmetrical is the crop's centre).
-            declared = width, height
             mode["calib_dimension"] = {"w": width, "h": height}
-        elif isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        elif sized:
             # The size as the entry gives it: a mode of 2704x1520 for a 3840x2160
             # calibration is scaled to 2704x1521.
-            declared = width, height
             ratio = width / w
             mode["calib_dimension"] = {"w": round(w * ratio), "h": round(h * ratio)}
             if len(matrix) == 3:

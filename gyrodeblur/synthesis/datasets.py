@@ -272,8 +272,9 @@ def _check_pair(sharp: Footage, numbers: np.ndarray, blurred: np.ndarray,
         if s.shape != b.shape:
             raise InputError(sharp.source(n), f"{s.shape[1]}x{s.shape[0]}, its blurred frame "
                                               f"{b.shape[1]}x{b.shape[0]}")
-        if gray(s) != gray(b):
-            raise InputError(sharp.source(n), "gray, its blurred frame is in colour" if gray(s)
+        gray_sharp = gray(s)
+        if gray_sharp != gray(b):
+            raise InputError(sharp.source(n), "gray, its blurred frame is in colour" if gray_sharp
                              else "in colour, its blurred frame is gray (a colour reference "
                                   "for a monochrome input)")
 

@@ -158,17 +158,18 @@ is shorter than any clip (1.20 s: 30 frames at 30 fps with margins): no clip cou
     slow = settings.fps[0]
     longest = clip_duration(settings, slow, min(settings.readout[1], 1 / slow))
     for trace in traces:
+        window = longest_window(trace)
         try:
             random_segment(trace, shortest, np.random.default_rng(0))
         except ValueError:
             raise InputError(trace.source, f"its longest stretch without gaps, "
-                                           f"{longest_window(trace):.2f} s, is shorter than any "
+                                           f"{window:.2f} s, is shorter than any "
                                            f"clip ({shortest:.2f} s: {settings.frames} frames at "
                                            f"{settings.fps[1]:g} fps with margins): no clip "
                                            "could use it") from None
-        if longest_window(trace) < longest:
+        if window < longest:
             warnings.warn(f"{trace.source}: its longest stretch without gaps, "
-                          f"{longest_window(trace):.2f} s, is shorter than the longest clips "
+                          f"{window:.2f} s, is shorter than the longest clips "
                           f"({longest:.2f} s at {slow:g} fps): those drawn from it shake by the "
                           "hand-shake model instead", stacklevel=2)
 
