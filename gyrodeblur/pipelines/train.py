@@ -828,7 +828,7 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
         raise InputError(None, f"train.batch {t.batch} does not split over {world} processes")
     saved = run.out / "config.yaml"
     cache_path = Path(config.data.cache) if config.data.cache else run.out / "data.safetensors"
-    data, recorded_metrics = None, None
+    data, recorded_metrics, checkpoint_state = None, None, None
     try:
         failure = None
         if rank == 0:  # checks the run and draws the data alone; the others wait for it
@@ -855,8 +855,9 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                     raise InputError(run.out, "this run folder holds a run of another model "
                                      f"or data ({', '.join(changed)} {verb}); resume it with "
                                      f"{resume} or use another --output")
-                saved_step = _load_checkpoint(run.checkpoint).get("step") \
+                checkpoint_state = _load_checkpoint(run.checkpoint) \
                     if run.checkpoint.exists() else None
+                saved_step = None if checkpoint_state is None else checkpoint_state.get("step")
                 if isinstance(saved_step, int) and saved_step > t.steps:
                     raise InputError(run.out, f"the run is at step {saved_step}, past "
                                               f"train.steps {t.steps}; raise it to continue "
@@ -901,7 +902,9 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
         optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         step, history, seconds_before = 0, [], 0.0
         if run.checkpoint.exists():
-            state = _load_checkpoint(run.checkpoint, device)
+            # Rank 0 read it above; loading copies its tensors to the model's device.
+            state = checkpoint_state if checkpoint_state is not None else \
+                _load_checkpoint(run.checkpoint, device)
             try:
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
