@@ -160,6 +160,25 @@ class Camera:
         """:attr:`imu_to_camera` as a (3, 3) float64 array."""
         return np.array(self.imu_to_camera, dtype=np.float64)
 
+    @property
+    def fold(self) -> float:
+        """Where the lens model folds back, past which a ray has no image: the radius
+        ``|(X/Z, Y/Z)|`` at which the OpenCV model's radial part stops growing, the angle
+        from the optical axis (radians) at which the fisheye's does; inf where it never does
+        (and for ``none``).
+
+        Example:
+            >>> cam = Camera(640, 480, 500.0, 500.0, 319.5, 239.5, "opencv", (-0.5, 0, 0, 0))
+            >>> round(cam.fold, 6)  # r (1 - 0.5 r^2) peaks at r^2 = 1 / 1.5
+            0.816497
+        """
+        if self.distortion_model == "fisheye":
+            return _fisheye_fold(self.distortion)
+        if self.distortion_model == "opencv":
+            fold = _fold(tuple(_opencv8(self.distortion)))
+            return math.inf if fold is None else float(fold[0][-1])
+        return math.inf
+
     def replace(self, **changes: Any) -> Camera:
         """A copy with some fields changed, validated like a new camera.
 
@@ -208,7 +227,8 @@ class Camera:
         return self.rescaled(width, height)
 
     def distort_points(self, xn: np.ndarray) -> np.ndarray:
-        """Project normalized undistorted coordinates to distorted pixels (closed form).
+        """Project normalized undistorted coordinates to distorted pixels (closed form); NaN
+        for rays past the lens model's :attr:`fold`, which have no image.
 
         Args:
             xn: (..., 2) normalized coordinates ``(X/Z, Y/Z)``.
@@ -391,15 +411,19 @@ def _points(points: np.ndarray, name: str) -> np.ndarray:
 
 def _distort_normalized(xn: np.ndarray, model: str, k: tuple[float, ...]) -> np.ndarray:
     if model == "opencv":
-        return _distort_opencv(xn, _opencv8(k))[0]
+        k8 = _opencv8(k)
+        with np.errstate(all="ignore"):
+            xd, jac = _distort_opencv(xn, k8)
+            kept = _orientation_kept(xn, jac, k8)
+        return np.where(kept[..., None], xd, np.nan)
     if model == "fisheye":
         x, y = xn[..., 0], xn[..., 1]
         r = np.hypot(x, y)
         theta = np.arctan(r)
-        t2 = theta * theta
-        theta_d = theta * (1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[2] + t2 * k[3]))))
+        theta_d = _fisheye_theta_d(theta, k)
         # theta_d / r -> 1 as r -> 0; guard the 0/0 at the centre.
         scale = np.divide(theta_d, r, out=np.ones_like(r), where=r > 1e-15)
+        scale = np.where(theta <= _fisheye_fold(k), scale, np.nan)
         return np.stack([x * scale, y * scale], -1)
     return xn.copy()
 
@@ -492,25 +516,31 @@ def _undistort_opencv(xd: np.ndarray, k: np.ndarray) -> np.ndarray:
     x = x.reshape(shape)
     with np.errstate(all="ignore"):
         f, jac = _distort_opencv(x, k)
-        det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
-        trace = jac[..., 0, 0] + jac[..., 1, 1]
-        # A model that folds back has a second preimage past the fold where the map turns
-        # the plane through 180 degrees (det > 0 but trace < 0): a ray pointing away.
-        ok = (np.abs(f - xd).max(-1) < _RESIDUAL_TOL) & (det > 0) & (trace > 0)
-        if fold is not None:
-            # Near or past the radial part's fold (the tangential terms move it): a ray only
-            # if the map keeps its orientation on the way out from the centre, not a
-            # preimage beyond a fold where the curve rises again.
-            ok, radius = np.asarray(ok), np.asarray(np.hypot(x[..., 0], x[..., 1]))
-            far = ok & (radius > 0.8 * fold[0][-1])
-            points, start = x[far], 0.8 * fold[0][-1] / radius[far]
-            kept = np.ones(len(points), bool)
-            for s in np.linspace(0.0, 1.0, 64, endpoint=False):
-                jac = _distort_opencv(points * (start + (1 - start) * s)[:, None], k)[1]
-                kept &= (jac[:, 0, 0] * jac[:, 1, 1] - jac[:, 0, 1] * jac[:, 1, 0] > 0) & (
-                    jac[:, 0, 0] + jac[:, 1, 1] > 0)
-            ok[far] = kept
+        ok = (np.abs(f - xd).max(-1) < _RESIDUAL_TOL) & _orientation_kept(x, jac, k)
     return np.where(ok[..., None], x, np.nan)
+
+
+def _orientation_kept(x: np.ndarray, jac: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Whether each point ``x`` (normalized, undistorted; ``jac`` the model's Jacobian there)
+    lies before the OpenCV model's fold, where it has an image. Past the fold the map turns
+    the plane through 180 degrees (det > 0 but trace < 0: a ray pointing away), or folds it
+    over (det < 0); near or past the radial part's fold (the tangential terms move it) the
+    map must also keep its orientation on the way out from the centre, or the point lies
+    beyond a fold where the curve rises again."""
+    det = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
+    ok = np.asarray((det > 0) & (jac[..., 0, 0] + jac[..., 1, 1] > 0))
+    fold = _fold(tuple(k))
+    if fold is not None:
+        radius = np.asarray(np.hypot(x[..., 0], x[..., 1]))
+        far = ok & (radius > 0.8 * fold[0][-1])
+        points, start = x[far], 0.8 * fold[0][-1] / radius[far]
+        kept = np.ones(len(points), bool)
+        for s in np.linspace(0.0, 1.0, 64, endpoint=False):
+            jac = _distort_opencv(points * (start + (1 - start) * s)[:, None], k)[1]
+            kept &= (jac[:, 0, 0] * jac[:, 1, 1] - jac[:, 0, 1] * jac[:, 1, 0] > 0) & (
+                jac[:, 0, 0] + jac[:, 1, 1] > 0)
+        ok[far] = kept
+    return ok
 
 
 def _max_finite(a: np.ndarray) -> float:
@@ -530,19 +560,25 @@ def _fisheye_theta_d(theta: np.ndarray, k: tuple[float, ...]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
+def _fisheye_fold(k: tuple[float, ...]) -> float:
+    """The angle from the axis at which the fisheye curve first stops growing, up to 180
+    degrees; inf where it grows throughout."""
+    theta = np.linspace(0.0, np.pi, 200_001)
+    falling = np.flatnonzero(_fisheye_slope(theta, k) <= 0)
+    if not len(falling):
+        return math.inf
+    lo, hi = theta[falling[0] - 1], theta[falling[0]]
+    for _ in range(60):  # bisection to double precision
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _fisheye_slope(np.array(mid), k) > 0 else (lo, mid)
+    return float(lo)
+
+
+@functools.lru_cache(maxsize=16)
 def _fisheye_branch(k: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     """The fisheye curve where it grows from the centre, up to 90 degrees or its first fold
     before, sampled as ``(theta, theta_d)``: each distorted radius on it has one ray."""
-    theta = np.linspace(0.0, np.pi / 2, 100_001)
-    falling = np.flatnonzero(_fisheye_slope(theta, k) <= 0)
-    limit = np.pi / 2
-    if len(falling):
-        lo, hi = theta[falling[0] - 1], theta[falling[0]]
-        for _ in range(60):  # bisection to double precision
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if _fisheye_slope(np.array(mid), k) > 0 else (lo, mid)
-        limit = lo
-    branch = np.linspace(0.0, limit, 4097)
+    branch = np.linspace(0.0, min(_fisheye_fold(k), np.pi / 2), 4097)
     curve = _fisheye_theta_d(branch, k)
     branch.flags.writeable = curve.flags.writeable = False
     return branch, curve

@@ -194,7 +194,8 @@ def rotation_trajectories(orientation: Orientation, camera: Camera, t_start: flo
 def still_where_no_ray(traj: np.ndarray) -> np.ndarray:
     """``traj`` with zero where it is NaN: pixels without a ray through the lens model (the
     corners of a fisheye wider than 180 degrees, a distortion that folds back) have no known
-    blur, so they are restored as unblurred.
+    blur, so they are restored as unblurred; samples whose turned ray the model does not
+    image (past its fold, behind a perspective camera) stay at the pixel.
 
     Example:
         >>> still_where_no_ray(np.array([1.5, np.nan], np.float32)).tolist()

@@ -20,14 +20,34 @@ _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
-def _project(X: float, Y: float, Z: float, model: int, d: np.ndarray) -> tuple[float, float]:
+def _opencv_orientation_kept(x: float, y: float, d: np.ndarray) -> bool:
+    """Whether the OpenCV model's Jacobian at ``(x, y)`` keeps the plane's orientation (det
+    and trace positive), as it does everywhere before its fold."""
+    r2 = x * x + y * y
+    num = 1.0 + r2 * (d[0] + r2 * (d[1] + r2 * d[4]))
+    den = 1.0 + r2 * (d[5] + r2 * (d[6] + r2 * d[7]))
+    radial = num / den
+    d_radial = ((d[0] + r2 * (2.0 * d[1] + 3.0 * d[4] * r2)) * den
+                - (d[5] + r2 * (2.0 * d[6] + 3.0 * d[7] * r2)) * num) / (den * den)
+    j00 = radial + 2.0 * x * x * d_radial + 2.0 * d[2] * y + 6.0 * d[3] * x
+    j11 = radial + 2.0 * y * y * d_radial + 6.0 * d[2] * y + 2.0 * d[3] * x
+    j01 = 2.0 * x * y * d_radial + 2.0 * d[2] * x + 2.0 * d[3] * y
+    return j00 * j11 - j01 * j01 > 0 and j00 + j11 > 0
+
+
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
+def _project(X: float, Y: float, Z: float, model: int, d: np.ndarray,
+             fold: float) -> tuple[float, float]:
     """Camera ray -> normalized distorted coordinates (OpenCV formulas); NaN where the model
-    has no image of the ray (behind a perspective camera)."""
+    has no image of the ray (behind a perspective camera, past the lens model's ``fold``:
+    :attr:`Camera.fold`)."""
     if model == 2:
         # The angle from the axis, not arctan(r) of X/Z: a ray turned past 90 degrees stays
         # on its side of a wide fisheye's image instead of jumping to the opposite one.
         rho = np.sqrt(X * X + Y * Y)
         theta = np.arctan2(rho, Z)
+        if theta > fold:
+            return np.nan, np.nan
         if rho < 1e-12 * abs(Z):
             return (X / Z, Y / Z) if Z > 0 else (np.nan, np.nan)
         t2 = theta * theta
@@ -37,6 +57,20 @@ def _project(X: float, Y: float, Z: float, model: int, d: np.ndarray) -> tuple[f
         return np.nan, np.nan
     x, y = X / Z, Y / Z
     r2 = x * x + y * y
+    if r2 > 0.64 * fold * fold:
+        # Near or past the radial part's fold: an image only where the map keeps its
+        # orientation on the way out from the centre, as Camera.undistort_points asks of a
+        # ray, not a point beyond the fold that the curve falls or rises again to. Without
+        # tangential terms that is the fold itself; with them, which move it, the path's.
+        if d[2] == 0.0 and d[3] == 0.0:
+            if r2 > fold * fold:
+                return np.nan, np.nan
+        else:
+            start = 0.8 * fold / np.sqrt(r2)
+            for j in range(65):
+                s = start + (1.0 - start) * j / 64.0
+                if not _opencv_orientation_kept(x * s, y * s, d):
+                    return np.nan, np.nan
     radial = (1.0 + r2 * (d[0] + r2 * (d[1] + r2 * d[4]))) / (
         1.0 + r2 * (d[5] + r2 * (d[6] + r2 * d[7])))
     return (x * radial + 2.0 * d[2] * x * y + d[3] * (r2 + 2.0 * x * x),
@@ -84,7 +118,7 @@ def _warp_homography(H: np.ndarray, out: np.ndarray) -> None:
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
 def _warp_rays(R: np.ndarray, rays: np.ndarray, intr: np.ndarray, model: int,
-               dist: np.ndarray, out: np.ndarray) -> None:
+               dist: np.ndarray, fold: float, out: np.ndarray) -> None:
     """Distorted case (OpenCV or fisheye model): rotate each pixel's undistorted ray,
     re-project and re-distort."""
     T, _, rows, cols = out.shape
@@ -98,7 +132,7 @@ def _warp_rays(R: np.ndarray, rays: np.ndarray, intr: np.ndarray, model: int,
                 X = r[0, 0] * u + r[0, 1] * v + r[0, 2]
                 Y = r[1, 0] * u + r[1, 1] * v + r[1, 2]
                 Z = r[2, 0] * u + r[2, 1] * v + r[2, 2]
-                xd, yd = _project(X, Y, Z, model, dist)
+                xd, yd = _project(X, Y, Z, model, dist, fold)
                 out[i, 0, y, x] = fx * xd + cx - x
                 out[i, 1, y, x] = fy * yd + cy - y
 
@@ -110,7 +144,7 @@ def warp_displacements(R_rows: np.ndarray, camera: Camera,
     For pixel ``p`` of row ``y`` and rotation ``Q = R_rows[i, y]`` (applied to camera rays),
     ``p + out[i, :, y, x] = distort(pi(Q @ undistort(p)))``. With ``Q = R(t_ref)^T R(t_i)``
     this is the rotational blur trajectory of CONVENTIONS. NaN where the lens model has no
-    image of the turned ray (behind a perspective camera).
+    image of the turned ray (behind a perspective camera, past the model's fold).
 
     Args:
         R_rows: ``(T, H, 3, 3)`` rotations, one per sample and image row.
@@ -147,5 +181,5 @@ def warp_displacements(R_rows: np.ndarray, camera: Camera,
         dist[: len(camera.distortion)] = camera.distortion
         intr = np.array([camera.fx, camera.fy, camera.cx, camera.cy])
         _warp_rays(R_rows, camera.pixel_rays(), intr, _MODEL_CODES[camera.distortion_model],
-                   dist, out)
+                   dist, camera.fold, out)
     return out

@@ -168,6 +168,22 @@ def test_a_folding_opencv_model_has_no_ray_past_its_fold() -> None:
     assert ((rays[near] * xd[near]).sum(-1) >= 0).all()
 
 
+@pytest.mark.parametrize("model, k1, fold", [
+    ("opencv", -0.45, 1 / np.sqrt(1.35)),  # d(r - 0.45 r^3)/dr = 0: a radius
+    ("fisheye", -0.3, 1 / np.sqrt(0.9)),  # d(theta - 0.3 theta^3)/dtheta = 0: an angle
+    ("none", 0.0, np.inf),
+])
+def test_rays_past_the_fold_have_no_image(model: str, k1: float, fold: float) -> None:
+    k = (k1, 0.0, 0.0, 0.0) if model != "none" else ()
+    cam = Camera(160, 120, 100.0, 100.0, 79.5, 59.5, model, k)
+    assert cam.fold == pytest.approx(fold, rel=1e-9)
+    radius = np.array([0.5, 0.99, 1.01, 1.5]) * min(fold, 1.0)
+    xn = np.stack([np.tan(radius) if model == "fisheye" else radius, np.zeros(4)], -1)
+    theta_d = radius * (1 + k1 * radius**2)  # both models' radial part, closed form
+    expected = np.where(radius < fold, 100.0 * theta_d + 79.5, np.nan)
+    np.testing.assert_allclose(cam.distort_points(xn)[:, 0], expected, rtol=0, atol=1e-9)
+
+
 def test_a_model_that_folds_and_rises_again_has_no_false_rays_past_its_fold() -> None:
     # k3 > 0: r_d = r (1 + k1 r^2 + k2 r^4 + k3 r^6) peaks, then rises again from r = 4 on, so
     # the corners past the peak have a far, false preimage; they have no ray.

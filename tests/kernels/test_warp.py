@@ -67,8 +67,10 @@ def test_a_wide_fisheye_keeps_rays_turned_past_90_degrees_on_their_side():
     np.testing.assert_allclose(d[0, 0, 49, 100:194], 60.0 * 0.05, rtol=1e-4)
 
 
-@pytest.mark.parametrize("camera", [PINHOLE, OPENCV], ids=["pinhole", "opencv"])
+@pytest.mark.parametrize("camera", [PINHOLE, PINHOLE.replace(
+    distortion_model="opencv", distortion=(0.05, 0.01, 0.001, -0.0015))], ids=["pinhole", "opencv"])
 def test_rays_turned_behind_a_perspective_camera_have_no_image(camera):
+    # (The OpenCV model here grows throughout: no ray in front of it lies past a fold.)
     # A 70 degree yaw takes the rays of the image's side beyond 90 degrees from the axis
     # (brute force: the turned ray's depth), which a perspective lens cannot image.
     Q = exp_so3([0.0, np.radians(70), 0.0])
@@ -80,6 +82,40 @@ def test_rays_turned_behind_a_perspective_camera_have_no_image(camera):
     assert 0 < behind.sum() < behind.size / 2
     np.testing.assert_array_equal(np.isnan(d[0]).all(axis=0), behind)
     np.testing.assert_array_equal(np.isnan(d[0]).any(axis=0), behind)
+
+
+@pytest.mark.parametrize("model, distortion, fold", [
+    ("opencv", (-0.4, 0.0, 0.0, 0.0), 1 / np.sqrt(1.2)),  # d(r - 0.4 r^3)/dr = 0
+    ("opencv", (-0.4, 0.0, 0.003, -0.002), 1 / np.sqrt(1.2)),  # tangential terms move it
+    ("fisheye", (-0.3, 0.0, 0.0, 0.0), 1 / np.sqrt(0.9)),  # d(theta - 0.3 theta^3)/dtheta = 0
+], ids=["opencv", "opencv-tangential", "fisheye"])
+def test_rays_turned_past_the_lens_fold_have_no_image(model, distortion, fold):
+    # Every pixel of this image has a ray (its corner lies before the fold); a turn of up to
+    # 0.4 rad outwards towards the top-left takes that corner's ray past the fold, where the
+    # model has no image of it: NaN, not a point the falling curve gives (which can lie on the
+    # other side of the pixel). Where there is an image, it is the turned ray's (the model's
+    # closed form, which has no image past the fold either).
+    focal = 180.0 if model == "fisheye" else 214.0
+    cam = Camera(200, 150, focal, focal, 99.5, 74.5, model, distortion)
+    ys, xs = np.mgrid[0:150, 0:200].astype(np.float64)
+    pixels = np.stack([xs, ys], -1)
+    rays = cam.undistort_points(pixels)
+    assert np.isfinite(rays).all()
+    axis = np.array([0.6, -0.8, 0.0])
+    for angle in (0.05, 0.15, 0.4):
+        Q = exp_so3(angle * axis)
+        d = warp_displacements(np.tile(Q, (1, 150, 1, 1)), cam)
+        turned = np.dstack([rays, np.ones((150, 200))]) @ Q.T
+        xn = turned[..., :2] / turned[..., 2:]
+        radius = np.hypot(*np.moveaxis(xn, -1, 0))
+        past = np.arctan(radius) if model == "fisheye" else radius
+        # The radial fold, moved a little by the tangential terms.
+        assert np.isnan(d[0][:, past > fold * 1.05]).all()
+        assert np.isfinite(d[0][:, past < fold * 0.95]).all()
+        moved = cam.distort_points(xn)
+        np.testing.assert_array_equal(np.isnan(d[0]).any(axis=0), np.isnan(moved).any(-1))
+        np.testing.assert_allclose(np.moveaxis(d[0], 0, -1), moved - pixels, atol=2e-3)
+    assert (past > fold * 1.05).sum() > 100  # the last turn took corners past the fold
 
 
 def test_homography_round_trip():
