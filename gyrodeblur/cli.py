@@ -35,7 +35,7 @@ from rich.progress import (
 )
 
 from gyrodeblur.errors import InputError, Terminated
-from gyrodeblur.fileio import check_output
+from gyrodeblur.fileio import check_output, sources_digest
 
 if TYPE_CHECKING:  # the command modules are imported when a command runs
     from gyrodeblur.footage import Footage, FrameTiming
@@ -876,7 +876,6 @@ def synth_clips(
         hold_folder,
         holds_anything,
         read_record,
-        sources_digest,
     )
     from gyrodeblur.pipelines.synth import synth_clips as run
     from gyrodeblur.synthesis.images import ImageBank
@@ -1578,8 +1577,8 @@ def deblur_video_command(
     check_output(output, folder=to_folder, source=(frames, gyro, camera, frames_csv))
     footage = Footage(frames)
     check_deblur_size(frames, *footage.size)
-    log, cam, _ = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time,
-                              time_offset, footage.size, footage.fps)
+    log, cam, bias_removed = load_motion(gyro, camera, gyro_unit, bias, lowpass, readout_time,
+                                         time_offset, footage.size, footage.fps)
     cam = stored_cam = fit_camera(cam, camera, *footage.size)
     wanted_size = parse_size(size)
     if wanted_size is not None:
@@ -1624,8 +1623,11 @@ def deblur_video_command(
                                   f"offset {cam.time_offset:.4f} s")
     settings = {  # all that decides a resumed frame, the options as given
                 "footage": str(frames.resolve()), "gyro": str(gyro.resolve()),
+                # The files read, by size and time: a log or footage rewritten in place.
+                "input_files": sources_digest([Path(log.source), *(footage.files or
+                                                                   [footage.path])]),
                 "camera": cam.to_dict(),
-                "gyro_unit": gyro_unit, "bias": bias, "lowpass": lowpass,
+                "gyro_unit": gyro_unit, "bias": bias_removed, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,
                 "tile": restorer.tile, "kernel_width": kernel_width,
                 "flow": flow if restorer.translation else None,

@@ -692,7 +692,8 @@ def resumable(folder: Path) -> bool:
 
 # The record's settings as a user sets them, where the key does not say.
 _SETTING_NAMES = {"frames": "frames (--range)", "t_start": "frame times", "exposure":
-                  "exposure times", "weights_sha256": "the model's weights", "footage": "FRAMES"}
+                  "exposure times", "weights_sha256": "the model's weights", "footage": "FRAMES",
+                  "input_files": "the gyro log's or footage's files (rewritten since)"}
 
 
 class FolderOutput:

@@ -392,6 +392,25 @@ def test_deblur_video_classic_to_folder_raises_psnr_and_resumes(clip, tmp_path, 
     assert "(changed: frames (--range), frame times, exposure times)" in fewer.output
 
 
+def test_a_folder_is_not_resumed_from_inputs_rewritten_since(clip, tmp_path):
+    copy = tmp_path / "clip"
+    shutil.copytree(clip, copy)
+    out = tmp_path / "frames"
+    args = [copy / "blurred", *motion_args(copy), "--method", "classic", "--range", "1:1",
+            "--no-translation", "--bias", "1e-3,0,0", "-o", out]
+    assert deblur_video(*args).exit_code == 0
+    record = json.loads((out / "deblur.json").read_text())
+    assert record["bias"] == [1e-3, 0.0, 0.0]  # as numbers, as --bias auto's estimate is
+    assert "resumed" in deblur_video(*args).output
+    # The gyro rewritten in place (a corrected gscale, say): not the log those frames used.
+    log = np.loadtxt(copy / "gyro.csv", delimiter=",", skiprows=1)
+    log[:, 1:] *= 2
+    np.savetxt(copy / "gyro.csv", log, delimiter=",", header="t,wx,wy,wz", comments="")
+    changed = deblur_video(*args)
+    assert changed.exit_code == 2
+    assert "(changed: the gyro log's or footage's files (rewritten since))" in changed.output
+
+
 def test_frames_removed_while_a_folder_is_written_are_not_marked_complete(clip, tmp_path,
                                                                           monkeypatch):
     out, real = tmp_path / "out", deblur_module.FolderOutput.write
