@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -224,16 +225,20 @@ def hold_folder(folder: str | Path, wait: Callable[[], None] | None = None,
         []
     """
     folder = Path(folder)
-    while True:
+    for attempt in itertools.count(1):
         made = [] if reading else missing_folders(folder)
         try:
             if not reading:
                 folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        except FileNotFoundError:  # another run's clean-up removed it meanwhile
+        except FileNotFoundError as e:  # another run's clean-up removed it meanwhile
             if reading:
                 raise InputError(folder, "not found") from None
-            continue
+            if attempt < 100:
+                continue
+            # Not a race but a place where no folder can be made (under /proc, say).
+            remove_empty(made)
+            raise InputError(folder, f"cannot be written: {e.strerror}") from None
         except OSError as e:
             remove_empty(made)
             raise InputError(folder, f"cannot be {'read' if reading else 'written'}: "

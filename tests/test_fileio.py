@@ -272,6 +272,22 @@ def test_a_hold_ends_with_its_run_killed_not_with_the_workers_it_forked(tmp_path
         os.kill(worker, 9)
 
 
+def test_a_folder_that_cannot_be_made_is_an_error_not_a_retry_without_end(tmp_path,
+                                                                          monkeypatch):
+    calls = []
+
+    def no_folder_here(self, *args, **kwargs):  # as under /proc: ENOENT every time
+        calls.append(self)
+        if len(calls) > 1000:
+            raise RuntimeError("retried without end")
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", no_folder_here)
+    with pytest.raises(InputError, match="out: cannot be written: No such file or directory"):
+        with fileio.hold_folder(tmp_path / "out"):
+            pass
+
+
 def test_a_folder_read_by_runs_is_written_by_none(tmp_path):
     clips = tmp_path / "clips"
     with pytest.raises(InputError, match="clips: not found"):
