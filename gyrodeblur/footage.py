@@ -553,6 +553,8 @@ _UNDO_ORIENTATION = {
     2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud,
     5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, 1),
     7: lambda a: np.rot90(np.swapaxes(a, 0, 1), 2), 8: lambda a: np.rot90(a, -1)}
+# Its inverse: the quarter turns the other way, the flips their own.
+_APPLY_ORIENTATION = {**_UNDO_ORIENTATION, 6: _UNDO_ORIENTATION[8], 8: _UNDO_ORIENTATION[6]}
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
@@ -602,7 +604,8 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
     8-bit RGB (16-bit for a uint16 image) unless ``stored`` (from
     :func:`read_image_and_format`) asks for gray, 16 bits or an alpha channel; 16 bits and
     alpha only where the file format has them (PNG, TIFF; 8-bit alpha in WebP, written
-    lossless), EXIF in JPEG and PNG.
+    lossless), EXIF in JPEG and PNG; in other formats the pixels are turned by the EXIF
+    orientation, upright as it shows them.
 
     Raises:
         ValueError: an image :func:`float_image` refuses (0..255 floats, NaN, another shape).
@@ -628,6 +631,11 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
             pixels = np.repeat(pixels[..., None], 3, axis=2)
         alpha = stored.alpha.astype(np.float64) * (top / np.iinfo(stored.alpha.dtype).max)
         pixels = np.dstack((pixels, np.round(alpha).astype(dtype)))
+    found = None if stored.exif is None else _exif_orientation_at(stored.exif)
+    if found is not None and suffix not in _EXIF_SUFFIXES:
+        # A format OpenCV writes no EXIF into (TIFF, WebP, BMP): the pixels turned as the
+        # orientation says they are shown, not shown turned.
+        pixels = _APPLY_ORIENTATION.get(found[2], lambda a: a)(pixels)
     pixels = np.ascontiguousarray(pixels)
     # Encoded in memory and written by Python: a failed write is an OSError with the
     # system's reason (a full disk...), where cv2.imwrite says only False (and libpng

@@ -354,6 +354,26 @@ def test_exif_is_copied_and_its_orientation_not_applied(tmp_path, suffix):
     assert Image.open(tmp_path / f"out{suffix}").size == (10, 6)
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("suffix", [".tif", ".bmp"])
+def test_formats_without_exif_get_the_pixels_turned_as_shown(tmp_path, suffix, orientation):
+    # The orientation an image is shown by (as PIL's exif_transpose turns it): where the
+    # output cannot say it, the pixels are turned so.
+    from PIL import Image, ImageOps
+
+    pixels = np.random.default_rng(orientation).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    read, stored = read_image_and_format(tmp_path / "phone.jpg")
+    write_image(tmp_path / f"out{suffix}", read, stored)
+    as_read = Image.fromarray(np.round(read * 255).astype(np.uint8))
+    as_read.getexif()[0x0112] = orientation
+    shown = np.asarray(ImageOps.exif_transpose(as_read))
+    np.testing.assert_array_equal(read_image(tmp_path / f"out{suffix}", native=True), shown)
+
+
 def test_folder_frames_are_in_the_numeric_order_of_their_names(tmp_path):
     for n in (1, 2, 10, 11):  # plain string order would put 10 and 11 before 2
         cv2.imwrite(str(tmp_path / f"frame_{n}.png"), np.full((4, 6, 3), n, np.uint8))
