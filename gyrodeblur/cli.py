@@ -1591,12 +1591,15 @@ def deblur_video_command(
         restorer = replace(restorer, translation=False)
     found, no_sync = None, None
     if sync == "auto":
+        from gyrodeblur.geometry.gyro import check_no_holes
         from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS, estimate_sync
         from gyrodeblur.pipelines.kernels import check_frames_covered, exposure_spans
 
         first, last = exposure_spans(cam, selected, selected.frame)
         if last.max() - first.min() > log.t[-1] - log.t[0]:  # at no offset: say so first
             check_frames_covered(log, cam, selected, selected.frame)
+        # As is a hole in the log that every searched offset puts among the frames.
+        check_no_holes(log, first.min() + sync_search, last.max() - sync_search)
         # A few frames of --range are synchronised with their neighbours' motion too.
         around = timing.select(int(selected.frame[0]) - FULL_SUPPORT_PAIRS,
                                min(int(selected.frame[-1]) + FULL_SUPPORT_PAIRS, footage.count))

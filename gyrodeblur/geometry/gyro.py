@@ -36,9 +36,11 @@ __all__ = [
     "GyroLog",
     "check_covers",
     "check_mounting",
+    "check_no_holes",
     "clock_note",
     "estimate_bias",
     "gyroflow_imu_to_camera",
+    "holes",
     "lowpass",
     "read_gyro",
     "remove_bias",
@@ -765,16 +767,42 @@ def check_covers(log: GyroLog, t_first: float, t_last: float,
             f"gyro covers {seconds_text(t0)} to {seconds_text(t1)} s but the frames need "
             f"{seconds_text(t_first)} to {seconds_text(t_last)} s ({hint}){clock_note(log)}",
         )
+    check_no_holes(log, t_first, t_last)
+
+
+def check_no_holes(log: GyroLog, t_first: float, t_last: float) -> None:
+    """Raise :class:`InputError` where one of the log's :func:`holes` meets
+    ``[t_first, t_last]`` (or, for ``t_first > t_last``, holds both).
+
+    Example:
+        >>> log = GyroLog(np.r_[0:20, 60:80] * 0.005, np.zeros((40, 3)), "g.csv")
+        >>> check_no_holes(log, 0.2, 0.25)
+        Traceback (most recent call last):
+        ...
+        gyrodeblur.errors.InputError: g.csv: gyro has no samples from 0.095000 to 0.300000 s ...
+    """
+    gaps = holes(log)
+    inside = gaps[(gaps[:, 0] < t_last) & (gaps[:, 1] > t_first)]
+    if len(inside):
+        start, end = inside[np.argmax(inside[:, 1] - inside[:, 0])]
+        raise InputError(log.source, f"gyro has no samples from {start:.6f} to {end:.6f} s "
+                                     f"({(end - start) * 1e3:.0f} ms), within the "
+                                     f"{t_first:.6f} to {t_last:.6f} s the frames need")
+
+
+def holes(log: GyroLog) -> np.ndarray:
+    """``(K, 2)`` start and end times of the log's holes: intervals between samples longer
+    than ``GAP_SAMPLES`` typical intervals (and 20 ms), across which the motion would be
+    guessed.
+
+    Example:
+        >>> t = np.r_[0:20, 60:80] * 0.005  # 200 Hz, none from 0.095 to 0.3 s
+        >>> holes(GyroLog(t, np.zeros((40, 3)))).round(3)
+        array([[0.095, 0.3  ]])
+    """
     dt = np.diff(log.t)
-    first = max(int(np.searchsorted(log.t, t_first, "right")) - 1, 0)
-    last = int(np.searchsorted(log.t, t_last, "left"))
-    if last <= first:
-        return
-    k = first + int(np.argmax(dt[first:last]))
-    if dt[k] > max(GAP_SAMPLES * float(np.median(dt)), 0.02):
-        raise InputError(log.source, f"gyro has no samples from {log.t[k]:.6f} to "
-                                     f"{log.t[k + 1]:.6f} s ({dt[k] * 1e3:.0f} ms), within "
-                                     f"the {t_first:.6f} to {t_last:.6f} s the frames need")
+    k = np.flatnonzero(dt > max(GAP_SAMPLES * float(np.median(dt)), 0.02))
+    return np.stack([log.t[k], log.t[k + 1]], -1)
 
 
 def clock_note(log: GyroLog) -> str:

@@ -229,6 +229,23 @@ def test_few_pairs_scale_the_confidence_down(clip):
     assert abs(few.time_offset - OFFSET) < 1e-3
 
 
+def test_frame_pairs_that_meet_a_hole_in_the_log_are_left_out(clip):
+    # 60 ms without samples by frame 12: the pairs that meet it at some offset within
+    # +-30 ms are left out (the motion across it would be guessed), the others still find
+    # the truth; over +-200 ms every pair of frames 9 to 16 meets it.
+    log = clip.recorded_log
+    start = clip.timing.t_start[11] + OFFSET
+    holed = replace(log, t=log.t[(log.t < start) | (log.t > start + 0.06)],
+                    w=log.w[(log.t < start) | (log.t > start + 0.06)])
+    result = estimate_sync(source(clip.blurred), clip.timing, holed,
+                           believed(clip, time_offset=OFFSET + 0.01), search=0.03)
+    assert 3 <= result.pairs_used < FRAMES - 1 - 3
+    assert abs(result.time_offset - OFFSET) < 1e-3
+    with pytest.raises(InputError, match=r"gyro has no samples from \S+ to \S+ s \(6\d ms\): "
+                                         "fewer than 3 frame pairs are clear of its holes"):
+        estimate_sync(source(clip.blurred), clip.timing.select(9, 16), holed, believed(clip))
+
+
 @pytest.mark.parametrize("spoil, message", [
     (lambda c: {"log": replace(c.recorded_log, w=0 * c.recorded_log.w)}, "no camera rotation"),
     (lambda c: {"log": GyroLog(c.recorded_log.t[:20], c.recorded_log.w[:20])},

@@ -793,6 +793,23 @@ def test_sync_auto_refuses_a_gyro_too_short_for_the_frames_before_syncing(clip, 
     assert not (tmp_path / "out").exists()
 
 
+def test_sync_auto_refuses_a_hole_every_searched_offset_meets_before_syncing(clip, tmp_path,
+                                                                           monkeypatch):
+    from gyrodeblur.kernels import synchronization
+
+    monkeypatch.setattr(synchronization, "estimate_sync", lambda *a, **k: pytest.fail("synced"))
+    log = np.loadtxt(clip / "gyro.csv", delimiter=",", skiprows=1)
+    middle = (log[0, 0] + log[-1, 0]) / 2
+    log = log[np.abs(log[:, 0] - middle) > 0.03]  # 60 ms without samples
+    np.savetxt(tmp_path / "gyro.csv", log, delimiter=",", header="t,wx,wy,wz", comments="")
+    result = deblur_video(clip / "blurred", "--gyro", tmp_path / "gyro.csv", *motion_args(
+        clip)[2:], "--sync", "auto", "--sync-search", "0.02", "--method", "classic", "-o",
+        tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "gyro has no samples from" in result.output.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
+
+
 def test_sync_auto_that_cannot_run_keeps_the_cameras_offset(clip, tmp_path):
     # Two frames timed: one pair, where sync needs three.
     rows = (clip / "frames.csv").read_text().splitlines()
