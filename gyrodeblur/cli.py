@@ -431,7 +431,8 @@ def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: floa
 def select_frames(timing: FrameTiming, footage: Footage | None, frame_range: str | None
                   ) -> FrameTiming:
     """The frames of ``--range`` in ``timing``, checked against the footage's length (frames
-    after the last that ``timing`` gives are noted: a stray image in a folder shifts them)."""
+    after the last that ``timing`` gives are noted: a stray image in a folder shifts them, as
+    are those it skips)."""
     from gyrodeblur.footage import frames_text
 
     first, last = parse_range(frame_range)
@@ -445,6 +446,10 @@ def select_frames(timing: FrameTiming, footage: Footage | None, frame_range: str
         raise InputError(timing.source, f"times for frame {selected.frame[-1]} but the "
                                         f"footage has {footage.count} frames" +
                          (" (is the video cut short?)" if footage.path.is_file() else ""))
+    skipped = np.setdiff1d(np.arange(selected.frame[0], selected.frame[-1] + 1), selected.frame)
+    if footage is not None and len(skipped):
+        err_console.print(f"{timing.source} has no row for {frames_text(skipped)} of the "
+                          "footage: left out")
     if footage is not None and last is None and timing.frame[-1] < footage.count:
         left = footage.count - int(timing.frame[-1])
         err_console.print(f"{timing.source} times frames up to {timing.frame[-1]}, "

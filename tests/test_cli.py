@@ -198,6 +198,15 @@ def test_frames_the_frames_csv_does_not_time_are_noted(clip):
         in result.output
 
 
+def test_frames_the_frames_csv_skips_are_noted(clip):
+    rows = (clip / "frames.csv").read_text().splitlines()
+    (clip / "gap.csv").write_text("\n".join(rows[:2] + rows[3:]) + "\n")  # no frame 2
+    result = kernels(clip, "--no-translation", frames_csv="gap.csv")
+    assert result.exit_code == 0, result.output
+    assert "gap.csv has no row for frame 2 of the footage: left out" in result.output
+    np.testing.assert_array_equal(np.load(clip / "out.npz")["frames"], [1, 3, 4])
+
+
 def test_paths_are_printed_as_they_are_not_read_as_markup(clip):
     # "[edited]" would be a style, "[/...]" an error after the work.
     out = clip / "take [/final]" / "photo [edited].npz"
