@@ -403,6 +403,9 @@ def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: floa
     if frames_csv is not None:
         timing = read_frames_csv(frames_csv)
     elif footage is not None and footage.timing is not None:
+        if exposure is not None:
+            raise InputError(None, "--exposure is for a video without --frames-csv (the names "
+                                   f"of {footage.path}'s frames give their exposures)")
         timing = footage.timing
     elif footage is not None and exposure is not None and footage.path.is_file():
         timing = video_timing(footage.path, exposure)

@@ -85,7 +85,8 @@ def clip(tmp_path):
 def kernels(clip, *extra, frames="frames", gyro="gyro.csv", frames_csv="frames.csv"):
     args = ["kernels"] + ([str(clip / frames)] if frames else [])
     args += ["--gyro", str(clip / gyro), "--camera", str(clip / "camera.json"),
-             "--frames-csv", str(clip / frames_csv), "-o", str(clip / "out.npz"), *extra]
+             *(["--frames-csv", str(clip / frames_csv)] if frames_csv else []),
+             "-o", str(clip / "out.npz"), *extra]
     return runner.invoke(app, args)
 
 
@@ -205,6 +206,18 @@ def test_frames_the_frames_csv_skips_are_noted(clip):
     assert result.exit_code == 0, result.output
     assert "gap.csv has no row for frame 2 of the footage: left out" in result.output
     np.testing.assert_array_equal(np.load(clip / "out.npz")["frames"], [1, 3, 4])
+
+
+def test_exposure_is_refused_for_a_gyrovd_folder_whose_names_time_its_frames(clip):
+    (clip / "seq" / "blur").mkdir(parents=True)
+    for n in range(2):
+        start = 1_000_000_000 + n * 100_000_000
+        name = f"{n + 1:06d}_{start}_{start}_{start + 40_000_000}_blur.png"
+        cv2.imwrite(str(clip / "seq" / "blur" / name), np.zeros((120, 160, 3), np.uint8))
+    result = kernels(clip, "--no-translation", "--exposure", "0.01", frames="seq",
+                     frames_csv=None)
+    assert result.exit_code == 2
+    assert "--exposure is for a video without --frames-csv (the names of" in result.output
 
 
 def test_paths_are_printed_as_they_are_not_read_as_markup(clip):
