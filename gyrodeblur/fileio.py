@@ -63,6 +63,12 @@ def check_output(path: str | Path, folder: bool = False,
         read_only = bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
         raise InputError(path, f"cannot be written: {parent} is "
                                f"{'on a read-only file system' if read_only else 'not writable'}")
+    try:  # root passes os.access anywhere, also where no file can be made (/proc, /sys)
+        fd, probe = tempfile.mkstemp(prefix=".gyrodeblur-probe-", dir=parent)
+    except OSError as e:
+        raise InputError(path, f"cannot be written: {parent}: {e.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _temporary_name(name: str, suffix: str) -> re.Pattern:

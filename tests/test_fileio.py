@@ -96,6 +96,15 @@ def test_an_existing_output_folder_must_itself_be_writable(tmp_path, monkeypatch
     fileio.check_output(tmp_path / "beside", folder=True)
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc")
+def test_an_output_where_no_file_can_be_made_is_refused_before_any_work(tmp_path):
+    # Root passes os.access there: the file system itself refuses.
+    with pytest.raises(InputError, match=r"^/proc/out\.json: cannot be written"):
+        fileio.check_output("/proc/out.json")
+    fileio.check_output(tmp_path / "out.json")
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing
+
+
 def test_a_full_disk_is_named_after_the_output_and_leaves_no_folders(tmp_path, monkeypatch):
     Usage = namedtuple("Usage", "total used free")
     monkeypatch.setattr(fileio.shutil, "disk_usage", lambda p: Usage(1 << 30, 1 << 30, 0))
