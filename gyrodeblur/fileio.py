@@ -66,7 +66,8 @@ def check_output(path: str | Path, folder: bool = False,
     try:  # root passes os.access anywhere, also where no file can be made (/proc, /sys)
         fd, probe = tempfile.mkstemp(prefix=".gyrodeblur-probe-", dir=parent)
     except OSError as e:
-        raise InputError(path, f"cannot be written: {parent}: {e.strerror}") from None
+        raise InputError(path, f"cannot be written: no file can be made in {parent} "
+                               f"({e.strerror})") from None
     os.close(fd)
     os.unlink(probe)
 
