@@ -135,8 +135,8 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
     """Read a frames CSV: ``frame,t_start,exposure`` (seconds, frame clock), one row a frame.
 
     Also accepted: ``t_sof`` for ``t_start``; ``exposure_s``, ``exposure_ns`` or a ``t_end``
-    column for the exposure. Frame numbers are 1-based positions in the footage (a file
-    numbering from 0 is shifted by one).
+    column for the exposure; names in any case; lines starting with ``#`` (comments). Frame
+    numbers are 1-based positions in the footage (a file numbering from 0 is shifted by one).
 
     Raises:
         InputError: missing columns, NaN, non-positive exposure, unsorted or duplicated frames.
@@ -153,13 +153,15 @@ def read_frames_csv(path: str | Path) -> FrameTiming:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, skipinitialspace=True)
-            # Blank lines skipped, each row keeps its line number for the messages.
-            numbered = [(reader.line_num, row) for row in reader if any(row)]
+            # Blank and comment lines skipped (as in a gyro CSV), each row keeps its line
+            # number for the messages.
+            numbered = [(reader.line_num, row) for row in reader
+                        if any(row) and not row[0].lstrip().startswith("#")]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(path, f"cannot read frames CSV ({e})") from None
     if len(numbered) < 2:
         raise InputError(path, "no frames in the CSV")
-    header = [name.strip() for name in numbered[0][1]]
+    header = [name.strip().lower() for name in numbered[0][1]]
     sep = next((sep for sep in ";\t" if len(header) == 1 and sep in header[0]), None)
     if sep is not None:
         raise InputError(path, f"fields separated by {sep!r}: separate them by commas")

@@ -220,6 +220,17 @@ def test_exposure_is_refused_for_a_gyrovd_folder_whose_names_time_its_frames(cli
     assert "--exposure is for a video without --frames-csv (the names of" in result.output
 
 
+def test_a_frames_csv_reads_comments_and_names_in_any_case_as_a_gyro_csv_does(clip):
+    write_frames_csv(clip / "app.csv", 4, header="# exported by the app\nFrame,T_Start,Exposure")
+    expected = kernels(clip, "--no-translation", "--size", "80x60", frames=None)
+    assert expected.exit_code == 0, expected.output
+    plain = np.load(clip / "out.npz")["times"]
+    result = kernels(clip, "--no-translation", "--size", "80x60", frames=None,
+                     frames_csv="app.csv")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(clip / "out.npz")["times"], plain)
+
+
 def test_paths_are_printed_as_they_are_not_read_as_markup(clip):
     # "[edited]" would be a style, "[/...]" an error after the work.
     out = clip / "take [/final]" / "photo [edited].npz"
