@@ -763,7 +763,8 @@ def sync(
                      f"{result.readout_direction}")
         print(line + f" ({result.pairs_used} frame pairs, the gyro explains "
                      f"{result.explained:.0%} of the video's rotation)")
-    if result.readout_direction not in (None, cam.readout_direction):
+    # A global shutter's camera (readout 0) says no direction to differ from.
+    if result.readout_direction not in (None, cam.readout_direction) and cam.readout_time > 0:
         err_console.print(f"the rows are read {result.readout_direction.replace('_', ' ')}, "
                           f"not {cam.readout_direction.replace('_', ' ')} as {camera.name} says")
     if not result.reliable:

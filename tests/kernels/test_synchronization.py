@@ -107,6 +107,25 @@ def test_readout_time_and_direction_are_estimated(believed_direction):
     assert result.readout_direction == "bottom_to_top"
 
 
+@pytest.mark.parametrize("readout_time", [0.025, 0.0])
+def test_cli_sync_names_a_readout_direction_that_differs_from_the_cameras(tmp_path,
+                                                                          readout_time):
+    # Read bottom to top: a rolling-shutter camera file that says top to bottom is named as
+    # wrong; a global shutter's (readout 0) says no direction.
+    clip = make_clip(1, readout=0.025, direction="bottom_to_top")
+    export_clip(replace(clip, recorded_camera=believed(
+        clip, readout_time=readout_time, readout_direction="top_to_bottom")), tmp_path / "c")
+    folder = tmp_path / "c"
+    result = CliRunner().invoke(app, [
+        "sync", str(folder / "blurred"), "--gyro", str(folder / "gyro.csv"), "--camera",
+        str(folder / "camera.json"), "--frames-csv", str(folder / "frames.csv"), "--readout",
+        "--max-pairs", "8"])
+    assert result.exit_code == 0, result.output
+    assert "readout_time 0.02" in result.stdout and "bottom_to_top" in result.stdout
+    said = "the rows are read bottom to top, not top to bottom as camera.json says"
+    assert (said in result.stderr) == (readout_time > 0)
+
+
 def test_periodic_motion_gives_low_confidence():
     # A 6 Hz shake alone: offsets a period apart fit alike, whatever the coarse grid says.
     t = np.arange(0.0, 2 * MARGIN + FRAMES / FPS + 0.02, 1 / 400)
