@@ -63,6 +63,7 @@ from gyrodeblur.models import (
     load_model,
     predict,
     refines_classic,
+    shipped_weights,
     weights_file,
 )
 
@@ -269,6 +270,8 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
     for key in ("folder", "images"):
         if getattr(d, key) is not None and not Path(getattr(d, key)).is_dir():
             raise InputError(source, f"data.{key} {getattr(d, key)}: no such folder")
+    if d.gyro_unit not in ("auto", "rad", "deg"):
+        raise InputError(source, f"data.gyro_unit {d.gyro_unit!r}: auto, rad or deg")
     if d.gyro is not None:
         if d.source != "synthetic":
             raise InputError(source, "data.gyro is the motion of synthetic data (source: "
@@ -277,8 +280,6 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
         if not named or not all(isinstance(g, str) and g.strip() for g in named):
             raise InputError(source, f"data.gyro: {d.gyro!r} is not a gyro log's path or a "
                                      "list of them")
-        if d.gyro_unit not in ("auto", "rad", "deg"):
-            raise InputError(source, f"data.gyro_unit {d.gyro_unit!r}: auto, rad or deg")
         missing = [g for g in gyro_paths(d) if not g.exists()]
         if missing:
             raise InputError(source, f"data.gyro {missing[0]}: no such file or folder")
@@ -467,7 +468,9 @@ def _canonical(recipe: dict) -> dict:
     for key in ("folder", "images"):
         if recipe.get(key) is not None:
             recipe[key] = str(Path(recipe[key]).resolve())
-    if isinstance(recipe.get("gyro"), list):
+    if isinstance(recipe.get("gyro"), str):
+        recipe["gyro"] = str(Path(recipe["gyro"]).resolve())
+    elif isinstance(recipe.get("gyro"), list):
         recipe["gyro"] = [str(Path(g).resolve()) for g in recipe["gyro"]]
     if isinstance(recipe.get("sampler"), dict):
         recipe["sampler"] = _without_defaults(number(recipe["sampler"]))
@@ -1070,8 +1073,13 @@ def _config_text(config: TrainConfig) -> str:
     its files as absolute paths (the run resumes from any folder)."""
     data = {k: str(Path(v).resolve()) if k in ("cache", "images", "folder") and v is not None
             else v for k, v in asdict(config.data).items()}
+    if data["gyro"] is not None:
+        data["gyro"] = _canonical({"gyro": data["gyro"]})["gyro"]
+    train = asdict(config.train)
+    if train["init"] is not None and train["init"] not in shipped_weights():
+        train["init"] = str(Path(train["init"]).resolve())
     return yaml.safe_dump({"name": config.name, "model": config.model, "data": data,
-                           "train": asdict(config.train)}, sort_keys=False)
+                           "train": train}, sort_keys=False)
 
 
 def written_by_a_run(path: Path) -> bool:

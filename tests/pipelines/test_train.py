@@ -507,6 +507,8 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     ({"data": {"samples": 5, "sampler": {"errors": {"bias": 100}}}},
      "data.sampler.errors.bias: 100 is out of range: a finite number >= 0, below 0.1 (rad/s"),
     ({"name": " "}, "is not a run name"),
+    ({"data": {"samples": 5, "gyro_unit": "degs"}},  # also without data.gyro
+     "data.gyro_unit 'degs': auto, rad or deg"),
     ({"data": {"samples": 5, "folder": "."}},
      "data.folder . is read with data.source: folder (the source is synthetic)"),
 ])
@@ -665,6 +667,24 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_with_another_trai
     # Its config.yaml names its files wholly: the run resumes from any folder.
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["data"]["cache"] == str(cache) and os.path.isabs(saved["data"]["cache"])
+
+
+def test_a_saved_config_names_its_gyro_log_and_init_weights_wholly(tmp_path, monkeypatch):
+    from gyrodeblur.pipelines.train import _config_text
+
+    monkeypatch.chdir(tmp_path)
+    relative = config("cache.safetensors")
+    relative.data.gyro, relative.train.init = "logs/g.csv", "runs/first"
+    saved = yaml.safe_load(_config_text(relative))
+    assert saved["data"]["gyro"] == str(tmp_path / "logs" / "g.csv")
+    assert saved["train"]["init"] == str(tmp_path / "runs" / "first")
+    shipped = config("cache.safetensors")
+    shipped.train.init = "deepgyro-s"  # a shipped model's name stays a name
+    assert yaml.safe_load(_config_text(shipped))["train"]["init"] == "deepgyro-s"
+    # Relative or absolute, the same log is the same data.
+    assert _changed_settings(saved, relative) == []
+    relative.data.gyro = "logs/other.csv"
+    assert _changed_settings(saved, relative) == ["data.gyro"]
 
 
 def test_a_changed_weight_decay_applies_on_resuming(cache, tmp_path):
