@@ -562,7 +562,11 @@ def _read_cache(path: Path, data: DataConfig) -> dict[str, torch.Tensor]:
             return load_file(path)
     except (OSError, SafetensorError) as e:
         raise InputError(path, f"not a readable data cache ({str(e).splitlines()[0]}); "
-                               "delete it to draw it again") from None
+                               "if data.cache names the right file, delete it to draw it "
+                               "again") from None
+    if recipe is None:  # weights, say: nothing the user should be told to delete
+        raise InputError(path, "is no data cache (a safetensors file without a data recipe): "
+                               "give data.cache a path of its own")
     raise InputError(path, "this data cache was drawn with other data settings"
                            f"{_recipe_changes(recipe, cache_recipe(data))}, from other "
                            "footage or by an older gyrodeblur; delete it or set data.cache "

@@ -600,6 +600,18 @@ def test_a_damaged_data_cache_is_a_one_line_error(cache, tmp_path, damage):
     assert not (tmp_path / "run").exists()
 
 
+def test_weights_given_as_the_data_cache_are_not_to_be_deleted(cache, tmp_path):
+    from gyrodeblur.models import weights_file
+
+    cfg = config(cache)
+    cfg.data.cache = str(weights_file("deepgyro-s"))
+    with pytest.raises(InputError, match=r"deepgyro-s\.safetensors: is no data cache \(a "
+                                         r"safetensors file without a data recipe\): give "
+                                         "data.cache a path of its own$"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_folder_of_another_model_is_refused(cache, tmp_path):
     import shutil
 
