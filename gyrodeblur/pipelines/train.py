@@ -312,10 +312,14 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
             _, start = load_model(t.init, fuse=False)
         except InputError as e:
             raise InputError(source, f"train.init {t.init}: {e.problem}") from None
-        if full_config(start) != full_config(config.model):
-            named = start.get("variant") or full_config(start)["arch"]
-            raise InputError(source, f"train.init {t.init}: weights of another model ({named}, "
-                                     "or its settings) than the config's")
+        there, here = full_config(start), full_config(config.model)
+        if there != here:
+            named = start.get("variant") or there["arch"]
+            differ = ", ".join(f"{k} {there.get(k)!r} there, {here.get(k)!r} here"
+                               for k in sorted(there.keys() | here.keys())
+                               if there.get(k) != here.get(k))
+            raise InputError(source, f"train.init {t.init}: weights of another model ({named}: "
+                                     f"{differ}) than the config's")
     if refines_classic(model) and not d.classic:
         raise InputError(source, "the model refines the classical restoration: set "
                                  "data.classic: true")

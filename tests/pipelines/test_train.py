@@ -93,7 +93,8 @@ def test_a_run_fine_tunes_from_weights_of_its_model(cache, tmp_path):
     other = config(cache)
     other.train.init = "deepgyro-s"
     with pytest.raises(InputError, match=r"train.init deepgyro-s: weights of another model "
-                                         r"\(deepgyro-s, or its settings\) than the config's"):
+                                         r"\(deepgyro-s: dec_blocks \[1, 1, 0\] there, \[1\] "
+                                         r"here, .*width 16 there, 4 here\) than the config's"):
         train(other, tmp_path / "d")
     other.train.init = str(tmp_path / "none.safetensors")
     with pytest.raises(InputError, match="train.init .*none.safetensors: no such weights file"):
