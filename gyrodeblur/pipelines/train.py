@@ -604,6 +604,9 @@ def _draw_cache(data: DataConfig, path: Path, parts_folder: Path,
             raise InputError(data.folder, f"clips of different sizes ({first.name} "
                                           f"{a[0]}x{a[1]}, {second.name} {b[0]}x{b[1]}): set "
                                           "data.cache_crop to store a window of each")
+        if not data.cache_crop:  # else the samples are cache_crop square, checked already
+            for width, height in sizes:
+                check_crop(data.crop, width, height, data.folder)
     elif data.source == "synthetic":
         sampler = ClipSampler(ImageBank(None if data.images is None else Path(data.images)),
                               sampler_settings(data), data.seed, gyro_traces(data))

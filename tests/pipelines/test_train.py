@@ -424,6 +424,12 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
     with pytest.raises(InputError, match=r"pairs: clips of different sizes \(clip 48x32, clip3 "
                                          r"56x32\): set data.cache_crop"):
         build_cache(data, tmp_path / "whole.safetensors")
+    # A training window that fits one side of the clips only: said before any is drawn.
+    shutil.rmtree(tmp_path / "pairs" / "clip3")
+    with pytest.raises(InputError, match=r"pairs: data.crop 40 is larger than the samples "
+                                         r"\(48x32\)"):
+        build_cache(replace(data, crop=40), tmp_path / "whole.safetensors")
+    assert not (tmp_path / "whole.safetensors").exists()
     # The synthesis keys do nothing for a folder: a run does not differ by them.
     saved = {"model": TINY_MODEL, "data": asdict(data)}
     spelt = TrainConfig("tiny", TINY_MODEL, replace(data, count=99, width=50))
