@@ -231,7 +231,9 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
             value, key = getattr(section, f.name), f"{prefix}.{f.name}"
             allowed = tuple(_TYPES[name.strip()] for name in str(f.type).split("|"))
             if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-                raise InputError(source, f"{key}: {value!r} is not of type {f.type}")
+                written = (f" ({value} is a float: write the integer)" if isinstance(value, str)
+                           and _EXPONENT_FLOAT.fullmatch(value) else "")
+                raise InputError(source, f"{key}: {value!r} is not of type {f.type}{written}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise InputError(source, f"{key} must be a finite number, got {value}")
             if f.name in _POSITIVE and value is not None and value <= 0:

@@ -440,6 +440,8 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"train": {"steps": "three"}}, "train.steps: 'three' is not of type int"),
+    ({"train": {"steps": "1e3"}},  # as YAML reads steps: 1e3
+     "train.steps: '1e3' is not of type int (1e3 is a float: write the integer)"),
     ({"train": {"batch": 0}}, "batch must be positive"),
     ({"data": {"width": "64"}}, "data.width: '64' is not of type int"),
     ({"data": {"crops": 64}}, "unknown key(s) crops in data (known: "),
