@@ -146,7 +146,9 @@ def usage(net: nn.Module) -> dict[str, str]:
     images = " and ".join(n for n in names if n in ("blurred", "estimate"))
     props = {"producer": "gyrodeblur",
              "images": f"{images}: RGB in [0, 1] as stored (sRGB); restored: the same, not "
-                       "clamped"}
+                       "clamped",
+             "sizes": f"batch, {'' if isinstance(net, DeepGyro) else 'frames, '}height and "
+                      "width dynamic; sides above 4 px"}
     if "estimate" in names:
         props["estimate"] = "the classical method's restoration (deblur --method classic)"
     kernels = [n for n in names if n in ("rot", "tran")]

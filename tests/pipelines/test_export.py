@@ -87,6 +87,7 @@ def test_refining_net_takes_the_estimate_as_an_input(tmp_path):
 def test_the_metadata_says_what_each_kind_of_net_takes():
     blind = usage(DeepGyro(width=4, enc_blocks=(1,), dec_blocks=(1,), guidance="none"))
     assert "samples" not in blind and blind["images"].startswith("blurred: RGB in [0, 1]")
+    assert blind["sizes"] == "batch, height and width dynamic; sides above 4 px"
     refine = usage(DeepGyro(width=4, enc_blocks=(1,), dec_blocks=(1,), samples=5,
                             guidance="path", refine=True))
     assert refine["images"].startswith("blurred and estimate: ") and "estimate" in refine
@@ -95,6 +96,7 @@ def test_the_metadata_says_what_each_kind_of_net_takes():
     small = {"width": 16, "width0": 4, "blocks": (0, 0)}
     assert usage(GyroDVD(**small, kernel="rot"))["kernels"].startswith("rot: a kernels npz's "
                                                                        "rot;")
+    assert usage(GyroDVD(**small))["sizes"].startswith("batch, frames, height and width dynamic")
     assert usage(GyroDVD(**small, kernel="flow"))["kernels"].startswith("tran: the "
                                                                         "optical-flow kernel")
 
