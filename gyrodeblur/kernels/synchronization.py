@@ -273,8 +273,8 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
     # A pair that meets a hole in the log at some searched offset, where its motion would be
     # guessed, is left out.
     gaps = holes(log)
-    holed = ((first[:, None] - search < gaps[:, 1]) & (last[:, None] + search > gaps[:, 0])
-             ).any(axis=1)
+    meets = (first[:, None] - search < gaps[:, 1]) & (last[:, None] + search > gaps[:, 0])
+    holed = meets.any(axis=1)
     low[holed], high[holed] = np.inf, -np.inf
     n = len(low)
     covered = (low <= -search) & (high >= search)
@@ -290,8 +290,7 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
             a, b = float(lows[j]), float(highs[j])
             return timing.frame[consecutive[(low <= a) & (high >= b)]], a, b
     if holed.any():
-        met = gaps[((first[:, None] - search < gaps[:, 1])
-                    & (last[:, None] + search > gaps[:, 0])).any(axis=0)]
+        met = gaps[meets.any(axis=0)]
         start, end = met[np.argmax(met[:, 1] - met[:, 0])]
         raise InputError(log.source or None,
                          f"gyro has no samples from {start:.6f} to {end:.6f} s "
