@@ -127,7 +127,7 @@ class GyroLog:
 # --------------------------------------------------------------------------------------------
 
 
-def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
+def read_gyro(path: str | Path, unit: str = "auto", deg_advice: str = "") -> GyroLog:
     """Read a gyro log, choosing the reader by what ``path`` is.
 
     Args:
@@ -142,6 +142,8 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
             file that is wrong). ``"auto"`` accepts rad/s and refuses data that can only be
             deg/s (99th percentile of ``|w|`` above 20 or median above 5; a slow log in
             deg/s passes for rad/s and needs ``"deg"``).
+        deg_advice: how to fix data that looks like deg/s, for a caller that takes no unit
+            (by default: give ``--gyro-unit deg``); a gcsv without ``gscale`` says its own.
 
     Raises:
         InputError: unreadable file, missing columns, fewer than 2 samples, NaN/inf,
@@ -182,7 +184,7 @@ def read_gyro(path: str | Path, unit: str = "auto") -> GyroLog:
         t, w, lines, extra = _read_gcsv(path)
     else:
         t, w, lines, extra = *_read_telemetry(path), {"imu_to_camera": _GYROFLOW_TO_OPENCV}
-    t, w = _validated(path, t, w, unit, lines, extra.pop("advice", _DEG_ADVICE),
+    t, w = _validated(path, t, w, unit, lines, extra.pop("advice", deg_advice or _DEG_ADVICE),
                       extra.pop("time_advice", None))
     return GyroLog(t, w, source=str(path), **extra)
 

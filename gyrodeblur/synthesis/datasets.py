@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from gyrodeblur.errors import InputError
 from gyrodeblur.footage import Footage, FrameTiming, hidden_under, read_frames_csv
 from gyrodeblur.geometry.camera import Camera, load_camera
-from gyrodeblur.geometry.gyro import _DEG_ADVICE, GyroLog, read_gyro
+from gyrodeblur.geometry.gyro import GyroLog, read_gyro
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.flow import FlowBackend, flow_backend
 from gyrodeblur.kernels.rotation import camera_orientation, complete_camera, still_where_no_ray
@@ -204,14 +204,9 @@ class ClipFolder:
         except InputError as e:
             raise InputError(self.path / "camera.json", f"does not fit blurred/: {e.problem}"
                              ) from None
-        try:
-            log = read_gyro(self.path / "gyro.csv")
-        except InputError as e:  # no --gyro-unit reaches a folder's logs: they are rad/s
-            if not e.problem.endswith(_DEG_ADVICE):
-                raise
-            raise InputError(e.source, e.problem.removesuffix(_DEG_ADVICE) + "a clip "
-                             "folder's gyro.csv is read in rad/s: convert it (times pi/180)"
-                             ) from None
+        # No --gyro-unit reaches a folder's logs: they are rad/s.
+        log = read_gyro(self.path / "gyro.csv", deg_advice="a clip folder's gyro.csv is read "
+                                                           "in rad/s: convert it (times pi/180)")
         return log, camera
 
     def window(self, first: int, count: int, samples: int = 9) -> dict[str, np.ndarray]:
