@@ -816,7 +816,7 @@ def synth_image(
     = None,
 ) -> None:
     """Blur one sharp image along the camera rotation a gyro log recorded."""
-    from gyrodeblur.footage import read_image_and_format
+    from gyrodeblur.footage import read_image_and_format, turns_upright
     from gyrodeblur.geometry.camera import load_camera
     from gyrodeblur.geometry.gyro import read_gyro
     from gyrodeblur.kernels.rotation import complete_camera
@@ -833,6 +833,10 @@ def synth_image(
         if path is not None:
             check_output(path, source=(image, gyro, camera))
     sharp, stored = read_image_and_format(image)
+    if turns_upright(output, stored):
+        raise InputError(output, f"{output.suffix} holds no EXIF orientation: the blurred image "
+                                 f"would be turned upright, off the grid of {image} as stored "
+                                 "and of its kernels; write .png or .jpg")
     log = read_gyro(gyro, unit=gyro_unit)
     size = sharp.shape[1], sharp.shape[0]
     cam = complete_camera(load_camera(camera, mode_size=size), log)

@@ -633,11 +633,10 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
             pixels = np.repeat(pixels[..., None], 3, axis=2)
         alpha = stored.alpha.astype(np.float64) * (top / np.iinfo(stored.alpha.dtype).max)
         pixels = np.dstack((pixels, np.round(alpha).astype(dtype)))
-    found = None if stored.exif is None else _exif_orientation_at(stored.exif)
-    if found is not None and suffix not in _EXIF_SUFFIXES:
+    if turns_upright(path, stored):
         # A format OpenCV writes no EXIF into (TIFF, WebP, BMP): the pixels turned as the
         # orientation says they are shown, not shown turned.
-        pixels = _APPLY_ORIENTATION.get(found[2], lambda a: a)(pixels)
+        pixels = _APPLY_ORIENTATION[_exif_orientation_at(stored.exif)[2]](pixels)
     pixels = np.ascontiguousarray(pixels)
     # Encoded in memory and written by Python: a failed write is an OSError with the
     # system's reason (a full disk...), where cv2.imwrite says only False (and libpng
@@ -655,9 +654,46 @@ def write_image(path: str | Path, image: np.ndarray, stored: StoredFormat | None
         raise write_error(Path(path), e, Path(path).parent) from None
 
 
+def turns_upright(path: str | Path, stored: StoredFormat) -> bool:
+    """Whether :func:`write_image` turns the pixels of ``stored`` upright in ``path``'s format
+    (one without EXIF, as OpenCV writes it: TIFF, WebP, BMP): off the grid they were read on.
+
+    Example:
+        >>> block = np.frombuffer(b"II*\\0" + struct.pack("<IHHHIHHI", 8, 1, 0x0112, 3, 1, 6,
+        ...                                               0, 0), np.uint8)
+        >>> turned = StoredFormat(np.uint8, exif=block)
+        >>> turns_upright("a.webp", turned), turns_upright("a.png", turned)
+        (True, False)
+    """
+    found = None if stored.exif is None else _exif_orientation_at(stored.exif)
+    return found is not None and found[2] in _APPLY_ORIENTATION and \
+        Path(path).suffix.lower() not in _EXIF_SUFFIXES
+
+
 def _reason(e: Exception) -> str:
     """FFmpeg's words for a failure, without the error number and file name PyAV adds."""
     return getattr(e, "strerror", None) or str(e)
+
+
+def _video_stream(container, path: Path):
+    """The first video stream of an open container that is no cover picture (an audio file's
+    album art is a video stream of one frame), its decoder set to refuse damaged data: FFmpeg
+    otherwise conceals it and decodes wrong frames without a word."""
+    import av
+
+    streams = [s for s in container.streams.video
+               if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        raise InputError(path, "no video stream" + (" (only a cover picture)"
+                                                    if container.streams.video else ""))
+    streams[0].codec_context.options = {"err_detect": "explode"}
+    return streams[0]
+
+
+def _cut_short(declared: float, found: float, fps: float) -> bool:
+    """Whether streams ending at ``found`` s fall short of a header's ``declared`` duration
+    by more than the last frame or audio packet a muxer may leave out of the count."""
+    return declared - found > (max(2 / fps, 0.05) if fps else 0.1)
 
 
 class Footage:
@@ -739,9 +775,7 @@ class Footage:
 
         try:
             with av.open(str(self.path)) as container:
-                if not container.streams.video:
-                    raise InputError(self.path, "no video stream")
-                stream = container.streams.video[0]
+                stream = _video_stream(container, self.path)
                 fps = float(stream.average_rate or 0)
                 if stream.frames:
                     packets = [p for p in container.demux(stream) if p.pts is not None]
@@ -769,8 +803,7 @@ class Footage:
                         raise InputError(self.path, f"truncated video: "
                                                     f"{intact if listed else len(whole)} of its "
                                                     f"{count} frames are whole in the file")
-                    if not listed and declared - found > max(2 / fps if fps else 0.1,
-                                                             0.05 * declared):
+                    if not listed and _cut_short(declared, found, fps):
                         raise InputError(self.path, f"truncated video: its frames end at "
                                                     f"{found:.2f} s, its header says "
                                                     f"{declared:.2f} s")
@@ -832,7 +865,7 @@ class Footage:
             # What the duration counts from differs: MP4's from the first timestamp, an MKV's
             # (as FFmpeg writes it) from 0; either way the streams must reach it.
             found = max(end - (container.start_time or 0) / av.time_base, end)
-            if declared - found > max(2 / fps if fps else 0.1, 0.05 * declared):
+            if _cut_short(declared, found, fps):
                 raise InputError(self.path, f"truncated video: its streams end at {found:.2f} "
                                             f"s, its header says {declared:.2f} s")
         span = max(times) - min(times) if len(times) > 1 else 0.0
@@ -869,7 +902,8 @@ class Footage:
         number = 0
         try:
             with av.open(str(self.path)) as container:
-                for number, frame in enumerate(container.decode(video=0), start=1):
+                stream = _video_stream(container, self.path)
+                for number, frame in enumerate(container.decode(stream), start=1):
                     if number in todo:
                         yield number, frame_to_rgb(frame)
                         todo.discard(number)
@@ -975,9 +1009,7 @@ def video_timing(path: str | Path, exposure: float) -> FrameTiming:
         raise InputError(path, f"exposure must be positive, got {exposure}")
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError(path, "no video stream")
-            stream = container.streams.video[0]
+            stream = _video_stream(container, path)
             # Packets an edit list discards (a trimmed MP4) are never shown.
             pts = [p.pts for p in container.demux(stream) if p.pts is not None
                    and not p.is_discard]

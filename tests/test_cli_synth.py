@@ -359,6 +359,28 @@ def test_an_image_of_another_aspect_ratio_is_told_the_crop_that_fits(files):
     assert not (files / "x.png").exists()
 
 
+@pytest.mark.parametrize("suffix", [".webp", ".tif", ".bmp"])
+def test_an_orientation_the_output_format_would_apply_is_refused(files, suffix):
+    # Those formats get the pixels turned upright, off the grid of the kernels and the sharp
+    # image as read; JPEG and PNG keep the pixels as stored and the orientation in EXIF.
+    from PIL import Image
+
+    image = Image.open(files / "sharp.png")
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(files / "phone.jpg", exif=exif.tobytes(), quality=95)
+    common = ["synth", "image", str(files / "phone.jpg"), "--gyro", str(files / "yaw.csv"),
+              "--camera", str(files / "camera.json"), "--start", "0.4", "--exposure", "0.03",
+              "--kernels", str(files / "k.npz"), "-o"]
+    result = runner.invoke(app, [*common, str(files / f"b{suffix}")])
+    assert result.exit_code == 2 and f"b{suffix}: {suffix} holds no EXIF orientation" in \
+        result.output
+    assert not (files / f"b{suffix}").exists() and not (files / "k.npz").exists()
+    assert runner.invoke(app, [*common, str(files / "b.png")]).exit_code == 0
+    with np.load(files / "k.npz") as npz:
+        assert npz["rot"].shape[-2:] == read_image(files / "b.png").shape[:2] == (64, 96)
+
+
 def test_clips_draw_real_motion_from_the_gyro_logs_given(tmp_path):
     t = np.arange(0.0, 3.0, 0.0025)
     write_csv(GyroLog(t, np.tile([0.2, -0.1, 0.05], (len(t), 1))), tmp_path / "mine.csv")

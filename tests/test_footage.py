@@ -211,6 +211,48 @@ def test_a_file_without_video_or_not_a_video_says_so_in_ffmpegs_words(tmp_path):
         video_timing(tmp_path / "text.mp4", 0.01)
 
 
+def test_an_audio_file_with_cover_art_is_no_video(tmp_path):
+    import av
+
+    with av.open(str(tmp_path / "song.m4a"), "w", format="mp4") as container:
+        sound = container.add_stream("aac", rate=48000)
+        cover = container.add_stream("mjpeg")
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+        frame.sample_rate = 48000
+        for packet in [*sound.encode(frame), *sound.encode(None)]:
+            container.mux(packet)
+        picture = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+        for packet in [*cover.encode(picture), *cover.encode(None)]:
+            container.mux(packet)
+    for read in (Footage, lambda path: video_timing(path, 0.01)):
+        with pytest.raises(InputError, match=r"song\.m4a: no video stream \(only a cover "
+                                             r"picture\)$"):
+            read(tmp_path / "song.m4a")
+
+
+def test_damaged_frame_data_is_refused_not_concealed(tmp_path):
+    import av
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, (48, 64, 3)).astype(np.float32)
+    with VideoWriter(tmp_path / "clip.mp4", 30.0) as video:
+        for i in range(12):
+            video.write(np.roll(base, i, 1))
+    with av.open(str(tmp_path / "clip.mp4")) as container:
+        sixth = [p for p in container.demux(container.streams.video[0]) if p.size][5]
+    data = bytearray((tmp_path / "clip.mp4").read_bytes())
+    # Eight bytes in the middle of the sixth frame's data, which FFmpeg would conceal.
+    middle = sixth.pos + sixth.size // 2
+    data[middle:middle + 8] = np.random.default_rng(3).integers(0, 256, 8, np.uint8).tobytes()
+    (tmp_path / "damaged.mp4").write_bytes(bytes(data))
+    footage = Footage(tmp_path / "damaged.mp4")
+    with pytest.raises(InputError, match=r"damaged\.mp4: corrupt video at frame \d+ \(Invalid "
+                                         r"data found"):
+        list(footage.frames(np.arange(1, 13)))
+
+
 def test_video_writer_takes_a_measured_float_frame_rate(tmp_path):
     with VideoWriter(tmp_path / "clip.mp4", 10.0119047) as video:
         for _ in range(2):
@@ -488,6 +530,13 @@ def test_a_video_cut_short_is_refused_where_its_header_gives_no_frame_count(tmp_
     with pytest.raises(InputError, match=r"cut\.mkv: truncated video: its streams end at "
                                          r"0\.\d\d s, its header says 0\.40 s"):
         Footage(tmp_path / "cut.mkv")
+    # Nor does a long clip lose a few frames at its end (0.1 s of 10 s) without a word.
+    _mkv(tmp_path / "long.mkv", 300)
+    whole = (tmp_path / "long.mkv").read_bytes()
+    (tmp_path / "end.mkv").write_bytes(whole[:len(whole) * 99 // 100])
+    with pytest.raises(InputError, match=r"end\.mkv: truncated video: its streams end at "
+                                         r"9\.\d\d s, its header says 10\.00 s"):
+        Footage(tmp_path / "end.mkv")
     # Audio that runs on after the last frame is not a cut.
     _mkv(tmp_path / "sound.mkv", 12, audio_seconds=1.0)
     assert Footage(tmp_path / "sound.mkv").count == 12

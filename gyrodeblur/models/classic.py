@@ -475,8 +475,9 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
     ``x <- x * (A^T (y / A x) / A^T 1) / (1 - tv_weight * div(grad x / |grad x|_eps))``,
     clipped to ``[0, 1]`` after every step, which keeps ringing from running away. Borders
     follow the blur: taps outside the image clamp to the edge. Deterministic (whatever the
-    thread count), any ``H, W >= 3``; a trajectory that is zero everywhere returns the input
-    unchanged (no blur: the TV term alone would only denoise).
+    thread count), any ``H, W >= 3``; a trajectory that is zero everywhere gets no steps by
+    default, and the input comes back unchanged (no blur: the TV term alone would only
+    denoise).
 
     Args:
         blurred: ``(H, W, 3)`` sRGB: float in ``[0, 1]`` (values slightly outside are
@@ -484,7 +485,9 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
         traj: ``(T, 2, H, W)`` float32 trajectories of ``blurred`` in pixels (CONVENTIONS;
             ``traj_rot + traj_tran`` for the full kernel).
         iterations: RL steps; more sharpen further and amplify noise (and kernel errors)
-            more. None: :func:`auto_iterations` of ``traj``, from the blur's length.
+            more. None: :func:`auto_iterations` of ``traj``, from the blur's length (0 for
+            a trajectory that is zero everywhere). A tiled caller passes the frame's to
+            every tile, so that a still tile is treated as in the whole frame.
         tv_weight: weight of the TV term, in ``[0, 0.25)``; 0 is plain Richardson-Lucy.
             None: :func:`auto_tv_weight` of ``blurred``, from its noise.
         subsamples: taps per sample interval of ``traj`` (on the straight line between the
@@ -519,10 +522,10 @@ def deconvolve(blurred: np.ndarray, traj: np.ndarray, iterations: int | None = N
     if min(blurred.shape[:2]) < 3:
         raise ValueError(f"blurred must be at least 3x3, got {blurred.shape}")
     blurred = np.clip(blurred, 0.0, 1.0)
-    if iterations == 0 or not traj.any():
-        return blurred
     if iterations is None:
-        iterations = auto_iterations(traj)
+        iterations = auto_iterations(traj) if traj.any() else 0
+    if iterations == 0:
+        return blurred
     if tv_weight is None:
         tv_weight = auto_tv_weight(blurred)
     A = _Operator.of(traj, subsamples or auto_subsamples(traj))

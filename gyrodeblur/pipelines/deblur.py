@@ -337,7 +337,11 @@ def restore_frame(restorer: Restorer, clip: list[FrameData],
         centre = clip[len(clip) // 2]
         tv = auto_tv_weight(to_float(centre.image))
         kernel = frame_kernel_in_pixels(centre, (H, W), use_tran)
-        steps = auto_iterations(kernel) if restorer.iterations is None else restorer.iterations
+        if restorer.iterations is not None:
+            steps = restorer.iterations
+        else:  # a still frame is left as it is, tile by tile as deconvolve leaves it whole
+            moves = centre.rot.any() or use_tran and centre.tran.any()
+            steps = auto_iterations(kernel) if moves else 0
         subsamples = auto_subsamples(kernel)
 
     def tile(t: Tile) -> np.ndarray:

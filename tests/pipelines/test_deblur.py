@@ -146,6 +146,26 @@ def test_classic_tiles_agree_with_the_whole_frame():
     assert np.abs(restore_frame(restorer, [frame]) - whole).max() < 0.03
 
 
+def test_a_still_tile_of_a_moving_frame_is_restored_as_in_the_whole_frame():
+    # The left half does not move: the whole frame's deconvolution still runs its TV steps
+    # there, and so must a tile that holds only still pixels.
+    rng = np.random.default_rng(0)
+    sharp = skimage_image("astronaut")[:128, :384].astype(np.float32)
+    traj = np.zeros((9, 2, 128, 384), np.float32)
+    traj[:, 0, :, 192:] = np.linspace(-6, 6, 9)[:, None, None]
+    blurred = np.clip(blur_image(sharp, traj) + rng.normal(0, 0.03, sharp.shape), 0, 1)
+    frame = FrameData(1, blurred.astype(np.float32), traj, None)
+    restorer = make_restorer("classic", None, False)
+    whole = restore_frame(restorer, [frame])
+    assert np.abs(whole[:, :64] - frame.image[:, :64]).max() > 0.02  # denoised
+    tiled = restore_frame(replace(restorer, tile=64, halo=32), [frame])
+    assert np.abs(tiled - whole)[:, :128].max() < 1e-4
+    # A frame still everywhere comes back as it is, as deconvolve gives it back whole.
+    still = FrameData(1, frame.image, np.zeros_like(traj), None)
+    np.testing.assert_allclose(restore_frame(replace(restorer, tile=64), [still]),
+                               frame.image, atol=1e-6)
+
+
 def test_path_model_tiles_get_the_kernels_reach_as_extra_halo():
     # deepgyro-path-s samples its input up to the kernels' reach (here 40 px) away: a halo
     # of 48 px covers its receptive field only when that reach is added.
