@@ -41,7 +41,8 @@ class SamplerSettings:
         samples: ``T``.
         fps: frame rate range.
         exposure: exposure range as a fraction of the frame interval.
-        hfov_deg: horizontal field of view range (degrees).
+        hfov_deg: field of view range across the longer side: the width of a landscape frame
+            (degrees).
         readout: rolling-shutter readout time range (s), at most the frame interval.
         real_motion: probability that the rotation is a segment of a real gyro trace
             (otherwise, and for clips longer than the drawn trace, the hand-shake model).
@@ -206,7 +207,9 @@ class ClipSampler:
         fps = rng.uniform(*s.fps)
         exposure = rng.uniform(*s.exposure) / fps
         readout = min(rng.uniform(*s.readout), 1 / fps)  # a sensor reads out within a frame
-        fx = s.width / 2 / np.tan(np.radians(rng.uniform(*s.hfov_deg)) / 2)
+        # Across the longer side, as a camera's view is given: a portrait frame's width
+        # would make the focal length of a tall frame too short for any lens.
+        fx = max(s.width, s.height) / 2 / np.tan(np.radians(rng.uniform(*s.hfov_deg)) / 2)
         camera = Camera(width=s.width, height=s.height, fx=fx, fy=fx, cx=(s.width - 1) / 2,
                         cy=(s.height - 1) / 2, readout_time=readout)
         duration = clip_duration(s, fps, readout)

@@ -80,3 +80,15 @@ def test_traces_too_short_for_any_clip_are_refused():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ClipSampler(bank, settings, traces=[_constant_trace(0.53, [0, 0, 0.1], "all.csv")])
+
+
+@pytest.mark.parametrize(("width", "height"), [(64, 40), (40, 64), (16, 400)])
+def test_the_field_of_view_spans_the_longer_side(width, height):
+    # A tall frame (a phone held upright) sees its range of views across its height: by its
+    # width, a 16x400 frame would have a focal length of some 12 px, which no lens gives.
+    bank = ImageBank(dead_leaves=1, dead_leaves_size=64)
+    settings = SamplerSettings(width=width, height=height, frames=1, hfov_deg=(60.0, 60.0),
+                               errors=NO_ERRORS)
+    clip = ClipSampler(bank, settings, seed=0).sample(0)
+    assert clip.camera.fx == pytest.approx(max(width, height) / 2 / np.tan(np.radians(30)))
+    assert clip.blurred.shape[1:3] == (height, width)
