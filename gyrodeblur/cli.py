@@ -944,9 +944,11 @@ def synth_clips(
                         if before.get(key) != recipe[key]
                         and (key != "gyro_files" or before.get("gyro") == recipe["gyro"])]
             if "clip options" in changed and isinstance(before.get("options"), dict):
+                # Same options, other settings: a folder another version or the API made.
                 changed[changed.index("clip options")] = ", ".join(
                     there(name, before["options"].get(name)) for name, value in
-                    recipe["options"].items() if before["options"].get(name) != value)
+                    recipe["options"].items() if before["options"].get(name) != value) or \
+                    "sampler settings that no option sets (another version of gyrodeblur?)"
             if changed:
                 raise InputError(recipe_path, f"this folder was made with other settings "
                                               f"(changed: {', '.join(changed)}); use another "

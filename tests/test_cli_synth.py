@@ -193,6 +193,13 @@ def test_clips_resume_and_refuse_other_settings(tmp_path):
     assert other.exit_code == 2 and "(changed: --samples 9 there)" in other.output
     other = runner.invoke(app, [*args, "-n", "3", "--jpeg", "90"])
     assert other.exit_code == 2 and "(changed: --jpeg (off) there)" in other.output
+    # Settings that no option sets (another version's defaults) are named as such.
+    recipe = json.loads((tmp_path / "synth.json").read_text())
+    recipe["settings"] = recipe["settings"].replace("real_gain=(", "real_gain=(0.5, ")
+    (tmp_path / "synth.json").write_text(json.dumps(recipe))
+    other = runner.invoke(app, [*args, "-n", "3"])
+    assert other.exit_code == 2 and "(changed: sampler settings that no option sets " \
+        "(another version of gyrodeblur?))" in " ".join(other.output.split())
 
 
 def test_clips_into_a_folder_another_run_writes_are_refused(tmp_path):
