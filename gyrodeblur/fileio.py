@@ -371,8 +371,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             try:
                 yield tmp
             except OSError as e:
-                if _disk_full(e, target.parent) or \
-                        str(e.filename or "").startswith(str(parts)):
+                # Another file's failure (an output written beside this one, named already)
+                # keeps its name.
+                named = str(e.filename or "")
+                if named.startswith(str(parts)) or not named and _disk_full(e, target.parent):
                     raise write_error(target, e, target.parent) from None
                 raise
             try:

@@ -121,6 +121,12 @@ def test_a_full_disk_is_named_after_the_output_and_leaves_no_folders(tmp_path, m
         with fileio.atomic_path(tmp_path / "new" / "deeper" / "o.png") as tmp:
             numpy_on_a_full_disk(tmp)
     assert list(tmp_path.iterdir()) == []
+    # Another output written meanwhile keeps its own name (synth image's kernels).
+    with pytest.raises(OSError, match=r"No space left on device: .*deeper/k\.npz'$"):
+        with fileio.atomic_path(tmp_path / "new" / "deeper" / "o.png"):
+            with NpzWriter(target) as npz:
+                npz.put("meta", np.array("{}"))
+    assert list(tmp_path.iterdir()) == []
     # An error of the work itself, not of the disk, is left as it is.
     monkeypatch.setattr(fileio.shutil, "disk_usage", lambda p: Usage(1 << 30, 0, 1 << 30))
     with pytest.raises(OSError, match="not the disk"):
