@@ -557,6 +557,9 @@ def read_kernels(path: str | Path, frame: int | None, shape: tuple[int, ...]
     kernels = rot[i].astype(np.float32), None if tran is None else tran[i].astype(np.float32)
     if any(np.isinf(k).any() for k in kernels if k is not None):
         raise InputError(path, f"infinite kernels in frame {frame}")
+    if np.isnan(kernels[0]).all():  # NaN marks a pixel without a ray: here every one
+        raise InputError(path, f"the kernels of frame {frame} are NaN everywhere: no pixel "
+                               "has a ray through the lens, nothing to deblur by")
     reach = kernel_reach(kernels, W, H)
     if reach > max(W, H):
         raise InputError(path, f"kernels of frame {frame} move pixels {reach:.0f} px, "

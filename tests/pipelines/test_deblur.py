@@ -681,6 +681,15 @@ def test_kernels_file_frames_are_looked_up_by_number_first_by_default(clip, tmp_
     np.savez(tmp_path / "none.npz", rot=npz["rot"][:0], frames=np.arange(0))
     with pytest.raises(InputError, match=r"none\.npz: holds no frames"):
         read_kernels(tmp_path / "none.npz", None, size)
+    # NaN marks pixels without a ray (a fisheye's corners): some are kept, all refused.
+    corners = npz["rot"].copy()
+    corners[..., :5, :5] = np.nan
+    np.savez(tmp_path / "corners.npz", rot=corners)
+    assert np.isnan(read_kernels(tmp_path / "corners.npz", 1, size)[0]).sum() == 9 * 2 * 25
+    np.savez(tmp_path / "nan.npz", rot=np.full_like(npz["rot"], np.nan))
+    with pytest.raises(InputError, match=r"nan\.npz: the kernels of frame 1 are NaN "
+                                         r"everywhere: no pixel has a ray"):
+        read_kernels(tmp_path / "nan.npz", None, size)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupted"])
