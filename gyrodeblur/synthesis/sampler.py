@@ -127,6 +127,9 @@ _DOMAINS = {
 
 # The top channel value from which the colour gain fades out towards clipped lights.
 _GAIN_FADE = 0.8
+# resized_crop: a resized image up to this many times the crop's area is resized whole (every
+# bank image of an ordinary shape, so their clips stay as they were).
+_WHOLE_RESIZE_AREA = 16
 
 
 def clip_duration(settings: SamplerSettings, fps: float, readout: float) -> float:
@@ -173,6 +176,34 @@ is shorter than any clip (1.20 s: 30 frames at 30 fps with margins): no clip cou
                           f"{window:.2f} s, is shorter than the longest clips "
                           f"({longest:.2f} s at {slow:g} fps): those drawn from it shake by the "
                           "hand-shake model instead", stacklevel=2)
+
+
+def resized_crop(image: np.ndarray, size: tuple[int, int], box: tuple[int, int, int, int],
+                 interpolation: int) -> np.ndarray:
+    """The ``(x0, y0, w, h)`` box of ``image`` resized to ``size`` (width, height).
+
+    An image of a shape far from the box's (a strip, a panorama) would be enlarged to many
+    times its area, gigabytes for a 1x2000 strip: only the part under the box is resized then,
+    which differs from the whole resized by the filter's rounding of a scale of another size.
+
+    Example:
+        >>> strip = np.random.default_rng(0).random((2, 1000, 3)).astype(np.float32)
+        >>> resized_crop(strip, (51200, 102), (300, 0, 160, 96), cv2.INTER_CUBIC).shape
+        (96, 160, 3)
+    """
+    x0, y0, w, h = box
+    if size[0] * size[1] <= _WHOLE_RESIZE_AREA * w * h:
+        return cv2.resize(image, size, interpolation=interpolation)[y0:y0 + h, x0:x0 + w]
+    height, width = image.shape[:2]
+    sx, sy = size[0] / width, size[1] / height
+    # The source pixels under the box, with room for the filter's taps around it.
+    mx, my = 4 + math.ceil(2 / sx), 4 + math.ceil(2 / sy)
+    c0, c1 = max(0, int(x0 / sx) - mx), min(width, math.ceil((x0 + w) / sx) + mx)
+    r0, r1 = max(0, int(y0 / sy) - my), min(height, math.ceil((y0 + h) / sy) + my)
+    ox, oy = round(c0 * sx), round(r0 * sy)
+    part = cv2.resize(image[r0:r1, c0:c1], (round(c1 * sx) - ox, round(r1 * sy) - oy),
+                      interpolation=interpolation)
+    return part[y0 - oy:y0 - oy + h, x0 - ox:x0 - ox + w]
 
 
 class ClipSampler:
@@ -285,11 +316,10 @@ class ClipSampler:
                           stacklevel=2)
         scale = max(need_w / width, need_h / height) * rng.uniform(1.0, 1.5)
         size = (max(need_w, round(width * scale)), max(need_h, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1
-                           else cv2.INTER_CUBIC)
-        y0 = rng.integers(0, image.shape[0] - need_h + 1)
-        x0 = rng.integers(0, image.shape[1] - need_w + 1)
-        crop = image[y0:y0 + need_h, x0:x0 + need_w]
+        y0 = int(rng.integers(0, size[1] - need_h + 1))
+        x0 = int(rng.integers(0, size[0] - need_w + 1))
+        crop = resized_crop(image, size, (x0, y0, need_w, need_h),
+                            cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         if rng.random() < 0.5:

@@ -6,6 +6,7 @@ import pytest
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.geometry.gyro import GyroLog
+from gyrodeblur.synthesis import sampler as sampler_module
 from gyrodeblur.synthesis.images import ImageBank
 from gyrodeblur.synthesis.sampler import ClipSampler, SamplerSettings
 from gyrodeblur.synthesis.sensor_errors import SensorErrorRanges
@@ -92,3 +93,27 @@ def test_the_field_of_view_spans_the_longer_side(width, height):
     clip = ClipSampler(bank, settings, seed=0).sample(0)
     assert clip.camera.fx == pytest.approx(max(width, height) / 2 / np.tan(np.radians(30)))
     assert clip.blurred.shape[1:3] == (height, width)
+
+
+@pytest.mark.parametrize(("shape", "size", "box"), [
+    ((3, 1200), (51200, 128), (20000, 10, 160, 96)),  # a strip enlarged 43x
+    ((400, 60000), (30000, 200), (29800, 100, 200, 100)),  # a panorama shrunk, at its end
+    ((200, 300), (600, 400), (100, 50, 320, 192)),  # an ordinary image: resized whole
+])
+@pytest.mark.parametrize("interpolation", [cv2.INTER_CUBIC, cv2.INTER_AREA])
+def test_a_resized_crop_is_the_crop_of_the_whole_resized(shape, size, box, interpolation,
+                                                          monkeypatch):
+    rng = np.random.default_rng(0)
+    smooth = cv2.resize(rng.random((8, 8, 3)).astype(np.float32), shape[::-1],
+                        interpolation=cv2.INTER_CUBIC)
+    x0, y0, w, h = box
+    whole = cv2.resize(smooth, size, interpolation=interpolation)[y0:y0 + h, x0:x0 + w]
+    resized = []
+    real_resize = cv2.resize
+    monkeypatch.setattr(sampler_module.cv2, "resize", lambda image, size, **kw: resized.append(
+        size) or real_resize(image, size, **kw))
+    crop = sampler_module.resized_crop(smooth, size, box, interpolation)
+    assert crop.shape == (h, w, 3)
+    np.testing.assert_allclose(crop, whole, atol=5e-3)
+    # Never much more than the crop is made.
+    assert resized[0][0] * resized[0][1] <= 16 * w * h
