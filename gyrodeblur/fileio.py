@@ -124,11 +124,29 @@ def remove_orphans(target: str | Path) -> None:
         []
     """
     target = Path(target)
+    _remove_unheld(target.parent, _temporary_name(re.escape(target.name),
+                                                   re.escape(target.suffix)))
+
+
+def remove_orphans_in(folder: str | Path) -> None:
+    """:func:`remove_orphans` for every output in ``folder``: those too that no run will
+    write again (a clip beyond a smaller count).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> (d / ".clip_000007.a1b2c3d4.part").mkdir()
+        >>> remove_orphans_in(d); list(d.iterdir())
+        []
+    """
+    _remove_unheld(Path(folder), _ANY_TEMPORARY)
+
+
+def _remove_unheld(folder: Path, name: re.Pattern) -> None:
     if fcntl is None:
         return
-    name = _temporary_name(re.escape(target.name), re.escape(target.suffix))
     try:
-        entries = [e for e in os.scandir(target.parent) if name.fullmatch(e.name)]
+        entries = [e for e in os.scandir(folder) if name.fullmatch(e.name)]
     except OSError:
         return
     for entry in entries:

@@ -168,6 +168,12 @@ def test_a_folder_holding_only_what_a_killed_first_run_left_is_taken_as_new(tmp_
                                  "--size", "48x32", "--frames", "2"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["clip_000000", "synth.json"]
+    # What a run killed while it wrote clip 5 left goes when the next asks for fewer clips.
+    (tmp_path / "c" / ".clip_000005.a1b2c3d4.part" / "blurred").mkdir(parents=True)
+    result = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / "c"),
+                                 "--size", "48x32", "--frames", "2"])
+    assert result.exit_code == 0 and "0 new clips" in result.output
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["clip_000000", "synth.json"]
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / ".notes").write_text("a user's hidden file is not a temporary")
     result = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / "mine")])

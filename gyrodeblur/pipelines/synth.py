@@ -10,7 +10,7 @@ import numpy as np
 
 from gyrodeblur import __version__
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import NpzWriter, atomic_path
+from gyrodeblur.fileio import NpzWriter, atomic_path, remove_orphans_in
 from gyrodeblur.footage import StoredFormat, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
@@ -101,6 +101,7 @@ def synth_clips(sampler: ClipSampler, count: int, out: str | Path,
         The number of clips written by this call.
     """
     out = Path(out)
+    remove_orphans_in(out)  # of killed runs, for clips this one may never write again
     written = 0
     for index in range(count):
         folder = out / f"clip_{index:06d}"

@@ -117,10 +117,13 @@ class ImageBank:
             raise InputError(self.folder, "a file, not a folder of images"
                              if self.folder.exists() else "no such folder of images")
         self._items = sorted(p for p in self.folder.rglob("*")
-                             if p.suffix.lower() in IMAGE_SUFFIXES
+                             if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()
                              and not hidden_under(p, self.folder))
         if not self._items:
             raise InputError(self.folder, "folder holds no images")
+        broken = next((p for p in self._items if not p.exists()), None)
+        if broken is not None:
+            raise InputError(broken, "a link to a file that does not exist")
         # Signatures only (cheap for thousands of files): a stray file with an image suffix is
         # found before any work, not when the sampler first draws it.
         unreadable = next((p for p in self._items if not cv2.haveImageReader(str(p))), None)

@@ -80,3 +80,12 @@ def test_folders_that_cannot_be_a_bank_are_named(tmp_path):
     (tmp_path / "two.png").write_text("not a png")
     with pytest.raises(InputError, match=r"two.png: corrupt or unreadable image$"):
         ImageBank(tmp_path)
+    (tmp_path / "two.png").unlink()
+    # A folder named like an image is a folder (its images are the bank's).
+    (tmp_path / "album.jpg").mkdir()
+    write_image(tmp_path / "album.jpg" / "three.png", np.zeros((4, 4, 3), np.float32))
+    assert ImageBank(tmp_path).files == [tmp_path / "album.jpg" / "three.png",
+                                         tmp_path / "one.png"]
+    (tmp_path / "gone.png").symlink_to(tmp_path / "moved.png")
+    with pytest.raises(InputError, match=r"gone.png: a link to a file that does not exist$"):
+        ImageBank(tmp_path)
