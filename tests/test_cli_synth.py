@@ -282,6 +282,7 @@ def test_a_blur_longer_than_the_image_is_refused(files):
                                  "--start", "0.05", "--exposure", "0.9", "-o",
                                  str(files / "out.png")])
     assert result.exit_code == 2
+    assert "yaw.csv: the gyro moves pixels" in " ".join(result.output.split())
     assert "during the exposure, more than the 96x64 image: is --exposure in seconds" in \
         " ".join(result.output.split())
     assert not (files / "out.png").exists()

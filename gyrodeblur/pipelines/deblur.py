@@ -512,9 +512,9 @@ def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
                                 samples)[0]
     reach = kernel_reach((rot,), camera.width, camera.height)
     if reach > max(camera.width, camera.height):
-        raise InputError(None, f"the gyro moves pixels {reach:.0f} px during the exposure, "
-                               f"more than the {camera.width}x{camera.height} image: is "
-                               "--exposure in seconds, the gyro in rad/s?")
+        raise InputError(log.source, f"the gyro moves pixels {reach:.0f} px during the "
+                                     f"exposure, more than the {camera.width}x{camera.height} "
+                                     "image: is --exposure in seconds, the gyro in rad/s?")
     return rot
 
 

@@ -60,9 +60,9 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
     longest = float(np.linalg.norm(np.diff(still[..., ::4, ::4], axis=0), axis=1).sum(0).max())
     if longest > max(camera.width, camera.height):
         # No picture is left to see, and the blur's cost grows with its length.
-        raise InputError(None, f"the gyro moves pixels {longest:.0f} px during the exposure, "
-                               f"more than the {camera.width}x{camera.height} image: is "
-                               "--exposure in seconds, the gyro in rad/s?")
+        raise InputError(log.source, f"the gyro moves pixels {longest:.0f} px during the "
+                                     f"exposure, more than the {camera.width}x{camera.height} "
+                                     "image: is --exposure in seconds, the gyro in rad/s?")
     blurred = blur_image(sharp, still, saturation=saturation,
                          subsamples=continuous_subsamples(still))
     if noise:

@@ -99,9 +99,11 @@ def test_image_kernels_take_the_readout_and_axes_a_gyro_file_gives():
                                atol=1e-5)
     assert np.abs(from_log - image_kernels(GyroLog(t, w), camera, 0.5, 0.01, 5)).max() > 0.1
     # 6 rad/s over 0.5 s (an exposure in other units) moves pixels past the 64 px image.
-    with pytest.raises(InputError, match=r"the gyro moves pixels \d+ px during the exposure, "
-                                         r"more than the 64x48 image: is --exposure in seconds"):
-        image_kernels(GyroLog(t, np.tile([0.0, 6.0, 0.0], (401, 1))), camera, 0.2, 0.5, 5)
+    with pytest.raises(InputError, match=r"^fast\.csv: the gyro moves pixels \d+ px during "
+                                         r"the exposure, more than the 64x48 image: is "
+                                         r"--exposure in seconds"):
+        image_kernels(GyroLog(t, np.tile([0.0, 6.0, 0.0], (401, 1)), "fast.csv"), camera, 0.2,
+                      0.5, 5)
 
 
 @pytest.mark.parametrize(("model", "samples"), [("deepgyro-s", 2), ("deepgyro-path-s", 5)])
