@@ -899,7 +899,8 @@ def synth_clips(
     width, height = parse_size(size)
     # A clip is made in memory: its sharp and blurred frames and both kernels, float32.
     check_memory(frames * width * height * 4 * (2 * 3 + 2 * 2 * samples),
-                 f"--size {size}: a clip of {frames} frames and its kernels", "a smaller size")
+                 f"--size {size}: a clip of {frames} frames and its kernels (T={samples})",
+                 "a smaller --size, fewer --frames or --samples")
     settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples,
                                **({} if jpeg is None else {"jpeg": (1.0, jpeg, jpeg)}))
     bank = ImageBank(images)  # checks the folder and the logs before anything is written
