@@ -12,6 +12,7 @@ import collections
 import csv
 import re
 import struct
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -470,6 +471,12 @@ _EXIF_ROTATION = {1: 0, 3: 180, 6: -90, 8: 90}
 def _exif_orientation_at(exif: np.ndarray) -> tuple[int, str, int] | None:
     """Where the orientation lies in ``exif`` (a TIFF block, as OpenCV gives it, or a whole
     TIFF file), the block's byte order and the orientation, or None when it has none."""
+    return _tiff_short_at(exif, 0x0112)
+
+
+def _tiff_short_at(exif: np.ndarray, wanted: int) -> tuple[int, str, int] | None:
+    """Where the SHORT tag ``wanted`` of the first IFD of ``exif`` (a TIFF block or file)
+    lies, the block's byte order and the value, or None when it has none."""
     data = memoryview(np.ascontiguousarray(exif, np.uint8)).cast("B")  # no copy of a file
     if bytes(data[:4]) not in (b"II*\0", b"MM\0*"):
         return None
@@ -479,10 +486,10 @@ def _exif_orientation_at(exif: np.ndarray) -> tuple[int, str, int] | None:
         (entries,) = struct.unpack_from(order + "H", data, ifd)
         for entry in range(ifd + 2, ifd + 2 + 12 * entries, 12):
             tag, kind = struct.unpack_from(order + "HH", data, entry)
-            if tag == 0x0112 and kind == 3:  # orientation, a SHORT
+            if tag == wanted and kind == 3:  # a SHORT
                 (value,) = struct.unpack_from(order + "H", data, entry + 8)
                 return entry + 8, order, value
-    except struct.error:  # a truncated block: no orientation to honour
+    except struct.error:  # a truncated block: no tag to read
         return None
     return None
 
@@ -547,7 +554,17 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         image = _UNDO_ORIENTATION.get(value, lambda a: a)(image)
         exif = np.frombuffer(b"II*\0" + struct.pack("<IHHHIHHI", 8, 1, 0x0112, 3, 1, value,
                                                       0, 0), np.uint8)
+    if image.ndim == 2 and path.parent not in _ALPHA_NOT_READ and \
+            (found := _tiff_short_at(data, 0x0115)) and found[2] == 2:
+        # Samples per pixel: gray and alpha, of which OpenCV decodes the gray alone. Said
+        # once per folder: not for each of a thousand frames.
+        _ALPHA_NOT_READ.add(path.parent)
+        warnings.warn(f"{path}: its alpha channel is not read (OpenCV reads a TIFF of gray and "
+                      "alpha as gray): outputs have none", stacklevel=2)
     return image, exif
+
+
+_ALPHA_NOT_READ: set[Path] = set()
 
 
 #: The stored pixels from those turned for display by an EXIF/TIFF orientation (2-8).

@@ -378,6 +378,23 @@ def test_a_videos_display_rotation_round_trips(tmp_path, rotation):
     assert abs(footage.rotation) % 360 == abs(rotation) % 360 and footage.size == (24, 16)
 
 
+def test_a_gray_and_alpha_tiff_whose_alpha_opencv_drops_is_said_once_a_folder(tmp_path):
+    from PIL import Image
+
+    pixels = np.zeros((8, 10, 2), np.uint8)
+    pixels[..., 0], pixels[..., 1] = 100, np.arange(10) * 20
+    for name in ("a.tif", "b.tif"):
+        Image.fromarray(pixels, "LA").save(tmp_path / name)
+    Image.fromarray(pixels[..., 0], "L").save(tmp_path / "gray.tif")
+    with pytest.warns(UserWarning, match=r"a\.tif: its alpha channel is not read") as said:
+        image, stored = read_image_and_format(tmp_path / "a.tif")
+        read_image(tmp_path / "b.tif")
+        read_image(tmp_path / "gray.tif")
+    assert len(said) == 1
+    np.testing.assert_allclose(image, 100 / 255, atol=1e-6)
+    assert stored.gray and stored.alpha is None
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_exif_is_copied_and_its_orientation_not_applied(tmp_path, suffix):
     from PIL import Image
