@@ -83,6 +83,7 @@ def test_traces_too_short_for_any_clip_are_refused():
         ClipSampler(bank, settings, traces=[_constant_trace(0.53, [0, 0, 0.1], "all.csv")])
 
 
+@pytest.mark.filterwarnings("ignore:.*is enlarged")  # the small dead leaves image
 @pytest.mark.parametrize(("width", "height"), [(64, 40), (40, 64), (16, 400)])
 def test_the_field_of_view_spans_the_longer_side(width, height):
     # A tall frame (a phone held upright) sees its range of views across its height: by its
