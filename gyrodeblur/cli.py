@@ -138,6 +138,14 @@ def _terminate(number: int, frame) -> None:
     raise Terminated
 
 
+def _check_finite(options: dict) -> None:
+    """Refuse an option of infinity or NaN, which click's ranges let through, before the
+    work: a time, rate or size of no value."""
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(None, f"--{name.replace('_', '-')} {value}: not a finite number")
+
+
 def reports_input_errors(command):
     """Turn :class:`InputError` into a one-line message and exit status 2 (an
     :class:`OSError`, such as a full disk, into one and status 1); Ctrl-C and SIGTERM end
@@ -148,6 +156,7 @@ def reports_input_errors(command):
         on_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
         try:
+            _check_finite(kwargs)
             return command(*args, **kwargs)
         except InputError as e:
             # Escaped: file names and hints such as "gyrodeblur[onnx]" are not markup.
@@ -204,8 +213,8 @@ def parse_vector(text: str, option: str) -> np.ndarray:
         vector = np.array([float(v) for v in text.split(",")])
     except ValueError:
         vector = np.empty(0)
-    if vector.shape != (3,):
-        raise InputError(None, f"{option} {text!r}: expected three numbers X,Y,Z")
+    if vector.shape != (3,) or not np.isfinite(vector).all():
+        raise InputError(None, f"{option} {text!r}: expected three finite numbers X,Y,Z")
     return vector
 
 

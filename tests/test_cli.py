@@ -365,6 +365,20 @@ def test_bad_input_gives_one_line_error_and_no_output(clip, name):
     assert not [p for p in clip.iterdir() if p.name.startswith(".out.npz")]
 
 
+@pytest.mark.parametrize(("command", "extra", "message"), [
+    ("kernels", ["--bias", "nan,0,0"], "--bias 'nan,0,0': expected three finite numbers X,Y,Z"),
+    ("kernels", ["--readout-time", "inf"], "--readout-time inf: not a finite number"),
+    ("sync", ["--search", "inf"], "--search inf: not a finite number"),
+])
+def test_infinite_or_nan_options_are_refused_in_one_line(clip, command, extra, message):
+    args = [command, str(clip / "frames"), "--gyro", str(clip / "gyro.csv"), "--camera",
+            str(clip / "camera.json"), "--frames-csv", str(clip / "frames.csv"), *extra]
+    result = runner.invoke(app, [*args, "-o", str(clip / "out.npz")] if command == "kernels"
+                           else args)
+    assert result.exit_code == 2 and result.output == f"error: {message}\n"
+    assert not (clip / "out.npz").exists()
+
+
 def test_failed_run_leaves_no_pictures(clip):
     cv2.imwrite(str(clip / "frames" / "0003.png"), np.zeros((H, W + 2, 3), np.uint8))
     result = kernels(clip, "--plot", str(clip / "plots" / "run"))
