@@ -554,8 +554,8 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
 
     def fit(m: BandRotations) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray,
                                        Callable[[int], float]]:
-        """Offset, readout, costs, the gyro's rotations and residual angles there, and the
-        cost at the bottom of the minimum next to each grid offset."""
+        """Offset, readout, costs, the gyro's angles (unbiased) and residual angles there,
+        and the cost at the bottom of the minimum next to each grid offset."""
         readout = camera.readout_time
         offset, s, costs = search_offset(m, readout)
         if readout_max is not None:
@@ -568,17 +568,21 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
                 middle = _golden(lambda c, t=readout: cost(m, c - t / 2, t, s), middle - step,
                                  middle + step)
             offset, s, costs = search_offset(m, readout)
-        # Residuals and the gyro's own angles at the estimate, from one evaluation of the gyro.
+        # Residuals and the gyro's own angles at the estimate, from one evaluation of the gyro;
+        # its angles less the bias fitted with them (measured - residual, to first order): a
+        # biased gyro turns no farther between frames than the video does.
         gyro, t_a, t_b = _gyro_rotations(m, orientation, np.asarray(offset), np.asarray(readout))
-        residual = np.linalg.norm(_debiased_residuals(m, gyro, t_a, t_b), axis=-1)
+        residuals = _debiased_residuals(m, gyro, t_a, t_b)
+        turned = np.linalg.norm(log_so3(m.R) - residuals, axis=-1)
+        residual = np.linalg.norm(residuals, axis=-1)
 
         def bottom(i: int) -> float:
             near = (max(offsets[i] - step, lo), min(offsets[i] + step, hi))
             return cost(m, _golden(lambda d: cost(m, d, readout, s), *near), readout, s)
 
-        return offset, readout, costs, gyro, residual, bottom
+        return offset, readout, costs, turned, residual, bottom
 
-    offset, readout, costs, gyro, residual, bottom = fit(measured)
+    offset, readout, costs, turned, residual, bottom = fit(measured)
     direction = None if readout_max is None else camera.readout_direction
     if readout_max is not None and readout < _FLIP_BELOW * readout_max:
         # A readout direction the wrong way round fits best with no readout at all, and an
@@ -586,13 +590,12 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
         flipped = fit(dataclasses.replace(measured, frac_a=1.0 - measured.frac_a,
                                           frac_b=1.0 - measured.frac_b))
         if np.median(flipped[4]) < _FLIP_GAIN * np.median(residual):
-            offset, readout, costs, gyro, residual, bottom = flipped
+            offset, readout, costs, turned, residual, bottom = flipped
             direction = "bottom_to_top" if direction == "top_to_bottom" else "top_to_bottom"
     motion = float(np.median(np.linalg.norm(log_so3(measured.R), axis=-1)))
     explained = float(np.clip(1.0 - np.median(residual) / motion, 0.0, 1.0)) if motion > 0 \
         else 0.0
-    turned = float(np.median(np.linalg.norm(log_so3(gyro), axis=-1)))
-    gain = turned / motion if motion > floor else math.inf  # a still video
+    gain = float(np.median(turned)) / motion if motion > floor else math.inf  # a still video
     support = min(1.0, measured.pairs / FULL_SUPPORT_PAIRS)
     return SyncResult(time_offset=float(offset),
                       confidence=_confidence(costs, bottom) * explained * support,

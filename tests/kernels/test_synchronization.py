@@ -169,6 +169,12 @@ def test_gain_finds_a_gyro_in_other_units_than_it_claims(clip):
     assert 0.9 < right.gain < 1.1, right.gain
     assert 30 < wrong.gain < 60 and not wrong.reliable, wrong.gain
     assert "a log in degrees read as radians: --gyro-unit deg" in sync_doubt(wrong, 0.2)
+    # A bias, which the fit takes out, adds nothing to how far the gyro turns (1 rad/s here,
+    # some 30 times the median turn between frames; it read 3.9).
+    biased = replace(clip.recorded_log, w=clip.recorded_log.w + [1.0, -0.5, 0.3])
+    result = estimate_sync(source(clip.blurred), clip.timing, biased, believed(clip),
+                           max_pairs=8)
+    assert abs(result.time_offset - OFFSET) < 1e-3 and 0.9 < result.gain < 1.1, result
 
 
 @pytest.mark.parametrize("axes", [np.diag([1.0, -1.0, -1.0]),  # a phone's, on another camera
