@@ -1113,14 +1113,17 @@ def evaluate(
             err_console.print(f"{name}: {unique[key]} again, scored once")
         unique.setdefault(key, name)
     model = list(unique.values())
-    for path in (output, markdown):
+    partial_path = output and output.with_name(output.name + ".partial")
+    for path in (output, partial_path, markdown):
         if path is None:
             continue
         check_output(path, source=[weights_file(name) for name in model if name != "classic"])
         for inputs in (folder, features, images):
-            if inputs is not None and path.is_file() and \
-                    path.resolve().is_relative_to(inputs.resolve()):
-                raise InputError(path, f"would overwrite a file of {inputs}; give another output")
+            # Written among the data, it would be data: a run's own scores so far would make
+            # the data another's, and never resume.
+            if inputs is not None and path.resolve().is_relative_to(inputs.resolve()):
+                raise InputError(path, f"lies inside {inputs}, the data scored; give an output "
+                                       "outside it")
     if output is not None and markdown is not None and output.resolve() == markdown.resolve():
         raise InputError(markdown, "is the --output JSON too; give another file")
     if features is not None and not features.is_dir():
@@ -1188,7 +1191,8 @@ def evaluate(
         channels = 2 * 3 + 2 * 2 * T + (2 * T if flow_kernel and frames > 1 else 0)
         check_memory(count * frames * width * height * 4 * channels,
                      f"--count {count} --size {width}x{height}: the benchmark's samples and "
-                     "their kernels", "a smaller --size or --count")
+                     f"their kernels ({f'{frames} frames each, ' if frames > 1 else ''}T={T})",
+                     "a smaller --size or --count, fewer --frames or --samples")
         spec = BenchmarkSpec(frames=frames, count=count, width=width, height=height, samples=T,
                              images=None if images is None else str(images), preset=preset)
         with LoggedProgress() as bar:
@@ -1209,7 +1213,7 @@ def evaluate(
     data = folder or images
     feature_run = None if pairs is None else feature_settings(features, pairs, T)
     partial = PartialReport(
-        output and output.with_name(output.name + ".partial"),
+        partial_path,
         {"benchmark": source, "device": str(device), "data": data and files_digest(data),
          "features": feature_run and {**feature_run, "data": files_digest(features)}})
     if partial.stale:

@@ -402,6 +402,21 @@ def _homography(path: Path) -> np.ndarray:
 _MIN_FEATURE_SIDE = 32  # SIFT finds no keypoints in smaller images
 
 
+def _overlap(H: np.ndarray, source: tuple[int, int], target: tuple[int, int]) -> bool:
+    """Whether ``H`` maps any of a 32x32 grid over the ``source`` (H, W) image in front of the
+    camera and into the ``target`` one.
+
+    Example:
+        >>> near, far = (np.array([[1.0, 0, dx], [0, 1, 0], [0, 0, 1]]) for dx in (50, 1e6))
+        >>> _overlap(near, (100, 100), (100, 100)), _overlap(far, (100, 100), (100, 100))
+        (True, False)
+    """
+    ys, xs = np.meshgrid(np.linspace(0, source[0] - 1, 32), np.linspace(0, source[1] - 1, 32))
+    mapped = H @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    x, y = mapped[:2] / np.where(mapped[2] > 0, mapped[2], np.nan)
+    return bool(np.any((x >= 0) & (x <= target[1] - 1) & (y >= 0) & (y <= target[0] - 1)))
+
+
 def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
                  ) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """``(name, img1, imgN, H1toN)`` of each Oxford sequence folder under ``root``."""
@@ -423,7 +438,12 @@ def oxford_pairs(root: str | Path, targets: tuple[int, ...] = (2, 3)
         first = image(folder / f"img1{suffix}")
         for n in targets:
             H = _homography(folder / f"H1to{n}p")
-            pairs.append((f"{folder.name} 1-{n}", first, image(folder / f"img{n}{suffix}"), H))
+            target = image(folder / f"img{n}{suffix}")
+            if not _overlap(H, first.shape[:2], target.shape[:2]):  # else a score of 0
+                raise InputError(folder / f"H1to{n}p", f"maps no part of img1 into img{n} "
+                                                       f"({target.shape[1]}x{target.shape[0]}): "
+                                                       "a homography of other images?")
+            pairs.append((f"{folder.name} 1-{n}", first, target, H))
     if not pairs:
         one = any((Path(root) / f"img1{s}").is_file() for s in (".ppm", ".pgm"))
         raise InputError(root, "one Oxford sequence: give the folder that holds it" if one else

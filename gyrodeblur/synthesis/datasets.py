@@ -276,7 +276,13 @@ def _check_pair(sharp: Footage, numbers: np.ndarray, blurred: np.ndarray,
 
 def clip_folders(root: Path) -> list[Path]:
     """The clip folders (with a ``frames.csv``) under ``root``, in name order; hidden ones
-    are not clips (`synth clips` writes each in a ``.clip_*.part`` first)."""
+    are not clips (`synth clips` writes each in a ``.clip_*.part`` first). One with frames
+    (``blurred/``) but no ``frames.csv`` is an :class:`InputError`, not a clip left out."""
+    untimed = next((p.parent for p in sorted(root.glob("**/blurred")) if p.is_dir()
+                    and not hidden_under(p, root) and not (p.parent / "frames.csv").is_file()),
+                   None)
+    if untimed is not None:
+        raise InputError(untimed, "not a clip folder: frames.csv is missing")
     return sorted(p.parent for p in root.glob("**/frames.csv") if not hidden_under(p, root))
 
 

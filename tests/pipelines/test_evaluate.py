@@ -8,7 +8,8 @@ import torch
 from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
-from gyrodeblur.footage import read_image
+from gyrodeblur.errors import InputError
+from gyrodeblur.footage import read_image, write_image
 from gyrodeblur.metrics import psnr
 from gyrodeblur.models import weights_file
 from gyrodeblur.pipelines.evaluate import (
@@ -124,6 +125,40 @@ def test_a_killed_eval_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert scores[0] == scores[1] and not partial.exists()
 
 
+def test_an_eval_output_among_its_data_is_refused_before_the_work(tmp_path):
+    # Its scores so far (OUT.partial) would change the data it scores: never resumed.
+    (tmp_path / "images").mkdir()
+    write_image(tmp_path / "images" / "0.png", dead_leaves(64, np.random.default_rng(0)))
+    for option, path in (("-o", "e.json"), ("--markdown", "sub/e.md")):
+        result = CliRunner().invoke(app, ["eval", "--count", "1", "--size", "32x32", "--images",
+                                          str(tmp_path / "images"), option,
+                                          str(tmp_path / "images" / path)])
+        assert result.exit_code == 2 and f"{path}: lies inside {tmp_path / 'images'}, the " \
+            "data scored; give an output outside it" in " ".join(result.output.split())
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["0.png"]
+
+
+def test_a_clip_folder_without_its_frames_csv_is_named_not_left_out(tmp_path):
+    from gyrodeblur.synthesis.datasets import clip_folders
+
+    for name in ("clip_000000", "clip_000001"):
+        (tmp_path / name / "blurred").mkdir(parents=True)
+    (tmp_path / "clip_000000" / "frames.csv").write_text("frame,t_start,exposure\n")
+    with pytest.raises(InputError, match=r"clip_000001: not a clip folder: frames.csv is "
+                                         r"missing$"):
+        clip_folders(tmp_path)
+    (tmp_path / "clip_000001" / "frames.csv").write_text("frame,t_start,exposure\n")
+    assert clip_folders(tmp_path) == [tmp_path / "clip_000000", tmp_path / "clip_000001"]
+
+
+def test_eval_refuses_a_partial_path_it_cannot_write_before_the_work(tmp_path):
+    (tmp_path / "e.json.partial").mkdir()
+    result = CliRunner().invoke(app, ["eval", "--count", "1", "--size", "32x32", "-o",
+                                      str(tmp_path / "e.json")])
+    assert result.exit_code == 2 and "e.json.partial: is a folder, not a file" in result.output
+    assert "drawing the benchmark" not in result.output
+
+
 def test_a_killed_feature_test_resumes_after_its_last_finished_method(tmp_path, monkeypatch):
     import gyrodeblur.pipelines.evaluate as evaluation
 
@@ -234,9 +269,9 @@ def test_a_benchmark_too_large_for_the_memory_is_refused_before_it_is_drawn(tmp_
     result = CliRunner().invoke(app, ["eval", "--count", "100", "--size", "256x192", "-o",
                                       str(tmp_path / "e.json")])
     assert result.exit_code == 2 and result.output.strip() == (
-        "error: --count 100 --size 256x192: the benchmark's samples and their kernels would "
-        f"take {100 * 256 * 192 * 4 * 42 / 2**30:.1f} GB of this machine's 1 GB; give a "
-        "smaller --size or --count")
+        "error: --count 100 --size 256x192: the benchmark's samples and their kernels (T=9) "
+        f"would take {100 * 256 * 192 * 4 * 42 / 2**30:.1f} GB of this machine's 1 GB; give a "
+        "smaller --size or --count, fewer --frames or --samples")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -268,6 +303,8 @@ def test_eval_without_a_model_says_it_scores_the_input_only(tmp_path):
     ("1 0 0\n0 1 0\n", "H1to2p: not an invertible 3x3 homography (read 2x3 numbers)"),
     ("1 0 0\n0 1 0\n0 0 0\n", "H1to2p: not an invertible 3x3 homography"),
     (None, "H1to2p: no such homography file"),
+    ("1 0 1e6\n0 1 0\n0 0 1\n", "H1to2p: maps no part of img1 into img2 (32x32): a "
+                                   "homography of other images?"),
 ])
 def test_a_bad_oxford_homography_is_a_one_line_error(tmp_path, text, message):
     from gyrodeblur.errors import InputError
@@ -351,7 +388,7 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
     before = reference.read_bytes()
     clobber = runner.invoke(app, ["eval", "--folder", str(tmp_path / "pairs"),
                                   "-o", str(reference)])
-    assert clobber.exit_code == 2 and "would overwrite a file of" in clobber.output
+    assert clobber.exit_code == 2 and "lies inside" in clobber.output
     assert reference.read_bytes() == before
     same = runner.invoke(app, ["eval", "--count", "1", "-o", str(tmp_path / "r"),
                                "--markdown", str(tmp_path / "r")])
