@@ -1330,9 +1330,17 @@ def export_onnx(
                                        f"{output / stem}.onnx (runs of one config share its "
                                        "name): export them to different folders")
             check_output(output / f"{stem}.onnx")
+    written: list[str] = []
     for name in names:
-        with err_console.status(escape(f"exporting {name}")):  # a spinner reads markup
-            result = export_model(name, output, opset, check)
+        try:
+            with err_console.status(escape(f"exporting {name}")):  # a spinner reads markup
+                result = export_model(name, output, opset, check)
+        except InputError as e:  # a model whose check fails, after others were written
+            if not written:
+                raise
+            raise InputError(e.source, f"{e.problem}; {', '.join(written)}, exported before "
+                                       "it, kept") from None
+        written.append(str(result.path))
         samples = result.usage.get("samples")
         line = f"{name}: wrote {result.path}" + (f" (kernels of T={samples})" if samples else "")
         if result.max_abs_diff is not None:

@@ -69,6 +69,31 @@ def test_output_ending_in_onnx_is_the_file_for_one_model(tmp_path):
                                       "-o", str(tmp_path / "two.onnx")])
     assert result.exit_code == 2 and "one file for 2 models: give a folder" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["mine.onnx"]
+    # The suffix in capitals names a file too.
+    result = CliRunner().invoke(app, ["export", "deepblind-s", "--no-check",
+                                      "-o", str(tmp_path / "LOUD.ONNX")])
+    assert result.exit_code == 0 and (tmp_path / "LOUD.ONNX").is_file()
+
+
+def test_a_model_failing_its_check_after_others_says_what_was_kept(tmp_path, monkeypatch):
+    from gyrodeblur.errors import InputError
+    from gyrodeblur.pipelines import export
+
+    real = export.export_model
+
+    def second_differs(name, *args):
+        if name == "deepgyro-s":
+            raise InputError(name, "onnxruntime differs from PyTorch by 6e-02 (more than "
+                                   "0.001); nothing written")
+        return real(name, *args)
+
+    monkeypatch.setattr(export, "export_model", second_differs)
+    result = CliRunner().invoke(app, ["export", "deepblind-s", "deepgyro-s", "--no-check",
+                                      "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "deepgyro-s: onnxruntime differs from PyTorch by 6e-02 " \
+        f"(more than 0.001); nothing written; {tmp_path / 'deepblind-s.onnx'}, exported " \
+        "before it, kept" in " ".join(result.output.split())
+    assert [p.name for p in tmp_path.iterdir()] == ["deepblind-s.onnx"]
 
 
 def test_weights_named_with_brackets_are_exported_and_never_overwritten(tmp_path):

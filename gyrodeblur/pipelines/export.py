@@ -64,7 +64,7 @@ CHECK_SHAPE = Shape(batch=1, frames=2, height=30, width=45)
 
 def names_file(output: str | Path) -> bool:
     """Whether an export ``output`` is the ONNX file itself (else the folder for it)."""
-    return Path(output).suffix == ".onnx" and not Path(output).is_dir()
+    return Path(output).suffix.lower() == ".onnx" and not Path(output).is_dir()
 
 
 @dataclass(frozen=True)
