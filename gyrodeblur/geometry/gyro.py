@@ -47,6 +47,7 @@ __all__ = [
     "resample",
     "shifted",
     "to_camera_frame",
+    "widest_hole_text",
     "write_csv",
 ]
 
@@ -786,10 +787,19 @@ def check_no_holes(log: GyroLog, t_first: float, t_last: float) -> None:
     gaps = holes(log)
     inside = gaps[(gaps[:, 0] < t_last) & (gaps[:, 1] > t_first)]
     if len(inside):
-        start, end = inside[np.argmax(inside[:, 1] - inside[:, 0])]
-        raise InputError(log.source, f"gyro has no samples from {start:.6f} to {end:.6f} s "
-                                     f"({(end - start) * 1e3:.0f} ms), within the "
-                                     f"{t_first:.6f} to {t_last:.6f} s the frames need")
+        raise InputError(log.source, f"{widest_hole_text(inside)}, within the {t_first:.6f} "
+                                     f"to {t_last:.6f} s the frames need")
+
+
+def widest_hole_text(gaps: np.ndarray) -> str:
+    """What an error says of the widest of ``gaps`` (``(K, 2)``, K >= 1, from :func:`holes`).
+
+    Example:
+        >>> widest_hole_text(np.array([[0.1, 0.13], [0.5, 0.6]]))
+        'gyro has no samples from 0.500000 to 0.600000 s (100 ms)'
+    """
+    start, end = gaps[np.argmax(gaps[:, 1] - gaps[:, 0])]
+    return f"gyro has no samples from {start:.6f} to {end:.6f} s ({(end - start) * 1e3:.0f} ms)"
 
 
 def holes(log: GyroLog) -> np.ndarray:

@@ -35,7 +35,7 @@ import numpy as np
 from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming, check_unit_range, resize_frame
 from gyrodeblur.geometry.camera import Camera
-from gyrodeblur.geometry.gyro import GyroLog, clock_note, holes, seconds_text
+from gyrodeblur.geometry.gyro import GyroLog, clock_note, holes, seconds_text, widest_hole_text
 from gyrodeblur.geometry.rotation import Orientation, log_so3
 from gyrodeblur.kernels.flow import FlowBackend, flow_backend, to_gray_u8
 from gyrodeblur.kernels.rotation import camera_orientation, complete_camera
@@ -290,14 +290,11 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
             a, b = float(lows[j]), float(highs[j])
             return timing.frame[consecutive[(low <= a) & (high >= b)]], a, b
     if holed.any():
-        met = gaps[meets.any(axis=0)]
-        start, end = met[np.argmax(met[:, 1] - met[:, 0])]
         raise InputError(log.source or None,
-                         f"gyro has no samples from {start:.6f} to {end:.6f} s "
-                         f"({(end - start) * 1e3:.0f} ms): fewer than {MIN_PAIRS} frame pairs "
-                         f"are clear of its holes over the searched offsets ({offset:g} "
-                         f"+-{search:g} s); search a narrower span, or give frames away from "
-                         "the hole")
+                         f"{widest_hole_text(gaps[meets.any(axis=0)])}: fewer than "
+                         f"{MIN_PAIRS} frame pairs are clear of its holes over the searched "
+                         f"offsets ({offset:g} +-{search:g} s); search a narrower span, or give "
+                         "frames away from the hole")
     raise InputError(log.source or None,
                      f"gyro covers {seconds_text(log.t[0], 3)} to {seconds_text(log.t[-1], 3)} s "
                      f"but the frames need {seconds_text(first.min(), 3)} to "
