@@ -1591,7 +1591,7 @@ def deblur_video_command(
                             "larger). 4:2:0 whatever it is: measure on a PNG folder "
                             f"[default: {CRF}].")] = None,
     output_name: Annotated[str, typer.Option(
-        "--output", "-o", metavar="PATH",
+        "--output", "-o", metavar="<path>",
         help="Output .mp4 (H.264) or folder (one PNG per frame; resumes; a name with a dot "
              "ends in /).")] = ...,
 ) -> None:
