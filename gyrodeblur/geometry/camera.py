@@ -103,7 +103,8 @@ class Camera:
             normalized coordinates, so they do not change with the frame size.
         readout_time: rolling-shutter time from the first to the last row's start, seconds.
         readout_direction: which row is read first.
-        imu_to_camera: 3x3 rotation taking gyro axes to camera axes.
+        imu_to_camera: 3x3 rotation taking gyro axes to camera axes; one written with
+            rounded decimals (0.7071) is replaced by the nearest rotation.
         time_offset: seconds, ``t_gyro = t_frame + time_offset``.
 
     Example:
@@ -143,6 +144,12 @@ class Camera:
         put("imu_to_camera", tuple(tuple(_as_float(v, "imu_to_camera") for v in
                                          _as_seq(r, "imu_to_camera")) for r in rows))
         _validate(self)
+        # A matrix written with rounded decimals (0.7071) passes _validate; turning the gyro
+        # needs a rotation to float precision: the nearest one (exact ones stay bit for bit).
+        r = self.R_imu_to_camera
+        if not np.allclose(r @ r.T, np.eye(3), rtol=0.0, atol=1e-12):
+            u, _, vt = np.linalg.svd(r)
+            put("imu_to_camera", tuple(tuple(float(v) for v in row) for row in u @ vt))
 
     @property
     def K(self) -> np.ndarray:
@@ -961,13 +968,18 @@ def _camera_from_gyrovd(path: Path) -> Camera:
                       stacklevel=3)
     # Landscape (f_x, f_y, c_x, c_y) -> portrait f = f_y, cx = c_y, cy = c_x.
     f, cx_portrait, cy_portrait = intrinsics[0, 1], intrinsics[0, 3], intrinsics[0, 2]
-    if f <= 0 or not (0 <= cx_portrait < _GYROVD_SENSOR_W and 0 <= cy_portrait < _GYROVD_SENSOR_H):
-        raise InputError(path, f"implausible lens intrinsics f={f}, principal point "
-                               f"({cx_portrait}, {cy_portrait}) on the portrait "
-                               f"{_GYROVD_SENSOR_W}x{_GYROVD_SENSOR_H} sensor")
     crop_w = round(_GYROVD_SENSOR_H * 9 / 16)
     off_x = (_GYROVD_SENSOR_W - crop_w) / 2.0
     sx, sy = _GYROVD_OUT_W / crop_w, _GYROVD_OUT_H / _GYROVD_SENSOR_H
+    # Camera's focal range, checked here to name the file's f rather than the frames' fx.
+    side = max(_GYROVD_OUT_W, _GYROVD_OUT_H)
+    focal_ok = _MIN_FOCAL_PER_SIDE * side <= f * min(sx, sy) <= f * max(sx, sy) \
+        <= _MAX_FOCAL_PER_SIDE * side
+    centre_ok = 0 <= cx_portrait < _GYROVD_SENSOR_W and 0 <= cy_portrait < _GYROVD_SENSOR_H
+    if not (focal_ok and centre_ok):
+        raise InputError(path, f"implausible lens intrinsics f={f}, principal point "
+                               f"({cx_portrait}, {cy_portrait}) on the portrait "
+                               f"{_GYROVD_SENSOR_W}x{_GYROVD_SENSOR_H} sensor")
     return Camera(_GYROVD_OUT_W, _GYROVD_OUT_H, fx=f * sx, fy=f * sy, cx=(cx_portrait - off_x) * sx,
                   cy=cy_portrait * sy, imu_to_camera=((1.0, 0.0, 0.0), (0.0, -1.0, 0.0),
                                                     (0.0, 0.0, -1.0)))

@@ -166,7 +166,7 @@ def read_gyro(path: str | Path, unit: str = "auto", deg_advice: str = "") -> Gyr
         path = path.parent  # a GyroVD meta_info's log: read as its folder, on its own clock
     if path.is_dir():
         file = _gyrovd_file(path)
-        if _opening(file).startswith("t,"):  # a plain CSV in the layout, as synthesis writes
+        if _has_plain_header(_opening(file)):  # a plain CSV in the layout, as synthesis writes
             t, w, lines, extra = *_read_plain_csv(file), {}
         else:
             t, w, lines, extra = *_read_gyrovd(path), {}
@@ -205,19 +205,22 @@ def _gcsv_sidecar(video: Path) -> Path | None:
 
 
 def _opening(path: Path) -> str:
-    """The first line of a file (up to 64 KiB) as text, where a log tells its format."""
+    """The first 64 KiB of a file as text, where a log tells its format."""
     try:
         with open(path, "rb") as f:
-            first = f.readline(1 << 16)
+            first = f.read(1 << 16)
     except OSError as e:
         raise InputError(path, f"cannot read it ({e.strerror})") from None
     return first.decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
 
 
 def _has_plain_header(opening: str) -> bool:
-    """Whether a file's first line (from ``_opening``) names the plain CSV's columns t, wx,
-    wy, wz."""
-    names = {n.strip().lower() for n in opening.partition("\n")[0].split(",")}
+    """Whether a file's header (from ``_opening``: its first line neither blank nor a ``#``
+    comment, whatever the line ends) names the plain CSV's columns t, wx, wy, wz, read as
+    ``_read_plain_csv`` reads them."""
+    header = next((line for line in opening.splitlines()
+                   if line.strip() and not line.lstrip().startswith("#")), "")
+    names = {n.strip().strip('"').strip().lower() for n in header.split(",")}
     return {"t", "wx", "wy", "wz"} <= names
 
 
@@ -272,7 +275,7 @@ def _gyrovd_file(folder: Path) -> Path:
 def _read_gyrovd(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """GyroVD ``gyro.csv``: ``wx,wy,wz,t_ns`` rows, no header (Android rad/s, ns clock)."""
     path = _gyrovd_file(folder)
-    rows, lines = _numeric_rows(path, _text_lines(path), start=0, ncols=4)
+    rows, lines = _numeric_rows(path, _text_lines(path), start=0, used=[0, 1, 2, 3])
     # float64 holds integer ns exactly below 2**53 ns (104 days of uptime); one division
     # then rounds to well under a nanosecond.
     data = _floats(path, [r[:4] for r in rows], lines, width=4)
@@ -295,7 +298,7 @@ def _read_plain_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise InputError(path, f"missing column(s) {', '.join(missing)} ({why}): a plain CSV "
                                "starts with the line t,wx,wy,wz, in seconds and rad/s")
     cols = [names.index(n) for n in ("t", "wx", "wy", "wz")]
-    rows, lines = _numeric_rows(path, text, start=header + 1, ncols=len(names))
+    rows, lines = _numeric_rows(path, text, start=header + 1, used=cols)
     data = _floats(path, [[r[c] for c in cols] for r in rows], lines, width=4)
     return data[:, 0], data[:, 1:], lines
 
@@ -345,7 +348,7 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
             raise InputError(path, f"header {key},{header[key]}: must be positive")
     # Rows may stop after the gyro columns (a logger writing accelerometer samples only
     # every other row, as telemetry-parser accepts).
-    rows, lines = _numeric_rows(path, text, start=first_row, ncols=max(cols) + 1)
+    rows, lines = _numeric_rows(path, text, start=first_row, used=cols)
     data = _floats(path, [[r[c] for c in cols] for r in rows], lines, width=4)
 
     extra: dict = {} if "gscale" in header else {"advice": _NO_GSCALE_ADVICE}
@@ -451,16 +454,18 @@ def _text_lines(path: Path) -> list[str]:
 
 
 def _numeric_rows(
-    path: Path, text: list[str], start: int, ncols: int
+    path: Path, text: list[str], start: int, used: list[int]
 ) -> tuple[list[list[str]], np.ndarray]:
     """Split data lines into fields (quotes taken off); blank and ``#`` comment lines skipped,
-    field counts checked, except on the last line, which is dropped when short: a logger cut
-    off mid-write (a power loss) leaves one."""
+    each line needing the ``used`` columns, except the last, which is dropped when one of
+    them is missing or empty: a logger cut off mid-write (a power loss) leaves one. Columns
+    not read may be empty or absent."""
+    ncols = max(used) + 1
     data = [i for i in range(start, len(text)) if text[i].strip()
             and not text[i].lstrip().startswith("#")]
     if data:
         last = text[data[-1]].split(",")
-        if len(last) < ncols or not all(field.strip() for field in last[:ncols]):
+        if len(last) < ncols or not all(last[c].strip() for c in used):
             data.pop()
     rows, lines = [], []
     for i in data:

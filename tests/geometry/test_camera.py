@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from gyrodeblur.errors import InputError
 from gyrodeblur.geometry.camera import Camera, camera_from_dict, load_camera, save_camera
+from gyrodeblur.geometry.gyro import GyroLog, to_camera_frame
 
 # A strongly distorted wide-angle lens with all eight cv2 coefficients (rational model).
 OPENCV = Camera(1920, 1080, 1400.0, 1395.0, 961.3, 538.2, "opencv",
@@ -396,7 +397,19 @@ def test_bad_json_names_the_file(tmp_path: Path, change: dict, message: str) -> 
 
 def test_small_rotation_error_is_tolerated() -> None:
     cam = camera_from_dict({**GOOD, "imu_to_camera": [[1, 2e-4, 0], [-2e-4, 1, 0], [0, 0, 1]]})
-    assert cam.imu_to_camera[0][1] == 2e-4
+    assert cam.imu_to_camera[0][1] == pytest.approx(2e-4, rel=1e-6)
+
+
+def test_rounded_rotation_becomes_the_nearest_rotation() -> None:
+    # 30 degrees about x written with 3 decimals, as mounting matrices often are.
+    rounded = [[1, 0, 0], [0, 0.866, -0.5], [0, 0.5, 0.866]]
+    r = camera_from_dict({**GOOD, "imu_to_camera": rounded}).R_imu_to_camera
+    c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    np.testing.assert_allclose(r, [[1, 0, 0], [0, c, -s], [0, s, c]], atol=1e-4)
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-15)
+    # What the gyro is turned with accepts it (it demands orthogonality to 1e-6).
+    log = GyroLog(np.array([0.0, 1.0]), np.array([[0.0, 1.0, 0.0]] * 2))
+    np.testing.assert_allclose(to_camera_frame(log, r).w[0], [0, c, s], atol=1e-4)
 
 
 def test_replace_validates() -> None:
@@ -607,7 +620,12 @@ def test_gyrovd_synthetic_and_malformed(tmp_path: Path) -> None:
                                                  r"give a camera JSON"),
              "raw_gyro.csv": ("0.1,0.2,0.3,590984740505455", r"found 4: a gyro log"),
              "gyro.csv": ("t,wx,wy,wz\n0,0,0,0\n", r"not a camera file: a CSV with a header "
-                                                    r"\(t,wx,wy,wz\)")}
+                                                    r"\(t,wx,wy,wz\)"),
+             # Normalised intrinsics, which GyroVD never writes: the file's f is named.
+             "unit.csv": (gyrovd_row(intrinsics="1.0,1.0,0.5,0.5,0"),
+                          r"implausible lens intrinsics f=1.0, principal point \(0.5, 0.5\)"),
+             "huge.csv": (gyrovd_row(intrinsics="2797.2,9e7,2021.0,1541.4,0"),
+                          r"implausible lens intrinsics f=90000000.0")}
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
         with pytest.raises(InputError, match=message) as err:

@@ -444,6 +444,34 @@ def test_plain_csv_by_name_or_header(tmp_path, name):
     np.testing.assert_array_equal(log.w[:, 0], [0.1, 0.2])
 
 
+def test_columns_not_read_may_be_empty_or_absent_even_on_the_last_line(tmp_path):
+    # A trailing comma after the header and every row, and an event column left empty:
+    # no row is taken for one cut off mid-write.
+    for name, text in (("comma.csv", "t,wx,wy,wz,\n0,0.1,0,0,\n0.01,0.2,0,0,\n"),
+                       ("event.csv", "t,wx,wy,wz,event\n0,0.1,0,0,start\n0.01,0.2,0,0,\n"),
+                       ("short.csv", "t,wx,wy,wz,event\n0,0.1,0,0,start\n0.01,0.2,0,0\n")):
+        np.testing.assert_array_equal(read_gyro(_csv(tmp_path / name, text)).t, [0.0, 0.01])
+    # A gyro column empty on the last line still is a line cut off.
+    p = _csv(tmp_path / "cut.csv", "t,wx,wy,wz,event\n0,0.1,0,0,a\n0.01,0.2,0,0,b\n0.02,0.3,,")
+    np.testing.assert_array_equal(read_gyro(p).t, [0.0, 0.01])
+
+
+@pytest.mark.parametrize("text", [
+    '"t","wx","wy","wz"\n0,0.1,0,0\n0.01,0.2,0,0\n',  # quoted names
+    "# logger v2\n\nt,wx,wy,wz\n0,0.1,0,0\n0.01,0.2,0,0\n",  # comments first
+    "t,wx,wy,wz\r0,0.1,0,0\r0.01,0.2,0,0\r",  # classic Mac line ends
+])
+def test_plain_csv_header_found_whatever_the_name_as_its_reader_reads_it(tmp_path, text):
+    p = tmp_path / "gyro.log"
+    p.write_bytes(text.encode())
+    np.testing.assert_array_equal(read_gyro(p).w[:, 0], [0.1, 0.2])
+
+
+def test_gyrovd_layout_with_a_plain_csv_header_in_capitals(tmp_path):
+    _csv(tmp_path / "gyro.csv", "T,WX,WY,WZ\n0,0.1,0,0\n0.01,0.2,0,0\n")
+    np.testing.assert_array_equal(read_gyro(tmp_path).w[:, 0], [0.1, 0.2])
+
+
 @pytest.mark.parametrize("name", ["gyro.csv", "gyro.txt"])
 def test_plain_csv_quoted_as_spreadsheets_write_it(tmp_path, name):
     # R's write.csv and spreadsheets quote the names, some the values too.
