@@ -297,6 +297,10 @@ def _read_plain_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                "not comma-separated" if "," not in first else f"header has: {', '.join(names)}")
         raise InputError(path, f"missing column(s) {', '.join(missing)} ({why}): a plain CSV "
                                "starts with the line t,wx,wy,wz, in seconds and rad/s")
+    twice = [n for n in ("t", "wx", "wy", "wz") if names.count(n) > 1]
+    if twice:
+        raise InputError(path, f"column(s) {', '.join(twice)} appear more than once in the "
+                               "header: which one is the gyro's?")
     cols = [names.index(n) for n in ("t", "wx", "wy", "wz")]
     rows, lines = _numeric_rows(path, text, start=header + 1, used=cols)
     data = _floats(path, [[r[c] for c in cols] for r in rows], lines, width=4)

@@ -467,6 +467,12 @@ def test_plain_csv_header_found_whatever_the_name_as_its_reader_reads_it(tmp_pat
     np.testing.assert_array_equal(read_gyro(p).w[:, 0], [0.1, 0.2])
 
 
+def test_a_gyro_column_named_twice_is_refused(tmp_path):
+    p = _csv(tmp_path / "twice.csv", "t,wx,wy,wz,WX\n0,0.1,0,0,9\n0.01,0.2,0,0,9\n")
+    with pytest.raises(InputError, match=r"twice\.csv: column\(s\) wx appear more than once"):
+        read_gyro(p)
+
+
 def test_gyrovd_layout_with_a_plain_csv_header_in_capitals(tmp_path):
     _csv(tmp_path / "gyro.csv", "T,WX,WY,WZ\n0,0.1,0,0\n0.01,0.2,0,0\n")
     np.testing.assert_array_equal(read_gyro(tmp_path).w[:, 0], [0.1, 0.2])
