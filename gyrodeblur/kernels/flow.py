@@ -14,7 +14,7 @@ import cv2
 import numba
 import numpy as np
 
-from gyrodeblur.footage import to_float
+from gyrodeblur.footage import check_unit_range, to_float
 
 FlowBackend = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -86,12 +86,21 @@ def flow_backend(flow: str | FlowBackend) -> FlowBackend:
 
 
 def to_gray_u8(image: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` float RGB in ``[0, 1]`` (or uint8, uint16) to a uint8 gray image for flow.
+    """``(H, W, 3)`` float RGB in ``[0, 1]`` (or uint8, uint16; or a gray ``(H, W)``) to a
+    uint8 gray image for flow.
+
+    Raises:
+        ValueError: other integer types, float values far outside ``[0, 1]`` (0..255 floats
+            would be all white), non-finite ones.
 
     Example:
         >>> to_gray_u8(np.full((1, 1, 3), 65535, np.uint16)).tolist()
         [[255]]
     """
+    image = np.asarray(image)
+    if image.dtype.kind in "iub" and image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"frame: integer images must be uint8 or uint16, got {image.dtype}")
+    check_unit_range(image, "frame")
     if image.dtype != np.uint8:
         image = np.clip(to_float(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image

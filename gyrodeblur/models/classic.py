@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from gyrodeblur.footage import check_unit_range, to_float
+from gyrodeblur.footage import check_unit_range, float_image, to_float
 from gyrodeblur.synthesis.blur import (
     bilinear_weights,
     linear_to_srgb,
@@ -253,6 +253,10 @@ class _Operator(NamedTuple):
         _scatter(src, self.base, self.ax, self.ay, self.reach, out)
 
 
+_NON_FINITE = ("image or traj has non-finite values (a NaN traj: pixels without a ray "
+               "through the lens, which kernels.rotation.still_where_no_ray makes still)")
+
+
 def _check(image: np.ndarray, traj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validated float32 contiguous ``(H, W, 3)`` image and ``(T, 2, H, W)`` trajectory."""
     if not np.issubdtype(np.asarray(image).dtype, np.floating):
@@ -265,9 +269,7 @@ def _check(image: np.ndarray, traj: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     if traj.ndim != 4 or traj.shape[1] != 2 or traj.shape[2:] != (H, W) or traj.shape[0] < 1:
         raise ValueError(f"traj must be (T, 2, H, W) = (T, 2, {H}, {W}), got {traj.shape}")
     if not (np.isfinite(traj).all() and np.isfinite(image).all()):
-        raise ValueError("image or traj has non-finite values (a NaN traj: pixels without a "
-                         "ray through the lens, which kernels.rotation.still_where_no_ray "
-                         "makes still)")
+        raise ValueError(_NON_FINITE)
     return image, traj
 
 
@@ -346,16 +348,22 @@ def _patches(x: np.ndarray) -> np.ndarray:
 def _pca_sigma(patches: np.ndarray) -> float:
     """Noise std by PCA of the patches (Chen, Zhu and Heng, ICCV 2015): image structure lies
     in a few principal directions, white noise adds its variance to all; the smallest
-    eigenvalues are taken while their mean stays their median (noise only)."""
-    flat = patches.reshape(len(patches), -1)
-    flat = flat - flat.mean(0)
-    eigenvalues = np.linalg.eigvalsh(flat.T @ flat / len(flat))[::-1]
-    for i in range(len(eigenvalues)):
-        tail = eigenvalues[i:]
-        variance = tail.mean()
-        if (tail > variance).sum() == (tail < variance).sum():
-            break
-    return math.sqrt(max(variance, 0.0))
+    eigenvalues are taken while their mean stays their median (noise only). Channel by
+    channel, as the RMS of their stds: noise that channels share (demosaicing, JPEG, a gray
+    image stored as RGB) leaves their differences clean, which a joint PCA would read as
+    no noise at all."""
+    variances = []
+    for channel in range(patches.shape[1]):
+        flat = patches[:, channel].reshape(len(patches), -1)
+        flat = flat - flat.mean(0)
+        eigenvalues = np.linalg.eigvalsh(flat.T @ flat / len(flat))[::-1]
+        for i in range(len(eigenvalues)):
+            tail = eigenvalues[i:]
+            variance = tail.mean()
+            if (tail > variance).sum() == (tail < variance).sum():
+                break
+        variances.append(max(variance, 0.0))
+    return math.sqrt(sum(variances) / len(variances))
 
 
 def _filter_sigma(patches: np.ndarray) -> float:
@@ -392,8 +400,10 @@ def noise_sigma(image: np.ndarray) -> float:
     """
     x = np.asarray(image, np.float32)
     x = x[..., None] if x.ndim == 2 else x
-    if x.ndim != 3 or min(x.shape[:2]) < 3:
-        raise ValueError(f"image must be (H, W) or (H, W, C) with H, W >= 3, got {image.shape}")
+    if x.ndim != 3 or min(x.shape[:2]) < 3 or x.shape[2] > 4:
+        raise ValueError("image must be (H, W) or (H, W, C) with H, W >= 3 and at most 4 "
+                         f"channels, got {x.shape}" + " ((C, H, W)? put the channels last)"
+                         * (x.ndim == 3 and x.shape[0] <= 4 < x.shape[2]))
     patches = _patches(x)
     return min(_pca_sigma(patches), _filter_sigma(patches))
 
@@ -416,13 +426,18 @@ def auto_tv_weight(blurred: np.ndarray) -> float:
         >>> flat = np.full((64, 64, 3), 0.5, np.float32)
         >>> noisy = flat + np.random.default_rng(0).normal(0, 0.01, flat.shape)
         >>> auto_tv_weight(flat), round(auto_tv_weight(noisy), 4)  # 0.01 for a perfect estimate
-        (0.0, 0.0093)
+        (0.0, 0.0099)
     """
-    image = to_float(np.asarray(blurred))
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"blurred must be (H, W, 3) with H, W >= 3, got {image.shape}")
-    sigma = noise_sigma(image)
+    sigma = noise_sigma(float_image(blurred, "blurred"))
     return min(_TV_AT_1PC * (sigma / 0.01) ** _TV_EXPONENT, _TV_MAX)
+
+
+def _steps(traj: np.ndarray) -> np.ndarray:
+    """The ``(T - 1, 2, H, W)`` steps between a trajectory's samples, all finite."""
+    steps = np.diff(np.asarray(traj, np.float32), axis=0)
+    if not np.isfinite(steps).all():
+        raise ValueError(_NON_FINITE)
+    return steps
 
 
 def auto_iterations(traj: np.ndarray) -> int:
@@ -440,7 +455,7 @@ def auto_iterations(traj: np.ndarray) -> int:
         >>> auto_iterations(traj), auto_iterations(traj / 8), auto_iterations(traj * 8)
         (16, 8, 30)
     """
-    steps = np.diff(np.asarray(traj, np.float32), axis=0)
+    steps = _steps(traj)
     length = float(np.median(np.sqrt((steps ** 2).sum(1)).sum(0))) if len(steps) else 0.0
     return int(np.clip(round(_STEPS_PER_PIXEL * length), _MIN_STEPS, _MAX_STEPS))
 
@@ -460,7 +475,7 @@ def auto_subsamples(traj: np.ndarray) -> int:
         >>> auto_subsamples(traj), auto_subsamples(traj * 4)
         (1, 2)
     """
-    steps = np.diff(np.asarray(traj, np.float32), axis=0)
+    steps = _steps(traj)
     if not len(steps):
         return 1
     gap = float(np.percentile(np.sqrt((steps ** 2).sum(1)).max(0), 99))

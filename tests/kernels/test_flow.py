@@ -82,9 +82,14 @@ def test_gray_for_flow_weights_rgb_as_bt601_for_every_input_type():
         assert np.abs(gray.astype(np.int16) - want).max() <= 1, image.dtype
     assert to_gray_u8(rgb)[0, :3].tolist() == [76, 150, 29]
     # Floats are clipped to [0, 1] and rounded; a gray uint8 frame passes through as it is.
-    assert to_gray_u8(np.array([[[-0.5, -0.5, -0.5], [2.0, 2.0, 2.0]]], np.float32)).tolist() \
+    assert to_gray_u8(np.array([[[-0.4, -0.4, -0.4], [1.4, 1.4, 1.4]]], np.float32)).tolist() \
         == [[0, 255]]
     np.testing.assert_array_equal(to_gray_u8(rgb[..., 1]), rgb[..., 1])
+    # What would make a frame all white: 0..255 floats, integers that are neither 8 nor 16 bit.
+    with pytest.raises(ValueError, match=r"float values must lie in \[0, 1\].*0\.\.255 floats"):
+        to_gray_u8(rgb.astype(np.float32))
+    with pytest.raises(ValueError, match="integer images must be uint8 or uint16, got int64"):
+        to_gray_u8(rgb.astype(np.int64))
 
 
 @pytest.mark.parametrize("name", sorted(FLOW_BACKENDS))

@@ -116,6 +116,35 @@ def test_noise_sigma_finds_added_noise_under_fine_texture(sigma):
     assert noise_sigma(noisy) == pytest.approx(sigma, rel=0.1)
 
 
+@pytest.mark.parametrize("shared", [0.5, 0.9, 1.0])
+def test_noise_sigma_per_channel_whatever_noise_the_channels_share(shared):
+    # Demosaicing and JPEG correlate the channels' noise; a gray image stored as RGB (as
+    # footage reads a gray PNG) shares all of it. The std of each channel is 0.02.
+    rng = np.random.default_rng(2)
+    texture = np.repeat(fine_texture()[..., None], 3, axis=2)
+    common, own = rng.normal(0, 1, texture.shape[:2] + (1,)), rng.normal(0, 1, texture.shape)
+    noisy = texture + 0.02 * (np.sqrt(shared) * common + np.sqrt(1 - shared) * own)
+    assert noise_sigma(noisy) == pytest.approx(0.02, rel=0.1)
+
+
+def test_noise_sigma_refuses_channels_first():
+    noisy = np.random.default_rng(0).normal(0.5, 0.02, (3, 64, 80)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"got \(3, 64, 80\) \(\(C, H, W\)\? put the channels"):
+        noise_sigma(noisy)
+
+
+def test_auto_settings_refuse_what_they_would_misread():
+    with pytest.raises(ValueError, match=r"0\.\.255 floats"):
+        auto_tv_weight(np.full((16, 16, 3), 128.0, np.float32))
+    with pytest.raises(ValueError, match="uint8 or uint16, got int64"):
+        auto_tv_weight(np.full((16, 16, 3), 128, np.int64))
+    traj = np.zeros((3, 2, 4, 4), np.float32)
+    traj[:, :, 0, 0] = np.nan  # a corner without a ray through a fisheye lens
+    for auto in (auto_iterations, auto_subsamples):
+        with pytest.raises(ValueError, match="non-finite values .*still_where_no_ray"):
+            auto(traj)
+
+
 def test_noise_sigma_of_noise_free_texture_and_clutter_is_near_zero():
     # The patch PCA alone reads 0.09 on dead leaves, the filter alone 0.03 on the stripes.
     clutter = dead_leaves(256, np.random.default_rng(0))
