@@ -346,10 +346,15 @@ def _portrait_camera(folder: Path) -> bool:
 def to_float(image: np.ndarray) -> np.ndarray:
     """An image as float32 in ``[0, 1]``: uint8 and uint16 scaled, float32 as it is.
 
+    Raises:
+        ValueError: other integer types, whose scale no image format says.
+
     Example:
         >>> to_float(np.array([0, 255], np.uint8)).tolist()
         [0.0, 1.0]
     """
+    if image.dtype.kind in "iub" and image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"integer images must be uint8 or uint16, got {image.dtype}")
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 255
     if image.dtype == np.uint16:

@@ -98,8 +98,6 @@ def to_gray_u8(image: np.ndarray) -> np.ndarray:
         [[255]]
     """
     image = np.asarray(image)
-    if image.dtype.kind in "iub" and image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"frame: integer images must be uint8 or uint16, got {image.dtype}")
     check_unit_range(image, "frame")
     if image.dtype != np.uint8:
         image = np.clip(to_float(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -337,4 +337,4 @@ def blur_image(sharp_hwc: np.ndarray, traj: np.ndarray, **kw) -> np.ndarray:
                          f"{traj.shape}")
     sharp = torch.from_numpy(np.ascontiguousarray(sharp_hwc, np.float32)).permute(2, 0, 1)
     out = blur(sharp[None], torch.from_numpy(traj)[None], **kw)
-    return out[0].permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(out[0].permute(1, 2, 0).numpy())  # as OpenCV draws on it

@@ -1,6 +1,7 @@
 import math
 import re
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -270,6 +271,13 @@ def test_blur_is_differentiable_on_the_cpu_for_a_reblur_loss():
     # Blurring moves the image's mass around: d(sum out) / d(sharp) is positive everywhere a
     # sample lands, and the whole frame is sampled by small motions.
     assert sharp.grad is not None and float(sharp.grad.sum()) > 0
+
+
+def test_blur_image_returns_an_array_opencv_draws_on():
+    out = blur_image(np.full((6, 8, 3), 0.5, np.float32), np.zeros((3, 2, 6, 8), np.float32))
+    assert out.flags.c_contiguous
+    cv2.rectangle(out, (1, 1), (4, 4), (1.0, 0.0, 0.0), 1)  # refuses a permuted view
+    assert out[1, 1].tolist() == [1.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize(("sharp", "traj", "error", "message"), [

@@ -123,3 +123,5 @@ def test_integer_images_get_poisson_gaussian_noise_of_their_unit_range_twin():
                                   poisson_gaussian(img / np.float32(65535), 1e-4, 1e-4, 3))
     with pytest.raises(ValueError, match=r"0\.\.255 floats"):
         poisson_gaussian(img.astype(np.float32) / 257, 1e-4, 1e-4, 3)
+    with pytest.raises(ValueError, match="integer images must be uint8 or uint16, got int64"):
+        poisson_gaussian(img.astype(np.int64) // 257, 1e-4, 1e-4, 3)
