@@ -1000,16 +1000,19 @@ def train(
     """Train a model (resumes from the run folder's checkpoint). Use torchrun for DDP."""
     import json
 
-    from gyrodeblur.pipelines.train import load_config, written_by_a_run
+    from gyrodeblur.pipelines.train import check_init, load_config, written_by_a_run
     from gyrodeblur.pipelines.train import train as run
 
     try:
-        cfg = load_config(config)
+        # train.init once the run folder is known: a run that resumes does not read it.
+        cfg = load_config(config, resuming=True)
+        out = output or Path("runs") / cfg.name
+        if not (out / "checkpoint.pt").exists():
+            check_init(cfg, config)
     except InputError:
         if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 reports it, once
             raise typer.Exit(2) from None
         raise
-    out = output or Path("runs") / cfg.name
     check_output(out, folder=True)
     if (out / "config.yaml").resolve() == config.resolve() and \
             not (out / "checkpoint.pt").exists() and not written_by_a_run(config):

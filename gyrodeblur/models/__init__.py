@@ -62,7 +62,7 @@ def _arguments(config: dict) -> tuple[str, dict]:
     config = dict(config)
     variant = config.pop("variant", None)
     if variant is not None:
-        if variant not in VARIANTS:
+        if not isinstance(variant, str) or variant not in VARIANTS:
             raise InputError(None, f"unknown model variant {variant!r} "
                                    f"(known: {', '.join(VARIANTS)})")
         arch, kwargs = VARIANTS[variant]
@@ -74,7 +74,7 @@ def _arguments(config: dict) -> tuple[str, dict]:
     if arch is None:
         raise InputError(None, f"give `variant:` ({', '.join(VARIANTS)}) or `arch:` "
                                f"({', '.join(ARCHITECTURES)})")
-    if arch not in ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise InputError(None, f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
     _check_arguments(arch, config)
     return arch, config

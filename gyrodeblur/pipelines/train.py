@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -170,7 +171,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:`, which explicit keys override
+                continue
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):  # 1:, ~:, yes: are no setting's name
+                raise InputError(None, f"line {key_node.start_mark.line + 1}: {key!r} is not a "
+                                       "setting's name")
             if key in seen:
                 raise InputError(None, f"line {key_node.start_mark.line + 1}: {key} is given "
                                        "twice in its section")
@@ -178,8 +184,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a training config and check it (:func:`check_config`) before any data is drawn."""
+def load_config(path: str | Path, resuming: bool = False) -> TrainConfig:
+    """Read a training config and check it (:func:`check_config`, which ``resuming`` goes
+    to) before any data is drawn."""
     path = Path(path)
     try:
         raw = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader)
@@ -210,7 +217,7 @@ def load_config(path: str | Path) -> TrainConfig:
     config = TrainConfig(name=str(name), model=model,
                          data=_section(DataConfig, "data", raw.get("data") or {}, path),
                          train=_section(TrainSettings, "train", raw.get("train") or {}, path))
-    check_config(config, path)
+    check_config(config, path, resuming)
     return config
 
 
@@ -220,12 +227,16 @@ MIN_CROP = 16  # px: the smallest training window
 _POSITIVE = {"frames", "width", "height", "crop", "cache_crop", "count", "steps", "batch",
              "lr", "checkpoint_every", "log_every"}
 _NON_NEGATIVE = {"seed", "lr_min", "weight_decay"}
+_MAX_SEED = 2**63 - 1
 
 
-def check_config(config: TrainConfig, source: Path | None = None) -> None:
+def check_config(config: TrainConfig, source: Path | None = None, resuming: bool = False
+                 ) -> None:
     """Refuse a config that cannot train, before any data is drawn: wrong types or values,
     an unknown model, or a model that does not fit the data (a dry run on a dummy batch).
-    ``source``, the config file, is named in the message."""
+    ``source``, the config file, is named in the message. ``resuming``: the run resumes its
+    checkpoint, whose weights it starts from, so that ``train.init`` is not read
+    (:func:`check_init`)."""
     for prefix, section in (("data", config.data), ("train", config.train)):
         for f in fields(section):
             value, key = getattr(section, f.name), f"{prefix}.{f.name}"
@@ -240,6 +251,8 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
                 raise InputError(source, f"{key} must be positive, got {value}")
             if f.name in _NON_NEGATIVE and value < 0:
                 raise InputError(source, f"{key} must be at least 0, got {value}")
+            if f.name == "seed" and value > _MAX_SEED:  # torch.manual_seed's int64
+                raise InputError(source, f"{key} must be at most 2**63 - 1, got {value}")
     d, t = config.data, config.train
     if t.lr_min > t.lr:
         raise InputError(source, f"train.lr_min {t.lr_min} is above train.lr {t.lr}: the "
@@ -309,19 +322,8 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
         model = build_model(config.model)
     except InputError as e:
         raise InputError(source, f"model: {e.problem}") from None
-    if t.init is not None:
-        try:
-            _, start = load_model(t.init, fuse=False)
-        except InputError as e:
-            raise InputError(source, f"train.init {t.init}: {e.problem}") from None
-        there, here = full_config(start), full_config(config.model)
-        if there != here:
-            named = start.get("variant") or there["arch"]
-            differ = ", ".join(f"{k} {there.get(k)!r} there, {here.get(k)!r} here"
-                               for k in sorted(there.keys() | here.keys())
-                               if there.get(k) != here.get(k))
-            raise InputError(source, f"train.init {t.init}: weights of another model ({named}: "
-                                     f"{differ}) than the config's")
+    if not resuming:
+        check_init(config, source)
     if refines_classic(model) and not d.classic:
         raise InputError(source, "the model refines the classical restoration: set "
                                  "data.classic: true")
@@ -343,6 +345,26 @@ def check_config(config: TrainConfig, source: Path | None = None) -> None:
                                  f"{str(e).splitlines()[0]}{fix}") from None
 
 
+def check_init(config: TrainConfig, source: Path | None = None) -> None:
+    """Refuse a ``train.init`` that is no weights file or shipped model, or the weights of
+    another model than the config's."""
+    init = config.train.init
+    if init is None:
+        return
+    try:
+        _, start = load_model(init, fuse=False)
+    except InputError as e:
+        raise InputError(source, f"train.init {init}: {e.problem}") from None
+    there, here = full_config(start), full_config(config.model)
+    if there != here:
+        named = start.get("variant") or there["arch"]
+        differ = ", ".join(f"{k} {there.get(k)!r} there, {here.get(k)!r} here"
+                           for k in sorted(there.keys() | here.keys())
+                           if there.get(k) != here.get(k))
+        raise InputError(source, f"train.init {init}: weights of another model ({named}: "
+                                 f"{differ}) than the config's")
+
+
 def gyro_paths(data: DataConfig) -> list[Path] | None:
     """The gyro logs that ``data.gyro`` names (None: the bundled traces)."""
     if data.gyro is None:
@@ -354,7 +376,9 @@ def gyro_traces(data: DataConfig) -> list[GyroLog] | None:
     """The motion traces of ``data.gyro`` (None: the bundled traces)."""
     from gyrodeblur.synthesis.motion import read_traces
 
-    return None if data.gyro is None else read_traces(gyro_paths(data), data.gyro_unit)
+    return None if data.gyro is None else read_traces(
+        gyro_paths(data), data.gyro_unit,
+        deg_advice="set data.gyro_unit: deg, or rad if it really is rad/s")
 
 
 def sampler_settings(data: DataConfig):
@@ -462,7 +486,8 @@ def cache_recipe(data: DataConfig) -> str:
 
 def _canonical(recipe: dict) -> dict:
     """A cache recipe with its settings as values, not as they were written: folders as
-    absolute paths, ``1e-2`` as a number (``0`` and ``0.0`` compare equal anyway)."""
+    absolute paths, one gyro log as a list of it, ``1e-2`` as a number (``0`` and ``0.0``
+    compare equal anyway)."""
     def number(value):
         if isinstance(value, list):
             return [number(v) for v in value]
@@ -474,8 +499,8 @@ def _canonical(recipe: dict) -> dict:
     for key in ("folder", "images"):
         if recipe.get(key) is not None:
             recipe[key] = str(Path(recipe[key]).resolve())
-    if isinstance(recipe.get("gyro"), str):
-        recipe["gyro"] = str(Path(recipe["gyro"]).resolve())
+    if isinstance(recipe.get("gyro"), str):  # one log: the list of it
+        recipe["gyro"] = [str(Path(recipe["gyro"]).resolve())]
     elif isinstance(recipe.get("gyro"), list):
         recipe["gyro"] = [str(Path(g).resolve()) for g in recipe["gyro"]]
     if isinstance(recipe.get("sampler"), dict):
@@ -823,7 +848,8 @@ def train(config: TrainConfig, out: str | Path,
     if not isinstance(config.data, DataConfig) or not isinstance(config.train, TrainSettings):
         raise TypeError("config.data and config.train must be a DataConfig and a "
                         "TrainSettings (load_config reads them from a YAML file)")
-    check_config(config)  # a config built in Python has not been through load_config
+    # A config built in Python has not been through load_config.
+    check_config(config, resuming=Run(Path(out)).checkpoint.exists())
     with contextlib.ExitStack() as held:
         return _train(config, Run(Path(out)), held, progress, stop_after, cache_progress, note)
 
@@ -850,6 +876,11 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
         if rank == 0:  # checks the run and draws the data alone; the others wait for it
             try:
                 held.enter_context(hold_folder(run.out))
+                run_files = (saved, run.checkpoint, run.weights, run.metrics,
+                             run.out / "tensorboard")
+                if any(cache_path.resolve() == path.resolve() for path in run_files):
+                    raise InputError(None, f"data.cache {cache_path} is a file of the run "
+                                           "itself: give the cache a path of its own")
                 ours = [run.out / name for name in RUN_FILES]
                 if cache_path.resolve().is_relative_to(run.out.resolve()):
                     ours += [cache_path, cache_parts(cache_path)]  # a draw stopped early
@@ -861,13 +892,16 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                         not written_by_a_run(saved):
                     raise InputError(saved, "a config.yaml of no run here (no checkpoint.pt), "
                                      "which this run would replace: use another --output")
-                recorded = _saved_config(saved) if saved.exists() else \
-                    _checkpoint_config(run.checkpoint) if run.checkpoint.exists() else None
+                # The run to resume: none before a checkpoint (config.yaml is this run's
+                # then); where config.yaml is lost, emptied or spoilt, the checkpoint's copy.
+                from_yaml = saved.exists() and written_by_a_run(saved)
+                recorded = None if not run.checkpoint.exists() else _saved_config(saved) \
+                    if from_yaml else _checkpoint_config(run.checkpoint)
                 changed = [] if recorded is None else _changed_settings(recorded, config)
                 if changed:
                     verb = "differs" if len(changed) == 1 else "differ"
-                    resume = f"`gyrodeblur train {saved} -o {run.out}`" if saved.exists() \
-                        else "its config"
+                    resume = f"`gyrodeblur train {saved} -o {run.out}`" if from_yaml \
+                        else "the config its checkpoint records"
                     raise InputError(run.out, "this run folder holds a run of another model "
                                      f"or data ({', '.join(changed)} {verb}); resume it with "
                                      f"{resume} or use another --output")
@@ -937,9 +971,12 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
         elif t.init is not None:  # fine-tuning: checked as the config's model by check_config
             model.load_state_dict(load_file(weights_file(t.init), device=str(device)))
         if rank == 0 and note is not None and 0 < step < t.steps:
+            # As config.yaml spells them (init's path absolute); init, the weights a run
+            # starts from, has no effect on one resumed.
             before = ((state.get("config") or {}).get("train") or {})
-            edits = [f"train.{k}" for k, v in asdict(t).items()
-                     if k in before and _number(before[k]) != _number(v)]
+            now = yaml.safe_load(_config_text(config))["train"]
+            edits = [f"train.{k}" for k, v in now.items()
+                     if k in before and k != "init" and _number(before[k]) != _number(v)]
             note(f"resuming {run.out} at step {step} of {t.steps}" + (
                 f" ({', '.join(edits)} changed since its checkpoint: they apply from here)"
                 if edits else ""))
@@ -1098,7 +1135,10 @@ def _config_text(config: TrainConfig) -> str:
 def written_by_a_run(path: Path) -> bool:
     """Whether ``path`` is a ``config.yaml`` that a run wrote (every setting spelt out, in
     order), not one written by hand."""
-    saved = _saved_config(path)
+    try:
+        saved = _saved_config(path)
+    except InputError:  # not YAML
+        return False
     return list(saved) == ["name", "model", "data", "train"] and \
         isinstance(saved["data"], dict) and isinstance(saved["train"], dict) and \
         list(saved["data"]) == [f.name for f in fields(DataConfig)] and \
@@ -1106,6 +1146,14 @@ def written_by_a_run(path: Path) -> bool:
 
 
 def _load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    try:
+        # torch.load checks no checksum: a damaged byte would resume on altered state.
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except Exception:  # no zip archive: torch.load tells
+        damaged = None
+    if damaged is not None:
+        raise _not_resumable(path, f"damaged: its part {damaged} fails its checksum")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception:  # its text is the unpickler's, such as a byte offset

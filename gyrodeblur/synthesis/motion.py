@@ -80,11 +80,12 @@ def bundled_traces() -> list[GyroLog]:
     return [gyrovd, replace(vidstab, imu_to_camera=np.eye(3))]
 
 
-def read_traces(paths: str | Path | Sequence[str | Path], unit: str = "auto"
-                ) -> list[GyroLog]:
+def read_traces(paths: str | Path | Sequence[str | Path], unit: str = "auto",
+                deg_advice: str = "") -> list[GyroLog]:
     """Real gyro logs to draw camera motion from, in camera axes where the file says how.
 
-    Each path is anything :func:`~gyrodeblur.geometry.gyro.read_gyro` reads (with ``unit``);
+    Each path is anything :func:`~gyrodeblur.geometry.gyro.read_gyro` reads (with ``unit``,
+    and ``deg_advice`` ending its message on deg/s-looking rates);
     a log whose format gives its axes (a gcsv ``orientation``) is turned into OpenCV camera
     axes, others are taken as recorded. Times and values are kept as recorded (bias
     included, as a real device has it); a readout time the file gives is dropped: the
@@ -100,7 +101,7 @@ def read_traces(paths: str | Path | Sequence[str | Path], unit: str = "auto"
         >>> [log.w[:, 0].tolist() for log in read_traces(p)]
         [[0.1, 0.2]]
     """
-    logs = [read_gyro(path, unit) for path in
+    logs = [read_gyro(path, unit, deg_advice) for path in
             ([paths] if isinstance(paths, str | Path) else paths)]
     for log in logs:
         check_mounting(log)

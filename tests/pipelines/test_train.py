@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -99,6 +100,93 @@ def test_a_run_fine_tunes_from_weights_of_its_model(cache, tmp_path):
     other.train.init = str(tmp_path / "none.safetensors")
     with pytest.raises(InputError, match="train.init .*none.safetensors: no such weights file"):
         train(other, tmp_path / "d")
+
+
+def test_a_fine_tune_resumes_without_its_init_weights_and_says_nothing_changed(
+        cache, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train(config(cache, steps=2), tmp_path / "a")
+    shutil.copy(tmp_path / "a" / "model.safetensors", tmp_path / "start.safetensors")
+    tuned = config(cache, steps=4)
+    tuned.train.init = "start.safetensors"  # relative: config.yaml holds it absolute
+    train(tuned, tmp_path / "b", stop_after=2)
+    notes = []
+    train(tuned, tmp_path / "b", stop_after=1, note=notes.append)
+    assert notes == [f"resuming {tmp_path / 'b'} at step 2 of 4"]
+    (tmp_path / "start.safetensors").unlink()  # a resumed run starts from its checkpoint
+    assert train(tuned, tmp_path / "b")["steps"] == 4
+    with pytest.raises(InputError, match="train.init start.safetensors: no such weights"):
+        train(tuned, tmp_path / "c")  # a new run does need them
+
+
+def test_yaml_merge_keys_are_read_as_yaml_reads_them(tmp_path):
+    path = tmp_path / "merged.yaml"
+    path.write_text("model: {variant: deepgyro-s}\ndata: {samples: 5}\n"
+                    "train:\n  <<: {steps: 7, batch: 2}\n  batch: 3\n")
+    settings = load_config(path).train
+    assert (settings.steps, settings.batch) == (7, 3)  # an explicit key overrides a merged one
+
+
+def test_one_gyro_log_is_the_list_of_it_for_a_resume(tmp_path):
+    from gyrodeblur.pipelines.train import _config_text
+
+    alone, listed = config(tmp_path / "c.safetensors"), config(tmp_path / "c.safetensors")
+    alone.data.gyro, listed.data.gyro = "g.csv", ["g.csv"]
+    assert _changed_settings(yaml.safe_load(_config_text(alone)), listed) == []
+    assert _changed_settings(yaml.safe_load(_config_text(listed)), alone) == []
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "checkpoint.pt", "metrics.json"])
+def test_a_data_cache_that_is_a_file_of_the_run_is_refused(cache, tmp_path, name):
+    cfg = config(cache, steps=2)
+    cfg.data.cache = str(tmp_path / "run" / name)
+    with pytest.raises(InputError, match=rf"data.cache .*{re.escape(name)} is a file of the run "
+                                         "itself: give the cache a path of its own"):
+        train(cfg, tmp_path / "run")
+
+
+@pytest.mark.parametrize("spoilt", ["", "{unclosed", "model: x\n"])
+def test_a_spoilt_config_yaml_beside_a_checkpoint_gives_way_to_the_checkpoint(
+        cache, tmp_path, spoilt):
+    train(config(cache, steps=4), tmp_path / "run", stop_after=2)
+    (tmp_path / "run" / "config.yaml").write_text(spoilt)
+    other = config(cache, steps=4)
+    other.model = {**TINY_MODEL, "width": 8}
+    with pytest.raises(InputError, match=r"\(model differs\); resume it with the config its "
+                                         r"checkpoint records"):
+        train(other, tmp_path / "run")
+    assert train(config(cache, steps=4), tmp_path / "run")["steps"] == 4
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model"] == TINY_MODEL
+
+
+def test_a_checkpoint_with_a_damaged_byte_is_refused(cache, tmp_path):
+    train(config(cache, steps=4), tmp_path / "run", stop_after=2)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    data = bytearray(checkpoint.read_bytes())
+    # A byte in the middle of the largest stored tensor, as a bad disk sector or a faulty
+    # copy leaves it: torch.load alone reads it as a number.
+    with zipfile.ZipFile(checkpoint) as archive:
+        part = max(archive.infolist(), key=lambda info: info.file_size)
+    start = part.header_offset + 30 + int.from_bytes(data[part.header_offset + 26:
+                                                          part.header_offset + 28], "little") \
+        + int.from_bytes(data[part.header_offset + 28:part.header_offset + 30], "little")
+    data[start + part.file_size // 2] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"checkpoint\.pt: cannot resume from it \(damaged: its "
+                                         r"part .* fails its checksum\)"):
+        train(config(cache, steps=4), tmp_path / "run")
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_with_another_model(
+        cache, tmp_path):
+    from gyrodeblur.pipelines.train import _config_text
+
+    (tmp_path / "run").mkdir()  # what `kill -9` leaves before the first checkpoint
+    (tmp_path / "run" / "config.yaml").write_text(_config_text(config(cache, steps=2)))
+    other = config(cache, steps=2)
+    other.model = {**TINY_MODEL, "width": 8}
+    assert train(other, tmp_path / "run")["steps"] == 2
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model"]["width"] == 8
 
 
 @pytest.mark.parametrize("number", ["SIGINT", "SIGTERM"])
@@ -520,6 +608,11 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
      "data.gyro_unit 'degs': auto, rad or deg"),
     ({"data": {"samples": 5, "folder": "."}},
      "data.folder . is read with data.source: folder (the source is synthetic)"),
+    ({"model": {"variant": ["deepgyro-s"]}}, "unknown model variant ['deepgyro-s']"),
+    ({"model": {"arch": {"a": 1}}}, "unknown architecture {'a': 1}"),
+    ({"train": {"seed": 2**64}}, "train.seed must be at most 2**63 - 1, got 18446744073709551616"),
+    ({"data": {"samples": 5, 1: 2, "zz": 3}}, "1 is not a setting's name"),
+    ({"train": {None: 1}}, "None is not a setting's name"),
 ])
 def test_bad_configs_are_refused_before_any_data_is_drawn(tmp_path, change, message):
     raw = {"model": TINY_MODEL, "data": {"samples": 5}, "train": {"steps": 2}}
@@ -641,7 +734,7 @@ def test_a_run_folder_of_another_model_is_refused(cache, tmp_path):
     other = config(cache, steps=4)
     other.model = {**TINY_MODEL, "width": 8}
     with pytest.raises(InputError, match=r"another model or data \(model differs\); resume it "
-                                         r"with its config"):
+                                         r"with the config its checkpoint records"):
         train(other, tmp_path / "run")
     other = config(cache, steps=4)
     other.data.crop = 16
@@ -697,7 +790,7 @@ def test_a_saved_config_names_its_gyro_log_and_init_weights_wholly(tmp_path, mon
     relative = config("cache.safetensors")
     relative.data.gyro, relative.train.init = "logs/g.csv", "runs/first"
     saved = yaml.safe_load(_config_text(relative))
-    assert saved["data"]["gyro"] == str(tmp_path / "logs" / "g.csv")
+    assert saved["data"]["gyro"] == [str(tmp_path / "logs" / "g.csv")]
     assert saved["train"]["init"] == str(tmp_path / "runs" / "first")
     shipped = config("cache.safetensors")
     shipped.train.init = "deepgyro-s"  # a shipped model's name stays a name
