@@ -1129,6 +1129,10 @@ def evaluate(
                                        "outside it")
     if output is not None and markdown is not None and output.resolve() == markdown.resolve():
         raise InputError(markdown, "is the --output JSON too; give another file")
+    if partial_path is not None and markdown is not None and \
+            partial_path.resolve() == markdown.resolve():
+        raise InputError(markdown, "is where the --output JSON keeps its scores so far (and "
+                                   "removes them when done); give another file")
     if features is not None and not features.is_dir():
         raise InputError(features, "no such folder of Oxford sequences")
     if folder is not None and not folder.is_dir():

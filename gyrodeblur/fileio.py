@@ -56,6 +56,9 @@ def check_output(path: str | Path, folder: bool = False,
     # An existing output folder is written into; otherwise its nearest existing ancestor.
     parent = path if folder and path.is_dir() else path.parent
     while not parent.exists() and parent != parent.parent:
+        if parent.is_symlink():  # a dangling link: no folder can be made there
+            raise InputError(path, f"cannot be created: {parent} is a link to "
+                                   f"{os.path.realpath(parent)}, which does not exist")
         parent = parent.parent
     if not parent.is_dir():
         raise InputError(path, f"cannot be created: {parent} is not a folder")
@@ -70,6 +73,10 @@ def check_output(path: str | Path, folder: bool = False,
                                f"({e.strerror})") from None
     os.close(fd)
     os.unlink(probe)
+    # Written as the temporary .NAME.XXXXXXXX.part first (atomic_path, temporary_folder).
+    longest = os.pathconf(parent, "PC_NAME_MAX") - len(".XXXXXXXX.part") - 1
+    if len(os.fsencode(path.name)) > longest:
+        raise InputError(path, f"name too long: at most {longest} bytes here")
 
 
 def _temporary_name(name: str, suffix: str) -> re.Pattern:

@@ -282,7 +282,9 @@ def natural_order(path: Path) -> list:
         >>> [p.name for p in sorted(map(Path, ["f10.png", "f2.png", "f1.png"]), key=natural_order)]
         ['f1.png', 'f2.png', 'f10.png']
     """
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+    # Numbers at the odd places of the split: "²" passes isdigit() but is no \d (nor int()).
+    return [int(part) if i % 2 else part
+            for i, part in enumerate(re.split(r"(\d+)", path.name))]
 
 
 def image_files(folder: Path) -> list[Path]:

@@ -328,3 +328,19 @@ def test_a_failed_write_is_named_after_the_output_not_its_temporary(tmp_path):
         with fileio.atomic_path(tmp_path / "o.png"):
             raise OSError(errno.EIO, os.strerror(errno.EIO), str(tmp_path / "in.mp4"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_under_a_dangling_link_is_refused_before_the_work(tmp_path):
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(InputError, match=r"cannot be created: .*gone is a link to .*nowhere, "
+                                         "which does not exist"):
+        fileio.check_output(tmp_path / "gone" / "sub" / "out.png")
+
+
+def test_an_output_name_too_long_for_its_temporary_is_refused_before_the_work(tmp_path):
+    longest = os.pathconf(tmp_path, "PC_NAME_MAX") - 15  # .NAME.XXXXXXXX.part
+    fileio.check_output(tmp_path / ("a" * (longest - 4) + ".png"))
+    with fileio.atomic_path(tmp_path / ("a" * (longest - 4) + ".png")) as tmp:
+        tmp.write_text("fits")
+    with pytest.raises(InputError, match=rf"name too long: at most {longest} bytes here"):
+        fileio.check_output(tmp_path / ("a" * (longest - 3) + ".png"))

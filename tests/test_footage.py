@@ -441,6 +441,14 @@ def test_folder_frames_are_in_the_numeric_order_of_their_names(tmp_path):
     assert values == [1, 2, 10, 11]
 
 
+def test_names_with_digits_that_are_no_numbers_sort_without_error():
+    from gyrodeblur.footage import natural_order
+
+    names = ["x²1.png", "x10.png", "x2.png", "①1.png", "x\u0663.png"]  # ², ①; Arabic-Indic 3
+    assert [p.name for p in sorted(map(Path, names), key=natural_order)] == \
+        ["x2.png", "x\u0663.png", "x10.png", "x²1.png", "①1.png"]
+
+
 def test_hidden_files_in_a_frames_folder_are_not_frames(tmp_path):
     for n in (1, 2):
         cv2.imwrite(str(tmp_path / f"frame_{n}.png"), np.full((4, 6, 3), n, np.uint8))

@@ -91,7 +91,7 @@ def claim_output(out: Path) -> None:
         # An earlier version's outputs too (another default model's folder).
         ours = set(OUTPUTS) | {str(name) for name in earlier["demo"]}
         for path in [p for p in out.iterdir() if p.name in ours]:
-            if path.is_dir():
+            if path.is_dir() and not path.is_symlink():  # a link goes, not what it points to
                 with hold_folder(path):  # not while another run writes into it
                     shutil.rmtree(path)
             else:

@@ -920,7 +920,7 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
             except KeyboardInterrupt as e:
                 parts = cache_parts(cache_path)
                 kept = parts.is_dir() and any(parts.iterdir())
-                failure = e if str(e) else type(e)(
+                failure = e if str(e) or cache_path.exists() else type(e)(
                     "the data cache was not finished; the next run draws " + (
                         f"the rest of it (its parts of {CACHE_PART} samples are kept)" if kept
                         else "it from the start (no part of it was finished)"))

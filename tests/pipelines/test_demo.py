@@ -67,3 +67,15 @@ def test_an_earlier_demo_output_is_replaced_whole(tmp_path):
     claim_output(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "results.json"]
     assert json.loads((tmp_path / "results.json").read_text())["complete"] is False
+
+
+def test_a_link_where_an_earlier_demo_had_a_folder_goes_but_not_what_it_points_to(tmp_path):
+    (tmp_path / "important").mkdir()
+    (tmp_path / "important" / "keep.txt").write_text("mine")
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"demo": ["clip"], "complete": False}))
+    (out / "clip").symlink_to(tmp_path / "important")
+    claim_output(out)
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+    assert (tmp_path / "important" / "keep.txt").read_text() == "mine"

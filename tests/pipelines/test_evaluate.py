@@ -393,6 +393,9 @@ def test_eval_on_clip_folders_names_each_sample(tmp_path):
     same = runner.invoke(app, ["eval", "--count", "1", "-o", str(tmp_path / "r"),
                                "--markdown", str(tmp_path / "r")])
     assert same.exit_code == 2 and "is the --output JSON too" in same.output
+    kept = runner.invoke(app, ["eval", "--count", "1", "-o", str(tmp_path / "r.json"),
+                               "--markdown", str(tmp_path / "r.json.partial")])
+    assert kept.exit_code == 2 and "is where the --output JSON keeps its scores" in kept.output
     # One clip folder as the benchmark: named by itself.
     one = runner.invoke(app, ["eval", "--folder", str(first), "-o", str(tmp_path / "one.json")])
     assert one.exit_code == 0, one.output

@@ -119,6 +119,20 @@ def test_a_fine_tune_resumes_without_its_init_weights_and_says_nothing_changed(
         train(tuned, tmp_path / "c")  # a new run does need them
 
 
+def test_ctrl_c_while_a_checkpoint_is_read_says_the_cache_is_kept(cache, tmp_path, monkeypatch):
+    from gyrodeblur.pipelines import train as training
+
+    train(config(cache, steps=4), tmp_path / "run", stop_after=2)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_load_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt, match=rf"stopped before training; the data cache "
+                                                rf"{re.escape(str(cache))} is kept"):
+        train(config(cache, steps=4), tmp_path / "run")
+
+
 def test_yaml_merge_keys_are_read_as_yaml_reads_them(tmp_path):
     path = tmp_path / "merged.yaml"
     path.write_text("model: {variant: deepgyro-s}\ndata: {samples: 5}\n"
