@@ -35,7 +35,7 @@ from rich.progress import (
 )
 
 from gyrodeblur.errors import InputError, Terminated
-from gyrodeblur.fileio import check_output, sources_digest
+from gyrodeblur.fileio import check_output, file_stamp, sources_digest
 
 if TYPE_CHECKING:  # the command modules are imported when a command runs
     from gyrodeblur.footage import Footage, FrameTiming
@@ -1670,9 +1670,13 @@ def deblur_video_command(
                                   f"offset {cam.time_offset:.4f} s")
     settings = {  # all that decides a resumed frame, the options as given
                 "footage": str(frames.resolve()), "gyro": str(gyro.resolve()),
-                # The files read, by size and time: a log or footage rewritten in place.
-                "input_files": sources_digest([Path(log.source), *(footage.files or
-                                                                   [footage.path])]),
+                # The files read, by size and time: a log or footage rewritten in place;
+                # a folder's frame by frame, so that a frame mended resumes the run.
+                "input_files": sources_digest([Path(log.source)] + (
+                    [] if footage.files else [footage.path])),
+                "frame_files": {str(n): f"{footage.source(n).name} "
+                                        f"{file_stamp(footage.source(n))}"
+                                for n in range(1, footage.count + 1)} if footage.files else {},
                 "camera": cam.to_dict(),
                 "gyro_unit": gyro_unit, "bias": bias_removed, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,

@@ -493,10 +493,15 @@ def sources_digest(files: Iterable[Path]) -> str:
     return _digest((f, f) for f in (Path(f).resolve() for f in files))
 
 
+def file_stamp(path: Path) -> str:
+    """A file's size and modification time (ns), which a rewrite changes."""
+    stat = Path(path).stat()
+    return f"{stat.st_size} {stat.st_mtime_ns}"
+
+
 def _digest(files: Iterable[tuple[Path, Path]]) -> str:
     """A digest of each ``(file, name)``'s name, size and time, in the files' order."""
-    listing = "\n".join(f"{name} {f.stat().st_size} {f.stat().st_mtime_ns}"
-                         for f, name in sorted(files))
+    listing = "\n".join(f"{name} {file_stamp(f)}" for f, name in sorted(files))
     return hashlib.sha256(listing.encode()).hexdigest()
 
 

@@ -702,11 +702,17 @@ _SETTING_NAMES = {"frames": "frames (--range)", "t_start": "frame times", "expos
                   "exposure times", "weights_sha256": "the model's weights", "footage": "FRAMES",
                   "input_files": "the gyro log's or footage's files (rewritten since)"}
 
+# Frames on each side of a frame whose inputs its restoration reads: the flow of its
+# translation (the next frame's), the window of a video net.
+_INPUT_REACH = 2
+
 
 class FolderOutput:
     """One PNG per frame (``frame_000001.png``...) stored as ``stored(number)`` says (the input
     frame's bit depth, grayness, EXIF), each written atomically; a folder of an interrupted
-    run with the same settings is resumed (frames present are kept). ``deblur.json`` holds the
+    run with the same settings is resumed (frames present are kept, but those that read a
+    frame file rewritten since, ``settings["frame_files"]``: a corrupt frame mended, which
+    stopped the run). ``deblur.json`` holds the
     settings and ``"complete"``, true once every frame is written; a run that fails before
     its first frame leaves no record (:meth:`discard_if_empty`). The folder is held
     (:func:`~gyrodeblur.fileio.hold_folder`) while it is written."""
@@ -721,13 +727,19 @@ class FolderOutput:
                 raise InputError(self.manifest, "unreadable record of a deblur run; choose "
                                                 "another folder or empty it")
             earlier.pop("complete", None)
-            if earlier != settings and self._frames():
+            files_then, files_now = earlier.pop("frame_files", {}), settings.get("frame_files")
+            others = {k: v for k, v in settings.items() if k != "frame_files"}
+            if earlier != others and self._frames():
                 absent = object()  # a key one record lacks differs from any value, null too
-                changed = [_SETTING_NAMES.get(key, key) for key in {**settings, **earlier}
-                           if earlier.get(key, absent) != settings.get(key, absent)]
+                changed = [_SETTING_NAMES.get(key, key) for key in {**others, **earlier}
+                           if earlier.get(key, absent) != others.get(key, absent)]
                 raise InputError(folder, f"holds frames of a run with other settings "
                                          f"(changed: {', '.join(changed)}); resume with the "
                                          "same, or choose another folder or empty it")
+            for key in {**files_then, **(files_now or {})}:
+                if files_then.get(key) != (files_now or {}).get(key):
+                    for number in range(int(key) - _INPUT_REACH, int(key) + _INPUT_REACH + 1):
+                        self.path(number).unlink(missing_ok=True)
         elif holds_anything(folder):
             raise InputError(folder, "is not empty and not a deblur output; choose another")
         self._record(complete=False)

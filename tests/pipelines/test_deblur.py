@@ -433,6 +433,30 @@ def test_a_folder_is_not_resumed_from_inputs_rewritten_since(clip, tmp_path):
     assert "(changed: the gyro log's or footage's files (rewritten since))" in changed.output
 
 
+def test_a_run_stopped_by_a_corrupt_frame_resumes_once_it_is_mended(clip, tmp_path):
+    copy = tmp_path / "clip"
+    shutil.copytree(clip, copy)
+    frame = copy / "blurred" / "000005.png"
+    whole = frame.read_bytes()
+    frame.write_bytes(whole[:len(whole) // 3])
+    out = tmp_path / "frames"
+    args = [copy / "blurred", *motion_args(copy), "--method", "classic", "-o", out]
+    stopped = deblur_video(*args)
+    assert stopped.exit_code == 2 and "000005.png" in stopped.output
+    # Frame 4's translation needs frame 5's flow: kept are the frames before it.
+    assert sorted(p.name for p in out.glob("frame_*")) == [f"frame_{n:06d}.png" for n in (1, 2, 3)]
+    frame.write_bytes(whole)  # mended: another size and time than the record's
+    resumed = deblur_video(*args)
+    assert resumed.exit_code == 0, resumed.output
+    # Frames within two of the mended one are restored again, as it may have entered them.
+    assert "resumed: 2 of the 7 frames were there from an earlier run" in resumed.output
+    whole_run = tmp_path / "whole"
+    assert deblur_video(*args[:-1], whole_run).exit_code == 0
+    for n in range(1, 8):
+        name = f"frame_{n:06d}.png"
+        assert (out / name).read_bytes() == (whole_run / name).read_bytes(), name
+
+
 def test_frames_removed_while_a_folder_is_written_are_not_marked_complete(clip, tmp_path,
                                                                           monkeypatch):
     out, real = tmp_path / "out", deblur_module.FolderOutput.write
