@@ -493,6 +493,20 @@ def sources_digest(files: Iterable[Path]) -> str:
     return _digest((f, f) for f in (Path(f).resolve() for f in files))
 
 
+def unreadable_because(path: Path) -> str:
+    """Why ``path``, neither a file nor a folder, cannot be read, as an error's words: a
+    pipe (``<(...)``, read once) or a device is read by looking at it first, then again.
+
+    Example:
+        >>> unreadable_because(Path("/dev/null"))
+        'not a file (a pipe or a device?): save it to a file first'
+    """
+    if path.is_symlink() and not path.exists():
+        return f"a link to {os.path.realpath(path)}, which does not exist"
+    return "not a file (a pipe or a device?): save it to a file first" if path.exists() \
+        else "no such file"
+
+
 def file_stamp(path: Path) -> str:
     """A file's size and modification time (ns), which a rewrite changes."""
     stat = Path(path).stat()

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path, write_error
+from gyrodeblur.fileio import atomic_path, unreadable_because, write_error
 
 if TYPE_CHECKING:
     import av
@@ -533,7 +533,8 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     not applied) and its EXIF block, if any."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "a folder, not an image" if path.is_dir() else "no such file")
+        raise InputError(path, "a folder, not an image" if path.is_dir() else
+                         unreadable_because(path))
     data = np.fromfile(path, np.uint8)
     if not data.size:  # OpenCV asserts on an empty buffer instead of returning None
         raise InputError(path, "empty file, not an image")
@@ -755,6 +756,8 @@ class Footage:
         self._gray = False  # a video of a gray pixel format
         if not self.path.exists():
             raise InputError(self.path, "no such file or folder")
+        if not (self.path.is_dir() or self.path.is_file()):
+            raise InputError(self.path, unreadable_because(self.path))
         if self.path.is_dir():
             gyrovd = gyrovd_frames(self.path)
             if gyrovd:

@@ -344,3 +344,22 @@ def test_an_output_name_too_long_for_its_temporary_is_refused_before_the_work(tm
         tmp.write_text("fits")
     with pytest.raises(InputError, match=rf"name too long: at most {longest} bytes here"):
         fileio.check_output(tmp_path / ("a" * (longest - 3) + ".png"))
+
+
+def test_pipes_are_refused_as_inputs_not_read_twice_or_waited_on(tmp_path):
+    # A log looked at first (its format) and then read would find a pipe drained, or wait
+    # forever on a named one whose writer has gone.
+    from gyrodeblur.footage import Footage, read_image
+    from gyrodeblur.geometry.camera import load_camera
+    from gyrodeblur.geometry.gyro import read_gyro
+
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    for read in (read_gyro, load_camera, Footage, read_image):
+        with pytest.raises(InputError, match=r"fifo\.csv: not a file \(a pipe or a device\?\): "
+                                             "save it to a file first"):
+            read(fifo)
+    (tmp_path / "dangling.json").symlink_to(tmp_path / "gone.json")
+    with pytest.raises(InputError, match=r"dangling\.json: a link to .*gone\.json, which does "
+                                         "not exist"):
+        load_camera(tmp_path / "dangling.json")

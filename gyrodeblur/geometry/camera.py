@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path
+from gyrodeblur.fileio import atomic_path, unreadable_because
 
 DistortionModel = Literal["none", "opencv", "fisheye"]
 ReadoutDirection = Literal["top_to_bottom", "bottom_to_top"]
@@ -710,7 +710,7 @@ def load_camera(path: str | Path, *, mode_size: tuple[int, int] | None = None,
                 return _camera_from_gyrovd(candidate)
         raise InputError(path, "folder has no cam_metainfo.csv (nor meta_info/cam_metainfo.csv)")
     if not path.is_file():
-        raise InputError(path, "no such file")
+        raise InputError(path, unreadable_because(path))
     if path.suffix.lower() == ".csv":
         return _camera_from_gyrovd(path)
     d = _read_camera_json(path)

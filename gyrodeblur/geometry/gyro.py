@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from gyrodeblur.errors import InputError
-from gyrodeblur.fileio import atomic_path
+from gyrodeblur.fileio import atomic_path, unreadable_because
 from gyrodeblur.geometry.camera import check_gyroflow_readout_ms
 
 __all__ = [
@@ -162,6 +162,8 @@ def read_gyro(path: str | Path, unit: str = "auto", deg_advice: str = "") -> Gyr
         raise InputError(path, f"unknown gyro unit {unit!r}; use 'auto', 'rad' or 'deg'")
     if not path.exists():
         raise InputError(path, "gyro file not found")
+    if not (path.is_dir() or path.is_file()):
+        raise InputError(path, unreadable_because(path))
     if path.name == "gyro.csv" and (path.parent / "cam_metainfo.csv").is_file():
         path = path.parent  # a GyroVD meta_info's log: read as its folder, on its own clock
     if path.is_dir():
