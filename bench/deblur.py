@@ -20,12 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import tempfile
 import time
 from pathlib import Path
 
-from timing import measured_in_child  # bench/ is on sys.path when run as a script
+from timing import measured_in_child, peak_rss_mb  # bench/ is on sys.path as a script
 
 SIZES = {"720p": (1280, 720), "4k": (3840, 2160)}
 
@@ -82,8 +81,7 @@ def measure(method: str, folder: Path, device: str = "cpu") -> dict:
         start = time.perf_counter()
         deblur_video(job, Path(out) / "frames")
         seconds = (time.perf_counter() - start) / len(timing)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"s_per_frame": round(seconds, 2), "peak_rss_mb": round(peak / 1024)}
+    return {"s_per_frame": round(seconds, 2), "peak_rss_mb": peak_rss_mb()}
 
 
 def child(method: str, size: str, frames: int, yaw: float, device: str = "cpu") -> dict:
@@ -130,11 +128,15 @@ def main() -> None:
     if torch.cuda.is_available():
         runs += [(m, "720p", args.frames, "cuda") for m in sorted(shipped_weights())]
     # Two lengths for the default net show that memory does not grow with the clip.
-    runs += [(m, "4k", f, "cpu") for m, f in ((DEFAULT_MODEL, 2), (DEFAULT_MODEL, 4),
-                                              ("deepgyro-path-s", 2), ("gyrodvd-s", 2),
-                                              ("classic", 1))]
+    runs_4k = [(m, "4k", f, "cpu") for m, f in ((DEFAULT_MODEL, 2), (DEFAULT_MODEL, 4),
+                                                ("deepgyro-path-s", 2), ("gyrodvd-s", 2),
+                                                ("classic", 1))]
+    runs += runs_4k
     runs = [(m, s, f, d) for m, s, f, d in runs
             if (not args.methods or m in args.methods) and (not args.sizes or s in args.sizes)]
+    if not runs:
+        parser.error("no run of those methods at those sizes (4K: "
+                     f"{', '.join(sorted({m for m, s, _, _ in runs_4k}))})")
     for method, size, frames, device in runs:
         r = child(method, size, frames, args.yaw, device)
         on = "" if device == "cpu" else f"_{device}"

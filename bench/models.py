@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 
-from timing import measured_in_child  # bench/ is on sys.path when run as a script
+import numpy as np
+from timing import measured_in_child, peak_rss_mb  # bench/ is on sys.path as a script
 
 SIZES = {"480x270": (270, 480), "1280x720": (720, 1280)}
 FRAMES = 5
@@ -56,10 +56,9 @@ def measure(name: str, size: str, device: str, repeat: int) -> dict:
                 torch.cuda.synchronize()
             if i:  # the first run warms up
                 times.append((time.perf_counter() - start) / frames)
-    times.sort()
-    ms = 1000 * times[len(times) // 2]
+    ms = 1000 * float(np.median(times))
     result = {"ms_per_frame": round(ms, 1), "fps": round(1000 / ms, 1),
-              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+              "peak_rss_mb": peak_rss_mb()}
     if device == "cuda":
         result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
     return result

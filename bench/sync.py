@@ -83,6 +83,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=FRAMES - 1,
                         help="use the first PAIRS + 1 frames")
     args = parser.parse_args()
+    if args.clips < 1:
+        parser.error(f"--clips {args.clips}: at least 1")
+    if not 3 <= args.pairs <= FRAMES - 1:  # the estimate needs 3; a clip has FRAMES frames
+        parser.error(f"--pairs {args.pairs}: 3 to {FRAMES - 1}")
 
     bank = ImageBank(dead_leaves=4, dead_leaves_size=512)
     rows, seconds, reliable_controls = [], [], 0

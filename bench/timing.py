@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +25,18 @@ def best_ms(fn, repeat: int, sync=lambda: None) -> float:
         sync()
         times.append((time.perf_counter() - t0) * 1e3)
     return float(np.median(times))
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory, MB: Linux's VmHWM, which starts afresh at exec
+    (``ru_maxrss`` keeps the parent's peak across the fork and exec that made the process);
+    ``ru_maxrss`` (KB) elsewhere."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def measured_in_child(args: list[str], what: str) -> str:
