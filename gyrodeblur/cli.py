@@ -556,6 +556,8 @@ def kernels(
         raise InputError(output, "kernels are written as an .npz file")
     if plot is not None:  # not the frames' folder: its pictures would become frames
         check_output(plot, folder=True, source=frames)
+        if plot.resolve() == output.resolve():
+            raise InputError(plot, "is the -o file too; give the pictures a folder of their own")
     wanted_size = parse_size(size)
     footage = Footage(frames) if frames is not None else None
     if footage is None and translation:

@@ -389,6 +389,16 @@ def test_failed_run_leaves_no_pictures(clip):
     assert (clip / "plots").is_dir() and not list((clip / "plots").iterdir())
 
 
+def test_pictures_at_the_npz_path_are_refused_before_the_work(clip, monkeypatch):
+    from gyrodeblur.pipelines import kernels as pipeline
+
+    monkeypatch.setattr(pipeline, "compute_kernels", lambda *a, **k: pytest.fail("computed"))
+    result = kernels(clip, "--no-translation", "--plot", str(clip / "out.npz"))
+    assert result.exit_code == 2
+    assert "out.npz: is the -o file too; give the pictures a folder of their own" in \
+        " ".join(result.output.split())
+
+
 def test_pictures_wait_for_the_npz_and_a_failed_run_keeps_earlier_ones(clip, monkeypatch):
     assert kernels(clip, "--samples", "3", "--plot", str(clip / "plots")).exit_code == 0
     earlier = {p.name: p.read_bytes() for p in (clip / "plots").iterdir()}
