@@ -442,9 +442,9 @@ def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: floa
 
 def select_frames(timing: FrameTiming, footage: Footage | None, frame_range: str | None
                   ) -> FrameTiming:
-    """The frames of ``--range`` in ``timing``, checked against the footage's length (frames
-    after the last that ``timing`` gives are noted: a stray image in a folder shifts them, as
-    are those it skips)."""
+    """The frames of ``--range`` in ``timing``, checked against the footage's length, with or
+    without a range (frames after the last that ``timing`` gives are noted: a stray image in
+    a folder shifts them, as are those it skips)."""
     from gyrodeblur.footage import frames_text
 
     first, last = parse_range(frame_range)
@@ -458,11 +458,15 @@ def select_frames(timing: FrameTiming, footage: Footage | None, frame_range: str
         raise InputError(timing.source, f"times for frame {selected.frame[-1]} but the "
                                         f"footage has {footage.count} frames" +
                          (" (is the video cut short?)" if footage.path.is_file() else ""))
+    if footage is not None and timing.frame[-1] > footage.count:  # a --range short of it
+        err_console.print(f"{timing.source} times frames up to {timing.frame[-1]}, the footage "
+                          f"has {footage.count}: its frames are numbered by their place in it "
+                          "(frames copied out of a longer clip would each get another's times)")
     skipped = np.setdiff1d(np.arange(selected.frame[0], selected.frame[-1] + 1), selected.frame)
     if footage is not None and len(skipped):
         err_console.print(f"{timing.source} has no row for {frames_text(skipped)} of the "
                           "footage: left out")
-    if footage is not None and last is None and timing.frame[-1] < footage.count:
+    if footage is not None and timing.frame[-1] < footage.count:
         left = footage.count - int(timing.frame[-1])
         err_console.print(f"{timing.source} times frames up to {timing.frame[-1]}, "
                           f"the footage has {footage.count}: {left} frame{'s' * (left > 1)} "

@@ -197,6 +197,20 @@ def test_frames_the_frames_csv_does_not_time_are_noted(clip):
     assert result.exit_code == 0, result.output
     assert "frames.csv times frames up to 4, the footage has 5: 1 frame after it left out" \
         in result.output
+    ranged = kernels(clip, "--no-translation", "--range", "2:3")  # a range says it too
+    assert ranged.exit_code == 0 and "1 frame after it left out" in ranged.output
+
+
+def test_a_range_does_not_hide_timing_of_more_frames_than_the_footage_has(clip):
+    # Frames 2 and 4 copied out alone: with the whole clip's times, frame 1 is 0002.png.
+    for name in ("0001.png", "0003.png"):
+        (clip / "frames" / name).unlink()
+    assert kernels(clip, "--no-translation").exit_code == 2
+    result = kernels(clip, "--no-translation", "--range", "1:2")
+    assert result.exit_code == 0, result.output  # a video cut short is timed right so
+    assert "frames.csv times frames up to 4, the footage has 2: its frames are numbered by " \
+           "their place in it (frames copied out of a longer clip would each get another's " \
+           "times)" in " ".join(result.output.split())
 
 
 def test_frames_the_frames_csv_skips_are_noted(clip):
