@@ -1692,10 +1692,12 @@ def deblur_video_command(
                 "frames": [int(n) for n in selected.frame],
                 "t_start": selected.t_start.tolist(), "exposure": selected.exposure.tolist()}
     if restorer.net is not None:  # retrained weights under the same name or path
-        from gyrodeblur.models import weights_file
+        from gyrodeblur.models import shipped_weights, weights_file
 
-        settings["weights_sha256"] = hashlib.sha256(
-            weights_file(restorer.name).read_bytes()).hexdigest()
+        weights = weights_file(restorer.name)
+        settings["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        if restorer.name not in shipped_weights():  # a run folder or its file, however written
+            settings["model"] = str(weights.resolve())
     if found is not None:
         settings["sync"] = {"time_offset": found.time_offset, "confidence": found.confidence,
                             "pairs": found.pairs_used, "explained": found.explained,

@@ -570,7 +570,8 @@ def test_a_folder_holding_only_a_killed_runs_record_temporary_takes_the_frames(c
         "deblur.json", "frame_000001.png"]
 
 
-def test_a_folder_of_other_weights_under_the_same_path_is_not_resumed(clip, tmp_path):
+def test_a_folder_of_other_weights_under_the_same_path_is_not_resumed(clip, tmp_path,
+                                                                      monkeypatch):
     import shutil
 
     from gyrodeblur.models import shipped_weights
@@ -579,6 +580,10 @@ def test_a_folder_of_other_weights_under_the_same_path_is_not_resumed(clip, tmp_
     shutil.copyfile(shipped_weights()["deepgyro-path-s"], weights)
     args = [*motion_args(clip), "--model", str(weights), "--range", "1:1", "-o", out]
     assert deblur_video(clip / "blurred", *args).exit_code == 0
+    # The same weights by another spelling of their path resume the run.
+    monkeypatch.chdir(tmp_path)
+    spelt = [*motion_args(clip), "--model", "./mine.safetensors", "--range", "1:1", "-o", out]
+    assert "resumed" in deblur_video(clip / "blurred", *spelt).output
     shutil.copyfile(shipped_weights()["deepgyro-s"], weights)  # retrained, same file name
     again = deblur_video(clip / "blurred", *args)
     assert again.exit_code == 2 and "(changed: the model's weights)" in again.output
