@@ -1000,11 +1000,16 @@ def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     intermediate codecs) are converted here, rounded, with the matrix and range they are
     tagged with (untagged: BT.601 below 720 rows and BT.709 from 720, as players take them;
     limited range); FFmpeg's own conversion reads them one to two levels dark, and untagged
-    4:2:2 and 4:4:4 as BT.601 at any size. Other formats are converted by FFmpeg.
+    4:2:2 and 4:4:4 as BT.601 at any size. Other formats are converted by FFmpeg, those of
+    more than 8 bits (16-bit gray or RGB) to 16-bit RGB and rounded here: FFmpeg's 8-bit RGB
+    reads half their levels one too bright.
     """
     name = frame.format.name
     if name not in _YCBCR_FORMATS:
-        return frame.to_ndarray(format="rgb24")
+        if max(component.bits for component in frame.format.components) <= 8:
+            return frame.to_ndarray(format="rgb24")
+        wide = frame.to_ndarray(format="rgb48le").astype(np.uint32)
+        return ((wide * 255 + 32767) // 65535).astype(np.uint8)
     bits, (ry, rx) = _YCBCR_FORMATS[name]
     dtype = np.uint8 if bits == 8 else np.dtype("<u2")
     y, cb, cr = (np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width]

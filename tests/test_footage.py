@@ -982,3 +982,22 @@ def test_audio_that_ends_before_the_first_frame_is_said_left_out(tmp_path, codec
             output.write(np.zeros((48, 64, 3), np.float32))
     assert output.notes == ["audio left out: none of it plays from the first frame on"]
     assert Footage(tmp_path / "out.mp4").count == 3
+
+
+@pytest.mark.parametrize("pixel_format", ["gray16le", "rgb48le"])
+def test_16_bit_video_frames_round_to_their_8_bit_levels(tmp_path, pixel_format):
+    import av
+
+    from gyrodeblur.footage import frame_to_rgb
+
+    levels = np.tile(np.arange(256, dtype=np.uint16) * 257, (2, 1))  # X * 257 is X in 8 bits
+    pixels = levels if pixel_format == "gray16le" else np.stack([levels] * 3, axis=-1)
+    with av.open(str(tmp_path / "v.mkv"), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 256, 2, pixel_format
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(pixels, format=pixel_format)),
+                       *stream.encode()]:
+            container.mux(packet)
+    with av.open(str(tmp_path / "v.mkv")) as container:
+        rgb = frame_to_rgb(next(container.decode(video=0)))
+    np.testing.assert_array_equal(rgb, np.broadcast_to(np.arange(256)[None, :, None], (2, 256, 3)))
