@@ -30,13 +30,14 @@ def best_ms(fn, repeat: int, sync=lambda: None) -> float:
 def peak_rss_mb() -> int:
     """This process's peak resident memory, MB: Linux's VmHWM, which starts afresh at exec
     (``ru_maxrss`` keeps the parent's peak across the fork and exec that made the process);
-    ``ru_maxrss`` (KB) elsewhere."""
+    ``ru_maxrss`` elsewhere (bytes on macOS, KB on other systems)."""
     status = Path("/proc/self/status")
     if status.exists():
         for line in status.read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 1024))
 
 
 def measured_in_child(args: list[str], what: str) -> str:

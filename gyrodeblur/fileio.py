@@ -73,10 +73,20 @@ def check_output(path: str | Path, folder: bool = False,
                                f"({e.strerror})") from None
     os.close(fd)
     os.unlink(probe)
-    # Written as the temporary .NAME.XXXXXXXX.part first (atomic_path, temporary_folder).
-    longest = os.pathconf(parent, "PC_NAME_MAX") - len(".XXXXXXXX.part") - 1
-    if len(os.fsencode(path.name)) > longest:
+    # Made as the temporary .NAME.XXXXXXXX.part first (atomic_path, temporary_folder).
+    longest = _longest_name(parent) - len(".XXXXXXXX.part") - 1
+    if not (folder and path.is_dir()) and len(os.fsencode(path.name)) > longest:
         raise InputError(path, f"name too long: at most {longest} bytes here")
+
+
+def _longest_name(folder: Path) -> int:
+    """The longest file name ``folder``'s file system takes, in bytes (255 where it does not
+    say: Windows, or no answer)."""
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):
+        return 255
+    return longest if longest > 0 else 255
 
 
 def _temporary_name(name: str, suffix: str) -> re.Pattern:

@@ -755,7 +755,8 @@ class Footage:
         self._turn = False  # GyroVD landscape frames of a portrait camera
         self._gray = False  # a video of a gray pixel format
         if not self.path.exists():
-            raise InputError(self.path, "no such file or folder")
+            raise InputError(self.path, unreadable_because(self.path) if self.path.is_symlink()
+                             else "no such file or folder")
         if not (self.path.is_dir() or self.path.is_file()):
             raise InputError(self.path, unreadable_because(self.path))
         if self.path.is_dir():
@@ -1008,8 +1009,7 @@ def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     if name not in _YCBCR_FORMATS:
         if max(component.bits for component in frame.format.components) <= 8:
             return frame.to_ndarray(format="rgb24")
-        wide = frame.to_ndarray(format="rgb48le").astype(np.uint32)
-        return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        return cv2.convertScaleAbs(frame.to_ndarray(format="rgb48le"), alpha=255 / 65535)
     bits, (ry, rx) = _YCBCR_FORMATS[name]
     dtype = np.uint8 if bits == 8 else np.dtype("<u2")
     y, cb, cr = (np.frombuffer(p, dtype).reshape(p.height, -1)[:, :p.width]

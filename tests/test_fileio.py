@@ -344,6 +344,16 @@ def test_an_output_name_too_long_for_its_temporary_is_refused_before_the_work(tm
         tmp.write_text("fits")
     with pytest.raises(InputError, match=rf"name too long: at most {longest} bytes here"):
         fileio.check_output(tmp_path / ("a" * (longest - 3) + ".png"))
+    long_folder = tmp_path / ("d" * (longest + 5))  # an existing folder is written into
+    long_folder.mkdir()
+    fileio.check_output(long_folder, folder=True)
+
+
+def test_a_file_system_that_names_no_longest_name_takes_255_bytes(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "pathconf")  # as on Windows
+    fileio.check_output(tmp_path / ("a" * 236 + ".png"))
+    with pytest.raises(InputError, match="name too long: at most 240 bytes here"):
+        fileio.check_output(tmp_path / ("a" * 237 + ".png"))
 
 
 def test_pipes_are_refused_as_inputs_not_read_twice_or_waited_on(tmp_path):
@@ -360,6 +370,7 @@ def test_pipes_are_refused_as_inputs_not_read_twice_or_waited_on(tmp_path):
                                              "save it to a file first"):
             read(fifo)
     (tmp_path / "dangling.json").symlink_to(tmp_path / "gone.json")
-    with pytest.raises(InputError, match=r"dangling\.json: a link to .*gone\.json, which does "
-                                         "not exist"):
-        load_camera(tmp_path / "dangling.json")
+    for read in (load_camera, read_gyro, Footage):
+        with pytest.raises(InputError, match=r"dangling\.json: a link to .*gone\.json, which "
+                                             "does not exist"):
+            read(tmp_path / "dangling.json")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -161,7 +162,8 @@ def read_gyro(path: str | Path, unit: str = "auto", deg_advice: str = "") -> Gyr
     if unit not in _UNITS:
         raise InputError(path, f"unknown gyro unit {unit!r}; use 'auto', 'rad' or 'deg'")
     if not path.exists():
-        raise InputError(path, "gyro file not found")
+        raise InputError(path, unreadable_because(path) if path.is_symlink()
+                         else "gyro file not found")
     if not (path.is_dir() or path.is_file()):
         raise InputError(path, unreadable_because(path))
     if path.name == "gyro.csv" and (path.parent / "cam_metainfo.csv").is_file():
@@ -220,7 +222,8 @@ def _has_plain_header(opening: str) -> bool:
     """Whether a file's header (from ``_opening``: its first line neither blank nor a ``#``
     comment, whatever the line ends) names the plain CSV's columns t, wx, wy, wz, read as
     ``_read_plain_csv`` reads them."""
-    header = next((line for line in opening.splitlines()
+    # Line ends only: splitlines() would also break latin-1 text at \x85 (in UTF-8's Å).
+    header = next((line for line in re.split(r"\r\n|\r|\n", opening)
                    if line.strip() and not line.lstrip().startswith("#")), "")
     names = {n.strip().strip('"').strip().lower() for n in header.split(",")}
     return {"t", "wx", "wy", "wz"} <= names

@@ -727,8 +727,13 @@ class FolderOutput:
                 raise InputError(self.manifest, "unreadable record of a deblur run; choose "
                                                 "another folder or empty it")
             earlier.pop("complete", None)
+            recorded_by_files = "frame_files" in earlier  # not by an earlier release
             files_then, files_now = earlier.pop("frame_files", {}), settings.get("frame_files")
             others = {k: v for k, v in settings.items() if k != "frame_files"}
+            if earlier != others and self._frames() and not recorded_by_files:
+                raise InputError(folder, "holds frames of a run recorded by an earlier release "
+                                         "of gyrodeblur, which cannot resume it; choose another "
+                                         "folder or empty it")
             if earlier != others and self._frames():
                 absent = object()  # a key one record lacks differs from any value, null too
                 changed = [_SETTING_NAMES.get(key, key) for key in {**others, **earlier}

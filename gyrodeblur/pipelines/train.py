@@ -227,7 +227,7 @@ MIN_CROP = 16  # px: the smallest training window
 _POSITIVE = {"frames", "width", "height", "crop", "cache_crop", "count", "steps", "batch",
              "lr", "checkpoint_every", "log_every"}
 _NON_NEGATIVE = {"seed", "lr_min", "weight_decay"}
-_MAX_SEED = 2**63 - 1
+_MAX_SEED = 2**64 - 1
 
 
 def check_config(config: TrainConfig, source: Path | None = None, resuming: bool = False
@@ -251,8 +251,8 @@ def check_config(config: TrainConfig, source: Path | None = None, resuming: bool
                 raise InputError(source, f"{key} must be positive, got {value}")
             if f.name in _NON_NEGATIVE and value < 0:
                 raise InputError(source, f"{key} must be at least 0, got {value}")
-            if f.name == "seed" and value > _MAX_SEED:  # torch.manual_seed's int64
-                raise InputError(source, f"{key} must be at most 2**63 - 1, got {value}")
+            if key == "train.seed" and value > _MAX_SEED:  # torch.manual_seed's uint64
+                raise InputError(source, f"{key} must be at most 2**64 - 1, got {value}")
     d, t = config.data, config.train
     if t.lr_min > t.lr:
         raise InputError(source, f"train.lr_min {t.lr_min} is above train.lr {t.lr}: the "
@@ -892,11 +892,12 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                         not written_by_a_run(saved):
                     raise InputError(saved, "a config.yaml of no run here (no checkpoint.pt), "
                                      "which this run would replace: use another --output")
-                # The run to resume: none before a checkpoint (config.yaml is this run's
-                # then); where config.yaml is lost, emptied or spoilt, the checkpoint's copy.
-                from_yaml = saved.exists() and written_by_a_run(saved)
-                recorded = None if not run.checkpoint.exists() else _saved_config(saved) \
-                    if from_yaml else _checkpoint_config(run.checkpoint)
+                # The run here: none before it saved anything (config.yaml is this run's
+                # then); where config.yaml is lost, emptied or spoilt, its checkpoint's copy.
+                trained = any(p.exists() for p in (run.checkpoint, run.weights, run.metrics))
+                from_yaml = saved.exists() and _run_config(saved) is not None
+                recorded = None if not trained else _saved_config(saved) if from_yaml else \
+                    _checkpoint_config(run.checkpoint) if run.checkpoint.exists() else None
                 changed = [] if recorded is None else _changed_settings(recorded, config)
                 if changed:
                     verb = "differs" if len(changed) == 1 else "differ"
@@ -1187,6 +1188,16 @@ def _saved_config(path: Path) -> dict:
         raise InputError(path, f"cannot read it ({' '.join(str(e).split())[:200]}): no run "
                                "of this config; use another --output") from None
     return saved if isinstance(saved, dict) else {}
+
+
+def _run_config(path: Path) -> dict | None:
+    """A run folder's ``config.yaml`` where it is one (a mapping with a model, written by
+    this release or an earlier one), else None (unreadable, emptied, spoilt)."""
+    try:
+        saved = _saved_config(path)
+    except InputError:
+        return None
+    return saved if isinstance(saved.get("model"), dict) else None
 
 
 def _changed_settings(saved: dict, config: TrainConfig) -> list[str]:

@@ -460,6 +460,7 @@ def test_columns_not_read_may_be_empty_or_absent_even_on_the_last_line(tmp_path)
     '"t","wx","wy","wz"\n0,0.1,0,0\n0.01,0.2,0,0\n',  # quoted names
     "# logger v2\n\nt,wx,wy,wz\n0,0.1,0,0\n0.01,0.2,0,0\n",  # comments first
     "t,wx,wy,wz\r0,0.1,0,0\r0.01,0.2,0,0\r",  # classic Mac line ends
+    "# recorded by \u00c5sa\nt,wx,wy,wz\n0,0.1,0,0\n0.01,0.2,0,0\n",  # UTF-8 \xc3\x85, no line end
 ])
 def test_plain_csv_header_found_whatever_the_name_as_its_reader_reads_it(tmp_path, text):
     p = tmp_path / "gyro.log"

@@ -455,6 +455,14 @@ def test_a_run_stopped_by_a_corrupt_frame_resumes_once_it_is_mended(clip, tmp_pa
     for n in range(1, 8):
         name = f"frame_{n:06d}.png"
         assert (out / name).read_bytes() == (whole_run / name).read_bytes(), name
+    # A record of an earlier release, which named the frames in one digest, says so.
+    record = json.loads((out / "deblur.json").read_text())
+    del record["frame_files"]
+    record["input_files"] = "0" * 64  # its digest of the gyro log and every frame file
+    (out / "deblur.json").write_text(json.dumps(record | {"complete": False}))
+    earlier = deblur_video(*args)
+    assert earlier.exit_code == 2
+    assert "recorded by an earlier release of gyrodeblur" in " ".join(earlier.output.split())
 
 
 def test_frames_removed_while_a_folder_is_written_are_not_marked_complete(clip, tmp_path,

@@ -173,6 +173,27 @@ def test_a_spoilt_config_yaml_beside_a_checkpoint_gives_way_to_the_checkpoint(
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model"] == TINY_MODEL
 
 
+def test_a_finished_run_without_its_checkpoint_is_not_overwritten_by_another_model(
+        cache, tmp_path):
+    train(config(cache, steps=2), tmp_path / "run")
+    (tmp_path / "run" / "checkpoint.pt").unlink()  # deleted to free the disk
+    other = config(cache, steps=2)
+    other.model = {**TINY_MODEL, "width": 8}
+    with pytest.raises(InputError, match=r"\(model differs\); resume it with `gyrodeblur train "):
+        train(other, tmp_path / "run")
+
+
+def test_an_earlier_releases_config_yaml_still_tells_the_run(cache, tmp_path):
+    train(config(cache, steps=4), tmp_path / "run", stop_after=2)
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    del saved["train"]["init"]  # a key it predates
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    del state["config"]  # nor did its checkpoints keep the config
+    torch.save(state, tmp_path / "run" / "checkpoint.pt")
+    assert train(config(cache, steps=4), tmp_path / "run")["steps"] == 4
+
+
 def test_a_checkpoint_with_a_damaged_byte_is_refused(cache, tmp_path):
     train(config(cache, steps=4), tmp_path / "run", stop_after=2)
     checkpoint = tmp_path / "run" / "checkpoint.pt"
@@ -624,7 +645,7 @@ def test_cache_from_a_folder_of_clip_pairs(tmp_path):
      "data.folder . is read with data.source: folder (the source is synthetic)"),
     ({"model": {"variant": ["deepgyro-s"]}}, "unknown model variant ['deepgyro-s']"),
     ({"model": {"arch": {"a": 1}}}, "unknown architecture {'a': 1}"),
-    ({"train": {"seed": 2**64}}, "train.seed must be at most 2**63 - 1, got 18446744073709551616"),
+    ({"train": {"seed": 2**64}}, "train.seed must be at most 2**64 - 1, got 18446744073709551616"),
     ({"data": {"samples": 5, 1: 2, "zz": 3}}, "1 is not a setting's name"),
     ({"train": {None: 1}}, "None is not a setting's name"),
 ])
