@@ -35,7 +35,7 @@ from rich.progress import (
 )
 
 from gyrodeblur.errors import InputError, Terminated
-from gyrodeblur.fileio import check_output, file_stamp, sources_digest
+from gyrodeblur.fileio import check_output, sources_digest
 
 if TYPE_CHECKING:  # the command modules are imported when a command runs
     from gyrodeblur.footage import Footage, FrameTiming
@@ -1611,8 +1611,14 @@ def deblur_video_command(
     """Deblur a video or a folder of frames with the gyro.
 
     Frame by frame (or in sliding windows), in tiles, streamed: bounded memory."""
-    from gyrodeblur.footage import Footage, frames_text
-    from gyrodeblur.pipelines.deblur import VideoJob, deblur_video, resumable, writes_folder
+    from gyrodeblur.footage import Footage
+    from gyrodeblur.pipelines.deblur import (
+        VideoJob,
+        deblur_video,
+        frame_files,
+        resumable,
+        writes_folder,
+    )
 
     check_flow(flow)
     if sync not in ("auto", "off"):
@@ -1680,9 +1686,7 @@ def deblur_video_command(
                 # a folder's frame by frame, so that a frame mended resumes the run.
                 "input_files": sources_digest([Path(log.source)] + (
                     [] if footage.files else [footage.path])),
-                "frame_files": {str(n): f"{footage.source(n).name} "
-                                        f"{file_stamp(footage.source(n))}"
-                                for n in range(1, footage.count + 1)} if footage.files else {},
+                "frame_files": frame_files(footage),
                 "camera": cam.to_dict(),
                 "gyro_unit": gyro_unit, "bias": bias_removed, "lowpass": lowpass,
                 "method": method, "model": restorer.name, "iterations": iterations,
@@ -1710,12 +1714,10 @@ def deblur_video_command(
                    settings)
     job.check()
     note_frames_alone(job.without_neighbours())
-    # The audio fits the output only when every frame of the footage is written.
-    whole = np.array_equal(selected.frame, np.arange(1, footage.count + 1))
     try:
         with LoggedProgress() as bar:
             task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))
-            notes = deblur_video(job, output_name, side_by_side, audio=whole,
+            notes = deblur_video(job, output_name, side_by_side,
                                  progress=lambda n: bar.update(task, completed=n), crf=crf)
     except InputError:
         raise  # bad input stays bad: its error alone (the frames before it are kept)
@@ -1728,9 +1730,6 @@ def deblur_video_command(
             raise type(e)(kept) from None
         err_console.print(kept)
         raise
-    if not to_folder and footage.has_audio and not whole:
-        notes.append(f"audio left out: {frames_text(selected.frame)} of {footage.count} are "
-                     "written")
     if footage.hdr:
         notes.append("HDR input (PQ or HLG): deblurred on its code values and written as "
                      "8-bit BT.709 without tone mapping, so it looks flat")

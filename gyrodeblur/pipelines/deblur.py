@@ -10,6 +10,7 @@ memory is bounded by a few frames whatever the length of the video. Frames are h
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -25,6 +26,7 @@ import torch
 from gyrodeblur.errors import InputError
 from gyrodeblur.fileio import (
     atomic_path,
+    file_stamp,
     hold_folder,
     holds_anything,
     read_record,
@@ -189,8 +191,9 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
     """The restorer for ``--method`` and ``--model`` (a shipped name, a weights file, or a
     network as :func:`~gyrodeblur.models.load_model` returns it).
 
-    A video network restores a window of 3 frames; the classical method and single-image
-    networks one frame. ``tile`` overrides the method's tile size (``TILES``); ``samples``
+    With ``video`` (a clip's restorer, for :class:`VideoJob`) a video network restores a
+    window of 3 frames; without (an image's), one frame, as the classical method and
+    single-image networks always do. ``tile`` overrides the method's tile size (``TILES``); ``samples``
     sets ``T`` of the kernels computed for the classical method (``deblur video``,
     :func:`image_kernels`; a network takes the ``T`` it was trained on; kernels given to
     :func:`deblur_image` are used as given); ``iterations`` sets the classical method's
@@ -577,6 +580,15 @@ def kernel_reach(kernels: Iterable[np.ndarray | None], width: int, height: int) 
     return reach * max(width / w, height / h)
 
 
+def frame_files(footage: Footage) -> dict[str, str]:
+    """A folder's frame files by frame number, each with its name, size and time (a video
+    file's: none): what a folder output's record compares to resume frame by frame."""
+    if not footage.files:
+        return {}
+    return {str(n): f"{footage.source(n).name} {file_stamp(footage.source(n))}"
+            for n in range(1, footage.count + 1)}
+
+
 @dataclass
 class VideoJob:
     """Everything that decides the deblurring of a clip.
@@ -591,7 +603,8 @@ class VideoJob:
         restorer: the method.
         kernel_width: kernels are computed at most this wide (camera rescaled).
         flow: optical flow backend for the translation.
-        settings: recorded next to folder outputs, to resume only identical runs.
+        settings: recorded next to folder outputs, to resume only identical runs (empty:
+            :meth:`record` makes the job's own).
     """
 
     footage: Footage
@@ -616,6 +629,23 @@ class VideoJob:
                                                 f"the camera's {self.camera.width}x"
                                                 f"{self.camera.height} (another aspect ratio)")
         check_frames_covered(self.log, self.camera, self.timing, self.frames)
+
+    def record(self) -> dict:
+        """What a folder output records, to resume only identical runs: ``settings`` where
+        given (the CLI's, its options as given), else what decides the job's frames."""
+        if self.settings:
+            return self.settings
+        chosen, r = np.isin(self.timing.frame, self.frames), self.restorer
+        return {"footage": str(self.footage.path.resolve()),
+                "gyro_sha256": hashlib.sha256(self.log.t.tobytes() + self.log.w.tobytes())
+                .hexdigest(), "camera": self.camera.to_dict(),
+                "frames": [int(n) for n in self.frames],
+                "t_start": self.timing.t_start[chosen].tolist(),
+                "exposure": self.timing.exposure[chosen].tolist(), "model": r.name,
+                "samples": r.samples, "window": r.window, "translation": r.translation,
+                "tile": r.tile, "iterations": r.iterations, "kernel_width": self.kernel_width,
+                "flow": self.flow if r.translation else None,
+                "frame_files": frame_files(self.footage)}
 
     def window_frames(self) -> np.ndarray:
         """The frames and those that their windows take beside them (a video network's), in
@@ -727,7 +757,8 @@ class FolderOutput:
                 raise InputError(self.manifest, "unreadable record of a deblur run; choose "
                                                 "another folder or empty it")
             earlier.pop("complete", None)
-            recorded_by_files = "frame_files" in earlier  # not by an earlier release
+            # An earlier release recorded the frame files in one digest.
+            recorded_by_files = "frame_files" in earlier or "frame_files" not in settings
             files_then, files_now = earlier.pop("frame_files", {}), settings.get("frame_files")
             others = {k: v for k, v in settings.items() if k != "frame_files"}
             if earlier != others and self._frames() and not recorded_by_files:
@@ -831,7 +862,10 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
     done = 0
     if not to_folder:
         fps = frame_rate(job.footage, job.timing)
-        source_audio = job.footage.path if audio and job.footage.path.is_file() else None
+        # The audio fits the output only when every frame of the footage is written.
+        whole = np.array_equal(job.frames, np.arange(1, job.footage.count + 1))
+        source_audio = job.footage.path if audio and whole and job.footage.path.is_file() \
+            else None
         with (atomic_path(output) as tmp,
               VideoWriter(tmp, fps, source_audio, crf, job.footage.rotation) as video):
             for clip in job.restored():
@@ -839,6 +873,9 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                 done += 1
                 if progress:
                     progress(done)
+        if audio and job.footage.has_audio and not whole:
+            return [*video.notes, f"audio left out: {frames_text(job.frames)} of "
+                                  f"{job.footage.count} are written"]
         return video.notes
     # PNGs are turned upright (not every viewer honours a PNG's EXIF orientation).
     upright = round(rotation / 90) % 4
@@ -846,7 +883,7 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
     alpha = not side_by_side and (job.camera.width, job.camera.height) == job.footage.size
     kept = 0
     with hold_folder(output):
-        folder = FolderOutput(output, {**job.settings, "side_by_side": side_by_side},
+        folder = FolderOutput(output, {**job.record(), "side_by_side": side_by_side},
                               lambda number: job.footage.stored_format(number, alpha).turned(
                                   upright))
         try:

@@ -263,6 +263,33 @@ def test_the_audio_note_names_the_frames_written_of_a_video_with_audio(clip, tmp
     assert alone.exit_code == 0 and "audio left out" not in alone.output
 
 
+def test_the_python_api_leaves_out_the_audio_of_some_frames_and_resumes_only_its_own_run(
+        clip, tmp_path):
+    import av
+
+    from gyrodeblur.footage import read_frames_csv
+    from gyrodeblur.pipelines.deblur import VideoJob
+    from gyrodeblur.pipelines.deblur import deblur_video as deblur_clip
+
+    timing, log = read_frames_csv(clip / "frames.csv"), read_gyro(clip / "gyro.csv")
+    camera = load_camera(clip / "camera.json")
+    classic = make_restorer("classic", video=True, iterations=2)
+    some = VideoJob(Footage(clip / "video.mp4"), timing, [2, 3], log, camera, classic)
+    notes = deblur_clip(some, tmp_path / "some.mp4")
+    assert notes == ["audio left out: frames 2..3 of 7 are written"]
+    with av.open(str(tmp_path / "some.mp4")) as container:
+        assert not container.streams.audio
+    # A folder records the job itself: another method, or other frames, do not resume it.
+    frames = VideoJob(Footage(clip / "blurred"), timing, [2, 3], log, camera, classic)
+    assert deblur_clip(frames, tmp_path / "out") == []
+    assert deblur_clip(frames, tmp_path / "out") == [
+        "resumed: 2 of the 2 frames were there from an earlier run"]
+    other = VideoJob(frames.footage, timing, [2, 3], log, camera,
+                     make_restorer("classic", video=True, iterations=3))
+    with pytest.raises(InputError, match=r"other settings \(changed: iterations\)"):
+        deblur_clip(other, tmp_path / "out")
+
+
 def test_deblur_video_keeps_a_phones_display_rotation(clip, tmp_path):
     portrait = tmp_path / "portrait.mp4"
     with VideoWriter(portrait, 30, rotation=-90) as video:
