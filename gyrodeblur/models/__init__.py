@@ -250,7 +250,7 @@ def load_model(name_or_path: str | Path, pool_radius: int | None = INFERENCE_POO
     set_pool_radius(model.eval(), pool_radius)
     if not fuse:
         return model, config
-    fuse_for_inference(model)
+    fuse_for_inference(model).eval()  # the layers it makes too
     if isinstance(model, GyroDVD):
         # oneDNN runs its many narrow convolutions 1.2x faster channels-last (DeepGyro: not).
         model.to(memory_format=torch.channels_last)

@@ -193,8 +193,8 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
 
     With ``video`` (a clip's restorer, for :class:`VideoJob`) a video network restores a
     window of 3 frames; without (an image's), one frame, as the classical method and
-    single-image networks always do. ``tile`` overrides the method's tile size (``TILES``); ``samples``
-    sets ``T`` of the kernels computed for the classical method (``deblur video``,
+    single-image networks always do. ``tile`` overrides the method's tile size (``TILES``);
+    ``samples`` sets ``T`` of the kernels computed for the classical method (``deblur video``,
     :func:`image_kernels`; a network takes the ``T`` it was trained on; kernels given to
     :func:`deblur_image` are used as given); ``iterations`` sets the classical method's
     steps (0: none, the input back). ``device`` (``cpu``, ``cuda``, ``cuda:1``...) is where

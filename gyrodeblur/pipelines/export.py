@@ -182,9 +182,9 @@ def to_onnx(net: nn.Module, path: str | Path, opset: int = OPSET) -> None:
         warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX")
         warnings.filterwarnings("ignore", "Constant folding - Only steps=1")
         warnings.filterwarnings("ignore", "The feature will be removed")
-        torch.onnx.export(_Positional(net), example, str(path), input_names=list(input_names(net)),
-                          output_names=[OUTPUT], dynamic_axes=dynamic_axes(net),
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(_Positional(net).eval(), example, str(path),
+                          input_names=list(input_names(net)), output_names=[OUTPUT],
+                          dynamic_axes=dynamic_axes(net), opset_version=opset, dynamo=False)
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, usage(net))
     onnx.save(model, str(path))

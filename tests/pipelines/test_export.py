@@ -48,6 +48,13 @@ def test_shipped_image_model_matches_pytorch(tmp_path):
     assert props["samples"] == str(net.samples) and "rot + tran" in props["kernels"]
 
 
+def test_loaded_and_exported_nets_stay_in_eval_mode_throughout(tmp_path):
+    net, _ = load_model("deepgyro-s")  # its fused layers too
+    assert not any(module.training for module in net.modules())
+    to_onnx(net, tmp_path / "net.onnx")
+    assert not any(module.training for module in net.modules())
+
+
 def test_video_model_matches_pytorch_with_other_batch_frames_and_size(tmp_path):
     # The shipped video net takes ~30 s to export here; a smaller net has the same layers
     # (DCN, KGS shifts and warps, both kernel inputs, path samples). Its zero-initialised
