@@ -63,7 +63,12 @@ from gyrodeblur.models.classic import (
     auto_tv_weight,
     deconvolve,
 )
-from gyrodeblur.pipelines.kernels import check_frames_covered, frames_alone, frames_to_read
+from gyrodeblur.pipelines.kernels import (
+    check_frames_covered,
+    frame_numbers,
+    frames_alone,
+    frames_to_read,
+)
 from gyrodeblur.pipelines.tiling import Tile, run_tiled
 
 METHODS = ("net", "classic")
@@ -618,8 +623,11 @@ class VideoJob:
     settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.restorer, Restorer):
+            raise TypeError(f"restorer: a Restorer (make_restorer(..., video=True)), got "
+                            f"{self.restorer!r}")
         self.camera = complete_camera(self.camera, self.log)
-        self.frames = np.unique(self.frames)  # restored in order, once each
+        self.frames = frame_numbers(self.frames)  # restored in order, once each
 
     def check(self) -> None:
         """Refuse what cannot work before anything is written."""

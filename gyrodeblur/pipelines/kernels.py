@@ -34,9 +34,23 @@ from gyrodeblur.kernels.plot import draw_kernels
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
     check_log_and_camera,
+    check_samples,
     complete_camera,
     exposure_span,
 )
+
+
+def frame_numbers(frames) -> np.ndarray:
+    """Frame numbers as int64, in order and once each; whole numbers only.
+
+    Example:
+        >>> frame_numbers([3.0, 1, 3]).tolist()
+        [1, 3]
+    """
+    numbers = np.asarray(frames)
+    if numbers.dtype.kind not in "iuf" or (numbers != np.round(numbers)).any():
+        raise ValueError(f"frames: whole frame numbers, got {numbers.tolist()!r}")
+    return np.unique(numbers.astype(np.int64))
 
 
 def exposure_spans(camera: Camera, timing: FrameTiming,
@@ -106,8 +120,9 @@ class KernelJob:
 
     def __post_init__(self) -> None:
         check_log_and_camera(self.log, self.camera, "KernelJob(camera, log, timing, frames...)")
+        check_samples(self.samples)
         self.camera = complete_camera(self.camera, self.log)
-        self.frames = np.unique(self.frames)  # the npz holds them in order, once each
+        self.frames = frame_numbers(self.frames)  # the npz holds them in order, once each
 
     def needed(self) -> np.ndarray:
         """Frame numbers to read: the frames, plus, for translation, those of their

@@ -955,6 +955,24 @@ def test_kernels_of_one_instant_serve_a_net_and_old_records_name_what_differs(tm
         FolderOutput(tmp_path, {"method": "net"}, lambda n: StoredFormat(np.uint8, False))
 
 
+def test_a_video_job_takes_whole_frame_numbers_and_a_restorer_only(clip):
+    from gyrodeblur.footage import Footage, read_frames_csv
+    from gyrodeblur.pipelines.deblur import VideoJob
+    from gyrodeblur.pipelines.kernels import KernelJob
+
+    footage, timing = Footage(clip / "blurred"), read_frames_csv(clip / "frames.csv")
+    log, camera = read_gyro(clip / "gyro.csv"), load_camera(clip / "camera.json")
+    classic = make_restorer("classic", video=True)
+    job = VideoJob(footage, timing, [3.0, 2.0], log, camera, classic)
+    assert job.frames.tolist() == [2, 3] and job.frames.dtype == np.int64
+    with pytest.raises(ValueError, match=r"frames: whole frame numbers, got \[2.5\]"):
+        VideoJob(footage, timing, [2.5], log, camera, classic)
+    with pytest.raises(TypeError, match="restorer: a Restorer"):
+        VideoJob(footage, timing, [2], log, camera, "classic")
+    with pytest.raises(ValueError, match="samples: need an integer of at least 2"):
+        KernelJob(camera, log, timing, np.array([2]), samples=-3, translation=False)
+
+
 def test_a_video_job_refuses_a_camera_of_another_view(clip):
     from gyrodeblur.footage import Footage, read_frames_csv
     from gyrodeblur.pipelines.deblur import VideoJob
