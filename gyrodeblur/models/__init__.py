@@ -34,6 +34,9 @@ INFERENCE_POOL_RADIUS = 32
 
 def build_model(config: dict) -> nn.Module:
     """A fresh model from a config ``{"arch", "variant" | kwargs...}``."""
+    if not isinstance(config, dict):
+        raise InputError(None, f"a model config is a mapping such as {{'variant': "
+                               f"'deepgyro-s'}}, got {config!r}")
     arch, kwargs = _arguments(config)
     try:
         return ARCHITECTURES[arch](**kwargs)

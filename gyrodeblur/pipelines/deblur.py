@@ -213,8 +213,14 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
     if method not in METHODS:
         raise InputError(None, f"method {method!r}: choose one of {', '.join(METHODS)} (a "
                                "network's name or weights go in model, --model)")
-    if tile is not None and tile < 1:
-        raise InputError(None, f"tile {tile}: give at least 1 pixel")
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int | np.integer)
+                             or tile < 1):
+        raise InputError(None, f"tile {tile!r}: give a whole number of pixels, at least 1")
+    if samples is not None:
+        check_samples(samples)
+        if method != "classic":
+            raise InputError(None, "samples applies to the classical method only (a network "
+                                   "takes the T it was trained on)")
     if iterations is not None and iterations < 0:
         raise InputError(None, f"iterations {iterations}: give 0 or more")
     if isinstance(model, tuple):

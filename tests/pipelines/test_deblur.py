@@ -971,6 +971,14 @@ def test_a_video_job_takes_whole_frame_numbers_and_a_restorer_only(clip):
         VideoJob(footage, timing, [2], log, camera, "classic")
     with pytest.raises(ValueError, match="samples: need an integer of at least 2"):
         KernelJob(camera, log, timing, np.array([2]), samples=-3, translation=False)
+    with pytest.raises(ValueError, match="samples: need an integer of at least 2"):
+        make_restorer("classic", samples=0)
+    with pytest.raises(InputError, match="samples applies to the classical method only"):
+        make_restorer("net", samples=9)
+    with pytest.raises(InputError, match="tile 40.5: give a whole number of pixels"):
+        make_restorer("classic", tile=40.5)
+    with pytest.raises(InputError, match=r"a model config is a mapping such as"):
+        build_model("deepgyro-s")
 
 
 def test_a_video_job_refuses_a_camera_of_another_view(clip):
