@@ -174,6 +174,10 @@ def set_pool_radius(net: nn.Module, radius: int | None = INFERENCE_POOL_RADIUS) 
         >>> sorted({m.radius for m in net.modules() if hasattr(m, "radius")})
         [2, 4, 8]
     """
+    if radius is not None and (isinstance(radius, bool) or not isinstance(radius, int)
+                               or radius < 1):
+        raise ValueError(f"pool radius {radius!r}: a whole number of pixels, at least 1, or "
+                         "None (whole-image pooling)")
     localize_attention(net, radius, pool_levels(net, *example_inputs(net)))
     return net
 

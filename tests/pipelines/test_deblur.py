@@ -979,6 +979,9 @@ def test_a_video_job_takes_whole_frame_numbers_and_a_restorer_only(clip):
         make_restorer("classic", tile=40.5)
     with pytest.raises(InputError, match=r"a model config is a mapping such as"):
         build_model("deepgyro-s")
+    for radius in (0, -5, 2.5):
+        with pytest.raises(ValueError, match=f"pool radius {radius}: a whole number of pixels"):
+            load_model("deepgyro-s", pool_radius=radius)
 
 
 def test_a_video_job_refuses_a_camera_of_another_view(clip):
