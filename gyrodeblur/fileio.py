@@ -52,13 +52,13 @@ def check_output(path: str | Path, folder: bool = False,
     if folder and path.exists() and not path.is_dir():
         raise InputError(path, "exists and is not a folder")
     if folder and path.is_symlink() and not path.exists():
-        raise InputError(path, f"is a link to {os.path.realpath(path)}, which does not exist")
+        raise InputError(path, f"is {unreadable_because(path)}")
     # An existing output folder is written into; otherwise its nearest existing ancestor.
     parent = path if folder and path.is_dir() else path.parent
     while not parent.exists() and parent != parent.parent:
         if parent.is_symlink():  # a dangling link: no folder can be made there
-            raise InputError(path, f"cannot be created: {parent} is a link to "
-                                   f"{os.path.realpath(parent)}, which does not exist")
+            raise InputError(path, f"cannot be created: {parent} is "
+                                   f"{unreadable_because(parent)}")
         parent = parent.parent
     if not parent.is_dir():
         raise InputError(path, f"cannot be created: {parent} is not a folder")
@@ -503,9 +503,10 @@ def sources_digest(files: Iterable[Path]) -> str:
     return _digest((f, f) for f in (Path(f).resolve() for f in files))
 
 
-def unreadable_because(path: Path) -> str:
-    """Why ``path``, neither a file nor a folder, cannot be read, as an error's words: a
-    pipe (``<(...)``, read once) or a device is read by looking at it first, then again.
+def unreadable_because(path: Path, missing: str = "no such file") -> str:
+    """Why ``path``, neither a file nor a folder, cannot be read, as an error's words
+    (``missing`` where nothing is there): a pipe (``<(...)``, read once) or a device is read
+    by looking at it first, then again.
 
     Example:
         >>> unreadable_because(Path("/dev/null"))
@@ -514,7 +515,7 @@ def unreadable_because(path: Path) -> str:
     if path.is_symlink() and not path.exists():
         return f"a link to {os.path.realpath(path)}, which does not exist"
     return "not a file (a pipe or a device?): save it to a file first" if path.exists() \
-        else "no such file"
+        else missing
 
 
 def file_stamp(path: Path) -> str:

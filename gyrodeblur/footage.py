@@ -754,11 +754,8 @@ class Footage:
         self.files: list[Path] | None = None  # a folder's images, in frame order
         self._turn = False  # GyroVD landscape frames of a portrait camera
         self._gray = False  # a video of a gray pixel format
-        if not self.path.exists():
-            raise InputError(self.path, unreadable_because(self.path) if self.path.is_symlink()
-                             else "no such file or folder")
         if not (self.path.is_dir() or self.path.is_file()):
-            raise InputError(self.path, unreadable_because(self.path))
+            raise InputError(self.path, unreadable_because(self.path, "no such file or folder"))
         if self.path.is_dir():
             gyrovd = gyrovd_frames(self.path)
             if gyrovd:

@@ -968,18 +968,17 @@ def _camera_from_gyrovd(path: Path) -> Camera:
                       stacklevel=3)
     # Landscape (f_x, f_y, c_x, c_y) -> portrait f = f_y, cx = c_y, cy = c_x.
     f, cx_portrait, cy_portrait = intrinsics[0, 1], intrinsics[0, 3], intrinsics[0, 2]
+    implausible = InputError(path, f"implausible lens intrinsics f={f}, principal point "
+                                   f"({cx_portrait}, {cy_portrait}) on the portrait "
+                                   f"{_GYROVD_SENSOR_W}x{_GYROVD_SENSOR_H} sensor")
+    if f <= 0 or not (0 <= cx_portrait < _GYROVD_SENSOR_W and 0 <= cy_portrait < _GYROVD_SENSOR_H):
+        raise implausible
     crop_w = round(_GYROVD_SENSOR_H * 9 / 16)
     off_x = (_GYROVD_SENSOR_W - crop_w) / 2.0
     sx, sy = _GYROVD_OUT_W / crop_w, _GYROVD_OUT_H / _GYROVD_SENSOR_H
-    # Camera's focal range, checked here to name the file's f rather than the frames' fx.
-    side = max(_GYROVD_OUT_W, _GYROVD_OUT_H)
-    focal_ok = _MIN_FOCAL_PER_SIDE * side <= f * min(sx, sy) <= f * max(sx, sy) \
-        <= _MAX_FOCAL_PER_SIDE * side
-    centre_ok = 0 <= cx_portrait < _GYROVD_SENSOR_W and 0 <= cy_portrait < _GYROVD_SENSOR_H
-    if not (focal_ok and centre_ok):
-        raise InputError(path, f"implausible lens intrinsics f={f}, principal point "
-                               f"({cx_portrait}, {cy_portrait}) on the portrait "
-                               f"{_GYROVD_SENSOR_W}x{_GYROVD_SENSOR_H} sensor")
-    return Camera(_GYROVD_OUT_W, _GYROVD_OUT_H, fx=f * sx, fy=f * sy, cx=(cx_portrait - off_x) * sx,
-                  cy=cy_portrait * sy, imu_to_camera=((1.0, 0.0, 0.0), (0.0, -1.0, 0.0),
-                                                    (0.0, 0.0, -1.0)))
+    try:
+        return Camera(_GYROVD_OUT_W, _GYROVD_OUT_H, fx=f * sx, fy=f * sy,
+                      cx=(cx_portrait - off_x) * sx, cy=cy_portrait * sy,
+                      imu_to_camera=((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0)))
+    except InputError:  # Camera's range of focal lengths: said of the file's f, not the fx
+        raise implausible from None

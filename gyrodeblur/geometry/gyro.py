@@ -161,11 +161,8 @@ def read_gyro(path: str | Path, unit: str = "auto", deg_advice: str = "") -> Gyr
     path = Path(path)
     if unit not in _UNITS:
         raise InputError(path, f"unknown gyro unit {unit!r}; use 'auto', 'rad' or 'deg'")
-    if not path.exists():
-        raise InputError(path, unreadable_because(path) if path.is_symlink()
-                         else "gyro file not found")
     if not (path.is_dir() or path.is_file()):
-        raise InputError(path, unreadable_because(path))
+        raise InputError(path, unreadable_because(path, "gyro file not found"))
     if path.name == "gyro.csv" and (path.parent / "cam_metainfo.csv").is_file():
         path = path.parent  # a GyroVD meta_info's log: read as its folder, on its own clock
     if path.is_dir():

@@ -775,11 +775,11 @@ class FolderOutput:
             recorded_by_files = "frame_files" in earlier or "frame_files" not in settings
             files_then, files_now = earlier.pop("frame_files", {}), settings.get("frame_files")
             others = {k: v for k, v in settings.items() if k != "frame_files"}
-            if earlier != others and self._frames() and not recorded_by_files:
-                raise InputError(folder, "holds frames of a run recorded by an earlier release "
-                                         "of gyrodeblur, which cannot resume it; choose another "
-                                         "folder or empty it")
             if earlier != others and self._frames():
+                if not recorded_by_files:
+                    raise InputError(folder, "holds frames of a run recorded by an earlier "
+                                             "release of gyrodeblur, which cannot resume it; "
+                                             "choose another folder or empty it")
                 absent = object()  # a key one record lacks differs from any value, null too
                 changed = [_SETTING_NAMES.get(key, key) for key in {**others, **earlier}
                            if earlier.get(key, absent) != others.get(key, absent)]
