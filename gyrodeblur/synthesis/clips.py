@@ -16,6 +16,10 @@ a clip of one frame.
     CLIP/frames.csv               frame,t_start,exposure on the frame clock
     CLIP/camera.json              the camera as the device believes it is
     CLIP/kernels.npz              the true kernels (format of ``gyrodeblur kernels``)
+
+The true kernels' ``times`` are on the true gyro clock; ``gyro.csv``'s clock is late by the
+recorded gyro's delay (``meta["sensor_errors"]["delay"]``), so the same instant reads that much
+later there.
 """
 
 from __future__ import annotations
@@ -45,7 +49,13 @@ from gyrodeblur.kernels.rotation import complete_camera, rotation_trajectories, 
 from gyrodeblur.kernels.translation import translation_trajectories
 from gyrodeblur.synthesis.blur import blur_image, continuous_subsamples
 from gyrodeblur.synthesis.noise import add_noise_image, jpeg_image
-from gyrodeblur.synthesis.scene import Scene, render, translational_velocity
+from gyrodeblur.synthesis.scene import (
+    Scene,
+    outside_fraction,
+    sample_source,
+    source_coordinates,
+    translational_velocity,
+)
 from gyrodeblur.synthesis.sensor_errors import SensorErrors
 
 
@@ -108,7 +118,9 @@ class Clip:
             log in camera axes, which :func:`export_clip` writes in the gyro's). The
             true ``time_offset`` of the recorded files is ``camera.time_offset`` plus the
             recorded gyro's delay, ``meta["sensor_errors"]["delay"]``: what sync should find.
-        meta: how the clip was made.
+        meta: how the clip was made; ``meta["outside_source"]`` is the largest fraction of a
+            sharp frame's pixels that the view saw beyond the source image (or on no plane),
+            where the source's border repeats (0 unless the motion outran the margin).
     """
 
     sharp: np.ndarray
@@ -170,10 +182,13 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
     tran = np.empty_like(rot)
     times = np.empty((F, T, H))
     frame_clock = camera.replace(time_offset=0.0)  # starts are given on the gyro clock here
+    outside = 0.0
     for f, start in enumerate(starts):
         _, t_ref = sample_times(frame_clock, start, settings.exposure, 2)
         R_rows = orientation.relative(t_mid, t_ref)  # camera-to-world, world = camera at t_mid
-        sharp[f] = render(image, camera, src, scene, R_rows, scene.position(t_ref - t_mid))
+        at = source_coordinates(camera, src, scene, R_rows, scene.position(t_ref - t_mid))
+        sharp[f] = sample_source(image, at)
+        outside = max(outside, outside_fraction(at, image.shape))
         _, times[f] = rotation_trajectories(orientation, frame_clock, start, settings.exposure,
                                             T, out=rot[f])
         tau = translational_velocity(camera, scene, R_rows, t_ref - t_mid)
@@ -191,7 +206,8 @@ def synthesize_clip(image: np.ndarray, camera: Camera, log: GyroLog, scene: Scen
     meta = {"gyrodeblur": __version__, "settings": settings.__dict__,
             "scene": {"planes": [p.__dict__ for p in scene.planes],
                       "velocity": list(scene.velocity)},
-            "sensor_errors": errors.describe(), "camera": camera.to_dict()}
+            "sensor_errors": errors.describe(), "camera": camera.to_dict(),
+            "outside_source": outside}
     return Clip(sharp, blurred, rot, tran, times, timing, camera, log, recorded_camera,
                 recorded_log, meta)
 

@@ -92,11 +92,31 @@ def render(image: np.ndarray, camera: Camera, source: Camera, scene: Scene, R_ro
 
     Bicubic sampling in the given colour space; outside the source image the border repeats.
     """
-    at = source_coordinates(camera, source, scene, R_rows, c_rows)
+    return sample_source(image, source_coordinates(camera, source, scene, R_rows, c_rows))
+
+
+def sample_source(image: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``image`` sampled at the source coordinates ``at`` (:func:`source_coordinates`), as
+    :func:`render` does."""
     at = np.nan_to_num(at, nan=-1e4, posinf=-1e4, neginf=-1e4)
     out = cv2.remap(image, at[..., 0], at[..., 1], cv2.INTER_CUBIC,
                     borderMode=cv2.BORDER_REPLICATE)
     return np.clip(out, 0.0, 1.0)
+
+
+def outside_fraction(at: np.ndarray, image_shape: tuple[int, ...]) -> float:
+    """The fraction of a view's pixels whose source coordinates ``at`` fall outside an image
+    of ``image_shape``, or on no plane: where :func:`render` repeats the border.
+
+    Example:
+        >>> at = np.array([[[0.0, 0.0], [3.0, 1.0], [3.5, 1.0], [np.nan, 0.0]]], np.float32)
+        >>> outside_fraction(at, (2, 4, 3))
+        0.5
+    """
+    height, width = image_shape[:2]
+    x, y = at[..., 0], at[..., 1]
+    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    return float(1.0 - inside.mean())
 
 
 def translational_velocity(camera: Camera, scene: Scene, R_rows: np.ndarray, t_rows: np.ndarray,

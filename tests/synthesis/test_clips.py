@@ -210,3 +210,23 @@ def test_sources_much_smaller_than_a_clip_are_named_in_a_warning(tmp_path):
     settings = SamplerSettings(width=48, height=32, frames=1)
     with pytest.warns(UserWarning, match=r"tiny.png: 8x8 is enlarged 9.5x"):
         ClipSampler(ImageBank(tmp_path), settings, seed=0).sample(0)
+
+
+def test_meta_tells_how_much_of_a_frame_the_view_saw_beyond_the_source():
+    camera = Camera(width=32, height=24, fx=30.0, fy=30.0, cx=15.5, cy=11.5)
+    t = np.arange(0.0, 1.0, 0.005)
+    source = np.random.default_rng(1).random((48, 64, 3), np.float32)
+    settings = ClipSettings(frames=3, fps=10.0, gyro_start=0.2, samples=3)
+
+    def outside(rate):
+        log = GyroLog(t, np.tile([0.0, rate, 0.0], (len(t), 1)))
+        clip = synthesize_clip(source, camera, log, Scene(), settings, np.random.default_rng(0))
+        return clip.meta["outside_source"]
+
+    assert outside(0.0) == 0.0
+    # A global-shutter pan: the first and last frames look 0.5 rad either side of the middle
+    # one, whose view is the source's centre; column x of the view then sees the source's
+    # column 31.5 + fx tan(atan((x - 15.5) / fx) + 0.5), beyond 63 for some columns.
+    columns = 31.5 + 30 * np.tan(np.arctan((np.arange(32) - 15.5) / 30) + 0.5)
+    assert (columns > 63).any()
+    assert outside(5.0) == pytest.approx((columns > 63).mean(), abs=1e-6)

@@ -6,7 +6,14 @@ from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import exp_so3
 from gyrodeblur.kernels.translation import translation_trajectories
 from gyrodeblur.synthesis.clips import source_camera
-from gyrodeblur.synthesis.scene import Plane, Scene, render, translational_velocity
+from gyrodeblur.synthesis.scene import (
+    Plane,
+    Scene,
+    outside_fraction,
+    render,
+    source_coordinates,
+    translational_velocity,
+)
 
 CAM = Camera(width=40, height=30, fx=50.0, fy=50.0, cx=19.5, cy=14.5)
 IDENTITY = np.tile(np.eye(3), (30, 1, 1))
@@ -81,3 +88,15 @@ def test_translation_trajectory_points_where_the_scene_was_at_mid_exposure():
         seen = cv2.remap(reference, (xs + traj[i, 0]).astype(np.float32),
                          (ys + traj[i, 1]).astype(np.float32), cv2.INTER_CUBIC)
         np.testing.assert_allclose(seen[4:-4, 4:-4], view(t)[4:-4, 4:-4], atol=2e-3)
+
+
+def test_outside_fraction_counts_the_view_beyond_the_source():
+    source = np.zeros((60, 80, 3), np.float32)
+    src = source_camera(source, CAM)
+    assert outside_fraction(source_coordinates(CAM, src, Scene(), IDENTITY, np.zeros((30, 3))),
+                            source.shape) == 0.0
+    # Yawed so that the view's centre looks at the source's right border: the right half of
+    # the view (20 of its 40 columns) lies beyond it.
+    R = exp_so3(np.array([0.0, np.arctan(39.5 / CAM.fx), 0.0]))
+    at = source_coordinates(CAM, src, Scene(), np.tile(R, (30, 1, 1)), np.zeros((30, 3)))
+    assert outside_fraction(at, source.shape) == 20 / 40
