@@ -282,6 +282,18 @@ def note_frames_alone(alone: np.ndarray) -> None:
                           "with timing in the footage and the gyro (the rotation alone)")
 
 
+def note_blur_beyond(frames: np.ndarray, reach: np.ndarray, camera: Camera) -> None:
+    """Say which frames the gyro blurs beyond themselves (those all of a job's are refused)."""
+    from gyrodeblur.footage import frames_text
+
+    beyond = reach > max(camera.width, camera.height)
+    if beyond.any():
+        err_console.print(f"{frames_text(frames[beyond])}: the gyro moves pixels up to "
+                          f"{reach.max():.0f} px during the exposure, more than the "
+                          f"{camera.width}x{camera.height} frame: nothing of them is left to "
+                          "restore")
+
+
 def check_exposure(exposure: float) -> None:
     """Refuse an ``--exposure`` that is no frame's in seconds (a unit error, mostly)."""
     from gyrodeblur.footage import MAX_EXPOSURE
@@ -585,13 +597,14 @@ def kernels(
                               "footage": None if frames is None else str(frames)})
     job.check()
     note_frames_alone(job.without_neighbours())
-    note_pixels_without_ray(cam)
+    note_blur_beyond(job.frames, job.reach, job.camera)
     pixels = cam.width * cam.height
     # A frame's kernels and their intermediates (float64 trajectories, rays, flow), as
     # measured at T = 300 and 1000: 16 bytes a pixel and sample, 40 with translation.
     check_memory(int(pixels * (samples * (40 if translation else 16) + 30 * (1 + translation))),
                  f"computing the kernels of a {cam.width}x{cam.height} frame (T={samples})",
                  "a smaller --size or fewer --samples")
+    note_pixels_without_ray(cam)
     size_bytes = len(selected) * (samples * 2 * pixels * 4 * (1 + translation) + pixels
                                   + samples * cam.height * 8)
     if size_bytes > LARGE_KERNELS:  # seldom meant: said before the work
@@ -864,12 +877,12 @@ def synth_image(
                                 f"camera of {camera} {cam.width}x{cam.height} (another aspect "
                                 f"ratio): crop the image to {crop[0]}x{crop[1]} or give a "
                                 "camera of its size") from None
-    note_pixels_without_ray(cam)
     # The kernels and the blur's intermediates, as measured at T = 1000: 50 bytes a pixel
     # and sample.
     check_memory(size[0] * size[1] * (samples * 50 + 100),
                  f"blurring a {size[0]}x{size[1]} image along T={samples} samples",
                  "fewer --samples")
+    note_pixels_without_ray(cam)
     run(sharp, log, cam, start, exposure, output, kernels, samples, noise, saturation, seed,
         stored, jpeg, {"gyro_unit": unit_read(gyro_unit)})
     err_console.print(f"wrote {output}" + (f" and {kernels}" if kernels else ""))
@@ -1714,6 +1727,7 @@ def deblur_video_command(
                    settings)
     job.check()
     note_frames_alone(job.without_neighbours())
+    note_blur_beyond(job.frames, job.reach, job.camera)
     try:
         with LoggedProgress() as bar:
             task = bar.add_task(f"deblur ({restorer.name})", total=len(selected))

@@ -447,6 +447,8 @@ def test_kernels_of_a_frame_too_large_for_the_memory_are_refused_before_the_work
 
     pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**20 // 4096}  # a machine of 1 MB
     monkeypatch.setattr(cli.os, "sysconf", pages.__getitem__)
+    # The lens model's ray of every pixel is itself too large for such a job.
+    monkeypatch.setattr(cli, "note_pixels_without_ray", lambda cam: pytest.fail("rays first"))
     result = kernels(clip, "--samples", "5")
     # As measured: T x 40 bytes a pixel with translation, and 60 besides.
     need = (5 * 40 + 60) * W * H / 2**30
@@ -672,3 +674,32 @@ def test_a_progress_log_says_so_when_the_end_is_centuries_away(monkeypatch, caps
     lines = capsys.readouterr().err.splitlines()
     assert lines[-1].startswith("clips: 2/100000000000000000000 (0%), 0:00:00 elapsed")
     assert lines[-1].endswith(", centuries left")
+
+
+def test_frames_the_gyro_blurs_beyond_themselves_are_named_and_all_of_them_refused(clip):
+    # 30 rad/s of yaw during frames 3 and 4 (0.7 to 0.84 s): 0.6 rad either side of the
+    # mid-exposure, so at the 80x60 frame's side (fx 75 px, 0.49 rad off the axis) a pixel
+    # moves 75 tan(1.09) - 40 = 102 px; frames 1 and 2 at the clip's gentle yaw.
+    t = np.arange(0.0, 2.0, 0.005)
+    w = np.tile([0.0, YAW, 0.0], (len(t), 1))
+    w[(t > 0.68) & (t < 0.9), 1] = 30.0
+    write_csv(GyroLog(t, w), clip / "fast.csv")
+    result = kernels(clip, "--no-translation", "--size", "80x60", "--gyro-unit", "rad",
+                     frames=None, gyro="fast.csv")
+    assert result.exit_code == 0, result.output
+    rot = np.load(clip / "out.npz")["rot"]
+    reach = np.nanmax(np.abs(rot), axis=(1, 2, 3, 4))
+    assert (reach[:2] < 80).all() and (reach[2:] > 80).all()
+    said = float(result.output.split("frames 3..4: the gyro moves pixels up to ")[1].split()[0])
+    assert said == pytest.approx(reach.max(), rel=0.03)
+    assert "more than the 80x60 frame: nothing of them is left to restore" in result.output
+    # Every frame so blurred: a unit error, refused before anything is written.
+    (clip / "out.npz").unlink()
+    write_csv(GyroLog(t, np.tile([0.0, 60.0, 0.0], (len(t), 1))), clip / "fast.csv")
+    result = kernels(clip, "--no-translation", "--size", "80x60", "--gyro-unit", "rad",
+                     frames=None, gyro="fast.csv")
+    assert result.exit_code == 2 and result.output.startswith(f"error: {clip / 'fast.csv'}: "
+                                                              "the gyro moves pixels ")
+    assert "during every frame's exposure, more than the 80x60 frame: is the exposure in " \
+           "seconds, the gyro in rad/s?" in result.output
+    assert not (clip / "out.npz").exists()

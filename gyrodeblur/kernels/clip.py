@@ -65,6 +65,30 @@ def _in_order(frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, n
         yield number, image
 
 
+def rotation_reach(orientation: Orientation, camera: Camera, timing: FrameTiming,
+                   numbers: np.ndarray, samples: int = 9, width: int = 32) -> np.ndarray:
+    """How far the rotation moves pixels during each frame's exposure: the largest
+    displacement from the frame's sharp reference, in pixels of ``camera``, from kernels at
+    most ``width`` pixels wide (a quick look before the work: a blur beyond the frame leaves
+    nothing of it to restore).
+
+    Example:
+        >>> from gyrodeblur.geometry.rotation import integrate
+        >>> yaw = integrate(np.array([0.0, 1.0]), np.array([[0.0, 0.5, 0.0]] * 2))
+        >>> cam = Camera(640, 480, 500.0, 500.0, 319.5, 239.5)
+        >>> timing = FrameTiming([1, 2], [0.2, 0.3], [0.02, 0.08])
+        >>> # fx * 0.5 rad/s * t_e / 2 at the centre, at the sides (1 + (320 / fx)^2) times it
+        >>> rotation_reach(yaw, cam, timing, np.array([1, 2])).round(1)
+        array([ 3.5, 14. ])
+    """
+    small = camera.no_wider_than(width)
+    scale = max(camera.width / small.width, camera.height / small.height)
+    rows = timing.frame.searchsorted(numbers)
+    return np.array([float(np.nanmax(np.abs(rotation_trajectories(
+        orientation, small, timing.t_start[row], timing.exposure[row], samples)[0]),
+        initial=0.0)) for row in rows]) * scale
+
+
 def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTiming,
                        numbers: np.ndarray, samples: int = 9,
                        frames: Iterable[tuple[int, np.ndarray]] | None = None,

@@ -17,6 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -46,7 +47,7 @@ from gyrodeblur.footage import (
 from gyrodeblur.geometry.camera import Camera, same_view
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.heap import release_memory
-from gyrodeblur.kernels.clip import iter_frame_kernels
+from gyrodeblur.kernels.clip import iter_frame_kernels, rotation_reach
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
     check_log_and_camera,
@@ -64,6 +65,7 @@ from gyrodeblur.models.classic import (
     deconvolve,
 )
 from gyrodeblur.pipelines.kernels import (
+    check_blur_within,
     check_frames_covered,
     frame_numbers,
     frames_alone,
@@ -643,6 +645,14 @@ class VideoJob:
                                                 f"the camera's {self.camera.width}x"
                                                 f"{self.camera.height} (another aspect ratio)")
         check_frames_covered(self.log, self.camera, self.timing, self.frames)
+        check_blur_within(self.reach, self.camera, self.log)
+
+    @cached_property
+    def reach(self) -> np.ndarray:
+        """How far the rotation moves pixels during each frame's exposure (px,
+        :func:`rotation_reach`)."""
+        return rotation_reach(camera_orientation(self.log, self.camera), self.camera,
+                              self.timing, self.frames)
 
     def record(self) -> dict:
         """What a folder output records, to resume only identical runs: ``settings`` where

@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from gyrodeblur.fileio import (
 from gyrodeblur.footage import Footage, FrameTiming, to_float, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
-from gyrodeblur.kernels.clip import iter_frame_kernels
+from gyrodeblur.kernels.clip import iter_frame_kernels, rotation_reach
 from gyrodeblur.kernels.plot import draw_kernels
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
@@ -67,6 +68,16 @@ def check_frames_covered(log: GyroLog, camera: Camera, timing: FrameTiming,
     timing.check_has(frames)
     first, last = exposure_spans(camera, timing, frames)
     check_covers(log, first.min(), last.max())
+
+
+def check_blur_within(reach: np.ndarray, camera: Camera, log: GyroLog) -> None:
+    """Refuse frames that all blur beyond themselves (``reach``: :func:`rotation_reach` of each,
+    px): nothing of them is left to restore, a unit error."""
+    if len(reach) and (reach > max(camera.width, camera.height)).all():
+        raise InputError(log.source, f"the gyro moves pixels {reach.min():.0f} px or more "
+                                     "during every frame's exposure, more than the "
+                                     f"{camera.width}x{camera.height} frame: is the exposure "
+                                     "in seconds, the gyro in rad/s?")
 
 
 def frames_to_read(frames: np.ndarray, timing: FrameTiming, camera: Camera, log: GyroLog,
@@ -139,12 +150,20 @@ class KernelJob:
             return np.array([], np.int64)
         return frames_alone(self.frames, self.needed())
 
+    @cached_property
+    def reach(self) -> np.ndarray:
+        """How far the rotation moves pixels during each frame's exposure (px,
+        :func:`rotation_reach`)."""
+        return rotation_reach(camera_orientation(self.log, self.camera), self.camera,
+                              self.timing, self.frames)
+
     def check(self) -> None:
         """Refuse inputs that cannot work, before anything is written."""
         if self.translation and self.footage is None:
             raise InputError(None, "translation needs the frames; give FRAMES or "
                                    "--no-translation (footage, or translation=False)")
         check_frames_covered(self.log, self.camera, self.timing, self.needed())
+        check_blur_within(self.reach, self.camera, self.log)
 
 
 def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None = None,

@@ -5,7 +5,7 @@ from gyrodeblur.errors import InputError
 from gyrodeblur.footage import FrameTiming
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.rotation import integrate
-from gyrodeblur.kernels.clip import iter_frame_kernels
+from gyrodeblur.kernels.clip import iter_frame_kernels, rotation_reach
 from gyrodeblur.kernels.rotation import rotation_trajectories
 
 CAM = Camera(width=32, height=24, fx=30.0, fy=30.0, cx=15.5, cy=11.5, readout_time=0.01)
@@ -75,3 +75,20 @@ def test_frames_out_of_order_of_another_view_or_of_0_255_floats_are_refused(fram
     with pytest.raises(ValueError, match=message):
         list(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([1, 2]), 3, frames,
                                 translation))
+
+
+def test_rotation_reach_is_the_full_kernels_farthest_displacement():
+    # A tumbling rolling-shutter fisheye: the quick look at 32 px wide against the largest
+    # displacement of the kernels at full resolution.
+    t = np.linspace(0.0, 2.0, 401)
+    w = np.stack([1.5 * np.sin(3 * t), 2.0 * np.cos(2 * t), 0.8 + 0 * t], axis=1)
+    orientation = integrate(t, w)
+    cam = Camera(640, 360, 400.0, 400.0, 319.5, 179.5, distortion_model="fisheye",
+                 distortion=(0.05, -0.01, 0.0, 0.0), readout_time=0.02)
+    timing = FrameTiming([1, 2, 3], [0.2, 0.7, 1.3], [0.01, 0.03, 0.06])
+    reach = rotation_reach(orientation, cam, timing, np.array([1, 3]))
+    full = [np.nanmax(np.abs(rotation_trajectories(orientation, cam, timing.t_start[row],
+                                                   timing.exposure[row], 9)[0]))
+            for row in (0, 2)]
+    np.testing.assert_allclose(reach, full, rtol=0.03)
+    assert reach[1] > 5 * reach[0]

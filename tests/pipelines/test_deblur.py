@@ -20,7 +20,7 @@ from gyrodeblur.footage import (
     write_image,
 )
 from gyrodeblur.geometry.camera import Camera, load_camera
-from gyrodeblur.geometry.gyro import GyroLog, read_gyro
+from gyrodeblur.geometry.gyro import GyroLog, read_gyro, write_csv
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.metrics import psnr
 from gyrodeblur.models import build_model, load_model
@@ -1318,3 +1318,16 @@ def test_deblur_image_writes_webp_as_it_reads_it(clip, tmp_path):
                         str(tmp_path / "out.png")])
     np.testing.assert_array_equal(read_image(tmp_path / "out.webp"),
                                   read_image(tmp_path / "out.png"))
+
+
+def test_a_gyro_that_blurs_every_frame_beyond_itself_is_refused(clip, tmp_path):
+    # 300 rad/s of yaw: over 1 rad in any of the clip's exposures (at least 1/300 s).
+    assert np.loadtxt(clip / "frames.csv", delimiter=",", skiprows=1)[:, 2].min() > 1 / 300
+    log = read_gyro(clip / "gyro.csv")
+    write_csv(GyroLog(log.t, np.tile([0.0, 300.0, 0.0], (len(log.t), 1))), tmp_path / "fast.csv")
+    result = deblur_video(clip / "blurred", "--gyro", tmp_path / "fast.csv", "--gyro-unit", "rad",
+                          "--camera", clip / "camera.json", "--frames-csv", clip / "frames.csv",
+                          "--method", "classic", "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 2 and "during every frame's exposure, more than the 320x192 " \
+        "frame: is the exposure in seconds, the gyro in rad/s?" in result.output
+    assert not (tmp_path / "out.mp4").exists()
