@@ -131,7 +131,7 @@ class SyncResult:
         pairs_used: frame pairs that gave measurements.
         explained: the share of the video's rotation that the gyro explains at the estimate,
             ``1 - median residual angle / median measured angle`` clipped to ``[0, 1]``: near 1
-            when they agree, 0 for a still video under a moving gyro.
+            when they agree, 0 for a still video (no rotation beyond the flow's precision).
         gain: how far the gyro turns the camera between frames for each unit the video turns,
             the ratio of their median angles at the estimate: near 1 when they agree; far from
             it for a gyro in other units than it claims (57.3 for degrees read as radians) or
@@ -590,9 +590,12 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
             offset, readout, costs, turned, residual, bottom = flipped
             direction = "bottom_to_top" if direction == "top_to_bottom" else "top_to_bottom"
     motion = float(np.median(np.linalg.norm(log_so3(measured.R), axis=-1)))
-    explained = float(np.clip(1.0 - np.median(residual) / motion, 0.0, 1.0)) if motion > 0 \
-        else 0.0
-    gain = float(np.median(turned)) / motion if motion > floor else math.inf  # a still video
+    # A still video (no rotation beyond the flow's precision) has nothing to explain: under a
+    # steadily turning gyro, which the bias removal takes for a still one, its noise would
+    # match at every offset.
+    still = motion <= floor
+    explained = 0.0 if still else float(np.clip(1.0 - np.median(residual) / motion, 0.0, 1.0))
+    gain = math.inf if still else float(np.median(turned)) / motion
     support = min(1.0, measured.pairs / FULL_SUPPORT_PAIRS)
     return SyncResult(time_offset=float(offset),
                       confidence=_confidence(costs, bottom) * explained * support,

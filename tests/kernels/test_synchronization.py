@@ -150,6 +150,12 @@ def test_a_still_video_gives_low_confidence(clip):
         result = estimate_sync(still, timing, clip.recorded_log, believed(clip))
         assert result.explained == 0.0 and result.confidence == 0.0 and not result.reliable
         assert result.gain == np.inf and "video shows no rotation" in sync_doubt(result, 0.2)
+    # Under a gyro turning steadily, which the bias removal takes for a still one, nothing
+    # either side turns: nothing to match, whatever the offset.
+    log = clip.recorded_log
+    steady = replace(log, w=np.tile([0.0, 1.0, 0.0], (len(log.t), 1)))
+    result = estimate_sync(still, clip.timing, steady, believed(clip))
+    assert result.explained == 0.0 and result.confidence == 0.0 and not result.reliable
 
 
 def test_an_unrelated_gyro_gives_low_confidence(clip):
