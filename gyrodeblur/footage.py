@@ -116,14 +116,23 @@ class FrameTiming:
                                           f"{frames_text(self.frame)})")
 
     def select(self, first: int | None, last: int | None) -> FrameTiming:
-        """The frames numbered ``first..last`` (inclusive; ``None`` leaves a side open)."""
+        """The frames numbered ``first..last`` (inclusive; ``None`` leaves a side open).
+
+        Example:
+            >>> FrameTiming([1, 2], [0.0, 0.1], [0.01, 0.01], "f.csv").select(4, None)
+            Traceback (most recent call last):
+            ...
+            gyrodeblur.errors.InputError: f.csv: no frame numbered 4 or later (frames 1..2)
+        """
         keep = np.ones(len(self), bool)
         if first is not None:
             keep &= self.frame >= first
         if last is not None:
             keep &= self.frame <= last
         if not keep.any():
-            raise InputError(self.source, f"no frame numbered {first}..{last} "
+            asked = (f"up to {last}" if first is None else f"{first} or later" if last is None
+                     else f"{first}..{last}")
+            raise InputError(self.source, f"no frame numbered {asked} "
                                           f"({frames_text(self.frame)})")
         return FrameTiming(self.frame[keep], self.t_start[keep], self.exposure[keep], self.source)
 
