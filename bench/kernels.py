@@ -7,6 +7,10 @@ kernel's own speed; the pipelines allocate a new array per frame, the ``alloc`` 
 here) and ``tran_540p_ms`` (the translation step of one 960x540 frame pair: flow both ways,
 gyro flow, consistency, fill), plus the other figures of the table.
 
+With ``--long-log``, also reading an hour of 1 kHz plain CSV log (epoch timestamps) and the
+camera's orientation over one frame's span of it against over the whole hour (what every
+command integrated before the span: seconds per hour of log).
+
 Targets on the 2-core machines: rotation <= 60 ms per 1080p frame, translation <= 250 ms per
 960x540 pair. The write-only figure is the bound of the rotation kernel: its 150 MB output
 written once on all cores, nothing computed. The numpy column is the straightforward
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -30,7 +36,7 @@ from timing import best_ms  # bench/ is on sys.path when run as a script
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import read_gyro
 from gyrodeblur.geometry.rotation import integrate
-from gyrodeblur.kernels.rotation import rotation_trajectories, sample_times
+from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories, sample_times
 from gyrodeblur.kernels.translation import combine_velocities, fill_nearest, pair_velocity
 
 SAMPLE = Path(__file__).resolve().parents[1] / "gyrodeblur" / "data" / "gyrovd_real"
@@ -69,10 +75,35 @@ def scipy_fill(field: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return field[iy, ix]
 
 
+def long_log_figures() -> dict[str, float]:
+    """Reading an hour of 1 kHz log, and the orientation over a frame's span and the whole of
+    it (ms, one run each: seconds)."""
+    n = 3_600_000
+    t = 1.7e9 + np.arange(n) / 1000.0
+    w = np.random.default_rng(0).normal(0.0, 0.3, (n, 3))
+    cam = Camera(width=1920, height=1080, fx=1500.0, fy=1500.0, cx=959.5, cy=539.5)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "hour.csv"
+        with open(path, "w") as f:
+            f.write("t,wx,wy,wz\n")
+            np.savetxt(f, np.column_stack([t, w]), fmt="%.6f", delimiter=",")
+        start = time.perf_counter()
+        log = read_gyro(path)
+        figures = {"long_log_read_ms": (time.perf_counter() - start) * 1e3}
+    span = (t[n // 2], t[n // 2] + 0.05)
+    figures["long_log_span_ms"] = best_ms(lambda: camera_orientation(log, cam, span), 3)
+    start = time.perf_counter()
+    camera_orientation(log, cam)
+    figures["long_log_whole_ms"] = (time.perf_counter() - start) * 1e3
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--long-log", action="store_true",
+                        help="also an hour of 1 kHz log: reading it, integrating it")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error(f"--repeat {args.repeat}: at least 1")
@@ -118,6 +149,8 @@ def main() -> None:
     tau = rng.normal(0, 50, (540, 960, 2)).astype(np.float32)
     figures["fill_540p_ms"] = best_ms(lambda: fill_nearest(tau, ~holes), args.repeat)
     figures["fill_540p_scipy_ms"] = best_ms(lambda: scipy_fill(tau, ~holes), args.repeat)
+    if args.long_log:
+        figures |= long_log_figures()
     figures = {k: round(v, 1) for k, v in figures.items()}
     figures["rot_speedup_vs_numpy"] = round(
         figures["rot_1080p_t9_numpy_ms"] / figures["rot_1080p_t9_ms"], 1)
@@ -137,6 +170,10 @@ def main() -> None:
         ("  its nearest-valid fill, 5% holes", "fill_540p_ms", ""),
         ("  same, scipy distance transform (before)", "fill_540p_scipy_ms", ""),
     ]
+    if args.long_log:
+        rows += [("an hour of 1 kHz plain CSV log, read", "long_log_read_ms", ""),
+                 ("  its orientation over a frame's span", "long_log_span_ms", ""),
+                 ("  same, over the whole hour (before)", "long_log_whole_ms", "")]
     print(f"{'figure':52s} {'ms':>8s} {'target':>8s}")
     for label, key, target in rows:
         print(f"{label:52s} {figures[key]:8.1f} {target:>8s}")

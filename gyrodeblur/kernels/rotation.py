@@ -7,6 +7,7 @@ rays mapped back to the distorted image.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import warnings
 
@@ -60,10 +61,20 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
     return camera
 
 
-def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
+# Integrated beyond the span asked for, either side (s): the rates that measuring translation
+# and synchronising take a step past a row's time, rows beyond the frame the flow lands on.
+SPAN_MARGIN = 0.5
+
+
+def camera_orientation(log: GyroLog, camera: Camera,
+                       span: tuple[float, float] | None = None) -> Orientation:
     """The camera's orientation over the log: the gyro rotated into camera axes
     (``camera.imu_to_camera``, or the log's own where the camera's is the identity, as
     :func:`complete_camera` takes it) and integrated.
+
+    With ``span``, the first and last instants asked for (gyro clock), only the log within
+    :data:`SPAN_MARGIN` of them is integrated: relative rotations do not depend on where the
+    integration starts, and an hour of log would cost seconds.
 
     Example:
         >>> from gyrodeblur.geometry.rotation import log_so3
@@ -74,6 +85,10 @@ def camera_orientation(log: GyroLog, camera: Camera) -> Orientation:
         array([0.5, 0. , 0. ])
     """
     check_log_and_camera(log, camera, "camera_orientation(log, camera)")
+    if span is not None:
+        keep = slice(max(int(log.t.searchsorted(span[0] - SPAN_MARGIN)) - 1, 0),
+                     int(log.t.searchsorted(span[1] + SPAN_MARGIN)) + 1)
+        log = dataclasses.replace(log, t=log.t[keep], w=log.w[keep])
     cam_log = to_camera_frame(log, complete_camera(camera, log).R_imu_to_camera)
     return integrate(cam_log.t, cam_log.w)
 

@@ -232,14 +232,12 @@ def estimate_sync(frames: FrameSource, timing: FrameTiming, log: GyroLog, camera
     search = (high - low) / 2
     if len(pairs) > max_pairs:
         pairs = pairs[np.round(np.linspace(0, len(pairs) - 1, max_pairs)).astype(int)]
-    # Only the searched span of the log is integrated: relative rotations do not depend on
-    # where the integration starts, and a long log would cost seconds.
+    # Only the searched span of the log is integrated.
     rows = timing.frame.searchsorted(pairs)
     t0 = timing.t_start[rows].min() + camera.time_offset - search
     t1 = (timing.t_start[rows + 1] + timing.exposure[rows + 1]).max() + reach \
         + camera.time_offset + search
-    keep = slice(max(int(log.t.searchsorted(t0)) - 1, 0), int(log.t.searchsorted(t1)) + 1)
-    orientation = camera_orientation(GyroLog(log.t[keep], log.w[keep], log.source), camera)
+    orientation = camera_orientation(log, camera, (t0, t1))
     _check_motion(orientation, camera, float(np.median(timing.t_start[rows + 1]
                                                        - timing.t_start[rows])), log.source)
     measured = measure_rotations(frames, timing, camera, pairs, width, bands, flow)

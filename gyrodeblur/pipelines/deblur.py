@@ -46,6 +46,7 @@ from gyrodeblur.footage import (
 )
 from gyrodeblur.geometry.camera import Camera, same_view
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
+from gyrodeblur.geometry.rotation import Orientation
 from gyrodeblur.heap import release_memory
 from gyrodeblur.kernels.clip import iter_frame_kernels, rotation_reach
 from gyrodeblur.kernels.rotation import (
@@ -67,6 +68,7 @@ from gyrodeblur.models.classic import (
 from gyrodeblur.pipelines.kernels import (
     check_blur_within,
     check_frames_covered,
+    exposure_spans,
     frame_numbers,
     frames_alone,
     frames_to_read,
@@ -521,10 +523,10 @@ def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
     image, where nothing of it is left to restore, is a unit error: refused."""
     check_log_and_camera(log, camera, "image_kernels(log, camera, t_start, exposure, samples)")
     camera = complete_camera(camera, log)
-    check_covers(log, *exposure_span(camera, t_start, exposure),
-                 "check --frame-time and --time-offset")
+    span = exposure_span(camera, t_start, exposure)
+    check_covers(log, *span, "check --frame-time and --time-offset")
     kcam = camera.no_wider_than(kernel_width)
-    rot = rotation_trajectories(camera_orientation(log, kcam), kcam, t_start, exposure,
+    rot = rotation_trajectories(camera_orientation(log, kcam, span), kcam, t_start, exposure,
                                 samples)[0]
     reach = kernel_reach((rot,), camera.width, camera.height)
     if reach > max(camera.width, camera.height):
@@ -648,11 +650,16 @@ class VideoJob:
         check_blur_within(self.reach, self.camera, self.log)
 
     @cached_property
+    def orientation(self) -> Orientation:
+        """The camera's orientation over the exposures of the frames read."""
+        first, last = exposure_spans(self.camera, self.timing, self.read())
+        return camera_orientation(self.log, self.camera, (first.min(), last.max()))
+
+    @cached_property
     def reach(self) -> np.ndarray:
         """How far the rotation moves pixels during each frame's exposure (px,
         :func:`rotation_reach`)."""
-        return rotation_reach(camera_orientation(self.log, self.camera), self.camera,
-                              self.timing, self.frames)
+        return rotation_reach(self.orientation, self.camera, self.timing, self.frames)
 
     def record(self) -> dict:
         """What a folder output records, to resume only identical runs: ``settings`` where
@@ -716,8 +723,7 @@ class VideoJob:
                     full[number] = image
                 yield number, image
 
-        orientation = camera_orientation(self.log, kcam)
-        for k in iter_frame_kernels(orientation, kcam, self.timing, numbers,
+        for k in iter_frame_kernels(self.orientation, kcam, self.timing, numbers,
                                     self.restorer.samples, source(),
                                     self.restorer.translation, self.flow):
             yield FrameData(k.number, full.pop(k.number), still_where_no_ray(k.rot),

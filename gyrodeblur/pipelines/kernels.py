@@ -30,6 +30,7 @@ from gyrodeblur.fileio import (
 from gyrodeblur.footage import Footage, FrameTiming, to_float, write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
+from gyrodeblur.geometry.rotation import Orientation
 from gyrodeblur.kernels.clip import iter_frame_kernels, rotation_reach
 from gyrodeblur.kernels.plot import draw_kernels
 from gyrodeblur.kernels.rotation import (
@@ -151,11 +152,16 @@ class KernelJob:
         return frames_alone(self.frames, self.needed())
 
     @cached_property
+    def orientation(self) -> Orientation:
+        """The camera's orientation over the exposures of the frames read."""
+        first, last = exposure_spans(self.camera, self.timing, self.needed())
+        return camera_orientation(self.log, self.camera, (first.min(), last.max()))
+
+    @cached_property
     def reach(self) -> np.ndarray:
         """How far the rotation moves pixels during each frame's exposure (px,
         :func:`rotation_reach`)."""
-        return rotation_reach(camera_orientation(self.log, self.camera), self.camera,
-                              self.timing, self.frames)
+        return rotation_reach(self.orientation, self.camera, self.timing, self.frames)
 
     def check(self) -> None:
         """Refuse inputs that cannot work, before anything is written."""
@@ -219,7 +225,7 @@ def compute_kernels(job: KernelJob, out: str | Path, plot_dir: str | Path | None
 def _write_kernels(job: KernelJob, out: str | Path, staged: Path | None,
                    progress: Callable[[int], None] | None) -> None:
     """The npz of :func:`compute_kernels`, and a picture of each frame's into ``staged``."""
-    orientation = camera_orientation(job.log, job.camera)
+    orientation = job.orientation
     F, T, H, W = len(job.frames), job.samples, job.camera.height, job.camera.width
     meta = {"gyrodeblur": __version__, "camera": job.camera.to_dict(), "samples": T,
             "translation": job.translation, "flow": job.flow if job.translation else None,

@@ -50,9 +50,9 @@ def synth_image(sharp: np.ndarray, log: GyroLog, camera: Camera, start: float,
     """
     check_log_and_camera(log, camera, "synth_image(sharp, log, camera, start, exposure, ...)")
     camera = complete_camera(camera, log)  # a gcsv's orientation and readout, as kernels'
-    check_covers(log, *exposure_span(camera, start, exposure),
-                 "check --start, --exposure (s) and the camera's time_offset")
-    traj, times = rotation_trajectories(camera_orientation(log, camera), camera, start,
+    span = exposure_span(camera, start, exposure)
+    check_covers(log, *span, "check --start, --exposure (s) and the camera's time_offset")
+    traj, times = rotation_trajectories(camera_orientation(log, camera, span), camera, start,
                                         exposure, samples)
     # Pixels without a ray through the lens model stay sharp; their kernels are written NaN,
     # as ``gyrodeblur kernels`` writes them.

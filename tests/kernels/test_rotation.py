@@ -7,6 +7,7 @@ from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog, gyroflow_imu_to_camera, read_gyro
 from gyrodeblur.geometry.rotation import integrate, log_so3
 from gyrodeblur.kernels.rotation import (
+    SPAN_MARGIN,
     camera_orientation,
     complete_camera,
     rotation_trajectories,
@@ -160,3 +161,19 @@ def test_sample_times_name_a_time_that_is_no_number(t_start, exposure, message):
         sample_times(PINHOLE, t_start, exposure, 3)
     # Numbers of numpy, 0-d arrays among them, are times.
     assert sample_times(PINHOLE, np.float32(0.5), np.array(0.01), 3)[0].shape[0] == 3
+
+
+def test_an_orientation_over_a_span_integrates_that_span_of_the_log_alone():
+    # An hour of 200 Hz epoch-time log: the rotations between instants of a span are those of
+    # the whole log's integration, from the samples within half a second of it.
+    t = 1.7e9 + np.arange(0.0, 3600.0, 0.005)
+    w = np.stack([np.sin(t - t[0]), np.cos(0.3 * (t - t[0])), 0.2 + 0 * t], axis=1)
+    log = GyroLog(t, w)
+    cam = Camera(64, 48, 60.0, 60.0, 31.5, 23.5, imu_to_camera=((0, 1, 0), (1, 0, 0), (0, 0, -1)))
+    span = (t[0] + 1800.0, t[0] + 1800.2)
+    part = camera_orientation(log, cam, span)
+    assert part.t[0] <= span[0] - SPAN_MARGIN and part.t[-1] >= span[1] + SPAN_MARGIN
+    assert len(part.t) < 0.1 / 0.005 + 1.2 / 0.005
+    whole = camera_orientation(log, cam)
+    a, b = np.linspace(*span, 7), np.linspace(*span, 7)[::-1]
+    np.testing.assert_allclose(part.relative(a, b), whole.relative(a, b), atol=1e-9)

@@ -107,7 +107,8 @@ def test_frames_given_out_of_order_or_twice_are_computed_once_each_under_their_n
                     tmp_path / "five.npz")
     both, five = np.load(tmp_path / "both.npz"), np.load(tmp_path / "five.npz")
     assert both["frames"].tolist() == [1, 5] and both["rot"].shape[0] == 2
-    np.testing.assert_array_equal(both["rot"][1], five["rot"][0])
+    # The same up to where the gyro's integration starts (the span of the frames asked for).
+    np.testing.assert_allclose(both["rot"][1], five["rot"][0], rtol=0, atol=1e-9)
     np.testing.assert_array_equal(both["times"][:, 0, 0], [0.2, 0.6])
     with pytest.raises(InputError, match=r"f\.csv: no times for frame 7 \(it has frames 1, "
                                          r"3, 5\)"):
