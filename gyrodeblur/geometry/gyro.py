@@ -527,11 +527,11 @@ def _validated(
     if (dt <= 0).any():
         i = int(np.argmax(dt <= 0)) + 1
         if dt[i - 1] == 0:
-            raise InputError(source, f"duplicated timestamp at {where(i)} (t={t[i]:.9g})")
+            raise InputError(source, f"duplicated timestamp at {where(i)} (t={seconds_text(t[i])})")
         raise InputError(
             source,
             f"timestamps not strictly increasing at {where(i)} "
-            f"(t={t[i]:.9g} after {t[i - 1]:.9g})",
+            f"(t={seconds_text(t[i])} after {seconds_text(t[i - 1])})",
         )
     interval = float(np.median(np.diff(t)))
     if not _MIN_SAMPLE_INTERVAL <= interval <= _MAX_SAMPLE_INTERVAL:
