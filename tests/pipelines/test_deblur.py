@@ -1331,3 +1331,22 @@ def test_a_gyro_that_blurs_every_frame_beyond_itself_is_refused(clip, tmp_path):
     assert result.exit_code == 2 and "during every frame's exposure, more than the 320x192 " \
         "frame: is the exposure in seconds, the gyro in rad/s?" in result.output
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_frame_times_that_look_like_ms_beside_a_videos_rate_are_noted(clip, tmp_path):
+    # The CSV's t_start in ms read as seconds: frames 33.3 s apart, the video's 1/30 s.
+    t = np.arange(0.0, 400.0, 0.005)
+    write_csv(GyroLog(t, np.tile([0.0, 0.1, 0.0], (len(t), 1))), tmp_path / "gyro.csv")
+    frames = np.loadtxt(clip / "frames.csv", delimiter=",", skiprows=1)
+    lines = [f"{n:.0f},{1000 * start:.3f},{exposure}" for n, start, exposure in frames]
+    (tmp_path / "ms.csv").write_text("frame,t_start,exposure\n" + "\n".join(lines) + "\n")
+    interval = 1000 * float(np.median(np.diff(frames[:, 1])))
+    args = ["kernels", str(clip / "video.mp4"), "--gyro", str(tmp_path / "gyro.csv"),
+            "--camera", str(clip / "camera.json"), "--no-translation", "--size", "80x48",
+            "-o", str(tmp_path / "k.npz")]
+    result = runner.invoke(app, args + ["--frames-csv", str(tmp_path / "ms.csv")])
+    assert result.exit_code == 0, result.output
+    assert f"note: {tmp_path / 'ms.csv'}: its frames are {interval:.4g} s apart, the video's " \
+           "0.03333 s (30 fps): is t_start in ms? (right for a timelapse)" in result.output
+    result = runner.invoke(app, args + ["--frames-csv", str(clip / "frames.csv")])
+    assert result.exit_code == 0 and "in ms?" not in result.output
