@@ -295,9 +295,9 @@ class ClipFolderDataset(Dataset):
     (training, benchmarks) refuses folders without ``sharp/`` references. ``first_estimate``
     adds each frame restored by that method (whole, before the crop) as ``estimate``.
     ``per_frame`` (benchmarks) gives one window per frame instead of every run of ``frames``:
-    centred on it, shifted inside the clip at its ends, with ``centre`` saying which of the
-    window's frames it is, so that each frame counts once, restored as ``deblur video``
-    restores it.
+    centred on it, with ``centre`` saying which of the window's frames it is, so that each
+    frame counts once, restored as ``deblur video`` restores it (at a clip's ends an odd
+    window repeats the end frame, as it does).
     """
 
     def __init__(self, root: str | Path, frames: int = 1, samples: int = 9,
@@ -349,6 +349,12 @@ class ClipFolderDataset(Dataset):
         c, first, centre = self.index[index]
         window = _with_estimate(self.clips[c].window(first, self.frames, self.samples),
                                 self.first_estimate)
+        r = self.frames // 2
+        if centre is not None and self.frames % 2 and centre != r:
+            # Read shifted inside the clip, filled as deblur video's windows are: the end
+            # frame repeated.
+            order = np.clip(np.arange(centre - r, centre + r + 1), 0, self.frames - 1)
+            window, centre = {k: v[order] for k, v in window.items()}, r
         if self.crop:
             window = _crop(window, self.crop, np.random.default_rng([index, 1]))
         sample = _to_sample(window, single=self.frames == 1)

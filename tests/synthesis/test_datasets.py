@@ -221,3 +221,16 @@ def test_a_first_estimate_that_cannot_take_a_frame_and_its_kernel_is_refused_at_
             SyntheticDataset(sampler, 2, first_estimate=wrong)
         with pytest.raises(TypeError, match="first_estimate must be called as"):
             ClipFolderDataset(tmp_path, first_estimate=wrong)
+
+
+def test_scoring_every_frame_fills_windows_at_a_clips_ends_as_deblur_video_does(tmp_path):
+    export_clip(dataset(frames=4, errors=NO_ERRORS).sampler.sample(0), tmp_path / "clip")
+    scored = ClipFolderDataset(tmp_path, frames=3, samples=5, per_frame=True)
+    first, second, last = scored[0], scored[1], scored[3]
+    # Windows 1 1 2, 1 2 3, ..., 3 4 4 (deblur video's), each centred on its frame.
+    assert all(int(s["centre"]) == 1 for s in (first, second, last))
+    for key in ("blurred", "sharp", "rot", "tran"):
+        torch.testing.assert_close(first[key][0], first[key][1], rtol=0, atol=0)
+        torch.testing.assert_close(first[key][1:], second[key][:2], rtol=0, atol=0)
+        torch.testing.assert_close(last[key][1], last[key][2], rtol=0, atol=0)
+    assert not torch.equal(first["blurred"][1], first["blurred"][2])
