@@ -59,6 +59,7 @@ from gyrodeblur.kernels.rotation import (
     still_where_no_ray,
 )
 from gyrodeblur.models import DeepGyro, GyroDVD, check_restored, load_model, refines_classic
+from gyrodeblur.models.blocks import ChannelPool
 from gyrodeblur.models.classic import (
     auto_iterations,
     auto_subsamples,
@@ -198,7 +199,8 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
                   iterations: int | None = None, device: str | torch.device | None = None
                   ) -> Restorer:
     """The restorer for ``--method`` and ``--model`` (a shipped name, a weights file, or a
-    network as :func:`~gyrodeblur.models.load_model` returns it).
+    network as :func:`~gyrodeblur.models.load_model` returns it: its attention pooled in
+    windows, :func:`~gyrodeblur.models.set_pool_radius`).
 
     With ``video`` (a clip's restorer, for :class:`VideoJob`) a video network restores a
     window of 3 frames; without (an image's), one frame, as the classical method and
@@ -243,6 +245,10 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
                         True, iterations)
     if isinstance(model, torch.nn.Module):
         net, name = model, type(model).__name__
+        if any(isinstance(m, ChannelPool) and m.radius is None for m in net.modules()):
+            raise ValueError(f"model: this {name} pools its channel attention over the whole "
+                             "image (as in training), so its tiles would not add up to the "
+                             "whole frame: set_pool_radius(net) first (load_model does)")
     else:
         name = model or DEFAULT_MODEL
         net, _ = load_model(name)

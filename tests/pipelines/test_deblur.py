@@ -23,7 +23,7 @@ from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro, write_csv
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.metrics import psnr
-from gyrodeblur.models import build_model, load_model
+from gyrodeblur.models import build_model, load_model, set_pool_radius
 from gyrodeblur.models.classic import auto_tv_weight, deconvolve
 from gyrodeblur.pipelines import deblur as deblur_module
 from gyrodeblur.pipelines.deblur import (
@@ -1350,3 +1350,11 @@ def test_frame_times_that_look_like_ms_beside_a_videos_rate_are_noted(clip, tmp_
            "0.03333 s (30 fps): is t_start in ms? (right for a timelapse)" in result.output
     result = runner.invoke(app, args + ["--frames-csv", str(clip / "frames.csv")])
     assert result.exit_code == 0 and "in ms?" not in result.output
+
+
+def test_a_net_pooling_over_the_whole_image_is_refused_as_its_tiles_would_differ():
+    net, _ = load_model("deepgyro-path-s", pool_radius=None)
+    with pytest.raises(ValueError, match=r"this DeepGyro pools its channel attention over the "
+                                         r"whole image .* set_pool_radius\(net\) first"):
+        make_restorer("net", net)
+    assert make_restorer("net", set_pool_radius(net)).net is net
