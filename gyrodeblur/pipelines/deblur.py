@@ -269,7 +269,8 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
     if net.kernel == "flow":
         raise InputError(name, "the flow-guided ablation cannot deblur footage; use a gyro model")
     # Its path samples widen its receptive field too, but a wider halo than 64 px would take
-    # a 4K clip past 3 GB with large blur; the seams are blended.
+    # a 4K clip past 3 GB with large blur; the seams are blended (beyond about 60 px of blur
+    # its tiles differ from the whole frame there).
     # Its translation encoder takes a clip's flow, or an image's kernels file's translation.
     return Restorer(str(name), net, net.samples, 3 if video else 1, net.kernel == "rot+tran",
                     tile or TILES["gyrodvd"], 64)
