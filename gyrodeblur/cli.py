@@ -285,8 +285,9 @@ def note_frames_alone(alone: np.ndarray) -> None:
 def note_blur_beyond(frames: np.ndarray, reach: np.ndarray, camera: Camera) -> None:
     """Say which frames the gyro blurs beyond themselves (those all of a job's are refused)."""
     from gyrodeblur.footage import frames_text
+    from gyrodeblur.pipelines.kernels import beyond_frame
 
-    beyond = reach > max(camera.width, camera.height)
+    beyond = beyond_frame(reach, camera.width, camera.height)
     if beyond.any():
         err_console.print(f"{frames_text(frames[beyond])}: the gyro moves pixels up to "
                           f"{reach.max():.0f} px during the exposure, more than the "
@@ -418,9 +419,8 @@ def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: floa
     if frames_csv is not None and exposure is not None:
         raise InputError(None, "--exposure is for a video without --frames-csv (the CSV has "
                                "each frame's exposure)")
-    if exposure is not None and not 0 < exposure < math.inf:
-        raise InputError(None, f"--exposure {exposure}: give the exposure time in seconds, "
-                               "above 0")
+    if exposure is not None:
+        check_exposure(exposure)
     if frames_csv is not None:
         timing = read_frames_csv(frames_csv)
     elif footage is not None and footage.timing is not None:

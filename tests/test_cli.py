@@ -556,7 +556,7 @@ def test_an_exposure_that_is_no_time_is_blamed_on_the_option(clip):
                                  "--camera", str(clip / "camera.json"), "--exposure", "0",
                                  "-o", str(clip / "out.npz")])
     assert result.exit_code == 2
-    assert "error: --exposure 0.0: give the exposure time in seconds" in result.output
+    assert "error: --exposure 0: seconds, more than 0, at most 1 (is it in ms?)" in result.output
     result = runner.invoke(app, ["kernels", str(clip / "frames"), "--gyro", str(clip / "gyro.csv"),
                                  "--camera", str(clip / "camera.json"), "--exposure", "0.01",
                                  "-o", str(clip / "out.npz")])

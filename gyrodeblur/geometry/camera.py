@@ -550,11 +550,6 @@ def _orientation_kept(x: np.ndarray, jac: np.ndarray, k: np.ndarray) -> np.ndarr
     return ok
 
 
-def _max_finite(a: np.ndarray) -> float:
-    a = np.abs(a)
-    return float(a[np.isfinite(a)].max(initial=0.0))
-
-
 def _fisheye_slope(theta: np.ndarray, k: tuple[float, ...]) -> np.ndarray:
     """d theta_d / d theta of the fisheye model."""
     t2 = theta * theta

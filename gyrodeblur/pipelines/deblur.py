@@ -67,11 +67,12 @@ from gyrodeblur.models.classic import (
     deconvolve,
 )
 from gyrodeblur.pipelines.kernels import (
+    beyond_frame,
     check_blur_within,
     check_frames_covered,
-    exposure_spans,
     frame_numbers,
     frames_alone,
+    frames_orientation,
     frames_to_read,
 )
 from gyrodeblur.pipelines.tiling import Tile, run_tiled
@@ -450,7 +451,7 @@ def deblur_image(image: np.ndarray, rot: np.ndarray, tran: np.ndarray | None = N
         if np.isinf(kernel).any():
             raise ValueError("infinite kernels")
     reach = kernel_reach((rot, tran), W, H)
-    if reach > max(W, H):
+    if beyond_frame(reach, W, H):
         raise ValueError(f"the kernels move pixels {reach:.0f} px, beyond the {W}x{H} image: "
                          "are they in pixels?")
     rot, tran = (None if k is None else still_where_no_ray(k) for k in (rot, tran))
@@ -536,7 +537,7 @@ def image_kernels(log: GyroLog, camera: Camera, t_start: float, exposure: float,
     rot = rotation_trajectories(camera_orientation(log, kcam, span), kcam, t_start, exposure,
                                 samples)[0]
     reach = kernel_reach((rot,), camera.width, camera.height)
-    if reach > max(camera.width, camera.height):
+    if beyond_frame(reach, camera.width, camera.height):
         raise InputError(log.source, f"the gyro moves pixels {reach:.0f} px during the "
                                      f"exposure, more than the {camera.width}x{camera.height} "
                                      "image: is --exposure in seconds, the gyro in rad/s?")
@@ -586,7 +587,7 @@ def read_kernels(path: str | Path, frame: int | None, shape: tuple[int, ...]
         raise InputError(path, f"the kernels of frame {frame} are NaN everywhere: no pixel "
                                "has a ray through the lens, nothing to deblur by")
     reach = kernel_reach(kernels, W, H)
-    if reach > max(W, H):
+    if beyond_frame(reach, W, H):
         raise InputError(path, f"kernels of frame {frame} move pixels {reach:.0f} px, "
                                f"beyond the {W}x{H} image: are they in pixels?")
     return kernels
@@ -659,8 +660,7 @@ class VideoJob:
     @cached_property
     def orientation(self) -> Orientation:
         """The camera's orientation over the exposures of the frames read."""
-        first, last = exposure_spans(self.camera, self.timing, self.read())
-        return camera_orientation(self.log, self.camera, (first.min(), last.max()))
+        return frames_orientation(self.log, self.camera, self.timing, self.read())
 
     @cached_property
     def reach(self) -> np.ndarray:

@@ -71,10 +71,23 @@ def check_frames_covered(log: GyroLog, camera: Camera, timing: FrameTiming,
     check_covers(log, first.min(), last.max())
 
 
+def frames_orientation(log: GyroLog, camera: Camera, timing: FrameTiming,
+                       frames: np.ndarray) -> Orientation:
+    """The camera's orientation over the exposures of ``frames`` (those a job reads)."""
+    first, last = exposure_spans(camera, timing, frames)
+    return camera_orientation(log, camera, (first.min(), last.max()))
+
+
+def beyond_frame(reach: float | np.ndarray, width: int, height: int) -> bool | np.ndarray:
+    """Whether a blur reaching ``reach`` px (:func:`rotation_reach`, :func:`kernel_reach`)
+    goes beyond a ``width`` x ``height`` frame: nothing of it is left to restore."""
+    return np.asarray(reach) > max(width, height)
+
+
 def check_blur_within(reach: np.ndarray, camera: Camera, log: GyroLog) -> None:
     """Refuse frames that all blur beyond themselves (``reach``: :func:`rotation_reach` of each,
     px): nothing of them is left to restore, a unit error."""
-    if len(reach) and (reach > max(camera.width, camera.height)).all():
+    if len(reach) and beyond_frame(reach, camera.width, camera.height).all():
         raise InputError(log.source, f"the gyro moves pixels {reach.min():.0f} px or more "
                                      "during every frame's exposure, more than the "
                                      f"{camera.width}x{camera.height} frame: is the exposure "
@@ -154,8 +167,7 @@ class KernelJob:
     @cached_property
     def orientation(self) -> Orientation:
         """The camera's orientation over the exposures of the frames read."""
-        first, last = exposure_spans(self.camera, self.timing, self.needed())
-        return camera_orientation(self.log, self.camera, (first.min(), last.max()))
+        return frames_orientation(self.log, self.camera, self.timing, self.needed())
 
     @cached_property
     def reach(self) -> np.ndarray:
