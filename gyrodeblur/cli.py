@@ -62,7 +62,7 @@ class OneLineUsageErrors(typer.core.TyperGroup):
     def parse_args(self, ctx, args):
         # An empty value would be read as the path "." (the current folder): refused by name.
         words = [str(arg) for arg in args]  # Python callers may pass paths
-        for before, arg in zip([None, *words[:-1]], words, strict=True):
+        for before, arg in zip([None, *words], words, strict=False):  # each word after its own
             option = arg[:-1] if arg.startswith("--") and arg.endswith("=") else None
             if arg == "" or option:
                 given = option or (before if before and before.startswith("-") else None)

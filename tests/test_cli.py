@@ -620,8 +620,10 @@ def test_version_and_short_help():
 
 
 def test_a_group_without_a_command_still_shows_its_help():
-    result = CliRunner().invoke(app, ["synth"], prog_name="gyrodeblur")
-    assert "Commands:" in result.output and "error" not in result.output
+    for words in (["synth"], []):  # gyrodeblur alone, too
+        result = CliRunner().invoke(app, words, prog_name="gyrodeblur")
+        assert result.exit_code == 2, result.exception
+        assert "Commands:" in result.output and "error" not in result.output
 
 
 def test_frames_a_pixel_off_the_calibration_are_noted_as_taken_for_scaled(clip):
