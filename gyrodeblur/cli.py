@@ -830,13 +830,13 @@ def synth_image(
         metavar="IMAGE", help="Sharp image (PNG, JPEG, TIFF...).")],
     gyro: Annotated[Path, typer.Option(help="Gyro log (as for `kernels`).")] = ...,
     camera: Annotated[Path, typer.Option(help="Camera file (as for `kernels`).")] = ...,
-    start: Annotated[float, typer.Option(help="Exposure start of the first row (s, frame "
-                                              "clock).")] = ...,
+    start: Annotated[float, typer.Option(help="Exposure start of the first-read row (s, frame "
+                                              "clock: a frames CSV's t_start).")] = ...,
     exposure: Annotated[float, typer.Option(min=1e-6, help="Exposure time (s).")] = ...,
     samples: SamplesOption = 9,
     noise: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Noise level: its standard deviation at mid grey, on [0, 1] "
-                               "(0: none).")] = 0.0,
+        min=0.0, max=1.0, help="Noise level: its standard deviation at linear mid grey "
+                               "(0.18), on [0, 1] (0: none).")] = 0.0,
     saturation: Annotated[float | None, typer.Option(
         min=1.0, max=1000.0,
         help="Highlight gain: clipped lights streak (off by default).")] = None,
@@ -846,8 +846,8 @@ def synth_image(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the noise.")] = 0,
     gyro_unit: Annotated[str, typer.Option(help="auto, rad or deg.")] = "auto",
     output: Annotated[Path, typer.Option("--output", "-o", help="Blurred image.")] = ...,
-    kernels: Annotated[Path | None, typer.Option(help="Kernels .npz (format of `kernels`).")]
-    = None,
+    kernels: Annotated[Path | None, typer.Option(
+        help="Also write the true kernels to this .npz (format of `kernels`).")] = None,
 ) -> None:
     """Blur one sharp image along the camera rotation a gyro log recorded."""
     from gyrodeblur.footage import read_image_and_format, turns_upright
@@ -909,8 +909,9 @@ def synth_clips(
     jpeg: Annotated[int | None, typer.Option(
         min=1, max=100, help="JPEG quality of every blurred frame (off by default).")] = None,
     gyro: Annotated[list[Path] | None, typer.Option(
-        "--gyro", help="A real gyro log to draw motion from, repeatable (default: the bundled "
-                       "traces); about half the clips shake by the fitted hand-shake model.")]
+        "--gyro", metavar="FILE",
+        help="A real gyro log to draw motion from, repeatable (default: the bundled traces); "
+             "about half the clips shake by the fitted hand-shake model.")]
     = None,
     gyro_unit: UnitOption = "auto",
 ) -> None:
@@ -938,6 +939,9 @@ def synth_clips(
     settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples,
                                **({} if jpeg is None else {"jpeg": (1.0, jpeg, jpeg)}))
     bank = ImageBank(images)  # checks the folder and the logs before anything is written
+    if not gyro and gyro_unit != "auto":  # not a word lost on what is never read
+        raise InputError(None, f"--gyro-unit {gyro_unit}: for --gyro logs (the bundled traces "
+                               "are in rad/s)")
     traces = read_traces(gyro, gyro_unit) if gyro else None
     sampler = ClipSampler(bank, settings, seed, traces)
     # The images' names, sizes and times too: clip i of a resumed run must be drawn from the
@@ -1070,8 +1074,9 @@ def train(
 @reports_input_errors
 def evaluate(
     model: Annotated[list[str], typer.Option(
-        "--model", "-m", help="Shipped model name, weights file or training run folder, or "
-                              "'classic' (the classical deconvolution; repeatable).")] = (),
+        "--model", "-m", metavar="NAME",
+        help="Shipped model name, weights file or training run folder, or 'classic' (the "
+             "classical deconvolution; repeatable).")] = (),
     frames: Annotated[int, typer.Option(
         min=1, help="Frames per synthetic benchmark clip (1: images); with --folder, the "
                     "window each frame is restored in.")] = 1,
@@ -1506,7 +1511,8 @@ def deblur_image_command(
     gyro: Annotated[Path | None, typer.Option(help=GYRO_HELP)] = None,
     camera: Annotated[Path | None, typer.Option(help=CAMERA_HELP)] = None,
     frame_time: Annotated[float | None, typer.Option(
-        help="Exposure start of the first row (s, frame clock).")] = None,
+        help="Exposure start of the first-read row (s, frame clock: a frames CSV's "
+             "t_start).")] = None,
     exposure: Annotated[float | None, typer.Option(help="Exposure time (s).")] = None,
     kernels_file: Annotated[Path | None, typer.Option(
         "--kernels", help="Kernels .npz (the `gyrodeblur kernels` format) instead of gyro and "
@@ -1600,8 +1606,8 @@ def deblur_video_command(
              "when reliable, confidence >= 0.3, else the camera's); 'off': use the camera's.")
     ] = "off",
     sync_search: Annotated[float | None, typer.Option(
-        min=0.001, help="With --sync auto: search +-S seconds around the camera's offset "
-                        f"[default: {SYNC_SEARCH}].")] = None,
+        min=0.001, help="With --sync auto: search +-S seconds around the camera's offset (or "
+                        f"--time-offset) [default: {SYNC_SEARCH}].")] = None,
     readout_time: ReadoutOption = None,
     time_offset: OffsetOption = None,
     frame_range: RangeOption = None,

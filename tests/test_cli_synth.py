@@ -428,3 +428,12 @@ def test_clips_draw_real_motion_from_the_gyro_logs_given(tmp_path):
     assert short.exit_code == 2 and "short.csv: its longest stretch without gaps, 0.10 s" in \
         " ".join(short.output.split())
     assert not (tmp_path / "new").exists()
+
+
+def test_clips_refuse_a_gyro_unit_without_gyro_logs_to_read_it_in(tmp_path):
+    for unit in ("deg", "bogus"):
+        result = runner.invoke(app, ["synth", "clips", "-o", str(tmp_path / "out"), "--size",
+                                     "48x32", "-n", "1", "--gyro-unit", unit])
+        assert result.exit_code == 2 and result.output.strip() == (
+            f"error: --gyro-unit {unit}: for --gyro logs (the bundled traces are in rad/s)")
+    assert not (tmp_path / "out").exists()
