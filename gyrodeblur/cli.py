@@ -939,7 +939,7 @@ def synth_clips(
     settings = SamplerSettings(width=width, height=height, frames=frames, samples=samples,
                                **({} if jpeg is None else {"jpeg": (1.0, jpeg, jpeg)}))
     bank = ImageBank(images)  # checks the folder and the logs before anything is written
-    if not gyro and gyro_unit != "auto":  # not a word lost on what is never read
+    if not gyro and gyro_unit != "auto":  # a unit of logs that are not given: a slip
         raise InputError(None, f"--gyro-unit {gyro_unit}: for --gyro logs (the bundled traces "
                                "are in rad/s)")
     traces = read_traces(gyro, gyro_unit) if gyro else None

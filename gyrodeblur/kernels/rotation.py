@@ -61,8 +61,8 @@ def complete_camera(camera: Camera, log: GyroLog) -> Camera:
     return camera
 
 
-# Integrated beyond the span asked for, either side (s): the rates that measuring translation
-# and synchronising take a step past a row's time, rows beyond the frame the flow lands on.
+# Seconds integrated either side of a span asked for: translation and sync read the orientation
+# a rate step past a row's time, and at rows beyond the frame where the flow lands.
 SPAN_MARGIN = 0.5
 
 
