@@ -661,6 +661,10 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
     if math.isinf(result.gain):  # whatever the offset: the search edge says nothing then
         doubts.append("the video shows no rotation where the gyro turns (a still video, or "
                       "another recording's gyro?)")
+    elif result.drift:
+        doubts.append(f"the clip's halves sync {result.drift * 1e3:.0f} ms apart (frames "
+                      "dropped from a video timed by its frame rate, or a variable rate: give "
+                      "--frames-csv with the frames' own times)")
     elif result.at_search_edge and result.search < asked:
         doubts.append(f"the best offset lies at the edge of the search, narrowed to "
                       f"{searched(result)} by the gyro's span: set a rough --time-offset")
@@ -1067,6 +1071,9 @@ def train(
                           cache_progress=show_cache, note=err_console.print)
     except InputError as e:
         raise e.located(config) from None  # a setting of the config
+    if not metrics["finished"]:  # --stop-after
+        err_console.print(f"stopped at step {metrics['steps']} (checkpointed): the same command "
+                          "resumes from there")
     print(json.dumps(metrics))
 
 

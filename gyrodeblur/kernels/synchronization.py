@@ -63,6 +63,9 @@ _EXPOSURE_SAMPLES = 5  # poses averaged over each exposure
 _FLIP_BELOW, _FLIP_GAIN = 0.1, 0.8
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 _RIVALS = 3  # the lowest other minima refined for the confidence
+# A half of a clip is fitted alone where its median rotation between frames is this many times
+# the flow's precision: a still half has no offset of its own.
+_DRIFT_MOTION = 4.0
 RELIABLE_CONFIDENCE = 0.3
 """Below this confidence an estimate is not to be trusted (:attr:`SyncResult.reliable`)."""
 FULL_SUPPORT_PAIRS = 8
@@ -143,6 +146,10 @@ class SyncResult:
             too few frame pairs that far.
         readout_direction: with the readout time estimated, the direction the rows are read
             in that fits best (the camera's unless the other fits clearly better); else None.
+        drift: how far apart (s) the offsets of the clip's two halves lie, each fitted alone,
+            where that is over a quarter of the frame interval (frames dropped from a video
+            timed by its frame rate, or a variable rate: the frame times are wrong, and the
+            confidence is 0); else 0.
     """
 
     time_offset: float
@@ -155,6 +162,7 @@ class SyncResult:
     costs: np.ndarray
     search: float
     readout_direction: str | None = None
+    drift: float = 0.0
 
     @property
     def reliable(self) -> bool:
@@ -578,15 +586,31 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
         return offset, readout, costs, turned, residual, bottom
 
     offset, readout, costs, turned, residual, bottom = fit(measured)
+    used = measured
     direction = None if readout_max is None else camera.readout_direction
     if readout_max is not None and readout < _FLIP_BELOW * readout_max:
         # A readout direction the wrong way round fits best with no readout at all, and an
         # offset half a readout off: the rows read the other way are tried then.
-        flipped = fit(dataclasses.replace(measured, frac_a=1.0 - measured.frac_a,
-                                          frac_b=1.0 - measured.frac_b))
+        other = dataclasses.replace(measured, frac_a=1.0 - measured.frac_a,
+                                    frac_b=1.0 - measured.frac_b)
+        flipped = fit(other)
         if np.median(flipped[4]) < _FLIP_GAIN * np.median(residual):
             offset, readout, costs, turned, residual, bottom = flipped
+            used = other
             direction = "bottom_to_top" if direction == "top_to_bottom" else "top_to_bottom"
+    # Each half of the clip on its own, where both show motion: frames dropped from a video
+    # timed by its rate (or a variable rate) put the halves' frames a frame apart in time, and
+    # the whole fit between them.
+    drift = 0.0
+    if used.pairs >= 2 * MIN_PAIRS:
+        later = used.start_a >= np.median(used.start_a)
+        halves = [_bands(used, keep) for keep in (~later, later)]
+        if all(np.median(np.linalg.norm(log_so3(h.R), axis=-1)) > _DRIFT_MOTION * floor
+               for h in halves):
+            apart = abs(search_offset(halves[0], readout)[0]
+                        - search_offset(halves[1], readout)[0])
+            if apart > np.median(used.start_b - used.start_a) / 4:
+                drift = float(apart)
     motion = float(np.median(np.linalg.norm(log_so3(measured.R), axis=-1)))
     # A still video (no rotation beyond the flow's precision) has nothing to explain: under a
     # steadily turning gyro, which the bias removal takes for a still one, its noise would
@@ -596,11 +620,19 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
     gain = math.inf if still else float(np.median(turned)) / motion
     support = min(1.0, measured.pairs / FULL_SUPPORT_PAIRS)
     return SyncResult(time_offset=float(offset),
-                      confidence=_confidence(costs, bottom) * explained * support,
+                      confidence=0.0 if drift else _confidence(costs, bottom) * explained
+                      * support,
                       readout_time=None if readout_max is None else float(readout),
                       pairs_used=measured.pairs, explained=explained, gain=gain,
                       offsets=offsets, costs=costs, search=search,
-                      readout_direction=direction)
+                      readout_direction=direction, drift=drift)
+
+
+def _bands(m: BandRotations, keep: np.ndarray) -> BandRotations:
+    """The bands ``keep`` of ``m``, with the number of frame pairs they come from."""
+    return BandRotations(m.R[keep], m.start_a[keep], m.start_b[keep], m.exposure_a[keep],
+                         m.exposure_b[keep], m.frac_a[keep], m.frac_b[keep],
+                         len(np.unique(m.start_a[keep])), m.focal)
 
 
 def _golden(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-5) -> float:

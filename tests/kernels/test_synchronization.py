@@ -377,3 +377,17 @@ def test_search_settings_out_of_their_domain_are_refused(clip):
         with pytest.raises(ValueError, match="must be"):
             estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip),
                           **settings)
+
+
+def test_frames_dropped_from_a_video_timed_by_its_rate_are_no_reliable_offset(clip):
+    # Frame 9 dropped, the rest timed 1/30 s apart (as a video's evenly spaced stamps time
+    # them): the frames after the drop are a frame later than their times say.
+    kept = np.delete(clip.blurred, 8, axis=0)
+    timing = FrameTiming(np.arange(1, FRAMES), clip.timing.t_start[:FRAMES - 1],
+                         clip.timing.exposure[:FRAMES - 1])
+    result = estimate_sync(source(kept), timing, clip.recorded_log, believed(clip))
+    assert result.drift > 0.5 / FPS and result.confidence == 0.0 and not result.reliable
+    assert "the clip's halves sync" in sync_doubt(result, 0.2)
+    # The whole clip: its halves agree.
+    whole = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip))
+    assert whole.drift == 0.0 and whole.reliable

@@ -1218,3 +1218,19 @@ def test_a_models_float_in_exponent_notation_is_a_float(tmp_path):
     path.write_text(text.replace("width: 16", "width: 1.6e1"))  # an int's is not
     with pytest.raises(InputError, match="gyrodvd argument width: 16.0 is not of the type"):
         load_config(path)
+
+
+def test_the_cli_says_where_a_stopped_run_stopped(cache, tmp_path):
+    from typer.testing import CliRunner
+
+    from gyrodeblur.cli import app
+    from gyrodeblur.pipelines.train import _config_text
+
+    (tmp_path / "tiny.yaml").write_text(_config_text(config(cache)))
+    args = ["train", str(tmp_path / "tiny.yaml"), "-o", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*args, "--stop-after", "2"])
+    assert result.exit_code == 0, result.output
+    assert "stopped at step 2 (checkpointed): the same command resumes from there" in \
+        result.output
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and "stopped at" not in result.output
