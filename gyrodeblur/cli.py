@@ -667,7 +667,8 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
                       "--frames-csv with the frames' own times)")
     elif result.at_search_edge and result.search < asked:
         doubts.append(f"the best offset lies at the edge of the search, narrowed to "
-                      f"{searched(result)} by the gyro's span: set a rough --time-offset")
+                      f"{searched(result)} by the gyro's span: set a rough --time-offset, or "
+                      "leave out the frames at the gyro's ends with --range")
     elif result.at_search_edge:
         # The shares and gains below are those of a wrong offset then: not worth saying.
         doubts.append(f"the best offset lies at the edge of the search ({searched(result)}, "
@@ -704,7 +705,8 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
     if result.search < asked and not (result.at_search_edge or math.isinf(result.gain)):
         # Whatever else looks wrong may be the wrong offset's doing.
         doubts.append(f"the offset may lie beyond the search, narrowed to {searched(result)} "
-                      "by the gyro's span: set a rough --time-offset")
+                      "by the gyro's span: set a rough --time-offset, or leave out the frames "
+                      "at the gyro's ends with --range")
     return "; ".join(doubts) or ("too little or ambiguous motion, or the offset lies outside "
                                  f"{option}")
 
