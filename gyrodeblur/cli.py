@@ -661,10 +661,6 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
     if math.isinf(result.gain):  # whatever the offset: the search edge says nothing then
         doubts.append("the video shows no rotation where the gyro turns (a still video, or "
                       "another recording's gyro?)")
-    elif result.drift:
-        doubts.append(f"the clip's halves sync {result.drift * 1e3:.0f} ms apart (frames "
-                      "dropped from a video timed by its frame rate, or a variable rate: give "
-                      "--frames-csv with the frames' own times)")
     elif result.at_search_edge and result.search < asked:
         doubts.append(f"the best offset lies at the edge of the search, narrowed to "
                       f"{searched(result)} by the gyro's span: set a rough --time-offset, or "
@@ -698,6 +694,10 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
                       f"{result.explained:.0%} of its rotation (wrong axes: imu_to_camera or a "
                       ".gcsv's orientation; frame times: dropped frames need --frames-csv; or "
                       f"an offset beyond the searched {searched(result)})")
+    elif result.drift:  # the doubts above explain halves apart too, and more closely
+        doubts.append(f"the clip's halves sync {result.drift * 1e3:.0f} ms apart (frames "
+                      "dropped from a video timed by its frame rate, or a variable rate: give "
+                      "--frames-csv with the frames' own times)")
     if result.pairs_used < FULL_SUPPORT_PAIRS:
         doubts.append(f"only {result.pairs_used} frame pairs ({FULL_SUPPORT_PAIRS} for full "
                       f"confidence: a longer clip, or a narrower {option} where the gyro "
