@@ -651,6 +651,10 @@ def note_narrowed_search(result: SyncResult, search: float, log: GyroLog) -> Non
                           "s around the time offset (the camera's, or --time-offset)")
 
 
+#: Median rotation between frames (px at sync's --width) under which the doubt is the motion.
+LITTLE_MOTION_PX = 0.5
+
+
 def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> str:
     """Why a synchronisation is not reliable, in words; ``asked``: the search half-width
     asked for with ``option``."""
@@ -661,6 +665,10 @@ def sync_doubt(result: SyncResult, asked: float, option: str = "--search") -> st
     if math.isinf(result.gain):  # whatever the offset: the search edge says nothing then
         doubts.append("the video shows no rotation where the gyro turns (a still video, or "
                       "another recording's gyro?)")
+    elif result.motion_px < LITTLE_MOTION_PX:  # the shares and gains below are noise then
+        doubts.append(f"the video turns {result.motion_px:.2g} px between frames (median, at "
+                      f"the --width of the flow): too little motion to time it by; a livelier "
+                      "stretch of the clip (--range) or a longer one")
     elif result.at_search_edge and result.search < asked:
         doubts.append(f"the best offset lies at the edge of the search, narrowed to "
                       f"{searched(result)} by the gyro's span: set a rough --time-offset, or "

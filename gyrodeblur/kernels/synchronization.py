@@ -150,6 +150,8 @@ class SyncResult:
             where that is over a quarter of the frame interval (frames dropped from a video
             timed by its frame rate, or a variable rate: the frame times are wrong, and the
             confidence is 0); else 0.
+        motion_px: the video's median rotation between the frames of a pair, in pixels at
+            the processing width (under half a pixel, little to time it by).
     """
 
     time_offset: float
@@ -163,6 +165,7 @@ class SyncResult:
     search: float
     readout_direction: str | None = None
     drift: float = 0.0
+    motion_px: float = math.inf
 
     @property
     def reliable(self) -> bool:
@@ -625,7 +628,7 @@ def fit_sync(measured: BandRotations, orientation: Orientation, camera: Camera,
                       readout_time=None if readout_max is None else float(readout),
                       pairs_used=measured.pairs, explained=explained, gain=gain,
                       offsets=offsets, costs=costs, search=search,
-                      readout_direction=direction, drift=drift)
+                      readout_direction=direction, drift=drift, motion_px=motion * measured.focal)
 
 
 def _bands(m: BandRotations, keep: np.ndarray) -> BandRotations:

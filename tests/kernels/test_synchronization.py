@@ -393,3 +393,13 @@ def test_frames_dropped_from_a_video_timed_by_its_rate_are_no_reliable_offset(cl
     # The whole clip: its halves agree.
     whole = estimate_sync(source(clip.blurred), clip.timing, clip.recorded_log, believed(clip))
     assert whole.drift == 0.0 and whole.reliable
+
+
+def test_too_little_motion_is_named_as_the_doubt():
+    still = make_clip(0, shake=0.1)  # a tripod's tremor: about a third of a pixel a frame
+    result = estimate_sync(source(still.blurred), still.timing, still.recorded_log,
+                           believed(still))
+    assert 0.05 < result.motion_px < 0.5 and not result.reliable
+    assert sync_doubt(result, 0.2).startswith(f"the video turns {result.motion_px:.2g} px "
+                                              "between frames (median, at the --width of the "
+                                              "flow): too little motion to time it by")
