@@ -813,8 +813,14 @@ def sync(
                      f"{result.explained:.0%} of the video's rotation)")
     # A global shutter's camera (readout 0) says no direction to differ from.
     if result.readout_direction not in (None, cam.readout_direction) and cam.readout_time > 0:
+        from gyrodeblur.geometry.camera import load_camera
+
+        told = camera.name  # or the gcsv header, where the camera file has no readout
+        if log.readout_time and load_camera(camera, mode_size=footage.size,
+                                            mode_fps=footage.fps).readout_time == 0:
+            told = f"{Path(log.source).name}'s header"
         err_console.print(f"the rows are read {result.readout_direction.replace('_', ' ')}, "
-                          f"not {cam.readout_direction.replace('_', ' ')} as {camera.name} says")
+                          f"not {cam.readout_direction.replace('_', ' ')} as {told} says")
     if not result.reliable:
         err_console.print(f"low confidence: {sync_doubt(result, search)}; not reliable"
                           + ", nothing written" * bool(output))

@@ -403,3 +403,25 @@ def test_too_little_motion_is_named_as_the_doubt():
     assert sync_doubt(result, 0.2).startswith(f"the video turns {result.motion_px:.2g} px "
                                               "between frames (median, at the --width of the "
                                               "flow): too little motion to time it by")
+
+
+def test_cli_sync_names_the_gcsv_header_for_a_readout_direction_it_gave(tmp_path):
+    # The camera file has no readout; the log's gcsv header gives 25 ms top to bottom, the
+    # rows are read bottom to top: the header is named, not the camera file (yxz: the log in
+    # camera axes).
+    clip = make_clip(1, readout=0.025, direction="bottom_to_top")
+    export_clip(replace(clip, recorded_camera=believed(clip, readout_time=0.0)), tmp_path / "c")
+    folder = tmp_path / "c"
+    rows = np.loadtxt(folder / "gyro.csv", delimiter=",", skiprows=1)
+    (folder / "log.gcsv").write_text(
+        "GYROFLOW IMU LOG\norientation,yxz\ntscale,1\ngscale,1\nframe_readout_time,25\n"
+        "frame_readout_direction,0\nt,gx,gy,gz\n"
+        + "".join(f"{t:.6f},{x:.9f},{y:.9f},{z:.9f}\n" for t, x, y, z in rows))
+    result = CliRunner().invoke(app, [
+        "sync", str(folder / "blurred"), "--gyro", str(folder / "log.gcsv"), "--camera",
+        str(folder / "camera.json"), "--frames-csv", str(folder / "frames.csv"), "--readout",
+        "--max-pairs", "8"])
+    assert result.exit_code == 0, result.output
+    assert "bottom_to_top" in result.stdout
+    assert "the rows are read bottom to top, not top to bottom as log.gcsv's header says" in \
+        result.stderr
