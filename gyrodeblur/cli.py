@@ -643,6 +643,14 @@ def searched(result: SyncResult) -> str:
     return f"{result.offsets[0]:.3f} to {result.offsets[-1]:.3f} s"
 
 
+def note_global_shutter(camera: Path, readout_time: float | None, remedy: str) -> None:
+    """Say that an offset synchronised without a readout time may be half a readout off."""
+    said = "--readout-time 0" if readout_time is not None else \
+        f"{camera.name} has no readout time"
+    err_console.print(f"note: {said} (a global shutter): under a rolling shutter the offset "
+                      f"comes out off by up to half the readout; {remedy} estimates it")
+
+
 def note_narrowed_search(result: SyncResult, search: float, log: GyroLog) -> None:
     """Say when sync searched less than asked, the gyro covering too few frames that far."""
     if result.search < search:
@@ -786,11 +794,7 @@ def sync(
                                estimate_readout=readout, max_pairs=max_pairs, width=width)
     note_narrowed_search(result, search, log)
     if not readout and cam.readout_time == 0:
-        said = "--readout-time 0" if readout_time is not None else \
-            f"{camera.name} has no readout time"
-        err_console.print(f"note: {said} (a global shutter): under "
-                          "a rolling shutter the offset comes out off by up to half the "
-                          "readout; --readout estimates it")
+        note_global_shutter(camera, readout_time, "--readout")
     if json_output:
         out = {"time_offset": result.time_offset, "confidence": result.confidence,
                "pairs": result.pairs_used, "explained": result.explained,
@@ -1720,6 +1724,8 @@ def deblur_video_command(
                               f"offset {cam.time_offset:.4f} s")
         else:
             note_narrowed_search(found, sync_search, log)
+            if stored_cam.readout_time == 0:
+                note_global_shutter(camera, readout_time, "gyrodeblur sync --readout")
             err_console.print(f"sync: time_offset {found.time_offset:.4f} s "
                               f"(confidence {found.confidence:.2f})")
             if found.reliable:

@@ -866,6 +866,15 @@ def test_an_unreliable_sync_is_recorded_with_its_doubt_and_not_applied(clip, tmp
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "out" / "deblur.json").read_text())["sync"]
     assert not record["applied"] and "video shows no rotation" in record["doubt"]
+    assert "global shutter" not in result.output  # the camera has its readout
+    # Synchronised as a global shutter: said, as sync says it.
+    result = deblur_video(still, *motion_args(clip), "--range", "1:2", "--sync", "auto",
+                          "--readout-time", "0", "--method", "classic", "--iterations", "1",
+                          "-o", tmp_path / "global")
+    assert result.exit_code == 0, result.output
+    assert "note: --readout-time 0 (a global shutter): under a rolling shutter the offset " \
+           "comes out off by up to half the readout; gyrodeblur sync --readout estimates it" \
+           in " ".join(result.output.split())
 
 
 def test_sync_auto_on_a_short_range_uses_the_neighbouring_frames(clip, tmp_path):
