@@ -450,7 +450,7 @@ def load_timing(footage: Footage | None, frames_csv: Path | None, exposure: floa
             hint = "is the lens profile for this video mode? (frame_readout_time, ms)"
     check_timing_units(timing, cam.readout_time, source, hint)
     if frames_csv is not None and footage is not None and footage.fps and len(timing) > 1:
-        interval = float(np.median(np.diff(timing.t_start) / np.diff(timing.frame)))
+        interval = timing.interval()
         if interval * footage.fps > 300:  # ms read as s: 1000 times the video's interval
             err_console.print(f"note: {frames_csv}: its frames are {interval:.4g} s apart, the "
                               f"video's {1 / footage.fps:.4g} s ({footage.fps:.4g} fps): is "

@@ -98,6 +98,18 @@ class FrameTiming:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def interval(self) -> float:
+        """The median time between frames (s), per frame number: frames left out (dropped,
+        or not in a frames CSV) do not lengthen it. A single frame has none: ``nan``.
+
+        Example:
+            >>> FrameTiming([1, 2, 4], [0.0, 0.1, 0.3], [0.01] * 3).interval()
+            0.1
+        """
+        if len(self) < 2:
+            return float("nan")
+        return float(np.median(np.diff(self.t_start) / np.diff(self.frame)))
+
     def check_has(self, numbers: Iterable[int]) -> None:
         """Raise :class:`InputError` unless there are ``numbers`` and each is a frame here.
 
@@ -272,7 +284,7 @@ def check_timing_units(timing: FrameTiming, readout_time: float = 0.0,
                                         "ns)?")
     if len(timing.frame) < 2:
         return
-    interval = float(np.median(np.diff(timing.t_start) / np.diff(timing.frame)))
+    interval = timing.interval()
     if interval > MAX_FRAME_INTERVAL:
         raise InputError(timing.source, f"frames {interval:.6g} s apart (median): is t_start in "
                                         "seconds (not ms, us or ns)?")
@@ -1070,9 +1082,7 @@ def frame_rate(footage: Footage, timing: FrameTiming | None) -> Fraction:
     if footage.fps:
         return Fraction(footage.fps).limit_denominator(1001)
     if timing is not None and len(timing) > 1:
-        # Per frame number: frames a frames CSV leaves out do not slow the rate down.
-        step = np.median(np.diff(timing.t_start) / np.diff(timing.frame))
-        return Fraction(1 / step).limit_denominator(1001)
+        return Fraction(1 / timing.interval()).limit_denominator(1001)
     return Fraction(30)
 
 

@@ -65,6 +65,16 @@ def _in_order(frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, n
         yield number, image
 
 
+def kernel_reach(kernels: Iterable[np.ndarray | None], width: int, height: int) -> float:
+    """The farthest displacement of ``(T, 2, h, w)`` kernels, in pixels of a ``width`` x
+    ``height`` image of their view: beyond the image, nothing of it is left to restore (a
+    unit error)."""
+    kernels = [k for k in kernels if k is not None]
+    h, w = kernels[0].shape[-2:]
+    reach = max(float(np.nanmax(np.abs(k), initial=0.0)) for k in kernels)
+    return reach * max(width / w, height / h)
+
+
 def rotation_reach(orientation: Orientation, camera: Camera, timing: FrameTiming,
                    numbers: np.ndarray, samples: int = 9, width: int = 32) -> np.ndarray:
     """How far the rotation moves pixels during each frame's exposure: the largest
@@ -82,11 +92,13 @@ def rotation_reach(orientation: Orientation, camera: Camera, timing: FrameTiming
         array([ 3.5, 14. ])
     """
     small = camera.no_wider_than(width)
-    scale = max(camera.width / small.width, camera.height / small.height)
-    rows = timing.frame.searchsorted(numbers)
-    return np.array([float(np.nanmax(np.abs(rotation_trajectories(
-        orientation, small, timing.t_start[row], timing.exposure[row], samples)[0]),
-        initial=0.0)) for row in rows]) * scale
+
+    def reach(row: int) -> float:
+        traj, _ = rotation_trajectories(orientation, small, timing.t_start[row],
+                                        timing.exposure[row], samples)
+        return kernel_reach([traj], camera.width, camera.height)
+
+    return np.array([reach(row) for row in timing.frame.searchsorted(numbers)])
 
 
 def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTiming,

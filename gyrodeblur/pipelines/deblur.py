@@ -15,7 +15,7 @@ import json
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -48,7 +48,7 @@ from gyrodeblur.geometry.camera import Camera, same_view
 from gyrodeblur.geometry.gyro import GyroLog, check_covers
 from gyrodeblur.geometry.rotation import Orientation
 from gyrodeblur.heap import release_memory
-from gyrodeblur.kernels.clip import iter_frame_kernels, rotation_reach
+from gyrodeblur.kernels.clip import iter_frame_kernels, kernel_reach, rotation_reach
 from gyrodeblur.kernels.rotation import (
     camera_orientation,
     check_log_and_camera,
@@ -591,16 +591,6 @@ def read_kernels(path: str | Path, frame: int | None, shape: tuple[int, ...]
         raise InputError(path, f"kernels of frame {frame} move pixels {reach:.0f} px, "
                                f"beyond the {W}x{H} image: are they in pixels?")
     return kernels
-
-
-def kernel_reach(kernels: Iterable[np.ndarray | None], width: int, height: int) -> float:
-    """The farthest displacement of ``(T, 2, h, w)`` kernels, in pixels of a ``width`` x
-    ``height`` image of their view: beyond the image, nothing of it is left to restore (a
-    unit error)."""
-    kernels = [k for k in kernels if k is not None]
-    h, w = kernels[0].shape[-2:]
-    reach = max(float(np.nanmax(np.abs(k), initial=0.0)) for k in kernels)
-    return reach * max(width / w, height / h)
 
 
 def frame_files(footage: Footage) -> dict[str, str]:
