@@ -1495,6 +1495,7 @@ app.add_typer(deblur_app, name="deblur")
 MethodOption = Annotated[str, typer.Option(
     help="net (a trained network) or classic (deconvolution with the gyro kernels, no weights).")]
 ModelOption = Annotated[str | None, typer.Option(
+    "--model", "-m", metavar="NAME",
     help="Shipped model name, .safetensors file or training run folder (default: "
          "deepgyro-refine-s, frame by frame, refining the classical restoration; "
          "deepgyro-path-s is about 3 times faster; gyrodvd-s is the video network).")]

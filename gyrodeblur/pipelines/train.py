@@ -819,6 +819,14 @@ def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         if torch.cuda.is_available():  # NCCL's collectives run on the current device
+            local, gpus = int(os.environ.get("LOCAL_WORLD_SIZE", world)), torch.cuda.device_count()
+            if local > gpus:  # every process finds it, none waits for the others
+                if os.environ.get("RANK", "0") != "0":  # rank 0 reports it, once
+                    raise SystemExit(2)
+                raise InputError(None, f"torchrun started {local} processes on this machine, "
+                                       f"which has {gpus} CUDA GPU{'s' * (gpus > 1)}: one "
+                                       f"process per GPU (--nproc_per_node {gpus}), or "
+                                       "CUDA_VISIBLE_DEVICES= to train on the CPU")
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         # Rank 0 may draw the data cache for hours while the others wait at a barrier.
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",

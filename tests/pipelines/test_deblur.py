@@ -782,8 +782,9 @@ def test_classic_iterations_option_runs_that_many_steps(clip, tmp_path):
     assert np.abs(read_image(tmp_path / "out.png") - expected).max() <= 0.5 / 255 + 1e-6
     # The default net refines the classical restoration: the steps are its too.
     assert runner.invoke(app, [*args, "--method", "net"]).exit_code == 0
-    fast = runner.invoke(app, [*args, "--method", "net", "--model", "deepgyro-path-s"])
-    assert fast.exit_code == 2 and "--iterations applies to --method classic" in fast.output
+    for model_option in ("--model", "-m"):  # -m as in eval
+        fast = runner.invoke(app, [*args, "--method", "net", model_option, "deepgyro-path-s"])
+        assert fast.exit_code == 2 and "--iterations applies to --method classic" in fast.output
 
 
 @pytest.mark.parametrize(("extra", "message"), [

@@ -24,6 +24,7 @@ from gyrodeblur.pipelines.train import (
     TrainConfig,
     TrainSettings,
     _changed_settings,
+    _distributed,
     batch_indices,
     build_cache,
     cache_recipe,
@@ -307,7 +308,8 @@ def test_two_process_ddp_step_equals_one_process_on_the_whole_batch(cache, tmp_p
                                              "samples": 5, "count": 8, "crop": 24,
                                              "cache": str(cache)},
                                     "train": {"steps": 1, "batch": 4, "lr": 2e-3}}))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # gloo on the CPU, whatever GPUs the machine has (one GPU takes one process, not two)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node", "2", "-m", "gyrodeblur", "train", str(path),
                            "-o", str(tmp_path / "ddp")], env=env, capture_output=True,
@@ -338,7 +340,8 @@ def test_a_signal_to_one_ddp_process_stops_both_at_one_step(cache, tmp_path):
                                              "cache": str(cache)},
                                     "train": {"steps": 1000000, "batch": 4, "lr": 2e-3,
                                               "checkpoint_every": 5}}))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # gloo on the CPU, whatever GPUs the machine has (one GPU takes one process, not two)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     run = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
                             "--nproc_per_node", "2", "-m", "gyrodeblur", "train", str(path),
                             "-o", str(tmp_path / "ddp")], env=env, stdout=subprocess.DEVNULL,
@@ -1234,3 +1237,22 @@ def test_the_cli_says_where_a_stopped_run_stopped(cache, tmp_path):
         result.output
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0 and "stopped at" not in result.output
+
+
+def test_more_torchrun_processes_than_gpus_is_one_line_from_rank_0(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("no such GPU"))
+    for name, value in {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "LOCAL_RANK": "0",
+                        "RANK": "0"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(InputError, match=r"^torchrun started 2 processes on this machine, which "
+                                         r"has 1 CUDA GPU: one process per GPU "
+                                         r"\(--nproc_per_node 1\), or CUDA_VISIBLE_DEVICES= "
+                                         r"to train on the CPU$"):
+        _distributed()
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(SystemExit) as stopped:  # rank 0 alone says why
+        _distributed()
+    assert stopped.value.code == 2
