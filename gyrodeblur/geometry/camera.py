@@ -151,6 +151,22 @@ class Camera:
             u, _, vt = np.linalg.svd(r)
             put("imu_to_camera", tuple(tuple(float(v) for v in row) for row in u @ vt))
 
+    @classmethod
+    def from_fov(cls, width: int, height: int, hfov_deg: float, **fields: Any) -> Camera:
+        """An undistorted camera with square pixels and a centred principal point whose
+        longer side spans ``hfov_deg`` degrees, edge to edge (as a lens's field of view is
+        given); ``fields`` sets the others (``readout_time``, ``imu_to_camera``...).
+
+        Example:
+            >>> round(Camera.from_fov(640, 480, 90.0).fx, 9)  # 320 px / tan(45 deg)
+            320.0
+        """
+        if not 0 < hfov_deg < 180:
+            raise ValueError(f"hfov_deg {hfov_deg}: degrees, more than 0 and less than 180")
+        f = max(width, height) / 2 / np.tan(np.radians(hfov_deg) / 2)
+        return cls(width, height, fx=f, fy=f, cx=(width - 1) / 2, cy=(height - 1) / 2,
+                   **fields)
+
     @property
     def K(self) -> np.ndarray:
         """Intrinsic matrix, (3, 3) float64."""

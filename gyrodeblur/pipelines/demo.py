@@ -44,9 +44,8 @@ TRUE_OFFSET = 0.0375
 
 
 def _clip(rng: np.random.Generator):
-    fx = WIDTH / 2 / np.tan(np.radians(HFOV_DEG) / 2)
-    camera = Camera(width=WIDTH, height=HEIGHT, fx=fx, fy=fx, cx=(WIDTH - 1) / 2,
-                    cy=(HEIGHT - 1) / 2, readout_time=READOUT, time_offset=TRUE_OFFSET)
+    camera = Camera.from_fov(WIDTH, HEIGHT, HFOV_DEG, readout_time=READOUT,
+                             time_offset=TRUE_OFFSET)
     trace = next(t for t in bundled_traces() if "gyrovidstab" in t.source)
     keep = (trace.t >= SEGMENT_START - 0.5) & (trace.t <= SEGMENT_START + FRAMES / FPS + 0.5)
     log = replace(trace, t=trace.t[keep], w=trace.w[keep] * MOTION_GAIN)

@@ -502,9 +502,8 @@ def feature_test(pairs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
                                                  "deblurred": []}
         for image in (image1, image2):
             height, width = image.shape[:2]
-            fx = width / 2 / np.tan(np.radians(FEATURE_FOV_DEG / 2))
-            cam = Camera(width=width, height=height, fx=fx, fy=fx, cx=(width - 1) / 2,
-                         cy=(height - 1) / 2, readout_time=FEATURE_READOUT)
+            cam = Camera.from_fov(width, height, FEATURE_FOV_DEG,
+                                  readout_time=FEATURE_READOUT)
             segment = random_segment(traces[rng.integers(len(traces))], FEATURE_SEGMENT, rng)
             rot, _ = rotation_trajectories(integrate(segment.t, segment.w), cam, 0.05,
                                            exposure, 9)

@@ -240,9 +240,8 @@ class ClipSampler:
         readout = min(rng.uniform(*s.readout), 1 / fps)  # a sensor reads out within a frame
         # Across the longer side, as a camera's view is given: a portrait frame's width
         # would make the focal length of a tall frame too short for any lens.
-        fx = max(s.width, s.height) / 2 / np.tan(np.radians(rng.uniform(*s.hfov_deg)) / 2)
-        camera = Camera(width=s.width, height=s.height, fx=fx, fy=fx, cx=(s.width - 1) / 2,
-                        cy=(s.height - 1) / 2, readout_time=readout)
+        camera = Camera.from_fov(s.width, s.height, rng.uniform(*s.hfov_deg),
+                                 readout_time=readout)
         duration = clip_duration(s, fps, readout)
         log, motion = self._motion(rng, duration)
         clip_settings = ClipSettings(

@@ -642,3 +642,24 @@ def test_points_of_another_layout_are_refused(points):
     for convert in (cam.distort_points, cam.undistort_points):
         with pytest.raises(ValueError, match=r"must be \(\.\.\., 2\) points"):
             convert(points)
+
+
+@pytest.mark.parametrize(("width", "height", "hfov"), [(640, 480, 90.0), (480, 640, 60.0),
+                                                       (1001, 371, 150.0)])
+def test_a_camera_from_its_field_of_view_sees_it_edge_to_edge(width, height, hfov):
+    cam = Camera.from_fov(width, height, hfov, readout_time=0.02)
+    longer = max(width, height)
+    # The frame's outer pixel edges along its longer side, -0.5 and longer - 0.5, as rays.
+    edges = np.array([[-0.5, (height - 1) / 2], [width - 0.5, (height - 1) / 2]])
+    if height > width:
+        edges = np.array([[(width - 1) / 2, -0.5], [(width - 1) / 2, height - 0.5]])
+    rays = np.column_stack([(edges - [cam.cx, cam.cy]) / [cam.fx, cam.fy], np.ones(2)])
+    cos = rays[0] @ rays[1] / np.linalg.norm(rays[0]) / np.linalg.norm(rays[1])
+    assert np.degrees(np.arccos(cos)) == pytest.approx(hfov, abs=1e-9)
+    assert (cam.fx, cam.cx, cam.cy) == (cam.fy, (width - 1) / 2, (height - 1) / 2)
+    assert cam.readout_time == 0.02 and cam.distortion_model == "none"
+    assert longer / 2 / cam.fx == pytest.approx(np.tan(np.radians(hfov) / 2), rel=1e-12)
+    for wrong in (0.0, 180.0, float("nan")):
+        with pytest.raises(ValueError, match=f"hfov_deg {wrong}: degrees, more than 0 and "
+                                             "less than 180"):
+            Camera.from_fov(width, height, wrong)
