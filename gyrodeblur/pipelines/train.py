@@ -230,6 +230,14 @@ _NON_NEGATIVE = {"seed", "lr_min", "weight_decay"}
 _MAX_SEED = 2**64 - 1
 
 
+def _seeded_model(model: dict, seed: int) -> torch.nn.Module:
+    """:func:`build_model` with initial weights drawn (on the CPU) from ``seed``; the caller's
+    random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(model)
+
+
 def check_config(config: TrainConfig, source: Path | None = None, resuming: bool = False
                  ) -> None:
     """Refuse a config that cannot train, before any data is drawn: wrong types or values,
@@ -319,7 +327,7 @@ def check_config(config: TrainConfig, source: Path | None = None, resuming: bool
         raise InputError(source, f"model: {config.model!r} is not a mapping such as "
                                  f"{_EXAMPLES['model']}")
     try:
-        model = build_model(config.model)
+        model = _seeded_model(config.model, 0)
     except InputError as e:
         raise InputError(source, f"model: {e.problem}") from None
     if not resuming:
@@ -956,8 +964,7 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                 raise InputError(cache_path, f"{count} samples are fewer than one batch "
                                              f"({t.batch})")
             check_crop(config.data.crop, width, height, cache_path)
-        torch.manual_seed(t.seed)
-        model = build_model(config.model).to(device)
+        model = _seeded_model(config.model, t.seed).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         step, history, seconds_before = 0, [], 0.0
         if run.checkpoint.exists():

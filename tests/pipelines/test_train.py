@@ -511,7 +511,7 @@ def test_a_run_stopped_after_drawing_its_data_says_the_data_is_kept(cache, tmp_p
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training.torch, "manual_seed", interrupted)  # after the data
+    monkeypatch.setattr(training.torch.optim, "AdamW", interrupted)  # after the data
     with pytest.raises(KeyboardInterrupt, match=re.escape(f"the data cache {cache} is kept")):
         train(config(cache), tmp_path / "run")
     assert not (tmp_path / "run").exists()
@@ -1256,3 +1256,17 @@ def test_more_torchrun_processes_than_gpus_is_one_line_from_rank_0(monkeypatch):
     with pytest.raises(SystemExit) as stopped:  # rank 0 alone says why
         _distributed()
     assert stopped.value.code == 2
+
+
+def test_training_leaves_the_callers_random_state_as_it_was(cache, tmp_path):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = train(config(cache, steps=1), tmp_path / "a")
+    assert torch.equal(torch.rand(3), expected)  # a notebook's own draws go on unchanged
+    torch.manual_seed(7)  # and the run's weights do not follow the caller's seed
+    again = train(config(cache, steps=1), tmp_path / "b")
+    assert first["loss_first"] == again["loss_first"]
+    a = load_model(tmp_path / "a" / "model.safetensors", fuse=False)[0].state_dict()
+    b = load_model(tmp_path / "b" / "model.safetensors", fuse=False)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
