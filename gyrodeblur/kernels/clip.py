@@ -156,7 +156,7 @@ def iter_frame_kernels(orientation: Orientation, camera: Camera, timing: FrameTi
             t_ref = sample_times(camera, timing.t_start[row], timing.exposure[row], 2)[1]
             yield number, to_gray_u8(image), t_ref
 
-    for number, tau, mask in stream_velocities(grays(), orientation, camera, flow):
+    for number, tau, mask in stream_velocities(grays(), orientation, camera, flow, wanted):
         if number in wanted:
             rot, times, exposure = rotation(number)
             yield FrameKernels(number, rot, translation_trajectories(tau, exposure, samples),

@@ -13,7 +13,7 @@ definition of a trajectory and would double a gyro error instead of cancelling i
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -242,6 +242,7 @@ def combine_velocities(taus: list[np.ndarray],
 def stream_velocities(frames: Iterable[tuple[int, np.ndarray, np.ndarray]],
                       orientation: Orientation, camera: Camera,
                       flow: str | FlowBackend = "dis",
+                      wanted: Container[int] | None = None,
                       ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``tau`` of every frame of a stream, measured against its neighbours ``n - 1, n + 1``.
 
@@ -251,6 +252,8 @@ def stream_velocities(frames: Iterable[tuple[int, np.ndarray, np.ndarray]],
     Args:
         frames: ``(number, gray uint8, t_ref (H,))`` in increasing frame number.
         orientation, camera, flow: as :func:`pair_velocity`.
+        wanted: the frames whose ``tau`` is used (default all): a pair of two others is not
+            measured, and their ``tau`` is left partial.
 
     Yields:
         ``(number, tau (H, W, 2), mask (H, W))`` as :func:`combine_velocities` returns them;
@@ -261,7 +264,8 @@ def stream_velocities(frames: Iterable[tuple[int, np.ndarray, np.ndarray]],
     previous = None
     for number, gray, t_ref in frames:
         measured[number] = []
-        if previous is not None and previous[0] == number - 1:
+        if previous is not None and previous[0] == number - 1 and (
+                wanted is None or previous[0] in wanted or number in wanted):
             pv = pair_velocity(previous[1], gray, orientation, camera, previous[2], t_ref, flow)
             measured[number - 1].append((pv.tau_a, pv.valid_a))
             measured[number].append((pv.tau_b, pv.valid_b))

@@ -15,7 +15,7 @@ import json
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -697,19 +697,28 @@ class VideoJob:
             return np.array([], np.int64)
         return frames_alone(self.frames, self.read())
 
-    def restored(self) -> Iterator[list[FrameData]]:
-        """The windows of the frames to restore, in order (:func:`windows`)."""
+    def restored(self, kept: Container[int] = ()) -> Iterator[list[FrameData]]:
+        """The windows of the frames to restore, in order (:func:`windows`); those of the
+        frames ``kept`` (from a run resumed) come without images and kernels where no other
+        window takes them."""
         wanted = set(self.frames.tolist())
-        for clip in windows(self.stream(), self.restorer.window):
+        for clip in windows(self.stream(kept), self.restorer.window):
             if clip[len(clip) // 2].number in wanted:
                 yield clip
 
-    def stream(self) -> Iterator[FrameData]:
-        """The window frames at the processing resolution with their kernels, in order."""
+    def stream(self, kept: Container[int] = ()) -> Iterator[FrameData]:
+        """The window frames at the processing resolution with their kernels, in order; a
+        frame of ``kept`` that no window of another frame takes is only its number."""
         cam, kcam = self.camera, self.camera.no_wider_than(self.kernel_width)
         full: dict[int, np.ndarray] = {}
         numbers = self.window_frames()
-        wanted = set(numbers.tolist())
+        r = self.restorer.window // 2
+        restored = np.array([n for n in self.frames.tolist() if n not in kept], np.int64)
+        # Frame numbers within r of a frame restored: a superset of its window's frames.
+        near = np.searchsorted(restored, numbers - r) < np.searchsorted(restored, numbers + r,
+                                                                        "right")
+        needed = numbers[near]
+        wanted = set(needed.tolist())
         read = self.read()
 
         def source() -> Iterator[tuple[int, np.ndarray]]:
@@ -720,9 +729,14 @@ class VideoJob:
                     full[number] = image
                 yield number, image
 
-        for k in iter_frame_kernels(self.orientation, kcam, self.timing, numbers,
-                                    self.restorer.samples, source(),
-                                    self.restorer.translation, self.flow):
+        kernels = iter_frame_kernels(self.orientation, kcam, self.timing, needed,
+                                     self.restorer.samples, source(),
+                                     self.restorer.translation, self.flow)
+        for number in numbers.tolist():
+            if number not in wanted:
+                yield FrameData(number, None, None, None)
+                continue
+            k = next(kernels)
             yield FrameData(k.number, full.pop(k.number), still_where_no_ray(k.rot),
                             None if k.tran is None else still_where_no_ray(k.tran))
 
@@ -914,9 +928,10 @@ def deblur_video(job: VideoJob, output: str | Path, side_by_side: bool = False,
                               lambda number: job.footage.stored_format(number, alpha).turned(
                                   upright))
         try:
-            for clip in job.restored():
+            kept_before = {n for n in job.frames.tolist() if folder.done(n)}
+            for clip in job.restored(kept_before):
                 centre = clip[len(clip) // 2]
-                if folder.done(centre.number):
+                if centre.number in kept_before:
                     kept += 1
                 else:
                     folder.write(centre.number,

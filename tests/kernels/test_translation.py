@@ -300,3 +300,25 @@ def test_rotation_flow_takes_a_time_per_row():
 def test_fill_nearest_refuses_a_mask_or_field_of_another_shape(field, valid):
     with pytest.raises(ValueError, match=r"need field \(H, W, C\) and a bool valid"):
         fill_nearest(field, valid)
+
+
+@pytest.mark.parametrize(("wanted", "pairs"), [({1}, 1), ({3}, 1), ({2}, 2), ({1, 3}, 2)])
+def test_a_stream_measures_only_the_pairs_of_the_frames_wanted(wanted, pairs):
+    camera = Camera(192, 144, 180.0, 180.0, 95.5, 71.5)
+    _, frames, orientation = _scene_clip(camera, [0.0, 0.3, 0.0], (1.5, 0.0, 0.0))
+    calls = []
+
+    def counted(a, b):
+        calls.append((a, b))
+        return FLOW_BACKENDS["dis"](a, b)
+
+    every = {n: (tau, mask) for n, tau, mask in stream_velocities(iter(frames), orientation,
+                                                                  camera, counted)}
+    assert len(calls) == 4  # two pairs, flows both ways
+    calls.clear()
+    some = {n: (tau, mask) for n, tau, mask in stream_velocities(iter(frames), orientation,
+                                                                 camera, counted, wanted)}
+    assert len(calls) == 2 * pairs
+    for n in wanted:
+        assert np.array_equal(some[n][0], every[n][0]) and np.array_equal(some[n][1],
+                                                                           every[n][1])

@@ -642,12 +642,19 @@ def test_interrupted_video_leaves_no_file(clip, tmp_path, monkeypatch, signal_na
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_interrupted_folder_says_so_and_resumes(clip, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("method", "computed"), [
+    (["--method", "classic", "--iterations", "2"], [3, 4, 5, 6, 7]),
+    (["--model", "gyrodvd-s"], [2, 3, 4, 5, 6, 7])])  # frame 3's window takes frame 2
+def test_interrupted_folder_says_so_and_resumes(clip, tmp_path, monkeypatch, method, computed):
     import os
     import signal
 
-    restore = deblur_module.restore_frame
-    restored, killed = [], []
+    restore, kernels = deblur_module.restore_frame, deblur_module.iter_frame_kernels
+    restored, killed, with_kernels = [], [], []
+
+    def kernels_counted(orientation, camera, timing, numbers, *args):
+        with_kernels.extend(numbers.tolist())
+        return kernels(orientation, camera, timing, numbers, *args)
 
     def interrupted(restorer, window):
         frame = window[len(window) // 2]
@@ -658,7 +665,8 @@ def test_interrupted_folder_says_so_and_resumes(clip, tmp_path, monkeypatch):
         return restore(restorer, window)
 
     monkeypatch.setattr(deblur_module, "restore_frame", interrupted)
-    args = [*motion_args(clip), "--method", "classic", "--iterations", "2", "-o", tmp_path / "o"]
+    monkeypatch.setattr(deblur_module, "iter_frame_kernels", kernels_counted)
+    args = [*motion_args(clip), *method, "-o", tmp_path / "o"]
     result = deblur_video(clip / "blurred", *args)
     assert result.exit_code == 130
     assert result.output.strip().splitlines()[-1].startswith(  # one line, after the progress
@@ -667,9 +675,16 @@ def test_interrupted_folder_says_so_and_resumes(clip, tmp_path, monkeypatch):
         "frame_000001.png", "frame_000002.png"]
     assert json.loads((tmp_path / "o" / "deblur.json").read_text())["complete"] is False
     restored.clear()
+    with_kernels.clear()
     assert deblur_video(clip / "blurred", *args).exit_code == 0
     assert restored == [3, 4, 5, 6, 7]  # the frames done are kept
+    assert with_kernels == computed  # and need no kernels
     assert json.loads((tmp_path / "o" / "deblur.json").read_text())["complete"] is True
+    whole = tmp_path / "whole"
+    assert deblur_video(clip / "blurred", *args[:-1], whole).exit_code == 0
+    for n in range(1, 8):
+        name = f"frame_{n:06d}.png"
+        assert np.array_equal(read_image(tmp_path / "o" / name), read_image(whole / name)), n
 
 
 def test_corrupt_video_is_an_error(clip, tmp_path):
