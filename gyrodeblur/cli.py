@@ -921,7 +921,7 @@ def synth_image(
 @synth_app.command("clips")
 @reports_input_errors
 def synth_clips(
-    count: Annotated[int, typer.Option("-n", min=1, help="Number of clips.")] = ...,
+    count: Annotated[int, typer.Option("-n", "--count", min=1, help="Number of clips.")] = ...,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = ...,
     images: Annotated[Path | None, typer.Option(
         help="Folder of sharp images (default: embedded images).")] = None,

@@ -161,8 +161,8 @@ def test_clips_too_large_for_the_memory_are_refused_before_anything_is_written(t
         "error: --size 100000x100000: a clip of 7 frames and its kernels (T=9) would take "
         "10952.4 GB")
     assert not (tmp_path / "x").exists()
-    result = runner.invoke(app, ["synth", "clips", "-n", "1", "-o", str(tmp_path / "x"),
-                                 "--frames", "100000"])
+    result = runner.invoke(app, ["synth", "clips", "--count", "1", "-o", str(tmp_path / "x"),
+                                 "--frames", "100000"])  # --count: -n by its name
     assert result.exit_code == 2 and "give a smaller --size, fewer --frames or --samples" in \
         " ".join(result.output.split())
 

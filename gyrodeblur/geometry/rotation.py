@@ -79,10 +79,11 @@ def log_so3(R: np.ndarray) -> np.ndarray:
                     R[..., 1, 0] - R[..., 0, 1]], axis=-1)
     sin = 0.5 * np.linalg.norm(vee, axis=-1)
     theta = np.arctan2(sin, cos)  # precise at every angle, unlike arccos near 0 and pi
-    small = theta < 1e-4
-    scale = np.where(small, 0.5 + theta**2 / 12.0, theta / (2.0 * np.where(small, 1.0, sin)))
+    small, near_pi = theta < 1e-4, theta > np.pi - 1e-3
+    # sin is 0 at pi too, where the axis comes from below instead.
+    scale = np.where(small, 0.5 + theta**2 / 12.0,
+                     theta / (2.0 * np.where(small | near_pi, 1.0, sin)))
     out = scale[..., None] * vee
-    near_pi = theta > np.pi - 1e-3
     if np.any(near_pi):
         # R + I = 2 a a^T (1 - cos) + ...: take the largest column of the symmetric part.
         Rp = R[near_pi]

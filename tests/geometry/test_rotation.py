@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -22,10 +24,24 @@ def test_exp_matches_scipy_and_log_inverts(phi):
 
 
 def test_log_near_pi_and_tiny_angles():
-    for phi in ([np.pi - 1e-7, 0, 0], [0, 2.0, 2.0 - 1e-9], [1e-9, -2e-9, 3e-9]):
+    axis = np.array([1.0, 2.0, -2.0]) / 3
+    for phi in ([np.pi - 1e-7, 0, 0], [0, 2.0, 2.0 - 1e-9], [1e-9, -2e-9, 3e-9],
+                -(np.pi - 1e-4) * axis, -(np.pi - 1e-7) * axis, (np.pi - 1e-9) * axis):
         phi = np.array(phi)
         phi = phi if np.linalg.norm(phi) < np.pi else phi / np.linalg.norm(phi) * (np.pi - 1e-6)
         np.testing.assert_allclose(exp_so3(log_so3(exp_so3(phi))), exp_so3(phi), atol=1e-9)
+        # Below pi the rotation vector is unique: scipy's, and the one it came from.
+        expected = Rotation.from_matrix(exp_so3(phi)).as_rotvec()
+        np.testing.assert_allclose(log_so3(exp_so3(phi)), expected, atol=1e-6)
+        np.testing.assert_allclose(log_so3(exp_so3(phi)), phi, atol=1e-6)
+    # At pi exactly, either of the two opposite vectors.
+    for axis_at_pi in (np.array([1.0, 0.0, 0.0]), axis):
+        rotation = 2 * np.outer(axis_at_pi, axis_at_pi) - np.eye(3)  # a half turn about it
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no division by its zero sine on the way
+            got = log_so3(rotation)
+        assert min(np.abs(got - np.pi * axis_at_pi).max(),
+                   np.abs(got + np.pi * axis_at_pi).max()) < 1e-6
 
 
 def test_wrong_shapes_are_named():

@@ -15,10 +15,18 @@ TIMING = FrameTiming(np.array([1, 2, 4]), np.array([0.1, 0.2, 0.4]), np.full(3, 
 
 
 def test_each_frame_gets_the_rotation_of_its_own_times():
-    ks = list(iter_frame_kernels(ORIENTATION, CAM, TIMING, np.array([4, 1]), samples=3))
-    assert [k.number for k in ks] == [1, 4]
-    expected, _ = rotation_trajectories(ORIENTATION, CAM, 0.4, 0.02, 3)
-    np.testing.assert_array_equal(ks[1].rot, expected)
+    # A rate that changes over time: each frame's kernels are its own.
+    t = np.linspace(0.0, 1.0, 201)
+    turning = integrate(t, np.column_stack([np.sin(9 * t), 2 * np.cos(7 * t), t - 0.5]))
+    timing = FrameTiming(np.array([1, 2, 4]), np.array([0.1, 0.2, 0.4]),
+                         np.array([0.02, 0.03, 0.01]), "frames.csv")
+    ks = list(iter_frame_kernels(turning, CAM, timing, np.array([4, 2, 1]), samples=3))
+    assert [k.number for k in ks] == [1, 2, 4]
+    for k, t_start, exposure in zip(ks, timing.t_start, timing.exposure, strict=True):
+        rot, times = rotation_trajectories(turning, CAM, t_start, exposure, 3)
+        np.testing.assert_array_equal(k.rot, rot)
+        np.testing.assert_array_equal(k.times, times)
+    assert all(np.abs(a.rot - b.rot).max() > 0.1 for a, b in zip(ks, ks[1:], strict=False))
 
 
 @pytest.mark.parametrize("number", [3, 9])

@@ -11,6 +11,7 @@ from gyrodeblur.errors import InputError
 from gyrodeblur.footage import write_image
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro
+from gyrodeblur.geometry.rotation import integrate, log_so3
 from gyrodeblur.kernels.rotation import camera_orientation, rotation_trajectories
 from gyrodeblur.synthesis.clips import ClipSettings, export_clip, synthesize_clip
 from gyrodeblur.synthesis.datasets import ClipFolderDataset, SyntheticDataset, observed_kernels
@@ -149,6 +150,13 @@ def test_clips_longer_than_every_real_trace_take_the_hand_shake_model():
                                real_motion=1.0)
     clip = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=64), settings, seed=0).sample(0)
     assert clip.blurred.shape[0] == 250 and clip.log.t[-1] - clip.log.t[0] >= 25.0
+    scale = clip.meta["motion"]["shake_model"]
+    assert set(clip.meta["motion"]) == {"shake_model"}
+    lo, hi = settings.shake_scale
+    assert lo <= scale <= hi
+    # A hand's shake moves the camera throughout, not a still log under that name.
+    rms = np.sqrt((clip.log.w**2).sum(axis=1))
+    assert np.median([r.mean() for r in np.array_split(rms, 25)]) > 0.1  # about 0.9 rad/s
 
 
 def test_readout_stays_within_the_frame_interval():
@@ -219,7 +227,7 @@ def test_meta_tells_how_much_of_a_frame_the_view_saw_beyond_the_source():
     settings = ClipSettings(frames=3, fps=10.0, gyro_start=0.2, samples=3)
 
     def outside(rate):
-        log = GyroLog(t, np.tile([0.0, rate, 0.0], (len(t), 1)))
+        log = GyroLog(t, np.broadcast_to(rate, t.shape)[:, None] * [0.0, 1.0, 0.0])
         clip = synthesize_clip(source, camera, log, Scene(), settings, np.random.default_rng(0))
         return clip.meta["outside_source"]
 
@@ -230,3 +238,11 @@ def test_meta_tells_how_much_of_a_frame_the_view_saw_beyond_the_source():
     columns = 31.5 + 30 * np.tan(np.arctan((np.arange(32) - 15.5) / 30) + 0.5)
     assert (columns > 63).any()
     assert outside(5.0) == pytest.approx((columns > 63).mean(), abs=1e-6)
+    # The largest over the frames: a pan between the first two frames' exposures (0.2 and
+    # 0.3 s, 1/60 s long), then still. The first frame alone looks 0.5 rad aside.
+    rate = np.where((t > 0.22) & (t < 0.295), 0.5 / 0.075, 0.0)
+    # The turn between the two still exposures, as the log integrates (about 0.5 rad).
+    turn = log_so3(integrate(t, rate[:, None] * [0.0, 1.0, 0.0]).relative(0.31, 0.21))[1]
+    columns = 31.5 + 30 * np.tan(np.arctan((np.arange(32) - 15.5) / 30) + abs(turn))
+    assert (columns > 63).any()
+    assert outside(rate) == pytest.approx((columns > 63).mean(), abs=1e-6)

@@ -10,11 +10,28 @@ from gyrodeblur.synthesis.images import SKIMAGE_IMAGES, ImageBank, dead_leaves, 
 BANK = ImageBank(dead_leaves=2, dead_leaves_size=96)
 
 
+def _flat_regions(image: np.ndarray, step: float = 0.02) -> np.ndarray:
+    """Pixel counts of the regions that neighbours closer than ``step`` in colour join: one
+    leaf each (a leaf's shading changes less from pixel to pixel, but for the smallest)."""
+    from skimage.measure import label
+
+    edge = np.zeros(image.shape[:2], bool)
+    edge[:, 1:] |= np.abs(np.diff(image, axis=1)).max(-1) >= step
+    edge[1:, :] |= np.abs(np.diff(image, axis=0)).max(-1) >= step
+    return np.bincount(label(~edge, connectivity=1).ravel())[1:]
+
+
 def test_dead_leaves_cover_the_image_with_many_sizes():
     image = BANK.image(len(BANK) - 1)
     assert image.shape == (96, 96, 3)
     colours = np.unique(image.reshape(-1, 3).round(1), axis=0)
     assert len(colours) > 30
+    # Covered: black only where a dark leaf's shading is clipped, a few pixels.
+    assert (image.max(-1) == 0).mean() < 0.01
+    # Sizes of the power law: leaves of a few pixels and leaves of hundreds (one radius
+    # of 4 px would leave none over 50).
+    areas = _flat_regions(image)
+    assert np.median(areas) <= 10 and areas.max() > 100
 
 
 def test_dead_leaves_are_a_function_of_the_generator_state():
