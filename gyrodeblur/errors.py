@@ -12,16 +12,24 @@ from pathlib import Path
 class InputError(ValueError):
     """Bad input: missing columns, unsorted timestamps, NaN, wrong units, mismatched sizes...
 
+    One argument is the whole message, naming no file: how a DataLoader worker's error is
+    rebuilt in the loading process.
+
     Example:
         >>> str(InputError("gyro.csv", "NaN at line 3")), str(InputError("", "NaN at line 3"))
         ('gyro.csv: NaN at line 3', 'NaN at line 3')
     """
 
-    def __init__(self, source: str | Path | None, problem: str) -> None:
+    def __init__(self, source: str | Path | None, problem: str | None = None) -> None:
+        if problem is None:
+            source, problem = None, str(source)
         # "": a log or footage built in Python, which names no file.
         self.source = None if source is None or str(source) == "" else str(source)
         self.problem = problem
         super().__init__(problem if self.source is None else f"{self.source}: {problem}")
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.source, self.problem)
 
     def located(self, source: str | Path) -> InputError:
         """This error, or the same problem at ``source`` where it names no file: for a check

@@ -1,8 +1,10 @@
 """The input error's one-line message and the termination signal's place among exceptions."""
 
+import pickle
 from pathlib import Path
 
 import pytest
+import torch
 
 from gyrodeblur.errors import InputError, Terminated
 
@@ -35,3 +37,22 @@ def test_termination_is_handled_where_ctrl_c_is_and_not_as_an_error():
     with pytest.raises(KeyboardInterrupt):
         raise Terminated()
     assert not issubclass(Terminated, Exception)  # `except Exception` does not swallow it
+
+
+class _Unreadable(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        raise InputError(f"clips/{index}/gyro.csv", "NaN at line 3")
+
+
+def test_an_input_error_crosses_processes_as_itself():
+    error = pickle.loads(pickle.dumps(InputError("gyro.csv", "NaN at line 3")))
+    assert (error.source, error.problem, str(error)) == ("gyro.csv", "NaN at line 3",
+                                                         "gyro.csv: NaN at line 3")
+    # A DataLoader worker's error is rebuilt from its message: one argument.
+    loader = torch.utils.data.DataLoader(_Unreadable(), num_workers=1)
+    with pytest.raises(InputError, match="clips/0/gyro.csv: NaN at line 3"):
+        next(iter(loader))
+    assert str(InputError("the message alone")) == "the message alone"

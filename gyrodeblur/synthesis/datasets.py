@@ -1,7 +1,10 @@
 """PyTorch datasets: synthetic samples made on the fly, and clip folders on disk.
 
-Both give samples of one form (keys, shapes, kernels computed alike), so real and synthetic
-data go through one loader. A sample is a dict of tensors; for clips of ``F`` frames:
+Both give samples of one form (keys, shapes, kernels computed alike), so a network trains on
+real and synthetic data alike; a loader that mixes the two in one batch keeps their common
+keys (``rot_true`` and ``tran_true`` are synthetic samples' alone, ``sharp`` paired clips').
+Samples pickle for DataLoader workers (fork or spawn) and are a function of their index. A
+sample is a dict of tensors; for clips of ``F`` frames:
 
 - ``blurred``, ``sharp``: ``(F, 3, H, W)`` float32 sRGB (``sharp`` absent for real footage
   without references);
@@ -25,6 +28,7 @@ With ``frames == 1`` (images) the ``F`` axis is dropped.
 from __future__ import annotations
 
 import inspect
+import operator
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -132,6 +136,9 @@ class SyntheticDataset(Dataset):
                  crop: int | None = None, flow_kernel: bool = False,
                  first_estimate: Restore | None = None) -> None:
         flow_backend(flow)  # refused now, not in a worker
+        _check_crop(crop)
+        if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 0:
+            raise ValueError(f"length {length!r}: a whole number of samples, 0 or more")
         size = sampler.settings.width, sampler.settings.height
         if crop and crop > min(size):
             raise ValueError(f"crop {crop} is larger than the frames ({size[0]}x{size[1]})")
@@ -143,8 +150,7 @@ class SyntheticDataset(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < self.length:
-            raise IndexError(index)
+        index = _sample_index(index, self.length)
         clip = self.sampler.sample(index)
         T = clip.rot.shape[1]
         # The recorded log is in camera axes already: not turned again.
@@ -161,6 +167,21 @@ class SyntheticDataset(Dataset):
         if self.crop:
             arrays = _crop(arrays, self.crop, np.random.default_rng([self.sampler.seed, index, 1]))
         return _to_sample(arrays, single=len(clip.blurred) == 1)
+
+
+def _check_crop(crop: object) -> None:
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int | np.integer)
+                             or crop < 1):
+        raise ValueError(f"crop {crop!r}: a whole number of pixels, at least 1, or None")
+
+
+def _sample_index(index: int, count: int) -> int:
+    """``index`` as an int (a tensor's too), refused beyond ``[0, count)``: no negative twin
+    of a sample, whose crop would be seeded apart."""
+    index = operator.index(index)
+    if not 0 <= index < count:
+        raise IndexError(f"sample {index} of {count}" + f" (0 to {count - 1})" * (count > 0))
+    return index
 
 
 def _crop(arrays: dict[str, np.ndarray], size: int,
@@ -306,6 +327,7 @@ class ClipFolderDataset(Dataset):
         if frames < 1 or samples < 2:
             raise ValueError(f"frames must be at least 1 and samples at least 2, got {frames}, "
                              f"{samples}")
+        _check_crop(crop)
         root = Path(root)
         folders = clip_folders(root)
         if not folders:
@@ -344,8 +366,7 @@ class ClipFolderDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < len(self.index):  # no negative twin of a sample, its crop seeded apart
-            raise IndexError(index)
+        index = _sample_index(index, len(self.index))
         c, first, centre = self.index[index]
         window = _with_estimate(self.clips[c].window(first, self.frames, self.samples),
                                 self.first_estimate)

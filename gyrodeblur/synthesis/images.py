@@ -133,6 +133,10 @@ class ImageBank:
     def __len__(self) -> int:
         return len(self._items)
 
+    def __getstate__(self) -> dict:
+        # A DataLoader worker started by spawn fills a cache of its own: none is copied.
+        return {**self.__dict__, "_cache": {}}
+
     @property
     def files(self) -> list[Path]:
         """The image files it reads (none for the embedded default)."""

@@ -223,6 +223,8 @@ class ClipSampler:
 
     def __init__(self, bank: ImageBank, settings: SamplerSettings | None = None,
                  seed: int = 0, traces: Sequence[GyroLog] | None = None) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed {seed!r}: a whole number, 0 or more")  # as numpy takes
         self.bank = bank
         self.settings = settings or SamplerSettings()
         self.seed = seed

@@ -171,12 +171,36 @@ def test_windows_of_clip_folders_hold_consecutive_frames(tmp_path):
 @pytest.mark.parametrize(("options", "message"), [
     ({"flow": "raft"}, "flow 'raft': choose one of"),
     ({"crop": 40}, r"crop 40 is larger than the frames \(32x24\)"),
+    ({"crop": -5}, r"^crop -5: a whole number of pixels, at least 1, or None$"),
+    ({"crop": 20.0}, r"^crop 20.0: a whole number of pixels, at least 1, or None$"),
+    ({"crop": True}, r"^crop True: a whole number of pixels, at least 1, or None$"),
+    ({"length": -1}, r"^length -1: a whole number of samples, 0 or more$"),
 ])
 def test_synthetic_dataset_settings_are_checked_when_it_is_made(options, message):
     sampler = ClipSampler(ImageBank(dead_leaves=1, dead_leaves_size=64),
                           SamplerSettings(width=32, height=24))
     with pytest.raises(ValueError, match=message):
-        SyntheticDataset(sampler, 2, **options)
+        SyntheticDataset(sampler, **{"length": 2, **options})
+
+
+def test_a_sampler_refuses_a_seed_numpy_cannot_take():
+    with pytest.raises(ValueError, match=r"^seed -1: a whole number, 0 or more$"):
+        ClipSampler(BANK, SamplerSettings(width=32, height=24), seed=-1)
+
+
+def test_an_index_beyond_the_samples_says_how_many_there_are(tmp_path):
+    ds = dataset()
+    for index in (-1, 6):
+        with pytest.raises(IndexError, match=rf"^sample {index} of 6 \(0 to 5\)$"):
+            ds[index]
+    assert torch.equal(ds[torch.tensor(1)]["blurred"], ds[1]["blurred"])  # a sampler's index
+    export_clip(dataset(frames=2).sampler.sample(0), tmp_path / "a")
+    folder = ClipFolderDataset(tmp_path, frames=1, samples=5)
+    with pytest.raises(IndexError, match=r"^sample 2 of 2 \(0 to 1\)$"):
+        folder[2]
+    with pytest.raises(ValueError, match=r"^crop 0: a whole number of pixels, at least 1, "
+                                         r"or None$"):
+        ClipFolderDataset(tmp_path, frames=1, samples=5, crop=0)
 
 
 def test_a_synthetic_dataset_takes_a_flow_function_as_its_name():

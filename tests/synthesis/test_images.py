@@ -106,3 +106,15 @@ def test_folders_that_cannot_be_a_bank_are_named(tmp_path):
     (tmp_path / "gone.png").symlink_to(tmp_path / "moved.png")
     with pytest.raises(InputError, match=r"gone.png: a link to a file that does not exist$"):
         ImageBank(tmp_path)
+
+
+def test_a_bank_sent_to_a_worker_process_leaves_its_cached_images_behind():
+    import pickle
+
+    bank = ImageBank(dead_leaves=2, dead_leaves_size=96)
+    empty = len(pickle.dumps(bank))
+    first = bank.image(len(bank) - 1)
+    assert len(pickle.dumps(bank)) == empty  # not the 96x96x3 floats drawn
+    copy = pickle.loads(pickle.dumps(bank))
+    assert np.array_equal(copy.image(len(copy) - 1), first)  # drawn again, the same
+    assert len(bank._cache) == 1  # the bank itself keeps its own
