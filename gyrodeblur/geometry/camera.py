@@ -770,8 +770,10 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
     ``compatible_settings``, expanded as Gyroflow's ``get_all_matching_profiles`` does (a
     ``width``/``height`` of the calibration's aspect ratio scales it by
     ``width / calib_dimension.w``, as :meth:`Camera.rescaled` would, one of another aspect
-    ratio is a sensor crop that keeps the camera matrix; a ``frame_readout_time`` or ``fps``
-    replaces the profile's); ``d`` itself when none fits."""
+    ratio is a sensor crop that keeps the camera matrix; a ``frame_readout_time``, ``fps``,
+    ``crop``, ``digital_lens``, stretch or ``interpolations`` replaces the profile's); ``d``
+    itself when none fits. Modes of the size and frame rate that differ in crop or lens are
+    an :class:`InputError`: which was filmed is not guessed."""
     entries = d.get("compatible_settings") or []
     if size is None or not entries:
         return d
@@ -807,7 +809,9 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
                     scaled[r][r] *= ratio
                     scaled[r][2] = (scaled[r][2] + 0.5) * ratio - 0.5
                 mode["fisheye_params"] = {**params, "camera_matrix": scaled}
-        for key in ("frame_readout_time", "fps"):
+        # What else a mode says of its picture: a crop, a digital lens, a stretch, a zoom
+        # lens's interpolations (applied, or refused, as the profile's own would be).
+        for key in ("frame_readout_time", "fps", "identifier", *_GYROFLOW_MODE_GEOMETRY):
             if key in entry:
                 mode[key] = entry[key]
         modes.append((mode, declared))
@@ -816,7 +820,20 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
         timed = [m for m in fitting if isinstance(m.get("fps"), int | float)
                  and abs(m["fps"] - fps) <= 0.01 * fps]
         fitting = timed or fitting
+    pictures = {json.dumps([m.get(k) for k in _GYROFLOW_MODE_GEOMETRY], sort_keys=True)
+                for m in fitting}
+    if len(pictures) > 1:  # Gyroflow asks which (by identifier); a guess gives wrong kernels
+        names = ", ".join(str(m.get("identifier") or "?") for m in fitting)
+        at = f" at {fps:g} fps" if fps else ""
+        raise InputError(source, f"Gyroflow lens profile: {len(fitting)} modes fit "
+                                 f"{size[0]}x{size[1]}{at} with different crops or lenses "
+                                 f"({names}): give a profile of the mode filmed alone")
     return fitting[0] if fitting else d
+
+
+#: The keys of a Gyroflow mode that change its picture's geometry.
+_GYROFLOW_MODE_GEOMETRY = ("crop", "digital_lens", "input_horizontal_stretch",
+                           "input_vertical_stretch", "interpolations")
 
 
 def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
@@ -847,6 +864,9 @@ def _camera_from_gyroflow(d: dict[str, Any], source: Path) -> Camera:
                    "(only opencv_fisheye and opencv_standard)")
     if d.get("digital_lens"):
         raise fail(f"digital lens {d['digital_lens']!r} is not supported")
+    if d.get("interpolations"):
+        raise fail("a zoom lens's interpolations by focal length are not supported: a profile "
+                   "of the focal length filmed")
     for key in ("input_horizontal_stretch", "input_vertical_stretch"):
         stretch = d.get(key)
         if stretch is not None and (isinstance(stretch, bool)

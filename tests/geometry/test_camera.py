@@ -663,3 +663,33 @@ def test_a_camera_from_its_field_of_view_sees_it_edge_to_edge(width, height, hfo
         with pytest.raises(ValueError, match=f"hfov_deg {wrong}: degrees, more than 0 and "
                                              "less than 180"):
             Camera.from_fov(width, height, wrong)
+
+
+def test_a_gyroflow_mode_brings_its_crop_and_lens(tmp_path: Path) -> None:
+    # GoPro profiles list modes of one size that differ in crop (HyperSmooth Boost crops more)
+    # or in a digital lens (HyperView): as Gyroflow reads them, a crop divides the focal
+    # lengths of the mode's scaled calibration; the lens is not ours to undo.
+    fx = GYROFLOW_PROFILE["fisheye_params"]["camera_matrix"][0][0]
+    d = {**GYROFLOW_PROFILE, "compatible_settings": [
+        {"width": 1358, "height": 762, "fps": 100.0, "crop": 0.745, "identifier": "boost"},
+        {"width": 1358, "height": 762, "fps": 50.0, "identifier": "plain"},
+        {"width": 2716, "height": 1524, "fps": 60.0, "digital_lens": "gopro_hyperview"},
+        {"width": 1358, "height": 762, "fps": 25.0, "interpolations": {"35": {}}}]}
+    path = write_json(tmp_path / "gopro.json", d)
+    boost = load_camera(path, mode_size=(1358, 762), mode_fps=100.0)
+    assert boost.fx == pytest.approx(fx / 2 / 0.745, rel=1e-12)
+    assert load_camera(path, mode_size=(1358, 762), mode_fps=50.0).fx == pytest.approx(fx / 2)
+    with pytest.raises(InputError, match=r"gopro.json: Gyroflow lens profile: digital lens "
+                                         r"'gopro_hyperview' is not supported$"):
+        load_camera(path, mode_size=(2716, 1524), mode_fps=60.0)
+    with pytest.raises(InputError, match=r"gopro.json: Gyroflow lens profile: a zoom lens's "
+                                         r"interpolations by focal length are not supported"):
+        load_camera(path, mode_size=(1358, 762), mode_fps=25.0)
+    # Without the frame rate that tells them apart, which mode was filmed is not guessed.
+    with pytest.raises(InputError, match=r"gopro.json: Gyroflow lens profile: 3 modes fit "
+                                         r"1358x762 with different crops or lenses \(boost, "
+                                         r"plain, \?\): give a profile of the mode filmed alone$"):
+        load_camera(path, mode_size=(1358, 762))
+    with pytest.raises(InputError, match="zoom lens's interpolations"):
+        load_camera(write_json(tmp_path / "zoom.json", {**GYROFLOW_PROFILE,
+                                                       "interpolations": {"35": {}}}))
