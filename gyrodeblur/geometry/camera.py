@@ -797,10 +797,10 @@ def _gyroflow_mode(d: dict[str, Any], source: Path, size: tuple[int, int] | None
             # the calibration's (a principal point not asymmetrical is the crop's centre).
             mode["calib_dimension"] = {"w": width, "h": height}
         elif sized:
-            # The size as the entry gives it: a mode of 2704x1520 for a 3840x2160
-            # calibration is scaled to 2704x1521.
+            # Scaled by the width, at the size the entry gives (a mode of 1920x1080 for a
+            # 2704x1520 calibration would scale to 1920x1079): the row more or less is a crop.
             ratio = width / w
-            mode["calib_dimension"] = {"w": round(w * ratio), "h": round(h * ratio)}
+            mode["calib_dimension"] = {"w": width, "h": height}
             if len(matrix) == 3:
                 scaled = [row[:] for row in matrix]
                 for r in (0, 1):

@@ -474,12 +474,16 @@ def test_gyroflow_compatible_settings_give_the_mode_of_the_footage(tmp_path: Pat
     assert load_camera(path, mode_size=(2716, 1524), mode_fps=30.0).readout_time == \
         base.readout_time
     assert load_camera(path, mode_size=(1920, 1080)).readout_time == base.readout_time  # no mode
-    # A mode's size as the entry gives it, though the calibration scales to a row more.
+    # A mode's size as the entry gives it, though the calibration scales to a row more
+    # (1524 * 1913 / 2716 = 1073.4): scaled by the width, the rows a crop of it.
     d["compatible_settings"] = [{"width": 1913, "height": 1072, "frame_readout_time": 9.0}]
     odd = load_camera(write_json(tmp_path / "odd.json", d), mode_size=(1913, 1072))
-    assert (odd.width, odd.height) == (1913, 1073)  # 1524 * 1913 / 2716 = 1073.4
-    assert odd.readout_time == pytest.approx(0.009 * 1072 / 1073, rel=1e-12)
-    assert odd.rescaled(1913, 1072).height == 1072
+    assert (odd.width, odd.height) == (1913, 1072)
+    assert odd.fx == pytest.approx(GYROFLOW_PROFILE["fisheye_params"]["camera_matrix"][0][0]
+                                   * 1913 / 2716, rel=1e-12)
+    assert odd.fy == pytest.approx(GYROFLOW_PROFILE["fisheye_params"]["camera_matrix"][1][1]
+                                   * 1913 / 2716, rel=1e-12)
+    assert odd.readout_time == pytest.approx(0.009 * 1071 / 1072, rel=1e-12)
 
 
 def test_a_gyroflow_mode_of_another_aspect_ratio_is_a_sensor_crop(tmp_path: Path) -> None:
