@@ -108,7 +108,25 @@ def _to_sample(arrays: dict[str, np.ndarray], single: bool) -> dict[str, torch.T
     return out
 
 
-class SyntheticDataset(Dataset):
+class _EpochCrops(Dataset):
+    """Crop windows that are a function of the sample's index and the epoch."""
+
+    epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Fresh crop windows for ``epoch`` (0 at first), as a training loop calls
+        ``DistributedSampler.set_epoch``; the samples themselves stay as they are."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
+            raise ValueError(f"epoch {epoch!r}: a whole number, 0 or more")
+        self.epoch = int(epoch)
+
+
+def _crop_rng(seed: list[int], epoch: int) -> np.random.Generator:
+    # Epoch 0's windows are those training caches have always drawn.
+    return np.random.default_rng([*seed, 1, *([epoch] if epoch else [])])
+
+
+class SyntheticDataset(_EpochCrops):
     """Samples drawn by a :class:`ClipSampler`; sample ``i`` is a function of ``(seed, i)``.
 
     Args:
@@ -117,7 +135,7 @@ class SyntheticDataset(Dataset):
         flow: optical flow backend of the observed translation (a name in ``FLOW_BACKENDS``
             or a function ``(prev, next) -> flow``).
         crop: a random ``crop x crop`` window of every frame and kernel (seeded by the
-            index), or None for whole frames.
+            index and the epoch, :meth:`set_epoch`), or None for whole frames.
         flow_kernel: also give ``flow``, the kernel of optical flow alone (clips only).
         first_estimate: a restoration ``(blurred, traj) -> image`` of whole frames, given as
             ``estimate`` (nets that refine the classical method's).
@@ -165,7 +183,7 @@ class SyntheticDataset(Dataset):
                                               self.flow)["tran"]
         arrays = _with_estimate(arrays, self.first_estimate)
         if self.crop:
-            arrays = _crop(arrays, self.crop, np.random.default_rng([self.sampler.seed, index, 1]))
+            arrays = _crop(arrays, self.crop, _crop_rng([self.sampler.seed, index], self.epoch))
         return _to_sample(arrays, single=len(clip.blurred) == 1)
 
 
@@ -307,12 +325,13 @@ def clip_folders(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob("**/frames.csv") if not hidden_under(p, root))
 
 
-class ClipFolderDataset(Dataset):
+class ClipFolderDataset(_EpochCrops):
     """Windows of ``frames`` consecutive frames from clip folders under ``root``.
 
     Synthetic exports and real footage arranged in the same layout load alike; kernels are
     computed from each folder's gyro, camera and frames as ``gyrodeblur kernels`` would.
-    ``crop`` takes a random (per index, reproducible) window of that size. ``paired``
+    ``crop`` takes a random (per index and epoch, :meth:`set_epoch`, reproducible) window of
+    that size. ``paired``
     (training, benchmarks) refuses folders without ``sharp/`` references. ``first_estimate``
     adds each frame restored by that method (whole, before the crop) as ``estimate``.
     ``per_frame`` (benchmarks) gives one window per frame instead of every run of ``frames``:
@@ -377,6 +396,6 @@ class ClipFolderDataset(Dataset):
             order = np.clip(np.arange(centre - r, centre + r + 1), 0, self.frames - 1)
             window, centre = {k: v[order] for k, v in window.items()}, r
         if self.crop:
-            window = _crop(window, self.crop, np.random.default_rng([index, 1]))
+            window = _crop(window, self.crop, _crop_rng([index], self.epoch))
         sample = _to_sample(window, single=self.frames == 1)
         return sample if centre is None else sample | {"centre": torch.tensor(centre)}

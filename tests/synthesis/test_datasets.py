@@ -258,3 +258,23 @@ def test_scoring_every_frame_fills_windows_at_a_clips_ends_as_deblur_video_does(
         torch.testing.assert_close(first[key][1:], second[key][:2], rtol=0, atol=0)
         torch.testing.assert_close(last[key][1], last[key][2], rtol=0, atol=0)
     assert not torch.equal(first["blurred"][1], first["blurred"][2])
+
+
+def test_crops_change_with_the_epoch_and_come_back_with_it(tmp_path):
+    export_clip(dataset(frames=2).sampler.sample(0), tmp_path / "a")
+    for ds in (dataset(), ClipFolderDataset(tmp_path, frames=1, samples=5)):
+        whole = [ds[i]["blurred"] for i in range(2)]
+        ds.crop = 12
+        first = [ds[i]["blurred"] for i in range(2)]
+        assert all(torch.equal(ds[i]["blurred"], first[i]) for i in range(2))  # reproducible
+        ds.set_epoch(3)
+        later = [ds[i]["blurred"] for i in range(2)]
+        assert any(not torch.equal(a, b) for a, b in zip(first, later, strict=True))
+        for crop, full in zip(later, whole, strict=True):  # a window of the same sample
+            h, w = full.shape[-2:]
+            assert any(torch.equal(full[:, y:y + 12, x:x + 12], crop)
+                       for y in range(h - 11) for x in range(w - 11))
+        ds.set_epoch(0)
+        assert all(torch.equal(ds[i]["blurred"], first[i]) for i in range(2))
+        with pytest.raises(ValueError, match=r"^epoch -1: a whole number, 0 or more$"):
+            ds.set_epoch(-1)
