@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 class InputError(ValueError):
     """Bad input: missing columns, unsorted timestamps, NaN, wrong units, mismatched sizes...
@@ -40,6 +42,18 @@ class InputError(ValueError):
             'gyro.csv: NaN at line 3'
         """
         return self if self.source is not None else InputError(source, self.problem)
+
+
+def is_whole(value: object, at_least: int = 0) -> bool:
+    """Whether ``value`` is an integer (Python's or NumPy's, not a bool) of at least
+    ``at_least``: a count, a size or a seed as a caller may pass it.
+
+    Example:
+        >>> is_whole(3, at_least=1), is_whole(True), is_whole(2.0), is_whole(-1)
+        (True, False, False, False)
+    """
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) \
+        and value >= at_least
 
 
 class Terminated(KeyboardInterrupt):

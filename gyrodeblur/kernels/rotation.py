@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from gyrodeblur.errors import is_whole
 from gyrodeblur.footage import MAX_EXPOSURE
 from gyrodeblur.geometry.camera import Camera, gyroflow_readout
 from gyrodeblur.geometry.gyro import GyroLog, check_mounting, to_camera_frame
@@ -117,7 +118,7 @@ def check_samples(samples: int) -> None:
         ...
         ValueError: samples: need an integer of at least 2 per exposure, got 2.5
     """
-    if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 2:
+    if not is_whole(samples, at_least=2):
         raise ValueError(f"samples: need an integer of at least 2 per exposure, got {samples!r}")
 
 

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from gyrodeblur.errors import InputError
+from gyrodeblur.errors import InputError, is_whole
 from gyrodeblur.fileio import (
     atomic_path,
     file_stamp,
@@ -220,8 +220,7 @@ def make_restorer(method: str = "net", model: str | Path | torch.nn.Module | Non
     if method not in METHODS:
         raise InputError(None, f"method {method!r}: choose one of {', '.join(METHODS)} (a "
                                "network's name or weights go in model, --model)")
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int | np.integer)
-                             or tile < 1):
+    if tile is not None and not is_whole(tile, at_least=1):
         raise InputError(None, f"tile {tile!r}: give a whole number of pixels, at least 1")
     if samples is not None:
         check_samples(samples)

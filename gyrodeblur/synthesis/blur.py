@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gyrodeblur.errors import is_whole
 from gyrodeblur.footage import float_image
 
 Array = TypeVar("Array", torch.Tensor, np.ndarray)
@@ -304,8 +305,7 @@ def blur(sharp: torch.Tensor, traj: torch.Tensor, *,
                          "lens, which kernels.rotation.still_where_no_ray makes still)")
     if saturation is not None and not 1 <= saturation < math.inf:
         raise ValueError(f"saturation is a finite gain >= 1, got {saturation}")
-    if isinstance(subsamples, bool) or not isinstance(subsamples, int | np.integer) or \
-            subsamples < 1:
+    if not is_whole(subsamples, at_least=1):
         raise ValueError(f"subsamples must be an int >= 1, got {subsamples!r}")
     if sharp.numel():
         low, high = (float(v) for v in torch.aminmax(sharp.detach()))

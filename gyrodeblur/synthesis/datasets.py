@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from gyrodeblur.errors import InputError
+from gyrodeblur.errors import InputError, is_whole
 from gyrodeblur.footage import Footage, FrameTiming, hidden_under, read_frames_csv
 from gyrodeblur.geometry.camera import Camera, load_camera
 from gyrodeblur.geometry.gyro import GyroLog, read_gyro
@@ -116,7 +116,7 @@ class _EpochCrops(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Fresh crop windows for ``epoch`` (0 at first), as a training loop calls
         ``DistributedSampler.set_epoch``; the samples themselves stay as they are."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
+        if not is_whole(epoch):
             raise ValueError(f"epoch {epoch!r}: a whole number, 0 or more")
         self.epoch = int(epoch)
 
@@ -155,7 +155,7 @@ class SyntheticDataset(_EpochCrops):
                  first_estimate: Restore | None = None) -> None:
         flow_backend(flow)  # refused now, not in a worker
         _check_crop(crop)
-        if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 0:
+        if not is_whole(length):
             raise ValueError(f"length {length!r}: a whole number of samples, 0 or more")
         size = sampler.settings.width, sampler.settings.height
         if crop and crop > min(size):
@@ -188,8 +188,7 @@ class SyntheticDataset(_EpochCrops):
 
 
 def _check_crop(crop: object) -> None:
-    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int | np.integer)
-                             or crop < 1):
+    if crop is not None and not is_whole(crop, at_least=1):
         raise ValueError(f"crop {crop!r}: a whole number of pixels, at least 1, or None")
 
 

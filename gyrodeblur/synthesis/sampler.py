@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from gyrodeblur.errors import InputError
+from gyrodeblur.errors import InputError, is_whole
 from gyrodeblur.geometry.camera import Camera
 from gyrodeblur.geometry.gyro import GyroLog
 from gyrodeblur.synthesis.blur import SATURATION_THRESHOLD
@@ -223,7 +223,7 @@ class ClipSampler:
 
     def __init__(self, bank: ImageBank, settings: SamplerSettings | None = None,
                  seed: int = 0, traces: Sequence[GyroLog] | None = None) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        if not is_whole(seed):
             raise ValueError(f"seed {seed!r}: a whole number, 0 or more")  # as numpy takes
         self.bank = bank
         self.settings = settings or SamplerSettings()
