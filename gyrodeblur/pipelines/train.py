@@ -32,7 +32,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -891,44 +891,8 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
         failure = None
         if rank == 0:  # checks the run and draws the data alone; the others wait for it
             try:
-                held.enter_context(hold_folder(run.out))
-                run_files = (saved, run.checkpoint, run.weights, run.metrics,
-                             run.out / "tensorboard")
-                if any(cache_path.resolve() == path.resolve() for path in run_files):
-                    raise InputError(None, f"data.cache {cache_path} is a file of the run "
-                                           "itself: give the cache a path of its own")
-                ours = [run.out / name for name in RUN_FILES]
-                if cache_path.resolve().is_relative_to(run.out.resolve()):
-                    ours += [cache_path, cache_parts(cache_path)]  # a draw stopped early
-                if holds_anything(run.out) and not any(path.exists() for path in ours):
-                    raise InputError(run.out, "not empty and not a training run's folder (no "
-                                              "config.yaml nor checkpoint.pt): give a new or "
-                                              "empty --output")
-                if saved.exists() and not run.checkpoint.exists() and \
-                        not written_by_a_run(saved):
-                    raise InputError(saved, "a config.yaml of no run here (no checkpoint.pt), "
-                                     "which this run would replace: use another --output")
-                # The run here: none before it saved anything (config.yaml is this run's
-                # then); where config.yaml is lost, emptied or spoilt, its checkpoint's copy.
-                trained = any(p.exists() for p in (run.checkpoint, run.weights, run.metrics))
-                from_yaml = saved.exists() and _run_config(saved) is not None
-                recorded = None if not trained else _saved_config(saved) if from_yaml else \
-                    _checkpoint_config(run.checkpoint) if run.checkpoint.exists() else None
-                changed = [] if recorded is None else _changed_settings(recorded, config)
-                if changed:
-                    verb = "differs" if len(changed) == 1 else "differ"
-                    resume = f"`gyrodeblur train {saved} -o {run.out}`" if from_yaml \
-                        else "the config its checkpoint records"
-                    raise InputError(run.out, "this run folder holds a run of another model "
-                                     f"or data ({', '.join(changed)} {verb}); resume it with "
-                                     f"{resume} or use another --output")
-                checkpoint_state = _load_checkpoint(run.checkpoint) \
-                    if run.checkpoint.exists() else None
+                checkpoint_state = _check_run_folder(config, run, cache_path, held)
                 saved_step = None if checkpoint_state is None else checkpoint_state.get("step")
-                if isinstance(saved_step, int) and saved_step > t.steps:
-                    raise InputError(run.out, f"the run is at step {saved_step}, past "
-                                              f"train.steps {t.steps}; raise it to continue "
-                                              "the run")
                 # A finished run is not trained: its data are not drawn again (a cache
                 # deleted to free the disk), unless its metrics are to be written again.
                 recorded_metrics = read_record(run.metrics) if saved_step == t.steps else None
@@ -971,31 +935,11 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
             # Rank 0 read it above; loading copies its tensors to the model's device.
             state = checkpoint_state if checkpoint_state is not None else \
                 _load_checkpoint(run.checkpoint, device)
-            try:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                step, history = state["step"], state["history"]
-            except Exception as e:  # one of another model, or of no gyrodeblur run
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else \
-                    f"no {e}" if isinstance(e, KeyError) else type(e).__name__
-                if reason.startswith("Error(s) in loading state_dict"):
-                    reason = "its weights are of another model than the config's"
-                raise _not_resumable(run.checkpoint, reason) from None
-            for group in optimizer.param_groups:  # the train section may have changed it
-                group["weight_decay"] = t.weight_decay
-            seconds_before = state.get("seconds", 0.0)
+            step, history, seconds_before = _resume(run, model, optimizer, state, t)
+            if rank == 0 and note is not None and 0 < step < t.steps:
+                note(_resume_note(run, state, config))
         elif t.init is not None:  # fine-tuning: checked as the config's model by check_config
             model.load_state_dict(load_file(weights_file(t.init), device=str(device)))
-        if rank == 0 and note is not None and 0 < step < t.steps:
-            # As config.yaml spells them (init's path absolute); init, the weights a run
-            # starts from, has no effect on one resumed.
-            before = ((state.get("config") or {}).get("train") or {})
-            now = yaml.safe_load(_config_text(config))["train"]
-            edits = [f"train.{k}" for k, v in now.items()
-                     if k in before and k != "init" and _number(before[k]) != _number(v)]
-            note(f"resuming {run.out} at step {step} of {t.steps}" + (
-                f" ({', '.join(edits)} changed since its checkpoint: they apply from here)"
-                if edits else ""))
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt) and not str(e) and cache_path.exists():
             raise type(e)(f"stopped before training; the data cache {cache_path} is kept "
@@ -1017,17 +961,8 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                 "parameters": sum(p.numel() for p in model.parameters())}
 
     if step == t.steps and run.checkpoint.exists():  # finished: left as it was run
-        metrics = recorded_metrics if rank == 0 else None
-        if rank == 0 and metrics is None:  # its metrics.json lost: written again
-            metrics = metrics_now()
-            _write_metrics(run, metrics)
-        elif rank == 0 and metrics.get("finished") is not True:
-            # Stopped early (--stop-after), then train.steps lowered to the step it stopped at.
-            metrics["finished"] = True
-            _write_metrics(run, metrics)
-        if rank == 0 and note is not None:
-            note(f"the run in {run.out} is finished (step {step} of {t.steps}); raise "
-                 "train.steps to train it on")
+        metrics = _finished_run_metrics(run, step, recorded_metrics, metrics_now, note) \
+            if rank == 0 else None
         if world > 1:
             dist.barrier()
             dist.destroy_process_group()
@@ -1047,29 +982,22 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
         writer = SummaryWriter(str(run.out / "tensorboard"), purge_step=step + 1)
     amp = t.amp and device.type == "cuda"
     share = t.batch // world
-    interrupted: list[int] = []  # Ctrl-C or SIGTERM ends the loop after the step in progress
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        # A signal ignored when the run began (SIGINT of a job a script put in the
-        # background) stays ignored, as it is while the data are drawn.
-        handlers = {number: signal.signal(number, lambda n, frame: interrupted.append(n))
-                    for number in (signal.SIGINT, signal.SIGTERM)
-                    if signal.getsignal(number) is not signal.SIG_IGN}
-    def signalled() -> bool:
-        """Whether a signal came, to this process or (agreed on by all) to any: processes
-        that stopped at different steps would wait for each other forever."""
-        if world == 1:
-            return bool(interrupted)
-        number = torch.tensor([interrupted[0] if interrupted else 0], device=device)
-        dist.all_reduce(number, dist.ReduceOp.MAX)
-        # The agreed value decides: a signal caught after the tensor was made counts at the
-        # next step, on every process alike.
-        agreed = int(number.item())
-        if agreed and not interrupted:
-            interrupted.append(agreed)
-        return bool(agreed)
 
-    try:
+    with _stop_signals() as interrupted:  # Ctrl-C or SIGTERM: stop after the step in progress
+        def signalled() -> bool:
+            """Whether a signal came, to this process or (agreed on by all) to any: processes
+            that stopped at different steps would wait for each other forever."""
+            if world == 1:
+                return bool(interrupted)
+            number = torch.tensor([interrupted[0] if interrupted else 0], device=device)
+            dist.all_reduce(number, dist.ReduceOp.MAX)
+            # The agreed value decides: a signal caught after the tensor was made counts at
+            # the next step, on every process alike.
+            agreed = int(number.item())
+            if agreed and not interrupted:
+                interrupted.append(agreed)
+            return bool(agreed)
+
         while (step < t.steps and (stop_after is None or step - first < stop_after)
                and not signalled()):
             mine = slice(rank * share, (rank + 1) * share)
@@ -1077,28 +1005,12 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                                   for k, v in data.items()},
                                  config.data.crop, np.random.default_rng([t.seed, step]))
             batch = {k: v[mine].to(device, torch.float32) for k, v in batch.items()}
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(t, step)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = torch.nn.functional.l1_loss(predict(net, batch).float(), batch["sharp"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            loss = loss.detach()
-            if world > 1:  # report the global batch's loss (gloo has no AVG)
-                dist.all_reduce(loss)
-                loss = loss / world
-            # Loss and gradients (DDP's averages) are the same on every process: all stop
-            # alike, before a step that would make the weights NaN.
-            gradients = [p.grad for p in model.parameters() if p.grad is not None]
-            norm = get_total_norm(gradients)
-            if not (torch.isfinite(loss) and torch.isfinite(norm)):
-                what, value = ("loss", loss) if not torch.isfinite(loss) else ("gradient norm",
-                                                                              norm)
-                diverged = f"the {what} is {float(value):.3g} at step {step + 1}"
+            loss, diverged = _train_step(net, optimizer, batch, cosine_lr(t, step), amp, world)
+            if diverged:
+                diverged += f" at step {step + 1}"
                 break
-            optimizer.step()
             step += 1
-            history.append(float(loss))
+            history.append(loss)
             if rank == 0:
                 if step % t.log_every == 0 or step == t.steps:
                     writer.add_scalar("loss/l1", float(loss), step)
@@ -1109,9 +1021,6 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
                     _save(run, model, optimizer, step, history, config,
                           seconds_before + time.perf_counter() - started, metrics_now())
                     checkpointed = step
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
     metrics = metrics_now()
     if rank == 0:
         if step != checkpointed:
@@ -1132,6 +1041,145 @@ def _train(config: TrainConfig, run: Run, held: contextlib.ExitStack,
         stop = Terminated if interrupted[0] == signal.SIGTERM else KeyboardInterrupt
         raise stop(f"checkpointed at step {step}, the run resumes from there")
     return metrics
+
+
+def _train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                batch: dict[str, torch.Tensor], lr: float, amp: bool, world: int
+                ) -> tuple[float, str | None]:
+    """One step of ``optimizer`` at learning rate ``lr`` on ``batch`` (this process's share of
+    it); returns the whole batch's loss and, where the step was not taken, why: a loss or
+    gradient norm that is not finite."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    device = batch["sharp"].device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        loss = torch.nn.functional.l1_loss(predict(net, batch).float(), batch["sharp"])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    loss = loss.detach()
+    if world > 1:  # report the global batch's loss (gloo has no AVG)
+        dist.all_reduce(loss)
+        loss = loss / world
+    # Loss and gradients (DDP's averages) are the same on every process: all stop alike,
+    # before a step that would make the weights NaN.
+    norm = get_total_norm([p.grad for p in net.parameters() if p.grad is not None])
+    if not (torch.isfinite(loss) and torch.isfinite(norm)):
+        what, value = ("loss", loss) if not torch.isfinite(loss) else ("gradient norm", norm)
+        return float(loss), f"the {what} is {float(value):.3g}"
+    optimizer.step()
+    return float(loss), None
+
+
+def _check_run_folder(config: TrainConfig, run: Run, cache_path: Path,
+                      held: contextlib.ExitStack) -> dict | None:
+    """Hold ``run.out`` in ``held`` and check that ``config`` may run there: a new or empty
+    folder, or a run of the same model and data not past ``train.steps``. Returns the run's
+    checkpoint (None without one)."""
+    held.enter_context(hold_folder(run.out))
+    saved = run.out / "config.yaml"
+    run_files = (saved, run.checkpoint, run.weights, run.metrics, run.out / "tensorboard")
+    if any(cache_path.resolve() == path.resolve() for path in run_files):
+        raise InputError(None, f"data.cache {cache_path} is a file of the run itself: give the "
+                               "cache a path of its own")
+    ours = [run.out / name for name in RUN_FILES]
+    if cache_path.resolve().is_relative_to(run.out.resolve()):
+        ours += [cache_path, cache_parts(cache_path)]  # a draw stopped early
+    if holds_anything(run.out) and not any(path.exists() for path in ours):
+        raise InputError(run.out, "not empty and not a training run's folder (no config.yaml "
+                                  "nor checkpoint.pt): give a new or empty --output")
+    if saved.exists() and not run.checkpoint.exists() and not written_by_a_run(saved):
+        raise InputError(saved, "a config.yaml of no run here (no checkpoint.pt), which this "
+                                "run would replace: use another --output")
+    # The run here: none before it saved anything (config.yaml is this run's then); where
+    # config.yaml is lost, emptied or spoilt, its checkpoint's copy.
+    trained = any(p.exists() for p in (run.checkpoint, run.weights, run.metrics))
+    from_yaml = saved.exists() and _run_config(saved) is not None
+    recorded = None if not trained else _saved_config(saved) if from_yaml else \
+        _checkpoint_config(run.checkpoint) if run.checkpoint.exists() else None
+    changed = [] if recorded is None else _changed_settings(recorded, config)
+    if changed:
+        verb = "differs" if len(changed) == 1 else "differ"
+        resume = f"`gyrodeblur train {saved} -o {run.out}`" if from_yaml \
+            else "the config its checkpoint records"
+        raise InputError(run.out, "this run folder holds a run of another model or data "
+                                  f"({', '.join(changed)} {verb}); resume it with {resume} or "
+                                  "use another --output")
+    state = _load_checkpoint(run.checkpoint) if run.checkpoint.exists() else None
+    saved_step = None if state is None else state.get("step")
+    if isinstance(saved_step, int) and saved_step > config.train.steps:
+        raise InputError(run.out, f"the run is at step {saved_step}, past train.steps "
+                                  f"{config.train.steps}; raise it to continue the run")
+    return state
+
+
+def _resume(run: Run, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict,
+            settings: TrainSettings) -> tuple[int, list[float], float]:
+    """Load checkpoint ``state`` into ``model`` and ``optimizer``; returns its step, loss
+    history and seconds trained."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, history = state["step"], state["history"]
+    except Exception as e:  # one of another model, or of no gyrodeblur run
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else \
+            f"no {e}" if isinstance(e, KeyError) else type(e).__name__
+        if reason.startswith("Error(s) in loading state_dict"):
+            reason = "its weights are of another model than the config's"
+        raise _not_resumable(run.checkpoint, reason) from None
+    for group in optimizer.param_groups:  # the train section may have changed it
+        group["weight_decay"] = settings.weight_decay
+    return step, history, state.get("seconds", 0.0)
+
+
+def _resume_note(run: Run, state: dict, config: TrainConfig) -> str:
+    """Where a run resumes, with the ``train`` settings changed since its checkpoint."""
+    # As config.yaml spells them (init's path absolute); init, the weights a run starts
+    # from, has no effect on one resumed.
+    before = (state.get("config") or {}).get("train") or {}
+    now = yaml.safe_load(_config_text(config))["train"]
+    edits = [f"train.{k}" for k, v in now.items()
+             if k in before and k != "init" and _number(before[k]) != _number(v)]
+    return f"resuming {run.out} at step {state['step']} of {config.train.steps}" + (
+        f" ({', '.join(edits)} changed since its checkpoint: they apply from here)"
+        if edits else "")
+
+
+def _finished_run_metrics(run: Run, step: int, recorded: dict | None,
+                          metrics_now: Callable[[], dict],
+                          note: Callable[[str], None] | None) -> dict:
+    """The metrics of a run finished at ``step``, left as it was run: its ``metrics.json``,
+    written again where lost or where it did not record the run as finished."""
+    metrics = recorded
+    if metrics is None:  # its metrics.json lost: written again
+        metrics = metrics_now()
+        _write_metrics(run, metrics)
+    elif metrics.get("finished") is not True:
+        # Stopped early (--stop-after), then train.steps lowered to the step it stopped at.
+        metrics["finished"] = True
+        _write_metrics(run, metrics)
+    if note is not None:
+        note(f"the run in {run.out} is finished (step {step} of {step}); raise train.steps to "
+             "train it on")
+    return metrics
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[list[int]]:
+    """Collect SIGINT and SIGTERM into the list yielded instead of stopping at once, so that
+    a run stops after the step in progress, with a checkpoint."""
+    interrupted: list[int] = []
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        # A signal ignored when the run began (SIGINT of a job a script put in the
+        # background) stays ignored, as it is while the data are drawn.
+        handlers = {number: signal.signal(number, lambda n, frame: interrupted.append(n))
+                    for number in (signal.SIGINT, signal.SIGTERM)
+                    if signal.getsignal(number) is not signal.SIG_IGN}
+    try:
+        yield interrupted
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 def _config_text(config: TrainConfig) -> str:
