@@ -1144,7 +1144,7 @@ def evaluate(
 
     from gyrodeblur.fileio import atomic_path, files_digest
     from gyrodeblur.metrics import SSIM_WINDOW
-    from gyrodeblur.models import DeepGyro, dummy_batch, load_model, predict, weights_file
+    from gyrodeblur.models import DeepGyro, load_model, weights_file
     from gyrodeblur.pipelines.deblur import torch_device
     from gyrodeblur.pipelines.evaluate import (
         PRESETS,
@@ -1153,7 +1153,6 @@ def evaluate(
         classic_restore,
         describe_features,
         feature_settings,
-        feature_test,
         features_table,
         folder_benchmark,
         markdown_table,
@@ -1174,22 +1173,8 @@ def evaluate(
         unique.setdefault(key, name)
     model = list(unique.values())
     partial_path = output and output.with_name(output.name + ".partial")
-    for path in (output, partial_path, markdown):
-        if path is None:
-            continue
-        check_output(path, source=[weights_file(name) for name in model if name != "classic"])
-        for inputs in (folder, features, images):
-            # Written among the data, it would be data: a run's own scores so far would make
-            # the data another's, and never resume.
-            if inputs is not None and path.resolve().is_relative_to(inputs.resolve()):
-                raise InputError(path, f"lies inside {inputs}, the data scored; give an output "
-                                       "outside it")
-    if output is not None and markdown is not None and output.resolve() == markdown.resolve():
-        raise InputError(markdown, "is the --output JSON too; give another file")
-    if partial_path is not None and markdown is not None and \
-            partial_path.resolve() == markdown.resolve():
-        raise InputError(markdown, "is where the --output JSON keeps its scores so far (and "
-                                   "removes them when done); give another file")
+    _check_eval_outputs(output, partial_path, markdown, (folder, features, images),
+                        [weights_file(name) for name in model if name != "classic"])
     if features is not None and not features.is_dir():
         raise InputError(features, "no such folder of Oxford sequences")
     if folder is not None and not folder.is_dir():
@@ -1201,30 +1186,10 @@ def evaluate(
         net.to(device)  # in place
     flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
     video = [name for name, (net, _) in models.items() if not isinstance(net, DeepGyro)]
-    if video and frames < 2:
-        raise InputError(None, f"{video[0]} is a video model: give --frames 2 or more")
-    wanted = {cfg.get("samples", 9) for _, cfg in models.values()}
-    if samples is None and len(wanted) > 1:
-        takes = ", ".join(f"{name} {cfg.get('samples', 9)}" for name, (_, cfg) in models.items())
-        raise InputError(None, f"the models take different --samples ({takes}): give "
-                               "--samples N, one T that they all take (a DeepGyro net takes "
-                               "any, a GyroDVD net its own)")
-    T = samples or (wanted.pop() if wanted else 9)
-    for name in video:  # kernel encoders take their T; a net without kernels takes any
-        if models[name][0].kernel != "none" and models[name][1].get("samples", 9) != T:
-            raise InputError(name, f"takes T={models[name][1].get('samples', 9)} kernel samples "
-                                   f"(its kernel encoders' size), not --samples {T}")
+    T = _eval_samples(models, video, frames, samples, device)
     if "classic" in model and samples is None and T < 9:
         err_console.print(f"classic restores with the nets' T={T} kernel samples, a coarser "
                           "path than its own 9 (deblur's): --samples 9 scores it as it deblurs")
-    for name, (net, _) in models.items():  # a dry run, before any data is drawn
-        try:
-            with torch.no_grad():
-                predict(net, {k: v.to(device) for k, v in
-                              dummy_batch(frames, T, flow=flow_kernel, estimate=True).items()})
-        except (ValueError, RuntimeError) as e:
-            raise InputError(name, f"does not take --frames {frames} --samples {T} "
-                                   f"({str(e).splitlines()[0]})") from None
     synthetic_only = {"--count": count, "--size": size, "--preset": preset, "--images": images}
     if folder is not None:
         given = [option for option, value in synthetic_only.items() if value is not None]
@@ -1298,38 +1263,10 @@ def evaluate(
                     "models": {name: {"file": str(weights_file(name)), "config": config}
                                for name, (_, config) in models.items()}}
     if pairs is not None:
-        single = {n: m for n, (m, _) in models.items() if isinstance(m, DeepGyro)}
         if video:
             err_console.print(f"feature test: single images; {', '.join(video)} left out")
-
-        def net_features(image, rot, net, name):
-            x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-            batch = {"blurred": x, "rot": torch.from_numpy(rot)[None]}
-            with torch.no_grad():
-                y = net_restore(net, weights_file(name))(batch)
-            return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
-
-        from gyrodeblur.models.classic import deconvolve
-
-        def classic_features(image, rot):
-            return deconvolve(image.astype(np.float32), rot)
-
-        feature_restorers = {"no restoration": None,
-                             **{name: classic_features if name == "classic" else
-                                functools.partial(net_features, net=single[name], name=name)
-                                for name in model if name == "classic" or name in single}}
         report["benchmark"]["features"] = feature_run
-        report["features"] = {}
-        with resumes_from(partial), LoggedProgress() as bar:
-            for name, restore in feature_restorers.items():
-                scores = partial.earlier("features", name, stamps.get(name))
-                if scores is not None:
-                    err_console.print(f"feature test of {name}: from {partial.path}")
-                else:
-                    scores = feature_test(pairs, restore, samples=T,
-                                          progress=bar_steps(bar, f"feature test: {name}"))
-                    partial.save("features", name, stamps.get(name), scores)
-                report["features"][name] = scores
+        report["features"] = _feature_scores(pairs, model, models, T, partial, stamps)
     table = markdown_table(results, source)
     if "features" in report:
         table += (f"\n{describe_features(report['benchmark']['features'])}\n\n"
@@ -1342,6 +1279,103 @@ def evaluate(
             tmp.write_text(table)
     partial.remove()
     print(table)
+
+
+def _check_eval_outputs(output: Path | None, partial_path: Path | None, markdown: Path | None,
+                        inputs: tuple[Path | None, ...], weights: list[Path]) -> None:
+    """Refuse eval outputs that are inputs (data or ``weights``), lie among the data scored,
+    or are one another."""
+    for path in (output, partial_path, markdown):
+        if path is None:
+            continue
+        check_output(path, source=weights)
+        for folder in inputs:
+            # Written among the data, it would be data: a run's own scores so far would make
+            # the data another's, and never resume.
+            if folder is not None and path.resolve().is_relative_to(folder.resolve()):
+                raise InputError(path, f"lies inside {folder}, the data scored; give an output "
+                                       "outside it")
+    if output is not None and markdown is not None and output.resolve() == markdown.resolve():
+        raise InputError(markdown, "is the --output JSON too; give another file")
+    if partial_path is not None and markdown is not None and \
+            partial_path.resolve() == markdown.resolve():
+        raise InputError(markdown, "is where the --output JSON keeps its scores so far (and "
+                                   "removes them when done); give another file")
+
+
+def _eval_samples(models: dict, video: list[str], frames: int, samples: int | None,
+                  device) -> int:
+    """The kernel samples T that all ``models`` (name: (net, config)) are scored with: the
+    ``samples`` given, else their own; each net tried on a dummy batch of ``frames`` frames
+    before any data are drawn."""
+    import torch
+
+    from gyrodeblur.models import dummy_batch, predict
+
+    if video and frames < 2:
+        raise InputError(None, f"{video[0]} is a video model: give --frames 2 or more")
+    wanted = {cfg.get("samples", 9) for _, cfg in models.values()}
+    if samples is None and len(wanted) > 1:
+        takes = ", ".join(f"{name} {cfg.get('samples', 9)}" for name, (_, cfg) in models.items())
+        raise InputError(None, f"the models take different --samples ({takes}): give "
+                               "--samples N, one T that they all take (a DeepGyro net takes "
+                               "any, a GyroDVD net its own)")
+    T = samples or (wanted.pop() if wanted else 9)
+    for name in video:  # kernel encoders take their T; a net without kernels takes any
+        if models[name][0].kernel != "none" and models[name][1].get("samples", 9) != T:
+            raise InputError(name, f"takes T={models[name][1].get('samples', 9)} kernel samples "
+                                   f"(its kernel encoders' size), not --samples {T}")
+    flow_kernel = any(cfg.get("kernel") == "flow" for _, cfg in models.values())
+    for name, (net, _) in models.items():
+        try:
+            with torch.no_grad():
+                predict(net, {k: v.to(device) for k, v in
+                              dummy_batch(frames, T, flow=flow_kernel, estimate=True).items()})
+        except (ValueError, RuntimeError) as e:
+            raise InputError(name, f"does not take --frames {frames} --samples {T} "
+                                   f"({str(e).splitlines()[0]})") from None
+    return T
+
+
+def _feature_scores(pairs: list, names: list[str], models: dict, T: int, partial,
+                    stamps: dict) -> dict:
+    """DeepGyro's SIFT feature test on Oxford ``pairs``: without restoration, then for each
+    of ``names`` that restores single images ('classic' or a DeepGyro net of ``models``);
+    scores kept in and taken up from ``partial``."""
+    import torch
+
+    from gyrodeblur.models import DeepGyro, weights_file
+    from gyrodeblur.models.classic import deconvolve
+    from gyrodeblur.pipelines.evaluate import feature_test, net_restore
+
+    single = {n: m for n, (m, _) in models.items() if isinstance(m, DeepGyro)}
+
+    def net_features(image, rot, net, name):
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+        batch = {"blurred": x, "rot": torch.from_numpy(rot)[None]}
+        with torch.no_grad():
+            y = net_restore(net, weights_file(name))(batch)
+        return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+    def classic_features(image, rot):
+        return deconvolve(image.astype(np.float32), rot)
+
+    restorers = {"no restoration": None,
+                 **{name: classic_features if name == "classic" else
+                    functools.partial(net_features, net=single[name], name=name)
+                    for name in names if name == "classic" or name in single}}
+    scores = {}
+    with resumes_from(partial), LoggedProgress() as bar:
+        for name, restore in restorers.items():
+            found = partial.earlier("features", name, stamps.get(name))
+            if found is not None:
+                err_console.print(f"feature test of {name}: from {partial.path}")
+            else:
+                found = feature_test(pairs, restore, samples=T,
+                                     progress=bar_steps(bar, f"feature test: {name}"))
+                partial.save("features", name, stamps.get(name), found)
+            scores[name] = found
+    return scores
 
 
 @contextmanager
