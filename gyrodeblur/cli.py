@@ -1652,6 +1652,37 @@ def deblur_image_command(
     err_console.print(f"wrote {output} ({restorer.name})")
 
 
+def _sync_before_deblur(footage, timing, selected, log, cam, search: float,
+                        camera_file: Path, readout_time: float | None):
+    """``deblur --sync auto``: the sync of the ``selected`` frames with ``log``, searched
+    +-``search`` s around ``cam``'s offset (``cam`` at the frames' stored size). Returns
+    ``(sync, None)``, or ``(None, why)`` where it cannot run on this footage (which may still
+    be deblurred: the checks after it refuse what cannot)."""
+    from gyrodeblur.geometry.gyro import check_no_holes
+    from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS, estimate_sync
+    from gyrodeblur.pipelines.kernels import check_frames_covered, exposure_spans
+
+    first, last = exposure_spans(cam, selected, selected.frame)
+    if last.max() - first.min() > log.t[-1] - log.t[0]:  # at no offset: say so first
+        check_frames_covered(log, cam, selected, selected.frame)
+    # As is a hole in the log that every searched offset puts among the frames.
+    check_no_holes(log, first.min() + search, last.max() - search)
+    # A few frames of --range are synchronised with their neighbours' motion too.
+    around = timing.select(int(selected.frame[0]) - FULL_SUPPORT_PAIRS,
+                           min(int(selected.frame[-1]) + FULL_SUPPORT_PAIRS, footage.count))
+    try:
+        with err_console.status("synchronising gyro and video"):
+            found = estimate_sync(footage.frames, around, log, cam, search=search)
+    except InputError as error:
+        return None, str(error)
+    note_narrowed_search(found, search, log)
+    if cam.readout_time == 0:
+        note_global_shutter(camera_file, readout_time, "gyrodeblur sync --readout")
+    err_console.print(f"sync: time_offset {found.time_offset:.4f} s "
+                      f"(confidence {found.confidence:.2f})")
+    return found, None
+
+
 @deblur_app.command("video")
 @reports_input_errors
 def deblur_video_command(
@@ -1734,41 +1765,17 @@ def deblur_video_command(
         restorer = replace(restorer, translation=False)
     found, no_sync = None, None
     if sync == "auto":
-        from gyrodeblur.geometry.gyro import check_no_holes
-        from gyrodeblur.kernels.synchronization import FULL_SUPPORT_PAIRS, estimate_sync
-        from gyrodeblur.pipelines.kernels import check_frames_covered, exposure_spans
-
-        first, last = exposure_spans(cam, selected, selected.frame)
-        if last.max() - first.min() > log.t[-1] - log.t[0]:  # at no offset: say so first
-            check_frames_covered(log, cam, selected, selected.frame)
-        # As is a hole in the log that every searched offset puts among the frames.
-        check_no_holes(log, first.min() + sync_search, last.max() - sync_search)
-        # A few frames of --range are synchronised with their neighbours' motion too.
-        around = timing.select(int(selected.frame[0]) - FULL_SUPPORT_PAIRS,
-                               min(int(selected.frame[-1]) + FULL_SUPPORT_PAIRS, footage.count))
-        try:
-            with err_console.status("synchronising gyro and video"):
-                # On the frames as stored: the camera at their size, not at --size.
-                found = estimate_sync(footage.frames, around, log, stored_cam,
-                                      search=sync_search)
-        except InputError as error:
-            # As for an unreliable estimate: the footage can still be deblurred (the checks
-            # below refuse what cannot).
-            no_sync = str(error)
-            err_console.print(f"no sync ({no_sync}); keeping the time "
+        found, no_sync = _sync_before_deblur(footage, timing, selected, log, stored_cam,
+                                             sync_search, camera, readout_time)
+        if found is not None and found.reliable:
+            cam = cam.replace(time_offset=found.time_offset)
+        elif found is not None:
+            doubt = sync_doubt(found, sync_search, "--sync-search")
+            err_console.print(f"low sync confidence ({doubt}); keeping the time "
                               f"offset {cam.time_offset:.4f} s")
         else:
-            note_narrowed_search(found, sync_search, log)
-            if stored_cam.readout_time == 0:
-                note_global_shutter(camera, readout_time, "gyrodeblur sync --readout")
-            err_console.print(f"sync: time_offset {found.time_offset:.4f} s "
-                              f"(confidence {found.confidence:.2f})")
-            if found.reliable:
-                cam = cam.replace(time_offset=found.time_offset)
-            else:
-                doubt = sync_doubt(found, sync_search, "--sync-search")
-                err_console.print(f"low sync confidence ({doubt}); keeping the time "
-                                  f"offset {cam.time_offset:.4f} s")
+            err_console.print(f"no sync ({no_sync}); keeping the time "
+                              f"offset {cam.time_offset:.4f} s")
     settings = {  # all that decides a resumed frame, the options as given
                 "footage": str(frames.resolve()), "gyro": str(gyro.resolve()),
                 # The files read, by size and time: a log or footage rewritten in place;
