@@ -145,9 +145,9 @@ def random_segment(log: GyroLog, duration: float, rng: np.random.Generator) -> G
         >>> float(seg.t[0]), round(float(seg.t[-1]), 9), len(seg.t)
         (0.0, 2.0, 21)
     """
-    t = log.t
+    t = log.t - log.t[0]  # a tolerance relative to epoch times would be seconds wide
     run_end = _run_ends(t)
-    eps = 1e-9 * max(1.0, abs(float(t[-1])))
+    eps = 1e-9 * max(1.0, float(t[-1]))
     starts = np.flatnonzero(t + duration <= run_end + eps)
     if len(starts) == 0:
         raise ValueError(f"{log.source or 'gyro log'}: no gap-free {duration} s window")

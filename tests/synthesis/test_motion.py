@@ -135,6 +135,18 @@ def test_random_segment_inside_source_and_gap_free():
         random_segment(log, 5.2, rng)
 
 
+def test_random_segment_does_not_depend_on_where_the_clock_starts():
+    # Unix-epoch times: a tolerance scaled by them would be seconds wide.
+    t = np.concatenate([np.arange(0, 2, 1 / 256), np.arange(2.25, 4, 1 / 256)])  # exact dyadic
+    log = GyroLog(t, np.column_stack([t, -t, 2 * t]))
+    epoch = GyroLog(t + 2.0**30, log.w)
+    for seed in range(100):
+        seg = random_segment(log, 0.5, np.random.default_rng(seed))
+        far = random_segment(epoch, 0.5, np.random.default_rng(seed))
+        assert np.array_equal(far.w, seg.w) and np.array_equal(far.t, seg.t)
+        assert far.t[-1] == 0.5 and np.max(np.diff(far.t)) == 1 / 256  # no gap crossed
+
+
 def test_random_segment_of_real_trace():
     log = bundled_traces()[0]  # GyroVD: four short gaps in the source
     dt = np.diff(log.t)
