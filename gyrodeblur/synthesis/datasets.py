@@ -40,10 +40,15 @@ from torch.utils.data import Dataset
 from gyrodeblur.errors import InputError, is_whole
 from gyrodeblur.footage import Footage, FrameTiming, hidden_under, read_frames_csv
 from gyrodeblur.geometry.camera import Camera, load_camera
-from gyrodeblur.geometry.gyro import GyroLog, read_gyro
+from gyrodeblur.geometry.gyro import GyroLog, check_covers, read_gyro
 from gyrodeblur.kernels.clip import iter_frame_kernels
 from gyrodeblur.kernels.flow import FlowBackend, flow_backend
-from gyrodeblur.kernels.rotation import camera_orientation, complete_camera, still_where_no_ray
+from gyrodeblur.kernels.rotation import (
+    camera_orientation,
+    complete_camera,
+    exposure_span,
+    still_where_no_ray,
+)
 from gyrodeblur.synthesis.sampler import ClipSampler
 
 
@@ -56,7 +61,11 @@ def observed_kernels(frames: np.ndarray, log: GyroLog, camera: Camera, timing: F
     through the lens gets no blur (:func:`still_where_no_ray`), as ``deblur`` restores it.
     """
     camera = complete_camera(camera, log)
-    orientation = camera_orientation(log, camera)
+    first, last = exposure_span(camera, timing.t_start, timing.exposure)
+    check_covers(log, float(first.min()), float(last.max()),
+                 "check the clip's camera time_offset and the frames CSV")
+    # The frames' span only: a device's whole log would take seconds a window.
+    orientation = camera_orientation(log, camera, (float(first.min()), float(last.max())))
     translation = len(frames) > 1
     ks = list(iter_frame_kernels(orientation, camera, timing, timing.frame, samples,
                                  zip(timing.frame, frames, strict=True), translation, flow))

@@ -144,7 +144,7 @@ def test_clip_folder_problems_name_the_clip_or_file(tmp_path):
     (clip / "camera.json").write_text(json.dumps(camera))
     lines = (clip / "gyro.csv").read_text().splitlines()
     (clip / "gyro.csv").write_text("\n".join(lines[:4]) + "\n")
-    with pytest.raises(InputError, match=r"clip: gyro covers"):
+    with pytest.raises(InputError, match=r"clip/gyro\.csv: gyro covers .* but the frames need"):
         ClipFolderDataset(tmp_path / "a", frames=1, samples=5)[0]
 
 
@@ -278,3 +278,24 @@ def test_crops_change_with_the_epoch_and_come_back_with_it(tmp_path):
         assert all(torch.equal(ds[i]["blurred"], first[i]) for i in range(2))
         with pytest.raises(ValueError, match=r"^epoch -1: a whole number, 0 or more$"):
             ds.set_epoch(-1)
+
+
+def test_clip_folder_windows_integrate_only_the_gyro_around_their_frames(tmp_path, monkeypatch):
+    import gyrodeblur.kernels.rotation as rotation
+
+    ds = dataset(frames=3, errors=NO_ERRORS)
+    export_clip(ds.sampler.sample(0), tmp_path / "clip")
+    expected = ClipFolderDataset(tmp_path, frames=3, samples=5)[0]["rot"]
+    # The device's whole log instead of the clip's: a quarter of an hour more at 1 kHz.
+    gyro = tmp_path / "clip" / "gyro.csv"
+    t = np.loadtxt(gyro, delimiter=",", skiprows=1, usecols=0)
+    more = t[-1] + np.arange(1, 1_000_001) * 1e-3
+    with gyro.open("a") as file:
+        np.savetxt(file, np.column_stack([more, np.zeros((len(more), 3))]), delimiter=",")
+    integrated = []
+    integrate = rotation.integrate
+    monkeypatch.setattr(rotation, "integrate", lambda t, w: integrated.append(len(t)) or
+                        integrate(t, w))
+    got = ClipFolderDataset(tmp_path, frames=3, samples=5)[0]["rot"]
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    assert integrated and max(integrated) < len(t) + 2000  # the clip's span and a margin
