@@ -64,6 +64,15 @@ def test_constant_rate_closed_form():
     np.testing.assert_allclose(orientation.at(q), exp_so3(w * (q - t[0])[:, None]), atol=1e-10)
 
 
+def test_constant_rate_closed_form_over_a_long_log_at_epoch_times():
+    # 150 000 samples: the integration's chunks of steps join without a step lost or doubled.
+    w = np.array([0.4, -1.1, 2.3])
+    t = 2.0**30 + np.arange(150_001) / 8192  # Unix-epoch seconds, exact in float64
+    orientation = integrate(t, np.tile(w, (len(t), 1)))
+    k = np.array([1, 65_535, 65_536, 65_537, 131_072, 131_073, 150_000])
+    np.testing.assert_allclose(orientation.R[k], exp_so3(w * (t[k] - t[0])[:, None]), atol=1e-9)
+
+
 def test_matches_ode_integration_of_varying_rate():
     # dR/dt = R [w(t)]x with w(t) the interval means: solved by an adaptive ODE solver.
     rng = np.random.default_rng(1)
