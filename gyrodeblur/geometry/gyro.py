@@ -379,7 +379,8 @@ def _read_gcsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     t = data[:, 0] * tscale
     if len(t):
         extra["clock_start"] = float(t[0])
-        t = t - t[0]
+        # Rebased before scaling: integer µs since the epoch stay exact.
+        t = (data[:, 0] - data[0, 0]) * tscale
     return t, data[:, 1:] * gscale, lines, extra
 
 

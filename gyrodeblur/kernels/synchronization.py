@@ -302,17 +302,17 @@ def _usable_pairs(timing: FrameTiming, log: GyroLog, offset: float, search: floa
         raise InputError(log.source or None,
                          f"{widest_hole_text(gaps[meets.any(axis=0)])}: fewer than "
                          f"{MIN_PAIRS} frame pairs are clear of its holes over the searched "
-                         f"offsets ({offset:g} +-{search:g} s); search a narrower span, or give "
-                         "frames away from the hole")
+                         f"offsets ({seconds_text(offset)} +-{search:g} s); search a narrower "
+                         "span, or give frames away from the hole")
     raise InputError(log.source or None,
                      f"gyro covers {seconds_text(log.t[0], 3)} to {seconds_text(log.t[-1], 3)} s "
                      f"but the frames need {seconds_text(first.min(), 3)} to "
                      f"{seconds_text(last.max(), 3)} s at the camera's time offset "
-                     f"({offset:g} s), searched over +-{search:g} s: it covers fewer than "
-                     f"{MIN_PAIRS} frame pairs at any of those offsets (a gyro log shorter "
-                     "than the clip, or clocks that differ: set a rough --time-offset, about 0 "
-                     "for a .gcsv or a camera file's own gyro; a video's timestamps start at "
-                     f"0){clock_note(log)}")
+                     f"({seconds_text(offset)} s), searched over +-{search:g} s: it covers "
+                     f"fewer than {MIN_PAIRS} frame pairs at any of those offsets (a gyro log "
+                     "shorter than the clip, or clocks that differ: set a rough --time-offset, "
+                     "about 0 for a .gcsv or a camera file's own gyro; a video's timestamps "
+                     f"start at 0){clock_note(log)}")
 
 
 def _check_motion(orientation: Orientation, camera: Camera, interval: float,

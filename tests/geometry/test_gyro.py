@@ -75,6 +75,15 @@ def test_gcsv_integer_rows(tmp_path):
     np.testing.assert_array_equal(log.imu_to_camera @ [0, 1, 0], [0, -1, 0])
 
 
+def test_gcsv_microseconds_since_the_epoch_keep_their_intervals_exact(tmp_path):
+    stamps = 1_700_000_000_000_000 + np.arange(0, 5000, 1000) + [0, 1, 0, 3, 0]
+    body = "".join(f"{s},0,0,1\n" for s in stamps)
+    p = _csv(tmp_path / "epoch.gcsv", "GYROFLOW IMU LOG\ntscale,0.000001\ngscale,1\nt,gx,gy,gz\n"
+             + body)
+    log = read_gyro(p)
+    np.testing.assert_allclose(log.t, (stamps - stamps[0]) * 1e-6, rtol=0, atol=1e-15)
+
+
 def test_a_log_knowing_its_axes_or_readout_is_not_written_where_they_would_be_lost(tmp_path):
     t, w = np.array([0.0, 0.01, 0.02]), np.ones((3, 3))
     turned = gyroflow_imu_to_camera("YxZ")

@@ -344,7 +344,7 @@ def test_cli_sync_json_finds_a_frames_csv_shift(clip, tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].startswith("error:")
     assert "gyro covers" in result.output and "set a rough --time-offset" in result.output
-    assert "at the camera's time offset (5 s)" in " ".join(result.output.split())
+    assert "at the camera's time offset (5.000000 s)" in " ".join(result.output.split())
     # A --range too short to synchronise is named, not the frames file that times it.
     result = CliRunner().invoke(app, args + ["--range", "3:5"])
     assert result.exit_code == 2 and "error: --range 3:5: 3 frame(s) with 2 consecutive " \
