@@ -30,7 +30,8 @@ def check_output(path: str | Path, folder: bool = False,
                  source: str | Path | Iterable[str | Path | None] | None = None) -> None:
     """Refuse, before any work is done, an output that could not be written.
 
-    A file must not be an existing folder (a folder output not an existing file), nor the
+    A file must not be an existing folder (a folder output not an existing file), a device,
+    a pipe or ``-`` (standard output, which gyrodeblur does not write to), nor the
     ``source`` it is made from (or any of several), and the folder written into (an existing
     output folder, else the nearest existing ancestor) must be writable.
 
@@ -47,6 +48,13 @@ def check_output(path: str | Path, folder: bool = False,
     sources = [source] if isinstance(source, str | Path) else source or []
     if any(s is not None and os.path.realpath(path) == os.path.realpath(s) for s in sources):
         raise InputError(path, "would overwrite an input; give another output")
+    if str(path) == "-":
+        raise InputError(path, "gyrodeblur does not write to standard output: give a file "
+                               "name (./- for one named so)")
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        # The finished output replaces what is there: /dev/null would become a file.
+        raise InputError(path, "is not a regular file (a device, pipe or socket): give a file "
+                               "path")
     if not folder and path.is_dir():
         raise InputError(path, "is a folder, not a file")
     if folder and path.exists() and not path.is_dir():

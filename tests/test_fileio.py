@@ -69,6 +69,20 @@ def test_an_output_that_is_a_link_is_replaced_and_what_it_points_to_left_alone(t
     assert (tmp_path / "inputs" / "frame.png").read_text() == "input"
 
 
+@pytest.mark.parametrize("folder", [False, True])
+def test_devices_pipes_and_dash_are_refused_as_outputs_and_left_alone(tmp_path, folder):
+    # Replaced by the finished file, /dev/null would become one (root may write /dev).
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "stdout").symlink_to(tmp_path / "pipe")  # as /dev/stdout in a pipeline
+    for output in (os.devnull, tmp_path / "pipe", tmp_path / "stdout"):
+        with pytest.raises(InputError, match=r"is not a regular file .*: give a file"):
+            fileio.check_output(output, folder=folder)
+    with pytest.raises(InputError, match=r"^-: gyrodeblur does not write to standard output"):
+        fileio.check_output("-", folder=folder)
+    assert (tmp_path / "pipe").is_fifo() and (tmp_path / "stdout").is_symlink()
+    assert Path(os.devnull).is_char_device()
+
+
 def test_a_broken_link_is_no_output_folder(tmp_path):
     (tmp_path / "pictures").symlink_to(tmp_path / "link")
     (tmp_path / "link").symlink_to(tmp_path / "gone")  # named at the end of the chain
