@@ -51,7 +51,25 @@ SamplesOption = Annotated[int, typer.Option(min=2, max=MAX_SAMPLES,
 
 # A message is one line, whatever its length; ":name:" in a path or value is no emoji.
 # Messages name files and folders: no markup read in them (only "error:" is styled).
-err_console = Console(stderr=True, soft_wrap=True, emoji=False, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False, markup=False, highlight=False)
+
+BROKEN_PIPE = 141
+"""Exit status where standard output's reader left (``| head``): a shell's for SIGPIPE."""
+
+
+class StdoutConsole(Console):
+    """Standard output for tables, 80 columns at least: narrower, they would cut names and
+    numbers (a terminal wraps them instead). Where its reader left, the command ends as
+    where a ``print`` finds it gone (rich's own way exits with status 1, which ``sync``
+    gives an unreliable estimate)."""
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.width = max(self.width, 80)
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
 
 
 class OneLineUsageErrors(typer.core.TyperGroup):
@@ -157,7 +175,9 @@ def reports_input_errors(command):
         previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
         try:
             _check_finite(kwargs)
-            return command(*args, **kwargs)
+            done = command(*args, **kwargs)
+            sys.stdout.flush()  # here, where a reader gone (`| head`) is caught below
+            return done
         except InputError as e:
             # Escaped: file names and hints such as "gyrodeblur[onnx]" are not markup.
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
@@ -165,7 +185,7 @@ def reports_input_errors(command):
             raise typer.Exit(2) from None
         except BrokenPipeError:  # stdout's reader left (`| head`): it wants no more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(1) from None  # quietly, as rich ends a table's broken pipe
+            raise typer.Exit(BROKEN_PIPE) from None  # quietly
         except OSError as e:  # the system refused a write: full disk, read-only, ...
             where = f"{escape(str(e.filename))}: " if e.filename else ""
             err_console.print(f"[bold red]error:[/] {where}{escape(e.strerror or str(e))}",
@@ -506,20 +526,19 @@ _CENTURY_S = 100 * 365.25 * 86400  # timedelta takes up to a million years only
 class LoggedProgress(Progress):
     """Rich progress bars that, where stderr is not a terminal (``nohup``, a batch job's log
     file), print one plain line per task every ``LOG_EVERY_S`` seconds and when it ends: a
-    redrawn bar never reaches a log."""
+    redrawn bar never reaches a log, also where FORCE_COLOR asks rich for colour there."""
 
     LOG_EVERY_S = 60.0
 
     def __init__(self) -> None:
         super().__init__(TextColumn("{task.description}", markup=False), BarColumn(),
                          MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
-                         transient=False,
-                         disable=not err_console.is_terminal)
+                         transient=False, disable=not sys.stderr.isatty())
         self._logged: dict[TaskID, float] = {}
 
     def update(self, task_id: TaskID, **changes) -> None:
         super().update(task_id, **changes)
-        if self.console.is_terminal:
+        if not self.disable:
             return
         task = next(t for t in self.tasks if t.id == task_id)
         now = time.monotonic()
@@ -795,6 +814,12 @@ def sync(
     note_narrowed_search(result, search, log)
     if not readout and cam.readout_time == 0:
         note_global_shutter(camera, readout_time, "--readout")
+    if output is not None and result.reliable:  # first: a closed stdout must not lose it
+        found = {"time_offset": result.time_offset}
+        if result.readout_time is not None:
+            found["readout_time"] = result.readout_time
+            found["readout_direction"] = result.readout_direction
+        save_camera(cam.replace(**found), output)
     if json_output:
         out = {"time_offset": result.time_offset, "confidence": result.confidence,
                "pairs": result.pairs_used, "explained": result.explained,
@@ -834,11 +859,6 @@ def sync(
                               "stored, a quarter or half turn from the upright ones")
         raise typer.Exit(1)
     if output is not None:
-        found = {"time_offset": result.time_offset}
-        if result.readout_time is not None:
-            found["readout_time"] = result.readout_time
-            found["readout_direction"] = result.readout_direction
-        save_camera(cam.replace(**found), output)
         err_console.print(f"wrote {output}")
 
 
@@ -1077,13 +1097,17 @@ def train(
             return
         with LoggedProgress() as bar:
             drawing = bar.add_task("data cache", total=None, visible=False)
-            # Shown from the first step on: a run that fails to start prints only its error.
-            task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps, visible=False)
+            # Shown and timed from the first step on (not the data cache's drawing): a run
+            # that fails to start prints only its error.
+            task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps, visible=False,
+                                start=False)
 
             def show_cache(done: int, count: int) -> None:
                 bar.update(drawing, completed=done, total=count, visible=True)
 
             def show(step: int, steps: int, loss: float) -> None:
+                if not next(t for t in bar.tasks if t.id == task).started:
+                    bar.start_task(task)
                 bar.update(task, completed=step, description=f"train {cfg.name} L1 {loss:.4f}",
                            visible=True)
 
@@ -1444,7 +1468,7 @@ def export_onnx(
         if result.max_abs_diff is not None:
             line += (f"; onnxruntime vs PyTorch on random {CHECK_SHAPE.width}x"
                      f"{CHECK_SHAPE.height} inputs: max abs difference {result.max_abs_diff:.1e}")
-        print(line)
+        err_console.print(line, highlight=False)
 
 
 @app.command()
@@ -1500,7 +1524,7 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
         table.add_column(column, no_wrap=column != "arch")
     for v in variants:
         table.add_row(v["name"], v["arch"], f"{v['parameters']:,}")
-    Console(emoji=False).print(table)
+    StdoutConsole(emoji=False).print(table)
     # Benchmarks are long descriptions: numbered in the table, spelled out below it.
     benchmarks = list(dict.fromkeys(s["benchmark"] for s in shipped if "benchmark" in s))
     rows = [(s["name"] + " *" * s["default"], f"{s['parameters']:,}",
@@ -1516,7 +1540,7 @@ def models(json_output: Annotated[bool, typer.Option("--json", help="JSON output
             [len(row[i]) for row in rows] + [len(column)]) if i else None)
     for row in rows:
         table.add_row(*row)
-    Console(emoji=False).print(table)
+    StdoutConsole(emoji=False).print(table)
     print("* the default of `deblur --method net`\nparams: of the net as its weights' config "
           "builds it (kernel samples T)\n" + "".join(
         f"[{number}] {benchmark}\n" for number, benchmark in enumerate(benchmarks, 1)), end="")

@@ -705,3 +705,17 @@ def test_frames_the_gyro_blurs_beyond_themselves_are_named_and_all_of_them_refus
     assert "during every frame's exposure, more than the 80x60 frame: is the exposure in " \
            "seconds, the gyro in rad/s?" in result.output
     assert not (clip / "out.npz").exists()
+
+
+def test_a_progress_log_stays_plain_lines_where_colour_is_forced(monkeypatch, capsys):
+    from gyrodeblur.cli import LoggedProgress, err_console
+
+    # FORCE_COLOR (CI jobs set it for coloured logs) makes rich take any stderr for a terminal.
+    monkeypatch.setattr(err_console, "_force_terminal", True)
+    assert err_console.is_terminal
+    with LoggedProgress() as bar:
+        task = bar.add_task("frames", total=3)
+        for done in range(1, 4):
+            bar.update(task, completed=done)
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.splitlines()[-1].startswith("frames: 3/3 (100%)")

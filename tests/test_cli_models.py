@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from gyrodeblur.cli import app
@@ -38,12 +39,14 @@ def test_a_training_runs_folder_stands_for_its_weights(tmp_path):
     assert weights_file(tmp_path) == tmp_path  # an empty folder: no weights there
 
 
-def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly():
+@pytest.mark.parametrize("listing", [["--json"], []])
+def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly(listing):
     import subprocess
     import sys
 
-    # `gyrodeblur models --json | head -c 0`: the reader has gone before anything is written.
-    process = subprocess.Popen([sys.executable, "-m", "gyrodeblur", "models", "--json"],
+    # `gyrodeblur models | head -c 0`: the reader has gone before anything is written. The
+    # table and the JSON end alike, with a shell's status for it.
+    process = subprocess.Popen([sys.executable, "-m", "gyrodeblur", "models", *listing],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.close()
-    assert process.wait(timeout=120) == 1 and process.stderr.read() == b""
+    assert process.wait(timeout=120) == 141 and process.stderr.read() == b""

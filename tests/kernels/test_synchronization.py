@@ -126,6 +126,29 @@ def test_cli_sync_names_a_readout_direction_that_differs_from_the_cameras(tmp_pa
     assert (said in result.stderr) == (readout_time > 0)
 
 
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_cli_sync_writes_its_camera_also_where_stdouts_reader_has_left(tmp_path, unbuffered):
+    import os
+    import subprocess
+    import sys
+
+    clip = make_clip(0)
+    export_clip(replace(clip, recorded_camera=believed(clip)), tmp_path / "c")
+    folder = tmp_path / "c"
+    # `gyrodeblur sync ... -o cam.json | true`: the reader gone before the result is printed.
+    run = subprocess.Popen(
+        [sys.executable, "-m", "gyrodeblur", "sync", folder / "blurred", "--gyro",
+         folder / "gyro.csv", "--camera", folder / "camera.json", "--frames-csv",
+         folder / "frames.csv", "--max-pairs", "8", "-o", tmp_path / "cam.json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": unbuffered})
+    run.stdout.close()
+    stderr = run.stderr.read()
+    assert run.wait() == 141, stderr  # a shell's status for a reader gone
+    assert "Exception" not in stderr and "Traceback" not in stderr
+    assert abs(load_camera(tmp_path / "cam.json").time_offset - OFFSET) < 1e-3
+
+
 def test_periodic_motion_gives_low_confidence():
     # A 6 Hz shake alone: offsets a period apart fit alike, whatever the coarse grid says.
     t = np.arange(0.0, 2 * MARGIN + FRAMES / FPS + 0.02, 1 / 400)

@@ -1270,3 +1270,25 @@ def test_training_leaves_the_callers_random_state_as_it_was(cache, tmp_path):
     a = load_model(tmp_path / "a" / "model.safetensors", fuse=False)[0].state_dict()
     b = load_model(tmp_path / "b" / "model.safetensors", fuse=False)[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_training_log_times_the_steps_not_the_data_cache(cache, tmp_path, monkeypatch):
+    import time
+
+    from typer.testing import CliRunner
+
+    import gyrodeblur.pipelines.train as train_module
+    from gyrodeblur.cli import app
+    from gyrodeblur.pipelines.train import _config_text
+
+    drawn = train_module.build_cache
+    monkeypatch.setattr(train_module, "build_cache",
+                        lambda *args: time.sleep(3) or drawn(*args))  # a long draw
+    (tmp_path / "tiny.yaml").write_text(_config_text(config(cache)))
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "tiny.yaml"), "-o",
+                                      str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    # Not a terminal: a line at the first step and one at the last, timed from the first.
+    lines = [line for line in result.stderr.splitlines() if line.startswith("train tiny")]
+    seconds = [int(re.search(r"\d/6 \(\d+%\), 0:00:(\d\d) elapsed", line)[1]) for line in lines]
+    assert len(seconds) == 2 and max(seconds) < 3, lines
