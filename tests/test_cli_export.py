@@ -12,8 +12,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_export_writes_the_model_and_reports_the_difference(tmp_path):
     result = CliRunner().invoke(app, ["export", "deepblind-s", "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert f"deepblind-s: wrote {tmp_path / 'deepblind-s.onnx'}" in result.stdout
-    diff = float(re.search(r"max abs difference (\S+)", result.stdout).group(1))
+    assert f"deepblind-s: wrote {tmp_path / 'deepblind-s.onnx'}" in result.stderr
+    diff = float(re.search(r"max abs difference (\S+)", result.stderr).group(1))
     assert diff < 1e-4
     assert [p.name for p in tmp_path.iterdir()] == ["deepblind-s.onnx"]
 
@@ -37,7 +37,7 @@ def test_a_model_named_twice_is_exported_once(tmp_path):
     result = CliRunner().invoke(app, ["export", "deepblind-s", "deepblind-s", "--no-check",
                                       "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("wrote") == 1
+    assert result.stderr.count("wrote") == 1
 
 
 def test_missing_extra_is_one_line(tmp_path, monkeypatch):
@@ -63,7 +63,7 @@ def test_output_ending_in_onnx_is_the_file_for_one_model(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["mine.onnx"]
     result = CliRunner().invoke(app, ["export", "deepgyro-s", "--no-check",
                                       "-o", str(tmp_path / "gyro.onnx")])
-    assert result.exit_code == 0 and "gyro.onnx (kernels of T=9)" in result.stdout
+    assert result.exit_code == 0 and "gyro.onnx (kernels of T=9)" in result.stderr
     (tmp_path / "gyro.onnx").unlink()
     result = CliRunner().invoke(app, ["export", "deepblind-s", "deepgyro-s", "--no-check",
                                       "-o", str(tmp_path / "two.onnx")])
@@ -107,10 +107,19 @@ def test_weights_named_with_brackets_are_exported_and_never_overwritten(tmp_path
     result = CliRunner().invoke(app, ["export", str(weights), "--no-check", "-o",
                                       str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert f"{weights}: wrote {tmp_path / 'out' / 'deepblind-s.onnx'}" in result.stdout
+    assert f"{weights}: wrote {tmp_path / 'out' / 'deepblind-s.onnx'}" in result.stderr
     (tmp_path / "pin.onnx").symlink_to(weights)  # the output named by a link to the input
     before = weights.read_bytes()
     result = CliRunner().invoke(app, ["export", str(weights), "--no-check", "-o",
                                       str(tmp_path / "pin.onnx")])
     assert result.exit_code == 2 and "pin.onnx: would overwrite an input" in result.output
     assert weights.read_bytes() == before
+
+
+def test_a_folder_name_that_is_not_utf8_is_exported_into(tmp_path):
+    import os
+
+    folder = tmp_path / os.fsdecode(b"onnx\xff")  # bytes a file system takes, no UTF-8
+    result = CliRunner().invoke(app, ["export", "deepblind-s", "-o", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in folder.iterdir()] == ["deepblind-s.onnx"]

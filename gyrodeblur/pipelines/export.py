@@ -23,6 +23,7 @@ GyroDVD); the exported graph always reflects, and onnxruntime refuses such tiny 
 from __future__ import annotations
 
 import importlib
+import io
 import re
 import warnings
 from dataclasses import dataclass
@@ -182,13 +183,15 @@ def to_onnx(net: nn.Module, path: str | Path, opset: int = OPSET) -> None:
         warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX")
         warnings.filterwarnings("ignore", "Constant folding - Only steps=1")
         warnings.filterwarnings("ignore", "The feature will be removed")
-        torch.onnx.export(_Positional(net).eval(), example, str(path),
+        # In memory, then written by Python: a path that is not UTF-8 is no string for ONNX.
+        graph = io.BytesIO()
+        torch.onnx.export(_Positional(net).eval(), example, graph,
                           input_names=list(input_names(net)), output_names=[OUTPUT],
                           dynamic_axes=dynamic_axes(net), opset_version=opset, dynamo=False)
-    model = onnx.load(str(path))
+    model = onnx.load_from_string(graph.getvalue())
     onnx.helper.set_model_props(model, usage(net))
-    onnx.save(model, str(path))
-    onnx.checker.check_model(str(path))
+    onnx.checker.check_model(model)
+    Path(path).write_bytes(model.SerializeToString())
 
 
 def max_difference(net: nn.Module, path: str | Path, shape: Shape = CHECK_SHAPE,
@@ -198,7 +201,8 @@ def max_difference(net: nn.Module, path: str | Path, shape: Shape = CHECK_SHAPE,
     import onnxruntime
 
     inputs = random_inputs(net, shape, seed)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(Path(path).read_bytes(),
+                                           providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {name: x.numpy() for name, x in inputs.items()})
     with torch.no_grad():
         want = net(**inputs).numpy()
